@@ -1,0 +1,1 @@
+"""The enrichment service: battle summaries over the battles database."""

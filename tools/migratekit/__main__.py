@@ -1,0 +1,5 @@
+import sys
+
+from migratekit.cli import main
+
+sys.exit(main())

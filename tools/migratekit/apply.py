@@ -1,0 +1,525 @@
+"""Apply one service's migrations to one database, the seed's way done properly.
+
+One connection holds a session advisory lock keyed by database and tracking table (the
+example TypeScript runners take the same key), so replicas starting together take turns and
+each migration runs exactly once. Each migration commits together with its tracking row;
+files that cannot run in a transaction run statement by statement and are recorded last.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from migratekit.databases import redact
+from migratekit.migration import Migration, SqlSyntaxError, Statement, body, load_migrations
+
+SEED_COLUMNS = frozenset({"version", "applied_at", "checksum", "execution_time_ms"})
+RETRYABLE = {"55P03": "lock timeout", "40P01": "deadlock"}
+LOCK_KEY = "hashtextextended('migratekit:' || current_database() || ':' || %s, 0)"
+
+
+@dataclass(frozen=True)
+class Options:
+    """How to apply; defaults are the workspace defaults."""
+
+    tracking_table: str = "schema_migrations"
+    lock_timeout: str = "5s"
+    statement_timeout: str = "5min"
+    lock_wait: float = 60.0  # seconds to wait for another runner's advisory lock
+    connect_wait: float = 0.0  # seconds to keep retrying while the server is starting
+    retries: int = 3  # extra attempts after a lock timeout or deadlock
+    allow_changed: bool = False
+    out_of_order: bool = False
+    dry_run: bool = False
+
+
+@dataclass(frozen=True)
+class Applied:
+    version: str
+    checksum: str
+    execution_time_ms: int
+    transactional: bool
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why a service stopped: the file and line where there is one, PostgreSQL's message, what to do."""
+
+    message: str
+    file: str | None = None
+    line: int | None = None
+    sqlstate: str | None = None
+    hint: str = ""
+    statements_done: int | None = None  # non-transactional files: how many statements had run
+    invalid_indexes: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        where = f"{self.file}:{self.line}: " if self.file and self.line else f"{self.file}: " if self.file else ""
+        state = f" (SQLSTATE {self.sqlstate})" if self.sqlstate else ""
+        parts = [f"{where}{self.message}{state}"]
+        if self.statements_done is not None:
+            parts.append(
+                f"{self.statements_done} statement(s) of this file ran and stay applied; the file is not "
+                "recorded, so the next run repeats it (its idempotent form makes that safe)"
+            )
+        if self.invalid_indexes:
+            parts.append(
+                f"INVALID index(es) left by a failed CONCURRENTLY build: {', '.join(self.invalid_indexes)}; "
+                "drop them (DROP INDEX CONCURRENTLY IF EXISTS) before re-running"
+            )
+        if self.hint:
+            parts.append(self.hint)
+        return "; ".join(parts)
+
+
+class MigrationFailed(Exception):
+    """Raised by `run_migrations` so a service's startup can exit non-zero."""
+
+    def __init__(self, result: Result):
+        super().__init__(result.failure.describe() if result.failure else result.outcome)
+        self.result = result
+
+
+@dataclass(frozen=True)
+class Result:
+    """What happened to one service's database."""
+
+    service: str
+    outcome: str  # "applied", "up to date", "planned", "failed", "skipped"
+    applied: tuple[Applied, ...] = ()
+    already_applied: int = 0
+    pending: tuple[str, ...] = ()
+    elapsed_ms: int = 0
+    failure: Failure | None = None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome in ("applied", "up to date", "planned")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The pending files of one database, and what stops them (pure comparison of files and rows)."""
+
+    pending: tuple[Migration, ...]
+    already_applied: int
+    problems: tuple[Failure, ...] = ()
+    rechecksum: tuple[Migration, ...] = ()  # edited files whose new checksum --allow-changed records
+    notes: tuple[str, ...] = field(default=())
+
+
+def plan(migrations: Sequence[Migration], applied: Mapping[str, str], options: Options) -> Plan:
+    """Compare files with tracking rows (version -> checksum)."""
+    files = {m.version: m for m in migrations}
+    problems: list[Failure] = []
+    rechecksum: list[Migration] = []
+    notes: list[str] = []
+    for version, checksum in sorted(applied.items()):
+        migration = files.get(version)
+        if migration is None:
+            problems.append(
+                Failure(
+                    "applied, but the file is gone",
+                    file=f"{version}.sql",
+                    hint="restore the file from version control; never delete an applied migration",
+                )
+            )
+        elif checksum not in migration.checksums:
+            if options.allow_changed:
+                rechecksum.append(migration)
+                notes.append(
+                    f"{migration.filename}: recorded new checksum {migration.checksum} "
+                    f"(was {checksum}) after a deliberate edit (--allow-changed)"
+                )
+            else:
+                problems.append(
+                    Failure(
+                        f"changed after it was applied (applied checksum {checksum}, file now {migration.checksum})",
+                        file=migration.filename,
+                        hint="restore the applied text and put the change in a new migration; or, after a "
+                        "deliberate edit, re-run with --allow-changed to record the new checksum",
+                    )
+                )
+    pending = tuple(m for m in migrations if m.version not in applied)
+    newest = max(applied, default="")
+    for migration in pending:
+        if migration.version < newest and not options.out_of_order:
+            problems.append(
+                Failure(
+                    f"pending, but sorts before {newest}, which is already applied",
+                    file=migration.filename,
+                    hint="renumber it after the newest applied migration, or re-run with --out-of-order",
+                )
+            )
+    return Plan(pending, len(applied), tuple(problems), tuple(rechecksum), tuple(notes))
+
+
+ProgressFn = Callable[[str, str | None], None]  # (service, version being applied or None when done)
+
+
+def run_migrations(
+    conninfo: str, migrations_dir: str | Path, *, service: str | None = None, **options: object
+) -> Result:
+    """The runner for Python services: apply `migrations_dir` before serving; raise MigrationFailed on failure."""
+    directory = Path(migrations_dir)
+    result = apply_service(
+        service or directory.parent.name,
+        conninfo,
+        load_migrations(directory),
+        Options(**options),  # type: ignore[arg-type]
+    )
+    if not result.ok:
+        raise MigrationFailed(result)
+    return result
+
+
+def apply_service(
+    service: str,
+    conninfo: str | None,
+    migrations: Sequence[Migration],
+    options: Options,
+    progress: ProgressFn | None = None,
+) -> Result:
+    """Bring one database up to date with `migrations` (or, with dry_run, say what would run)."""
+    started = time.monotonic()
+
+    def done(outcome: str, **kwargs: object) -> Result:
+        elapsed = int((time.monotonic() - started) * 1000)
+        return Result(service, outcome, elapsed_ms=elapsed, **kwargs)  # type: ignore[arg-type]
+
+    if conninfo is None:  # dry run against a database that does not exist yet
+        pending = plan(migrations, {}, options)
+        return done("planned", pending=tuple(m.version for m in pending.pending))
+    try:
+        conn = _connect(conninfo, options.connect_wait)
+    except Failed as exc:
+        return done("failed", failure=exc.failure)
+    try:
+        with conn:
+            return _apply(conn, service, migrations, options, progress, done)
+    except Failed as exc:
+        return done("failed", failure=exc.failure)
+    except psycopg.OperationalError as exc:  # the connection broke mid-run
+        return done(
+            "failed",
+            failure=Failure(
+                f"lost the connection: {redact(str(exc)).strip()}",
+                hint="re-run when the server is back; nothing half-applied was recorded",
+            ),
+        )
+
+
+class Failed(Exception):
+    def __init__(self, failure: Failure):
+        super().__init__(failure.message)
+        self.failure = failure
+
+
+def _connect(conninfo: str, wait: float) -> psycopg.Connection:
+    deadline = time.monotonic() + wait
+    delay = 0.1
+    while True:
+        try:
+            return psycopg.connect(conninfo, autocommit=True, connect_timeout=10, application_name="migratekit")
+        except psycopg.OperationalError as exc:
+            message = redact(str(exc)).strip()
+            transient = any(
+                s in message
+                for s in (
+                    "Connection refused",
+                    "starting up",
+                    "shutting down",
+                    "No such file or directory",
+                    "timeout expired",
+                )
+            )
+            if transient and time.monotonic() + delay < deadline:
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                continue
+            hint = (
+                "check the host and port, or raise --wait while the server starts"
+                if transient
+                else "check the user, password and database name in the URL"
+            )
+            raise Failed(Failure(f"cannot connect to {redact(conninfo)}: {message}", hint=hint)) from None
+
+
+def _apply(
+    conn: psycopg.Connection,
+    service: str,
+    migrations: Sequence[Migration],
+    options: Options,
+    progress: ProgressFn | None,
+    done: Callable[..., Result],
+) -> Result:
+    table = _table_identifier(options.tracking_table)
+    if options.dry_run:
+        rows = _applied_rows(conn, options.tracking_table, table) if _table_state(conn, options) == "ok" else {}
+        the_plan = plan(migrations, rows, options)
+        if the_plan.problems:
+            return done("failed", failure=the_plan.problems[0], already_applied=the_plan.already_applied)
+        return done(
+            "planned", pending=tuple(m.version for m in the_plan.pending), already_applied=the_plan.already_applied
+        )
+
+    key = conn.execute(sql.SQL("SELECT " + LOCK_KEY), (options.tracking_table,)).fetchone()[0]  # type: ignore[index]
+    _lock(conn, key, options.lock_wait, options.tracking_table)
+    try:
+        _ensure_table(conn, options, table)
+        rows = _applied_rows(conn, options.tracking_table, table)
+        the_plan = plan(migrations, rows, options)
+        if the_plan.problems:
+            return done("failed", failure=the_plan.problems[0], already_applied=the_plan.already_applied)
+        for migration in the_plan.rechecksum:
+            conn.execute(
+                sql.SQL("UPDATE {} SET checksum = %s WHERE version = %s").format(table),
+                (migration.checksum, migration.version),
+            )
+        applied: list[Applied] = []
+        for migration in the_plan.pending:
+            if progress:
+                progress(service, migration.version)
+            try:
+                applied.append(_apply_one(conn, migration, options, table))
+            except Failed as exc:
+                return done(
+                    "failed",
+                    applied=tuple(applied),
+                    already_applied=the_plan.already_applied,
+                    failure=exc.failure,
+                    notes=the_plan.notes,
+                )
+        return done(
+            "applied" if applied else "up to date",
+            applied=tuple(applied),
+            already_applied=the_plan.already_applied,
+            notes=the_plan.notes,
+        )
+    finally:
+        if not conn.closed and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+        if progress:
+            progress(service, None)
+
+
+def _table_identifier(tracking_table: str) -> sql.Composable:
+    return sql.Identifier(*tracking_table.split("."))
+
+
+def _table_state(conn: psycopg.Connection, options: Options) -> str:
+    """ "absent", "ok", or raise Failed for a table of another tool's shape."""
+    row = conn.execute("SELECT to_regclass(%s)::oid", (options.tracking_table,)).fetchone()
+    if row is None or row[0] is None:
+        return "absent"
+    columns = {
+        r[0]
+        for r in conn.execute(
+            "SELECT attname FROM pg_attribute WHERE attrelid = %s AND attnum > 0 AND NOT attisdropped", (row[0],)
+        )
+    }
+    if SEED_COLUMNS <= columns:
+        return "ok"
+    if columns == {"version", "dirty"}:
+        tool = "golang-migrate's (version, dirty)"
+    elif columns == {"version"}:
+        tool = "dbmate's (version only)"
+    else:
+        tool = f"an unknown tool's ({', '.join(sorted(columns))})"
+    raise Failed(
+        Failure(
+            f"{options.tracking_table} exists with {tool} shape, not the seed's "
+            "(version, applied_at, checksum, execution_time_ms); migratekit will not write into it",
+            hint="set tracking_table for this service in workspace.yaml to a new table, or migrate the other "
+            "tool's history into the seed's shape first",
+        )
+    )
+
+
+def _ensure_table(conn: psycopg.Connection, options: Options, table: sql.Composable) -> None:
+    if _table_state(conn, options) == "ok":
+        return
+    parts = options.tracking_table.split(".")
+    if len(parts) == 2:
+        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(parts[0])))
+    conn.execute(
+        sql.SQL(
+            "CREATE TABLE IF NOT EXISTS {} (version TEXT PRIMARY KEY, "
+            "applied_at TIMESTAMPTZ NOT NULL DEFAULT NOW(), checksum TEXT NOT NULL, "
+            "execution_time_ms INTEGER NOT NULL)"
+        ).format(table)
+    )
+    conn.execute(
+        sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {}(applied_at DESC)").format(
+            sql.Identifier(f"idx_{parts[-1]}_applied_at"), table
+        )
+    )
+
+
+def _applied_rows(conn: psycopg.Connection, name: str, table: sql.Composable) -> dict[str, str]:
+    return {v: c for v, c in conn.execute(sql.SQL("SELECT version, checksum FROM {}").format(table))}
+
+
+def _lock(conn: psycopg.Connection, key: int, wait: float, tracking_table: str) -> None:
+    deadline = time.monotonic() + wait
+    delay = 0.05
+    while not conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]:  # type: ignore[index]
+        if time.monotonic() + delay > deadline:
+            holder = conn.execute(
+                "SELECT l.pid, a.application_name, a.client_addr::text, a.backend_start::text "
+                "FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid "
+                "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
+                "AND l.classid = %s::bigint::oid AND l.objid = %s::bigint::oid",
+                ((key >> 32) & 0xFFFFFFFF, key & 0xFFFFFFFF),
+            ).fetchone()
+            who = (
+                (
+                    f"backend pid {holder[0]} ({holder[1] or 'no application_name'}, "
+                    f"from {holder[2] or 'local socket'}, connected {holder[3]})"
+                )
+                if holder
+                else "another session"
+            )
+            raise Failed(
+                Failure(
+                    f"another runner holds the migration lock for {tracking_table}: {who}; waited {wait:g}s",
+                    hint="wait for it to finish, or raise the lock wait; pg_terminate_backend(pid) ends a stuck one",
+                )
+            )
+        time.sleep(delay)
+        delay = min(delay * 2, 0.5)
+
+
+def _apply_one(conn: psycopg.Connection, migration: Migration, options: Options, table: sql.Composable) -> Applied:
+    try:
+        statements: tuple[Statement, ...] | None = migration.statements
+        transactional, _why = migration.transaction_mode()
+    except SqlSyntaxError:
+        statements, transactional = None, True  # let PostgreSQL report it, with its own position
+    attempt = 0
+    while True:
+        try:
+            if transactional:
+                return _in_transaction(conn, migration, statements, options, table)
+            return _statement_by_statement(conn, migration, statements or (), options, table)
+        except Failed as exc:
+            if exc.failure.sqlstate in RETRYABLE and attempt < options.retries:
+                attempt += 1
+                time.sleep(random.uniform(0.05, 0.2) * 2**attempt)  # jittered backoff
+                continue
+            if exc.failure.sqlstate in RETRYABLE:
+                raise Failed(
+                    replace(
+                        exc.failure,
+                        hint=f"{RETRYABLE[exc.failure.sqlstate]} persisted after {attempt + 1} attempts; "
+                        "find the session holding the lock (pg_locks) or raise lock_timeout in workspace.yaml",
+                    )
+                ) from None
+            raise
+
+
+def _settings(local: bool, options: Options) -> list[sql.Composable]:
+    scope = sql.SQL("SET LOCAL" if local else "SET")
+    return [
+        sql.SQL("{} lock_timeout = {}").format(scope, sql.Literal(options.lock_timeout)),
+        sql.SQL("{} statement_timeout = {}").format(scope, sql.Literal(options.statement_timeout)),
+    ]
+
+
+def _in_transaction(
+    conn: psycopg.Connection,
+    migration: Migration,
+    statements: tuple[Statement, ...] | None,
+    options: Options,
+    table: sql.Composable,
+) -> Applied:
+    started = time.monotonic()
+    current: Statement | None = None
+    try:
+        with conn.transaction():
+            for setting in _settings(True, options):
+                conn.execute(setting)
+            if statements is None:
+                conn.execute(migration.text.encode())
+            else:
+                for current in body(statements):
+                    conn.execute(current.text.encode())
+            elapsed = int((time.monotonic() - started) * 1000)
+            conn.execute(
+                sql.SQL("INSERT INTO {} (version, checksum, execution_time_ms) VALUES (%s, %s, %s)").format(table),
+                (migration.version, migration.checksum, elapsed),
+            )
+    except psycopg.OperationalError:
+        raise
+    except psycopg.Error as exc:
+        raise Failed(_failure(exc, migration, current)) from None
+    return Applied(migration.version, migration.checksum, elapsed, True)
+
+
+def _statement_by_statement(
+    conn: psycopg.Connection,
+    migration: Migration,
+    statements: tuple[Statement, ...],
+    options: Options,
+    table: sql.Composable,
+) -> Applied:
+    started = time.monotonic()
+    for setting in _settings(False, options):
+        conn.execute(setting)
+    try:
+        for done, statement in enumerate(statements):
+            try:
+                conn.execute(statement.text.encode())
+            except psycopg.OperationalError:
+                raise
+            except psycopg.Error as exc:
+                if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                    conn.execute("ROLLBACK")  # the file's own transaction, left open by the failure
+                invalid = tuple(
+                    r[0]
+                    for r in conn.execute(
+                        "SELECT indexrelid::regclass::text FROM pg_index WHERE NOT indisvalid ORDER BY 1"
+                    )
+                )
+                raise Failed(
+                    replace(_failure(exc, migration, statement), statements_done=done, invalid_indexes=invalid)
+                ) from None
+        elapsed = int((time.monotonic() - started) * 1000)
+        conn.execute(
+            sql.SQL("INSERT INTO {} (version, checksum, execution_time_ms) VALUES (%s, %s, %s)").format(table),
+            (migration.version, migration.checksum, elapsed),
+        )
+    finally:
+        if not conn.closed and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+            conn.execute("RESET lock_timeout")
+            conn.execute("RESET statement_timeout")
+    return Applied(migration.version, migration.checksum, elapsed, False)
+
+
+def _failure(exc: psycopg.Error, migration: Migration, statement: Statement | None) -> Failure:
+    """PostgreSQL's message, placed at the file's line: the statement's, moved by the error's position."""
+    diag = exc.diag
+    line = statement.line if statement else None
+    position = int(diag.statement_position) if diag.statement_position else None
+    text = statement.text if statement else migration.text
+    if position:
+        offset = text[: position - 1].count("\n")
+        line = (line or 1) + offset
+    message = diag.message_primary or str(exc).strip()
+    if diag.message_detail:
+        message += f" ({diag.message_detail})"
+    hint = diag.message_hint or ""
+    if "extension" in message and ("control file" in message or diag.sqlstate == "58P01"):
+        hint = (
+            "this server's binaries lack the extension: the pgserver wheel ships no contrib modules; "
+            "install the machine's PostgreSQL server (postgresql-contrib) or point the URL at a server that has it"
+        )
+    return Failure(redact(message), file=migration.filename, line=line, sqlstate=diag.sqlstate, hint=hint)

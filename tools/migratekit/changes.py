@@ -1,0 +1,37 @@
+"""Which services changed since a git ref: the "affected" mode of Nx and Turborepo."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from migratekit.errors import ConfigError
+from migratekit.workspace import Workspace
+
+
+def changed_paths(root: Path, ref: str) -> set[Path]:
+    """Files differing from `ref` in the working tree, committed or not, plus untracked ones."""
+
+    def git(*args: str) -> list[str]:
+        result = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True)
+        if result.returncode != 0:
+            raise ConfigError(
+                f"git {' '.join(args)} failed in {root}: {result.stderr.strip()}; "
+                "pass a ref that exists (a branch, tag or commit)"
+            )
+        return [line for line in result.stdout.splitlines() if line]
+
+    git("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+    top = Path(git("rev-parse", "--show-toplevel")[0])
+    names = git("diff", "--name-only", "--no-renames", ref, "--") + git("ls-files", "--others", "--exclude-standard")
+    return {(top / name).resolve() for name in names}
+
+
+def changed_services(workspace: Workspace, ref: str) -> set[str]:
+    """Services with a migration file added, edited or deleted since `ref`."""
+    paths = changed_paths(workspace.root, ref)
+    return {
+        name
+        for name, service in workspace.services.items()
+        if any(p.is_relative_to(service.migrations_dir.resolve()) for p in paths)
+    }

@@ -1,0 +1,98 @@
+"""Where each service's database comes from, and how a URL is shown without its password.
+
+One resolver for every task and for the tests: the service's URL variable when it is set,
+otherwise a database of the embedded cluster named after the service (or its `database` key).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from migratekit.embedded import Embedded
+from migratekit.errors import ConfigError
+from migratekit.workspace import Service
+
+
+@dataclass(frozen=True)
+class DatabaseSource:
+    """Where one service's database is; `url` (which may hold a password) is never shown."""
+
+    service: str
+    kind: str  # "url": from the environment variable; "embedded": the toolkit's own cluster
+    env_var: str
+    database: str
+    url: str | None = field(default=None, repr=False)
+
+    def describe(self) -> str:
+        if self.kind == "url" and self.url:
+            return redact(self.url)
+        return f"embedded/{self.database}"
+
+
+def resolve(service: Service, environ: Mapping[str, str] | None = None) -> DatabaseSource:
+    """The source of one service's database; pure, starts nothing."""
+    url = (os.environ if environ is None else environ).get(service.database_url_env, "").strip()
+    if url:
+        _validate(url, service)
+        return DatabaseSource(service.name, "url", service.database_url_env, service.database, url)
+    return DatabaseSource(service.name, "embedded", service.database_url_env, service.database)
+
+
+def connection_urls(
+    root: Path, services: Iterable[Service], environ: Mapping[str, str] | None = None, create: bool = True
+) -> dict[str, str | None]:
+    """A URL for every service, starting the embedded cluster and creating databases only if needed.
+
+    With create=False nothing is started or created: an embedded database that does not exist
+    yet maps to None (a dry run treats it as empty).
+    """
+    urls: dict[str, str | None] = {}
+    embedded = Embedded(root)
+    for service in services:
+        source = resolve(service, environ)
+        if source.url:
+            urls[service.name] = source.url
+        elif create:
+            urls[service.name] = embedded.ensure_database(source.database)
+        else:
+            urls[service.name] = embedded.existing_database(source.database)
+    return urls
+
+
+def _validate(url: str, service: Service) -> None:
+    try:
+        conninfo_to_dict(url)
+    except Exception as exc:  # psycopg raises ProgrammingError with the (password-free) reason
+        raise ConfigError(
+            f"${service.database_url_env} (service {service.name}) is not a valid PostgreSQL URL: "
+            f"{redact(str(exc))}; use postgresql://user@host:5432/dbname"
+        ) from None
+
+
+def with_database(url: str, database: str) -> str:
+    """The same server and credentials, another database."""
+    return make_conninfo(url, dbname=database)
+
+
+_KEYWORD_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+
+
+def redact(url: str) -> str:
+    """`url` with any password replaced by `***`, for messages, logs and reports."""
+    if "://" in url:
+        parts = urlsplit(url)
+        if parts.password is not None:
+            host = parts.hostname or ""
+            if parts.port:
+                host += f":{parts.port}"
+            url = urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+        query_redacted = re.sub(r"(password=)[^&]*", r"\1***", url, flags=re.IGNORECASE)
+        return query_redacted
+    return _KEYWORD_PASSWORD.sub(r"\1***", url)

@@ -1,0 +1,318 @@
+"""The embedded default database: a private PostgreSQL cluster under `<root>/.migratekit/`.
+
+It lets `invoke migrate-all` work on a laptop with no database configured. Binaries come from
+the machine's PostgreSQL server when there is one (it has contrib extensions such as uuid-ossp),
+else from the `pgserver` wheel. The cluster is tuned for development (fsync off) and listens on
+127.0.0.1 only, with trust authentication, on a port chosen when it starts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import glob
+import json
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from migratekit.errors import MigratekitError
+
+STATE_DIR = ".migratekit"
+SUPERUSER = "postgres"
+_TOOLS = ("initdb", "pg_ctl", "postgres")
+
+
+@dataclass(frozen=True)
+class Binaries:
+    bindir: Path
+    source: str  # "machine" or "pgserver wheel"
+
+    def tool(self, name: str) -> str:
+        return str(self.bindir / name)
+
+
+def find_binaries() -> Binaries:
+    """The machine's newest PostgreSQL server binaries, else the pgserver wheel's."""
+    candidates: list[Path] = []
+    pg_config = shutil.which("pg_config")
+    if pg_config:
+        with contextlib.suppress(subprocess.CalledProcessError, OSError):
+            candidates.append(Path(_run([pg_config, "--bindir"]).strip()))
+    initdb = shutil.which("initdb")
+    if initdb:
+        candidates.append(Path(initdb).resolve().parent)
+    candidates.extend(
+        sorted((Path(p) for p in glob.glob("/usr/lib/postgresql/*/bin")), key=_major_of_path, reverse=True)
+    )
+    for bindir in candidates:
+        if all((bindir / t).exists() for t in _TOOLS):
+            return Binaries(bindir, "machine")
+    try:
+        import pgserver  # type: ignore[import-untyped]
+    except ImportError:
+        pgserver = None
+    if pgserver is not None:
+        bindir = Path(pgserver.__file__).parent / "pginstall" / "bin"
+        if all((bindir / t).exists() for t in _TOOLS):
+            return Binaries(bindir, "pgserver wheel")
+    raise MigratekitError(
+        "no PostgreSQL server binaries found for the embedded database: install the machine's "
+        "postgresql package or the pgserver wheel, or set the service's DATABASE_URL variable"
+    )
+
+
+def _major_of_path(path: Path) -> int:
+    try:
+        return int(path.parent.name.split(".")[0])
+    except ValueError:
+        return 0
+
+
+def _run(cmd: list[str], **kwargs: object) -> str:
+    return subprocess.run(cmd, check=True, capture_output=True, text=True, **kwargs).stdout  # type: ignore[call-overload, no-any-return]
+
+
+@dataclass(frozen=True)
+class EmbeddedServer:
+    """A running embedded cluster: where it is, which port, which binaries."""
+
+    datadir: Path
+    port: int
+    binaries: Binaries
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/{database}"
+
+
+class Embedded:
+    """Start, stop and use the cluster that lives under `<root>/.migratekit/`."""
+
+    def __init__(self, root: Path):
+        self.home = Path(root) / STATE_DIR
+        self.state_file = self.home / "embedded.json"
+
+    def _state(self) -> dict[str, object]:
+        try:
+            return dict(json.loads(self.state_file.read_text()))
+        except (OSError, ValueError):
+            return {}
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Serialise start/stop between processes (two `invoke` runs, parallel test workers)."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        _ignore_in_git(self.home)
+        with open(self.home / "lock", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def running(self) -> EmbeddedServer | None:
+        state = self._state()
+        if not state or not (Path(str(state["datadir"])) / "postmaster.pid").exists():
+            return None
+        binaries = Binaries(Path(str(state["bindir"])), str(state["source"]))
+        result = subprocess.run(
+            [binaries.tool("pg_ctl"), "status", "-D", str(state["datadir"])],
+            capture_output=True,
+            text=True,
+            **_as_owner(),
+        )
+        if result.returncode != 0:
+            return None
+        return EmbeddedServer(Path(str(state["datadir"])), int(str(state["port"])), binaries)
+
+    def start(self) -> EmbeddedServer:
+        """Start the cluster (creating it the first time); reuse it when it already runs."""
+        with self._locked():
+            server = self.running()
+            if server is not None:
+                return server
+            state = self._state()
+            binaries = (
+                Binaries(Path(str(state["bindir"])), str(state["source"]))
+                if state and Path(str(state["bindir"]), "pg_ctl").exists()
+                else find_binaries()
+            )
+            datadir = Path(str(state["datadir"])) if "datadir" in state else self._pick_datadir()
+            if not (datadir / "PG_VERSION").exists():
+                self._initdb(binaries, datadir)
+            port = int(str(state.get("port", 0)))
+            if not port or not _port_free(port):
+                port = _free_port()
+            log = datadir.parent / "server.log"
+            result = subprocess.run(
+                [
+                    binaries.tool("pg_ctl"),
+                    "start",
+                    "-w",
+                    "-t",
+                    "60",
+                    "-D",
+                    str(datadir),
+                    "-l",
+                    str(log),
+                    "-o",
+                    f"-p {port}",
+                ],
+                capture_output=True,
+                text=True,
+                **_as_owner(),
+            )
+            if result.returncode != 0:
+                tail = log.read_text(errors="replace")[-2000:] if log.exists() else result.stderr
+                raise MigratekitError(f"the embedded PostgreSQL in {datadir} did not start:\n{tail.strip()}")
+            state = {"datadir": str(datadir), "bindir": str(binaries.bindir), "source": binaries.source, "port": port}
+            self.state_file.write_text(json.dumps(state, indent=2) + "\n")
+            return EmbeddedServer(datadir, port, binaries)
+
+    def stop(self) -> bool:
+        """Stop the cluster; False when it was not running. Its data stays for the next start."""
+        with self._locked():
+            server = self.running()
+            if server is None:
+                return False
+            subprocess.run(
+                [server.binaries.tool("pg_ctl"), "stop", "-m", "fast", "-w", "-D", str(server.datadir)],
+                check=True,
+                capture_output=True,
+                **_as_owner(),
+            )
+            return True
+
+    def ensure_database(self, name: str) -> str:
+        """Create database `name` if missing; return its URL."""
+        server = self.start()
+        create_database(server.url(), name, exist_ok=True)
+        return server.url(name)
+
+    def existing_database(self, name: str) -> str | None:
+        """The URL of database `name` if the cluster runs and has it; starts and creates nothing."""
+        server = self.running()
+        if server is None:
+            return None
+        with psycopg.connect(server.url(), autocommit=True) as conn:
+            found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        return server.url(name) if found else None
+
+    def _pick_datadir(self) -> Path:
+        """`.migratekit/pg/data`, unless the server's user cannot reach it (a checkout under /root)."""
+        preferred = self.home / "pg" / "data"
+        if os.geteuid() != 0 or _reachable_by(_server_user(), self.home):
+            return preferred
+        import hashlib
+        import tempfile
+
+        tag = hashlib.sha256(str(self.home.resolve()).encode()).hexdigest()[:12]
+        return Path(tempfile.gettempdir()) / f"migratekit-{tag}" / "data"
+
+    def _initdb(self, binaries: Binaries, datadir: Path) -> None:
+        datadir.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:  # the server's user must own its directory and the log beside it
+            user = _server_user()
+            for path in (datadir.parent, datadir):
+                os.chown(path, user.pw_uid, user.pw_gid)
+        datadir.chmod(0o700)
+        result = subprocess.run(
+            [
+                binaries.tool("initdb"),
+                "-D",
+                str(datadir),
+                "-U",
+                SUPERUSER,
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-locale",
+                "--no-instructions",
+            ],
+            capture_output=True,
+            text=True,
+            **_as_owner(),
+        )
+        if result.returncode != 0:
+            raise MigratekitError(f"initdb failed for the embedded database in {datadir}:\n{result.stderr.strip()}")
+        with open(datadir / "postgresql.conf", "a") as conf:
+            conf.write(
+                "\n# migratekit embedded development cluster\n"
+                "listen_addresses = '127.0.0.1'\n"
+                "unix_socket_directories = ''\n"
+                "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
+                "max_connections = 200\n"
+            )
+
+
+def create_database(admin_url: str, name: str, exist_ok: bool = False) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        if exist_ok and conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            return
+        try:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        except psycopg.errors.DuplicateDatabase:
+            if not exist_ok:
+                raise
+
+
+def drop_database(admin_url: str, name: str) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def _server_user() -> pwd.struct_passwd:
+    """initdb refuses root, so as root the cluster runs as `postgres` (or `nobody`)."""
+    for name in ("postgres", "nobody"):
+        with contextlib.suppress(KeyError):
+            return pwd.getpwnam(name)
+    raise MigratekitError("running as root, and neither a 'postgres' nor a 'nobody' user exists to own the cluster")
+
+
+def _as_owner() -> dict[str, object]:
+    if os.geteuid() != 0:
+        return {}
+    user = _server_user()
+    return {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": [], "cwd": "/"}
+
+
+def _reachable_by(user: pwd.struct_passwd, path: Path) -> bool:
+    probe = subprocess.run(
+        ["test", "-x", str(path)],
+        user=user.pw_uid,
+        group=user.pw_gid,
+        extra_groups=[],
+        cwd="/",
+        capture_output=True,
+    )
+    return probe.returncode == 0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def _ignore_in_git(home: Path) -> None:
+    """Keep the cluster out of `git status` even in a repository that does not ignore it yet."""
+    ignore = home / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text("*\n")

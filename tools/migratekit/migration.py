@@ -1,0 +1,216 @@
+"""A migration file: its version, checksum, header and statements, read exactly as the seed's runner reads it.
+
+Compatibility with the seed's TypeScript runner is the point of this module: version is the
+file name without `.sql`, the checksum is the first 16 hex digits of SHA-256 over the text
+as UTF-8 (Node's `readFile(..., 'utf-8')` keeps a byte-order mark and turns invalid bytes into
+U+FFFD, and so do we), and files are applied in sorted name order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from types import MappingProxyType
+
+from pglast import parser as pg_parser
+
+NAME = re.compile(r"^(?P<number>\d+)_(?P<slug>[a-z0-9]+(?:_[a-z0-9]+)*)\.sql$")
+HEADER_LINE = re.compile(r"^--\s*(?P<key>[A-Za-z][A-Za-z -]*?)\s*:\s*(?P<value>.*?)\s*$")
+NO_TRANSACTION_DIRECTIVE = "no-transaction"
+BOM = "\ufeff"
+
+# Statements PostgreSQL refuses to run inside a transaction block.
+_NEVER_IN_TRANSACTION = {
+    "VacuumStmt": "VACUUM",
+    "CreatedbStmt": "CREATE DATABASE",
+    "DropdbStmt": "DROP DATABASE",
+    "AlterSystemStmt": "ALTER SYSTEM",
+    "CreateTableSpaceStmt": "CREATE TABLESPACE",
+    "DropTableSpaceStmt": "DROP TABLESPACE",
+}
+
+
+def seed_checksum(data: bytes) -> str:
+    """The seed runner's checksum of a file's bytes."""
+    text = data.decode("utf-8", errors="replace")
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def checksum_variants(data: bytes) -> frozenset[str]:
+    """Checksums of the same file as another checkout may hold it: as is, LF, CRLF, without a BOM.
+
+    A Windows checkout (autocrlf) or an editor adding a BOM changes bytes but not the migration,
+    so none of these forms counts as an edit.
+    """
+    text = data.decode("utf-8", errors="replace")
+    bare = text.removeprefix(BOM)
+    lf = bare.replace("\r\n", "\n")
+    crlf = lf.replace("\n", "\r\n")
+    forms = {text, bare, lf, crlf, BOM + lf, BOM + crlf}
+    return frozenset(hashlib.sha256(f.encode("utf-8")).hexdigest()[:16] for f in forms)
+
+
+class SqlSyntaxError(ValueError):
+    """The file is not SQL that PostgreSQL's parser accepts; `line` is 1-based."""
+
+    def __init__(self, message: str, line: int):
+        super().__init__(message)
+        self.line = line
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One top-level statement: its text, the line it starts on, and its parse-tree node type."""
+
+    text: str
+    line: int
+    kind: str
+    node: Mapping[str, object] = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One numbered SQL file of a service."""
+
+    path: Path
+    data: bytes = field(repr=False)
+
+    @property
+    def filename(self) -> str:
+        return self.path.name
+
+    @property
+    def version(self) -> str:
+        return self.path.name.removesuffix(".sql")
+
+    @property
+    def number(self) -> int | None:
+        match = NAME.match(self.filename)
+        return int(match["number"]) if match else None
+
+    @property
+    def description(self) -> str:
+        match = NAME.match(self.filename)
+        return match["slug"].replace("_", " ") if match else self.version
+
+    @cached_property
+    def text(self) -> str:
+        return self.data.decode("utf-8", errors="replace")
+
+    @cached_property
+    def checksum(self) -> str:
+        return seed_checksum(self.data)
+
+    @cached_property
+    def checksums(self) -> frozenset[str]:
+        return checksum_variants(self.data)
+
+    @cached_property
+    def header(self) -> Mapping[str, str]:
+        return parse_header(self.text)
+
+    @cached_property
+    def statements(self) -> tuple[Statement, ...]:
+        """Top-level statements from PostgreSQL's own parser; raises SqlSyntaxError."""
+        return parse_statements(self.text)
+
+    def transaction_mode(self) -> tuple[bool, str]:
+        """(runs in one transaction, why not) for this file; see `transaction_mode`."""
+        return transaction_mode(self.statements, self.header)
+
+
+def parse_header(text: str) -> Mapping[str, str]:
+    """Leading `-- Key: value` comment lines, keys lower-cased (`migration`, `description`, `created`, `migratekit`)."""
+    header: dict[str, str] = {}
+    for line in text.removeprefix(BOM).splitlines():
+        stripped = line.strip()
+        if not stripped:
+            continue
+        if not stripped.startswith("--"):
+            break
+        match = HEADER_LINE.match(stripped)
+        if match:
+            key = match["key"].strip().lower()
+            header[key] = f"{header[key]} {match['value']}" if key in header else match["value"]
+    return MappingProxyType(header)
+
+
+def parse_statements(text: str) -> tuple[Statement, ...]:
+    data = text.encode("utf-8")
+    try:
+        tree = json.loads(pg_parser.parse_sql_json(text))
+    except pg_parser.ParseError as exc:
+        message, location = exc.args[0], exc.args[1] if len(exc.args) > 1 else 0
+        line = text[: max(location, 0)].count("\n") + 1
+        raise SqlSyntaxError(str(message), line) from None
+    statements = []
+    for raw in tree.get("stmts", []):
+        start = raw.get("stmt_location", 0)
+        length = raw.get("stmt_len", 0)
+        chunk = data[start : start + length] if length else data[start:]
+        ((kind, node),) = raw["stmt"].items()
+        statements.append(
+            Statement(
+                text=chunk.decode("utf-8").strip(),
+                line=data[:start].count(b"\n") + 1,
+                kind=kind,
+                node=node,
+            )
+        )
+    return tuple(statements)
+
+
+def transaction_mode(statements: tuple[Statement, ...], header: Mapping[str, str]) -> tuple[bool, str]:
+    """Whether a file can run inside one transaction with its tracking row, and if not, why.
+
+    A file that wraps itself in BEGIN ... COMMIT is still transactional: the runner unwraps it
+    (see `body`). Any other transaction control means the file manages its own transactions.
+    """
+    if header.get("migratekit", "").strip().lower() == NO_TRANSACTION_DIRECTIVE:
+        return False, f"header directive '-- migratekit: {NO_TRANSACTION_DIRECTIVE}'"
+    control = [s for s in statements if s.kind == "TransactionStmt"]
+    if control and not _self_wrapped(statements):
+        return False, f"line {control[0].line}: the file manages its own transactions"
+    for s in statements:
+        if s.kind in _NEVER_IN_TRANSACTION and (s.kind != "VacuumStmt" or s.node.get("is_vacuumcmd")):
+            return False, f"line {s.line}: {_NEVER_IN_TRANSACTION[s.kind]} cannot run in a transaction"
+        if s.node.get("concurrent") or _reindex_concurrently(s):
+            return False, f"line {s.line}: CONCURRENTLY cannot run in a transaction"
+        if s.kind == "AlterEnumStmt" and s.node.get("newVal") and not s.node.get("oldVal") and len(statements) > 1:
+            return False, f"line {s.line}: a value added by ALTER TYPE ... ADD VALUE is unusable until committed"
+    return True, ""
+
+
+def body(statements: tuple[Statement, ...]) -> tuple[Statement, ...]:
+    """The statements to run inside the runner's transaction: a file's own BEGIN/COMMIT wrapper removed."""
+    return statements[1:-1] if _self_wrapped(statements) else statements
+
+
+def _self_wrapped(statements: tuple[Statement, ...]) -> bool:
+    kinds = [s.node.get("kind") if s.kind == "TransactionStmt" else None for s in statements]
+    return (
+        len(statements) >= 2
+        and kinds[0] in ("TRANS_STMT_BEGIN", "TRANS_STMT_START")
+        and kinds[-1] == "TRANS_STMT_COMMIT"
+        and all(k is None for k in kinds[1:-1])
+    )
+
+
+def _reindex_concurrently(statement: Statement) -> bool:
+    if statement.kind != "ReindexStmt":
+        return False
+    params = statement.node.get("params") or []
+    return any(p.get("DefElem", {}).get("defname") == "concurrently" for p in params)  # type: ignore[union-attr]
+
+
+def load_migrations(directory: Path) -> tuple[Migration, ...]:
+    """Every `*.sql` file of a migrations directory in the seed's order (sorted by name)."""
+    if not directory.is_dir():
+        return ()
+    files = sorted((p for p in directory.iterdir() if p.name.endswith(".sql") and p.is_file()), key=lambda p: p.name)
+    return tuple(Migration(path=p, data=p.read_bytes()) for p in files)

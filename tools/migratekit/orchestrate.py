@@ -1,0 +1,101 @@
+"""All services of a monorepo: dependency order, independent services in parallel, failures contained.
+
+A service whose dependency failed is skipped (its migrations may reference the dependency's
+objects); services that do not depend on the failure still finish unless fail_fast is set.
+"""
+
+from __future__ import annotations
+
+import graphlib
+from collections.abc import Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import replace
+
+from migratekit.apply import Options, ProgressFn, Result, apply_service
+from migratekit.changes import changed_services
+from migratekit.errors import ConfigError
+from migratekit.migration import load_migrations
+from migratekit.workspace import Workspace
+
+
+def select(
+    workspace: Workspace,
+    names: list[str] | None = None,
+    with_deps: bool = False,
+    changed_since: str | None = None,
+) -> set[str]:
+    """All services, or `names` (plus dependencies), or those changed since a ref (plus their dependents)."""
+    selected = set(workspace.services)
+    if names:
+        for name in names:
+            workspace.get(name)
+        selected = workspace.with_dependencies(set(names)) if with_deps else set(names)
+    if changed_since:
+        selected &= workspace.with_dependents(changed_services(workspace, changed_since))
+    return selected
+
+
+def service_options(workspace: Workspace, name: str, base: Options) -> Options:
+    service = workspace.services[name]
+    return replace(
+        base,
+        tracking_table=service.tracking_table,
+        lock_timeout=service.lock_timeout,
+        statement_timeout=service.statement_timeout,
+    )
+
+
+def migrate_all(
+    workspace: Workspace,
+    selected: set[str],
+    urls: Mapping[str, str | None],
+    options: Options,
+    jobs: int = 4,
+    fail_fast: bool = False,
+    progress: ProgressFn | None = None,
+) -> list[Result]:
+    """Apply every selected service; results in dependency order."""
+    if jobs < 1:
+        raise ConfigError(f"--jobs must be at least 1, not {jobs}")
+    sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
+    for name in selected:
+        sorter.add(name, *(d for d in workspace.services[name].depends_on if d in selected))
+    sorter.prepare()
+    results: dict[str, Result] = {}
+    running: dict[Future[Result], str] = {}
+    stop = False
+
+    def run(name: str) -> Result:
+        service = workspace.services[name]
+        return apply_service(
+            name,
+            urls[name],
+            load_migrations(service.migrations_dir),
+            service_options(workspace, name, options),
+            progress,
+        )
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        while sorter.is_active():
+            for name in sorted(sorter.get_ready()):
+                blocked = [d for d in workspace.services[name].depends_on if d in results and not results[d].ok]
+                if blocked or stop:
+                    reason = (
+                        f"skipped: depends on {', '.join(blocked)}, which did not finish"
+                        if blocked
+                        else "skipped: an earlier service failed (--fail-fast)"
+                    )
+                    results[name] = Result(name, "skipped", notes=(reason,))
+                    sorter.done(name)
+                else:
+                    running[pool.submit(run, name)] = name
+            if not running:
+                continue
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                name = running.pop(future)
+                results[name] = future.result()
+                stop = stop or (fail_fast and not results[name].ok)
+                sorter.done(name)
+    order = workspace.order()
+    return sorted(results.values(), key=lambda r: order.index(r.service))

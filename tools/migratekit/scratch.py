@@ -1,0 +1,79 @@
+"""Throwaway databases for tests, replays and idempotency checks.
+
+The server comes from `MIGRATEKIT_SCRATCH_URL` (any server where we may create and drop
+databases), else a testcontainers PostgreSQL when a Docker engine answers, else the embedded
+cluster. Every database made here is uniquely named and dropped on exit, even after a failure.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from migratekit.databases import with_database
+from migratekit.embedded import Embedded, create_database, drop_database
+
+SCRATCH_ENV = "MIGRATEKIT_SCRATCH_URL"
+CONTAINER_IMAGE = "postgres:16-alpine"
+
+
+@dataclass(frozen=True)
+class ScratchServer:
+    admin_url: str
+    origin: str  # which of the three sources, for messages ("$MIGRATEKIT_SCRATCH_URL", "container", "embedded")
+
+
+_container_url: str | None = None
+
+
+def docker_unavailable_reason() -> str | None:
+    """None when a Docker engine answers, else why not (for skips and messages)."""
+    try:
+        import docker  # type: ignore[import-untyped]
+    except ImportError:
+        return "the docker package is not installed (pip install 'migratekit[test]')"
+    try:
+        client = docker.from_env(timeout=3)
+        client.ping()
+    except Exception as exc:  # docker raises several unrelated types when no engine answers
+        return f"no Docker engine answers ({type(exc).__name__})"
+    return None
+
+
+def _container_server() -> str:
+    """Start one PostgreSQL container for this process and stop it at exit."""
+    global _container_url
+    if _container_url is None:
+        from testcontainers.postgres import PostgresContainer  # type: ignore[import-untyped]
+
+        container = PostgresContainer(CONTAINER_IMAGE, driver=None)
+        container.start()
+        atexit.register(container.stop)
+        _container_url = container.get_connection_url()
+    return _container_url
+
+
+def scratch_server(root: Path, environ: dict[str, str] | None = None) -> ScratchServer:
+    env = os.environ if environ is None else environ
+    url = env.get(SCRATCH_ENV, "").strip()
+    if url:
+        return ScratchServer(url, f"${SCRATCH_ENV}")
+    if docker_unavailable_reason() is None:
+        return ScratchServer(_container_server(), "container")
+    return ScratchServer(Embedded(root).start().url(), "embedded")
+
+
+@contextlib.contextmanager
+def scratch_database(server: ScratchServer, prefix: str = "mk_scratch") -> Iterator[str]:
+    """A new empty database on `server`, dropped when the block ends however it ends."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    create_database(server.admin_url, name)
+    try:
+        yield with_database(server.admin_url, name)
+    finally:
+        drop_database(server.admin_url, name)

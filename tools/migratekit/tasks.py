@@ -1,0 +1,243 @@
+"""The Invoke collection: each task parses flags, calls the library, renders the result.
+
+Another monorepo adopts migratekit with a tasks.py of its own:
+
+    from migratekit.tasks import ns
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from invoke import Collection, Context, Exit, task
+
+from migratekit import report
+from migratekit.apply import Options
+from migratekit.databases import connection_urls, resolve
+from migratekit.embedded import Embedded
+from migratekit.errors import MigratekitError
+from migratekit.inventory import inventory
+from migratekit.orchestrate import migrate_all as run_all
+from migratekit.orchestrate import select
+from migratekit.progress import live_progress
+from migratekit.workspace import Workspace, find_root, load_workspace
+
+F = TypeVar("F", bound=Callable[..., Any])
+ROOT_HELP = "monorepo root (default: found upwards from the current directory)"
+
+
+def _user_errors(func: F) -> F:
+    """A MigratekitError becomes a message and its exit code, never a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except MigratekitError as exc:
+            raise Exit(f"migratekit: {exc}", code=exc.exit_code) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _workspace(root: str | None) -> Workspace:
+    return load_workspace(Path(root) if root else None)
+
+
+@task(help={"root": ROOT_HELP, "json": "print JSON instead of a table"})
+@_user_errors
+def services(c: Context, root: str | None = None, json: bool = False) -> None:
+    """List services: language, dependencies, migrations, newest version, database source."""
+    workspace = _workspace(root)
+    rows = inventory(workspace)
+    if json:
+        print(report.as_json({"root": workspace.root, "services": rows, "undeclared": workspace.undeclared}))
+        return
+    report.console().print(report.services_table(rows, workspace.undeclared))
+
+
+@task(help={"root": ROOT_HELP, "json": "print JSON instead of text"})
+@_user_errors
+def db_up(c: Context, root: str | None = None, json: bool = False) -> None:
+    """Start the embedded PostgreSQL and create a database for each service without a URL."""
+    workspace = _workspace(root)
+    embedded = Embedded(workspace.root)
+    rows = []
+    for name in workspace.order():
+        source = resolve(workspace.services[name])
+        if source.kind == "embedded":
+            embedded.ensure_database(source.database)
+        rows.append({"service": name, "url_variable": source.env_var, "database": source.describe()})
+    server = embedded.running()
+    info = {
+        "embedded": None
+        if server is None
+        else {
+            "url": server.url(),
+            "datadir": server.datadir,
+            "binaries": server.binaries.source,
+        },
+        "services": rows,
+    }
+    if json:
+        print(report.as_json(info))
+        return
+    out = report.console()
+    if server is not None:
+        out.print(
+            f"embedded PostgreSQL at {server.url()} ({server.binaries.source} binaries, data in {server.datadir})"
+        )
+    for row in rows:
+        out.print(f"  {row['service']}: {row['database']}  (${row['url_variable']} overrides)")
+
+
+@task(help={"root": ROOT_HELP})
+@_user_errors
+def db_down(c: Context, root: str | None = None) -> None:
+    """Stop the embedded PostgreSQL (its data stays for the next db-up)."""
+    stopped = Embedded(find_root(Path(root)) if root else find_root()).stop()
+    print("embedded PostgreSQL stopped" if stopped else "embedded PostgreSQL was not running")
+
+
+@task(help={"root": ROOT_HELP})
+@_user_errors
+def db_url(c: Context, service: str, root: str | None = None) -> None:
+    """Print the URL of SERVICE's database (starting the embedded server if that is where it is)."""
+    workspace = _workspace(root)
+    source = resolve(workspace.get(service))
+    if source.url:
+        print(source.url)
+    else:
+        print(Embedded(workspace.root).ensure_database(source.database))
+
+
+MIGRATE_HELP = {
+    "root": ROOT_HELP,
+    "json": "print the results as JSON",
+    "jobs": "how many independent services migrate at once (default 4)",
+    "dry_run": "print the plan (order, pending files per service) and change nothing",
+    "fail_fast": "after a failure, start no further service",
+    "allow_changed": "record the new checksum of an applied file that was edited on purpose",
+    "out_of_order": "apply a pending file that sorts before the newest applied one",
+    "wait": "seconds to keep retrying the connection while a database starts (default 0)",
+    "lock_wait": "seconds to wait for another runner's migration lock (default 60)",
+}
+
+
+def _migrate(
+    root: str | None,
+    names: list[str] | None,
+    with_deps: bool,
+    changed_since: str | None,
+    json: bool,
+    jobs: int,
+    dry_run: bool,
+    fail_fast: bool,
+    allow_changed: bool,
+    out_of_order: bool,
+    wait: float,
+    lock_wait: float,
+    title: str,
+) -> None:
+    workspace = _workspace(root)
+    selected = select(workspace, names, with_deps, changed_since)
+    urls = connection_urls(workspace.root, [workspace.services[n] for n in selected], create=not dry_run)
+    options = Options(
+        dry_run=dry_run,
+        allow_changed=allow_changed,
+        out_of_order=out_of_order,
+        connect_wait=float(wait),
+        lock_wait=float(lock_wait),
+    )
+    err = report.console(stderr=True)
+    with live_progress(err, enabled=not json) as progress:
+        results = run_all(workspace, selected, urls, options, jobs=int(jobs), fail_fast=fail_fast, progress=progress)
+    if json:
+        print(report.as_json({"dry_run": dry_run, "services": results}))
+    else:
+        out = report.console()
+        out.print(report.results_table(results, title=f"{title} (dry run)" if dry_run else title))
+        for line in report.result_details(results):
+            out.print(line)
+        if not results:
+            out.print("no service selected" + (f" (nothing changed since {changed_since})" if changed_since else ""))
+    if not all(r.ok for r in results):
+        raise Exit(code=1)
+
+
+@task(
+    help={
+        **MIGRATE_HELP,
+        "changed_since": "only services whose migrations changed since this git ref, "
+        "plus the services that depend on them",
+    }
+)
+@_user_errors
+def migrate_all(
+    c: Context,
+    root: str | None = None,
+    json: bool = False,
+    jobs: int = 4,
+    dry_run: bool = False,
+    changed_since: str | None = None,
+    fail_fast: bool = False,
+    allow_changed: bool = False,
+    out_of_order: bool = False,
+    wait: float = 0,
+    lock_wait: float = 60,
+) -> None:
+    """Migrate every service database in dependency order, independent ones in parallel."""
+    _migrate(
+        root,
+        None,
+        False,
+        changed_since,
+        json,
+        jobs,
+        dry_run,
+        fail_fast,
+        allow_changed,
+        out_of_order,
+        wait,
+        lock_wait,
+        "migrate-all",
+    )
+
+
+@task(help={**MIGRATE_HELP, "with_deps": "also migrate the services SERVICE depends on, first"})
+@_user_errors
+def migrate(
+    c: Context,
+    service: str,
+    root: str | None = None,
+    with_deps: bool = False,
+    json: bool = False,
+    jobs: int = 4,
+    dry_run: bool = False,
+    fail_fast: bool = False,
+    allow_changed: bool = False,
+    out_of_order: bool = False,
+    wait: float = 0,
+    lock_wait: float = 60,
+) -> None:
+    """Migrate one service's database (with --with-deps, what it depends on first)."""
+    _migrate(
+        root,
+        [service],
+        with_deps,
+        None,
+        json,
+        jobs,
+        dry_run,
+        fail_fast,
+        allow_changed,
+        out_of_order,
+        wait,
+        lock_wait,
+        f"migrate {service}",
+    )
+
+
+ns = Collection(services, migrate_all, migrate, db_up, db_down, db_url)

@@ -1,0 +1,341 @@
+"""The monorepo model: workspace.yaml, the services found on disk, and their dependency graph.
+
+workspace.yaml is optional; without it every `<services_dir>/*/migrations` directory is a
+service with the defaults. Validation is strict because a typo in a deploy tool's config
+(`depends-on` for `depends_on`) must fail loudly rather than silently change the order.
+"""
+
+from __future__ import annotations
+
+import graphlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from migratekit.errors import ConfigError
+
+WORKSPACE_FILE = "workspace.yaml"
+MAX_WORKSPACE_BYTES = 1_000_000
+SERVICE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+QUALIFIED_TABLE = re.compile(r"^(?:[a-z_][a-z0-9_]{0,62}\.)?[a-z_][a-z0-9_]{0,62}$")
+DURATION = re.compile(r"^\d+\s*(?:us|ms|s|min|h|d)?$")
+LANGUAGES = ("typescript", "javascript", "python", "go", "java", "rust", "sql", "unknown")
+
+TOP_KEYS = {"version", "services_dir", "defaults", "services"}
+DEFAULT_KEYS = {"database_url_env", "lock_timeout", "statement_timeout", "tracking_table"}
+SERVICE_KEYS = DEFAULT_KEYS | {"language", "depends_on", "database"}
+
+BUILTIN_DEFAULTS: dict[str, str] = {
+    "database_url_env": "{SERVICE}_DATABASE_URL",
+    "lock_timeout": "5s",
+    "statement_timeout": "5min",
+    "tracking_table": "schema_migrations",
+}
+
+
+@dataclass(frozen=True)
+class Service:
+    """One service: where its migrations are, what it needs first, where its database is."""
+
+    name: str
+    path: Path
+    language: str
+    depends_on: tuple[str, ...]
+    database: str
+    database_url_env: str
+    tracking_table: str
+    lock_timeout: str
+    statement_timeout: str
+    declared: bool
+
+    @property
+    def migrations_dir(self) -> Path:
+        return self.path / "migrations"
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """A monorepo: its root, its services by name, and the file they were declared in (if any)."""
+
+    root: Path
+    config_path: Path | None
+    services_dir: Path
+    services: Mapping[str, Service]
+
+    @property
+    def undeclared(self) -> tuple[str, ...]:
+        """Services found on disk that workspace.yaml does not list (the audit reports them)."""
+        if self.config_path is None:
+            return ()
+        return tuple(name for name, svc in self.services.items() if not svc.declared)
+
+    def order(self) -> list[str]:
+        """Every service, dependencies first, ties broken by name so runs are repeatable."""
+        return [name for group in self.groups() for name in group]
+
+    def groups(self, only: set[str] | None = None) -> list[list[str]]:
+        """Waves of services that may run in parallel; each wave depends only on earlier ones."""
+        return parallel_groups({n: s.depends_on for n, s in self.services.items() if only is None or n in only}, only)
+
+    def with_dependencies(self, names: set[str]) -> set[str]:
+        """`names` plus everything they depend on, transitively."""
+        return _closure(names, {n: set(s.depends_on) for n, s in self.services.items()})
+
+    def with_dependents(self, names: set[str]) -> set[str]:
+        """`names` plus everything that depends on them, transitively."""
+        reverse: dict[str, set[str]] = {n: set() for n in self.services}
+        for name, svc in self.services.items():
+            for dep in svc.depends_on:
+                reverse[dep].add(name)
+        return _closure(names, reverse)
+
+    def get(self, name: str) -> Service:
+        try:
+            return self.services[name]
+        except KeyError:
+            known = ", ".join(self.services) or "none"
+            raise ConfigError(f"unknown service {name!r}; the services are: {known}") from None
+
+
+def _closure(start: set[str], edges: Mapping[str, set[str]]) -> set[str]:
+    seen: set[str] = set()
+    todo = list(start)
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo.extend(edges.get(name, ()))
+    return seen
+
+
+def parallel_groups(graph: Mapping[str, tuple[str, ...]], only: set[str] | None = None) -> list[list[str]]:
+    """Topological waves of `graph`, names sorted within a wave; a cycle is a ConfigError."""
+    sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
+    for name, deps in graph.items():
+        sorter.add(name, *(d for d in deps if only is None or d in only))
+    try:
+        sorter.prepare()
+    except graphlib.CycleError as exc:
+        cycle = " -> ".join(exc.args[1])
+        raise ConfigError(f"{WORKSPACE_FILE}: depends_on forms a cycle: {cycle}; remove one of these edges") from None
+    groups: list[list[str]] = []
+    while sorter.is_active():
+        ready = sorted(sorter.get_ready())
+        groups.append(ready)
+        sorter.done(*ready)
+    return groups
+
+
+def find_root(start: Path | None = None) -> Path:
+    """The monorepo root for `start` (default: the current directory).
+
+    The nearest directory upwards holding workspace.yaml, else the nearest holding `services/`
+    or `.git`, else `start` itself; so tasks work from any sub-directory of a checkout.
+    """
+    here = (start or Path.cwd()).resolve()
+    for marker in (WORKSPACE_FILE, "services", ".git"):
+        for candidate in (here, *here.parents):
+            if (candidate / marker).exists():
+                return candidate
+    return here
+
+
+def load_workspace(root: Path | str | None = None) -> Workspace:
+    """Read workspace.yaml (if any) under `root` and discover the services on disk."""
+    root = find_root() if root is None else Path(root).resolve()
+    config_path = root / WORKSPACE_FILE
+    raw: dict[str, Any] = {}
+    lines: dict[tuple[str, ...], int] = {}
+    if config_path.is_file():
+        raw, lines = _read_yaml(config_path)
+    else:
+        config_path = None
+    return build_workspace(root, raw, lines, config_path)
+
+
+def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
+    if path.stat().st_size > MAX_WORKSPACE_BYTES:
+        raise ConfigError(
+            f"{path}: larger than {MAX_WORKSPACE_BYTES} bytes; a workspace file is a short list of services"
+        )
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8") from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f":{mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}{where}: invalid YAML: {exc.problem or exc.context}; fix the syntax") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {exc}") from None
+    if data is None:
+        return {}, {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}:1: the top level must be a mapping (version, services_dir, defaults, services)")
+    lines: dict[tuple[str, ...], int] = {}
+    _collect_lines(node, (), lines)
+    return data, lines
+
+
+def _collect_lines(node: yaml.Node | None, prefix: tuple[str, ...], out: dict[tuple[str, ...], int]) -> None:
+    """Record the line of every mapping key so errors can point into the file."""
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = (*prefix, str(key_node.value))
+            out[key] = key_node.start_mark.line + 1
+            _collect_lines(value_node, key, out)
+
+
+class _Checker:
+    """Validation helpers that turn a bad value into an error naming file, line and key."""
+
+    def __init__(self, path: Path | None, lines: dict[tuple[str, ...], int]):
+        self.path = path
+        self.lines = lines
+
+    def fail(self, key: tuple[str, ...], problem: str) -> ConfigError:
+        where = str(self.path or WORKSPACE_FILE)
+        line = self.lines.get(key)
+        if line:
+            where += f":{line}"
+        dotted = ".".join(key)
+        return ConfigError(f"{where}: {dotted}: {problem}" if dotted else f"{where}: {problem}")
+
+    def mapping(self, value: Any, key: tuple[str, ...], allowed: set[str]) -> dict[str, Any]:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise self.fail(key, f"must be a mapping, not {type(value).__name__}")
+        for k in value:
+            if not isinstance(k, str) or k not in allowed:
+                raise self.fail((*key, str(k)), f"unknown key; allowed here: {', '.join(sorted(allowed))}")
+        return value
+
+    def string(self, value: Any, key: tuple[str, ...], pattern: re.Pattern[str] | None = None, hint: str = "") -> str:
+        if not isinstance(value, str) or not value:
+            raise self.fail(key, f"must be a non-empty string, not {value!r}")
+        if pattern is not None and not pattern.match(value):
+            raise self.fail(key, f"{value!r} is not valid; {hint}")
+        return value
+
+
+def build_workspace(
+    root: Path, raw: dict[str, Any], lines: dict[tuple[str, ...], int], config_path: Path | None
+) -> Workspace:
+    """Validate parsed workspace.yaml data against the services on disk (pure apart from listing dirs)."""
+    check = _Checker(config_path, lines)
+    top = check.mapping(raw, (), TOP_KEYS)
+    version = top.get("version", 1)
+    if version != 1:
+        raise check.fail(("version",), f"unsupported version {version!r}; this migratekit reads version 1")
+    services_dir_name = check.string(top.get("services_dir", "services"), ("services_dir",))
+    services_dir = (root / services_dir_name).resolve()
+    if not services_dir.is_relative_to(root):
+        raise check.fail(("services_dir",), f"{services_dir_name!r} points outside the repository")
+
+    defaults = dict(BUILTIN_DEFAULTS)
+    for key, value in check.mapping(top.get("defaults"), ("defaults",), DEFAULT_KEYS).items():
+        defaults[key] = _setting(check, ("defaults", key), key, value)
+
+    raw_services = top.get("services")
+    names = {str(k) for k in raw_services} if isinstance(raw_services, dict) else set()
+    declared = check.mapping(raw_services, ("services",), names)
+    on_disk = _discover(services_dir)
+
+    services: dict[str, Service] = {}
+    for name in sorted(set(declared) | set(on_disk)):
+        key = ("services", name)
+        if not SERVICE_NAME.match(name):
+            raise check.fail(key, "a service name is lower-case letters, digits, '-' and '_', starting with a letter")
+        entry = check.mapping(declared.get(name), key, SERVICE_KEYS)
+        path = services_dir / name
+        if name in declared and name not in on_disk:
+            raise check.fail(
+                key,
+                f"declared, but {path.relative_to(root)}/migrations does not exist; "
+                "create it (invoke new-service) or remove the entry",
+            )
+        settings = {k: _setting(check, (*key, k), k, entry[k]) if k in entry else defaults[k] for k in DEFAULT_KEYS}
+        depends = entry.get("depends_on", [])
+        if not isinstance(depends, list) or not all(isinstance(d, str) for d in depends):
+            raise check.fail((*key, "depends_on"), "must be a list of service names")
+        language = entry.get("language") or _guess_language(path)
+        if language not in LANGUAGES:
+            raise check.fail((*key, "language"), f"unknown language {language!r}; one of {', '.join(LANGUAGES)}")
+        database = check.string(
+            entry.get("database", name),
+            (*key, "database"),
+            SERVICE_NAME,
+            "a database name is lower-case letters, digits, '-' and '_'",
+        )
+        services[name] = Service(
+            name=name,
+            path=path,
+            language=language,
+            depends_on=tuple(depends),
+            database=database,
+            database_url_env=settings["database_url_env"].replace("{SERVICE}", env_name(name)),
+            tracking_table=settings["tracking_table"],
+            lock_timeout=settings["lock_timeout"],
+            statement_timeout=settings["statement_timeout"],
+            declared=name in declared,
+        )
+    for name, svc in services.items():
+        for dep in svc.depends_on:
+            if dep == name:
+                raise check.fail(("services", name, "depends_on"), f"{name} depends on itself; remove it")
+            if dep not in services:
+                raise check.fail(
+                    ("services", name, "depends_on"),
+                    f"{name} depends on unknown service {dep!r}; known: {', '.join(services)}",
+                )
+    workspace = Workspace(root=root, config_path=config_path, services_dir=services_dir, services=services)
+    workspace.groups()  # raises on a cycle, naming it
+    return workspace
+
+
+def _setting(check: _Checker, key: tuple[str, ...], name: str, value: Any) -> str:
+    if name in ("lock_timeout", "statement_timeout"):
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = f"{value}ms"
+        return check.string(value, key, DURATION, "use a PostgreSQL duration such as 500ms, 5s, 5min")
+    if name == "tracking_table":
+        return check.string(value, key, QUALIFIED_TABLE, "use table or schema.table in lower case")
+    text = check.string(value, key)
+    if name == "database_url_env" and not re.match(r"^[A-Za-z_{}][A-Za-z0-9_{}]*$", text):
+        raise check.fail(key, f"{text!r} is not an environment variable name ({{SERVICE}} is replaced)")
+    return text
+
+
+def _discover(services_dir: Path) -> set[str]:
+    """Directories `<services_dir>/<name>/migrations`; deeper `migrations` folders are not services."""
+    if not services_dir.is_dir():
+        return set()
+    return {p.parent.name for p in services_dir.glob("*/migrations") if p.is_dir()}
+
+
+def _guess_language(path: Path) -> str:
+    for marker, language in (
+        ("tsconfig.json", "typescript"),
+        ("package.json", "javascript"),
+        ("pyproject.toml", "python"),
+        ("requirements.txt", "python"),
+        ("go.mod", "go"),
+        ("Cargo.toml", "rust"),
+        ("pom.xml", "java"),
+    ):
+        if (path / marker).exists():
+            return language
+    return "unknown"
+
+
+def env_name(service: str) -> str:
+    """`battle-reports` -> `BATTLE_REPORTS`, the {SERVICE} part of an environment variable."""
+    return re.sub(r"[^A-Z0-9]", "_", service.upper())
