@@ -207,7 +207,7 @@ def apply_service(
             return _apply(conn, service, migrations, options, progress, done)
     except Failed as exc:
         return done("failed", failure=exc.failure)
-    except psycopg.OperationalError as exc:  # the connection broke mid-run
+    except psycopg.Error as exc:  # the connection broke mid-run (server restart, terminated backend)
         return done(
             "failed",
             failure=Failure(
@@ -228,7 +228,12 @@ def _connect(conninfo: str, wait: float) -> psycopg.Connection:
     delay = 0.1
     while True:
         try:
-            return psycopg.connect(conninfo, autocommit=True, connect_timeout=10, application_name="migratekit")
+            conn = psycopg.connect(conninfo, autocommit=True, connect_timeout=10, application_name="migratekit")
+            if conn.info.server_version >= 140000:
+                # A runner killed mid-migration must not leave its backend holding the lock and an
+                # open transaction until a long statement ends: the server checks for a dead client.
+                conn.execute("SET client_connection_check_interval = '1s'")
+            return conn
         except psycopg.OperationalError as exc:
             message = redact(str(exc)).strip()
             transient = any(
@@ -241,16 +246,18 @@ def _connect(conninfo: str, wait: float) -> psycopg.Connection:
                     "timeout expired",
                 )
             )
-            if transient and time.monotonic() + delay < deadline:
-                time.sleep(delay)
+            remaining = deadline - time.monotonic()
+            if transient and remaining > 0:
+                time.sleep(min(delay, remaining))
                 delay = min(delay * 2, 2.0)
                 continue
+            waited = f" (retried for {wait:g}s)" if transient and wait else ""
             hint = (
                 "check the host and port, or raise --wait while the server starts"
                 if transient
                 else "check the user, password and database name in the URL"
             )
-            raise Failed(Failure(f"cannot connect to {redact(conninfo)}: {message}", hint=hint)) from None
+            raise Failed(Failure(f"cannot connect to {redact(conninfo)}{waited}: {message}", hint=hint)) from None
 
 
 def _apply(
@@ -457,9 +464,9 @@ def _in_transaction(
                 sql.SQL("INSERT INTO {} (version, checksum, execution_time_ms) VALUES (%s, %s, %s)").format(table),
                 (migration.version, migration.checksum, elapsed),
             )
-    except psycopg.OperationalError:
-        raise
     except psycopg.Error as exc:
+        if conn.broken:
+            raise  # the connection is gone, not the migration wrong: reported as such by apply_service
         raise Failed(_failure(exc, migration, current)) from None
     return Applied(migration.version, migration.checksum, elapsed, True)
 
@@ -478,9 +485,9 @@ def _statement_by_statement(
         for done, statement in enumerate(statements):
             try:
                 conn.execute(statement.text.encode())
-            except psycopg.OperationalError:
-                raise
             except psycopg.Error as exc:
+                if conn.broken:
+                    raise
                 if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
                     conn.execute("ROLLBACK")  # the file's own transaction, left open by the failure
                 invalid = tuple(

@@ -1,0 +1,111 @@
+"""The database resolver, password redaction, the embedded cluster and throwaway databases."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from migratekit.databases import connection_urls, redact, resolve
+from migratekit.embedded import Embedded
+from migratekit.errors import ConfigError
+from migratekit.scratch import ScratchServer, docker_unavailable_reason, scratch_database, scratch_server
+from migratekit.workspace import load_workspace
+
+
+def workspace(tmp_path: Path, yaml_text: str = "version: 1\n", services: tuple[str, ...] = ("auth",)):
+    for name in services:
+        (tmp_path / "services" / name / "migrations").mkdir(parents=True)
+    (tmp_path / "workspace.yaml").write_text(yaml_text)
+    return load_workspace(tmp_path)
+
+
+def test_resolver_prefers_the_url_variable_then_the_embedded_default(tmp_path: Path) -> None:
+    ws = workspace(tmp_path)
+    auth = ws.services["auth"]
+    embedded = resolve(auth, {})
+    assert (embedded.kind, embedded.database, embedded.url) == ("embedded", "auth", None)
+    from_env = resolve(auth, {"AUTH_DATABASE_URL": "postgresql://app:hunter2@db:5432/auth"})
+    assert (from_env.kind, from_env.env_var) == ("url", "AUTH_DATABASE_URL")
+    assert from_env.describe() == "postgresql://app:***@db:5432/auth"
+    assert "hunter2" not in repr(from_env)
+
+
+def test_url_variable_name_comes_from_the_workspace_template(tmp_path: Path) -> None:
+    ws = workspace(tmp_path, "version: 1\ndefaults:\n  database_url_env: 'PG_{SERVICE}_URL'\n", ("battle-reports",))
+    assert ws.services["battle-reports"].database_url_env == "PG_BATTLE_REPORTS_URL"
+
+
+def test_a_malformed_url_is_a_config_error_without_the_password(tmp_path: Path) -> None:
+    ws = workspace(tmp_path)
+    with pytest.raises(ConfigError) as caught:
+        resolve(ws.services["auth"], {"AUTH_DATABASE_URL": "host=db password=hunter2 bogus"})
+    assert "$AUTH_DATABASE_URL (service auth)" in str(caught.value)
+    assert "hunter2" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://app:s3cr%40t@db:5432/auth", "postgresql://app:***@db:5432/auth"),
+        ("postgresql://app@db/auth?password=s3cret&sslmode=require", "postgresql://app@db/auth?password=***&sslmode=require"),
+        ("host=db user=app password='s3 cret' dbname=auth", "host=db user=app password=*** dbname=auth"),
+        ("postgresql://app@db/auth", "postgresql://app@db/auth"),
+    ],
+)
+def test_redact_hides_every_form_of_password(url: str, shown: str) -> None:
+    assert redact(url) == shown
+
+
+def test_embedded_server_starts_once_and_is_reused(tmp_path: Path) -> None:
+    embedded = Embedded(tmp_path)
+    try:
+        first = embedded.start()
+        second = Embedded(tmp_path).start()  # another process would build a new handle too
+        assert second == first
+        url = embedded.ensure_database("battles")
+        with psycopg.connect(url) as conn:
+            assert conn.execute("SELECT current_database()").fetchone() == ("battles",)
+        assert embedded.existing_database("battles") == url
+        assert embedded.existing_database("nothing") is None
+    finally:
+        assert embedded.stop() is True
+    assert embedded.running() is None
+    assert embedded.existing_database("battles") is None
+    assert embedded.start().port > 0  # restarts on its kept data
+    assert embedded.existing_database("battles") is not None
+    embedded.stop()
+
+
+def test_connection_urls_creates_embedded_databases_only_when_asked(tmp_path: Path) -> None:
+    ws = workspace(tmp_path, services=("auth", "api"))
+    services = list(ws.services.values())
+    try:
+        planned = connection_urls(tmp_path, services, {"API_DATABASE_URL": "postgresql://x@db/api"}, create=False)
+        assert planned == {"api": "postgresql://x@db/api", "auth": None}
+        assert Embedded(tmp_path).running() is None  # a dry run starts nothing
+        urls = connection_urls(tmp_path, services, {}, create=True)
+        assert urls["auth"] is not None and urls["auth"].endswith("/auth")
+    finally:
+        Embedded(tmp_path).stop()
+
+
+def test_scratch_database_is_dropped_even_when_the_block_fails(pg_server: ScratchServer) -> None:
+    with pytest.raises(RuntimeError), scratch_database(pg_server, prefix="mk_test") as url:
+        name = psycopg.connect(url).execute("SELECT current_database()").fetchone()[0]
+        raise RuntimeError("boom")
+    with psycopg.connect(pg_server.admin_url) as conn:
+        assert conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None
+
+
+def test_scratch_server_prefers_the_environment_variable(tmp_path: Path) -> None:
+    assert scratch_server(tmp_path, {"MIGRATEKIT_SCRATCH_URL": "postgresql://x@h/db"}).origin == "$MIGRATEKIT_SCRATCH_URL"
+
+
+@pytest.mark.skipif(docker_unavailable_reason() is not None, reason=f"{docker_unavailable_reason()}")
+def test_scratch_server_uses_a_container_when_docker_answers(tmp_path: Path) -> None:
+    server = scratch_server(tmp_path, {})
+    assert server.origin == "container"
+    with scratch_database(server) as url, psycopg.connect(url) as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)

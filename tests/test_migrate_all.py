@@ -1,0 +1,140 @@
+"""`invoke migrate-all` and `invoke migrate` on small monorepos, as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import psycopg
+
+from conftest import REPO, Monorepo
+
+OK = "CREATE TABLE IF NOT EXISTS {0} (id int);"
+
+
+def three_services(monorepo) -> Monorepo:
+    repo = monorepo({"auth": {}, "battles": {"depends_on": ["auth"]}, "search": {}})
+    repo.migration("auth", "001_init.sql", OK.format("accounts"))
+    repo.migration("auth", "002_add_roles.sql", OK.format("roles"))
+    repo.migration("battles", "001_init.sql", OK.format("battles"))
+    repo.migration("search", "001_init.sql", OK.format("documents"))
+    return repo
+
+
+def test_migrate_all_applies_every_service_then_reports_up_to_date(monorepo) -> None:
+    repo = three_services(monorepo)
+    first = repo.invoke("migrate-all")
+    assert first.returncode == 0, first.stderr
+    table_rows = [line.split("│")[1].strip() for line in first.stdout.splitlines() if "│" in line]
+    assert table_rows == ["auth", "search", "battles"]  # waves in dependency order, names within a wave
+    assert "auth: applying 001_init" in first.stderr  # progress, off stdout when not a terminal
+    assert repo.query("auth", "SELECT version FROM schema_migrations ORDER BY 1") == [("001_init",), ("002_add_roles",)]
+    second = json.loads(repo.invoke("migrate-all", "--json").stdout)
+    assert {s["service"]: (s["outcome"], s["already_applied"]) for s in second["services"]} == {
+        "auth": ("up to date", 2), "battles": ("up to date", 1), "search": ("up to date", 1)
+    }
+
+
+def test_a_failure_skips_dependents_and_independent_services_finish(monorepo) -> None:
+    repo = three_services(monorepo)
+    repo.migration("auth", "003_broken.sql", "CREATE TABLE IF NOT EXISTS x (id int);\nSELECT * FROM missing_table;\n")
+    result = repo.invoke("migrate-all", "--json")
+    assert result.returncode == 1
+    services = {s["service"]: s for s in json.loads(result.stdout)["services"]}
+    assert services["auth"]["outcome"] == "failed"
+    assert services["auth"]["failure"]["file"] == "003_broken.sql"
+    assert services["auth"]["failure"]["line"] == 2
+    assert 'relation "missing_table" does not exist' in services["auth"]["failure"]["message"]
+    assert services["battles"]["outcome"] == "skipped"
+    assert services["battles"]["notes"] == ["skipped: depends on auth, which did not finish"]
+    assert services["search"]["outcome"] == "applied"
+    assert repo.query("auth", "SELECT count(*) FROM schema_migrations") == [(2,)]
+    assert repo.query("battles", "SELECT to_regclass('schema_migrations')") == [(None,)]
+
+    human = repo.invoke("migrate-all")
+    assert "auth: 003_broken.sql:2: relation \"missing_table\" does not exist (SQLSTATE 42P01)" in human.stdout
+
+
+def test_fail_fast_starts_nothing_after_a_failure(monorepo) -> None:
+    repo = monorepo({"a": {}, "b": {"depends_on": ["a"]}, "c": {"depends_on": ["a"]}})
+    repo.migration("a", "001_init.sql", "SELECT 1/0;")
+    repo.migration("b", "001_init.sql", OK.format("b"))
+    repo.migration("c", "001_init.sql", OK.format("c"))
+    data = json.loads(repo.invoke("migrate-all", "--json", "--fail-fast", "--jobs", "1").stdout)
+    assert [s["outcome"] for s in data["services"]] == ["failed", "skipped", "skipped"]
+
+
+def test_dry_run_prints_the_plan_and_changes_nothing(monorepo) -> None:
+    repo = three_services(monorepo)
+    repo.invoke("migrate", "auth")
+    repo.migration("auth", "003_add_sessions.sql", OK.format("sessions"))
+    result = repo.invoke("migrate-all", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "auth: would apply 003_add_sessions" in result.stdout
+    assert "battles: would apply 001_init" in result.stdout
+    assert repo.query("auth", "SELECT count(*) FROM schema_migrations") == [(2,)]
+    assert repo.query("battles", "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == [(0,)]
+
+
+def test_migrate_one_service_with_and_without_its_dependencies(monorepo) -> None:
+    repo = three_services(monorepo)
+    alone = json.loads(repo.invoke("migrate", "battles", "--json").stdout)
+    assert [s["service"] for s in alone["services"]] == ["battles"]
+    assert repo.query("auth", "SELECT to_regclass('schema_migrations')") == [(None,)]
+    both = json.loads(repo.invoke("migrate", "battles", "--with-deps", "--json").stdout)
+    assert [s["service"] for s in both["services"]] == ["auth", "battles"]
+    unknown = repo.invoke("migrate", "ghost")
+    assert unknown.returncode == 2 and "unknown service 'ghost'" in unknown.stderr
+
+
+def test_changed_since_runs_changed_services_and_their_dependents(monorepo) -> None:
+    repo = three_services(monorepo)
+    git = ["git", "-C", str(repo.root), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "base"], check=True)
+    repo.migration("auth", "003_add_sessions.sql", OK.format("sessions"))
+    data = json.loads(repo.invoke("migrate-all", "--changed-since", "HEAD", "--json").stdout)
+    assert [s["service"] for s in data["services"]] == ["auth", "battles"]
+    bad = repo.invoke("migrate-all", "--changed-since", "no-such-ref")
+    assert bad.returncode == 2 and "pass a ref that exists" in bad.stderr
+
+
+def test_bad_workspace_is_exit_2_and_touches_no_database(monorepo) -> None:
+    repo = three_services(monorepo)
+    (repo.root / "workspace.yaml").write_text("version: 1\nservices:\n  auth: {depends_on: [battles]}\n"
+                                              "  battles: {depends_on: [auth]}\n")
+    result = repo.invoke("migrate-all")
+    assert result.returncode == 2
+    assert "depends_on forms a cycle" in result.stderr and "Traceback" not in result.stderr
+    assert repo.query("auth", "SELECT to_regclass('schema_migrations')") == [(None,)]
+
+
+def test_shared_database_with_schema_tracking_tables(monorepo, new_db) -> None:
+    repo = monorepo({"battles": {}, "enrichment": {"depends_on": ["battles"], "database": "battles",
+                                                   "tracking_table": "enrichment.schema_migrations"}})
+    repo.env["ENRICHMENT_DATABASE_URL"] = repo.env["BATTLES_DATABASE_URL"]
+    repo.migration("battles", "001_init.sql", "CREATE TABLE IF NOT EXISTS battles (id int PRIMARY KEY);")
+    repo.migration("enrichment", "001_init.sql", "CREATE SCHEMA IF NOT EXISTS enrichment;\n"
+                   "CREATE TABLE IF NOT EXISTS enrichment.s (battle_id int REFERENCES public.battles(id));")
+    assert repo.invoke("migrate-all").returncode == 0
+    assert repo.query("battles", "SELECT version FROM schema_migrations") == [("001_init",)]
+    assert repo.query("battles", "SELECT version FROM enrichment.schema_migrations") == [("001_init",)]
+
+
+def test_the_example_monorepo_migrates_and_its_python_service_uses_the_runner(tmp_path: Path, new_db) -> None:
+    root = tmp_path / "example"
+    shutil.copytree(REPO / "services", root / "services")
+    shutil.copy(REPO / "workspace.yaml", root / "workspace.yaml")
+    shutil.copy(REPO / "tasks.py", root / "tasks.py")
+    auth, battles = new_db(), new_db()
+    env = {"AUTHENTICATION_DATABASE_URL": auth, "BATTLES_DATABASE_URL": battles, "ENRICHMENT_DATABASE_URL": battles}
+    repo = Monorepo(root, env)
+    result = repo.invoke("migrate-all", "--json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    applied = {s["service"]: len(s["applied"]) for s in json.loads(result.stdout)["services"]}
+    assert applied == {"authentication": 3, "battles": 2, "enrichment": 2}
+    with psycopg.connect(battles) as conn:
+        assert conn.execute("SELECT count(*) FROM enrichment.battle_value").fetchone() == (0,)

@@ -1,0 +1,122 @@
+"""The migration file model: the seed's checksum, header, statements and transaction mode."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from migratekit.migration import (
+    Migration,
+    SqlSyntaxError,
+    body,
+    checksum_variants,
+    load_migrations,
+    parse_statements,
+    seed_checksum,
+)
+
+NON_ASCII = "-- Migration: 004_add_ship_names\n-- Description: Noms de vaisseaux, 艦名, ✓\nSELECT 'Ægir';\n"
+
+# The seed runner's checksum, verbatim from its loadMigrations().
+SEED_JS = """
+const fs = require('fs'); const crypto = require('crypto');
+for (const f of process.argv.slice(1)) {
+  const sqlContent = fs.readFileSync(f, 'utf-8');
+  console.log(crypto.createHash('sha256').update(sqlContent).digest('hex').substring(0, 16));
+}
+"""
+
+
+def write(tmp_path: Path, name: str, data: bytes) -> Migration:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return Migration(path=path, data=data)
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed: the seed's own algorithm needs it")
+def test_checksum_equals_the_seed_runner_on_non_ascii_bom_crlf_and_invalid_utf8(tmp_path: Path) -> None:
+    samples = {
+        "a.sql": NON_ASCII.encode(),
+        "b.sql": b"\xef\xbb\xbf" + NON_ASCII.replace("\n", "\r\n").encode(),
+        "c.sql": b"SELECT '\xff\xfe broken';\n",
+        "d.sql": b"",
+    }
+    for name, data in samples.items():
+        (tmp_path / name).write_bytes(data)
+    node = subprocess.run(["node", "-e", SEED_JS, *(str(tmp_path / n) for n in samples)],
+                          capture_output=True, text=True, check=True)
+    assert node.stdout.split() == [seed_checksum(d) for d in samples.values()]
+
+
+def test_checksum_is_sha256_prefix_of_the_text() -> None:
+    assert seed_checksum(NON_ASCII.encode()) == hashlib.sha256(NON_ASCII.encode()).hexdigest()[:16]
+
+
+def test_crlf_and_bom_forms_of_a_file_share_accepted_checksums() -> None:
+    lf = NON_ASCII.encode()
+    crlf_bom = b"\xef\xbb\xbf" + NON_ASCII.replace("\n", "\r\n").encode()
+    assert seed_checksum(lf) in checksum_variants(crlf_bom)
+    assert seed_checksum(crlf_bom) in checksum_variants(lf)
+    assert seed_checksum(b"SELECT 2;\n") not in checksum_variants(lf)
+
+
+def test_version_description_and_header(tmp_path: Path) -> None:
+    m = write(tmp_path, "004_add_ship_names.sql", NON_ASCII.encode())
+    assert (m.version, m.number, m.description) == ("004_add_ship_names", 4, "add ship names")
+    assert m.header["migration"] == "004_add_ship_names"
+    assert m.header["description"] == "Noms de vaisseaux, 艦名, ✓"
+
+
+def test_files_load_in_the_seeds_sorted_order_and_only_sql(tmp_path: Path) -> None:
+    for name in ("010_c.sql", "002_b.sql", "001_a.sql", "README.md", "003_x.sql.bak"):
+        (tmp_path / name).write_text("SELECT 1;\n")
+    assert [m.filename for m in load_migrations(tmp_path)] == ["001_a.sql", "002_b.sql", "010_c.sql"]
+
+
+def test_statements_carry_their_first_line_even_after_non_ascii_text() -> None:
+    text = "-- é\n-- ü\nCREATE TABLE t (a text DEFAULT 'ééé');\n\n/* block\n */\nCREATE INDEX i ON t (a);\n"
+    statements = parse_statements(text)
+    assert [(s.kind, s.line) for s in statements] == [("CreateStmt", 3), ("IndexStmt", 7)]
+    assert statements[0].text == "CREATE TABLE t (a text DEFAULT 'ééé')"
+
+
+def test_dollar_quoted_function_bodies_stay_one_statement() -> None:
+    text = "CREATE OR REPLACE FUNCTION f() RETURNS int AS $$ BEGIN RETURN 1; END; $$ LANGUAGE plpgsql;\nSELECT f();"
+    assert [s.kind for s in parse_statements(text)] == ["CreateFunctionStmt", "SelectStmt"]
+
+
+def test_a_syntax_error_names_its_line() -> None:
+    with pytest.raises(SqlSyntaxError) as caught:
+        parse_statements("SELECT 1;\n-- é\nCREAT TABLE t (a int);\n")
+    assert caught.value.line == 3
+
+
+@pytest.mark.parametrize(
+    ("sql", "transactional", "why"),
+    [
+        ("CREATE TABLE IF NOT EXISTS t (a int);", True, ""),
+        ("CREATE INDEX CONCURRENTLY IF NOT EXISTS i ON t (a);", False, "line 1: CONCURRENTLY"),
+        ("SELECT 1;\nDROP INDEX CONCURRENTLY IF EXISTS i;", False, "line 2: CONCURRENTLY"),
+        ("REINDEX INDEX CONCURRENTLY i;", False, "CONCURRENTLY"),
+        ("VACUUM t;", False, "VACUUM cannot run in a transaction"),
+        ("ANALYZE t;", True, ""),
+        ("ALTER TYPE mood ADD VALUE IF NOT EXISTS 'meh';\nUPDATE t SET m = 'meh';", False, "ADD VALUE"),
+        ("ALTER TYPE mood ADD VALUE IF NOT EXISTS 'meh';", True, ""),
+        ("-- migratekit: no-transaction\nSELECT 1;", False, "header directive"),
+        ("BEGIN;\nCREATE TABLE IF NOT EXISTS t (a int);\nCOMMIT;", True, ""),
+        ("BEGIN;\nSELECT 1;\nCOMMIT;\nBEGIN;\nSELECT 2;\nCOMMIT;", False, "manages its own transactions"),
+    ],
+)
+def test_transaction_mode(tmp_path: Path, sql: str, transactional: bool, why: str) -> None:
+    got_transactional, got_why = write(tmp_path, "001_x.sql", sql.encode()).transaction_mode()
+    assert got_transactional is transactional
+    assert why in got_why
+
+
+def test_a_self_wrapped_file_is_unwrapped_not_double_wrapped() -> None:
+    statements = parse_statements("BEGIN;\nCREATE TABLE IF NOT EXISTS t (a int);\nCOMMIT;")
+    assert [s.kind for s in body(statements)] == ["CreateStmt"]

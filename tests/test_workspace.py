@@ -1,0 +1,135 @@
+"""workspace.yaml validation, discovery, ordering and parallel groups."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from migratekit.errors import ConfigError
+from migratekit.workspace import find_root, load_workspace, parallel_groups
+
+
+def repo(tmp_path: Path, services: list[str], workspace: str | None = None) -> Path:
+    for name in services:
+        (tmp_path / "services" / name / "migrations").mkdir(parents=True)
+    if workspace is not None:
+        (tmp_path / "workspace.yaml").write_text(workspace)
+    return tmp_path
+
+
+def error(tmp_path: Path, services: list[str], workspace: str) -> str:
+    with pytest.raises(ConfigError) as caught:
+        load_workspace(repo(tmp_path, services, workspace))
+    assert caught.value.exit_code == 2
+    return str(caught.value)
+
+
+def test_without_workspace_file_every_discovered_service_uses_defaults(tmp_path: Path) -> None:
+    repo(tmp_path, ["billing", "auth"])
+    (tmp_path / "services" / "auth" / "package.json").write_text("{}")
+    (tmp_path / "services" / "docs").mkdir()  # no migrations: not a service
+    (tmp_path / "services" / "auth" / "docs" / "migrations").mkdir(parents=True)  # too deep: not a service
+    ws = load_workspace(tmp_path)
+    assert list(ws.services) == ["auth", "billing"]
+    auth = ws.services["auth"]
+    assert (auth.language, auth.database, auth.database_url_env) == ("javascript", "auth", "AUTH_DATABASE_URL")
+    assert (auth.tracking_table, auth.lock_timeout, auth.statement_timeout) == ("schema_migrations", "5s", "5min")
+    assert ws.undeclared == ()  # nothing to compare against without a workspace file
+
+
+def test_example_monorepo_loads_in_dependency_order() -> None:
+    ws = load_workspace(Path(__file__).resolve().parents[1])
+    assert ws.order() == ["authentication", "battles", "enrichment"]
+    assert ws.services["enrichment"].tracking_table == "enrichment.schema_migrations"
+    assert ws.services["enrichment"].database == "battles"
+
+
+def test_undeclared_services_on_disk_are_reported(tmp_path: Path) -> None:
+    ws = load_workspace(repo(tmp_path, ["auth", "legacy"], "version: 1\nservices:\n  auth: {}\n"))
+    assert ws.undeclared == ("legacy",)
+    assert ws.services["legacy"].declared is False
+
+
+def test_groups_are_parallel_waves_with_ties_broken_by_name(tmp_path: Path) -> None:
+    ws = load_workspace(repo(tmp_path, ["a", "b", "c", "d", "e"], """
+version: 1
+services:
+  e: {depends_on: [c]}
+  d: {depends_on: [a, b]}
+  c: {}
+  b: {}
+  a: {}
+"""))
+    assert ws.groups() == [["a", "b", "c"], ["d", "e"]]
+    assert ws.order() == ["a", "b", "c", "d", "e"]
+    assert ws.with_dependencies({"d"}) == {"a", "b", "d"}
+    assert ws.with_dependents({"c"}) == {"c", "e"}
+
+
+def test_unknown_top_level_key_names_file_line_and_allowed_keys(tmp_path: Path) -> None:
+    message = error(tmp_path, ["a"], "version: 1\nservice:\n  a: {}\n")
+    assert message.endswith(
+        "workspace.yaml:2: service: unknown key; allowed here: defaults, services, services_dir, version"
+    )
+
+
+def test_unknown_service_key_is_an_error_not_ignored(tmp_path: Path) -> None:
+    message = error(tmp_path, ["a", "b"], "version: 1\nservices:\n  a: {}\n  b:\n    depends-on: [a]\n")
+    assert "workspace.yaml:5: services.b.depends-on: unknown key" in message
+
+
+def test_unknown_dependency_names_both_services(tmp_path: Path) -> None:
+    message = error(tmp_path, ["a"], "version: 1\nservices:\n  a: {depends_on: [ghost]}\n")
+    assert "services.a.depends_on: a depends on unknown service 'ghost'" in message
+
+
+def test_cycle_names_every_service_in_it(tmp_path: Path) -> None:
+    message = error(tmp_path, ["a", "b", "c"], """
+version: 1
+services:
+  a: {depends_on: [c]}
+  b: {depends_on: [a]}
+  c: {depends_on: [b]}
+""")
+    assert "depends_on forms a cycle" in message
+    assert all(name in message.split("cycle:")[1] for name in "abc")
+
+
+def test_declared_service_without_a_directory(tmp_path: Path) -> None:
+    message = error(tmp_path, [], "version: 1\nservices:\n  payments: {}\n")
+    assert "services.payments: declared, but services/payments/migrations does not exist" in message
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("version: 2\n", "version: unsupported version 2"),
+        ("version: 1\ndefaults:\n  lock_timeout: soon\n", "defaults.lock_timeout: 'soon' is not valid"),
+        ("version: 1\nservices:\n  a: {depends_on: a}\n", "services.a.depends_on: must be a list"),
+        ("version: 1\nservices:\n  a: {language: cobol}\n", "services.a.language: unknown language 'cobol'"),
+        ("version: 1\nservices:\n  a: {tracking_table: 'x; drop'}\n", "services.a.tracking_table: 'x; drop'"),
+        ("version: 1\nservices_dir: ../elsewhere\n", "services_dir: '../elsewhere' points outside"),
+        ("- a\n- b\n", "the top level must be a mapping"),
+        ("version: 1\nservices: [a\n", "invalid YAML"),
+        ("version: 1\nservices:\n  a: !!python/object:os.system {}\n", "invalid YAML"),
+    ],
+)
+def test_bad_values_are_errors_naming_the_key(tmp_path: Path, text: str, expected: str) -> None:
+    assert expected in error(tmp_path, ["a"], text)
+
+
+def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:
+    message = error(tmp_path, ["a"], "version: 1\nservices:\n\ta: {}\n")
+    assert "workspace.yaml:3: invalid YAML: found character '\\t' that cannot start any token" in message
+
+
+def test_parallel_groups_on_a_plain_graph() -> None:
+    assert parallel_groups({"web": ("api",), "api": ("db",), "db": (), "jobs": ("db",)}) == [
+        ["db"], ["api", "jobs"], ["web"]
+    ]
+
+
+def test_find_root_walks_up_to_the_workspace_file(tmp_path: Path) -> None:
+    repo(tmp_path, ["a"], "version: 1\n")
+    assert find_root(tmp_path / "services" / "a" / "migrations") == tmp_path.resolve()
