@@ -62,8 +62,11 @@ class Monorepo:
         """Run a task as a user would, from the monorepo root, through its three-line tasks.py."""
         return subprocess.run(
             [sys.executable, "-m", "invoke", *args],
-            cwd=self.root, env={**os.environ, **self.env, **(env or {}), "COLUMNS": "200"},
-            capture_output=True, text=True, timeout=120,
+            cwd=self.root,
+            env={**os.environ, **self.env, **(env or {}), "COLUMNS": "200"},
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
 
     def query(self, service: str, sql: str) -> list[tuple]:
@@ -80,7 +83,7 @@ def monorepo(tmp_path: Path, new_db: Callable[[], str]) -> Callable[..., Monorep
         root.mkdir()
         (root / "tasks.py").write_text("from migratekit.tasks import ns\n\n__all__ = ['ns']\n")
         env = {}
-        for name, entry in services.items():
+        for name in services:
             (root / "services" / name / "migrations").mkdir(parents=True)
             env[f"{name.upper()}_DATABASE_URL"] = new_db()
         if workspace:

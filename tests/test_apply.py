@@ -51,9 +51,10 @@ def apply(url: str, directory: Path, **options: object):
 
 
 def test_applies_in_order_records_seed_rows_and_then_is_up_to_date(scratch_db: str, tmp_path: Path) -> None:
-    mdir = files(tmp_path / "auth" / "migrations",
-                 **{"001_init": "CREATE TABLE IF NOT EXISTS a (id int);",
-                    "002_add_b": "CREATE TABLE IF NOT EXISTS b (id int);"})
+    mdir = files(
+        tmp_path / "auth" / "migrations",
+        **{"001_init": "CREATE TABLE IF NOT EXISTS a (id int);", "002_add_b": "CREATE TABLE IF NOT EXISTS b (id int);"},
+    )
     result = run_migrations(scratch_db, mdir)
     assert [a.version for a in result.applied] == ["001_init", "002_add_b"]
     assert rows(scratch_db) == [(m.version, seed_checksum(m.data)) for m in load_migrations(mdir)]
@@ -62,12 +63,15 @@ def test_applies_in_order_records_seed_rows_and_then_is_up_to_date(scratch_db: s
 
 
 def test_a_failed_migration_leaves_the_database_as_before_it(scratch_db: str, tmp_path: Path) -> None:
-    mdir = files(tmp_path / "auth" / "migrations", **{
-        "001_init": "CREATE TABLE IF NOT EXISTS a (id int);",
-        "002_broken": "-- Migration: 002_broken\nCREATE TABLE IF NOT EXISTS b (id int);\n\nINSERT INTO b\n"
-                      "  VALUES (1), ('not a number');\n",
-        "003_later": "CREATE TABLE IF NOT EXISTS c (id int);",
-    })
+    mdir = files(
+        tmp_path / "auth" / "migrations",
+        **{
+            "001_init": "CREATE TABLE IF NOT EXISTS a (id int);",
+            "002_broken": "-- Migration: 002_broken\nCREATE TABLE IF NOT EXISTS b (id int);\n\nINSERT INTO b\n"
+            "  VALUES (1), ('not a number');\n",
+            "003_later": "CREATE TABLE IF NOT EXISTS c (id int);",
+        },
+    )
     with pytest.raises(MigrationFailed) as caught:
         run_migrations(scratch_db, mdir)
     result = caught.value.result
@@ -90,8 +94,13 @@ def test_an_edited_applied_file_stops_the_service_until_allowed(scratch_db: str,
     mdir = files(tmp_path / "s" / "migrations", **{"001_init": "CREATE TABLE IF NOT EXISTS a (id int);\n"})
     apply(scratch_db, mdir)
     old = rows(scratch_db)[0][1]
-    files(mdir, **{"001_init": "CREATE TABLE IF NOT EXISTS a (id bigint);\n",
-                   "002_next": "CREATE TABLE IF NOT EXISTS b (id int);\n"})
+    files(
+        mdir,
+        **{
+            "001_init": "CREATE TABLE IF NOT EXISTS a (id bigint);\n",
+            "002_next": "CREATE TABLE IF NOT EXISTS b (id int);\n",
+        },
+    )
     refused = apply(scratch_db, mdir)
     assert refused.outcome == "failed"
     assert f"changed after it was applied (applied checksum {old}" in refused.failure.describe()
@@ -132,8 +141,10 @@ def test_a_pending_file_older_than_the_newest_applied_needs_out_of_order(scratch
     ("ddl", "tool"),
     [
         ("CREATE TABLE schema_migrations (version varchar(128) PRIMARY KEY)", "dbmate's"),
-        ("CREATE TABLE schema_migrations (version bigint NOT NULL PRIMARY KEY, dirty boolean NOT NULL)",
-         "golang-migrate's"),
+        (
+            "CREATE TABLE schema_migrations (version bigint NOT NULL PRIMARY KEY, dirty boolean NOT NULL)",
+            "golang-migrate's",
+        ),
     ],
 )
 def test_another_tools_tracking_table_is_recognised_and_never_written(
@@ -150,23 +161,27 @@ def test_another_tools_tracking_table_is_recognised_and_never_written(
 
 
 def test_concurrently_runs_outside_a_transaction_and_is_recorded_after(scratch_db: str, tmp_path: Path) -> None:
-    mdir = files(tmp_path / "s" / "migrations", **{
-        "001_init": "CREATE TABLE IF NOT EXISTS t (a int);",
-        "002_index": "CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_t_a ON t (a);\nVACUUM t;\n",
-    })
+    mdir = files(
+        tmp_path / "s" / "migrations",
+        **{
+            "001_init": "CREATE TABLE IF NOT EXISTS t (a int);",
+            "002_index": "CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_t_a ON t (a);\nVACUUM t;\n",
+        },
+    )
     result = apply(scratch_db, mdir)
     assert [a.transactional for a in result.applied] == [True, False]
     assert exists(scratch_db, "idx_t_a") and len(rows(scratch_db)) == 2
 
 
-def test_a_failed_concurrent_build_names_statements_run_and_the_invalid_index(
-    scratch_db: str, tmp_path: Path
-) -> None:
-    mdir = files(tmp_path / "s" / "migrations", **{
-        "001_init": "CREATE TABLE IF NOT EXISTS t (a int);\nINSERT INTO t VALUES (1), (1);",
-        "002_unique": "-- migratekit: no-transaction\nCREATE TABLE IF NOT EXISTS u (id int);\n"
-                      "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS idx_t_a ON t (a);\n",
-    })
+def test_a_failed_concurrent_build_names_statements_run_and_the_invalid_index(scratch_db: str, tmp_path: Path) -> None:
+    mdir = files(
+        tmp_path / "s" / "migrations",
+        **{
+            "001_init": "CREATE TABLE IF NOT EXISTS t (a int);\nINSERT INTO t VALUES (1), (1);",
+            "002_unique": "-- migratekit: no-transaction\nCREATE TABLE IF NOT EXISTS u (id int);\n"
+            "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS idx_t_a ON t (a);\n",
+        },
+    )
     result = apply(scratch_db, mdir)
     failure = result.failure
     assert (failure.file, failure.line, failure.statements_done) == ("002_unique.sql", 3, 1)
@@ -176,10 +191,13 @@ def test_a_failed_concurrent_build_names_statements_run_and_the_invalid_index(
 
 
 def test_a_file_with_its_own_begin_commit_is_unwrapped_and_stays_atomic(scratch_db: str, tmp_path: Path) -> None:
-    mdir = files(tmp_path / "s" / "migrations", **{
-        "001_init": "BEGIN;\nCREATE TABLE IF NOT EXISTS a (id int);\nCOMMIT;\n",
-        "002_bad": "BEGIN;\nCREATE TABLE IF NOT EXISTS b (id int);\nSELECT 1/0;\nCOMMIT;\n",
-    })
+    mdir = files(
+        tmp_path / "s" / "migrations",
+        **{
+            "001_init": "BEGIN;\nCREATE TABLE IF NOT EXISTS a (id int);\nCOMMIT;\n",
+            "002_bad": "BEGIN;\nCREATE TABLE IF NOT EXISTS b (id int);\nSELECT 1/0;\nCOMMIT;\n",
+        },
+    )
     result = apply(scratch_db, mdir)
     assert [a.transactional for a in result.applied] == [True]
     assert (result.failure.line, result.failure.sqlstate) == (3, "22012")
@@ -214,7 +232,9 @@ def test_lock_timeout_that_persists_is_reported_and_not_recorded(scratch_db: str
 
 
 def test_statement_timeout_from_the_options_applies(scratch_db: str, tmp_path: Path) -> None:
-    mdir = files(tmp_path / "s" / "migrations", **{"001_slow": "CREATE TABLE IF NOT EXISTS a (id int);\nSELECT pg_sleep(5);"})
+    mdir = files(
+        tmp_path / "s" / "migrations", **{"001_slow": "CREATE TABLE IF NOT EXISTS a (id int);\nSELECT pg_sleep(5);"}
+    )
     result = apply(scratch_db, mdir, statement_timeout="200ms")
     assert (result.failure.sqlstate, result.failure.line) == ("57014", 2)
     assert not exists(scratch_db, "a")
@@ -223,8 +243,9 @@ def test_statement_timeout_from_the_options_applies(scratch_db: str, tmp_path: P
 def test_a_held_migration_lock_is_waited_for_and_its_holder_named(scratch_db: str, tmp_path: Path) -> None:
     mdir = files(tmp_path / "s" / "migrations", **{"001_init": "SELECT 1;"})
     with psycopg.connect(scratch_db, autocommit=True, application_name="other-runner") as other:
-        key = other.execute("SELECT hashtextextended('migratekit:' || current_database() || ':schema_migrations', 0)"
-                            ).fetchone()[0]
+        key = other.execute(
+            "SELECT hashtextextended('migratekit:' || current_database() || ':schema_migrations', 0)"
+        ).fetchone()[0]
         other.execute("SELECT pg_advisory_lock(%s)", (key,))
         result = apply(scratch_db, mdir, lock_wait=0.3)
         assert f"backend pid {other.info.backend_pid} (other-runner" in result.failure.message
@@ -235,9 +256,13 @@ def test_a_held_migration_lock_is_waited_for_and_its_holder_named(scratch_db: st
 def test_concurrent_runners_apply_each_migration_exactly_once(scratch_db: str, tmp_path: Path) -> None:
     with psycopg.connect(scratch_db, autocommit=True) as setup:
         setup.execute("CREATE TABLE applied_count (version text)")
-    mdir = files(tmp_path / "s" / "migrations", **{
-        f"{i:03d}_step": f"INSERT INTO applied_count VALUES ('{i:03d}');\nSELECT pg_sleep(0.05);" for i in range(1, 9)
-    })
+    mdir = files(
+        tmp_path / "s" / "migrations",
+        **{
+            f"{i:03d}_step": f"INSERT INTO applied_count VALUES ('{i:03d}');\nSELECT pg_sleep(0.05);"
+            for i in range(1, 9)
+        },
+    )
     results = []
     threads = [threading.Thread(target=lambda: results.append(apply(scratch_db, mdir))) for _ in range(6)]
     for t in threads:
@@ -247,17 +272,25 @@ def test_concurrent_runners_apply_each_migration_exactly_once(scratch_db: str, t
     assert all(r.ok for r in results), [r.failure for r in results]
     assert sum(len(r.applied) for r in results) == 8
     with psycopg.connect(scratch_db) as conn:
-        assert conn.execute("SELECT version, count(*) FROM applied_count GROUP BY 1 HAVING count(*) > 1").fetchall() == []
+        assert (
+            conn.execute("SELECT version, count(*) FROM applied_count GROUP BY 1 HAVING count(*) > 1").fetchall() == []
+        )
         assert conn.execute("SELECT count(*) FROM applied_count").fetchone() == (8,)
 
 
 def test_kill_during_a_long_migration_then_a_clean_rerun(scratch_db: str, tmp_path: Path) -> None:
-    mdir = files(tmp_path / "s" / "migrations", **{
-        "001_init": "CREATE TABLE IF NOT EXISTS a (id int);",
-        "002_long": "CREATE TABLE IF NOT EXISTS b (id int);\nINSERT INTO b VALUES (1);\nSELECT pg_sleep(30);",
-    })
-    runner = subprocess.Popen([sys.executable, "-m", "migratekit", "migrate", "--dir", str(mdir), "--url", scratch_db],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    mdir = files(
+        tmp_path / "s" / "migrations",
+        **{
+            "001_init": "CREATE TABLE IF NOT EXISTS a (id int);",
+            "002_long": "CREATE TABLE IF NOT EXISTS b (id int);\nINSERT INTO b VALUES (1);\nSELECT pg_sleep(30);",
+        },
+    )
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "migratekit", "migrate", "--dir", str(mdir), "--url", scratch_db],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     with psycopg.connect(scratch_db, autocommit=True) as watcher:
         deadline = time.monotonic() + 20
         while not watcher.execute("SELECT 1 FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(30)%%'").fetchone():
@@ -267,28 +300,39 @@ def test_kill_during_a_long_migration_then_a_clean_rerun(scratch_db: str, tmp_pa
         runner.wait()
         assert [v for v, _ in rows(scratch_db)] == ["001_init"]
         assert not exists(scratch_db, "b")  # the half-done migration is invisible
-    rerun = apply(scratch_db, files(mdir, **{"002_long": "CREATE TABLE IF NOT EXISTS b (id int);\nSELECT 1;"}),
-                  lock_wait=20, allow_changed=True)
+    rerun = apply(
+        scratch_db,
+        files(mdir, **{"002_long": "CREATE TABLE IF NOT EXISTS b (id int);\nSELECT 1;"}),
+        lock_wait=20,
+        allow_changed=True,
+    )
     assert [a.version for a in rerun.applied] == ["002_long"]
 
 
-def test_seed_runner_databases_and_migratekit_databases_are_indistinguishable(
-    new_db, tmp_path: Path
-) -> None:
-    mdir = files(tmp_path / "s" / "migrations", **{"001_init": "-- Ünïcode\nCREATE TABLE IF NOT EXISTS a (id int);",
-                                                   "002_b": "CREATE TABLE IF NOT EXISTS b (id int);"})
+def test_seed_runner_databases_and_migratekit_databases_are_indistinguishable(new_db, tmp_path: Path) -> None:
+    mdir = files(
+        tmp_path / "s" / "migrations",
+        **{
+            "001_init": "-- Ünïcode\nCREATE TABLE IF NOT EXISTS a (id int);",
+            "002_b": "CREATE TABLE IF NOT EXISTS b (id int);",
+        },
+    )
     by_seed, by_kit = new_db(), new_db()
     with psycopg.connect(by_seed) as conn:  # what the seed's runner leaves behind
         conn.execute(SEED_DDL)
         for m in load_migrations(mdir):
             conn.execute(m.text.encode())
-            conn.execute("INSERT INTO schema_migrations (version, checksum, execution_time_ms) VALUES (%s, %s, 3)",
-                         (m.version, seed_checksum(m.data)))
+            conn.execute(
+                "INSERT INTO schema_migrations (version, checksum, execution_time_ms) VALUES (%s, %s, 3)",
+                (m.version, seed_checksum(m.data)),
+            )
     assert apply(by_seed, mdir).outcome == "up to date"
     apply(by_kit, mdir)
     assert rows(by_kit) == rows(by_seed)
-    shape = ("SELECT column_name, data_type, is_nullable, column_default FROM information_schema.columns "
-             "WHERE table_name = 'schema_migrations' ORDER BY ordinal_position")
+    shape = (
+        "SELECT column_name, data_type, is_nullable, column_default FROM information_schema.columns "
+        "WHERE table_name = 'schema_migrations' ORDER BY ordinal_position"
+    )
     index = "SELECT indexdef FROM pg_indexes WHERE tablename = 'schema_migrations' ORDER BY indexname"
     with psycopg.connect(by_seed) as a, psycopg.connect(by_kit) as b:
         assert a.execute(shape).fetchall() == b.execute(shape).fetchall()
@@ -299,8 +343,10 @@ def test_seed_runner_databases_and_migratekit_databases_are_indistinguishable(
 def test_rows_read_back_by_the_seeds_own_checksum_code(scratch_db: str, tmp_path: Path) -> None:
     mdir = files(tmp_path / "s" / "migrations", **{"001_init": "-- 艦隊 ✓\nCREATE TABLE IF NOT EXISTS a (id int);"})
     apply(scratch_db, mdir)
-    seed = ("const c=require('crypto'),fs=require('fs');"
-            "console.log(c.createHash('sha256').update(fs.readFileSync(process.argv[1],'utf-8')).digest('hex').substring(0,16))")
+    seed = (
+        "const c=require('crypto'),fs=require('fs');"
+        "console.log(c.createHash('sha256').update(fs.readFileSync(process.argv[1],'utf-8')).digest('hex').substring(0,16))"
+    )
     node = subprocess.run(["node", "-e", seed, str(mdir / "001_init.sql")], capture_output=True, text=True, check=True)
     assert rows(scratch_db) == [("001_init", node.stdout.strip())]
 

@@ -49,7 +49,10 @@ def test_a_malformed_url_is_a_config_error_without_the_password(tmp_path: Path) 
     ("url", "shown"),
     [
         ("postgresql://app:s3cr%40t@db:5432/auth", "postgresql://app:***@db:5432/auth"),
-        ("postgresql://app@db/auth?password=s3cret&sslmode=require", "postgresql://app@db/auth?password=***&sslmode=require"),
+        (
+            "postgresql://app@db/auth?password=s3cret&sslmode=require",
+            "postgresql://app@db/auth?password=***&sslmode=require",
+        ),
         ("host=db user=app password='s3 cret' dbname=auth", "host=db user=app password=*** dbname=auth"),
         ("postgresql://app@db/auth", "postgresql://app@db/auth"),
     ],
@@ -100,7 +103,9 @@ def test_scratch_database_is_dropped_even_when_the_block_fails(pg_server: Scratc
 
 
 def test_scratch_server_prefers_the_environment_variable(tmp_path: Path) -> None:
-    assert scratch_server(tmp_path, {"MIGRATEKIT_SCRATCH_URL": "postgresql://x@h/db"}).origin == "$MIGRATEKIT_SCRATCH_URL"
+    assert (
+        scratch_server(tmp_path, {"MIGRATEKIT_SCRATCH_URL": "postgresql://x@h/db"}).origin == "$MIGRATEKIT_SCRATCH_URL"
+    )
 
 
 @pytest.mark.skipif(docker_unavailable_reason() is not None, reason=f"{docker_unavailable_reason()}")

@@ -33,7 +33,9 @@ def test_migrate_all_applies_every_service_then_reports_up_to_date(monorepo) -> 
     assert repo.query("auth", "SELECT version FROM schema_migrations ORDER BY 1") == [("001_init",), ("002_add_roles",)]
     second = json.loads(repo.invoke("migrate-all", "--json").stdout)
     assert {s["service"]: (s["outcome"], s["already_applied"]) for s in second["services"]} == {
-        "auth": ("up to date", 2), "battles": ("up to date", 1), "search": ("up to date", 1)
+        "auth": ("up to date", 2),
+        "battles": ("up to date", 1),
+        "search": ("up to date", 1),
     }
 
 
@@ -54,7 +56,7 @@ def test_a_failure_skips_dependents_and_independent_services_finish(monorepo) ->
     assert repo.query("battles", "SELECT to_regclass('schema_migrations')") == [(None,)]
 
     human = repo.invoke("migrate-all")
-    assert "auth: 003_broken.sql:2: relation \"missing_table\" does not exist (SQLSTATE 42P01)" in human.stdout
+    assert 'auth: 003_broken.sql:2: relation "missing_table" does not exist (SQLSTATE 42P01)' in human.stdout
 
 
 def test_fail_fast_starts_nothing_after_a_failure(monorepo) -> None:
@@ -104,8 +106,9 @@ def test_changed_since_runs_changed_services_and_their_dependents(monorepo) -> N
 
 def test_bad_workspace_is_exit_2_and_touches_no_database(monorepo) -> None:
     repo = three_services(monorepo)
-    (repo.root / "workspace.yaml").write_text("version: 1\nservices:\n  auth: {depends_on: [battles]}\n"
-                                              "  battles: {depends_on: [auth]}\n")
+    (repo.root / "workspace.yaml").write_text(
+        "version: 1\nservices:\n  auth: {depends_on: [battles]}\n  battles: {depends_on: [auth]}\n"
+    )
     result = repo.invoke("migrate-all")
     assert result.returncode == 2
     assert "depends_on forms a cycle" in result.stderr and "Traceback" not in result.stderr
@@ -113,12 +116,24 @@ def test_bad_workspace_is_exit_2_and_touches_no_database(monorepo) -> None:
 
 
 def test_shared_database_with_schema_tracking_tables(monorepo, new_db) -> None:
-    repo = monorepo({"battles": {}, "enrichment": {"depends_on": ["battles"], "database": "battles",
-                                                   "tracking_table": "enrichment.schema_migrations"}})
+    repo = monorepo(
+        {
+            "battles": {},
+            "enrichment": {
+                "depends_on": ["battles"],
+                "database": "battles",
+                "tracking_table": "enrichment.schema_migrations",
+            },
+        }
+    )
     repo.env["ENRICHMENT_DATABASE_URL"] = repo.env["BATTLES_DATABASE_URL"]
     repo.migration("battles", "001_init.sql", "CREATE TABLE IF NOT EXISTS battles (id int PRIMARY KEY);")
-    repo.migration("enrichment", "001_init.sql", "CREATE SCHEMA IF NOT EXISTS enrichment;\n"
-                   "CREATE TABLE IF NOT EXISTS enrichment.s (battle_id int REFERENCES public.battles(id));")
+    repo.migration(
+        "enrichment",
+        "001_init.sql",
+        "CREATE SCHEMA IF NOT EXISTS enrichment;\n"
+        "CREATE TABLE IF NOT EXISTS enrichment.s (battle_id int REFERENCES public.battles(id));",
+    )
     assert repo.invoke("migrate-all").returncode == 0
     assert repo.query("battles", "SELECT version FROM schema_migrations") == [("001_init",)]
     assert repo.query("battles", "SELECT version FROM enrichment.schema_migrations") == [("001_init",)]

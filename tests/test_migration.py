@@ -47,8 +47,9 @@ def test_checksum_equals_the_seed_runner_on_non_ascii_bom_crlf_and_invalid_utf8(
     }
     for name, data in samples.items():
         (tmp_path / name).write_bytes(data)
-    node = subprocess.run(["node", "-e", SEED_JS, *(str(tmp_path / n) for n in samples)],
-                          capture_output=True, text=True, check=True)
+    node = subprocess.run(
+        ["node", "-e", SEED_JS, *(str(tmp_path / n) for n in samples)], capture_output=True, text=True, check=True
+    )
     assert node.stdout.split() == [seed_checksum(d) for d in samples.values()]
 
 

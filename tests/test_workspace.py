@@ -52,7 +52,11 @@ def test_undeclared_services_on_disk_are_reported(tmp_path: Path) -> None:
 
 
 def test_groups_are_parallel_waves_with_ties_broken_by_name(tmp_path: Path) -> None:
-    ws = load_workspace(repo(tmp_path, ["a", "b", "c", "d", "e"], """
+    ws = load_workspace(
+        repo(
+            tmp_path,
+            ["a", "b", "c", "d", "e"],
+            """
 version: 1
 services:
   e: {depends_on: [c]}
@@ -60,7 +64,9 @@ services:
   c: {}
   b: {}
   a: {}
-"""))
+""",
+        )
+    )
     assert ws.groups() == [["a", "b", "c"], ["d", "e"]]
     assert ws.order() == ["a", "b", "c", "d", "e"]
     assert ws.with_dependencies({"d"}) == {"a", "b", "d"}
@@ -85,13 +91,17 @@ def test_unknown_dependency_names_both_services(tmp_path: Path) -> None:
 
 
 def test_cycle_names_every_service_in_it(tmp_path: Path) -> None:
-    message = error(tmp_path, ["a", "b", "c"], """
+    message = error(
+        tmp_path,
+        ["a", "b", "c"],
+        """
 version: 1
 services:
   a: {depends_on: [c]}
   b: {depends_on: [a]}
   c: {depends_on: [b]}
-""")
+""",
+    )
     assert "depends_on forms a cycle" in message
     assert all(name in message.split("cycle:")[1] for name in "abc")
 
@@ -126,7 +136,9 @@ def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:
 
 def test_parallel_groups_on_a_plain_graph() -> None:
     assert parallel_groups({"web": ("api",), "api": ("db",), "db": (), "jobs": ("db",)}) == [
-        ["db"], ["api", "jobs"], ["web"]
+        ["db"],
+        ["api", "jobs"],
+        ["web"],
     ]
 
 
