@@ -1,0 +1,104 @@
+"""`python -m migratekit migrate` and the example Python service that migrates before it serves."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import psycopg
+
+from conftest import REPO
+from migratekit import run_migrations
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "migratekit", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=60,
+    )
+
+
+def test_cli_migrates_a_directory_and_reports_json(scratch_db: str, tmp_path: Path) -> None:
+    mdir = tmp_path / "migrations"
+    mdir.mkdir()
+    (mdir / "001_init.sql").write_text("CREATE TABLE IF NOT EXISTS a (id int);")
+    first = cli("migrate", "--dir", str(mdir), "--url", scratch_db)
+    assert first.returncode == 0 and "applied 001_init" in first.stdout
+    again = cli("migrate", "--dir", str(mdir), "--json", env={"DATABASE_URL": scratch_db})
+    assert json.loads(again.stdout)["outcome"] == "up to date"
+
+
+def test_cli_failure_exits_1_and_hides_the_password(scratch_db: str, tmp_path: Path) -> None:
+    mdir = tmp_path / "migrations"
+    mdir.mkdir()
+    (mdir / "001_init.sql").write_text("SELECT 1/0;")
+    url = psycopg.conninfo.make_conninfo(scratch_db, password="hunter2")
+    result = cli("migrate", "--dir", str(mdir), "--url", url)
+    assert result.returncode == 1
+    assert "001_init.sql:1: division by zero (SQLSTATE 22012)" in result.stderr
+    assert "hunter2" not in result.stdout + result.stderr
+
+
+def test_cli_bad_arguments_exit_2(tmp_path: Path) -> None:
+    assert cli("migrate", "--dir", str(tmp_path / "nope"), "--url", "postgresql://x@h/db").returncode == 2
+    no_url = cli("migrate", "--dir", str(tmp_path), env={"DATABASE_URL": ""})
+    assert no_url.returncode == 2 and "no database URL" in no_url.stderr
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_enrichment(url: str, port: int) -> subprocess.Popen[str]:
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "PORT": str(port),
+        "PYTHONPATH": str(REPO / "services" / "enrichment" / "src"),
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "enrichment"], env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+
+
+def test_enrichment_refuses_to_start_when_its_migrations_fail(scratch_db: str) -> None:
+    # battles has not migrated: enrichment's 001_init references public.battles and must fail.
+    service = start_enrichment(scratch_db, free_port())
+    output, _ = service.communicate(timeout=60)
+    assert service.returncode == 1
+    assert "Failed to start: 001_init.sql:" in output and 'relation "public.battles" does not exist' in output
+    assert "listening" not in output
+
+
+def test_enrichment_migrates_then_serves(scratch_db: str) -> None:
+    run_migrations(scratch_db, REPO / "services" / "battles" / "migrations")
+    port = free_port()
+    service = start_enrichment(scratch_db, port)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/battles/value", timeout=2) as response:
+                    assert json.load(response) == []
+                break
+            except OSError:
+                assert service.poll() is None, service.stdout.read()
+                assert time.monotonic() < deadline, "enrichment never listened"
+                time.sleep(0.1)
+    finally:
+        service.terminate()
+        service.wait(timeout=10)
+    with psycopg.connect(scratch_db) as conn:
+        versions = conn.execute("SELECT version FROM enrichment.schema_migrations ORDER BY 1").fetchall()
+    assert versions == [("001_init",), ("002_add_battle_value_view",)]
