@@ -7,9 +7,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from migratekit.apply import Options, apply_service
 from migratekit.databases import connection_urls, redact, resolve
-from migratekit.embedded import Embedded
+from migratekit.embedded import Embedded, machine_binaries, wheel_binaries
 from migratekit.errors import ConfigError
+from migratekit.migration import load_migrations
 from migratekit.scratch import ScratchServer, docker_unavailable_reason, scratch_database, scratch_server
 from migratekit.workspace import load_workspace
 
@@ -114,3 +116,29 @@ def test_scratch_server_uses_a_container_when_docker_answers(tmp_path: Path) -> 
     assert server.origin == "container"
     with scratch_database(server) as url, psycopg.connect(url) as conn:
         assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_machine_binaries_are_preferred_when_present() -> None:
+    machine = machine_binaries()
+    if machine is None:
+        pytest.skip("this machine has no PostgreSQL server binaries; the wheel is the only choice")
+    assert Embedded(Path("/nonexistent")).binaries is None  # chosen at first start, machine first
+    assert machine.source == "machine"
+
+
+@pytest.mark.skipif(wheel_binaries() is None, reason="the pgserver wheel is not installed")
+def test_the_pgserver_wheel_runs_the_cluster_and_names_missing_extensions(tmp_path: Path) -> None:
+    embedded = Embedded(tmp_path, binaries=wheel_binaries())
+    migrations = tmp_path / "svc" / "migrations"
+    migrations.mkdir(parents=True)
+    (migrations / "001_init.sql").write_text(
+        'CREATE TABLE IF NOT EXISTS a (id int);\n\nCREATE EXTENSION IF NOT EXISTS "uuid-ossp";\n'
+    )
+    try:
+        server = embedded.start()
+        assert server.binaries.source == "pgserver wheel"
+        result = apply_service("svc", embedded.ensure_database("svc"), load_migrations(migrations), Options())
+        assert (result.failure.file, result.failure.line) == ("001_init.sql", 3)
+        assert "pgserver wheel ships no contrib modules" in result.failure.hint
+    finally:
+        embedded.stop()

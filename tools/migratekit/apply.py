@@ -228,12 +228,7 @@ def _connect(conninfo: str, wait: float) -> psycopg.Connection:
     delay = 0.1
     while True:
         try:
-            conn = psycopg.connect(conninfo, autocommit=True, connect_timeout=10, application_name="migratekit")
-            if conn.info.server_version >= 140000:
-                # A runner killed mid-migration must not leave its backend holding the lock and an
-                # open transaction until a long statement ends: the server checks for a dead client.
-                conn.execute("SET client_connection_check_interval = '1s'")
-            return conn
+            return psycopg.connect(conninfo, autocommit=True, connect_timeout=10, application_name="migratekit")
         except psycopg.OperationalError as exc:
             message = redact(str(exc)).strip()
             transient = any(
@@ -291,6 +286,10 @@ def _apply(
                 sql.SQL("UPDATE {} SET checksum = %s WHERE version = %s").format(table),
                 (migration.checksum, migration.version),
             )
+        if the_plan.pending and conn.info.server_version >= 140000:
+            # A runner killed mid-migration must not leave its backend holding the lock and an
+            # open transaction until a long statement ends: the server checks for a dead client.
+            conn.execute("SET client_connection_check_interval = '1s'")
         applied: list[Applied] = []
         for migration in the_plan.pending:
             if progress:
@@ -324,15 +323,14 @@ def _table_identifier(tracking_table: str) -> sql.Composable:
 
 def _table_state(conn: psycopg.Connection, options: Options) -> str:
     """ "absent", "ok", or raise Failed for a table of another tool's shape."""
-    row = conn.execute("SELECT to_regclass(%s)::oid", (options.tracking_table,)).fetchone()
+    row = conn.execute(
+        "SELECT array_agg(attname::text) FROM pg_attribute "
+        "WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped",
+        (options.tracking_table,),
+    ).fetchone()
     if row is None or row[0] is None:
         return "absent"
-    columns = {
-        r[0]
-        for r in conn.execute(
-            "SELECT attname FROM pg_attribute WHERE attrelid = %s AND attnum > 0 AND NOT attisdropped", (row[0],)
-        )
-    }
+    columns = set(row[0])
     if SEED_COLUMNS <= columns:
         return "ok"
     if columns == {"version", "dirty"}:

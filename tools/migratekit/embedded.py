@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import glob
+import importlib.util
 import json
 import os
 import pwd
@@ -40,8 +41,8 @@ class Binaries:
         return str(self.bindir / name)
 
 
-def find_binaries() -> Binaries:
-    """The machine's newest PostgreSQL server binaries, else the pgserver wheel's."""
+def machine_binaries() -> Binaries | None:
+    """The machine's newest PostgreSQL server: `pg_config --bindir`, PATH, `/usr/lib/postgresql/*/bin`."""
     candidates: list[Path] = []
     pg_config = shutil.which("pg_config")
     if pg_config:
@@ -53,21 +54,27 @@ def find_binaries() -> Binaries:
     candidates.extend(
         sorted((Path(p) for p in glob.glob("/usr/lib/postgresql/*/bin")), key=_major_of_path, reverse=True)
     )
-    for bindir in candidates:
-        if all((bindir / t).exists() for t in _TOOLS):
-            return Binaries(bindir, "machine")
-    try:
-        import pgserver  # type: ignore[import-untyped]
-    except ImportError:
-        pgserver = None
-    if pgserver is not None:
-        bindir = Path(pgserver.__file__).parent / "pginstall" / "bin"
-        if all((bindir / t).exists() for t in _TOOLS):
-            return Binaries(bindir, "pgserver wheel")
-    raise MigratekitError(
-        "no PostgreSQL server binaries found for the embedded database: install the machine's "
-        "postgresql package or the pgserver wheel, or set the service's DATABASE_URL variable"
-    )
+    return next((Binaries(d, "machine") for d in candidates if all((d / t).exists() for t in _TOOLS)), None)
+
+
+def wheel_binaries() -> Binaries | None:
+    """The binaries inside the `pgserver` wheel (no contrib extensions)."""
+    spec = importlib.util.find_spec("pgserver")  # located, not imported: its import has side effects
+    if spec is None or spec.origin is None:
+        return None
+    bindir = Path(spec.origin).parent / "pginstall" / "bin"
+    return Binaries(bindir, "pgserver wheel") if all((bindir / t).exists() for t in _TOOLS) else None
+
+
+def find_binaries() -> Binaries:
+    """The machine's server binaries first (they carry contrib extensions), else the wheel's."""
+    found = machine_binaries() or wheel_binaries()
+    if found is None:
+        raise MigratekitError(
+            "no PostgreSQL server binaries found for the embedded database: install the machine's "
+            "postgresql package or the pgserver wheel, or set the service's DATABASE_URL variable"
+        )
+    return found
 
 
 def _major_of_path(path: Path) -> int:
@@ -96,8 +103,9 @@ class EmbeddedServer:
 class Embedded:
     """Start, stop and use the cluster that lives under `<root>/.migratekit/`."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, binaries: Binaries | None = None):
         self.home = Path(root) / STATE_DIR
+        self.binaries = binaries  # None: find_binaries() when the cluster is first created
         self.state_file = self.home / "embedded.json"
 
     def _state(self) -> dict[str, object]:
@@ -143,7 +151,7 @@ class Embedded:
             binaries = (
                 Binaries(Path(str(state["bindir"])), str(state["source"]))
                 if state and Path(str(state["bindir"]), "pg_ctl").exists()
-                else find_binaries()
+                else self.binaries or find_binaries()
             )
             datadir = Path(str(state["datadir"])) if "datadir" in state else self._pick_datadir()
             if not (datadir / "PG_VERSION").exists():

@@ -17,8 +17,6 @@ from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType
 
-from pglast import parser as pg_parser
-
 NAME = re.compile(r"^(?P<number>\d+)_(?P<slug>[a-z0-9]+(?:_[a-z0-9]+)*)\.sql$")
 HEADER_LINE = re.compile(r"^--\s*(?P<key>[A-Za-z][A-Za-z -]*?)\s*:\s*(?P<value>.*?)\s*$")
 NO_TRANSACTION_DIRECTIVE = "no-transaction"
@@ -141,6 +139,8 @@ def parse_header(text: str) -> Mapping[str, str]:
 
 
 def parse_statements(text: str) -> tuple[Statement, ...]:
+    from pglast import parser as pg_parser  # imported on first parse: an up-to-date run never needs it
+
     data = text.encode("utf-8")
     try:
         tree = json.loads(pg_parser.parse_sql_json(text))
