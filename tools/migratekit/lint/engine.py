@@ -1,0 +1,166 @@
+"""Run every lint rule over one service's migrations, honouring inline ignores.
+
+`-- migratekit: ignore MK302 -- reason` silences the listed codes for the statement it precedes
+(or sits in). An ignore that silences nothing is itself reported (MK112), so stale ignores do
+not pile up.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterable
+from pathlib import Path
+
+from migratekit.findings import Finding, Rule, make_rule
+from migratekit.lint import files, idempotency, safety
+from migratekit.lint.registry import Context, FileState, ServiceIndexes, StatementRule
+from migratekit.lint.tree import alter_cmds, bare, relname, strings, walk
+from migratekit.migration import Migration, SqlSyntaxError
+
+STATEMENT_RULES: tuple[StatementRule, ...] = (*idempotency.RULES, *safety.RULES)
+IGNORE = re.compile(r"--\s*migratekit:\s*ignore\s+(MK\d{3}(?:\s*,?\s*MK\d{3})*)", re.IGNORECASE)
+
+
+def unused_ignore(service: str | None, path: str | None, line: int | None, message: str) -> Finding:
+    """MK112: an ignore comment that silenced nothing."""
+    return UNUSED_IGNORE.finding(service, path, line, message)
+
+
+UNUSED_IGNORE: Rule = make_rule(
+    "MK112",
+    "warning",
+    "remove the ignore comment, or fix its code",
+    """An ignore comment that silences nothing.
+
+    A stale ignore hides the next real problem of the same kind in that statement.
+    Bad: -- migratekit: ignore MK302   (before a statement that no longer triggers MK302)
+    Good: no comment, or one that names the code the statement triggers
+    """,
+)
+
+
+def lint_migrations(
+    service: str, directory: Path, migrations: tuple[Migration, ...], root: Path, tracking_table: str
+) -> list[Finding]:
+    """Every MK1xx, MK2xx and MK3xx finding for one service's migrations directory."""
+
+    def rel(path: Path) -> str:
+        return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+
+    d = files.Directory(service, directory, migrations, tracking_table)
+    findings = [
+        file_rule.rule.finding(service, rel(path), line, message)
+        for file_rule in files.RULES
+        for path, line, message in file_rule.check(d)
+    ]
+    parsed = [m for m in migrations if _parses(m)]
+    indexes = service_indexes(parsed)
+    for migration in parsed:
+        findings.extend(lint_file(service, rel(migration.path), migration, indexes))
+    return findings
+
+
+def _parses(m: Migration) -> bool:
+    try:
+        m.statements
+    except SqlSyntaxError:
+        return False
+    return True
+
+
+_BY_KIND: dict[str, list[StatementRule]] = defaultdict(list)
+for _r in STATEMENT_RULES:
+    for _kind in _r.kinds:
+        _BY_KIND[_kind].append(_r)
+
+
+def lint_file(service: str, path: str, migration: Migration, indexes: ServiceIndexes) -> list[Finding]:
+    statements = migration.statements
+    newlines = [i for i, byte in enumerate(migration.data) if byte == 10] if statements else []
+    ignores = _ignores(migration.text, statements)
+    used: set[tuple[int, str]] = set()
+    state = FileState()
+    findings = []
+    for index, statement in enumerate(statements):
+        ctx = Context(migration, statement, state, indexes, newlines)
+        silenced = ignores.get(index, {})
+        for statement_rule in (*_BY_KIND.get(statement.kind, ()), *_BY_KIND["*"]):
+            for line, message in statement_rule.check(ctx, statement.node):
+                code = statement_rule.rule.code
+                if code in silenced:
+                    used.add((silenced[code], code))
+                    continue
+                findings.append(statement_rule.rule.finding(service, path, line or statement.line, message))
+        _advance(state, statement.kind, statement.node)
+    for codes in ignores.values():
+        for code, line in codes.items():
+            if (line, code) not in used:
+                findings.append(unused_ignore(service, path, line, f"ignore {code} silences nothing here"))
+    return findings
+
+
+def _ignores(text: str, statements: Iterable) -> dict[int, dict[str, int]]:
+    """statement index -> {code: line of the ignore comment}."""
+    ends = [s.line + s.text.count("\n") for s in statements]
+    result: dict[int, dict[str, int]] = defaultdict(dict)
+    if "migratekit" not in text:
+        return result
+    for number, line in enumerate(text.splitlines(), start=1):
+        match = IGNORE.search(line)
+        if not match:
+            continue
+        target = next((i for i, end in enumerate(ends) if end >= number), None)
+        if target is not None:
+            for code in re.findall(r"MK\d{3}", match[1].upper()):
+                result[target][code] = number
+    return result
+
+
+def _advance(state: FileState, kind: str, node: dict) -> None:
+    """Record what a statement did, for the rules that look at later statements."""
+    if kind == "CreateStmt":
+        state.created_tables.add(bare(relname(node.get("relation"))))
+    elif kind == "CreateTableAsStmt":
+        state.created_tables.add(bare(relname(node.get("into", {}).get("rel"))))
+    elif kind == "DropStmt" and node.get("removeType") == "OBJECT_TRIGGER" and node.get("missing_ok"):
+        for obj in node.get("objects", []):
+            names = strings(obj.get("List", {}).get("items"))
+            if len(names) >= 2:
+                state.dropped_triggers.add((names[-2], names[-1]))
+    elif kind == "AlterTableStmt":
+        table = bare(relname(node.get("relation")))
+        for cmd in alter_cmds(node):
+            if cmd.get("subtype") == "AT_DropConstraint" and cmd.get("missing_ok"):
+                state.dropped_constraints.add((table, cmd.get("name", "")))
+    elif kind == "TransactionStmt":
+        state.in_transaction = node.get("kind") in ("TRANS_STMT_BEGIN", "TRANS_STMT_START")
+
+
+def service_indexes(migrations: Iterable[Migration]) -> ServiceIndexes:
+    """Every index, primary key and unique constraint the service creates, in any of its files."""
+    by_table: dict[str, list[tuple[str, ...]]] = defaultdict(list)
+    for migration in migrations:
+        for statement in migration.statements:
+            node = statement.node
+            table = bare(relname(node.get("relation")))
+            if statement.kind == "IndexStmt":
+                by_table[table].append(tuple(p["IndexElem"].get("name", "") for p in node.get("indexParams", [])))
+                continue
+            if statement.kind not in ("CreateStmt", "AlterTableStmt"):
+                continue
+            for kind, element in walk(node.get("tableElts", []) + node.get("cmds", [])):
+                if kind == "ColumnDef":
+                    for c in element.get("constraints", []):
+                        if c.get("Constraint", {}).get("contype") in ("CONSTR_PRIMARY", "CONSTR_UNIQUE"):
+                            by_table[table].append((element.get("colname", ""),))
+                elif kind == "Constraint" and element.get("contype") in ("CONSTR_PRIMARY", "CONSTR_UNIQUE"):
+                    keys = tuple(strings(element.get("keys")))
+                    if keys:
+                        by_table[table].append(keys)
+    return ServiceIndexes(dict(by_table))
+
+
+def all_rules() -> list[Rule]:
+    """Every lint rule, for `invoke rules` and the SARIF rule table."""
+    return [r.rule for r in files.RULES] + [UNUSED_IGNORE] + [r.rule for r in STATEMENT_RULES]

@@ -1,0 +1,240 @@
+"""MK1xx: the migrations directory and its files: names, numbering, encoding, headers, parsing."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from migratekit.findings import Rule, make_rule
+from migratekit.migration import NAME, Migration, SqlSyntaxError
+
+
+@dataclass(frozen=True)
+class Directory:
+    service: str
+    path: Path  # the migrations directory
+    migrations: tuple[Migration, ...]
+    tracking_table: str
+
+
+FileHit = tuple[Path, int | None, str | None]  # (file, line, message)
+
+
+@dataclass(frozen=True)
+class FileRule:
+    rule: Rule
+    check: Callable[[Directory], Iterable[FileHit]]
+
+
+RULES: list[FileRule] = []
+
+
+def rule(code: str, severity: str, hint: str) -> Callable[[Callable[[Directory], Iterable[FileHit]]], object]:
+    def register(check: Callable[[Directory], Iterable[FileHit]]) -> object:
+        RULES.append(FileRule(make_rule(code, severity, hint, check.__doc__), check))
+        return check
+
+    return register
+
+
+@rule("MK101", "error", "rename it NNN_snake_case_description.sql, e.g. 004_add_email_column.sql")
+def file_name(d: Directory) -> Iterable[FileHit]:
+    """File name is not NNN_snake_case.sql.
+
+    The version is the file name: a name outside the pattern sorts unpredictably and says nothing.
+    Bad: 4-AddEmail.sql
+    Good: 004_add_email_column.sql
+    """
+    for m in d.migrations:
+        if not NAME.match(m.filename):
+            yield m.path, None, f"{m.filename} is not NNN_snake_case.sql"
+
+
+@rule("MK102", "error", "give one of them the next free number")
+def duplicate_version(d: Directory) -> Iterable[FileHit]:
+    """Two migrations share one number.
+
+    Two branches that both added 004_… merged: the order between them is an accident.
+    Bad: 004_add_email.sql and 004_add_phone.sql
+    Good: 004_add_email.sql and 005_add_phone.sql
+    """
+    counts = Counter(m.number for m in d.migrations if m.number is not None)
+    for m in d.migrations:
+        if m.number is not None and counts[m.number] > 1:
+            yield m.path, None, f"number {m.number} is used by {counts[m.number]} files"
+
+
+@rule(
+    "MK103", "warning", "number sequentially; if gaps are deliberate, ignore MK103 for this service in workspace.yaml"
+)
+def gap(d: Directory) -> Iterable[FileHit]:
+    """A gap in the numbering.
+
+    A missing number usually means a file was deleted or a branch was lost.
+    Bad: 001_init.sql, 002_add_users.sql, 004_add_email.sql
+    Good: 001_init.sql, 002_add_users.sql, 003_add_email.sql
+    """
+    numbered = sorted({m.number: m for m in d.migrations if m.number is not None}.items())
+    for (previous, _), (number, m) in zip(numbered, numbered[1:], strict=False):
+        if number > previous + 1:
+            yield m.path, None, f"{m.filename} follows {previous:0{len(str(number))}d}: {number - previous - 1} missing"
+
+
+@rule("MK104", "error", "pad every number to the same width (001, 002 … 010), so name order is number order")
+def unpadded(d: Directory) -> Iterable[FileHit]:
+    """Numbers of different widths, so name order differs from number order.
+
+    Files apply in name order: 10_x.sql sorts before 9_y.sql.
+    Bad: 9_add_users.sql, 10_add_email.sql
+    Good: 009_add_users.sql, 010_add_email.sql
+    """
+    widths = Counter(len(NAME.match(m.filename)["number"]) for m in d.migrations if NAME.match(m.filename))
+    if len(widths) > 1:
+        usual = widths.most_common(1)[0][0]
+        for m in d.migrations:
+            match = NAME.match(m.filename)
+            if match and len(match["number"]) != usual:
+                yield m.path, None, f"{m.filename} has {len(match['number'])} digits, the others {usual}"
+
+
+@rule("MK105", "warning", "add migrations/README.md: how to add a migration and how to roll one back")
+def readme(d: Directory) -> Iterable[FileHit]:
+    """The migrations directory has no README.md.
+
+    The seed keeps one beside the files: how to add a migration, how each is undone.
+    Bad: migrations/001_init.sql alone
+    Good: migrations/001_init.sql and migrations/README.md
+    """
+    if d.migrations and not (d.path / "README.md").is_file():
+        yield d.path / "README.md", None, "migrations/README.md is missing"
+
+
+@rule("MK106", "warning", "start the file with -- Migration: <version>, -- Description: …, -- Created: YYYY-MM-DD")
+def header(d: Directory) -> Iterable[FileHit]:
+    """The header is absent or names another file.
+
+    A copied file that still says "-- Migration: 003_…" misleads every reader.
+    Bad: -- Migration: 003_add_audit_logs   (in 004_add_email.sql)
+    Good: -- Migration: 004_add_email
+    """
+    for m in d.migrations:
+        named = m.header.get("migration")
+        if named is None:
+            yield m.path, 1, "no '-- Migration: <version>' header"
+        elif named != m.version:
+            yield m.path, 1, f"header names {named}, the file is {m.version}"
+
+
+@rule("MK107", "error", "re-save the file as UTF-8")
+def not_utf8(d: Directory) -> Iterable[FileHit]:
+    """The file is not UTF-8.
+
+    Runners decode migrations as UTF-8: other bytes become U+FFFD and the SQL changes.
+    Bad: a Latin-1 file with 'é' as byte 0xE9
+    Good: the same text saved as UTF-8
+    """
+    for m in d.migrations:
+        try:
+            m.data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            yield m.path, m.data[: exc.start].count(b"\n") + 1, f"byte 0x{m.data[exc.start]:02x} is not UTF-8"
+
+
+@rule("MK108", "warning", "save with LF line endings and no byte-order mark (.gitattributes: *.sql text eol=lf)")
+def bom_or_crlf(d: Directory) -> Iterable[FileHit]:
+    """Byte-order mark or CRLF line endings.
+
+    They change the file's checksum from one checkout to another.
+    Bad: a file saved by an editor with "UTF-8 with BOM" or CRLF
+    Good: UTF-8 without BOM, LF line endings
+    """
+    for m in d.migrations:
+        if m.data.startswith(b"\xef\xbb\xbf"):
+            yield m.path, 1, "starts with a byte-order mark"
+        if b"\r\n" in m.data:
+            yield m.path, m.data[: m.data.index(b"\r\n")].count(b"\n") + 1, "has CRLF line endings"
+
+
+@rule("MK109", "error", "write the migration, or delete the file if it was never applied anywhere")
+def empty(d: Directory) -> Iterable[FileHit]:
+    """The file holds no SQL statement.
+
+    It is recorded as applied and does nothing: usually a forgotten stub.
+    Bad: 004_add_email.sql with only comments
+    Good: 004_add_email.sql with ALTER TABLE … ADD COLUMN IF NOT EXISTS …
+    """
+    for m in d.migrations:
+        try:
+            if not m.statements:
+                yield m.path, None, "no SQL statement in the file"
+        except SqlSyntaxError:
+            pass
+
+
+@rule("MK110", "error", "fix the SQL; the message is PostgreSQL's own parser's")
+def syntax(d: Directory) -> Iterable[FileHit]:
+    """SQL that does not parse.
+
+    Checked by PostgreSQL's own parser (pglast), before any database sees the file.
+    Bad: CREAT TABLE accounts (id uuid);
+    Good: CREATE TABLE IF NOT EXISTS accounts (id uuid);
+    """
+    for m in d.migrations:
+        try:
+            m.statements
+        except SqlSyntaxError as exc:
+            yield m.path, exc.line, f"does not parse: {exc}"
+
+
+@rule("MK111", "warning", "create the tracking table in 001_init.sql, exactly as the seed's 001_init does")
+def init_creates_tracking_table(d: Directory) -> Iterable[FileHit]:
+    """001_init.sql does not create the tracking table.
+
+    The seed keeps schema_migrations in 001_init for every service, so the schema is complete
+    from the files alone.
+    Bad: 001_init.sql with only the service's tables
+    Good: CREATE TABLE IF NOT EXISTS schema_migrations (version TEXT PRIMARY KEY, …);
+    """
+    first = next((m for m in d.migrations if m.number == 1), None)
+    if first is None:
+        return
+    try:
+        statements = first.statements
+    except SqlSyntaxError:
+        return
+    wanted = d.tracking_table.split(".")
+    for s in statements:
+        if s.kind == "CreateStmt":
+            target = s.node.get("relation", {})
+            name = (
+                [target.get("schemaname"), target.get("relname")]
+                if target.get("schemaname")
+                else [target.get("relname")]
+            )
+            if name == wanted or (len(wanted) == 1 and name[-1] == wanted[0]):
+                return
+    yield first.path, None, f"001_init.sql does not create {d.tracking_table}"
+
+
+@rule("MK113", "warning", "name migrations NNN_description.sql; other files in migrations/ are never applied")
+def stray_file(d: Directory) -> Iterable[FileHit]:
+    """A file in migrations/ that no runner will apply.
+
+    A `.SQL`, `.sql.bak` or `.psql` file is silently skipped by every runner.
+    Bad: migrations/004_add_email.SQL
+    Good: migrations/004_add_email.sql
+    """
+    if not d.path.is_dir():
+        return
+    for path in sorted(d.path.iterdir()):
+        if (
+            path.is_file()
+            and not path.name.endswith(".sql")
+            and path.name != "README.md"
+            and not path.name.startswith(".")
+        ):
+            if re.search(r"\.(sql|psql|pgsql)\b", path.name, re.IGNORECASE):
+                yield path, None, f"{path.name} looks like a migration but is never applied"

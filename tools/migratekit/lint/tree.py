@@ -1,0 +1,52 @@
+"""Helpers over pglast's JSON parse tree (plain dicts and lists, fast to build and walk)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+Node = dict[str, Any]
+
+
+def walk(node: Any) -> Iterator[tuple[str, Node]]:
+    """Every (type, node) below `node`, depth first; the tree's wrapper dicts are {Type: body}."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, dict):
+            for key, value in current.items():
+                if key[:1].isupper() and isinstance(value, dict):
+                    yield key, value
+                if isinstance(value, dict | list):
+                    stack.append(value)
+        elif isinstance(current, list):
+            stack.extend(current)
+
+
+def relname(range_var: Node | None) -> str:
+    """`schema.table` or `table` of a RangeVar, lower-cased as PostgreSQL folds it."""
+    if not range_var:
+        return ""
+    name = range_var.get("relname", "")
+    schema = range_var.get("schemaname")
+    return f"{schema}.{name}" if schema else name
+
+
+def strings(items: list[Node] | None) -> list[str]:
+    """The sval of a list of String nodes (qualified names, column lists)."""
+    return [i["String"]["sval"] for i in items or [] if "String" in i]
+
+
+def bare(name: str) -> str:
+    """`public.t` -> `t`: objects are compared by their unqualified name."""
+    return name.rsplit(".", 1)[-1]
+
+
+def func_names(node: Any) -> set[str]:
+    """Names of every function called anywhere below `node`."""
+    return {strings(n.get("funcname"))[-1] for t, n in walk(node) if t == "FuncCall" and n.get("funcname")}
+
+
+def alter_cmds(node: Node) -> list[Node]:
+    """The AlterTableCmd bodies of an ALTER TABLE."""
+    return [c["AlterTableCmd"] for c in node.get("cmds", []) if "AlterTableCmd" in c]
