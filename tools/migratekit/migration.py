@@ -117,6 +117,15 @@ class Migration:
         """Top-level statements from PostgreSQL's own parser; raises SqlSyntaxError."""
         return parse_statements(self.text)
 
+    @property
+    def syntax_error(self) -> SqlSyntaxError | None:
+        """Why the file does not parse, or None."""
+        try:
+            self.statements  # noqa: B018 (parses once, cached)
+        except SqlSyntaxError as exc:
+            return exc
+        return None
+
     def transaction_mode(self) -> tuple[bool, str]:
         """(runs in one transaction, why not) for this file; see `transaction_mode`."""
         return transaction_mode(self.statements, self.header)

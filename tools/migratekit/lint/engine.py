@@ -16,7 +16,7 @@ from migratekit.findings import Finding, Rule, make_rule
 from migratekit.lint import files, idempotency, safety
 from migratekit.lint.registry import Context, FileState, ServiceIndexes, StatementRule
 from migratekit.lint.tree import alter_cmds, bare, relname, strings, walk
-from migratekit.migration import Migration, SqlSyntaxError
+from migratekit.migration import Migration
 
 STATEMENT_RULES: tuple[StatementRule, ...] = (*idempotency.RULES, *safety.RULES)
 IGNORE = re.compile(r"--\s*migratekit:\s*ignore\s+(MK\d{3}(?:\s*,?\s*MK\d{3})*)", re.IGNORECASE)
@@ -54,19 +54,11 @@ def lint_migrations(
         for file_rule in files.RULES
         for path, line, message in file_rule.check(d)
     ]
-    parsed = [m for m in migrations if _parses(m)]
+    parsed = [m for m in migrations if m.syntax_error is None]
     indexes = service_indexes(parsed)
     for migration in parsed:
         findings.extend(lint_file(service, rel(migration.path), migration, indexes))
     return findings
-
-
-def _parses(m: Migration) -> bool:
-    try:
-        m.statements
-    except SqlSyntaxError:
-        return False
-    return True
 
 
 _BY_KIND: dict[str, list[StatementRule]] = defaultdict(list)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from migratekit.findings import Rule, make_rule
-from migratekit.migration import NAME, Migration, SqlSyntaxError
+from migratekit.migration import NAME, Migration
 
 
 @dataclass(frozen=True)
@@ -167,11 +167,8 @@ def empty(d: Directory) -> Iterable[FileHit]:
     Good: 004_add_email.sql with ALTER TABLE … ADD COLUMN IF NOT EXISTS …
     """
     for m in d.migrations:
-        try:
-            if not m.statements:
-                yield m.path, None, "no SQL statement in the file"
-        except SqlSyntaxError:
-            pass
+        if m.syntax_error is None and not m.statements:
+            yield m.path, None, "no SQL statement in the file"
 
 
 @rule("MK110", "error", "fix the SQL; the message is PostgreSQL's own parser's")
@@ -183,10 +180,9 @@ def syntax(d: Directory) -> Iterable[FileHit]:
     Good: CREATE TABLE IF NOT EXISTS accounts (id uuid);
     """
     for m in d.migrations:
-        try:
-            m.statements
-        except SqlSyntaxError as exc:
-            yield m.path, exc.line, f"does not parse: {exc}"
+        error = m.syntax_error
+        if error is not None:
+            yield m.path, error.line, f"does not parse: {error}"
 
 
 @rule("MK111", "warning", "create the tracking table in 001_init.sql, exactly as the seed's 001_init does")
@@ -199,14 +195,10 @@ def init_creates_tracking_table(d: Directory) -> Iterable[FileHit]:
     Good: CREATE TABLE IF NOT EXISTS schema_migrations (version TEXT PRIMARY KEY, …);
     """
     first = next((m for m in d.migrations if m.number == 1), None)
-    if first is None:
-        return
-    try:
-        statements = first.statements
-    except SqlSyntaxError:
+    if first is None or first.syntax_error is not None:
         return
     wanted = d.tracking_table.split(".")
-    for s in statements:
+    for s in first.statements:
         if s.kind == "CreateStmt":
             target = s.node.get("relation", {})
             name = (
