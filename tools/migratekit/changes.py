@@ -9,21 +9,29 @@ from migratekit.errors import ConfigError
 from migratekit.workspace import Workspace
 
 
+def git(root: Path, *args: str) -> list[str]:
+    """Output lines of a git command in `root`; a failure is a ConfigError (a bad ref is bad input)."""
+    result = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise ConfigError(
+            f"git {' '.join(args)} failed in {root}: {result.stderr.strip()}; "
+            "pass a ref that exists (a branch, tag or commit)"
+        )
+    return [line for line in result.stdout.splitlines() if line]
+
+
+def verify_ref(root: Path, ref: str) -> Path:
+    """Check `ref` names a commit; return the repository's top directory."""
+    git(root, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+    return Path(git(root, "rev-parse", "--show-toplevel")[0])
+
+
 def changed_paths(root: Path, ref: str) -> set[Path]:
     """Files differing from `ref` in the working tree, committed or not, plus untracked ones."""
-
-    def git(*args: str) -> list[str]:
-        result = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True)
-        if result.returncode != 0:
-            raise ConfigError(
-                f"git {' '.join(args)} failed in {root}: {result.stderr.strip()}; "
-                "pass a ref that exists (a branch, tag or commit)"
-            )
-        return [line for line in result.stdout.splitlines() if line]
-
-    git("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
-    top = Path(git("rev-parse", "--show-toplevel")[0])
-    names = git("diff", "--name-only", "--no-renames", ref, "--") + git("ls-files", "--others", "--exclude-standard")
+    top = verify_ref(root, ref)
+    names = git(root, "diff", "--name-only", "--no-renames", ref, "--") + git(
+        root, "ls-files", "--others", "--exclude-standard"
+    )
     return {(top / name).resolve() for name in names}
 
 

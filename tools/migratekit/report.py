@@ -14,7 +14,10 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from migratekit import __version__
 from migratekit.apply import Result
+from migratekit.audit.run import AuditReport
+from migratekit.findings import Finding, Rule
 from migratekit.inventory import ServiceInfo
 
 
@@ -95,3 +98,92 @@ def result_details(results: Sequence[Result]) -> list[str]:
         if r.pending:
             lines.append(f"{r.service}: would apply {', '.join(r.pending)}")
     return lines
+
+
+def audit_text(report: AuditReport) -> list[str]:
+    """Findings grouped by service, each with its code, severity, place, sentence and fix."""
+    lines: list[str] = []
+    current: object = object()
+    for f in report.findings:
+        if f.service != current:
+            current = f.service
+            lines.append(f"[bold]{f.service or 'workspace'}[/]")
+        colour = "red" if f.severity == "error" else "yellow"
+        lines.append(f"  [{colour}]{f.code} {f.severity}[/] {f.location}: {f.message}")
+        lines.append(f"      fix: {f.hint}")
+    scope = f", changed since {report.changed_since}" if report.changed_since else ""
+    lines.append(
+        f"{len(report.services)} service(s) audited{scope}: {report.errors} error(s), {report.warnings} warning(s)"
+    )
+    return lines
+
+
+def sarif(report: AuditReport, rules: list[Rule]) -> dict:
+    """SARIF 2.1.0, as GitHub code scanning and other viewers read it."""
+    index = {r.code: i for i, r in enumerate(rules)}
+    results = []
+    for f in report.findings:
+        location: dict = {"artifactLocation": {"uri": f.path or "workspace.yaml", "uriBaseId": "%SRCROOT%"}}
+        if f.line:
+            location["region"] = {"startLine": f.line}
+        results.append(
+            {
+                "ruleId": f.code,
+                "ruleIndex": index[f.code],
+                "level": f.severity,
+                "message": {"text": f"{f.message}. Fix: {f.hint}"},
+                "locations": [{"physicalLocation": location}],
+            }
+        )
+    return {
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "migratekit",
+                        "version": __version__,
+                        "rules": [
+                            {
+                                "id": r.code,
+                                "name": r.code,
+                                "shortDescription": {"text": r.summary},
+                                "fullDescription": {"text": r.doc},
+                                "help": {"text": r.hint},
+                                "defaultConfiguration": {"level": r.severity},
+                            }
+                            for r in rules
+                        ],
+                    }
+                },
+                "originalUriBaseIds": {"%SRCROOT%": {"uri": report.root.as_uri() + "/"}},
+                "results": results,
+            }
+        ],
+    }
+
+
+def github_annotations(findings: Sequence[Finding]) -> list[str]:
+    """GitHub Actions workflow commands: one annotation per finding, on the file and line."""
+
+    def escape(text: str) -> str:
+        return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+    lines = []
+    for f in findings:
+        where = f"file={escape(f.path)}" if f.path else ""
+        if f.path and f.line:
+            where += f",line={f.line}"
+        props = ",".join(p for p in (where, f"title={f.code}") if p)
+        lines.append(f"::{f.severity} {props}::{escape(f'{f.message}. Fix: {f.hint}')}")
+    return lines
+
+
+def rules_table(rules: Sequence[Rule]) -> Table:
+    table = Table(title="rules")
+    for column in ("code", "severity", "summary"):
+        table.add_column(column, overflow="fold")
+    for r in rules:
+        table.add_row(r.code, r.severity, r.summary)
+    return table

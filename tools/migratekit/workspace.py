@@ -27,7 +27,8 @@ LANGUAGES = ("typescript", "javascript", "python", "go", "java", "rust", "sql", 
 
 TOP_KEYS = {"version", "services_dir", "defaults", "services"}
 DEFAULT_KEYS = {"database_url_env", "lock_timeout", "statement_timeout", "tracking_table"}
-SERVICE_KEYS = DEFAULT_KEYS | {"language", "depends_on", "database"}
+SERVICE_KEYS = DEFAULT_KEYS | {"language", "depends_on", "database", "ignore"}
+RULE_CODE = re.compile(r"^MK\d{3}$")
 
 BUILTIN_DEFAULTS: dict[str, str] = {
     "database_url_env": "{SERVICE}_DATABASE_URL",
@@ -51,6 +52,7 @@ class Service:
     lock_timeout: str
     statement_timeout: str
     declared: bool
+    ignore: tuple[str, ...] = ()  # audit rule codes silenced for this service
 
     @property
     def migrations_dir(self) -> Path:
@@ -266,6 +268,9 @@ def build_workspace(
         depends = entry.get("depends_on", [])
         if not isinstance(depends, list) or not all(isinstance(d, str) for d in depends):
             raise check.fail((*key, "depends_on"), "must be a list of service names")
+        ignore = entry.get("ignore", [])
+        if not isinstance(ignore, list) or not all(isinstance(c, str) and RULE_CODE.match(c) for c in ignore):
+            raise check.fail((*key, "ignore"), "must be a list of rule codes such as [MK103, MK302]")
         language = entry.get("language") or _guess_language(path)
         if language not in LANGUAGES:
             raise check.fail((*key, "language"), f"unknown language {language!r}; one of {', '.join(LANGUAGES)}")
@@ -286,6 +291,7 @@ def build_workspace(
             lock_timeout=settings["lock_timeout"],
             statement_timeout=settings["statement_timeout"],
             declared=name in declared,
+            ignore=tuple(ignore),
         )
     for name, svc in services.items():
         for dep in svc.depends_on:

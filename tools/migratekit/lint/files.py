@@ -197,16 +197,11 @@ def init_creates_tracking_table(d: Directory) -> Iterable[FileHit]:
     first = next((m for m in d.migrations if m.number == 1), None)
     if first is None or first.syntax_error is not None:
         return
-    wanted = d.tracking_table.split(".")
+    wanted = d.tracking_table if "." in d.tracking_table else f"public.{d.tracking_table}"
     for s in first.statements:
         if s.kind == "CreateStmt":
             target = s.node.get("relation", {})
-            name = (
-                [target.get("schemaname"), target.get("relname")]
-                if target.get("schemaname")
-                else [target.get("relname")]
-            )
-            if name == wanted or (len(wanted) == 1 and name[-1] == wanted[0]):
+            if f"{target.get('schemaname', 'public')}.{target.get('relname')}" == wanted:
                 return
     yield first.path, None, f"001_init.sql does not create {d.tracking_table}"
 

@@ -1,0 +1,369 @@
+"""`invoke audit` on the example monorepo, a broken copy of it, and the wiring styles real monorepos use."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+from migratekit.audit.run import audit
+from migratekit.workspace import load_workspace
+
+
+def example(tmp_path: Path) -> Path:
+    root = tmp_path / "example"
+    shutil.copytree(REPO / "services", root / "services", ignore=shutil.ignore_patterns("node_modules", "dist"))
+    shutil.copy(REPO / "workspace.yaml", root / "workspace.yaml")
+    shutil.copy(REPO / "tasks.py", root / "tasks.py")
+    return root
+
+
+def invoke(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "invoke", *args],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "COLUMNS": "200"},
+        timeout=120,
+    )
+
+
+def codes(root: Path, service: str | None = None) -> list[tuple[str, str | None, int | None]]:
+    report = audit(load_workspace(root), [service] if service else None)
+    return [(f.code, f.path, f.line) for f in report.findings]
+
+
+def write(root: Path, relative: str, text: str) -> None:
+    path = root / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text).lstrip())
+
+
+def test_the_example_monorepo_audits_clean_in_every_format(tmp_path: Path) -> None:
+    root = example(tmp_path)
+    human = invoke(root, "audit")
+    assert human.returncode == 0, human.stdout + human.stderr
+    assert human.stdout.strip().endswith("3 service(s) audited: 0 error(s), 0 warning(s)")
+    data = json.loads(invoke(root, "audit", "--json").stdout)
+    assert (data["errors"], data["warnings"], data["findings"]) == (0, 0, [])
+    sarif = json.loads(invoke(root, "audit", "--sarif").stdout)
+    assert sarif["version"] == "2.1.0" and sarif["runs"][0]["results"] == []
+    assert {r["id"] for r in sarif["runs"][0]["tool"]["driver"]["rules"]} >= {"MK101", "MK201", "MK302", "MK403"}
+
+
+def test_a_broken_copy_gets_exactly_the_expected_codes(tmp_path: Path) -> None:
+    root = example(tmp_path)
+    auth = root / "services" / "authentication"
+    write(
+        root,
+        "services/authentication/migrations/004_add_email_index.sql",
+        """
+        -- Migration: 004_add_email_index
+        CREATE INDEX idx_accounts_email ON accounts (email);
+        INSERT INTO accounts (email) VALUES ('admin@example.com');
+        """,
+    )
+    dockerfile = (auth / "Dockerfile").read_text().replace("COPY --from=builder /app/migrations ./migrations\n", "")
+    (auth / "Dockerfile").write_text(dockerfile)
+    result = invoke(root, "audit", "--json")
+    assert result.returncode == 1
+    found = [(f["code"], f["path"], f["line"]) for f in json.loads(result.stdout)["findings"]]
+    migration = "services/authentication/migrations/004_add_email_index.sql"
+    assert found == [
+        ("MK403", "services/authentication/Dockerfile", 15),
+        ("MK202", migration, 2),
+        ("MK302", migration, 2),
+        ("MK209", migration, 3),
+    ]
+    human = invoke(root, "audit").stdout
+    assert "MK403 error services/authentication/Dockerfile:15: the final stage has no COPY of migrations/" in human
+    assert "fix: COPY migrations into the final stage" in human
+    assert human.strip().endswith("3 service(s) audited: 4 error(s), 0 warning(s)")
+    github = invoke(root, "audit", "--github").stdout.splitlines()
+    assert github[0].startswith("::error file=services/authentication/Dockerfile,line=15,title=MK403::")
+    sarif = json.loads(invoke(root, "audit", "--sarif").stdout)["runs"][0]
+    assert [(r["ruleId"], r["locations"][0]["physicalLocation"]["region"]["startLine"]) for r in sarif["results"]] == [
+        ("MK403", 15),
+        ("MK202", 2),
+        ("MK302", 2),
+        ("MK209", 3),
+    ]
+
+
+def test_audit_of_one_service_and_of_an_unknown_one(tmp_path: Path) -> None:
+    root = example(tmp_path)
+    assert (
+        invoke(root, "audit", "--service", "battles")
+        .stdout.strip()
+        .endswith("1 service(s) audited: 0 error(s), 0 warning(s)")
+    )
+    unknown = invoke(root, "audit", "--service", "ghost")
+    assert unknown.returncode == 2 and "unknown service 'ghost'" in unknown.stderr
+
+
+def test_audit_root_works_on_another_checkout_without_workspace_yaml(tmp_path: Path) -> None:
+    root = example(tmp_path)
+    (root / "workspace.yaml").unlink()
+    result = subprocess.run(
+        [sys.executable, "-m", "invoke", "-r", str(REPO), "audit", "--root", str(root), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    findings = json.loads(result.stdout)["findings"]
+    # enrichment's tracking table is declared only in workspace.yaml: without it, 001_init no longer creates it.
+    assert [(f["code"], f["service"]) for f in findings] == [("MK111", "enrichment")]
+
+
+# --- wiring styles -------------------------------------------------------------------------
+
+INIT = """
+-- Migration: 001_init
+CREATE TABLE IF NOT EXISTS schema_migrations (version TEXT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT NOW(),
+  checksum TEXT NOT NULL, execution_time_ms INTEGER NOT NULL);
+"""
+
+
+def service(root: Path, name: str = "svc", **files: str) -> Path:
+    write(root, f"services/{name}/migrations/001_init.sql", INIT)
+    write(root, f"services/{name}/migrations/README.md", "how to add; how to roll back\n")
+    for relative, text in files.items():
+        write(root, f"services/{name}/{relative.replace('__', '/')}", text)
+    return root
+
+
+PY_MAIN = """
+import sys
+from migratekit import MigrationFailed, run_migrations
+
+def main():
+    try:
+        run_migrations(URL, "migrations")
+    except MigrationFailed:
+        return 1
+    serve_forever_app()
+    server.serve_forever()
+
+sys.exit(main())
+"""
+PY_DOCKERFILE = """
+FROM python:3.11-slim
+WORKDIR /app
+COPY . .
+CMD ["python", "main.py"]
+"""
+
+
+@pytest.mark.parametrize(
+    ("style", "files"),
+    [
+        ("python runner, whole service copied", {"main.py": PY_MAIN, "Dockerfile": PY_DOCKERFILE}),
+        (
+            "entrypoint script migrates then execs",
+            {
+                "docker-entrypoint.sh": "#!/bin/sh\nset -eu\npython -m migratekit migrate --dir /app/migrations\n"
+                "exec gunicorn app:wsgi\n",
+                "Dockerfile": "FROM python:3.11-slim\nWORKDIR /app\nCOPY migrations /app/migrations\n"
+                'COPY docker-entrypoint.sh app.py ./\nENTRYPOINT ["./docker-entrypoint.sh"]\n',
+            },
+        ),
+        (
+            "migrate && start command",
+            {
+                "Dockerfile": "FROM node:22-alpine\nWORKDIR /srv\nCOPY migrations/*.sql ./migrations/\nCOPY dist ./dist\n"
+                'CMD ["sh", "-c", "npx node-pg-migrate up && node dist/index.js"]\n',
+            },
+        ),
+        (
+            "kubernetes init container with the same image",
+            {
+                "Dockerfile": 'FROM node:22-alpine\nWORKDIR /app\nCOPY . .\nCMD ["node", "dist/index.js"]\n',
+                "k8s__deployment.yaml": """
+                apiVersion: apps/v1
+                kind: Deployment
+                metadata: {name: svc}
+                spec:
+                  template:
+                    spec:
+                      initContainers:
+                        - {name: migrate, image: "acme/svc:v3", command: [node, dist/migrate.js]}
+                      containers:
+                        - {name: svc, image: "acme/svc:v3"}
+                """,
+            },
+        ),
+        (
+            "go binary with embedded migrations",
+            {
+                "main.go": "package main\n\n//go:embed migrations/*.sql\nvar fs embed.FS\n\nfunc main() {\n"
+                '\tm, _ := migrate.NewWithInstance("iofs", d, "pg", drv)\n'
+                '\tif err := m.Up(); err != nil { log.Fatal(err) }\n\thttp.ListenAndServe(":8080", nil)\n}\n',
+                "Dockerfile": "FROM golang:1.23 AS build\nWORKDIR /src\nCOPY . .\nRUN go build -o /svc\n"
+                'FROM gcr.io/distroless/base\nCOPY --from=build /svc /svc\nCMD ["/svc"]\n',
+            },
+        ),
+        (
+            "shared runner package, root build context",
+            {
+                "src__index.ts": "import { runMigrations } from '@acme/db-migrate';\n"
+                "async function start() {\n  try {\n    await runMigrations(db);\n"
+                "    await app.listen({ port: 3000 });\n  } catch (e) {\n    process.exit(1);\n  }\n}\n",
+                "Dockerfile": "# docker build -f services/svc/Dockerfile .\nFROM node:22-alpine AS build\nWORKDIR /app\n"
+                "COPY services/svc/ ./\nRUN npm ci && npm run build\nFROM node:22-alpine\nWORKDIR /app\n"
+                "COPY --from=build /app/dist ./dist\nCOPY --from=build /app/migrations ./migrations\n",
+            },
+        ),
+    ],
+)
+def test_wiring_styles_that_pass(tmp_path: Path, style: str, files: dict[str, str]) -> None:
+    assert codes(service(tmp_path, **files)) == [], style
+
+
+SEED_INDEX = (REPO / "services/authentication/src/index.ts").read_text()
+SEED_RUNNER = (REPO / "services/authentication/src/database/migrate.ts").read_text()
+SEED_DOCKERFILE = (REPO / "services/authentication/Dockerfile").read_text()
+
+
+def seed_service(root: Path, **overrides: str) -> Path:
+    files = {"src__index.ts": SEED_INDEX, "src__database__migrate.ts": SEED_RUNNER, "Dockerfile": SEED_DOCKERFILE}
+    return service(root, **{**files, **overrides})
+
+
+def test_the_seed_wiring_passes(tmp_path: Path) -> None:
+    assert codes(seed_service(tmp_path)) == []
+
+
+@pytest.mark.parametrize(
+    ("code", "overrides", "where"),
+    [
+        (
+            "MK401",
+            {"src__database__migrate.ts": "export {}\n", "src__index.ts": "app.listen({ port: 3000 });\n"},
+            ("services/svc", None),
+        ),
+        ("MK402", {"Dockerfile": None}, ("services/svc/Dockerfile", None)),
+        (
+            "MK403",
+            {"Dockerfile": SEED_DOCKERFILE.replace("COPY --from=builder /app/migrations ./migrations\n", "")},
+            ("services/svc/Dockerfile", 15),
+        ),
+        ("MK404", {".dockerignore": "node_modules\n*.sql\n"}, ("services/svc/.dockerignore", 2)),
+        (
+            "MK405",
+            {"src__database__migrate.ts": SEED_RUNNER.replace("'../../migrations'", "'../migrations'")},
+            ("services/svc/src/database/migrate.ts", None),
+        ),
+        (
+            "MK406",
+            {
+                "src__index.ts": SEED_INDEX.replace("    await runMigrations(db);\n", "").replace(
+                    "logger.info('Server started');", "logger.info('Server started');\n    await runMigrations(db);"
+                )
+            },
+            ("services/svc/src/index.ts", 14),
+        ),
+        (
+            "MK407",
+            {"src__index.ts": SEED_INDEX.replace("process.exit(1); // Exit if migrations fail", "")},
+            ("services/svc/src/index.ts", 12),
+        ),
+        (
+            "MK408",
+            {
+                "src__index.ts": SEED_INDEX.replace(
+                    "await runMigrations(db);", "if (!process.env.SKIP_MIGRATIONS) await runMigrations(db);"
+                )
+            },
+            ("services/svc/src/index.ts", 12),
+        ),
+    ],
+)
+def test_wiring_rules_fail_where_the_pattern_breaks(
+    tmp_path: Path, code: str, overrides: dict[str, str | None], where: tuple[str, int | None]
+) -> None:
+    root = seed_service(tmp_path, **{k: v for k, v in overrides.items() if v is not None})
+    for relative, text in overrides.items():
+        if text is None:
+            (root / "services" / "svc" / relative.replace("__", "/")).unlink()
+    found = codes(root)
+    assert [c for c, _, _ in found] == [code], found
+    path, line = where
+    assert found[0][1] == path
+    if line is not None:
+        assert found[0][2] == line
+
+
+def test_an_init_container_with_another_image_is_mk409(tmp_path: Path) -> None:
+    root = service(
+        tmp_path,
+        Dockerfile=PY_DOCKERFILE,
+        **{
+            "k8s__deploy.yaml": """
+        kind: Deployment
+        spec:
+          template:
+            spec:
+              initContainers: [{name: migrate, image: "acme/svc-migrate:v1", command: [migrate, up]}]
+              containers: [{name: svc, image: "acme/svc:v3"}]
+        """
+        },
+    )
+    assert [c for c, _, _ in codes(root)] == ["MK409"]
+
+
+# --- workspace rules and ignores ---------------------------------------------------------------
+
+
+def test_undeclared_services_shared_tracking_tables_and_stale_ignores(tmp_path: Path) -> None:
+    for name in ("a", "b", "c"):
+        service(tmp_path, name, **{"main.py": PY_MAIN, "Dockerfile": PY_DOCKERFILE})
+    write(tmp_path, "services/a/migrations/003_gap.sql", "-- Migration: 003_gap\nSELECT 1;\n")
+    write(
+        tmp_path,
+        "workspace.yaml",
+        """
+        version: 1
+        services:
+          a: {ignore: [MK103]}
+          b: {database: a, ignore: [MK302]}
+        """,
+    )
+    found = [(f.code, f.service) for f in audit(load_workspace(tmp_path)).findings]
+    assert sorted(found) == [("MK501", "c"), ("MK502", "a"), ("MK503", "b")]
+
+
+def test_changed_since_checks_history(tmp_path: Path) -> None:
+    root = service(tmp_path, **{"main.py": PY_MAIN, "Dockerfile": PY_DOCKERFILE})
+    write(root, "services/svc/migrations/002_add_users.sql", "-- Migration: 002_add_users\nSELECT 1;\n")
+    write(root, "services/svc/migrations/003_add_roles.sql", "-- Migration: 003_add_roles\nSELECT 1;\n")
+    service(root, "other", **{"main.py": PY_MAIN, "Dockerfile": PY_DOCKERFILE})
+    git = ["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "main"], check=True)
+    write(root, "services/svc/migrations/002_add_users.sql", "-- Migration: 002_add_users\nSELECT 2;\n")
+    (root / "services/svc/migrations/003_add_roles.sql").unlink()
+    write(root, "services/svc/migrations/003_add_phone.sql", "-- Migration: 003_add_phone\nSELECT 3;\n")
+    report = audit(load_workspace(root), changed_since="HEAD")
+    assert report.services == ("svc",)
+    assert sorted((f.code, f.path.rsplit("/", 1)[-1]) for f in report.findings) == [
+        ("MK120", "002_add_users.sql"),
+        ("MK121", "003_add_roles.sql"),
+        ("MK122", "003_add_phone.sql"),
+    ]
+
+
+def test_rules_lists_every_code_and_documents_one(tmp_path: Path) -> None:
+    root = example(tmp_path)
+    listed = json.loads(invoke(root, "rules", "--json").stdout)
+    assert len({r["code"] for r in listed}) == len(listed) >= 45
+    one = invoke(root, "rules", "--code", "MK302").stdout
+    assert "Bad:" in one and "Good:" in one and "CONCURRENTLY" in one
+    assert invoke(root, "rules", "--code", "MK999").returncode == 2

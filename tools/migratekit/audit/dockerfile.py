@@ -1,0 +1,147 @@
+"""Where a Dockerfile puts a service's migrations in its final image.
+
+The Dockerfile is parsed with dockerfile-parse; COPY/ADD instructions are followed through
+multi-stage builds (`--from=stage`), so `COPY --from=builder /app/migrations ./migrations`
+counts only if the builder stage really had them.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import posixpath
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dockerfile_parse import DockerfileParser
+
+
+@dataclass
+class Stage:
+    name: str | None
+    line: int
+    workdir: str = "/"
+    carriers: set[str] = field(default_factory=set)  # image paths holding the migrations
+    env: dict[str, str] = field(default_factory=dict)
+    command: list[str] = field(default_factory=list)  # ENTRYPOINT + CMD, as written
+    command_line: int | None = None
+
+
+@dataclass(frozen=True)
+class Image:
+    """What the final stage holds, and where in the repository its build context is."""
+
+    dockerfile: Path
+    context: Path
+    final: Stage
+    copies_service_paths: bool  # the Dockerfile names files by their path from the repository root
+
+
+def _args(value: str) -> list[str]:
+    value = value.strip()
+    if value.startswith("["):
+        try:
+            return [str(v) for v in json.loads(value)]
+        except ValueError:
+            pass
+    try:
+        return shlex.split(value)
+    except ValueError:
+        return value.split()
+
+
+def _norm(path: str) -> str:
+    """A context path as written in a COPY: `./migrations/` -> `migrations`, `.` -> ``."""
+    path = posixpath.normpath(path).lstrip("/")
+    return "" if path == "." else path
+
+
+def analyse(dockerfile: Path, service_dir: Path, root: Path) -> Image:
+    """Follow every COPY of the migrations through the stages of `dockerfile`."""
+    parser = DockerfileParser(path=str(dockerfile), cache_content=False)
+    instructions = parser.structure
+    service_rel = service_dir.relative_to(root).as_posix()
+    # Build context: the repository root when the Dockerfile names paths like services/<name>/...
+    copies_service_paths = any(i["instruction"] in ("COPY", "ADD") and service_rel in i["value"] for i in instructions)
+    context = root if copies_service_paths else service_dir
+    migrations_rel = (service_dir / "migrations").relative_to(context).as_posix()
+    stages: list[Stage] = []
+    for ins in instructions:
+        kind, value, line = ins["instruction"], ins["value"], ins["startline"] + 1
+        if kind == "FROM":
+            words = value.split()
+            name = words[2] if len(words) >= 3 and words[1].upper() == "AS" else None
+            base = next((s for s in stages if s.name == words[0]), None)
+            stage = Stage(name=name, line=line)
+            if base is not None:  # FROM an earlier stage inherits its files
+                stage.workdir, stage.carriers, stage.env = base.workdir, set(base.carriers), dict(base.env)
+            stages.append(stage)
+            continue
+        if not stages:
+            continue
+        stage = stages[-1]
+        if kind == "WORKDIR":
+            stage.workdir = posixpath.normpath(posixpath.join(stage.workdir, value.strip()))
+        elif kind == "ENV":
+            for word in _args(value):
+                if "=" in word:
+                    key, _, val = word.partition("=")
+                    stage.env[key] = val
+            if "=" not in value and len(value.split(None, 1)) == 2:
+                key, val = value.split(None, 1)
+                stage.env[key] = val.strip()
+        elif kind in ("ENTRYPOINT", "CMD"):
+            stage.command = (stage.command if kind == "CMD" else []) + _args(value)
+            stage.command_line = line
+        elif kind in ("COPY", "ADD"):
+            _copy(stage, stages, _args(value), migrations_rel)
+    return Image(dockerfile, context, stages[-1] if stages else Stage(None, 1), copies_service_paths)
+
+
+def _copy(stage: Stage, stages: list[Stage], words: list[str], migrations_rel: str) -> None:
+    flags = [w for w in words if w.startswith("--")]
+    paths = [w for w in words if not w.startswith("--")]
+    if len(paths) < 2:
+        return
+    *sources, dest = paths
+    dest_abs = posixpath.normpath(posixpath.join(stage.workdir, dest))
+    origin = next((f.split("=", 1)[1] for f in flags if f.startswith("--from=")), None)
+    for source in sources:
+        if origin is not None:
+            earlier = next((s for s in stages if s.name == origin or str(stages.index(s)) == origin), None)
+            if earlier is None:
+                continue  # an external image: nothing of ours
+            src = posixpath.normpath(source if source.startswith("/") else posixpath.join(earlier.workdir, source))
+            for carrier in earlier.carriers:
+                if carrier == src:
+                    stage.carriers.add(dest_abs)
+                elif carrier.startswith(src.rstrip("/") + "/"):
+                    stage.carriers.add(posixpath.join(dest_abs, carrier[len(src.rstrip("/")) + 1 :]))
+            continue
+        src = _norm(source).rstrip("/")
+        if src == migrations_rel or (fnmatch.fnmatch(migrations_rel + "/001_init.sql", src) and "*" in src):
+            stage.carriers.add(dest_abs)  # the folder's files land in dest
+        elif src in ("", "*") or migrations_rel.startswith(src + "/"):
+            below = migrations_rel if src in ("", "*") else migrations_rel[len(src) + 1 :]
+            stage.carriers.add(posixpath.join(dest_abs, below))
+
+
+def dockerignore_drops(context: Path, relative: str) -> tuple[Path, int, str] | None:
+    """The .dockerignore line that excludes `relative` (a path in the context), if one does."""
+    ignore = context / ".dockerignore"
+    if not ignore.is_file():
+        return None
+    verdict: tuple[Path, int, str] | None = None
+    parts = relative.split("/")
+    candidates = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    for number, raw in enumerate(ignore.read_text(errors="replace").splitlines(), start=1):
+        pattern = raw.strip()
+        if not pattern or pattern.startswith("#"):
+            continue
+        negate = pattern.startswith("!")
+        pattern = _norm(pattern.lstrip("!").rstrip("/"))
+        regex_pattern = pattern.replace("**/", "*").replace("/**", "/*")
+        if any(fnmatch.fnmatchcase(c, regex_pattern) for c in candidates):
+            verdict = None if negate else (ignore, number, raw.strip())
+    return verdict

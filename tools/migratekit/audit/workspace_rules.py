@@ -1,0 +1,83 @@
+"""MK5xx: the monorepo as a whole: undeclared services, shared tracking tables, stale ignores."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+from migratekit.databases import resolve
+from migratekit.findings import Rule, make_rule
+from migratekit.workspace import Workspace
+
+WorkspaceHit = tuple[str | None, str | None, int | None, str | None]  # (service, path, line, message)
+
+
+@dataclass(frozen=True)
+class WorkspaceRule:
+    rule: Rule
+    check: Callable[[Workspace, Mapping[str, str]], Iterable[WorkspaceHit]]
+
+
+RULES: list[WorkspaceRule] = []
+
+
+def rule(code: str, severity: str, hint: str) -> Callable[[Callable[..., Iterable[WorkspaceHit]]], object]:
+    def register(check: Callable[..., Iterable[WorkspaceHit]]) -> object:
+        RULES.append(WorkspaceRule(make_rule(code, severity, hint, check.__doc__), check))
+        return check
+
+    return register
+
+
+@rule("MK501", "warning", "declare it under services: in workspace.yaml, with its depends_on")
+def undeclared(ws: Workspace, environ: Mapping[str, str]) -> Iterable[WorkspaceHit]:
+    """A service on disk that workspace.yaml does not declare.
+
+    It still migrates, but with no dependencies, so its order relative to the others is a guess.
+    Bad: services/payments/migrations/ and no payments: entry
+    Good: services: {payments: {depends_on: [authentication]}}
+    """
+    config = ws.config_path.name if ws.config_path else None
+    for name in ws.undeclared:
+        yield name, config, None, f"{name} has migrations but is not declared in workspace.yaml"
+
+
+@rule("MK502", "error", "give each service its own tracking_table (schema.schema_migrations) or its own database")
+def shared_tracking_table(ws: Workspace, environ: Mapping[str, str]) -> Iterable[WorkspaceHit]:
+    """Two services share one database and one tracking table.
+
+    Their versions collide: 001_init of one is taken as applied for the other.
+    Bad: battles and enrichment both in database battles with schema_migrations
+    Good: enrichment: {database: battles, tracking_table: enrichment.schema_migrations}
+    """
+    users: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for name, service in ws.services.items():
+        source = resolve(service, environ)
+        users[(source.url or f"embedded/{source.database}", service.tracking_table)].append(name)
+    config = ws.config_path.name if ws.config_path else None
+    for (_, table), names in sorted(users.items()):
+        if len(names) > 1:
+            yield names[0], config, None, f"{', '.join(names)} share one database and the tracking table {table}"
+
+
+def stale_service_ignores(ws: Workspace, used: set[tuple[str, str]]) -> Iterable[WorkspaceHit]:
+    """MK503's hits: a workspace.yaml ignore that silenced nothing in its service."""
+    config = ws.config_path.name if ws.config_path else None
+    for name, service in ws.services.items():
+        for code in service.ignore:
+            if (name, code) not in used:
+                yield name, config, None, f"ignore {code} for {name} silences nothing"
+
+
+STALE_IGNORE = make_rule(
+    "MK503",
+    "warning",
+    "remove the code from the service's ignore list in workspace.yaml",
+    """A workspace.yaml ignore that silences nothing.
+
+    A stale ignore hides the next real problem of that kind in the service.
+    Bad: auth: {ignore: [MK103]}   (auth's numbering has no gap)
+    Good: auth: {}
+    """,
+)
