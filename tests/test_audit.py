@@ -177,7 +177,8 @@ CMD ["python", "main.py"]
         (
             "migrate && start command",
             {
-                "Dockerfile": "FROM node:22-alpine\nWORKDIR /srv\nCOPY migrations/*.sql ./migrations/\nCOPY dist ./dist\n"
+                "Dockerfile": "FROM node:22-alpine\nWORKDIR /srv\nCOPY migrations/*.sql ./migrations/\n"
+                "COPY dist ./dist\n"
                 'CMD ["sh", "-c", "npx node-pg-migrate up && node dist/index.js"]\n',
             },
         ),
@@ -215,7 +216,8 @@ CMD ["python", "main.py"]
                 "src__index.ts": "import { runMigrations } from '@acme/db-migrate';\n"
                 "async function start() {\n  try {\n    await runMigrations(db);\n"
                 "    await app.listen({ port: 3000 });\n  } catch (e) {\n    process.exit(1);\n  }\n}\n",
-                "Dockerfile": "# docker build -f services/svc/Dockerfile .\nFROM node:22-alpine AS build\nWORKDIR /app\n"
+                "Dockerfile": "# docker build -f services/svc/Dockerfile .\n"
+                "FROM node:22-alpine AS build\nWORKDIR /app\n"
                 "COPY services/svc/ ./\nRUN npm ci && npm run build\nFROM node:22-alpine\nWORKDIR /app\n"
                 "COPY --from=build /app/dist ./dist\nCOPY --from=build /app/migrations ./migrations\n",
             },
