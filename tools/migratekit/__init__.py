@@ -3,8 +3,23 @@
 `run_migrations` is the runner a Python service calls at startup, before it serves.
 """
 
-from migratekit.apply import MigrationFailed, Result, run_migrations
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from migratekit.workspace import Service, Workspace, load_workspace
+
+if TYPE_CHECKING:
+    from migratekit.apply import MigrationFailed, Result, run_migrations
 
 __all__ = ["MigrationFailed", "Result", "Service", "Workspace", "load_workspace", "run_migrations"]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    """The runner's names load psycopg on first use, so database-free tasks (audit, rules) start fast."""
+    if name in ("MigrationFailed", "Result", "run_migrations"):
+        from migratekit import apply
+
+        return getattr(apply, name)
+    raise AttributeError(f"module 'migratekit' has no attribute {name!r}")

@@ -13,9 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
-from migratekit.embedded import Embedded
 from migratekit.errors import ConfigError
 from migratekit.workspace import Service
 
@@ -53,6 +50,8 @@ def connection_urls(
     With create=False nothing is started or created: an embedded database that does not exist
     yet maps to None (a dry run treats it as empty).
     """
+    from migratekit.embedded import Embedded  # psycopg is loaded only by tasks that use a database
+
     urls: dict[str, str | None] = {}
     embedded = Embedded(root)
     for service in services:
@@ -67,6 +66,8 @@ def connection_urls(
 
 
 def _validate(url: str, service: Service) -> None:
+    from psycopg.conninfo import conninfo_to_dict
+
     try:
         conninfo_to_dict(url)
     except Exception as exc:  # psycopg raises ProgrammingError with the (password-free) reason
@@ -78,6 +79,8 @@ def _validate(url: str, service: Service) -> None:
 
 def with_database(url: str, database: str) -> str:
     """The same server and credentials, another database."""
+    from psycopg.conninfo import make_conninfo
+
     return make_conninfo(url, dbname=database)
 
 

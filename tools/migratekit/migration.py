@@ -158,19 +158,15 @@ def parse_statements(text: str) -> tuple[Statement, ...]:
         line = text[: max(location, 0)].count("\n") + 1
         raise SqlSyntaxError(str(message), line) from None
     statements = []
+    line, counted = 1, 0  # newlines are counted incrementally: files can hold thousands of statements
     for raw in tree.get("stmts", []):
         start = raw.get("stmt_location", 0)
         length = raw.get("stmt_len", 0)
+        line += data.count(b"\n", counted, start)
+        counted = start
         chunk = data[start : start + length] if length else data[start:]
         ((kind, node),) = raw["stmt"].items()
-        statements.append(
-            Statement(
-                text=chunk.decode("utf-8").strip(),
-                line=data[:start].count(b"\n") + 1,
-                kind=kind,
-                node=node,
-            )
-        )
+        statements.append(Statement(text=chunk.decode("utf-8").strip(), line=line, kind=kind, node=node))
     return tuple(statements)
 
 

@@ -9,16 +9,18 @@ import dataclasses
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 
 from migratekit import __version__
-from migratekit.apply import Result
-from migratekit.audit.run import AuditReport
 from migratekit.findings import Finding, Rule
-from migratekit.inventory import ServiceInfo
+
+if TYPE_CHECKING:
+    from migratekit.apply import Result
+    from migratekit.audit.run import AuditReport
+    from migratekit.inventory import ServiceInfo
 
 
 def to_data(value: Any) -> Any:

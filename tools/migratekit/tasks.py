@@ -15,17 +15,15 @@ from typing import Any, TypeVar
 from invoke import Collection, Context, Exit, task
 
 from migratekit import report
-from migratekit.apply import Options
 from migratekit.audit.run import audit as run_audit
 from migratekit.audit.run import every_rule
-from migratekit.databases import connection_urls, resolve
-from migratekit.embedded import Embedded
+from migratekit.databases import resolve
 from migratekit.errors import MigratekitError
 from migratekit.inventory import inventory
-from migratekit.orchestrate import migrate_all as run_all
-from migratekit.orchestrate import select
-from migratekit.progress import live_progress
 from migratekit.workspace import Workspace, find_root, load_workspace
+
+# Tasks that talk to a database import the modules that load psycopg inside their bodies,
+# so `invoke audit`, `invoke rules` and `invoke --list` start without it.
 
 F = TypeVar("F", bound=Callable[..., Any])
 ROOT_HELP = "monorepo root (default: found upwards from the current directory)"
@@ -64,6 +62,8 @@ def services(c: Context, root: str | None = None, json: bool = False) -> None:
 @_user_errors
 def db_up(c: Context, root: str | None = None, json: bool = False) -> None:
     """Start the embedded PostgreSQL and create a database for each service without a URL."""
+    from migratekit.embedded import Embedded
+
     workspace = _workspace(root)
     embedded = Embedded(workspace.root)
     rows = []
@@ -99,6 +99,8 @@ def db_up(c: Context, root: str | None = None, json: bool = False) -> None:
 @_user_errors
 def db_down(c: Context, root: str | None = None) -> None:
     """Stop the embedded PostgreSQL (its data stays for the next db-up)."""
+    from migratekit.embedded import Embedded
+
     stopped = Embedded(find_root(Path(root)) if root else find_root()).stop()
     print("embedded PostgreSQL stopped" if stopped else "embedded PostgreSQL was not running")
 
@@ -107,6 +109,8 @@ def db_down(c: Context, root: str | None = None) -> None:
 @_user_errors
 def db_url(c: Context, service: str, root: str | None = None) -> None:
     """Print the URL of SERVICE's database (starting the embedded server if that is where it is)."""
+    from migratekit.embedded import Embedded
+
     workspace = _workspace(root)
     source = resolve(workspace.get(service))
     if source.url:
@@ -143,6 +147,12 @@ def _migrate(
     lock_wait: float,
     title: str,
 ) -> None:
+    from migratekit.apply import Options
+    from migratekit.databases import connection_urls
+    from migratekit.orchestrate import migrate_all as run_all
+    from migratekit.orchestrate import select
+    from migratekit.progress import live_progress
+
     workspace = _workspace(root)
     selected = select(workspace, names, with_deps, changed_since)
     urls = connection_urls(workspace.root, [workspace.services[n] for n in selected], create=not dry_run)

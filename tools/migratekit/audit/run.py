@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 from collections.abc import Mapping
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,12 +62,7 @@ def audit(
     if changed_since:
         selected &= changed_services(workspace, changed_since)
     order = [name for name in workspace.order() if name in selected]
-    found: list[Finding] = []
-    for name in order:
-        service = workspace.services[name]
-        migrations = load_migrations(service.migrations_dir)
-        found += lint_migrations(name, service.migrations_dir, migrations, workspace.root, service.tracking_table)
-        found += wiring.audit_wiring(service, workspace.root)
+    found: list[Finding] = [f for per_service in _map_services(workspace, order) for f in per_service]
     if changed_since:
         found += history.history_findings(workspace, [workspace.services[n] for n in order], changed_since)
     for r in workspace_rules.RULES:
@@ -87,3 +84,24 @@ def audit(
     rank = {name: i for i, name in enumerate(workspace.order())}
     kept.sort(key=lambda f: (rank.get(f.service or "", -1), f.path or "", f.line or 0, f.code))
     return AuditReport(workspace.root, tuple(order), tuple(kept), changed_since)
+
+
+PARALLEL_FROM = 16  # services; below this, starting worker processes costs more than it saves
+
+
+def audit_service(workspace: Workspace, name: str) -> list[Finding]:
+    """Lint and wiring findings of one service (independent of every other service)."""
+    service = workspace.services[name]
+    migrations = load_migrations(service.migrations_dir)
+    findings = lint_migrations(name, service.migrations_dir, migrations, workspace.root, service.tracking_table)
+    return findings + wiring.audit_wiring(service, workspace.root)
+
+
+def _map_services(workspace: Workspace, names: list[str]) -> list[list[Finding]]:
+    """Audit services on every core: parsing SQL is CPU-bound and services are independent."""
+    workers = min(os.cpu_count() or 1, len(names) // PARALLEL_FROM + 1)
+    if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        return [audit_service(workspace, name) for name in names]
+    chunk = max(1, len(names) // (workers * 4))
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        return list(pool.map(audit_service, [workspace] * len(names), names, chunksize=chunk))

@@ -15,7 +15,7 @@ from pathlib import Path
 from migratekit.findings import Finding, Rule, make_rule
 from migratekit.lint import files, idempotency, safety
 from migratekit.lint.registry import Context, FileState, ServiceIndexes, StatementRule
-from migratekit.lint.tree import alter_cmds, bare, relname, strings, walk
+from migratekit.lint.tree import alter_cmds, bare, constraints, relname, strings
 from migratekit.migration import Migration
 
 STATEMENT_RULES: tuple[StatementRule, ...] = (*idempotency.RULES, *safety.RULES)
@@ -69,13 +69,12 @@ for _r in STATEMENT_RULES:
 
 def lint_file(service: str, path: str, migration: Migration, indexes: ServiceIndexes) -> list[Finding]:
     statements = migration.statements
-    newlines = [i for i, byte in enumerate(migration.data) if byte == 10] if statements else []
     ignores = _ignores(migration.text, statements)
     used: set[tuple[int, str]] = set()
     state = FileState()
     findings = []
     for index, statement in enumerate(statements):
-        ctx = Context(migration, statement, state, indexes, newlines)
+        ctx = Context(migration, statement, state, indexes)
         silenced = ignores.get(index, {})
         for statement_rule in (*_BY_KIND.get(statement.kind, ()), *_BY_KIND["*"]):
             for line, message in statement_rule.check(ctx, statement.node):
@@ -138,18 +137,12 @@ def service_indexes(migrations: Iterable[Migration]) -> ServiceIndexes:
             table = bare(relname(node.get("relation")))
             if statement.kind == "IndexStmt":
                 by_table[table].append(tuple(p["IndexElem"].get("name", "") for p in node.get("indexParams", [])))
-                continue
-            if statement.kind not in ("CreateStmt", "AlterTableStmt"):
-                continue
-            for kind, element in walk(node.get("tableElts", []) + node.get("cmds", [])):
-                if kind == "ColumnDef":
-                    for c in element.get("constraints", []):
-                        if c.get("Constraint", {}).get("contype") in ("CONSTR_PRIMARY", "CONSTR_UNIQUE"):
-                            by_table[table].append((element.get("colname", ""),))
-                elif kind == "Constraint" and element.get("contype") in ("CONSTR_PRIMARY", "CONSTR_UNIQUE"):
-                    keys = tuple(strings(element.get("keys")))
-                    if keys:
-                        by_table[table].append(keys)
+            elif statement.kind in ("CreateStmt", "AlterTableStmt"):
+                for column, constraint in constraints(node):
+                    if constraint.get("contype") in ("CONSTR_PRIMARY", "CONSTR_UNIQUE"):
+                        keys = tuple(strings(constraint.get("keys"))) or ((column,) if column else ())
+                        if keys:
+                            by_table[table].append(keys)
     return ServiceIndexes(dict(by_table))
 
 

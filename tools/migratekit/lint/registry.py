@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -36,13 +35,12 @@ class Context:
     statement: Statement
     state: FileState
     indexes: ServiceIndexes
-    newlines: list[int]  # byte offsets of "\n" in the file, for locations inside a statement
 
     def line_of(self, location: int | None) -> int:
         """The file line of a parse-tree location (a byte offset), or the statement's line."""
         if location is None or location < 0:
             return self.statement.line
-        return bisect.bisect_left(self.newlines, location) + 1
+        return self.migration.data.count(b"\n", 0, location) + 1
 
 
 Hit = tuple[int | None, str | None]  # (line, message); None means the statement's line, the rule's summary

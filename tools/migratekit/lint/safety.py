@@ -10,12 +10,13 @@ import re
 from collections.abc import Iterable
 
 from migratekit.lint.registry import Context, Hit, StatementRule, registrar
-from migratekit.lint.tree import alter_cmds, bare, func_names, relname, strings, walk
+from migratekit.lint.tree import alter_cmds, bare, constraints, func_names, relname, strings, walk
 
 RULES: list[StatementRule] = []
 rule = registrar(RULES)
 
 ENVIRONMENT_FUNCTIONS = {"current_database", "inet_server_addr", "inet_server_port"}
+ENVIRONMENT_HINT = re.compile(r"current_database|inet_server|current_setting", re.IGNORECASE)
 ENVIRONMENT_TEXT = re.compile(
     r"current_database\s*\(|inet_server_(?:addr|port)\s*\(|current_setting\s*\(\s*'[^']*(?:env|stage|tier)",
     re.IGNORECASE,
@@ -31,6 +32,8 @@ def environment_logic(ctx: Context, node: dict) -> Iterable[Hit]:
     Bad: DO $$ BEGIN IF current_database() = 'production' THEN … END IF; END $$;
     Good: CREATE TABLE IF NOT EXISTS feature_flags (key TEXT PRIMARY KEY, enabled BOOLEAN NOT NULL DEFAULT FALSE);
     """
+    if not ENVIRONMENT_HINT.search(ctx.statement.text):
+        return  # a cheap text test first: the tree walk below is for the few statements that might match
     if ctx.statement.kind == "DoStmt":
         body = " ".join(
             n["arg"]["String"]["sval"] for t, n in walk(node) if t == "DefElem" and "String" in n.get("arg", {})
@@ -195,16 +198,12 @@ def foreign_key_without_index(ctx: Context, node: dict) -> Iterable[Hit]:
     Bad: CREATE TABLE IF NOT EXISTS characters (account_id UUID REFERENCES accounts(id));
     Good: … then CREATE INDEX IF NOT EXISTS idx_characters_account_id ON characters(account_id);
     """
+    if "references" not in ctx.statement.text.lower():
+        return
     table = bare(relname(node.get("relation")))
-    for kind, constraint in walk(node.get("tableElts", []) + node.get("cmds", [])):
-        if kind != "Constraint" or constraint.get("contype") != "CONSTR_FOREIGN":
+    for column, constraint in constraints(node):
+        if constraint.get("contype") != "CONSTR_FOREIGN":
             continue
-        columns = tuple(strings(constraint.get("fk_attrs")))
-        if not columns:  # a column constraint: the column is its ColumnDef's
-            columns = tuple(
-                c["colname"]
-                for t, c in walk(node.get("tableElts", []) + node.get("cmds", []))
-                if t == "ColumnDef" and any(x.get("Constraint") is constraint for x in c.get("constraints", []))
-            )
+        columns = tuple(strings(constraint.get("fk_attrs"))) or ((column,) if column else ())
         if columns and not ctx.indexes.covers(table, columns):
             yield ctx.line_of(constraint.get("location")), f"foreign key on {table}({', '.join(columns)}) has no index"

@@ -50,3 +50,19 @@ def func_names(node: Any) -> set[str]:
 def alter_cmds(node: Node) -> list[Node]:
     """The AlterTableCmd bodies of an ALTER TABLE."""
     return [c["AlterTableCmd"] for c in node.get("cmds", []) if "AlterTableCmd" in c]
+
+
+def constraints(node: Node) -> Iterator[tuple[str | None, Node]]:
+    """(column or None, Constraint body) of a CREATE TABLE's elements or an ALTER TABLE's commands.
+
+    A column constraint comes with its column's name; a table constraint names its own columns.
+    """
+    elements = node.get("tableElts", []) + [c.get("def", {}) for c in alter_cmds(node)]
+    for element in elements:
+        if "ColumnDef" in element:
+            column = element["ColumnDef"]
+            for c in column.get("constraints", []):
+                if "Constraint" in c:
+                    yield column.get("colname"), c["Constraint"]
+        elif "Constraint" in element:
+            yield None, element["Constraint"]
