@@ -403,7 +403,27 @@ def _lock(conn: psycopg.Connection, key: int, wait: float, tracking_table: str) 
         delay = min(delay * 2, 0.5)
 
 
-def _apply_one(conn: psycopg.Connection, migration: Migration, options: Options, table: sql.Composable) -> Applied:
+def run_again(conn: psycopg.Connection, migration: Migration, options: Options) -> Failure | None:
+    """Execute an applied migration's SQL once more, recording nothing: the idempotency proof."""
+    try:
+        _apply_one(conn, migration, options, None)
+    except Failed as exc:
+        return exc.failure
+    return None
+
+
+def _record(conn: psycopg.Connection, table: sql.Composable | None, migration: Migration, elapsed: int) -> None:
+    """The tracking row, in the migration's own transaction when it has one; nothing when re-running."""
+    if table is not None:
+        conn.execute(
+            sql.SQL("INSERT INTO {} (version, checksum, execution_time_ms) VALUES (%s, %s, %s)").format(table),
+            (migration.version, migration.checksum, elapsed),
+        )
+
+
+def _apply_one(
+    conn: psycopg.Connection, migration: Migration, options: Options, table: sql.Composable | None
+) -> Applied:
     try:
         statements: tuple[Statement, ...] | None = migration.statements
         transactional, _why = migration.transaction_mode()
@@ -444,7 +464,7 @@ def _in_transaction(
     migration: Migration,
     statements: tuple[Statement, ...] | None,
     options: Options,
-    table: sql.Composable,
+    table: sql.Composable | None,
 ) -> Applied:
     started = time.monotonic()
     current: Statement | None = None
@@ -458,10 +478,7 @@ def _in_transaction(
                 for current in body(statements):
                     conn.execute(current.text.encode())
             elapsed = int((time.monotonic() - started) * 1000)
-            conn.execute(
-                sql.SQL("INSERT INTO {} (version, checksum, execution_time_ms) VALUES (%s, %s, %s)").format(table),
-                (migration.version, migration.checksum, elapsed),
-            )
+            _record(conn, table, migration, elapsed)
     except psycopg.Error as exc:
         if conn.broken:
             raise  # the connection is gone, not the migration wrong: reported as such by apply_service
@@ -474,7 +491,7 @@ def _statement_by_statement(
     migration: Migration,
     statements: tuple[Statement, ...],
     options: Options,
-    table: sql.Composable,
+    table: sql.Composable | None,
 ) -> Applied:
     started = time.monotonic()
     for setting in _settings(False, options):
@@ -498,10 +515,7 @@ def _statement_by_statement(
                     replace(_failure(exc, migration, statement), statements_done=done, invalid_indexes=invalid)
                 ) from None
         elapsed = int((time.monotonic() - started) * 1000)
-        conn.execute(
-            sql.SQL("INSERT INTO {} (version, checksum, execution_time_ms) VALUES (%s, %s, %s)").format(table),
-            (migration.version, migration.checksum, elapsed),
-        )
+        _record(conn, table, migration, elapsed)
     finally:
         if not conn.closed and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
             conn.execute("RESET lock_timeout")

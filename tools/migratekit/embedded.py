@@ -26,8 +26,8 @@ import psycopg
 from psycopg import sql
 
 from migratekit.errors import MigratekitError
+from migratekit.workspace import STATE_DIR, state_dir
 
-STATE_DIR = ".migratekit"
 SUPERUSER = "postgres"
 _TOOLS = ("initdb", "pg_ctl", "postgres")
 
@@ -117,8 +117,7 @@ class Embedded:
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
         """Serialise start/stop between processes (two `invoke` runs, parallel test workers)."""
-        self.home.mkdir(parents=True, exist_ok=True)
-        _ignore_in_git(self.home)
+        state_dir(self.home.parent)
         with open(self.home / "lock", "w") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
@@ -317,10 +316,3 @@ def _port_free(port: int) -> bool:
         except OSError:
             return False
         return True
-
-
-def _ignore_in_git(home: Path) -> None:
-    """Keep the cluster out of `git status` even in a repository that does not ignore it yet."""
-    ignore = home / ".gitignore"
-    if not ignore.exists():
-        ignore.write_text("*\n")

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from migratekit.apply import Result
     from migratekit.audit.run import AuditReport
     from migratekit.inventory import ServiceInfo
+    from migratekit.verify import ImageCheck, Verification
 
 
 def to_data(value: Any) -> Any:
@@ -189,3 +190,26 @@ def rules_table(rules: Sequence[Rule]) -> Table:
     for r in rules:
         table.add_row(r.code, r.severity, r.summary)
     return table
+
+
+def verify_text(results: Sequence[Verification], images: Sequence[ImageCheck], origin: str) -> list[str]:
+    lines = [f"throwaway databases from: {origin}"]
+    for r in results:
+        verdict = "[green]idempotent[/]" if r.ok else "[red]failed[/]"
+        lines.append(f"{r.service}: {verdict} ({r.migrations} migrations applied, then each run again)")
+        lines += [f"  note: {n}" for n in r.notes]
+        if r.first_run:
+            lines.append(f"  first run failed: {r.first_run.describe()}")
+        lines += [f"  second run failed: {f.describe()}" for f in r.second_run]
+        lines += [f"  {file}: second run changed the schema: {d.describe()}" for file, d in r.schema_changes]
+        if r.rollback:
+            lines.append(f"  {r.rollback}")
+    for i in images:
+        if i.skipped:
+            lines.append(f"{i.service} image: skipped ({i.skipped})")
+        else:
+            lines.append(
+                f"{i.service} image: "
+                + ("migrations identical to the repository's" if not i.problems else "; ".join(i.problems))
+            )
+    return lines

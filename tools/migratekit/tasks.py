@@ -316,4 +316,73 @@ def rules(c: Context, code: str | None = None, json: bool = False) -> None:
         report.console().print(report.rules_table(selected))
 
 
-ns = Collection(services, migrate_all, migrate, audit, rules, db_up, db_down, db_url)
+@task(
+    help={
+        "root": ROOT_HELP,
+        "lang": "typescript (default) or python",
+        "depends_on": "comma-separated services this one depends on",
+        "port": "the port the server listens on (default 3000)",
+    }
+)
+@_user_errors
+def new_service(
+    c: Context, name: str, root: str | None = None, lang: str = "typescript", depends_on: str = "", port: int = 3000
+) -> None:
+    """Create services/NAME in the seed's shape (migrations, runner, Dockerfile, k8s) and declare it."""
+    from migratekit.scaffold import new_service as scaffold
+
+    workspace = _workspace(root)
+    deps = tuple(d.strip() for d in depends_on.split(",") if d.strip())
+    created = scaffold(workspace, name, lang, deps, int(port))
+    out = report.console()
+    out.print(f"created {created.path.relative_to(workspace.root)} ({lang}), declared in workspace.yaml:")
+    for relative in created.files:
+        out.print(f"  {relative}")
+    out.print(f"next: invoke audit --service {name}; invoke migrate {name}")
+
+
+@task(help={"root": ROOT_HELP})
+@_user_errors
+def new_migration(c: Context, service: str, description: str, root: str | None = None) -> None:
+    """Write SERVICE's next numbered migration (NNN_description.sql) with the seed's header."""
+    from migratekit.scaffold import new_migration as scaffold
+
+    workspace = _workspace(root)
+    created = scaffold(workspace, service, description)
+    print(created.path.relative_to(workspace.root))
+
+
+@task(
+    help={
+        "service": "verify only this service (default: all)",
+        "root": ROOT_HELP,
+        "json": "print the results as JSON",
+        "image": "also build the service image (Docker) and compare the migrations inside with the repository's",
+    }
+)
+@_user_errors
+def verify(
+    c: Context, service: str | None = None, root: str | None = None, json: bool = False, image: bool = False
+) -> None:
+    """Prove idempotency: apply every migration on a throwaway database, run each again, compare schemas."""
+    from migratekit.scratch import scratch_server
+    from migratekit.verify import verify_image, verify_service
+
+    workspace = _workspace(root)
+    names = [workspace.get(service).name] if service else workspace.order()
+    server = scratch_server(workspace.root)
+    results = [verify_service(workspace, name, server) for name in names]
+    images = [verify_image(workspace, name) for name in names] if image else []
+    if json:
+        print(report.as_json({"scratch": server.origin, "services": results, "images": images}))
+    else:
+        out = report.console()
+        for line in report.verify_text(results, images, server.origin):
+            out.print(line)
+    if not all(r.ok for r in results) or any(i.problems for i in images):
+        raise Exit(code=1)
+
+
+ns = Collection(
+    services, migrate_all, migrate, audit, rules, verify, new_service, new_migration, db_up, db_down, db_url
+)

@@ -19,6 +19,7 @@ import yaml
 from migratekit.errors import ConfigError
 
 WORKSPACE_FILE = "workspace.yaml"
+STATE_DIR = ".migratekit"  # the embedded cluster, locks: local state, never committed
 MAX_WORKSPACE_BYTES = 1_000_000
 SERVICE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 QUALIFIED_TABLE = re.compile(r"^(?:[a-z_][a-z0-9_]{0,62}\.)?[a-z_][a-z0-9_]{0,62}$")
@@ -345,3 +346,13 @@ def _guess_language(path: Path) -> str:
 def env_name(service: str) -> str:
     """`battle-reports` -> `BATTLE_REPORTS`, the {SERVICE} part of an environment variable."""
     return re.sub(r"[^A-Z0-9]", "_", service.upper())
+
+
+def state_dir(root: Path) -> Path:
+    """`<root>/.migratekit/`, created on first use and kept out of git even where .gitignore lacks it."""
+    home = Path(root) / STATE_DIR
+    home.mkdir(parents=True, exist_ok=True)
+    ignore = home / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text("*\n")
+    return home

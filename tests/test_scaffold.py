@@ -1,0 +1,176 @@
+"""new-service, new-migration and verify, as a user runs them on a copy of the example monorepo."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, Monorepo
+from migratekit.errors import ConfigError
+from migratekit.scaffold import new_migration
+from migratekit.scratch import ScratchServer, docker_unavailable_reason
+from migratekit.workspace import load_workspace
+
+
+@pytest.fixture
+def example(tmp_path: Path, pg_server: ScratchServer) -> Monorepo:
+    root = tmp_path / "example"
+    shutil.copytree(REPO / "services", root / "services")
+    shutil.copy(REPO / "workspace.yaml", root / "workspace.yaml")
+    shutil.copy(REPO / "tasks.py", root / "tasks.py")
+    return Monorepo(root, {"MIGRATEKIT_SCRATCH_URL": pg_server.admin_url})
+
+
+def snapshot_tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("lang", ["typescript", "python"])
+def test_a_new_service_audits_clean_migrates_and_verifies(example: Monorepo, new_db, lang: str) -> None:
+    created = example.invoke(
+        "new-service", "payments", "--lang", lang, "--depends-on", "authentication", "--port", "3010"
+    )
+    assert created.returncode == 0, created.stderr
+    assert "created services/payments" in created.stdout
+    service = example.root / "services" / "payments"
+    assert (service / "migrations" / "001_init.sql").read_text().startswith("-- Migration: 001_init\n")
+    assert "3010" in (service / "k8s" / "deployment.yaml").read_text()
+
+    audit = example.invoke("audit", "--json")
+    assert audit.returncode == 0 and json.loads(audit.stdout)["findings"] == [], audit.stdout
+
+    example.env["PAYMENTS_DATABASE_URL"] = new_db()
+    migrated = json.loads(example.invoke("migrate", "payments", "--json").stdout)
+    assert [(s["service"], [a["version"] for a in s["applied"]]) for s in migrated["services"]] == [
+        ("payments", ["001_init"])
+    ]
+    verified = example.invoke("verify", "--service", "payments")
+    assert verified.returncode == 0 and "payments: idempotent" in verified.stdout, verified.stdout
+
+
+def test_new_service_keeps_workspace_comments_and_order(example: Monorepo) -> None:
+    before = (example.root / "workspace.yaml").read_text()
+    assert example.invoke("new-service", "market-feed", "--depends-on", "battles,authentication").returncode == 0
+    after = (example.root / "workspace.yaml").read_text()
+    assert after.startswith(before)  # every line, comment and key as it was, the new one appended
+    assert after[len(before) :] == "  market-feed: {language: typescript, depends_on: [battles, authentication]}\n"
+    assert load_workspace(example.root).services["market-feed"].depends_on == ("battles", "authentication")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["../evil"], "'../evil' is not a valid service name"),
+        (["Payments"], "is not a valid service name"),
+        (["battles"], "services/battles already exists"),
+        (["payments", "--depends-on", "ghost"], "--depends-on names unknown service(s) ghost"),
+        (["payments", "--lang", "cobol"], "--lang 'cobol'"),
+        (["payments", "--port", "70000"], "--port 70000 is not a TCP port"),
+    ],
+)
+def test_new_service_refusals_write_nothing(example: Monorepo, args: list[str], message: str) -> None:
+    before = snapshot_tree(example.root)
+    result = example.invoke("new-service", *args)
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert snapshot_tree(example.root) == before
+
+
+def test_new_migration_writes_the_next_number_with_the_seeds_header(example: Monorepo) -> None:
+    result = example.invoke("new-migration", "authentication", "Add email to accounts")
+    assert result.returncode == 0
+    assert result.stdout.strip() == "services/authentication/migrations/004_add_email_to_accounts.sql"
+    text = (example.root / result.stdout.strip()).read_text()
+    assert text.startswith(
+        "-- Migration: 004_add_email_to_accounts\n-- Description: Add email to accounts\n-- Created: "
+    )
+    assert "ALTER TABLE accounts ADD COLUMN IF NOT EXISTS email TEXT;" in text
+    unknown = example.invoke("new-migration", "ghost", "x")
+    assert unknown.returncode == 2 and "unknown service 'ghost'" in unknown.stderr
+
+
+def test_concurrent_new_migrations_never_share_a_number(example: Monorepo) -> None:
+    workspace = load_workspace(example.root)
+    made: list[Path] = []
+    threads = [
+        threading.Thread(target=lambda i=i: made.append(new_migration(workspace, "battles", f"step {i}").path))
+        for i in range(8)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    numbers = sorted(p.name[:3] for p in made)
+    assert numbers == [f"{n:03d}" for n in range(3, 11)]
+
+
+def test_new_migration_refuses_an_empty_description(example: Monorepo) -> None:
+    with pytest.raises(ConfigError, match="no letters or digits"):
+        new_migration(load_workspace(example.root), "battles", " -- ")
+
+
+def test_verify_passes_the_example_services(example: Monorepo) -> None:
+    result = example.invoke("verify", "--json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert [(s["service"], s["second_run"], s["schema_changes"]) for s in json.loads(result.stdout)["services"]] == [
+        ("authentication", [], []),
+        ("battles", [], []),
+        ("enrichment", [], []),
+    ]
+
+
+def test_verify_catches_a_migration_that_is_not_idempotent(example: Monorepo) -> None:
+    example.write(
+        "services/battles/migrations/003_add_fleets.sql",
+        "-- Migration: 003_add_fleets\n-- Rollback: DROP TABLE IF EXISTS fleets;\n\nCREATE TABLE fleets (id int);\n",
+    )
+    result = example.invoke("verify", "--service", "battles")
+    assert result.returncode == 1
+    assert 'second run failed: 003_add_fleets.sql:4: relation "fleets" already exists (SQLSTATE 42P07)' in result.stdout
+
+
+def test_verify_catches_a_second_run_that_changes_the_schema(example: Monorepo) -> None:
+    # Succeeds both times, but the second run finds fleets and creates something new.
+    example.write(
+        "services/battles/migrations/003_add_fleets.sql",
+        "-- Migration: 003_add_fleets\n-- Rollback: DROP TABLE IF EXISTS fleets, fleets_archive;\n"
+        "DO $$ BEGIN\n"
+        "  IF to_regclass('public.fleets') IS NOT NULL THEN\n"
+        "    CREATE TABLE IF NOT EXISTS fleets_archive (id int);\n"
+        "  END IF;\n"
+        "  CREATE TABLE IF NOT EXISTS fleets (id int);\n"
+        "END $$;\n",
+    )
+    result = example.invoke("verify", "--service", "battles", "--json")
+    assert result.returncode == 1
+    data = json.loads(result.stdout)["services"][0]
+    assert [(f, d["kind"], d["name"], d["change"]) for f, d in data["schema_changes"]] == [
+        ("003_add_fleets.sql", "column", "public.fleets_archive.id", "extra"),
+        ("003_add_fleets.sql", "table", "public.fleets_archive", "extra"),
+    ]
+
+
+def test_verify_asks_for_rollback_notes_of_the_newest_migration(example: Monorepo) -> None:
+    example.write(
+        "services/battles/migrations/003_add_fleets.sql",
+        "-- Migration: 003_add_fleets\nCREATE TABLE IF NOT EXISTS fleets (id int);\n",
+    )
+    result = example.invoke("verify", "--service", "battles")
+    assert result.returncode == 1
+    assert "no rollback notes for 003_add_fleets" in result.stdout
+
+
+@pytest.mark.skipif(docker_unavailable_reason() is None, reason="a Docker engine answers: the build path runs instead")
+def test_verify_image_without_docker_says_so_and_passes(example: Monorepo) -> None:
+    result = example.invoke("verify", "--service", "battles", "--image")
+    assert result.returncode == 0
+    assert "battles image: skipped (no Docker engine answers" in result.stdout
+
+
+@pytest.mark.skipif(docker_unavailable_reason() is not None, reason=f"{docker_unavailable_reason()}")
+def test_verify_image_finds_the_migrations_inside_the_built_image(example: Monorepo) -> None:
+    result = example.invoke("verify", "--service", "enrichment", "--image")
+    assert "enrichment image: migrations identical to the repository's" in result.stdout

@@ -1,0 +1,194 @@
+"""new-service and new-migration: the pattern from the first commit.
+
+A new service is rendered from `templates/<language>/` (tokens like `{{name}}` replaced; a
+trailing `.tmpl` dropped from file names), written to a temporary directory and moved into
+place in one rename, then registered in workspace.yaml with ruamel.yaml so the file keeps its
+comments and order. Any refusal happens before anything is written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import fcntl
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+from migratekit.errors import ConfigError
+from migratekit.migration import NAME
+from migratekit.workspace import SERVICE_NAME, WORKSPACE_FILE, Workspace, env_name, state_dir
+
+TEMPLATES = Path(__file__).parent / "templates"
+LANGUAGES = ("typescript", "python")
+RESERVED = {"migratekit", "services", "tools", "tests", "bench"}
+
+
+@dataclass(frozen=True)
+class NewService:
+    name: str
+    path: Path
+    files: tuple[str, ...]  # relative to the service directory
+
+
+def new_service(
+    workspace: Workspace,
+    name: str,
+    language: str = "typescript",
+    depends_on: tuple[str, ...] = (),
+    port: int = 3000,
+    today: datetime.date | None = None,
+) -> NewService:
+    """Create `<services_dir>/<name>` in the seed's shape and declare it in workspace.yaml."""
+    if not SERVICE_NAME.match(name) or name in RESERVED:
+        raise ConfigError(
+            f"{name!r} is not a valid service name: lower-case letters, digits, '-' and '_', starting with a "
+            "letter (it becomes a directory, a database and an environment variable)"
+        )
+    if language not in LANGUAGES:
+        raise ConfigError(f"--lang {language!r}: choose one of {', '.join(LANGUAGES)}")
+    target = workspace.services_dir / name
+    if target.exists() or name in workspace.services:
+        raise ConfigError(f"{target.relative_to(workspace.root)} already exists; choose another name")
+    unknown = [d for d in depends_on if d not in workspace.services]
+    if unknown:
+        raise ConfigError(
+            f"--depends-on names unknown service(s) {', '.join(unknown)}; known: "
+            f"{', '.join(workspace.services) or 'none'}"
+        )
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"--port {port} is not a TCP port (1-65535)")
+    tokens = {
+        "name": name,
+        "package": name.replace("-", "_"),
+        "ENV": env_name(name),
+        "port": str(port),
+        "created": (today or datetime.date.today()).isoformat(),
+        "services_dir": workspace.services_dir.relative_to(workspace.root).as_posix(),
+    }
+    workspace.services_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=workspace.services_dir))
+    try:
+        written = _render(TEMPLATES / language, staging, tokens)
+        os.rename(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    try:
+        _declare(workspace, name, language, depends_on)
+    except BaseException:
+        shutil.rmtree(target, ignore_errors=True)
+        raise
+    return NewService(name, target, tuple(written))
+
+
+def _render(source: Path, destination: Path, tokens: dict[str, str]) -> list[str]:
+    written = []
+    for template in sorted(p for p in source.rglob("*") if p.is_file()):
+        relative = _fill(template.relative_to(source).as_posix(), tokens).removesuffix(".tmpl")
+        out = destination / relative
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(_fill(template.read_text(), tokens))
+        written.append(relative)
+    return written
+
+
+def _fill(text: str, tokens: dict[str, str]) -> str:
+    return re.sub(r"\{\{(\w+)\}\}", lambda m: tokens.get(m[1], m[0]), text)
+
+
+def _declare(workspace: Workspace, name: str, language: str, depends_on: tuple[str, ...]) -> None:
+    """Add the service to workspace.yaml, keeping the file's comments, order and style."""
+    path = workspace.root / WORKSPACE_FILE
+    yaml = YAML()  # round-trip mode: comments survive
+    yaml.preserve_quotes = True
+    data = yaml.load(path.read_text()) if path.is_file() else None
+    if data is None:
+        data = CommentedMap([("version", 1)])
+    if data.get("services") is None:
+        data["services"] = CommentedMap()
+    entry = CommentedMap([("language", language)])
+    if depends_on:
+        deps = CommentedSeq(depends_on)
+        deps.fa.set_flow_style()
+        entry["depends_on"] = deps
+    entry.fa.set_flow_style()
+    data["services"][name] = entry
+    with open(path, "w") as handle:
+        yaml.dump(data, handle)
+
+
+@dataclass(frozen=True)
+class NewMigration:
+    service: str
+    path: Path
+
+
+def new_migration(
+    workspace: Workspace, service_name: str, description: str, today: datetime.date | None = None
+) -> NewMigration:
+    """Write the next numbered migration of a service, with the seed's header and an idempotent start."""
+    service = workspace.get(service_name)
+    slug = re.sub(r"[^a-z0-9]+", "_", description.lower()).strip("_")
+    if not slug:
+        raise ConfigError(f"description {description!r} has no letters or digits to name the file with")
+    with _lock(workspace.root):  # two calls at once must never take the same number
+        existing = [NAME.match(p.name) for p in service.migrations_dir.glob("*.sql")]
+        numbers = [m for m in existing if m]
+        number = max((int(m["number"]) for m in numbers), default=0) + 1
+        width = max([3, *(len(m["number"]) for m in numbers)])
+        version = f"{number:0{width}d}_{slug}"
+        path = service.migrations_dir / f"{version}.sql"
+        header = (
+            f"-- Migration: {version}\n-- Description: {description.strip()}\n"
+            f"-- Created: {(today or datetime.date.today()).isoformat()}\n\n"
+        )
+        with open(path, "x") as handle:
+            handle.write(header + starter_sql(description))
+    return NewMigration(service_name, path)
+
+
+def starter_sql(description: str) -> str:
+    """An idempotent first draft read off the description, Rails-generator style; else a guide.
+
+    "add users table" / "create users" -> CREATE TABLE IF NOT EXISTS users;
+    "add email to users" / "add email column to users" -> ADD COLUMN IF NOT EXISTS.
+    """
+    words = re.sub(r"[^a-z0-9_ ]+", " ", description.lower()).split()
+    text = " ".join(words)
+    column = re.fullmatch(r"add (\w+)(?: column)? to (\w+)(?: table)?", text)
+    if column:
+        col, table = column.groups()
+        return (
+            f"-- Nullable first, as the pattern asks; backfill and SET NOT NULL in later migrations.\n"
+            f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {col} TEXT;\n"
+        )
+    table = re.fullmatch(r"(?:add|create) (\w+?)(?: table)?", text)
+    if table:
+        name = table[1]
+        return (
+            f"CREATE TABLE IF NOT EXISTS {name} (\n"
+            "  id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,\n"
+            "  created_at TIMESTAMPTZ NOT NULL DEFAULT NOW(),\n"
+            "  updated_at TIMESTAMPTZ NOT NULL DEFAULT NOW()\n"
+            ");\n"
+        )
+    return (
+        "-- Write idempotent SQL: CREATE … IF NOT EXISTS, CREATE OR REPLACE, DROP TRIGGER IF EXISTS before\n"
+        "-- CREATE TRIGGER, INSERT … ON CONFLICT DO NOTHING, ADD COLUMN IF NOT EXISTS (nullable first).\n"
+        "-- Until a statement is here, `invoke audit` reports this file as empty (MK109).\n"
+    )
+
+
+@contextlib.contextmanager
+def _lock(root: Path) -> Iterator[None]:
+    with open(state_dir(root) / "scaffold.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
