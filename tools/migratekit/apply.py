@@ -18,9 +18,8 @@ import psycopg
 from psycopg import sql
 
 from migratekit.databases import redact
-from migratekit.migration import Migration, SqlSyntaxError, Statement, body, load_migrations
+from migratekit.migration import SEED_COLUMNS, Migration, SqlSyntaxError, Statement, body, load_migrations
 
-SEED_COLUMNS = frozenset({"version", "applied_at", "checksum", "execution_time_ms"})
 RETRYABLE = {"55P03": "lock timeout", "40P01": "deadlock"}
 LOCK_KEY = "hashtextextended('migratekit:' || current_database() || ':' || %s, 0)"
 
@@ -265,7 +264,7 @@ def _apply(
 ) -> Result:
     table = _table_identifier(options.tracking_table)
     if options.dry_run:
-        rows = _applied_rows(conn, options.tracking_table, table) if _table_state(conn, options) == "ok" else {}
+        rows = _applied_rows(conn, options.tracking_table, table) if tracking_table_state(conn, options) == "ok" else {}
         the_plan = plan(migrations, rows, options)
         if the_plan.problems:
             return done("failed", failure=the_plan.problems[0], already_applied=the_plan.already_applied)
@@ -321,7 +320,7 @@ def _table_identifier(tracking_table: str) -> sql.Composable:
     return sql.Identifier(*tracking_table.split("."))
 
 
-def _table_state(conn: psycopg.Connection, options: Options) -> str:
+def tracking_table_state(conn: psycopg.Connection, options: Options) -> str:
     """ "absent", "ok", or raise Failed for a table of another tool's shape."""
     row = conn.execute(
         "SELECT array_agg(attname::text) FROM pg_attribute "
@@ -350,7 +349,7 @@ def _table_state(conn: psycopg.Connection, options: Options) -> str:
 
 
 def _ensure_table(conn: psycopg.Connection, options: Options, table: sql.Composable) -> None:
-    if _table_state(conn, options) == "ok":
+    if tracking_table_state(conn, options) == "ok":
         return
     parts = options.tracking_table.split(".")
     if len(parts) == 2:

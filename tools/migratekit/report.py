@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,7 @@ from migratekit.findings import Finding, Rule
 if TYPE_CHECKING:
     from migratekit.apply import Result
     from migratekit.audit.run import AuditReport
+    from migratekit.drift import Matrix, ServiceDrift
     from migratekit.inventory import ServiceInfo
     from migratekit.verify import ImageCheck, Verification
 
@@ -213,3 +215,46 @@ def verify_text(results: Sequence[Verification], images: Sequence[ImageCheck], o
                 + ("migrations identical to the repository's" if not i.problems else "; ".join(i.problems))
             )
     return lines
+
+
+def drift_table(results: Sequence[ServiceDrift]) -> Table:
+    table = Table(title="drift", caption="pending includes out-of-order files; schema: differences from a replay")
+    for column in ("service", "applied", "newest", "pending", "changed", "missing", "schema", "state"):
+        table.add_column(column, overflow="fold")
+    for r in results:
+        kinds = Counter(i.kind for i in r.items)
+        colour = "red" if r.drifted else "green"
+        table.add_row(
+            r.service,
+            str(r.applied),
+            r.newest_applied or "-",
+            str(kinds["pending"] + kinds["out of order"]),
+            str(kinds["changed"]),
+            str(kinds["missing file"]),
+            str(len(r.schema)),
+            f"[{colour}]{r.state}[/]",
+        )
+    return table
+
+
+def drift_details(results: Sequence[ServiceDrift], across: Sequence[Finding]) -> list[str]:
+    lines = []
+    for r in results:
+        if r.message:
+            lines.append(f"{r.service}: {r.message}")
+        lines += [f"{r.service}: {i.version} {i.kind}" + (f" ({i.detail})" if i.detail else "") for i in r.items]
+        lines += [f"{r.service}: schema: {d.describe()}" for d in r.schema]
+    if across:
+        lines.append("[bold]across services[/]")
+        lines += [f"  {f.code} {f.location}: {f.message}; fix: {f.hint}" for f in across]
+    return lines
+
+
+def matrix_table(matrix: Matrix) -> Table:
+    table = Table(title="versions by environment")
+    table.add_column("service")
+    for env in matrix.environments:
+        table.add_column(env, overflow="fold")
+    for service, cells in matrix.rows:
+        table.add_row(service, *cells)
+    return table

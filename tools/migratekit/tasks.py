@@ -383,6 +383,57 @@ def verify(
         raise Exit(code=1)
 
 
+@task(
+    help={
+        "root": ROOT_HELP,
+        "service": "only this service",
+        "json": "print the report as JSON",
+        "schema": "also replay each database's applied migrations into a throwaway database and compare schemas",
+        "envs": "comma-separated environments (declared under environments: in workspace.yaml): a version matrix",
+    }
+)
+@_user_errors
+def drift(
+    c: Context,
+    root: str | None = None,
+    service: str | None = None,
+    json: bool = False,
+    schema: bool = False,
+    envs: str = "",
+) -> None:
+    """Report what differs between migration files, databases and services; changes nothing."""
+    import os
+
+    from migratekit.audit.consistency import cross_service_drift
+    from migratekit.databases import connection_urls
+    from migratekit.drift import drift as database_drift
+    from migratekit.drift import environment_matrix
+    from migratekit.scratch import scratch_server
+
+    workspace = _workspace(root)
+    only = [workspace.get(service).name] if service else None
+    if envs:
+        matrix = environment_matrix(workspace, [e.strip() for e in envs.split(",") if e.strip()], os.environ)
+        if json:
+            print(report.as_json(matrix))
+        else:
+            report.console().print(report.matrix_table(matrix))
+        return
+    urls = connection_urls(workspace.root, workspace.services.values(), create=False)
+    server = scratch_server(workspace.root) if schema else None
+    results = database_drift(workspace, only, urls, server)
+    across = [f for f in cross_service_drift(workspace) if not only or f.service in only]
+    if json:
+        print(report.as_json({"services": results, "across_services": across}))
+    else:
+        out = report.console()
+        out.print(report.drift_table(results))
+        for line in report.drift_details(results, across):
+            out.print(line)
+    if any(r.drifted for r in results):
+        raise Exit(code=1)
+
+
 ns = Collection(
-    services, migrate_all, migrate, audit, rules, verify, new_service, new_migration, db_up, db_down, db_url
+    services, migrate_all, migrate, audit, rules, verify, drift, new_service, new_migration, db_up, db_down, db_url
 )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import graphlib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ QUALIFIED_TABLE = re.compile(r"^(?:[a-z_][a-z0-9_]{0,62}\.)?[a-z_][a-z0-9_]{0,62
 DURATION = re.compile(r"^\d+\s*(?:us|ms|s|min|h|d)?$")
 LANGUAGES = ("typescript", "javascript", "python", "go", "java", "rust", "sql", "unknown")
 
-TOP_KEYS = {"version", "services_dir", "defaults", "services"}
+TOP_KEYS = {"version", "services_dir", "defaults", "services", "environments"}
 DEFAULT_KEYS = {"database_url_env", "lock_timeout", "statement_timeout", "tracking_table"}
 SERVICE_KEYS = DEFAULT_KEYS | {"language", "depends_on", "database", "ignore"}
 RULE_CODE = re.compile(r"^MK\d{3}$")
@@ -68,6 +68,11 @@ class Workspace:
     config_path: Path | None
     services_dir: Path
     services: Mapping[str, Service]
+    environments: Mapping[str, str] = field(default_factory=dict)  # name -> URL variable template
+
+    def environment_variable(self, environment: str, service: str) -> str:
+        """The variable holding `service`'s database URL in `environment` (drift --envs)."""
+        return self.environments[environment].replace("{SERVICE}", env_name(service))
 
     @property
     def undeclared(self) -> tuple[str, ...]:
@@ -303,7 +308,14 @@ def build_workspace(
                     ("services", name, "depends_on"),
                     f"{name} depends on unknown service {dep!r}; known: {', '.join(services)}",
                 )
-    workspace = Workspace(root=root, config_path=config_path, services_dir=services_dir, services=services)
+    environments = {}
+    for env, template in check.mapping(
+        top.get("environments"), ("environments",), set(top.get("environments") or ())
+    ).items():
+        environments[env] = _setting(check, ("environments", env), "database_url_env", template)
+    workspace = Workspace(
+        root=root, config_path=config_path, services_dir=services_dir, services=services, environments=environments
+    )
     workspace.groups()  # raises on a cycle, naming it
     return workspace
 

@@ -21,6 +21,7 @@ from dockerfile_parse import DockerfileParser
 class Stage:
     name: str | None
     line: int
+    image: str = ""  # what FROM names: a base image or an earlier stage
     workdir: str = "/"
     carriers: set[str] = field(default_factory=set)  # image paths holding the migrations
     env: dict[str, str] = field(default_factory=dict)
@@ -70,12 +71,13 @@ def analyse(dockerfile: Path, service_dir: Path, root: Path) -> Image:
     for ins in instructions:
         kind, value, line = ins["instruction"], ins["value"], ins["startline"] + 1
         if kind == "FROM":
-            words = value.split()
+            words = [w for w in value.split() if not w.startswith("--")]  # --platform=…
             name = words[2] if len(words) >= 3 and words[1].upper() == "AS" else None
             base = next((s for s in stages if s.name == words[0]), None)
-            stage = Stage(name=name, line=line)
-            if base is not None:  # FROM an earlier stage inherits its files
+            stage = Stage(name=name, line=line, image=words[0] if words else "")
+            if base is not None:  # FROM an earlier stage inherits its files and its base image
                 stage.workdir, stage.carriers, stage.env = base.workdir, set(base.carriers), dict(base.env)
+                stage.image = base.image
             stages.append(stage)
             continue
         if not stages:

@@ -9,7 +9,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from migratekit.audit import history, wiring, workspace_rules
+from migratekit.audit import consistency, history, wiring, workspace_rules
 from migratekit.changes import changed_services
 from migratekit.findings import Finding, Rule
 from migratekit.lint.engine import all_rules as lint_rules
@@ -44,6 +44,10 @@ def every_rule() -> list[Rule]:
         *(r.rule for r in wiring.RULES),
         *(r.rule for r in workspace_rules.RULES),
         workspace_rules.STALE_IGNORE,
+        consistency.RUNNER_DIVERGED,
+        consistency.FUNCTION_DIVERGED,
+        consistency.BASE_IMAGE_DIVERGED,
+        consistency.TRACKING_DIVERGED,
     ]
     return sorted(rules, key=lambda r: r.code)
 

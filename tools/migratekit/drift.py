@@ -1,0 +1,206 @@
+"""`invoke drift`: is each database exactly what its migration files say, and do services still agree?
+
+Read-only: drift never writes to a database (its sessions are read-only) and never creates one.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import psycopg
+
+from migratekit.apply import Failed, Options, apply_service, plan, tracking_table_state
+from migratekit.databases import redact
+from migratekit.migration import Migration, load_migrations
+from migratekit.orchestrate import service_options
+from migratekit.schema import Difference, compare, snapshot
+from migratekit.scratch import ScratchServer, scratch_database
+from migratekit.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class Item:
+    version: str
+    kind: str  # "pending", "out of order", "changed", "missing file"
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class ServiceDrift:
+    service: str
+    database: str  # where, password hidden
+    state: str  # "up to date", "drift", "not created", "unreachable", "foreign table"
+    applied: int = 0
+    newest_applied: str | None = None
+    items: tuple[Item, ...] = ()
+    schema: tuple[Difference, ...] = ()
+    message: str | None = None
+
+    @property
+    def drifted(self) -> bool:
+        return self.state != "up to date" or bool(self.items) or bool(self.schema)
+
+
+def database_drift(workspace: Workspace, name: str, url: str | None) -> tuple[ServiceDrift, dict[str, str]]:
+    """Files against tracking rows for one service; also returns the rows (version -> checksum)."""
+    service = workspace.services[name]
+    migrations = load_migrations(service.migrations_dir)
+    where = redact(url) if url else f"embedded/{service.database}"
+    if url is None:
+        items = tuple(Item(m.version, "pending") for m in migrations)
+        return ServiceDrift(name, where, "not created", items=items, message="the database does not exist yet"), {}
+    options = service_options(workspace, name, Options())
+    try:
+        with psycopg.connect(url, autocommit=True, connect_timeout=10, application_name="migratekit drift") as conn:
+            conn.execute("SET default_transaction_read_only = on")
+            try:
+                state = tracking_table_state(conn, options)
+            except Failed as exc:
+                return ServiceDrift(name, where, "foreign table", message=exc.failure.message), {}
+            rows: dict[str, str] = {}
+            if state == "ok":
+                table = ".".join(f'"{p}"' for p in options.tracking_table.split("."))
+                rows = dict(conn.execute(f"SELECT version, checksum FROM {table}").fetchall())  # type: ignore[arg-type]
+    except psycopg.OperationalError as exc:
+        return ServiceDrift(name, where, "unreachable", message=redact(str(exc)).strip()), {}
+    items = _items(workspace.root, migrations, rows)
+    message = None if state == "ok" else f"no tracking table {options.tracking_table}"
+    drift = ServiceDrift(
+        name,
+        where,
+        "up to date" if not items and state == "ok" else "drift",
+        len(rows),
+        max(rows, default=None),
+        items,
+        message=message,
+    )
+    return drift, rows
+
+
+def _items(root: Path, migrations: tuple[Migration, ...], rows: Mapping[str, str]) -> tuple[Item, ...]:
+    loose = plan(migrations, rows, Options(allow_changed=True, out_of_order=True))
+    files = {m.version: m for m in migrations}
+    items = [Item(v, "missing file", "applied, but the file is gone") for v in sorted(rows) if v not in files]
+    for m in loose.rechecksum:
+        items.append(
+            Item(
+                m.version,
+                "changed",
+                f"applied checksum {rows[m.version]}, file now {m.checksum}{_last_commit(root, m.path)}",
+            )
+        )
+    newest = max(rows, default="")
+    for m in loose.pending:
+        items.append(
+            Item(
+                m.version,
+                "out of order" if m.version < newest else "pending",
+                f"sorts before {newest}, which is applied" if m.version < newest else "",
+            )
+        )
+    return tuple(sorted(items, key=lambda i: i.version))
+
+
+def _last_commit(root: Path, path: Path) -> str:
+    result = subprocess.run(
+        ["git", "-C", str(root), "log", "-1", "--format=%h %s", "--", str(path)], capture_output=True, text=True
+    )
+    return f"; last commit {result.stdout.strip()}" if result.returncode == 0 and result.stdout.strip() else ""
+
+
+def drift(
+    workspace: Workspace,
+    only: list[str] | None,
+    urls: Mapping[str, str | None],
+    server: ScratchServer | None = None,
+) -> list[ServiceDrift]:
+    """Every selected service's drift; with a scratch server, the live schema against a replay too."""
+    names = [n for n in workspace.order() if not only or n in only]
+    results: dict[str, ServiceDrift] = {}
+    rows: dict[str, dict[str, str]] = {}
+    for name in names:
+        results[name], rows[name] = database_drift(workspace, name, urls.get(name))
+    if server is not None:
+        for group in _database_groups(workspace, names, urls):
+            differences = _schema_drift(workspace, group, urls[group[0]], rows, server)  # type: ignore[arg-type]
+            owner = group[-1]
+            results[owner] = replace(results[owner], schema=tuple(differences))
+    return [results[n] for n in names]
+
+
+def _database_groups(workspace: Workspace, names: list[str], urls: Mapping[str, str | None]) -> list[list[str]]:
+    """Services that live in one database, in dependency order: they are replayed together."""
+    groups: dict[str, list[str]] = defaultdict(list)
+    for name in workspace.order():
+        if urls.get(name):
+            groups[urls[name]].append(name)  # type: ignore[index]
+    return [g for g in groups.values() if any(n in names for n in g)]
+
+
+def _schema_drift(
+    workspace: Workspace, group: list[str], live_url: str, rows: Mapping[str, Mapping[str, str]], server: ScratchServer
+) -> list[Difference]:
+    """Replay the versions applied live into a throwaway database and compare the two schemas."""
+    with scratch_database(server, prefix="mk_drift") as replay_url:
+        for name in group:
+            applied = set(rows.get(name, {}))
+            migrations = tuple(
+                m for m in load_migrations(workspace.services[name].migrations_dir) if m.version in applied
+            )
+            result = apply_service(
+                name, replay_url, migrations, service_options(workspace, name, Options(out_of_order=True))
+            )
+            if not result.ok:
+                return [
+                    Difference(
+                        "replay",
+                        name,
+                        "different",
+                        "the files apply cleanly",
+                        result.failure.describe() if result.failure else result.outcome,
+                    )
+                ]
+        with psycopg.connect(replay_url) as replay, psycopg.connect(live_url) as live:
+            live.execute("SET default_transaction_read_only = on")
+            return compare(snapshot(replay), snapshot(live))
+
+
+@dataclass(frozen=True)
+class Matrix:
+    environments: tuple[str, ...]
+    rows: tuple[tuple[str, tuple[str, ...]], ...]  # (service, cell per environment)
+
+
+def environment_matrix(workspace: Workspace, environments: list[str], environ: Mapping[str, str]) -> Matrix:
+    """Which version each service is at in each environment (URLs from the variables workspace.yaml names)."""
+    from migratekit.errors import ConfigError
+
+    unknown = [e for e in environments if e not in workspace.environments]
+    if unknown:
+        raise ConfigError(
+            f"environment(s) {', '.join(unknown)} not declared: add them under environments: in workspace.yaml, "
+            'e.g. environments: {staging: "{SERVICE}_STAGING_DATABASE_URL"}'
+        )
+    rows = []
+    for name in workspace.order():
+        cells = []
+        for env in environments:
+            variable = workspace.environment_variable(env, name)
+            url = environ.get(variable, "").strip()
+            if not url:
+                cells.append(f"${variable} unset")
+                continue
+            state, _ = database_drift(workspace, name, url)
+            cell = state.newest_applied or state.state
+            pending = sum(i.kind == "pending" for i in state.items)
+            if state.state in ("unreachable", "foreign table"):
+                cell = state.state
+            elif state.items:
+                cell += f" (+{pending} pending)" if pending == len(state.items) else f" (drift: {len(state.items)})"
+            cells.append(cell)
+        rows.append((name, tuple(cells)))
+    return Matrix(tuple(environments), tuple(rows))
