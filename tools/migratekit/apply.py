@@ -207,13 +207,15 @@ def apply_service(
     except Failed as exc:
         return done("failed", failure=exc.failure)
     except psycopg.Error as exc:  # the connection broke mid-run (server restart, terminated backend)
-        return done(
-            "failed",
-            failure=Failure(
-                f"lost the connection: {redact(str(exc)).strip()}",
-                hint="re-run when the server is back; nothing half-applied was recorded",
-            ),
-        )
+        return done("failed", failure=_lost(exc, None))
+
+
+def _lost(exc: psycopg.Error, filename: str | None) -> Failure:
+    return Failure(
+        f"lost the connection: {redact(str(exc)).strip()}",
+        file=filename,
+        hint="re-run when the server is back; nothing half-applied was recorded",
+    )
 
 
 class Failed(Exception):
@@ -295,12 +297,15 @@ def _apply(
                 progress(service, migration.version)
             try:
                 applied.append(_apply_one(conn, migration, options, table))
-            except Failed as exc:
+            except (Failed, psycopg.Error) as exc:
+                if isinstance(exc, psycopg.Error) and not conn.broken:
+                    raise
+                failure = exc.failure if isinstance(exc, Failed) else _lost(exc, migration.filename)
                 return done(
                     "failed",
                     applied=tuple(applied),
                     already_applied=the_plan.already_applied,
-                    failure=exc.failure,
+                    failure=failure,
                     notes=the_plan.notes,
                 )
         return done(
@@ -352,20 +357,21 @@ def _ensure_table(conn: psycopg.Connection, options: Options, table: sql.Composa
     if tracking_table_state(conn, options) == "ok":
         return
     parts = options.tracking_table.split(".")
-    if len(parts) == 2:
-        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(parts[0])))
-    conn.execute(
-        sql.SQL(
-            "CREATE TABLE IF NOT EXISTS {} (version TEXT PRIMARY KEY, "
-            "applied_at TIMESTAMPTZ NOT NULL DEFAULT NOW(), checksum TEXT NOT NULL, "
-            "execution_time_ms INTEGER NOT NULL)"
-        ).format(table)
-    )
-    conn.execute(
-        sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {}(applied_at DESC)").format(
-            sql.Identifier(f"idx_{parts[-1]}_applied_at"), table
+    with conn.transaction():  # all or nothing: a kill here must not leave a table without its index
+        if len(parts) == 2:
+            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(parts[0])))
+        conn.execute(
+            sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {} (version TEXT PRIMARY KEY, "
+                "applied_at TIMESTAMPTZ NOT NULL DEFAULT NOW(), checksum TEXT NOT NULL, "
+                "execution_time_ms INTEGER NOT NULL)"
+            ).format(table)
         )
-    )
+        conn.execute(
+            sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {}(applied_at DESC)").format(
+                sql.Identifier(f"idx_{parts[-1]}_applied_at"), table
+            )
+        )
 
 
 def _applied_rows(conn: psycopg.Connection, name: str, table: sql.Composable) -> dict[str, str]:

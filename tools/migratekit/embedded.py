@@ -310,7 +310,9 @@ def _free_port() -> int:
 
 
 def _port_free(port: int) -> bool:
+    """Whether PostgreSQL could listen on `port` (it sets SO_REUSEADDR, so a TIME_WAIT port is free)."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:

@@ -214,9 +214,37 @@ def _reindex_concurrently(statement: Statement) -> bool:
     return any(p.get("DefElem", {}).get("defname") == "concurrently" for p in params)  # type: ignore[union-attr]
 
 
+MAX_MIGRATION_BYTES = 20_000_000  # a larger "migration" is a data load: use COPY from a file instead
+
+
 def load_migrations(directory: Path) -> tuple[Migration, ...]:
-    """Every `*.sql` file of a migrations directory in the seed's order (sorted by name)."""
+    """Every `*.sql` file of a migrations directory in the seed's order (sorted by name).
+
+    A file linked to somewhere outside the directory, or too large to be a migration, or a
+    directory that cannot be read, is bad input: a ConfigError naming it, before anything runs.
+    """
+    from migratekit.errors import ConfigError
+
     if not directory.is_dir():
         return ()
-    files = sorted((p for p in directory.iterdir() if p.name.endswith(".sql") and p.is_file()), key=lambda p: p.name)
-    return tuple(Migration(path=p, data=p.read_bytes()) for p in files)
+    try:
+        entries = sorted((p for p in directory.iterdir() if p.name.endswith(".sql")), key=lambda p: p.name)
+        real_directory = directory.resolve()
+        migrations = []
+        for path in entries:
+            if path.is_symlink() and path.resolve().parent != real_directory:
+                raise ConfigError(
+                    f"{path}: a symbolic link to {path.resolve()}, outside {directory}; "
+                    "copy the migration into the directory instead"
+                )
+            if not path.is_file():
+                continue
+            if path.stat().st_size > MAX_MIGRATION_BYTES:
+                raise ConfigError(
+                    f"{path}: {path.stat().st_size} bytes, over {MAX_MIGRATION_BYTES}; load bulk data "
+                    "with COPY from a file, not a migration"
+                )
+            migrations.append(Migration(path=path, data=path.read_bytes()))
+    except PermissionError as exc:
+        raise ConfigError(f"{exc.filename}: cannot be read ({exc.strerror}); fix its permissions") from None
+    return tuple(migrations)

@@ -108,13 +108,14 @@ def db_down(c: Context, root: str | None = None) -> None:
 @task(help={"root": ROOT_HELP})
 @_user_errors
 def db_url(c: Context, service: str, root: str | None = None) -> None:
-    """Print the URL of SERVICE's database (starting the embedded server if that is where it is)."""
+    """Print where SERVICE's database is (a password in its URL variable shows as ***)."""
+    from migratekit.databases import redact
     from migratekit.embedded import Embedded
 
     workspace = _workspace(root)
     source = resolve(workspace.get(service))
     if source.url:
-        print(source.url)
+        print(redact(source.url))
     else:
         print(Embedded(workspace.root).ensure_database(source.database))
 

@@ -21,6 +21,7 @@ from migratekit.errors import ConfigError
 WORKSPACE_FILE = "workspace.yaml"
 STATE_DIR = ".migratekit"  # the embedded cluster, locks: local state, never committed
 MAX_WORKSPACE_BYTES = 1_000_000
+MAX_ALIASES = 100
 SERVICE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 QUALIFIED_TABLE = re.compile(r"^(?:[a-z_][a-z0-9_]{0,62}\.)?[a-z_][a-z0-9_]{0,62}$")
 DURATION = re.compile(r"^\d+\s*(?:us|ms|s|min|h|d)?$")
@@ -175,6 +176,9 @@ def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8") from None
     try:
+        aliases = sum(isinstance(event, yaml.AliasEvent) for event in yaml.parse(text, Loader=yaml.SafeLoader))
+        if aliases > MAX_ALIASES:
+            raise ConfigError(f"{path}: {aliases} YAML aliases; a workspace file needs few or none (alias bomb?)")
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:
@@ -192,13 +196,17 @@ def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
     return data, lines
 
 
-def _collect_lines(node: yaml.Node | None, prefix: tuple[str, ...], out: dict[tuple[str, ...], int]) -> None:
-    """Record the line of every mapping key so errors can point into the file."""
-    if isinstance(node, yaml.MappingNode):
+def _collect_lines(
+    node: yaml.Node | None, prefix: tuple[str, ...], out: dict[tuple[str, ...], int], seen: set[int] | None = None
+) -> None:
+    """Record the line of every mapping key so errors can point into the file (each node once)."""
+    seen = set() if seen is None else seen
+    if isinstance(node, yaml.MappingNode) and id(node) not in seen:
+        seen.add(id(node))
         for key_node, value_node in node.value:
             key = (*prefix, str(key_node.value))
             out[key] = key_node.start_mark.line + 1
-            _collect_lines(value_node, key, out)
+            _collect_lines(value_node, key, out, seen)
 
 
 class _Checker:

@@ -1,0 +1,98 @@
+"""Kills at random moments and runners started together: nothing half-applied, nothing applied twice."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+
+from migratekit.apply import Options, apply_service
+from migratekit.migration import load_migrations
+from migratekit.schema import snapshot
+
+STEPS = 10
+TRIALS = 20
+SEED = 20261128
+
+
+def write_migrations(directory: Path) -> Path:
+    directory.mkdir(parents=True)
+    for i in range(1, STEPS + 1):
+        (directory / f"{i:03d}_step.sql").write_text(
+            f"CREATE TABLE IF NOT EXISTS t{i:03d} (id int PRIMARY KEY, note text);\n"
+            f"CREATE INDEX IF NOT EXISTS idx_t{i:03d}_note ON t{i:03d} (note);\n"
+            f"INSERT INTO t{i:03d} VALUES (1, 'seed') ON CONFLICT (id) DO NOTHING;\n"
+            "SELECT pg_sleep(0.03);\n"
+        )
+    return directory
+
+
+def state(url: str) -> tuple[dict, list]:
+    with psycopg.connect(url) as conn:
+        return snapshot(conn), conn.execute("SELECT version, checksum FROM schema_migrations ORDER BY 1").fetchall()
+
+
+def assert_atomic(url: str) -> int:
+    """Every migration is there with its row, or neither is: returns how many are."""
+    with psycopg.connect(url) as conn:
+        recorded = (
+            {v for (v,) in conn.execute("SELECT version FROM schema_migrations")}
+            if conn.execute("SELECT to_regclass('schema_migrations')").fetchone()[0]
+            else set()
+        )
+        for i in range(1, STEPS + 1):
+            exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (f"t{i:03d}",)).fetchone()[0]
+            assert exists == (f"{i:03d}_step" in recorded), f"t{i:03d} half-applied"
+    return len(recorded)
+
+
+def test_sigkill_at_random_moments_then_a_rerun_matches_a_clean_run(tmp_path: Path, new_db) -> None:
+    migrations = write_migrations(tmp_path / "svc" / "migrations")
+    reference = new_db()
+    assert apply_service("svc", reference, load_migrations(migrations), Options()).ok
+    expected = state(reference)
+    rng = random.Random(SEED)
+    killed_midway = 0
+    for _ in range(TRIALS):
+        url = new_db()
+        runner = subprocess.Popen(
+            [sys.executable, "-m", "migratekit", "migrate", "--dir", str(migrations), "--url", url],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(rng.uniform(0.0, 1.0))
+        os.kill(runner.pid, signal.SIGKILL)
+        runner.wait()
+        done = assert_atomic(url)
+        killed_midway += 0 < done < STEPS
+        rerun = apply_service("svc", url, load_migrations(migrations), Options(lock_wait=30))
+        assert rerun.ok, rerun.failure
+        assert state(url) == expected
+    assert killed_midway >= 3, "the kills should land in the middle of runs, not only before or after"
+
+
+def test_eight_runners_started_together_apply_each_migration_once(tmp_path: Path, new_db) -> None:
+    migrations = write_migrations(tmp_path / "svc" / "migrations")
+    url = new_db()
+    runners = [
+        subprocess.Popen(
+            [sys.executable, "-m", "migratekit", "migrate", "--dir", str(migrations), "--url", url, "--json"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(8)
+    ]
+    outputs = [r.communicate(timeout=120) for r in runners]
+    assert [r.returncode for r in runners] == [0] * 8, [e for _, e in outputs]
+    import json
+
+    applied = sum(len(json.loads(out)["applied"]) for out, _ in outputs)
+    assert applied == STEPS
+    assert assert_atomic(url) == STEPS

@@ -1,0 +1,105 @@
+"""A password in every database URL appears in no output, JSON, SARIF, log line or error message."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from migratekit.scratch import ScratchServer
+
+SECRET = "hunter2-Zq9"
+
+
+def with_password(url: str) -> str:
+    return psycopg.conninfo.make_conninfo(url, password=SECRET)
+
+
+@pytest.fixture
+def repo(tmp_path: Path, new_db, pg_server: ScratchServer) -> tuple[Path, dict[str, str]]:
+    root = tmp_path / "repo"
+    for name in ("auth", "api"):
+        (root / "services" / name / "migrations").mkdir(parents=True)
+        (root / "services" / name / "migrations" / "001_init.sql").write_text(
+            f"-- Migration: 001_init\nCREATE TABLE IF NOT EXISTS {name}_t (id int);\n"
+        )
+    (root / "services/api/migrations/002_broken.sql").write_text("SELECT 1/0;\n")
+    (root / "tasks.py").write_text("from migratekit.tasks import ns\n")
+    (root / "workspace.yaml").write_text(
+        "version: 1\nservices:\n  auth: {}\n  api: {depends_on: [auth]}\nenvironments:\n  prod: '{SERVICE}_PROD_URL'\n"
+    )
+    env = {
+        "AUTH_DATABASE_URL": with_password(new_db()),
+        "API_DATABASE_URL": f"postgresql://postgres:{SECRET}@127.0.0.1:1/nowhere",  # unreachable
+        "AUTH_PROD_URL": with_password(new_db()),
+        "MIGRATEKIT_SCRATCH_URL": with_password(pg_server.admin_url),
+        "COLUMNS": "200",
+    }
+    return root, env
+
+
+TASKS = [
+    ["services"],
+    ["services", "--json"],
+    ["db-url", "auth"],
+    ["db-up", "--json"],
+    ["migrate-all"],
+    ["migrate-all", "--json"],
+    ["migrate-all", "--dry-run"],
+    ["migrate", "api", "--with-deps"],
+    ["audit"],
+    ["audit", "--json"],
+    ["audit", "--sarif"],
+    ["audit", "--github"],
+    ["drift"],
+    ["drift", "--json"],
+    ["drift", "--schema", "--service", "auth"],
+    ["drift", "--envs", "prod"],
+    ["verify", "--service", "auth"],
+    ["verify", "--json"],
+]
+
+
+def test_no_task_ever_prints_a_password(repo: tuple[Path, dict[str, str]]) -> None:
+    root, env = repo
+    for args in TASKS:
+        result = subprocess.run(
+            [sys.executable, "-m", "invoke", *args],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            env={**os.environ, **env},
+            timeout=120,
+        )
+        assert SECRET not in result.stdout + result.stderr, args
+    runner = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "migratekit",
+            "migrate",
+            "--dir",
+            str(root / "services/api/migrations"),
+            "--url",
+            env["AUTH_DATABASE_URL"],
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert runner.returncode == 1 and SECRET not in runner.stdout + runner.stderr
+    assert (
+        "postgresql://postgres:***@127.0.0.1:1/nowhere"
+        in subprocess.run(
+            [sys.executable, "-m", "invoke", "migrate", "api"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            env={**os.environ, **env},
+            timeout=60,
+        ).stdout
+    )
