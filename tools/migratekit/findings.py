@@ -6,7 +6,9 @@ documentation: the first line is the summary, then why, then a bad and a good ex
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
 
 SEVERITIES = ("error", "warning")
 
@@ -50,3 +52,28 @@ def make_rule(code: str, severity: str, hint: str, doc: str | None) -> Rule:
         raise ValueError(f"{code}: a rule needs a docstring (summary, why, bad and good example)")
     text = "\n".join(line.strip() for line in doc.strip().splitlines())
     return Rule(code, severity, text.splitlines()[0].rstrip("."), hint, text)
+
+
+@dataclass(frozen=True)
+class Checker:
+    """A rule and the function that finds its hits; `kinds` narrows statement rules to node types."""
+
+    rule: Rule
+    check: Callable[..., Iterable[Any]]
+    kinds: frozenset[str] = field(default=frozenset())
+
+
+def registrar(registry: list[Checker]) -> Callable[..., Callable[[Callable[..., Any]], Callable[..., Any]]]:
+    """`rule = registrar(RULES)`, then `@rule("MK201", "error", "fix hint")` over a documented checker.
+
+    Each family module lists its rules in its own RULES, in code order, by decorating them.
+    """
+
+    def rule(code: str, severity: str, hint: str, kinds: Iterable[str] = ()) -> Callable[..., Any]:
+        def register(check: Callable[..., Any]) -> Callable[..., Any]:
+            registry.append(Checker(make_rule(code, severity, hint, check.__doc__), check, frozenset(kinds)))
+            return check
+
+        return register
+
+    return rule

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
 from migratekit.audit.dockerfile import Image, analyse, dockerignore_drops
-from migratekit.findings import Rule, make_rule
+from migratekit.findings import Checker, registrar
 from migratekit.workspace import Service
 
 SOURCE_SUFFIXES = {".ts", ".js", ".mjs", ".cjs", ".py", ".go", ".rs", ".sh", ".rb", ".java", ".kt"}
@@ -124,21 +124,8 @@ def _files(directory: Path) -> Iterator[Path]:
 WiringHit = tuple[str | None, int | None, str | None]  # (path, line, message)
 
 
-@dataclass(frozen=True)
-class WiringRule:
-    rule: Rule
-    check: Callable[[Wiring], Iterable[WiringHit]]
-
-
-RULES: list[WiringRule] = []
-
-
-def rule(code: str, severity: str, hint: str) -> Callable[[Callable[[Wiring], Iterable[WiringHit]]], object]:
-    def register(check: Callable[[Wiring], Iterable[WiringHit]]) -> object:
-        RULES.append(WiringRule(make_rule(code, severity, hint, check.__doc__), check))
-        return check
-
-    return register
+RULES: list[Checker] = []
+rule = registrar(RULES)
 
 
 def _startup_styles(w: Wiring) -> list[str]:

@@ -3,31 +3,17 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 
 from migratekit.databases import resolve
-from migratekit.findings import Rule, make_rule
+from migratekit.findings import Checker, make_rule, registrar
 from migratekit.workspace import Workspace
 
 WorkspaceHit = tuple[str | None, str | None, int | None, str | None]  # (service, path, line, message)
 
 
-@dataclass(frozen=True)
-class WorkspaceRule:
-    rule: Rule
-    check: Callable[[Workspace, Mapping[str, str]], Iterable[WorkspaceHit]]
-
-
-RULES: list[WorkspaceRule] = []
-
-
-def rule(code: str, severity: str, hint: str) -> Callable[[Callable[..., Iterable[WorkspaceHit]]], object]:
-    def register(check: Callable[..., Iterable[WorkspaceHit]]) -> object:
-        RULES.append(WorkspaceRule(make_rule(code, severity, hint, check.__doc__), check))
-        return check
-
-    return register
+RULES: list[Checker] = []
+rule = registrar(RULES)
 
 
 @rule("MK501", "warning", "declare it under services: in workspace.yaml, with its depends_on")

@@ -12,13 +12,13 @@ from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
 
-from migratekit.findings import Finding, Rule, make_rule
+from migratekit.findings import Checker, Finding, Rule, make_rule
 from migratekit.lint import files, idempotency, safety
-from migratekit.lint.registry import Context, FileState, ServiceIndexes, StatementRule
+from migratekit.lint.registry import Context, FileState, ServiceIndexes
 from migratekit.lint.tree import alter_cmds, bare, constraints, relname, strings
 from migratekit.migration import Migration
 
-STATEMENT_RULES: tuple[StatementRule, ...] = (*idempotency.RULES, *safety.RULES)
+STATEMENT_RULES: tuple[Checker, ...] = (*idempotency.RULES, *safety.RULES)
 IGNORE = re.compile(r"--\s*migratekit:\s*ignore\s+(MK\d{3}(?:\s*,?\s*MK\d{3})*)", re.IGNORECASE)
 
 
@@ -61,7 +61,7 @@ def lint_migrations(
     return findings
 
 
-_BY_KIND: dict[str, list[StatementRule]] = defaultdict(list)
+_BY_KIND: dict[str, list[Checker]] = defaultdict(list)
 for _r in STATEMENT_RULES:
     for _kind in _r.kinds:
         _BY_KIND[_kind].append(_r)

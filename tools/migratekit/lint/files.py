@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from migratekit.findings import Rule, make_rule
+from migratekit.findings import Checker, registrar
 from migratekit.migration import NAME, Migration
 
 
@@ -23,21 +23,8 @@ class Directory:
 FileHit = tuple[Path, int | None, str | None]  # (file, line, message)
 
 
-@dataclass(frozen=True)
-class FileRule:
-    rule: Rule
-    check: Callable[[Directory], Iterable[FileHit]]
-
-
-RULES: list[FileRule] = []
-
-
-def rule(code: str, severity: str, hint: str) -> Callable[[Callable[[Directory], Iterable[FileHit]]], object]:
-    def register(check: Callable[[Directory], Iterable[FileHit]]) -> object:
-        RULES.append(FileRule(make_rule(code, severity, hint, check.__doc__), check))
-        return check
-
-    return register
+RULES: list[Checker] = []
+rule = registrar(RULES)
 
 
 @rule("MK101", "error", "rename it NNN_snake_case_description.sql, e.g. 004_add_email_column.sql")

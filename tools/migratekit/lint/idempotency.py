@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from migratekit.lint.registry import Context, Hit, StatementRule, registrar
+from migratekit.findings import Checker, registrar
+from migratekit.lint.registry import Context, Hit
 from migratekit.lint.tree import alter_cmds, bare, relname, strings, walk
 
-RULES: list[StatementRule] = []
+RULES: list[Checker] = []
 rule = registrar(RULES)
 
 

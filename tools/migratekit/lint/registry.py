@@ -1,11 +1,9 @@
-"""How a statement rule is declared: a checker function, its code, severity and fix hint."""
+"""What a statement rule sees: the statement, what the file did before it, the service's indexes."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from migratekit.findings import Rule, make_rule
 from migratekit.migration import Migration, Statement
 
 
@@ -44,24 +42,3 @@ class Context:
 
 
 Hit = tuple[int | None, str | None]  # (line, message); None means the statement's line, the rule's summary
-Check = Callable[[Context, dict], Iterable[Hit]]
-
-
-@dataclass(frozen=True)
-class StatementRule:
-    rule: Rule
-    kinds: frozenset[str]  # statement node types the rule looks at
-    check: Check
-
-
-def registrar(rules: list[StatementRule]) -> Callable[..., Callable[[Check], Check]]:
-    """`rule = registrar(RULES)`, then `@rule("MK201", "error", "hint", kinds=("CreateStmt",))`."""
-
-    def rule(code: str, severity: str, hint: str, kinds: Iterable[str]) -> Callable[[Check], Check]:
-        def register(check: Check) -> Check:
-            rules.append(StatementRule(make_rule(code, severity, hint, check.__doc__), frozenset(kinds), check))
-            return check
-
-        return register
-
-    return rule

@@ -9,10 +9,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from migratekit.lint.registry import Context, Hit, StatementRule, registrar
+from migratekit.findings import Checker, registrar
+from migratekit.lint.registry import Context, Hit
 from migratekit.lint.tree import alter_cmds, bare, constraints, func_names, relname, strings, walk
 
-RULES: list[StatementRule] = []
+RULES: list[Checker] = []
 rule = registrar(RULES)
 
 ENVIRONMENT_FUNCTIONS = {"current_database", "inet_server_addr", "inet_server_port"}

@@ -1,6 +1,6 @@
 """new-service and new-migration: the pattern from the first commit.
 
-A new service is rendered from `templates/<language>/` (tokens like `{{name}}` replaced; a
+A new service is rendered from `templates/common/` then `templates/<language>/` (tokens like `{{name}}` replaced; a
 trailing `.tmpl` dropped from file names), written to a temporary directory and moved into
 place in one rename, then registered in workspace.yaml with ruamel.yaml so the file keeps its
 comments and order. Any refusal happens before anything is written.
@@ -76,7 +76,9 @@ def new_service(
     workspace.services_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=workspace.services_dir))
     try:
-        written = _render(TEMPLATES / language, staging, tokens)
+        written = sorted(
+            set(_render(TEMPLATES / "common", staging, tokens) + _render(TEMPLATES / language, staging, tokens))
+        )
         os.rename(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
