@@ -456,7 +456,7 @@ def _apply_one(
             raise
 
 
-def _settings(local: bool, options: Options) -> list[sql.Composable]:
+def _settings(local: bool, options: Options) -> list[sql.Composed]:
     scope = sql.SQL("SET LOCAL" if local else "SET")
     return [
         sql.SQL("{} lock_timeout = {}").format(scope, sql.Literal(options.lock_timeout)),

@@ -21,6 +21,7 @@ import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -284,7 +285,7 @@ def _server_user() -> pwd.struct_passwd:
     raise MigratekitError("running as root, and neither a 'postgres' nor a 'nobody' user exists to own the cluster")
 
 
-def _as_owner() -> dict[str, object]:
+def _as_owner() -> dict[str, Any]:
     if os.geteuid() != 0:
         return {}
     user = _server_user()

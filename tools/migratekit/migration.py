@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 NAME = re.compile(r"^(?P<number>\d+)_(?P<slug>[a-z0-9]+(?:_[a-z0-9]+)*)\.sql$")
 HEADER_LINE = re.compile(r"^--\s*(?P<key>[A-Za-z][A-Za-z -]*?)\s*:\s*(?P<value>.*?)\s*$")
@@ -69,7 +70,7 @@ class Statement:
     text: str
     line: int
     kind: str
-    node: Mapping[str, object] = field(repr=False, compare=False)
+    node: dict[str, Any] = field(repr=False, compare=False)  # pglast's JSON tree of the statement
 
 
 @dataclass(frozen=True)

@@ -156,10 +156,10 @@ def find_root(start: Path | None = None) -> Path:
 def load_workspace(root: Path | str | None = None) -> Workspace:
     """Read workspace.yaml (if any) under `root` and discover the services on disk."""
     root = find_root() if root is None else Path(root).resolve()
-    config_path = root / WORKSPACE_FILE
+    config_path: Path | None = root / WORKSPACE_FILE
     raw: dict[str, Any] = {}
     lines: dict[tuple[str, ...], int] = {}
-    if config_path.is_file():
+    if config_path is not None and config_path.is_file():
         raw, lines = _read_yaml(config_path)
     else:
         config_path = None
@@ -267,30 +267,30 @@ def build_workspace(
 
     services: dict[str, Service] = {}
     for name in sorted(set(declared) | set(on_disk)):
-        key = ("services", name)
+        where = ("services", name)
         if not SERVICE_NAME.match(name):
-            raise check.fail(key, "a service name is lower-case letters, digits, '-' and '_', starting with a letter")
-        entry = check.mapping(declared.get(name), key, SERVICE_KEYS)
+            raise check.fail(where, "a service name is lower-case letters, digits, '-' and '_', starting with a letter")
+        entry = check.mapping(declared.get(name), where, SERVICE_KEYS)
         path = services_dir / name
         if name in declared and name not in on_disk:
             raise check.fail(
-                key,
+                where,
                 f"declared, but {path.relative_to(root)}/migrations does not exist; "
                 "create it (invoke new-service) or remove the entry",
             )
-        settings = {k: _setting(check, (*key, k), k, entry[k]) if k in entry else defaults[k] for k in DEFAULT_KEYS}
+        settings = {k: _setting(check, (*where, k), k, entry[k]) if k in entry else defaults[k] for k in DEFAULT_KEYS}
         depends = entry.get("depends_on", [])
         if not isinstance(depends, list) or not all(isinstance(d, str) for d in depends):
-            raise check.fail((*key, "depends_on"), "must be a list of service names")
+            raise check.fail((*where, "depends_on"), "must be a list of service names")
         ignore = entry.get("ignore", [])
         if not isinstance(ignore, list) or not all(isinstance(c, str) and RULE_CODE.match(c) for c in ignore):
-            raise check.fail((*key, "ignore"), "must be a list of rule codes such as [MK103, MK302]")
+            raise check.fail((*where, "ignore"), "must be a list of rule codes such as [MK103, MK302]")
         language = entry.get("language") or _guess_language(path)
         if language not in LANGUAGES:
-            raise check.fail((*key, "language"), f"unknown language {language!r}; one of {', '.join(LANGUAGES)}")
+            raise check.fail((*where, "language"), f"unknown language {language!r}; one of {', '.join(LANGUAGES)}")
         database = check.string(
             entry.get("database", name),
-            (*key, "database"),
+            (*where, "database"),
             SERVICE_NAME,
             "a database name is lower-case letters, digits, '-' and '_'",
         )

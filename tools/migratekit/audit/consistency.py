@@ -99,17 +99,17 @@ def cross_service_drift(workspace: Workspace) -> list[Finding]:
                 if statement.kind == "CreateFunctionStmt":
                     function = strings(statement.node.get("funcname"))[-1]
                     body = " ".join(re.sub(r"\s+", " ", statement.text).split())
-                    bodies[function][name] = (body, rel(migration.path))
+                    bodies[function][name] = (body, rel(migration.path))  # the last definition wins
     for function, by_service in sorted(bodies.items()):
         variants = Counter(body for body, _ in by_service.values())
         if len(variants) > 1:
             usual = variants.most_common(1)[0][0]
-            for name, (body, path) in sorted(by_service.items()):
+            for name, (body, where) in sorted(by_service.items()):
                 if body != usual:
                     others = sorted(n for n, (b, _) in by_service.items() if b == usual)
                     findings.append(
                         FUNCTION_DIVERGED.finding(
-                            name, path, None, f"{function}() differs from its body in {', '.join(others)}"
+                            name, where, None, f"{function}() differs from its body in {', '.join(others)}"
                         )
                     )
 

@@ -47,7 +47,7 @@ def shared_tracking_table(ws: Workspace, environ: Mapping[str, str]) -> Iterable
             yield names[0], config, None, f"{', '.join(names)} share one database and the tracking table {table}"
 
 
-def stale_service_ignores(ws: Workspace, used: set[tuple[str, str]]) -> Iterable[WorkspaceHit]:
+def stale_service_ignores(ws: Workspace, used: set[tuple[str | None, str]]) -> Iterable[WorkspaceHit]:
     """MK503's hits: a workspace.yaml ignore that silenced nothing in its service."""
     config = ws.config_path.name if ws.config_path else None
     for name, service in ws.services.items():

@@ -78,7 +78,8 @@ def unpadded(d: Directory) -> Iterable[FileHit]:
     Bad: 9_add_users.sql, 10_add_email.sql
     Good: 009_add_users.sql, 010_add_email.sql
     """
-    widths = Counter(len(NAME.match(m.filename)["number"]) for m in d.migrations if NAME.match(m.filename))
+    matches = [match for m in d.migrations if (match := NAME.match(m.filename))]
+    widths = Counter(len(match["number"]) for match in matches)
     if len(widths) > 1:
         usual = widths.most_common(1)[0][0]
         for m in d.migrations:

@@ -39,9 +39,9 @@ def environment_logic(ctx: Context, node: dict) -> Iterable[Hit]:
         body = " ".join(
             n["arg"]["String"]["sval"] for t, n in walk(node) if t == "DefElem" and "String" in n.get("arg", {})
         )
-        found = ENVIRONMENT_TEXT.search(body)
+        found = ENVIRONMENT_TEXT.search(body) is not None
     else:
-        found = ENVIRONMENT_FUNCTIONS & func_names(node)
+        found = bool(ENVIRONMENT_FUNCTIONS & func_names(node))
     if found:
         yield None, "branches on the environment (database or server name, or an environment setting)"
 
