@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -88,7 +89,7 @@ class Migration:
     def version(self) -> str:
         return self.path.name.removesuffix(".sql")
 
-    @property
+    @cached_property
     def number(self) -> int | None:
         match = NAME.match(self.filename)
         return int(match["number"]) if match else None
@@ -233,16 +234,19 @@ def load_migrations(directory: Path) -> tuple[Migration, ...]:
         real_directory = directory.resolve()
         migrations = []
         for path in entries:
-            if path.is_symlink() and path.resolve().parent != real_directory:
-                raise ConfigError(
-                    f"{path}: a symbolic link to {path.resolve()}, outside {directory}; "
-                    "copy the migration into the directory instead"
-                )
-            if not path.is_file():
+            info = path.lstat()  # one system call answers "link?", "file?" and "how big?"
+            if stat.S_ISLNK(info.st_mode):
+                if path.resolve().parent != real_directory:
+                    raise ConfigError(
+                        f"{path}: a symbolic link to {path.resolve()}, outside {directory}; "
+                        "copy the migration into the directory instead"
+                    )
+                info = path.stat()
+            if not stat.S_ISREG(info.st_mode):
                 continue
-            if path.stat().st_size > MAX_MIGRATION_BYTES:
+            if info.st_size > MAX_MIGRATION_BYTES:
                 raise ConfigError(
-                    f"{path}: {path.stat().st_size} bytes, over {MAX_MIGRATION_BYTES}; load bulk data "
+                    f"{path}: {info.st_size} bytes, over {MAX_MIGRATION_BYTES}; load bulk data "
                     "with COPY from a file, not a migration"
                 )
             migrations.append(Migration(path=path, data=path.read_bytes()))

@@ -17,7 +17,7 @@ RULES: list[Checker] = []
 rule = registrar(RULES)
 
 ENVIRONMENT_FUNCTIONS = {"current_database", "inet_server_addr", "inet_server_port"}
-ENVIRONMENT_HINT = re.compile(r"current_database|inet_server|current_setting", re.IGNORECASE)
+ENVIRONMENT_WORDS = ("current_database", "inet_server", "current_setting")
 ENVIRONMENT_TEXT = re.compile(
     r"current_database\s*\(|inet_server_(?:addr|port)\s*\(|current_setting\s*\(\s*'[^']*(?:env|stage|tier)",
     re.IGNORECASE,
@@ -33,7 +33,8 @@ def environment_logic(ctx: Context, node: dict) -> Iterable[Hit]:
     Bad: DO $$ BEGIN IF current_database() = 'production' THEN … END IF; END $$;
     Good: CREATE TABLE IF NOT EXISTS feature_flags (key TEXT PRIMARY KEY, enabled BOOLEAN NOT NULL DEFAULT FALSE);
     """
-    if not ENVIRONMENT_HINT.search(ctx.statement.text):
+    text = ctx.statement.text.lower()
+    if not any(word in text for word in ENVIRONMENT_WORDS):
         return  # a cheap text test first: the tree walk below is for the few statements that might match
     if ctx.statement.kind == "DoStmt":
         body = " ".join(
