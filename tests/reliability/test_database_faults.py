@@ -26,7 +26,9 @@ def wait_for_sleep(admin_url: str) -> int:
     with psycopg.connect(admin_url, autocommit=True) as watcher:
         deadline = time.monotonic() + 20
         while True:
-            row = watcher.execute("SELECT pid FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(3)%%'").fetchone()
+            row = watcher.execute(
+                "SELECT pid FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND query LIKE '%%pg_sleep(3)%%'"
+            ).fetchone()
             if row:
                 return row[0]
             assert time.monotonic() < deadline, "the migration never started"
