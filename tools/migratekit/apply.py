@@ -131,7 +131,7 @@ def plan(migrations: Sequence[Migration], applied: Mapping[str, str], options: O
                     hint="restore the file from version control; never delete an applied migration",
                 )
             )
-        elif checksum not in migration.checksums:
+        elif checksum != migration.checksum and checksum not in migration.checksums:  # variants only if needed
             if options.allow_changed:
                 rechecksum.append(migration)
                 notes.append(
