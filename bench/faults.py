@@ -20,6 +20,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -83,59 +84,40 @@ def main() -> None:
         clean_seconds = time.perf_counter() - started
         expected = state(reference_env)
 
-        clean = lost = 0
-        for _ in range(args.trials):
-            env = fresh()
+        def trials(fault: str, count: int, inject: Callable[[dict[str, str]], bool]) -> None:
+            """`count` fresh monorepo databases, a fault injected in each, then checked against the clean run."""
+            equal = lost = 0
+            for _ in range(count):
+                env = fresh()
+                ok = inject(env)
+                got = state(env)
+                equal += ok and got == expected
+                lost += got != expected
+            rows.append((fault, count, count * len(names), equal, lost))
+
+        def kill_then_rerun(env: dict[str, str]) -> bool:
             runner = migrate_all(env)
             time.sleep(rng.uniform(0, clean_seconds * 1.1))
             os.kill(runner.pid, signal.SIGKILL)
             runner.wait()
-            rerun = migrate_all(env, "--lock-wait", "30").wait()
-            got = state(env)
-            clean += rerun == 0 and got == expected
-            lost += got != expected
-        rows.append(
-            (
-                "SIGKILL of migrate-all at a random moment, then a re-run",
-                args.trials,
-                args.trials * len(names),
-                clean,
-                lost,
-            )
-        )
+            return migrate_all(env, "--lock-wait", "30").wait() == 0
 
-        concurrent_trials, clean, lost = 3, 0, 0
-        for _ in range(concurrent_trials):
-            env = fresh()
+        def eight_at_once(env: dict[str, str]) -> bool:
             runners = [migrate_all(env) for _ in range(8)]
-            codes = [r.wait() for r in runners]
-            got = state(env)
-            clean += all(c == 0 for c in codes) and got == expected
-            lost += got != expected
-        rows.append(("8 migrate-alls started together", concurrent_trials, concurrent_trials * len(names), clean, lost))
+            return all(r.wait() == 0 for r in runners)
 
-        terminate_trials, clean, lost = 10, 0, 0
-        for _ in range(terminate_trials):
-            env = fresh()
+        def terminate_then_rerun(env: dict[str, str]) -> bool:
             runner = migrate_all(env)
             stop = time.perf_counter() + rng.uniform(0, clean_seconds)
             killer = threading.Thread(target=_terminate_migratekit_backends, args=(admin, stop))
             killer.start()
             runner.wait()
             killer.join()
-            rerun = migrate_all(env, "--lock-wait", "30").wait()
-            got = state(env)
-            clean += rerun == 0 and got == expected
-            lost += got != expected
-        rows.append(
-            (
-                "pg_terminate_backend of the runners mid-run, then a re-run",
-                terminate_trials,
-                terminate_trials * len(names),
-                clean,
-                lost,
-            )
-        )
+            return migrate_all(env, "--lock-wait", "30").wait() == 0
+
+        trials("SIGKILL of migrate-all at a random moment, then a re-run", args.trials, kill_then_rerun)
+        trials("8 migrate-alls started together", 3, eight_at_once)
+        trials("pg_terminate_backend of the runners mid-run, then a re-run", 10, terminate_then_rerun)
     finally:
         for db in made:
             drop_database(admin, db)

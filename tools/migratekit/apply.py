@@ -264,9 +264,9 @@ def _apply(
     progress: ProgressFn | None,
     done: Callable[..., Result],
 ) -> Result:
-    table = _table_identifier(options.tracking_table)
+    table = table_identifier(options.tracking_table)
     if options.dry_run:
-        rows = _applied_rows(conn, options.tracking_table, table) if tracking_table_state(conn, options) == "ok" else {}
+        rows = applied_rows(conn, table) if tracking_table_state(conn, options) == "ok" else {}
         the_plan = plan(migrations, rows, options)
         if the_plan.problems:
             return done("failed", failure=the_plan.problems[0], already_applied=the_plan.already_applied)
@@ -278,7 +278,7 @@ def _apply(
     _lock(conn, key, options.lock_wait, options.tracking_table)
     try:
         _ensure_table(conn, options, table)
-        rows = _applied_rows(conn, options.tracking_table, table)
+        rows = applied_rows(conn, table)
         the_plan = plan(migrations, rows, options)
         if the_plan.problems:
             return done("failed", failure=the_plan.problems[0], already_applied=the_plan.already_applied)
@@ -321,7 +321,7 @@ def _apply(
             progress(service, None)
 
 
-def _table_identifier(tracking_table: str) -> sql.Composable:
+def table_identifier(tracking_table: str) -> sql.Composable:
     return sql.Identifier(*tracking_table.split("."))
 
 
@@ -374,7 +374,8 @@ def _ensure_table(conn: psycopg.Connection, options: Options, table: sql.Composa
         )
 
 
-def _applied_rows(conn: psycopg.Connection, name: str, table: sql.Composable) -> dict[str, str]:
+def applied_rows(conn: psycopg.Connection, table: sql.Composable) -> dict[str, str]:
+    """version -> checksum of every tracking row."""
     return {v: c for v, c in conn.execute(sql.SQL("SELECT version, checksum FROM {}").format(table))}
 
 

@@ -38,8 +38,5 @@ def changed_paths(root: Path, ref: str) -> set[Path]:
 def changed_services(workspace: Workspace, ref: str) -> set[str]:
     """Services with a migration file added, edited or deleted since `ref`."""
     paths = changed_paths(workspace.root, ref)
-    return {
-        name
-        for name, service in workspace.services.items()
-        if any(p.is_relative_to(service.migrations_dir.resolve()) for p in paths)
-    }
+    directories = {name: service.migrations_dir.resolve() for name, service in workspace.services.items()}
+    return {name for name, directory in directories.items() if any(p.is_relative_to(directory) for p in paths)}

@@ -13,7 +13,15 @@ from pathlib import Path
 
 import psycopg
 
-from migratekit.apply import Failed, Options, apply_service, plan, tracking_table_state
+from migratekit.apply import (
+    Failed,
+    Options,
+    applied_rows,
+    apply_service,
+    plan,
+    table_identifier,
+    tracking_table_state,
+)
 from migratekit.databases import redact
 from migratekit.migration import Migration, load_migrations
 from migratekit.orchestrate import service_options
@@ -61,10 +69,7 @@ def database_drift(workspace: Workspace, name: str, url: str | None) -> tuple[Se
                 state = tracking_table_state(conn, options)
             except Failed as exc:
                 return ServiceDrift(name, where, "foreign table", message=exc.failure.message), {}
-            rows: dict[str, str] = {}
-            if state == "ok":
-                table = ".".join(f'"{p}"' for p in options.tracking_table.split("."))
-                rows = dict(conn.execute(f"SELECT version, checksum FROM {table}").fetchall())  # type: ignore[arg-type]
+            rows = applied_rows(conn, table_identifier(options.tracking_table)) if state == "ok" else {}
     except psycopg.OperationalError as exc:
         return ServiceDrift(name, where, "unreachable", message=redact(str(exc)).strip()), {}
     items = _items(workspace.root, migrations, rows)

@@ -134,6 +134,24 @@ class Migration:
         return transaction_mode(self.statements, self.header)
 
 
+def tracking_table_statement(
+    migrations: tuple[Migration, ...], tracking_table: str
+) -> tuple[Migration, Statement | None] | None:
+    """001_init and its CREATE TABLE of the tracking table (None inside when it has none).
+
+    None when there is no parseable 001 file. An unqualified table name means `public`.
+    """
+    first = next((m for m in migrations if m.number == 1), None)
+    if first is None or first.syntax_error is not None:
+        return None
+    wanted = tracking_table if "." in tracking_table else f"public.{tracking_table}"
+    for statement in first.statements:
+        target = statement.node.get("relation", {}) if statement.kind == "CreateStmt" else {}
+        if f"{target.get('schemaname', 'public')}.{target.get('relname')}" == wanted:
+            return first, statement
+    return first, None
+
+
 def parse_header(text: str) -> Mapping[str, str]:
     """Leading `-- Key: value` comment lines, keys lower-cased (`migration`, `description`, `created`, `migratekit`)."""
     header: dict[str, str] = {}

@@ -97,5 +97,5 @@ def migrate_all(
                 results[name] = future.result()
                 stop = stop or (fail_fast and not results[name].ok)
                 sorter.done(name)
-    order = workspace.order()
-    return sorted(results.values(), key=lambda r: order.index(r.service))
+    rank = {name: i for i, name in enumerate(workspace.order())}
+    return sorted(results.values(), key=lambda r: rank[r.service])

@@ -133,6 +133,8 @@ MIGRATE_HELP = {
 
 
 def _migrate(
+    *,
+    title: str,
     root: str | None,
     names: list[str] | None,
     with_deps: bool,
@@ -145,7 +147,6 @@ def _migrate(
     out_of_order: bool,
     wait: float,
     lock_wait: float,
-    title: str,
 ) -> None:
     from migratekit.apply import Options
     from migratekit.databases import connection_urls
@@ -202,19 +203,19 @@ def migrate_all(
 ) -> None:
     """Migrate every service database in dependency order, independent ones in parallel."""
     _migrate(
-        root,
-        None,
-        False,
-        changed_since,
-        json,
-        jobs,
-        dry_run,
-        fail_fast,
-        allow_changed,
-        out_of_order,
-        wait,
-        lock_wait,
-        "migrate-all",
+        title="migrate-all",
+        root=root,
+        names=None,
+        with_deps=False,
+        changed_since=changed_since,
+        json=json,
+        jobs=jobs,
+        dry_run=dry_run,
+        fail_fast=fail_fast,
+        allow_changed=allow_changed,
+        out_of_order=out_of_order,
+        wait=wait,
+        lock_wait=lock_wait,
     )
 
 
@@ -236,19 +237,19 @@ def migrate(
 ) -> None:
     """Migrate one service's database (with --with-deps, what it depends on first)."""
     _migrate(
-        root,
-        [service],
-        with_deps,
-        None,
-        json,
-        jobs,
-        dry_run,
-        fail_fast,
-        allow_changed,
-        out_of_order,
-        wait,
-        lock_wait,
-        f"migrate {service}",
+        title=f"migrate {service}",
+        root=root,
+        names=[service],
+        with_deps=with_deps,
+        changed_since=None,
+        json=json,
+        jobs=jobs,
+        dry_run=dry_run,
+        fail_fast=fail_fast,
+        allow_changed=allow_changed,
+        out_of_order=out_of_order,
+        wait=wait,
+        lock_wait=lock_wait,
     )
 
 

@@ -46,10 +46,9 @@ def verify_service(workspace: Workspace, name: str, server: ScratchServer) -> Ve
     service = workspace.services[name]
     migrations = load_migrations(service.migrations_dir)
     # Services sharing this database that it depends on come first: its SQL may reference theirs.
+    dependencies = workspace.with_dependencies({name}) - {name}
     neighbours = [
-        d
-        for d in workspace.order()
-        if d in workspace.with_dependencies({name}) - {name} and workspace.services[d].database == service.database
+        d for d in workspace.order() if d in dependencies and workspace.services[d].database == service.database
     ]
     with scratch_database(server, prefix=f"mk_verify_{name.replace('-', '_')}") as url:
         notes = []

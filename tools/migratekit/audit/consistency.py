@@ -14,7 +14,7 @@ from migratekit.audit.dockerfile import analyse
 from migratekit.audit.wiring import OWN_RUNNER
 from migratekit.findings import Finding, make_rule
 from migratekit.lint.tree import strings
-from migratekit.migration import SEED_COLUMNS, load_migrations
+from migratekit.migration import SEED_COLUMNS, load_migrations, tracking_table_statement
 from migratekit.workspace import Workspace
 
 TEMPLATE_RUNNER = (
@@ -147,20 +147,18 @@ def cross_service_drift(workspace: Workspace) -> list[Finding]:
                     f"tracking table {service.tracking_table}, not schema_migrations",
                 )
             )
-        init = next((m for m in load_migrations(service.migrations_dir) if m.number == 1), None)
-        if init is None or init.syntax_error is not None:
-            continue
-        for statement in init.statements:
-            target = statement.node.get("relation", {}) if statement.kind == "CreateStmt" else {}
-            if target.get("relname") == service.tracking_table.rsplit(".", 1)[-1]:
-                columns = {e["ColumnDef"]["colname"] for e in statement.node.get("tableElts", []) if "ColumnDef" in e}
-                if columns != SEED_COLUMNS:
-                    findings.append(
-                        TRACKING_DIVERGED.finding(
-                            name,
-                            rel(init.path),
-                            statement.line,
-                            f"{service.tracking_table} has columns {', '.join(sorted(columns))}, not the seed's",
-                        )
-                    )
+        found = tracking_table_statement(load_migrations(service.migrations_dir), service.tracking_table)
+        init, create = found if found is not None else (None, None)
+        if init is None or create is None:
+            continue  # no 001_init, or one without the table: MK111 reports that
+        columns = {e["ColumnDef"]["colname"] for e in create.node.get("tableElts", []) if "ColumnDef" in e}
+        if columns != SEED_COLUMNS:
+            findings.append(
+                TRACKING_DIVERGED.finding(
+                    name,
+                    rel(init.path),
+                    create.line,
+                    f"{service.tracking_table} has columns {', '.join(sorted(columns))}, not the seed's",
+                )
+            )
     return findings

@@ -22,11 +22,6 @@ STATEMENT_RULES: tuple[Checker, ...] = (*idempotency.RULES, *safety.RULES)
 IGNORE = re.compile(r"--\s*migratekit:\s*ignore\s+(MK\d{3}(?:\s*,?\s*MK\d{3})*)", re.IGNORECASE)
 
 
-def unused_ignore(service: str | None, path: str | None, line: int | None, message: str) -> Finding:
-    """MK112: an ignore comment that silenced nothing."""
-    return UNUSED_IGNORE.finding(service, path, line, message)
-
-
 UNUSED_IGNORE: Rule = make_rule(
     "MK112",
     "warning",
@@ -87,7 +82,7 @@ def lint_file(service: str, path: str, migration: Migration, indexes: ServiceInd
     for codes in ignores.values():
         for code, line in codes.items():
             if (line, code) not in used:
-                findings.append(unused_ignore(service, path, line, f"ignore {code} silences nothing here"))
+                findings.append(UNUSED_IGNORE.finding(service, path, line, f"ignore {code} silences nothing here"))
     return findings
 
 

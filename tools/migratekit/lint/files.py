@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from migratekit.findings import Checker, registrar
-from migratekit.migration import NAME, Migration
+from migratekit.migration import NAME, Migration, tracking_table_statement
 
 
 @dataclass(frozen=True)
@@ -182,16 +182,9 @@ def init_creates_tracking_table(d: Directory) -> Iterable[FileHit]:
     Bad: 001_init.sql with only the service's tables
     Good: CREATE TABLE IF NOT EXISTS schema_migrations (version TEXT PRIMARY KEY, …);
     """
-    first = next((m for m in d.migrations if m.number == 1), None)
-    if first is None or first.syntax_error is not None:
-        return
-    wanted = d.tracking_table if "." in d.tracking_table else f"public.{d.tracking_table}"
-    for s in first.statements:
-        if s.kind == "CreateStmt":
-            target = s.node.get("relation", {})
-            if f"{target.get('schemaname', 'public')}.{target.get('relname')}" == wanted:
-                return
-    yield first.path, None, f"001_init.sql does not create {d.tracking_table}"
+    found = tracking_table_statement(d.migrations, d.tracking_table)
+    if found is not None and found[1] is None:
+        yield found[0].path, None, f"001_init.sql does not create {d.tracking_table}"
 
 
 @rule("MK113", "warning", "name migrations NNN_description.sql; other files in migrations/ are never applied")
