@@ -90,6 +90,41 @@ def test_a_file_pglast_cannot_parse_still_gets_postgresql_s_line(scratch_db: str
     assert not exists(scratch_db, "schema_migrations") or rows(scratch_db) == []
 
 
+@pytest.mark.parametrize(
+    ("data", "line"),
+    [
+        # sent as written (no word that needs the parser), with a byte-order mark and CRLF
+        (b"\xef\xbb\xbf-- \xc3\xa9\r\nCREATE TABLE IF NOT EXISTS b (id int);\r\n\r\nSELECT\r\nnope FROM b;\r\n", 5),
+        # parsed first (a function's BEGIN/END), then sent as its statements
+        (
+            b"CREATE OR REPLACE FUNCTION f() RETURNS int AS $$\nBEGIN\n  RETURN 1;\nEND\n$$ LANGUAGE plpgsql;\n"
+            b"CREATE TABLE IF NOT EXISTS b (id int);\n\nSELECT\n  nope FROM b;\n",
+            9,
+        ),
+        # parsed, self-wrapped: the position is found inside the unwrapped script
+        (b"BEGIN;\nCREATE TABLE IF NOT EXISTS b (id int);\nSELECT nope FROM b;\nCOMMIT;\n", 3),
+    ],
+)
+def test_a_failure_names_the_files_own_line_whichever_way_the_file_was_sent(
+    scratch_db: str, tmp_path: Path, data: bytes, line: int
+) -> None:
+    mdir = tmp_path / "s" / "migrations"
+    mdir.mkdir(parents=True)
+    (mdir / "001_x.sql").write_bytes(data)
+    result = apply(scratch_db, mdir)
+    assert (result.failure.file, result.failure.line, result.failure.sqlstate) == ("001_x.sql", line, "42703")
+    assert not exists(scratch_db, "b")
+
+
+def test_execution_time_is_the_servers_and_the_report_shows_the_row(scratch_db: str, tmp_path: Path) -> None:
+    mdir = files(tmp_path / "s" / "migrations", **{"001_slow": "SELECT pg_sleep(0.3);\nSELECT 1 AS one;"})
+    result = apply(scratch_db, mdir)
+    with psycopg.connect(scratch_db) as conn:
+        (recorded,) = conn.execute("SELECT execution_time_ms FROM schema_migrations").fetchone()
+    assert 300 <= recorded < 5000
+    assert result.applied[0].execution_time_ms == recorded
+
+
 def test_an_edited_applied_file_stops_the_service_until_allowed(scratch_db: str, tmp_path: Path) -> None:
     mdir = files(tmp_path / "s" / "migrations", **{"001_init": "CREATE TABLE IF NOT EXISTS a (id int);\n"})
     apply(scratch_db, mdir)

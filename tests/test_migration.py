@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from migratekit.migration import (
     Migration,
@@ -96,22 +97,22 @@ def test_a_syntax_error_names_its_line() -> None:
     assert caught.value.line == 3
 
 
-@pytest.mark.parametrize(
-    ("sql", "transactional", "why"),
-    [
-        ("CREATE TABLE IF NOT EXISTS t (a int);", True, ""),
-        ("CREATE INDEX CONCURRENTLY IF NOT EXISTS i ON t (a);", False, "line 1: CONCURRENTLY"),
-        ("SELECT 1;\nDROP INDEX CONCURRENTLY IF EXISTS i;", False, "line 2: CONCURRENTLY"),
-        ("REINDEX INDEX CONCURRENTLY i;", False, "CONCURRENTLY"),
-        ("VACUUM t;", False, "VACUUM cannot run in a transaction"),
-        ("ANALYZE t;", True, ""),
-        ("ALTER TYPE mood ADD VALUE IF NOT EXISTS 'meh';\nUPDATE t SET m = 'meh';", False, "ADD VALUE"),
-        ("ALTER TYPE mood ADD VALUE IF NOT EXISTS 'meh';", True, ""),
-        ("-- migratekit: no-transaction\nSELECT 1;", False, "header directive"),
-        ("BEGIN;\nCREATE TABLE IF NOT EXISTS t (a int);\nCOMMIT;", True, ""),
-        ("BEGIN;\nSELECT 1;\nCOMMIT;\nBEGIN;\nSELECT 2;\nCOMMIT;", False, "manages its own transactions"),
-    ],
-)
+TRANSACTION_MODE_CASES = [
+    ("CREATE TABLE IF NOT EXISTS t (a int);", True, ""),
+    ("CREATE INDEX CONCURRENTLY IF NOT EXISTS i ON t (a);", False, "line 1: CONCURRENTLY"),
+    ("SELECT 1;\nDROP INDEX CONCURRENTLY IF EXISTS i;", False, "line 2: CONCURRENTLY"),
+    ("REINDEX INDEX CONCURRENTLY i;", False, "CONCURRENTLY"),
+    ("VACUUM t;", False, "VACUUM cannot run in a transaction"),
+    ("ANALYZE t;", True, ""),
+    ("ALTER TYPE mood ADD VALUE IF NOT EXISTS 'meh';\nUPDATE t SET m = 'meh';", False, "ADD VALUE"),
+    ("ALTER TYPE mood ADD VALUE IF NOT EXISTS 'meh';", True, ""),
+    ("-- migratekit: no-transaction\nSELECT 1;", False, "header directive"),
+    ("BEGIN;\nCREATE TABLE IF NOT EXISTS t (a int);\nCOMMIT;", True, ""),
+    ("BEGIN;\nSELECT 1;\nCOMMIT;\nBEGIN;\nSELECT 2;\nCOMMIT;", False, "manages its own transactions"),
+]
+
+
+@pytest.mark.parametrize(("sql", "transactional", "why"), TRANSACTION_MODE_CASES)
 def test_transaction_mode(tmp_path: Path, sql: str, transactional: bool, why: str) -> None:
     got_transactional, got_why = write(tmp_path, "001_x.sql", sql.encode()).transaction_mode()
     assert got_transactional is transactional
@@ -121,3 +122,30 @@ def test_transaction_mode(tmp_path: Path, sql: str, transactional: bool, why: st
 def test_a_self_wrapped_file_is_unwrapped_not_double_wrapped() -> None:
     statements = parse_statements("BEGIN;\nCREATE TABLE IF NOT EXISTS t (a int);\nCOMMIT;")
     assert [s.kind for s in body(statements)] == ["CreateStmt"]
+
+
+def test_the_word_test_never_skips_a_parse_that_would_matter(tmp_path: Path) -> None:
+    """`runs_as_written` lets apply send a file without parsing it: it must never say so wrongly."""
+    repo = Path(__file__).parent.parent
+    cases = yaml.safe_load((repo / "tests" / "rules" / "statement_cases.yml").read_text())
+    texts = [sql for sql, _, _ in TRANSACTION_MODE_CASES]
+    texts += [example for rule in cases.values() for example in rule.values() if isinstance(example, str)]
+    texts += [p.read_text() for p in sorted(repo.glob("services/*/migrations/*.sql"))]
+    texts += [
+        "-- Rollback: DROP TABLE t;\nCREATE TABLE IF NOT EXISTS t (a int);",  # a word in a comment: parse
+        "CREATE OR REPLACE FUNCTION f() RETURNS int AS $$ BEGIN RETURN 1; END $$ LANGUAGE plpgsql;",
+        "ALTER TYPE mood ADD /* yes */ VALUE IF NOT EXISTS 'meh';\nSELECT 1;",
+        "CREATE INDEX\n  CONCURRENTLY IF NOT EXISTS i ON t (a);",
+        "CREATE TABLE IF NOT EXISTS t (start_date date, value_cents int, ended boolean);",
+    ]
+    fast = 0
+    for i, text in enumerate(texts):
+        migration = write(tmp_path, f"{i:03d}_case.sql", text.encode())
+        if migration.runs_as_written:
+            fast += 1
+            assert migration.transaction_mode() == (True, ""), text
+            assert body(migration.statements) == migration.statements, text
+    assert fast >= len(texts) // 3  # and the test lets most plain files through unparsed
+    plain = write(tmp_path, "999_plain.sql", b"CREATE TABLE IF NOT EXISTS t (start_date date, value_cents int);")
+    assert plain.runs_as_written
+    assert not write(tmp_path, "998_ddl.sql", b"CREATE INDEX CONCURRENTLY i ON t (a);").runs_as_written

@@ -38,6 +38,21 @@ def state(url: str) -> tuple[dict, list]:
         return snapshot(conn), conn.execute("SELECT version, checksum FROM schema_migrations ORDER BY 1").fetchall()
 
 
+def wait_for_the_killed_runners_session(url: str) -> None:
+    """The server finishes or rolls back what a killed runner had already sent: check after that.
+
+    A migration goes to the server as one message ending in COMMIT, so a runner killed after
+    sending it leaves a backend that may still commit that migration and its row, together.
+    """
+    deadline = time.monotonic() + 30
+    with psycopg.connect(url, autocommit=True) as conn:
+        while conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchone()[0]:
+            assert time.monotonic() < deadline, "the killed runner's session did not end"
+            time.sleep(0.02)
+
+
 def assert_atomic(url: str) -> int:
     """Every migration is there with its row, or neither is: returns how many are."""
     with psycopg.connect(url) as conn:
@@ -69,6 +84,7 @@ def test_sigkill_at_random_moments_then_a_rerun_matches_a_clean_run(tmp_path: Pa
         time.sleep(rng.uniform(0.0, 1.0))
         os.kill(runner.pid, signal.SIGKILL)
         runner.wait()
+        wait_for_the_killed_runners_session(url)
         done = assert_atomic(url)
         killed_midway += 0 < done < STEPS
         rerun = apply_service("svc", url, load_migrations(migrations), Options(lock_wait=30))

@@ -35,6 +35,15 @@ _NEVER_IN_TRANSACTION = {
     "DropTableSpaceStmt": "DROP TABLESPACE",
 }
 
+# A word without which `transaction_mode` cannot say "not in a transaction" and `body` has no
+# wrapper to remove: transaction control, CONCURRENTLY, ADD VALUE, the statements above, the
+# header directive. A file with none of them runs as written, so the apply path need not parse it.
+_MODE_WORDS = re.compile(
+    r"\b(?:begin|start|commit|end|rollback|abort|savepoint|release|prepare|concurrently|vacuum|value"
+    r"|database|system|tablespace|migratekit)\b",
+    re.IGNORECASE,
+)
+
 
 def seed_checksum(data: bytes) -> str:
     """The seed runner's checksum of a file's bytes."""
@@ -132,6 +141,16 @@ class Migration:
     def transaction_mode(self) -> tuple[bool, str]:
         """(runs in one transaction, why not) for this file; see `transaction_mode`."""
         return transaction_mode(self.statements, self.header)
+
+    @cached_property
+    def runs_as_written(self) -> bool:
+        """True when the text alone shows the file is transactional with no wrapper to remove.
+
+        A word test, not a parse: parsing is most of a large run's client time, and a file that
+        contains none of `_MODE_WORDS` can only get (True, "") from `transaction_mode` and itself
+        from `body`. False means "parse to know", not "not transactional".
+        """
+        return _MODE_WORDS.search(self.text) is None
 
 
 def tracking_table_statement(
