@@ -18,8 +18,10 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import psycopg
 from rich.console import Console
 from rich.table import Table
 
@@ -76,10 +78,12 @@ def main() -> None:
     parser.add_argument("--services", type=int, default=40)
     parser.add_argument("--migrations", type=int, default=25)
     parser.add_argument("--jobs", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=3, help="from-empty rounds; the table shows medians")
     args = parser.parse_args()
     admin = os.environ.get("MIGRATEKIT_SCRATCH_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
     work = Path(tempfile.mkdtemp(prefix="mk-bench-"))
     names = build(work / "repo", args.services, args.migrations)
+    files = {n: sorted((work / "repo" / "services" / n / "migrations").glob("*.sql")) for n in names}
     tag = uuid.uuid4().hex[:6]
     databases: list[str] = []
 
@@ -89,49 +93,90 @@ def main() -> None:
         databases.append(db)
         return with_database(admin, db)
 
+    def settle() -> None:
+        """Each measured run starts with no dirty buffers left by the databases just created."""
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute("CHECKPOINT")
+
+    dbmate_dirs = work / "dbmate"
+    for name in names:  # dbmate wants its own header in each file
+        (dbmate_dirs / name).mkdir(parents=True)
+        for f in files[name]:
+            (dbmate_dirs / name / f.name).write_text("-- migrate:up\n" + f.read_text() + "\n-- migrate:down\n")
+    for name in names:  # the floor: each file in its own transaction, no runner, no tracking
+        (work / f"{name}.sql").write_text("".join(f"BEGIN;\n{f.read_text()}\n;\nCOMMIT;\n" for f in files[name]))
+    invoke = [str(BIN / "invoke"), "migrate-all", "--jobs", str(args.jobs), "--json"]
+
+    def dbmate(url: str, name: str) -> tuple[float, float]:
+        return timed(
+            [
+                str(BIN / "dbmate"),
+                "--url",
+                _url(url),
+                "--migrations-dir",
+                str(dbmate_dirs / name),
+                "--migrations-table",
+                "dbmate_migrations",
+                "--no-dump-schema",
+                "up",
+            ]
+        )
+
+    psql = shutil.which("psql")
+
+    def floor(psql: str, urls: dict[str, str]) -> float:
+        """Every service's SQL through psql, --jobs services at a time: what the server itself needs."""
+        command = [psql, "-X", "-q", "-v", "ON_ERROR_STOP=1"]
+        started = time.perf_counter()
+        with ThreadPoolExecutor(args.jobs) as pool:
+            list(pool.map(lambda n: timed([*command, "-d", urls[n], "-f", str(work / f"{n}.sql")]), names))
+        return time.perf_counter() - started
+
     try:
-        kit_env = {f"{n.upper()}_DATABASE_URL": database("kit", n) for n in names}
-        dbmate_urls = {n: database("dbmate", n) for n in names}
-        psql_urls = {n: database("psql", n) for n in names}
-        invoke = [str(BIN / "invoke"), "migrate-all", "--jobs", str(args.jobs), "--json"]
-        rows = []
-        rows.append(("migratekit migrate-all, from empty", *timed(invoke, kit_env, work / "repo")))
-        rows.append(("migratekit migrate-all, up to date (median of 3)", *median(invoke, kit_env, work / "repo")))
+        kit_empty: list[tuple[float, float]] = []
+        dbmate_empty: list[tuple[float, float]] = []
+        floors: list[float] = []
+        up_to_date: tuple[float, float] = (0.0, 0.0)
+        dbmate_up_to_date: tuple[float, float] = (0.0, 0.0)
+        for round_ in range(args.rounds):  # alternate the peers, each on fresh databases
+            kit_env = {f"{n.upper()}_DATABASE_URL": database(f"kit{round_}", n) for n in names}
+            dbmate_urls = {n: database(f"dbmate{round_}", n) for n in names}
+            floor_urls = {n: database(f"floor{round_}", n) for n in names} if psql else {}
+            settle()
+            kit_empty.append(timed(invoke, kit_env, work / "repo"))
+            settle()
+            dbmate_empty.append(many(lambda n, urls=dbmate_urls: dbmate(urls[n], n), names))
+            if psql:
+                settle()
+                floors.append(floor(psql, floor_urls))
+            if round_ == 0:
+                up_to_date = median(invoke, kit_env, work / "repo")
+                dbmate_up_to_date = many(lambda n, urls=dbmate_urls: dbmate(urls[n], n), names)
+            while databases:
+                drop_database(admin, databases.pop())
 
-        dbmate_dirs = work / "dbmate"
-        for name in names:  # dbmate wants its own header in each file
-            target = dbmate_dirs / name
-            target.mkdir(parents=True)
-            for f in sorted((work / "repo" / "services" / name / "migrations").glob("*.sql")):
-                (target / f.name).write_text("-- migrate:up\n" + f.read_text() + "\n-- migrate:down\n")
-
-        def dbmate(name: str) -> tuple[float, float]:
-            url = _url(dbmate_urls[name])
-            return timed(
-                [
-                    str(BIN / "dbmate"),
-                    "--url",
-                    url,
-                    "--migrations-dir",
-                    str(dbmate_dirs / name),
-                    "--migrations-table",
-                    "dbmate_migrations",
-                    "--no-dump-schema",
-                    "up",
-                ]
-            )
-
-        rows.append(("dbmate up, service by service, from empty", *many(dbmate, names)))
-        rows.append(("dbmate up, service by service, up to date", *many(dbmate, names)))
-
-        psql = shutil.which("psql")
+        rows = [
+            (f"migratekit migrate-all, from empty (median of {args.rounds})", *_median(kit_empty)),
+            ("migratekit migrate-all, up to date (median of 3)", *up_to_date),
+            (f"dbmate up, service by service, from empty (median of {args.rounds})", *_median(dbmate_empty)),
+            ("dbmate up, service by service, up to date", *dbmate_up_to_date),
+        ]
         if psql:
+            rows.append(
+                (
+                    f"floor: psql, a transaction per file, {args.jobs} services at a time, no tracking "
+                    f"(median of {args.rounds})",
+                    sorted(floors)[len(floors) // 2],
+                    float("nan"),
+                )
+            )
+            psql_urls = {n: database("psql", n) for n in names}
+            settle()
 
             def per_file(name: str) -> tuple[float, float]:
-                files = sorted((work / "repo" / "services" / name / "migrations").glob("*.sql"))
                 return many(
                     lambda f: timed([psql, "-X", "-q", "-1", "-v", "ON_ERROR_STOP=1", "-d", psql_urls[name], "-f", f]),
-                    [str(f) for f in files],
+                    [str(f) for f in files[name]],
                 )
 
             rows.append(("psql -1 -f per file (no tracking), from empty", *many(per_file, names)))
@@ -140,11 +185,12 @@ def main() -> None:
         for column in ("run", "seconds", "peak MB (one process)"):
             table.add_column(column, justify="left" if column == "run" else "right")
         for label, seconds, rss in rows:
-            table.add_row(label, f"{seconds:.2f}", f"{rss:.0f}")
-        Console().print(table)
+            table.add_row(label, f"{seconds:.2f}", "" if rss != rss else f"{rss:.0f}")
+        Console(width=120).print(table)
         ratio = rows[0][1] / rows[2][1]
-        Console().print(
-            f"migrate-all from empty / dbmate from empty = {ratio:.2f} (target <= 0.5); "
+        floor_note = f"; the floor / dbmate = {rows[4][1] / rows[2][1]:.2f}" if psql else ""
+        Console(width=120).print(
+            f"migrate-all from empty / dbmate from empty = {ratio:.2f} (target <= 0.5){floor_note}; "
             f"up to date {rows[1][1]:.2f}s (target < 1s); peak {max(rows[0][2], rows[1][2]):.0f} MB "
             "(target < 150 MB)"
         )
@@ -152,6 +198,11 @@ def main() -> None:
         for db in databases:
             drop_database(admin, db)
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _median(runs: list[tuple[float, float]]) -> tuple[float, float]:
+    """The median time, and the peak memory of all runs."""
+    return sorted(runs)[len(runs) // 2][0], max(rss for _, rss in runs)
 
 
 def _url(conninfo: str) -> str:
