@@ -420,7 +420,7 @@ def run_again(conn: psycopg.Connection, migration: Migration, options: Options) 
 
 
 def _record(conn: psycopg.Connection, table: sql.Composable | None, migration: Migration, elapsed: int) -> None:
-    """The tracking row, in the migration's own transaction when it has one; nothing when re-running."""
+    """The tracking row of a file run statement by statement, after its last one; nothing when re-running."""
     if table is not None:
         conn.execute(
             sql.SQL("INSERT INTO {} (version, checksum, execution_time_ms) VALUES (%s, %s, %s)").format(table),
@@ -517,8 +517,9 @@ def _in_transaction(
 
 def _recorded_elapsed(cursor: psycopg.Cursor[Any]) -> int:
     """The execution_time_ms the tracking row got: the INSERT's result, the message's last with rows."""
-    rows = [c.fetchone() for c in cursor.results() if c.description and c.description[0].name == ELAPSED_COLUMN]
-    return int(rows[-1][0]) if rows and rows[-1] else 0
+    row = [c.fetchone() for c in cursor.results() if c.description and c.description[0].name == ELAPSED_COLUMN][-1]
+    assert row is not None  # the INSERT returns its one row
+    return int(row[0])
 
 
 def _locate(
