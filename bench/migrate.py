@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from synth import build  # noqa: E402
 
 BIN = Path(sys.executable).parent
+PSQL_FLAGS = ["-X", "-q", "-v", "ON_ERROR_STOP=1"]  # no ~/.psqlrc, quiet, stop at the first error
 TIME = shutil.which("time", path="/usr/bin:/bin") or sys.exit(
     "bench needs GNU time (/usr/bin/time: apt-get install time)"
 )
@@ -126,10 +127,9 @@ def main() -> None:
 
     def floor(psql: str, urls: dict[str, str]) -> float:
         """Every service's SQL through psql, --jobs services at a time: what the server itself needs."""
-        command = [psql, "-X", "-q", "-v", "ON_ERROR_STOP=1"]
         started = time.perf_counter()
         with ThreadPoolExecutor(args.jobs) as pool:
-            list(pool.map(lambda n: timed([*command, "-d", urls[n], "-f", str(work / f"{n}.sql")]), names))
+            list(pool.map(lambda n: timed([psql, *PSQL_FLAGS, "-d", urls[n], "-f", str(work / f"{n}.sql")]), names))
         return time.perf_counter() - started
 
     kit_empty: list[tuple[float, float]] = []
@@ -184,7 +184,7 @@ def main() -> None:
 
             def per_file(name: str) -> tuple[float, float]:
                 return many(
-                    lambda f: timed([psql, "-X", "-q", "-1", "-v", "ON_ERROR_STOP=1", "-d", psql_urls[name], "-f", f]),
+                    lambda f: timed([psql, *PSQL_FLAGS, "-1", "-d", psql_urls[name], "-f", f]),
                     [str(f) for f in files[name]],
                 )
 

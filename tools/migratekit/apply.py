@@ -419,13 +419,17 @@ def run_again(conn: psycopg.Connection, migration: Migration, options: Options) 
     return None
 
 
+def _row(table: sql.Composable, migration: Migration, elapsed: sql.Composable) -> sql.Composed:
+    """The INSERT of a migration's tracking row, in the seed's columns."""
+    return sql.SQL("INSERT INTO {} (version, checksum, execution_time_ms) VALUES ({}, {}, {})").format(
+        table, sql.Literal(migration.version), sql.Literal(migration.checksum), elapsed
+    )
+
+
 def _record(conn: psycopg.Connection, table: sql.Composable | None, migration: Migration, elapsed: int) -> None:
     """The tracking row of a file run statement by statement, after its last one; nothing when re-running."""
     if table is not None:
-        conn.execute(
-            sql.SQL("INSERT INTO {} (version, checksum, execution_time_ms) VALUES (%s, %s, %s)").format(table),
-            (migration.version, migration.checksum, elapsed),
-        )
+        conn.execute(_row(table, migration, sql.Literal(elapsed)))
 
 
 def _apply_one(
@@ -469,6 +473,8 @@ def _settings(local: bool, options: Options) -> list[sql.Composed]:
     ]
 
 
+# Inside a migration's transaction, the server's own measure of it: from BEGIN to the row.
+SERVER_ELAPSED = sql.SQL("(extract(epoch FROM clock_timestamp() - now()) * 1000)::int")
 ELAPSED_COLUMN = "migratekit_execution_time_ms"
 
 
@@ -493,16 +499,11 @@ def _in_transaction(
     else:
         script = ";\n".join(p.text for p in body(statements))
     prefix = "BEGIN;\n" + "".join(f"{s.as_string(conn)};\n" for s in _settings(True, options))
-    record = (
-        sql.SQL(
-            "INSERT INTO {} (version, checksum, execution_time_ms) VALUES ({}, {}, "
-            "(extract(epoch FROM clock_timestamp() - now()) * 1000)::int) RETURNING execution_time_ms AS {};\n"
-        )
-        .format(table, sql.Literal(migration.version), sql.Literal(migration.checksum), sql.Identifier(ELAPSED_COLUMN))
-        .as_string(conn)
-        if table is not None
-        else ""
-    )
+    record = ""
+    if table is not None:
+        returning = sql.SQL("{} RETURNING execution_time_ms AS {};\n")
+        row = _row(table, migration, SERVER_ELAPSED)
+        record = returning.format(row, sql.Identifier(ELAPSED_COLUMN)).as_string(conn)
     try:
         cursor = conn.execute(f"{prefix}{script}\n;\n{record}COMMIT".encode())
         elapsed = _recorded_elapsed(cursor) if table is not None else int((time.monotonic() - started) * 1000)
