@@ -8,6 +8,7 @@ Every test database is uniquely named and dropped afterwards.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -91,3 +92,13 @@ def monorepo(tmp_path: Path, new_db: Callable[[], str]) -> Callable[..., Monorep
         return Monorepo(root, env)
 
     return build
+
+
+@pytest.fixture
+def example_repo(tmp_path: Path, pg_server: ScratchServer) -> Monorepo:
+    """A copy of this repository's example monorepo (services, workspace.yaml, tasks.py), no database URLs."""
+    root = tmp_path / "example"
+    shutil.copytree(REPO / "services", root / "services", ignore=shutil.ignore_patterns("node_modules", "dist"))
+    shutil.copy(REPO / "workspace.yaml", root / "workspace.yaml")
+    shutil.copy(REPO / "tasks.py", root / "tasks.py")
+    return Monorepo(root, {"MIGRATEKIT_SCRATCH_URL": pg_server.admin_url})
