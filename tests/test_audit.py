@@ -302,43 +302,7 @@ def test_wiring_rules_fail_where_the_pattern_breaks(
         assert found[0][2] == line
 
 
-def test_an_init_container_with_another_image_is_mk409(tmp_path: Path) -> None:
-    root = service(
-        tmp_path,
-        Dockerfile=PY_DOCKERFILE,
-        **{
-            "k8s__deploy.yaml": """
-        kind: Deployment
-        spec:
-          template:
-            spec:
-              initContainers: [{name: migrate, image: "acme/svc-migrate:v1", command: [migrate, up]}]
-              containers: [{name: svc, image: "acme/svc:v3"}]
-        """
-        },
-    )
-    assert [c for c, _, _ in codes(root)] == ["MK409"]
-
-
-# --- workspace rules and ignores ---------------------------------------------------------------
-
-
-def test_undeclared_services_shared_tracking_tables_and_stale_ignores(tmp_path: Path) -> None:
-    for name in ("a", "b", "c"):
-        service(tmp_path, name, **{"main.py": PY_MAIN, "Dockerfile": PY_DOCKERFILE})
-    write(tmp_path, "services/a/migrations/003_gap.sql", "-- Migration: 003_gap\nSELECT 1;\n")
-    write(
-        tmp_path,
-        "workspace.yaml",
-        """
-        version: 1
-        services:
-          a: {ignore: [MK103]}
-          b: {database: a, ignore: [MK302]}
-        """,
-    )
-    found = [(f.code, f.service) for f in audit(load_workspace(tmp_path)).findings]
-    assert sorted(found) == [("MK501", "c"), ("MK502", "a"), ("MK503", "b")]
+# Each rule's own failing and passing cases are in tests/rules/<CODE>.yml (test_rules.py).
 
 
 def test_changed_since_checks_history(tmp_path: Path) -> None:

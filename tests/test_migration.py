@@ -127,9 +127,9 @@ def test_a_self_wrapped_file_is_unwrapped_not_double_wrapped() -> None:
 def test_the_word_test_never_skips_a_parse_that_would_matter(tmp_path: Path) -> None:
     """`runs_as_written` lets apply send a file without parsing it: it must never say so wrongly."""
     repo = Path(__file__).parent.parent
-    cases = yaml.safe_load((repo / "tests" / "rules" / "statement_cases.yml").read_text())
+    fixtures = [yaml.safe_load(p.read_text()) for p in sorted((repo / "tests" / "rules").glob("MK*.yml"))]
     texts = [sql for sql, _, _ in TRANSACTION_MODE_CASES]
-    texts += [example for rule in cases.values() for example in rule.values() if isinstance(example, str)]
+    texts += [case["sql"] for cases in fixtures for case in cases.values() if "sql" in case]
     texts += [p.read_text() for p in sorted(repo.glob("services/*/migrations/*.sql"))]
     texts += [
         "-- Rollback: DROP TABLE t;\nCREATE TABLE IF NOT EXISTS t (a int);",  # a word in a comment: parse

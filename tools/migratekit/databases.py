@@ -42,6 +42,56 @@ def resolve(service: Service, environ: Mapping[str, str] | None = None) -> Datab
     return DatabaseSource(service.name, "embedded", service.database_url_env, service.database)
 
 
+@dataclass(frozen=True)
+class DatabaseIdentity:
+    """Which database a service's migrations go to, and which tracking table records them.
+
+    Two services with one identity would write each other's rows; two with one `database` share a
+    schema namespace and are replayed, verified and ordered together.
+    """
+
+    database: str  # host:port/dbname for a URL, embedded/<name> for the embedded cluster
+    tracking_table: str  # always schema-qualified: schema_migrations is public.schema_migrations
+
+
+def identity(service: Service, environ: Mapping[str, str] | None = None) -> DatabaseIdentity:
+    """The one definition of "the same database" and "the same tracking table", used by every task."""
+    source = resolve(service, environ)
+    table = service.tracking_table if "." in service.tracking_table else f"public.{service.tracking_table}"
+    if source.url is None:
+        return DatabaseIdentity(f"embedded/{source.database}", table)
+    from psycopg.conninfo import conninfo_to_dict
+
+    params = conninfo_to_dict(source.url)
+    host = str(params.get("host") or params.get("hostaddr") or "localhost")
+    port = str(params.get("port") or "5432")
+    database = str(params.get("dbname") or params.get("user") or "")
+    return DatabaseIdentity(f"{host}:{port}/{database}", table)
+
+
+def shared_databases(
+    services: Iterable[Service], environ: Mapping[str, str] | None = None
+) -> list[tuple[DatabaseIdentity, list[str]]]:
+    """Services grouped by database, in the order given (dependency order, when that is what was given)."""
+    groups: dict[str, list[str]] = {}
+    first: dict[str, DatabaseIdentity] = {}
+    for service in services:
+        found = identity(service, environ)
+        groups.setdefault(found.database, []).append(service.name)
+        first.setdefault(found.database, found)
+    return [(first[database], names) for database, names in groups.items()]
+
+
+def shared_tracking_tables(
+    services: Iterable[Service], environ: Mapping[str, str] | None = None
+) -> list[tuple[DatabaseIdentity, list[str]]]:
+    """Groups of two or more services that would record their migrations in one table of one database."""
+    groups: dict[DatabaseIdentity, list[str]] = {}
+    for service in services:
+        groups.setdefault(identity(service, environ), []).append(service.name)
+    return [(found, names) for found, names in groups.items() if len(names) > 1]
+
+
 def connection_urls(
     root: Path, services: Iterable[Service], environ: Mapping[str, str] | None = None, create: bool = True
 ) -> dict[str, str | None]:

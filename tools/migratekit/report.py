@@ -123,7 +123,7 @@ def audit_text(report: AuditReport) -> list[str]:
     return lines
 
 
-def sarif(report: AuditReport, rules: list[Rule]) -> dict:
+def sarif(report: AuditReport, rules: Sequence[Rule]) -> dict:
     """SARIF 2.1.0, as GitHub code scanning and other viewers read it."""
     index = {r.code: i for i, r in enumerate(rules)}
     results = []

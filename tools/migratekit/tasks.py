@@ -275,7 +275,7 @@ def audit(
 ) -> None:
     """Check every service against the pattern: files, idempotent and safe SQL, runner, image, startup."""
     from migratekit.audit.run import audit as run_audit
-    from migratekit.audit.run import every_rule
+    from migratekit.findings import all_rules
 
     workspace = _workspace(root)
     result = run_audit(workspace, [service] if service else None, changed_since)
@@ -292,7 +292,7 @@ def audit(
             )
         )
     elif sarif:
-        print(report.as_json(report.sarif(result, every_rule())))
+        print(report.as_json(report.sarif(result, all_rules())))
     elif github:
         for line in report.github_annotations(result.findings):
             print(line)
@@ -308,9 +308,9 @@ def audit(
 @_user_errors
 def rules(c: Context, code: str | None = None, json: bool = False) -> None:
     """List every audit rule with its code, severity and summary."""
-    from migratekit.audit.run import every_rule
+    from migratekit.findings import all_rules
 
-    selected = [r for r in every_rule() if code is None or r.code == code.upper()]
+    selected = [r for r in all_rules() if code is None or r.code == code.upper()]
     if code and not selected:
         raise Exit(f"migratekit: no rule {code}; `invoke rules` lists them", code=2)
     if json:

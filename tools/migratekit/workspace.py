@@ -381,6 +381,11 @@ def _guess_language(path: Path) -> str:
     return "unknown"
 
 
+def relative(root: Path, path: Path) -> str:
+    """`path` as findings and reports show it: relative to the monorepo root, with forward slashes."""
+    return path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
+
+
 def env_name(service: str) -> str:
     """`battle-reports` -> `BATTLE_REPORTS`, the {SERVICE} part of an environment variable."""
     return re.sub(r"[^A-Z0-9]", "_", service.upper())

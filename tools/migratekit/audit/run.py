@@ -9,10 +9,9 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from migratekit.audit import consistency, history, wiring, workspace_rules
+from migratekit.audit import history, wiring, workspace_rules
 from migratekit.changes import changed_services
-from migratekit.findings import Finding, Rule
-from migratekit.lint.engine import all_rules as lint_rules
+from migratekit.findings import Finding, Scope, Severity, rules_for
 from migratekit.lint.engine import lint_migrations
 from migratekit.migration import load_migrations
 from migratekit.workspace import Workspace
@@ -27,29 +26,11 @@ class AuditReport:
 
     @property
     def errors(self) -> int:
-        return sum(f.severity == "error" for f in self.findings)
+        return sum(f.severity is Severity.ERROR for f in self.findings)
 
     @property
     def warnings(self) -> int:
-        return sum(f.severity == "warning" for f in self.findings)
-
-
-def every_rule() -> list[Rule]:
-    """All rules, by code: what `invoke rules` lists and SARIF describes."""
-    rules = [
-        *lint_rules(),
-        history.EDITED,
-        history.DELETED,
-        history.CLASH,
-        *(r.rule for r in wiring.RULES),
-        *(r.rule for r in workspace_rules.RULES),
-        workspace_rules.STALE_IGNORE,
-        consistency.RUNNER_DIVERGED,
-        consistency.FUNCTION_DIVERGED,
-        consistency.BASE_IMAGE_DIVERGED,
-        consistency.TRACKING_DIVERGED,
-    ]
-    return sorted(rules, key=lambda r: r.code)
+        return sum(f.severity is Severity.WARNING for f in self.findings)
 
 
 def audit(
@@ -69,10 +50,10 @@ def audit(
     found: list[Finding] = [f for per_service in _map_services(workspace, order) for f in per_service]
     if changed_since:
         found += history.history_findings(workspace, [workspace.services[n] for n in order], changed_since)
-    for r in workspace_rules.RULES:
-        for service_name, path, line, message in r.check(workspace, env):
+    for workspace_rule in rules_for(Scope.WORKSPACE):
+        for service_name, path, line, message in workspace_rule.check(workspace, env):
             if service_name is None or service_name in selected:
-                found.append(r.rule.finding(service_name, path, line, message))
+                found.append(workspace_rule.finding(service_name, path, line, message))
 
     kept, used = [], set()
     for finding in found:
@@ -81,9 +62,9 @@ def audit(
             used.add((finding.service, finding.code))
         else:
             kept.append(finding)
-    for service_name, path, line, message in workspace_rules.stale_service_ignores(workspace, used):
-        if service_name in selected:
-            kept.append(workspace_rules.STALE_IGNORE.finding(service_name, path, line, message))
+    stale = [s for s in workspace_rules.stale_service_ignores(workspace, used) if s.service in selected]
+    if stale:
+        kept += [r.finding(*hit) for r in rules_for(Scope.IGNORES) for hit in r.check(stale)]
 
     rank = {name: i for i, name in enumerate(workspace.order())}
     kept.sort(key=lambda f: (rank.get(f.service or "", -1), f.path or "", f.line or 0, f.code))

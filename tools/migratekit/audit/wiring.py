@@ -13,13 +13,15 @@ import posixpath
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import yaml
 
+from migratekit import findings
 from migratekit.audit.dockerfile import Image, analyse, dockerignore_drops
-from migratekit.findings import Checker, registrar
-from migratekit.workspace import Service
+from migratekit.findings import Finding, Scope, rules_for
+from migratekit.workspace import Service, relative
 
 SOURCE_SUFFIXES = {".ts", ".js", ".mjs", ".cjs", ".py", ".go", ".rs", ".sh", ".rb", ".java", ".kt"}
 SKIP_DIRS = {"node_modules", "dist", "build", ".venv", "venv", "__pycache__", "target", ".git", "migrations"}
@@ -68,7 +70,7 @@ class Wiring:
     manifests: list[tuple[Path, dict]] = field(default_factory=list)
 
     def rel(self, path: Path) -> str:
-        return path.relative_to(self.root).as_posix() if path.is_relative_to(self.root) else str(path)
+        return relative(self.root, path)
 
     def runner_calls(self) -> Iterator[tuple[SourceFile, int]]:
         for source in self.sources:
@@ -124,8 +126,7 @@ def _files(directory: Path) -> Iterator[Path]:
 WiringHit = tuple[str | None, int | None, str | None]  # (path, line, message)
 
 
-RULES: list[Checker] = []
-rule = registrar(RULES)
+rule = partial(findings.rule, scope=Scope.WIRING)
 
 
 def _startup_styles(w: Wiring) -> list[str]:
@@ -323,7 +324,7 @@ def init_container_image(w: Wiring) -> Iterable[WiringHit]:
             )
 
 
-def audit_wiring(service: Service, root: Path) -> list:
+def audit_wiring(service: Service, root: Path) -> list[Finding]:
     """Every MK4xx finding for one service."""
     wiring = collect(service, root)
-    return [r.rule.finding(service.name, path, line, message) for r in RULES for path, line, message in r.check(wiring)]
+    return [r.finding(service.name, *hit) for r in rules_for(Scope.WIRING) for hit in r.check(wiring)]

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable, Mapping
+from functools import partial
 
-from migratekit.databases import resolve
-from migratekit.findings import Checker, make_rule, registrar
+from migratekit import findings
+from migratekit.databases import shared_tracking_tables
+from migratekit.findings import Scope, StaleIgnore
 from migratekit.workspace import Workspace
 
 WorkspaceHit = tuple[str | None, str | None, int | None, str | None]  # (service, path, line, message)
 
 
-RULES: list[Checker] = []
-rule = registrar(RULES)
+rule = partial(findings.rule, scope=Scope.WORKSPACE)
 
 
 @rule("MK501", "warning", "declare it under services: in workspace.yaml, with its depends_on")
@@ -37,33 +37,33 @@ def shared_tracking_table(ws: Workspace, environ: Mapping[str, str]) -> Iterable
     Bad: battles and enrichment both in database battles with schema_migrations
     Good: enrichment: {database: battles, tracking_table: enrichment.schema_migrations}
     """
-    users: dict[tuple[str, str], list[str]] = defaultdict(list)
-    for name, service in ws.services.items():
-        source = resolve(service, environ)
-        users[(source.url or f"embedded/{source.database}", service.tracking_table)].append(name)
     config = ws.config_path.name if ws.config_path else None
-    for (_, table), names in sorted(users.items()):
-        if len(names) > 1:
-            yield names[0], config, None, f"{', '.join(names)} share one database and the tracking table {table}"
+    for found, names in shared_tracking_tables(ws.services.values(), environ):
+        message = f"{', '.join(names)} share one database and the tracking table {found.tracking_table}"
+        yield names[0], config, None, message
 
 
-def stale_service_ignores(ws: Workspace, used: set[tuple[str | None, str]]) -> Iterable[WorkspaceHit]:
-    """MK503's hits: a workspace.yaml ignore that silenced nothing in its service."""
+def stale_service_ignores(ws: Workspace, used: set[tuple[str | None, str]]) -> list[StaleIgnore]:
+    """The workspace.yaml ignores that silenced nothing in their service."""
     config = ws.config_path.name if ws.config_path else None
-    for name, service in ws.services.items():
-        for code in service.ignore:
-            if (name, code) not in used:
-                yield name, config, None, f"ignore {code} for {name} silences nothing"
+    return [
+        StaleIgnore(False, name, config, None, code)
+        for name, service in ws.services.items()
+        for code in service.ignore
+        if (name, code) not in used
+    ]
 
 
-STALE_IGNORE = make_rule(
-    "MK503",
-    "warning",
-    "remove the code from the service's ignore list in workspace.yaml",
+@findings.rule(
+    "MK503", "warning", "remove the code from the service's ignore list in workspace.yaml", scope=Scope.IGNORES
+)
+def unused_service_ignore(ignores: Iterable[StaleIgnore]) -> Iterable[WorkspaceHit]:
     """A workspace.yaml ignore that silences nothing.
 
     A stale ignore hides the next real problem of that kind in the service.
     Bad: auth: {ignore: [MK103]}   (auth's numbering has no gap)
     Good: auth: {}
-    """,
-)
+    """
+    for stale in ignores:
+        if not stale.inline:
+            yield stale.service, stale.path, stale.line, f"ignore {stale.code} for {stale.service} silences nothing"

@@ -10,29 +10,30 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Iterable
+from functools import cache
 from pathlib import Path
 
-from migratekit.findings import Checker, Finding, Rule, make_rule
-from migratekit.lint import files, idempotency, safety
+from migratekit.findings import Finding, Rule, Scope, StaleIgnore, rule, rules_for
+from migratekit.lint import files
 from migratekit.lint.registry import Context, FileState, ServiceIndexes
 from migratekit.lint.tree import alter_cmds, bare, constraints, relname, strings
 from migratekit.migration import Migration
+from migratekit.workspace import relative
 
-STATEMENT_RULES: tuple[Checker, ...] = (*idempotency.RULES, *safety.RULES)
 IGNORE = re.compile(r"--\s*migratekit:\s*ignore\s+(MK\d{3}(?:\s*,?\s*MK\d{3})*)", re.IGNORECASE)
 
 
-UNUSED_IGNORE: Rule = make_rule(
-    "MK112",
-    "warning",
-    "remove the ignore comment, or fix its code",
+@rule("MK112", "warning", "remove the ignore comment, or fix its code", scope=Scope.IGNORES)
+def unused_inline_ignore(ignores: Iterable[StaleIgnore]) -> Iterable[tuple[str | None, str | None, int | None, str]]:
     """An ignore comment that silences nothing.
 
     A stale ignore hides the next real problem of the same kind in that statement.
     Bad: -- migratekit: ignore MK302   (before a statement that no longer triggers MK302)
     Good: no comment, or one that names the code the statement triggers
-    """,
-)
+    """
+    for stale in ignores:
+        if stale.inline:
+            yield stale.service, stale.path, stale.line, f"ignore {stale.code} silences nothing here"
 
 
 def lint_migrations(
@@ -40,26 +41,27 @@ def lint_migrations(
 ) -> list[Finding]:
     """Every MK1xx, MK2xx and MK3xx finding for one service's migrations directory."""
 
-    def rel(path: Path) -> str:
-        return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
-
     d = files.Directory(service, directory, migrations, tracking_table)
     findings = [
-        file_rule.rule.finding(service, rel(path), line, message)
-        for file_rule in files.RULES
+        file_rule.finding(service, relative(root, path), line, message)
+        for file_rule in rules_for(Scope.FILES)
         for path, line, message in file_rule.check(d)
     ]
     parsed = [m for m in migrations if m.syntax_error is None]
     indexes = service_indexes(parsed)
     for migration in parsed:
-        findings.extend(lint_file(service, rel(migration.path), migration, indexes))
+        findings.extend(lint_file(service, relative(root, migration.path), migration, indexes))
     return findings
 
 
-_BY_KIND: dict[str, list[Checker]] = defaultdict(list)
-for _r in STATEMENT_RULES:
-    for _kind in _r.kinds:
-        _BY_KIND[_kind].append(_r)
+@cache
+def _by_kind() -> dict[str, tuple[Rule, ...]]:
+    """Statement rules by the node types they read ("*": every statement)."""
+    by_kind: dict[str, list[Rule]] = defaultdict(list)
+    for statement_rule in rules_for(Scope.STATEMENT):
+        for kind in statement_rule.kinds:
+            by_kind[kind].append(statement_rule)
+    return {kind: tuple(rules) for kind, rules in by_kind.items()}
 
 
 def lint_file(service: str, path: str, migration: Migration, indexes: ServiceIndexes) -> list[Finding]:
@@ -68,21 +70,28 @@ def lint_file(service: str, path: str, migration: Migration, indexes: ServiceInd
     used: set[tuple[int, str]] = set()
     state = FileState()
     findings = []
+    by_kind = _by_kind()
     for index, statement in enumerate(statements):
         ctx = Context(migration, statement, state, indexes)
         silenced = ignores.get(index, {})
-        for statement_rule in (*_BY_KIND.get(statement.kind, ()), *_BY_KIND["*"]):
+        for statement_rule in (*by_kind.get(statement.kind, ()), *by_kind.get("*", ())):
             for line, message in statement_rule.check(ctx, statement.node):
-                code = statement_rule.rule.code
+                code = statement_rule.code
                 if code in silenced:
                     used.add((silenced[code], code))
                     continue
-                findings.append(statement_rule.rule.finding(service, path, line or statement.line, message))
+                findings.append(statement_rule.finding(service, path, line or statement.line, message))
         _advance(state, statement.kind, statement.node)
-    for codes in ignores.values():
-        for code, line in codes.items():
-            if (line, code) not in used:
-                findings.append(UNUSED_IGNORE.finding(service, path, line, f"ignore {code} silences nothing here"))
+    stale = [
+        StaleIgnore(True, service, path, line, code)
+        for codes in ignores.values()
+        for code, line in codes.items()
+        if (line, code) not in used
+    ]
+    if stale:
+        findings += [
+            ignore_rule.finding(*hit) for ignore_rule in rules_for(Scope.IGNORES) for hit in ignore_rule.check(stale)
+        ]
     return findings
 
 
@@ -139,8 +148,3 @@ def service_indexes(migrations: Iterable[Migration]) -> ServiceIndexes:
                         if keys:
                             by_table[table].append(keys)
     return ServiceIndexes(dict(by_table))
-
-
-def all_rules() -> list[Rule]:
-    """Every lint rule, for `invoke rules` and the SARIF rule table."""
-    return [r.rule for r in files.RULES] + [UNUSED_IGNORE] + [r.rule for r in STATEMENT_RULES]

@@ -6,9 +6,11 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
-from migratekit.findings import Checker, registrar
+from migratekit import findings
+from migratekit.findings import Scope
 from migratekit.migration import NAME, Migration, tracking_table_statement
 
 
@@ -23,8 +25,7 @@ class Directory:
 FileHit = tuple[Path, int | None, str | None]  # (file, line, message)
 
 
-RULES: list[Checker] = []
-rule = registrar(RULES)
+rule = partial(findings.rule, scope=Scope.FILES)
 
 
 @rule("MK101", "error", "rename it NNN_snake_case_description.sql, e.g. 004_add_email_column.sql")

@@ -7,13 +7,14 @@ must then succeed and change nothing.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import partial
 
-from migratekit.findings import Checker, registrar
+from migratekit import findings
+from migratekit.findings import Scope
 from migratekit.lint.registry import Context, Hit
 from migratekit.lint.tree import alter_cmds, bare, relname, strings, walk
 
-RULES: list[Checker] = []
-rule = registrar(RULES)
+rule = partial(findings.rule, scope=Scope.STATEMENT)
 
 
 @rule("MK201", "error", "write CREATE TABLE IF NOT EXISTS", kinds=("CreateStmt", "CreateTableAsStmt"))

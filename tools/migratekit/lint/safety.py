@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from functools import partial
 
-from migratekit.findings import Checker, registrar
+from migratekit import findings
+from migratekit.findings import Scope
 from migratekit.lint.registry import Context, Hit
 from migratekit.lint.tree import alter_cmds, bare, constraints, func_names, relname, strings, walk
 
-RULES: list[Checker] = []
-rule = registrar(RULES)
+rule = partial(findings.rule, scope=Scope.STATEMENT)
 
 ENVIRONMENT_FUNCTIONS = {"current_database", "inet_server_addr", "inet_server_port"}
 ENVIRONMENT_WORDS = ("current_database", "inet_server", "current_setting")

@@ -1,0 +1,102 @@
+"""Every rule against its fixture file, tests/rules/<CODE>.yml: named failing and passing cases.
+
+A case is a small monorepo described as data: the base service of tests/rules/base.yml plus the
+case's `files` (null deletes one) or `sql` (the body of services/svc/migrations/002_case.sql).
+`clones` adds services that are copies of svc. `history` files are committed first and the audit
+compares against that commit (MK12x). A failing case pins every finding of its rule as
+[path, line, message] ([line, message] for `sql` cases); a passing case expects none, and its SQL
+must parse. MK6xx cases run drift's cross-service check.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from conftest import REPO
+from migratekit.audit.consistency import cross_service_drift
+from migratekit.audit.run import audit
+from migratekit.findings import Finding, Rule, Scope, all_rules
+from migratekit.workspace import load_workspace
+
+RULES_DIR = Path(__file__).parent / "rules"
+BASE: dict[str, str] = yaml.safe_load((RULES_DIR / "base.yml").read_text())
+CASE_KEYS = {"sql", "files", "base", "clones", "history", "env", "findings"}
+CASE_PATH = "services/svc/migrations/002_case.sql"
+
+
+def fixtures() -> dict[str, dict[str, dict[str, Any]]]:
+    return {p.stem: yaml.safe_load(p.read_text()) for p in sorted(RULES_DIR.glob("MK*.yml"))}
+
+
+def cases() -> list[Any]:
+    return [
+        pytest.param(code, name, case, id=f"{code}-{name}")
+        for code, named in fixtures().items()
+        for name, case in named.items()
+    ]
+
+
+def write_tree(root: Path, files: dict[str, Any]) -> None:
+    """Text, bytes (YAML's !!binary), null to delete, or {copy: a file of this repository, replace: [[old, new]]}."""
+    for relative, content in files.items():
+        path = root / relative
+        if content is None:
+            path.unlink(missing_ok=True)
+            continue
+        if isinstance(content, dict):
+            text = (REPO / content["copy"]).read_text()
+            for old, new in content.get("replace", []):
+                assert old in text, f"{content['copy']} no longer contains {old!r}"
+                text = text.replace(old, new)
+            content = text
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content if isinstance(content, bytes) else content.encode())
+
+
+def run_case(root: Path, rule: Rule, case: dict[str, Any]) -> list[Finding]:
+    root.mkdir()
+    write_tree(root, {} if case.get("base") is False else BASE)
+    for clone in case.get("clones", []):  # more services like svc
+        svc = "services/svc/"
+        write_tree(root, {f"services/{clone}/{k.removeprefix(svc)}": v for k, v in BASE.items() if k.startswith(svc)})
+    ref = None
+    if "history" in case:
+        write_tree(root, case["history"])
+        git = ["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@t"]
+        subprocess.run([*git, "init", "-q"], check=True)
+        subprocess.run([*git, "add", "-A"], check=True)
+        subprocess.run([*git, "commit", "-qm", "the ref"], check=True)
+        ref = "HEAD"
+    write_tree(root, case.get("files", {}))
+    if "sql" in case:
+        write_tree(root, {CASE_PATH: f"-- Migration: 002_case\n{case['sql']}"})
+    workspace = load_workspace(root)
+    if rule.scope is Scope.ACROSS:
+        return cross_service_drift(workspace)
+    return list(audit(workspace, changed_since=ref, environ=case.get("env", {})).findings)
+
+
+@pytest.mark.parametrize(("code", "name", "case"), cases())
+def test_rule_case(tmp_path: Path, code: str, name: str, case: dict[str, Any]) -> None:
+    assert set(case) <= CASE_KEYS, f"unknown keys {set(case) - CASE_KEYS}"
+    rule = {r.code: r for r in all_rules()}[code]
+    found = run_case(tmp_path / "repo", rule, case)
+    mine = [[f.path, f.line, f.message] for f in found if f.code == code]
+    expected = [[CASE_PATH, *e] if "sql" in case and len(e) == 2 else e for e in case.get("findings", [])]
+    assert mine == expected
+    if not expected:
+        assert not [f for f in found if f.code == "MK110"], "a passing case must parse"
+
+
+def test_every_rule_has_a_failing_and_a_passing_case() -> None:
+    named = fixtures()
+    codes = [r.code for r in all_rules()]
+    assert sorted(named) == codes, "each rule has tests/rules/<CODE>.yml, and each file names a rule"
+    for code, by_name in named.items():
+        assert any(c.get("findings") for c in by_name.values()), f"{code} has no failing case"
+        assert any(not c.get("findings") for c in by_name.values()), f"{code} has no passing case"
