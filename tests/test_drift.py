@@ -201,3 +201,17 @@ def test_drift_across_services_from_the_files(tmp_path: Path) -> None:
         ("MK603", "c", "node:20-alpine, while 2 other service(s) use node:22-alpine"),
         ("MK604", "d", "schema_migrations has columns id, name, not the seed's"),
     ]
+
+
+@pytest.mark.parametrize("selected", ["battles", "enrichment"])
+def test_services_sharing_a_database_are_replayed_together_whichever_is_named(
+    example_repo: Monorepo, new_db, selected: str
+) -> None:
+    battles = new_db()
+    example_repo.env.update(
+        AUTHENTICATION_DATABASE_URL=new_db(), BATTLES_DATABASE_URL=battles, ENRICHMENT_DATABASE_URL=battles
+    )
+    assert example_repo.invoke("migrate-all").returncode == 0
+    code, data = drift(example_repo, "--service", selected, "--schema")
+    assert code == 0, data
+    assert [(s["service"], s["state"], s["schema"]) for s in data["services"]] == [(selected, "up to date", [])]

@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from conftest import REPO, Monorepo
 
@@ -153,3 +154,17 @@ def test_the_example_monorepo_migrates_and_its_python_service_uses_the_runner(tm
     assert applied == {"authentication": 3, "battles": 2, "enrichment": 2}
     with psycopg.connect(battles) as conn:
         assert conn.execute("SELECT count(*) FROM enrichment.battle_value").fetchone() == (0,)
+
+
+@pytest.mark.parametrize("tracking_table", ["schema_migrations", "public.schema_migrations"])
+def test_two_services_recording_into_one_table_are_refused_before_anything_runs(monorepo, tracking_table) -> None:
+    repo = monorepo({"billing": {}, "orders": {"tracking_table": tracking_table}})
+    repo.env["ORDERS_DATABASE_URL"] = repo.env["BILLING_DATABASE_URL"]
+    repo.migration("billing", "001_init.sql", "CREATE TABLE IF NOT EXISTS t (id int);")
+    repo.migration("orders", "001_init.sql", "CREATE TABLE IF NOT EXISTS o (id int);")
+    for args in (["migrate-all"], ["migrate", "orders"], ["migrate-all", "--dry-run"]):
+        result = repo.invoke(*args)
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert "services billing and orders would record their migrations in one table" in result.stderr, args
+        assert "public.schema_migrations" in result.stderr and "Traceback" not in result.stderr
+    assert repo.query("orders", "SELECT to_regclass('public.schema_migrations')") == [(None,)]

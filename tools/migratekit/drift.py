@@ -6,7 +6,6 @@ Read-only: drift never writes to a database (its sessions are read-only) and nev
 from __future__ import annotations
 
 import subprocess
-from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -22,7 +21,7 @@ from migratekit.apply import (
     table_identifier,
     tracking_table_state,
 )
-from migratekit.databases import redact
+from migratekit.databases import redact, shared_databases
 from migratekit.migration import Migration, load_migrations
 from migratekit.orchestrate import service_options
 from migratekit.schema import Difference, compare, snapshot
@@ -123,27 +122,30 @@ def drift(
     urls: Mapping[str, str | None],
     server: ScratchServer | None = None,
 ) -> list[ServiceDrift]:
-    """Every selected service's drift; with a scratch server, the live schema against a replay too."""
+    """Every selected service's drift; with a scratch server, the live schema against a replay too.
+
+    Services sharing a database are replayed together, whichever of them was selected: one
+    service's migrations may reference another's objects.
+    """
     names = [n for n in workspace.order() if not only or n in only]
+    groups = _database_groups(workspace, names, urls) if server is not None else []
+    needed = set(names).union(*groups)
     results: dict[str, ServiceDrift] = {}
     rows: dict[str, dict[str, str]] = {}
-    for name in names:
-        results[name], rows[name] = database_drift(workspace, name, urls.get(name))
-    if server is not None:
-        for group in _database_groups(workspace, names, urls):
-            differences = _schema_drift(workspace, group, urls[group[0]], rows, server)  # type: ignore[arg-type]
-            owner = group[-1]
-            results[owner] = replace(results[owner], schema=tuple(differences))
+    for name in workspace.order():
+        if name in needed:
+            results[name], rows[name] = database_drift(workspace, name, urls.get(name))
+    for group in groups:
+        differences = _schema_drift(workspace, group, urls[group[0]], rows, server)  # type: ignore[arg-type]
+        owner = [n for n in group if n in names][-1]
+        results[owner] = replace(results[owner], schema=tuple(differences))
     return [results[n] for n in names]
 
 
 def _database_groups(workspace: Workspace, names: list[str], urls: Mapping[str, str | None]) -> list[list[str]]:
-    """Services that live in one database, in dependency order: they are replayed together."""
-    groups: dict[str, list[str]] = defaultdict(list)
-    for name in workspace.order():
-        if urls.get(name):
-            groups[urls[name]].append(name)  # type: ignore[index]
-    return [g for g in groups.values() if any(n in names for n in g)]
+    """Services that live in one existing database, in dependency order, where any of them is selected."""
+    ordered = [workspace.services[n] for n in workspace.order()]
+    return [g for _, g in shared_databases(ordered) if urls.get(g[0]) and any(n in names for n in g)]
 
 
 def _schema_drift(

@@ -13,6 +13,7 @@ from dataclasses import replace
 
 from migratekit.apply import Options, ProgressFn, Result, apply_service
 from migratekit.changes import changed_services
+from migratekit.databases import shared_tracking_tables
 from migratekit.errors import ConfigError
 from migratekit.migration import load_migrations
 from migratekit.workspace import Workspace
@@ -32,7 +33,20 @@ def select(
         selected = workspace.with_dependencies(set(names)) if with_deps else set(names)
     if changed_since:
         selected &= workspace.with_dependents(changed_services(workspace, changed_since))
+    refuse_shared_tracking_tables(workspace, selected)
     return selected
+
+
+def refuse_shared_tracking_tables(workspace: Workspace, names: set[str]) -> None:
+    """Two services recording into one table of one database would take each other's rows: stop first."""
+    for found, sharing in shared_tracking_tables(workspace.services.values()):
+        if names.isdisjoint(sharing):
+            continue
+        raise ConfigError(
+            f"services {' and '.join(sharing)} would record their migrations in one table, "
+            f"{found.tracking_table} of {found.database}; give one its own tracking_table "
+            "(e.g. <service>.schema_migrations) or its own database in workspace.yaml"
+        )
 
 
 def service_options(workspace: Workspace, name: str, base: Options) -> Options:

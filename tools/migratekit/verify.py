@@ -17,6 +17,7 @@ import psycopg
 
 from migratekit.apply import Failure, Options, apply_service, run_again
 from migratekit.audit.dockerfile import analyse
+from migratekit.databases import shared_databases
 from migratekit.errors import ConfigError
 from migratekit.migration import Migration, load_migrations
 from migratekit.orchestrate import service_options
@@ -47,9 +48,9 @@ def verify_service(workspace: Workspace, name: str, server: ScratchServer) -> Ve
     migrations = load_migrations(service.migrations_dir)
     # Services sharing this database that it depends on come first: its SQL may reference theirs.
     dependencies = workspace.with_dependencies({name}) - {name}
-    neighbours = [
-        d for d in workspace.order() if d in dependencies and workspace.services[d].database == service.database
-    ]
+    ordered = [workspace.services[n] for n in workspace.order()]
+    sharing = next(g for _, g in shared_databases(ordered) if name in g)
+    neighbours = [d for d in sharing if d in dependencies]
     with scratch_database(server, prefix=f"mk_verify_{name.replace('-', '_')}") as url:
         notes = []
         for neighbour in neighbours:
