@@ -168,3 +168,19 @@ def test_two_services_recording_into_one_table_are_refused_before_anything_runs(
         assert "services billing and orders would record their migrations in one table" in result.stderr, args
         assert "public.schema_migrations" in result.stderr and "Traceback" not in result.stderr
     assert repo.query("orders", "SELECT to_regclass('public.schema_migrations')") == [(None,)]
+
+
+def test_run_flags_take_fractions_and_bad_values_are_exit_2_before_anything_runs(monorepo) -> None:
+    repo = three_services(monorepo)
+    ok = repo.invoke("migrate-all", "--wait", "0.5", "--lock-wait", "2.5", "--jobs", "2")
+    assert ok.returncode == 0, ok.stderr
+    for args, message in [
+        (["--jobs", "abc"], "--jobs 'abc': give a number without a fraction"),
+        (["--jobs", "0"], "--jobs 0: must be at least 1"),
+        (["--wait", "abc"], "--wait 'abc': give a number"),
+        (["--lock-wait", "-1"], "--lock-wait -1: must be at least 0"),
+    ]:
+        result = repo.invoke("migrate", "auth", *args)
+        assert (result.returncode, result.stderr.strip()) == (2, f"migratekit: {message}")
+    (repo.root / "invoke.yaml").write_text("migratekit: {jobs: 0}\n")  # the defaults come from Invoke's config
+    assert "--jobs 0: must be at least 1" in repo.invoke("migrate-all").stderr

@@ -20,6 +20,7 @@ from psycopg import sql
 
 from migratekit.databases import redact
 from migratekit.migration import BOM, SEED_COLUMNS, Migration, SqlSyntaxError, Statement, body, load_migrations
+from migratekit.settings import DEFAULTS
 
 RETRYABLE = {"55P03": "lock timeout", "40P01": "deadlock"}
 LOCK_KEY = "hashtextextended('migratekit:' || current_database() || ':' || %s, 0)"
@@ -29,12 +30,12 @@ LOCK_KEY = "hashtextextended('migratekit:' || current_database() || ':' || %s, 0
 class Options:
     """How to apply; defaults are the workspace defaults."""
 
-    tracking_table: str = "schema_migrations"
-    lock_timeout: str = "5s"
-    statement_timeout: str = "5min"
-    lock_wait: float = 60.0  # seconds to wait for another runner's advisory lock
-    connect_wait: float = 0.0  # seconds to keep retrying while the server is starting
-    retries: int = 3  # extra attempts after a lock timeout or deadlock
+    tracking_table: str = DEFAULTS.tracking_table
+    lock_timeout: str = DEFAULTS.lock_timeout
+    statement_timeout: str = DEFAULTS.statement_timeout
+    lock_wait: float = DEFAULTS.lock_wait  # seconds to wait for another runner's advisory lock
+    connect_wait: float = DEFAULTS.connect_wait  # seconds to keep retrying while the server is starting
+    retries: int = DEFAULTS.retries  # extra attempts after a lock timeout or deadlock
     allow_changed: bool = False
     out_of_order: bool = False
     dry_run: bool = False

@@ -16,6 +16,7 @@ from migratekit import report
 from migratekit.apply import Options, apply_service
 from migratekit.databases import redact
 from migratekit.migration import load_migrations
+from migratekit.settings import DEFAULTS
 from migratekit.workspace import QUALIFIED_TABLE
 
 
@@ -27,13 +28,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     migrate.add_argument(
         "--url", default=os.environ.get("DATABASE_URL"), help="the database URL (default: $DATABASE_URL)"
     )
-    migrate.add_argument("--tracking-table", default="schema_migrations", help="table or schema.table")
-    migrate.add_argument("--lock-timeout", default="5s")
-    migrate.add_argument("--statement-timeout", default="5min")
+    migrate.add_argument("--tracking-table", default=DEFAULTS.tracking_table, help="table or schema.table")
+    migrate.add_argument("--lock-timeout", default=DEFAULTS.lock_timeout)
+    migrate.add_argument("--statement-timeout", default=DEFAULTS.statement_timeout)
     migrate.add_argument(
-        "--wait", type=float, default=30.0, help="seconds to retry connecting while the database starts (default 30)"
+        "--wait",
+        type=float,
+        default=DEFAULTS.container_connect_wait,
+        help=f"seconds to retry connecting while the database starts (default {DEFAULTS.container_connect_wait:g})",
     )
-    migrate.add_argument("--lock-wait", type=float, default=60.0)
+    migrate.add_argument("--lock-wait", type=float, default=DEFAULTS.lock_wait)
     migrate.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args(argv)
 

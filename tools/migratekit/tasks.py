@@ -8,6 +8,7 @@ Another monorepo adopts migratekit with a tasks.py of its own:
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -16,8 +17,9 @@ from invoke import Collection, Context, Exit, task
 
 from migratekit import report
 from migratekit.databases import resolve
-from migratekit.errors import MigratekitError
+from migratekit.errors import ConfigError, MigratekitError
 from migratekit.inventory import inventory
+from migratekit.settings import DEFAULTS
 from migratekit.workspace import Workspace, find_root, load_workspace
 
 # Each task imports what only it needs (psycopg, the audit rules) in its body: every
@@ -119,34 +121,56 @@ def db_url(c: Context, service: str, root: str | None = None) -> None:
         print(Embedded(workspace.root).ensure_database(source.database))
 
 
-MIGRATE_HELP = {
-    "root": ROOT_HELP,
-    "json": "print the results as JSON",
-    "jobs": "how many independent services migrate at once (default 4)",
-    "dry_run": "print the plan (order, pending files per service) and change nothing",
-    "fail_fast": "after a failure, start no further service",
-    "allow_changed": "record the new checksum of an applied file that was edited on purpose",
-    "out_of_order": "apply a pending file that sorts before the newest applied one",
-    "wait": "seconds to keep retrying the connection while a database starts (default 0)",
-    "lock_wait": "seconds to wait for another runner's migration lock (default 60)",
+# The flags `migrate` and `migrate-all` share, defined once: (default, help). A run default of
+# None means "from the config": ns.configure below, which an invoke.yaml can override.
+MIGRATE_FLAGS: dict[str, tuple[Any, str]] = {
+    "root": (None, ROOT_HELP),
+    "json": (False, "print the results as JSON"),
+    "jobs": (None, f"how many independent services migrate at once (default {DEFAULTS.jobs})"),
+    "dry_run": (False, "print the plan (order, pending files per service) and change nothing"),
+    "fail_fast": (False, "after a failure, start no further service"),
+    "allow_changed": (False, "record the new checksum of an applied file that was edited on purpose"),
+    "out_of_order": (False, "apply a pending file that sorts before the newest applied one"),
+    "wait": (
+        None,
+        f"seconds to keep retrying the connection while a database starts (default {DEFAULTS.connect_wait:g})",
+    ),
+    "lock_wait": (None, f"seconds to wait for another runner's migration lock (default {DEFAULTS.lock_wait:g})"),
 }
 
 
+def _with_flags(flags: dict[str, tuple[Any, str]]) -> Callable[[F], F]:
+    """Add `flags` to a task's signature (Invoke reads flags from it) so several tasks share one definition."""
+
+    def decorate(func: F) -> F:
+        own = [p for p in inspect.signature(func).parameters.values() if p.kind is not p.VAR_KEYWORD]
+        shared = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=d) for n, (d, _) in flags.items()]
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            return func(*args, **kwargs)
+
+        wrapper.__signature__ = inspect.Signature(own + shared)  # type: ignore[attr-defined]
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def _number(value: Any, flag: str, kind: type[int] | type[float], minimum: float) -> Any:
+    """A flag's number, or exit 2 naming the flag: Invoke passes what was typed as a string."""
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"--{flag} {value!r}: give a number{'' if kind is float else ' without a fraction'}"
+        ) from None
+    if number < minimum:
+        raise ConfigError(f"--{flag} {value}: must be at least {minimum:g}")
+    return number
+
+
 def _migrate(
-    *,
-    title: str,
-    root: str | None,
-    names: list[str] | None,
-    with_deps: bool,
-    changed_since: str | None,
-    json: bool,
-    jobs: int,
-    dry_run: bool,
-    fail_fast: bool,
-    allow_changed: bool,
-    out_of_order: bool,
-    wait: float,
-    lock_wait: float,
+    c: Context, title: str, names: list[str] | None, with_deps: bool, changed_since: str | None, **flags: Any
 ) -> None:
     from migratekit.apply import Options
     from migratekit.databases import connection_urls
@@ -154,19 +178,26 @@ def _migrate(
     from migratekit.orchestrate import select
     from migratekit.progress import live_progress
 
-    workspace = _workspace(root)
+    config = c.config.migratekit
+    jobs = _number(config.jobs if flags["jobs"] is None else flags["jobs"], "jobs", int, 1)
+    wait = _number(config.wait if flags["wait"] is None else flags["wait"], "wait", float, 0)
+    lock_wait = _number(config.lock_wait if flags["lock_wait"] is None else flags["lock_wait"], "lock-wait", float, 0)
+    dry_run, json = flags["dry_run"], flags["json"]
+    workspace = _workspace(flags["root"])
     selected = select(workspace, names, with_deps, changed_since)
     urls = connection_urls(workspace.root, [workspace.services[n] for n in selected], create=not dry_run)
     options = Options(
         dry_run=dry_run,
-        allow_changed=allow_changed,
-        out_of_order=out_of_order,
-        connect_wait=float(wait),
-        lock_wait=float(lock_wait),
+        allow_changed=flags["allow_changed"],
+        out_of_order=flags["out_of_order"],
+        connect_wait=wait,
+        lock_wait=lock_wait,
     )
     err = report.console(stderr=True)
     with live_progress(err, enabled=not json) as progress:
-        results = run_all(workspace, selected, urls, options, jobs=int(jobs), fail_fast=fail_fast, progress=progress)
+        results = run_all(
+            workspace, selected, urls, options, jobs=jobs, fail_fast=flags["fail_fast"], progress=progress
+        )
     if json:
         print(report.as_json({"dry_run": dry_run, "services": results}))
     else:
@@ -180,6 +211,9 @@ def _migrate(
         raise Exit(code=1)
 
 
+MIGRATE_HELP = {name: text for name, (_, text) in MIGRATE_FLAGS.items()}
+
+
 @task(
     help={
         **MIGRATE_HELP,
@@ -188,69 +222,24 @@ def _migrate(
     }
 )
 @_user_errors
-def migrate_all(
-    c: Context,
-    root: str | None = None,
-    json: bool = False,
-    jobs: int = 4,
-    dry_run: bool = False,
-    changed_since: str | None = None,
-    fail_fast: bool = False,
-    allow_changed: bool = False,
-    out_of_order: bool = False,
-    wait: float = 0,
-    lock_wait: float = 60,
-) -> None:
+@_with_flags(MIGRATE_FLAGS)
+def migrate_all(c: Context, changed_since: str | None = None, **flags: Any) -> None:
     """Migrate every service database in dependency order, independent ones in parallel."""
-    _migrate(
-        title="migrate-all",
-        root=root,
-        names=None,
-        with_deps=False,
-        changed_since=changed_since,
-        json=json,
-        jobs=jobs,
-        dry_run=dry_run,
-        fail_fast=fail_fast,
-        allow_changed=allow_changed,
-        out_of_order=out_of_order,
-        wait=wait,
-        lock_wait=lock_wait,
-    )
+    _migrate(c, "migrate-all", None, False, changed_since, **flags)
 
 
-@task(help={**MIGRATE_HELP, "with_deps": "also migrate the services SERVICE depends on, first"})
+@task(
+    help={
+        **MIGRATE_HELP,
+        "service": "the service to migrate",
+        "with_deps": "also migrate the services SERVICE depends on, first",
+    }
+)
 @_user_errors
-def migrate(
-    c: Context,
-    service: str,
-    root: str | None = None,
-    with_deps: bool = False,
-    json: bool = False,
-    jobs: int = 4,
-    dry_run: bool = False,
-    fail_fast: bool = False,
-    allow_changed: bool = False,
-    out_of_order: bool = False,
-    wait: float = 0,
-    lock_wait: float = 60,
-) -> None:
+@_with_flags(MIGRATE_FLAGS)
+def migrate(c: Context, service: str, with_deps: bool = False, **flags: Any) -> None:
     """Migrate one service's database (with --with-deps, what it depends on first)."""
-    _migrate(
-        title=f"migrate {service}",
-        root=root,
-        names=[service],
-        with_deps=with_deps,
-        changed_since=None,
-        json=json,
-        jobs=jobs,
-        dry_run=dry_run,
-        fail_fast=fail_fast,
-        allow_changed=allow_changed,
-        out_of_order=out_of_order,
-        wait=wait,
-        lock_wait=lock_wait,
-    )
+    _migrate(c, f"migrate {service}", [service], with_deps, None, **flags)
 
 
 @task(
@@ -443,3 +432,4 @@ def drift(
 ns = Collection(
     services, migrate_all, migrate, audit, rules, verify, drift, new_service, new_migration, db_up, db_down, db_url
 )
+ns.configure({"migratekit": {"jobs": DEFAULTS.jobs, "wait": DEFAULTS.connect_wait, "lock_wait": DEFAULTS.lock_wait}})

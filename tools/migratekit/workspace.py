@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from migratekit.errors import ConfigError
+from migratekit.settings import DEFAULTS, SERVICE_SETTINGS
 
 WORKSPACE_FILE = "workspace.yaml"
 STATE_DIR = ".migratekit"  # the embedded cluster, locks: local state, never committed
@@ -28,16 +29,11 @@ DURATION = re.compile(r"^\d+\s*(?:us|ms|s|min|h|d)?$")
 LANGUAGES = ("typescript", "javascript", "python", "go", "java", "rust", "sql", "unknown")
 
 TOP_KEYS = {"version", "services_dir", "defaults", "services", "environments"}
-DEFAULT_KEYS = {"database_url_env", "lock_timeout", "statement_timeout", "tracking_table"}
+DEFAULT_KEYS = set(SERVICE_SETTINGS)
 SERVICE_KEYS = DEFAULT_KEYS | {"language", "depends_on", "database", "ignore"}
 RULE_CODE = re.compile(r"^MK\d{3}$")
 
-BUILTIN_DEFAULTS: dict[str, str] = {
-    "database_url_env": "{SERVICE}_DATABASE_URL",
-    "lock_timeout": "5s",
-    "statement_timeout": "5min",
-    "tracking_table": "schema_migrations",
-}
+BUILTIN_DEFAULTS: dict[str, str] = {key: getattr(DEFAULTS, key) for key in SERVICE_SETTINGS}
 
 
 @dataclass(frozen=True)
