@@ -17,16 +17,9 @@ import pytest
 from migratekit import MigrationFailed, run_migrations
 from migratekit.apply import Options, apply_service
 from migratekit.migration import load_migrations, seed_checksum
+from migratekit.tracking import create_statements
 
-SEED_DDL = """
-CREATE TABLE IF NOT EXISTS schema_migrations (
-  version TEXT PRIMARY KEY,
-  applied_at TIMESTAMPTZ NOT NULL DEFAULT NOW(),
-  checksum TEXT NOT NULL,
-  execution_time_ms INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS idx_schema_migrations_applied_at ON schema_migrations(applied_at DESC);
-"""
+SEED_DDL = ";\n".join(str(s.as_string(None)) for s in create_statements("schema_migrations"))
 
 
 def files(directory: Path, **migrations: str) -> Path:

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 from migratekit.workspace import Service, Workspace, load_workspace
 
 if TYPE_CHECKING:
-    from migratekit.apply import MigrationFailed, Result, run_migrations
+    from migratekit.apply import run_migrations
+    from migratekit.results import MigrationFailed, Result
 
 __all__ = ["MigrationFailed", "Result", "Service", "Workspace", "load_workspace", "run_migrations"]
 __version__ = "0.1.0"

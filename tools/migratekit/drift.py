@@ -12,18 +12,13 @@ from pathlib import Path
 
 import psycopg
 
-from migratekit.apply import (
-    Failed,
-    Options,
-    applied_rows,
-    apply_service,
-    plan,
-    table_identifier,
-    tracking_table_state,
-)
+from migratekit import tracking
+from migratekit.apply import Options, apply_service
 from migratekit.databases import redact, shared_databases
 from migratekit.migration import Migration, load_migrations
 from migratekit.orchestrate import service_options
+from migratekit.plan import plan
+from migratekit.results import Stopped
 from migratekit.schema import Difference, compare, snapshot
 from migratekit.scratch import ScratchServer, scratch_database
 from migratekit.workspace import Workspace
@@ -65,10 +60,10 @@ def database_drift(workspace: Workspace, name: str, url: str | None) -> tuple[Se
         with psycopg.connect(url, autocommit=True, connect_timeout=10, application_name="migratekit drift") as conn:
             conn.execute("SET default_transaction_read_only = on")
             try:
-                state = tracking_table_state(conn, options)
-            except Failed as exc:
+                state = tracking.state(conn, options.tracking_table)
+            except Stopped as exc:
                 return ServiceDrift(name, where, "foreign table", message=exc.failure.message), {}
-            rows = applied_rows(conn, table_identifier(options.tracking_table)) if state == "ok" else {}
+            rows = tracking.applied_rows(conn, options.tracking_table) if state == "ok" else {}
     except psycopg.OperationalError as exc:
         return ServiceDrift(name, where, "unreachable", message=redact(str(exc)).strip()), {}
     items = _items(workspace.root, migrations, rows)
@@ -86,7 +81,7 @@ def database_drift(workspace: Workspace, name: str, url: str | None) -> tuple[Se
 
 
 def _items(root: Path, migrations: tuple[Migration, ...], rows: Mapping[str, str]) -> tuple[Item, ...]:
-    loose = plan(migrations, rows, Options(allow_changed=True, out_of_order=True))
+    loose = plan(migrations, rows, allow_changed=True, out_of_order=True)
     files = {m.version: m for m in migrations}
     items = [Item(v, "missing file", "applied, but the file is gone") for v in sorted(rows) if v not in files]
     for m in loose.rechecksum:

@@ -23,7 +23,6 @@ NAME = re.compile(r"^(?P<number>\d+)_(?P<slug>[a-z0-9]+(?:_[a-z0-9]+)*)\.sql$")
 HEADER_LINE = re.compile(r"^--\s*(?P<key>[A-Za-z][A-Za-z -]*?)\s*:\s*(?P<value>.*?)\s*$")
 NO_TRANSACTION_DIRECTIVE = "no-transaction"
 BOM = "\ufeff"
-SEED_COLUMNS = frozenset({"version", "applied_at", "checksum", "execution_time_ms"})  # the tracking table
 
 # Statements PostgreSQL refuses to run inside a transaction block.
 _NEVER_IN_TRANSACTION = {

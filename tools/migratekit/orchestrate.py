@@ -11,11 +11,12 @@ from collections.abc import Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import replace
 
-from migratekit.apply import Options, ProgressFn, Result, apply_service
+from migratekit.apply import Options, ProgressFn, apply_service
 from migratekit.changes import changed_services
 from migratekit.databases import shared_tracking_tables
 from migratekit.errors import ConfigError
 from migratekit.migration import load_migrations
+from migratekit.results import Outcome, Result
 from migratekit.workspace import Workspace
 
 
@@ -99,7 +100,7 @@ def migrate_all(
                         if blocked
                         else "skipped: an earlier service failed (--fail-fast)"
                     )
-                    results[name] = Result(name, "skipped", notes=(reason,))
+                    results[name] = Result(name, Outcome.SKIPPED, notes=(reason,))
                     sorter.done(name)
                 else:
                     running[pool.submit(run, name)] = name

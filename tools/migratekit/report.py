@@ -19,10 +19,10 @@ from migratekit import __version__
 from migratekit.findings import Finding, Rule
 
 if TYPE_CHECKING:
-    from migratekit.apply import Result
     from migratekit.audit.run import AuditReport
     from migratekit.drift import Matrix, ServiceDrift
     from migratekit.inventory import ServiceInfo
+    from migratekit.results import Result
     from migratekit.verify import ImageCheck, Verification
 
 

@@ -15,12 +15,13 @@ from pathlib import Path
 
 import psycopg
 
-from migratekit.apply import Failure, Options, apply_service, run_again
+from migratekit.apply import Options, apply_service, run_again
 from migratekit.audit.dockerfile import analyse
 from migratekit.databases import shared_databases
 from migratekit.errors import ConfigError
 from migratekit.migration import Migration, load_migrations
 from migratekit.orchestrate import service_options
+from migratekit.results import Failure
 from migratekit.schema import Difference, compare, snapshot
 from migratekit.scratch import ScratchServer, docker_unavailable_reason, scratch_database
 from migratekit.workspace import Workspace

@@ -17,7 +17,8 @@ from migratekit.audit.dockerfile import analyse
 from migratekit.audit.wiring import OWN_RUNNER
 from migratekit.findings import Finding, Scope, rules_for
 from migratekit.lint.tree import strings
-from migratekit.migration import SEED_COLUMNS, load_migrations, tracking_table_statement
+from migratekit.migration import load_migrations, tracking_table_statement
+from migratekit.tracking import SEED_COLUMNS
 from migratekit.workspace import Workspace, relative
 
 TEMPLATE_RUNNER = (

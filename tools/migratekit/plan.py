@@ -1,0 +1,68 @@
+"""The pure part of applying: compare a service's files with its tracking rows, say what runs and what stops."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from migratekit.migration import Migration
+from migratekit.results import Failure
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The pending files of one database, and what stops them."""
+
+    pending: tuple[Migration, ...]
+    already_applied: int
+    problems: tuple[Failure, ...] = ()
+    rechecksum: tuple[Migration, ...] = ()  # edited files whose new checksum --allow-changed records
+    notes: tuple[str, ...] = field(default=())
+
+
+def plan(
+    migrations: Sequence[Migration], applied: Mapping[str, str], allow_changed: bool = False, out_of_order: bool = False
+) -> Plan:
+    """Compare files with tracking rows (version -> checksum)."""
+    files = {m.version: m for m in migrations}
+    problems: list[Failure] = []
+    rechecksum: list[Migration] = []
+    notes: list[str] = []
+    for version, checksum in sorted(applied.items()):
+        migration = files.get(version)
+        if migration is None:
+            problems.append(
+                Failure(
+                    "applied, but the file is gone",
+                    file=f"{version}.sql",
+                    hint="restore the file from version control; never delete an applied migration",
+                )
+            )
+        elif checksum != migration.checksum and checksum not in migration.checksums:  # variants only if needed
+            if allow_changed:
+                rechecksum.append(migration)
+                notes.append(
+                    f"{migration.filename}: recorded new checksum {migration.checksum} "
+                    f"(was {checksum}) after a deliberate edit (--allow-changed)"
+                )
+            else:
+                problems.append(
+                    Failure(
+                        f"changed after it was applied (applied checksum {checksum}, file now {migration.checksum})",
+                        file=migration.filename,
+                        hint="restore the applied text and put the change in a new migration; or, after a "
+                        "deliberate edit, re-run with --allow-changed to record the new checksum",
+                    )
+                )
+    pending = tuple(m for m in migrations if m.version not in applied)
+    newest = max(applied, default="")
+    for migration in pending:
+        if migration.version < newest and not out_of_order:
+            problems.append(
+                Failure(
+                    f"pending, but sorts before {newest}, which is already applied",
+                    file=migration.filename,
+                    hint="renumber it after the newest applied migration, or re-run with --out-of-order",
+                )
+            )
+    return Plan(pending, len(applied), tuple(problems), tuple(rechecksum), tuple(notes))

@@ -1,0 +1,161 @@
+"""The seed's contract with the database, in one place: the tracking table, its rows, the lock.
+
+A database migrated by the seed's TypeScript runner and one migrated by migratekit must be
+indistinguishable. The scaffold templates, the example services and the tests are checked
+against `create_table_sql` (tests/test_tracking.py), so the DDL exists once here.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from migratekit.results import Failure, Stopped
+
+if TYPE_CHECKING:  # psycopg is imported by the functions that talk to a database: the audit reads only the constants
+    import psycopg
+    from psycopg import sql
+
+SEED_COLUMNS = frozenset({"version", "applied_at", "checksum", "execution_time_ms"})
+COLUMNS_SQL = (
+    "version TEXT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT NOW(), checksum TEXT NOT NULL, "
+    "execution_time_ms INTEGER NOT NULL"
+)
+# The advisory lock's key, per database and tracking table; the TypeScript runners compute the same.
+LOCK_KEY = "hashtextextended('migratekit:' || current_database() || ':' || %s, 0)"
+
+
+def create_table_sql(tracking_table: str = "schema_migrations") -> str:
+    """The seed's CREATE TABLE, as the templates write it (for a name that needs no quoting)."""
+    return f"CREATE TABLE IF NOT EXISTS {tracking_table} ({COLUMNS_SQL})"
+
+
+def index_name(tracking_table: str) -> str:
+    return f"idx_{tracking_table.rsplit('.', 1)[-1]}_applied_at"
+
+
+def identifier(tracking_table: str) -> sql.Identifier:
+    """`schema.table` or `table` as a quoted identifier."""
+    from psycopg import sql
+
+    return sql.Identifier(*tracking_table.split("."))
+
+
+def create_statements(tracking_table: str) -> list[sql.Composed]:
+    """The schema (when qualified), the table and its `applied_at DESC` index."""
+    from psycopg import sql
+
+    table = identifier(tracking_table)
+    parts = tracking_table.split(".")
+    statements = [sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(parts[0]))] if len(parts) == 2 else []
+    statements.append(sql.SQL("CREATE TABLE IF NOT EXISTS {} (" + COLUMNS_SQL + ")").format(table))
+    statements.append(
+        sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {}(applied_at DESC)").format(
+            sql.Identifier(index_name(tracking_table)), table
+        )
+    )
+    return statements
+
+
+def row(tracking_table: str, version: str, checksum: str, elapsed: sql.Composable) -> sql.Composed:
+    """The INSERT of one migration's tracking row, in the seed's columns."""
+    from psycopg import sql
+
+    return sql.SQL("INSERT INTO {} (version, checksum, execution_time_ms) VALUES ({}, {}, {})").format(
+        identifier(tracking_table), sql.Literal(version), sql.Literal(checksum), elapsed
+    )
+
+
+def state(conn: psycopg.Connection, tracking_table: str) -> str:
+    """ "absent" or "ok"; Stopped for a table of another tool's shape, which migratekit never writes into."""
+    found = conn.execute(
+        "SELECT array_agg(attname::text) FROM pg_attribute "
+        "WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped",
+        (tracking_table,),
+    ).fetchone()
+    if found is None or found[0] is None:
+        return "absent"
+    columns = set(found[0])
+    if SEED_COLUMNS <= columns:
+        return "ok"
+    if columns == {"version", "dirty"}:
+        tool = "golang-migrate's (version, dirty)"
+    elif columns == {"version"}:
+        tool = "dbmate's (version only)"
+    else:
+        tool = f"an unknown tool's ({', '.join(sorted(columns))})"
+    raise Stopped(
+        Failure(
+            f"{tracking_table} exists with {tool} shape, not the seed's "
+            "(version, applied_at, checksum, execution_time_ms); migratekit will not write into it",
+            hint="set tracking_table for this service in workspace.yaml to a new table, or migrate the other "
+            "tool's history into the seed's shape first",
+        )
+    )
+
+
+def ensure_table(conn: psycopg.Connection, tracking_table: str) -> None:
+    if state(conn, tracking_table) == "ok":
+        return
+    with conn.transaction():  # all or nothing: a kill here must not leave a table without its index
+        for statement in create_statements(tracking_table):
+            conn.execute(statement)
+
+
+def applied_rows(conn: psycopg.Connection, tracking_table: str) -> dict[str, str]:
+    """version -> checksum of every tracking row."""
+    from psycopg import sql
+
+    query = sql.SQL("SELECT version, checksum FROM {}").format(identifier(tracking_table))
+    return {version: checksum for version, checksum in conn.execute(query)}
+
+
+def record_new_checksum(conn: psycopg.Connection, tracking_table: str, version: str, checksum: str) -> None:
+    """After a deliberate edit (--allow-changed): the row keeps its version and time, takes the new checksum."""
+    from psycopg import sql
+
+    conn.execute(
+        sql.SQL("UPDATE {} SET checksum = %s WHERE version = %s").format(identifier(tracking_table)),
+        (checksum, version),
+    )
+
+
+def lock(conn: psycopg.Connection, tracking_table: str, wait: float) -> int:
+    """Take the migration lock of this database and tracking table; its key, or Stopped naming the holder."""
+    from psycopg import sql
+
+    key = conn.execute(sql.SQL("SELECT " + LOCK_KEY), (tracking_table,)).fetchone()[0]  # type: ignore[index]
+    deadline = time.monotonic() + wait
+    delay = 0.05
+    while not conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]:  # type: ignore[index]
+        if time.monotonic() + delay > deadline:
+            raise Stopped(
+                Failure(
+                    f"another runner holds the migration lock for {tracking_table}: {_holder(conn, key)}; "
+                    f"waited {wait:g}s",
+                    hint="wait for it to finish, or raise the lock wait; pg_terminate_backend(pid) ends a stuck one",
+                )
+            )
+        time.sleep(delay)
+        delay = min(delay * 2, 0.5)
+    return int(key)
+
+
+def unlock(conn: psycopg.Connection, key: int) -> None:
+    conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+
+
+def _holder(conn: psycopg.Connection, key: int) -> str:
+    holder = conn.execute(
+        "SELECT l.pid, a.application_name, a.client_addr::text, a.backend_start::text "
+        "FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid "
+        "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
+        "AND l.classid = %s::bigint::oid AND l.objid = %s::bigint::oid",
+        ((key >> 32) & 0xFFFFFFFF, key & 0xFFFFFFFF),
+    ).fetchone()
+    if holder is None:
+        return "another session"
+    return (
+        f"backend pid {holder[0]} ({holder[1] or 'no application_name'}, "
+        f"from {holder[2] or 'local socket'}, connected {holder[3]})"
+    )
