@@ -8,6 +8,7 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from enum import StrEnum
 from pathlib import Path
 
 import psycopg
@@ -24,10 +25,25 @@ from migratekit.scratch import ScratchServer, scratch_database
 from migratekit.workspace import Workspace
 
 
+class ItemKind(StrEnum):
+    PENDING = "pending"
+    OUT_OF_ORDER = "out of order"
+    CHANGED = "changed"
+    MISSING_FILE = "missing file"
+
+
+class DriftState(StrEnum):
+    UP_TO_DATE = "up to date"
+    DRIFT = "drift"
+    NOT_CREATED = "not created"
+    UNREACHABLE = "unreachable"
+    FOREIGN_TABLE = "foreign table"
+
+
 @dataclass(frozen=True)
 class Item:
     version: str
-    kind: str  # "pending", "out of order", "changed", "missing file"
+    kind: ItemKind
     detail: str = ""
 
 
@@ -35,7 +51,7 @@ class Item:
 class ServiceDrift:
     service: str
     database: str  # where, password hidden
-    state: str  # "up to date", "drift", "not created", "unreachable", "foreign table"
+    state: DriftState
     applied: int = 0
     newest_applied: str | None = None
     items: tuple[Item, ...] = ()
@@ -44,7 +60,7 @@ class ServiceDrift:
 
     @property
     def drifted(self) -> bool:
-        return self.state != "up to date" or bool(self.items) or bool(self.schema)
+        return self.state is not DriftState.UP_TO_DATE or bool(self.items) or bool(self.schema)
 
 
 def database_drift(workspace: Workspace, name: str, url: str | None) -> tuple[ServiceDrift, dict[str, str]]:
@@ -53,8 +69,10 @@ def database_drift(workspace: Workspace, name: str, url: str | None) -> tuple[Se
     migrations = load_migrations(service.migrations_dir)
     where = redact(url) if url else f"embedded/{service.database}"
     if url is None:
-        items = tuple(Item(m.version, "pending") for m in migrations)
-        return ServiceDrift(name, where, "not created", items=items, message="the database does not exist yet"), {}
+        items = tuple(Item(m.version, ItemKind.PENDING) for m in migrations)
+        return ServiceDrift(
+            name, where, DriftState.NOT_CREATED, items=items, message="the database does not exist yet"
+        ), {}
     options = service_options(workspace, name, Options())
     try:
         with psycopg.connect(url, autocommit=True, connect_timeout=10, application_name="migratekit drift") as conn:
@@ -62,16 +80,16 @@ def database_drift(workspace: Workspace, name: str, url: str | None) -> tuple[Se
             try:
                 state = tracking.state(conn, options.tracking_table)
             except Stopped as exc:
-                return ServiceDrift(name, where, "foreign table", message=exc.failure.message), {}
+                return ServiceDrift(name, where, DriftState.FOREIGN_TABLE, message=exc.failure.message), {}
             rows = tracking.applied_rows(conn, options.tracking_table) if state == "ok" else {}
     except psycopg.OperationalError as exc:
-        return ServiceDrift(name, where, "unreachable", message=redact(str(exc)).strip()), {}
+        return ServiceDrift(name, where, DriftState.UNREACHABLE, message=redact(str(exc)).strip()), {}
     items = _items(workspace.root, migrations, rows)
     message = None if state == "ok" else f"no tracking table {options.tracking_table}"
     drift = ServiceDrift(
         name,
         where,
-        "up to date" if not items and state == "ok" else "drift",
+        DriftState.UP_TO_DATE if not items and state == "ok" else DriftState.DRIFT,
         len(rows),
         max(rows, default=None),
         items,
@@ -83,12 +101,12 @@ def database_drift(workspace: Workspace, name: str, url: str | None) -> tuple[Se
 def _items(root: Path, migrations: tuple[Migration, ...], rows: Mapping[str, str]) -> tuple[Item, ...]:
     loose = plan(migrations, rows, allow_changed=True, out_of_order=True)
     files = {m.version: m for m in migrations}
-    items = [Item(v, "missing file", "applied, but the file is gone") for v in sorted(rows) if v not in files]
+    items = [Item(v, ItemKind.MISSING_FILE, "applied, but the file is gone") for v in sorted(rows) if v not in files]
     for m in loose.rechecksum:
         items.append(
             Item(
                 m.version,
-                "changed",
+                ItemKind.CHANGED,
                 f"applied checksum {rows[m.version]}, file now {m.checksum}{_last_commit(root, m.path)}",
             )
         )
@@ -97,7 +115,7 @@ def _items(root: Path, migrations: tuple[Migration, ...], rows: Mapping[str, str
         items.append(
             Item(
                 m.version,
-                "out of order" if m.version < newest else "pending",
+                ItemKind.OUT_OF_ORDER if m.version < newest else ItemKind.PENDING,
                 f"sorts before {newest}, which is applied" if m.version < newest else "",
             )
         )
@@ -198,8 +216,8 @@ def environment_matrix(workspace: Workspace, environments: list[str], environ: M
                 continue
             state, _ = database_drift(workspace, name, url)
             cell = state.newest_applied or state.state
-            pending = sum(i.kind == "pending" for i in state.items)
-            if state.state in ("unreachable", "foreign table"):
+            pending = sum(i.kind is ItemKind.PENDING for i in state.items)
+            if state.state in (DriftState.UNREACHABLE, DriftState.FOREIGN_TABLE):
                 cell = state.state
             elif state.items:
                 cell += f" (+{pending} pending)" if pending == len(state.items) else f" (drift: {len(state.items)})"

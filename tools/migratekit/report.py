@@ -16,13 +16,13 @@ from rich.console import Console
 from rich.table import Table
 
 from migratekit import __version__
-from migratekit.findings import Finding, Rule
+from migratekit.findings import Finding, Rule, Severity
+from migratekit.results import Outcome, Result
 
 if TYPE_CHECKING:
     from migratekit.audit.run import AuditReport
     from migratekit.drift import Matrix, ServiceDrift
     from migratekit.inventory import ServiceInfo
-    from migratekit.results import Result
     from migratekit.verify import ImageCheck, Verification
 
 
@@ -68,7 +68,13 @@ def console(stderr: bool = False) -> Console:
     return Console(stderr=stderr, highlight=False)
 
 
-OUTCOME_STYLE = {"applied": "green", "up to date": "green", "planned": "cyan", "failed": "red", "skipped": "yellow"}
+OUTCOME_STYLE = {
+    Outcome.APPLIED: "green",
+    Outcome.UP_TO_DATE: "green",
+    Outcome.PLANNED: "cyan",
+    Outcome.FAILED: "red",
+    Outcome.SKIPPED: "yellow",
+}
 
 
 def results_table(results: Sequence[Result], title: str = "migrate-all") -> Table:
@@ -113,7 +119,7 @@ def audit_text(report: AuditReport) -> list[str]:
         if f.service != current:
             current = f.service
             lines.append(f"[bold]{f.service or 'workspace'}[/]")
-        colour = "red" if f.severity == "error" else "yellow"
+        colour = "red" if f.severity is Severity.ERROR else "yellow"
         lines.append(f"  [{colour}]{f.code} {f.severity}[/] {f.location}: {f.message}")
         lines.append(f"      fix: {f.hint}")
     scope = f", changed since {report.changed_since}" if report.changed_since else ""
@@ -222,7 +228,7 @@ def drift_table(results: Sequence[ServiceDrift]) -> Table:
     for column in ("service", "applied", "newest", "pending", "changed", "missing", "schema", "state"):
         table.add_column(column, overflow="fold")
     for r in results:
-        kinds = Counter(i.kind for i in r.items)
+        kinds = Counter(str(i.kind) for i in r.items)
         colour = "red" if r.drifted else "green"
         table.add_row(
             r.service,
