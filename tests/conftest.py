@@ -12,9 +12,10 @@ import shutil
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -43,6 +44,37 @@ def new_db(pg_server: ScratchServer) -> Iterator[Callable[[], str]]:
         yield lambda: stack.enter_context(scratch_database(pg_server, prefix="mk_test"))
 
 
+def write_tree(root: Path, files: Mapping[str, Any]) -> Path:
+    """Write a tree described as data under `root`: the one builder the tests share.
+
+    Each value is text (written as it is), bytes, None (delete the file), or {copy: a file of this
+    repository, replace: [[old, new], ...]}; a key ending in "/" is an empty directory.
+    """
+    for relative, content in files.items():
+        path = root / relative
+        if relative.endswith("/"):
+            path.mkdir(parents=True, exist_ok=True)
+            continue
+        if content is None:
+            path.unlink(missing_ok=True)
+            continue
+        if isinstance(content, Mapping):
+            text = (REPO / content["copy"]).read_text()
+            for old, new in content.get("replace", []):
+                assert old in text, f"{content['copy']} no longer contains {old!r}"
+                text = text.replace(old, new)
+            content = text
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    return root
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Callable[..., Path]:
+    """`tree({"services/a/migrations/001_init.sql": "...", "workspace.yaml": "..."})` -> the root it wrote."""
+    return lambda files, root=None: write_tree(root or tmp_path, files)
+
+
 @dataclass
 class Monorepo:
     """A monorepo in tmp_path, with a database per service and a way to run its tasks."""
@@ -51,10 +83,8 @@ class Monorepo:
     env: dict[str, str]
 
     def write(self, relative: str, text: str) -> Path:
-        path = self.root / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(text).lstrip())
-        return path
+        write_tree(self.root, {relative: textwrap.dedent(text).lstrip()})
+        return self.root / relative
 
     def migration(self, service: str, filename: str, sql: str) -> Path:
         return self.write(f"services/{service}/migrations/{filename}", sql)

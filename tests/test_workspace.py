@@ -6,16 +6,14 @@ from pathlib import Path
 
 import pytest
 
+from conftest import write_tree
 from migratekit.errors import ConfigError
 from migratekit.workspace import find_root, load_workspace, parallel_groups
 
 
 def repo(tmp_path: Path, services: list[str], workspace: str | None = None) -> Path:
-    for name in services:
-        (tmp_path / "services" / name / "migrations").mkdir(parents=True)
-    if workspace is not None:
-        (tmp_path / "workspace.yaml").write_text(workspace)
-    return tmp_path
+    files: dict[str, str | None] = {f"services/{name}/migrations/": None for name in services}
+    return write_tree(tmp_path, files if workspace is None else {**files, "workspace.yaml": workspace})
 
 
 def error(tmp_path: Path, services: list[str], workspace: str) -> str:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import psycopg
 
+from conftest import write_tree
 from migratekit.apply import Options, apply_service
 from migratekit.migration import load_migrations
 from migratekit.schema import snapshot
@@ -22,15 +23,16 @@ SEED = 20261128
 
 
 def write_migrations(directory: Path) -> Path:
-    directory.mkdir(parents=True)
-    for i in range(1, STEPS + 1):
-        (directory / f"{i:03d}_step.sql").write_text(
-            f"CREATE TABLE IF NOT EXISTS t{i:03d} (id int PRIMARY KEY, note text);\n"
+    return write_tree(
+        directory,
+        {
+            f"{i:03d}_step.sql": f"CREATE TABLE IF NOT EXISTS t{i:03d} (id int PRIMARY KEY, note text);\n"
             f"CREATE INDEX IF NOT EXISTS idx_t{i:03d}_note ON t{i:03d} (note);\n"
             f"INSERT INTO t{i:03d} VALUES (1, 'seed') ON CONFLICT (id) DO NOTHING;\n"
             "SELECT pg_sleep(0.03);\n"
-        )
-    return directory
+            for i in range(1, STEPS + 1)
+        },
+    )
 
 
 def state(url: str) -> tuple[dict, list]:

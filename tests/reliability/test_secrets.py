@@ -10,6 +10,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from conftest import write_tree
 from migratekit.scratch import ScratchServer
 
 SECRET = "hunter2-Zq9"
@@ -21,16 +22,19 @@ def with_password(url: str) -> str:
 
 @pytest.fixture
 def repo(tmp_path: Path, new_db, pg_server: ScratchServer) -> tuple[Path, dict[str, str]]:
-    root = tmp_path / "repo"
-    for name in ("auth", "api"):
-        (root / "services" / name / "migrations").mkdir(parents=True)
-        (root / "services" / name / "migrations" / "001_init.sql").write_text(
-            f"-- Migration: 001_init\nCREATE TABLE IF NOT EXISTS {name}_t (id int);\n"
-        )
-    (root / "services/api/migrations/002_broken.sql").write_text("SELECT 1/0;\n")
-    (root / "tasks.py").write_text("from migratekit.tasks import ns\n")
-    (root / "workspace.yaml").write_text(
-        "version: 1\nservices:\n  auth: {}\n  api: {depends_on: [auth]}\nenvironments:\n  prod: '{SERVICE}_PROD_URL'\n"
+    root = write_tree(
+        tmp_path / "repo",
+        {
+            **{
+                f"services/{name}/migrations/001_init.sql": f"-- Migration: 001_init\n"
+                f"CREATE TABLE IF NOT EXISTS {name}_t (id int);\n"
+                for name in ("auth", "api")
+            },
+            "services/api/migrations/002_broken.sql": "SELECT 1/0;\n",
+            "tasks.py": "from migratekit.tasks import ns\n",
+            "workspace.yaml": "version: 1\nservices:\n  auth: {}\n  api: {depends_on: [auth]}\n"
+            "environments:\n  prod: '{SERVICE}_PROD_URL'\n",
+        },
     )
     env = {
         "AUTH_DATABASE_URL": with_password(new_db()),
