@@ -7,40 +7,23 @@ Another monorepo adopts migratekit with a tasks.py of its own:
 
 from __future__ import annotations
 
-import functools
-import inspect
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from invoke import Collection, Context, Exit, task
 
 from migratekit import report
 from migratekit.databases import resolve
-from migratekit.errors import ConfigError, MigratekitError
 from migratekit.inventory import inventory
 from migratekit.settings import DEFAULTS
+from migratekit.taskflags import number, user_errors, with_flags
 from migratekit.workspace import Workspace, find_root, load_workspace
 
 # Each task imports what only it needs (psycopg, the audit rules) in its body: every
 # `invoke` call loads this module, and `invoke migrate-all` on an up-to-date monorepo
 # should take well under a second.
 
-F = TypeVar("F", bound=Callable[..., Any])
 ROOT_HELP = "monorepo root (default: found upwards from the current directory)"
-
-
-def _user_errors(func: F) -> F:
-    """A MigratekitError becomes a message and its exit code, never a traceback."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except MigratekitError as exc:
-            raise Exit(f"migratekit: {exc}", code=exc.exit_code) from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _workspace(root: str | None) -> Workspace:
@@ -48,7 +31,7 @@ def _workspace(root: str | None) -> Workspace:
 
 
 @task(help={"root": ROOT_HELP, "json": "print JSON instead of a table"})
-@_user_errors
+@user_errors
 def services(c: Context, root: str | None = None, json: bool = False) -> None:
     """List services: language, dependencies, migrations, newest version, database source."""
     workspace = _workspace(root)
@@ -60,7 +43,7 @@ def services(c: Context, root: str | None = None, json: bool = False) -> None:
 
 
 @task(help={"root": ROOT_HELP, "json": "print JSON instead of text"})
-@_user_errors
+@user_errors
 def db_up(c: Context, root: str | None = None, json: bool = False) -> None:
     """Start the embedded PostgreSQL and create a database for each service without a URL."""
     from migratekit.embedded import Embedded
@@ -97,7 +80,7 @@ def db_up(c: Context, root: str | None = None, json: bool = False) -> None:
 
 
 @task(help={"root": ROOT_HELP})
-@_user_errors
+@user_errors
 def db_down(c: Context, root: str | None = None) -> None:
     """Stop the embedded PostgreSQL (its data stays for the next db-up)."""
     from migratekit.embedded import Embedded
@@ -107,7 +90,7 @@ def db_down(c: Context, root: str | None = None) -> None:
 
 
 @task(help={"root": ROOT_HELP})
-@_user_errors
+@user_errors
 def db_url(c: Context, service: str, root: str | None = None) -> None:
     """Print where SERVICE's database is (a password in its URL variable shows as ***)."""
     from migratekit.databases import redact
@@ -139,36 +122,6 @@ MIGRATE_FLAGS: dict[str, tuple[Any, str]] = {
 }
 
 
-def _with_flags(flags: dict[str, tuple[Any, str]]) -> Callable[[F], F]:
-    """Add `flags` to a task's signature (Invoke reads flags from it) so several tasks share one definition."""
-
-    def decorate(func: F) -> F:
-        own = [p for p in inspect.signature(func).parameters.values() if p.kind is not p.VAR_KEYWORD]
-        shared = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=d) for n, (d, _) in flags.items()]
-
-        @functools.wraps(func)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            return func(*args, **kwargs)
-
-        wrapper.__signature__ = inspect.Signature(own + shared)  # type: ignore[attr-defined]
-        return wrapper  # type: ignore[return-value]
-
-    return decorate
-
-
-def _number(value: Any, flag: str, kind: type[int] | type[float], minimum: float) -> Any:
-    """A flag's number, or exit 2 naming the flag: Invoke passes what was typed as a string."""
-    try:
-        number = kind(value)
-    except (TypeError, ValueError):
-        raise ConfigError(
-            f"--{flag} {value!r}: give a number{'' if kind is float else ' without a fraction'}"
-        ) from None
-    if number < minimum:
-        raise ConfigError(f"--{flag} {value}: must be at least {minimum:g}")
-    return number
-
-
 def _migrate(
     c: Context, title: str, names: list[str] | None, with_deps: bool, changed_since: str | None, **flags: Any
 ) -> None:
@@ -179,9 +132,9 @@ def _migrate(
     from migratekit.progress import live_progress
 
     config = c.config.migratekit
-    jobs = _number(config.jobs if flags["jobs"] is None else flags["jobs"], "jobs", int, 1)
-    wait = _number(config.wait if flags["wait"] is None else flags["wait"], "wait", float, 0)
-    lock_wait = _number(config.lock_wait if flags["lock_wait"] is None else flags["lock_wait"], "lock-wait", float, 0)
+    jobs = number(config.jobs if flags["jobs"] is None else flags["jobs"], "jobs", int, 1)
+    wait = number(config.wait if flags["wait"] is None else flags["wait"], "wait", float, 0)
+    lock_wait = number(config.lock_wait if flags["lock_wait"] is None else flags["lock_wait"], "lock-wait", float, 0)
     dry_run, json = flags["dry_run"], flags["json"]
     workspace = _workspace(flags["root"])
     selected = select(workspace, names, with_deps, changed_since)
@@ -221,8 +174,8 @@ MIGRATE_HELP = {name: text for name, (_, text) in MIGRATE_FLAGS.items()}
         "plus the services that depend on them",
     }
 )
-@_user_errors
-@_with_flags(MIGRATE_FLAGS)
+@user_errors
+@with_flags(MIGRATE_FLAGS)
 def migrate_all(c: Context, changed_since: str | None = None, **flags: Any) -> None:
     """Migrate every service database in dependency order, independent ones in parallel."""
     _migrate(c, "migrate-all", None, False, changed_since, **flags)
@@ -235,8 +188,8 @@ def migrate_all(c: Context, changed_since: str | None = None, **flags: Any) -> N
         "with_deps": "also migrate the services SERVICE depends on, first",
     }
 )
-@_user_errors
-@_with_flags(MIGRATE_FLAGS)
+@user_errors
+@with_flags(MIGRATE_FLAGS)
 def migrate(c: Context, service: str, with_deps: bool = False, **flags: Any) -> None:
     """Migrate one service's database (with --with-deps, what it depends on first)."""
     _migrate(c, f"migrate {service}", [service], with_deps, None, **flags)
@@ -252,7 +205,7 @@ def migrate(c: Context, service: str, with_deps: bool = False, **flags: Any) -> 
         "github": "print GitHub Actions annotations",
     }
 )
-@_user_errors
+@user_errors
 def audit(
     c: Context,
     root: str | None = None,
@@ -294,7 +247,7 @@ def audit(
 
 
 @task(help={"code": "show one rule's documentation (why, a bad and a good example)", "json": "print JSON"})
-@_user_errors
+@user_errors
 def rules(c: Context, code: str | None = None, json: bool = False) -> None:
     """List every audit rule with its code, severity and summary."""
     from migratekit.findings import all_rules
@@ -319,7 +272,7 @@ def rules(c: Context, code: str | None = None, json: bool = False) -> None:
         "port": "the port the server listens on (default 3000)",
     }
 )
-@_user_errors
+@user_errors
 def new_service(
     c: Context, name: str, root: str | None = None, lang: str = "typescript", depends_on: str = "", port: int = 3000
 ) -> None:
@@ -337,7 +290,7 @@ def new_service(
 
 
 @task(help={"root": ROOT_HELP})
-@_user_errors
+@user_errors
 def new_migration(c: Context, service: str, description: str, root: str | None = None) -> None:
     """Write SERVICE's next numbered migration (NNN_description.sql) with the seed's header."""
     from migratekit.scaffold import new_migration as scaffold
@@ -355,7 +308,7 @@ def new_migration(c: Context, service: str, description: str, root: str | None =
         "image": "also build the service image (Docker) and compare the migrations inside with the repository's",
     }
 )
-@_user_errors
+@user_errors
 def verify(
     c: Context, service: str | None = None, root: str | None = None, json: bool = False, image: bool = False
 ) -> None:
@@ -387,7 +340,7 @@ def verify(
         "envs": "comma-separated environments (declared under environments: in workspace.yaml): a version matrix",
     }
 )
-@_user_errors
+@user_errors
 def drift(
     c: Context,
     root: str | None = None,
