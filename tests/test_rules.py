@@ -10,14 +10,17 @@ must parse. MK6xx cases run drift's cross-service check.
 
 from __future__ import annotations
 
+import importlib.util
+import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from conftest import write_tree
+from conftest import REPO, write_tree
 from migratekit.audit.consistency import cross_service_drift
 from migratekit.audit.run import audit
 from migratekit.findings import Finding, Rule, Scope, all_rules
@@ -83,3 +86,49 @@ def test_every_rule_has_a_failing_and_a_passing_case() -> None:
     for code, by_name in named.items():
         assert any(c.get("findings") for c in by_name.values()), f"{code} has no failing case"
         assert any(not c.get("findings") for c in by_name.values()), f"{code} has no passing case"
+
+
+def test_the_rules_reference_is_generated_from_the_declarations() -> None:
+    spec = importlib.util.spec_from_file_location("new_rule", REPO / "tools" / "new_rule.py")
+    assert spec is not None and spec.loader is not None
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    expected = tool.rules_markdown()
+    assert (REPO / "docs" / "rules.md").read_text() == expected, "stale: run python tools/new_rule.py --docs"
+
+
+@pytest.mark.parametrize(
+    ("code", "scope", "module"),
+    [("MK399", "statement", "lint/safety.py"), ("MK499", "wiring", "audit/wiring.py")],
+)
+def test_new_rule_writes_a_declared_stub_its_fixture_and_its_documentation(
+    tmp_path: Path, code: str, scope: str, module: str
+) -> None:
+    copy = tmp_path / "repo"
+    shutil.copytree(REPO / "tools", copy / "tools", ignore=shutil.ignore_patterns("*.egg-info", "__pycache__"))
+    shutil.copytree(REPO / "tests" / "rules", copy / "tests" / "rules")
+    (copy / "docs").mkdir()
+    summary = "A thing that should not be"
+    result = subprocess.run(
+        [sys.executable, str(copy / "tools" / "new_rule.py"), code, "--scope", scope, "--summary", summary],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert f'@rule("{code}", "warning"' in (copy / "tools" / "migratekit" / module).read_text()
+    fixture = yaml.safe_load((copy / "tests" / "rules" / f"{code}.yml").read_text())
+    assert set(fixture) == {"fail_example", "pass_example"} and fixture["fail_example"]["findings"]
+    assert f"## {code}: {summary}" in (copy / "docs" / "rules.md").read_text()
+    listed = subprocess.run(  # the copy's registry declares it: a well-formed rule
+        [sys.executable, "-c", "from migratekit.findings import all_rules; print([r.code for r in all_rules()])"],
+        env={"PYTHONPATH": str(copy / "tools")},
+        capture_output=True,
+        text=True,
+    )
+    assert code in listed.stdout, listed.stderr
+    again = subprocess.run(
+        [sys.executable, str(copy / "tools" / "new_rule.py"), code, "--scope", scope, "--summary", summary],
+        capture_output=True,
+        text=True,
+    )
+    assert again.returncode == 2 and f"{code} is taken" in again.stderr
