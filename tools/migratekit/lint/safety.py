@@ -210,3 +210,51 @@ def foreign_key_without_index(ctx: Context, node: dict) -> Iterable[Hit]:
         columns = tuple(strings(constraint.get("fk_attrs"))) or ((column,) if column else ())
         if columns and not ctx.indexes.covers(table, columns):
             yield ctx.line_of(constraint.get("location")), f"foreign key on {table}({', '.join(columns)}) has no index"
+
+
+@rule(
+    "MK310",
+    "warning",
+    "write SET LOCAL (it ends with the migration's transaction), or RESET it before the file ends",
+    kinds=("VariableSetStmt", "SelectStmt"),
+)
+def session_setting_outlives_migration(ctx: Context, node: dict) -> Iterable[Hit]:
+    """A session setting that outlives the migration.
+
+    A SET without LOCAL stays on the connection after the migration commits: the runner's next
+    migrations, and the application's pooled connection in an in-process runner, inherit it.
+    Bad: SET search_path TO billing, public;
+    Good: SET LOCAL search_path TO billing, public;
+    """
+    for name, location, form in _session_settings(ctx.statement.kind, node):
+        if not _reset_later(ctx, name):
+            yield ctx.line_of(location), f"{form} lasts beyond this migration"
+
+
+def _session_settings(kind: str, node: dict) -> Iterable[tuple[str, int | None, str]]:
+    """(setting, location, how it was written) of each session-level change in a statement."""
+    if kind == "VariableSetStmt":
+        if node.get("kind") in ("VAR_SET_VALUE", "VAR_SET_CURRENT") and not node.get("is_local"):
+            yield node.get("name", ""), None, f"SET {node.get('name', '')}"
+        return
+    for node_type, call in walk(node):
+        args = call.get("args", [])
+        if node_type != "FuncCall" or strings(call.get("funcname"))[-1:] != ["set_config"] or len(args) != 3:
+            continue
+        setting = args[0].get("A_Const", {}).get("sval", {}).get("sval")
+        is_local = args[2].get("A_Const", {}).get("boolval", {}).get("boolval", False)
+        if setting and "A_Const" in args[2] and not is_local:
+            yield setting.lower(), call.get("location"), f"set_config('{setting}', …, false)"
+
+
+def _reset_later(ctx: Context, name: str) -> bool:
+    """Whether a later statement of the file resets `name` (RESET name, RESET ALL, SET name TO DEFAULT)."""
+    later = ctx.migration.statements[ctx.migration.statements.index(ctx.statement) + 1 :]
+    return any(
+        s.kind == "VariableSetStmt"
+        and (
+            s.node.get("kind") == "VAR_RESET_ALL"
+            or (s.node.get("kind") in ("VAR_RESET", "VAR_SET_DEFAULT") and s.node.get("name") == name)
+        )
+        for s in later
+    )
