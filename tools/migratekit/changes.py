@@ -1,4 +1,7 @@
-"""Which services changed since a git ref: the "affected" mode of Nx and Turborepo."""
+"""Which services a task works on: all, the named ones (and their dependencies), those changed since a git ref.
+
+The "affected" mode of Nx and Turborepo: every task that takes --service or --changed-since selects here.
+"""
 
 from __future__ import annotations
 
@@ -40,3 +43,26 @@ def changed_services(workspace: Workspace, ref: str) -> set[str]:
     paths = changed_paths(workspace.root, ref)
     directories = {name: service.migrations_dir.resolve() for name, service in workspace.services.items()}
     return {name for name, directory in directories.items() if any(p.is_relative_to(directory) for p in paths)}
+
+
+def select(
+    workspace: Workspace,
+    names: list[str] | None = None,
+    with_deps: bool = False,
+    changed_since: str | None = None,
+    with_dependents: bool = False,
+) -> list[str]:
+    """The selected services in dependency order; an unknown name is a ConfigError listing the known ones.
+
+    `names` (plus, with_deps, what they depend on), else all; narrowed to the services changed since
+    `changed_since` (plus, with_dependents, the services that depend on those: they must run again).
+    """
+    selected = set(workspace.services)
+    if names:
+        for name in names:
+            workspace.get(name)
+        selected = workspace.with_dependencies(set(names)) if with_deps else set(names)
+    if changed_since:
+        changed = changed_services(workspace, changed_since)
+        selected &= workspace.with_dependents(changed) if with_dependents else changed
+    return [name for name in workspace.order() if name in selected]

@@ -6,13 +6,12 @@ objects); services that do not depend on the failure still finish unless fail_fa
 
 from __future__ import annotations
 
-import graphlib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import replace
 
+from migratekit import changes
 from migratekit.apply import Options, ProgressFn, apply_service
-from migratekit.changes import changed_services
 from migratekit.databases import shared_tracking_tables
 from migratekit.errors import ConfigError
 from migratekit.migration import load_migrations
@@ -20,21 +19,12 @@ from migratekit.results import Outcome, Result
 from migratekit.workspace import Workspace
 
 
-def select(
-    workspace: Workspace,
-    names: list[str] | None = None,
-    with_deps: bool = False,
-    changed_since: str | None = None,
-) -> set[str]:
-    """All services, or `names` (plus dependencies), or those changed since a ref (plus their dependents)."""
-    selected = set(workspace.services)
-    if names:
-        for name in names:
-            workspace.get(name)
-        selected = workspace.with_dependencies(set(names)) if with_deps else set(names)
-    if changed_since:
-        selected &= workspace.with_dependents(changed_services(workspace, changed_since))
-    refuse_shared_tracking_tables(workspace, selected)
+def select_to_migrate(
+    workspace: Workspace, names: list[str] | None = None, with_deps: bool = False, changed_since: str | None = None
+) -> list[str]:
+    """What `migrate`/`migrate-all` run (a changed service's dependents run again), refused when unsafe."""
+    selected = changes.select(workspace, names, with_deps, changed_since, with_dependents=True)
+    refuse_shared_tracking_tables(workspace, set(selected))
     return selected
 
 
@@ -62,7 +52,7 @@ def service_options(workspace: Workspace, name: str, base: Options) -> Options:
 
 def migrate_all(
     workspace: Workspace,
-    selected: set[str],
+    selected: Collection[str],
     urls: Mapping[str, str | None],
     options: Options,
     jobs: int = 4,
@@ -72,10 +62,7 @@ def migrate_all(
     """Apply every selected service; results in dependency order."""
     if jobs < 1:
         raise ConfigError(f"--jobs must be at least 1, not {jobs}")
-    sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
-    for name in selected:
-        sorter.add(name, *(d for d in workspace.services[name].depends_on if d in selected))
-    sorter.prepare()
+    sorter = workspace.sorter(set(selected))
     results: dict[str, Result] = {}
     running: dict[Future[Result], str] = {}
     stop = False

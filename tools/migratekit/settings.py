@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+WORKSPACE_FILE = "workspace.yaml"
+
 
 @dataclass(frozen=True)
 class Defaults:

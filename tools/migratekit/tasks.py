@@ -13,6 +13,7 @@ from typing import Any
 from invoke import Collection, Context, Exit, task
 
 from migratekit import report
+from migratekit.changes import select
 from migratekit.databases import resolve
 from migratekit.inventory import inventory
 from migratekit.settings import DEFAULTS
@@ -128,7 +129,7 @@ def _migrate(
     from migratekit.apply import Options
     from migratekit.databases import connection_urls
     from migratekit.orchestrate import migrate_all as run_all
-    from migratekit.orchestrate import select
+    from migratekit.orchestrate import select_to_migrate
     from migratekit.progress import live_progress
 
     config = c.config.migratekit
@@ -137,7 +138,7 @@ def _migrate(
     lock_wait = number(config.lock_wait if flags["lock_wait"] is None else flags["lock_wait"], "lock-wait", float, 0)
     dry_run, json = flags["dry_run"], flags["json"]
     workspace = _workspace(flags["root"])
-    selected = select(workspace, names, with_deps, changed_since)
+    selected = select_to_migrate(workspace, names, with_deps, changed_since)
     urls = connection_urls(workspace.root, [workspace.services[n] for n in selected], create=not dry_run)
     options = Options(
         dry_run=dry_run,
@@ -317,7 +318,7 @@ def verify(
     from migratekit.verify import verify_image, verify_service
 
     workspace = _workspace(root)
-    names = [workspace.get(service).name] if service else workspace.order()
+    names = select(workspace, [service] if service else None)
     server = scratch_server(workspace.root)
     results = [verify_service(workspace, name, server) for name in names]
     images = [verify_image(workspace, name) for name in names] if image else []
@@ -359,7 +360,7 @@ def drift(
     from migratekit.scratch import scratch_server
 
     workspace = _workspace(root)
-    only = [workspace.get(service).name] if service else None
+    only = select(workspace, [service]) if service else None
     if envs:
         matrix = environment_matrix(workspace, [e.strip() for e in envs.split(",") if e.strip()], os.environ)
         if json:

@@ -17,9 +17,9 @@ from typing import Any
 import yaml
 
 from migratekit.errors import ConfigError
-from migratekit.settings import DEFAULTS, SERVICE_SETTINGS
+from migratekit.graph import closure, dependency_sorter, parallel_groups
+from migratekit.settings import DEFAULTS, SERVICE_SETTINGS, WORKSPACE_FILE
 
-WORKSPACE_FILE = "workspace.yaml"
 STATE_DIR = ".migratekit"  # the embedded cluster, locks: local state, never committed
 MAX_WORKSPACE_BYTES = 1_000_000
 MAX_ALIASES = 100
@@ -84,11 +84,18 @@ class Workspace:
 
     def groups(self, only: set[str] | None = None) -> list[list[str]]:
         """Waves of services that may run in parallel; each wave depends only on earlier ones."""
-        return parallel_groups({n: s.depends_on for n, s in self.services.items() if only is None or n in only}, only)
+        return parallel_groups(self._graph(only), only)
+
+    def sorter(self, only: set[str] | None = None) -> graphlib.TopologicalSorter[str]:
+        """A prepared sorter over the services (or `only` these): for a scheduler that starts each when ready."""
+        return dependency_sorter(self._graph(only), only)
+
+    def _graph(self, only: set[str] | None) -> dict[str, tuple[str, ...]]:
+        return {n: s.depends_on for n, s in self.services.items() if only is None or n in only}
 
     def with_dependencies(self, names: set[str]) -> set[str]:
         """`names` plus everything they depend on, transitively."""
-        return _closure(names, {n: set(s.depends_on) for n, s in self.services.items()})
+        return closure(names, {n: set(s.depends_on) for n, s in self.services.items()})
 
     def with_dependents(self, names: set[str]) -> set[str]:
         """`names` plus everything that depends on them, transitively."""
@@ -96,7 +103,7 @@ class Workspace:
         for name, svc in self.services.items():
             for dep in svc.depends_on:
                 reverse[dep].add(name)
-        return _closure(names, reverse)
+        return closure(names, reverse)
 
     def get(self, name: str) -> Service:
         try:
@@ -104,35 +111,6 @@ class Workspace:
         except KeyError:
             known = ", ".join(self.services) or "none"
             raise ConfigError(f"unknown service {name!r}; the services are: {known}") from None
-
-
-def _closure(start: set[str], edges: Mapping[str, set[str]]) -> set[str]:
-    seen: set[str] = set()
-    todo = list(start)
-    while todo:
-        name = todo.pop()
-        if name not in seen:
-            seen.add(name)
-            todo.extend(edges.get(name, ()))
-    return seen
-
-
-def parallel_groups(graph: Mapping[str, tuple[str, ...]], only: set[str] | None = None) -> list[list[str]]:
-    """Topological waves of `graph`, names sorted within a wave; a cycle is a ConfigError."""
-    sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
-    for name, deps in graph.items():
-        sorter.add(name, *(d for d in deps if only is None or d in only))
-    try:
-        sorter.prepare()
-    except graphlib.CycleError as exc:
-        cycle = " -> ".join(exc.args[1])
-        raise ConfigError(f"{WORKSPACE_FILE}: depends_on forms a cycle: {cycle}; remove one of these edges") from None
-    groups: list[list[str]] = []
-    while sorter.is_active():
-        ready = sorted(sorter.get_ready())
-        groups.append(ready)
-        sorter.done(*ready)
-    return groups
 
 
 def find_root(start: Path | None = None) -> Path:

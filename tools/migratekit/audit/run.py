@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from migratekit.audit import history, wiring, workspace_rules
-from migratekit.changes import changed_services
+from migratekit.changes import select
 from migratekit.findings import Finding, Scope, Severity, rules_for
 from migratekit.lint.engine import lint_migrations
 from migratekit.migration import load_migrations
@@ -41,12 +41,8 @@ def audit(
 ) -> AuditReport:
     """Audit `only` these services (default all; with changed_since, those changed since the ref)."""
     env = os.environ if environ is None else environ
-    selected = set(only or workspace.services)
-    for name in selected:
-        workspace.get(name)
-    if changed_since:
-        selected &= changed_services(workspace, changed_since)
-    order = [name for name in workspace.order() if name in selected]
+    order = select(workspace, only, changed_since=changed_since)
+    selected = set(order)
     found: list[Finding] = [f for per_service in _map_services(workspace, order) for f in per_service]
     if changed_since:
         found += history.history_findings(workspace, [workspace.services[n] for n in order], changed_since)

@@ -24,7 +24,8 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from migratekit.errors import ConfigError
 from migratekit.migration import NAME
-from migratekit.workspace import SERVICE_NAME, WORKSPACE_FILE, Workspace, env_name, state_dir
+from migratekit.settings import WORKSPACE_FILE
+from migratekit.workspace import SERVICE_NAME, Workspace, env_name, state_dir
 
 TEMPLATES = Path(__file__).parent / "templates"
 LANGUAGES = ("typescript", "python")
