@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 
 INIT = """-- Migration: 001_init
--- Description: Tracking table, extension and the shared trigger function
+-- Description: Tracking table and the shared trigger function
 -- Created: 2025-11-25
 
 CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -17,8 +17,6 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
   execution_time_ms INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS idx_schema_migrations_applied_at ON schema_migrations(applied_at DESC);
-
-CREATE EXTENSION IF NOT EXISTS "uuid-ossp";
 
 CREATE OR REPLACE FUNCTION update_updated_at_column()
 RETURNS TRIGGER AS $$
@@ -35,7 +33,7 @@ TABLE = """-- Migration: {version}
 
 -- {table} belongs to {service}; created idempotently as the seed asks.
 CREATE TABLE IF NOT EXISTS {table} (
-  id UUID PRIMARY KEY DEFAULT uuid_generate_v4(),
+  id UUID PRIMARY KEY DEFAULT gen_random_uuid(),
   owner_id BIGINT NOT NULL,
   name TEXT NOT NULL,
   kind TEXT NOT NULL DEFAULT 'default',

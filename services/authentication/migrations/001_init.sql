@@ -13,11 +13,9 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 CREATE INDEX IF NOT EXISTS idx_schema_migrations_applied_at
   ON schema_migrations(applied_at DESC);
 
-CREATE EXTENSION IF NOT EXISTS "uuid-ossp";
-
 -- One account per human; characters hang off it.
 CREATE TABLE IF NOT EXISTS accounts (
-  id UUID PRIMARY KEY DEFAULT uuid_generate_v4(),
+  id UUID PRIMARY KEY DEFAULT gen_random_uuid(),
   email TEXT NOT NULL UNIQUE,
   display_name TEXT,
   is_blocked BOOLEAN NOT NULL DEFAULT FALSE,

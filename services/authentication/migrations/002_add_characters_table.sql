@@ -2,12 +2,9 @@
 -- Description: Add characters table with ESI token storage
 -- Created: 2025-11-25
 
--- Enable required extensions
-CREATE EXTENSION IF NOT EXISTS "uuid-ossp";
-
 -- Create table (idempotent)
 CREATE TABLE IF NOT EXISTS characters (
-  id UUID PRIMARY KEY DEFAULT uuid_generate_v4(),
+  id UUID PRIMARY KEY DEFAULT gen_random_uuid(),
   account_id UUID NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
   eve_character_id BIGINT NOT NULL UNIQUE,
   eve_character_name TEXT NOT NULL,

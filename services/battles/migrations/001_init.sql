@@ -12,11 +12,9 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 CREATE INDEX IF NOT EXISTS idx_schema_migrations_applied_at
   ON schema_migrations(applied_at DESC);
 
-CREATE EXTENSION IF NOT EXISTS "uuid-ossp";
-
 -- A battle is a cluster of killmails in one system within a time window.
 CREATE TABLE IF NOT EXISTS battles (
-  id UUID PRIMARY KEY DEFAULT uuid_generate_v4(),
+  id UUID PRIMARY KEY DEFAULT gen_random_uuid(),
   system_id BIGINT NOT NULL,
   started_at TIMESTAMPTZ NOT NULL,
   ended_at TIMESTAMPTZ,

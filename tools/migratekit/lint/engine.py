@@ -15,8 +15,8 @@ from pathlib import Path
 
 from migratekit.findings import Finding, Rule, Scope, StaleIgnore, rule, rules_for
 from migratekit.lint import files
-from migratekit.lint.registry import Context, FileState, ServiceIndexes
-from migratekit.lint.tree import alter_cmds, bare, constraints, relname, strings
+from migratekit.lint.registry import Context, FileState, ServiceFacts
+from migratekit.lint.tree import alter_cmds, bare, called_names, constraints, relname, strings
 from migratekit.migration import Migration
 from migratekit.workspace import relative
 
@@ -48,9 +48,9 @@ def lint_migrations(
         for path, line, message in file_rule.check(d)
     ]
     parsed = [m for m in migrations if m.syntax_error is None]
-    indexes = service_indexes(parsed)
+    facts = service_facts(parsed)
     for migration in parsed:
-        findings.extend(lint_file(service, relative(root, migration.path), migration, indexes))
+        findings.extend(lint_file(service, relative(root, migration.path), migration, facts))
     return findings
 
 
@@ -64,7 +64,7 @@ def _by_kind() -> dict[str, tuple[Rule, ...]]:
     return {kind: tuple(rules) for kind, rules in by_kind.items()}
 
 
-def lint_file(service: str, path: str, migration: Migration, indexes: ServiceIndexes) -> list[Finding]:
+def lint_file(service: str, path: str, migration: Migration, facts: ServiceFacts) -> list[Finding]:
     statements = migration.statements
     ignores = _ignores(migration.text, statements)
     used: set[tuple[int, str]] = set()
@@ -72,7 +72,7 @@ def lint_file(service: str, path: str, migration: Migration, indexes: ServiceInd
     findings = []
     by_kind = _by_kind()
     for index, statement in enumerate(statements):
-        ctx = Context(migration, statement, state, indexes)
+        ctx = Context(migration, statement, state, facts)
         silenced = ignores.get(index, {})
         for statement_rule in (*by_kind.get(statement.kind, ()), *by_kind.get("*", ())):
             for line, message in statement_rule.check(ctx, statement.node):
@@ -132,12 +132,15 @@ def _advance(state: FileState, kind: str, node: dict) -> None:
         state.in_transaction = node.get("kind") in ("TRANS_STMT_BEGIN", "TRANS_STMT_START")
 
 
-def service_indexes(migrations: Iterable[Migration]) -> ServiceIndexes:
-    """Every index, primary key and unique constraint the service creates, in any of its files."""
+def service_facts(migrations: Iterable[Migration]) -> ServiceFacts:
+    """Every index, primary key and unique constraint the service creates, and every function it calls."""
     by_table: dict[str, list[tuple[str, ...]]] = defaultdict(list)
+    functions: set[str] = set()
     for migration in migrations:
         for statement in migration.statements:
             node = statement.node
+            if "(" in statement.text:
+                functions |= called_names(node)
             table = bare(relname(node.get("relation")))
             if statement.kind == "IndexStmt":
                 by_table[table].append(tuple(p["IndexElem"].get("name", "") for p in node.get("indexParams", [])))
@@ -147,4 +150,4 @@ def service_indexes(migrations: Iterable[Migration]) -> ServiceIndexes:
                         keys = tuple(strings(constraint.get("keys"))) or ((column,) if column else ())
                         if keys:
                             by_table[table].append(keys)
-    return ServiceIndexes(dict(by_table))
+    return ServiceFacts(dict(by_table), frozenset(functions))

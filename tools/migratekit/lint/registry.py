@@ -1,4 +1,4 @@
-"""What a statement rule sees: the statement, what the file did before it, the service's indexes."""
+"""What a statement rule sees: the statement, what the file did before it, what the whole service does."""
 
 from __future__ import annotations
 
@@ -18,10 +18,15 @@ class FileState:
 
 
 @dataclass(frozen=True)
-class ServiceIndexes:
-    """Leading columns of every index, primary key and unique constraint the service's migrations create."""
+class ServiceFacts:
+    """What all of a service's migrations do, for rules whose answer depends on the other files.
+
+    `by_table`: the leading columns of every index, primary key and unique constraint created;
+    `functions`: the name of every function called anywhere (defaults, views, bodies of SQL functions).
+    """
 
     by_table: dict[str, list[tuple[str, ...]]]
+    functions: frozenset[str] = frozenset()
 
     def covers(self, table: str, columns: tuple[str, ...]) -> bool:
         return any(cols[: len(columns)] == columns for cols in self.by_table.get(table, []))
@@ -32,7 +37,7 @@ class Context:
     migration: Migration
     statement: Statement
     state: FileState
-    indexes: ServiceIndexes
+    service: ServiceFacts
 
     def line_of(self, location: int | None) -> int:
         """The file line of a parse-tree location (a byte offset), or the statement's line."""

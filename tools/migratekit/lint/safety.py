@@ -208,7 +208,7 @@ def foreign_key_without_index(ctx: Context, node: dict) -> Iterable[Hit]:
         if constraint.get("contype") != "CONSTR_FOREIGN":
             continue
         columns = tuple(strings(constraint.get("fk_attrs"))) or ((column,) if column else ())
-        if columns and not ctx.indexes.covers(table, columns):
+        if columns and not ctx.service.covers(table, columns):
             yield ctx.line_of(constraint.get("location")), f"foreign key on {table}({', '.join(columns)}) has no index"
 
 
@@ -258,3 +258,41 @@ def _reset_later(ctx: Context, name: str) -> bool:
         )
         for s in later
     )
+
+
+UUID_OSSP = frozenset(
+    {"uuid_generate_v1", "uuid_generate_v1mc", "uuid_generate_v3", "uuid_generate_v4", "uuid_generate_v5", "uuid_nil"}
+    | {f"uuid_ns_{ns}" for ns in ("dns", "url", "oid", "x500")}
+)
+PGCRYPTO = frozenset(
+    {"digest", "hmac", "crypt", "gen_salt", "encrypt", "decrypt", "encrypt_iv", "decrypt_iv", "gen_random_bytes"}
+    | {"gen_random_uuid", "armor", "dearmor"}
+)
+# extension -> (its functions, the one that only generates a random UUID)
+UUID_EXTENSIONS = {"uuid-ossp": (UUID_OSSP, "uuid_generate_v4"), "pgcrypto": (PGCRYPTO, "gen_random_uuid")}
+
+
+@rule(
+    "MK311",
+    "warning",
+    "use gen_random_uuid(), built into PostgreSQL 13 and later, and drop the CREATE EXTENSION",
+    kinds=("CreateExtensionStmt",),
+)
+def extension_only_for_uuids(ctx: Context, node: dict) -> Iterable[Hit]:
+    """An extension created only to generate UUIDs.
+
+    uuid-ossp and pgcrypto are contrib modules: a server without them (a slim image, an embedded
+    PostgreSQL) cannot run the migration, while gen_random_uuid() is built in. Only the service's
+    migrations are read: if its application queries call the extension's other functions, ignore it.
+    Bad: CREATE EXTENSION IF NOT EXISTS "uuid-ossp"; … DEFAULT uuid_generate_v4()
+    Good: … DEFAULT gen_random_uuid()
+    """
+    extension = node.get("extname", "")
+    if extension not in UUID_EXTENSIONS:
+        return
+    functions, random_uuid = UUID_EXTENSIONS[extension]
+    used = {f for f in ctx.service.functions if f in functions or f.startswith("pgp_")}
+    if extension == "uuid-ossp":
+        used -= {"gen_random_uuid"}  # the built-in, not uuid-ossp's
+    if used == {random_uuid}:
+        yield None, f'"{extension}" serves only {random_uuid}() in this service; gen_random_uuid() is built in'

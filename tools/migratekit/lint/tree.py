@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -45,6 +46,25 @@ def bare(name: str) -> str:
 def func_names(node: Any) -> set[str]:
     """Names of every function called anywhere below `node`."""
     return {strings(n.get("funcname"))[-1] for t, n in walk(node) if t == "FuncCall" and n.get("funcname")}
+
+
+def body_texts(node: Any) -> list[str]:
+    """The source text of function and DO bodies below `node` (`AS $$ … $$`): a string to the main parser."""
+    texts = []
+    for node_type, element in walk(node):
+        if node_type == "DefElem" and element.get("defname") == "as":
+            texts += [n["sval"] for t, n in walk(element.get("arg", {})) if t == "String"]
+            if "String" in element.get("arg", {}):
+                texts.append(element["arg"]["String"]["sval"])
+    return texts
+
+
+CALL = re.compile(r"\b([A-Za-z_][A-Za-z0-9_]*)\s*\(")
+
+
+def called_names(node: Any) -> set[str]:
+    """Functions called below `node`, including, by name, those called inside function and DO bodies."""
+    return func_names(node) | {name.lower() for body in body_texts(node) for name in CALL.findall(body)}
 
 
 def alter_cmds(node: Node) -> list[Node]:
