@@ -390,3 +390,26 @@ def test_connection_errors_are_clear_and_never_show_the_password(scratch_db: str
     result = apply(closed, mdir, connect_wait=0.5)
     assert "cannot connect to postgresql://app:***@127.0.0.1:9/db (retried for 0.5s)" in result.failure.message
     assert "hunter2" not in result.failure.describe()
+
+
+def test_extensions_the_server_lacks_stop_the_service_before_its_first_migration(
+    scratch_db: str, tmp_path: Path
+) -> None:
+    mdir = files(
+        tmp_path / "geo" / "migrations",
+        **{
+            "001_init": "CREATE TABLE IF NOT EXISTS a (id int);",
+            "002_add_places": "CREATE EXTENSION IF NOT EXISTS pg_trgm;\n"
+            "CREATE EXTENSION IF NOT EXISTS mk_no_such_extension;\nCREATE TABLE IF NOT EXISTS places (id int);",
+        },
+    )
+    for dry_run in (True, False):
+        result = apply(scratch_db, mdir, dry_run=dry_run)
+        assert result.outcome == "failed" and result.applied == ()
+        assert (result.failure.file, result.failure.line) == ("002_add_places.sql", 2)
+        assert "cannot install the extension(s) that pending migrations create: mk_no_such_extension" in (
+            result.failure.message
+        )
+        assert "pg_available_extensions" in result.failure.hint
+    assert not exists(scratch_db, "a") and not exists(scratch_db, "places")
+    assert rows(scratch_db) == []  # the tracking table exists (the lock was taken), with no row

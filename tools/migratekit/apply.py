@@ -144,8 +144,9 @@ def _apply(
     if options.dry_run:
         rows = tracking.applied_rows(conn, table) if tracking.state(conn, table) == "ok" else {}
         the_plan = plan(migrations, rows, options.allow_changed, options.out_of_order)
-        if the_plan.problems:
-            return done(Outcome.FAILED, failure=the_plan.problems[0], already_applied=the_plan.already_applied)
+        problem = the_plan.problems[0] if the_plan.problems else missing_extensions(conn, the_plan.pending)
+        if problem is not None:
+            return done(Outcome.FAILED, failure=problem, already_applied=the_plan.already_applied)
         pending = tuple(m.version for m in the_plan.pending)
         return done(Outcome.PLANNED, pending=pending, already_applied=the_plan.already_applied)
 
@@ -153,8 +154,9 @@ def _apply(
     try:
         tracking.ensure_table(conn, table)
         the_plan = plan(migrations, tracking.applied_rows(conn, table), options.allow_changed, options.out_of_order)
-        if the_plan.problems:
-            return done(Outcome.FAILED, failure=the_plan.problems[0], already_applied=the_plan.already_applied)
+        problem = the_plan.problems[0] if the_plan.problems else missing_extensions(conn, the_plan.pending)
+        if problem is not None:
+            return done(Outcome.FAILED, failure=problem, already_applied=the_plan.already_applied)
         for migration in the_plan.rechecksum:
             tracking.record_new_checksum(conn, table, migration.version, migration.checksum)
         if the_plan.pending and conn.info.server_version >= 140000:
@@ -189,6 +191,37 @@ def _apply(
             tracking.unlock(conn, key)
         if progress:
             progress(service, None)
+
+
+def missing_extensions(conn: psycopg.Connection, pending: Sequence[Migration]) -> Failure | None:
+    """The extensions pending migrations create that this server cannot install, before any of them runs.
+
+    Only files that mention an extension are parsed, so a run with none costs nothing.
+    """
+    wanted: dict[str, tuple[Migration, int]] = {}  # extension -> where it is first created
+    for migration in pending:
+        if "extension" not in migration.text.lower() or migration.syntax_error is not None:
+            continue
+        for statement in migration.statements:
+            if statement.kind == "CreateExtensionStmt":
+                wanted.setdefault(statement.node.get("extname", ""), (migration, statement.line))
+    if not wanted:
+        return None
+    query = "SELECT name FROM pg_available_extensions WHERE name = ANY(%s)"
+    available = {row[0] for row in conn.execute(query, (list(wanted),))}
+    missing = [name for name in wanted if name not in available]
+    if not missing:
+        return None
+    migration, line = wanted[missing[0]]
+    where = ", ".join(f"{name} ({wanted[name][0].filename}:{wanted[name][1]})" for name in missing)
+    return Failure(
+        f"this server cannot install the extension(s) that pending migrations create: {where}; nothing was applied",
+        file=migration.filename,
+        line=line,
+        hint="install them on the server (uuid-ossp, pgcrypto, pg_trgm, citext, hstore … come with the "
+        "postgresql-contrib package; others, such as postgis or vector, have packages of their own) or point "
+        "the URL at a server that has them; SELECT name FROM pg_available_extensions lists this server's",
+    )
 
 
 def run_again(conn: psycopg.Connection, migration: Migration, options: Options) -> Failure | None:
