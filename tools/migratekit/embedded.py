@@ -332,14 +332,19 @@ def _runnable(binaries: Binaries) -> Binaries:
     import hashlib
     import tempfile
 
-    install = binaries.bindir.parent
+    install = binaries.bindir.parent  # <package>/pginstall; the wheel's libraries sit in <package>.libs beside it
+    package = install.parent
     tag = hashlib.sha256(str(install.resolve()).encode()).hexdigest()[:12]
     target = Path(tempfile.gettempdir()) / f"migratekit-pginstall-{tag}"
     if target.exists() and (target.lstat().st_uid != 0 or target.lstat().st_mode & 0o022 or target.is_symlink()):
         raise MigratekitError(f"{target} exists but is not root's own read-only copy of {install}; remove it")
-    if not (target / "bin" / "postgres").exists():
+    copied_bindir = target / package.name / install.name / "bin"
+    if not (copied_bindir / "postgres").exists():
         staging = target.with_name(f"{target.name}.{os.getpid()}")
-        shutil.copytree(install, staging, symlinks=True)
+        shutil.copytree(install, staging / package.name / install.name, symlinks=True)
+        libs = package.with_name(f"{package.name}.libs")  # auditwheel's RPATH: $ORIGIN/../../../<package>.libs
+        if libs.is_dir():
+            shutil.copytree(libs, staging / libs.name, symlinks=True)
         for path in (staging, *staging.rglob("*")):
             mode = path.lstat().st_mode
             if not path.is_symlink():  # readable by all, executable where the owner may execute
@@ -348,7 +353,7 @@ def _runnable(binaries: Binaries) -> Binaries:
             staging.rename(target)
         except OSError:  # another process made the same copy first
             shutil.rmtree(staging, ignore_errors=True)
-    return Binaries(target / "bin", binaries.source)
+    return Binaries(copied_bindir, binaries.source)
 
 
 def _free_port() -> int:
