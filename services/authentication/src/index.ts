@@ -15,7 +15,7 @@ async function start() {
     await server.listen({ port: Number(process.env.PORT ?? 3007), host: '0.0.0.0' });
     logger.info('Server started');
   } catch (error) {
-    logger.error('Failed to start server:', error);
+    logger.error({ err: error }, 'Failed to start server');
     process.exit(1); // Exit if migrations fail
   }
 }

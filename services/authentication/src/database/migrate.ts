@@ -58,7 +58,7 @@ export async function runMigrations(db: Kysely<any>): Promise<void> {
     });
     logger.info(`All migrations completed successfully in ${Date.now() - startTime}ms`);
   } catch (error) {
-    logger.error('Migration failed:', error);
+    logger.error({ err: error }, 'Migration failed');
     throw new Error(`Database migration failed: ${(error as Error).message}`);
   }
 }
@@ -141,7 +141,7 @@ async function applyMigration(db: Kysely<any>, migration: Migration): Promise<vo
     });
     logger.info(`✓ Migration ${migration.filename} applied in ${Date.now() - startTime}ms`);
   } catch (error) {
-    logger.error(`✗ Migration ${migration.filename} failed:`, error);
+    logger.error({ err: error }, `✗ Migration ${migration.filename} failed`);
     throw error;
   }
 }

@@ -9,6 +9,6 @@ runMigrations(db)
   .then(() => db.destroy())
   .then(() => process.exit(0))
   .catch((error) => {
-    logger.error('Migration failed:', error);
+    logger.error({ err: error }, 'Migration failed');
     process.exit(1);
   });
