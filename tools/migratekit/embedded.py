@@ -28,6 +28,7 @@ import psycopg
 from psycopg import sql
 
 from migratekit.errors import ConfigError, MigratekitError
+from migratekit.servers import mark
 from migratekit.workspace import STATE_DIR, state_dir
 
 SUPERUSER = "postgres"
@@ -121,7 +122,9 @@ class Embedded:
         wheel = choice == "wheel" or (binaries is not None and binaries.source == WHEEL)
         self.home = Path(root) / STATE_DIR / "wheel" if wheel else Path(root) / STATE_DIR
         self.binaries = binaries or (find_binaries(environ) if choice else None)  # None: chosen at first start
+        self.environ = environ
         self.state_file = self.home / "embedded.json"
+        self.checkout = Path(root)
 
     def _state(self) -> dict[str, object]:
         try:
@@ -132,7 +135,7 @@ class Embedded:
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
         """Serialise start/stop between processes (two `invoke` runs, parallel test workers)."""
-        state_dir(self.home.parent if self.home.name == STATE_DIR else self.home.parent.parent)
+        state_dir(self.checkout)
         self.home.mkdir(parents=True, exist_ok=True)
         with open(self.home / "lock", "w") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
@@ -161,12 +164,13 @@ class Embedded:
         with self._locked():
             server = self.running()
             if server is not None:
+                mark(server.datadir, self.checkout)
                 return server
             state = self._state()
             binaries = (
                 Binaries(Path(str(state["bindir"])), str(state["source"]))
                 if state and Path(str(state["bindir"]), "pg_ctl").exists()
-                else self.binaries or find_binaries()
+                else self.binaries or find_binaries(self.environ)
             )
             datadir = Path(str(state["datadir"])) if "datadir" in state else self._pick_datadir()
             binaries = _runnable(binaries)
@@ -197,6 +201,7 @@ class Embedded:
             if result.returncode != 0:
                 tail = log.read_text(errors="replace")[-2000:] if log.exists() else result.stderr
                 raise MigratekitError(f"the embedded PostgreSQL in {datadir} did not start:\n{tail.strip()}")
+            mark(datadir, self.checkout)
             state = {"datadir": str(datadir), "bindir": str(binaries.bindir), "source": binaries.source, "port": port}
             self.state_file.write_text(json.dumps(state, indent=2) + "\n")
             return EmbeddedServer(datadir, port, binaries)
@@ -340,20 +345,33 @@ def _runnable(binaries: Binaries) -> Binaries:
         raise MigratekitError(f"{target} exists but is not root's own read-only copy of {install}; remove it")
     copied_bindir = target / package.name / install.name / "bin"
     if not (copied_bindir / "postgres").exists():
-        staging = target.with_name(f"{target.name}.{os.getpid()}")
-        shutil.copytree(install, staging / package.name / install.name, symlinks=True)
-        libs = package.with_name(f"{package.name}.libs")  # auditwheel's RPATH: $ORIGIN/../../../<package>.libs
-        if libs.is_dir():
-            shutil.copytree(libs, staging / libs.name, symlinks=True)
-        for path in (staging, *staging.rglob("*")):
-            mode = path.lstat().st_mode
-            if not path.is_symlink():  # readable by all, executable where the owner may execute
-                path.chmod(mode | 0o444 | (0o111 if path.is_dir() or mode & 0o100 else 0))
         try:
-            staging.rename(target)
-        except OSError:  # another process made the same copy first
-            shutil.rmtree(staging, ignore_errors=True)
+            _copy_install(install, target)
+        except OSError as exc:
+            raise ConfigError(
+                f"running as root, the server's user ({_server_user().pw_name}) cannot reach {install}, and copying "
+                f"it to {target} failed ({exc.strerror}); install migratekit where that user can read it, "
+                "or run as an ordinary user"
+            ) from None
     return Binaries(copied_bindir, binaries.source)
+
+
+def _copy_install(install: Path, target: Path) -> None:
+    """`<package>/pginstall` and the wheel's `<package>.libs` into `target`, readable by all, in one rename."""
+    package = install.parent
+    staging = target.with_name(f"{target.name}.{os.getpid()}")
+    shutil.copytree(install, staging / package.name / install.name, symlinks=True)
+    libs = package.with_name(f"{package.name}.libs")  # auditwheel's RPATH: $ORIGIN/../../../<package>.libs
+    if libs.is_dir():
+        shutil.copytree(libs, staging / libs.name, symlinks=True)
+    for path in (staging, *staging.rglob("*")):
+        mode = path.lstat().st_mode
+        if not path.is_symlink():  # readable by all, executable where the owner may execute, writable by root only
+            path.chmod((mode | 0o444 | (0o111 if path.is_dir() or mode & 0o100 else 0)) & ~0o022)
+    try:
+        staging.rename(target)
+    except OSError:  # another process made the same copy first
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _free_port() -> int:

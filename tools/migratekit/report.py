@@ -22,7 +22,9 @@ from migratekit.results import Outcome, Result
 if TYPE_CHECKING:
     from migratekit.audit.run import AuditReport
     from migratekit.drift import Matrix, ServiceDrift
+    from migratekit.embedded import EmbeddedServer
     from migratekit.inventory import ServiceInfo
+    from migratekit.servers import RunningServer
     from migratekit.verify import ImageCheck, Verification
 
 
@@ -264,3 +266,30 @@ def matrix_table(matrix: Matrix) -> Table:
     for service, cells in matrix.rows:
         table.add_row(service, *cells)
     return table
+
+
+def _checkout_text(server: RunningServer) -> str:
+    if server.checkout is None:
+        return "no checkout recorded (an older migratekit started it)"
+    return f"its checkout {server.checkout} is gone"
+
+
+def db_up_text(
+    server: EmbeddedServer | None, rows: Sequence[dict[str, str]], orphans: Sequence[RunningServer]
+) -> list[str]:
+    lines = [
+        f"[yellow]a migratekit server still runs for a checkout that is gone[/]: pid {o.pid}, {o.datadir} "
+        f"({_checkout_text(o)}); invoke db-down --orphans stops it"
+        for o in orphans
+    ]
+    if server is not None:
+        lines.append(
+            f"embedded PostgreSQL at {server.url()} ({server.binaries.source} binaries, data in {server.datadir})"
+        )
+    lines += [f"  {row['service']}: {row['database']}  (${row['url_variable']} overrides)" for row in rows]
+    return lines
+
+
+def orphans_stopped_text(stopped: Sequence[RunningServer]) -> list[str]:
+    lines = [f"stopped pid {s.pid} ({s.datadir}): {_checkout_text(s)}" for s in stopped]
+    return [*lines, f"{len(stopped)} orphaned server(s) stopped"]

@@ -69,6 +69,22 @@ def scratch_server(root: Path, environ: dict[str, str] | None = None) -> Scratch
 
 
 @contextlib.contextmanager
+def scratch_session(root: Path, environ: dict[str, str] | None = None) -> Iterator[ScratchServer]:
+    """A scratch server for one command: an embedded cluster started only for it stops when it ends.
+
+    A cluster that was already running (`invoke db-up`, or a migrate-all's databases) keeps running.
+    """
+    embedded = Embedded(root, environ=environ)
+    was_running = embedded.running() is not None
+    server = scratch_server(root, environ)
+    try:
+        yield server
+    finally:
+        if server.origin == "embedded" and not was_running:
+            embedded.stop()
+
+
+@contextlib.contextmanager
 def scratch_database(server: ScratchServer, prefix: str = "mk_scratch") -> Iterator[str]:
     """A new empty database on `server`, dropped when the block ends however it ends."""
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"

@@ -7,6 +7,7 @@ Another monorepo adopts migratekit with a tasks.py of its own:
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,7 @@ def services(c: Context, root: str | None = None, json: bool = False) -> None:
 def db_up(c: Context, root: str | None = None, json: bool = False) -> None:
     """Start the embedded PostgreSQL and create a database for each service without a URL."""
     from migratekit.embedded import Embedded
+    from migratekit.servers import running_servers
 
     workspace = _workspace(root)
     embedded = Embedded(workspace.root)
@@ -58,6 +60,7 @@ def db_up(c: Context, root: str | None = None, json: bool = False) -> None:
             embedded.ensure_database(source.database)
         rows.append({"service": name, "url_variable": source.env_var, "database": source.describe()})
     server = embedded.running()
+    orphans = [s for s in running_servers() if s.orphaned]
     info = {
         "embedded": None
         if server is None
@@ -67,27 +70,35 @@ def db_up(c: Context, root: str | None = None, json: bool = False) -> None:
             "binaries": server.binaries.source,
         },
         "services": rows,
+        "orphaned_servers": orphans,
     }
     if json:
         print(report.as_json(info))
         return
     out = report.console()
-    if server is not None:
-        out.print(
-            f"embedded PostgreSQL at {server.url()} ({server.binaries.source} binaries, data in {server.datadir})"
-        )
-    for row in rows:
-        out.print(f"  {row['service']}: {row['database']}  (${row['url_variable']} overrides)")
+    for line in report.db_up_text(server, rows, orphans):
+        out.print(line)
 
 
-@task(help={"root": ROOT_HELP})
+@task(
+    help={
+        "root": ROOT_HELP,
+        "orphans": "instead, stop every migratekit server on this machine whose checkout is gone (and its data)",
+    }
+)
 @user_errors
-def db_down(c: Context, root: str | None = None) -> None:
+def db_down(c: Context, root: str | None = None, orphans: bool = False) -> None:
     """Stop the embedded PostgreSQL (its data stays for the next db-up)."""
     from migratekit.embedded import Embedded
+    from migratekit.servers import stop_orphans
 
-    stopped = Embedded(find_root(Path(root)) if root else find_root()).stop()
-    print("embedded PostgreSQL stopped" if stopped else "embedded PostgreSQL was not running")
+    if orphans:
+        stopped = stop_orphans()
+        for line in report.orphans_stopped_text(stopped):
+            print(line)
+        return
+    stopped_one = Embedded(find_root(Path(root)) if root else find_root()).stop()
+    print("embedded PostgreSQL stopped" if stopped_one else "embedded PostgreSQL was not running")
 
 
 @task(help={"root": ROOT_HELP})
@@ -314,13 +325,13 @@ def verify(
     c: Context, service: str | None = None, root: str | None = None, json: bool = False, image: bool = False
 ) -> None:
     """Prove idempotency: apply every migration on a throwaway database, run each again, compare schemas."""
-    from migratekit.scratch import scratch_server
+    from migratekit.scratch import scratch_session
     from migratekit.verify import verify_image, verify_service
 
     workspace = _workspace(root)
     names = select(workspace, [service] if service else None)
-    server = scratch_server(workspace.root)
-    results = [verify_service(workspace, name, server) for name in names]
+    with scratch_session(workspace.root) as server:
+        results = [verify_service(workspace, name, server) for name in names]
     images = [verify_image(workspace, name) for name in names] if image else []
     if json:
         print(report.as_json({"scratch": server.origin, "services": results, "images": images}))
@@ -357,7 +368,7 @@ def drift(
     from migratekit.databases import connection_urls
     from migratekit.drift import drift as database_drift
     from migratekit.drift import environment_matrix
-    from migratekit.scratch import scratch_server
+    from migratekit.scratch import scratch_session
 
     workspace = _workspace(root)
     only = select(workspace, [service]) if service else None
@@ -369,8 +380,8 @@ def drift(
             report.console().print(report.matrix_table(matrix))
         return
     urls = connection_urls(workspace.root, workspace.services.values(), create=False)
-    server = scratch_server(workspace.root) if schema else None
-    results = database_drift(workspace, only, urls, server)
+    with scratch_session(workspace.root) if schema else contextlib.nullcontext() as server:
+        results = database_drift(workspace, only, urls, server)
     across = [f for f in cross_service_drift(workspace) if not only or f.service in only]
     if json:
         print(report.as_json({"services": results, "across_services": across}))

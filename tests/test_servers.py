@@ -1,0 +1,57 @@
+"""No orphaned servers: throwaway clusters stop with their command, and ones whose checkout is gone are found."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from conftest import Monorepo, write_tree
+from migratekit.embedded import Embedded
+from migratekit.servers import running_servers
+
+
+def servers_of(checkout: Path) -> list[int]:
+    return [s.pid for s in running_servers() if s.checkout == checkout.resolve()]
+
+
+def test_verify_in_a_temporary_checkout_leaves_no_server_behind(example_repo: Monorepo) -> None:
+    result = example_repo.invoke("verify", "--service", "authentication", env={"MIGRATEKIT_SCRATCH_URL": ""})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "authentication: idempotent" in result.stdout
+    assert servers_of(example_repo.root) == []
+
+
+def test_a_server_held_by_db_up_keeps_running_after_verify(example_repo: Monorepo) -> None:
+    env = {"MIGRATEKIT_SCRATCH_URL": ""}
+    try:
+        assert example_repo.invoke("db-up", env=env).returncode == 0
+        held = servers_of(example_repo.root)
+        assert len(held) == 1
+        assert example_repo.invoke("verify", "--service", "battles", env=env).returncode == 0
+        assert servers_of(example_repo.root) == held
+    finally:
+        example_repo.invoke("db-down", env=env)
+    assert servers_of(example_repo.root) == []
+
+
+def test_a_server_whose_checkout_is_gone_is_reported_and_stopped(tmp_path: Path) -> None:
+    gone = tmp_path / "deleted-checkout"
+    gone.mkdir()
+    server = Embedded(gone).start()
+    pid = next(s.pid for s in running_servers() if s.checkout == gone.resolve())
+    shutil.rmtree(gone)
+    other = write_tree(
+        tmp_path / "other",
+        {"services/a/migrations/001_init.sql": "SELECT 1;\n", "tasks.py": "from migratekit.tasks import ns\n"},
+    )
+    repo = Monorepo(other, {"A_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/a"})  # db-up starts nothing here
+    up = repo.invoke("db-up", "--json")
+    assert up.returncode == 0, up.stderr
+    orphans = json.loads(up.stdout)["orphaned_servers"]
+    assert {"pid": pid, "datadir": str(server.datadir), "checkout": str(gone.resolve())} in orphans
+    assert "a migratekit server still runs for a checkout that is gone" in repo.invoke("db-up").stdout
+    down = repo.invoke("db-down", "--orphans")
+    assert down.returncode == 0 and f"stopped pid {pid} ({server.datadir}): its checkout" in down.stdout
+    assert pid not in [s.pid for s in running_servers()]
+    assert not server.datadir.exists()
