@@ -413,3 +413,60 @@ def test_extensions_the_server_lacks_stop_the_service_before_its_first_migration
         assert "pg_available_extensions" in result.failure.hint
     assert not exists(scratch_db, "a") and not exists(scratch_db, "places")
     assert rows(scratch_db) == []  # the tracking table exists (the lock was taken), with no row
+
+
+def test_a_failing_migration_runs_exactly_once_and_is_placed_at_its_statement(scratch_db: str, tmp_path: Path) -> None:
+    mdir = files(
+        tmp_path / "svc" / "migrations",
+        **{
+            "001_init": "CREATE SEQUENCE IF NOT EXISTS calls;",
+            "002_count": "-- Migration: 002_count\nSELECT nextval('calls');\nSELECT 1;\n\nSELECT 1 / 0;\n",
+        },
+    )
+    result = apply(scratch_db, mdir)
+    assert (result.failure.file, result.failure.line, result.failure.sqlstate) == ("002_count.sql", 5, "22012")
+    with psycopg.connect(scratch_db) as conn:  # nextval is not rolled back: it shows how often the file ran
+        assert conn.execute("SELECT last_value FROM calls").fetchone() == (1,)
+
+
+def test_the_runners_bookkeeping_ignores_a_migrations_search_path(scratch_db: str, tmp_path: Path) -> None:
+    with psycopg.connect(scratch_db, autocommit=True) as conn:  # another service's table in another schema
+        conn.execute("CREATE SCHEMA other")
+        conn.execute(
+            "CREATE TABLE other.schema_migrations (version text PRIMARY KEY, applied_at timestamptz "
+            "NOT NULL DEFAULT now(), checksum text NOT NULL, execution_time_ms int NOT NULL)"
+        )
+    mdir = files(
+        tmp_path / "svc" / "migrations",
+        **{
+            "001_init": "SELECT pg_catalog.set_config('search_path', '', false);\n"
+            "CREATE TABLE IF NOT EXISTS public.a (id int);",
+            "002_other": "SET search_path TO other, public;\nCREATE TABLE IF NOT EXISTS b (id int);",
+            "003_later": "CREATE TABLE IF NOT EXISTS c (id int);",
+        },
+    )
+    result = apply(scratch_db, mdir)
+    assert [a.version for a in result.applied] == ["001_init", "002_other", "003_later"], result.failure
+    assert [v for v, _ in rows(scratch_db)] == ["001_init", "002_other", "003_later"]
+    assert rows(scratch_db, "other.schema_migrations") == []
+    assert exists(scratch_db, "other.b") and exists(scratch_db, "public.c")  # 003 starts from the defaults
+    assert apply(scratch_db, mdir).outcome == "up to date"
+
+
+@pytest.mark.parametrize(
+    ("sql", "outcome"),
+    [
+        ("COPY (SELECT 1) TO STDOUT;", "applied"),
+        ("CREATE TABLE IF NOT EXISTS t (a int);\nCOPY t FROM STDIN;", "failed"),
+    ],
+)
+def test_copy_to_the_runner_is_reported_truthfully(scratch_db: str, tmp_path: Path, sql: str, outcome: str) -> None:
+    mdir = files(tmp_path / "svc" / "migrations", **{"001_copy": sql})
+    result = apply(scratch_db, mdir)
+    assert result.outcome == outcome, result.failure
+    if outcome == "failed":
+        assert "cannot read COPY data from the runner" in result.failure.message
+        assert (result.failure.line, rows(scratch_db)) == (2, [])
+        assert not exists(scratch_db, "t")
+    else:
+        assert [v for v, _ in rows(scratch_db)] == ["001_copy"]

@@ -11,18 +11,18 @@ placing of an error at a file's line in `script`; this module executes.
 from __future__ import annotations
 
 import random
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import psycopg
 from psycopg import sql
 
-from migratekit import tracking
+from migratekit import tracking, wire
 from migratekit.databases import redact
-from migratekit.migration import Migration, SqlSyntaxError, Statement, body, load_migrations
+from migratekit.migration import Migration, SqlSyntaxError, Statement, load_migrations
 from migratekit.plan import plan
 from migratekit.results import Applied, Failure, MigrationFailed, Outcome, Result, Stopped
 from migratekit.script import Script, error_position, failure
@@ -159,16 +159,16 @@ def _apply(
             return done(Outcome.FAILED, failure=problem, already_applied=the_plan.already_applied)
         for migration in the_plan.rechecksum:
             tracking.record_new_checksum(conn, table, migration.version, migration.checksum)
-        if the_plan.pending and conn.info.server_version >= 140000:
-            # A runner killed mid-migration must not leave its backend holding the lock and an
-            # open transaction until a long statement ends: the server checks for a dead client.
-            conn.execute("SET client_connection_check_interval = '1s'")
+        if the_plan.pending:
+            _session_defaults(conn)
         applied: list[Applied] = []
         for migration in the_plan.pending:
             if progress:
                 progress(service, migration.version)
             try:
                 applied.append(_apply_one(conn, migration, options, table))
+                if SESSION_CHANGE.search(migration.text):
+                    _session_defaults(conn, reset=True)
             except (Stopped, psycopg.Error) as exc:
                 if isinstance(exc, psycopg.Error) and not conn.broken:
                     raise
@@ -224,6 +224,23 @@ def missing_extensions(conn: psycopg.Connection, pending: Sequence[Migration]) -
     )
 
 
+# A word without which a migration cannot change its session's settings (SET, set_config, RESET).
+SESSION_CHANGE = re.compile(r"\b(?:set|set_config|reset)\b", re.IGNORECASE)
+
+
+def _session_defaults(conn: psycopg.Connection, reset: bool = False) -> None:
+    """Each migration starts from the session's defaults, as it would in a runner of its own.
+
+    A migration's `SET search_path` (without LOCAL) outlives its transaction; RESET ALL stops it
+    reaching the next migration. A runner killed mid-migration must not leave its backend holding
+    the lock and an open transaction until a long statement ends: the server checks for a dead client.
+    """
+    if reset:
+        conn.execute("RESET ALL")
+    if conn.info.server_version >= 140000:
+        conn.execute("SET client_connection_check_interval = '1s'")
+
+
 def run_again(conn: psycopg.Connection, migration: Migration, options: Options) -> Failure | None:
     """Execute an applied migration's SQL once more, recording nothing: the idempotency proof."""
     try:
@@ -274,7 +291,7 @@ def _settings(local: bool, options: Options) -> list[sql.Composed]:
 
 
 # Inside a migration's transaction, the server's own measure of it: from BEGIN to the row.
-SERVER_ELAPSED = sql.SQL("(extract(epoch FROM clock_timestamp() - now()) * 1000)::int")
+SERVER_ELAPSED = sql.SQL("(extract(epoch FROM pg_catalog.clock_timestamp() - pg_catalog.now()) * 1000)::int")
 ELAPSED_COLUMN = "migratekit_execution_time_ms"
 
 
@@ -289,67 +306,31 @@ def _in_transaction(
 
     One round trip per migration rather than one per statement: on a large run the server and
     the client do measurably less (see bench/migrate.py). The row's execution_time_ms is taken
-    by the server, from the transaction's start to the row. When the message fails, the
-    failing statement is found from the error's position or, for runtime errors that have none,
-    by replaying the statements one by one in a transaction that is rolled back.
+    by the server, from the transaction's start to the row. When the message fails, the failing
+    statement is known from the error's position or from how many statements succeeded before
+    it: the migration runs exactly once, failing or not.
     """
     started = time.monotonic()
     script = Script.build(migration, statements)
-    prefix = "BEGIN;\n" + "".join(f"{s.as_string(conn)};\n" for s in _settings(True, options))
+    settings = _settings(True, options)
+    prefix = "BEGIN;\n" + "".join(f"{s.as_string(conn)};\n" for s in settings)
     record = ""
     if table is not None:
         returning = sql.SQL("{} RETURNING execution_time_ms AS {};\n")
         row = tracking.row(table, migration.version, migration.checksum, SERVER_ELAPSED)
         record = returning.format(row, sql.Identifier(ELAPSED_COLUMN)).as_string(conn)
-    try:
-        cursor = conn.execute(f"{prefix}{script.text}\n;\n{record}COMMIT".encode())
-        elapsed = _recorded_elapsed(cursor) if table is not None else int((time.monotonic() - started) * 1000)
-    except psycopg.Error as exc:
+    sent = wire.send(conn, f"{prefix}{script.text}\n;\n{record}COMMIT".encode())
+    if sent.error is not None:
         if conn.broken:
-            raise  # the connection is gone, not the migration wrong: reported as such by apply_service
+            raise sent.error  # the connection is gone, not the migration wrong: reported as such by apply_service
         if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
             conn.execute("ROLLBACK")  # the message stopped at the error, inside its transaction
-        raise Stopped(script.locate(exc, len(prefix)) or _replay(conn, exc, migration, statements, options)) from None
-    return Applied(migration.version, migration.checksum, elapsed, True)
-
-
-def _recorded_elapsed(cursor: psycopg.Cursor[Any]) -> int:
-    """The execution_time_ms the tracking row got: the INSERT's result, the message's last with rows."""
-    row = [c.fetchone() for c in cursor.results() if c.description and c.description[0].name == ELAPSED_COLUMN][-1]
-    assert row is not None  # the INSERT returns its one row
-    return int(row[0])
-
-
-def _replay(
-    conn: psycopg.Connection,
-    exc: psycopg.Error,
-    migration: Migration,
-    statements: tuple[Statement, ...] | None,
-    options: Options,
-) -> Failure:
-    """The failing statement of an error without a position: replayed one by one, always rolled back."""
-    if exc.diag.sqlstate in RETRYABLE or conn.broken:
-        return failure(exc, migration)  # retried as a whole; a replay would only wait again
-    try:
-        parts = body(statements if statements is not None else migration.statements)
-    except SqlSyntaxError:
-        return failure(exc, migration)
-    found: tuple[psycopg.Error, Statement] | None = None
-    try:
-        with conn.transaction(force_rollback=True):  # the replay only looks: it always rolls back
-            for setting in _settings(True, options):
-                conn.execute(setting)
-            for part in parts:
-                try:
-                    conn.execute(part.text.encode())
-                except psycopg.Error as error:
-                    found = (error, part)
-                    break
-    except psycopg.Error:
-        pass
-    if found is not None:
-        return failure(found[0], migration, found[1], error_position(found[0]))
-    return failure(exc, migration)  # the failure did not repeat: report it without a line
+        ran = sent.succeeded - 1 - len(settings)  # statements of the script that succeeded before the error
+        raise Stopped(script.locate(sent.error, len(prefix)) or script.at_statement(sent.error, ran))
+    if table is None:
+        return Applied(migration.version, migration.checksum, int((time.monotonic() - started) * 1000), True)
+    elapsed = next(r for r in reversed(sent.results) if r.nfields and r.fname(0) == ELAPSED_COLUMN.encode())
+    return Applied(migration.version, migration.checksum, int(elapsed.get_value(0, 0) or 0), True)
 
 
 def _statement_by_statement(
@@ -374,7 +355,7 @@ def _statement_by_statement(
                 invalid = tuple(
                     r[0]
                     for r in conn.execute(
-                        "SELECT indexrelid::regclass::text FROM pg_index WHERE NOT indisvalid ORDER BY 1"
+                        "SELECT indexrelid::regclass::text FROM pg_catalog.pg_index WHERE NOT indisvalid ORDER BY 1"
                     )
                 )
                 where = failure(exc, migration, statement, error_position(exc))

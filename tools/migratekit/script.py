@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import psycopg
 
 from migratekit.databases import redact
-from migratekit.migration import BOM, Migration, Statement, body
+from migratekit.migration import BOM, Migration, SqlSyntaxError, Statement, body
 from migratekit.results import Failure
 
 SEPARATOR = ";\n"
@@ -39,7 +39,7 @@ class Script:
     def locate(self, exc: psycopg.Error, offset: int) -> Failure | None:
         """The failure at its file line, given where the script starts in the message that was sent.
 
-        None when the error carries no position (a runtime error): the caller must find the line otherwise.
+        None when the error carries no position (a runtime error): `at_statement` places it instead.
         """
         position = error_position(exc)
         if position is None:
@@ -53,6 +53,19 @@ class Script:
             if position - 1 < start + len(part.text) + len(SEPARATOR):
                 return failure(exc, self.migration, part, position - start)
         return failure(exc, self.migration)
+
+    def at_statement(self, exc: psycopg.Error, index: int) -> Failure:
+        """The failure at the `index`-th statement of the script (0-based), counted from the results that came back."""
+        if self.starts:
+            statements = [part for _, part in self.starts]
+        else:
+            try:
+                statements = list(body(self.migration.statements))
+            except SqlSyntaxError:
+                statements = []
+        if 0 <= index < len(statements):
+            return failure(exc, self.migration, statements[index])
+        return failure(exc, self.migration)  # in the runner's own row or COMMIT: no line of the file
 
 
 def error_position(exc: psycopg.Error) -> int | None:

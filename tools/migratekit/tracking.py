@@ -22,7 +22,7 @@ COLUMNS_SQL = (
     "execution_time_ms INTEGER NOT NULL"
 )
 # The advisory lock's key, per database and tracking table; the TypeScript runners compute the same.
-LOCK_KEY = "hashtextextended('migratekit:' || current_database() || ':' || %s, 0)"
+LOCK_KEY = "pg_catalog.hashtextextended('migratekit:' || pg_catalog.current_database() || ':' || %s, 0)"
 
 
 def create_table_sql(tracking_table: str = "schema_migrations") -> str:
@@ -34,11 +34,17 @@ def index_name(tracking_table: str) -> str:
     return f"idx_{tracking_table.rsplit('.', 1)[-1]}_applied_at"
 
 
+def qualified(tracking_table: str) -> str:
+    """`schema_migrations` is `public.schema_migrations`: the runner's SQL never depends on the session's
+    search_path, which a migration may change (pg_dump's output empties it)."""
+    return tracking_table if "." in tracking_table else f"public.{tracking_table}"
+
+
 def identifier(tracking_table: str) -> sql.Identifier:
-    """`schema.table` or `table` as a quoted identifier."""
+    """The table, schema-qualified, as a quoted identifier."""
     from psycopg import sql
 
-    return sql.Identifier(*tracking_table.split("."))
+    return sql.Identifier(*qualified(tracking_table).split("."))
 
 
 def create_statements(tracking_table: str) -> list[sql.Composed]:
@@ -69,9 +75,9 @@ def row(tracking_table: str, version: str, checksum: str, elapsed: sql.Composabl
 def state(conn: psycopg.Connection, tracking_table: str) -> str:
     """ "absent" or "ok"; Stopped for a table of another tool's shape, which migratekit never writes into."""
     found = conn.execute(
-        "SELECT array_agg(attname::text) FROM pg_attribute "
-        "WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped",
-        (tracking_table,),
+        "SELECT pg_catalog.array_agg(attname::text) FROM pg_catalog.pg_attribute "
+        "WHERE attrelid = pg_catalog.to_regclass(%s) AND attnum > 0 AND NOT attisdropped",
+        (qualified(tracking_table),),
     ).fetchone()
     if found is None or found[0] is None:
         return "absent"
@@ -127,7 +133,7 @@ def lock(conn: psycopg.Connection, tracking_table: str, wait: float) -> int:
     key = conn.execute(sql.SQL("SELECT " + LOCK_KEY), (tracking_table,)).fetchone()[0]  # type: ignore[index]
     deadline = time.monotonic() + wait
     delay = 0.05
-    while not conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]:  # type: ignore[index]
+    while not conn.execute("SELECT pg_catalog.pg_try_advisory_lock(%s)", (key,)).fetchone()[0]:  # type: ignore[index]
         if time.monotonic() + delay > deadline:
             raise Stopped(
                 Failure(
@@ -142,13 +148,13 @@ def lock(conn: psycopg.Connection, tracking_table: str, wait: float) -> int:
 
 
 def unlock(conn: psycopg.Connection, key: int) -> None:
-    conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+    conn.execute("SELECT pg_catalog.pg_advisory_unlock(%s)", (key,))
 
 
 def _holder(conn: psycopg.Connection, key: int) -> str:
     holder = conn.execute(
         "SELECT l.pid, a.application_name, a.client_addr::text, a.backend_start::text "
-        "FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid "
+        "FROM pg_catalog.pg_locks l LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid "
         "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
         "AND l.classid = %s::bigint::oid AND l.objid = %s::bigint::oid",
         ((key >> 32) & 0xFFFFFFFF, key & 0xFFFFFFFF),
