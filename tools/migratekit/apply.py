@@ -20,7 +20,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from migratekit import tracking, wire
+from migratekit import interrupts, tracking, wire
 from migratekit.databases import redact
 from migratekit.migration import Migration, SqlSyntaxError, Statement, load_migrations
 from migratekit.plan import plan
@@ -119,7 +119,7 @@ def connect(conninfo: str, wait: float) -> psycopg.Connection:
             message = redact(str(exc)).strip()
             transient = any(s in message for s in TRANSIENT)
             remaining = deadline - time.monotonic()
-            if transient and remaining > 0:
+            if transient and remaining > 0 and not interrupts.requested():
                 time.sleep(min(delay, remaining))
                 delay = min(delay * 2, 2.0)
                 continue
@@ -163,6 +163,14 @@ def _apply(
             _session_defaults(conn)
         applied: list[Applied] = []
         for migration in the_plan.pending:
+            if interrupts.requested():
+                return done(
+                    Outcome.INTERRUPTED,
+                    applied=tuple(applied),
+                    already_applied=the_plan.already_applied,
+                    pending=tuple(m.version for m in the_plan.pending[len(applied) :]),
+                    notes=(*the_plan.notes, f"{interrupts.describe()}: no further migration started"),
+                )
             if progress:
                 progress(service, migration.version)
             try:
@@ -173,8 +181,15 @@ def _apply(
                 if isinstance(exc, psycopg.Error) and not conn.broken:
                     raise
                 stopped = exc.failure if isinstance(exc, Stopped) else _lost(exc, migration.filename)
+                interrupted = interrupts.requested()
+                if interrupted:
+                    stopped = replace(
+                        stopped,
+                        message=f"{interrupts.describe()}: {migration.filename} was cancelled and rolled back",
+                        hint="nothing of it is applied or recorded; run migrate again to apply it",
+                    )
                 return done(
-                    Outcome.FAILED,
+                    Outcome.INTERRUPTED if interrupted else Outcome.FAILED,
                     applied=tuple(applied),
                     already_applied=the_plan.already_applied,
                     failure=stopped,
@@ -267,7 +282,7 @@ def _apply_one(conn: psycopg.Connection, migration: Migration, options: Options,
                 return _in_transaction(conn, migration, statements, options, table)
             return _statement_by_statement(conn, migration, statements or (), options, table)
         except Stopped as exc:
-            if exc.failure.sqlstate in RETRYABLE and attempt < options.retries:
+            if exc.failure.sqlstate in RETRYABLE and attempt < options.retries and not interrupts.requested():
                 attempt += 1
                 time.sleep(random.uniform(0.05, 0.2) * 2**attempt)  # jittered backoff
                 continue
@@ -345,8 +360,12 @@ def _statement_by_statement(
         conn.execute(setting)
     try:
         for done, statement in enumerate(statements):
+            if interrupts.requested():
+                raise Stopped(Failure(interrupts.describe(), file=migration.filename, statements_done=done))
             try:
-                conn.execute(statement.text.encode())
+                sent = wire.send(conn, statement.text.encode())  # interruptible, unlike a plain execute
+                if sent.error is not None:
+                    raise sent.error
             except psycopg.Error as exc:
                 if conn.broken:
                     raise

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from migratekit import report
+from migratekit import interrupts, report
 from migratekit.apply import Options, apply_service
 from migratekit.databases import redact
 from migratekit.migration import load_migrations
@@ -54,7 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         connect_wait=args.wait,
         lock_wait=args.lock_wait,
     )
-    result = apply_service(args.dir.resolve().parent.name, args.url, load_migrations(args.dir), options)
+    with interrupts.handling():
+        result = apply_service(args.dir.resolve().parent.name, args.url, load_migrations(args.dir), options)
     if args.json:
         print(report.as_json(result))
     else:
@@ -64,4 +65,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"migration failed on {redact(args.url)}: {result.failure.describe()}", file=sys.stderr)
         else:
             print(f"{result.outcome}: {len(result.applied)} applied, {result.already_applied} already applied")
+    if interrupts.signal_number():
+        return 128 + (interrupts.signal_number() or 0)
     return 0 if result.ok else 1

@@ -10,7 +10,7 @@ from collections.abc import Collection, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import replace
 
-from migratekit import changes
+from migratekit import changes, interrupts
 from migratekit.apply import Options, ProgressFn, apply_service
 from migratekit.databases import shared_tracking_tables
 from migratekit.errors import ConfigError
@@ -81,9 +81,11 @@ def migrate_all(
         while sorter.is_active():
             for name in sorted(sorter.get_ready()):
                 blocked = [d for d in workspace.services[name].depends_on if d in results and not results[d].ok]
-                if blocked or stop:
+                if blocked or stop or interrupts.requested():
                     reason = (
-                        f"skipped: depends on {', '.join(blocked)}, which did not finish"
+                        f"skipped: not started, {interrupts.describe()}"
+                        if interrupts.requested()
+                        else f"skipped: depends on {', '.join(blocked)}, which did not finish"
                         if blocked
                         else "skipped: an earlier service failed (--fail-fast)"
                     )
@@ -93,7 +95,7 @@ def migrate_all(
                     running[pool.submit(run, name)] = name
             if not running:
                 continue
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            finished, _ = wait(running, timeout=0.2, return_when=FIRST_COMPLETED)  # a stop request is seen here
             for future in finished:
                 name = running.pop(future)
                 results[name] = future.result()

@@ -12,6 +12,7 @@ class Outcome(StrEnum):
     PLANNED = "planned"
     FAILED = "failed"
     SKIPPED = "skipped"
+    INTERRUPTED = "interrupted"  # Ctrl-C or SIGTERM: what ran is kept, the migration in progress rolled back
 
 
 @dataclass(frozen=True)

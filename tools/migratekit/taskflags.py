@@ -10,18 +10,41 @@ from typing import Any, TypeVar
 from invoke import Exit
 
 from migratekit.errors import ConfigError, MigratekitError
+from migratekit.interrupts import Interrupted
+from migratekit.settings import DEFAULTS
 
 F = TypeVar("F", bound=Callable[..., Any])
+ROOT_HELP = "monorepo root (default: found upwards from the current directory)"
+
+# The flags `migrate` and `migrate-all` share, defined once: (default, help). A run default of
+# None means "from the config": ns.configure below, which an invoke.yaml can override.
+MIGRATE_FLAGS: dict[str, tuple[Any, str]] = {
+    "root": (None, ROOT_HELP),
+    "json": (False, "print the results as JSON"),
+    "jobs": (None, f"how many independent services migrate at once (default {DEFAULTS.jobs})"),
+    "dry_run": (False, "print the plan (order, pending files per service) and change nothing"),
+    "fail_fast": (False, "after a failure, start no further service"),
+    "allow_changed": (False, "record the new checksum of an applied file that was edited on purpose"),
+    "out_of_order": (False, "apply a pending file that sorts before the newest applied one"),
+    "wait": (
+        None,
+        f"seconds to keep retrying the connection while a database starts (default {DEFAULTS.connect_wait:g})",
+    ),
+    "lock_wait": (None, f"seconds to wait for another runner's migration lock (default {DEFAULTS.lock_wait:g})"),
+}
+MIGRATE_HELP = {name: text for name, (_, text) in MIGRATE_FLAGS.items()}
 
 
 def user_errors(func: F) -> F:
-    """A MigratekitError becomes a message and its exit code, never a traceback."""
+    """A MigratekitError or an interrupt becomes a message and its exit code, never a traceback."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
         except MigratekitError as exc:
+            raise Exit(f"migratekit: {exc}", code=exc.exit_code) from None
+        except Interrupted as exc:  # verify, drift --schema: their throwaway databases are dropped by now
             raise Exit(f"migratekit: {exc}", code=exc.exit_code) from None
 
     return wrapper  # type: ignore[return-value]

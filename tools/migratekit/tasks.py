@@ -13,19 +13,17 @@ from typing import Any
 
 from invoke import Collection, Context, Exit, task
 
-from migratekit import report
+from migratekit import interrupts, report
 from migratekit.changes import select
 from migratekit.databases import resolve
 from migratekit.inventory import inventory
 from migratekit.settings import DEFAULTS
-from migratekit.taskflags import number, user_errors, with_flags
+from migratekit.taskflags import MIGRATE_FLAGS, MIGRATE_HELP, ROOT_HELP, number, user_errors, with_flags
 from migratekit.workspace import Workspace, find_root, load_workspace
 
 # Each task imports what only it needs (psycopg, the audit rules) in its body: every
 # `invoke` call loads this module, and `invoke migrate-all` on an up-to-date monorepo
 # should take well under a second.
-
-ROOT_HELP = "monorepo root (default: found upwards from the current directory)"
 
 
 def _workspace(root: str | None) -> Workspace:
@@ -116,24 +114,6 @@ def db_url(c: Context, service: str, root: str | None = None) -> None:
         print(Embedded(workspace.root).ensure_database(source.database))
 
 
-# The flags `migrate` and `migrate-all` share, defined once: (default, help). A run default of
-# None means "from the config": ns.configure below, which an invoke.yaml can override.
-MIGRATE_FLAGS: dict[str, tuple[Any, str]] = {
-    "root": (None, ROOT_HELP),
-    "json": (False, "print the results as JSON"),
-    "jobs": (None, f"how many independent services migrate at once (default {DEFAULTS.jobs})"),
-    "dry_run": (False, "print the plan (order, pending files per service) and change nothing"),
-    "fail_fast": (False, "after a failure, start no further service"),
-    "allow_changed": (False, "record the new checksum of an applied file that was edited on purpose"),
-    "out_of_order": (False, "apply a pending file that sorts before the newest applied one"),
-    "wait": (
-        None,
-        f"seconds to keep retrying the connection while a database starts (default {DEFAULTS.connect_wait:g})",
-    ),
-    "lock_wait": (None, f"seconds to wait for another runner's migration lock (default {DEFAULTS.lock_wait:g})"),
-}
-
-
 def _migrate(
     c: Context, title: str, names: list[str] | None, with_deps: bool, changed_since: str | None, **flags: Any
 ) -> None:
@@ -159,7 +139,7 @@ def _migrate(
         lock_wait=lock_wait,
     )
     err = report.console(stderr=True)
-    with live_progress(err, enabled=not json) as progress:
+    with interrupts.handling(), live_progress(err, enabled=not json) as progress:
         results = run_all(
             workspace, selected, urls, options, jobs=jobs, fail_fast=flags["fail_fast"], progress=progress
         )
@@ -172,11 +152,10 @@ def _migrate(
             out.print(line)
         if not results:
             out.print("no service selected" + (f" (nothing changed since {changed_since})" if changed_since else ""))
+    if interrupts.signal_number():
+        raise Exit(code=128 + (interrupts.signal_number() or 0))
     if not all(r.ok for r in results):
         raise Exit(code=1)
-
-
-MIGRATE_HELP = {name: text for name, (_, text) in MIGRATE_FLAGS.items()}
 
 
 @task(
@@ -330,7 +309,7 @@ def verify(
 
     workspace = _workspace(root)
     names = select(workspace, [service] if service else None)
-    with scratch_session(workspace.root) as server:
+    with interrupts.handling(raise_now=True), scratch_session(workspace.root) as server:
         results = [verify_service(workspace, name, server) for name in names]
     images = [verify_image(workspace, name) for name in names] if image else []
     if json:
@@ -380,7 +359,10 @@ def drift(
             report.console().print(report.matrix_table(matrix))
         return
     urls = connection_urls(workspace.root, workspace.services.values(), create=False)
-    with scratch_session(workspace.root) if schema else contextlib.nullcontext() as server:
+    with (
+        interrupts.handling(raise_now=True),
+        scratch_session(workspace.root) if schema else contextlib.nullcontext() as server,
+    ):
         results = database_drift(workspace, only, urls, server)
     across = [f for f in cross_service_drift(workspace) if not only or f.service in only]
     if json:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+from migratekit import interrupts
 from migratekit.results import Failure, Stopped
 
 if TYPE_CHECKING:  # psycopg is imported by the functions that talk to a database: the audit reads only the constants
@@ -134,6 +135,8 @@ def lock(conn: psycopg.Connection, tracking_table: str, wait: float) -> int:
     deadline = time.monotonic() + wait
     delay = 0.05
     while not conn.execute("SELECT pg_catalog.pg_try_advisory_lock(%s)", (key,)).fetchone()[0]:  # type: ignore[index]
+        if interrupts.requested():
+            raise Stopped(Failure(f"{interrupts.describe()} while waiting for the migration lock of {tracking_table}"))
         if time.monotonic() + delay > deadline:
             raise Stopped(
                 Failure(

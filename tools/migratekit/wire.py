@@ -3,16 +3,20 @@
 psycopg raises on the first error of a multi-statement message and drops the results before it;
 reading them here (through psycopg's documented `pgconn`, the libpq wrapper) tells how many
 statements succeeded, so a failed migration is placed at its statement without running it again.
-The wait is a `select` with a timeout, so Ctrl-C and SIGTERM interrupt it; the caller cancels.
+The wait is a `select` with a short timeout: when a stop is requested (Ctrl-C, SIGTERM), the
+statement is cancelled on the server and its error comes back like any other.
 """
 
 from __future__ import annotations
 
 import select
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import psycopg
 from psycopg import pq
+
+from migratekit import interrupts
 
 OK = (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK)
 COPY = (pq.ExecStatus.COPY_IN, pq.ExecStatus.COPY_OUT, pq.ExecStatus.COPY_BOTH)
@@ -38,7 +42,7 @@ def send(conn: psycopg.Connection, query: bytes) -> Outcome:
             pg.consume_input()
     results: list[pq.abc.PGresult] = []
     error: psycopg.Error | None = None
-    while (result := _next_result(pg)) is not None:
+    while (result := _next_result(pg, lambda: _cancel(conn))) is not None:
         if result.status in COPY:
             _refuse_copy(pg, result.status)
         elif result.status in OK:
@@ -49,12 +53,20 @@ def send(conn: psycopg.Connection, query: bytes) -> Outcome:
     return Outcome(tuple(results), error)
 
 
-def _next_result(pg: pq.abc.PGconn) -> pq.abc.PGresult | None:
+def _next_result(pg: pq.abc.PGconn, on_interrupt: Callable[[], bool]) -> pq.abc.PGresult | None:
     pg.consume_input()
+    cancelled = False
     while pg.is_busy():
-        select.select([pg.socket], [], [], 1.0)  # a signal handler runs here, at least once a second
+        select.select([pg.socket], [], [], 0.2)
+        if interrupts.requested() and not cancelled:
+            cancelled = on_interrupt()  # the server cancels the statement: the transaction rolls back
         pg.consume_input()
     return pg.get_result()
+
+
+def _cancel(conn: psycopg.Connection) -> bool:
+    conn.cancel_safe(timeout=10)
+    return True
 
 
 def _refuse_copy(pg: pq.abc.PGconn, status: int) -> None:

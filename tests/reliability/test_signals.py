@@ -1,0 +1,119 @@
+"""Ctrl-C and SIGTERM, sent to real runs against a real PostgreSQL: what stops, what stays, what is printed."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+import psycopg
+import pytest
+
+from conftest import Monorepo
+
+SLOW = "-- Migration: {v}\nCREATE TABLE IF NOT EXISTS t{n} (id int);\nSELECT pg_sleep({s});\n"
+
+
+def start(repo: Monorepo, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "invoke", *args],
+        cwd=repo.root,
+        env={**os.environ, **repo.env, "COLUMNS": "200"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for(url: str, condition: str, give_up: float = 30.0) -> None:
+    """Poll pg_stat_activity until a session matches `condition` (a WHERE clause)."""
+    deadline = time.monotonic() + give_up
+    with psycopg.connect(url, autocommit=True) as conn:
+        while not conn.execute(f"SELECT count(*) FROM pg_stat_activity WHERE {condition}").fetchone()[0]:
+            assert time.monotonic() < deadline, f"no session matched {condition}"
+            time.sleep(0.05)
+
+
+def advisory_locks(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        return conn.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND database = "
+            "(SELECT oid FROM pg_database WHERE datname = current_database())"
+        ).fetchone()[0]
+
+
+@pytest.fixture
+def slow_repo(monorepo: Callable[..., Monorepo]) -> Monorepo:
+    repo = monorepo({"slow": {}})
+    repo.migration("slow", "001_init.sql", SLOW.format(v="001_init", n=1, s=0))
+    repo.migration("slow", "002_wait.sql", SLOW.format(v="002_wait", n=2, s=4))
+    repo.migration("slow", "003_wait.sql", SLOW.format(v="003_wait", n=3, s=3))
+    return repo
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_cancels_the_migration_in_progress_and_starts_nothing_more(
+    slow_repo: Monorepo, sig: signal.Signals, code: int
+) -> None:
+    url = slow_repo.env["SLOW_DATABASE_URL"]
+    proc = start(slow_repo, "migrate-all", "--json")
+    wait_for(url, "application_name = 'migratekit' AND query LIKE '%pg_sleep(4)%' AND state = 'active'")
+    proc.send_signal(sig)
+    stdout, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == code, stderr
+    assert "Traceback" not in stderr
+    (service,) = json.loads(stdout)["services"]
+    assert service["outcome"] == "interrupted"
+    assert [a["version"] for a in service["applied"]] == ["001_init"]
+    assert f"interrupted by {sig.name}: 002_wait.sql was cancelled and rolled back" in service["failure"]["message"]
+    assert slow_repo.query("slow", "SELECT version FROM schema_migrations") == [("001_init",)]
+    assert slow_repo.query("slow", "SELECT to_regclass('t2'), to_regclass('t3')") == [(None, None)]
+    wait_for(url, "true")  # the runner's own session is gone and holds no lock
+    assert advisory_locks(url) == 0
+
+
+def test_ctrl_c_while_waiting_for_another_runners_lock(slow_repo: Monorepo) -> None:
+    url = slow_repo.env["SLOW_DATABASE_URL"]
+    with psycopg.connect(url, autocommit=True) as holder:
+        key = "hashtextextended('migratekit:' || current_database() || ':' || 'schema_migrations', 0)"
+        holder.execute(f"SELECT pg_advisory_lock({key})")
+        proc = start(slow_repo, "migrate", "slow", "--lock-wait", "120")
+        wait_for(url, "application_name = 'migratekit' AND query LIKE '%pg_try_advisory_lock%'")
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=30)  # far less than the 120 s it would wait
+    assert proc.returncode == 130, stdout + stderr
+    assert "interrupted by SIGINT while waiting for the migration lock" in stdout
+    assert slow_repo.query("slow", "SELECT to_regclass('public.t1')") == [(None,)]  # nothing ran
+
+
+def test_ctrl_c_to_the_python_runner_prints_no_traceback(slow_repo: Monorepo) -> None:
+    url = slow_repo.env["SLOW_DATABASE_URL"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "migratekit", "migrate", "--dir", "services/slow/migrations", "--url", url],
+        cwd=slow_repo.root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_for(url, "application_name = 'migratekit' AND query LIKE '%pg_sleep(4)%' AND state = 'active'")
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and "Traceback" not in stderr, stderr
+    assert "002_wait.sql was cancelled and rolled back" in stderr
+    assert slow_repo.query("slow", "SELECT version FROM schema_migrations") == [("001_init",)]
+
+
+def test_sigterm_to_verify_leaves_no_throwaway_database(slow_repo: Monorepo, pg_server) -> None:
+    slow_repo.env["MIGRATEKIT_SCRATCH_URL"] = pg_server.admin_url
+    proc = start(slow_repo, "verify")
+    wait_for(pg_server.admin_url, "datname LIKE 'mk_verify_slow_%' AND query LIKE '%pg_sleep(4)%'")
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 143 and "Traceback" not in stderr, stderr
+    assert "interrupted by SIGTERM" in stderr
+    with psycopg.connect(pg_server.admin_url) as conn:
+        assert conn.execute("SELECT count(*) FROM pg_database WHERE datname LIKE 'mk_verify_slow_%'").fetchone() == (0,)
