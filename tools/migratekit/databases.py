@@ -11,7 +11,6 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 from migratekit.errors import ConfigError
 from migratekit.workspace import Service
@@ -116,15 +115,28 @@ def connection_urls(
 
 
 def _validate(url: str, service: Service) -> None:
+    problem = url_problem(url)
+    if problem:
+        raise ConfigError(
+            f"${service.database_url_env} (service {service.name}) is not a valid PostgreSQL URL "
+            f"({redact(url)}): {problem}; use postgresql://user:password@host:5432/dbname"
+        )
+
+
+def url_problem(url: str) -> str | None:
+    """Why libpq would refuse `url` (None when it would not): its scheme, syntax or port. Never the password."""
     from psycopg.conninfo import conninfo_to_dict
 
+    if "://" in url and not re.match(r"^postgres(?:ql)?://", url):
+        return f"the scheme {url.split('://', 1)[0]}:// is not postgresql://"
     try:
-        conninfo_to_dict(url)
-    except Exception as exc:  # psycopg raises ProgrammingError with the (password-free) reason
-        raise ConfigError(
-            f"${service.database_url_env} (service {service.name}) is not a valid PostgreSQL URL: "
-            f"{redact(str(exc))}; use postgresql://user@host:5432/dbname"
-        ) from None
+        params = conninfo_to_dict(url)
+    except Exception as exc:  # psycopg raises ProgrammingError with libpq's reason
+        return redact(str(exc)).strip()
+    for port in str(params.get("port") or "5432").split(","):
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            return f"port {port!r} is not a number from 1 to 65535"
+    return None
 
 
 def with_database(url: str, database: str) -> str:
@@ -134,18 +146,12 @@ def with_database(url: str, database: str) -> str:
     return make_conninfo(url, dbname=database)
 
 
-_KEYWORD_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+_KEYWORD_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^&\s]+)", re.IGNORECASE)
+# user:password@ after a scheme (postgresql://, jdbc:postgresql://, mysql://…), the start, or a space:
+# everything up to the last @ of the token is the password, however it is escaped (or not).
+_USERINFO = re.compile(r"((?:^|://|\s)[^\s:/@]*:)(?!//)(?![^\s@]*://)\S*@")
 
 
-def redact(url: str) -> str:
-    """`url` with any password replaced by `***`, for messages, logs and reports."""
-    if "://" in url:
-        parts = urlsplit(url)
-        if parts.password is not None:
-            host = parts.hostname or ""
-            if parts.port:
-                host += f":{parts.port}"
-            url = urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
-        query_redacted = re.sub(r"(password=)[^&]*", r"\1***", url, flags=re.IGNORECASE)
-        return query_redacted
-    return _KEYWORD_PASSWORD.sub(r"\1***", url)
+def redact(text: str) -> str:
+    """`text` with every password replaced by `***`: any string, URL or not, well-formed or not."""
+    return _USERINFO.sub(r"\1***@", _KEYWORD_PASSWORD.sub(r"\1***", text))

@@ -266,17 +266,24 @@ def load_migrations(directory: Path) -> tuple[Migration, ...]:
     if not directory.is_dir():
         return ()
     try:
-        entries = sorted((p for p in directory.iterdir() if p.name.endswith(".sql")), key=lambda p: p.name)
+        # A dotfile is an editor's lock or a scratch file (.#001_init.sql), never a migration.
+        entries = sorted(
+            (p for p in directory.iterdir() if p.name.endswith(".sql") and not p.name.startswith(".")),
+            key=lambda p: p.name,
+        )
         real_directory = directory.resolve()
         migrations = []
         for path in entries:
             info = path.lstat()  # one system call answers "link?", "file?" and "how big?"
             if stat.S_ISLNK(info.st_mode):
-                if path.resolve().parent != real_directory:
+                target = path.resolve()
+                if target.parent != real_directory:
                     raise ConfigError(
-                        f"{path}: a symbolic link to {path.resolve()}, outside {directory}; "
+                        f"{path}: a symbolic link to {target}, outside {directory}; "
                         "copy the migration into the directory instead"
                     )
+                if not target.exists():
+                    raise ConfigError(f"{path}: a symbolic link to {target}, which does not exist; remove the link")
                 info = path.stat()
             if not stat.S_ISREG(info.st_mode):
                 continue

@@ -14,17 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from migratekit.errors import ConfigError
 from migratekit.graph import closure, dependency_sorter, parallel_groups
 from migratekit.settings import DEFAULTS, SERVICE_SETTINGS, WORKSPACE_FILE
+from migratekit.yamlfile import read_yaml
 
 STATE_DIR = ".migratekit"  # the embedded cluster, locks: local state, never committed
-MAX_WORKSPACE_BYTES = 1_000_000
-MAX_ALIASES = 100
 SERVICE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 QUALIFIED_TABLE = re.compile(r"^(?:[a-z_][a-z0-9_]{0,62}\.)?[a-z_][a-z0-9_]{0,62}$")
+MAX_TRACKING_NAME = 63 - len("idx__applied_at")  # 48
 DURATION = re.compile(r"^\d+\s*(?:us|ms|s|min|h|d)?$")
 LANGUAGES = ("typescript", "javascript", "python", "go", "java", "rust", "sql", "unknown")
 
@@ -134,71 +132,10 @@ def load_workspace(root: Path | str | None = None) -> Workspace:
     raw: dict[str, Any] = {}
     lines: dict[tuple[str, ...], int] = {}
     if config_path is not None and config_path.is_file():
-        raw, lines = _read_yaml(config_path)
+        raw, lines = read_yaml(config_path)
     else:
         config_path = None
     return build_workspace(root, raw, lines, config_path)
-
-
-# libyaml's parser where PyYAML was built with it: every command reads this file first, and
-# the pure-Python parser took 12 ms for 40 services. Its error messages are vaguer, so a file
-# that fails is parsed again by the pure-Python parser for the message.
-_FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
-    if path.stat().st_size > MAX_WORKSPACE_BYTES:
-        raise ConfigError(
-            f"{path}: larger than {MAX_WORKSPACE_BYTES} bytes; a workspace file is a short list of services"
-        )
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8") from None
-    try:
-        try:
-            node, data = _parse_yaml(path, text, _FAST_LOADER)
-        except yaml.YAMLError:
-            node, data = _parse_yaml(path, text, yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f":{mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}{where}: invalid YAML: {exc.problem or exc.context}; fix the syntax") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {exc}") from None
-    if data is None:
-        return {}, {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}:1: the top level must be a mapping (version, services_dir, defaults, services)")
-    lines: dict[tuple[str, ...], int] = {}
-    _collect_lines(node, (), lines)
-    return data, lines
-
-
-def _parse_yaml(path: Path, text: str, loader_class: Any) -> tuple[yaml.Node | None, Any]:
-    """The document's node tree (for line numbers) and its data, from one parse; aliases counted first."""
-    aliases = sum(isinstance(event, yaml.AliasEvent) for event in yaml.parse(text, Loader=loader_class))
-    if aliases > MAX_ALIASES:
-        raise ConfigError(f"{path}: {aliases} YAML aliases; a workspace file needs few or none (alias bomb?)")
-    loader = loader_class(text)
-    try:
-        node = loader.get_single_node()
-        return node, loader.construct_document(node) if node is not None else None
-    finally:
-        loader.dispose()
-
-
-def _collect_lines(
-    node: yaml.Node | None, prefix: tuple[str, ...], out: dict[tuple[str, ...], int], seen: set[int] | None = None
-) -> None:
-    """Record the line of every mapping key so errors can point into the file (each node once)."""
-    seen = set() if seen is None else seen
-    if isinstance(node, yaml.MappingNode) and id(node) not in seen:
-        seen.add(id(node))
-        for key_node, value_node in node.value:
-            key = (*prefix, str(key_node.value))
-            out[key] = key_node.start_mark.line + 1
-            _collect_lines(value_node, key, out, seen)
 
 
 class _Checker:
@@ -257,48 +194,17 @@ def build_workspace(
     declared = check.mapping(raw_services, ("services",), names)
     on_disk = _discover(services_dir)
 
-    services: dict[str, Service] = {}
-    for name in sorted(set(declared) | set(on_disk)):
-        where = ("services", name)
-        if not SERVICE_NAME.match(name):
-            raise check.fail(where, "a service name is lower-case letters, digits, '-' and '_', starting with a letter")
-        entry = check.mapping(declared.get(name), where, SERVICE_KEYS)
-        path = services_dir / name
-        if name in declared and name not in on_disk:
+    services = {
+        name: _service(check, root, services_dir, name, declared, defaults)
+        for name in sorted(set(declared) | set(on_disk))
+    }
+    for name in declared:
+        if name not in on_disk:
             raise check.fail(
-                where,
-                f"declared, but {path.relative_to(root)}/migrations does not exist; "
+                ("services", name),
+                f"declared, but {(services_dir / name).relative_to(root)}/migrations does not exist; "
                 "create it (invoke new-service) or remove the entry",
             )
-        settings = {k: _setting(check, (*where, k), k, entry[k]) if k in entry else defaults[k] for k in DEFAULT_KEYS}
-        depends = entry.get("depends_on", [])
-        if not isinstance(depends, list) or not all(isinstance(d, str) for d in depends):
-            raise check.fail((*where, "depends_on"), "must be a list of service names")
-        ignore = entry.get("ignore", [])
-        if not isinstance(ignore, list) or not all(isinstance(c, str) and RULE_CODE.match(c) for c in ignore):
-            raise check.fail((*where, "ignore"), "must be a list of rule codes such as [MK103, MK302]")
-        language = entry.get("language") or _guess_language(path)
-        if language not in LANGUAGES:
-            raise check.fail((*where, "language"), f"unknown language {language!r}; one of {', '.join(LANGUAGES)}")
-        database = check.string(
-            entry.get("database", name),
-            (*where, "database"),
-            SERVICE_NAME,
-            "a database name is lower-case letters, digits, '-' and '_'",
-        )
-        services[name] = Service(
-            name=name,
-            path=path,
-            language=language,
-            depends_on=tuple(depends),
-            database=database,
-            database_url_env=settings["database_url_env"].replace("{SERVICE}", env_name(name)),
-            tracking_table=settings["tracking_table"],
-            lock_timeout=settings["lock_timeout"],
-            statement_timeout=settings["statement_timeout"],
-            declared=name in declared,
-            ignore=tuple(ignore),
-        )
     for name, svc in services.items():
         for dep in svc.depends_on:
             if dep == name:
@@ -320,13 +226,68 @@ def build_workspace(
     return workspace
 
 
+def _service(
+    check: _Checker, root: Path, services_dir: Path, name: str, declared: dict[str, Any], defaults: dict[str, str]
+) -> Service:
+    """One service from its entry (if declared) and the defaults; bad values name their line."""
+    where = ("services", name)
+    if not SERVICE_NAME.match(name):
+        raise check.fail(where, "a service name is lower-case letters, digits, '-' and '_', starting with a letter")
+    path = services_dir / name
+    entry = check.mapping(declared.get(name), where, SERVICE_KEYS)
+    for candidate in (path, path / "migrations"):
+        if candidate.is_symlink() and not candidate.resolve().is_relative_to(root):
+            raise check.fail(
+                where,
+                f"{candidate.relative_to(root)} is a symbolic link to {candidate.resolve()}, outside the "
+                "repository; migrations must live in it (copy them in, or use a git submodule)",
+            )
+    settings = {k: _setting(check, (*where, k), k, entry[k]) if k in entry else defaults[k] for k in DEFAULT_KEYS}
+    depends = entry.get("depends_on", [])
+    if not isinstance(depends, list) or not all(isinstance(d, str) for d in depends):
+        raise check.fail((*where, "depends_on"), "must be a list of service names")
+    ignore = entry.get("ignore", [])
+    if not isinstance(ignore, list) or not all(isinstance(c, str) and RULE_CODE.match(c) for c in ignore):
+        raise check.fail((*where, "ignore"), "must be a list of rule codes such as [MK103, MK302]")
+    language = entry.get("language") or _guess_language(path)
+    if language not in LANGUAGES:
+        raise check.fail((*where, "language"), f"unknown language {language!r}; one of {', '.join(LANGUAGES)}")
+    database = check.string(
+        entry.get("database", name),
+        (*where, "database"),
+        SERVICE_NAME,
+        "a database name is lower-case letters, digits, '-' and '_'",
+    )
+    return Service(
+        name=name,
+        path=path,
+        language=language,
+        depends_on=tuple(depends),
+        database=database,
+        database_url_env=settings["database_url_env"].replace("{SERVICE}", env_name(name)),
+        tracking_table=settings["tracking_table"],
+        lock_timeout=settings["lock_timeout"],
+        statement_timeout=settings["statement_timeout"],
+        declared=name in declared,
+        ignore=tuple(ignore),
+    )
+
+
 def _setting(check: _Checker, key: tuple[str, ...], name: str, value: Any) -> str:
     if name in ("lock_timeout", "statement_timeout"):
         if isinstance(value, int) and not isinstance(value, bool):
             value = f"{value}ms"
         return check.string(value, key, DURATION, "use a PostgreSQL duration such as 500ms, 5s, 5min")
     if name == "tracking_table":
-        return check.string(value, key, QUALIFIED_TABLE, "use table or schema.table in lower case")
+        table = check.string(value, key, QUALIFIED_TABLE, "use table or schema.table in lower case")
+        if len(table.rsplit(".", 1)[-1]) > MAX_TRACKING_NAME:  # idx_<name>_applied_at must fit 63 characters
+            raise check.fail(
+                key,
+                f"{table!r}: a table name over {MAX_TRACKING_NAME} characters makes its index name "
+                f"idx_<name>_applied_at longer than PostgreSQL's 63, which it would silently truncate; "
+                "use a shorter name",
+            )
+        return table
     text = check.string(value, key)
     if name == "database_url_env" and not re.match(r"^[A-Za-z_{}][A-Za-z0-9_{}]*$", text):
         raise check.fail(key, f"{text!r} is not an environment variable name ({{SERVICE}} is replaced)")

@@ -139,9 +139,15 @@ def new_migration(
 ) -> NewMigration:
     """Write the next numbered migration of a service, with the seed's header and an idempotent start."""
     service = workspace.get(service_name)
+    if any(ord(c) < 32 or ord(c) == 127 for c in description):
+        raise ConfigError("the description must be one line of text, without newlines or control characters")
+    if len(description) > MAX_DESCRIPTION:
+        raise ConfigError(f"the description is {len(description)} characters; keep it under {MAX_DESCRIPTION}")
     slug = re.sub(r"[^a-z0-9]+", "_", description.lower()).strip("_")
     if not slug:
         raise ConfigError(f"description {description!r} has no letters or digits to name the file with")
+    if len(slug) > MAX_SLUG:  # the file name keeps the first words; the header keeps the whole description
+        slug = slug[: MAX_SLUG + 1].rsplit("_", 1)[0] if "_" in slug[:MAX_SLUG] else slug[:MAX_SLUG]
     with _lock(workspace.root):  # two calls at once must never take the same number
         existing = [NAME.match(p.name) for p in service.migrations_dir.glob("*.sql")]
         numbers = [m for m in existing if m]
@@ -149,17 +155,22 @@ def new_migration(
         width = max([3, *(len(m["number"]) for m in numbers)])
         version = f"{number:0{width}d}_{slug}"
         path = service.migrations_dir / f"{version}.sql"
+        body, rollback = starter_sql(description)
         header = (
             f"-- Migration: {version}\n-- Description: {description.strip()}\n"
-            f"-- Created: {(today or datetime.date.today()).isoformat()}\n\n"
+            f"-- Created: {(today or datetime.date.today()).isoformat()}\n-- Rollback: {rollback}\n\n"
         )
         with open(path, "x") as handle:
-            handle.write(header + starter_sql(description))
+            handle.write(header + body)
     return NewMigration(service_name, path)
 
 
-def starter_sql(description: str) -> str:
-    """An idempotent first draft read off the description, Rails-generator style; else a guide.
+MAX_DESCRIPTION = 200
+MAX_SLUG = 60  # characters of the description in the file name
+
+
+def starter_sql(description: str) -> tuple[str, str]:
+    """An idempotent first draft read off the description, Rails-generator style, and how to undo it; else a guide.
 
     "add users table" / "create users" -> CREATE TABLE IF NOT EXISTS users;
     "add email to users" / "add email column to users" -> ADD COLUMN IF NOT EXISTS.
@@ -172,7 +183,7 @@ def starter_sql(description: str) -> str:
         return (
             f"-- Nullable first, as the pattern asks; backfill and SET NOT NULL in later migrations.\n"
             f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {col} TEXT;\n"
-        )
+        ), f"a new migration with ALTER TABLE {table} DROP COLUMN IF EXISTS {col};"
     table = re.fullmatch(r"(?:add|create) (\w+?)(?: table)?", text)
     if table:
         name = table[1]
@@ -182,12 +193,12 @@ def starter_sql(description: str) -> str:
             "  created_at TIMESTAMPTZ NOT NULL DEFAULT NOW(),\n"
             "  updated_at TIMESTAMPTZ NOT NULL DEFAULT NOW()\n"
             ");\n"
-        )
+        ), f"a new migration with DROP TABLE IF EXISTS {name};"
     return (
         "-- Write idempotent SQL: CREATE … IF NOT EXISTS, CREATE OR REPLACE, DROP TRIGGER IF EXISTS before\n"
         "-- CREATE TRIGGER, INSERT … ON CONFLICT DO NOTHING, ADD COLUMN IF NOT EXISTS (nullable first).\n"
         "-- Until a statement is here, `invoke audit` reports this file as empty (MK109).\n"
-    )
+    ), "a new migration that reverses this one (say which statements it needs)"
 
 
 @contextlib.contextmanager
