@@ -57,6 +57,7 @@ def select(
     `names` (plus, with_deps, what they depend on), else all; narrowed to the services changed since
     `changed_since` (plus, with_dependents, the services that depend on those: they must run again).
     """
+    workspace.require_services()
     selected = set(workspace.services)
     if names:
         for name in names:

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from migratekit import interrupts, report
+from migratekit import __version__, interrupts, report
 from migratekit.apply import Options, apply_service
 from migratekit.databases import redact
 from migratekit.migration import load_migrations
@@ -21,7 +21,10 @@ from migratekit.workspace import QUALIFIED_TABLE
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m migratekit", description=__doc__.splitlines()[0])
+    name = Path(sys.argv[0]).name
+    prog = "migratekit" if name == "migratekit" else "python -m migratekit"  # the console script, or the module
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     migrate = commands.add_parser("migrate", help="apply the pending migrations of one directory to one database")
     migrate.add_argument("--dir", required=True, type=Path, help="the migrations directory")

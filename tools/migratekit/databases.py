@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -92,25 +92,46 @@ def shared_tracking_tables(
 
 
 def connection_urls(
-    root: Path, services: Iterable[Service], environ: Mapping[str, str] | None = None, create: bool = True
+    root: Path,
+    services: Iterable[Service],
+    environ: Mapping[str, str] | None = None,
+    create: bool = True,
+    notify: Callable[[str], None] | None = None,
 ) -> dict[str, str | None]:
     """A URL for every service, starting the embedded cluster and creating databases only if needed.
 
     With create=False nothing is started or created: an embedded database that does not exist
-    yet maps to None (a dry run treats it as empty).
+    yet maps to None (a dry run treats it as empty). `notify` hears that the embedded cluster was
+    started (it keeps running), or that it is stopped, so nobody is surprised by either.
     """
     from migratekit.embedded import Embedded  # psycopg is loaded only by tasks that use a database
 
     urls: dict[str, str | None] = {}
-    embedded = Embedded(root)
+    embedded = Embedded(root, environ=environ)
+    embedded_services = []
     for service in services:
         source = resolve(service, environ)
         if source.url:
             urls[service.name] = source.url
-        elif create:
-            urls[service.name] = embedded.ensure_database(source.database)
         else:
-            urls[service.name] = embedded.existing_database(source.database)
+            embedded_services.append(source)
+    if not embedded_services:
+        return urls
+    was_running = embedded.running() is not None
+    for source in embedded_services:
+        if create:
+            urls[source.service] = embedded.ensure_database(source.database)
+        else:
+            urls[source.service] = embedded.existing_database(source.database) if was_running else None
+    if notify and not was_running:
+        server = embedded.running()
+        if create and server is not None:
+            notify(
+                f"started the embedded PostgreSQL at {server.url()} ({server.binaries.source} binaries, data in "
+                f"{server.datadir}); it keeps running between commands: invoke db-down stops it"
+            )
+        elif not create:
+            notify("the embedded PostgreSQL is not running (invoke db-up starts it): its databases are read as empty")
     return urls
 
 
@@ -131,8 +152,11 @@ def url_problem(url: str) -> str | None:
         return f"the scheme {url.split('://', 1)[0]}:// is not postgresql://"
     try:
         params = conninfo_to_dict(url)
-    except Exception as exc:  # psycopg raises ProgrammingError with libpq's reason
-        return redact(str(exc)).strip()
+    except Exception as exc:  # psycopg raises ProgrammingError with libpq's reason, which may quote the password
+        reason = str(exc).strip()
+        for secret in _passwords(url):
+            reason = reason.replace(secret, "***")
+        return redact(reason)
     for port in str(params.get("port") or "5432").split(","):
         if not port.isdigit() or not 0 < int(port) < 65536:
             return f"port {port!r} is not a number from 1 to 65535"
@@ -150,6 +174,13 @@ _KEYWORD_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^&\s]+)", 
 # user:password@ after a scheme (postgresql://, jdbc:postgresql://, mysql://…), the start, or a space:
 # everything up to the last @ of the token is the password, however it is escaped (or not).
 _USERINFO = re.compile(r"((?:^|://|\s)[^\s:/@]*:)(?!//)(?![^\s@]*://)\S*@")
+
+
+def _passwords(text: str) -> list[str]:
+    """The password parts of `text`, longest first, as `redact` would hide them."""
+    found = [m[0][len(m[1]) : -1] for m in _USERINFO.finditer(text)]
+    found += [m[2].strip("'") for m in _KEYWORD_PASSWORD.finditer(text)]
+    return sorted((f for f in found if f), key=len, reverse=True)
 
 
 def redact(text: str) -> str:

@@ -71,7 +71,11 @@ def database_drift(workspace: Workspace, name: str, url: str | None) -> tuple[Se
     if url is None:
         items = tuple(Item(m.version, ItemKind.PENDING) for m in migrations)
         return ServiceDrift(
-            name, where, DriftState.NOT_CREATED, items=items, message="the database does not exist yet"
+            name,
+            where,
+            DriftState.NOT_CREATED,
+            items=items,
+            message="the database does not exist yet, or the embedded server is stopped",
         ), {}
     options = service_options(workspace, name, Options())
     try:

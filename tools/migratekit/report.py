@@ -66,8 +66,12 @@ def services_table(rows: Sequence[ServiceInfo], undeclared: Sequence[str] = ()) 
     return table
 
 
+OFF_TERMINAL_WIDTH = 1000  # a CI log or a pipe has no width to fit: print whole values, never "authent…"
+
+
 def console(stderr: bool = False) -> Console:
-    return Console(stderr=stderr, highlight=False)
+    terminal = Console(stderr=stderr, highlight=False)
+    return terminal if terminal.is_terminal else Console(stderr=stderr, highlight=False, width=OFF_TERMINAL_WIDTH)
 
 
 OUTCOME_STYLE = {
@@ -183,9 +187,12 @@ def github_annotations(findings: Sequence[Finding]) -> list[str]:
     def escape(text: str) -> str:
         return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
+    def escape_property(text: str) -> str:  # a property value also ends at "," or ":"
+        return escape(text).replace(":", "%3A").replace(",", "%2C")
+
     lines = []
     for f in findings:
-        where = f"file={escape(f.path)}" if f.path else ""
+        where = f"file={escape_property(f.path)}" if f.path else ""
         if f.path and f.line:
             where += f",line={f.line}"
         props = ",".join(p for p in (where, f"title={f.code}") if p)

@@ -35,6 +35,7 @@ def _workspace(root: str | None) -> Workspace:
 def services(c: Context, root: str | None = None, json: bool = False) -> None:
     """List services: language, dependencies, migrations, newest version, database source."""
     workspace = _workspace(root)
+    workspace.require_services()
     rows = inventory(workspace)
     if json:
         print(report.as_json({"root": workspace.root, "services": rows, "undeclared": workspace.undeclared}))
@@ -103,15 +104,11 @@ def db_down(c: Context, root: str | None = None, orphans: bool = False) -> None:
 @user_errors
 def db_url(c: Context, service: str, root: str | None = None) -> None:
     """Print where SERVICE's database is (a password in its URL variable shows as ***)."""
-    from migratekit.databases import redact
-    from migratekit.embedded import Embedded
+    from migratekit.databases import connection_urls, redact
 
     workspace = _workspace(root)
-    source = resolve(workspace.get(service))
-    if source.url:
-        print(redact(source.url))
-    else:
-        print(Embedded(workspace.root).ensure_database(source.database))
+    url = connection_urls(workspace.root, [workspace.get(service)], notify=report.console(stderr=True).print)[service]
+    print(redact(url or ""))
 
 
 def _migrate(
@@ -130,7 +127,9 @@ def _migrate(
     dry_run, json = flags["dry_run"], flags["json"]
     workspace = _workspace(flags["root"])
     selected = select_to_migrate(workspace, names, with_deps, changed_since)
-    urls = connection_urls(workspace.root, [workspace.services[n] for n in selected], create=not dry_run)
+    err = report.console(stderr=True)
+    services = [workspace.services[n] for n in selected]
+    urls = connection_urls(workspace.root, services, create=not dry_run, notify=err.print)
     options = Options(
         dry_run=dry_run,
         allow_changed=flags["allow_changed"],
@@ -138,7 +137,6 @@ def _migrate(
         connect_wait=wait,
         lock_wait=lock_wait,
     )
-    err = report.console(stderr=True)
     with interrupts.handling(), live_progress(err, enabled=not json) as progress:
         results = run_all(
             workspace, selected, urls, options, jobs=jobs, fail_fast=flags["fail_fast"], progress=progress
@@ -358,7 +356,9 @@ def drift(
         else:
             report.console().print(report.matrix_table(matrix))
         return
-    urls = connection_urls(workspace.root, workspace.services.values(), create=False)
+    urls = connection_urls(
+        workspace.root, workspace.services.values(), create=False, notify=report.console(stderr=True).print
+    )
     with (
         interrupts.handling(raise_now=True),
         scratch_session(workspace.root) if schema else contextlib.nullcontext() as server,

@@ -103,6 +103,15 @@ class Workspace:
                 reverse[dep].add(name)
         return closure(names, reverse)
 
+    def require_services(self) -> None:
+        """A task on a root without services is a mistake (a wrong --root, a typo'd directory): say so, exit 2."""
+        if not self.services:
+            where = relative(self.root, self.services_dir) if self.services_dir.is_relative_to(self.root) else "?"
+            raise ConfigError(
+                f"no services in {self.root}: no {where}/*/migrations directory and none declared in "
+                f"{WORKSPACE_FILE}; run from your monorepo's root, pass --root, or create one (invoke new-service)"
+            )
+
     def get(self, name: str) -> Service:
         try:
             return self.services[name]
@@ -127,6 +136,8 @@ def find_root(start: Path | None = None) -> Path:
 
 def load_workspace(root: Path | str | None = None) -> Workspace:
     """Read workspace.yaml (if any) under `root` and discover the services on disk."""
+    if root is not None and not Path(root).is_dir():
+        raise ConfigError(f"--root {root}: no such directory; pass the monorepo's root")
     root = find_root() if root is None else Path(root).resolve()
     config_path: Path | None = root / WORKSPACE_FILE
     raw: dict[str, Any] = {}
@@ -204,6 +215,15 @@ def build_workspace(
                 ("services", name),
                 f"declared, but {(services_dir / name).relative_to(root)}/migrations does not exist; "
                 "create it (invoke new-service) or remove the entry",
+            )
+    readers: dict[str, str] = {}
+    for name, svc in services.items():
+        other = readers.setdefault(svc.database_url_env, name)
+        if other != name:
+            raise check.fail(
+                ("services", name),
+                f"{other} and {name} both read ${svc.database_url_env}, so they would share one database "
+                "unknowingly; rename one, or give one its own database_url_env",
             )
     for name, svc in services.items():
         for dep in svc.depends_on:
