@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import psycopg
+from psycopg.conninfo import make_conninfo
 
+from conftest import write_tree
 from migratekit.apply import Options, apply_service
 from migratekit.embedded import Embedded
 from migratekit.migration import load_migrations
@@ -81,3 +88,58 @@ def test_connection_terminated_mid_migration(tmp_path: Path, scratch_db: str, pg
         assert conn.execute("SELECT version FROM schema_migrations").fetchall() == [("001_init",)]
         assert conn.execute("SELECT to_regclass('slow')").fetchone() == (None,)
     assert apply_service("svc", scratch_db, load_migrations(migrations), Options()).ok
+
+
+def test_a_read_only_database_is_reported_as_such(tmp_path: Path, scratch_db: str) -> None:
+    with psycopg.connect(scratch_db, autocommit=True) as conn:
+        conn.execute("ALTER DATABASE " + conn.info.dbname + " SET default_transaction_read_only = on")
+    result = apply_service("svc", scratch_db, load_migrations(files(tmp_path / "svc" / "migrations")), Options())
+    assert result.failure.sqlstate == "25006"
+    assert "the runner's bookkeeping failed" in result.failure.message and "read-only" in result.failure.hint
+    assert "lost the connection" not in result.failure.describe()
+
+
+def test_a_role_without_create_is_told_what_to_grant(tmp_path: Path, scratch_db: str) -> None:
+    role = f"mk_nocreate_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(scratch_db, autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {role} LOGIN")
+        conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+    try:
+        url = make_conninfo(scratch_db, user=role)
+        result = apply_service("svc", url, load_migrations(files(tmp_path / "svc" / "migrations")), Options())
+        assert result.failure.sqlstate == "42501", result.failure
+        assert "grant it CREATE on the schema" in result.failure.hint
+    finally:
+        with psycopg.connect(scratch_db, autocommit=True) as conn:
+            conn.execute(f"DROP OWNED BY {role}")
+            conn.execute(f"DROP ROLE {role}")
+
+
+def test_a_host_that_does_not_resolve_is_named_as_the_problem(tmp_path: Path) -> None:
+    url = "postgresql://app:secret@no-such-host.invalid:5432/db"
+    result = apply_service("svc", url, load_migrations(files(tmp_path / "svc" / "migrations")), Options())
+    assert "does not resolve" in result.failure.hint and "secret" not in result.failure.describe()
+
+
+def test_drift_schema_and_verify_with_unreachable_servers_say_so(tmp_path: Path, pg_server) -> None:
+    root = write_tree(
+        tmp_path / "repo",
+        {"tasks.py": "from migratekit.tasks import ns\n", "services/svc/migrations/001_init.sql": "SELECT 1;\n"},
+    )
+    env = {**os.environ, "SVC_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/svc", "COLUMNS": "200"}
+    env["MIGRATEKIT_SCRATCH_URL"] = pg_server.admin_url
+    drift = subprocess.run(
+        [sys.executable, "-m", "invoke", "drift", "--schema", "--json"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert drift.returncode == 1 and "Traceback" not in drift.stderr, drift.stderr
+    assert json.loads(drift.stdout)["services"][0]["state"] == "unreachable"
+    env["MIGRATEKIT_SCRATCH_URL"] = "postgresql://postgres:secret@127.0.0.1:1/postgres"
+    verify = subprocess.run(
+        [sys.executable, "-m", "invoke", "verify"], cwd=root, env=env, capture_output=True, text=True
+    )
+    assert verify.returncode == 1 and "Traceback" not in verify.stderr, verify.stderr
+    assert "cannot create a throwaway database on postgresql://postgres:***@127.0.0.1:1/postgres" in verify.stderr

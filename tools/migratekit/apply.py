@@ -21,7 +21,7 @@ import psycopg
 from psycopg import sql
 
 from migratekit import interrupts, tracking, wire
-from migratekit.databases import redact
+from migratekit.connection import connect, lost, refused
 from migratekit.migration import Migration, SqlSyntaxError, Statement, load_migrations
 from migratekit.plan import plan
 from migratekit.results import Applied, Failure, MigrationFailed, Outcome, Result, Stopped
@@ -93,43 +93,8 @@ def apply_service(
             return _apply(conn, service, migrations, options, progress, done)
     except Stopped as exc:
         return done(Outcome.FAILED, failure=exc.failure)
-    except psycopg.Error as exc:  # the connection broke mid-run (server restart, terminated backend)
-        return done(Outcome.FAILED, failure=_lost(exc, None))
-
-
-def _lost(exc: psycopg.Error, filename: str | None) -> Failure:
-    return Failure(
-        f"lost the connection: {redact(str(exc)).strip()}",
-        file=filename,
-        hint="re-run when the server is back; nothing half-applied was recorded",
-    )
-
-
-TRANSIENT = ("Connection refused", "starting up", "shutting down", "No such file or directory", "timeout expired")
-
-
-def connect(conninfo: str, wait: float) -> psycopg.Connection:
-    """An autocommit connection, retried for `wait` seconds while the server starts; Stopped otherwise."""
-    deadline = time.monotonic() + wait
-    delay = 0.1
-    while True:
-        try:
-            return psycopg.connect(conninfo, autocommit=True, connect_timeout=10, application_name="migratekit")
-        except psycopg.OperationalError as exc:
-            message = redact(str(exc)).strip()
-            transient = any(s in message for s in TRANSIENT)
-            remaining = deadline - time.monotonic()
-            if transient and remaining > 0 and not interrupts.requested():
-                time.sleep(min(delay, remaining))
-                delay = min(delay * 2, 2.0)
-                continue
-            waited = f" (retried for {wait:g}s)" if transient and wait else ""
-            hint = (
-                "check the host and port, or raise --wait while the server starts"
-                if transient
-                else "check the user, password and database name in the URL"
-            )
-            raise Stopped(Failure(f"cannot connect to {redact(conninfo)}{waited}: {message}", hint=hint)) from None
+    except psycopg.Error as exc:  # the connection broke mid-run, or the runner's own SQL was refused
+        return done(Outcome.FAILED, failure=lost(exc, None) if conn.broken else refused(exc))
 
 
 def _apply(
@@ -180,7 +145,7 @@ def _apply(
             except (Stopped, psycopg.Error) as exc:
                 if isinstance(exc, psycopg.Error) and not conn.broken:
                     raise
-                stopped = exc.failure if isinstance(exc, Stopped) else _lost(exc, migration.filename)
+                stopped = exc.failure if isinstance(exc, Stopped) else lost(exc, migration.filename)
                 interrupted = interrupts.requested()
                 if interrupted:
                     stopped = replace(

@@ -153,6 +153,8 @@ def drift(
         if name in needed:
             results[name], rows[name] = database_drift(workspace, name, urls.get(name))
     for group in groups:
+        if any(results[n].state is DriftState.UNREACHABLE for n in group):
+            continue  # its state already says why; there is no live schema to compare
         differences = _schema_drift(workspace, group, urls[group[0]], rows, server)  # type: ignore[arg-type]
         owner = [n for n in group if n in names][-1]
         results[owner] = replace(results[owner], schema=tuple(differences))

@@ -15,8 +15,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from migratekit.databases import with_database
+import psycopg
+
+from migratekit.databases import redact, with_database
 from migratekit.embedded import Embedded, create_database, drop_database
+from migratekit.errors import MigratekitError
 
 SCRATCH_ENV = "MIGRATEKIT_SCRATCH_URL"
 CONTAINER_IMAGE = "postgres:16-alpine"
@@ -88,7 +91,14 @@ def scratch_session(root: Path, environ: dict[str, str] | None = None) -> Iterat
 def scratch_database(server: ScratchServer, prefix: str = "mk_scratch") -> Iterator[str]:
     """A new empty database on `server`, dropped when the block ends however it ends."""
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    create_database(server.admin_url, name)
+    try:
+        create_database(server.admin_url, name)
+    except psycopg.Error as exc:
+        raise MigratekitError(
+            f"cannot create a throwaway database on {redact(server.admin_url)} ({server.origin}): "
+            f"{redact(str(exc)).strip()}; point ${SCRATCH_ENV} at a server where this role may create "
+            "databases, or unset it to use the embedded one"
+        ) from None
     try:
         yield with_database(server.admin_url, name)
     finally:
