@@ -140,4 +140,6 @@ def example_repo(tmp_path: Path, pg_server: ScratchServer) -> Monorepo:
     shutil.copytree(REPO / "services", root / "services", ignore=shutil.ignore_patterns("node_modules", "dist"))
     shutil.copy(REPO / "workspace.yaml", root / "workspace.yaml")
     shutil.copy(REPO / "tasks.py", root / "tasks.py")
+    for name in ("pyproject.toml", "README.md", "tools"):  # enrichment's image installs the toolkit from the root
+        (root / name).symlink_to(REPO / name)
     return Monorepo(root, {"MIGRATEKIT_SCRATCH_URL": pg_server.admin_url})

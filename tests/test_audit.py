@@ -157,11 +157,13 @@ CMD ["python", "main.py"]
                 "exec gunicorn app:wsgi\n",
                 "Dockerfile": "FROM python:3.11-slim\nWORKDIR /app\nCOPY migrations /app/migrations\n"
                 'COPY docker-entrypoint.sh app.py ./\nENTRYPOINT ["./docker-entrypoint.sh"]\n',
+                "app.py": "wsgi = None\n",
             },
         ),
         (
             "migrate && start command",
             {
+                "dist__index.js": "// built\n",
                 "Dockerfile": "FROM node:22-alpine\nWORKDIR /srv\nCOPY migrations/*.sql ./migrations/\n"
                 "COPY dist ./dist\n"
                 'CMD ["sh", "-c", "npx node-pg-migrate up && node dist/index.js"]\n',
@@ -219,7 +221,13 @@ SEED_DOCKERFILE = (REPO / "services/authentication/Dockerfile").read_text()
 
 
 def seed_service(root: Path, **overrides: str) -> Path:
-    files = {"src__index.ts": SEED_INDEX, "src__database__migrate.ts": SEED_RUNNER, "Dockerfile": SEED_DOCKERFILE}
+    files = {
+        "src__index.ts": SEED_INDEX,
+        "src__database__migrate.ts": SEED_RUNNER,
+        "Dockerfile": SEED_DOCKERFILE,
+        "package.json": "{}\n",  # what the Dockerfile copies must be in the build context (MK410)
+        "tsconfig.json": "{}\n",
+    }
     return service(root, **{**files, **overrides})
 
 

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
+import psycopg
 import pytest
 
-from conftest import Monorepo
+from conftest import Monorepo, write_tree
+from migratekit.apply import Options, apply_service
 from migratekit.errors import ConfigError
+from migratekit.migration import load_migrations
 from migratekit.scaffold import new_migration
 from migratekit.scratch import docker_unavailable_reason
 from migratekit.workspace import load_workspace
@@ -169,3 +175,26 @@ def test_verify_image_without_docker_says_so_and_passes(example: Monorepo) -> No
 def test_verify_image_finds_the_migrations_inside_the_built_image(example: Monorepo) -> None:
     result = example.invoke("verify", "--service", "enrichment", "--image")
     assert "enrichment image: migrations identical to the repository's" in result.stdout
+
+
+def test_the_python_scaffold_carries_its_own_runner_and_builds_from_its_directory(tmp_path: Path, new_db) -> None:
+    other = write_tree(tmp_path / "elsewhere", {"tasks.py": "from migratekit.tasks import ns\n"})
+    repo = Monorepo(other, {})
+    assert repo.invoke("new-service", "ledger", "--lang", "python").returncode == 0
+    service = other / "services" / "ledger"
+    assert "migratekit" not in (service / "pyproject.toml").read_text()  # nothing of this repository needed
+    assert json.loads(repo.invoke("audit", "--json").stdout)["findings"] == []
+    url = new_db()
+    env = {**os.environ, "DATABASE_URL": url, "PYTHONPATH": str(service / "src")}
+    run = subprocess.run([sys.executable, "-m", "ledger.migrate"], env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    migrations = load_migrations(service / "migrations")
+    with psycopg.connect(url) as conn:
+        rows = conn.execute("SELECT version, checksum FROM schema_migrations ORDER BY 1").fetchall()
+    assert rows == [(m.version, m.checksum) for m in migrations]  # the seed's rows: migratekit agrees
+    assert apply_service("ledger", url, migrations, Options()).outcome == "up to date"
+    (service / "migrations" / "002_broken.sql").write_text("CREATE TABLE IF NOT EXISTS b (id int);\nSELECT 1/0;\n")
+    failed = subprocess.run([sys.executable, "-m", "ledger.migrate"], env=env, capture_output=True, text=True)
+    assert failed.returncode == 1 and "002_broken.sql: division by zero" in failed.stderr
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT to_regclass('b')").fetchone() == (None,)

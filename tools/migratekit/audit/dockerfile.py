@@ -37,6 +37,7 @@ class Image:
     context: Path
     final: Stage
     copies_service_paths: bool  # the Dockerfile names files by their path from the repository root
+    context_copies: tuple[tuple[str, int], ...] = ()  # (source, line) of each COPY/ADD from the build context
 
 
 def _args(value: str) -> list[str]:
@@ -68,6 +69,7 @@ def analyse(dockerfile: Path, service_dir: Path, root: Path) -> Image:
     context = root if copies_service_paths else service_dir
     migrations_rel = (service_dir / "migrations").relative_to(context).as_posix()
     stages: list[Stage] = []
+    context_copies: list[tuple[str, int]] = []
     for ins in instructions:
         kind, value, line = ins["instruction"], ins["value"], ins["startline"] + 1
         if kind == "FROM":
@@ -97,8 +99,19 @@ def analyse(dockerfile: Path, service_dir: Path, root: Path) -> Image:
             stage.command = (stage.command if kind == "CMD" else []) + _args(value)
             stage.command_line = line
         elif kind in ("COPY", "ADD"):
-            _copy(stage, stages, _args(value), migrations_rel)
-    return Image(dockerfile, context, stages[-1] if stages else Stage(None, 1), copies_service_paths)
+            words = _args(value)
+            _copy(stage, stages, words, migrations_rel)
+            context_copies += [(source, line) for source in _context_sources(words)]
+    final = stages[-1] if stages else Stage(None, 1)
+    return Image(dockerfile, context, final, copies_service_paths, tuple(context_copies))
+
+
+def _context_sources(words: list[str]) -> list[str]:
+    """The sources a COPY/ADD takes from the build context (not another stage, a URL, a variable or a heredoc)."""
+    if any(w.startswith("--from=") for w in words):
+        return []
+    paths = [w for w in words if not w.startswith("--")]
+    return [p for p in paths[:-1] if "://" not in p and "$" not in p and not p.startswith("<<")]
 
 
 def _copy(stage: Stage, stages: list[Stage], words: list[str], migrations_rel: str) -> None:

@@ -324,6 +324,26 @@ def init_container_image(w: Wiring) -> Iterable[WiringHit]:
             )
 
 
+@rule("MK410", "error", "copy only what the build context holds: fix the path, or build from the directory that has it")
+def copy_source_missing(w: Wiring) -> Iterable[WiringHit]:
+    """A COPY source that the build context does not hold.
+
+    The image build stops at that line. A Dockerfile that copies files of the repository it was
+    scaffolded in (a toolkit, a root README) cannot build in another one.
+    Bad: COPY tools /opt/migratekit/tools   (no tools/ in the build context)
+    Good: COPY src ./src
+    """
+    if w.image is None:
+        return
+    context = w.image.context
+    for source, line in w.image.context_copies:
+        pattern = posixpath.normpath(source).lstrip("/")
+        if pattern in ("", ".") or next(iter(context.glob(pattern)), None) is not None:
+            continue
+        where = w.rel(context) if context != w.root else "the repository root"
+        yield w.rel(w.image.dockerfile), line, f"COPY {source}: nothing by that name in the build context ({where})"
+
+
 def audit_wiring(service: Service, root: Path) -> list[Finding]:
     """Every MK4xx finding for one service."""
     wiring = collect(service, root)
