@@ -102,3 +102,15 @@ def test_enrichment_migrates_then_serves(scratch_db: str) -> None:
     with psycopg.connect(scratch_db) as conn:
         versions = conn.execute("SELECT version FROM enrichment.schema_migrations ORDER BY 1").fetchall()
     assert versions == [("001_init",), ("002_add_battle_value_view",)]
+
+
+def test_a_url_that_is_not_one_is_a_usage_error_without_a_traceback(tmp_path: Path) -> None:
+    (tmp_path / "migrations").mkdir()
+    result = subprocess.run(
+        [sys.executable, "-m", "migratekit", "migrate", "--dir", str(tmp_path / "migrations"), "--url", "not a url"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2 and "is not a PostgreSQL URL" in result.stderr and "Traceback" not in result.stderr
+    version = subprocess.run([sys.executable, "-m", "migratekit", "--version"], capture_output=True, text=True)
+    assert version.stdout.startswith("python -m migratekit ")

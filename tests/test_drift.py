@@ -173,3 +173,19 @@ def test_services_sharing_a_database_are_replayed_together_whichever_is_named(
     code, data = drift(example_repo, "--service", selected, "--schema")
     assert code == 0, data
     assert [(s["service"], s["state"], s["schema"]) for s in data["services"]] == [(selected, "up to date", [])]
+
+
+def test_a_database_not_migrated_yet_shows_pending_files_and_no_schema_differences(
+    example_repo: Monorepo, new_db
+) -> None:
+    battles = new_db()
+    example_repo.env.update(
+        AUTHENTICATION_DATABASE_URL=new_db(), BATTLES_DATABASE_URL=battles, ENRICHMENT_DATABASE_URL=battles
+    )
+    code, data = drift(example_repo, "--schema")
+    assert code == 1  # pending files are drift
+    assert [(s["service"], s["schema"], {i["kind"] for i in s["items"]}) for s in data["services"]] == [
+        ("authentication", [], {"pending"}),
+        ("battles", [], {"pending"}),
+        ("enrichment", [], {"pending"}),
+    ]

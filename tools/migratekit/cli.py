@@ -14,7 +14,7 @@ from pathlib import Path
 
 from migratekit import __version__, interrupts, report
 from migratekit.apply import Options, apply_service
-from migratekit.databases import redact
+from migratekit.databases import redact, url_problem
 from migratekit.migration import load_migrations
 from migratekit.settings import DEFAULTS
 from migratekit.workspace import QUALIFIED_TABLE
@@ -46,6 +46,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if not args.url:
         parser.error("no database URL: pass --url or set DATABASE_URL")
+    problem = url_problem(args.url)
+    if problem:
+        parser.error(f"--url {redact(args.url)} is not a PostgreSQL URL: {problem}")
     if not args.dir.is_dir():
         parser.error(f"{args.dir}: no such migrations directory")
     if not QUALIFIED_TABLE.match(args.tracking_table):

@@ -177,6 +177,8 @@ def _schema_drift(
             migrations = tuple(
                 m for m in load_migrations(workspace.services[name].migrations_dir) if m.version in applied
             )
+            if not migrations:
+                continue  # nothing applied live: no tracking table there either, so none in the replay
             result = apply_service(
                 name, replay_url, migrations, service_options(workspace, name, Options(out_of_order=True))
             )
