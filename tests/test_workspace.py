@@ -8,6 +8,7 @@ import pytest
 
 from conftest import write_tree
 from migratekit.errors import ConfigError
+from migratekit.graph import critical_paths
 from migratekit.workspace import find_root, load_workspace, parallel_groups
 
 
@@ -143,3 +144,9 @@ def test_parallel_groups_on_a_plain_graph() -> None:
 def test_find_root_walks_up_to_the_workspace_file(tmp_path: Path) -> None:
     repo(tmp_path, ["a"], "version: 1\n")
     assert find_root(tmp_path / "services" / "a" / "migrations") == tmp_path.resolve()
+
+
+def test_critical_paths_weigh_each_service_and_the_chain_that_waits_for_it() -> None:
+    graph = {"a": (), "b": ("a",), "c": ("b",), "x": (), "y": ()}
+    weights = {"a": 1, "b": 1, "c": 1, "x": 2, "y": 1}
+    assert critical_paths(graph, weights) == {"a": 3, "b": 2, "c": 1, "x": 2, "y": 1}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -109,8 +110,35 @@ def test_eight_runners_started_together_apply_each_migration_once(tmp_path: Path
     ]
     outputs = [r.communicate(timeout=120) for r in runners]
     assert [r.returncode for r in runners] == [0] * 8, [e for _, e in outputs]
-    import json
-
     applied = sum(len(json.loads(out)["applied"]) for out, _ in outputs)
     assert applied == STEPS
+    assert assert_atomic(url) == STEPS
+
+
+def test_runners_racing_past_the_first_look_apply_one_pending_migration_once(tmp_path: Path, new_db) -> None:
+    """Each runner first reads without the lock: all see the pending file; only one may apply it."""
+    migrations = write_migrations(tmp_path / "svc" / "migrations")
+    url = new_db()
+    last = migrations / f"{STEPS:03d}_step.sql"
+    held_back = last.read_text()
+    last.unlink()
+    assert apply_service("svc", url, load_migrations(migrations), Options()).ok
+    last.write_text(held_back.replace("pg_sleep(0.03)", "nextval('applications')"))
+    with psycopg.connect(url, autocommit=True) as conn:  # counts how often the pending file's SQL runs
+        conn.execute("CREATE SEQUENCE applications")
+    runners = [
+        subprocess.Popen(
+            [sys.executable, "-m", "migratekit", "migrate", "--dir", str(migrations), "--url", url, "--json"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(8)
+    ]
+    outputs = [r.communicate(timeout=120) for r in runners]
+    assert [r.returncode for r in runners] == [0] * 8, [e for _, e in outputs]
+    applied = [a["version"] for out, _ in outputs for a in json.loads(out)["applied"]]
+    assert applied == [last.stem]
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT last_value, is_called FROM applications").fetchone() == (1, True)
     assert assert_atomic(url) == STEPS

@@ -106,15 +106,9 @@ def _apply(
     done: Callable[..., Result],
 ) -> Result:
     table = options.tracking_table
-    if options.dry_run:
-        rows = tracking.applied_rows(conn, table) if tracking.state(conn, table) == "ok" else {}
-        the_plan = plan(migrations, rows, options.allow_changed, options.out_of_order)
-        problem = the_plan.problems[0] if the_plan.problems else missing_extensions(conn, the_plan.pending)
-        if problem is not None:
-            return done(Outcome.FAILED, failure=problem, already_applied=the_plan.already_applied)
-        pending = tuple(m.version for m in the_plan.pending)
-        return done(Outcome.PLANNED, pending=pending, already_applied=the_plan.already_applied)
-
+    settled = _without_lock(conn, migrations, options, done)
+    if settled is not None:
+        return settled
     key = tracking.lock(conn, table, options.lock_wait)
     try:
         tracking.ensure_table(conn, table)
@@ -171,6 +165,28 @@ def _apply(
             tracking.unlock(conn, key)
         if progress:
             progress(service, None)
+
+
+def _without_lock(
+    conn: psycopg.Connection, migrations: Sequence[Migration], options: Options, done: Callable[..., Result]
+) -> Result | None:
+    """A dry run's plan, or "up to date", from a first look without the lock; None when there is work.
+
+    An up-to-date database (the common case) needs no lock at all. Work found here is decided
+    again under the lock, so each migration still runs exactly once with runners racing.
+    """
+    table = options.tracking_table
+    rows = tracking.applied_rows(conn, table) if tracking.state(conn, table) == "ok" else None
+    first_look = plan(migrations, rows or {}, options.allow_changed, options.out_of_order)
+    if options.dry_run:
+        problem = first_look.problems[0] if first_look.problems else missing_extensions(conn, first_look.pending)
+        if problem is not None:
+            return done(Outcome.FAILED, failure=problem, already_applied=first_look.already_applied)
+        pending = tuple(m.version for m in first_look.pending)
+        return done(Outcome.PLANNED, pending=pending, already_applied=first_look.already_applied)
+    if rows is not None and not (first_look.pending or first_look.problems or first_look.rechecksum):
+        return done(Outcome.UP_TO_DATE, already_applied=first_look.already_applied)
+    return None
 
 
 def missing_extensions(conn: psycopg.Connection, pending: Sequence[Migration]) -> Failure | None:

@@ -47,3 +47,20 @@ def parallel_groups(graph: Mapping[str, tuple[str, ...]], only: set[str] | None 
         groups.append(ready)
         sorter.done(*ready)
     return groups
+
+
+def critical_paths(graph: Mapping[str, tuple[str, ...]], weights: Mapping[str, float]) -> dict[str, float]:
+    """For each node, its weight plus the heaviest chain of nodes that depend on it.
+
+    A scheduler that starts the ready node with the longest such chain first finishes an uneven
+    graph (one long chain beside many short services) close to the chain's own time.
+    """
+    dependents: dict[str, list[str]] = {name: [] for name in graph}
+    for name, deps in graph.items():
+        for dep in deps:
+            if dep in dependents:
+                dependents[dep].append(name)
+    paths: dict[str, float] = {}
+    for name in reversed([n for group in parallel_groups(graph) for n in group]):  # dependents first
+        paths[name] = weights.get(name, 0) + max((paths[d] for d in dependents[name]), default=0)
+    return paths

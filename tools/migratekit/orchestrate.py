@@ -14,6 +14,7 @@ from migratekit import changes, interrupts
 from migratekit.apply import Options, ProgressFn, apply_service
 from migratekit.databases import shared_tracking_tables
 from migratekit.errors import ConfigError
+from migratekit.graph import critical_paths
 from migratekit.migration import load_migrations
 from migratekit.results import Outcome, Result
 from migratekit.workspace import Workspace
@@ -63,6 +64,9 @@ def migrate_all(
     if jobs < 1:
         raise ConfigError(f"--jobs must be at least 1, not {jobs}")
     sorter = workspace.sorter(set(selected))
+    graph = {n: tuple(d for d in workspace.services[n].depends_on if d in selected) for n in selected}
+    weights = {n: len(list(workspace.services[n].migrations_dir.glob("*.sql"))) for n in selected}
+    priority = critical_paths(graph, weights)  # the longest chain of work first, then by name
     results: dict[str, Result] = {}
     running: dict[Future[Result], str] = {}
     stop = False
@@ -79,7 +83,7 @@ def migrate_all(
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         while sorter.is_active():
-            for name in sorted(sorter.get_ready()):
+            for name in sorted(sorter.get_ready(), key=lambda n: (-priority[n], n)):
                 blocked = [d for d in workspace.services[name].depends_on if d in results and not results[d].ok]
                 if blocked or stop or interrupts.requested():
                     reason = (
