@@ -134,7 +134,7 @@ def _apply(
                 progress(service, migration.version)
             try:
                 applied.append(_apply_one(conn, migration, options, table))
-                if SESSION_CHANGE.search(migration.text):
+                if SESSION_CHANGE.search(migration.sql):
                     _session_defaults(conn, reset=True)
             except (Stopped, psycopg.Error) as exc:
                 if isinstance(exc, psycopg.Error) and not conn.broken:
@@ -196,7 +196,7 @@ def missing_extensions(conn: psycopg.Connection, pending: Sequence[Migration]) -
     """
     wanted: dict[str, tuple[Migration, int]] = {}  # extension -> where it is first created
     for migration in pending:
-        if "extension" not in migration.text.lower() or migration.syntax_error is not None:
+        if "extension" not in migration.sql.lower() or migration.syntax_error is not None:
             continue
         for statement in migration.statements:
             if statement.kind == "CreateExtensionStmt":
@@ -248,6 +248,11 @@ def run_again(conn: psycopg.Connection, migration: Migration, options: Options) 
 
 def _apply_one(conn: psycopg.Connection, migration: Migration, options: Options, table: str | None) -> Applied:
     """One migration and (unless `table` is None) its tracking row, retried after a lock timeout or deadlock."""
+    if migration.section_error is not None:
+        error = migration.section_error
+        raise Stopped(
+            Failure(str(error), file=migration.filename, line=error.line, hint="fix the section markers (MK116)")
+        )
     statements: tuple[Statement, ...] | None = None  # None: the file's text is sent as it is
     transactional = True
     if not migration.runs_as_written:
@@ -278,7 +283,8 @@ def _apply_one(conn: psycopg.Connection, migration: Migration, options: Options,
             raise
 
 
-def _settings(local: bool, options: Options) -> list[sql.Composed]:
+def timeouts(local: bool, options: Options) -> list[sql.Composed]:
+    """SET (LOCAL) lock_timeout and statement_timeout, as workspace.yaml gives them."""
     scope = sql.SQL("SET LOCAL" if local else "SET")
     return [
         sql.SQL("{} lock_timeout = {}").format(scope, sql.Literal(options.lock_timeout)),
@@ -308,7 +314,7 @@ def _in_transaction(
     """
     started = time.monotonic()
     script = Script.build(migration, statements)
-    settings = _settings(True, options)
+    settings = timeouts(True, options)
     prefix = "BEGIN;\n" + "".join(f"{s.as_string(conn)};\n" for s in settings)
     record = ""
     if table is not None:
@@ -337,7 +343,7 @@ def _statement_by_statement(
     table: str | None,
 ) -> Applied:
     started = time.monotonic()
-    for setting in _settings(False, options):
+    for setting in timeouts(False, options):
         conn.execute(setting)
     try:
         for done, statement in enumerate(statements):

@@ -16,6 +16,7 @@ import psycopg
 from migratekit import tracking
 from migratekit.apply import Options, apply_service
 from migratekit.databases import redact, shared_databases
+from migratekit.formats import version_key
 from migratekit.migration import Migration, load_migrations
 from migratekit.orchestrate import service_options
 from migratekit.plan import plan
@@ -66,7 +67,7 @@ class ServiceDrift:
 def database_drift(workspace: Workspace, name: str, url: str | None) -> tuple[ServiceDrift, dict[str, str]]:
     """Files against tracking rows for one service; also returns the rows (version -> checksum)."""
     service = workspace.services[name]
-    migrations = load_migrations(service.migrations_dir)
+    migrations = load_migrations(service.migrations_dir, service.format)
     where = redact(url) if url else f"embedded/{service.database}"
     if url is None:
         items = tuple(Item(m.version, ItemKind.PENDING) for m in migrations)
@@ -95,7 +96,7 @@ def database_drift(workspace: Workspace, name: str, url: str | None) -> tuple[Se
         where,
         DriftState.UP_TO_DATE if not items and state == "ok" else DriftState.DRIFT,
         len(rows),
-        max(rows, default=None),
+        max(rows, key=version_key, default=None),
         items,
         message=message,
     )
@@ -114,13 +115,13 @@ def _items(root: Path, migrations: tuple[Migration, ...], rows: Mapping[str, str
                 f"applied checksum {rows[m.version]}, file now {m.checksum}{_last_commit(root, m.path)}",
             )
         )
-    newest = max(rows, default="")
+    newest = max(rows, key=version_key, default="")
     for m in loose.pending:
         items.append(
             Item(
                 m.version,
-                ItemKind.OUT_OF_ORDER if m.version < newest else ItemKind.PENDING,
-                f"sorts before {newest}, which is applied" if m.version < newest else "",
+                ItemKind.OUT_OF_ORDER if version_key(m.version) < version_key(newest) else ItemKind.PENDING,
+                f"sorts before {newest}, which is applied" if version_key(m.version) < version_key(newest) else "",
             )
         )
     return tuple(sorted(items, key=lambda i: i.version))
@@ -175,7 +176,9 @@ def _schema_drift(
         for name in group:
             applied = set(rows.get(name, {}))
             migrations = tuple(
-                m for m in load_migrations(workspace.services[name].migrations_dir) if m.version in applied
+                m
+                for m in load_migrations(workspace.services[name].migrations_dir, workspace.services[name].format)
+                if m.version in applied
             )
             if not migrations:
                 continue  # nothing applied live: no tracking table there either, so none in the replay

@@ -28,7 +28,7 @@ def inventory(workspace: Workspace, environ: Mapping[str, str] | None = None) ->
     rows = []
     for name in workspace.order():
         service = workspace.services[name]
-        migrations = load_migrations(service.migrations_dir)
+        migrations = load_migrations(service.migrations_dir, service.format)
         rows.append(
             ServiceInfo(
                 name=name,

@@ -19,6 +19,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from migratekit.formats import Format, SectionError, Sections, format_of, number_of, sections, version_of
+
 NAME = re.compile(r"^(?P<number>\d+)_(?P<slug>[a-z0-9]+(?:_[a-z0-9]+)*)\.sql$")
 HEADER_LINE = re.compile(r"^--\s*(?P<key>[A-Za-z][A-Za-z -]*?)\s*:\s*(?P<value>.*?)\s*$")
 NO_TRANSACTION_DIRECTIVE = "no-transaction"
@@ -84,10 +86,12 @@ class Statement:
 
 @dataclass(frozen=True)
 class Migration:
-    """One numbered SQL file of a service."""
+    """One migration of a service: a seed-shaped file, or another tool's (see `formats`)."""
 
-    path: Path
+    path: Path  # the file applied forward (for updown, the .up.sql file)
     data: bytes = field(repr=False)
+    format: Format = Format.SEED
+    down_data: bytes | None = field(default=None, repr=False)  # updown: the .down.sql file's bytes
 
     @property
     def filename(self) -> str:
@@ -95,12 +99,14 @@ class Migration:
 
     @property
     def version(self) -> str:
-        return self.path.name.removesuffix(".sql")
+        return version_of(self.path.name, self.format)
 
     @cached_property
     def number(self) -> int | None:
-        match = NAME.match(self.filename)
-        return int(match["number"]) if match else None
+        if self.format is Format.SEED:
+            match = NAME.match(self.filename)
+            return int(match["number"]) if match else None
+        return number_of(self.filename)
 
     @property
     def description(self) -> str:
@@ -110,6 +116,48 @@ class Migration:
     @cached_property
     def text(self) -> str:
         return self.data.decode("utf-8", errors="replace")
+
+    @cached_property
+    def _sections(self) -> Sections | SectionError:
+        try:
+            return sections(self.format, self.text)
+        except SectionError as exc:
+            return exc
+
+    @property
+    def section_error(self) -> SectionError | None:
+        return self._sections if isinstance(self._sections, SectionError) else None
+
+    @property
+    def sql(self) -> str:
+        """The up part: what is applied forward (the whole text for a seed file); empty when malformed."""
+        return self._sections.up if isinstance(self._sections, Sections) else ""
+
+    @property
+    def sql_line(self) -> int:
+        """The file line the up part starts on."""
+        return self._sections.up_line if isinstance(self._sections, Sections) else 1
+
+    def down_part(self) -> Migration | None:
+        """The down part as a migration of its own (seed-shaped text), and the file line it starts on."""
+        text = self.down_sql
+        if text is None:
+            return None
+        path = (
+            self.path.with_name(self.path.name.removesuffix(".up.sql") + ".down.sql") if self.down_data else self.path
+        )
+        return Migration(path, text.encode("utf-8"))
+
+    @property
+    def down_line(self) -> int:
+        return self._sections.down_line if isinstance(self._sections, Sections) and self.down_data is None else 1
+
+    @property
+    def down_sql(self) -> str | None:
+        """The down part, for `invoke rollback`; None when the migration has none (always, for seed)."""
+        if self.down_data is not None:
+            return self.down_data.decode("utf-8", errors="replace")
+        return self._sections.down if isinstance(self._sections, Sections) else None
 
     @cached_property
     def checksum(self) -> str:
@@ -125,8 +173,11 @@ class Migration:
 
     @cached_property
     def statements(self) -> tuple[Statement, ...]:
-        """Top-level statements from PostgreSQL's own parser; raises SqlSyntaxError."""
-        return parse_statements(self.text)
+        """Top-level statements of the up part, from PostgreSQL's own parser; raises SqlSyntaxError."""
+        error = self.section_error
+        if error is not None:
+            raise SqlSyntaxError(str(error), error.line)
+        return parse_statements(self.sql, self.sql_line)
 
     @property
     def syntax_error(self) -> SqlSyntaxError | None:
@@ -137,8 +188,15 @@ class Migration:
             return exc
         return None
 
+    @property
+    def format_no_transaction(self) -> str | None:
+        """Why the format's own option (dbmate transaction:false, goose NO TRANSACTION) keeps it out of one."""
+        return self._sections.no_transaction if isinstance(self._sections, Sections) else None
+
     def transaction_mode(self) -> tuple[bool, str]:
         """(runs in one transaction, why not) for this file; see `transaction_mode`."""
+        if isinstance(self._sections, Sections) and self._sections.no_transaction:
+            return False, self._sections.no_transaction
         return transaction_mode(self.statements, self.header)
 
     @cached_property
@@ -149,7 +207,9 @@ class Migration:
         contains none of `_MODE_WORDS` can only get (True, "") from `transaction_mode` and itself
         from `body`. False means "parse to know", not "not transactional".
         """
-        return _MODE_WORDS.search(self.text) is None
+        if isinstance(self._sections, Sections) and self._sections.no_transaction:
+            return False
+        return _MODE_WORDS.search(self.sql) is None
 
 
 def tracking_table_statement(
@@ -186,7 +246,7 @@ def parse_header(text: str) -> Mapping[str, str]:
     return MappingProxyType(header)
 
 
-def parse_statements(text: str) -> tuple[Statement, ...]:
+def parse_statements(text: str, first_line: int = 1) -> tuple[Statement, ...]:
     from pglast import parser as pg_parser  # imported on first parse: an up-to-date run never needs it
 
     data = text.encode("utf-8")
@@ -194,10 +254,10 @@ def parse_statements(text: str) -> tuple[Statement, ...]:
         tree = json.loads(pg_parser.parse_sql_json(text))
     except pg_parser.ParseError as exc:
         message, location = exc.args[0], exc.args[1] if len(exc.args) > 1 else 0
-        line = text[: max(location, 0)].count("\n") + 1
+        line = text[: max(location, 0)].count("\n") + first_line
         raise SqlSyntaxError(str(message), line) from None
     statements = []
-    line, counted = 1, 0  # newlines are counted incrementally: files can hold thousands of statements
+    line, counted = first_line, 0  # newlines are counted incrementally: files can hold thousands of statements
     for raw in tree.get("stmts", []):
         start = raw.get("stmt_location", 0)
         length = raw.get("stmt_len", 0)
@@ -255,24 +315,52 @@ def _reindex_concurrently(statement: Statement) -> bool:
 MAX_MIGRATION_BYTES = 20_000_000  # a larger "migration" is a data load: use COPY from a file instead
 
 
-def load_migrations(directory: Path) -> tuple[Migration, ...]:
-    """Every `*.sql` file of a migrations directory in the seed's order (sorted by name).
+def load_migrations(directory: Path, fmt: str = "auto") -> tuple[Migration, ...]:
+    """Every migration of a directory, in numeric order of version (999 before 1000), then by name.
 
+    `fmt` is "auto" (each file's format detected; a directory mixing formats is a ConfigError naming
+    the files) or one of `formats.FORMATS`. For updown, each .up.sql carries its .down.sql.
     A file linked to somewhere outside the directory, or too large to be a migration, or a
     directory that cannot be read, is bad input: a ConfigError naming it, before anything runs.
     """
+    files = _read_files(directory)
+    formats = {
+        path: Format(fmt) if fmt != "auto" else format_of(path.name, data.decode("utf-8", "replace"))
+        for path, data in files.items()
+    }
+    found = sorted(set(formats.values()))
+    if len(found) > 1:
+        from migratekit.errors import ConfigError
+
+        groups = "; ".join(
+            f"{f}: {', '.join(sorted(p.name for p, pf in formats.items() if pf is f)[:3])}" for f in found
+        )
+        raise ConfigError(
+            f"{directory} mixes migration formats ({groups}); keep one format per service, or set "
+            "format: in workspace.yaml for it"
+        )
+    migrations = []
+    for path, data in files.items():
+        if formats[path] is Format.UPDOWN:
+            if not path.name.endswith(".up.sql"):
+                continue  # a down part: it travels with its up file
+            down = files.get(path.with_name(path.name.removesuffix(".up.sql") + ".down.sql"))
+            migrations.append(Migration(path, data, Format.UPDOWN, down))
+        else:
+            migrations.append(Migration(path, data, formats[path]))
+    return tuple(sorted(migrations, key=lambda m: (m.number if m.number is not None else -1, m.filename)))
+
+
+def _read_files(directory: Path) -> dict[Path, bytes]:
+    """The bytes of every `*.sql` file of a directory (dotfiles skipped: editors' lock and scratch files)."""
     from migratekit.errors import ConfigError
 
     if not directory.is_dir():
-        return ()
+        return {}
+    files: dict[Path, bytes] = {}
     try:
-        # A dotfile is an editor's lock or a scratch file (.#001_init.sql), never a migration.
-        entries = sorted(
-            (p for p in directory.iterdir() if p.name.endswith(".sql") and not p.name.startswith(".")),
-            key=lambda p: p.name,
-        )
+        entries = sorted(p for p in directory.iterdir() if p.name.endswith(".sql") and not p.name.startswith("."))
         real_directory = directory.resolve()
-        migrations = []
         for path in entries:
             info = path.lstat()  # one system call answers "link?", "file?" and "how big?"
             if stat.S_ISLNK(info.st_mode):
@@ -292,7 +380,7 @@ def load_migrations(directory: Path) -> tuple[Migration, ...]:
                     f"{path}: {info.st_size} bytes, over {MAX_MIGRATION_BYTES}; load bulk data "
                     "with COPY from a file, not a migration"
                 )
-            migrations.append(Migration(path=path, data=path.read_bytes()))
+            files[path] = path.read_bytes()
     except PermissionError as exc:
         raise ConfigError(f"{exc.filename}: cannot be read ({exc.strerror}); fix its permissions") from None
-    return tuple(migrations)
+    return files

@@ -76,7 +76,7 @@ def migrate_all(
         return apply_service(
             name,
             urls[name],
-            load_migrations(service.migrations_dir),
+            load_migrations(service.migrations_dir, service.format),
             service_options(workspace, name, options),
             progress,
         )

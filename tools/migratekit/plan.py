@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from migratekit.formats import version_key
 from migratekit.migration import Migration
 from migratekit.results import Failure
 
@@ -55,9 +56,9 @@ def plan(
                     )
                 )
     pending = tuple(m for m in migrations if m.version not in applied)
-    newest = max(applied, default="")
+    newest = max(applied, key=version_key, default="")
     for migration in pending:
-        if migration.version < newest and not out_of_order:
+        if version_key(migration.version) < version_key(newest) and not out_of_order:
             problems.append(
                 Failure(
                     f"pending, but sorts before {newest}, which is already applied",

@@ -12,6 +12,7 @@ class Outcome(StrEnum):
     PLANNED = "planned"
     FAILED = "failed"
     SKIPPED = "skipped"
+    ROLLED_BACK = "rolled back"  # invoke rollback undid what it was asked to
     INTERRUPTED = "interrupted"  # Ctrl-C or SIGTERM: what ran is kept, the migration in progress rolled back
 
 
@@ -77,7 +78,7 @@ class Result:
 
     @property
     def ok(self) -> bool:
-        return self.outcome in (Outcome.APPLIED, Outcome.UP_TO_DATE, Outcome.PLANNED)
+        return self.outcome in (Outcome.APPLIED, Outcome.UP_TO_DATE, Outcome.PLANNED, Outcome.ROLLED_BACK)
 
 
 class MigrationFailed(Exception):

@@ -28,7 +28,7 @@ class Script:
     def build(cls, migration: Migration, statements: tuple[Statement, ...] | None) -> Script:
         """The file as written (None: not parsed), or its statements less a BEGIN/COMMIT wrapper."""
         if statements is None:
-            return cls(migration, migration.text.removeprefix(BOM), ())
+            return cls(migration, migration.sql.removeprefix(BOM), ())
         parts = body(statements)
         starts, offset = [], 0
         for part in parts:
@@ -48,7 +48,7 @@ class Script:
         if not 0 < position <= len(self.text):  # in the runner's own settings or row, not in the file
             return failure(exc, self.migration)
         if not self.starts:  # the file's text as it is, less a byte-order mark
-            return failure(exc, self.migration, None, position + len(self.migration.text) - len(self.text))
+            return failure(exc, self.migration, None, position + len(self.migration.sql) - len(self.text))
         for start, part in self.starts:
             if position - 1 < start + len(part.text) + len(SEPARATOR):
                 return failure(exc, self.migration, part, position - start)
@@ -78,13 +78,13 @@ def failure(
 ) -> Failure:
     """PostgreSQL's message at the file's line: the statement's, moved down by the error's position in it.
 
-    `position` is 1-based in the statement's text, or in the file's text when there is no statement.
+    `position` is 1-based in the statement's text, or in the migration's up part when there is no statement.
     """
     diag = exc.diag
     line = statement.line if statement else None
-    text = statement.text if statement else migration.text
+    text = statement.text if statement else migration.sql
     if position and position > 0:
-        line = (line or 1) + text[: position - 1].count("\n")
+        line = (line or migration.sql_line) + text[: position - 1].count("\n")
     message = diag.message_primary or str(exc).strip()
     if diag.message_detail:
         message += f" ({diag.message_detail})"

@@ -18,6 +18,7 @@ class Defaults:
     lock_timeout: str = "5s"
     statement_timeout: str = "5min"
     tracking_table: str = "schema_migrations"
+    format: str = "auto"  # detected from the files; or seed, updown, dbmate, goose
     # per run: the tasks' flags (or invoke.yaml's `migratekit:` section) override these
     jobs: int = 4  # services migrating at once
     connect_wait: float = 0.0  # seconds to retry connecting while a database starts
@@ -27,4 +28,4 @@ class Defaults:
 
 
 DEFAULTS = Defaults()
-SERVICE_SETTINGS = ("database_url_env", "lock_timeout", "statement_timeout", "tracking_table")
+SERVICE_SETTINGS = ("database_url_env", "lock_timeout", "statement_timeout", "tracking_table", "format")

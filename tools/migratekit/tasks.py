@@ -15,11 +15,11 @@ from invoke import Collection, Context, Exit, task
 
 from migratekit import interrupts, report
 from migratekit.changes import select
-from migratekit.databases import resolve
+from migratekit.dbtasks import db_down, db_up, db_url
 from migratekit.inventory import inventory
 from migratekit.settings import DEFAULTS
 from migratekit.taskflags import MIGRATE_FLAGS, MIGRATE_HELP, ROOT_HELP, number, user_errors, with_flags
-from migratekit.workspace import Workspace, find_root, load_workspace
+from migratekit.workspace import Workspace, load_workspace
 
 # Each task imports what only it needs (psycopg, the audit rules) in its body: every
 # `invoke` call loads this module, and `invoke migrate-all` on an up-to-date monorepo
@@ -41,74 +41,6 @@ def services(c: Context, root: str | None = None, json: bool = False) -> None:
         print(report.as_json({"root": workspace.root, "services": rows, "undeclared": workspace.undeclared}))
         return
     report.console().print(report.services_table(rows, workspace.undeclared))
-
-
-@task(help={"root": ROOT_HELP, "json": "print JSON instead of text"})
-@user_errors
-def db_up(c: Context, root: str | None = None, json: bool = False) -> None:
-    """Start the embedded PostgreSQL and create a database for each service without a URL."""
-    from migratekit.embedded import Embedded
-    from migratekit.servers import running_servers
-
-    workspace = _workspace(root)
-    embedded = Embedded(workspace.root)
-    rows = []
-    for name in workspace.order():
-        source = resolve(workspace.services[name])
-        if source.kind == "embedded":
-            embedded.ensure_database(source.database)
-        rows.append({"service": name, "url_variable": source.env_var, "database": source.describe()})
-    server = embedded.running()
-    orphans = [s for s in running_servers() if s.orphaned]
-    info = {
-        "embedded": None
-        if server is None
-        else {
-            "url": server.url(),
-            "datadir": server.datadir,
-            "binaries": server.binaries.source,
-        },
-        "services": rows,
-        "orphaned_servers": orphans,
-    }
-    if json:
-        print(report.as_json(info))
-        return
-    out = report.console()
-    for line in report.db_up_text(server, rows, orphans):
-        out.print(line)
-
-
-@task(
-    help={
-        "root": ROOT_HELP,
-        "orphans": "instead, stop every migratekit server on this machine whose checkout is gone (and its data)",
-    }
-)
-@user_errors
-def db_down(c: Context, root: str | None = None, orphans: bool = False) -> None:
-    """Stop the embedded PostgreSQL (its data stays for the next db-up)."""
-    from migratekit.embedded import Embedded
-    from migratekit.servers import stop_orphans
-
-    if orphans:
-        stopped = stop_orphans()
-        for line in report.orphans_stopped_text(stopped):
-            print(line)
-        return
-    stopped_one = Embedded(find_root(Path(root)) if root else find_root()).stop()
-    print("embedded PostgreSQL stopped" if stopped_one else "embedded PostgreSQL was not running")
-
-
-@task(help={"root": ROOT_HELP})
-@user_errors
-def db_url(c: Context, service: str, root: str | None = None) -> None:
-    """Print where SERVICE's database is (a password in its URL variable shows as ***)."""
-    from migratekit.databases import connection_urls, redact
-
-    workspace = _workspace(root)
-    url = connection_urls(workspace.root, [workspace.get(service)], notify=report.console(stderr=True).print)[service]
-    print(redact(url or ""))
 
 
 def _migrate(
@@ -182,6 +114,53 @@ def migrate_all(c: Context, changed_since: str | None = None, **flags: Any) -> N
 def migrate(c: Context, service: str, with_deps: bool = False, **flags: Any) -> None:
     """Migrate one service's database (with --with-deps, what it depends on first)."""
     _migrate(c, f"migrate {service}", [service], with_deps, None, **flags)
+
+
+@task(
+    help={
+        "service": "the service whose migrations to undo",
+        "steps": "how many of the newest applied migrations to undo (default 1)",
+        "to": "undo every applied migration after this version (it stays applied)",
+        "dry_run": "say which migrations would be undone, and change nothing",
+        "json": "print the result as JSON",
+        "root": ROOT_HELP,
+    }
+)
+@user_errors
+def rollback(
+    c: Context,
+    service: str,
+    steps: int = 1,
+    to: str | None = None,
+    dry_run: bool = False,
+    json: bool = False,
+    root: str | None = None,
+) -> None:
+    """Undo SERVICE's newest migrations with their down parts (updown, dbmate, goose), newest first."""
+    from migratekit.apply import Options
+    from migratekit.databases import connection_urls
+    from migratekit.migration import load_migrations
+    from migratekit.orchestrate import service_options
+    from migratekit.rollback import rollback_service
+
+    workspace = _workspace(root)
+    chosen = workspace.get(service)
+    url = connection_urls(workspace.root, [chosen], create=False)[service]
+    if url is None:
+        raise Exit(f"migratekit: {service}'s database does not exist yet: nothing to roll back", code=2)
+    options = service_options(workspace, service, Options(dry_run=dry_run))
+    migrations = load_migrations(chosen.migrations_dir, chosen.format)
+    with interrupts.handling():
+        result = rollback_service(service, url, migrations, options, None if to else number(steps, "steps", int, 1), to)
+    if json:
+        print(report.as_json(result))
+    else:
+        out = report.console()
+        out.print(report.results_table([result], title=f"rollback {service}" + (" (dry run)" if dry_run else "")))
+        for line in report.result_details([result]):
+            out.print(line)
+    if not result.ok:
+        raise Exit(code=1)
 
 
 @task(
@@ -377,6 +356,18 @@ def drift(
 
 
 ns = Collection(
-    services, migrate_all, migrate, audit, rules, verify, drift, new_service, new_migration, db_up, db_down, db_url
+    services,
+    migrate_all,
+    migrate,
+    rollback,
+    audit,
+    rules,
+    verify,
+    drift,
+    new_service,
+    new_migration,
+    db_up,
+    db_down,
+    db_url,
 )
 ns.configure({"migratekit": {"jobs": DEFAULTS.jobs, "wait": DEFAULTS.connect_wait, "lock_wait": DEFAULTS.lock_wait}})

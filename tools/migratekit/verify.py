@@ -46,7 +46,7 @@ class Verification:
 
 def verify_service(workspace: Workspace, name: str, server: ScratchServer) -> Verification:
     service = workspace.services[name]
-    migrations = load_migrations(service.migrations_dir)
+    migrations = load_migrations(service.migrations_dir, service.format)
     # Services sharing this database that it depends on come first: its SQL may reference theirs.
     dependencies = workspace.with_dependencies({name}) - {name}
     ordered = [workspace.services[n] for n in workspace.order()]
@@ -57,7 +57,10 @@ def verify_service(workspace: Workspace, name: str, server: ScratchServer) -> Ve
         for neighbour in neighbours:
             options = service_options(workspace, neighbour, Options())
             result = apply_service(
-                neighbour, url, load_migrations(workspace.services[neighbour].migrations_dir), options
+                neighbour,
+                url,
+                load_migrations(workspace.services[neighbour].migrations_dir, workspace.services[neighbour].format),
+                options,
             )
             if not result.ok:
                 return Verification(name, len(migrations), first_run=result.failure)
@@ -130,7 +133,7 @@ def verify_image(workspace: Workspace, name: str) -> ImageCheck:
         rm=True,
         tag=f"migratekit-verify-{name}:latest",
     )
-    expected = {m.filename: m.data for m in load_migrations(service.migrations_dir)}
+    expected = {m.filename: m.data for m in load_migrations(service.migrations_dir, service.format)}
     problems: list[str] = []
     if not image.final.carriers:
         problems.append("the Dockerfile's final stage copies no migrations (MK403)")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from migratekit.errors import ConfigError
+from migratekit.formats import FORMATS
 from migratekit.graph import closure, dependency_sorter, parallel_groups
 from migratekit.settings import DEFAULTS, SERVICE_SETTINGS, WORKSPACE_FILE
 from migratekit.yamlfile import read_yaml
@@ -22,6 +23,7 @@ from migratekit.yamlfile import read_yaml
 STATE_DIR = ".migratekit"  # the embedded cluster, locks: local state, never committed
 SERVICE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 QUALIFIED_TABLE = re.compile(r"^(?:[a-z_][a-z0-9_]{0,62}\.)?[a-z_][a-z0-9_]{0,62}$")
+FORMAT_NAME = re.compile(rf"^(?:auto|{'|'.join(FORMATS)})$")
 MAX_TRACKING_NAME = 63 - len("idx__applied_at")  # 48
 DURATION = re.compile(r"^\d+\s*(?:us|ms|s|min|h|d)?$")
 LANGUAGES = ("typescript", "javascript", "python", "go", "java", "rust", "sql", "unknown")
@@ -48,6 +50,7 @@ class Service:
     lock_timeout: str
     statement_timeout: str
     declared: bool
+    format: str = "auto"  # "auto" (detected from the files) or one of formats.FORMATS
     ignore: tuple[str, ...] = ()  # audit rule codes silenced for this service
 
     @property
@@ -288,6 +291,7 @@ def _service(
         tracking_table=settings["tracking_table"],
         lock_timeout=settings["lock_timeout"],
         statement_timeout=settings["statement_timeout"],
+        format=settings["format"],
         declared=name in declared,
         ignore=tuple(ignore),
     )
@@ -298,6 +302,8 @@ def _setting(check: _Checker, key: tuple[str, ...], name: str, value: Any) -> st
         if isinstance(value, int) and not isinstance(value, bool):
             value = f"{value}ms"
         return check.string(value, key, DURATION, "use a PostgreSQL duration such as 500ms, 5s, 5min")
+    if name == "format":
+        return check.string(value, key, FORMAT_NAME, f"use auto or one of {', '.join(FORMATS)}")
     if name == "tracking_table":
         table = check.string(value, key, QUALIFIED_TABLE, "use table or schema.table in lower case")
         if len(table.rsplit(".", 1)[-1]) > MAX_TRACKING_NAME:  # idx_<name>_applied_at must fit 63 characters

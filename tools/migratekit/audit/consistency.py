@@ -60,7 +60,7 @@ def function_diverged(ws: Workspace) -> Iterable[AcrossHit]:
     """
     bodies: dict[str, dict[str, tuple[str, str]]] = defaultdict(dict)  # function -> service -> (body, file)
     for name, service in ws.services.items():
-        for migration in load_migrations(service.migrations_dir):
+        for migration in load_migrations(service.migrations_dir, service.format):
             if migration.syntax_error is not None:
                 continue
             for statement in migration.statements:
@@ -125,7 +125,9 @@ def tracking_diverged(ws: Workspace) -> Iterable[AcrossHit]:
     for name, service in ws.services.items():
         if service.tracking_table.rsplit(".", 1)[-1] != "schema_migrations":
             yield name, config, None, f"tracking table {service.tracking_table}, not schema_migrations"
-        found = tracking_table_statement(load_migrations(service.migrations_dir), service.tracking_table)
+        found = tracking_table_statement(
+            load_migrations(service.migrations_dir, service.format), service.tracking_table
+        )
         init, create = found if found is not None else (None, None)
         if init is None or create is None:
             continue  # no 001_init, or one without the table: MK111 reports that

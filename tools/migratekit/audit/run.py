@@ -73,7 +73,7 @@ PARALLEL_FROM = 16  # services; below this, starting worker processes costs more
 def audit_service(workspace: Workspace, name: str) -> list[Finding]:
     """Lint and wiring findings of one service (independent of every other service)."""
     service = workspace.services[name]
-    migrations = load_migrations(service.migrations_dir)
+    migrations = load_migrations(service.migrations_dir, service.format)
     findings = lint_migrations(name, service.migrations_dir, migrations, workspace.root, service.tracking_table)
     return findings + wiring.audit_wiring(service, workspace.root)
 

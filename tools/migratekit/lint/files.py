@@ -11,6 +11,7 @@ from pathlib import Path
 
 from migratekit import findings
 from migratekit.findings import Scope
+from migratekit.formats import Format
 from migratekit.migration import NAME, Migration, tracking_table_statement
 
 
@@ -23,6 +24,7 @@ class Directory:
 
 
 FileHit = tuple[Path, int | None, str | None]  # (file, line, message)
+TIMESTAMPS = 10_000_000  # a version this large is a date, not a sequence number
 
 
 rule = partial(findings.rule, scope=Scope.FILES)
@@ -37,8 +39,11 @@ def file_name(d: Directory) -> Iterable[FileHit]:
     Good: 004_add_email_column.sql
     """
     for m in d.migrations:
-        if not NAME.match(m.filename):
+        if m.format is Format.SEED and not NAME.match(m.filename):
             yield m.path, None, f"{m.filename} is not NNN_snake_case.sql"
+        elif m.format is not Format.SEED and m.number is None:
+            shape = "<version>_<name>.up.sql" if m.format is Format.UPDOWN else "<version>_<name>.sql"
+            yield m.path, None, f"{m.filename} is not {shape}: {m.format} needs a numbered version"
 
 
 @rule("MK102", "error", "give one of them the next free number")
@@ -66,6 +71,8 @@ def gap(d: Directory) -> Iterable[FileHit]:
     Good: 001_init.sql, 002_add_users.sql, 003_add_email.sql
     """
     numbered = sorted({m.number: m for m in d.migrations if m.number is not None}.items())
+    if numbered and numbered[-1][0] >= TIMESTAMPS:
+        return  # timestamp versions (20240101120000_…) have gaps by nature
     for (previous, _), (number, m) in zip(numbered, numbered[1:], strict=False):
         if number > previous + 1:
             yield m.path, None, f"{m.filename} follows {previous:0{len(str(number))}d}: {number - previous - 1} missing"
@@ -79,7 +86,7 @@ def unpadded(d: Directory) -> Iterable[FileHit]:
     Bad: 9_add_users.sql, 10_add_email.sql
     Good: 009_add_users.sql, 010_add_email.sql
     """
-    matches = [match for m in d.migrations if (match := NAME.match(m.filename))]
+    matches = [match for m in d.migrations if m.format is Format.SEED and (match := NAME.match(m.filename))]
     widths = Counter(len(match["number"]) for match in matches)
     if len(widths) > 1:
         usual = widths.most_common(1)[0][0]
@@ -110,6 +117,8 @@ def header(d: Directory) -> Iterable[FileHit]:
     Good: -- Migration: 004_add_email
     """
     for m in d.migrations:
+        if m.format is not Format.SEED:
+            continue  # other tools' files carry no seed header
         named = m.header.get("migration")
         if named is None:
             yield m.path, 1, "no '-- Migration: <version>' header"
@@ -170,7 +179,7 @@ def syntax(d: Directory) -> Iterable[FileHit]:
     """
     for m in d.migrations:
         error = m.syntax_error
-        if error is not None:
+        if error is not None and m.section_error is None:  # a broken marker is MK116's
             yield m.path, error.line, f"does not parse: {error}"
 
 
@@ -183,6 +192,8 @@ def init_creates_tracking_table(d: Directory) -> Iterable[FileHit]:
     Bad: 001_init.sql with only the service's tables
     Good: CREATE TABLE IF NOT EXISTS schema_migrations (version TEXT PRIMARY KEY, …);
     """
+    if any(m.format is not Format.SEED for m in d.migrations):
+        return  # the seed's 001_init convention; other tools' runners create their own table
     found = tracking_table_statement(d.migrations, d.tracking_table)
     if found is not None and found[1] is None:
         yield found[0].path, None, f"001_init.sql does not create {d.tracking_table}"
@@ -207,3 +218,49 @@ def stray_file(d: Directory) -> Iterable[FileHit]:
         ):
             if re.search(r"\.(sql|psql|pgsql)\b", path.name, re.IGNORECASE):
                 yield path, None, f"{path.name} looks like a migration but is never applied"
+
+
+@rule("MK114", "warning", "add the missing .down.sql, or a note in migrations/README.md on how to undo it")
+def up_without_down(d: Directory) -> Iterable[FileHit]:
+    """A migration without a down part where the service's other migrations have one.
+
+    `invoke rollback` stops at it: nothing says how to undo it.
+    Bad: 003_add_email.up.sql alone, beside 001_init.up.sql and 001_init.down.sql
+    Good: 003_add_email.up.sql and 003_add_email.down.sql
+    """
+    two_part = [m for m in d.migrations if m.format is not Format.SEED]
+    if not any(m.down_sql is not None for m in two_part):
+        return  # a service that writes no down parts at all has chosen to roll forward only
+    for m in two_part:
+        if m.down_sql is None and m.section_error is None:
+            yield m.path, None, f"{m.filename} has no down part; the others have one"
+
+
+@rule("MK115", "error", "rename it to match its .up.sql, or delete it")
+def down_without_up(d: Directory) -> Iterable[FileHit]:
+    """A .down.sql file without its .up.sql.
+
+    No runner applies it forward and rollback never finds it: usually a renamed or deleted up file.
+    Bad: 004_add_phone.down.sql with no 004_add_phone.up.sql
+    Good: 004_add_phone.up.sql and 004_add_phone.down.sql
+    """
+    if not d.path.is_dir():
+        return
+    ups = {m.filename for m in d.migrations if m.format is Format.UPDOWN}
+    for path in sorted(d.path.glob("*.down.sql")):
+        if path.name.removesuffix(".down.sql") + ".up.sql" not in ups:
+            yield path, None, f"{path.name} has no {path.name.removesuffix('.down.sql')}.up.sql"
+
+
+@rule("MK116", "error", "write exactly one up marker, and the down marker (if any) once after it")
+def section_markers(d: Directory) -> Iterable[FileHit]:
+    """Section markers that cannot be read (dbmate's -- migrate:up/down, goose's -- +goose Up/Down).
+
+    Without one clear up section, what would be applied forward is a guess: the file is refused.
+    Bad: -- migrate:down before -- migrate:up, or two -- +goose Up lines
+    Good: -- migrate:up … -- migrate:down …
+    """
+    for m in d.migrations:
+        error = m.section_error
+        if error is not None:
+            yield m.path, error.line, str(error)

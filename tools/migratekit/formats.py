@@ -1,0 +1,109 @@
+"""Other tools' migration layouts: which one a file is written in, and where its up and down parts are.
+
+seed    NNN_snake_case.sql, the whole file is the migration (the contract in DESIGN.md)
+updown  <version>_<name>.up.sql with an optional <version>_<name>.down.sql (golang-migrate, sql-migrate)
+dbmate  one file with `-- migrate:up` and `-- migrate:down` sections (`transaction:false` on the up line)
+goose   one file with `-- +goose Up` and `-- +goose Down` (`-- +goose NO TRANSACTION`; StatementBegin/End
+        are comments to PostgreSQL, so an up part is sent as it is written)
+
+Only the up part is ever applied forward; the down part serves `invoke rollback`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Format(StrEnum):
+    SEED = "seed"
+    UPDOWN = "updown"
+    DBMATE = "dbmate"
+    GOOSE = "goose"
+
+
+FORMATS = tuple(f.value for f in Format)
+UPDOWN_NAME = re.compile(r"^(?P<number>\d+)_(?P<slug>.+)\.(?P<direction>up|down)\.sql$")
+NUMBERED = re.compile(r"^(?P<number>\d+)_")
+_DBMATE = re.compile(r"^--\s*migrate:(?P<part>up|down)\b(?P<options>[^\n]*)$", re.MULTILINE)
+_GOOSE = re.compile(r"^--\s*\+goose\s+(?P<part>up|down)\b[^\n]*$", re.MULTILINE | re.IGNORECASE)
+_GOOSE_NO_TRANSACTION = re.compile(r"^--\s*\+goose\s+no\s+transaction\b", re.MULTILINE | re.IGNORECASE)
+
+
+class SectionError(ValueError):
+    """A section marker that is missing, repeated or out of place; `line` is 1-based."""
+
+    def __init__(self, message: str, line: int):
+        super().__init__(message)
+        self.line = line
+
+
+@dataclass(frozen=True)
+class Sections:
+    up: str
+    up_line: int  # the file line the up part starts on
+    down: str | None = None
+    no_transaction: str | None = None
+    down_line: int = (
+        1  # the file line the down part starts on  # why the format's own option says: not in a transaction
+    )
+
+
+def format_of(name: str, text: str) -> Format:
+    """The format one file is written in, from its name and its markers."""
+    if UPDOWN_NAME.match(name):
+        return Format.UPDOWN
+    if _DBMATE.search(text):
+        return Format.DBMATE
+    if _GOOSE.search(text):
+        return Format.GOOSE
+    return Format.SEED
+
+
+def version_of(name: str, fmt: Format) -> str:
+    """What the tracking row records: the file name less `.up.sql` (updown) or `.sql`."""
+    return name.removesuffix(".up.sql") if fmt is Format.UPDOWN else name.removesuffix(".sql")
+
+
+def number_of(name: str) -> int | None:
+    match = NUMBERED.match(name)
+    return int(match["number"]) if match else None
+
+
+def version_key(version: str) -> tuple[int, str]:
+    """Versions compare as numbers (999 before 1000), then by name; an unnumbered one sorts first."""
+    match = re.match(r"^(\d+)", version)
+    return (int(match[1]) if match else -1, version)
+
+
+def sections(fmt: Format, text: str) -> Sections:
+    """The up part (and the down part, for one-file formats) of a file's text; SectionError when malformed."""
+    if fmt in (Format.SEED, Format.UPDOWN):
+        return Sections(text, 1)
+    markers = list((_DBMATE if fmt is Format.DBMATE else _GOOSE).finditer(text))
+    kinds = [m["part"].lower() for m in markers]
+    up_markers = [m for m in markers if m["part"].lower() == "up"]
+    name = "-- migrate:up" if fmt is Format.DBMATE else "-- +goose Up"
+    if len(up_markers) != 1:
+        where = _line(text, up_markers[1].start()) if len(up_markers) > 1 else 1
+        raise SectionError(f"{len(up_markers)} '{name}' markers; a file has exactly one", where)
+    if kinds.count("down") > 1 or kinds[0] != "up":
+        down = next(m for m in markers if m["part"].lower() == "down")
+        raise SectionError("the down marker must come once, after the up section", _line(text, down.start()))
+    up = up_markers[0]
+    down_marker = markers[1] if len(markers) > 1 else None
+    body_start = up.end() + 1 if up.end() < len(text) else up.end()
+    up_text = text[body_start : down_marker.start() if down_marker else len(text)]
+    down_text = text[down_marker.end() + 1 :] if down_marker else None
+    no_transaction = None
+    if fmt is Format.DBMATE and re.search(r"\btransaction:false\b", up["options"]):
+        no_transaction = "dbmate's 'transaction:false' option"
+    elif fmt is Format.GOOSE and _GOOSE_NO_TRANSACTION.search(text):
+        no_transaction = "goose's '-- +goose NO TRANSACTION' annotation"
+    down_line = _line(text, down_marker.end() + 1) if down_marker else 1
+    return Sections(up_text, _line(text, body_start), down_text, no_transaction, down_line)
+
+
+def _line(text: str, offset: int) -> int:
+    return text.count("\n", 0, offset) + 1
