@@ -152,16 +152,65 @@ def test_formats_side_by_side_migrate_in_dependency_order(monorepo) -> None:
             )
         ],
     )
-    service(
-        repo, "events", "goose", [("00001_events", "CREATE TABLE IF NOT EXISTS events (id int);", "DROP TABLE events;")]
-    )
+    nested = repo.root / "services" / "platform" / "events"  # nested: the service platform-events
+    nested.parent.mkdir(parents=True)
+    (repo.root / "services" / "events").rename(nested)
+    workspace = (repo.root / "workspace.yaml").read_text().replace("  events:", "  platform-events:")
+    (repo.root / "workspace.yaml").write_text(workspace)
+    repo.env["PLATFORM_EVENTS_DATABASE_URL"] = repo.env.pop("EVENTS_DATABASE_URL")
+    events = [("00001_events", "CREATE TABLE IF NOT EXISTS events (id int);", "DROP TABLE events;")]
+    service(repo, "platform/events", "goose", events)
     service(repo, "legacy", "seed", [("001_init", "CREATE TABLE IF NOT EXISTS legacy (id int);", "")])
     code, result = run(repo, "migrate-all")
     assert code == 0, result
     assert {s["service"]: [a["version"] for a in s["applied"]] for s in result["services"]} == {
         "accounts": ["1_accounts"],
         "orders": ["20240101000000_orders"],
-        "events": ["00001_events"],
+        "platform-events": ["00001_events"],
         "legacy": ["001_init"],
     }
     assert repo.query("accounts", "SELECT version FROM orders.schema_migrations") == [("20240101000000_orders",)]
+
+
+@pytest.mark.parametrize(
+    ("fmt", "second"),
+    [
+        ("seed", ["002_add_invoices_table.sql"]),
+        ("updown", ["002_add_invoices_table.up.sql", "002_add_invoices_table.down.sql"]),
+        ("dbmate", ["002_add_invoices_table.sql"]),
+        ("goose", ["002_add_invoices_table.sql"]),
+    ],
+)
+def test_scaffolds_write_the_services_format(tmp_path, new_db, fmt: str, second: list[str]) -> None:
+    root = tmp_path / "repo"
+    root.mkdir()
+    (root / "tasks.py").write_text("from migratekit.tasks import ns\n")
+    repo = Monorepo(root, {"BILLING_DATABASE_URL": new_db()})
+    assert repo.invoke("new-service", "billing", "--format", fmt).returncode == 0
+    made = repo.invoke("new-migration", "billing", "add invoices table")
+    assert made.returncode == 0, made.stderr
+    migrations = root / "services" / "billing" / "migrations"
+    assert set(second) <= {p.name for p in migrations.iterdir()}
+    code, result = run(repo, "migrate-all")
+    assert code == 0, result
+    assert repo.query("billing", "SELECT to_regclass('invoices') IS NOT NULL") == [(True,)]
+    if fmt != "seed":
+        assert run(repo, "rollback", "billing")[0] == 0
+        assert repo.query("billing", "SELECT to_regclass('invoices')") == [(None,)]
+    findings = [f["code"] for f in run(repo, "audit")[1]["findings"]]
+    assert findings == [], findings
+
+
+@pytest.mark.parametrize("fmt", ["updown", "dbmate", "goose"])
+def test_new_migration_after_999_is_1000_and_after_a_timestamp_a_later_one(monorepo, fmt: str) -> None:
+    repo = monorepo({"svc": {}})
+    service(repo, "svc", fmt, [("999_last", "SELECT 1;", "SELECT 1;")])
+    repo.invoke("new-migration", "svc", "next one")
+    assert any(p.name.startswith("1000_next_one") for p in (repo.root / "services/svc/migrations").iterdir())
+    stamp = "20240101000000"
+    service(repo, "svc", fmt, [(f"{stamp}_stamped", "SELECT 1;", "SELECT 1;")])
+    repo.invoke("new-migration", "svc", "after the stamp")
+    newest = max(
+        p.name.split("_", 1)[0] for p in (repo.root / "services/svc/migrations").iterdir() if "after" in p.name
+    )
+    assert len(newest) == 14 and newest > stamp

@@ -150,3 +150,44 @@ def test_critical_paths_weigh_each_service_and_the_chain_that_waits_for_it() -> 
     graph = {"a": (), "b": ("a",), "c": ("b",), "x": (), "y": ()}
     weights = {"a": 1, "b": 1, "c": 1, "x": 2, "y": 1}
     assert critical_paths(graph, weights) == {"a": 3, "b": 2, "c": 1, "x": 2, "y": 1}
+
+
+def test_nested_services_are_found_two_levels_down_and_named_by_their_path(tmp_path: Path) -> None:
+    write_tree(
+        tmp_path,
+        {
+            "services/auth/migrations/": None,
+            "services/auth/docs/migrations/": None,  # inside a service: not one of its own
+            "services/payments/api/migrations/": None,
+            "services/payments/worker/migrations/": None,
+            "services/web/node_modules/lib/migrations/": None,
+            "services/.cache/x/migrations/": None,
+            "services/a/b/c/migrations/": None,  # three levels: not found by default
+        },
+    )
+    ws = load_workspace(tmp_path)
+    assert list(ws.services) == ["auth", "payments-api", "payments-worker"]
+    api = ws.services["payments-api"]
+    assert (api.path, api.database_url_env) == (tmp_path / "services/payments/api", "PAYMENTS_API_DATABASE_URL")
+
+
+def test_services_dir_takes_glob_patterns(tmp_path: Path) -> None:
+    write_tree(
+        tmp_path,
+        {
+            "services/auth/migrations/": None,
+            "apps/shop/api/migrations/": None,
+            "workspace.yaml": "version: 1\nservices_dir: ['services/*', 'apps/*/*']\n",
+        },
+    )
+    ws = load_workspace(tmp_path)
+    assert {n: s.path.relative_to(tmp_path).as_posix() for n, s in ws.services.items()} == {
+        "auth": "services/auth",
+        "shop-api": "apps/shop/api",
+    }
+
+
+def test_two_directories_with_one_service_name_are_refused(tmp_path: Path) -> None:
+    write_tree(tmp_path, {"services/payments-api/migrations/": None, "services/payments/api/migrations/": None})
+    with pytest.raises(ConfigError, match="services/payments/api and services/payments-api are both named service"):
+        load_workspace(tmp_path)

@@ -107,3 +107,16 @@ def sections(fmt: Format, text: str) -> Sections:
 
 def _line(text: str, offset: int) -> int:
     return text.count("\n", 0, offset) + 1
+
+
+def migration_files(fmt: Format, version: str, up: str, down: str) -> dict[str, str]:
+    """The file(s) of one new migration in `fmt`: file name -> text (the scaffolds write these)."""
+    up, down = up.rstrip("\n") + "\n", down.rstrip("\n") + "\n"
+    if fmt is Format.UPDOWN:
+        return {f"{version}.up.sql": up, f"{version}.down.sql": down}
+    if fmt is Format.DBMATE:
+        return {f"{version}.sql": f"-- migrate:up\n{up}\n-- migrate:down\n{down}"}
+    if fmt is Format.GOOSE:
+        up = f"-- +goose StatementBegin\n{up}-- +goose StatementEnd\n"
+        return {f"{version}.sql": f"-- +goose Up\n{up}\n-- +goose Down\n{down}"}
+    return {f"{version}.sql": up}

@@ -238,18 +238,25 @@ def rules(c: Context, code: str | None = None, json: bool = False) -> None:
         "lang": "typescript (default) or python",
         "depends_on": "comma-separated services this one depends on",
         "port": "the port the server listens on (default 3000)",
+        "format": "the migration format: seed (default), updown, dbmate or goose",
     }
 )
 @user_errors
 def new_service(
-    c: Context, name: str, root: str | None = None, lang: str = "typescript", depends_on: str = "", port: int = 3000
+    c: Context,
+    name: str,
+    root: str | None = None,
+    lang: str = "typescript",
+    depends_on: str = "",
+    port: int = 3000,
+    format: str = "seed",
 ) -> None:
     """Create services/NAME in the seed's shape (migrations, runner, Dockerfile, k8s) and declare it."""
     from migratekit.scaffold import new_service as scaffold
 
     workspace = _workspace(root)
     deps = tuple(d.strip() for d in depends_on.split(",") if d.strip())
-    created = scaffold(workspace, name, lang, deps, int(port))
+    created = scaffold(workspace, name, lang, deps, int(port), fmt=format)
     out = report.console()
     out.print(f"created {created.path.relative_to(workspace.root)} ({lang}), declared in workspace.yaml:")
     for relative in created.files:

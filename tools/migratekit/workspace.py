@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from migratekit.discovery import base_of, discover
 from migratekit.errors import ConfigError
 from migratekit.formats import FORMATS
 from migratekit.graph import closure, dependency_sorter, parallel_groups
@@ -194,10 +195,7 @@ def build_workspace(
     version = top.get("version", 1)
     if version != 1:
         raise check.fail(("version",), f"unsupported version {version!r}; this migratekit reads version 1")
-    services_dir_name = check.string(top.get("services_dir", "services"), ("services_dir",))
-    services_dir = (root / services_dir_name).resolve()
-    if not services_dir.is_relative_to(root):
-        raise check.fail(("services_dir",), f"{services_dir_name!r} points outside the repository")
+    services_dir, patterns = _services_dir(check, root, top.get("services_dir", "services"))
 
     defaults = dict(BUILTIN_DEFAULTS)
     for key, value in check.mapping(top.get("defaults"), ("defaults",), DEFAULT_KEYS).items():
@@ -206,10 +204,13 @@ def build_workspace(
     raw_services = top.get("services")
     names = {str(k) for k in raw_services} if isinstance(raw_services, dict) else set()
     declared = check.mapping(raw_services, ("services",), names)
-    on_disk = _discover(services_dir)
+    try:
+        on_disk = discover(root, services_dir, patterns)
+    except ConfigError as exc:
+        raise check.fail(("services_dir",), str(exc)) from None
 
     services = {
-        name: _service(check, root, services_dir, name, declared, defaults)
+        name: _service(check, root, on_disk.get(name, services_dir / name), name, declared, defaults)
         for name in sorted(set(declared) | set(on_disk))
     }
     for name in declared:
@@ -249,14 +250,28 @@ def build_workspace(
     return workspace
 
 
+def _services_dir(check: _Checker, root: Path, raw: Any) -> tuple[Path, list[str] | None]:
+    """`services_dir`: one directory (the default layout below it) or a list of glob patterns."""
+    patterns = raw if isinstance(raw, list) else None
+    if patterns is not None and not all(isinstance(p, str) and p for p in patterns):
+        raise check.fail(("services_dir",), "must be a directory or a list of glob patterns such as ['services/*']")
+    name = base_of(patterns[0]) if patterns else check.string(raw, ("services_dir",))
+    for given in patterns or [name]:
+        if ".." in Path(given).parts or Path(given).is_absolute():
+            raise check.fail(("services_dir",), f"{given!r} points outside the repository")
+    services_dir = (root / name).resolve()
+    if not services_dir.is_relative_to(root):
+        raise check.fail(("services_dir",), f"{name!r} points outside the repository")
+    return services_dir, patterns
+
+
 def _service(
-    check: _Checker, root: Path, services_dir: Path, name: str, declared: dict[str, Any], defaults: dict[str, str]
+    check: _Checker, root: Path, path: Path, name: str, declared: dict[str, Any], defaults: dict[str, str]
 ) -> Service:
     """One service from its entry (if declared) and the defaults; bad values name their line."""
     where = ("services", name)
     if not SERVICE_NAME.match(name):
         raise check.fail(where, "a service name is lower-case letters, digits, '-' and '_', starting with a letter")
-    path = services_dir / name
     entry = check.mapping(declared.get(name), where, SERVICE_KEYS)
     for candidate in (path, path / "migrations"):
         if candidate.is_symlink() and not candidate.resolve().is_relative_to(root):
@@ -318,13 +333,6 @@ def _setting(check: _Checker, key: tuple[str, ...], name: str, value: Any) -> st
     if name == "database_url_env" and not re.match(r"^[A-Za-z_{}][A-Za-z0-9_{}]*$", text):
         raise check.fail(key, f"{text!r} is not an environment variable name ({{SERVICE}} is replaced)")
     return text
-
-
-def _discover(services_dir: Path) -> set[str]:
-    """Directories `<services_dir>/<name>/migrations`; deeper `migrations` folders are not services."""
-    if not services_dir.is_dir():
-        return set()
-    return {p.parent.name for p in services_dir.glob("*/migrations") if p.is_dir()}
 
 
 def _guess_language(path: Path) -> str:

@@ -23,7 +23,9 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from migratekit.errors import ConfigError
-from migratekit.migration import NAME
+from migratekit.formats import FORMATS, Format, migration_files
+from migratekit.lint.files import TIMESTAMPS
+from migratekit.migration import Migration, load_migrations
 from migratekit.settings import WORKSPACE_FILE
 from migratekit.workspace import SERVICE_NAME, Workspace, env_name, state_dir
 
@@ -46,6 +48,7 @@ def new_service(
     depends_on: tuple[str, ...] = (),
     port: int = 3000,
     today: datetime.date | None = None,
+    fmt: str = "seed",
 ) -> NewService:
     """Create `<services_dir>/<name>` in the seed's shape and declare it in workspace.yaml."""
     if not SERVICE_NAME.match(name) or name in RESERVED:
@@ -66,6 +69,8 @@ def new_service(
         )
     if not 1 <= port <= 65535:
         raise ConfigError(f"--port {port} is not a TCP port (1-65535)")
+    if fmt not in FORMATS:
+        raise ConfigError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
     tokens = {
         "name": name,
         "package": name.replace("-", "_"),
@@ -80,6 +85,8 @@ def new_service(
         written = sorted(
             set(_render(TEMPLATES / "common", staging, tokens) + _render(TEMPLATES / language, staging, tokens))
         )
+        if fmt != Format.SEED:
+            written = sorted(set(written) - {"migrations/001_init.sql"} | set(_reshape_init(staging, Format(fmt))))
         os.rename(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -90,6 +97,18 @@ def new_service(
         shutil.rmtree(target, ignore_errors=True)
         raise
     return NewService(name, target, tuple(written))
+
+
+def _reshape_init(service: Path, fmt: Format) -> list[str]:
+    """001_init.sql in another tool's format, with a down part that undoes it (the tracking table stays)."""
+    init = service / "migrations" / "001_init.sql"
+    up = init.read_text()
+    init.unlink()
+    down = "DROP FUNCTION IF EXISTS update_updated_at_column();\n"
+    files = migration_files(fmt, "001_init", up, down)
+    for name, text in files.items():
+        (service / "migrations" / name).write_text(text)
+    return [f"migrations/{name}" for name in files]
 
 
 def _render(source: Path, destination: Path, tokens: dict[str, str]) -> list[str]:
@@ -135,7 +154,11 @@ class NewMigration:
 
 
 def new_migration(
-    workspace: Workspace, service_name: str, description: str, today: datetime.date | None = None
+    workspace: Workspace,
+    service_name: str,
+    description: str,
+    today: datetime.date | None = None,
+    today_time: datetime.datetime | None = None,
 ) -> NewMigration:
     """Write the next numbered migration of a service, with the seed's header and an idempotent start."""
     service = workspace.get(service_name)
@@ -149,28 +172,49 @@ def new_migration(
     if len(slug) > MAX_SLUG:  # the file name keeps the first words; the header keeps the whole description
         slug = slug[: MAX_SLUG + 1].rsplit("_", 1)[0] if "_" in slug[:MAX_SLUG] else slug[:MAX_SLUG]
     with _lock(workspace.root):  # two calls at once must never take the same number
-        existing = [NAME.match(p.name) for p in service.migrations_dir.glob("*.sql")]
-        numbers = [m for m in existing if m]
-        number = max((int(m["number"]) for m in numbers), default=0) + 1
-        width = max([3, *(len(m["number"]) for m in numbers)])
-        version = f"{number:0{width}d}_{slug}"
-        path = service.migrations_dir / f"{version}.sql"
-        body, rollback = starter_sql(description)
+        migrations = load_migrations(service.migrations_dir, service.format)
+        fmt = Format(service.format) if service.format != "auto" else _format_of(migrations)
+        version = f"{_next_number(migrations, fmt, today_time)}_{slug}"
+        body, rollback, down = starter_sql(description)
         header = (
             f"-- Migration: {version}\n-- Description: {description.strip()}\n"
             f"-- Created: {(today or datetime.date.today()).isoformat()}\n-- Rollback: {rollback}\n\n"
         )
-        with open(path, "x") as handle:
-            handle.write(header + body)
+        written = migration_files(fmt, version, header + body, down)
+        for filename, text in written.items():
+            with open(service.migrations_dir / filename, "x") as handle:
+                handle.write(text)
+        path = service.migrations_dir / next(iter(written))
     return NewMigration(service_name, path)
 
 
+def _format_of(migrations: tuple[Migration, ...]) -> Format:
+    return migrations[0].format if migrations else Format.SEED
+
+
+def _next_number(migrations: tuple[Migration, ...], fmt: Format, now: datetime.datetime | None) -> str:
+    """The next version number in the service's style: its width, or a timestamp where it uses them.
+
+    It is always above every existing number, so the new file never sorts before one.
+    """
+    widths = [len(m.filename.split("_", 1)[0]) for m in migrations if m.number is not None]
+    highest = max((m.number for m in migrations if m.number is not None), default=0)
+    uses_timestamps = highest >= TIMESTAMPS if widths else fmt in (Format.DBMATE, Format.GOOSE)
+    if uses_timestamps:
+        stamp = int((now or datetime.datetime.now(datetime.UTC)).strftime("%Y%m%d%H%M%S"))
+        return str(max(stamp, highest + 1))
+    width = max(widths, default=DEFAULT_WIDTH.get(fmt, 3))
+    return f"{highest + 1:0{max(width, 3 if fmt is Format.SEED else 1)}d}"
+
+
+DEFAULT_WIDTH = {Format.SEED: 3, Format.UPDOWN: 6}  # golang-migrate's `create -seq` pads to 6
 MAX_DESCRIPTION = 200
 MAX_SLUG = 60  # characters of the description in the file name
 
 
-def starter_sql(description: str) -> tuple[str, str]:
-    """An idempotent first draft read off the description, Rails-generator style, and how to undo it; else a guide.
+def starter_sql(description: str) -> tuple[str, str, str]:
+    """An idempotent first draft read off the description, Rails-generator style; how to undo it, in words and
+    as a down part; else a guide.
 
     "add users table" / "create users" -> CREATE TABLE IF NOT EXISTS users;
     "add email to users" / "add email column to users" -> ADD COLUMN IF NOT EXISTS.
@@ -181,24 +225,36 @@ def starter_sql(description: str) -> tuple[str, str]:
     if column:
         col, table = column.groups()
         return (
-            f"-- Nullable first, as the pattern asks; backfill and SET NOT NULL in later migrations.\n"
-            f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {col} TEXT;\n"
-        ), f"a new migration with ALTER TABLE {table} DROP COLUMN IF EXISTS {col};"
+            (
+                f"-- Nullable first, as the pattern asks; backfill and SET NOT NULL in later migrations.\n"
+                f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {col} TEXT;\n"
+            ),
+            f"a new migration with ALTER TABLE {table} DROP COLUMN IF EXISTS {col};",
+            (f"ALTER TABLE {table} DROP COLUMN IF EXISTS {col};"),
+        )
     table = re.fullmatch(r"(?:add|create) (\w+?)(?: table)?", text)
     if table:
         name = table[1]
         return (
-            f"CREATE TABLE IF NOT EXISTS {name} (\n"
-            "  id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,\n"
-            "  created_at TIMESTAMPTZ NOT NULL DEFAULT NOW(),\n"
-            "  updated_at TIMESTAMPTZ NOT NULL DEFAULT NOW()\n"
-            ");\n"
-        ), f"a new migration with DROP TABLE IF EXISTS {name};"
+            (
+                f"CREATE TABLE IF NOT EXISTS {name} (\n"
+                "  id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,\n"
+                "  created_at TIMESTAMPTZ NOT NULL DEFAULT NOW(),\n"
+                "  updated_at TIMESTAMPTZ NOT NULL DEFAULT NOW()\n"
+                ");\n"
+            ),
+            f"a new migration with DROP TABLE IF EXISTS {name};",
+            f"DROP TABLE IF EXISTS {name};",
+        )
     return (
-        "-- Write idempotent SQL: CREATE … IF NOT EXISTS, CREATE OR REPLACE, DROP TRIGGER IF EXISTS before\n"
-        "-- CREATE TRIGGER, INSERT … ON CONFLICT DO NOTHING, ADD COLUMN IF NOT EXISTS (nullable first).\n"
-        "-- Until a statement is here, `invoke audit` reports this file as empty (MK109).\n"
-    ), "a new migration that reverses this one (say which statements it needs)"
+        (
+            "-- Write idempotent SQL: CREATE … IF NOT EXISTS, CREATE OR REPLACE, DROP TRIGGER IF EXISTS before\n"
+            "-- CREATE TRIGGER, INSERT … ON CONFLICT DO NOTHING, ADD COLUMN IF NOT EXISTS (nullable first).\n"
+            "-- Until a statement is here, `invoke audit` reports this file as empty (MK109).\n"
+        ),
+        "a new migration that reverses this one (say which statements it needs)",
+        ("-- Undo the up part here: DROP … IF EXISTS for what it created, in reverse order.\n"),
+    )
 
 
 @contextlib.contextmanager
