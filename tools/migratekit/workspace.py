@@ -31,7 +31,7 @@ LANGUAGES = ("typescript", "javascript", "python", "go", "java", "rust", "sql", 
 
 TOP_KEYS = {"version", "services_dir", "defaults", "services", "environments"}
 DEFAULT_KEYS = set(SERVICE_SETTINGS)
-SERVICE_KEYS = DEFAULT_KEYS | {"language", "depends_on", "database", "ignore"}
+SERVICE_KEYS = DEFAULT_KEYS | {"language", "depends_on", "database", "ignore", "gaps"}
 RULE_CODE = re.compile(r"^MK\d{3}$")
 
 BUILTIN_DEFAULTS: dict[str, str] = {key: getattr(DEFAULTS, key) for key in SERVICE_SETTINGS}
@@ -52,6 +52,7 @@ class Service:
     statement_timeout: str
     declared: bool
     format: str = "auto"  # "auto" (detected from the files) or one of formats.FORMATS
+    gaps: str = "check"  # "allow": the service numbers sparsely on purpose (no MK103)
     ignore: tuple[str, ...] = ()  # audit rule codes silenced for this service
 
     @property
@@ -307,9 +308,16 @@ def _service(
         lock_timeout=settings["lock_timeout"],
         statement_timeout=settings["statement_timeout"],
         format=settings["format"],
+        gaps=_gaps(check, (*where, "gaps"), entry.get("gaps", "check")),
         declared=name in declared,
         ignore=tuple(ignore),
     )
+
+
+def _gaps(check: _Checker, key: tuple[str, ...], value: Any) -> str:
+    if value not in ("check", "allow"):
+        raise check.fail(key, f"{value!r}: use allow (numbered sparsely on purpose) or check (the default)")
+    return str(value)
 
 
 def _setting(check: _Checker, key: tuple[str, ...], name: str, value: Any) -> str:

@@ -74,7 +74,9 @@ def audit_service(workspace: Workspace, name: str) -> list[Finding]:
     """Lint and wiring findings of one service (independent of every other service)."""
     service = workspace.services[name]
     migrations = load_migrations(service.migrations_dir, service.format)
-    findings = lint_migrations(name, service.migrations_dir, migrations, workspace.root, service.tracking_table)
+    findings = lint_migrations(
+        name, service.migrations_dir, migrations, workspace.root, service.tracking_table, service.gaps == "allow"
+    )
     return findings + wiring.audit_wiring(service, workspace.root)
 
 

@@ -37,11 +37,16 @@ def unused_inline_ignore(ignores: Iterable[StaleIgnore]) -> Iterable[tuple[str |
 
 
 def lint_migrations(
-    service: str, directory: Path, migrations: tuple[Migration, ...], root: Path, tracking_table: str
+    service: str,
+    directory: Path,
+    migrations: tuple[Migration, ...],
+    root: Path,
+    tracking_table: str,
+    gaps_allowed: bool = False,
 ) -> list[Finding]:
     """Every MK1xx, MK2xx and MK3xx finding for one service's migrations directory."""
 
-    d = files.Directory(service, directory, migrations, tracking_table)
+    d = files.Directory(service, directory, migrations, tracking_table, gaps_allowed)
     findings = [
         file_rule.finding(service, relative(root, path), line, message)
         for file_rule in rules_for(Scope.FILES)

@@ -21,6 +21,7 @@ class Directory:
     path: Path  # the migrations directory
     migrations: tuple[Migration, ...]
     tracking_table: str
+    gaps_allowed: bool = False  # workspace.yaml `gaps: allow`: numbered sparsely on purpose
 
 
 FileHit = tuple[Path, int | None, str | None]  # (file, line, message)
@@ -61,7 +62,9 @@ def duplicate_version(d: Directory) -> Iterable[FileHit]:
 
 
 @rule(
-    "MK103", "warning", "number sequentially; if gaps are deliberate, ignore MK103 for this service in workspace.yaml"
+    "MK103",
+    "warning",
+    "number sequentially; if gaps are deliberate, set gaps: allow for this service in workspace.yaml",
 )
 def gap(d: Directory) -> Iterable[FileHit]:
     """A gap in the numbering.
@@ -71,11 +74,12 @@ def gap(d: Directory) -> Iterable[FileHit]:
     Good: 001_init.sql, 002_add_users.sql, 003_add_email.sql
     """
     numbered = sorted({m.number: m for m in d.migrations if m.number is not None}.items())
-    if numbered and numbered[-1][0] >= TIMESTAMPS:
+    if d.gaps_allowed or (numbered and numbered[-1][0] >= TIMESTAMPS):
         return  # timestamp versions (20240101120000_…) have gaps by nature
-    for (previous, _), (number, m) in zip(numbered, numbered[1:], strict=False):
+    for (previous, before), (number, m) in zip(numbered, numbered[1:], strict=False):
         if number > previous + 1:
-            yield m.path, None, f"{m.filename} follows {previous:0{len(str(number))}d}: {number - previous - 1} missing"
+            shown = before.filename.split("_", 1)[0]  # as the file writes it: 002, not 2
+            yield m.path, None, f"{m.filename} follows {shown}: {number - previous - 1} missing"
 
 
 @rule("MK104", "error", "pad every number to the same width (001, 002 … 010), so name order is number order")
