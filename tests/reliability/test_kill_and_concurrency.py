@@ -96,9 +96,8 @@ def test_sigkill_at_random_moments_then_a_rerun_matches_a_clean_run(tmp_path: Pa
     assert killed_midway >= 3, "the kills should land in the middle of runs, not only before or after"
 
 
-def test_eight_runners_started_together_apply_each_migration_once(tmp_path: Path, new_db) -> None:
-    migrations = write_migrations(tmp_path / "svc" / "migrations")
-    url = new_db()
+def run_together(migrations: Path, url: str, count: int) -> list[str]:
+    """Start `count` runners at once; each one's JSON output, once all exited 0."""
     runners = [
         subprocess.Popen(
             [sys.executable, "-m", "migratekit", "migrate", "--dir", str(migrations), "--url", url, "--json"],
@@ -106,11 +105,18 @@ def test_eight_runners_started_together_apply_each_migration_once(tmp_path: Path
             stderr=subprocess.PIPE,
             text=True,
         )
-        for _ in range(8)
+        for _ in range(count)
     ]
     outputs = [r.communicate(timeout=120) for r in runners]
-    assert [r.returncode for r in runners] == [0] * 8, [e for _, e in outputs]
-    applied = sum(len(json.loads(out)["applied"]) for out, _ in outputs)
+    assert [r.returncode for r in runners] == [0] * count, [e for _, e in outputs]
+    return [out for out, _ in outputs]
+
+
+def test_eight_runners_started_together_apply_each_migration_once(tmp_path: Path, new_db) -> None:
+    migrations = write_migrations(tmp_path / "svc" / "migrations")
+    url = new_db()
+    outputs = run_together(migrations, url, 8)
+    applied = sum(len(json.loads(out)["applied"]) for out in outputs)
     assert applied == STEPS
     assert assert_atomic(url) == STEPS
 
@@ -126,18 +132,8 @@ def test_runners_racing_past_the_first_look_apply_one_pending_migration_once(tmp
     last.write_text(held_back.replace("pg_sleep(0.03)", "nextval('applications')"))
     with psycopg.connect(url, autocommit=True) as conn:  # counts how often the pending file's SQL runs
         conn.execute("CREATE SEQUENCE applications")
-    runners = [
-        subprocess.Popen(
-            [sys.executable, "-m", "migratekit", "migrate", "--dir", str(migrations), "--url", url, "--json"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(8)
-    ]
-    outputs = [r.communicate(timeout=120) for r in runners]
-    assert [r.returncode for r in runners] == [0] * 8, [e for _, e in outputs]
-    applied = [a["version"] for out, _ in outputs for a in json.loads(out)["applied"]]
+    outputs = run_together(migrations, url, 8)
+    applied = [a["version"] for out in outputs for a in json.loads(out)["applied"]]
     assert applied == [last.stem]
     with psycopg.connect(url) as conn:
         assert conn.execute("SELECT last_value, is_called FROM applications").fetchone() == (1, True)

@@ -8,12 +8,8 @@ from invoke import Context, task
 
 from migratekit import report
 from migratekit.databases import resolve
-from migratekit.taskflags import ROOT_HELP, user_errors
-from migratekit.workspace import Workspace, find_root, load_workspace
-
-
-def _workspace(root: str | None) -> Workspace:
-    return load_workspace(Path(root) if root else None)
+from migratekit.taskflags import ROOT_HELP, user_errors, workspace_at
+from migratekit.workspace import find_root
 
 
 @task(help={"root": ROOT_HELP, "json": "print JSON instead of text"})
@@ -23,7 +19,7 @@ def db_up(c: Context, root: str | None = None, json: bool = False) -> None:
     from migratekit.embedded import Embedded
     from migratekit.servers import running_servers
 
-    workspace = _workspace(root)
+    workspace = workspace_at(root)
     embedded = Embedded(workspace.root)
     rows = []
     for name in workspace.order():
@@ -79,6 +75,6 @@ def db_url(c: Context, service: str, root: str | None = None) -> None:
     """Print where SERVICE's database is (a password in its URL variable shows as ***)."""
     from migratekit.databases import connection_urls, redact
 
-    workspace = _workspace(root)
+    workspace = workspace_at(root)
     url = connection_urls(workspace.root, [workspace.get(service)], notify=report.console(stderr=True).print)[service]
     print(redact(url or ""))

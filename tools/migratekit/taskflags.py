@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 from invoke import Exit
@@ -12,6 +13,7 @@ from invoke import Exit
 from migratekit.errors import ConfigError, MigratekitError
 from migratekit.interrupts import Interrupted
 from migratekit.settings import DEFAULTS
+from migratekit.workspace import Workspace, load_workspace
 
 F = TypeVar("F", bound=Callable[..., Any])
 ROOT_HELP = "monorepo root (default: found upwards from the current directory)"
@@ -78,3 +80,8 @@ def number(value: Any, flag: str, kind: type[int] | type[float], minimum: float)
     if number < minimum:
         raise ConfigError(f"--{flag} {value}: must be at least {minimum:g}")
     return number
+
+
+def workspace_at(root: str | None) -> Workspace:
+    """The workspace of --root, or of the checkout around the current directory."""
+    return load_workspace(Path(root) if root else None)

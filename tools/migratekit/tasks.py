@@ -8,7 +8,6 @@ Another monorepo adopts migratekit with a tasks.py of its own:
 from __future__ import annotations
 
 import contextlib
-from pathlib import Path
 from typing import Any
 
 from invoke import Collection, Context, Exit, task
@@ -18,23 +17,18 @@ from migratekit.changes import select
 from migratekit.dbtasks import db_down, db_up, db_url
 from migratekit.inventory import inventory
 from migratekit.settings import DEFAULTS
-from migratekit.taskflags import MIGRATE_FLAGS, MIGRATE_HELP, ROOT_HELP, number, user_errors, with_flags
-from migratekit.workspace import Workspace, load_workspace
+from migratekit.taskflags import MIGRATE_FLAGS, MIGRATE_HELP, ROOT_HELP, number, user_errors, with_flags, workspace_at
 
 # Each task imports what only it needs (psycopg, the audit rules) in its body: every
 # `invoke` call loads this module, and `invoke migrate-all` on an up-to-date monorepo
 # should take well under a second.
 
 
-def _workspace(root: str | None) -> Workspace:
-    return load_workspace(Path(root) if root else None)
-
-
 @task(help={"root": ROOT_HELP, "json": "print JSON instead of a table"})
 @user_errors
 def services(c: Context, root: str | None = None, json: bool = False) -> None:
     """List services: language, dependencies, migrations, newest version, database source."""
-    workspace = _workspace(root)
+    workspace = workspace_at(root)
     workspace.require_services()
     rows = inventory(workspace)
     if json:
@@ -57,7 +51,7 @@ def _migrate(
     wait = number(config.wait if flags["wait"] is None else flags["wait"], "wait", float, 0)
     lock_wait = number(config.lock_wait if flags["lock_wait"] is None else flags["lock_wait"], "lock-wait", float, 0)
     dry_run, json = flags["dry_run"], flags["json"]
-    workspace = _workspace(flags["root"])
+    workspace = workspace_at(flags["root"])
     selected = select_to_migrate(workspace, names, with_deps, changed_since)
     err = report.console(stderr=True)
     services = [workspace.services[n] for n in selected]
@@ -143,7 +137,7 @@ def rollback(
     from migratekit.orchestrate import service_options
     from migratekit.rollback import rollback_service
 
-    workspace = _workspace(root)
+    workspace = workspace_at(root)
     chosen = workspace.get(service)
     url = connection_urls(workspace.root, [chosen], create=False)[service]
     if url is None:
@@ -187,7 +181,7 @@ def audit(
     from migratekit.audit.run import audit as run_audit
     from migratekit.findings import all_rules
 
-    workspace = _workspace(root)
+    workspace = workspace_at(root)
     result = run_audit(workspace, [service] if service else None, changed_since)
     if json:
         print(
@@ -254,7 +248,7 @@ def new_service(
     """Create services/NAME in the seed's shape (migrations, runner, Dockerfile, k8s) and declare it."""
     from migratekit.scaffold import new_service as scaffold
 
-    workspace = _workspace(root)
+    workspace = workspace_at(root)
     deps = tuple(d.strip() for d in depends_on.split(",") if d.strip())
     created = scaffold(workspace, name, lang, deps, int(port), fmt=format)
     out = report.console()
@@ -270,7 +264,7 @@ def new_migration(c: Context, service: str, description: str, root: str | None =
     """Write SERVICE's next numbered migration (NNN_description.sql) with the seed's header."""
     from migratekit.scaffold import new_migration as scaffold
 
-    workspace = _workspace(root)
+    workspace = workspace_at(root)
     created = scaffold(workspace, service, description)
     print(created.path.relative_to(workspace.root))
 
@@ -291,7 +285,7 @@ def verify(
     from migratekit.scratch import scratch_session
     from migratekit.verify import verify_image, verify_service
 
-    workspace = _workspace(root)
+    workspace = workspace_at(root)
     names = select(workspace, [service] if service else None)
     with interrupts.handling(raise_now=True), scratch_session(workspace.root) as server:
         results = [verify_service(workspace, name, server) for name in names]
@@ -333,7 +327,7 @@ def drift(
     from migratekit.drift import environment_matrix
     from migratekit.scratch import scratch_session
 
-    workspace = _workspace(root)
+    workspace = workspace_at(root)
     only = select(workspace, [service]) if service else None
     if envs:
         matrix = environment_matrix(workspace, [e.strip() for e in envs.split(",") if e.strip()], os.environ)
