@@ -470,3 +470,17 @@ def test_copy_to_the_runner_is_reported_truthfully(scratch_db: str, tmp_path: Pa
         assert not exists(scratch_db, "t")
     else:
         assert [v for v, _ in rows(scratch_db)] == ["001_copy"]
+
+
+def test_a_stub_without_a_statement_is_never_applied_or_recorded(scratch_db: str, tmp_path: Path) -> None:
+    mdir = files(
+        tmp_path / "svc" / "migrations",
+        **{"001_init": "CREATE TABLE IF NOT EXISTS a (id int);", "002_backfill_totals": "-- Migration: 002\n-- todo\n"},
+    )
+    for dry_run in (True, False):
+        result = apply(scratch_db, mdir, dry_run=dry_run)
+        assert result.outcome == "failed" and result.applied == ()
+        assert result.failure.file == "002_backfill_totals.sql" and "holds no SQL statement" in result.failure.message
+    assert not exists(scratch_db, "a")
+    (mdir / "002_backfill_totals.sql").write_text("UPDATE a SET id = id;\n")
+    assert [m.version for m in apply(scratch_db, mdir).applied] == ["001_init", "002_backfill_totals"]

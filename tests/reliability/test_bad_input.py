@@ -112,11 +112,12 @@ def test_binary_empty_and_injection_named_files_are_findings_and_stay_inert(tmp_
     } <= codes
     # The seed's runner would apply the oddly named file too; its name is data, never SQL.
     (root / "services/svc/migrations/002_binary.sql").unlink()
+    (root / "services/svc/migrations/003_empty.sql").unlink()  # an empty file is never applied (test_apply)
     assert invoke(root, scratch_db, "migrate-all").returncode == 0
     with psycopg.connect(scratch_db) as conn:
         assert conn.execute("SELECT to_regclass('a') IS NOT NULL").fetchone() == (True,)
         versions = [v for (v,) in conn.execute("SELECT version FROM schema_migrations ORDER BY 1")]
-    assert versions == ["001_init", "003_empty", "004_x'); DROP TABLE a; --"]
+    assert versions == ["001_init", "004_x'); DROP TABLE a; --"]
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads any directory: permissions cannot make one unreadable")

@@ -21,7 +21,7 @@ import psycopg
 from psycopg import sql
 
 from migratekit import interrupts, tracking, wire
-from migratekit.connection import connect, lost, refused
+from migratekit.connection import MISSING, connect, create_missing, lost, refused
 from migratekit.migration import Migration, SqlSyntaxError, Statement, load_migrations
 from migratekit.plan import plan
 from migratekit.results import Applied, Failure, MigrationFailed, Outcome, Result, Stopped
@@ -46,6 +46,7 @@ class Options:
     allow_changed: bool = False
     out_of_order: bool = False
     dry_run: bool = False
+    create_database: bool = False  # --create-databases: a URL's missing database is created first
 
 
 ProgressFn = Callable[[str, str | None], None]  # (service, version being applied or None when done)
@@ -82,19 +83,34 @@ def apply_service(
         return Result(service, outcome, elapsed_ms=elapsed, **kwargs)  # type: ignore[arg-type]
 
     if conninfo is None:  # dry run against a database that does not exist yet
-        pending = plan(migrations, {})
-        return done(Outcome.PLANNED, pending=tuple(m.version for m in pending.pending))
+        return done(Outcome.PLANNED, pending=tuple(m.version for m in plan(migrations, {}).pending))
     try:
-        conn = connect(conninfo, options.connect_wait)
+        conn, notes = _open(conninfo, options)
     except Stopped as exc:
+        if exc.failure.sqlstate == MISSING and options.dry_run:
+            would = "would create it" if options.create_database else "--create-databases would create it"
+            pending = tuple(m.version for m in plan(migrations, {}).pending)
+            return done(Outcome.PLANNED, pending=pending, notes=(f"database missing: {would}",))
         return done(Outcome.FAILED, failure=exc.failure)
     try:
         with conn:
-            return _apply(conn, service, migrations, options, progress, done)
+            result = _apply(conn, service, migrations, options, progress, done)
+            return replace(result, notes=(*notes, *result.notes)) if notes else result
     except Stopped as exc:
         return done(Outcome.FAILED, failure=exc.failure)
     except psycopg.Error as exc:  # the connection broke mid-run, or the runner's own SQL was refused
         return done(Outcome.FAILED, failure=lost(exc, None) if conn.broken else refused(exc))
+
+
+def _open(conninfo: str, options: Options) -> tuple[psycopg.Connection, tuple[str, ...]]:
+    """A connection, after creating the URL's missing database when asked to (and saying so)."""
+    try:
+        return connect(conninfo, options.connect_wait), ()
+    except Stopped as exc:
+        if exc.failure.sqlstate != MISSING or not options.create_database or options.dry_run:
+            raise
+        note = create_missing(conninfo)
+        return connect(conninfo, options.connect_wait), (note,)
 
 
 def _apply(

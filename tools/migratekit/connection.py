@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import psycopg
@@ -33,6 +34,8 @@ def lost(exc: psycopg.Error, filename: str | None) -> Failure:
     )
 
 
+MISSING = "3D000"  # invalid_catalog_name: the URL names a database the server does not have
+MISSING_DATABASE = re.compile(r'database "[^"]*" does not exist')
 TRANSIENT = ("Connection refused", "starting up", "shutting down", "No such file or directory", "timeout expired")
 
 
@@ -52,6 +55,14 @@ def connect(conninfo: str, wait: float) -> psycopg.Connection:
                 delay = min(delay * 2, 2.0)
                 continue
             waited = f" (retried for {wait:g}s)" if transient and wait else ""
+            if MISSING_DATABASE.search(message):
+                raise Stopped(
+                    Failure(
+                        f"the database does not exist: {message}",
+                        sqlstate=MISSING,
+                        hint="create it with --create-databases (or create_database: true in workspace.yaml)",
+                    )
+                ) from None
             if transient:
                 hint = "check the host and port, or raise --wait while the server starts"
             elif "translate host name" in message or "Name or service not known" in message:
@@ -59,3 +70,26 @@ def connect(conninfo: str, wait: float) -> psycopg.Connection:
             else:
                 hint = "check the user, password and database name in the URL"
             raise Stopped(Failure(f"cannot connect to {redact(conninfo)}{waited}: {message}", hint=hint)) from None
+
+
+def create_missing(conninfo: str) -> str:
+    """Create the database `conninfo` names, through the server's maintenance database, same credentials.
+
+    Returns what to tell the user; a Stopped when the role may not create databases.
+    """
+    from psycopg import sql
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    name = str(conninfo_to_dict(conninfo).get("dbname") or "")
+    last: psycopg.Error | None = None
+    for maintenance in ("postgres", "template1"):
+        try:
+            with psycopg.connect(make_conninfo(conninfo, dbname=maintenance), autocommit=True) as conn:
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+                return f"created the database {name}"
+        except psycopg.errors.DuplicateDatabase:
+            return f"the database {name} already exists"
+        except psycopg.Error as exc:
+            last = exc
+    message = redact(str(last)).strip() if last else "no maintenance database answered"
+    raise Stopped(Failure(f"cannot create the database {name}: {message}", hint="create it as a role that may"))

@@ -48,6 +48,7 @@ def service_options(workspace: Workspace, name: str, base: Options) -> Options:
         tracking_table=service.tracking_table,
         lock_timeout=service.lock_timeout,
         statement_timeout=service.statement_timeout,
+        create_database=base.create_database or service.create_database,
     )
 
 

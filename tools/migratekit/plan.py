@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from migratekit.formats import version_key
 from migratekit.migration import Migration
 from migratekit.results import Failure
+
+# Comments, whitespace and empty statements: what is left when a file holds no statement.
+STATEMENT_TEXT = re.compile(r"--[^\n]*|/\*.*?\*/|;|\s", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,16 @@ def plan(
                     )
                 )
     pending = tuple(m for m in migrations if m.version not in applied)
+    for migration in pending:
+        if not STATEMENT_TEXT.sub("", migration.sql).strip():
+            problems.append(
+                Failure(
+                    "holds no SQL statement: a stub would be recorded as applied, and what is written into it "
+                    "later could never run",
+                    file=migration.filename,
+                    hint="write the migration, or delete the file",
+                )
+            )
     newest = max(applied, key=version_key, default="")
     for migration in pending:
         if version_key(migration.version) < version_key(newest) and not out_of_order:

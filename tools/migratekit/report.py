@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from migratekit.drift import Matrix, ServiceDrift
     from migratekit.embedded import EmbeddedServer
     from migratekit.inventory import ServiceInfo
+    from migratekit.records import ServiceStatus
     from migratekit.servers import RunningServer
     from migratekit.verify import ImageCheck, Verification
 
@@ -300,3 +301,18 @@ def db_up_text(
 def orphans_stopped_text(stopped: Sequence[RunningServer]) -> list[str]:
     lines = [f"stopped pid {s.pid} ({s.datadir}): {_checkout_text(s)}" for s in stopped]
     return [*lines, f"{len(stopped)} orphaned server(s) stopped"]
+
+
+def status_tables(statuses: Sequence[ServiceStatus]) -> list[Table]:
+    """One table per service: each migration's state, and when and how long for the applied ones."""
+    tables = []
+    for status in statuses:
+        table = Table(title=f"{status.service} ({status.database}): {status.state}", caption=status.message)
+        for column in ("version", "state", "applied at", "ms", "detail"):
+            table.add_column(column, overflow="fold", justify="right" if column == "ms" else "left")
+        for entry in status.entries:
+            colour = "green" if entry.state == "applied" else "yellow" if entry.state == "pending" else "red"
+            ms = "" if entry.execution_time_ms is None else str(entry.execution_time_ms)
+            table.add_row(entry.version, f"[{colour}]{entry.state}[/]", entry.applied_at or "", ms, entry.detail)
+        tables.append(table)
+    return tables

@@ -28,6 +28,7 @@ MIGRATE_FLAGS: dict[str, tuple[Any, str]] = {
     "fail_fast": (False, "after a failure, start no further service"),
     "allow_changed": (False, "record the new checksum of an applied file that was edited on purpose"),
     "out_of_order": (False, "apply a pending file that sorts before the newest applied one"),
+    "create_databases": (False, "create a database that a URL names but its server lacks (same credentials)"),
     "wait": (
         None,
         f"seconds to keep retrying the connection while a database starts (default {DEFAULTS.connect_wait:g})",

@@ -16,6 +16,7 @@ from migratekit import interrupts, report
 from migratekit.changes import select
 from migratekit.dbtasks import db_down, db_up, db_url
 from migratekit.inventory import inventory
+from migratekit.recordtasks import forget, status
 from migratekit.settings import DEFAULTS
 from migratekit.taskflags import MIGRATE_FLAGS, MIGRATE_HELP, ROOT_HELP, number, user_errors, with_flags, workspace_at
 
@@ -60,6 +61,7 @@ def _migrate(
         dry_run=dry_run,
         allow_changed=flags["allow_changed"],
         out_of_order=flags["out_of_order"],
+        create_database=flags["create_databases"],
         connect_wait=wait,
         lock_wait=lock_wait,
     )
@@ -370,5 +372,7 @@ ns = Collection(
     db_up,
     db_down,
     db_url,
+    status,
+    forget,
 )
 ns.configure({"migratekit": {"jobs": DEFAULTS.jobs, "wait": DEFAULTS.connect_wait, "lock_wait": DEFAULTS.lock_wait}})

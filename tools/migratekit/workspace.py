@@ -31,7 +31,7 @@ LANGUAGES = ("typescript", "javascript", "python", "go", "java", "rust", "sql", 
 
 TOP_KEYS = {"version", "services_dir", "defaults", "services", "environments"}
 DEFAULT_KEYS = set(SERVICE_SETTINGS)
-SERVICE_KEYS = DEFAULT_KEYS | {"language", "depends_on", "database", "ignore", "gaps"}
+SERVICE_KEYS = DEFAULT_KEYS | {"language", "depends_on", "database", "ignore", "gaps", "create_database"}
 RULE_CODE = re.compile(r"^MK\d{3}$")
 
 BUILTIN_DEFAULTS: dict[str, str] = {key: getattr(DEFAULTS, key) for key in SERVICE_SETTINGS}
@@ -53,6 +53,7 @@ class Service:
     declared: bool
     format: str = "auto"  # "auto" (detected from the files) or one of formats.FORMATS
     gaps: str = "check"  # "allow": the service numbers sparsely on purpose (no MK103)
+    create_database: bool = False  # migrate creates the URL's database when the server lacks it
     ignore: tuple[str, ...] = ()  # audit rule codes silenced for this service
 
     @property
@@ -309,9 +310,16 @@ def _service(
         statement_timeout=settings["statement_timeout"],
         format=settings["format"],
         gaps=_gaps(check, (*where, "gaps"), entry.get("gaps", "check")),
+        create_database=_flag(check, (*where, "create_database"), entry.get("create_database", False)),
         declared=name in declared,
         ignore=tuple(ignore),
     )
+
+
+def _flag(check: _Checker, key: tuple[str, ...], value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise check.fail(key, f"{value!r}: use true or false")
+    return value
 
 
 def _gaps(check: _Checker, key: tuple[str, ...], value: Any) -> str:

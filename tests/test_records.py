@@ -1,0 +1,71 @@
+"""`invoke status` and `invoke forget` on a real PostgreSQL, as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from psycopg.conninfo import make_conninfo
+
+from conftest import Monorepo, write_tree
+from migratekit.embedded import drop_database
+
+
+def repo_with_history(monorepo) -> Monorepo:
+    repo = monorepo({"auth": {}})
+    repo.migration("auth", "001_init.sql", "CREATE TABLE IF NOT EXISTS runs (n int);\n")
+    repo.migration("auth", "002_count.sql", "INSERT INTO runs VALUES (2);\n")
+    assert repo.invoke("migrate-all").returncode == 0
+    return repo
+
+
+def test_status_lists_each_migration_with_its_state(monorepo) -> None:
+    repo = repo_with_history(monorepo)
+    repo.migration("auth", "003_add_b.sql", "CREATE TABLE IF NOT EXISTS b (id int);\n")
+    repo.migration("auth", "002_count.sql", "INSERT INTO runs VALUES (2); -- edited\n")
+    result = repo.invoke("status", "--json")
+    assert result.returncode == 1, result.stderr  # drift: something to do or to look at
+    (service,) = json.loads(result.stdout)["services"]
+    entries = {e["version"]: e for e in service["entries"]}
+    assert [(v, e["state"]) for v, e in entries.items()] == [
+        ("001_init", "applied"),
+        ("002_count", "changed"),
+        ("003_add_b", "pending"),
+    ]
+    assert entries["001_init"]["applied_at"] and entries["001_init"]["execution_time_ms"] is not None
+    human = repo.invoke("status", "--service", "auth").stdout
+    assert "003_add_b" in human and "pending" in human
+
+
+def test_forget_says_first_then_removes_one_row_and_migrate_runs_that_file_again(monorepo) -> None:
+    repo = repo_with_history(monorepo)
+    dry = repo.invoke("forget", "auth", "002_count")
+    assert dry.returncode == 0 and "would remove (run again with --yes) the row 002_count" in dry.stdout
+    assert repo.query("auth", "SELECT count(*) FROM schema_migrations") == [(2,)]
+    done = repo.invoke("forget", "auth", "002_count", "--yes")
+    assert done.returncode == 0 and "removed the row 002_count" in done.stdout
+    assert repo.invoke("migrate", "auth").returncode == 0
+    assert repo.query("auth", "SELECT n FROM runs ORDER BY n") == [(2,), (2,)]  # exactly that file, once more
+    unknown = repo.invoke("forget", "auth", "009_nothing", "--yes")
+    assert unknown.returncode == 2 and "no row for '009_nothing'" in unknown.stderr
+
+
+def test_a_missing_database_is_named_planned_and_created_on_request(tmp_path, pg_server) -> None:
+    name = f"mk_missing_{uuid.uuid4().hex[:8]}"
+    url = make_conninfo(pg_server.admin_url, dbname=name)
+    root = write_tree(
+        tmp_path / "repo",
+        {"tasks.py": "from migratekit.tasks import ns\n", "services/shop/migrations/001_init.sql": "SELECT 1;\n"},
+    )
+    repo = Monorepo(root, {"SHOP_DATABASE_URL": url})
+    try:
+        refused = repo.invoke("migrate-all")
+        assert refused.returncode == 1 and "--create-databases" in refused.stdout, refused.stdout
+        planned = json.loads(repo.invoke("migrate-all", "--dry-run", "--json").stdout)["services"][0]
+        assert (planned["outcome"], planned["pending"]) == ("planned", ["001_init"])
+        assert planned["notes"] == ["database missing: --create-databases would create it"]
+        created = json.loads(repo.invoke("migrate-all", "--create-databases", "--json").stdout)["services"][0]
+        assert created["outcome"] == "applied" and created["notes"] == [f"created the database {name}"]
+        assert repo.query("shop", "SELECT version FROM schema_migrations") == [("001_init",)]
+    finally:
+        drop_database(pg_server.admin_url, name)

@@ -1,0 +1,53 @@
+"""The Invoke tasks that read and repair a service's tracking rows: status, forget (part of `tasks.ns`)."""
+
+from __future__ import annotations
+
+from invoke import Context, Exit, task
+
+from migratekit import report
+from migratekit.changes import select
+from migratekit.taskflags import ROOT_HELP, user_errors, workspace_at
+
+
+@task(help={"service": "only this service", "json": "print JSON", "root": ROOT_HELP})
+@user_errors
+def status(c: Context, service: str | None = None, json: bool = False, root: str | None = None) -> None:
+    """Each migration of each service: applied (when, how long), pending, changed, missing or out of order."""
+    from migratekit.databases import connection_urls
+    from migratekit.records import service_status
+
+    workspace = workspace_at(root)
+    names = select(workspace, [service] if service else None)
+    urls = connection_urls(
+        workspace.root, [workspace.services[n] for n in names], create=False, notify=report.console(True).print
+    )
+    statuses = [service_status(workspace, name, urls.get(name)) for name in names]
+    if json:
+        print(report.as_json({"services": statuses}))
+    else:
+        out = report.console()
+        for table in report.status_tables(statuses):
+            out.print(table)
+    if any(s.state != "up to date" for s in statuses):
+        raise Exit(code=1)
+
+
+@task(
+    help={
+        "service": "the service whose row to remove",
+        "version": "the recorded version to remove (the file name without .sql)",
+        "yes": "remove it; without --yes, only say what would be removed",
+        "root": ROOT_HELP,
+    }
+)
+@user_errors
+def forget(c: Context, service: str, version: str, yes: bool = False, root: str | None = None) -> None:
+    """Remove one wrongly recorded tracking row (under the migration lock); the next migrate re-runs its file."""
+    from migratekit.databases import connection_urls
+    from migratekit.records import forget as forget_row
+
+    workspace = workspace_at(root)
+    url = connection_urls(workspace.root, [workspace.get(service)], create=False)[service]
+    row = forget_row(workspace, service, url, version, yes)
+    verb = "removed" if row.removed else "would remove (run again with --yes)"
+    print(f"{service}: {verb} the row {row.version} (checksum {row.checksum}, applied {row.applied_at})")
