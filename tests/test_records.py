@@ -69,3 +69,45 @@ def test_a_missing_database_is_named_planned_and_created_on_request(tmp_path, pg
         assert repo.query("shop", "SELECT version FROM schema_migrations") == [("001_init",)]
     finally:
         drop_database(pg_server.admin_url, name)
+
+
+def test_init_declares_what_is_there_and_update_adds_only_what_is_new(tmp_path) -> None:
+    root = write_tree(
+        tmp_path / "repo",
+        {
+            "tasks.py": "from migratekit.tasks import ns\n",
+            "services/auth/migrations/001_init.sql": "SELECT 1;\n",
+            "services/auth/package.json": "{}\n",
+            "services/billing/migrations/1_init.up.sql": "SELECT 1;\n",
+            "services/billing/go.mod": "module billing\n",
+            "services/events/migrations/20240101000000_init.sql": "-- migrate:up\nSELECT 1;\n",
+        },
+    )
+    repo = Monorepo(root, {})
+    made = repo.invoke("init")
+    assert made.returncode == 0 and "declared auth, billing, events" in made.stdout, made.stderr
+    written = (root / "workspace.yaml").read_text()
+    assert written.startswith("# The services of this monorepo")
+    assert "billing: {language: go, format: updown, tracking_table: migratekit.schema_migrations}" in written
+    assert "events: {language: unknown, format: dbmate, tracking_table: migratekit.schema_migrations}" in written
+    again = repo.invoke("init")
+    assert again.returncode == 2 and "--update adds the services it lacks" in again.stderr
+    edited = written.replace("auth: {language: javascript}", "auth: {language: javascript}  # the login service")
+    (root / "workspace.yaml").write_text(edited)
+    write_tree(root, {"services/orders/migrations/001_init.sql": "SELECT 1;\n"})
+    updated = repo.invoke("init", "--update")
+    assert updated.returncode == 0 and "declared orders" in updated.stdout
+    after = (root / "workspace.yaml").read_text()
+    assert after.startswith(edited) and "orders: {language: unknown}" in after
+
+
+def test_new_service_in_a_repo_without_workspace_yaml_declares_every_service(tmp_path) -> None:
+    root = write_tree(
+        tmp_path / "repo",
+        {"tasks.py": "from migratekit.tasks import ns\n", "services/legacy/migrations/001_init.sql": "SELECT 1;\n"},
+    )
+    repo = Monorepo(root, {})
+    assert repo.invoke("new-service", "payments").returncode == 0
+    text = (root / "workspace.yaml").read_text()
+    assert "legacy:" in text and "payments: {language: typescript}" in text
+    assert "MK501" not in repo.invoke("audit").stdout

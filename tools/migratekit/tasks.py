@@ -260,6 +260,18 @@ def new_service(
     out.print(f"next: invoke audit --service {name}; invoke migrate {name}")
 
 
+@task(help={"update": "add the services workspace.yaml lacks, keeping its comments and order", "root": ROOT_HELP})
+@user_errors
+def init(c: Context, update: bool = False, root: str | None = None) -> None:
+    """Write workspace.yaml declaring every service found, with what can be detected (format, tracking table)."""
+    from migratekit.declare import init_workspace
+
+    workspace = workspace_at(root)
+    workspace.require_services()
+    done = init_workspace(workspace, update)
+    print(f"{done.path.name}: declared {', '.join(done.added) or 'nothing new'}; now fill in each depends_on")
+
+
 @task(help={"root": ROOT_HELP})
 @user_errors
 def new_migration(c: Context, service: str, description: str, root: str | None = None) -> None:
@@ -367,6 +379,7 @@ ns = Collection(
     rules,
     verify,
     drift,
+    init,
     new_service,
     new_migration,
     db_up,

@@ -19,14 +19,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-
+from migratekit.declare import declare, entry
 from migratekit.errors import ConfigError
 from migratekit.formats import FORMATS, Format, migration_files
 from migratekit.lint.files import TIMESTAMPS
 from migratekit.migration import Migration, load_migrations
-from migratekit.settings import WORKSPACE_FILE
 from migratekit.workspace import SERVICE_NAME, Workspace, env_name, state_dir
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -92,7 +89,7 @@ def new_service(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     try:
-        _declare(workspace, name, language, depends_on)
+        declare(workspace, {name: entry(language, depends_on)})
     except BaseException:
         shutil.rmtree(target, ignore_errors=True)
         raise
@@ -124,27 +121,6 @@ def _render(source: Path, destination: Path, tokens: dict[str, str]) -> list[str
 
 def _fill(text: str, tokens: dict[str, str]) -> str:
     return re.sub(r"\{\{(\w+)\}\}", lambda m: tokens.get(m[1], m[0]), text)
-
-
-def _declare(workspace: Workspace, name: str, language: str, depends_on: tuple[str, ...]) -> None:
-    """Add the service to workspace.yaml, keeping the file's comments, order and style."""
-    path = workspace.root / WORKSPACE_FILE
-    yaml = YAML()  # round-trip mode: comments survive
-    yaml.preserve_quotes = True
-    data = yaml.load(path.read_text()) if path.is_file() else None
-    if data is None:
-        data = CommentedMap([("version", 1)])
-    if data.get("services") is None:
-        data["services"] = CommentedMap()
-    entry = CommentedMap([("language", language)])
-    if depends_on:
-        deps = CommentedSeq(depends_on)
-        deps.fa.set_flow_style()
-        entry["depends_on"] = deps
-    entry.fa.set_flow_style()
-    data["services"][name] = entry
-    with open(path, "w") as handle:
-        yaml.dump(data, handle)
 
 
 @dataclass(frozen=True)

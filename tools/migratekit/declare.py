@@ -1,0 +1,92 @@
+"""Writing workspace.yaml: `invoke init`, and the entry `new-service` adds. Comments, order and style survive.
+
+`init` declares every service found on disk with what can be detected (language, format, and a
+tracking table of its own where the service's other tool already owns `schema_migrations`);
+`depends_on` is left to the user, with a comment saying so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+from migratekit.errors import ConfigError
+from migratekit.formats import Format
+from migratekit.migration import load_migrations
+from migratekit.settings import WORKSPACE_FILE
+from migratekit.workspace import Service, Workspace
+
+HEADER = (
+    "The services of this monorepo, their databases and the order they migrate in (written by invoke init).\n"
+    "depends_on: list, for each service, the services whose tables, roles or extensions its migrations use."
+)
+# Tools whose own history table is called schema_migrations: migratekit's rows go beside it, never into it.
+OWN_TABLE = {Format.DBMATE: "dbmate", Format.UPDOWN: "golang-migrate"}
+
+
+@dataclass(frozen=True)
+class Declared:
+    path: Path
+    added: tuple[str, ...]
+
+
+def init_workspace(workspace: Workspace, update: bool = False) -> Declared:
+    """Write workspace.yaml declaring every discovered service; with update, add only the missing ones."""
+    path = workspace.root / WORKSPACE_FILE
+    if path.exists() and not update:
+        raise ConfigError(f"{path} exists; invoke init --update adds the services it lacks, keeping the rest")
+    names = [n for n in workspace.order() if not workspace.services[n].declared or not path.exists()]
+    return Declared(path, tuple(declare(workspace, {n: _detected(workspace.services[n]) for n in names})))
+
+
+def declare(workspace: Workspace, entries: dict[str, CommentedMap]) -> list[str]:
+    """Add `entries` under services: in workspace.yaml (created when absent, with every service on disk)."""
+    path = workspace.root / WORKSPACE_FILE
+    yaml = YAML()  # round-trip mode: comments survive
+    yaml.preserve_quotes = True
+    yaml.width = 4096  # one line per service entry, however long
+    data = yaml.load(path.read_text()) if path.is_file() else None
+    if data is None:
+        data = CommentedMap([("version", 1)])
+        data.yaml_set_start_comment(HEADER)
+        # A new file declares the services already there too, or they would become MK501 "undeclared".
+        entries = {**{n: _detected(workspace.services[n]) for n in workspace.order()}, **entries}
+    if data.get("services") is None:
+        data["services"] = CommentedMap()
+    added = []
+    for name, entry in entries.items():
+        if name not in data["services"]:
+            data["services"][name] = entry
+            added.append(name)
+    with open(path, "w") as handle:
+        yaml.dump(data, handle)
+    return added
+
+
+def entry(language: str, depends_on: tuple[str, ...] = (), **settings: str) -> CommentedMap:
+    """One service's entry, in flow style: {language: typescript, depends_on: [a, b]}."""
+    result = CommentedMap([("language", language)])
+    if depends_on:
+        deps = CommentedSeq(depends_on)
+        deps.fa.set_flow_style()
+        result["depends_on"] = deps
+    for key, value in settings.items():
+        result[key] = value
+    result.fa.set_flow_style()
+    return result
+
+
+def _detected(service: Service) -> CommentedMap:
+    migrations = load_migrations(service.migrations_dir, service.format)
+    fmt = migrations[0].format if migrations else Format.SEED
+    settings: dict[str, str] = {}
+    if fmt is not Format.SEED:
+        settings["format"] = str(fmt)
+    if fmt in OWN_TABLE and service.tracking_table == "schema_migrations":
+        settings["tracking_table"] = "migratekit.schema_migrations"  # beside the other tool's, never in it
+    if service.database != service.name:
+        settings["database"] = service.database
+    return entry(service.language, service.depends_on, **settings)
