@@ -51,3 +51,36 @@ def forget(c: Context, service: str, version: str, yes: bool = False, root: str 
     row = forget_row(workspace, service, url, version, yes)
     verb = "removed" if row.removed else "would remove (run again with --yes)"
     print(f"{service}: {verb} the row {row.version} (checksum {row.checksum}, applied {row.applied_at})")
+
+
+@task(
+    help={
+        "service": "the service whose other tool's history to import",
+        "from_": "the tool: auto (default: the one whose table is there), golang-migrate, dbmate, goose, flyway, "
+        "node-pg-migrate or kysely",
+        "dry_run": "say what would be recorded, and change nothing",
+        "root": ROOT_HELP,
+    }
+)
+@user_errors
+def adopt(c: Context, service: str, from_: str = "auto", dry_run: bool = False, root: str | None = None) -> None:
+    """Import another tool's history as migratekit's rows (nothing runs; the other tool's table is kept)."""
+    from migratekit.adopt import adopt as import_history
+    from migratekit.apply import Options
+    from migratekit.databases import connection_urls
+    from migratekit.migration import load_migrations
+    from migratekit.orchestrate import service_options
+
+    workspace = workspace_at(root)
+    chosen = workspace.get(service)
+    url = connection_urls(workspace.root, [chosen], create=False)[service]
+    if url is None:
+        raise Exit(f"migratekit: {service}'s database does not exist: there is no history to adopt", code=2)
+    options = service_options(workspace, service, Options(dry_run=dry_run))
+    migrations = load_migrations(chosen.migrations_dir, chosen.format)
+    done = import_history(service, url, migrations, options, from_)
+    verb = "would record" if done.dry_run else "recorded"
+    print(
+        f"{service}: {verb} {len(done.imported)} version(s) from {done.tool}'s {done.table} into "
+        f"{options.tracking_table} ({', '.join(done.imported) or 'none'}); {len(done.already)} were already there"
+    )

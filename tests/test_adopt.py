@@ -1,0 +1,109 @@
+"""`invoke adopt`: each tool's history table, created with that tool's own DDL, imported as migratekit's rows."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import Monorepo
+
+A = "CREATE TABLE IF NOT EXISTS a (id int);"
+B = "CREATE TABLE IF NOT EXISTS b (id int);"
+TOOLS = {
+    "golang-migrate": (
+        {"1_a.up.sql": A, "1_a.down.sql": "DROP TABLE a;", "2_b.up.sql": B, "2_b.down.sql": "DROP TABLE b;"},
+        "CREATE TABLE schema_migrations (version bigint NOT NULL PRIMARY KEY, dirty boolean NOT NULL);"
+        "INSERT INTO schema_migrations VALUES (2, false);",
+        ["1_a", "2_b"],
+    ),
+    "dbmate": (
+        {
+            "20240101000000_a.sql": f"-- migrate:up\n{A}\n-- migrate:down\nDROP TABLE a;\n",
+            "20240102000000_b.sql": f"-- migrate:up\n{B}\n-- migrate:down\nDROP TABLE b;\n",
+        },
+        "CREATE TABLE schema_migrations (version varchar(128) PRIMARY KEY);"
+        "INSERT INTO schema_migrations VALUES ('20240101000000'), ('20240102000000');",
+        ["20240101000000_a", "20240102000000_b"],
+    ),
+    "goose": (
+        {"00001_a.sql": f"-- +goose Up\n{A}\n-- +goose Down\nDROP TABLE a;\n", "00002_b.sql": f"-- +goose Up\n{B}\n"},
+        "CREATE TABLE goose_db_version (id serial PRIMARY KEY, version_id bigint NOT NULL, is_applied boolean "
+        "NOT NULL, tstamp timestamp DEFAULT now());"
+        "INSERT INTO goose_db_version (version_id, is_applied) VALUES (0, true), (1, true), (2, true), (3, true), "
+        "(3, false);",
+        ["00001_a", "00002_b"],
+    ),
+    "flyway": (
+        {"001_a.sql": A, "002_b.sql": B},
+        "CREATE TABLE flyway_schema_history (installed_rank int PRIMARY KEY, version varchar(50), description "
+        "varchar(200) NOT NULL, type varchar(20) NOT NULL, script varchar(1000) NOT NULL, checksum int, installed_by "
+        "varchar(100) NOT NULL, installed_on timestamp NOT NULL DEFAULT now(), execution_time int NOT NULL, "
+        "success boolean NOT NULL);"
+        "INSERT INTO flyway_schema_history VALUES (1, '1', 'a', 'SQL', 'V1__a.sql', 1, 'app', now(), 5, true),"
+        "(2, '2', 'b', 'SQL', 'V2__b.sql', 2, 'app', now(), 5, true);",
+        ["001_a", "002_b"],
+    ),
+    "node-pg-migrate": (
+        {"1700000000000_a.sql": A, "1700000000001_b.sql": B},
+        "CREATE TABLE pgmigrations (id serial PRIMARY KEY, name varchar(255) NOT NULL, run_on timestamp NOT NULL);"
+        "INSERT INTO pgmigrations (name, run_on) VALUES ('1700000000000_a', now()), ('1700000000001_b', now());",
+        ["1700000000000_a", "1700000000001_b"],
+    ),
+    "kysely": (
+        {"001_a.sql": A, "002_b.sql": B},
+        "CREATE TABLE kysely_migration (name varchar(255) PRIMARY KEY, timestamp varchar(255) NOT NULL);"
+        "INSERT INTO kysely_migration VALUES ('001_a', '2024-01-01T00:00:00.000Z'), ('002_b', '2024-01-02T00:00:00Z');",
+        ["001_a", "002_b"],
+    ),
+}
+
+
+def adopted_repo(monorepo, tool: str) -> Monorepo:
+    files, ddl, _ = TOOLS[tool]
+    own = tool in ("golang-migrate", "dbmate")  # their table is called schema_migrations
+    repo = monorepo({"svc": {"tracking_table": "migratekit.schema_migrations"} if own else {}})
+    for name, text in files.items():
+        repo.migration("svc", name, text + ("\n" if not text.endswith("\n") else ""))
+    with __import__("psycopg").connect(repo.env["SVC_DATABASE_URL"], autocommit=True) as conn:
+        conn.execute(f"{A} {B} {ddl}")
+    return repo
+
+
+@pytest.mark.parametrize("tool", list(TOOLS))
+def test_adopt_imports_each_tools_history_then_migrate_and_drift_have_nothing_to_do(monorepo, tool: str) -> None:
+    repo = adopted_repo(monorepo, tool)
+    table = "migratekit.schema_migrations" if tool in ("golang-migrate", "dbmate") else "schema_migrations"
+    dry = repo.invoke("adopt", "svc", "--dry-run")
+    assert dry.returncode == 0 and f"would record 2 version(s) from {tool}'s" in dry.stdout, dry.stdout + dry.stderr
+    done = repo.invoke("adopt", "svc", "--from", tool)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert repo.query("svc", f"SELECT version, execution_time_ms FROM {table} ORDER BY 1") == [
+        (v, 0) for v in TOOLS[tool][2]
+    ]
+    migrated = json.loads(repo.invoke("migrate-all", "--json").stdout)["services"][0]
+    assert (migrated["outcome"], migrated["applied"]) == ("up to date", [])
+    drift = repo.invoke("drift", "--json")
+    assert drift.returncode == 0 and json.loads(drift.stdout)["services"][0]["state"] == "up to date"
+
+
+def test_a_dirty_golang_migrate_state_is_refused(monorepo) -> None:
+    repo = adopted_repo(monorepo, "golang-migrate")
+    repo.query("svc", "UPDATE schema_migrations SET dirty = true RETURNING version")
+    result = repo.invoke("adopt", "svc")
+    assert result.returncode == 1 and "is dirty at version 2" in result.stderr
+    assert repo.query("svc", "SELECT to_regclass('migratekit.schema_migrations')") == [(None,)]
+
+
+def test_the_other_tools_table_under_migratekits_name_is_named_with_the_setting_to_change(monorepo) -> None:
+    repo = adopted_repo(monorepo, "dbmate")
+    (repo.root / "workspace.yaml").write_text("version: 1\nservices:\n  svc: {}\n")
+    result = repo.invoke("adopt", "svc")
+    assert result.returncode == 2 and "tracking_table: migratekit.schema_migrations" in result.stderr
+
+
+def test_a_version_without_a_file_stops_adoption(monorepo) -> None:
+    repo = adopted_repo(monorepo, "kysely")
+    (repo.root / "services/svc/migrations/002_b.sql").unlink()
+    result = repo.invoke("adopt", "svc")
+    assert result.returncode == 1 and "no file matches: 002_b" in result.stderr

@@ -1,0 +1,182 @@
+"""`invoke adopt`: import another tool's history into migratekit's tracking rows, running nothing.
+
+Each tool's table is read as that tool writes it; each version found there is matched to a file
+(same version, same number, or the tool's own script name), and migratekit's row is written with
+the file's checksum as it is, `execution_time_ms` 0 and `applied_at` from the tool where it has one.
+All rows go in one transaction under the migration lock; the other tool's table is never touched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import psycopg
+from psycopg import sql
+
+from migratekit import tracking
+from migratekit.apply import Options
+from migratekit.connection import connect
+from migratekit.errors import ConfigError, MigratekitError
+from migratekit.formats import version_key
+from migratekit.migration import Migration
+from migratekit.results import Stopped
+
+History = list[tuple[str, str | None]]  # (the tool's version or name, applied_at text or None)
+
+
+def _golang_migrate(conn: psycopg.Connection, table: str) -> History:
+    row = conn.execute(f"SELECT version, dirty FROM {table}").fetchone()  # a name from TOOLS, never input
+    if row is None:
+        return []
+    if row[1]:
+        raise MigratekitError(
+            f"golang-migrate's {table} is dirty at version {row[0]}: a migration failed half-way; fix the "
+            "database and run `migrate force` with golang-migrate first"
+        )
+    return [(f"<={row[0]}", None)]
+
+
+def _rows(query: str) -> Callable[[psycopg.Connection, str], History]:
+    def read(conn: psycopg.Connection, table: str) -> History:
+        return [(str(v), None if at is None else str(at)) for v, at in conn.execute(query.format(table=table))]
+
+    return read
+
+
+# tool -> (its history table, how to read it)
+TOOLS: dict[str, tuple[str, Callable[[psycopg.Connection, str], History]]] = {
+    "golang-migrate": ("schema_migrations", _golang_migrate),
+    "dbmate": ("schema_migrations", _rows("SELECT version, NULL FROM {table}")),
+    "goose": (
+        "goose_db_version",
+        _rows(
+            "SELECT version_id::text, max(tstamp)::text FROM {table} GROUP BY version_id "
+            "HAVING bool_or(is_applied) AND version_id > 0 AND (array_agg(is_applied ORDER BY id DESC))[1]"
+        ),
+    ),
+    "flyway": (
+        "flyway_schema_history",
+        _rows("SELECT version, installed_on::text FROM {table} WHERE success AND version IS NOT NULL"),
+    ),
+    "node-pg-migrate": ("pgmigrations", _rows("SELECT name, run_on::text FROM {table}")),
+    "kysely": ("kysely_migration", _rows("SELECT name, timestamp FROM {table}")),
+}
+
+
+@dataclass(frozen=True)
+class Adopted:
+    service: str
+    tool: str
+    table: str
+    imported: tuple[str, ...]  # versions written (or, in a dry run, to be written)
+    already: tuple[str, ...] = ()  # versions migratekit had recorded with the same checksum
+    dry_run: bool = False
+
+
+def adopt(service: str, url: str, migrations: Sequence[Migration], options: Options, tool: str = "auto") -> Adopted:
+    try:
+        conn = connect(url, options.connect_wait)
+    except Stopped as exc:
+        raise MigratekitError(exc.failure.describe()) from None
+    with conn:
+        name, table = _which_tool(conn, tool, options.tracking_table)
+        history = TOOLS[name][1](conn, table)
+        matched = _match(history, migrations)
+        rows = (
+            tracking.applied_rows(conn, options.tracking_table)
+            if tracking.state(conn, options.tracking_table) == "ok"
+            else {}
+        )
+        already = tuple(m.version for m, _ in matched if rows.get(m.version) == m.checksum)
+        clash = [m.filename for m, _ in matched if m.version in rows and rows[m.version] != m.checksum]
+        if clash:
+            raise MigratekitError(f"already recorded with another checksum: {', '.join(clash)}; see invoke status")
+        todo = [(m, at) for m, at in matched if m.version not in rows]
+        if options.dry_run:
+            return Adopted(service, name, table, tuple(m.version for m, _ in todo), already, True)
+        key = tracking.lock(conn, options.tracking_table, options.lock_wait)
+        try:
+            tracking.ensure_table(conn, options.tracking_table)
+            with conn.transaction():
+                for migration, applied_at in todo:
+                    conn.execute(
+                        sql.SQL(
+                            "INSERT INTO {} (version, checksum, execution_time_ms, applied_at) "
+                            "VALUES (%s, %s, 0, coalesce(%s::timestamptz, pg_catalog.now()))"
+                        ).format(tracking.identifier(options.tracking_table)),
+                        (migration.version, migration.checksum, applied_at),
+                    )
+        finally:
+            tracking.unlock(conn, key)
+    return Adopted(service, name, table, tuple(m.version for m, _ in todo), already)
+
+
+def _which_tool(conn: psycopg.Connection, tool: str, tracking_table: str) -> tuple[str, str]:
+    candidates = [tool] if tool != "auto" else list(TOOLS)
+    if tool not in ("auto", *TOOLS):
+        raise ConfigError(f"--from {tool!r}: one of auto, {', '.join(TOOLS)}")
+    present = []
+    for name in candidates:
+        table = f"public.{TOOLS[name][0]}"
+        columns = conn.execute(
+            "SELECT pg_catalog.array_agg(attname::text) FROM pg_catalog.pg_attribute "
+            "WHERE attrelid = pg_catalog.to_regclass(%s) AND attnum > 0 AND NOT attisdropped",
+            (table,),
+        ).fetchone()[0]  # type: ignore[index]
+        if columns and _shape_is(name, set(columns)):
+            present.append((name, table))
+    if not present:
+        raise ConfigError(f"no history table of {tool if tool != 'auto' else 'any known tool'} in this database")
+    if len(present) > 1:
+        raise ConfigError(f"several tools' tables here ({', '.join(n for n, _ in present)}): choose one with --from")
+    name, table = present[0]
+    if tracking.qualified(tracking_table) == table:
+        raise ConfigError(
+            f"{name} keeps its history in {table}, the table migratekit would write: set "
+            "tracking_table: migratekit.schema_migrations for this service in workspace.yaml (invoke init proposes it)"
+        )
+    return name, table
+
+
+def _shape_is(tool: str, columns: set[str]) -> bool:
+    """A schema_migrations table is golang-migrate's (version, dirty) or dbmate's (version only), not ours."""
+    if tool == "golang-migrate":
+        return columns == {"version", "dirty"}
+    if tool == "dbmate":
+        return columns == {"version"}
+    return True
+
+
+def _match(history: History, migrations: Sequence[Migration]) -> list[tuple[Migration, str | None]]:
+    """Each version of the tool's history with its file; a version without a file, or a gap, stops it."""
+    by_key: dict[str, Migration] = {}
+    for m in migrations:
+        by_key.setdefault(m.version, m)
+        by_key.setdefault(m.filename, m)
+        by_key.setdefault(m.filename.split(".", 1)[0], m)
+        if m.number is not None:
+            by_key.setdefault(str(m.number), m)
+    matched: list[tuple[Migration, str | None]] = []
+    missing = []
+    for version, applied_at in history:
+        if version.startswith("<="):  # golang-migrate records only the newest: all up to it ran
+            newest = int(version[2:])
+            matched += [(m, None) for m in migrations if m.number is not None and m.number <= newest]
+            continue
+        found = by_key.get(version) or by_key.get(version.lstrip("0") or "0")
+        if found is None:
+            missing.append(version)
+        else:
+            matched.append((found, applied_at))
+    if missing:
+        raise MigratekitError(f"applied by the other tool, but no file matches: {', '.join(missing)}")
+    done = {m.version for m, _ in matched}
+    newest_key = max((version_key(v) for v in done), default=(-1, ""))
+    skipped = [m.filename for m in migrations if m.version not in done and version_key(m.version) < newest_key]
+    if skipped:
+        raise MigratekitError(
+            f"older than the newest applied, but never applied by the other tool: {', '.join(skipped)}; apply "
+            "them (migrate --out-of-order) or find out why, before adopting"
+        )
+    return sorted(matched, key=lambda pair: version_key(pair[0].version))
