@@ -107,3 +107,33 @@ def test_a_version_without_a_file_stops_adoption(monorepo) -> None:
     (repo.root / "services/svc/migrations/002_b.sql").unlink()
     result = repo.invoke("adopt", "svc")
     assert result.returncode == 1 and "no file matches: 002_b" in result.stderr
+
+
+def baseline_repo(monorepo, pg_server) -> Monorepo:
+    repo = monorepo({"orders": {}})
+    repo.env["MIGRATEKIT_SCRATCH_URL"] = pg_server.admin_url
+    repo.migration("orders", "001_init.sql", "CREATE TABLE IF NOT EXISTS orders (id int PRIMARY KEY);\n")
+    repo.migration("orders", "002_add_total.sql", "ALTER TABLE orders ADD COLUMN IF NOT EXISTS total int;\n")
+    repo.migration("orders", "003_add_notes.sql", "ALTER TABLE orders ADD COLUMN IF NOT EXISTS notes text;\n")
+    with __import__("psycopg").connect(repo.env["ORDERS_DATABASE_URL"], autocommit=True) as conn:
+        conn.execute("CREATE TABLE orders (id int PRIMARY KEY, total int)")  # made by hand, years ago
+    return repo
+
+
+def test_baseline_records_existing_work_and_migrate_runs_only_the_rest(monorepo, pg_server) -> None:
+    repo = baseline_repo(monorepo, pg_server)
+    done = repo.invoke("baseline", "orders", "--to", "002_add_total", "--check")
+    assert done.returncode == 0 and "recorded 001_init, 002_add_total as applied (its schema matches" in done.stdout
+    migrated = json.loads(repo.invoke("migrate", "orders", "--json").stdout)["services"][0]
+    assert [a["version"] for a in migrated["applied"]] == ["003_add_notes"]
+
+
+def test_baseline_check_refuses_a_database_that_differs(monorepo, pg_server) -> None:
+    repo = baseline_repo(monorepo, pg_server)
+    with __import__("psycopg").connect(repo.env["ORDERS_DATABASE_URL"], autocommit=True) as conn:
+        conn.execute("ALTER TABLE orders ALTER COLUMN total TYPE bigint")  # a hand-made difference
+    refused = repo.invoke("baseline", "orders", "--to", "002_add_total", "--check")
+    assert refused.returncode == 1 and "column public.orders.total differs" in refused.stderr, refused.stderr
+    assert repo.query("orders", "SELECT to_regclass('schema_migrations')") == [(None,)]
+    unknown = repo.invoke("baseline", "orders", "--to", "009_nope")
+    assert unknown.returncode == 2 and "no such migration of orders" in unknown.stderr

@@ -156,7 +156,7 @@ def drift(
     for group in groups:
         if any(results[n].state is DriftState.UNREACHABLE for n in group):
             continue  # its state already says why; there is no live schema to compare
-        differences = _schema_drift(workspace, group, urls[group[0]], rows, server)  # type: ignore[arg-type]
+        differences = schema_drift(workspace, group, urls[group[0]], rows, server)  # type: ignore[arg-type]
         owner = [n for n in group if n in names][-1]
         results[owner] = replace(results[owner], schema=tuple(differences))
     return [results[n] for n in names]
@@ -168,7 +168,7 @@ def _database_groups(workspace: Workspace, names: list[str], urls: Mapping[str, 
     return [g for _, g in shared_databases(ordered) if urls.get(g[0]) and any(n in names for n in g)]
 
 
-def _schema_drift(
+def schema_drift(
     workspace: Workspace, group: list[str], live_url: str, rows: Mapping[str, Mapping[str, str]], server: ScratchServer
 ) -> list[Difference]:
     """Replay the versions applied live into a throwaway database and compare the two schemas."""

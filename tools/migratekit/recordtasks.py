@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 from invoke import Context, Exit, task
 
-from migratekit import report
+from migratekit import interrupts, report
 from migratekit.changes import select
 from migratekit.taskflags import ROOT_HELP, user_errors, workspace_at
 
@@ -84,3 +86,28 @@ def adopt(c: Context, service: str, from_: str = "auto", dry_run: bool = False, 
         f"{service}: {verb} {len(done.imported)} version(s) from {done.tool}'s {done.table} into "
         f"{options.tracking_table} ({', '.join(done.imported) or 'none'}); {len(done.already)} were already there"
     )
+
+
+@task(
+    help={
+        "service": "the service whose existing work to record",
+        "to": "record every version up to and including this one as applied, without running it",
+        "check": "first replay those versions into a throwaway database and refuse if the schemas differ",
+        "root": ROOT_HELP,
+    }
+)
+@user_errors
+def baseline(c: Context, service: str, to: str, check: bool = False, root: str | None = None) -> None:
+    """Record migrations the database already reflects as applied (with --check, proven by a replay)."""
+    from migratekit.baseline import baseline as record
+    from migratekit.databases import connection_urls
+    from migratekit.scratch import scratch_session
+
+    workspace = workspace_at(root)
+    url = connection_urls(workspace.root, [workspace.get(service)], create=False)[service]
+    if url is None:
+        raise Exit(f"migratekit: {service}'s database does not exist: there is nothing to baseline", code=2)
+    with interrupts.handling(raise_now=True), scratch_session(workspace.root) if check else nullcontext() as server:
+        done = record(workspace, service, url, to, server)
+    proof = " (its schema matches a replay)" if done.checked else ""
+    print(f"{service}: recorded {', '.join(done.recorded) or 'nothing new'} as applied{proof}")

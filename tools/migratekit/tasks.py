@@ -16,7 +16,7 @@ from migratekit import interrupts, report
 from migratekit.changes import select
 from migratekit.dbtasks import db_down, db_up, db_url
 from migratekit.inventory import inventory
-from migratekit.recordtasks import adopt, forget, status
+from migratekit.recordtasks import adopt, baseline, forget, status
 from migratekit.settings import DEFAULTS
 from migratekit.taskflags import MIGRATE_FLAGS, MIGRATE_HELP, ROOT_HELP, number, user_errors, with_flags, workspace_at
 
@@ -388,5 +388,6 @@ ns = Collection(
     status,
     forget,
     adopt,
+    baseline,
 )
 ns.configure({"migratekit": {"jobs": DEFAULTS.jobs, "wait": DEFAULTS.connect_wait, "lock_wait": DEFAULTS.lock_wait}})
