@@ -1,4 +1,4 @@
-"""The Invoke tasks that manage the embedded PostgreSQL: db-up, db-down, db-url (part of `tasks.ns`)."""
+"""The Invoke tasks around the databases and CI: db-up, db-down, db-url, ci-workflow (part of `tasks.ns`)."""
 
 from __future__ import annotations
 
@@ -78,3 +78,35 @@ def db_url(c: Context, service: str, root: str | None = None) -> None:
     workspace = workspace_at(root)
     url = connection_urls(workspace.root, [workspace.get(service)], notify=report.console(stderr=True).print)[service]
     print(redact(url or ""))
+
+
+@task(
+    help={
+        "provider": "the CI system: github (the only one so far)",
+        "output": "where to write it (default .github/workflows/migratekit.yml)",
+        "install": "the step that installs migratekit in CI (default: pip install invoke migratekit)",
+        "root": ROOT_HELP,
+    }
+)
+@user_errors
+def ci_workflow(
+    c: Context,
+    provider: str = "github",
+    output: str = ".github/workflows/migratekit.yml",
+    install: str = "pip install invoke migratekit",
+    root: str | None = None,
+) -> None:
+    """Write a CI workflow: the audit with SARIF on pull requests, migrations per dependency wave."""
+    import yaml
+
+    from migratekit.ci import github_workflow
+    from migratekit.errors import ConfigError
+
+    if provider != "github":
+        raise ConfigError(f"--provider {provider!r}: only github is supported so far")
+    workspace = workspace_at(root)
+    workspace.require_services()
+    path = workspace.root / output
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(github_workflow(workspace, install), sort_keys=False, width=120))
+    print(f"wrote {path.relative_to(workspace.root)}: audit, then {len(workspace.groups())} migrate wave(s)")

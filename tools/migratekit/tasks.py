@@ -14,7 +14,7 @@ from invoke import Collection, Context, Exit, task
 
 from migratekit import interrupts, report
 from migratekit.changes import select
-from migratekit.dbtasks import db_down, db_up, db_url
+from migratekit.dbtasks import ci_workflow, db_down, db_up, db_url
 from migratekit.inventory import inventory
 from migratekit.recordtasks import adopt, baseline, forget, status
 from migratekit.settings import DEFAULTS
@@ -385,6 +385,7 @@ ns = Collection(
     db_up,
     db_down,
     db_url,
+    ci_workflow,
     status,
     forget,
     adopt,
