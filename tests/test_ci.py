@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -65,3 +66,36 @@ def test_actionlint_accepts_the_workflow(example_repo: Monorepo) -> None:
     path, _ = written(example_repo)
     result = subprocess.run([ACTIONLINT, str(path)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout
+
+
+PRE_COMMIT = shutil.which("pre-commit", path=str(BIN)) or shutil.which("pre-commit")
+
+
+@pytest.mark.skipif(PRE_COMMIT is None, reason="pre-commit is not installed (it is in the test extras)")
+def test_the_pre_commit_hooks_check_the_changed_services(tmp_path: Path) -> None:
+    """The real pre-commit runs both hooks of this repository on a fixture monorepo (one hook environment)."""
+    root = write_tree(
+        tmp_path / "repo",
+        {
+            "services/svc/migrations/001_init.sql": "-- Migration: 001_init\nCREATE TABLE accounts (id int);\n",
+            "services/svc/migrations/3-AddEmail.sql": "-- Migration: 3-AddEmail\nSELECT 1;\n",
+            "services/other/migrations/001_init.sql": "-- Migration: 001_init\nCREATE TABLE untouched (id int);\n",
+        },
+    )
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=root, check=True)
+    changed = ["services/svc/migrations/001_init.sql", "services/svc/migrations/3-AddEmail.sql"]
+    result = subprocess.run(
+        [PRE_COMMIT, "try-repo", str(Path(__file__).parents[1]), "--files", *changed],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home")},
+        timeout=600,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    audit, files = output.split("migratekit naming and numbering", 1)
+    assert "MK201 error services/svc/migrations/001_init.sql:2" in audit  # the whole audit, of svc only
+    assert "services/other" not in output
+    assert "MK101 error services/svc/migrations/3-AddEmail.sql" in files and "MK201" not in files
