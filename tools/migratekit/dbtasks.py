@@ -1,4 +1,4 @@
-"""The Invoke tasks around the databases and CI: db-up, db-down, db-url, ci-workflow (part of `tasks.ns`)."""
+"""The Invoke tasks around the databases, CI and clusters: db-up, db-down, db-url, ci-workflow, k8s-render."""
 
 from __future__ import annotations
 
@@ -110,3 +110,28 @@ def ci_workflow(
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(github_workflow(workspace, install), sort_keys=False, width=120))
     print(f"wrote {path.relative_to(workspace.root)}: audit, then {len(workspace.groups())} migrate wave(s)")
+
+
+@task(
+    help={
+        "image_template": "each service's image; {service} is replaced (default {service}:latest)",
+        "namespace": "the namespace of the Jobs (default: default)",
+        "output": "the directory to write one Job per service into (default k8s/migratekit)",
+        "root": ROOT_HELP,
+    }
+)
+@user_errors
+def k8s_render(
+    c: Context,
+    image_template: str = "{service}:latest",
+    namespace: str = "default",
+    output: str = "k8s/migratekit",
+    root: str | None = None,
+) -> None:
+    """Write a Kubernetes Job per service that migrates it from its own image, labelled with its wave."""
+    from migratekit import k8s
+
+    workspace = workspace_at(root)
+    workspace.require_services()
+    written = k8s.write(k8s.render(workspace, image_template, namespace), workspace.root / output)
+    print(f"wrote {len(written)} Job(s) in {output}; apply them wave by wave: invoke migrate-all --on kubernetes")

@@ -28,6 +28,9 @@ MIGRATE_FLAGS: dict[str, tuple[Any, str]] = {
     "fail_fast": (False, "after a failure, start no further service"),
     "allow_changed": (False, "record the new checksum of an applied file that was edited on purpose"),
     "out_of_order": (False, "apply a pending file that sorts before the newest applied one"),
+    "on": ("local", "where migrations run: local (default), or kubernetes (a Job per service, wave by wave)"),
+    "image_template": ("{service}:latest", "with --on kubernetes: each service's image ({service} is replaced)"),
+    "namespace": ("default", "with --on kubernetes: the namespace of the Jobs"),
     "create_databases": (False, "create a database that a URL names but its server lacks (same credentials)"),
     "wait": (
         None,

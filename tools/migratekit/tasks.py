@@ -13,8 +13,10 @@ from typing import Any
 from invoke import Collection, Context, Exit, task
 
 from migratekit import interrupts, report
+from migratekit.audittasks import audit, rules
 from migratekit.changes import select
-from migratekit.dbtasks import ci_workflow, db_down, db_up, db_url
+from migratekit.dbtasks import ci_workflow, db_down, db_up, db_url, k8s_render
+from migratekit.errors import ConfigError
 from migratekit.inventory import inventory
 from migratekit.recordtasks import adopt, baseline, forget, status
 from migratekit.settings import DEFAULTS
@@ -55,20 +57,26 @@ def _migrate(
     workspace = workspace_at(flags["root"])
     selected = select_to_migrate(workspace, names, with_deps, changed_since)
     err = report.console(stderr=True)
-    services = [workspace.services[n] for n in selected]
-    urls = connection_urls(workspace.root, services, create=not dry_run, notify=err.print)
-    options = Options(
-        dry_run=dry_run,
-        allow_changed=flags["allow_changed"],
-        out_of_order=flags["out_of_order"],
-        create_database=flags["create_databases"],
-        connect_wait=wait,
-        lock_wait=lock_wait,
-    )
-    with interrupts.handling(), live_progress(err, enabled=not json) as progress:
-        results = run_all(
-            workspace, selected, urls, options, jobs=jobs, fail_fast=flags["fail_fast"], progress=progress
+    if flags["on"] not in ("local", "kubernetes"):
+        raise ConfigError(f"--on {flags['on']!r}: local or kubernetes")
+    if flags["on"] == "kubernetes":  # the cluster reaches the databases; each service's own image migrates it
+        from migratekit import k8s
+
+        with interrupts.handling(), live_progress(err, enabled=not json) as progress:
+            results = k8s.run(workspace, selected, flags["image_template"], flags["namespace"], progress)
+    else:
+        services = [workspace.services[n] for n in selected]
+        urls = connection_urls(workspace.root, services, create=not dry_run, notify=err.print)
+        options = Options(
+            dry_run=dry_run,
+            allow_changed=flags["allow_changed"],
+            out_of_order=flags["out_of_order"],
+            create_database=flags["create_databases"],
+            connect_wait=wait,
+            lock_wait=lock_wait,
         )
+        with interrupts.handling(), live_progress(err, enabled=not json) as progress:
+            results = run_all(workspace, selected, urls, options, jobs, flags["fail_fast"], progress)
     if json:
         print(report.as_json({"dry_run": dry_run, "services": results}))
     else:
@@ -157,75 +165,6 @@ def rollback(
             out.print(line)
     if not result.ok:
         raise Exit(code=1)
-
-
-@task(
-    help={
-        "root": ROOT_HELP,
-        "service": "audit only this service",
-        "changed_since": "audit only services changed since this git ref, and check their history against it",
-        "json": "print findings as JSON",
-        "sarif": "print SARIF 2.1.0 (for code scanning)",
-        "github": "print GitHub Actions annotations",
-    }
-)
-@user_errors
-def audit(
-    c: Context,
-    root: str | None = None,
-    service: str | None = None,
-    changed_since: str | None = None,
-    json: bool = False,
-    sarif: bool = False,
-    github: bool = False,
-) -> None:
-    """Check every service against the pattern: files, idempotent and safe SQL, runner, image, startup."""
-    from migratekit.audit.run import audit as run_audit
-    from migratekit.findings import all_rules
-
-    workspace = workspace_at(root)
-    result = run_audit(workspace, [service] if service else None, changed_since)
-    if json:
-        print(
-            report.as_json(
-                {
-                    "root": result.root,
-                    "services": result.services,
-                    "errors": result.errors,
-                    "warnings": result.warnings,
-                    "findings": result.findings,
-                }
-            )
-        )
-    elif sarif:
-        print(report.as_json(report.sarif(result, all_rules())))
-    elif github:
-        for line in report.github_annotations(result.findings):
-            print(line)
-    else:
-        out = report.console()
-        for line in report.audit_text(result):
-            out.print(line)
-    if result.errors:
-        raise Exit(code=1)
-
-
-@task(help={"code": "show one rule's documentation (why, a bad and a good example)", "json": "print JSON"})
-@user_errors
-def rules(c: Context, code: str | None = None, json: bool = False) -> None:
-    """List every audit rule with its code, severity and summary."""
-    from migratekit.findings import all_rules
-
-    selected = [r for r in all_rules() if code is None or r.code == code.upper()]
-    if code and not selected:
-        raise Exit(f"migratekit: no rule {code}; `invoke rules` lists them", code=2)
-    if json:
-        print(report.as_json(selected))
-    elif code:
-        r = selected[0]
-        report.console().print(f"[bold]{r.code}[/] ({r.severity}) {r.doc}\n\nfix: {r.hint}")
-    else:
-        report.console().print(report.rules_table(selected))
 
 
 @task(
@@ -386,6 +325,7 @@ ns = Collection(
     db_down,
     db_url,
     ci_workflow,
+    k8s_render,
     status,
     forget,
     adopt,
