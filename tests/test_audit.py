@@ -336,3 +336,32 @@ def test_rules_lists_every_code_and_documents_one(example_repo: Monorepo) -> Non
     one = invoke(root, "rules", "--code", "MK302").stdout
     assert "Bad:" in one and "Good:" in one and "CONCURRENTLY" in one
     assert invoke(root, "rules", "--code", "MK999").returncode == 2
+
+
+def test_the_lint_cache_is_reused_checked_and_bypassed(example_repo: Monorepo) -> None:
+    root = example_repo.root
+    first = invoke(root, "audit", "--json").stdout
+    entries = sorted((root / ".migratekit" / "cache" / "lint").glob("*.json"))
+    assert len(entries) == 3  # one per service
+    assert invoke(root, "audit", "--json").stdout == first
+    forged = json.loads(entries[0].read_text())
+    forged["findings"] = [
+        {
+            "code": "MK999",
+            "severity": "warning",
+            "service": None,
+            "path": None,
+            "line": None,
+            "message": "m",
+            "hint": "h",
+        }
+    ]
+    entries[0].write_text(json.dumps(forged))  # a valid entry under its key: read back as it is
+    assert "MK999" in invoke(root, "audit", "--json").stdout
+    assert invoke(root, "audit", "--json", "--no-cache").stdout == first  # --no-cache parses again
+    entries[0].write_text("{not json")  # corrupt: ignored, and rewritten
+    assert invoke(root, "audit", "--json").stdout == first
+    assert json.loads(entries[0].read_text())["key"] == entries[0].stem  # a valid entry again
+    forged["key"] = "someone else's"
+    entries[0].write_text(json.dumps(forged))  # foreign: ignored
+    assert invoke(root, "audit", "--json").stdout == first

@@ -16,6 +16,7 @@ from migratekit.taskflags import ROOT_HELP, user_errors, workspace_at
         "json": "print findings as JSON",
         "sarif": "print SARIF 2.1.0 (for code scanning)",
         "github": "print GitHub Actions annotations",
+        "no_cache": "parse every file again instead of reusing .migratekit/cache (for unchanged files)",
     }
 )
 @user_errors
@@ -27,13 +28,14 @@ def audit(
     json: bool = False,
     sarif: bool = False,
     github: bool = False,
+    no_cache: bool = False,
 ) -> None:
     """Check every service against the pattern: files, idempotent and safe SQL, runner, image, startup."""
     from migratekit.audit.run import audit as run_audit
     from migratekit.findings import all_rules
 
     workspace = workspace_at(root)
-    result = run_audit(workspace, [service] if service else None, changed_since)
+    result = run_audit(workspace, [service] if service else None, changed_since, use_cache=not no_cache)
     if json:
         print(
             report.as_json(

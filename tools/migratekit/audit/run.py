@@ -9,12 +9,12 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from migratekit.audit import history, wiring, workspace_rules
+from migratekit.audit import cache, history, wiring, workspace_rules
 from migratekit.changes import select
 from migratekit.findings import Finding, Scope, Severity, rules_for
 from migratekit.lint.engine import lint_migrations
 from migratekit.migration import load_migrations
-from migratekit.workspace import Workspace
+from migratekit.workspace import Workspace, relative
 
 
 @dataclass(frozen=True)
@@ -38,12 +38,13 @@ def audit(
     only: list[str] | None = None,
     changed_since: str | None = None,
     environ: Mapping[str, str] | None = None,
+    use_cache: bool = True,
 ) -> AuditReport:
     """Audit `only` these services (default all; with changed_since, those changed since the ref)."""
     env = os.environ if environ is None else environ
     order = select(workspace, only, changed_since=changed_since)
     selected = set(order)
-    found: list[Finding] = [f for per_service in _map_services(workspace, order) for f in per_service]
+    found: list[Finding] = [f for per_service in _map_services(workspace, order, use_cache) for f in per_service]
     if changed_since:
         found += history.history_findings(workspace, [workspace.services[n] for n in order], changed_since)
     for workspace_rule in rules_for(Scope.WORKSPACE):
@@ -70,21 +71,26 @@ def audit(
 PARALLEL_FROM = 16  # services; below this, starting worker processes costs more than it saves
 
 
-def audit_service(workspace: Workspace, name: str) -> list[Finding]:
+def audit_service(workspace: Workspace, name: str, use_cache: bool = True) -> list[Finding]:
     """Lint and wiring findings of one service (independent of every other service)."""
     service = workspace.services[name]
     migrations = load_migrations(service.migrations_dir, service.format)
-    findings = lint_migrations(
-        name, service.migrations_dir, migrations, workspace.root, service.tracking_table, service.gaps == "allow"
-    )
+    entry = cache.key(service, migrations, relative(workspace.root, service.migrations_dir)) if use_cache else None
+    findings = cache.load(workspace.root, entry) if entry else None
+    if findings is None:
+        findings = lint_migrations(
+            name, service.migrations_dir, migrations, workspace.root, service.tracking_table, service.gaps == "allow"
+        )
+        if entry:
+            cache.store(workspace.root, entry, findings)
     return findings + wiring.audit_wiring(service, workspace.root)
 
 
-def _map_services(workspace: Workspace, names: list[str]) -> list[list[Finding]]:
+def _map_services(workspace: Workspace, names: list[str], use_cache: bool) -> list[list[Finding]]:
     """Audit services on every core: parsing SQL is CPU-bound and services are independent."""
     workers = min(os.cpu_count() or 1, len(names) // PARALLEL_FROM + 1)
     if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
-        return [audit_service(workspace, name) for name in names]
+        return [audit_service(workspace, name, use_cache) for name in names]
     chunk = max(1, len(names) // (workers * 4))
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-        return list(pool.map(audit_service, [workspace] * len(names), names, chunksize=chunk))
+        return list(pool.map(audit_service, [workspace] * len(names), names, [use_cache] * len(names), chunksize=chunk))
