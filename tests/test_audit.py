@@ -342,26 +342,24 @@ def test_the_lint_cache_is_reused_checked_and_bypassed(example_repo: Monorepo) -
     root = example_repo.root
     first = invoke(root, "audit", "--json").stdout
     entries = sorted((root / ".migratekit" / "cache" / "lint").glob("*.json"))
-    assert len(entries) == 3  # one per service
+    assert len(entries) == 6  # per service: by content, and by name, size and mtime
     assert invoke(root, "audit", "--json").stdout == first
-    forged = json.loads(entries[0].read_text())
-    forged["findings"] = [
-        {
-            "code": "MK999",
-            "severity": "warning",
-            "service": None,
-            "path": None,
-            "line": None,
-            "message": "m",
-            "hint": "h",
-        }
-    ]
-    entries[0].write_text(json.dumps(forged))  # a valid entry under its key: read back as it is
-    assert "MK999" in invoke(root, "audit", "--json").stdout
+
+    def rewrite(change) -> None:
+        for path in entries:
+            data = json.loads(path.read_text())
+            path.write_text(change(data))
+
+    forged = {"code": "MK999", "severity": "warning", "service": None, "path": None, "line": None}
+    rewrite(lambda d: json.dumps({**d, "findings": [{**forged, "message": "m", "hint": "h"}]}))
+    assert "MK999" in invoke(root, "audit", "--json").stdout  # a valid entry under its key is read back
     assert invoke(root, "audit", "--json", "--no-cache").stdout == first  # --no-cache parses again
-    entries[0].write_text("{not json")  # corrupt: ignored, and rewritten
+    rewrite(lambda d: json.dumps({**d, "key": "someone else's"}))  # foreign entries: ignored, rewritten
     assert invoke(root, "audit", "--json").stdout == first
-    assert json.loads(entries[0].read_text())["key"] == entries[0].stem  # a valid entry again
-    forged["key"] = "someone else's"
-    entries[0].write_text(json.dumps(forged))  # foreign: ignored
+    rewrite(lambda d: "{not json")  # corrupt entries: ignored, rewritten
     assert invoke(root, "audit", "--json").stdout == first
+    assert all(json.loads(p.read_text())["key"] == p.stem for p in entries)
+    example_repo.write(
+        "services/battles/migrations/003_add_x.sql", "-- Migration: 003_add_x\nCREATE TABLE x (id int);\n"
+    )
+    assert "MK201" in invoke(root, "audit", "--json").stdout  # a changed directory is linted again

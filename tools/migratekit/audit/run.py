@@ -74,15 +74,25 @@ PARALLEL_FROM = 16  # services; below this, starting worker processes costs more
 def audit_service(workspace: Workspace, name: str, use_cache: bool = True) -> list[Finding]:
     """Lint and wiring findings of one service (independent of every other service)."""
     service = workspace.services[name]
-    migrations = load_migrations(service.migrations_dir, service.format)
-    entry = cache.key(service, migrations, relative(workspace.root, service.migrations_dir)) if use_cache else None
-    findings = cache.load(workspace.root, entry) if entry else None
+    where = relative(workspace.root, service.migrations_dir)
+    quick = cache.stat_key(service, where) if use_cache else None
+    findings = cache.load(workspace.root, quick) if quick else None
     if findings is None:
-        findings = lint_migrations(
-            name, service.migrations_dir, migrations, workspace.root, service.tracking_table, service.gaps == "allow"
-        )
-        if entry:
-            cache.store(workspace.root, entry, findings)
+        migrations = load_migrations(service.migrations_dir, service.format)
+        entry = cache.key(service, migrations, where) if use_cache else None
+        findings = cache.load(workspace.root, entry) if entry else None
+        if findings is None:
+            findings = lint_migrations(
+                name,
+                service.migrations_dir,
+                migrations,
+                workspace.root,
+                service.tracking_table,
+                service.gaps == "allow",
+            )
+        for stored in (entry, quick):
+            if stored:
+                cache.store(workspace.root, stored, findings)
     return findings + wiring.audit_wiring(service, workspace.root)
 
 

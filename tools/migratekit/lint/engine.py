@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from functools import cache
 from pathlib import Path
 
 from migratekit.findings import Finding, Rule, Scope, StaleIgnore, rule, rules_for
 from migratekit.lint import files
 from migratekit.lint.registry import Context, FileState, ServiceFacts
-from migratekit.lint.tree import alter_cmds, bare, called_names, constraints, relname, strings
+from migratekit.lint.tree import alter_cmds, bare, constraints, relname, strings
 from migratekit.migration import Migration
 from migratekit.workspace import relative
 
@@ -137,15 +137,12 @@ def _advance(state: FileState, kind: str, node: dict) -> None:
         state.in_transaction = node.get("kind") in ("TRANS_STMT_BEGIN", "TRANS_STMT_START")
 
 
-def service_facts(migrations: Iterable[Migration]) -> ServiceFacts:
+def service_facts(migrations: Sequence[Migration]) -> ServiceFacts:
     """Every index, primary key and unique constraint the service creates, and every function it calls."""
     by_table: dict[str, list[tuple[str, ...]]] = defaultdict(list)
-    functions: set[str] = set()
     for migration in migrations:
         for statement in migration.statements:
             node = statement.node
-            if "(" in statement.text:
-                functions |= called_names(node)
             table = bare(relname(node.get("relation")))
             if statement.kind == "IndexStmt":
                 by_table[table].append(tuple(p["IndexElem"].get("name", "") for p in node.get("indexParams", [])))
@@ -155,4 +152,4 @@ def service_facts(migrations: Iterable[Migration]) -> ServiceFacts:
                         keys = tuple(strings(constraint.get("keys"))) or ((column,) if column else ())
                         if keys:
                             by_table[table].append(keys)
-    return ServiceFacts(dict(by_table), frozenset(functions))
+    return ServiceFacts(dict(by_table), tuple(migrations))

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
+from migratekit.lint.tree import called_names
 from migratekit.migration import Migration, Statement
 
 
@@ -26,7 +28,17 @@ class ServiceFacts:
     """
 
     by_table: dict[str, list[tuple[str, ...]]]
-    functions: frozenset[str] = frozenset()
+    migrations: tuple[Migration, ...] = field(default=(), repr=False, compare=False)
+
+    @cached_property
+    def functions(self) -> frozenset[str]:
+        """Computed on first use (one rule needs it): walking every tree for calls is not free."""
+        found: set[str] = set()
+        for migration in self.migrations:
+            for statement in migration.statements:
+                if "(" in statement.text:
+                    found |= called_names(statement.node)
+        return frozenset(found)
 
     def covers(self, table: str, columns: tuple[str, ...]) -> bool:
         return any(cols[: len(columns)] == columns for cols in self.by_table.get(table, []))
