@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.util
 import json
 import os
 import tempfile
@@ -28,12 +29,17 @@ FIELDS = ("code", "severity", "service", "path", "line", "message", "hint")
 
 @cache
 def _code_version() -> str:
-    import pglast
-
+    """migratekit's version, the lint's source, and pglast's parser as installed (found, not imported: a warm
+    audit never needs pglast itself)."""
     package = Path(__file__).resolve().parents[1]
-    digest = hashlib.sha256(f"{__version__}:{pglast.__version__}".encode())
+    digest = hashlib.sha256(__version__.encode())
     for source in sorted([*package.glob("lint/*.py"), package / "migration.py", package / "formats.py"]):
         digest.update(source.read_bytes())
+    spec = importlib.util.find_spec("pglast")
+    if spec is not None and spec.origin is not None:
+        for parser in sorted(Path(spec.origin).parent.glob("parser*")):
+            info = parser.stat()
+            digest.update(f"{parser.name}\0{info.st_size}\0{info.st_mtime_ns}".encode())
     return digest.hexdigest()[:16]
 
 
@@ -59,11 +65,13 @@ def stat_key(service: Service, relative_dir: str) -> str:
     digest = hashlib.sha256(f"stat\0{_code_version()}".encode())
     settings = (relative_dir, service.name, service.tracking_table, service.format, service.gaps)
     digest.update(json.dumps(settings).encode())
-    directory = service.migrations_dir
-    if directory.is_dir():
-        for name in sorted(os.listdir(directory)):
-            info = os.lstat(directory / name)
-            digest.update(f"{name}\0{info.st_size}\0{info.st_mtime_ns}\0".encode())
+    try:
+        with os.scandir(service.migrations_dir) as entries:  # one call per directory, no path objects
+            for entry in sorted(entries, key=lambda e: e.name):
+                info = entry.stat(follow_symlinks=False)
+                digest.update(f"{entry.name}\0{info.st_size}\0{info.st_mtime_ns}\0".encode())
+    except OSError:
+        pass  # no directory: the key still names the service's settings
     return digest.hexdigest()
 
 
