@@ -19,7 +19,7 @@ from migratekit.migration import load_migrations
 from migratekit.schema import snapshot
 
 STEPS = 10
-TRIALS = 20
+TRIALS = 12  # each is a seeded kill at a random moment; bench/faults.py runs 40
 SEED = 20261128
 
 
@@ -93,7 +93,7 @@ def test_sigkill_at_random_moments_then_a_rerun_matches_a_clean_run(tmp_path: Pa
         rerun = apply_service("svc", url, load_migrations(migrations), Options(lock_wait=30))
         assert rerun.ok, rerun.failure
         assert state(url) == expected
-    assert killed_midway >= 3, "the kills should land in the middle of runs, not only before or after"
+    assert killed_midway >= 2, "the kills should land in the middle of runs, not only before or after"
 
 
 def run_together(migrations: Path, url: str, count: int) -> list[str]:
