@@ -23,13 +23,12 @@ import time
 import uuid
 from pathlib import Path
 
-import yaml
 from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).parent))
 from migrate import BIN, PSQL_FLAGS, _url, timed  # noqa: E402
-from synth import INIT, TABLE  # noqa: E402
+from synth import build  # noqa: E402
 
 from migratekit.apply import Options  # noqa: E402
 from migratekit.databases import with_database  # noqa: E402
@@ -92,16 +91,7 @@ def long_service(work: Path, count: int, admin: str, databases: list[str]) -> li
 def uneven(work: Path, chain: int, independent: int, per_service: int, admin: str, databases: list[str]) -> dict:
     root = work / "uneven"
     names = [f"c{i:02d}" for i in range(chain)] + [f"i{i:02d}" for i in range(independent)]
-    declared = {}
-    for i, name in enumerate(names):
-        migrations = root / "services" / name / "migrations"
-        migrations.mkdir(parents=True)
-        (migrations / "001_init.sql").write_text(INIT)
-        for n in range(2, per_service + 1):
-            version = f"{n:03d}_add_t{n:03d}"
-            (migrations / f"{version}.sql").write_text(TABLE.format(version=version, table=f"t{n:03d}", service=name))
-        declared[name] = {"language": "sql", "depends_on": [names[i - 1]] if 0 < i < chain else []}
-    (root / "workspace.yaml").write_text(yaml.safe_dump({"version": 1, "services": declared}, sort_keys=False))
+    build(root, len(names), per_service, names, chain=lambda i: i < chain)
     workspace = load_workspace(root)
 
     def run(selected: list[str]) -> float:

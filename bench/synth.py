@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -59,9 +60,15 @@ ON CONFLICT (id) DO NOTHING;
 """
 
 
-def build(root: Path, services: int, migrations: int) -> list[str]:
-    """Write the monorepo; service i depends on service i-1 within chains of 4, so order matters."""
-    names = [f"svc{i:03d}" for i in range(services)]
+def build(
+    root: Path,
+    services: int,
+    migrations: int,
+    names: list[str] | None = None,
+    chain: Callable[[int], bool] = lambda i: i % 4 != 0,
+) -> list[str]:
+    """Write the monorepo; service i depends on service i-1 where `chain(i)` (default: chains of 4)."""
+    names = names or [f"svc{i:03d}" for i in range(services)]
     declared = {}
     for i, name in enumerate(names):
         mdir = root / "services" / name / "migrations"
@@ -70,7 +77,7 @@ def build(root: Path, services: int, migrations: int) -> list[str]:
         for n in range(2, migrations + 1):
             version = f"{n:03d}_add_t{n:03d}"
             (mdir / f"{version}.sql").write_text(TABLE.format(version=version, table=f"t{n:03d}", service=name))
-        declared[name] = {"language": "sql", "depends_on": [names[i - 1]] if i % 4 else []}
+        declared[name] = {"language": "sql", "depends_on": [names[i - 1]] if i and chain(i) else []}
     (root / "workspace.yaml").write_text(yaml.safe_dump({"version": 1, "services": declared}, sort_keys=False))
     (root / "tasks.py").write_text("from migratekit.tasks import ns\n")
     return names
