@@ -111,6 +111,7 @@ def test_hand_made_schema_changes_are_named_exactly(repo: Monorepo) -> None:
         ("index", "public.idx_accounts_email", "missing"),
     ]
     assert service(data, "search")["schema"] == []
+    assert (service(data, "auth")["state"], service(data, "search")["state"]) == ("drift", "up to date")
     human = repo.invoke("drift", "--schema").stdout
     assert "auth: schema: column public.accounts.nickname is extra" in human
 

@@ -158,7 +158,10 @@ def drift(
             continue  # its state already says why; there is no live schema to compare
         differences = schema_drift(workspace, group, urls[group[0]], rows, server)  # type: ignore[arg-type]
         owner = [n for n in group if n in names][-1]
-        results[owner] = replace(results[owner], schema=tuple(differences))
+        state = results[owner].state
+        if differences and state is DriftState.UP_TO_DATE:
+            state = DriftState.DRIFT  # the state column and the schema verdict say the same thing
+        results[owner] = replace(results[owner], schema=tuple(differences), state=state)
     return [results[n] for n in names]
 
 

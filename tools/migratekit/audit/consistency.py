@@ -6,7 +6,7 @@ Reported by `invoke drift` beside each database's state; no database is needed.
 from __future__ import annotations
 
 import difflib
-import re
+import json
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from functools import partial
@@ -65,8 +65,9 @@ def function_diverged(ws: Workspace) -> Iterable[AcrossHit]:
                 continue
             for statement in migration.statements:
                 if statement.kind == "CreateFunctionStmt":
-                    function = strings(statement.node.get("funcname"))[-1]
-                    body = " ".join(re.sub(r"\s+", " ", statement.text).split())
+                    parts = strings(statement.node.get("funcname"))
+                    function = ".".join(parts) if len(parts) > 1 else f"public.{parts[-1]}"  # one schema, one name
+                    body = _shape(statement.node)  # the parse tree: spacing, case and comments do not count
                     bodies[function][name] = (body, relative(ws.root, migration.path))  # the last definition wins
     for function, by_service in sorted(bodies.items()):
         variants = Counter(body for body, _ in by_service.values())
@@ -77,6 +78,19 @@ def function_diverged(ws: Workspace) -> Iterable[AcrossHit]:
         for name, (body, where) in sorted(by_service.items()):
             if body != usual:
                 yield name, where, None, f"{function}() differs from its body in {', '.join(others)}"
+
+
+def _shape(node: object) -> str:
+    """A statement's parse tree without positions, with the whitespace inside its strings (bodies) collapsed."""
+
+    def clean(value: object) -> object:
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items() if not k.endswith("location")}
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        return " ".join(value.split()) if isinstance(value, str) else value
+
+    return json.dumps(clean(node), sort_keys=True)
 
 
 @rule("MK603", "warning", "move every service to the same base image and runtime version")

@@ -16,7 +16,7 @@ from pathlib import Path
 from migratekit.findings import Finding, Rule, Scope, StaleIgnore, rule, rules_for
 from migratekit.lint import files
 from migratekit.lint.registry import Context, FileState, ServiceFacts
-from migratekit.lint.tree import alter_cmds, bare, constraints, relname, strings
+from migratekit.lint.tree import alter_cmds, bare, comments, constraints, relname, strings
 from migratekit.migration import Migration
 from migratekit.workspace import relative
 
@@ -101,15 +101,18 @@ def lint_file(service: str, path: str, migration: Migration, facts: ServiceFacts
 
 
 def _ignores(text: str, statements: Iterable) -> dict[int, dict[str, int]]:
-    """statement index -> {code: line of the ignore comment}."""
+    """statement index -> {code: line of the ignore comment}; only real comments count, not text in a string
+    or a function body that happens to read like one."""
     ends = [s.line + s.text.count("\n") for s in statements]
     result: dict[int, dict[str, int]] = defaultdict(dict)
     if "migratekit" not in text:
         return result
-    for number, line in enumerate(text.splitlines(), start=1):
-        match = IGNORE.search(line)
+    data = text.encode("utf-8")
+    for offset, comment in comments(text):
+        match = IGNORE.search(comment)
         if not match:
             continue
+        number = data.count(b"\n", 0, offset) + 1
         target = next((i for i, end in enumerate(ends) if end >= number), None)
         if target is not None:
             for code in re.findall(r"MK\d{3}", match[1].upper()):
@@ -140,10 +143,13 @@ def _advance(state: FileState, kind: str, node: dict) -> None:
 def service_facts(migrations: Sequence[Migration]) -> ServiceFacts:
     """Every index, primary key and unique constraint the service creates, and every function it calls."""
     by_table: dict[str, list[tuple[str, ...]]] = defaultdict(list)
+    partitioned: set[str] = set()
     for migration in migrations:
         for statement in migration.statements:
             node = statement.node
             table = bare(relname(node.get("relation")))
+            if statement.kind == "CreateStmt" and node.get("partspec"):
+                partitioned.add(table)
             if statement.kind == "IndexStmt":
                 by_table[table].append(tuple(p["IndexElem"].get("name", "") for p in node.get("indexParams", [])))
             elif statement.kind in ("CreateStmt", "AlterTableStmt"):
@@ -152,4 +158,4 @@ def service_facts(migrations: Sequence[Migration]) -> ServiceFacts:
                         keys = tuple(strings(constraint.get("keys"))) or ((column,) if column else ())
                         if keys:
                             by_table[table].append(keys)
-    return ServiceFacts(dict(by_table), tuple(migrations))
+    return ServiceFacts(dict(by_table), tuple(migrations), frozenset(partitioned))

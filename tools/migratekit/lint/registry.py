@@ -29,6 +29,7 @@ class ServiceFacts:
 
     by_table: dict[str, list[tuple[str, ...]]]
     migrations: tuple[Migration, ...] = field(default=(), repr=False, compare=False)
+    partitioned: frozenset[str] = frozenset()  # tables created PARTITION BY
 
     @cached_property
     def functions(self) -> frozenset[str]:

@@ -13,7 +13,7 @@ from functools import partial
 from migratekit import findings
 from migratekit.findings import Scope
 from migratekit.lint.registry import Context, Hit
-from migratekit.lint.tree import alter_cmds, bare, constraints, func_names, relname, strings, walk
+from migratekit.lint.tree import alter_cmds, bare, constraints, func_names, relname, strings, walk, without_comments
 
 rule = partial(findings.rule, scope=Scope.STATEMENT)
 
@@ -41,7 +41,7 @@ def environment_logic(ctx: Context, node: dict) -> Iterable[Hit]:
         body = " ".join(
             n["arg"]["String"]["sval"] for t, n in walk(node) if t == "DefElem" and "String" in n.get("arg", {})
         )
-        found = ENVIRONMENT_TEXT.search(body) is not None
+        found = ENVIRONMENT_TEXT.search(without_comments(body)) is not None  # a comment that names it is no branch
     else:
         found = bool(ENVIRONMENT_FUNCTIONS & func_names(node))
     if found:
@@ -62,7 +62,18 @@ def index_without_concurrently(ctx: Context, node: dict) -> Iterable[Hit]:
     Good: CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_killmails_ship ON killmails(ship_type_id);
     """
     table = bare(relname(node.get("relation")))
-    if not node.get("concurrent") and table not in ctx.state.created_tables:
+    only = not node.get("relation", {}).get("inh")  # ON ONLY the parent: instant, valid once attached
+    if node.get("concurrent") or table in ctx.state.created_tables or only:
+        return
+    if table in ctx.service.partitioned:  # PostgreSQL refuses CONCURRENTLY on a partitioned table
+        yield (
+            None,
+            (
+                f"index on partitioned table {table} blocks writes to every partition; create it ON ONLY {table}, "
+                f"then CONCURRENTLY on each partition, then ALTER INDEX … ATTACH PARTITION each one"
+            ),
+        )
+    else:
         yield None, f"index on existing table {table} without CONCURRENTLY blocks writes while it builds"
 
 

@@ -86,3 +86,29 @@ def constraints(node: Node) -> Iterator[tuple[str | None, Node]]:
                     yield column.get("colname"), c["Constraint"]
         elif "Constraint" in element:
             yield None, element["Constraint"]
+
+
+def comments(text: str) -> list[tuple[int, str]]:
+    """(byte offset, text) of each SQL comment: PostgreSQL's own scanner, so a `--` inside a string or a
+    dollar-quoted body is not one."""
+    from pglast import parser
+
+    data = text.encode("utf-8")
+    try:
+        tokens = parser.scan(text)
+    except parser.ParseError:
+        return []
+    return [
+        (t.start, data[t.start : t.end + 1].decode("utf-8", "replace"))
+        for t in tokens
+        if t.name in ("SQL_COMMENT", "C_COMMENT")
+    ]
+
+
+def without_comments(text: str) -> str:
+    """`text` with its SQL comments blanked out (offsets kept)."""
+    data = bytearray(text.encode("utf-8"))
+    for start, comment in comments(text):
+        length = len(comment.encode("utf-8"))
+        data[start : start + length] = b" " * length
+    return data.decode("utf-8", "replace")
