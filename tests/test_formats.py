@@ -214,3 +214,40 @@ def test_new_migration_after_999_is_1000_and_after_a_timestamp_a_later_one(monor
         p.name.split("_", 1)[0] for p in (repo.root / "services/svc/migrations").iterdir() if "after" in p.name
     )
     assert len(newest) == 14 and newest > stamp
+
+
+def test_a_rollback_waits_for_a_held_migration_lock_and_names_its_holder(monorepo) -> None:
+    from migratekit.apply import Options
+    from migratekit.migration import load_migrations
+    from migratekit.rollback import rollback_service
+
+    repo = monorepo({"svc": {}})
+    service(repo, "svc", "dbmate", STEPS)
+    assert run(repo, "migrate-all")[0] == 0
+    url = repo.env["SVC_DATABASE_URL"]
+    migrations = load_migrations(repo.root / "services" / "svc" / "migrations")
+    with psycopg.connect(url, autocommit=True, application_name="other-runner") as other:
+        other.execute(
+            "SELECT pg_advisory_lock(hashtextextended('migratekit:' || current_database() || ':schema_migrations', 0))"
+        )
+        result = rollback_service("svc", url, migrations, Options(lock_wait=0.3))
+        assert result.outcome == "failed"
+        assert f"backend pid {other.info.backend_pid} (other-runner" in result.failure.message
+    assert len(repo.query("svc", "SELECT version FROM schema_migrations")) == 3
+    assert rollback_service("svc", url, migrations, Options()).outcome == "rolled back"
+    assert len(repo.query("svc", "SELECT version FROM schema_migrations")) == 2
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "expected"),
+    [
+        ("001_a.up.sql", "CREATE TABLE a (id int);", "updown"),
+        ("001_a.sql", "--migrate:up transaction:false\nSELECT 1;\n-- migrate:down\n", "dbmate"),
+        ("001_a.sql", "-- +GOOSE UP\nSELECT 1;\n", "goose"),
+        ("001_a.sql", "-- we migrate: later\n-- the goose is loose\nSELECT 'migrate:up';\n", "seed"),
+    ],
+)
+def test_a_files_format_is_told_by_its_name_and_its_markers(name: str, text: str, expected: str) -> None:
+    from migratekit.formats import format_of
+
+    assert format_of(name, text) == expected

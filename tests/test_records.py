@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 
+import psycopg
 from psycopg.conninfo import make_conninfo
 
 from conftest import Monorepo, write_tree
@@ -48,6 +49,18 @@ def test_forget_says_first_then_removes_one_row_and_migrate_runs_that_file_again
     assert repo.query("auth", "SELECT n FROM runs ORDER BY n") == [(2,), (2,)]  # exactly that file, once more
     unknown = repo.invoke("forget", "auth", "009_nothing", "--yes")
     assert unknown.returncode == 2 and "no row for '009_nothing'" in unknown.stderr
+
+
+def test_forget_leaves_another_tools_table_alone_and_says_why(monorepo) -> None:
+    repo = monorepo({"auth": {}})
+    repo.migration("auth", "001_init.sql", "CREATE TABLE IF NOT EXISTS runs (n int);\n")
+    with psycopg.connect(repo.env["AUTH_DATABASE_URL"]) as conn:  # golang-migrate's table
+        conn.execute("CREATE TABLE schema_migrations (version bigint PRIMARY KEY, dirty boolean NOT NULL)")
+        conn.execute("INSERT INTO schema_migrations VALUES (1, false)")
+    result = repo.invoke("forget", "auth", "1", "--yes")
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "schema_migrations exists with golang-migrate's (version, dirty) shape" in result.stderr
+    assert repo.query("auth", "SELECT version, dirty FROM schema_migrations") == [(1, False)]
 
 
 def test_a_missing_database_is_named_planned_and_created_on_request(tmp_path, pg_server) -> None:

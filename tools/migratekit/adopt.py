@@ -20,7 +20,6 @@ from migratekit.connection import connect
 from migratekit.errors import ConfigError, MigratekitError
 from migratekit.formats import version_key
 from migratekit.migration import Migration
-from migratekit.results import Stopped
 
 History = list[tuple[str, str | None]]  # (the tool's version or name, applied_at text or None)
 
@@ -75,19 +74,11 @@ class Adopted:
 
 
 def adopt(service: str, url: str, migrations: Sequence[Migration], options: Options, tool: str = "auto") -> Adopted:
-    try:
-        conn = connect(url, options.connect_wait)
-    except Stopped as exc:
-        raise MigratekitError(exc.failure.describe()) from None
-    with conn:
+    with connect(url, options.connect_wait) as conn:
         name, table = _which_tool(conn, tool, options.tracking_table)
         history = TOOLS[name][1](conn, table)
         matched = _match(history, migrations)
-        rows = (
-            tracking.applied_rows(conn, options.tracking_table)
-            if tracking.state(conn, options.tracking_table) == "ok"
-            else {}
-        )
+        rows = tracking.recorded(conn, options.tracking_table) or {}
         already = tuple(m.version for m, _ in matched if rows.get(m.version) == m.checksum)
         clash = [m.filename for m, _ in matched if m.version in rows and rows[m.version] != m.checksum]
         if clash:
@@ -95,8 +86,7 @@ def adopt(service: str, url: str, migrations: Sequence[Migration], options: Opti
         todo = [(m, at) for m, at in matched if m.version not in rows]
         if options.dry_run:
             return Adopted(service, name, table, tuple(m.version for m, _ in todo), already, True)
-        key = tracking.lock(conn, options.tracking_table, options.lock_wait)
-        try:
+        with tracking.locked(conn, options.tracking_table, options.lock_wait):
             tracking.ensure_table(conn, options.tracking_table)
             with conn.transaction():
                 for migration, applied_at in todo:
@@ -107,8 +97,6 @@ def adopt(service: str, url: str, migrations: Sequence[Migration], options: Opti
                         ).format(tracking.identifier(options.tracking_table)),
                         (migration.version, migration.checksum, applied_at),
                     )
-        finally:
-            tracking.unlock(conn, key)
     return Adopted(service, name, table, tuple(m.version for m, _ in todo), already)
 
 
@@ -119,12 +107,8 @@ def _which_tool(conn: psycopg.Connection, tool: str, tracking_table: str) -> tup
     present = []
     for name in candidates:
         table = f"public.{TOOLS[name][0]}"
-        columns = conn.execute(
-            "SELECT pg_catalog.array_agg(attname::text) FROM pg_catalog.pg_attribute "
-            "WHERE attrelid = pg_catalog.to_regclass(%s) AND attnum > 0 AND NOT attisdropped",
-            (table,),
-        ).fetchone()[0]  # type: ignore[index]
-        if columns and _shape_is(name, set(columns)):
+        columns = tracking.live_columns(conn, table)
+        if columns and _shape_is(name, columns):
             present.append((name, table))
     if not present:
         raise ConfigError(f"no history table of {tool if tool != 'auto' else 'any known tool'} in this database")

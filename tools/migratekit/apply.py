@@ -100,6 +100,9 @@ def apply_service(
         return done(Outcome.FAILED, failure=exc.failure)
     except psycopg.Error as exc:  # the connection broke mid-run, or the runner's own SQL was refused
         return done(Outcome.FAILED, failure=lost(exc, None) if conn.broken else refused(exc))
+    finally:
+        if progress:
+            progress(service, None)
 
 
 def _open(conninfo: str, options: Options) -> tuple[psycopg.Connection, tuple[str, ...]]:
@@ -125,8 +128,7 @@ def _apply(
     settled = _without_lock(conn, migrations, options, done)
     if settled is not None:
         return settled
-    key = tracking.lock(conn, table, options.lock_wait)
-    try:
+    with tracking.locked(conn, table, options.lock_wait):  # the plan decided again, under the lock
         tracking.ensure_table(conn, table)
         the_plan = plan(migrations, tracking.applied_rows(conn, table), options.allow_changed, options.out_of_order)
         problem = the_plan.problems[0] if the_plan.problems else missing_extensions(conn, the_plan.pending)
@@ -176,11 +178,6 @@ def _apply(
             already_applied=the_plan.already_applied,
             notes=the_plan.notes,
         )
-    finally:
-        if not conn.closed and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
-            tracking.unlock(conn, key)
-        if progress:
-            progress(service, None)
 
 
 def _without_lock(
@@ -192,7 +189,7 @@ def _without_lock(
     again under the lock, so each migration still runs exactly once with runners racing.
     """
     table = options.tracking_table
-    rows = tracking.applied_rows(conn, table) if tracking.state(conn, table) == "ok" else None
+    rows = tracking.recorded(conn, table)
     first_look = plan(migrations, rows or {}, options.allow_changed, options.out_of_order)
     if options.dry_run:
         problem = first_look.problems[0] if first_look.problems else missing_extensions(conn, first_look.pending)

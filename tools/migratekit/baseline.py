@@ -21,7 +21,6 @@ from migratekit.errors import ConfigError, MigratekitError
 from migratekit.formats import version_key
 from migratekit.migration import load_migrations
 from migratekit.orchestrate import service_options
-from migratekit.results import Stopped
 from migratekit.scratch import ScratchServer
 from migratekit.workspace import Workspace
 
@@ -51,21 +50,14 @@ def baseline(workspace: Workspace, name: str, url: str, to: str, server: Scratch
     if server is not None:
         _check(workspace, name, url, {m.version: m.checksum for m in targets}, server)
     todo = [m for m in targets if m.version not in rows]
-    try:
-        conn = connect(url, options.connect_wait)
-    except Stopped as exc:
-        raise MigratekitError(exc.failure.describe()) from None
-    with conn:
-        key = tracking.lock(conn, options.tracking_table, options.lock_wait)
-        try:
+    with connect(url, options.connect_wait) as conn:
+        with tracking.locked(conn, options.tracking_table, options.lock_wait):
             tracking.ensure_table(conn, options.tracking_table)
             with conn.transaction():
                 for migration in todo:
                     conn.execute(
                         tracking.row(options.tracking_table, migration.version, migration.checksum, sql.Literal(0))
                     )
-        finally:
-            tracking.unlock(conn, key)
     return Baselined(
         name, tuple(m.version for m in todo), tuple(m.version for m in targets if m.version in rows), server is not None
     )

@@ -135,6 +135,14 @@ def connection_urls(
     return urls
 
 
+def existing_url(root: Path, service: Service, needed_for: str) -> str:
+    """The URL of a database a command reads history from: never created, refused when absent."""
+    url = connection_urls(root, [service], create=False)[service.name]
+    if url is None:
+        raise ConfigError(f"{service.name}'s database does not exist yet: {needed_for}")
+    return url
+
+
 def _validate(url: str, service: Service) -> None:
     problem = url_problem(url)
     if problem:

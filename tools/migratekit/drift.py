@@ -83,18 +83,18 @@ def database_drift(workspace: Workspace, name: str, url: str | None) -> tuple[Se
         with psycopg.connect(url, autocommit=True, connect_timeout=10, application_name="migratekit drift") as conn:
             conn.execute("SET default_transaction_read_only = on")
             try:
-                state = tracking.state(conn, options.tracking_table)
+                recorded = tracking.recorded(conn, options.tracking_table)
             except Stopped as exc:
                 return ServiceDrift(name, where, DriftState.FOREIGN_TABLE, message=exc.failure.message), {}
-            rows = tracking.applied_rows(conn, options.tracking_table) if state == "ok" else {}
     except psycopg.OperationalError as exc:
         return ServiceDrift(name, where, DriftState.UNREACHABLE, message=redact(str(exc)).strip()), {}
+    rows = recorded or {}
     items = _items(workspace.root, migrations, rows)
-    message = None if state == "ok" else f"no tracking table {options.tracking_table}"
+    message = None if recorded is not None else f"no tracking table {options.tracking_table}"
     drift = ServiceDrift(
         name,
         where,
-        DriftState.UP_TO_DATE if not items and state == "ok" else DriftState.DRIFT,
+        DriftState.UP_TO_DATE if not items and recorded is not None else DriftState.DRIFT,
         len(rows),
         max(rows, key=version_key, default=None),
         items,

@@ -20,7 +20,6 @@ from migratekit.errors import ConfigError
 from migratekit.formats import version_key
 from migratekit.migration import load_migrations
 from migratekit.orchestrate import service_options
-from migratekit.results import Stopped
 from migratekit.workspace import Workspace
 
 
@@ -75,23 +74,16 @@ class Forgotten:
     removed: bool  # False: only said what it would remove (no --yes)
 
 
-def forget(workspace: Workspace, name: str, url: str | None, version: str, yes: bool) -> Forgotten:
+def forget(workspace: Workspace, name: str, url: str, version: str, yes: bool) -> Forgotten:
     """Remove the tracking row of `version` (with yes), under the migration lock; unknown versions refused."""
     options = service_options(workspace, name, Options())
     table = options.tracking_table
-    if url is None:
-        raise ConfigError(f"{name}'s database does not exist yet: there is no row to forget")
-    try:
-        conn = connect(url, options.connect_wait)
-    except Stopped as exc:
-        raise ConfigError(exc.failure.describe()) from None
-    with conn:
-        rows = tracking.applied_rows(conn, table) if tracking.state(conn, table) == "ok" else {}
+    with connect(url, options.connect_wait) as conn:
+        rows = tracking.recorded(conn, table) or {}
         if version not in rows:
             known = ", ".join(sorted(rows, key=version_key)) or "none"
             raise ConfigError(f"{name} has no row for {version!r} in {table}; recorded versions: {known}")
-        key = tracking.lock(conn, table, options.lock_wait)
-        try:
+        with tracking.locked(conn, table, options.lock_wait):
             found = conn.execute(
                 sql.SQL("SELECT checksum, applied_at::text FROM {} WHERE version = %s").format(
                     tracking.identifier(table)
@@ -103,6 +95,4 @@ def forget(workspace: Workspace, name: str, url: str | None, version: str, yes: 
                 conn.execute(
                     sql.SQL("DELETE FROM {} WHERE version = %s").format(tracking.identifier(table)), (version,)
                 )
-        finally:
-            tracking.unlock(conn, key)
     return Forgotten(name, version, found[0], found[1], yes)

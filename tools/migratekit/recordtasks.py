@@ -45,11 +45,11 @@ def status(c: Context, service: str | None = None, json: bool = False, root: str
 @user_errors
 def forget(c: Context, service: str, version: str, yes: bool = False, root: str | None = None) -> None:
     """Remove one wrongly recorded tracking row (under the migration lock); the next migrate re-runs its file."""
-    from migratekit.databases import connection_urls
+    from migratekit.databases import existing_url
     from migratekit.records import forget as forget_row
 
     workspace = workspace_at(root)
-    url = connection_urls(workspace.root, [workspace.get(service)], create=False)[service]
+    url = existing_url(workspace.root, workspace.get(service), "there is no row to forget")
     row = forget_row(workspace, service, url, version, yes)
     verb = "removed" if row.removed else "would remove (run again with --yes)"
     print(f"{service}: {verb} the row {row.version} (checksum {row.checksum}, applied {row.applied_at})")
@@ -69,15 +69,13 @@ def adopt(c: Context, service: str, from_: str = "auto", dry_run: bool = False, 
     """Import another tool's history as migratekit's rows (nothing runs; the other tool's table is kept)."""
     from migratekit.adopt import adopt as import_history
     from migratekit.apply import Options
-    from migratekit.databases import connection_urls
+    from migratekit.databases import existing_url
     from migratekit.migration import load_migrations
     from migratekit.orchestrate import service_options
 
     workspace = workspace_at(root)
     chosen = workspace.get(service)
-    url = connection_urls(workspace.root, [chosen], create=False)[service]
-    if url is None:
-        raise Exit(f"migratekit: {service}'s database does not exist: there is no history to adopt", code=2)
+    url = existing_url(workspace.root, chosen, "there is no history to adopt")
     options = service_options(workspace, service, Options(dry_run=dry_run))
     migrations = load_migrations(chosen.migrations_dir, chosen.format)
     done = import_history(service, url, migrations, options, from_)
@@ -100,13 +98,11 @@ def adopt(c: Context, service: str, from_: str = "auto", dry_run: bool = False, 
 def baseline(c: Context, service: str, to: str, check: bool = False, root: str | None = None) -> None:
     """Record migrations the database already reflects as applied (with --check, proven by a replay)."""
     from migratekit.baseline import baseline as record
-    from migratekit.databases import connection_urls
+    from migratekit.databases import existing_url
     from migratekit.scratch import scratch_session
 
     workspace = workspace_at(root)
-    url = connection_urls(workspace.root, [workspace.get(service)], create=False)[service]
-    if url is None:
-        raise Exit(f"migratekit: {service}'s database does not exist: there is nothing to baseline", code=2)
+    url = existing_url(workspace.root, workspace.get(service), "there is nothing to baseline")
     with interrupts.handling(raise_now=True), scratch_session(workspace.root) if check else nullcontext() as server:
         done = record(workspace, service, url, to, server)
     proof = " (its schema matches a replay)" if done.checked else ""

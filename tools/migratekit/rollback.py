@@ -72,22 +72,19 @@ def rollback_service(
     except Stopped as exc:
         return done(Outcome.FAILED, failure=exc.failure)
     with conn:
-        rows = tracking.applied_rows(conn, table) if tracking.state(conn, table) == "ok" else {}
+        rows = tracking.recorded(conn, table) or {}
         targets = rollback_targets(migrations, list(rows), steps, to)  # refuses before anything changes
         if options.dry_run:
             return done(Outcome.PLANNED, pending=tuple(m.version for m in targets), already_applied=len(rows))
-        key = tracking.lock(conn, table, options.lock_wait)
         undone: list[Applied] = []
         try:
-            for migration in targets:
-                undone.append(_undo(conn, migration, options))
+            with tracking.locked(conn, table, options.lock_wait):
+                for migration in targets:
+                    undone.append(_undo(conn, migration, options))
         except Stopped as exc:
             return done(Outcome.FAILED, applied=tuple(undone), failure=exc.failure, already_applied=len(rows))
         except psycopg.Error as exc:
             return done(Outcome.FAILED, applied=tuple(undone), failure=lost(exc, None) if conn.broken else refused(exc))
-        finally:
-            if not conn.closed and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
-                tracking.unlock(conn, key)
     return done(Outcome.ROLLED_BACK, applied=tuple(undone), already_applied=len(rows) - len(undone))
 
 

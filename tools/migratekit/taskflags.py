@@ -12,6 +12,7 @@ from invoke import Exit
 
 from migratekit.errors import ConfigError, MigratekitError
 from migratekit.interrupts import Interrupted
+from migratekit.results import Stopped
 from migratekit.settings import DEFAULTS
 from migratekit.workspace import Workspace, load_workspace
 
@@ -42,7 +43,8 @@ MIGRATE_HELP = {name: text for name, (_, text) in MIGRATE_FLAGS.items()}
 
 
 def user_errors(func: F) -> F:
-    """A MigratekitError or an interrupt becomes a message and its exit code, never a traceback."""
+    """A MigratekitError, an interrupt or a Stopped (the server unreachable, the lock held, the tracking
+    table another tool's) becomes a message and its exit code, never a traceback."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -52,6 +54,8 @@ def user_errors(func: F) -> F:
             raise Exit(f"migratekit: {exc}", code=exc.exit_code) from None
         except Interrupted as exc:  # verify, drift --schema: their throwaway databases are dropped by now
             raise Exit(f"migratekit: {exc}", code=exc.exit_code) from None
+        except Stopped as exc:
+            raise Exit(f"migratekit: {exc.failure.describe()}", code=1) from None
 
     return wrapper  # type: ignore[return-value]
 

@@ -8,6 +8,7 @@ Another monorepo adopts migratekit with a tasks.py of its own:
 from __future__ import annotations
 
 import contextlib
+import functools
 from typing import Any
 
 from invoke import Collection, Context, Exit, task
@@ -62,8 +63,7 @@ def _migrate(
     if flags["on"] == "kubernetes":  # the cluster reaches the databases; each service's own image migrates it
         from migratekit import k8s
 
-        with interrupts.handling(), live_progress(err, enabled=not json) as progress:
-            results = k8s.run(workspace, selected, flags["image_template"], flags["namespace"], progress)
+        run = functools.partial(k8s.run, workspace, selected, flags["image_template"], flags["namespace"])
     else:
         services = [workspace.services[n] for n in selected]
         urls = connection_urls(workspace.root, services, create=not dry_run, notify=err.print)
@@ -75,8 +75,9 @@ def _migrate(
             connect_wait=wait,
             lock_wait=lock_wait,
         )
-        with interrupts.handling(), live_progress(err, enabled=not json) as progress:
-            results = run_all(workspace, selected, urls, options, jobs, flags["fail_fast"], progress)
+        run = functools.partial(run_all, workspace, selected, urls, options, jobs, flags["fail_fast"])
+    with interrupts.handling(), live_progress(err, enabled=not json) as progress:
+        results = run(progress)
     if json:
         print(report.as_json({"dry_run": dry_run, "services": results}))
     else:
@@ -142,16 +143,14 @@ def rollback(
 ) -> None:
     """Undo SERVICE's newest migrations with their down parts (updown, dbmate, goose), newest first."""
     from migratekit.apply import Options
-    from migratekit.databases import connection_urls
+    from migratekit.databases import existing_url
     from migratekit.migration import load_migrations
     from migratekit.orchestrate import service_options
     from migratekit.rollback import rollback_service
 
     workspace = workspace_at(root)
     chosen = workspace.get(service)
-    url = connection_urls(workspace.root, [chosen], create=False)[service]
-    if url is None:
-        raise Exit(f"migratekit: {service}'s database does not exist yet: nothing to roll back", code=2)
+    url = existing_url(workspace.root, chosen, "nothing to roll back")
     options = service_options(workspace, service, Options(dry_run=dry_run))
     migrations = load_migrations(chosen.migrations_dir, chosen.format)
     with interrupts.handling():

@@ -8,6 +8,8 @@ against `create_table_sql` (tests/test_tracking.py), so the DDL exists once here
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from migratekit import interrupts
@@ -73,16 +75,21 @@ def row(tracking_table: str, version: str, checksum: str, elapsed: sql.Composabl
     )
 
 
-def state(conn: psycopg.Connection, tracking_table: str) -> str:
-    """ "absent" or "ok"; Stopped for a table of another tool's shape, which migratekit never writes into."""
+def live_columns(conn: psycopg.Connection, table: str) -> set[str] | None:
+    """The live columns of a table (schema-qualified or on public), None when it does not exist."""
     found = conn.execute(
         "SELECT pg_catalog.array_agg(attname::text) FROM pg_catalog.pg_attribute "
         "WHERE attrelid = pg_catalog.to_regclass(%s) AND attnum > 0 AND NOT attisdropped",
-        (qualified(tracking_table),),
+        (qualified(table),),
     ).fetchone()
-    if found is None or found[0] is None:
+    return None if found is None or found[0] is None else set(found[0])
+
+
+def state(conn: psycopg.Connection, tracking_table: str) -> str:
+    """ "absent" or "ok"; Stopped for a table of another tool's shape, which migratekit never writes into."""
+    columns = live_columns(conn, tracking_table)
+    if columns is None:
         return "absent"
-    columns = set(found[0])
     if SEED_COLUMNS <= columns:
         return "ok"
     if columns == {"version", "dirty"}:
@@ -117,6 +124,11 @@ def applied_rows(conn: psycopg.Connection, tracking_table: str) -> dict[str, str
     return {version: checksum for version, checksum in conn.execute(query)}
 
 
+def recorded(conn: psycopg.Connection, tracking_table: str) -> dict[str, str] | None:
+    """The tracking rows, None when the table does not exist yet (Stopped for another tool's table)."""
+    return applied_rows(conn, tracking_table) if state(conn, tracking_table) == "ok" else None
+
+
 def record_new_checksum(conn: psycopg.Connection, tracking_table: str, version: str, checksum: str) -> None:
     """After a deliberate edit (--allow-changed): the row keeps its version and time, takes the new checksum."""
     from psycopg import sql
@@ -127,7 +139,7 @@ def record_new_checksum(conn: psycopg.Connection, tracking_table: str, version: 
     )
 
 
-def lock(conn: psycopg.Connection, tracking_table: str, wait: float) -> int:
+def _acquire(conn: psycopg.Connection, tracking_table: str, wait: float) -> int:
     """Take the migration lock of this database and tracking table; its key, or Stopped naming the holder."""
     from psycopg import sql
 
@@ -150,8 +162,18 @@ def lock(conn: psycopg.Connection, tracking_table: str, wait: float) -> int:
     return int(key)
 
 
-def unlock(conn: psycopg.Connection, key: int) -> None:
-    conn.execute("SELECT pg_catalog.pg_advisory_unlock(%s)", (key,))
+@contextmanager
+def locked(conn: psycopg.Connection, tracking_table: str, wait: float) -> Iterator[None]:
+    """Hold the migration lock for the block. A session whose connection died or whose transaction
+    failed has lost or cannot release the lock; PostgreSQL frees it with the session."""
+    import psycopg
+
+    key = _acquire(conn, tracking_table, wait)
+    try:
+        yield
+    finally:
+        if not conn.closed and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+            conn.execute("SELECT pg_catalog.pg_advisory_unlock(%s)", (key,))
 
 
 def _holder(conn: psycopg.Connection, key: int) -> str:
