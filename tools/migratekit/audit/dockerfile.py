@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dockerfile_parse import DockerfileParser
+from dockerfile_parse.util import WordSplitter
 
 
 @dataclass
@@ -27,6 +28,25 @@ class Stage:
     env: dict[str, str] = field(default_factory=dict)
     command: list[str] = field(default_factory=list)  # ENTRYPOINT + CMD, as written
     command_line: int | None = None
+    entrypoint: str = ""  # the ENTRYPOINT and CMD values as written
+    cmd: str = ""
+
+    @property
+    def start(self) -> str:
+        """The command the container starts with, as one shell command line (a shell-form ENTRYPOINT ignores CMD)."""
+        if self.entrypoint and not self.entrypoint.startswith("["):
+            return self.entrypoint
+        return " ".join(_shell(part) for part in (self.entrypoint, self.cmd) if part)
+
+
+@dataclass(frozen=True)
+class Build:
+    """How an image is built: a Dockerfile, its context, build args and target (compose's `build:`)."""
+
+    dockerfile: Path
+    context: Path
+    args: tuple[tuple[str, str], ...] = ()
+    target: str | None = None
 
 
 @dataclass(frozen=True)
@@ -59,14 +79,23 @@ def _norm(path: str) -> str:
     return "" if path == "." else path
 
 
-def analyse(dockerfile: Path, service_dir: Path, root: Path) -> Image:
+def _shell(value: str) -> str:
+    """An ENTRYPOINT or CMD as the shell would see it: exec form joined and quoted, shell form as written."""
+    return shlex.join(_args(value)) if value.strip().startswith("[") else value.strip()
+
+
+def analyse(dockerfile: Path, service_dir: Path, root: Path, build: Build | None = None) -> Image:
     """Follow every COPY of the migrations through the stages of `dockerfile`."""
-    parser = DockerfileParser(path=str(dockerfile), cache_content=False)
-    instructions = parser.structure
+    parser = DockerfileParser(path=str(dockerfile), cache_content=False, build_args=dict(build.args) if build else None)
+    instructions = [dict(i) for i in parser.structure]
+    for ins, context_of in zip(instructions, parser.context_structure, strict=False):
+        if ins["instruction"] in ("COPY", "ADD", "WORKDIR", "ENV") and not ins["value"].lstrip().startswith("["):
+            words = WordSplitter(ins["value"], args=context_of.args, envs=context_of.envs).split(dequote=False)
+            ins["value"] = " ".join(words)  # ${SERVICE} and $HOME replaced by their build-time values
     service_rel = service_dir.relative_to(root).as_posix()
     # Build context: the repository root when the Dockerfile names paths like services/<name>/...
     copies_service_paths = any(i["instruction"] in ("COPY", "ADD") and service_rel in i["value"] for i in instructions)
-    context = root if copies_service_paths else service_dir
+    context = build.context if build else root if copies_service_paths else service_dir
     migrations_rel = (service_dir / "migrations").relative_to(context).as_posix()
     stages: list[Stage] = []
     context_copies: list[tuple[str, int]] = []
@@ -77,9 +106,10 @@ def analyse(dockerfile: Path, service_dir: Path, root: Path) -> Image:
             name = words[2] if len(words) >= 3 and words[1].upper() == "AS" else None
             base = next((s for s in stages if s.name == words[0]), None)
             stage = Stage(name=name, line=line, image=words[0] if words else "")
-            if base is not None:  # FROM an earlier stage inherits its files and its base image
+            if base is not None:  # FROM an earlier stage inherits its files, base image and command
                 stage.workdir, stage.carriers, stage.env = base.workdir, set(base.carriers), dict(base.env)
-                stage.image = base.image
+                stage.image, stage.command, stage.command_line = base.image, list(base.command), base.command_line
+                stage.entrypoint, stage.cmd = base.entrypoint, base.cmd
             stages.append(stage)
             continue
         if not stages:
@@ -98,11 +128,16 @@ def analyse(dockerfile: Path, service_dir: Path, root: Path) -> Image:
         elif kind in ("ENTRYPOINT", "CMD"):
             stage.command = (stage.command if kind == "CMD" else []) + _args(value)
             stage.command_line = line
+            if kind == "ENTRYPOINT":
+                stage.entrypoint, stage.cmd = value.strip(), ""  # a new ENTRYPOINT resets CMD, as in Docker
+            else:
+                stage.cmd = value.strip()
         elif kind in ("COPY", "ADD"):
             words = _args(value)
             _copy(stage, stages, words, migrations_rel)
             context_copies += [(source, line) for source in _context_sources(words)]
-    final = stages[-1] if stages else Stage(None, 1)
+    chosen = [s for s in stages if build is not None and build.target and s.name == build.target]
+    final = chosen[0] if chosen else stages[-1] if stages else Stage(None, 1)
     return Image(dockerfile, context, final, copies_service_paths, tuple(context_copies))
 
 
@@ -135,8 +170,10 @@ def _copy(stage: Stage, stages: list[Stage], words: list[str], migrations_rel: s
                     stage.carriers.add(posixpath.join(dest_abs, carrier[len(src.rstrip("/")) + 1 :]))
             continue
         src = _norm(source).rstrip("/")
-        if src == migrations_rel or (fnmatch.fnmatch(migrations_rel + "/001_init.sql", src) and "*" in src):
-            stage.carriers.add(dest_abs)  # the folder's files land in dest
+        if src == migrations_rel or ("*" in src and fnmatch.fnmatch(migrations_rel, src)):
+            stage.carriers.add(dest_abs)  # the folder's files land in dest (each match's, for a wildcard)
+        elif "*" in src and fnmatch.fnmatch(migrations_rel + "/001_init.sql", src):
+            stage.carriers.add(dest_abs)
         elif src in ("", "*") or migrations_rel.startswith(src + "/"):
             below = migrations_rel if src in ("", "*") else migrations_rel[len(src) + 1 :]
             stage.carriers.add(posixpath.join(dest_abs, below))

@@ -1,10 +1,9 @@
 """MK4xx: does each service actually run its migrations, from its image, before it serves?
 
-Real monorepos wire this in several ways; each is recognised: an in-process call before the
-server listens (the seed's way), an entrypoint script that migrates then execs the server, a
-`migrate && start` command, a Kubernetes init container running the same image, or migrations
-compiled into the binary (Go's embed, sqlx's migrate!). Source is scanned as text: these are
-patterns across languages, not one language's syntax.
+Real monorepos wire this in many ways; `audit.routes` finds each way as data (in-process calls
+read from parse trees, start commands and scripts followed step by step, compose files and
+Kubernetes manifests parsed), and the rules below judge those routes. Which styles are
+recognised, and what each needs, is the README's table "Wiring styles".
 """
 
 from __future__ import annotations
@@ -16,38 +15,25 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-import yaml
-
 from migratekit import findings
+from migratekit.audit import deploy, routes
 from migratekit.audit.dockerfile import Image, analyse, dockerignore_drops
+from migratekit.audit.routes import Route
+from migratekit.audit.sources import TEST_FILE, Call, Program, parse_program
+from migratekit.audit.startup import Tree, follow, load_scripts, migrates
 from migratekit.findings import Finding, Scope, rules_for
 from migratekit.workspace import Service, relative
 
-SOURCE_SUFFIXES = {".ts", ".js", ".mjs", ".cjs", ".py", ".go", ".rs", ".sh", ".rb", ".java", ".kt"}
-SKIP_DIRS = {"node_modules", "dist", "build", ".venv", "venv", "__pycache__", "target", ".git", "migrations"}
+SOURCE_SUFFIXES = {".ts", ".mts", ".cts", ".tsx", ".js", ".mjs", ".cjs", ".jsx", ".py", ".go", ".rs", ".sh", ".bash"}
+SOURCE_SUFFIXES |= {".rb", ".java", ".kt"}
+SKIP_DIRS = {"node_modules", "dist", "build", ".venv", "venv", "__pycache__", "target", ".git", "vendor", "tests"}
 MAX_SOURCE_BYTES = 1_000_000
 
-RUNNER_CALL = re.compile(
-    r"\b(?:runMigrations|run_migrations|migrate_up|migrateUp|migrateLatest|applyMigrations|apply_migrations)\s*\("
-    r"|\bmigratekit\s+migrate\b|-m\s+migratekit\s+migrate"
-    r"|\bmigrate\.New\w*\s*\(|\bgoose\.Up\s*\(|\bsqlx::migrate!|\bembed_migrations!"
-    r"|\.migrate\.latest\s*\(|\bflyway\b.*\bmigrate\b|\bdbmate\b.*\bup\b|\bnode-pg-migrate\b"
-)
-RUNNER_DEFINITION = re.compile(r"(?:function|def|func)\s+(?:runMigrations|run_migrations|applyMigrations)\b")
 OWN_RUNNER = re.compile(r"INSERT\s+INTO\s+[\w.\"]*schema_migrations", re.IGNORECASE)
-LISTEN = re.compile(
-    r"\.listen\s*\(|\bserve_forever\s*\(|\buvicorn\.run\s*\(|\bapp\.run\s*\(|\bweb\.run_app\s*\("
-    r"|\bListenAndServe\w*\s*\(|\bserve\s*\(\s*app|\bgunicorn\b|\bexec\s+\S+"
-)
-EXITS = re.compile(
-    r"process\.exit\s*\(\s*[1-9]|process\.exitCode\s*=\s*[1-9]|sys\.exit\s*\(\s*(?:[1-9]|main\(|f?[\"'])"
-    r"|return\s+[1-9]\b|\braise\b|\bthrow\b|os\.Exit\s*\(\s*[1-9]|log\.Fatal|panic\s*\(|SystemExit"
-)
-CATCHES = re.compile(r"\bcatch\s*[({]|\bexcept\b|\brecover\s*\(")
 SKIP_SWITCH = re.compile(r"\b(?:SKIP|DISABLE|NO)_?MIGRAT\w*|\bMIGRATIONS?_(?:SKIP|DISABLED?)\b")
-EMBEDDED = re.compile(r"//go:embed\s+\S*migrations|sqlx::migrate!|include_str!\([^)]*migrations|embed_migrations!")
 DIRNAME_PATH = re.compile(r"path\.(?:join|resolve)\(\s*__dirname\s*,\s*['\"]([^'\"]+)['\"]")
 ENV_PATH = re.compile(r"\b(MIGRATIONS?_(?:DIR|PATH|DIRECTORY))\b")
+SHELL_SUFFIXES = (".sh", ".bash")
 
 
 @dataclass
@@ -67,51 +53,70 @@ class Wiring:
     root: Path
     sources: list[SourceFile]
     image: Image | None
-    manifests: list[tuple[Path, dict]] = field(default_factory=list)
+    programs: list[Program] = field(default_factory=list)
+    routes: list[Route] = field(default_factory=list)
+    listen_first: list[Call] = field(default_factory=list)
+    jobs: list[deploy.Job] = field(default_factory=list)
+    calls_runner: bool = False  # some code calls a migration runner, whether or not a start reaches it
 
     def rel(self, path: Path) -> str:
         return relative(self.root, path)
 
-    def runner_calls(self) -> Iterator[tuple[SourceFile, int]]:
-        for source in self.sources:
-            for match in RUNNER_CALL.finditer(source.text):
-                line_start = source.text.rfind("\n", 0, match.start()) + 1
-                if not RUNNER_DEFINITION.search(source.text[line_start : match.end()]):
-                    yield source, match.start()
-
     def own_runner(self) -> SourceFile | None:
         return next((s for s in self.sources if OWN_RUNNER.search(s.text)), None)
 
-    def embedded(self) -> bool:
-        return any(EMBEDDED.search(s.text) for s in self.sources)
+    def compiled_in(self) -> bool:
+        return any(p.embeds_migrations for p in self.programs)
 
-    def init_containers(self) -> Iterator[tuple[Path, dict, list[dict]]]:
-        for path, doc in self.manifests:
-            pod = doc.get("spec", {}).get("template", {}).get("spec", {}) if isinstance(doc.get("spec"), dict) else {}
-            for init in pod.get("initContainers") or []:
-                command = " ".join(str(x) for x in (init.get("command") or []) + (init.get("args") or []))
-                if "migrat" in command:
-                    yield path, init, pod.get("containers") or []
+    def ordered(self) -> list[Route]:
+        return [r for r in self.routes if r.ordered]
+
+    def has_runner(self) -> bool:
+        return bool(self.routes) or self.calls_runner or self.own_runner() is not None
 
 
 def collect(service: Service, root: Path) -> Wiring:
-    sources = []
-    manifests: list[tuple[Path, dict]] = []
-    for path in sorted(_files(service.path)):
-        if path.suffix in SOURCE_SUFFIXES or path.name in ("Procfile", "package.json"):
-            sources.append(SourceFile(path, path.read_text(errors="replace")))
-        elif path.suffix in (".yaml", ".yml"):
-            try:
-                manifests.extend(
-                    (path, d)
-                    for d in yaml.safe_load_all(path.read_text(errors="replace"))
-                    if isinstance(d, dict) and "kind" in d
-                )
-            except yaml.YAMLError:
-                continue
-    dockerfile = service.path / "Dockerfile"
-    image = analyse(dockerfile, service.path, root) if dockerfile.is_file() else None
-    return Wiring(service, root, sources, image, manifests)
+    files = sorted(_files(service.path))
+    sources = [SourceFile(p, p.read_text(errors="replace")) for p in files if p.suffix in SOURCE_SUFFIXES]
+    programs = [p for s in sources if (p := parse_program(s.path, s.text)) is not None]
+    package = service.path / "package.json"
+    scripts = load_scripts(package) if package.is_file() else {}
+    tree = routes.name_sets(programs, Tree(service.path, scripts, {p.path: p for p in programs}, tuple(files)))
+    builds = deploy.builds(service.name, service.path, root)
+    image = None
+    if builds:
+        first = builds[0]
+        own = first.context == service.path and not first.args and first.target is None
+        image = analyse(first.dockerfile, service.path, root, None if own else first)
+    found, listen_first = routes.in_process(programs, tree)
+    shell_scripts = [s for s in sources if s.path.suffix in SHELL_SUFFIXES]
+    for text, where, line in _starts(image, tree) + [(s.text, s.path, 1) for s in shell_scripts]:
+        origin = where if where.suffix in SHELL_SUFFIXES else None
+        route = routes.from_steps(follow(text, tree, origin, line or 1), where, line)
+        if route is not None:
+            found.append(route)
+    jobs = deploy.jobs(service.name, tree, root)
+    found += routes.from_jobs(jobs)
+    if not any(r.ordered for r in found):
+        found += routes.unordered(programs, tree, [s.path for s in shell_scripts])
+    calls_runner = any(migrates(c.callee, tree) for p in programs for c in p.calls)
+    return Wiring(service, root, sources, image, programs, found, listen_first, jobs, calls_runner)
+
+
+def _starts(image: Image | None, tree: Tree) -> list[tuple[str, Path, int | None]]:
+    """The commands a service starts with: its image's, `npm start`, a Procfile's `web:`."""
+    starts: list[tuple[str, Path, int | None]] = []
+    if image is not None and image.final.start:
+        starts.append((image.final.start, image.dockerfile, image.final.command_line))
+    if "start" in tree.scripts:
+        starts.append(("npm start", tree.directory / "package.json", None))
+    procfile = tree.directory / "Procfile"
+    if procfile.is_file():
+        for number, line in enumerate(procfile.read_text(errors="replace").splitlines(), start=1):
+            kind, _, command = line.partition(":")
+            if kind.strip() == "web":
+                starts.append((command, procfile, number))
+    return starts
 
 
 def _files(directory: Path) -> Iterator[Path]:
@@ -119,7 +124,7 @@ def _files(directory: Path) -> Iterator[Path]:
         if path.is_dir() and not path.is_symlink():
             if path.name not in SKIP_DIRS and not path.name.startswith("."):
                 yield from _files(path)
-        elif path.is_file() and path.stat().st_size <= MAX_SOURCE_BYTES:
+        elif path.is_file() and path.stat().st_size <= MAX_SOURCE_BYTES and not TEST_FILE.search(path.name):
             yield path
 
 
@@ -127,27 +132,6 @@ WiringHit = tuple[str | None, int | None, str | None]  # (path, line, message)
 
 
 rule = partial(findings.rule, scope=Scope.WIRING)
-
-
-def _startup_styles(w: Wiring) -> list[str]:
-    """Which of the recognised ways of migrating before serving this service uses."""
-    styles = []
-    for source, offset in w.runner_calls():
-        listen = LISTEN.search(source.text, offset)
-        if listen and source.path.suffix != ".sh":
-            styles.append("in-process")
-        elif source.path.suffix == ".sh" and re.search(r"\bexec\b", source.text[offset:]):
-            styles.append("entrypoint")
-    command = " ".join(w.image.final.command) if w.image else ""
-    if RUNNER_CALL.search(command) or re.search(r"migrat\w*\s*&&", command):
-        styles.append("command")
-    if any(True for _ in w.init_containers()):
-        styles.append("init-container")
-    return styles
-
-
-def _has_runner(w: Wiring) -> bool:
-    return any(True for _ in w.runner_calls()) or w.own_runner() is not None or bool(_startup_styles(w))
 
 
 @rule("MK401", "error", "add a runner (src/database/migrate.ts, migratekit.run_migrations, or an init container)")
@@ -158,7 +142,7 @@ def no_runner(w: Wiring) -> Iterable[WiringHit]:
     Bad: services/x/migrations/ and a server that never reads them
     Good: src/database/migrate.ts with runMigrations(db), called from src/index.ts
     """
-    if not _has_runner(w):
+    if not w.has_runner():
         yield w.rel(w.service.path), None, f"{w.service.name} has migrations but nothing runs them"
 
 
@@ -170,8 +154,14 @@ def no_dockerfile(w: Wiring) -> Iterable[WiringHit]:
     Bad: services/x/ with no Dockerfile
     Good: services/x/Dockerfile with COPY migrations ./migrations in its final stage
     """
-    if w.image is None:
+    if w.image is None and not _elsewhere(w):
         yield w.rel(w.service.path / "Dockerfile"), None, None
+
+
+def _elsewhere(w: Wiring) -> bool:
+    """The migrations run only from another image (a job, a separate program): the service's own image
+    need not carry them."""
+    return bool(w.routes) and not any(r.same_image for r in w.routes)
 
 
 @rule("MK403", "error", "COPY migrations into the final stage (COPY --from=builder /app/migrations ./migrations)")
@@ -182,7 +172,7 @@ def image_lacks_migrations(w: Wiring) -> Iterable[WiringHit]:
     Bad: FROM node:22-alpine / COPY --from=builder /app/dist ./dist   (and nothing else)
     Good: COPY --from=builder /app/migrations ./migrations
     """
-    if w.image is not None and not w.image.final.carriers and not w.embedded():
+    if w.image is not None and not w.image.final.carriers and not w.compiled_in() and not _elsewhere(w):
         yield w.rel(w.image.dockerfile), w.image.final.line, "the final stage has no COPY of migrations/"
 
 
@@ -252,16 +242,16 @@ def migrate_before_listen(w: Wiring) -> Iterable[WiringHit]:
     Bad: await server.listen(...); await runMigrations(db);
     Good: await runMigrations(db); await server.listen(...);
     """
-    if not _has_runner(w):
-        return  # MK401 already says there is no runner
-    if _startup_styles(w):
+    if not w.has_runner() or w.ordered() or any(not r.ordered for r in w.routes):
+        return  # MK401 says there is no runner; MK411 speaks of a runner that nothing orders
+    for call in w.listen_first:
+        yield w.rel(_path_of(w, call)), call.line, "the server listens without migrating first"
         return
-    for source in w.sources:
-        listen = LISTEN.search(source.text)
-        if listen and source.path.suffix != ".sh":
-            yield w.rel(source.path), source.line_of(listen.start()), "the server listens without migrating first"
-            return
     yield w.rel(w.service.path), None, "no startup path runs the migrations before serving"
+
+
+def _path_of(w: Wiring, call: Call) -> Path:
+    return next(p.path for p in w.programs if call in p.calls)
 
 
 @rule("MK407", "error", "exit non-zero when migrations fail: process.exit(1) / sys.exit(1) / set -e")
@@ -272,24 +262,16 @@ def exits_on_failure(w: Wiring) -> Iterable[WiringHit]:
     Bad: try { await runMigrations(db) } catch (e) { logger.warn(e) }  server.listen(...)
     Good: try { … } catch (e) { logger.error(e); process.exit(1); }
     """
-    for source, offset in w.runner_calls():
-        if source.path.suffix == ".sh":
-            if not re.search(r"^\s*set\s+-\w*e", source.text, re.MULTILINE) and not re.search(
-                r"migrat\w*[^\n]*&&", source.text
-            ):
-                yield (
-                    w.rel(source.path),
-                    source.line_of(offset),
-                    "the script goes on after a failed migration (no set -e)",
-                )
+    for route in w.ordered():
+        if route.stops is not False or route.path is None:
             continue
-        after = source.text[offset:]
-        if LISTEN.search(after) and CATCHES.search(after) and not EXITS.search(after):
-            yield (
-                w.rel(source.path),
-                source.line_of(offset),
-                "a failed migration is caught and the server starts anyway",
-            )
+        if route.style == "in-process":
+            message = "a failed migration is caught and the server starts anyway"
+        elif route.path.suffix in SHELL_SUFFIXES:
+            message = "the script goes on after a failed migration (no set -e)"
+        else:
+            message = f"the start goes on after a failed migration ({route.name}): join the steps with &&"
+        yield w.rel(route.path), route.line, message
 
 
 @rule("MK408", "warning", "remove the switch; run migrations on every start (they are idempotent)")
@@ -314,14 +296,10 @@ def init_container_image(w: Wiring) -> Iterable[WiringHit]:
     Bad: initContainers: [{image: org/auth-migrate:v2}]  containers: [{image: org/auth:v3}]
     Good: initContainers: [{image: org/auth:v3, command: [node, dist/migrate.js]}]
     """
-    for path, init, containers in w.init_containers():
-        images = {c.get("image") for c in containers}
-        if init.get("image") not in images:
-            yield (
-                w.rel(path),
-                None,
-                f"init container image {init.get('image')} is not the service's: {', '.join(sorted(map(str, images)))}",
-            )
+    for job in w.jobs:
+        if job.kind == "init container" and job.image not in job.server_images:
+            images = ", ".join(sorted(job.server_images))
+            yield w.rel(job.path), None, f"init container image {job.image} is not the service's: {images}"
 
 
 @rule("MK410", "error", "copy only what the build context holds: fix the path, or build from the directory that has it")
@@ -342,6 +320,28 @@ def copy_source_missing(w: Wiring) -> Iterable[WiringHit]:
             continue
         where = w.rel(context) if context != w.root else "the repository root"
         yield w.rel(w.image.dockerfile), line, f"COPY {source}: nothing by that name in the build context ({where})"
+
+
+@rule(
+    "MK411",
+    "warning",
+    "order the job before the server: an init container, a pre-install/pre-upgrade hook, or "
+    "depends_on with condition: service_completed_successfully",
+)
+def job_not_ordered(w: Wiring) -> Iterable[WiringHit]:
+    """The migrations run in a separate program or job that nothing visibly runs before the server.
+
+    The server can then start against the old schema, or the job is never run at all.
+    Bad: a Kubernetes Job running migrate up, with no hook, beside the service's Deployment
+    Good: the same Job with the annotation helm.sh/hook: pre-install,pre-upgrade
+    """
+    if w.ordered():
+        return
+    for route in w.routes:
+        if not route.ordered and route.path is not None:
+            what = f"{route.style} {route.name}" if route.name else f"this {route.style}"
+            yield w.rel(route.path), route.line, f"{what} applies the migrations, but nothing runs it before the server"
+            return
 
 
 def audit_wiring(service: Service, root: Path) -> list[Finding]:

@@ -1,0 +1,250 @@
+"""How a service is built and deployed, where that is not its own Dockerfile: compose files,
+Kubernetes manifests and Helm templates, a Procfile, and Dockerfiles shared by many services.
+
+Every file is parsed (YAML with PyYAML, after Helm's `{{ }}` directives are blanked out;
+Dockerfiles with dockerfile-parse). A migration job counts as run before the server only when
+something says so: an init container, a Helm pre-install/pre-upgrade hook, an Argo CD PreSync
+hook, compose's `depends_on: {condition: service_completed_successfully}`, or a Procfile's
+`release:` phase.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import yaml
+from dockerfile_parse import DockerfileParser
+
+from migratekit.audit.dockerfile import Build, analyse
+from migratekit.audit.startup import Tree, follow
+
+COMPOSE = re.compile(r"^(docker-)?compose([.-][\w.-]+)?\.ya?ml$")
+DEPLOY_DIRS = ("deploy", "deployment", "deployments", "k8s", "kubernetes", "manifests", "charts", "helm", "infra")
+DOCKER_DIRS = ("", "docker", "build", "deploy")
+WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "Pod"}
+HELM_DIRECTIVE = re.compile(r"\{\{.*?\}\}")
+PRE_HOOKS = re.compile(r"pre-install|pre-upgrade|PreSync")
+MAX_BYTES = 1_000_000
+
+
+@dataclass(frozen=True)
+class Job:
+    """A process other than the server that applies the migrations."""
+
+    kind: str  # "init container", "Kubernetes Job", "compose service", "release phase"
+    name: str
+    path: Path
+    ordered: bool  # something visibly runs it to completion before the server starts
+    image: str | None = None
+    server_images: tuple[str, ...] = ()  # an init container's pod: the images of its other containers
+
+
+def _yaml_documents(path: Path) -> list[dict]:
+    try:
+        if path.stat().st_size > MAX_BYTES:
+            return []
+        text = path.read_text(errors="replace")
+        if "{{" in text:  # a Helm template: drop directive-only lines, blank the inline ones
+            text = "\n".join(
+                HELM_DIRECTIVE.sub("tmpl", line)
+                for line in text.splitlines()
+                if not re.fullmatch(r"\s*(\{\{.*?\}\}\s*)+", line)
+            )
+        return [d for d in yaml.safe_load_all(text) if isinstance(d, dict)]
+    except (yaml.YAMLError, OSError, UnicodeError):
+        return []
+
+
+@cache
+def repository_files(root: Path) -> tuple[tuple[Path, tuple[dict, ...]], ...]:
+    """Compose files and manifests outside the services' own directories (read once per audit)."""
+    found: list[Path] = [p for p in root.glob("*.y*ml") if COMPOSE.match(p.name)]
+    for name in DEPLOY_DIRS:
+        directory = root / name
+        if directory.is_dir():
+            found += sorted(p for p in directory.rglob("*.y*ml") if len(p.relative_to(directory).parts) <= 6)
+    return tuple((p, tuple(_yaml_documents(p))) for p in found)
+
+
+def service_files(directory: Path) -> list[tuple[Path, tuple[dict, ...]]]:
+    return [(p, tuple(_yaml_documents(p))) for p in sorted(directory.rglob("*.y*ml")) if "node_modules" not in p.parts]
+
+
+def _tokens(text: str) -> set[str]:
+    return set(re.split(r"[^a-z0-9]+", text.lower()))
+
+
+def _belongs(name: str, obj: object, service: str, own: bool) -> bool:
+    """A repository-level object is this service's when it says so by name, image or path."""
+    if own:
+        return True
+    text = yaml.safe_dump(obj, default_flow_style=True) if not isinstance(obj, str) else obj
+    return service.lower() in _tokens(name) or f"services/{service}/" in text + "/" or service in _images(obj)
+
+
+def _images(obj: object) -> set[str]:
+    if not isinstance(obj, dict):
+        return set()
+    image = obj.get("image")
+    return _tokens(str(image).rsplit("/", 1)[-1].split(":")[0]) if image else set()
+
+
+def _command(spec: dict, command_key: str = "command", args_key: str = "args") -> str:
+    parts = []
+    for key in (command_key, args_key):
+        value = spec.get(key)
+        if isinstance(value, list):
+            parts.append(shlex.join(str(v) for v in value))
+        elif isinstance(value, str):
+            parts.append(value)
+    return " ".join(parts)
+
+
+def _migrates(name: str, command: str, tree: Tree) -> bool:
+    steps = follow(command, tree, None) if command else []
+    return any(s.kind == "migrate" for s in steps) or (not command and "migrat" in name.lower())
+
+
+def jobs(service: str, tree: Tree, root: Path) -> list[Job]:
+    """Every migration job of this service that a compose file, manifest or Procfile declares."""
+    found: list[Job] = []
+    own = {p for p, _ in service_files(tree.directory)}
+    for path, documents in [*service_files(tree.directory), *repository_files(root)]:
+        for document in documents:
+            if "kind" in document:
+                found += _kubernetes(document, path, service, path in own, tree)
+            elif isinstance(document.get("services"), dict) and COMPOSE.match(path.name):
+                found += _compose(document["services"], path, service, path in own, tree, root)
+    procfile = tree.directory / "Procfile"
+    if procfile.is_file():
+        for line in procfile.read_text(errors="replace").splitlines():
+            kind, _, command = line.partition(":")
+            if kind.strip() == "release" and _migrates("release", command.strip(), tree):
+                found.append(Job("release phase", "release", procfile, True))
+    return found
+
+
+def _pod(document: dict) -> dict:
+    spec: dict = document["spec"] if isinstance(document.get("spec"), dict) else {}
+    if document.get("kind") == "CronJob":
+        spec = (spec.get("jobTemplate") or {}).get("spec") or {}
+    if document.get("kind") != "Pod":
+        spec = (spec.get("template") or {}).get("spec") or {}
+    return spec if isinstance(spec, dict) else {}
+
+
+def _kubernetes(document: dict, path: Path, service: str, own: bool, tree: Tree) -> Iterator[Job]:
+    if document.get("kind") not in WORKLOADS:
+        return
+    metadata: dict = document["metadata"] if isinstance(document.get("metadata"), dict) else {}
+    name = str(metadata.get("name", ""))
+    pod = _pod(document)
+    containers = [c for c in pod.get("containers") or [] if isinstance(c, dict)]
+    if not (_belongs(name, document, service, own) or any(_belongs("", c, service, False) for c in containers)):
+        return
+    if document.get("kind") in ("Job", "CronJob"):
+        hooks = " ".join(str(v) for k, v in (metadata.get("annotations") or {}).items() if "hook" in str(k))
+        if any(_migrates(name, _command(c), tree) for c in containers):
+            image = next((str(c.get("image")) for c in containers), None)
+            yield Job("Kubernetes Job", name, path, bool(PRE_HOOKS.search(hooks)), image)
+        return
+    images = tuple(str(c.get("image")) for c in containers)
+    for init in pod.get("initContainers") or []:
+        if isinstance(init, dict) and _migrates(str(init.get("name", "")), _command(init), tree):
+            yield Job("init container", str(init.get("name", "")), path, True, str(init.get("image")), images)
+
+
+def _compose(services: dict, path: Path, service: str, own: bool, tree: Tree, root: Path) -> Iterator[Job]:
+    migrating = {
+        name
+        for name, spec in services.items()
+        if isinstance(spec, dict)
+        and (_migrates(str(name), _command(spec, "entrypoint", "command"), tree) or _builds_migrator(spec, path))
+    }
+    servers = [
+        spec
+        for name, spec in services.items()
+        if isinstance(spec, dict) and name not in migrating and _belongs(str(name), spec, service, own)
+    ]
+    for name in sorted(migrating):
+        spec = services[name]
+        if not (_belongs(str(name), spec, service, own) or _carries(spec, path, service, root)):
+            continue
+        ordered = any(_waits_for(server, name) for server in servers)
+        yield Job("compose service", str(name), path, ordered, str(spec.get("image") or "") or None)
+
+
+def _waits_for(server: dict, job: str) -> bool:
+    depends = server.get("depends_on")
+    if not isinstance(depends, dict) or not isinstance(depends.get(job), dict):
+        return False
+    return depends[job].get("condition") == "service_completed_successfully"
+
+
+def compose_build(spec: dict, compose: Path) -> Build | None:
+    build = spec.get("build")
+    if isinstance(build, str):
+        build = {"context": build}
+    if not isinstance(build, dict):
+        return None
+    context = (compose.parent / str(build.get("context", "."))).resolve()
+    dockerfile = context / str(build.get("dockerfile", "Dockerfile"))
+    args = build.get("args") or {}
+    pairs = args.items() if isinstance(args, dict) else (str(a).partition("=")[::2] for a in args)
+    target = build.get("target")
+    return Build(dockerfile, context, tuple((str(k), str(v)) for k, v in pairs), str(target) if target else None)
+
+
+def _builds_migrator(spec: dict, compose: Path) -> bool:
+    build = compose_build(spec, compose)
+    return build is not None and "migrat" in build.dockerfile.name.lower()
+
+
+def _carries(spec: dict, compose: Path, service: str, root: Path) -> bool:
+    """A shared migration image (one Dockerfile.migrate for all) is this service's when it copies its migrations."""
+    build = compose_build(spec, compose)
+    if build is None or not build.dockerfile.is_file():
+        return False
+    image = analyse(build.dockerfile, root / "services" / service, root, build)
+    return bool(image.final.carriers)
+
+
+def builds(service: str, directory: Path, root: Path) -> list[Build]:
+    """The service's image builds: its own Dockerfile(s), compose `build:` entries, shared Dockerfiles."""
+    own = sorted(directory.glob("Dockerfile*"), key=lambda p: (p.name != "Dockerfile", p.name))
+    found = [Build(p, directory) for p in own if p.is_file() and "migrat" not in p.name.lower()]
+    for path, documents in [*service_files(directory), *repository_files(root)]:
+        for document in documents:
+            services = document.get("services") if COMPOSE.match(path.name) else None
+            for name, spec in (services or {}).items() if isinstance(services, dict) else ():
+                build = compose_build(spec, path) if isinstance(spec, dict) else None
+                if build and build.dockerfile.is_file() and "migrat" not in build.dockerfile.name.lower():
+                    if _belongs(str(name), spec, service, path.is_relative_to(directory)):
+                        found.append(build)
+    for folder in DOCKER_DIRS:
+        for dockerfile in sorted((root / folder).glob("Dockerfile*")) if (root / folder).is_dir() else ():
+            shared = _shared(dockerfile, service, root)
+            if shared is not None:
+                found.append(shared)
+    return found
+
+
+def _shared(dockerfile: Path, service: str, root: Path) -> Build | None:
+    """A root Dockerfile with a stage named after the service, or an ARG that takes the service's name."""
+    if "migrat" in dockerfile.name.lower() or not dockerfile.is_file():
+        return None
+    instructions = DockerfileParser(path=str(dockerfile), cache_content=False).structure
+    for ins in instructions:
+        words = ins["value"].split()
+        if ins["instruction"] == "FROM" and len(words) >= 3 and words[-2].upper() == "AS" and words[-1] == service:
+            return Build(dockerfile, root, (), service)
+    arguments = {ins["value"].split("=")[0].strip() for ins in instructions if ins["instruction"] == "ARG"}
+    for arg in sorted(arguments):
+        if any(re.search(rf"services/\$\{{?{arg}\b", ins["value"]) for ins in instructions):
+            return Build(dockerfile, root, ((arg, service),))
+    return None

@@ -1,0 +1,394 @@
+"""A service's source files as parse trees reduced to what the wiring rules ask of them.
+
+Go, TypeScript, JavaScript and shell are parsed with tree-sitter's grammars, Python with `ast`:
+a call is a call node (not a word in a comment or a string), its scope is the function that
+holds it, and what happens when it fails is read from the try/catch, `if err != nil` or `&&`
+around it. Rust, Ruby, Java and Kotlin are not parsed: only their compiled-in migration
+markers (`sqlx::migrate!`, `embed_migrations!`) are recognised, by text.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import shlex
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from tree_sitter import Language, Node, Parser
+
+LANGUAGES = {
+    ".go": "go",
+    ".ts": "typescript",
+    ".mts": "typescript",
+    ".cts": "typescript",
+    ".tsx": "tsx",
+    ".js": "javascript",
+    ".mjs": "javascript",
+    ".cjs": "javascript",
+    ".jsx": "javascript",
+    ".py": "python",
+    ".sh": "shell",
+    ".bash": "shell",
+}
+TEXT_ONLY = {".rs", ".rb", ".java", ".kt"}
+COMPILED_IN_TEXT = re.compile(r"sqlx::migrate!|embed_migrations!|include_str!\([^)]*migrations")
+TEST_FILE = re.compile(r"(_test\.go|\.(test|spec)\.[cm]?[jt]sx?|^test_.*\.py|_test\.py|conftest\.py)$")
+
+MIGRATE_VERBS = {"run", "apply", "up", "exec", "execute", "perform", "do", "latest"}
+MIGRATE_RECEIVERS = re.compile(r"migrat|goose|umzug|flyway|alembic", re.IGNORECASE)
+UP_METHODS = {"up", "upcontext", "latest", "run", "runcontext", "upgrade", "migratetolatest"}
+LISTEN_METHODS = {"listen", "listenandserve", "listenandservetls", "serve_forever", "run_app", "serve", "servetls"}
+LISTEN_CALLS = {"uvicorn.run", "app.run", "e.Start", "r.Run", "router.Run", "engine.Run", "server.Start", "srv.Start"}
+EXIT_CALLS = re.compile(
+    r"^(process\.exit|os\.Exit|sys\.exit|exit|os\._exit|panic|(\w+\.)*Fatal\w*|(\w+\.)*fatal|Deno\.exit)$"
+)
+
+
+def _words(name: str) -> list[str]:
+    return [w.lower() for w in re.findall(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+", name)]
+
+
+def is_migration_call(callee: str) -> bool:
+    """A call that applies migrations: runMigrations, Migrate, migrate.New, goose.Up, knex.migrate.latest..."""
+    receiver, _, last = callee.rpartition(".")
+    words = _words(last)
+    if "migrate" in words and "auto" not in words:
+        return True  # Migrate, migrateUp, MigrateToLatest, migrate.New... (not gorm's AutoMigrate)
+    if {"migration", "migrations"} & set(words) and MIGRATE_VERBS & set(words):
+        return True  # runMigrations, run_migrations, applyMigrations, MigrationsUp
+    if receiver.rpartition(".")[2] == "migrate" and last.startswith("New"):
+        return True  # golang-migrate: migrate.New(...) is followed by m.Up()
+    return last.lower() in UP_METHODS and bool(MIGRATE_RECEIVERS.search(receiver))
+
+
+def is_listen_call(callee: str) -> bool:
+    return callee.rpartition(".")[2].lower() in LISTEN_METHODS or callee in LISTEN_CALLS
+
+
+@dataclass(frozen=True)
+class Call:
+    callee: str  # as written, without arguments: "store.RunMigrations", "app.listen"
+    line: int
+    scope: str  # the named function holding it; "" for a module's top level (Go: none)
+    stops: bool | None  # a failure ends startup (True), is swallowed (False), or cannot be told (None)
+
+    @property
+    def name(self) -> str:
+        return self.callee.rpartition(".")[2]
+
+
+@dataclass(frozen=True)
+class Program:
+    """One parsed source file: its calls in source order and the functions it defines."""
+
+    path: Path
+    language: str
+    calls: tuple[Call, ...]
+    defines: frozenset[str]
+    entry: str | None  # the scope a run of this file starts in ("" top level, "main" for Go); None for a library
+    embeds_migrations: bool  # the file compiles migrations into the binary (//go:embed *.sql, sqlx::migrate!)
+
+
+@dataclass(frozen=True)
+class Command:
+    """One simple command of a shell script, its words unquoted."""
+
+    words: tuple[str, ...]
+    line: int
+    replaces_shell: bool  # run with `exec`: nothing after it in the script runs
+    stops: bool  # a failure stops the script: set -e in effect, `&&` after it, or `|| exit`
+
+
+@cache
+def _parser(language: str) -> Parser:
+    if language == "go":
+        import tree_sitter_go as grammar
+
+        return Parser(Language(grammar.language()))
+    if language in ("typescript", "tsx"):
+        import tree_sitter_typescript as ts
+
+        return Parser(Language(ts.language_tsx() if language == "tsx" else ts.language_typescript()))
+    if language == "javascript":
+        import tree_sitter_javascript as js
+
+        return Parser(Language(js.language()))
+    import tree_sitter_bash as bash
+
+    return Parser(Language(bash.language()))
+
+
+def parse_program(path: Path, text: str) -> Program | None:
+    """The calls of one source file, or None for a file in a language that is not parsed (or a test)."""
+    language = LANGUAGES.get(path.suffix)
+    if TEST_FILE.search(path.name) or language in (None, "shell"):
+        if path.suffix in TEXT_ONLY and COMPILED_IN_TEXT.search(text):
+            return Program(path, "text", (), frozenset(), None, True)
+        return None
+    if language == "python":
+        return _python(path, text)
+    root = _parser(language).parse(text.encode()).root_node
+    if language == "go":
+        return _go(path, root)
+    calls = tuple(_calls(root, _js_scope, _js_stops))
+    defines = frozenset(_js_definitions(root))
+    return Program(path, language, calls, defines, "", False)
+
+
+def _text(node: Node | None) -> str:
+    return node.text.decode(errors="replace") if node is not None and node.text is not None else ""
+
+
+def _calls(root: Node, scope_of, stops_of) -> Iterator[Call]:  # type: ignore[no-untyped-def]
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if node.type == "call_expression":
+            callee = re.sub(r"\s+", "", _text(node.child_by_field_name("function")))
+            yield Call(callee, node.start_point[0] + 1, scope_of(node), stops_of(node))
+        stack.extend(reversed(node.named_children))
+
+
+# --- TypeScript / JavaScript ---------------------------------------------------------------
+
+FUNCTION_NODES = {"function_declaration", "method_definition", "generator_function_declaration"}
+ANONYMOUS_FUNCTIONS = {"arrow_function", "function_expression", "function"}
+
+
+def _js_scope(node: Node) -> str:
+    parent = node.parent
+    while parent is not None:
+        if parent.type in FUNCTION_NODES:
+            return _text(parent.child_by_field_name("name"))
+        if parent.type in ANONYMOUS_FUNCTIONS and parent.parent is not None:
+            holder = parent.parent
+            if holder.type in ("variable_declarator", "pair", "assignment_expression"):
+                return _text(holder.child_by_field_name("name") or holder.child_by_field_name("key"))
+        parent = parent.parent  # an anonymous callback belongs to the function around it
+    return ""
+
+
+def _js_definitions(root: Node) -> Iterator[str]:
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if node.type in FUNCTION_NODES:
+            yield _text(node.child_by_field_name("name"))
+        elif node.type == "variable_declarator" and (node.child_by_field_name("value") or node).type in (
+            ANONYMOUS_FUNCTIONS
+        ):
+            yield _text(node.child_by_field_name("name"))
+        stack.extend(node.named_children)
+
+
+def _js_handler_stops(handler: Node | None) -> bool:
+    """Does this catch block (or .catch callback) end the process or rethrow?"""
+    if handler is None:
+        return True
+    stack = [handler]
+    while stack:
+        node = stack.pop()
+        if node.type == "throw_statement":
+            return True
+        if node.type == "call_expression":
+            callee = re.sub(r"\s+", "", _text(node.child_by_field_name("function")))
+            args = _text(node.child_by_field_name("arguments")).strip("() ")
+            if EXIT_CALLS.match(callee) and args not in ("0", ""):
+                return True
+        if node.type == "assignment_expression" and _text(node.child_by_field_name("left")) == "process.exitCode":
+            return _text(node.child_by_field_name("right")) != "0"
+        stack.extend(node.named_children)
+    return False
+
+
+def _js_stops(call: Node) -> bool:
+    child, parent = call, call.parent
+    while parent is not None and parent.type not in FUNCTION_NODES | ANONYMOUS_FUNCTIONS:
+        if parent.type == "try_statement" and child == parent.child_by_field_name("body"):
+            handler = parent.child_by_field_name("handler")
+            return _js_handler_stops(handler.child_by_field_name("body") if handler else None)
+        if parent.type == "member_expression" and _text(parent.child_by_field_name("property")) == "catch":
+            outer = parent.parent
+            args = outer.child_by_field_name("arguments") if outer is not None else None
+            return _js_handler_stops(args)
+        child, parent = parent, parent.parent
+    return True  # an unhandled rejection or exception ends a Node process (Node 15 and later)
+
+
+# --- Go --------------------------------------------------------------------------------------
+
+GO_EMBED = re.compile(r"//go:embed\s+(.+)")
+
+
+def _go(path: Path, root: Node) -> Program:
+    package = next((c for c in root.named_children if c.type == "package_clause"), None)
+    is_main = _text(package).split()[-1:] == ["main"]
+    defines = frozenset(
+        _text(c.child_by_field_name("name"))
+        for c in root.named_children
+        if c.type in ("function_declaration", "method_declaration")
+    )
+    embeds = any(
+        (found := GO_EMBED.match(_text(c))) is not None and _embeds_sql(path, found[1])
+        for c in root.named_children
+        if c.type == "comment"
+    )
+    calls = tuple(_calls(root, _go_scope, _go_stops))
+    return Program(path, "go", calls, defines, "main" if is_main and "main" in defines else None, embeds)
+
+
+def _embeds_sql(path: Path, patterns: str) -> bool:
+    return "migrations" in path.parts or any(".sql" in p or "migrations" in p for p in patterns.split())
+
+
+def _go_scope(node: Node) -> str:
+    parent = node.parent
+    while parent is not None:
+        if parent.type in ("function_declaration", "method_declaration"):
+            return _text(parent.child_by_field_name("name"))
+        parent = parent.parent
+    return ""
+
+
+def _go_block_stops(block: Node | None) -> bool:
+    stack = [block] if block is not None else []
+    while stack:
+        node = stack.pop()
+        if node.type == "return_statement":
+            return True
+        if node.type == "call_expression":
+            callee = _text(node.child_by_field_name("function"))
+            if EXIT_CALLS.match(callee) and _text(node.child_by_field_name("arguments")) != "(0)":
+                return True
+        stack.extend(node.named_children)
+    return False
+
+
+def _go_stops(call: Node) -> bool | None:
+    """Go has no exceptions: the error a migration returns is checked by the `if err != nil` after it."""
+    parent = call.parent
+    if parent is None:
+        return None
+    if parent.type in ("argument_list", "return_statement"):
+        return True  # handed on: must(...), return Migrate(...)
+    if parent.type == "expression_statement":
+        return None  # the result is dropped, or it has none (a must-style function that panics)
+    statement = parent.parent if parent.type == "expression_list" else None
+    if statement is None or statement.type not in ("short_var_declaration", "assignment_statement"):
+        return None
+    if _text(statement.child_by_field_name("left")).strip() == "_":
+        return False
+    holder = statement.parent
+    if holder is not None and holder.type == "if_statement":
+        return _go_block_stops(holder.child_by_field_name("consequence"))
+    following = statement.next_named_sibling
+    if (
+        following is not None
+        and following.type == "if_statement"
+        and "err" in _text(following.child_by_field_name("condition"))
+    ):
+        return _go_block_stops(following.child_by_field_name("consequence"))
+    return None
+
+
+# --- Python ----------------------------------------------------------------------------------
+
+
+def _python(path: Path, text: str) -> Program | None:
+    try:
+        tree = ast.parse(text, filename=str(path))
+    except (SyntaxError, ValueError):
+        return None
+    calls: list[Call] = []
+    defines: set[str] = set()
+
+    def visit(node: ast.AST, scope: str, trying: tuple[ast.Try, ...]) -> None:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            defines.add(node.name)
+            scope, trying = node.name, ()
+        elif isinstance(node, ast.Call):
+            stops = all(_py_handler_stops(h) for t in trying for h in t.handlers)
+            calls.append(Call(ast.unparse(node.func), node.lineno, scope, stops))
+        if isinstance(node, ast.Try):
+            for statement in node.body:
+                visit(statement, scope, (*trying, node))
+            for part in (*node.handlers, *node.orelse, *node.finalbody):
+                visit(part, scope, trying)
+            return
+        for child in ast.iter_child_nodes(node):
+            visit(child, scope, trying)
+
+    visit(tree, "", ())
+    calls.sort(key=lambda c: c.line)
+    return Program(path, "python", tuple(calls), frozenset(defines), "", False)
+
+
+def _quiet_return(node: ast.Return) -> bool:
+    """`return`, `return None`, `return 0`: the process exits 0 and the server may still start."""
+    return node.value is None or (isinstance(node.value, ast.Constant) and node.value.value in (0, None))
+
+
+def _py_handler_stops(handler: ast.ExceptHandler) -> bool:
+    for node in ast.walk(handler):
+        if isinstance(node, ast.Raise):
+            return True
+        if isinstance(node, ast.Return) and not _quiet_return(node):
+            return True
+        if isinstance(node, ast.Call) and EXIT_CALLS.match(ast.unparse(node.func)):
+            return True
+    return False
+
+
+# --- shell -----------------------------------------------------------------------------------
+
+
+def parse_script(text: str, first_line: int = 1) -> list[Command]:
+    """The simple commands of a shell script in the order they run."""
+    root = _parser("shell").parse(text.encode()).root_node
+    errexit = bool(re.match(r"#!\S+(\s+\S+)?\s+-\w*e", text))
+    commands: list[Command] = []
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if node.type == "command":
+            words = tuple(_word(w) for w in node.named_children if w.type != "variable_assignment")
+            if words[:1] == ("set",) and any(re.fullmatch(r"-\w*e\w*|errexit", w) for w in words[1:]):
+                errexit = True
+            line = node.start_point[0] + first_line
+            stops = errexit or _stopped_by_list(node)
+            commands.append(Command(tuple(w for w in words if w != "exec"), line, words[:1] == ("exec",), stops))
+            continue
+        if node.type in ("function_definition", "heredoc_body", "comment"):
+            continue
+        stack.extend(reversed(node.named_children))
+    return commands
+
+
+def _word(node: Node) -> str:
+    text = _text(node)
+    if node.type == "command_name":
+        text = _text(node.named_children[0]) if node.named_children else text
+    try:
+        parts = shlex.split(text)
+    except ValueError:
+        return text
+    return parts[0] if len(parts) == 1 else text
+
+
+def _stopped_by_list(node: Node) -> bool:
+    """`cmd && next`, `cmd || exit 1`, `if ! cmd; then exit 1; fi`: a failure of cmd stops the script."""
+    child, parent = node, node.parent
+    while parent is not None and parent.type in ("list", "negated_command", "if_statement", "pipeline"):
+        if parent.type == "if_statement":
+            return child == parent.child_by_field_name("condition") and "exit" in _text(parent)
+        if parent.type == "list":
+            after = child.next_sibling
+            if after is not None and after.type == "&&":
+                return True
+            if after is not None and after.type == "||":
+                return bool(re.match(r"[{(\s]*(exit|return|false)\b", _text(after.next_named_sibling)))
+        child, parent = parent, parent.parent
+    return False
