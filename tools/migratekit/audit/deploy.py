@@ -4,23 +4,23 @@ Kubernetes manifests and Helm templates, a Procfile, and Dockerfiles shared by m
 Every file is parsed (YAML with PyYAML, after Helm's `{{ }}` directives are blanked out;
 Dockerfiles with dockerfile-parse). A migration job counts as run before the server only when
 something says so: an init container, a Helm pre-install/pre-upgrade hook, an Argo CD PreSync
-hook, compose's `depends_on: {condition: service_completed_successfully}`, or a Procfile's
-`release:` phase.
+hook, compose's `depends_on: {condition: service_completed_successfully}`, a Procfile's
+`release:` phase, or fly.toml's `release_command`.
 """
 
 from __future__ import annotations
 
 import re
 import shlex
+import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
 import yaml
-from dockerfile_parse import DockerfileParser
 
-from migratekit.audit.dockerfile import Build, analyse
+from migratekit.audit.dockerfile import Build, analyse, parse
 from migratekit.audit.startup import Tree, follow
 
 COMPOSE = re.compile(r"^(docker-)?compose([.-][\w.-]+)?\.ya?ml$")
@@ -120,6 +120,14 @@ def jobs(service: str, tree: Tree, root: Path) -> list[Job]:
                 found += _kubernetes(document, path, service, path in own, tree)
             elif isinstance(document.get("services"), dict) and COMPOSE.match(path.name):
                 found += _compose(document["services"], path, service, path in own, tree, root)
+    fly = tree.directory / "fly.toml"
+    if fly.is_file():
+        try:
+            release = str(tomllib.loads(fly.read_text(errors="replace")).get("deploy", {}).get("release_command", ""))
+        except (tomllib.TOMLDecodeError, AttributeError):
+            release = ""
+        if release and _migrates("release_command", release, tree):
+            found.append(Job("release command", "fly.toml", fly, True))
     procfile = tree.directory / "Procfile"
     if procfile.is_file():
         for line in procfile.read_text(errors="replace").splitlines():
@@ -238,7 +246,7 @@ def _shared(dockerfile: Path, service: str, root: Path) -> Build | None:
     """A root Dockerfile with a stage named after the service, or an ARG that takes the service's name."""
     if "migrat" in dockerfile.name.lower() or not dockerfile.is_file():
         return None
-    instructions = DockerfileParser(path=str(dockerfile), cache_content=False).structure
+    instructions = parse(dockerfile).structure
     for ins in instructions:
         words = ins["value"].split()
         if ins["instruction"] == "FROM" and len(words) >= 3 and words[-2].upper() == "AS" and words[-1] == service:

@@ -8,6 +8,7 @@ counts only if the builder stage really had them.
 from __future__ import annotations
 
 import fnmatch
+import io
 import json
 import posixpath
 import shlex
@@ -79,6 +80,12 @@ def _norm(path: str) -> str:
     return "" if path == "." else path
 
 
+def parse(dockerfile: Path, build_args: dict[str, str] | None = None) -> DockerfileParser:
+    """dockerfile-parse over any file name (its `path=` wants a directory or a file named `Dockerfile`:
+    `Dockerfile.service` and `api.Dockerfile` are given as content)."""
+    return DockerfileParser(fileobj=io.BytesIO(dockerfile.read_bytes()), build_args=build_args)
+
+
 def _shell(value: str) -> str:
     """An ENTRYPOINT or CMD as the shell would see it: exec form joined and quoted, shell form as written."""
     return shlex.join(_args(value)) if value.strip().startswith("[") else value.strip()
@@ -86,7 +93,7 @@ def _shell(value: str) -> str:
 
 def analyse(dockerfile: Path, service_dir: Path, root: Path, build: Build | None = None) -> Image:
     """Follow every COPY of the migrations through the stages of `dockerfile`."""
-    parser = DockerfileParser(path=str(dockerfile), cache_content=False, build_args=dict(build.args) if build else None)
+    parser = parse(dockerfile, dict(build.args) if build else None)
     instructions = [dict(i) for i in parser.structure]
     for ins, context_of in zip(instructions, parser.context_structure, strict=False):
         if ins["instruction"] in ("COPY", "ADD", "WORKDIR", "ENV") and not ins["value"].lstrip().startswith("["):

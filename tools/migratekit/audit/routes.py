@@ -50,6 +50,10 @@ def in_process(programs: list[Program], tree: Tree) -> tuple[list[Route], list[C
     routes: list[Route] = []
     listen_first: list[Call] = []
     for program in programs:
+        if program.language == "text" and program.embeds_migrations:
+            # Rust's sqlx::migrate!(...).run(..) and diesel's embed_migrations!: not parsed, taken as run at start
+            routes.append(Route("compiled-in", program.path, None, True, None, True))
+            continue
         scopes: dict[str, list[Call]] = defaultdict(list)
         for call in program.calls:
             scopes[call.scope].append(call)

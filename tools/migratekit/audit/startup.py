@@ -176,7 +176,11 @@ def _package_script(words: tuple[str, ...], tree: Tree, depth: int) -> list[Step
     steps: list[Step] = []
     for script in (f"pre{name}", name):
         if script in tree.scripts:
-            steps += follow(tree.scripts[script], tree, tree.directory / "package.json", 1, depth + 1)
+            found = follow(tree.scripts[script], tree, tree.directory / "package.json", 1, depth + 1)
+            if script != name and found:  # npm does not run the script when its pre script exits non-zero
+                last = found[-1]
+                found[-1] = Step(last.kind, last.path, last.line, True, last.what)
+            steps += found
     if not steps and "migrat" in name.lower():
         steps.append(Step("migrate", tree.directory / "package.json", None, None, " ".join(words)))
     return steps

@@ -99,6 +99,7 @@ def collect(service: Service, root: Path) -> Wiring:
     found += routes.from_jobs(jobs)
     if not any(r.ordered for r in found):
         found += routes.unordered(programs, tree, [s.path for s in shell_scripts])
+    found = list(dict.fromkeys(found))  # a script the image starts is also met as a script of its own
     calls_runner = any(migrates(c.callee, tree) for p in programs for c in p.calls)
     return Wiring(service, root, sources, image, programs, found, listen_first, jobs, calls_runner)
 
@@ -154,7 +155,8 @@ def no_dockerfile(w: Wiring) -> Iterable[WiringHit]:
     Bad: services/x/ with no Dockerfile
     Good: services/x/Dockerfile with COPY migrations ./migrations in its final stage
     """
-    if w.image is None and not _elsewhere(w):
+    buildpack = any((w.service.path / name).is_file() for name in ("Procfile", "app.json"))
+    if w.image is None and not _elsewhere(w) and not buildpack:
         yield w.rel(w.service.path / "Dockerfile"), None, None
 
 
