@@ -21,6 +21,7 @@ from pathlib import Path
 import yaml
 
 from migratekit.audit.dockerfile import Build, analyse, parse
+from migratekit.audit.makefile import recipes
 from migratekit.audit.startup import Tree, follow
 
 COMPOSE = re.compile(r"^(docker-)?compose([.-][\w.-]+)?\.ya?ml$")
@@ -28,6 +29,9 @@ DEPLOY_DIRS = ("deploy", "deployment", "deployments", "k8s", "kubernetes", "mani
 DOCKER_DIRS = ("", "docker", "build", "deploy")
 WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "Pod"}
 HELM_DIRECTIVE = re.compile(r"\{\{.*?\}\}")
+TEMPLATED = "__helm__"  # what a `{{ }}` becomes: a value only a rendering would know
+INITDB = "/docker-entrypoint-initdb.d"
+INITDB_MOUNT = "docker-entrypoint-initdb.d mount"
 PRE_HOOKS = re.compile(r"pre-install|pre-upgrade|PreSync")
 MAX_BYTES = 1_000_000
 
@@ -42,46 +46,60 @@ class Job:
     ordered: bool  # something visibly runs it to completion before the server starts
     image: str | None = None
     server_images: tuple[str, ...] = ()  # an init container's pod: the images of its other containers
+    line: int | None = None
+    command: str = ""  # what it runs, as shell
 
 
-def _yaml_documents(path: Path) -> list[dict]:
+def _yaml_documents(path: Path) -> tuple[dict, ...]:
     try:
-        if path.stat().st_size > MAX_BYTES:
-            return []
-        text = path.read_text(errors="replace")
-        if "{{" in text:  # a Helm template: drop directive-only lines, blank the inline ones
-            text = "\n".join(
-                HELM_DIRECTIVE.sub("tmpl", line)
-                for line in text.splitlines()
-                if not re.fullmatch(r"\s*(\{\{.*?\}\}\s*)+", line)
-            )
-        return [d for d in yaml.safe_load_all(text) if isinstance(d, dict)]
-    except (yaml.YAMLError, OSError, UnicodeError):
-        return []
+        info = path.stat()
+    except OSError:
+        return ()
+    return _parsed(path, info.st_size, info.st_mtime_ns)
 
 
 @cache
+def _parsed(path: Path, size: int, mtime_ns: int) -> tuple[dict, ...]:
+    """One YAML file's documents, parsed once per content (an audit of 300 services reads a shared
+    compose file once, and an edited file is read again)."""
+    try:
+        if size > MAX_BYTES:
+            return ()
+        text = path.read_text(errors="replace")
+        if "{{" in text:  # a Helm template: drop directive-only lines, blank the inline ones
+            text = "\n".join(
+                HELM_DIRECTIVE.sub(TEMPLATED, line)
+                for line in text.splitlines()
+                if not re.fullmatch(r"\s*(\{\{.*?\}\}\s*)+", line)
+            )
+        return tuple(d for d in yaml.safe_load_all(text) if isinstance(d, dict))
+    except (yaml.YAMLError, OSError, UnicodeError):
+        return ()
+
+
 def repository_files(root: Path) -> tuple[tuple[Path, tuple[dict, ...]], ...]:
-    """Compose files and manifests outside the services' own directories (read once per audit)."""
+    """Compose files and manifests outside the services' own directories."""
     found: list[Path] = [p for p in root.glob("*.y*ml") if COMPOSE.match(p.name)]
     for name in DEPLOY_DIRS:
         directory = root / name
         if directory.is_dir():
             found += sorted(p for p in directory.rglob("*.y*ml") if len(p.relative_to(directory).parts) <= 6)
-    return tuple((p, tuple(_yaml_documents(p))) for p in found)
+    return tuple((p, _yaml_documents(p)) for p in found)
 
 
-def service_files(directory: Path) -> list[tuple[Path, tuple[dict, ...]]]:
-    return [(p, tuple(_yaml_documents(p))) for p in sorted(directory.rglob("*.y*ml")) if "node_modules" not in p.parts]
+def service_files(files: tuple[Path, ...]) -> list[tuple[Path, tuple[dict, ...]]]:
+    """The service's own YAML files (of the files the wiring audit reads: no node_modules, no tests)."""
+    return [(p, _yaml_documents(p)) for p in files if p.suffix in (".yaml", ".yml")]
 
 
 def _tokens(text: str) -> set[str]:
     return set(re.split(r"[^a-z0-9]+", text.lower()))
 
 
-def _belongs(name: str, obj: object, service: str, own: bool) -> bool:
-    """A repository-level object is this service's when it says so by name, image or path."""
-    if own:
+def _belongs(name: str, obj: object, service: str, own: bool, path: Path | None = None) -> bool:
+    """A repository-level object is this service's when it says so by name, image or path, or lives in a
+    directory named after it (charts/<service>/templates/...)."""
+    if own or (path is not None and service in path.parts):
         return True
     text = yaml.safe_dump(obj, default_flow_style=True) if not isinstance(obj, str) else obj
     return service.lower() in _tokens(name) or f"services/{service}/" in text + "/" or service in _images(obj)
@@ -113,13 +131,15 @@ def _migrates(name: str, command: str, tree: Tree) -> bool:
 def jobs(service: str, tree: Tree, root: Path) -> list[Job]:
     """Every migration job of this service that a compose file, manifest or Procfile declares."""
     found: list[Job] = []
-    own = {p for p, _ in service_files(tree.directory)}
-    for path, documents in [*service_files(tree.directory), *repository_files(root)]:
+    mine = service_files(tree.files)
+    own = {p for p, _ in mine}
+    for path, documents in [*mine, *repository_files(root)]:
         for document in documents:
             if "kind" in document:
                 found += _kubernetes(document, path, service, path in own, tree)
             elif isinstance(document.get("services"), dict) and COMPOSE.match(path.name):
                 found += _compose(document["services"], path, service, path in own, tree, root)
+    found += _manual(service, tree, root)
     fly = tree.directory / "fly.toml"
     if fly.is_file():
         try:
@@ -135,6 +155,43 @@ def jobs(service: str, tree: Tree, root: Path) -> list[Job]:
             if kind.strip() == "release" and _migrates("release", command.strip(), tree):
                 found.append(Job("release phase", "release", procfile, True))
     return found
+
+
+def _manual(service: str, tree: Tree, root: Path) -> list[Job]:
+    """Makefile targets and repository scripts that migrate: run by hand or by CI, never before the server."""
+    found = []
+    for makefile in (tree.directory / "Makefile", root / "Makefile"):
+        if not makefile.is_file():
+            continue
+        own = makefile.parent == tree.directory
+        for target, lines in recipes(makefile).items():
+            hit = next((n for n, c in lines if (own or _names(c, service)) and _migrates(target, c, tree)), None)
+            if hit is not None:
+                found.append(Job("Makefile target", target, makefile, False, line=hit))
+                break
+    for script in repository_scripts(root):
+        text = script.read_text(errors="replace")
+        if _names(text, service) and _migrates(script.name, text, Tree(root)):
+            found.append(Job("script", script.relative_to(root).as_posix(), script, False))
+    return found
+
+
+def _names(text: str, service: str) -> bool:
+    """Does this command or script apply to the service: by its path, or by a path over services that
+    either lists the service by name (`for s in auth users`) or walks them all (`services/*`, `ls services`)?"""
+    if f"services/{service}/" in text + "/":
+        return True
+    if not re.search(r"services/\$\{?\w+\}?", text) and "services/*" not in text:
+        return False
+    return service.lower() in _tokens(text) or bool(re.search(r"services/\*|\b(ls|find)\s+\S*services\b", text))
+
+
+def repository_scripts(root: Path) -> tuple[Path, ...]:
+    found = [p for p in root.glob("*.sh")]
+    for name in ("scripts", "bin", "hack", "ops", "deploy"):
+        if (root / name).is_dir():
+            found += [p for p in (root / name).rglob("*.sh") if len(p.relative_to(root).parts) <= 4]
+    return tuple(sorted(p for p in found if p.is_file() and p.stat().st_size <= MAX_BYTES))
 
 
 def _pod(document: dict) -> dict:
@@ -153,18 +210,20 @@ def _kubernetes(document: dict, path: Path, service: str, own: bool, tree: Tree)
     name = str(metadata.get("name", ""))
     pod = _pod(document)
     containers = [c for c in pod.get("containers") or [] if isinstance(c, dict)]
-    if not (_belongs(name, document, service, own) or any(_belongs("", c, service, False) for c in containers)):
+    if not (_belongs(name, document, service, own, path) or any(_belongs("", c, service, False) for c in containers)):
         return
     if document.get("kind") in ("Job", "CronJob"):
         hooks = " ".join(str(v) for k, v in (metadata.get("annotations") or {}).items() if "hook" in str(k))
         if any(_migrates(name, _command(c), tree) for c in containers):
             image = next((str(c.get("image")) for c in containers), None)
-            yield Job("Kubernetes Job", name, path, bool(PRE_HOOKS.search(hooks)), image)
+            command = " ; ".join(_command(c) for c in containers)
+            yield Job("Kubernetes Job", name, path, bool(PRE_HOOKS.search(hooks)), image, command=command)
         return
     images = tuple(str(c.get("image")) for c in containers)
     for init in pod.get("initContainers") or []:
         if isinstance(init, dict) and _migrates(str(init.get("name", "")), _command(init), tree):
-            yield Job("init container", str(init.get("name", "")), path, True, str(init.get("image")), images)
+            name, image = str(init.get("name", "")), str(init.get("image"))
+            yield Job("init container", name, path, True, image, images, command=_command(init))
 
 
 def _compose(services: dict, path: Path, service: str, own: bool, tree: Tree, root: Path) -> Iterator[Job]:
@@ -184,7 +243,26 @@ def _compose(services: dict, path: Path, service: str, own: bool, tree: Tree, ro
         if not (_belongs(str(name), spec, service, own) or _carries(spec, path, service, root)):
             continue
         ordered = any(_waits_for(server, name) for server in servers)
-        yield Job("compose service", str(name), path, ordered, str(spec.get("image") or "") or None)
+        image = str(spec.get("image") or "") or None
+        command = _command(spec, "entrypoint", "command")
+        yield Job("compose service", str(name), path, ordered, image, command=command)
+    migrations = tree.directory / "migrations"
+    for name, spec in services.items():
+        if isinstance(spec, dict) and any(
+            target.startswith(INITDB) and (path.parent / source).resolve() == migrations.resolve()
+            for source, target in _volumes(spec)
+        ):
+            yield Job(INITDB_MOUNT, str(name), path, False)
+
+
+def _volumes(spec: dict) -> Iterator[tuple[str, str]]:
+    """A compose service's bind mounts as (source, target), short syntax or long."""
+    for volume in spec.get("volumes") or []:
+        if isinstance(volume, str) and ":" in volume:
+            source, _, rest = volume.partition(":")
+            yield source, rest.split(":")[0]
+        elif isinstance(volume, dict) and volume.get("source") and volume.get("target"):
+            yield str(volume["source"]), str(volume["target"])
 
 
 def _waits_for(server: dict, job: str) -> bool:
@@ -222,11 +300,11 @@ def _carries(spec: dict, compose: Path, service: str, root: Path) -> bool:
     return bool(image.final.carriers)
 
 
-def builds(service: str, directory: Path, root: Path) -> list[Build]:
+def builds(service: str, directory: Path, root: Path, files: tuple[Path, ...]) -> list[Build]:
     """The service's image builds: its own Dockerfile(s), compose `build:` entries, shared Dockerfiles."""
     own = sorted(directory.glob("Dockerfile*"), key=lambda p: (p.name != "Dockerfile", p.name))
     found = [Build(p, directory) for p in own if p.is_file() and "migrat" not in p.name.lower()]
-    for path, documents in [*service_files(directory), *repository_files(root)]:
+    for path, documents in [*service_files(files), *repository_files(root)]:
         for document in documents:
             services = document.get("services") if COMPOSE.match(path.name) else None
             for name, spec in (services or {}).items() if isinstance(services, dict) else ():

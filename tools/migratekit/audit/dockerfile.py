@@ -171,8 +171,8 @@ def _copy(stage: Stage, stages: list[Stage], words: list[str], migrations_rel: s
                 continue  # an external image: nothing of ours
             src = posixpath.normpath(source if source.startswith("/") else posixpath.join(earlier.workdir, source))
             for carrier in earlier.carriers:
-                if carrier == src:
-                    stage.carriers.add(dest_abs)
+                if carrier == src or ("*" in src and fnmatch.fnmatch(carrier, src)):
+                    stage.carriers.add(dest_abs)  # a wildcard copies each match's contents into dest
                 elif carrier.startswith(src.rstrip("/") + "/"):
                     stage.carriers.add(posixpath.join(dest_abs, carrier[len(src.rstrip("/")) + 1 :]))
             continue

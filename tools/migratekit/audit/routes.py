@@ -104,4 +104,4 @@ def unordered(programs: list[Program], tree: Tree, scripts: list[Path]) -> list[
 
 
 def from_jobs(jobs: list[Job]) -> list[Route]:
-    return [Route(j.kind, j.path, None, j.ordered, None, j.kind == "init container", j.name) for j in jobs]
+    return [Route(j.kind, j.path, j.line, j.ordered, None, j.kind == "init container", j.name) for j in jobs]

@@ -35,7 +35,9 @@ LANGUAGES = {
 }
 TEXT_ONLY = {".rs", ".rb", ".java", ".kt"}
 COMPILED_IN_TEXT = re.compile(r"sqlx::migrate!|embed_migrations!|include_str!\([^)]*migrations")
-TEST_FILE = re.compile(r"(_test\.go|\.(test|spec)\.[cm]?[jt]sx?|^test_.*\.py|_test\.py|conftest\.py)$")
+TEST_FILE = re.compile(
+    r"(_test\.go|\.(test|spec)\.[cm]?[jt]sx?|^test_.*\.py|_test\.py|conftest\.py|^test_?helpers?\.\w+|^testutils?\.\w+)$"
+)
 
 MIGRATE_VERBS = {"run", "apply", "up", "exec", "execute", "perform", "do", "latest"}
 MIGRATE_RECEIVERS = re.compile(r"migrat|goose|umzug|flyway|alembic", re.IGNORECASE)

@@ -21,12 +21,14 @@ from migratekit.audit.dockerfile import Image, analyse, dockerignore_drops
 from migratekit.audit.routes import Route
 from migratekit.audit.sources import TEST_FILE, Call, Program, parse_program
 from migratekit.audit.startup import Tree, follow, load_scripts, migrates
+from migratekit.databases import redact
 from migratekit.findings import Finding, Scope, rules_for
 from migratekit.workspace import Service, relative
 
 SOURCE_SUFFIXES = {".ts", ".mts", ".cts", ".tsx", ".js", ".mjs", ".cjs", ".jsx", ".py", ".go", ".rs", ".sh", ".bash"}
 SOURCE_SUFFIXES |= {".rb", ".java", ".kt"}
-SKIP_DIRS = {"node_modules", "dist", "build", ".venv", "venv", "__pycache__", "target", ".git", "vendor", "tests"}
+SKIP_DIRS = {"node_modules", "dist", "build", ".venv", "venv", "__pycache__", "target", ".git", "vendor"}
+SKIP_DIRS |= {"tests", "test", "__tests__", "testdata", "testutil", "e2e"}  # a test's migration call runs no server
 MAX_SOURCE_BYTES = 1_000_000
 
 OWN_RUNNER = re.compile(r"INSERT\s+INTO\s+[\w.\"]*schema_migrations", re.IGNORECASE)
@@ -82,7 +84,7 @@ def collect(service: Service, root: Path) -> Wiring:
     package = service.path / "package.json"
     scripts = load_scripts(package) if package.is_file() else {}
     tree = routes.name_sets(programs, Tree(service.path, scripts, {p.path: p for p in programs}, tuple(files)))
-    builds = deploy.builds(service.name, service.path, root)
+    builds = deploy.builds(service.name, service.path, root, tree.files)
     image = None
     if builds:
         first = builds[0]
@@ -272,7 +274,7 @@ def exits_on_failure(w: Wiring) -> Iterable[WiringHit]:
         elif route.path.suffix in SHELL_SUFFIXES:
             message = "the script goes on after a failed migration (no set -e)"
         else:
-            message = f"the start goes on after a failed migration ({route.name}): join the steps with &&"
+            message = f"the start goes on after a failed migration ({redact(route.name)}): join the steps with &&"
         yield w.rel(route.path), route.line, message
 
 
@@ -288,6 +290,12 @@ def skip_switch(w: Wiring) -> Iterable[WiringHit]:
         match = SKIP_SWITCH.search(source.text)
         if match:
             yield w.rel(source.path), source.line_of(match.start()), f"{match[0]} can skip the migrations"
+    for job in w.jobs:
+        match = SKIP_SWITCH.search(job.command)
+        if match:
+            text = job.path.read_text(errors="replace")
+            line = text.count("\n", 0, text.find(match[0])) + 1 if match[0] in text else None
+            yield w.rel(job.path), line, f"{match[0]} can skip the migrations ({job.kind} {job.name})"
 
 
 @rule("MK409", "warning", "run the init container from the same image (and tag) as the service container")
@@ -299,7 +307,8 @@ def init_container_image(w: Wiring) -> Iterable[WiringHit]:
     Good: initContainers: [{image: org/auth:v3, command: [node, dist/migrate.js]}]
     """
     for job in w.jobs:
-        if job.kind == "init container" and job.image not in job.server_images:
+        templated = deploy.TEMPLATED in f"{job.image}{job.server_images}"  # Helm values decide: cannot tell
+        if job.kind == "init container" and job.image not in job.server_images and not templated:
             images = ", ".join(sorted(job.server_images))
             yield w.rel(job.path), None, f"init container image {job.image} is not the service's: {images}"
 
@@ -341,8 +350,15 @@ def job_not_ordered(w: Wiring) -> Iterable[WiringHit]:
         return
     for route in w.routes:
         if not route.ordered and route.path is not None:
-            what = f"{route.style} {route.name}" if route.name else f"this {route.style}"
-            yield w.rel(route.path), route.line, f"{what} applies the migrations, but nothing runs it before the server"
+            if route.style == deploy.INITDB_MOUNT:
+                message = (
+                    f"compose service {route.name} mounts the migrations into {deploy.INITDB}: PostgreSQL runs "
+                    "them once, on an empty data directory, and never the ones added later"
+                )
+            else:
+                what = f"{route.style} {route.name}" if route.name else f"this {route.style}"
+                message = f"{what} applies the migrations, but nothing runs it before the server"
+            yield w.rel(route.path), route.line, message
             return
 
 
