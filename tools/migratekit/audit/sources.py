@@ -381,7 +381,12 @@ def _word(node: Node) -> str:
 
 
 def _stopped_by_list(node: Node) -> bool:
-    """`cmd && next`, `cmd || exit 1`, `if ! cmd; then exit 1; fi`: a failure of cmd stops the script."""
+    """`cmd && next`, `cmd || exit 1`, `if ! cmd; then exit 1; fi`, `cmd` then `if [ $? -ne 0 ]; then exit 1; fi`:
+    a failure of cmd stops the script."""
+    following = node.next_named_sibling
+    if following is not None and following.type == "if_statement":
+        if "$?" in _text(following.child_by_field_name("condition")) and "exit" in _text(following):
+            return True
     child, parent = node, node.parent
     while parent is not None and parent.type in ("list", "negated_command", "if_statement", "pipeline"):
         if parent.type == "if_statement":

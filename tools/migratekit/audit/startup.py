@@ -138,24 +138,34 @@ def _steps(command: Command, tree: Tree, origin: Path | None, depth: int) -> lis
         script = next((w for w in words[1:] if not w.startswith("-")), None)
         return _inherit(_script(script, tree, depth), command) if script else step("other")
     if name in PACKAGE_MANAGERS and len(words) > 1:
-        return _inherit(_package_script(words, tree, depth), command) or step("other")
+        scripted = _inherit(_package_script(words, tree, depth), command)
+        binary = tuple(w for w in words[1:] if w not in ("exec", "dlx", "x", "run"))  # yarn node-pg-migrate up
+        migrating = bool(binary) and (is_migration_command(binary) or bool(SUBCOMMAND.match(binary[0])))
+        return scripted or step("migrate" if migrating else "other")
     if is_migration_command(words):
         return step("migrate")
     if name in NEUTRAL:
         return step("other")
     if name in INTERPRETERS:
         return _interpreted(words, tree, command, origin)
-    found = tree.find(words[0]) if "/" in words[0] or words[0].endswith(".sh") else None
-    if found is not None and found.suffix in (".sh", ".bash", ""):
+    path = tree.find(words[0]) if "/" in words[0] or words[0].endswith(".sh") else None
+    if path is not None and (path.suffix in (".sh", ".bash") or (not path.suffix and _shebang(path))):
         return _inherit(_script(words[0], tree, depth), command)
     return step("migrate" if any(SUBCOMMAND.match(posixpath.basename(w)) for w in words) else "serve")
 
 
+def _shebang(path: Path) -> bool:
+    with path.open("rb") as file:
+        return file.read(2) == b"#!"
+
+
 def _inherit(steps: list[Step], command: Command) -> list[Step]:
-    """A script run by a command that stops on failure stops the start when any of its steps fails."""
-    if not command.stops:
+    """A script or package script ends with its last step's status: when the command that runs it stops on
+    failure, so does that last step."""
+    if not command.stops or not steps:
         return steps
-    return [Step(s.kind, s.path, s.line, True if s.stops is not None else None, s.what) for s in steps]
+    last = steps[-1]
+    return [*steps[:-1], Step(last.kind, last.path, last.line, True, last.what)]
 
 
 def _script(written: str, tree: Tree, depth: int) -> list[Step]:
@@ -177,12 +187,9 @@ def _package_script(words: tuple[str, ...], tree: Tree, depth: int) -> list[Step
     for script in (f"pre{name}", name):
         if script in tree.scripts:
             found = follow(tree.scripts[script], tree, tree.directory / "package.json", 1, depth + 1)
-            if script != name and found:  # npm does not run the script when its pre script exits non-zero
-                last = found[-1]
-                found[-1] = Step(last.kind, last.path, last.line, True, last.what)
+            if script != name:  # npm does not run the script when its pre script exits non-zero
+                found = _inherit(found, Command((), 0, False, True))
             steps += found
-    if not steps and "migrat" in name.lower():
-        steps.append(Step("migrate", tree.directory / "package.json", None, None, " ".join(words)))
     return steps
 
 
