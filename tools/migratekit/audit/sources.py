@@ -19,20 +19,9 @@ from pathlib import Path
 
 from tree_sitter import Language, Node, Parser
 
-LANGUAGES = {
-    ".go": "go",
-    ".ts": "typescript",
-    ".mts": "typescript",
-    ".cts": "typescript",
-    ".tsx": "tsx",
-    ".js": "javascript",
-    ".mjs": "javascript",
-    ".cjs": "javascript",
-    ".jsx": "javascript",
-    ".py": "python",
-    ".sh": "shell",
-    ".bash": "shell",
-}
+LANGUAGES = {".go": "go", ".tsx": "tsx", ".py": "python", ".sh": "shell", ".bash": "shell"}
+LANGUAGES |= {suffix: "typescript" for suffix in (".ts", ".mts", ".cts")}
+LANGUAGES |= {suffix: "javascript" for suffix in (".js", ".mjs", ".cjs", ".jsx")}
 TEXT_ONLY = {".rs", ".rb", ".java", ".kt"}
 COMPILED_IN_TEXT = re.compile(r"sqlx::migrate!|embed_migrations!|include_str!\([^)]*migrations")
 TEST_FILE = re.compile(
