@@ -1,17 +1,18 @@
 """A service's source files as parse trees reduced to what the wiring rules ask of them.
 
-Go, TypeScript, JavaScript and shell are parsed with tree-sitter's grammars, Python with `ast`:
+Go, TypeScript and JavaScript are parsed with tree-sitter's grammars, Python with `ast`:
 a call is a call node (not a word in a comment or a string), its scope is the function that
-holds it, and what happens when it fails is read from the try/catch, `if err != nil` or `&&`
-around it. Rust, Ruby, Java and Kotlin are not parsed: only their compiled-in migration
-markers (`sqlx::migrate!`, `embed_migrations!`) are recognised, by text.
+holds it, and what happens when it fails is read from the try/catch or `if err != nil` around
+it (shell scripts are `audit.shell`'s). Rust, Ruby, Java and Kotlin are not parsed: only their
+compiled-in migration markers (`sqlx::migrate!`, `embed_migrations!`) are recognised, by text.
 """
 
 from __future__ import annotations
 
 import ast
+import io
 import re
-import shlex
+import tokenize
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -83,18 +84,8 @@ class Program:
     embeds_migrations: bool  # the file compiles migrations into the binary (//go:embed *.sql, sqlx::migrate!)
 
 
-@dataclass(frozen=True)
-class Command:
-    """One simple command of a shell script, its words unquoted."""
-
-    words: tuple[str, ...]
-    line: int
-    replaces_shell: bool  # run with `exec`: nothing after it in the script runs
-    stops: bool  # a failure stops the script: set -e in effect, `&&` after it, or `|| exit`
-
-
 @cache
-def _parser(language: str) -> Parser:
+def parser_for(language: str) -> Parser:
     if language == "go":
         import tree_sitter_go as grammar
 
@@ -121,7 +112,7 @@ def parse_program(path: Path, text: str) -> Program | None:
         return None
     if language == "python":
         return _python(path, text)
-    root = _parser(language).parse(text.encode()).root_node
+    root = parser_for(language).parse(text.encode()).root_node
     if language == "go":
         return _go(path, root)
     calls = tuple(_calls(root, _js_scope, _js_stops))
@@ -129,7 +120,7 @@ def parse_program(path: Path, text: str) -> Program | None:
     return Program(path, language, calls, defines, "", False)
 
 
-def _text(node: Node | None) -> str:
+def text_of(node: Node | None) -> str:
     return node.text.decode(errors="replace") if node is not None and node.text is not None else ""
 
 
@@ -138,7 +129,7 @@ def _calls(root: Node, scope_of, stops_of) -> Iterator[Call]:  # type: ignore[no
     while stack:
         node = stack.pop()
         if node.type == "call_expression":
-            callee = re.sub(r"\s+", "", _text(node.child_by_field_name("function")))
+            callee = re.sub(r"\s+", "", text_of(node.child_by_field_name("function")))
             yield Call(callee, node.start_point[0] + 1, scope_of(node), stops_of(node))
         stack.extend(reversed(node.named_children))
 
@@ -153,11 +144,11 @@ def _js_scope(node: Node) -> str:
     parent = node.parent
     while parent is not None:
         if parent.type in FUNCTION_NODES:
-            return _text(parent.child_by_field_name("name"))
+            return text_of(parent.child_by_field_name("name"))
         if parent.type in ANONYMOUS_FUNCTIONS and parent.parent is not None:
             holder = parent.parent
             if holder.type in ("variable_declarator", "pair", "assignment_expression"):
-                return _text(holder.child_by_field_name("name") or holder.child_by_field_name("key"))
+                return text_of(holder.child_by_field_name("name") or holder.child_by_field_name("key"))
         parent = parent.parent  # an anonymous callback belongs to the function around it
     return ""
 
@@ -167,11 +158,11 @@ def _js_definitions(root: Node) -> Iterator[str]:
     while stack:
         node = stack.pop()
         if node.type in FUNCTION_NODES:
-            yield _text(node.child_by_field_name("name"))
+            yield text_of(node.child_by_field_name("name"))
         elif node.type == "variable_declarator" and (node.child_by_field_name("value") or node).type in (
             ANONYMOUS_FUNCTIONS
         ):
-            yield _text(node.child_by_field_name("name"))
+            yield text_of(node.child_by_field_name("name"))
         stack.extend(node.named_children)
 
 
@@ -185,12 +176,12 @@ def _js_handler_stops(handler: Node | None) -> bool:
         if node.type == "throw_statement":
             return True
         if node.type == "call_expression":
-            callee = re.sub(r"\s+", "", _text(node.child_by_field_name("function")))
-            args = _text(node.child_by_field_name("arguments")).strip("() ")
+            callee = re.sub(r"\s+", "", text_of(node.child_by_field_name("function")))
+            args = text_of(node.child_by_field_name("arguments")).strip("() ")
             if EXIT_CALLS.match(callee) and args not in ("0", ""):
                 return True
-        if node.type == "assignment_expression" and _text(node.child_by_field_name("left")) == "process.exitCode":
-            return _text(node.child_by_field_name("right")) != "0"
+        if node.type == "assignment_expression" and text_of(node.child_by_field_name("left")) == "process.exitCode":
+            return text_of(node.child_by_field_name("right")) != "0"
         stack.extend(node.named_children)
     return False
 
@@ -201,7 +192,7 @@ def _js_stops(call: Node) -> bool:
         if parent.type == "try_statement" and child == parent.child_by_field_name("body"):
             handler = parent.child_by_field_name("handler")
             return _js_handler_stops(handler.child_by_field_name("body") if handler else None)
-        if parent.type == "member_expression" and _text(parent.child_by_field_name("property")) == "catch":
+        if parent.type == "member_expression" and text_of(parent.child_by_field_name("property")) == "catch":
             outer = parent.parent
             args = outer.child_by_field_name("arguments") if outer is not None else None
             return _js_handler_stops(args)
@@ -216,14 +207,14 @@ GO_EMBED = re.compile(r"//go:embed\s+(.+)")
 
 def _go(path: Path, root: Node) -> Program:
     package = next((c for c in root.named_children if c.type == "package_clause"), None)
-    is_main = _text(package).split()[-1:] == ["main"]
+    is_main = text_of(package).split()[-1:] == ["main"]
     defines = frozenset(
-        _text(c.child_by_field_name("name"))
+        text_of(c.child_by_field_name("name"))
         for c in root.named_children
         if c.type in ("function_declaration", "method_declaration")
     )
     embeds = any(
-        (found := GO_EMBED.match(_text(c))) is not None and _embeds_sql(path, found[1])
+        (found := GO_EMBED.match(text_of(c))) is not None and _embeds_sql(path, found[1])
         for c in root.named_children
         if c.type == "comment"
     )
@@ -239,7 +230,7 @@ def _go_scope(node: Node) -> str:
     parent = node.parent
     while parent is not None:
         if parent.type in ("function_declaration", "method_declaration"):
-            return _text(parent.child_by_field_name("name"))
+            return text_of(parent.child_by_field_name("name"))
         parent = parent.parent
     return ""
 
@@ -251,8 +242,8 @@ def _go_block_stops(block: Node | None) -> bool:
         if node.type == "return_statement":
             return True
         if node.type == "call_expression":
-            callee = _text(node.child_by_field_name("function"))
-            if EXIT_CALLS.match(callee) and _text(node.child_by_field_name("arguments")) != "(0)":
+            callee = text_of(node.child_by_field_name("function"))
+            if EXIT_CALLS.match(callee) and text_of(node.child_by_field_name("arguments")) != "(0)":
                 return True
         stack.extend(node.named_children)
     return False
@@ -270,7 +261,7 @@ def _go_stops(call: Node) -> bool | None:
     statement = parent.parent if parent.type == "expression_list" else None
     if statement is None or statement.type not in ("short_var_declaration", "assignment_statement"):
         return None
-    if _text(statement.child_by_field_name("left")).strip() == "_":
+    if text_of(statement.child_by_field_name("left")).strip() == "_":
         return False
     holder = statement.parent
     if holder is not None and holder.type == "if_statement":
@@ -279,7 +270,7 @@ def _go_stops(call: Node) -> bool | None:
     if (
         following is not None
         and following.type == "if_statement"
-        and "err" in _text(following.child_by_field_name("condition"))
+        and "err" in text_of(following.child_by_field_name("condition"))
     ):
         return _go_block_stops(following.child_by_field_name("consequence"))
     return None
@@ -333,58 +324,30 @@ def _py_handler_stops(handler: ast.ExceptHandler) -> bool:
     return False
 
 
-# --- shell -----------------------------------------------------------------------------------
-
-
-def parse_script(text: str, first_line: int = 1) -> list[Command]:
-    """The simple commands of a shell script in the order they run."""
-    root = _parser("shell").parse(text.encode()).root_node
-    errexit = bool(re.match(r"#!\S+(\s+\S+)?\s+-\w*e", text))
-    commands: list[Command] = []
-    stack = [root]
+def code_only(path: Path, text: str) -> str:
+    """The text with its comments blanked (lines kept), so that a word in a comment is never taken for code."""
+    language = LANGUAGES.get(path.suffix)
+    if language is None:
+        return text
+    data = bytearray(text.encode())
+    if language == "python":
+        try:
+            spans = [
+                (token.start, token.end)
+                for token in tokenize.generate_tokens(io.StringIO(text).readline)
+                if token.type == tokenize.COMMENT
+            ]
+        except (tokenize.TokenError, SyntaxError):
+            return text
+        lines = text.splitlines(keepends=True)
+        out = list(lines)
+        for (row, start), (_, end) in spans:
+            out[row - 1] = out[row - 1][:start] + " " * (end - start) + out[row - 1][end:]
+        return "".join(out)
+    stack = [parser_for(language).parse(bytes(data)).root_node]
     while stack:
         node = stack.pop()
-        if node.type == "command":
-            words = tuple(_word(w) for w in node.named_children if w.type != "variable_assignment")
-            if words[:1] == ("set",) and any(re.fullmatch(r"-\w*e\w*|errexit", w) for w in words[1:]):
-                errexit = True
-            line = node.start_point[0] + first_line
-            stops = errexit or _stopped_by_list(node)
-            commands.append(Command(tuple(w for w in words if w != "exec"), line, words[:1] == ("exec",), stops))
-            continue
-        if node.type in ("function_definition", "heredoc_body", "comment"):
-            continue
-        stack.extend(reversed(node.named_children))
-    return commands
-
-
-def _word(node: Node) -> str:
-    text = _text(node)
-    if node.type == "command_name":
-        text = _text(node.named_children[0]) if node.named_children else text
-    try:
-        parts = shlex.split(text)
-    except ValueError:
-        return text
-    return parts[0] if len(parts) == 1 else text
-
-
-def _stopped_by_list(node: Node) -> bool:
-    """`cmd && next`, `cmd || exit 1`, `if ! cmd; then exit 1; fi`, `cmd` then `if [ $? -ne 0 ]; then exit 1; fi`:
-    a failure of cmd stops the script."""
-    following = node.next_named_sibling
-    if following is not None and following.type == "if_statement":
-        if "$?" in _text(following.child_by_field_name("condition")) and "exit" in _text(following):
-            return True
-    child, parent = node, node.parent
-    while parent is not None and parent.type in ("list", "negated_command", "if_statement", "pipeline"):
-        if parent.type == "if_statement":
-            return child == parent.child_by_field_name("condition") and "exit" in _text(parent)
-        if parent.type == "list":
-            after = child.next_sibling
-            if after is not None and after.type == "&&":
-                return True
-            if after is not None and after.type == "||":
-                return bool(re.match(r"[{(\s]*(exit|return|false)\b", _text(after.next_named_sibling)))
-        child, parent = parent, parent.parent
-    return False
+        if node.type == "comment":
+            data[node.start_byte : node.end_byte] = re.sub(rb"[^\n]", b" ", data[node.start_byte : node.end_byte])
+        stack.extend(node.children)
+    return data.decode(errors="replace")

@@ -16,7 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from migratekit.audit.sources import Call, Command, Program, is_listen_call, is_migration_call, parse_script
+from migratekit.audit.shell import Command, parse_script
+from migratekit.audit.sources import Call, Program, is_listen_call, is_migration_call
 
 SHELLS = {"sh", "bash", "ash", "dash", "zsh"}
 WRAPPERS = {"exec", "dumb-init", "tini", "nohup", "time", "npx", "bunx", "env", "--"}

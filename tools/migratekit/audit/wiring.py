@@ -19,7 +19,7 @@ from migratekit import findings
 from migratekit.audit import deploy, routes
 from migratekit.audit.dockerfile import Image, analyse, dockerignore_drops
 from migratekit.audit.routes import Route
-from migratekit.audit.sources import TEST_FILE, Call, Program, parse_program
+from migratekit.audit.sources import TEST_FILE, Call, Program, code_only, parse_program
 from migratekit.audit.startup import Tree, follow, load_scripts, migrates
 from migratekit.databases import redact
 from migratekit.findings import Finding, Scope, rules_for
@@ -79,8 +79,9 @@ class Wiring:
 
 def collect(service: Service, root: Path) -> Wiring:
     files = sorted(_files(service.path))
-    sources = [SourceFile(p, p.read_text(errors="replace")) for p in files if p.suffix in SOURCE_SUFFIXES]
-    programs = [p for s in sources if (p := parse_program(s.path, s.text)) is not None]
+    texts = {p: p.read_text(errors="replace") for p in files if p.suffix in SOURCE_SUFFIXES}
+    programs = [p for path, text in texts.items() if (p := parse_program(path, text)) is not None]
+    sources = [SourceFile(path, code_only(path, text)) for path, text in texts.items()]  # rules never read comments
     package = service.path / "package.json"
     scripts = load_scripts(package) if package.is_file() else {}
     tree = routes.name_sets(programs, Tree(service.path, scripts, {p.path: p for p in programs}, tuple(files)))
@@ -92,7 +93,7 @@ def collect(service: Service, root: Path) -> Wiring:
         image = analyse(first.dockerfile, service.path, root, None if own else first)
     found, listen_first = routes.in_process(programs, tree)
     shell_scripts = [s for s in sources if s.path.suffix in SHELL_SUFFIXES]
-    for text, where, line in _starts(image, tree) + [(s.text, s.path, 1) for s in shell_scripts]:
+    for text, where, line in _starts(image, tree) + [(texts[s.path], s.path, 1) for s in shell_scripts]:
         origin = where if where.suffix in SHELL_SUFFIXES else None
         route = routes.from_steps(follow(text, tree, origin, line or 1), where, line)
         if route is not None:
