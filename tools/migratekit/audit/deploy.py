@@ -77,6 +77,31 @@ def _parsed(path: Path, size: int, mtime_ns: int) -> tuple[dict, ...]:
         return ()
 
 
+@dataclass(frozen=True)
+class Repository:
+    """What lies outside the services' directories and may build or migrate any of them: read once per audit."""
+
+    root: Path
+    manifests: tuple[tuple[Path, tuple[dict, ...]], ...]  # compose files, Kubernetes manifests, Helm templates
+    scripts: tuple[Path, ...]  # shell scripts at the root and in scripts/, bin/, hack/, ops/, deploy/
+    dockerfiles: tuple[Path, ...]  # Dockerfile* at the root and in docker/, build/, deploy/
+    makefile: Path | None
+
+
+def scan(root: Path) -> Repository:
+    dockerfiles = [
+        p for folder in DOCKER_DIRS if (root / folder).is_dir() for p in sorted((root / folder).glob("Dockerfile*"))
+    ]
+    makefile = root / "Makefile"
+    return Repository(
+        root,
+        repository_files(root),
+        repository_scripts(root),
+        tuple(p for p in dockerfiles if p.is_file()),
+        makefile if makefile.is_file() else None,
+    )
+
+
 def repository_files(root: Path) -> tuple[tuple[Path, tuple[dict, ...]], ...]:
     """Compose files and manifests outside the services' own directories."""
     found: list[Path] = [p for p in root.glob("*.y*ml") if COMPOSE.match(p.name)]
@@ -128,18 +153,19 @@ def _migrates(name: str, command: str, tree: Tree) -> bool:
     return any(s.kind == "migrate" for s in steps) or (not command and "migrat" in name.lower())
 
 
-def jobs(service: str, tree: Tree, root: Path) -> list[Job]:
+def jobs(service: str, tree: Tree, repo: Repository) -> list[Job]:
     """Every migration job of this service that a compose file, manifest or Procfile declares."""
     found: list[Job] = []
     mine = service_files(tree.files)
     own = {p for p, _ in mine}
-    for path, documents in [*mine, *repository_files(root)]:
+    root = repo.root
+    for path, documents in [*mine, *repo.manifests]:
         for document in documents:
             if "kind" in document:
                 found += _kubernetes(document, path, service, path in own, tree)
             elif isinstance(document.get("services"), dict) and COMPOSE.match(path.name):
                 found += _compose(document["services"], path, service, path in own, tree, root)
-    found += _manual(service, tree, root)
+    found += _manual(service, tree, repo)
     fly = tree.directory / "fly.toml"
     if fly.is_file():
         try:
@@ -157,11 +183,11 @@ def jobs(service: str, tree: Tree, root: Path) -> list[Job]:
     return found
 
 
-def _manual(service: str, tree: Tree, root: Path) -> list[Job]:
+def _manual(service: str, tree: Tree, repo: Repository) -> list[Job]:
     """Makefile targets and repository scripts that migrate: run by hand or by CI, never before the server."""
     found = []
-    for makefile in (tree.directory / "Makefile", root / "Makefile"):
-        if not makefile.is_file():
+    for makefile in (tree.directory / "Makefile", repo.makefile):
+        if makefile is None or not makefile.is_file():
             continue
         own = makefile.parent == tree.directory
         for target, lines in recipes(makefile).items():
@@ -169,10 +195,10 @@ def _manual(service: str, tree: Tree, root: Path) -> list[Job]:
             if hit is not None:
                 found.append(Job("Makefile target", target, makefile, False, line=hit))
                 break
-    for script in repository_scripts(root):
+    for script in repo.scripts:
         text = script.read_text(errors="replace")
-        if _names(text, service) and _migrates(script.name, text, Tree(root)):
-            found.append(Job("script", script.relative_to(root).as_posix(), script, False))
+        if _names(text, service) and _migrates(script.name, text, Tree(repo.root)):
+            found.append(Job("script", script.relative_to(repo.root).as_posix(), script, False))
     return found
 
 
@@ -300,11 +326,12 @@ def _carries(spec: dict, compose: Path, service: str, root: Path) -> bool:
     return bool(image.final.carriers)
 
 
-def builds(service: str, directory: Path, root: Path, files: tuple[Path, ...]) -> list[Build]:
+def builds(service: str, directory: Path, repo: Repository, files: tuple[Path, ...]) -> list[Build]:
     """The service's image builds: its own Dockerfile(s), compose `build:` entries, shared Dockerfiles."""
     own = sorted(directory.glob("Dockerfile*"), key=lambda p: (p.name != "Dockerfile", p.name))
     found = [Build(p, directory) for p in own if p.is_file() and "migrat" not in p.name.lower()]
-    for path, documents in [*service_files(files), *repository_files(root)]:
+    root = repo.root
+    for path, documents in [*service_files(files), *repo.manifests]:
         for document in documents:
             services = document.get("services") if COMPOSE.match(path.name) else None
             for name, spec in (services or {}).items() if isinstance(services, dict) else ():
@@ -312,11 +339,10 @@ def builds(service: str, directory: Path, root: Path, files: tuple[Path, ...]) -
                 if build and build.dockerfile.is_file() and "migrat" not in build.dockerfile.name.lower():
                     if _belongs(str(name), spec, service, path.is_relative_to(directory)):
                         found.append(build)
-    for folder in DOCKER_DIRS:
-        for dockerfile in sorted((root / folder).glob("Dockerfile*")) if (root / folder).is_dir() else ():
-            shared = _shared(dockerfile, service, root)
-            if shared is not None:
-                found.append(shared)
+    for dockerfile in repo.dockerfiles:
+        shared = _shared(dockerfile, service, root)
+        if shared is not None:
+            found.append(shared)
     return found
 
 

@@ -9,7 +9,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from migratekit.audit import cache, history, wiring, workspace_rules
+from migratekit.audit import cache, deploy, history, wiring, workspace_rules
 from migratekit.changes import select
 from migratekit.findings import Finding, Scope, Severity, rules_for
 from migratekit.lint.engine import lint_migrations
@@ -44,7 +44,8 @@ def audit(
     env = os.environ if environ is None else environ
     order = select(workspace, only, changed_since=changed_since)
     selected = set(order)
-    found: list[Finding] = [f for per_service in _map_services(workspace, order, use_cache) for f in per_service]
+    repo = deploy.scan(workspace.root)
+    found: list[Finding] = [f for each in _map_services(workspace, order, use_cache, repo) for f in each]
     if changed_since:
         found += history.history_findings(workspace, [workspace.services[n] for n in order], changed_since)
     for workspace_rule in rules_for(Scope.WORKSPACE):
@@ -71,7 +72,9 @@ def audit(
 PARALLEL_FROM = 16  # services; below this, starting worker processes costs more than it saves
 
 
-def audit_service(workspace: Workspace, name: str, use_cache: bool = True) -> list[Finding]:
+def audit_service(
+    workspace: Workspace, name: str, use_cache: bool = True, repo: deploy.Repository | None = None
+) -> list[Finding]:
     """Lint and wiring findings of one service (independent of every other service)."""
     service = workspace.services[name]
     where = relative(workspace.root, service.migrations_dir)
@@ -93,14 +96,17 @@ def audit_service(workspace: Workspace, name: str, use_cache: bool = True) -> li
         for stored in (entry, quick):
             if stored:
                 cache.store(workspace.root, stored, findings)
-    return findings + wiring.audit_wiring(service, workspace.root)
+    return findings + wiring.audit_wiring(service, workspace.root, repo)
 
 
-def _map_services(workspace: Workspace, names: list[str], use_cache: bool) -> list[list[Finding]]:
+def _map_services(
+    workspace: Workspace, names: list[str], use_cache: bool, repo: deploy.Repository
+) -> list[list[Finding]]:
     """Audit services on every core: parsing SQL is CPU-bound and services are independent."""
     workers = min(os.cpu_count() or 1, len(names) // PARALLEL_FROM + 1)
     if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
-        return [audit_service(workspace, name, use_cache) for name in names]
+        return [audit_service(workspace, name, use_cache, repo) for name in names]
     chunk = max(1, len(names) // (workers * 4))
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-        return list(pool.map(audit_service, [workspace] * len(names), names, [use_cache] * len(names), chunksize=chunk))
+        arguments = [workspace] * len(names), names, [use_cache] * len(names), [repo] * len(names)
+        return list(pool.map(audit_service, *arguments, chunksize=chunk))

@@ -8,6 +8,7 @@ recognised, and what each needs, is the README's table "Wiring styles".
 
 from __future__ import annotations
 
+import os
 import posixpath
 import re
 from collections.abc import Iterable, Iterator
@@ -30,6 +31,7 @@ SOURCE_SUFFIXES |= {".rb", ".java", ".kt"}
 SKIP_DIRS = {"node_modules", "dist", "build", ".venv", "venv", "__pycache__", "target", ".git", "vendor"}
 SKIP_DIRS |= {"tests", "test", "__tests__", "testdata", "testutil", "e2e"}  # a test's migration call runs no server
 MAX_SOURCE_BYTES = 1_000_000
+WANTED_NAMES = {"package.json", "Procfile", "Makefile", "fly.toml", "app.json"}
 
 OWN_RUNNER = re.compile(r"INSERT\s+INTO\s+[\w.\"]*schema_migrations", re.IGNORECASE)
 SKIP_SWITCH = re.compile(r"\b(?:SKIP|DISABLE|NO)_?MIGRAT\w*|\bMIGRATIONS?_(?:SKIP|DISABLED?)\b")
@@ -77,7 +79,7 @@ class Wiring:
         return bool(self.routes) or self.calls_runner or self.own_runner() is not None
 
 
-def collect(service: Service, root: Path) -> Wiring:
+def collect(service: Service, root: Path, repo: deploy.Repository | None = None) -> Wiring:
     files = sorted(_files(service.path))
     texts = {p: p.read_text(errors="replace") for p in files if p.suffix in SOURCE_SUFFIXES}
     programs = [p for path, text in texts.items() if (p := parse_program(path, text)) is not None]
@@ -85,7 +87,8 @@ def collect(service: Service, root: Path) -> Wiring:
     package = service.path / "package.json"
     scripts = load_scripts(package) if package.is_file() else {}
     tree = routes.name_sets(programs, Tree(service.path, scripts, {p.path: p for p in programs}, tuple(files)))
-    builds = deploy.builds(service.name, service.path, root, tree.files)
+    repo = repo or deploy.scan(root)
+    builds = deploy.builds(service.name, service.path, repo, tree.files)
     image = None
     if builds:
         first = builds[0]
@@ -98,7 +101,7 @@ def collect(service: Service, root: Path) -> Wiring:
         route = routes.from_steps(follow(text, tree, origin, line or 1), where, line)
         if route is not None:
             found.append(route)
-    jobs = deploy.jobs(service.name, tree, root)
+    jobs = deploy.jobs(service.name, tree, repo)
     found += routes.from_jobs(jobs)
     if not any(r.ordered for r in found):
         found += routes.unordered(programs, tree, [s.path for s in shell_scripts])
@@ -124,12 +127,27 @@ def _starts(image: Image | None, tree: Tree) -> list[tuple[str, Path, int | None
 
 
 def _files(directory: Path) -> Iterator[Path]:
-    for path in directory.iterdir():
-        if path.is_dir() and not path.is_symlink():
-            if path.name not in SKIP_DIRS and not path.name.startswith("."):
-                yield from _files(path)
-        elif path.is_file() and path.stat().st_size <= MAX_SOURCE_BYTES and not TEST_FILE.search(path.name):
-            yield path
+    """The files the wiring audit may read: sources, manifests, build and start files (never a .sql file, never
+    a vendored or built directory: an audit of 10,000 migrations does not stat them)."""
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                if entry.name not in SKIP_DIRS and not entry.name.startswith("."):
+                    yield from _files(Path(entry.path))
+            elif _wanted(entry.name) and entry.is_file() and not TEST_FILE.search(entry.name):
+                if entry.stat().st_size <= MAX_SOURCE_BYTES:
+                    yield Path(entry.path)
+
+
+def _wanted(name: str) -> bool:
+    suffix = os.path.splitext(name)[1]
+    return (
+        suffix in SOURCE_SUFFIXES
+        or suffix in (".yaml", ".yml")
+        or name in WANTED_NAMES
+        or name.startswith("Dockerfile")
+        or (not suffix and not name.startswith("."))  # a script with a shebang, a built binary
+    )
 
 
 WiringHit = tuple[str | None, int | None, str | None]  # (path, line, message)
@@ -363,7 +381,7 @@ def job_not_ordered(w: Wiring) -> Iterable[WiringHit]:
             return
 
 
-def audit_wiring(service: Service, root: Path) -> list[Finding]:
-    """Every MK4xx finding for one service."""
-    wiring = collect(service, root)
+def audit_wiring(service: Service, root: Path, repo: deploy.Repository | None = None) -> list[Finding]:
+    """Every MK4xx finding for one service (`repo`: the repository-level files, read once for all services)."""
+    wiring = collect(service, root, repo)
     return [r.finding(service.name, *hit) for r in rules_for(Scope.WIRING) for hit in r.check(wiring)]
