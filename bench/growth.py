@@ -1,0 +1,122 @@
+"""Benchmark: how each cost grows with the work, in one run (issue: "Performance at the limit", target 6).
+
+    .venv/bin/pip install -e '.[bench]'
+    .venv/bin/python bench/growth.py [--files 1000 10000 50000] [--services 10 40 300]
+
+Audit: `invoke audit --json` cold (`--no-cache`) and warm on monorepos of 50 migrations per
+service, with squawk on the same files beside it. migrate-all: `invoke migrate-all --json` from
+empty and up to date on 10 / 40 / 300 services of 25 migrations. Each row gives the cost per
+file or per service, which should stay flat as the work grows. Uses $MIGRATEKIT_SCRATCH_URL's
+server (default 127.0.0.1:5432) and drops every database it made.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+import psycopg
+from rich.console import Console
+from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).parent))
+from migrate import BIN, median, timed  # noqa: E402
+from synth import build  # noqa: E402
+
+from migratekit.databases import with_database  # noqa: E402
+from migratekit.embedded import create_database, drop_database  # noqa: E402
+
+PER_SERVICE_AUDIT = 50
+PER_SERVICE_MIGRATE = 25
+
+
+def audit_rows(work: Path, sizes: list[int]) -> list[tuple[str, ...]]:
+    rows = []
+    for files in sizes:
+        root = work / f"audit-{files}"
+        build(root, files // PER_SERVICE_AUDIT, PER_SERVICE_AUDIT)
+        audit = [str(BIN / "invoke"), "audit", "--json"]
+        cold, _ = median([*audit, "--no-cache"], {}, root, ok=(0, 1))
+        timed(audit, {}, root, ok=(0, 1))  # fills the cache
+        warm, _ = median(audit, {}, root, ok=(0, 1))
+        squawk, _ = median([str(BIN / "squawk"), "services/*/migrations/*.sql"], {}, root, ok=(0, 1))  # its own glob
+        rows.append(
+            (
+                f"{files:,} files",
+                f"{cold:.2f} s",
+                f"{cold / files * 1000:.3f}",
+                f"{warm:.2f} s",
+                f"{warm / files * 1000:.3f}",
+                f"{squawk:.2f} s",
+                f"{cold / squawk:.2f} / {warm / squawk:.2f}",
+            )
+        )
+        shutil.rmtree(root)
+    return rows
+
+
+def migrate_rows(work: Path, counts: list[int], admin: str) -> list[tuple[str, ...]]:
+    rows = []
+    tag = uuid.uuid4().hex[:6]
+    for count in counts:
+        root = work / f"migrate-{count}"
+        names = build(root, count, PER_SERVICE_MIGRATE)
+        databases = [f"mkg_{tag}_{count}_{n}" for n in names]
+        for database in databases:
+            create_database(admin, database)
+        try:
+            env = {f"{n.upper()}_DATABASE_URL": with_database(admin, d) for n, d in zip(names, databases, strict=True)}
+            with psycopg.connect(admin, autocommit=True) as conn:
+                conn.execute("CHECKPOINT")
+            command = [str(BIN / "invoke"), "migrate-all", "--json"]
+            empty, peak = timed(command, env, root)
+            current, _ = median(command, env, root)
+            rows.append(
+                (
+                    f"{count} services",
+                    f"{empty:.2f} s",
+                    f"{empty / count * 1000:.0f}",
+                    f"{current:.2f} s",
+                    f"{current / count * 1000:.1f}",
+                    f"{peak:.0f} MB",
+                )
+            )
+        finally:
+            for database in databases:
+                drop_database(admin, database)
+            shutil.rmtree(root)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, nargs="+", default=[1000, 10000, 50000])
+    parser.add_argument("--services", type=int, nargs="+", default=[10, 40, 300])
+    args = parser.parse_args()
+    admin = os.environ.get("MIGRATEKIT_SCRATCH_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    work = Path(tempfile.mkdtemp(prefix="mk-bench-growth-"))
+    console = Console()
+    try:
+        audit = Table(title=f"audit, {PER_SERVICE_AUDIT} migrations per service (median of 3)")
+        for column in ("files", "cold", "ms/file", "warm", "ms/file", "squawk", "cold / warm vs squawk"):
+            audit.add_column(column, justify="left" if column == "files" else "right")
+        for row in audit_rows(work, args.files):
+            audit.add_row(*row)
+        console.print(audit)
+        migrate = Table(title=f"migrate-all, {PER_SERVICE_MIGRATE} migrations per service (up to date: median of 3)")
+        for column in ("services", "from empty", "ms/service", "up to date", "ms/service", "peak memory"):
+            migrate.add_column(column, justify="left" if column == "services" else "right")
+        for row in migrate_rows(work, args.services, admin):
+            migrate.add_row(*row)
+        console.print(migrate)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
