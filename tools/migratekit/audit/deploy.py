@@ -22,7 +22,7 @@ import yaml
 
 from migratekit.audit.dockerfile import Build, analyse, parse
 from migratekit.audit.makefile import recipes
-from migratekit.audit.startup import Tree, follow
+from migratekit.audit.startup import Tree, applies_migrations, follow
 
 COMPOSE = re.compile(r"^(docker-)?compose([.-][\w.-]+)?\.ya?ml$")
 DEPLOY_DIRS = ("deploy", "deployment", "deployments", "k8s", "kubernetes", "manifests", "charts", "helm", "infra")
@@ -149,8 +149,12 @@ def _command(spec: dict, command_key: str = "command", args_key: str = "args") -
 
 
 def _migrates(name: str, command: str, tree: Tree) -> bool:
+    """A job migrates when its command does, or, when the command says nothing either way (none, or only steps
+    that neither migrate nor serve), when its name says so (a compose service or container called migrate)."""
     steps = follow(command, tree, None) if command else []
-    return any(s.kind == "migrate" for s in steps) or (not command and "migrat" in name.lower())
+    if any(s.kind == "migrate" for s in steps):
+        return True
+    return all(s.kind == "other" for s in steps) and applies_migrations(name)
 
 
 def jobs(service: str, tree: Tree, repo: Repository) -> list[Job]:

@@ -45,8 +45,21 @@ MIGRATION_CLIS: dict[str, tuple[str, ...]] = {
     "drizzle-kit": ("migrate",),
     "diesel": ("run",),
     "tern": ("migrate",),
+    "db-migrate": ("up",),
+    "mikro-orm": ("migration:up",),
+    "kysely": ("migrate:latest", "migrate:up"),
+    "graphile-migrate": ("migrate",),
+    "liquibase": ("update",),
+    "sqitch": ("deploy",),
 }
 SUBCOMMAND = re.compile(r"^-{0,2}(db:)?migrat(e|ions?)([:=_-]?(up|run|latest|deploy))?$", re.IGNORECASE)
+NOT_APPLYING = re.compile(r"create|generate|make|new|revert|down|rollback|status|undo|reset|drop|fresh", re.IGNORECASE)
+
+
+def applies_migrations(script: str) -> bool:
+    """A package script's name that says it applies migrations: migrate, db:migrate, start:migration, migration:run
+    (not migration:generate, migrate:down, migrate:status)."""
+    return "migrat" in script.lower() and not NOT_APPLYING.search(script)
 
 
 @dataclass(frozen=True)
@@ -141,7 +154,7 @@ def _steps(command: Command, tree: Tree, origin: Path | None, depth: int) -> lis
     if name in PACKAGE_MANAGERS and len(words) > 1:
         scripted = _inherit(_package_script(words, tree, depth), command)
         binary = tuple(w for w in words[1:] if w not in ("exec", "dlx", "x", "run"))  # yarn node-pg-migrate up
-        migrating = bool(binary) and (is_migration_command(binary) or bool(SUBCOMMAND.match(binary[0])))
+        migrating = bool(binary) and (is_migration_command(binary) or applies_migrations(binary[0]))
         return scripted or step("migrate" if migrating else "other")
     if is_migration_command(words):
         return step("migrate")
@@ -152,7 +165,8 @@ def _steps(command: Command, tree: Tree, origin: Path | None, depth: int) -> lis
     path = tree.find(words[0]) if "/" in words[0] or words[0].endswith(".sh") else None
     if path is not None and (path.suffix in (".sh", ".bash") or (not path.suffix and _shebang(path))):
         return _inherit(_script(words[0], tree, depth), command)
-    return step("migrate" if any(SUBCOMMAND.match(posixpath.basename(w)) for w in words) else "serve")
+    subcommand = any(SUBCOMMAND.match(posixpath.basename(w)) for w in words)  # ./server migrate, /app --migrate
+    return step("migrate" if subcommand or applies_migrations(name) else "serve")  # or /bin/migrator
 
 
 def _shebang(path: Path) -> bool:
