@@ -75,16 +75,23 @@ def test_sigkill_at_random_moments_then_a_rerun_matches_a_clean_run(tmp_path: Pa
     reference = new_db()
     assert apply_service("svc", reference, load_migrations(migrations), Options()).ok
     expected = state(reference)
+    command = [sys.executable, "-m", "migratekit", "migrate", "--dir", str(migrations), "--url"]
+
+    def seconds(args: list[str]) -> float:
+        started = time.monotonic()
+        subprocess.run(args, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return time.monotonic() - started
+
+    # The kills are drawn between the runner's start-up and the end of an uninterrupted run, as measured here:
+    # the same seed then lands kills in the middle of runs on a fast machine and on a slow one.
+    start_up = seconds([sys.executable, "-m", "migratekit", "--version"])
+    span = seconds([*command, new_db()])
     rng = random.Random(SEED)
     killed_midway = 0
     for _ in range(TRIALS):
         url = new_db()
-        runner = subprocess.Popen(
-            [sys.executable, "-m", "migratekit", "migrate", "--dir", str(migrations), "--url", url],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        time.sleep(rng.uniform(0.0, 1.0))
+        runner = subprocess.Popen([*command, url], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(start_up * 0.8, span))
         os.kill(runner.pid, signal.SIGKILL)
         runner.wait()
         wait_for_the_killed_runners_session(url)
