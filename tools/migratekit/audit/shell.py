@@ -36,8 +36,8 @@ def parse_script(text: str, first_line: int = 1) -> list[Command]:
         node = stack.pop()
         if node.type == "command":
             words = tuple(_word(w) for w in node.named_children if w.type != "variable_assignment")
-            if words[:1] == ("set",) and any(re.fullmatch(r"-\w*e\w*|errexit", w) for w in words[1:]):
-                errexit = True
+            if words[:1] == ("set",):
+                errexit = _errexit(words[1:], errexit)
             line = node.start_point[0] + first_line
             stops = errexit or _stopped_by_list(node)
             commands.append(Command(tuple(w for w in words if w != "exec"), line, words[:1] == ("exec",), stops))
@@ -46,6 +46,16 @@ def parse_script(text: str, first_line: int = 1) -> list[Command]:
             continue
         stack.extend(reversed(node.named_children))
     return commands
+
+
+def _errexit(arguments: tuple[str, ...], current: bool) -> bool:
+    """`set -e`, `set -euo pipefail`, `set -o errexit` turn it on; `set +e`, `set +o errexit` turn it off."""
+    for before, word in zip(("", *arguments), arguments, strict=False):
+        if re.fullmatch(r"[-+][a-zA-Z]*e[a-zA-Z]*", word):
+            current = word.startswith("-")
+        elif word == "errexit" and before in ("-o", "+o"):
+            current = before == "-o"
+    return current
 
 
 def _word(node: Node) -> str:

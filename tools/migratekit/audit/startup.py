@@ -213,7 +213,7 @@ def _interpreted(words: tuple[str, ...], tree: Tree, command: Command, origin: P
     if "-m" in rest[:-1]:
         module = rest[rest.index("-m") + 1]
         arguments = rest[rest.index("-m") + 2 :]
-        if module == "migratekit" and "migrate" in arguments:
+        if is_migration_command((module, *arguments)):  # python -m alembic upgrade head, -m migratekit migrate
             return [Step("migrate", origin, command.line, command.stops, " ".join(words))]
         written = module.replace(".", "/") + ".py"
     else:

@@ -34,7 +34,9 @@ MAX_SOURCE_BYTES = 1_000_000
 WANTED_NAMES = {"package.json", "Procfile", "Makefile", "fly.toml", "app.json"}
 
 OWN_RUNNER = re.compile(r"INSERT\s+INTO\s+[\w.\"]*schema_migrations", re.IGNORECASE)
-SKIP_SWITCH = re.compile(r"\b(?:SKIP|DISABLE|NO)_?MIGRAT\w*|\bMIGRATIONS?_(?:SKIP|DISABLED?)\b")
+SKIP_SWITCH = re.compile(  # an environment switch, off or on: SKIP_MIGRATIONS, MIGRATIONS_DISABLED, RUN_MIGRATIONS
+    r"\b(?:SKIP|DISABLE|NO)_?MIGRAT\w*|\bMIGRATIONS?_(?:SKIP|DISABLED?)\b|\b(?:RUN|AUTO|APPLY|ENABLE)_MIGRAT\w*"
+)
 DIRNAME_PATH = re.compile(r"path\.(?:join|resolve)\(\s*__dirname\s*,\s*['\"]([^'\"]+)['\"]")
 ENV_PATH = re.compile(r"\b(MIGRATIONS?_(?:DIR|PATH|DIRECTORY))\b")
 SHELL_SUFFIXES = (".sh", ".bash")
