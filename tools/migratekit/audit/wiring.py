@@ -162,7 +162,9 @@ rule = partial(findings.rule, scope=Scope.WIRING)
 def no_runner(w: Wiring) -> Iterable[WiringHit]:
     """No migration runner: nothing applies this service's migrations.
 
-    The pattern's first rule: every service with a database applies its migrations itself.
+    The pattern's first rule: every service with a database applies its migrations itself. Go,
+    TypeScript/JavaScript, Python and shell are parsed; Rust, Ruby, Java and Kotlin are not (only
+    `sqlx::migrate!` and `embed_migrations!` count there), nor are migrations run at image build.
     Bad: services/x/migrations/ and a server that never reads them
     Good: src/database/migrate.ts with runMigrations(db), called from src/index.ts
     """
@@ -263,7 +265,9 @@ def runtime_path(w: Wiring) -> Iterable[WiringHit]:
 def migrate_before_listen(w: Wiring) -> Iterable[WiringHit]:
     """Startup does not run the migrations before the server listens.
 
-    Requests then hit a schema older than the code.
+    Requests then hit a schema older than the code. The order is read from parse trees of Go,
+    TypeScript/JavaScript and Python (through the service's own functions) and from the start
+    command followed through scripts and package.json; other languages are not parsed.
     Bad: await server.listen(...); await runMigrations(db);
     Good: await runMigrations(db); await server.listen(...);
     """
