@@ -59,6 +59,7 @@ class Image:
     final: Stage
     copies_service_paths: bool  # the Dockerfile names files by their path from the repository root
     context_copies: tuple[tuple[str, int], ...] = ()  # (source, line) of each COPY/ADD from the build context
+    runs: tuple[tuple[str, int], ...] = ()  # (shell command, line) of each RUN: what the build itself executes
 
 
 def _args(value: str) -> list[str]:
@@ -106,6 +107,7 @@ def analyse(dockerfile: Path, service_dir: Path, root: Path, build: Build | None
     migrations_rel = (service_dir / "migrations").relative_to(context).as_posix()
     stages: list[Stage] = []
     context_copies: list[tuple[str, int]] = []
+    runs: list[tuple[str, int]] = []
     for ins in instructions:
         kind, value, line = ins["instruction"], ins["value"], ins["startline"] + 1
         if kind == "FROM":
@@ -125,13 +127,7 @@ def analyse(dockerfile: Path, service_dir: Path, root: Path, build: Build | None
         if kind == "WORKDIR":
             stage.workdir = posixpath.normpath(posixpath.join(stage.workdir, value.strip()))
         elif kind == "ENV":
-            for word in _args(value):
-                if "=" in word:
-                    key, _, val = word.partition("=")
-                    stage.env[key] = val
-            if "=" not in value and len(value.split(None, 1)) == 2:
-                key, val = value.split(None, 1)
-                stage.env[key] = val.strip()
+            stage.env.update(_env(value))
         elif kind in ("ENTRYPOINT", "CMD"):
             stage.command = (stage.command if kind == "CMD" else []) + _args(value)
             stage.command_line = line
@@ -143,9 +139,20 @@ def analyse(dockerfile: Path, service_dir: Path, root: Path, build: Build | None
             words = _args(value)
             _copy(stage, stages, words, migrations_rel)
             context_copies += [(source, line) for source in _context_sources(words)]
+        elif kind == "RUN":
+            runs.append((_shell(value), line))
     chosen = [s for s in stages if build is not None and build.target and s.name == build.target]
     final = chosen[0] if chosen else stages[-1] if stages else Stage(None, 1)
-    return Image(dockerfile, context, final, copies_service_paths, tuple(context_copies))
+    return Image(dockerfile, context, final, copies_service_paths, tuple(context_copies), tuple(runs))
+
+
+def _env(value: str) -> dict[str, str]:
+    """ENV KEY=VALUE ... or the older ENV KEY VALUE."""
+    pairs = dict(word.partition("=")[::2] for word in _args(value) if "=" in word)
+    if "=" not in value and len(value.split(None, 1)) == 2:
+        key, found = value.split(None, 1)
+        pairs[key] = found.strip()
+    return pairs
 
 
 def _context_sources(words: list[str]) -> list[str]:

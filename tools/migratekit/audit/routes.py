@@ -105,3 +105,8 @@ def unordered(programs: list[Program], tree: Tree, scripts: list[Path]) -> list[
 
 def from_jobs(jobs: list[Job]) -> list[Route]:
     return [Route(j.kind, j.path, j.line, j.ordered, None, j.kind == "init container", j.name) for j in jobs]
+
+
+def at_build(runs: tuple[tuple[str, int], ...], tree: Tree) -> int | None:
+    """The line of a Dockerfile RUN that applies the migrations while the image builds, if one does."""
+    return next((line for run, line in runs if any(s.kind == "migrate" for s in follow(run, tree, None))), None)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import io
+import os
 import re
 import tokenize
 from collections.abc import Iterator
@@ -28,6 +29,13 @@ COMPILED_IN_TEXT = re.compile(r"sqlx::migrate!|embed_migrations!|include_str!\([
 TEST_FILE = re.compile(
     r"(_test\.go|\.(test|spec)\.[cm]?[jt]sx?|^test_.*\.py|_test\.py|conftest\.py|^test_?helpers?\.\w+|^testutils?\.\w+)$"
 )
+
+SOURCE_SUFFIXES = {".ts", ".mts", ".cts", ".tsx", ".js", ".mjs", ".cjs", ".jsx", ".py", ".go", ".rs", ".sh", ".bash"}
+SOURCE_SUFFIXES |= {".rb", ".java", ".kt"}
+SKIP_DIRS = {"node_modules", "dist", "build", ".venv", "venv", "__pycache__", "target", ".git", "vendor"}
+SKIP_DIRS |= {"tests", "test", "__tests__", "testdata", "testutil", "e2e"}  # a test's migration call runs no server
+MAX_SOURCE_BYTES = 1_000_000
+WANTED_NAMES = {"package.json", "Procfile", "Makefile", "fly.toml", "app.json"}
 
 MIGRATE_VERBS = {"run", "apply", "up", "exec", "execute", "perform", "do", "latest"}
 MIGRATE_RECEIVERS = re.compile(r"migrat|goose|umzug|flyway|alembic", re.IGNORECASE)
@@ -351,3 +359,27 @@ def code_only(path: Path, text: str) -> str:
             data[node.start_byte : node.end_byte] = re.sub(rb"[^\n]", b" ", data[node.start_byte : node.end_byte])
         stack.extend(node.children)
     return data.decode(errors="replace")
+
+
+def service_files(directory: Path) -> Iterator[Path]:
+    """The files the wiring audit may read: sources, manifests, build and start files (never a .sql file, never
+    a vendored or built directory: an audit of 10,000 migrations does not stat them)."""
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                if entry.name not in SKIP_DIRS and not entry.name.startswith("."):
+                    yield from service_files(Path(entry.path))
+            elif _wanted(entry.name) and entry.is_file() and not TEST_FILE.search(entry.name):
+                if entry.stat().st_size <= MAX_SOURCE_BYTES:
+                    yield Path(entry.path)
+
+
+def _wanted(name: str) -> bool:
+    suffix = os.path.splitext(name)[1]
+    return (
+        suffix in SOURCE_SUFFIXES
+        or suffix in (".yaml", ".yml")
+        or name in WANTED_NAMES
+        or name.startswith("Dockerfile")
+        or (not suffix and not name.startswith("."))  # a script with a shebang, a built binary
+    )

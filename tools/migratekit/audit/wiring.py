@@ -8,10 +8,9 @@ recognised, and what each needs, is the README's table "Wiring styles".
 
 from __future__ import annotations
 
-import os
 import posixpath
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -20,18 +19,11 @@ from migratekit import findings
 from migratekit.audit import deploy, routes
 from migratekit.audit.dockerfile import Image, analyse, dockerignore_drops
 from migratekit.audit.routes import Route
-from migratekit.audit.sources import TEST_FILE, Call, Program, code_only, parse_program
+from migratekit.audit.sources import SOURCE_SUFFIXES, Call, Program, code_only, parse_program, service_files
 from migratekit.audit.startup import Tree, follow, load_scripts, migrates
 from migratekit.databases import redact
 from migratekit.findings import Finding, Scope, rules_for
 from migratekit.workspace import Service, relative
-
-SOURCE_SUFFIXES = {".ts", ".mts", ".cts", ".tsx", ".js", ".mjs", ".cjs", ".jsx", ".py", ".go", ".rs", ".sh", ".bash"}
-SOURCE_SUFFIXES |= {".rb", ".java", ".kt"}
-SKIP_DIRS = {"node_modules", "dist", "build", ".venv", "venv", "__pycache__", "target", ".git", "vendor"}
-SKIP_DIRS |= {"tests", "test", "__tests__", "testdata", "testutil", "e2e"}  # a test's migration call runs no server
-MAX_SOURCE_BYTES = 1_000_000
-WANTED_NAMES = {"package.json", "Procfile", "Makefile", "fly.toml", "app.json"}
 
 OWN_RUNNER = re.compile(r"INSERT\s+INTO\s+[\w.\"]*schema_migrations", re.IGNORECASE)
 SKIP_SWITCH = re.compile(  # an environment switch, off or on: SKIP_MIGRATIONS, MIGRATIONS_DISABLED, RUN_MIGRATIONS
@@ -64,6 +56,7 @@ class Wiring:
     listen_first: list[Call] = field(default_factory=list)
     jobs: list[deploy.Job] = field(default_factory=list)
     calls_runner: bool = False  # some code calls a migration runner, whether or not a start reaches it
+    built_in: int | None = None  # the Dockerfile line of a RUN that applies the migrations while the image builds
 
     def rel(self, path: Path) -> str:
         return relative(self.root, path)
@@ -82,7 +75,7 @@ class Wiring:
 
 
 def collect(service: Service, root: Path, repo: deploy.Repository | None = None) -> Wiring:
-    files = sorted(_files(service.path))
+    files = sorted(service_files(service.path))
     texts = {p: p.read_text(errors="replace") for p in files if p.suffix in SOURCE_SUFFIXES}
     programs = [p for path, text in texts.items() if (p := parse_program(path, text)) is not None]
     sources = [SourceFile(path, code_only(path, text)) for path, text in texts.items()]  # rules never read comments
@@ -109,7 +102,15 @@ def collect(service: Service, root: Path, repo: deploy.Repository | None = None)
         found += routes.unordered(programs, tree, [s.path for s in shell_scripts])
     found = list(dict.fromkeys(found))  # a script the image starts is also met as a script of its own
     calls_runner = any(migrates(c.callee, tree) for p in programs for c in p.calls)
-    return Wiring(service, root, sources, image, programs, found, listen_first, jobs, calls_runner)
+    built_in = next(
+        (
+            line
+            for run, line in (image.runs if image else ())
+            if any(s.kind == "migrate" for s in follow(run, tree, None))
+        ),
+        None,
+    )
+    return Wiring(service, root, sources, image, programs, found, listen_first, jobs, calls_runner, built_in)
 
 
 def _starts(image: Image | None, tree: Tree) -> list[tuple[str, Path, int | None]]:
@@ -128,30 +129,6 @@ def _starts(image: Image | None, tree: Tree) -> list[tuple[str, Path, int | None
     return starts
 
 
-def _files(directory: Path) -> Iterator[Path]:
-    """The files the wiring audit may read: sources, manifests, build and start files (never a .sql file, never
-    a vendored or built directory: an audit of 10,000 migrations does not stat them)."""
-    with os.scandir(directory) as entries:
-        for entry in entries:
-            if entry.is_dir(follow_symlinks=False):
-                if entry.name not in SKIP_DIRS and not entry.name.startswith("."):
-                    yield from _files(Path(entry.path))
-            elif _wanted(entry.name) and entry.is_file() and not TEST_FILE.search(entry.name):
-                if entry.stat().st_size <= MAX_SOURCE_BYTES:
-                    yield Path(entry.path)
-
-
-def _wanted(name: str) -> bool:
-    suffix = os.path.splitext(name)[1]
-    return (
-        suffix in SOURCE_SUFFIXES
-        or suffix in (".yaml", ".yml")
-        or name in WANTED_NAMES
-        or name.startswith("Dockerfile")
-        or (not suffix and not name.startswith("."))  # a script with a shebang, a built binary
-    )
-
-
 WiringHit = tuple[str | None, int | None, str | None]  # (path, line, message)
 
 
@@ -164,12 +141,21 @@ def no_runner(w: Wiring) -> Iterable[WiringHit]:
 
     The pattern's first rule: every service with a database applies its migrations itself. Go,
     TypeScript/JavaScript, Python and shell are parsed; Rust, Ruby, Java and Kotlin are not (only
-    `sqlx::migrate!` and `embed_migrations!` count there), nor are migrations run at image build.
+    `sqlx::migrate!` and `embed_migrations!` count there). A Dockerfile `RUN` that migrates is named:
+    it runs once, at build time, against whatever database the build reaches.
     Bad: services/x/migrations/ and a server that never reads them
     Good: src/database/migrate.ts with runMigrations(db), called from src/index.ts
     """
     if not w.has_runner():
-        yield w.rel(w.service.path), None, f"{w.service.name} has migrations but nothing runs them"
+        yield _at_build(w) or (w.rel(w.service.path), None, f"{w.service.name} has migrations but nothing runs them")
+
+
+def _at_build(w: Wiring) -> WiringHit | None:
+    """The image's build applies the migrations: said where, in place of a vaguer finding."""
+    if w.image is None or w.built_in is None:
+        return None
+    message = "the image build applies the migrations (RUN), against whatever database the build reaches; "
+    return w.rel(w.image.dockerfile), w.built_in, message + "nothing runs them when the service starts"
 
 
 @rule("MK402", "warning", "add a Dockerfile that copies migrations/ into the final image")
@@ -372,6 +358,10 @@ def job_not_ordered(w: Wiring) -> Iterable[WiringHit]:
     Good: the same Job with the annotation helm.sh/hook: pre-install,pre-upgrade
     """
     if w.ordered():
+        return
+    at_build = _at_build(w) if any(not r.ordered for r in w.routes) else None
+    if at_build is not None:
+        yield at_build
         return
     for route in w.routes:
         if not route.ordered and route.path is not None:
