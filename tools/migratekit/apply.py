@@ -10,6 +10,7 @@ placing of an error at a file's line in `script`; this module executes.
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 import time
@@ -305,6 +306,17 @@ def timeouts(local: bool, options: Options) -> list[sql.Composed]:
     ]
 
 
+TIMEOUT_SETTINGS = 2  # the SET LOCALs of _prefix (timeouts' two), counted when placing a failure
+
+
+@functools.cache
+def _prefix(lock_timeout: str, statement_timeout: str) -> str:
+    """BEGIN and the timeouts each migration's message starts with: composed once per run's settings, not once
+    per file (23 us a file with timeit, about 0.2 s of a 10,000-file run)."""
+    settings = timeouts(True, Options(lock_timeout=lock_timeout, statement_timeout=statement_timeout))
+    return "BEGIN;\n" + "".join(f"{s.as_string(None)};\n" for s in settings)
+
+
 # Inside a migration's transaction, the server's own measure of it: from BEGIN to the row.
 SERVER_ELAPSED = sql.SQL("(extract(epoch FROM pg_catalog.clock_timestamp() - pg_catalog.now()) * 1000)::int")
 ELAPSED_COLUMN = "migratekit_execution_time_ms"
@@ -327,8 +339,7 @@ def _in_transaction(
     """
     started = time.monotonic()
     script = Script.build(migration, statements)
-    settings = timeouts(True, options)
-    prefix = "BEGIN;\n" + "".join(f"{s.as_string(conn)};\n" for s in settings)
+    prefix = _prefix(options.lock_timeout, options.statement_timeout)
     record = ""
     if table is not None:
         returning = sql.SQL("{} RETURNING execution_time_ms AS {};\n")
@@ -340,7 +351,7 @@ def _in_transaction(
             raise sent.error  # the connection is gone, not the migration wrong: reported as such by apply_service
         if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
             conn.execute("ROLLBACK")  # the message stopped at the error, inside its transaction
-        ran = sent.succeeded - 1 - len(settings)  # statements of the script that succeeded before the error
+        ran = sent.succeeded - 1 - TIMEOUT_SETTINGS  # statements of the script that succeeded before the error
         raise Stopped(script.locate(sent.error, len(prefix)) or script.at_statement(sent.error, ran))
     if table is None:
         return Applied(migration.version, migration.checksum, int((time.monotonic() - started) * 1000), True)
