@@ -294,6 +294,7 @@ def _python(path: Path, text: str) -> Program | None:
         return None
     calls: list[Call] = []
     defines: set[str] = set()
+    imported = _py_imports(tree)
 
     def visit(node: ast.AST, scope: str, trying: tuple[ast.Try, ...]) -> None:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
@@ -301,7 +302,10 @@ def _python(path: Path, text: str) -> Program | None:
             scope, trying = node.name, ()
         elif isinstance(node, ast.Call):
             stops = all(_py_handler_stops(h) for t in trying for h in t.handlers)
-            calls.append(Call(ast.unparse(node.func), node.lineno, scope, stops))
+            head, dot, rest = ast.unparse(node.func).partition(".")
+            callee = imported.get(head, head) + dot + rest  # upgrade() imported from flask_migrate is theirs
+            if not callee.rpartition(".")[2][:1].isupper():  # Migrate(app, db) builds an object: it runs nothing
+                calls.append(Call(callee, node.lineno, scope, stops))
         if isinstance(node, ast.Try):
             for statement in node.body:
                 visit(statement, scope, (*trying, node))
@@ -314,6 +318,17 @@ def _python(path: Path, text: str) -> Program | None:
     visit(tree, "", ())
     calls.sort(key=lambda c: c.line)
     return Program(path, "python", tuple(calls), frozenset(defines), "", False)
+
+
+def _py_imports(tree: ast.Module) -> dict[str, str]:
+    """Each imported name with where it comes from: `from alembic import command` -> command: alembic.command."""
+    names: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names.update({a.asname or a.name: f"{node.module}.{a.name}" for a in node.names})
+        elif isinstance(node, ast.Import):
+            names.update({a.asname: a.name for a in node.names if a.asname})
+    return names
 
 
 def _quiet_return(node: ast.Return) -> bool:
