@@ -78,13 +78,34 @@ def _parsed(path: Path, size: int, mtime_ns: int) -> tuple[dict, ...]:
 
 
 @dataclass(frozen=True)
+class SharedDockerfile:
+    """A repository-level Dockerfile, read once: the stages it names and the ARGs its paths take a service from."""
+
+    path: Path
+    stages: frozenset[str]  # FROM ... AS <name>: one target per service
+    service_args: tuple[str, ...]  # ARGs used as services/${ARG}/...
+
+    @classmethod
+    def read(cls, path: Path) -> SharedDockerfile:
+        instructions = parse(path).structure
+        stages = {
+            words[-1]
+            for ins in instructions
+            if ins["instruction"] == "FROM" and len(words := ins["value"].split()) >= 3 and words[-2].upper() == "AS"
+        }
+        arguments = sorted({ins["value"].split("=")[0].strip() for ins in instructions if ins["instruction"] == "ARG"})
+        used = tuple(a for a in arguments if any(re.search(rf"services/\$\{{?{a}\b", i["value"]) for i in instructions))
+        return cls(path, frozenset(stages), used)
+
+
+@dataclass(frozen=True)
 class Repository:
     """What lies outside the services' directories and may build or migrate any of them: read once per audit."""
 
     root: Path
     manifests: tuple[tuple[Path, tuple[dict, ...]], ...]  # compose files, Kubernetes manifests, Helm templates
     scripts: tuple[Path, ...]  # shell scripts at the root and in scripts/, bin/, hack/, ops/, deploy/
-    dockerfiles: tuple[Path, ...]  # Dockerfile* at the root and in docker/, build/, deploy/
+    dockerfiles: tuple[SharedDockerfile, ...]  # Dockerfile* at the root and in docker/, build/, deploy/
     makefile: Path | None
 
 
@@ -97,7 +118,7 @@ def scan(root: Path) -> Repository:
         root,
         repository_files(root),
         repository_scripts(root),
-        tuple(p for p in dockerfiles if p.is_file()),
+        tuple(SharedDockerfile.read(p) for p in dockerfiles if p.is_file() and "migrat" not in p.name.lower()),
         makefile if makefile.is_file() else None,
     )
 
@@ -152,7 +173,7 @@ def _migrates(name: str, command: str, tree: Tree) -> bool:
     """A job migrates when its command does, or, when the command says nothing either way (none, or only steps
     that neither migrate nor serve), when its name says so (a compose service or container called migrate)."""
     steps = follow(command, tree, None) if command else []
-    if any(s.kind == "migrate" for s in steps):
+    if any(step.kind == "migrate" for step in steps):
         return True
     return all(s.kind == "other" for s in steps) and applies_migrations(name)
 
@@ -178,12 +199,22 @@ def jobs(service: str, tree: Tree, repo: Repository) -> list[Job]:
             release = ""
         if release and _migrates("release_command", release, tree):
             found.append(Job("release command", "fly.toml", fly, True))
-    procfile = tree.directory / "Procfile"
-    if procfile.is_file():
-        for line in procfile.read_text(errors="replace").splitlines():
-            kind, _, command = line.partition(":")
-            if kind.strip() == "release" and _migrates("release", command.strip(), tree):
-                found.append(Job("release phase", "release", procfile, True))
+    for path, number, kind, command in procfile(tree.directory):
+        if kind == "release" and _migrates("release", command, tree):
+            found.append(Job("release phase", "release", path, True, line=number))
+    return found
+
+
+def procfile(directory: Path) -> list[tuple[Path, int, str, str]]:
+    """A Procfile's process types as (path, line, type, command): `web` starts the app, `release` runs first."""
+    path = directory / "Procfile"
+    if not path.is_file():
+        return []
+    found = []
+    for number, line in enumerate(path.read_text(errors="replace").splitlines(), start=1):
+        kind, _, command = line.partition(":")
+        if command.strip():
+            found.append((path, number, kind.strip(), command.strip()))
     return found
 
 
@@ -350,17 +381,10 @@ def builds(service: str, directory: Path, repo: Repository, files: tuple[Path, .
     return found
 
 
-def _shared(dockerfile: Path, service: str, root: Path) -> Build | None:
+def _shared(shared: SharedDockerfile, service: str, root: Path) -> Build | None:
     """A root Dockerfile with a stage named after the service, or an ARG that takes the service's name."""
-    if "migrat" in dockerfile.name.lower() or not dockerfile.is_file():
-        return None
-    instructions = parse(dockerfile).structure
-    for ins in instructions:
-        words = ins["value"].split()
-        if ins["instruction"] == "FROM" and len(words) >= 3 and words[-2].upper() == "AS" and words[-1] == service:
-            return Build(dockerfile, root, (), service)
-    arguments = {ins["value"].split("=")[0].strip() for ins in instructions if ins["instruction"] == "ARG"}
-    for arg in sorted(arguments):
-        if any(re.search(rf"services/\$\{{?{arg}\b", ins["value"]) for ins in instructions):
-            return Build(dockerfile, root, ((arg, service),))
+    if service in shared.stages:
+        return Build(shared.path, root, (), service)
+    if shared.service_args:
+        return Build(shared.path, root, ((shared.service_args[0], service),))
     return None

@@ -27,7 +27,6 @@ class Stage:
     workdir: str = "/"
     carriers: set[str] = field(default_factory=set)  # image paths holding the migrations
     env: dict[str, str] = field(default_factory=dict)
-    command: list[str] = field(default_factory=list)  # ENTRYPOINT + CMD, as written
     command_line: int | None = None
     entrypoint: str = ""  # the ENTRYPOINT and CMD values as written
     cmd: str = ""
@@ -117,7 +116,7 @@ def analyse(dockerfile: Path, service_dir: Path, root: Path, build: Build | None
             stage = Stage(name=name, line=line, image=words[0] if words else "")
             if base is not None:  # FROM an earlier stage inherits its files, base image and command
                 stage.workdir, stage.carriers, stage.env = base.workdir, set(base.carriers), dict(base.env)
-                stage.image, stage.command, stage.command_line = base.image, list(base.command), base.command_line
+                stage.image, stage.command_line = base.image, base.command_line
                 stage.entrypoint, stage.cmd = base.entrypoint, base.cmd
             stages.append(stage)
             continue
@@ -129,7 +128,6 @@ def analyse(dockerfile: Path, service_dir: Path, root: Path, build: Build | None
         elif kind == "ENV":
             stage.env.update(_env(value))
         elif kind in ("ENTRYPOINT", "CMD"):
-            stage.command = (stage.command if kind == "CMD" else []) + _args(value)
             stage.command_line = line
             if kind == "ENTRYPOINT":
                 stage.entrypoint, stage.cmd = value.strip(), ""  # a new ENTRYPOINT resets CMD, as in Docker

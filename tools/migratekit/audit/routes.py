@@ -14,7 +14,7 @@ from pathlib import Path
 
 from migratekit.audit.deploy import Job
 from migratekit.audit.sources import Call, Program
-from migratekit.audit.startup import Step, Tree, flow, follow, listens, migrates
+from migratekit.audit.startup import Step, Tree, flow, listens, migrates, migrates_in
 
 
 @dataclass(frozen=True)
@@ -37,11 +37,14 @@ def name_sets(programs: list[Program], tree: Tree) -> Tree:
             if call.scope:
                 by_scope[call.scope].append(call)
     tree.scopes = dict(by_scope)
-    for _ in range(8):  # a call chain deeper than this would be unusual in a start path
-        tree.migrating = frozenset(
+    for _ in range(8):  # grows one call level a round; a start path deeper than 8 would be unusual
+        migrating = frozenset(
             s for s in defined if any(migrates(c.callee, tree) and c.scope != c.name for c in by_scope[s])
         )
-        tree.listening = frozenset(s for s in defined if any(listens(c.callee, tree) for c in by_scope[s]))
+        listening = frozenset(s for s in defined if any(listens(c.callee, tree) for c in by_scope[s]))
+        if (migrating, listening) == (tree.migrating, tree.listening):
+            break
+        tree.migrating, tree.listening = migrating, listening
     return tree
 
 
@@ -85,7 +88,7 @@ def from_steps(steps: list[Step], where: Path, line: int | None) -> Route | None
     return Route(style, path, step.line if step.path else line, True, step.stops, True, step.what)
 
 
-def unordered(programs: list[Program], tree: Tree, scripts: list[Path]) -> list[Route]:
+def unordered(programs: list[Program], tree: Tree, scripts: dict[Path, list[Step]]) -> list[Route]:
     """Programs, package scripts and shell scripts that migrate but are no part of a start."""
     found = []
     for program in programs:
@@ -93,11 +96,9 @@ def unordered(programs: list[Program], tree: Tree, scripts: list[Path]) -> list[
             call = next(c for c in program.calls if c.scope == program.entry and migrates(c.callee, tree))
             found.append(Route("separate program", program.path, call.line, False, call.stops, False))
     for name, command in sorted(tree.scripts.items()):
-        steps = follow(command, tree, tree.directory / "package.json")
-        if any(s.kind == "migrate" for s in steps):
+        if migrates_in(command, tree, tree.directory / "package.json"):
             found.append(Route("package script", tree.directory / "package.json", None, False, None, False, name))
-    for script in scripts:
-        steps = follow(script.read_text(errors="replace"), tree, script)
+    for script, steps in scripts.items():
         if any(s.kind == "migrate" for s in steps):
             found.append(Route("script", script, None, False, None, False))
     return found
@@ -109,4 +110,4 @@ def from_jobs(jobs: list[Job]) -> list[Route]:
 
 def at_build(runs: tuple[tuple[str, int], ...], tree: Tree) -> int | None:
     """The line of a Dockerfile RUN that applies the migrations while the image builds, if one does."""
-    return next((line for run, line in runs if any(s.kind == "migrate" for s in follow(run, tree, None))), None)
+    return next((line for run, line in runs if migrates_in(run, tree)), None)

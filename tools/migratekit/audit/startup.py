@@ -229,6 +229,11 @@ def _interpreted(words: tuple[str, ...], tree: Tree, command: Command, origin: P
     return [Step(kind, origin, command.line, command.stops, " ".join(words)) for kind in kinds or ["serve"]]
 
 
+def migrates_in(text: str, tree: Tree, origin: Path | None = None) -> bool:
+    """Does this command line or script apply migrations at any of its steps?"""
+    return any(s.kind == "migrate" for s in follow(text, tree, origin))
+
+
 def flow(program: Program, tree: Tree) -> list[str]:
     """What running this file does, in order: ["migrate", "serve"], ["serve"], ["migrate"] or []."""
     entry = [c for c in program.calls if c.scope == program.entry] if program.entry is not None else []

@@ -90,26 +90,19 @@ def collect(service: Service, root: Path, repo: deploy.Repository | None = None)
         own = first.context == service.path and not first.args and first.target is None
         image = analyse(first.dockerfile, service.path, root, None if own else first)
     found, listen_first = routes.in_process(programs, tree)
-    shell_scripts = [s for s in sources if s.path.suffix in SHELL_SUFFIXES]
-    for text, where, line in _starts(image, tree) + [(texts[s.path], s.path, 1) for s in shell_scripts]:
-        origin = where if where.suffix in SHELL_SUFFIXES else None
-        route = routes.from_steps(follow(text, tree, origin, line or 1), where, line)
+    shell_steps = {p: follow(texts[p], tree, p) for p in texts if p.suffix in SHELL_SUFFIXES}  # followed once
+    starts = [(follow(text, tree, None, line or 1), where, line) for text, where, line in _starts(image, tree)]
+    for steps, where, line in starts + [(steps, path, 1) for path, steps in shell_steps.items()]:
+        route = routes.from_steps(steps, where, line)
         if route is not None:
             found.append(route)
     jobs = deploy.jobs(service.name, tree, repo)
     found += routes.from_jobs(jobs)
     if not any(r.ordered for r in found):
-        found += routes.unordered(programs, tree, [s.path for s in shell_scripts])
+        found += routes.unordered(programs, tree, shell_steps)
     found = list(dict.fromkeys(found))  # a script the image starts is also met as a script of its own
     calls_runner = any(migrates(c.callee, tree) for p in programs for c in p.calls)
-    built_in = next(
-        (
-            line
-            for run, line in (image.runs if image else ())
-            if any(s.kind == "migrate" for s in follow(run, tree, None))
-        ),
-        None,
-    )
+    built_in = routes.at_build(image.runs if image else (), tree)
     return Wiring(service, root, sources, image, programs, found, listen_first, jobs, calls_runner, built_in)
 
 
@@ -120,12 +113,9 @@ def _starts(image: Image | None, tree: Tree) -> list[tuple[str, Path, int | None
         starts.append((image.final.start, image.dockerfile, image.final.command_line))
     if "start" in tree.scripts:
         starts.append(("npm start", tree.directory / "package.json", None))
-    procfile = tree.directory / "Procfile"
-    if procfile.is_file():
-        for number, line in enumerate(procfile.read_text(errors="replace").splitlines(), start=1):
-            kind, _, command = line.partition(":")
-            if kind.strip() == "web":
-                starts.append((command, procfile, number))
+    starts += [
+        (command, path, number) for path, number, kind, command in deploy.procfile(tree.directory) if kind == "web"
+    ]
     return starts
 
 
