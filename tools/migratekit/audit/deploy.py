@@ -278,7 +278,8 @@ def _kubernetes(document: dict, path: Path, service: str, own: bool, tree: Tree)
         if any(_migrates(name, _command(c), tree) for c in containers):
             image = next((str(c.get("image")) for c in containers), None)
             command = " ; ".join(_command(c) for c in containers)
-            yield Job("Kubernetes Job", name, path, bool(PRE_HOOKS.search(hooks)), image, command=command)
+            kind = f"Kubernetes {document['kind']}"  # a Job or a CronJob
+            yield Job(kind, name, path, bool(PRE_HOOKS.search(hooks)), image, command=command)
         return
     images = tuple(str(c.get("image")) for c in containers)
     for init in pod.get("initContainers") or []:
