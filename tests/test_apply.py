@@ -17,6 +17,7 @@ import pytest
 from migratekit import MigrationFailed, run_migrations
 from migratekit.apply import Options, apply_service
 from migratekit.migration import load_migrations, seed_checksum
+from migratekit.results import Outcome
 from migratekit.tracking import create_statements
 
 SEED_DDL = ";\n".join(str(s.as_string(None)) for s in create_statements("schema_migrations"))
@@ -186,6 +187,18 @@ def test_another_tools_tracking_table_is_recognised_and_never_written(
     assert not exists(scratch_db, "a")
     with psycopg.connect(scratch_db) as conn:
         assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone() == (0,)
+
+
+def test_a_table_with_some_seed_columns_is_not_read_as_up_to_date(scratch_db: str, tmp_path: Path) -> None:
+    """The first look reads the rows in one query; naming every seed column there checks the table's shape."""
+    mdir = files(tmp_path / "s" / "migrations", **{"001_init": "CREATE TABLE IF NOT EXISTS a (id int);"})
+    (migration,) = load_migrations(mdir)
+    with psycopg.connect(scratch_db) as conn:
+        conn.execute("CREATE TABLE schema_migrations (version text PRIMARY KEY, checksum text, applied_at timestamptz)")
+        conn.execute("INSERT INTO schema_migrations VALUES (%s, %s, now())", (migration.version, migration.checksum))
+    result = apply(scratch_db, mdir)
+    assert result.outcome is Outcome.FAILED
+    assert "an unknown tool's (applied_at, checksum, version) shape" in result.failure.message
 
 
 def test_concurrently_runs_outside_a_transaction_and_is_recorded_after(scratch_db: str, tmp_path: Path) -> None:

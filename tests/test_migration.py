@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -77,6 +78,16 @@ def test_files_load_in_the_seeds_sorted_order_and_only_sql(tmp_path: Path) -> No
     for name in ("010_c.sql", "002_b.sql", "001_a.sql", "README.md", "003_x.sql.bak"):
         (tmp_path / name).write_text("SELECT 1;\n")
     assert [m.filename for m in load_migrations(tmp_path)] == ["001_a.sql", "002_b.sql", "010_c.sql"]
+
+
+def test_a_pipe_or_a_directory_named_sql_is_skipped_and_a_link_within_is_read(tmp_path: Path) -> None:
+    """Files are read through their descriptors: a pipe must never be opened (it would block)."""
+    (tmp_path / "001_a.sql").write_text("SELECT 1;\n")
+    os.mkfifo(tmp_path / "002_pipe.sql")
+    (tmp_path / "003_dir.sql").mkdir()
+    (tmp_path / "004_link.sql").symlink_to(tmp_path / "001_a.sql")
+    loaded = load_migrations(tmp_path)
+    assert [(m.filename, m.sql) for m in loaded] == [("001_a.sql", "SELECT 1;\n"), ("004_link.sql", "SELECT 1;\n")]
 
 
 def test_statements_carry_their_first_line_even_after_non_ascii_text() -> None:

@@ -190,7 +190,7 @@ def _without_lock(
     again under the lock, so each migration still runs exactly once with runners racing.
     """
     table = options.tracking_table
-    rows = tracking.recorded(conn, table)
+    rows = tracking.first_look(conn, table)
     first_look = plan(migrations, rows or {}, options.allow_changed, options.out_of_order)
     if options.dry_run:
         problem = first_look.problems[0] if first_look.problems else missing_extensions(conn, first_look.pending)

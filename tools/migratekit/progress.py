@@ -42,10 +42,7 @@ class _Board:
 
 
 @contextmanager
-def live_progress(console: Console, enabled: bool = True) -> Iterator[ProgressFn | None]:
-    if not enabled:
-        yield None
-        return
+def live_progress(console: Console) -> Iterator[ProgressFn]:
     if not console.is_terminal:
 
         def log(service: str, version: str | None) -> None:

@@ -12,14 +12,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.table import Table
-
 from migratekit import __version__
 from migratekit.findings import Finding, Rule, Severity
 from migratekit.results import Outcome, Result
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # rich is imported where a table or a console is made: `--json` never loads it
+    from rich.console import Console
+    from rich.table import Table
+
     from migratekit.audit.run import AuditReport
     from migratekit.drift import Matrix, ServiceDrift
     from migratekit.embedded import EmbeddedServer
@@ -46,8 +46,14 @@ def as_json(value: Any) -> str:
     return json.dumps(to_data(value), indent=2, ensure_ascii=False)
 
 
+def _table(**settings: Any) -> Table:
+    from rich.table import Table
+
+    return Table(**settings)
+
+
 def services_table(rows: Sequence[ServiceInfo], undeclared: Sequence[str] = ()) -> Table:
-    table = Table(
+    table = _table(
         title="services (dependency order)",
         caption="a service whose URL variable is unset uses the embedded server (invoke db-up)",
     )
@@ -71,6 +77,8 @@ OFF_TERMINAL_WIDTH = 1000  # a CI log or a pipe has no width to fit: print whole
 
 
 def console(stderr: bool = False) -> Console:
+    from rich.console import Console
+
     terminal = Console(stderr=stderr, highlight=False)
     return terminal if terminal.is_terminal else Console(stderr=stderr, highlight=False, width=OFF_TERMINAL_WIDTH)
 
@@ -85,7 +93,7 @@ OUTCOME_STYLE = {
 
 
 def results_table(results: Sequence[Result], title: str = "migrate-all") -> Table:
-    table = Table(title=title)
+    table = _table(title=title)
     for column in ("service", "applied now", "already applied", "pending", "time", "outcome"):
         table.add_column(
             column,
@@ -202,7 +210,7 @@ def github_annotations(findings: Sequence[Finding]) -> list[str]:
 
 
 def rules_table(rules: Sequence[Rule]) -> Table:
-    table = Table(title="rules")
+    table = _table(title="rules")
     for column in ("code", "severity", "summary"):
         table.add_column(column, overflow="fold")
     for r in rules:
@@ -234,7 +242,7 @@ def verify_text(results: Sequence[Verification], images: Sequence[ImageCheck], o
 
 
 def drift_table(results: Sequence[ServiceDrift]) -> Table:
-    table = Table(title="drift", caption="pending includes out-of-order files; schema: differences from a replay")
+    table = _table(title="drift", caption="pending includes out-of-order files; schema: differences from a replay")
     for column in ("service", "applied", "newest", "pending", "changed", "missing", "schema", "state"):
         table.add_column(column, overflow="fold")
     for r in results:
@@ -267,7 +275,7 @@ def drift_details(results: Sequence[ServiceDrift], across: Sequence[Finding]) ->
 
 
 def matrix_table(matrix: Matrix) -> Table:
-    table = Table(title="versions by environment")
+    table = _table(title="versions by environment")
     table.add_column("service")
     for env in matrix.environments:
         table.add_column(env, overflow="fold")
@@ -307,7 +315,7 @@ def status_tables(statuses: Sequence[ServiceStatus]) -> list[Table]:
     """One table per service: each migration's state, and when and how long for the applied ones."""
     tables = []
     for status in statuses:
-        table = Table(title=f"{status.service} ({status.database}): {status.state}", caption=status.message)
+        table = _table(title=f"{status.service} ({status.database}): {status.state}", caption=status.message)
         for column in ("version", "state", "applied at", "ms", "detail"):
             table.add_column(column, overflow="fold", justify="right" if column == "ms" else "left")
         for entry in status.entries:

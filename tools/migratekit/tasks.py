@@ -41,6 +41,19 @@ def services(c: Context, root: str | None = None, json: bool = False) -> None:
     report.console().print(report.services_table(rows, workspace.undeclared))
 
 
+def _to_stderr(line: str) -> None:
+    report.console(stderr=True).print(line)
+
+
+def _progress(enabled: bool) -> contextlib.AbstractContextManager[Any]:
+    """The live display on stderr; with --json none, and rich is never imported (up to date is mostly start-up)."""
+    if not enabled:
+        return contextlib.nullcontext(None)
+    from migratekit.progress import live_progress
+
+    return live_progress(report.console(stderr=True))
+
+
 def _migrate(
     c: Context, title: str, names: list[str] | None, with_deps: bool, changed_since: str | None, **flags: Any
 ) -> None:
@@ -48,7 +61,6 @@ def _migrate(
     from migratekit.databases import connection_urls
     from migratekit.orchestrate import migrate_all as run_all
     from migratekit.orchestrate import select_to_migrate
-    from migratekit.progress import live_progress
 
     config = c.config.migratekit
     jobs = number(config.jobs if flags["jobs"] is None else flags["jobs"], "jobs", int, 1)
@@ -57,7 +69,6 @@ def _migrate(
     dry_run, json = flags["dry_run"], flags["json"]
     workspace = workspace_at(flags["root"])
     selected = select_to_migrate(workspace, names, with_deps, changed_since)
-    err = report.console(stderr=True)
     if flags["on"] not in ("local", "kubernetes"):
         raise ConfigError(f"--on {flags['on']!r}: local or kubernetes")
     if flags["on"] == "kubernetes":  # the cluster reaches the databases; each service's own image migrates it
@@ -66,7 +77,7 @@ def _migrate(
         run = functools.partial(k8s.run, workspace, selected, flags["image_template"], flags["namespace"])
     else:
         services = [workspace.services[n] for n in selected]
-        urls = connection_urls(workspace.root, services, create=not dry_run, notify=err.print)
+        urls = connection_urls(workspace.root, services, create=not dry_run, notify=_to_stderr)
         options = Options(
             dry_run=dry_run,
             allow_changed=flags["allow_changed"],
@@ -76,7 +87,7 @@ def _migrate(
             lock_wait=lock_wait,
         )
         run = functools.partial(run_all, workspace, selected, urls, options, jobs, flags["fail_fast"])
-    with interrupts.handling(), live_progress(err, enabled=not json) as progress:
+    with interrupts.handling(), _progress(enabled=not json) as progress:
         results = run(progress)
     if json:
         print(report.as_json({"dry_run": dry_run, "services": results}))

@@ -129,6 +129,26 @@ def recorded(conn: psycopg.Connection, tracking_table: str) -> dict[str, str] | 
     return applied_rows(conn, tracking_table) if state(conn, tracking_table) == "ok" else None
 
 
+# Naming every seed column checks the table's shape in the query that reads it: another tool's
+# table (golang-migrate's version, dirty) fails with undefined_column. num_nulls(...) >= 0 always holds.
+SHAPED_ROWS = "SELECT version, checksum FROM {} WHERE pg_catalog.num_nulls(applied_at, execution_time_ms) >= 0"
+
+
+def first_look(conn: psycopg.Connection, tracking_table: str) -> dict[str, str] | None:
+    """`recorded` in one query when the table is there (an up-to-date run's only query per database).
+
+    A fresh backend's first catalog lookup is most of a query's cost: `state` and then the rows
+    took 1.5 ms a database, this 0.6 ms. A missing table (never migrated; the server logs that
+    one error) or a missing column falls back to `recorded`, which says whose table it is.
+    """
+    from psycopg import errors, sql
+
+    try:
+        return dict(conn.execute(sql.SQL(SHAPED_ROWS).format(identifier(tracking_table))).fetchall())
+    except (errors.UndefinedTable, errors.UndefinedColumn, errors.InvalidSchemaName):
+        return recorded(conn, tracking_table)
+
+
 def record_new_checksum(conn: psycopg.Connection, tracking_table: str, version: str, checksum: str) -> None:
     """After a deliberate edit (--allow-changed): the row keeps its version and time, takes the new checksum."""
     from psycopg import sql
