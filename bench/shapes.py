@@ -1,13 +1,16 @@
 """Benchmark: two shapes the 40 x 25 run does not have, peers and the floor beside migratekit in one run.
 
     .venv/bin/pip install -e '.[bench]'
-    .venv/bin/python bench/shapes.py [--long 10000] [--chain 10] [--independent 60] [--per-service 25]
+    .venv/bin/python bench/shapes.py [--long 10000] [--rounds 3] [--chain 10] [--independent 60] [--per-service 25]
 
 1. One database with many migrations (a long-lived service): migrate-all from empty against the
-   floor (one psql session, each file in its own transaction, no tracking) and dbmate; then up to date.
+   floor (one psql session, each file in its own transaction, no tracking), the floor with
+   migratekit's settings and tracking row in each transaction, and dbmate; then up to date.
+   Medians of rotated rounds, each runner on a fresh database after a CHECKPOINT.
 2. An uneven graph, one chain of services beside many independent ones: the makespan of migrate-all
-   (critical path first) against the ideal (the chain alone) and against level-by-level scheduling
-   (each wave waits for the one before), all in process through the same engine.
+   (critical path first) against the ideal (the chain alone), against level-by-level scheduling
+   (each wave waits for the one before), and against the same services with no dependencies (the
+   machine's throughput, which bounds any schedule), all in process through the same engine.
 
 Uses $MIGRATEKIT_SCRATCH_URL's server (default 127.0.0.1:5432) and drops every database it made.
 """
@@ -21,25 +24,41 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
+import psycopg
 from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).parent))
-from migrate import BIN, PSQL_FLAGS, _url, timed  # noqa: E402
+from migrate import BIN, PSQL_FLAGS, _median, _url, timed  # noqa: E402
 from synth import build  # noqa: E402
 
+from migratekit import tracking  # noqa: E402
 from migratekit.apply import Options  # noqa: E402
 from migratekit.databases import with_database  # noqa: E402
 from migratekit.embedded import create_database, drop_database  # noqa: E402
+from migratekit.migration import load_migrations  # noqa: E402
 from migratekit.orchestrate import migrate_all  # noqa: E402
-from migratekit.workspace import load_workspace  # noqa: E402
+from migratekit.script import tracking_row, transaction_prefix  # noqa: E402
+from migratekit.settings import DEFAULTS  # noqa: E402
+from migratekit.workspace import Workspace, load_workspace  # noqa: E402
 
+LONG_ROWS = {
+    "migratekit": "migrate-all from empty",
+    "floor": "the floor: one psql session, a transaction per file",
+    "floor_rows": "  the same with migratekit's settings and tracking row in each transaction",
+    "dbmate": "dbmate up, same files",
+    "up_to_date": "migrate-all, up to date",
+}
 LIGHT = "-- Migration: {version}\nCREATE TABLE IF NOT EXISTS t{n} (id bigint PRIMARY KEY, note text);\n"
 
 
-def long_service(work: Path, count: int, admin: str, databases: list[str]) -> list[tuple[str, float, float]]:
+def long_service(
+    work: Path, count: int, admin: str, databases: list[str], rounds: int
+) -> dict[str, tuple[float, float]]:
+    """Medians over `rounds` of fresh databases, the order rotated so each runner goes first once."""
     root = work / "long"
     migrations = root / "services" / "ledger" / "migrations"
     migrations.mkdir(parents=True)
@@ -47,70 +66,91 @@ def long_service(work: Path, count: int, admin: str, databases: list[str]) -> li
     for n in range(1, count + 1):
         (migrations / f"{n:0{width}d}_step.sql").write_text(LIGHT.format(version=f"{n:0{width}d}_step", n=n))
     (root / "tasks.py").write_text("from migratekit.tasks import ns\n")
-    files = sorted(migrations.glob("*.sql"))
-    (work / "floor.sql").write_text("".join(f"BEGIN;\n{f.read_text()}\nCOMMIT;\n" for f in files))
+    loaded = load_migrations(migrations)
+    (work / "floor.sql").write_text("".join(f"BEGIN;\n{m.sql}\nCOMMIT;\n" for m in loaded))
+    # The same with the statements migratekit adds to each transaction (its settings, its tracking row),
+    # composed by migratekit's own functions: what recording costs the server, apart from the runner.
+    with psycopg.connect(admin) as conn:
+        prefix = transaction_prefix(DEFAULTS.lock_timeout, DEFAULTS.statement_timeout)
+        tracked = [tracking.create_table_sql("schema_migrations") + ";\n"]
+        tracked += [f"{prefix}{m.sql}\n;\n{tracking_row(conn, 'schema_migrations', m)}COMMIT;\n" for m in loaded]
+    (work / "tracked.sql").write_text("".join(tracked))
     dbmate_dir = work / "dbmate-long"
     dbmate_dir.mkdir()
-    for f in files:
-        (dbmate_dir / f.name).write_text("-- migrate:up\n" + f.read_text() + "\n-- migrate:down\n")
+    for m in loaded:
+        (dbmate_dir / m.filename).write_text("-- migrate:up\n" + m.sql + "\n-- migrate:down\n")
 
-    def database(kind: str) -> str:
-        name = f"mkb_{uuid.uuid4().hex[:6]}_{kind}"
+    def database() -> str:
+        name = f"mkb_{uuid.uuid4().hex[:8]}"
         create_database(admin, name)
         databases.append(name)
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute("CHECKPOINT")
         return with_database(admin, name)
 
-    kit_url, floor_url, dbmate_url = database("kit"), database("floor"), database("dbmate")
-    env = {"LEDGER_DATABASE_URL": kit_url}
+    psql = [shutil.which("psql") or "psql", *PSQL_FLAGS]
     invoke = [str(BIN / "invoke"), "migrate-all", "--json"]
-    rows = [
-        (f"migrate-all, one database, {count} migrations, from empty", *timed(invoke, env, root)),
-        (
-            "  the floor: one psql session, a transaction per file",
-            *timed([shutil.which("psql") or "psql", *PSQL_FLAGS, "-d", floor_url, "-f", str(work / "floor.sql")]),
+    runners: dict[str, Callable[[str], tuple[float, float]]] = {
+        "migratekit": lambda url: timed(invoke, {"LEDGER_DATABASE_URL": url}, root),
+        "floor": lambda url: timed([*psql, "-d", url, "-f", str(work / "floor.sql")]),
+        "floor_rows": lambda url: timed([*psql, "-d", url, "-f", str(work / "tracked.sql")]),
+        "dbmate": lambda url: timed(
+            [str(BIN / "dbmate"), "--url", _url(url), "--migrations-dir", str(dbmate_dir), "--no-dump-schema", "up"]
         ),
-        (
-            "  dbmate up, same files",
-            *timed(
-                [
-                    str(BIN / "dbmate"),
-                    "--url",
-                    _url(dbmate_url),
-                    "--migrations-dir",
-                    str(dbmate_dir),
-                    "--no-dump-schema",
-                    "up",
-                ]
-            ),
-        ),
-        (f"migrate-all, one database, {count} migrations, up to date", *timed(invoke, env, root)),
-    ]
-    return rows
+    }
+    runs: dict[str, list[tuple[float, float]]] = {name: [] for name in [*runners, "up_to_date"]}
+    order = list(runners)
+    for index in range(rounds):
+        for name in order[index % len(order) :] + order[: index % len(order)]:
+            url = database()
+            runs[name].append(runners[name](url))
+            if name == "migratekit":
+                runs["up_to_date"].append(timed(invoke, {"LEDGER_DATABASE_URL": url}, root))
+        while databases:
+            drop_database(admin, databases.pop())
+    return {name: _median(times) for name, times in runs.items()}
 
 
-def uneven(work: Path, chain: int, independent: int, per_service: int, admin: str, databases: list[str]) -> dict:
-    root = work / "uneven"
+def uneven(
+    work: Path, chain: int, independent: int, per_service: int, admin: str, databases: list[str], jobs: int, rounds: int
+) -> dict[str, float]:
+    """Medians over `rounds`, the four runs rotated in each: the chain alone (the ideal), the whole graph with the
+    critical path first, level by level, and the same services with no dependencies (the machine's throughput,
+    which no schedule can beat either)."""
     names = [f"c{i:02d}" for i in range(chain)] + [f"i{i:02d}" for i in range(independent)]
-    build(root, len(names), per_service, names, chain=lambda i: i < chain)
-    workspace = load_workspace(root)
+    build(work / "uneven", len(names), per_service, names, chain=lambda i: i < chain)
+    build(work / "flat", len(names), per_service, names, chain=lambda i: False)
+    graph, flat = load_workspace(work / "uneven"), load_workspace(work / "flat")
 
-    def run(selected: list[str]) -> float:
+    def run(workspace: Workspace, waves: list[list[str]]) -> float:
         urls = {}
-        for name in selected:
+        for name in (name for wave in waves for name in wave):
             db = f"mkb_{uuid.uuid4().hex[:6]}_{name}"
             create_database(admin, db)
             databases.append(db)
             urls[name] = with_database(admin, db)
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute("CHECKPOINT")
         started = time.perf_counter()
-        results = migrate_all(workspace, selected, urls, Options(), jobs=4)
-        assert all(r.ok for r in results), [r.failure for r in results if not r.ok]
+        for wave in waves:
+            results = migrate_all(workspace, wave, urls, Options(), jobs=jobs)
+            assert all(r.ok for r in results), [r.failure for r in results if not r.ok]
         return time.perf_counter() - started
 
-    chain_names = names[:chain]
-    ideal = run(chain_names)
-    critical = run(names)
-    levels = sum(run(wave) for wave in workspace.groups())
-    return {"ideal": ideal, "critical": critical, "levels": levels}
+    runs: dict[str, Callable[[], float]] = {
+        "ideal": lambda: run(graph, [names[:chain]]),
+        "critical": lambda: run(graph, [names]),
+        "levels": lambda: run(graph, [list(wave) for wave in graph.groups()]),
+        "unconstrained": lambda: run(flat, [names]),
+    }
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    order = list(runs)
+    for index in range(rounds):
+        for name in order[index % len(order) :] + order[: index % len(order)]:
+            times[name].append(runs[name]())
+        while databases:
+            drop_database(admin, databases.pop())
+    return {name: sorted(values)[len(values) // 2] for name, values in times.items()}
 
 
 def main() -> None:
@@ -119,33 +159,39 @@ def main() -> None:
     parser.add_argument("--chain", type=int, default=10)
     parser.add_argument("--independent", type=int, default=60)
     parser.add_argument("--per-service", type=int, default=25)
+    parser.add_argument("--rounds", type=int, default=3, help="rotated rounds of each measurement (medians)")
+    parser.add_argument("--jobs", type=int, default=4, help="services at a time in the uneven graph")
     args = parser.parse_args()
     admin = os.environ.get("MIGRATEKIT_SCRATCH_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
     work = Path(tempfile.mkdtemp(prefix="mk-bench-shapes-"))
     databases: list[str] = []
     console = Console(width=120)
     try:
-        rows = long_service(work, args.long, admin, databases)
-        table = Table(title=f"one database, {args.long} migrations")
-        for column in ("run", "seconds", "peak MB"):
+        times = long_service(work, args.long, admin, databases, args.rounds)
+        table = Table(title=f"one database, {args.long} migrations (median of {args.rounds} rotated rounds)")
+        for column in ("run", "seconds", "/ floor", "peak MB"):
             table.add_column(column, justify="left" if column == "run" else "right")
-        for label, seconds, rss in rows:
-            table.add_row(label, f"{seconds:.2f}", f"{rss:.0f}")
+        floor = times["floor"][0]
+        for key, label in LONG_ROWS.items():
+            seconds, rss = times[key]
+            table.add_row(label, f"{seconds:.2f}", f"{seconds / floor:.2f}", f"{rss:.0f}")
         console.print(table)
         console.print(
-            f"from empty / floor = {rows[0][1] / rows[1][1]:.2f} (target <= 1.02); dbmate / floor = "
-            f"{rows[2][1] / rows[1][1]:.2f}; up to date {rows[3][1]:.2f} s (target < 1 s); peak "
-            f"{rows[0][2]:.0f} MB (target < 150 MB)"
+            f"from empty / floor = {times['migratekit'][0] / floor:.2f} (target <= 1.02); "
+            f"from empty / floor with the rows = {times['migratekit'][0] / times['floor_rows'][0]:.2f}; "
+            f"up to date {times['up_to_date'][0]:.2f} s (target < 1 s); peak {times['migratekit'][1]:.0f} MB "
+            "(target < 150 MB)"
         )
-        while databases:
-            drop_database(admin, databases.pop())
-        times = uneven(work, args.chain, args.independent, args.per_service, admin, databases)
+        graph = uneven(work, args.chain, args.independent, args.per_service, admin, databases, args.jobs, args.rounds)
+        bound = max(graph["ideal"], graph["unconstrained"])
         console.print(
-            f"uneven graph ({args.chain}-service chain + {args.independent} independent, {args.per_service} "
-            f"migrations each, 4 at a time): critical path first {times['critical']:.2f} s, ideal (the chain "
-            f"alone) {times['ideal']:.2f} s, level by level {times['levels']:.2f} s; makespan / ideal = "
-            f"{times['critical'] / times['ideal']:.2f} (target <= 1.1), level-by-level / ideal = "
-            f"{times['levels'] / times['ideal']:.2f}"
+            f"uneven graph, median of {args.rounds} rotated rounds ({args.chain}-service chain + "
+            f"{args.independent} independent, {args.per_service} "
+            f"migrations each, {args.jobs} at a time): critical path first {graph['critical']:.2f} s, level by level "
+            f"{graph['levels']:.2f} s; the chain alone (ideal) {graph['ideal']:.2f} s; the same services with no "
+            f"dependencies {graph['unconstrained']:.2f} s. makespan / ideal = {graph['critical'] / graph['ideal']:.2f} "
+            f"(target <= 1.1), level-by-level / ideal = {graph['levels'] / graph['ideal']:.2f}, makespan / "
+            f"max(ideal, no dependencies) = {graph['critical'] / bound:.2f}"
         )
     finally:
         for db in databases:

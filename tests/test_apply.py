@@ -56,6 +56,18 @@ def test_applies_in_order_records_seed_rows_and_then_is_up_to_date(scratch_db: s
     assert (again.outcome, again.applied, again.already_applied) == ("up to date", (), 2)
 
 
+def test_a_version_with_quotes_and_backslashes_is_recorded_as_written(scratch_db: str, tmp_path: Path) -> None:
+    """The tracking row's literals are quoted per file by psycopg; the rest of the INSERT is composed once."""
+    mdir = tmp_path / "s" / "migrations"
+    mdir.mkdir(parents=True)
+    name = "001_o'brien\\x"  # golang-migrate's names allow any slug
+    (mdir / f"{name}.up.sql").write_text("CREATE TABLE IF NOT EXISTS a (id int);\n")
+    (mdir / f"{name}.down.sql").write_text("DROP TABLE IF EXISTS a;\n")
+    assert [a.version for a in apply(scratch_db, mdir).applied] == [name]
+    assert rows(scratch_db) == [(name, load_migrations(mdir)[0].checksum)]
+    assert apply(scratch_db, mdir).outcome is Outcome.UP_TO_DATE
+
+
 def test_a_failed_migration_leaves_the_database_as_before_it(scratch_db: str, tmp_path: Path) -> None:
     mdir = files(
         tmp_path / "auth" / "migrations",

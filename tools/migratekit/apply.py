@@ -10,7 +10,6 @@ placing of an error at a file's line in `script`; this module executes.
 
 from __future__ import annotations
 
-import functools
 import random
 import re
 import time
@@ -26,7 +25,16 @@ from migratekit.connection import MISSING, connect, create_missing, lost, refuse
 from migratekit.migration import Migration, SqlSyntaxError, Statement, load_migrations
 from migratekit.plan import plan
 from migratekit.results import Applied, Failure, MigrationFailed, Outcome, Result, Stopped
-from migratekit.script import Script, error_position, failure
+from migratekit.script import (
+    ELAPSED_COLUMN,
+    STATEMENTS_BEFORE,
+    Script,
+    error_position,
+    failure,
+    timeouts,
+    tracking_row,
+    transaction_prefix,
+)
 from migratekit.settings import DEFAULTS
 
 __all__ = ["MigrationFailed", "Options", "ProgressFn", "Result", "apply_service", "run_again", "run_migrations"]
@@ -297,31 +305,6 @@ def _apply_one(conn: psycopg.Connection, migration: Migration, options: Options,
             raise
 
 
-def timeouts(local: bool, options: Options) -> list[sql.Composed]:
-    """SET (LOCAL) lock_timeout and statement_timeout, as workspace.yaml gives them."""
-    scope = sql.SQL("SET LOCAL" if local else "SET")
-    return [
-        sql.SQL("{} lock_timeout = {}").format(scope, sql.Literal(options.lock_timeout)),
-        sql.SQL("{} statement_timeout = {}").format(scope, sql.Literal(options.statement_timeout)),
-    ]
-
-
-TIMEOUT_SETTINGS = 2  # the SET LOCALs of _prefix (timeouts' two), counted when placing a failure
-
-
-@functools.cache
-def _prefix(lock_timeout: str, statement_timeout: str) -> str:
-    """BEGIN and the timeouts each migration's message starts with: composed once per run's settings, not once
-    per file (23 us a file with timeit, about 0.2 s of a 10,000-file run)."""
-    settings = timeouts(True, Options(lock_timeout=lock_timeout, statement_timeout=statement_timeout))
-    return "BEGIN;\n" + "".join(f"{s.as_string(None)};\n" for s in settings)
-
-
-# Inside a migration's transaction, the server's own measure of it: from BEGIN to the row.
-SERVER_ELAPSED = sql.SQL("(extract(epoch FROM pg_catalog.clock_timestamp() - pg_catalog.now()) * 1000)::int")
-ELAPSED_COLUMN = "migratekit_execution_time_ms"
-
-
 def _in_transaction(
     conn: psycopg.Connection,
     migration: Migration,
@@ -339,19 +322,15 @@ def _in_transaction(
     """
     started = time.monotonic()
     script = Script.build(migration, statements)
-    prefix = _prefix(options.lock_timeout, options.statement_timeout)
-    record = ""
-    if table is not None:
-        returning = sql.SQL("{} RETURNING execution_time_ms AS {};\n")
-        row = tracking.row(table, migration.version, migration.checksum, SERVER_ELAPSED)
-        record = returning.format(row, sql.Identifier(ELAPSED_COLUMN)).as_string(conn)
+    prefix = transaction_prefix(options.lock_timeout, options.statement_timeout)
+    record = "" if table is None else tracking_row(conn, table, migration)
     sent = wire.send(conn, f"{prefix}{script.text}\n;\n{record}COMMIT".encode())
     if sent.error is not None:
         if conn.broken:
             raise sent.error  # the connection is gone, not the migration wrong: reported as such by apply_service
         if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
             conn.execute("ROLLBACK")  # the message stopped at the error, inside its transaction
-        ran = sent.succeeded - 1 - TIMEOUT_SETTINGS  # statements of the script that succeeded before the error
+        ran = sent.succeeded - STATEMENTS_BEFORE  # statements of the script that succeeded before the error
         raise Stopped(script.locate(sent.error, len(prefix)) or script.at_statement(sent.error, ran))
     if table is None:
         return Applied(migration.version, migration.checksum, int((time.monotonic() - started) * 1000), True)
@@ -367,7 +346,7 @@ def _statement_by_statement(
     table: str | None,
 ) -> Applied:
     started = time.monotonic()
-    for setting in timeouts(False, options):
+    for setting in timeouts(False, options.lock_timeout, options.statement_timeout):
         conn.execute(setting)
     try:
         for done, statement in enumerate(statements):

@@ -15,13 +15,13 @@ import psycopg
 from psycopg import sql
 
 from migratekit import tracking, wire
-from migratekit.apply import Options, timeouts
+from migratekit.apply import Options
 from migratekit.connection import connect, lost, refused
 from migratekit.errors import ConfigError
 from migratekit.formats import Format, version_key
 from migratekit.migration import Migration
 from migratekit.results import Applied, Failure, Outcome, Result, Stopped
-from migratekit.script import Script, failure
+from migratekit.script import STATEMENTS_BEFORE, Script, failure, transaction_prefix
 
 
 def rollback_targets(
@@ -103,12 +103,14 @@ def _undo(conn: psycopg.Connection, migration: Migration, options: Options) -> A
     transactional = migration.format_no_transaction is None and (down.runs_as_written or down.transaction_mode()[0])
     if transactional:
         script = Script.build(down, statements)
-        prefix = "BEGIN;\n" + "".join(f"{s.as_string(conn)};\n" for s in timeouts(True, options))
+        prefix = transaction_prefix(options.lock_timeout, options.statement_timeout)
         sent = wire.send(conn, f"{prefix}{script.text}\n;\n{forget};\nCOMMIT".encode())
         if sent.error is not None:
             if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
                 conn.execute("ROLLBACK")
-            where = script.locate(sent.error, len(prefix)) or script.at_statement(sent.error, sent.succeeded - 3)
+            where = script.locate(sent.error, len(prefix)) or script.at_statement(
+                sent.error, sent.succeeded - STATEMENTS_BEFORE
+            )
             raise Stopped(_in_file(where, migration))
     else:
         for statement in down.statements:

@@ -7,15 +7,54 @@ statement starts, so PostgreSQL's error position becomes a file and line without
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import psycopg
+from psycopg import sql
 
+from migratekit import tracking
 from migratekit.databases import redact
 from migratekit.migration import BOM, Migration, SqlSyntaxError, Statement, body
 from migratekit.results import Failure
 
 SEPARATOR = ";\n"
+STATEMENTS_BEFORE = 3  # BEGIN and the two SET LOCALs of transaction_prefix, counted when placing a failure
+# Inside a migration's transaction, the server's own measure of it: from BEGIN to the row.
+SERVER_ELAPSED = sql.SQL("(extract(epoch FROM pg_catalog.clock_timestamp() - pg_catalog.now()) * 1000)::int")
+ELAPSED_COLUMN = "migratekit_execution_time_ms"
+
+
+def timeouts(local: bool, lock_timeout: str, statement_timeout: str) -> list[sql.Composed]:
+    """SET (LOCAL) lock_timeout and statement_timeout, as workspace.yaml gives them."""
+    scope = sql.SQL("SET LOCAL" if local else "SET")
+    return [
+        sql.SQL("{} lock_timeout = {}").format(scope, sql.Literal(lock_timeout)),
+        sql.SQL("{} statement_timeout = {}").format(scope, sql.Literal(statement_timeout)),
+    ]
+
+
+@functools.cache
+def transaction_prefix(lock_timeout: str, statement_timeout: str) -> str:
+    """BEGIN and the timeouts each migration's message starts with: composed once per run's settings, not once
+    per file (23 us a file with timeit, about 0.2 s of a 10,000-file run)."""
+    return "BEGIN;\n" + "".join(f"{s.as_string(None)};\n" for s in timeouts(True, lock_timeout, statement_timeout))
+
+
+@functools.cache
+def _row_around(tracking_table: str) -> tuple[str, str]:
+    tail = sql.SQL(", {}) RETURNING execution_time_ms AS {};\n").format(SERVER_ELAPSED, sql.Identifier(ELAPSED_COLUMN))
+    return tracking.row_head(tracking_table).as_string(None) + "(", tail.as_string(None)
+
+
+def tracking_row(conn: psycopg.Connection, tracking_table: str, migration: Migration) -> str:
+    """The migration's tracking row, returning the server's measure of it as ELAPSED_COLUMN.
+
+    Only the two literals are composed per file (3 us; the whole INSERT through psycopg's sql was 15 us).
+    """
+    head, tail = _row_around(tracking_table)
+    literals = ", ".join(sql.Literal(value).as_string(conn) for value in (migration.version, migration.checksum))
+    return f"{head}{literals}{tail}"
 
 
 @dataclass(frozen=True)

@@ -66,13 +66,19 @@ def create_statements(tracking_table: str) -> list[sql.Composed]:
     return statements
 
 
+def row_head(tracking_table: str) -> sql.Composed:
+    """What every tracking row's INSERT starts with, up to its values."""
+    from psycopg import sql
+
+    return sql.SQL("INSERT INTO {} (version, checksum, execution_time_ms) VALUES ").format(identifier(tracking_table))
+
+
 def row(tracking_table: str, version: str, checksum: str, elapsed: sql.Composable) -> sql.Composed:
     """The INSERT of one migration's tracking row, in the seed's columns."""
     from psycopg import sql
 
-    return sql.SQL("INSERT INTO {} (version, checksum, execution_time_ms) VALUES ({}, {}, {})").format(
-        identifier(tracking_table), sql.Literal(version), sql.Literal(checksum), elapsed
-    )
+    values = sql.SQL("{}({}, {}, {})")
+    return values.format(row_head(tracking_table), sql.Literal(version), sql.Literal(checksum), elapsed)
 
 
 def live_columns(conn: psycopg.Connection, table: str) -> set[str] | None:
