@@ -5,9 +5,10 @@
 
 Audit: `invoke audit --json` cold (`--no-cache`) and warm on monorepos of 50 migrations per
 service, with squawk on the same files beside it. migrate-all: `invoke migrate-all --json` from
-empty and up to date on 10 / 40 / 300 services of 25 migrations. Each row gives the cost per
-file or per service, which should stay flat as the work grows. Uses $MIGRATEKIT_SCRATCH_URL's
-server (default 127.0.0.1:5432) and drops every database it made.
+empty and up to date on 10 / 40 / 300 services of 25 migrations; beside up to date, its floor: a
+process that only connects to each database and reads its tracking rows, 4 at a time. Each row
+gives the cost per file or per service, which should stay flat as the work grows. Uses
+$MIGRATEKIT_SCRATCH_URL's server (default 127.0.0.1:5432) and drops every database it made.
 """
 
 from __future__ import annotations
@@ -33,6 +34,18 @@ from migratekit.embedded import create_database, drop_database  # noqa: E402
 
 PER_SERVICE_AUDIT = 50
 PER_SERVICE_MIGRATE = 25
+# The floor of an up-to-date run: a process that only connects to each database and reads its tracking
+# rows, 4 at a time (migrate-all's default --jobs), with nothing else (no Invoke, no files, no plan).
+UP_TO_DATE_FLOOR = """
+import sys
+from concurrent.futures import ThreadPoolExecutor
+import psycopg
+def read(url):
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SELECT version, checksum FROM public.schema_migrations").fetchall()
+with ThreadPoolExecutor(4) as pool:
+    list(pool.map(read, sys.argv[1:]))
+"""
 
 
 def audit_rows(work: Path, sizes: list[int]) -> list[tuple[str, ...]]:
@@ -76,6 +89,7 @@ def migrate_rows(work: Path, counts: list[int], admin: str) -> list[tuple[str, .
             command = [str(BIN / "invoke"), "migrate-all", "--json"]
             empty, peak = timed(command, env, root)
             current, _ = median(command, env, root)
+            floor, _ = median([sys.executable, "-c", UP_TO_DATE_FLOOR, *env.values()], {}, root)
             rows.append(
                 (
                     f"{count} services",
@@ -83,6 +97,7 @@ def migrate_rows(work: Path, counts: list[int], admin: str) -> list[tuple[str, .
                     f"{empty / count * 1000:.0f}",
                     f"{current:.2f} s",
                     f"{current / count * 1000:.1f}",
+                    f"{floor:.2f} s",
                     f"{peak:.0f} MB",
                 )
             )
@@ -109,7 +124,7 @@ def main() -> None:
             audit.add_row(*row)
         console.print(audit)
         migrate = Table(title=f"migrate-all, {PER_SERVICE_MIGRATE} migrations per service (up to date: median of 3)")
-        for column in ("services", "from empty", "ms/service", "up to date", "ms/service", "peak memory"):
+        for column in ("services", "from empty", "ms/service", "up to date", "ms/service", "floor", "peak memory"):
             migrate.add_column(column, justify="left" if column == "services" else "right")
         for row in migrate_rows(work, args.services, admin):
             migrate.add_row(*row)
