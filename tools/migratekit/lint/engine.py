@@ -54,8 +54,9 @@ def lint_migrations(
     ]
     parsed = [m for m in migrations if m.syntax_error is None]
     facts = service_facts(parsed)
+    where = relative(root, directory)
     for migration in parsed:
-        findings.extend(lint_file(service, relative(root, migration.path), migration, facts))
+        findings.extend(lint_file(service, f"{where}/{migration.filename}", migration, facts))
     return findings
 
 

@@ -213,15 +213,10 @@ def stray_file(d: Directory) -> Iterable[FileHit]:
     """
     if not d.path.is_dir():
         return
-    for path in sorted(d.path.iterdir()):
-        if (
-            path.is_file()
-            and not path.name.endswith(".sql")
-            and path.name != "README.md"
-            and not path.name.startswith(".")
-        ):
-            if re.search(r"\.(sql|psql|pgsql)\b", path.name, re.IGNORECASE):
-                yield path, None, f"{path.name} looks like a migration but is never applied"
+    others = [p for p in d.path.iterdir() if not p.name.endswith(".sql") and p.name[0] != "." and p.name != "README.md"]
+    for path in sorted(others):
+        if re.search(r"\.(sql|psql|pgsql)\b", path.name, re.IGNORECASE) and path.is_file():
+            yield path, None, f"{path.name} looks like a migration but is never applied"
 
 
 @rule("MK114", "warning", "add the missing .down.sql, or a note in migrations/README.md on how to undo it")
