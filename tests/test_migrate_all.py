@@ -67,6 +67,21 @@ def test_fail_fast_starts_nothing_after_a_failure(monorepo) -> None:
     assert [s["outcome"] for s in data["services"]] == ["failed", "skipped", "skipped"]
 
 
+def test_a_service_on_the_critical_path_starts_as_soon_as_it_is_ready(monorepo) -> None:
+    """A dependent on the longest chain goes before every waiting service with a shorter chain, including
+    those that became ready before it: the queue is ordered by chain, not by when a service became ready."""
+    repo = monorepo({"a": {}, "z": {"depends_on": ["a"]}, **{f"m{i}": {} for i in range(1, 5)}})
+    repo.migration("a", "001_init.sql", OK.format("a"))
+    for n in (1, 2):
+        repo.migration("z", f"00{n}_step.sql", OK.format(f"z{n}"))
+    for i in range(1, 5):
+        repo.migration(f"m{i}", "001_init.sql", OK.format(f"m{i}"))
+    result = repo.invoke("migrate-all", "--jobs", "1")
+    assert result.returncode == 0, result.stderr
+    started = [line.split(":")[0] for line in result.stderr.splitlines() if ": applying " in line]
+    assert started == ["a", "z", "z", "m1", "m2", "m3", "m4"]
+
+
 def test_dry_run_prints_the_plan_and_changes_nothing(monorepo) -> None:
     repo = three_services(monorepo)
     repo.invoke("migrate", "auth")

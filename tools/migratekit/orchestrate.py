@@ -6,6 +6,7 @@ objects); services that do not depend on the failure still finish unless fail_fa
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Collection, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import replace
@@ -70,6 +71,7 @@ def migrate_all(
     priority = critical_paths(graph, weights)  # the longest chain of work first, then by name
     results: dict[str, Result] = {}
     running: dict[Future[Result], str] = {}
+    waiting: list[tuple[float, str]] = []  # ready services, the longest chain first: a heap
     stop = False
 
     def run(name: str) -> Result:
@@ -82,22 +84,28 @@ def migrate_all(
             progress,
         )
 
+    def skip_reason(name: str) -> str | None:
+        blocked = [d for d in workspace.services[name].depends_on if d in results and not results[d].ok]
+        if interrupts.requested():
+            return f"skipped: not started, {interrupts.describe()}"
+        if blocked:
+            return f"skipped: depends on {', '.join(blocked)}, which did not finish"
+        return "skipped: an earlier service failed (--fail-fast)" if stop else None
+
+    # A service is handed to a worker only when one is free, so one that becomes ready late (the next
+    # link of the longest chain) still goes before services that have waited longer on shorter chains.
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         while sorter.is_active():
-            for name in sorted(sorter.get_ready(), key=lambda n: (-priority[n], n)):
-                blocked = [d for d in workspace.services[name].depends_on if d in results and not results[d].ok]
-                if blocked or stop or interrupts.requested():
-                    reason = (
-                        f"skipped: not started, {interrupts.describe()}"
-                        if interrupts.requested()
-                        else f"skipped: depends on {', '.join(blocked)}, which did not finish"
-                        if blocked
-                        else "skipped: an earlier service failed (--fail-fast)"
-                    )
+            for name in sorter.get_ready():
+                heapq.heappush(waiting, (-priority[name], name))
+            while waiting and len(running) < jobs:
+                _, name = heapq.heappop(waiting)
+                reason = skip_reason(name)
+                if reason is None:
+                    running[pool.submit(run, name)] = name
+                else:
                     results[name] = Result(name, Outcome.SKIPPED, notes=(reason,))
                     sorter.done(name)
-                else:
-                    running[pool.submit(run, name)] = name
             if not running:
                 continue
             finished, _ = wait(running, timeout=0.2, return_when=FIRST_COMPLETED)  # a stop request is seen here
