@@ -119,6 +119,19 @@ def test_a_directory_mixing_formats_is_refused_naming_the_files(monorepo) -> Non
     assert repo.query("svc", "SELECT to_regclass('a')") == [(None,)]
 
 
+def test_the_audit_reports_a_mixed_directory_and_audits_every_other_service(monorepo) -> None:
+    """One stray file must not stop the audit of a whole monorepo: MK117 names it, the others are read."""
+    repo = monorepo({"svc": {}, "other": {}})
+    repo.migration("svc", "001_init.up.sql", "CREATE TABLE IF NOT EXISTS a (id int);\n")
+    repo.migration("svc", "002_more.sql", "-- migrate:up\nCREATE TABLE IF NOT EXISTS b (id int);\n")
+    repo.migration("other", "001_init.sql", "CREATE TABLE a (id int);\n")  # MK201: not idempotent
+    result = repo.invoke("audit", "--json")
+    assert result.returncode == 1, result.stderr
+    found = {(f["code"], f["service"]) for f in json.loads(result.stdout)["findings"]}
+    assert {("MK117", "svc"), ("MK201", "other")} <= found
+    assert repo.invoke("migrate-all").returncode == 2  # migrate still refuses the directory, before anything runs
+
+
 def test_formats_side_by_side_migrate_in_dependency_order(monorepo) -> None:
     repo = monorepo(
         {

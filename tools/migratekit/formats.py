@@ -12,6 +12,7 @@ Only the up part is ever applied forward; the down part serves `invoke rollback`
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -61,6 +62,14 @@ def format_of(name: str, text: str) -> Format:
     if "goose" in text.lower() and _GOOSE.search(text):
         return Format.GOOSE
     return Format.SEED
+
+
+def format_groups(files: Iterable[tuple[str, Format]]) -> str:
+    """`dbmate: 002_more.sql; updown: 001_init.up.sql`: up to three file names of each format."""
+    by_format: dict[Format, list[str]] = {}
+    for name, fmt in sorted(files):
+        by_format.setdefault(fmt, []).append(name)
+    return "; ".join(f"{fmt}: {', '.join(names[:3])}" for fmt, names in sorted(by_format.items()))
 
 
 def version_of(name: str, fmt: Format) -> str:

@@ -21,7 +21,7 @@ from types import MappingProxyType
 from typing import Any
 
 from migratekit.errors import ConfigError
-from migratekit.formats import Format, SectionError, Sections, format_of, number_of, sections, version_of
+from migratekit.formats import Format, SectionError, Sections, format_groups, format_of, number_of, sections, version_of
 
 NAME = re.compile(r"^(?P<number>\d+)_(?P<slug>[a-z0-9]+(?:_[a-z0-9]+)*)\.sql$")
 HEADER_LINE = re.compile(r"^--\s*(?P<key>[A-Za-z][A-Za-z -]*?)\s*:\s*(?P<value>.*?)\s*$")
@@ -317,11 +317,12 @@ def _reindex_concurrently(statement: Statement) -> bool:
 MAX_MIGRATION_BYTES = 20_000_000  # a larger "migration" is a data load: use COPY from a file instead
 
 
-def load_migrations(directory: Path, fmt: str = "auto") -> tuple[Migration, ...]:
+def load_migrations(directory: Path, fmt: str = "auto", mixed: bool = False) -> tuple[Migration, ...]:
     """Every migration of a directory, in numeric order of version (999 before 1000), then by name.
 
     `fmt` is "auto" (each file's format detected; a directory mixing formats is a ConfigError naming
-    the files) or one of `formats.FORMATS`. For updown, each .up.sql carries its .down.sql.
+    the files, unless `mixed`: the audit reports it as MK117 and reads on) or one of `formats.FORMATS`.
+    For updown, each .up.sql carries its .down.sql.
     A file linked to somewhere outside the directory, or too large to be a migration, or a
     directory that cannot be read, is bad input: a ConfigError naming it, before anything runs.
     """
@@ -330,14 +331,10 @@ def load_migrations(directory: Path, fmt: str = "auto") -> tuple[Migration, ...]
         path: Format(fmt) if fmt != "auto" else format_of(path.name, data.decode("utf-8", "replace"))
         for path, data in files.items()
     }
-    found = sorted(set(formats.values()))
-    if len(found) > 1:
-        groups = "; ".join(
-            f"{f}: {', '.join(sorted(p.name for p, pf in formats.items() if pf is f)[:3])}" for f in found
-        )
+    if len(set(formats.values())) > 1 and not mixed:
         raise ConfigError(
-            f"{directory} mixes migration formats ({groups}); keep one format per service, or set "
-            "format: in workspace.yaml for it"
+            f"{directory} mixes migration formats ({format_groups((p.name, f) for p, f in formats.items())}); "
+            "keep one format per service, or set format: in workspace.yaml for it"
         )
     migrations = []
     for path, data in files.items():

@@ -60,7 +60,7 @@ def function_diverged(ws: Workspace) -> Iterable[AcrossHit]:
     """
     bodies: dict[str, dict[str, tuple[str, str]]] = defaultdict(dict)  # function -> service -> (body, file)
     for name, service in ws.services.items():
-        for migration in load_migrations(service.migrations_dir, service.format):
+        for migration in load_migrations(service.migrations_dir, service.format, mixed=True):
             if migration.syntax_error is not None:
                 continue
             for statement in migration.statements:
@@ -140,7 +140,7 @@ def tracking_diverged(ws: Workspace) -> Iterable[AcrossHit]:
         if service.tracking_table.rsplit(".", 1)[-1] != "schema_migrations":
             yield name, config, None, f"tracking table {service.tracking_table}, not schema_migrations"
         found = tracking_table_statement(
-            load_migrations(service.migrations_dir, service.format), service.tracking_table
+            load_migrations(service.migrations_dir, service.format, mixed=True), service.tracking_table
         )
         init, create = found if found is not None else (None, None)
         if init is None or create is None:

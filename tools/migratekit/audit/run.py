@@ -97,7 +97,7 @@ def audit_service(
     quick = cache.stat_key(service, where) if use_cache else None
     findings = cache.load(workspace.root, quick) if quick else None
     if findings is None:
-        migrations = load_migrations(service.migrations_dir, service.format)
+        migrations = load_migrations(service.migrations_dir, service.format, mixed=True)  # MK117 names a mix
         entry = cache.key(service, migrations, where) if use_cache else None
         findings = cache.load(workspace.root, entry) if entry else None
         if findings is None:

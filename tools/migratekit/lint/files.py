@@ -11,7 +11,7 @@ from pathlib import Path
 
 from migratekit import findings
 from migratekit.findings import Scope
-from migratekit.formats import Format
+from migratekit.formats import Format, format_groups
 from migratekit.migration import NAME, Migration, tracking_table_statement
 
 
@@ -263,3 +263,20 @@ def section_markers(d: Directory) -> Iterable[FileHit]:
         error = m.section_error
         if error is not None:
             yield m.path, error.line, str(error)
+
+
+@rule(
+    "MK117",
+    "error",
+    "keep one format per service: move the other tool's files out, or set its format: in workspace.yaml",
+)
+def mixed_formats(d: Directory) -> Iterable[FileHit]:
+    """A migrations directory that mixes formats.
+
+    No runner applies both: migrate refuses the directory, and each tool skips or misreads the other's files.
+    Bad: 001_init.up.sql (golang-migrate) beside 002_seed.sql with -- migrate:up (dbmate)
+    Good: every file in the service's one format
+    """
+    if len({m.format for m in d.migrations}) > 1:
+        groups = format_groups((m.filename, m.format) for m in d.migrations)
+        yield d.path, None, f"mixes migration formats ({groups}); migrate refuses this directory"
