@@ -99,7 +99,7 @@ class Migration:
     def filename(self) -> str:
         return self.path.name
 
-    @property
+    @cached_property
     def version(self) -> str:
         return version_of(self.path.name, self.format)
 

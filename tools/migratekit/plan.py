@@ -10,8 +10,9 @@ from migratekit.formats import version_key
 from migratekit.migration import Migration
 from migratekit.results import Failure
 
-# Comments, whitespace and empty statements: what is left when a file holds no statement.
-STATEMENT_TEXT = re.compile(r"--[^\n]*|/\*.*?\*/|;|\s", re.DOTALL)
+# Comments, whitespace and empty statements from the start of a file: a file holds a statement when
+# something is left after them. Matched from the start, it reads a header, not the whole file.
+NO_STATEMENT = re.compile(r"(?:--[^\n]*|/\*.*?\*/|;|\s)*", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,8 @@ def plan(
                 )
     pending = tuple(m for m in migrations if m.version not in applied)
     for migration in pending:
-        if not STATEMENT_TEXT.sub("", migration.sql).strip():
+        text = migration.sql
+        if NO_STATEMENT.match(text).end() == len(text):  # type: ignore[union-attr]
             problems.append(
                 Failure(
                     "holds no SQL statement: a stub would be recorded as applied, and what is written into it "
@@ -71,8 +73,9 @@ def plan(
                 )
             )
     newest = max(applied, key=version_key, default="")
-    for migration in pending:
-        if version_key(migration.version) < version_key(newest) and not out_of_order:
+    newest_key = version_key(newest)
+    for migration in pending if applied and not out_of_order else ():
+        if version_key(migration.version) < newest_key:
             problems.append(
                 Failure(
                     f"pending, but sorts before {newest}, which is already applied",
