@@ -25,7 +25,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import psycopg
@@ -40,7 +40,7 @@ from migratekit import tracking  # noqa: E402
 from migratekit.apply import Options, apply_service  # noqa: E402
 from migratekit.databases import with_database  # noqa: E402
 from migratekit.embedded import create_database, drop_database  # noqa: E402
-from migratekit.migration import load_migrations  # noqa: E402
+from migratekit.migration import Migration, load_migrations  # noqa: E402
 from migratekit.orchestrate import migrate_all  # noqa: E402
 from migratekit.script import tracking_row, transaction_prefix  # noqa: E402
 from migratekit.settings import DEFAULTS  # noqa: E402
@@ -56,6 +56,27 @@ LONG_ROWS = {
 LIGHT = "-- Migration: {version}\nCREATE TABLE IF NOT EXISTS t{n} (id bigint PRIMARY KEY, note text);\n"
 
 
+def fresh_database(admin: str, databases: list[str], settle: bool = True) -> str:
+    """A new database's URL (the caller drops everything in `databases`), after a CHECKPOINT unless `settle`
+    is off: each timed run starts without the previous run's dirty pages to flush."""
+    name = f"mkb_{uuid.uuid4().hex[:8]}"
+    create_database(admin, name)
+    databases.append(name)
+    if settle:
+        checkpoint(admin)
+    return with_database(admin, name)
+
+
+def checkpoint(admin: str) -> None:
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute("CHECKPOINT")
+
+
+def floor_script(migrations: Sequence[Migration]) -> str:
+    """The floor's SQL: each file in its own transaction, no tracking, as psql runs it."""
+    return "".join(f"BEGIN;\n{m.sql}\nCOMMIT;\n" for m in migrations)
+
+
 def long_service(
     work: Path, count: int, admin: str, databases: list[str], rounds: int
 ) -> dict[str, tuple[float, float]]:
@@ -68,7 +89,7 @@ def long_service(
         (migrations / f"{n:0{width}d}_step.sql").write_text(LIGHT.format(version=f"{n:0{width}d}_step", n=n))
     (root / "tasks.py").write_text("from migratekit.tasks import ns\n")
     loaded = load_migrations(migrations)
-    (work / "floor.sql").write_text("".join(f"BEGIN;\n{m.sql}\nCOMMIT;\n" for m in loaded))
+    (work / "floor.sql").write_text(floor_script(loaded))
     # migratekit's exact work for the server at no client cost: each file's message as migratekit sends it
     # (BEGIN, its settings, the file, its tracking row, COMMIT), composed by migratekit's own functions and
     # sent by psql as one message (statements joined by \\;), against the floor's three messages per file.
@@ -84,14 +105,6 @@ def long_service(
     for m in loaded:
         (dbmate_dir / m.filename).write_text("-- migrate:up\n" + m.sql + "\n-- migrate:down\n")
 
-    def database() -> str:
-        name = f"mkb_{uuid.uuid4().hex[:8]}"
-        create_database(admin, name)
-        databases.append(name)
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute("CHECKPOINT")
-        return with_database(admin, name)
-
     psql = [shutil.which("psql") or "psql", *PSQL_FLAGS]
     invoke = [str(BIN / "invoke"), "migrate-all", "--json"]
     runners: dict[str, Callable[[str], tuple[float, float]]] = {
@@ -106,7 +119,7 @@ def long_service(
     order = list(runners)
     for index in range(rounds):
         for name in order[index % len(order) :] + order[: index % len(order)]:
-            url = database()
+            url = fresh_database(admin, databases)
             runs[name].append(runners[name](url))
             if name == "migratekit":
                 runs["up_to_date"].append(timed(invoke, {"LEDGER_DATABASE_URL": url}, root))
@@ -125,22 +138,14 @@ def paired(work: Path, admin: str, databases: list[str], pairs: int, chunk: int)
     than the 2% asked; pairs of short runs a second apart see the same machine.
     """
     loaded = load_migrations(work / "long" / "services" / "ledger" / "migrations")[:chunk]
-    (work / "chunk.sql").write_text("".join(f"BEGIN;\n{m.sql}\nCOMMIT;\n" for m in loaded))
+    (work / "chunk.sql").write_text(floor_script(loaded))
     psql = [shutil.which("psql") or "psql", *PSQL_FLAGS]
     kit: list[float] = []
     floor: list[float] = []
 
-    def database() -> str:
-        name = f"mkb_{uuid.uuid4().hex[:8]}"
-        create_database(admin, name)
-        databases.append(name)
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute("CHECKPOINT")
-        return with_database(admin, name)
-
     for index in range(pairs):
         for runner in ("kit", "floor") if index % 2 == 0 else ("floor", "kit"):
-            url = database()
+            url = fresh_database(admin, databases)
             started = time.perf_counter()
             if runner == "kit":
                 assert apply_service("ledger", url, loaded, Options()).ok
@@ -170,14 +175,8 @@ def uneven(
     graph, flat = load_workspace(work / "uneven"), load_workspace(work / "flat")
 
     def run(workspace: Workspace, waves: list[list[str]]) -> float:
-        urls = {}
-        for name in (name for wave in waves for name in wave):
-            db = f"mkb_{uuid.uuid4().hex[:6]}_{name}"
-            create_database(admin, db)
-            databases.append(db)
-            urls[name] = with_database(admin, db)
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute("CHECKPOINT")
+        urls = {name: fresh_database(admin, databases, settle=False) for wave in waves for name in wave}
+        checkpoint(admin)
         started = time.perf_counter()
         for wave in waves:
             results = migrate_all(workspace, wave, urls, Options(), jobs=jobs)

@@ -104,7 +104,7 @@ class Repository:
 
     root: Path
     manifests: tuple[tuple[Path, tuple[dict, ...]], ...]  # compose files, Kubernetes manifests, Helm templates
-    scripts: tuple[Path, ...]  # shell scripts at the root and in scripts/, bin/, hack/, ops/, deploy/
+    scripts: tuple[tuple[Path, str], ...]  # (path, text) of the repository scripts that apply migrations
     dockerfiles: tuple[SharedDockerfile, ...]  # Dockerfile* at the root and in docker/, build/, deploy/
     makefile: Path | None
 
@@ -117,7 +117,7 @@ def scan(root: Path) -> Repository:
     return Repository(
         root,
         repository_files(root),
-        repository_scripts(root),
+        tuple(_migrating_scripts(root)),
         tuple(SharedDockerfile.read(p) for p in dockerfiles if p.is_file() and "migrat" not in p.name.lower()),
         makefile if makefile.is_file() else None,
     )
@@ -230,11 +230,18 @@ def _manual(service: str, tree: Tree, repo: Repository) -> list[Job]:
             if hit is not None:
                 found.append(Job("Makefile target", target, makefile, False, line=hit))
                 break
-    for script in repo.scripts:
-        text = script.read_text(errors="replace")
-        if _names(text, service) and _migrates(script.name, text, Tree(repo.root)):
+    for script, text in repo.scripts:
+        if _names(text, service):
             found.append(Job("script", script.relative_to(repo.root).as_posix(), script, False))
     return found
+
+
+def _migrating_scripts(root: Path) -> Iterator[tuple[Path, str]]:
+    """Whether a script migrates is the same for every service it names: followed once per audit, not per service."""
+    for script in repository_scripts(root):
+        text = script.read_text(errors="replace")
+        if _migrates(script.name, text, Tree(root)):
+            yield script, text
 
 
 def _names(text: str, service: str) -> bool:
