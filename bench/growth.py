@@ -6,7 +6,8 @@
 Audit: `invoke audit --json` cold (`--no-cache`) and warm on monorepos of 50 migrations per
 service, with squawk on the same files beside it. migrate-all: `invoke migrate-all --json` from
 empty and up to date on 10 / 40 / 300 services of 25 migrations; beside up to date, its floor: a
-process that only connects to each database and reads its tracking rows, 4 at a time. Each row
+process that imports Invoke and psycopg, then only connects to each database and reads its tracking
+rows, 4 at a time (bench/migrate.py's UP_TO_DATE_FLOOR). Each row
 gives the cost per file or per service, which should stay flat as the work grows. Uses
 $MIGRATEKIT_SCRATCH_URL's server (default 127.0.0.1:5432) and drops every database it made.
 """
@@ -26,7 +27,7 @@ from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).parent))
-from migrate import BIN, median, timed  # noqa: E402
+from migrate import BIN, UP_TO_DATE_FLOOR, median, timed  # noqa: E402
 from synth import build  # noqa: E402
 
 from migratekit.databases import with_database  # noqa: E402
@@ -34,18 +35,6 @@ from migratekit.embedded import create_database, drop_database  # noqa: E402
 
 PER_SERVICE_AUDIT = 50
 PER_SERVICE_MIGRATE = 25
-# The floor of an up-to-date run: a process that only connects to each database and reads its tracking
-# rows, 4 at a time (migrate-all's default --jobs), with nothing else (no Invoke, no files, no plan).
-UP_TO_DATE_FLOOR = """
-import sys
-from concurrent.futures import ThreadPoolExecutor
-import psycopg
-def read(url):
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("SELECT version, checksum FROM public.schema_migrations").fetchall()
-with ThreadPoolExecutor(4) as pool:
-    list(pool.map(read, sys.argv[1:]))
-"""
 
 
 def audit_rows(work: Path, sizes: list[int]) -> list[tuple[str, ...]]:
@@ -89,7 +78,7 @@ def migrate_rows(work: Path, counts: list[int], admin: str) -> list[tuple[str, .
             command = [str(BIN / "invoke"), "migrate-all", "--json"]
             empty, peak = timed(command, env, root)
             current, _ = median(command, env, root)
-            floor, _ = median([sys.executable, "-c", UP_TO_DATE_FLOOR, *env.values()], {}, root)
+            floor, _ = median([sys.executable, "-c", UP_TO_DATE_FLOOR, "4", *env.values()], {}, root)
             rows.append(
                 (
                     f"{count} services",
@@ -98,6 +87,7 @@ def migrate_rows(work: Path, counts: list[int], admin: str) -> list[tuple[str, .
                     f"{current:.2f} s",
                     f"{current / count * 1000:.1f}",
                     f"{floor:.2f} s",
+                    f"{current / floor:.2f}",
                     f"{peak:.0f} MB",
                 )
             )
@@ -124,7 +114,16 @@ def main() -> None:
             audit.add_row(*row)
         console.print(audit)
         migrate = Table(title=f"migrate-all, {PER_SERVICE_MIGRATE} migrations per service (up to date: median of 3)")
-        for column in ("services", "from empty", "ms/service", "up to date", "ms/service", "floor", "peak memory"):
+        for column in (
+            "services",
+            "from empty",
+            "ms/service",
+            "up to date",
+            "ms/service",
+            "floor",
+            "up to date / floor",
+            "peak memory",
+        ):
             migrate.add_column(column, justify="left" if column == "services" else "right")
         for row in migrate_rows(work, args.services, admin):
             migrate.add_row(*row)
