@@ -8,7 +8,7 @@ import json
 import psycopg
 import pytest
 
-from conftest import Monorepo
+from conftest import Monorepo, write_tree
 from migratekit.schema import snapshot
 
 STEPS = [
@@ -183,6 +183,40 @@ def test_formats_side_by_side_migrate_in_dependency_order(monorepo) -> None:
         "legacy": ["001_init"],
     }
     assert repo.query("accounts", "SELECT version FROM orders.schema_migrations") == [("20240101000000_orders",)]
+
+
+def test_other_tools_directories_are_found_migrated_declared_and_extended(tmp_path, new_db) -> None:
+    """dbmate's default db/migrations and Go's internal/db/migrations, as real monorepos keep them: found without
+    a workspace.yaml under the service's own name, applied, declared by init, and new migrations go there."""
+    root = tmp_path / "repo"
+    write_tree(root, {"tasks.py": "from migratekit.tasks import ns\n"})
+    repo = Monorepo(root, {"AUTH_DATABASE_URL": new_db(), "BILLING_DATABASE_URL": new_db()})
+    for filename, text in files("dbmate", STEPS[:2]).items():
+        repo.write(f"services/auth/db/migrations/{filename}", text)
+    for filename, text in files("goose", STEPS[2:]).items():
+        repo.write(f"services/billing/internal/db/migrations/{filename}", text)
+    code, found = run(repo, "services")
+    assert {s["name"]: s["migrations_dir"] for s in found["services"]} == {
+        "auth": "services/auth/db/migrations",
+        "billing": "services/billing/internal/db/migrations",
+    }
+    assert repo.invoke("init").returncode == 0
+    declared = (root / "workspace.yaml").read_text()
+    assert "auth: {language: unknown, migrations: db/migrations, format: dbmate" in declared
+    assert "billing: {language: unknown, migrations: internal/db/migrations, format: goose}" in declared
+    code, result = run(repo, "migrate-all")
+    assert code == 0, result
+    assert {s["service"]: [a["version"] for a in s["applied"]] for s in result["services"]} == {
+        "auth": ["001_create_a", "002_add_name"],
+        "billing": ["003_create_c"],
+    }
+    assert repo.query("billing", "SELECT to_regclass('c') IS NOT NULL") == [(True,)]
+    assert repo.invoke("new-migration", "auth", "add email").returncode == 0
+    assert [p.name for p in (root / "services/auth/db/migrations").glob("003_add_email*")] == ["003_add_email.sql"]
+    assert not (root / "services/auth/migrations").exists()
+    code, again = run(repo, "migrate-all")
+    assert code == 0 and [s["outcome"] for s in again["services"]] == ["applied", "up to date"], again
+    assert [a["version"] for a in again["services"][0]["applied"]] == ["003_add_email"]
 
 
 @pytest.mark.parametrize(

@@ -119,6 +119,15 @@ def test_declared_service_without_a_directory(tmp_path: Path) -> None:
         ("version: 1\nservices:\n  a: {language: cobol}\n", "services.a.language: unknown language 'cobol'"),
         ("version: 1\nservices:\n  a: {tracking_table: 'x; drop'}\n", "services.a.tracking_table: 'x; drop'"),
         ("version: 1\nservices_dir: ../elsewhere\n", "services_dir: '../elsewhere' points outside"),
+        (
+            "version: 1\nservices:\n  a: {migrations: /srv/sql}\n",
+            "services.a.migrations: '/srv/sql': give the directory",
+        ),
+        (
+            "version: 1\nservices:\n  a: {migrations: ../../../x}\n",
+            "services.a.migrations: '../../../x' points outside",
+        ),
+        ("version: 1\ndefaults:\n  migrations: ''\n", "defaults.migrations: must be a non-empty string"),
         ("- a\n- b\n", "the top level must be a mapping"),
         ("version: 1\nservices: [a\n", "invalid YAML"),
         ("version: 1\nservices:\n  a: !!python/object:os.system {}\n", "invalid YAML"),
@@ -191,3 +200,46 @@ def test_two_directories_with_one_service_name_are_refused(tmp_path: Path) -> No
     write_tree(tmp_path, {"services/payments-api/migrations/": None, "services/payments/api/migrations/": None})
     with pytest.raises(ConfigError, match="services/payments/api and services/payments-api are both named service"):
         load_workspace(tmp_path)
+
+
+def test_other_tools_layouts_are_found_and_named_by_the_service(tmp_path: Path) -> None:
+    write_tree(
+        tmp_path,
+        {
+            "services/auth/db/migrations/20240101000000_users.sql": "-- migrate:up\nSELECT 1;\n",  # dbmate's default
+            "services/billing/internal/db/migrations/00001_invoices.sql": "-- +goose Up\nSELECT 1;\n",  # Go layout
+            "services/billing/go.mod": "module billing\n",
+            "services/ledger/internal/migrations/migrations.go": "package migrations\n",  # Go code, no SQL
+            "services/web/db/migrations/": None,  # empty, and not the seed's layout: nothing to migrate
+            "services/seeded/migrations/": None,  # the seed's layout, empty: a new service
+        },
+    )
+    ws = load_workspace(tmp_path)
+    found = {n: (s.migrations, s.language) for n, s in ws.services.items()}
+    assert found == {
+        "auth": ("db/migrations", "unknown"),  # not a service "auth-db" in services/auth/db
+        "billing": ("internal/db/migrations", "go"),
+        "seeded": ("migrations", "unknown"),
+    }
+    assert ws.services["auth"].migrations_dir == tmp_path / "services/auth/db/migrations"
+
+
+def test_migrations_says_where_a_service_keeps_them(tmp_path: Path) -> None:
+    write_tree(
+        tmp_path,
+        {
+            "services/reports/sql/schema/001_init.up.sql": "SELECT 1;\n",  # no known layout: declared
+            "services/auth/db/migrations/": None,
+            "services/auth/migrations/": None,  # defaults name db/migrations: this one is not read
+            "workspace.yaml": "version: 1\ndefaults:\n  migrations: db/migrations\n"
+            "services:\n  reports: {migrations: sql/schema/}\n  auth: {}\n",
+        },
+    )
+    ws = load_workspace(tmp_path)
+    assert {n: s.migrations for n, s in ws.services.items()} == {"auth": "db/migrations", "reports": "sql/schema"}
+
+
+def test_a_declared_migrations_directory_that_does_not_exist_is_named(tmp_path: Path) -> None:
+    message = error(tmp_path, ["a"], "version: 1\nservices:\n  a: {migrations: db/migrations}\n")
+    assert "services.a: declared, but services/a/db/migrations does not exist" in message
+    assert "set migrations: to where its migrations are" in message

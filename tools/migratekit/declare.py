@@ -83,6 +83,8 @@ def _detected(service: Service) -> CommentedMap:
     migrations = load_migrations(service.migrations_dir, service.format)
     fmt = migrations[0].format if migrations else Format.SEED
     settings: dict[str, str] = {}
+    if service.migrations != "migrations":  # found in another layout (db/migrations): said, so it is read there
+        settings["migrations"] = service.migrations
     if fmt is not Format.SEED:
         settings["format"] = str(fmt)
     if fmt in OWN_TABLE and service.tracking_table == "schema_migrations":

@@ -1,10 +1,14 @@
-"""Which directories of a monorepo are services: those holding a `migrations/` directory.
+"""Which directories of a monorepo are services: those holding their migrations in a known layout.
 
 By default, up to two levels below `services/` (`services/auth`, `services/payments/api`); or the
 glob patterns of `services_dir` in workspace.yaml. Never inside node_modules, vendor, dist, build,
 .git or a dot-directory, and never a directory inside another service. A nested service is named
 by its path below its base with `-` for `/` (`services/payments/api` is `payments-api`, reading
 `PAYMENTS_API_DATABASE_URL`).
+
+The layouts are the tools' own: the seed's `migrations/`, dbmate's default `db/migrations/`, and
+Go's `internal/` for code and SQL alike. Without them `services/auth/db/migrations` would be a
+service named `auth-db`, and `services/billing/internal/db/migrations` no service at all.
 """
 
 from __future__ import annotations
@@ -16,28 +20,44 @@ from migratekit.errors import ConfigError
 
 SKIP = {"node_modules", "vendor", "dist", "build", ".git", "__pycache__", "target"}
 DEFAULT_DEPTH = 2
+LAYOUTS = ("migrations", "db/migrations", "internal/db/migrations", "internal/migrations")
 
 
-def discover(root: Path, base: Path, patterns: list[str] | None = None) -> dict[str, Path]:
-    """name -> service directory, for the default layout under `base` or for `patterns` (relative to root)."""
-    if patterns is None:
+def discover(
+    root: Path, base: Path, patterns: list[str] | None = None, layouts: tuple[str, ...] = LAYOUTS
+) -> dict[str, tuple[Path, str]]:
+    """name -> (service directory, its migrations directory relative to it), the first of `layouts` it has,
+    for the default layout under `base` or for `patterns` (relative to root)."""
+    if patterns is None:  # services/web/db holding migrations/ is web's dbmate layout, not a service "web-db"
         found = [(base, d) for depth in range(1, DEFAULT_DEPTH + 1) for d in sorted(base.glob("/".join(["*"] * depth)))]
+        found = [(b, d) for b, d in found if d.parent == base or f"{d.name}/migrations" not in LAYOUTS]
     else:
         found = [(root / _base_of(p), Path(d)) for p in patterns for d in sorted(globbing.glob(str(root / p)))]
-    services = sorted((b, d) for b, d in found if (d / "migrations").is_dir() and not _skipped(d, root))
+    layout_of = {d: _layout(d, layouts) for _, d in found}
+    services = sorted((b, d) for b, d in found if layout_of[d] is not None and not _skipped(d, root))
     outer = {d for _, d in services}
-    names: dict[str, Path] = {}
+    names: dict[str, tuple[Path, str]] = {}
     for service_base, directory in services:
         if any(parent in outer for parent in directory.parents):
             continue  # inside another service: its migrations are that service's business
         name = "-".join(directory.relative_to(service_base).parts)
-        if name in names and names[name] != directory:
+        if name in names and names[name][0] != directory:
             raise ConfigError(
-                f"{names[name].relative_to(root)} and {directory.relative_to(root)} are both named service "
+                f"{names[name][0].relative_to(root)} and {directory.relative_to(root)} are both named service "
                 f"{name!r}; rename one directory, or narrow services_dir in workspace.yaml"
             )
-        names[name] = directory
+        names[name] = (directory, str(layout_of[directory]))
     return names
+
+
+def _layout(directory: Path, layouts: tuple[str, ...]) -> str | None:
+    """The first of `layouts` holding SQL; else the first layout, even empty (a new service). Another layout
+    without SQL is no service's: internal/migrations of Go code is a package, an empty db/migrations a leftover."""
+    existing = [m for m in layouts if (directory / m).is_dir()]
+    if existing[:1] == [layouts[0]] and len(existing) == 1:
+        return existing[0]  # the common case, told without listing the directory
+    with_sql = (m for m in existing if any((directory / m).glob("*.sql")))
+    return next(with_sql, layouts[0] if existing[:1] == [layouts[0]] else None)
 
 
 def base_of(pattern: str) -> str:
@@ -57,3 +77,19 @@ def _base_of(pattern: str) -> str:
 def _skipped(directory: Path, root: Path) -> bool:
     parts = directory.relative_to(root).parts if directory.is_relative_to(root) else directory.parts
     return any(p in SKIP or p.startswith(".") for p in parts)
+
+
+def guess_language(path: Path) -> str:
+    """A service's language from its build manifest (workspace.yaml's `language:` overrides it)."""
+    for marker, language in (
+        ("tsconfig.json", "typescript"),
+        ("package.json", "javascript"),
+        ("pyproject.toml", "python"),
+        ("requirements.txt", "python"),
+        ("go.mod", "go"),
+        ("Cargo.toml", "rust"),
+        ("pom.xml", "java"),
+    ):
+        if (path / marker).exists():
+            return language
+    return "unknown"

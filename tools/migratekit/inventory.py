@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from migratekit.databases import resolve
 from migratekit.migration import load_migrations
-from migratekit.workspace import Workspace
+from migratekit.workspace import Workspace, relative
 
 
 @dataclass(frozen=True)
@@ -16,6 +16,7 @@ class ServiceInfo:
     language: str
     depends_on: tuple[str, ...]
     migrations: int
+    migrations_dir: str  # relative to the monorepo's root
     newest: str | None
     url_variable: str
     database: str
@@ -35,6 +36,7 @@ def inventory(workspace: Workspace, environ: Mapping[str, str] | None = None) ->
                 language=service.language,
                 depends_on=service.depends_on,
                 migrations=len(migrations),
+                migrations_dir=relative(workspace.root, service.migrations_dir),
                 newest=migrations[-1].version if migrations else None,
                 url_variable=service.database_url_env,
                 database=resolve(service, environ).describe(),

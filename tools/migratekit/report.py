@@ -57,7 +57,7 @@ def services_table(rows: Sequence[ServiceInfo], undeclared: Sequence[str] = ()) 
         title="services (dependency order)",
         caption="a service whose URL variable is unset uses the embedded server (invoke db-up)",
     )
-    for column in ("service", "language", "depends on", "migrations", "newest", "url variable", "database"):
+    for column in ("service", "language", "depends on", "migrations", "in", "newest", "url variable", "database"):
         table.add_column(column, justify="right" if column == "migrations" else "left")
     for row in rows:
         name = row.name if row.declared or not undeclared else f"{row.name} [yellow](not in workspace.yaml)[/]"
@@ -66,6 +66,7 @@ def services_table(rows: Sequence[ServiceInfo], undeclared: Sequence[str] = ()) 
             row.language,
             ", ".join(row.depends_on) or "-",
             str(row.migrations),
+            row.migrations_dir,
             row.newest or "-",
             row.url_variable,
             row.database,

@@ -125,7 +125,7 @@ def verify_image(workspace: Workspace, name: str) -> ImageCheck:
     dockerfile = service.path / "Dockerfile"
     if not dockerfile.is_file():
         raise ConfigError(f"{name} has no Dockerfile at {dockerfile}; nothing to build")
-    image = analyse(dockerfile, service.path, workspace.root)
+    image = analyse(dockerfile, service.path, workspace.root, migrations_dir=service.migrations_dir)
     client = docker.from_env()
     built, _ = client.images.build(
         path=str(image.context),

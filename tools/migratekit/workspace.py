@@ -1,8 +1,8 @@
 """The monorepo model: workspace.yaml, the services found on disk, and their dependency graph.
 
-workspace.yaml is optional; without it every `<services_dir>/*/migrations` directory is a
-service with the defaults. Validation is strict because a typo in a deploy tool's config
-(`depends-on` for `depends_on`) must fail loudly rather than silently change the order.
+workspace.yaml is optional; without it every directory below `<services_dir>` holding migrations
+in a known layout (discovery.LAYOUTS) is a service with the defaults. Validation is strict because
+a typo in a deploy tool's config (`depends-on` for `depends_on`) must fail loudly, not reorder runs.
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from migratekit.discovery import base_of, discover
+from migratekit.discovery import LAYOUTS, base_of, discover, guess_language
 from migratekit.errors import ConfigError
 from migratekit.formats import FORMATS
 from migratekit.graph import closure, dependency_sorter, parallel_groups
 from migratekit.settings import DEFAULTS, SERVICE_SETTINGS, WORKSPACE_FILE
-from migratekit.yamlfile import read_yaml
+from migratekit.yamlfile import Checker, read_yaml
 
 STATE_DIR = ".migratekit"  # the embedded cluster, locks: local state, never committed
 SERVICE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
@@ -31,7 +31,7 @@ DURATION = re.compile(r"^\d+\s*(?:us|ms|s|min|h|d)?$")
 LANGUAGES = ("typescript", "javascript", "python", "go", "java", "rust", "sql", "unknown")
 
 TOP_KEYS = {"version", "services_dir", "defaults", "services", "environments"}
-DEFAULT_KEYS = set(SERVICE_SETTINGS)
+DEFAULT_KEYS = {*SERVICE_SETTINGS, "migrations"}  # migrations: unset, the first layout found on disk
 SERVICE_KEYS = DEFAULT_KEYS | {"language", "depends_on", "database", "ignore", "gaps", "create_database"}
 RULE_CODE = re.compile(r"^MK\d{3}$")
 
@@ -56,10 +56,11 @@ class Service:
     gaps: str = "check"  # "allow": the service numbers sparsely on purpose (no MK103)
     create_database: bool = False  # migrate creates the URL's database when the server lacks it
     ignore: tuple[str, ...] = ()  # audit rule codes silenced for this service
+    migrations: str = "migrations"  # relative to path: db/migrations (dbmate), internal/db/migrations (Go)
 
     @property
     def migrations_dir(self) -> Path:
-        return self.path / "migrations"
+        return self.path / self.migrations
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,8 @@ class Workspace:
         if not self.services:
             where = relative(self.root, self.services_dir) if self.services_dir.is_relative_to(self.root) else "?"
             raise ConfigError(
-                f"no services in {self.root}: no {where}/*/migrations directory and none declared in "
+                f"no services in {self.root}: no {where}/*/migrations (or db/migrations, internal/db/migrations, "
+                f"internal/migrations) and none declared in "
                 f"{WORKSPACE_FILE}; run from your monorepo's root, pass --root, or create one (invoke new-service)"
             )
 
@@ -156,44 +158,11 @@ def load_workspace(root: Path | str | None = None) -> Workspace:
     return build_workspace(root, raw, lines, config_path)
 
 
-class _Checker:
-    """Validation helpers that turn a bad value into an error naming file, line and key."""
-
-    def __init__(self, path: Path | None, lines: dict[tuple[str, ...], int]):
-        self.path = path
-        self.lines = lines
-
-    def fail(self, key: tuple[str, ...], problem: str) -> ConfigError:
-        where = str(self.path or WORKSPACE_FILE)
-        line = self.lines.get(key)
-        if line:
-            where += f":{line}"
-        dotted = ".".join(key)
-        return ConfigError(f"{where}: {dotted}: {problem}" if dotted else f"{where}: {problem}")
-
-    def mapping(self, value: Any, key: tuple[str, ...], allowed: set[str]) -> dict[str, Any]:
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            raise self.fail(key, f"must be a mapping, not {type(value).__name__}")
-        for k in value:
-            if not isinstance(k, str) or k not in allowed:
-                raise self.fail((*key, str(k)), f"unknown key; allowed here: {', '.join(sorted(allowed))}")
-        return value
-
-    def string(self, value: Any, key: tuple[str, ...], pattern: re.Pattern[str] | None = None, hint: str = "") -> str:
-        if not isinstance(value, str) or not value:
-            raise self.fail(key, f"must be a non-empty string, not {value!r}")
-        if pattern is not None and not pattern.match(value):
-            raise self.fail(key, f"{value!r} is not valid; {hint}")
-        return value
-
-
 def build_workspace(
     root: Path, raw: dict[str, Any], lines: dict[tuple[str, ...], int], config_path: Path | None
 ) -> Workspace:
     """Validate parsed workspace.yaml data against the services on disk (pure apart from listing dirs)."""
-    check = _Checker(config_path, lines)
+    check = Checker(config_path, lines)
     top = check.mapping(raw, (), TOP_KEYS)
     version = top.get("version", 1)
     if version != 1:
@@ -208,20 +177,22 @@ def build_workspace(
     names = {str(k) for k in raw_services} if isinstance(raw_services, dict) else set()
     declared = check.mapping(raw_services, ("services",), names)
     try:
-        on_disk = discover(root, services_dir, patterns)
+        on_disk = discover(
+            root, services_dir, patterns, (defaults["migrations"],) if "migrations" in defaults else LAYOUTS
+        )
     except ConfigError as exc:
         raise check.fail(("services_dir",), str(exc)) from None
 
     services = {
-        name: _service(check, root, on_disk.get(name, services_dir / name), name, declared, defaults)
+        name: _service(check, root, on_disk.get(name, (services_dir / name, None)), name, declared, defaults)
         for name in sorted(set(declared) | set(on_disk))
     }
     for name in declared:
-        if name not in on_disk:
+        if not services[name].migrations_dir.is_dir():
             raise check.fail(
                 ("services", name),
-                f"declared, but {(services_dir / name).relative_to(root)}/migrations does not exist; "
-                "create it (invoke new-service) or remove the entry",
+                f"declared, but {relative(root, services[name].migrations_dir)} does not exist; "
+                "create it (invoke new-service), set migrations: to where its migrations are, or remove the entry",
             )
     readers: dict[str, str] = {}
     for name, svc in services.items():
@@ -253,7 +224,7 @@ def build_workspace(
     return workspace
 
 
-def _services_dir(check: _Checker, root: Path, raw: Any) -> tuple[Path, list[str] | None]:
+def _services_dir(check: Checker, root: Path, raw: Any) -> tuple[Path, list[str] | None]:
     """`services_dir`: one directory (the default layout below it) or a list of glob patterns."""
     patterns = raw if isinstance(raw, list) else None
     if patterns is not None and not all(isinstance(p, str) and p for p in patterns):
@@ -269,28 +240,40 @@ def _services_dir(check: _Checker, root: Path, raw: Any) -> tuple[Path, list[str
 
 
 def _service(
-    check: _Checker, root: Path, path: Path, name: str, declared: dict[str, Any], defaults: dict[str, str]
+    check: Checker,
+    root: Path,
+    found: tuple[Path, str | None],
+    name: str,
+    declared: dict[str, Any],
+    defaults: dict[str, str],
 ) -> Service:
-    """One service from its entry (if declared) and the defaults; bad values name their line."""
+    """One service from its entry (if declared), the defaults and its layout on disk; bad values name their line."""
     where = ("services", name)
     if not SERVICE_NAME.match(name):
         raise check.fail(where, "a service name is lower-case letters, digits, '-' and '_', starting with a letter")
     entry = check.mapping(declared.get(name), where, SERVICE_KEYS)
-    for candidate in (path, path / "migrations"):
+    path, layout = found
+    key = (*where, "migrations")
+    if "migrations" in entry:
+        layout = _layout(check, key, entry["migrations"])
+    migrations = layout or defaults.get("migrations", "migrations")
+    if not (path / migrations).resolve().is_relative_to(root) and not (path / migrations).is_symlink():
+        raise check.fail(key, f"{migrations!r} points outside the repository")
+    for candidate in (path, path / migrations):
         if candidate.is_symlink() and not candidate.resolve().is_relative_to(root):
             raise check.fail(
                 where,
                 f"{candidate.relative_to(root)} is a symbolic link to {candidate.resolve()}, outside the "
                 "repository; migrations must live in it (copy them in, or use a git submodule)",
             )
-    settings = {k: _setting(check, (*where, k), k, entry[k]) if k in entry else defaults[k] for k in DEFAULT_KEYS}
+    settings = {k: _setting(check, (*where, k), k, entry[k]) if k in entry else defaults[k] for k in SERVICE_SETTINGS}
     depends = entry.get("depends_on", [])
     if not isinstance(depends, list) or not all(isinstance(d, str) for d in depends):
         raise check.fail((*where, "depends_on"), "must be a list of service names")
     ignore = entry.get("ignore", [])
     if not isinstance(ignore, list) or not all(isinstance(c, str) and RULE_CODE.match(c) for c in ignore):
         raise check.fail((*where, "ignore"), "must be a list of rule codes such as [MK103, MK302]")
-    language = entry.get("language") or _guess_language(path)
+    language = entry.get("language") or guess_language(path)
     if language not in LANGUAGES:
         raise check.fail((*where, "language"), f"unknown language {language!r}; one of {', '.join(LANGUAGES)}")
     database = check.string(
@@ -314,22 +297,23 @@ def _service(
         create_database=_flag(check, (*where, "create_database"), entry.get("create_database", False)),
         declared=name in declared,
         ignore=tuple(ignore),
+        migrations=migrations,
     )
 
 
-def _flag(check: _Checker, key: tuple[str, ...], value: Any) -> bool:
+def _flag(check: Checker, key: tuple[str, ...], value: Any) -> bool:
     if not isinstance(value, bool):
         raise check.fail(key, f"{value!r}: use true or false")
     return value
 
 
-def _gaps(check: _Checker, key: tuple[str, ...], value: Any) -> str:
+def _gaps(check: Checker, key: tuple[str, ...], value: Any) -> str:
     if value not in ("check", "allow"):
         raise check.fail(key, f"{value!r}: use allow (numbered sparsely on purpose) or check (the default)")
     return str(value)
 
 
-def _setting(check: _Checker, key: tuple[str, ...], name: str, value: Any) -> str:
+def _setting(check: Checker, key: tuple[str, ...], name: str, value: Any) -> str:
     if name in ("lock_timeout", "statement_timeout"):
         if isinstance(value, int) and not isinstance(value, bool):
             value = f"{value}ms"
@@ -346,25 +330,20 @@ def _setting(check: _Checker, key: tuple[str, ...], name: str, value: Any) -> st
                 "use a shorter name",
             )
         return table
+    if name == "migrations":  # in defaults: every service's, checked against each service's directory later
+        return _layout(check, key, value)
     text = check.string(value, key)
     if name == "database_url_env" and not re.match(r"^[A-Za-z_{}][A-Za-z0-9_{}]*$", text):
         raise check.fail(key, f"{text!r} is not an environment variable name ({{SERVICE}} is replaced)")
     return text
 
 
-def _guess_language(path: Path) -> str:
-    for marker, language in (
-        ("tsconfig.json", "typescript"),
-        ("package.json", "javascript"),
-        ("pyproject.toml", "python"),
-        ("requirements.txt", "python"),
-        ("go.mod", "go"),
-        ("Cargo.toml", "rust"),
-        ("pom.xml", "java"),
-    ):
-        if (path / marker).exists():
-            return language
-    return "unknown"
+def _layout(check: Checker, key: tuple[str, ...], value: Any) -> str:
+    """A `migrations:` directory, relative to the service's (db/migrations); _service keeps it in the repository."""
+    text = check.string(value, key)
+    if text.startswith("/") or "\\" in text:
+        raise check.fail(key, f"{value!r}: give the directory relative to the service, with '/' (db/migrations)")
+    return text.rstrip("/") or "."
 
 
 def relative(root: Path, path: Path) -> str:

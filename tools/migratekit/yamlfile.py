@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from migratekit.errors import ConfigError
+from migratekit.settings import WORKSPACE_FILE
 
 MAX_WORKSPACE_BYTES = 1_000_000
 MAX_ALIASES = 100
@@ -72,3 +74,36 @@ def _collect_lines(
             key = (*prefix, str(key_node.value))
             out[key] = key_node.start_mark.line + 1
             _collect_lines(value_node, key, out, seen)
+
+
+class Checker:
+    """Validation helpers that turn a bad value into an error naming file, line and key (from read_yaml's lines)."""
+
+    def __init__(self, path: Path | None, lines: dict[tuple[str, ...], int]):
+        self.path = path
+        self.lines = lines
+
+    def fail(self, key: tuple[str, ...], problem: str) -> ConfigError:
+        where = str(self.path or WORKSPACE_FILE)
+        line = self.lines.get(key)
+        if line:
+            where += f":{line}"
+        dotted = ".".join(key)
+        return ConfigError(f"{where}: {dotted}: {problem}" if dotted else f"{where}: {problem}")
+
+    def mapping(self, value: Any, key: tuple[str, ...], allowed: set[str]) -> dict[str, Any]:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise self.fail(key, f"must be a mapping, not {type(value).__name__}")
+        for k in value:
+            if not isinstance(k, str) or k not in allowed:
+                raise self.fail((*key, str(k)), f"unknown key; allowed here: {', '.join(sorted(allowed))}")
+        return value
+
+    def string(self, value: Any, key: tuple[str, ...], pattern: re.Pattern[str] | None = None, hint: str = "") -> str:
+        if not isinstance(value, str) or not value:
+            raise self.fail(key, f"must be a non-empty string, not {value!r}")
+        if pattern is not None and not pattern.match(value):
+            raise self.fail(key, f"{value!r} is not valid; {hint}")
+        return value

@@ -309,13 +309,13 @@ def _compose(services: dict, path: Path, service: str, own: bool, tree: Tree, ro
     ]
     for name in sorted(migrating):
         spec = services[name]
-        if not (_belongs(str(name), spec, service, own) or _carries(spec, path, service, root)):
+        if not (_belongs(str(name), spec, service, own) or _carries(spec, path, tree, root)):
             continue
         ordered = any(_waits_for(server, name) for server in servers)
         image = str(spec.get("image") or "") or None
         command = _command(spec, "entrypoint", "command")
         yield Job("compose service", str(name), path, ordered, image, command=command)
-    migrations = tree.directory / "migrations"
+    migrations = tree.migrations
     for name, spec in services.items():
         if isinstance(spec, dict) and any(
             target.startswith(INITDB) and (path.parent / source).resolve() == migrations.resolve()
@@ -360,12 +360,12 @@ def _builds_migrator(spec: dict, compose: Path) -> bool:
     return build is not None and "migrat" in build.dockerfile.name.lower()
 
 
-def _carries(spec: dict, compose: Path, service: str, root: Path) -> bool:
+def _carries(spec: dict, compose: Path, tree: Tree, root: Path) -> bool:
     """A shared migration image (one Dockerfile.migrate for all) is this service's when it copies its migrations."""
     build = compose_build(spec, compose)
     if build is None or not build.dockerfile.is_file():
         return False
-    image = analyse(build.dockerfile, root / "services" / service, root, build)
+    image = analyse(build.dockerfile, tree.directory, root, build, tree.migrations)
     return bool(image.final.carriers)
 
 

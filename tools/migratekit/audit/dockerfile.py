@@ -18,6 +18,8 @@ from pathlib import Path
 from dockerfile_parse import DockerfileParser
 from dockerfile_parse.util import WordSplitter
 
+from migratekit.workspace import relative
+
 
 @dataclass
 class Stage:
@@ -91,7 +93,9 @@ def _shell(value: str) -> str:
     return shlex.join(_args(value)) if value.strip().startswith("[") else value.strip()
 
 
-def analyse(dockerfile: Path, service_dir: Path, root: Path, build: Build | None = None) -> Image:
+def analyse(
+    dockerfile: Path, service_dir: Path, root: Path, build: Build | None = None, migrations_dir: Path | None = None
+) -> Image:
     """Follow every COPY of the migrations through the stages of `dockerfile`."""
     parser = parse(dockerfile, dict(build.args) if build else None)
     instructions = [dict(i) for i in parser.structure]
@@ -103,7 +107,7 @@ def analyse(dockerfile: Path, service_dir: Path, root: Path, build: Build | None
     # Build context: the repository root when the Dockerfile names paths like services/<name>/...
     copies_service_paths = any(i["instruction"] in ("COPY", "ADD") and service_rel in i["value"] for i in instructions)
     context = build.context if build else root if copies_service_paths else service_dir
-    migrations_rel = (service_dir / "migrations").relative_to(context).as_posix()
+    migrations_rel = relative(context, migrations_dir or service_dir / "migrations")
     stages: list[Stage] = []
     context_copies: list[tuple[str, int]] = []
     runs: list[tuple[str, int]] = []

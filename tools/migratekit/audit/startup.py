@@ -82,6 +82,11 @@ class Tree:
     migrating: frozenset[str] = frozenset()  # names of the service's functions that (transitively) migrate
     listening: frozenset[str] = frozenset()
     scopes: dict[str, list[Call]] = field(default_factory=dict)  # every named function's calls, in order
+    migrations_at: Path | None = None  # the service's migrations directory, when not directory/migrations
+
+    @property
+    def migrations(self) -> Path:
+        return self.migrations_at or self.directory / "migrations"
 
     def find(self, written: str) -> Path | None:
         """The service file a path in a command means: `/app/dist/migrate.js` -> src/migrate.ts."""

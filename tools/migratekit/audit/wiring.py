@@ -81,14 +81,17 @@ def collect(service: Service, root: Path, repo: deploy.Repository | None = None)
     sources = [SourceFile(path, code_only(path, text)) for path, text in texts.items()]  # rules never read comments
     package = service.path / "package.json"
     scripts = load_scripts(package) if package.is_file() else {}
-    tree = routes.name_sets(programs, Tree(service.path, scripts, {p.path: p for p in programs}, tuple(files)))
+    tree = Tree(
+        service.path, scripts, {p.path: p for p in programs}, tuple(files), migrations_at=service.migrations_dir
+    )
+    tree = routes.name_sets(programs, tree)
     repo = repo or deploy.scan(root)
     builds = deploy.builds(service.name, service.path, repo, tree.files)
     image = None
     if builds:
         first = builds[0]
         own = first.context == service.path and not first.args and first.target is None
-        image = analyse(first.dockerfile, service.path, root, None if own else first)
+        image = analyse(first.dockerfile, service.path, root, None if own else first, service.migrations_dir)
     found, listen_first = routes.in_process(programs, tree)
     shell_steps = {p: follow(texts[p], tree, p) for p in texts if p.suffix in SHELL_SUFFIXES}  # followed once
     starts = [(follow(text, tree, None, line or 1), where, line) for text, where, line in _starts(image, tree)]
@@ -189,7 +192,7 @@ def dockerignore_excludes(w: Wiring) -> Iterable[WiringHit]:
     """
     if w.image is None:
         return
-    relative = (w.service.path / "migrations" / "001_init.sql").relative_to(w.image.context).as_posix()
+    relative = (w.service.migrations_dir / "001_init.sql").relative_to(w.image.context).as_posix()
     dropped = dockerignore_drops(w.image.context, relative)
     if dropped:
         path, line, pattern = dropped
