@@ -153,6 +153,43 @@ def test_shared_database_with_schema_tracking_tables(monorepo, new_db) -> None:
     assert repo.query("battles", "SELECT version FROM enrichment.schema_migrations") == [("001_init",)]
 
 
+def test_services_sharing_a_database_with_one_identical_first_file_both_apply(monorepo) -> None:
+    """Two scaffolded services in one database start with the same 001_init.sql: each records it in its own table,
+    and the second's empty table is not mistaken for a history kept elsewhere."""
+    repo = monorepo({"orders": {}, "invoices": {"database": "orders", "tracking_table": "invoices.schema_migrations"}})
+    repo.env["INVOICES_DATABASE_URL"] = repo.env["ORDERS_DATABASE_URL"]
+    for name in ("orders", "invoices"):
+        repo.migration(name, "001_init.sql", "CREATE SCHEMA IF NOT EXISTS invoices;\n")
+    result = repo.invoke("migrate-all", "--jobs", "1")
+    assert result.returncode == 0, result.stdout
+    assert repo.query("orders", "SELECT version FROM invoices.schema_migrations") == [("001_init",)]
+
+
+def test_a_tracking_table_changed_after_migrating_is_refused_not_run_again(monorepo) -> None:
+    """Migrated without a workspace.yaml, then `invoke init` gives the dbmate service a table of its own: the
+    history stays in public.schema_migrations, and starting the new table empty would run every migration again."""
+    repo = monorepo({"auth": {}}, workspace=False)
+    repo.migration("auth", "20240101000000_users.sql", "-- migrate:up\nCREATE TABLE users (id int PRIMARY KEY);\n")
+    repo.migration("auth", "20240102000000_admin.sql", "-- migrate:up\nINSERT INTO users VALUES (1);\n")
+    assert repo.invoke("migrate-all").returncode == 0
+    assert repo.invoke("init").returncode == 0
+    assert "tracking_table: migratekit.schema_migrations" in (repo.root / "workspace.yaml").read_text()
+    for flags in (["--dry-run"], []):
+        result = repo.invoke("migrate-all", "--json", *flags)
+        assert result.returncode == 1, result.stdout
+        failure = json.loads(result.stdout)["services"][0]["failure"]
+        assert failure["message"].startswith(
+            "migratekit.schema_migrations does not exist yet, but public.schema_migrations records 2 of these "
+            "migrations with the same checksums (20240101000000_users, 20240102000000_admin)"
+        )
+        assert "set tracking_table to public.schema_migrations for this service" in failure["hint"]
+    assert repo.query("auth", "SELECT to_regclass('migratekit.schema_migrations'), count(*) FROM users") == [(None, 1)]
+    with psycopg.connect(repo.env["AUTH_DATABASE_URL"]) as conn:  # the hint, followed
+        conn.execute("CREATE SCHEMA migratekit; ALTER TABLE public.schema_migrations SET SCHEMA migratekit")
+    after = json.loads(repo.invoke("migrate-all", "--json").stdout)["services"][0]
+    assert (after["outcome"], after["already_applied"]) == ("up to date", 2)
+
+
 def test_the_example_monorepo_migrates_and_its_python_service_uses_the_runner(example_repo: Monorepo, new_db) -> None:
     auth, battles = new_db(), new_db()
     repo = example_repo

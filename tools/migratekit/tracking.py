@@ -135,6 +135,37 @@ def recorded(conn: psycopg.Connection, tracking_table: str) -> dict[str, str] | 
     return applied_rows(conn, tracking_table) if state(conn, tracking_table) == "ok" else None
 
 
+# Tables of the seed's shape in this database, schema-qualified and quoted as sql.Identifier would.
+SEED_SHAPED = (
+    "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c "
+    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p') "
+    "AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND (SELECT pg_catalog.count(*) "
+    "FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
+    "AND a.attname IN ('version', 'applied_at', 'checksum', 'execution_time_ms')) = 4"
+)
+
+
+def history_elsewhere(
+    conn: psycopg.Connection, tracking_table: str, checksums: dict[str, str], neighbours: tuple[str, ...]
+) -> tuple[str, list[str]] | None:
+    """Another table of the seed's shape recording these very files (same version, same checksum), and not
+    another service's (`neighbours`): this service's history, left there when its tracking_table changed.
+
+    Checked only while `tracking_table` does not exist yet: starting it empty would run every migration again.
+    """
+    from psycopg import sql
+
+    ours = {qualified(t) for t in (tracking_table, *neighbours)}
+    for (table,) in conn.execute(SEED_SHAPED).fetchall():
+        if table.replace('"', "") in ours:
+            continue
+        rows = conn.execute(sql.SQL("SELECT version, checksum FROM {}").format(sql.SQL(table))).fetchall()
+        same = sorted(version for version, checksum in rows if checksums.get(version) == checksum)
+        if same:
+            return table, same
+    return None
+
+
 # Naming every seed column checks the table's shape in the query that reads it: another tool's
 # table (golang-migrate's version, dirty) fails with undefined_column. num_nulls(...) >= 0 always holds.
 SHAPED_ROWS = "SELECT version, checksum FROM {} WHERE pg_catalog.num_nulls(applied_at, execution_time_ms) >= 0"
