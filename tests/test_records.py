@@ -114,6 +114,44 @@ def test_init_declares_what_is_there_and_update_adds_only_what_is_new(tmp_path) 
     assert after.startswith(edited) and "orders: {language: unknown}" in after
 
 
+def test_init_writes_down_where_a_monorepo_keeps_its_services_when_migratekit_would_not_look_there(
+    tmp_path, new_db
+) -> None:
+    """One Go module, services under internal/services, goose files in each one's storage/migrations (a real
+    monorepo's shape): the other commands say where the SQL is and that init declares it; init infers the shape."""
+    goose = "-- +goose Up\nCREATE TABLE IF NOT EXISTS {0} (id int);\n-- +goose Down\nDROP TABLE {0};\n"
+    root = write_tree(
+        tmp_path / "repo",
+        {
+            "tasks.py": "from migratekit.tasks import ns\n",
+            "go.mod": "module chat\n",
+            "internal/services/users/storage/migrations/20240123000000_users.sql": goose.format("users"),
+            "internal/services/users/cmd/main.go": "package main\n",
+            "internal/services/chat/storage/migrations/20250127000000_messages.sql": goose.format("messages"),
+            "internal/services/chat/cmd/main.go": "package main\n",
+            "tools/seed/migrations/001_fixtures.sql": "SELECT 1;\n",  # another shape: left to the user
+        },
+    )
+    repo = Monorepo(root, {"USERS_DATABASE_URL": new_db(), "CHAT_DATABASE_URL": new_db()})
+    before = repo.invoke("migrate-all")
+    assert before.returncode == 2
+    assert "but SQL migrations are in internal/services/chat/storage/migrations, " in before.stderr
+    assert "invoke init declares them" in before.stderr
+    made = repo.invoke("init")
+    assert made.returncode == 0, made.stderr
+    assert "say services_dir: internal/services, migrations: storage/migrations" in made.stdout
+    assert "not declared, another shape: tools/seed/migrations" in made.stdout
+    written = (root / "workspace.yaml").read_text()
+    assert "services_dir: internal/services\ndefaults:\n  migrations: storage/migrations\n" in written
+    assert "chat: {language: go, format: goose}" in written  # Go told by the source files: no go.mod per service
+    result = repo.invoke("migrate-all", "--json")
+    assert result.returncode == 0, result.stdout
+    assert [s["applied"][0]["version"] for s in json.loads(result.stdout)["services"]] == [
+        "20250127000000_messages",
+        "20240123000000_users",
+    ]
+
+
 def test_new_service_in_a_repo_without_workspace_yaml_declares_every_service(tmp_path) -> None:
     root = write_tree(
         tmp_path / "repo",

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from conftest import write_tree
+from migratekit.discovery import Layout, infer_layout
 from migratekit.errors import ConfigError
 from migratekit.graph import critical_paths
 from migratekit.workspace import find_root, load_workspace, parallel_groups
@@ -243,3 +244,23 @@ def test_a_declared_migrations_directory_that_does_not_exist_is_named(tmp_path: 
     message = error(tmp_path, ["a"], "version: 1\nservices:\n  a: {migrations: db/migrations}\n")
     assert "services.a: declared, but services/a/db/migrations does not exist" in message
     assert "set migrations: to where its migrations are" in message
+
+
+@pytest.mark.parametrize(
+    ("paths", "expected"),
+    [
+        (
+            ["internal/services/chat/storage/migrations", "internal/services/users/storage/migrations"],
+            Layout("internal/services", "storage/migrations", ("chat", "users")),
+        ),
+        (
+            ["apps/a/db/migrations", "apps/b/db/migrations", "apps/c/db/migrations", "tools/x/migrations"],
+            Layout("apps", "db/migrations", ("a", "b", "c"), ("tools/x/migrations",)),
+        ),
+        (["auth/migrations", "billing/migrations"], Layout(".", "migrations", ("auth", "billing"))),
+        (["internal/db/migrations"], None),  # one service: no shape to tell which part is its directory
+        ([], None),
+    ],
+)
+def test_init_infers_the_shape_most_migrations_directories_share(paths: list[str], expected: Layout | None) -> None:
+    assert infer_layout(paths) == expected

@@ -2,22 +2,26 @@
 
 `init` declares every service found on disk with what can be detected (language, format, and a
 tracking table of its own where the service's other tool already owns `schema_migrations`);
-`depends_on` is left to the user, with a comment saying so.
+`depends_on` is left to the user, with a comment saying so. Where no service is in a known place,
+it looks for the shape the monorepo's migrations directories share and writes that down first.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
+from migratekit.discovery import Layout, infer_layout, migration_dirs
 from migratekit.errors import ConfigError
 from migratekit.formats import Format
 from migratekit.migration import load_migrations
 from migratekit.settings import WORKSPACE_FILE
-from migratekit.workspace import Service, Workspace
+from migratekit.workspace import Service, Workspace, build_workspace
 
 HEADER = (
     "The services of this monorepo, their databases and the order they migrate in (written by invoke init).\n"
@@ -31,6 +35,7 @@ OWN_TABLE = {Format.DBMATE: "dbmate", Format.UPDOWN: "golang-migrate"}
 class Declared:
     path: Path
     added: tuple[str, ...]
+    layout: Layout | None = None  # what init inferred, when no service was in a known place
 
 
 def init_workspace(workspace: Workspace, update: bool = False) -> Declared:
@@ -38,11 +43,28 @@ def init_workspace(workspace: Workspace, update: bool = False) -> Declared:
     path = workspace.root / WORKSPACE_FILE
     if path.exists() and not update:
         raise ConfigError(f"{path} exists; invoke init --update adds the services it lacks, keeping the rest")
+    layout: Layout | None = None
+    top: dict[str, Any] = {}
+    if not workspace.services and not path.exists():
+        layout = infer_layout(migration_dirs(workspace.root))
+        if layout is not None:
+            top = {"services_dir": layout.services_dir}
+            if layout.migrations != "migrations":
+                top["defaults"] = {"migrations": layout.migrations}
+            workspace = build_workspace(workspace.root, {"version": 1, **top}, {}, None)
+    workspace.require_services()
+    default = layout.migrations if layout else "migrations"
     names = [n for n in workspace.order() if not workspace.services[n].declared or not path.exists()]
-    return Declared(path, tuple(declare(workspace, {n: _detected(workspace.services[n]) for n in names})))
+    entries = {n: _detected(workspace.services[n], default) for n in names}
+    return Declared(path, tuple(declare(workspace, entries, top, default)), layout)
 
 
-def declare(workspace: Workspace, entries: dict[str, CommentedMap]) -> list[str]:
+def declare(
+    workspace: Workspace,
+    entries: dict[str, CommentedMap],
+    top: Mapping[str, Any] | None = None,
+    default: str = "migrations",
+) -> list[str]:
     """Add `entries` under services: in workspace.yaml (created when absent, with every service on disk)."""
     path = workspace.root / WORKSPACE_FILE
     yaml = YAML()  # round-trip mode: comments survive
@@ -50,10 +72,10 @@ def declare(workspace: Workspace, entries: dict[str, CommentedMap]) -> list[str]
     yaml.width = 4096  # one line per service entry, however long
     data = yaml.load(path.read_text()) if path.is_file() else None
     if data is None:
-        data = CommentedMap([("version", 1)])
+        data = CommentedMap([("version", 1), *(top or {}).items()])
         data.yaml_set_start_comment(HEADER)
         # A new file declares the services already there too, or they would become MK501 "undeclared".
-        entries = {**{n: _detected(workspace.services[n]) for n in workspace.order()}, **entries}
+        entries = {**{n: _detected(workspace.services[n], default) for n in workspace.order()}, **entries}
     if data.get("services") is None:
         data["services"] = CommentedMap()
     added = []
@@ -79,11 +101,11 @@ def entry(language: str, depends_on: tuple[str, ...] = (), **settings: str) -> C
     return result
 
 
-def _detected(service: Service) -> CommentedMap:
+def _detected(service: Service, default: str = "migrations") -> CommentedMap:
     migrations = load_migrations(service.migrations_dir, service.format)
     fmt = migrations[0].format if migrations else Format.SEED
     settings: dict[str, str] = {}
-    if service.migrations != "migrations":  # found in another layout (db/migrations): said, so it is read there
+    if service.migrations != default:  # found in another layout (db/migrations): said, so it is read there
         settings["migrations"] = service.migrations
     if fmt is not Format.SEED:
         settings["format"] = str(fmt)

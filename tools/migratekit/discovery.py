@@ -14,6 +14,8 @@ service named `auth-db`, and `services/billing/internal/db/migrations` no servic
 from __future__ import annotations
 
 import glob as globbing
+import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from migratekit.errors import ConfigError
@@ -79,8 +81,12 @@ def _skipped(directory: Path, root: Path) -> bool:
     return any(p in SKIP or p.startswith(".") for p in parts)
 
 
+SOURCE_LANGUAGES = {".go": "go", ".ts": "typescript", ".py": "python", ".js": "javascript", ".rs": "rust"}
+
+
 def guess_language(path: Path) -> str:
-    """A service's language from its build manifest (workspace.yaml's `language:` overrides it)."""
+    """A service's language from its build manifest, else from most of its source files (one Go module at the
+    monorepo's root has no go.mod per service); workspace.yaml's `language:` overrides it."""
     for marker, language in (
         ("tsconfig.json", "typescript"),
         ("package.json", "javascript"),
@@ -92,4 +98,63 @@ def guess_language(path: Path) -> str:
     ):
         if (path / marker).exists():
             return language
-    return "unknown"
+    counts: dict[str, int] = {}
+    seen = 0
+    for _directory, subdirs, files in os.walk(path):
+        subdirs[:] = [d for d in subdirs if d not in SKIP and not d.startswith(".")]
+        for name in files:
+            found = SOURCE_LANGUAGES.get(os.path.splitext(name)[1])
+            if found:
+                counts[found] = counts.get(found, 0) + 1
+        seen += len(files)
+        if seen > 500:  # enough to tell; a service without a manifest is small
+            break
+    return max(counts, key=lambda k: counts[k]) if counts else "unknown"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where a monorepo that has no service in a known place keeps them: `invoke init` writes it down."""
+
+    services_dir: str  # the directory above the services: internal/services
+    migrations: str  # each service's migrations directory, relative to it: storage/migrations
+    services: tuple[str, ...]  # the directories below services_dir that hold them
+    others: tuple[str, ...] = ()  # migrations directories of another shape, left to the user
+
+
+def migration_dirs(root: Path, depth: int = 6) -> list[str]:
+    """Every directory named `migrations` holding `.sql` files, up to `depth` levels down, relative to root;
+    never inside node_modules, vendor, dist, build or a dot-directory."""
+    found = []
+    for directory, subdirs, files in os.walk(root):
+        relative = Path(directory).relative_to(root)
+        subdirs[:] = (
+            []
+            if len(relative.parts) >= depth
+            else sorted(d for d in subdirs if d not in SKIP and not d.startswith("."))
+        )
+        if relative.name == "migrations" and any(f.endswith(".sql") for f in files):
+            found.append(relative.as_posix())
+    return sorted(found)
+
+
+def infer_layout(paths: list[str]) -> Layout | None:
+    """The shape most of `paths` share, with one varying part: the service's directory.
+
+    internal/services/users/storage/migrations and internal/services/chat/storage/migrations are two services
+    below internal/services, each with storage/migrations. None when no two directories share a shape.
+    """
+    groups: dict[tuple[str, str], set[str]] = {}
+    for path in paths:
+        parts = path.split("/")
+        for i in range(len(parts) - 1):
+            key = ("/".join(parts[:i]) or ".", "/".join(parts[i + 1 :]))
+            groups.setdefault(key, set()).add(parts[i])
+    shared = [(len(names), -len(key[0]), key) for key, names in groups.items() if len(names) >= 2]
+    if not shared:
+        return None
+    _, _, (services_dir, migrations) = max(shared)
+    services = tuple(sorted(groups[services_dir, migrations]))
+    prefix = "" if services_dir == "." else services_dir + "/"
+    covered = {f"{prefix}{name}/{migrations}" for name in services}
+    return Layout(services_dir, migrations, services, tuple(p for p in paths if p not in covered))

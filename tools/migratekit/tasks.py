@@ -215,9 +215,11 @@ def init(c: Context, update: bool = False, root: str | None = None) -> None:
     """Write workspace.yaml declaring every service found, with what can be detected (format, tracking table)."""
     from migratekit.declare import init_workspace
 
-    workspace = workspace_at(root)
-    workspace.require_services()
-    done = init_workspace(workspace, update)
+    done = init_workspace(workspace_at(root), update)
+    if done.layout is not None:
+        found = f"services_dir: {done.layout.services_dir}, migrations: {done.layout.migrations}"
+        others = f"; not declared, another shape: {', '.join(done.layout.others)}" if done.layout.others else ""
+        print(f"{done.path.name}: no service in a known place; the migrations directories say {found}{others}")
     print(f"{done.path.name}: declared {', '.join(done.added) or 'nothing new'}; now fill in each depends_on")
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from migratekit.discovery import LAYOUTS, base_of, discover, guess_language
+from migratekit.discovery import LAYOUTS, base_of, discover, guess_language, migration_dirs
 from migratekit.errors import ConfigError
 from migratekit.formats import FORMATS
 from migratekit.graph import closure, dependency_sorter, parallel_groups
@@ -115,6 +115,13 @@ class Workspace:
         """A task on a root without services is a mistake (a wrong --root, a typo'd directory): say so, exit 2."""
         if not self.services:
             where = relative(self.root, self.services_dir) if self.services_dir.is_relative_to(self.root) else "?"
+            elsewhere = migration_dirs(self.root)
+            if elsewhere and self.config_path is None:
+                raise ConfigError(
+                    f"no services in {self.root} where migratekit looks first ({where}/*), but SQL migrations are in "
+                    f"{', '.join(elsewhere[:3])}{' …' if len(elsewhere) > 3 else ''}; invoke init declares them "
+                    "(services_dir and migrations: in workspace.yaml)"
+                )
             raise ConfigError(
                 f"no services in {self.root}: no {where}/*/migrations (or db/migrations, internal/db/migrations, "
                 f"internal/migrations) and none declared in "
