@@ -94,6 +94,38 @@ def test_adopt_imports_each_tools_history_then_migrate_and_drift_have_nothing_to
     assert drift.returncode == 0 and json.loads(drift.stdout)["services"][0]["state"] == "up to date"
 
 
+@pytest.mark.parametrize("tool", ["golang-migrate", "dbmate", "goose"])
+def test_migrating_before_adopting_is_refused_not_run_twice(monorepo, tool: str) -> None:
+    """The adoption trap: init, then migrate-all without adopt. Every file of the tool's history would run again."""
+    repo = adopted_repo(monorepo, tool)
+    table = "migratekit.schema_migrations" if tool in ("golang-migrate", "dbmate") else "public.schema_migrations"
+    history = "public.goose_db_version" if tool == "goose" else "public.schema_migrations"
+    for flags in (["--dry-run"], []):
+        result = repo.invoke("migrate-all", "--json", *flags)
+        assert result.returncode == 1, result.stdout
+        failure = json.loads(result.stdout)["services"][0]["failure"]
+        assert failure["message"] == (
+            f"{table} does not exist yet, but {tool}'s {history} records 2 of these migrations "
+            f"({', '.join(TOOLS[tool][2])}); migrating now would run them again"
+        )
+        assert failure["hint"].startswith("import that history first: invoke adopt SERVICE --dry-run")
+    assert repo.query("svc", f"SELECT to_regclass('{table}')") == [(None,)]
+    assert repo.invoke("adopt", "svc").returncode == 0
+    migrated = json.loads(repo.invoke("migrate-all", "--json").stdout)["services"][0]
+    assert (migrated["outcome"], migrated["already_applied"]) == ("up to date", 2)
+
+
+def test_another_tools_history_of_other_files_does_not_stop_a_service(monorepo) -> None:
+    """A seed service in a database where golang-migrate keeps another application's history (not its files)."""
+    repo = adopted_repo(monorepo, "golang-migrate")
+    for name in ("1_a.up.sql", "1_a.down.sql", "2_b.up.sql", "2_b.down.sql"):
+        (repo.root / "services/svc/migrations" / name).unlink()
+    repo.migration("svc", "001_c.sql", "CREATE TABLE IF NOT EXISTS c (id int);\n")
+    result = repo.invoke("migrate-all", "--json")
+    assert result.returncode == 0, result.stdout
+    assert json.loads(result.stdout)["services"][0]["applied"][0]["version"] == "001_c"
+
+
 def test_a_dirty_golang_migrate_state_is_refused(monorepo) -> None:
     repo = adopted_repo(monorepo, "golang-migrate")
     repo.query("svc", "UPDATE schema_migrations SET dirty = true RETURNING version")

@@ -18,8 +18,9 @@ from migratekit import tracking
 from migratekit.apply import Options
 from migratekit.connection import connect
 from migratekit.errors import ConfigError, MigratekitError
-from migratekit.formats import version_key
+from migratekit.formats import Format, version_key
 from migratekit.migration import Migration
+from migratekit.results import Failure
 
 History = list[tuple[str, str | None]]  # (the tool's version or name, applied_at text or None)
 
@@ -61,6 +62,54 @@ TOOLS: dict[str, tuple[str, Callable[[psycopg.Connection, str], History]]] = {
     "node-pg-migrate": ("pgmigrations", _rows("SELECT name, run_on::text FROM {table}")),
     "kysely": ("kysely_migration", _rows("SELECT name, timestamp FROM {table}")),
 }
+
+
+# The tools whose files migratekit reads in their own format: their history is this service's only for those files.
+FORMAT_OF_TOOL = {"golang-migrate": Format.UPDOWN, "dbmate": Format.DBMATE, "goose": Format.GOOSE}
+
+
+def history_elsewhere(
+    conn: psycopg.Connection, tracking_table: str, migrations: Sequence[Migration], neighbours: tuple[str, ...]
+) -> Failure | None:
+    """Why a service whose tracking table does not exist yet must not start afresh: its history is elsewhere.
+
+    Either a table of the seed's shape (not another service's) records its files with their checksums (its
+    tracking_table changed after it migrated), or its tool's own table records their versions (never adopted).
+    Migrating would run every one of them again.
+    """
+    table = tracking.qualified(tracking_table)
+    checksums = {m.version: m.checksum for m in migrations}
+    moved = tracking.seed_history_elsewhere(conn, tracking_table, checksums, neighbours)
+    if moved is not None:
+        other, versions = moved
+        return Failure(
+            f"{table} does not exist yet, but {other} records {len(versions)} of these migrations with the same "
+            f"checksums ({_some(versions)}): this service's history, from before its tracking_table changed; "
+            "starting afresh would run them all again",
+            hint=f"set tracking_table to {other} for this service in workspace.yaml, or move that table to "
+            f"{table} (ALTER TABLE … SET SCHEMA / RENAME TO), then run again",
+        )
+    formats = {m.format for m in migrations}
+    for name, fmt in FORMAT_OF_TOOL.items():
+        history_table = f"public.{TOOLS[name][0]}"
+        columns = tracking.live_columns(conn, history_table) if {fmt} == formats else None
+        if history_table == table or not columns or not _shape_is(name, columns):
+            continue
+        try:
+            applied = [m.version for m, _ in _match(TOOLS[name][1](conn, history_table), migrations, strict=False)]
+        except MigratekitError as exc:  # golang-migrate's dirty state: a history, and a broken one
+            return Failure(f"{table} does not exist yet, and {exc}", hint="then invoke adopt SERVICE")
+        if applied:
+            return Failure(
+                f"{table} does not exist yet, but {name}'s {history_table} records {len(applied)} of these "
+                f"migrations ({_some(applied)}); migrating now would run them again",
+                hint="import that history first: invoke adopt SERVICE --dry-run, then invoke adopt SERVICE",
+            )
+    return None
+
+
+def _some(versions: list[str]) -> str:
+    return ", ".join(versions[:3]) + (", …" if len(versions) > 3 else "")
 
 
 @dataclass(frozen=True)
@@ -132,8 +181,11 @@ def _shape_is(tool: str, columns: set[str]) -> bool:
     return True
 
 
-def _match(history: History, migrations: Sequence[Migration]) -> list[tuple[Migration, str | None]]:
-    """Each version of the tool's history with its file; a version without a file, or a gap, stops it."""
+def _match(
+    history: History, migrations: Sequence[Migration], strict: bool = True
+) -> list[tuple[Migration, str | None]]:
+    """Each version of the tool's history with its file; a version without a file, or a gap, stops it
+    (unless not `strict`: then the files found, for telling whether a history is this service's)."""
     by_key: dict[str, Migration] = {}
     for m in migrations:
         by_key.setdefault(m.version, m)
@@ -153,8 +205,10 @@ def _match(history: History, migrations: Sequence[Migration]) -> list[tuple[Migr
             missing.append(version)
         else:
             matched.append((found, applied_at))
-    if missing:
+    if missing and strict:
         raise MigratekitError(f"applied by the other tool, but no file matches: {', '.join(missing)}")
+    if not strict:
+        return matched
     done = {m.version for m, _ in matched}
     newest_key = max((version_key(v) for v in done), default=(-1, ""))
     skipped = [m.filename for m in migrations if m.version not in done and version_key(m.version) < newest_key]

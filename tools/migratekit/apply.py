@@ -202,11 +202,12 @@ def _without_lock(
     """
     table = options.tracking_table
     rows = tracking.first_look(conn, table)
-    if rows is None and options.neighbours is not None:
-        checksums = {m.version: m.checksum for m in migrations}
-        elsewhere = tracking.history_elsewhere(conn, table, checksums, options.neighbours)
+    if rows is None and options.neighbours is not None:  # a first run here, unless the history is elsewhere
+        from migratekit.adopt import history_elsewhere
+
+        elsewhere = history_elsewhere(conn, table, migrations, options.neighbours)
         if elsewhere is not None:
-            return done(Outcome.FAILED, failure=moved_history(table, *elsewhere))
+            return done(Outcome.FAILED, failure=elsewhere)
     first_look = plan(migrations, rows or {}, options.allow_changed, options.out_of_order)
     if options.dry_run:
         problem = first_look.problems[0] if first_look.problems else missing_extensions(conn, first_look.pending)
@@ -217,16 +218,6 @@ def _without_lock(
     if rows is not None and not (first_look.pending or first_look.problems or first_look.rechecksum):
         return done(Outcome.UP_TO_DATE, already_applied=first_look.already_applied)
     return None
-
-
-def moved_history(table: str, other: str, versions: list[str]) -> Failure:
-    return Failure(
-        f"{tracking.qualified(table)} does not exist yet, but {other} records {len(versions)} of these migrations "
-        f"with the same checksums ({', '.join(versions[:3])}{', …' if len(versions) > 3 else ''}): this service's "
-        "history, from before its tracking_table changed; starting afresh would run them all again",
-        hint=f"set tracking_table to {other} for this service in workspace.yaml, or move that table to "
-        f"{tracking.qualified(table)} (ALTER TABLE … SET SCHEMA / RENAME TO), then run again",
-    )
 
 
 def missing_extensions(conn: psycopg.Connection, pending: Sequence[Migration]) -> Failure | None:

@@ -145,7 +145,7 @@ SEED_SHAPED = (
 )
 
 
-def history_elsewhere(
+def seed_history_elsewhere(
     conn: psycopg.Connection, tracking_table: str, checksums: dict[str, str], neighbours: tuple[str, ...]
 ) -> tuple[str, list[str]] | None:
     """Another table of the seed's shape recording these very files (same version, same checksum), and not
