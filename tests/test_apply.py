@@ -57,7 +57,7 @@ def test_applies_in_order_records_seed_rows_and_then_is_up_to_date(scratch_db: s
 
 
 def test_a_version_with_quotes_and_backslashes_is_recorded_as_written(scratch_db: str, tmp_path: Path) -> None:
-    """The tracking row's literals are quoted per file by psycopg; the rest of the INSERT is composed once."""
+    """The tracking row's literals are quoted per file by libpq; the rest of the INSERT is composed once."""
     mdir = tmp_path / "s" / "migrations"
     mdir.mkdir(parents=True)
     name = "001_o'brien\\x"  # golang-migrate's names allow any slug
@@ -66,6 +66,38 @@ def test_a_version_with_quotes_and_backslashes_is_recorded_as_written(scratch_db
     assert [a.version for a in apply(scratch_db, mdir).applied] == [name]
     assert rows(scratch_db) == [(name, load_migrations(mdir)[0].checksum)]
     assert apply(scratch_db, mdir).outcome is Outcome.UP_TO_DATE
+
+
+@pytest.mark.parametrize("second_fails", [False, True])
+def test_the_next_migration_is_composed_while_one_runs_and_sent_only_after_it(
+    scratch_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, second_fails: bool
+) -> None:
+    """Composing a message is client work the server need not wait for; sending it early would break exactly-once."""
+    from migratekit import apply as engine
+
+    mdir = files(
+        tmp_path / "auth" / "migrations",
+        **{
+            "001_a": "CREATE TABLE IF NOT EXISTS a (id int);",
+            "002_slow": "SELECT pg_sleep(0.3);\n" + ("SELECT 1/0;" if second_fails else "CREATE TABLE b (id int);"),
+            "003_c": "CREATE TABLE IF NOT EXISTS c (id int);",
+        },
+    )
+    composed: dict[str, list[str]] = {}  # version -> the versions recorded (by another session) when it was composed
+    real = engine.prepare
+
+    def watched(conn, migration, settings, table):  # type: ignore[no-untyped-def]
+        composed[migration.version] = [v for v, _ in rows(scratch_db)]
+        return real(conn, migration, settings, table)
+
+    monkeypatch.setattr(engine, "prepare", watched)
+    result = apply(scratch_db, mdir)
+    assert composed["003_c"] == ["001_a"]  # composed while 002 ran: its row was not committed yet
+    if second_fails:
+        assert (result.outcome, [a.version for a in result.applied]) == (Outcome.FAILED, ["001_a"])
+        assert not exists(scratch_db, "c") and rows(scratch_db) == [("001_a", load_migrations(mdir)[0].checksum)]
+    else:
+        assert [a.version for a in result.applied] == ["001_a", "002_slow", "003_c"] and exists(scratch_db, "c")
 
 
 def test_a_failed_migration_leaves_the_database_as_before_it(scratch_db: str, tmp_path: Path) -> None:

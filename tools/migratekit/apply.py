@@ -10,6 +10,7 @@ placing of an error at a file's line in `script`; this module executes.
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 import time
@@ -22,19 +23,10 @@ from psycopg import sql
 
 from migratekit import interrupts, tracking, wire
 from migratekit.connection import MISSING, connect, create_missing, lost, refused
-from migratekit.migration import Migration, SqlSyntaxError, Statement, load_migrations
+from migratekit.migration import Migration, Statement, load_migrations
 from migratekit.plan import plan
 from migratekit.results import Applied, Failure, MigrationFailed, Outcome, Result, Stopped
-from migratekit.script import (
-    ELAPSED_COLUMN,
-    STATEMENTS_BEFORE,
-    Script,
-    error_position,
-    failure,
-    timeouts,
-    tracking_row,
-    transaction_prefix,
-)
+from migratekit.script import ELAPSED_COLUMN, STATEMENTS_BEFORE, Prepared, error_position, failure, prepare, timeouts
 from migratekit.settings import DEFAULTS
 
 __all__ = ["MigrationFailed", "Options", "ProgressFn", "Result", "apply_service", "run_again", "run_migrations"]
@@ -151,7 +143,14 @@ def _apply(
         if the_plan.pending:
             _session_defaults(conn)
         applied: list[Applied] = []
-        for migration in the_plan.pending:
+        pending, settings = the_plan.pending, (options.lock_timeout, options.statement_timeout)
+        ahead: dict[int, Prepared] = {}  # the next migration's message, composed while this one runs
+
+        def compose(index: int) -> None:
+            if index < len(pending) and index not in ahead:
+                ahead[index] = prepare(conn, pending[index], settings, table)
+
+        for index, migration in enumerate(pending):
             if interrupts.requested():
                 return done(
                     Outcome.INTERRUPTED,
@@ -163,7 +162,8 @@ def _apply(
             if progress:
                 progress(service, migration.version)
             try:
-                applied.append(_apply_one(conn, migration, options, table))
+                composed, meanwhile = ahead.pop(index, None), functools.partial(compose, index + 1)
+                applied.append(_apply_one(conn, migration, options, table, composed, meanwhile))
                 if SESSION_CHANGE.search(migration.sql):
                     _session_defaults(conn, reset=True)
             except (Stopped, psycopg.Error) as exc:
@@ -277,27 +277,30 @@ def run_again(conn: psycopg.Connection, migration: Migration, options: Options) 
     return None
 
 
-def _apply_one(conn: psycopg.Connection, migration: Migration, options: Options, table: str | None) -> Applied:
-    """One migration and (unless `table` is None) its tracking row, retried after a lock timeout or deadlock."""
+def _apply_one(
+    conn: psycopg.Connection,
+    migration: Migration,
+    options: Options,
+    table: str | None,
+    prepared: Prepared | None = None,
+    meanwhile: Callable[[], None] | None = None,
+) -> Applied:
+    """One migration and (unless `table` is None) its tracking row, retried after a lock timeout or deadlock.
+
+    `prepared` is its message if composed ahead; `meanwhile` runs while the server works on it (composing the next).
+    """
     if migration.section_error is not None:
         error = migration.section_error
         raise Stopped(
             Failure(str(error), file=migration.filename, line=error.line, hint="fix the section markers (MK116)")
         )
-    statements: tuple[Statement, ...] | None = None  # None: the file's text is sent as it is
-    transactional = True
-    if not migration.runs_as_written:
-        try:
-            statements = migration.statements
-            transactional, _why = migration.transaction_mode()
-        except SqlSyntaxError:
-            pass  # let PostgreSQL report it, with its own position
+    p = prepared or prepare(conn, migration, (options.lock_timeout, options.statement_timeout), table)
     attempt = 0
     while True:
         try:
-            if transactional:
-                return _in_transaction(conn, migration, statements, options, table)
-            return _statement_by_statement(conn, migration, statements or (), options, table)
+            if p.transactional:
+                return _in_transaction(conn, migration, p, table, meanwhile)
+            return _statement_by_statement(conn, migration, p.statements or (), options, table)
         except Stopped as exc:
             if exc.failure.sqlstate in RETRYABLE and attempt < options.retries and not interrupts.requested():
                 attempt += 1
@@ -317,9 +320,9 @@ def _apply_one(conn: psycopg.Connection, migration: Migration, options: Options,
 def _in_transaction(
     conn: psycopg.Connection,
     migration: Migration,
-    statements: tuple[Statement, ...] | None,
-    options: Options,
+    p: Prepared,
     table: str | None,
+    meanwhile: Callable[[], None] | None = None,
 ) -> Applied:
     """BEGIN, the settings, the migration, its tracking row and COMMIT, sent as one message.
 
@@ -330,17 +333,14 @@ def _in_transaction(
     it: the migration runs exactly once, failing or not.
     """
     started = time.monotonic()
-    script = Script.build(migration, statements)
-    prefix = transaction_prefix(options.lock_timeout, options.statement_timeout)
-    record = "" if table is None else tracking_row(conn, table, migration)
-    sent = wire.send(conn, f"{prefix}{script.text}\n;\n{record}COMMIT".encode())
+    sent = wire.send(conn, p.message, meanwhile)
     if sent.error is not None:
         if conn.broken:
             raise sent.error  # the connection is gone, not the migration wrong: reported as such by apply_service
         if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
             conn.execute("ROLLBACK")  # the message stopped at the error, inside its transaction
         ran = sent.succeeded - STATEMENTS_BEFORE  # statements of the script that succeeded before the error
-        raise Stopped(script.locate(sent.error, len(prefix)) or script.at_statement(sent.error, ran))
+        raise Stopped(p.script.locate(sent.error, len(p.prefix)) or p.script.at_statement(sent.error, ran))
     if table is None:
         return Applied(migration.version, migration.checksum, int((time.monotonic() - started) * 1000), True)
     elapsed = next(r for r in reversed(sent.results) if r.nfields and r.fname(0) == ELAPSED_COLUMN.encode())

@@ -32,14 +32,19 @@ class Outcome:
         return len(self.results)
 
 
-def send(conn: psycopg.Connection, query: bytes) -> Outcome:
-    """Run `query` (one or more statements); every result until the first error, and that error."""
+def send(conn: psycopg.Connection, query: bytes, meanwhile: Callable[[], None] | None = None) -> Outcome:
+    """Run `query` (one or more statements); every result until the first error, and that error.
+
+    `meanwhile` runs once the query is on its way, before its results are awaited: client work that
+    would otherwise wait its turn (it must not use the connection for a query)."""
     pg = conn.pgconn
     pg.send_query(query)
     while pg.flush():  # nonblocking: a large message goes out in pieces
         readable, _, _ = select.select([pg.socket], [pg.socket], [], 1.0)
         if readable:
             pg.consume_input()
+    if meanwhile is not None:
+        meanwhile()
     results: list[pq.abc.PGresult] = []
     error: psycopg.Error | None = None
     while (result := _next_result(pg, lambda: _cancel(conn))) is not None:
