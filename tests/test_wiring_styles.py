@@ -29,13 +29,17 @@ FIRST_MIGRATION = (
 
 
 def build(root: Path, fixture: dict[str, Any]) -> None:
-    services = fixture["services"]
-    lines = ["version: 1", "services:"] + [f"  {name}: {{language: {lang}}}" for name, lang in services.items()]
+    """`workspace` (optional) adds top-level keys to workspace.yaml: another services_dir, a migrations default."""
+    services, extra = fixture["services"], fixture.get("workspace", {})
+    lines = ["version: 1", yaml.safe_dump(extra).strip() if extra else "", "services:"]
+    lines += [f"  {name}: {{language: {lang}}}" for name, lang in services.items()]
     tree: dict[str, Any] = {"workspace.yaml": "\n".join(lines) + "\n"}
+    base, layout = extra.get("services_dir", "services"), extra.get("defaults", {}).get("migrations", "migrations")
     for name in services:
-        if not any(k.startswith(f"services/{name}/migrations/") and k.endswith(".sql") for k in fixture["files"]):
-            tree[f"services/{name}/migrations/001_init.sql"] = FIRST_MIGRATION
-        tree[f"services/{name}/migrations/README.md"] = "How to add a migration; how to roll one back.\n"
+        migrations = f"{base}/{name}/{layout}/"
+        if not any(k.startswith(migrations) and k.endswith(".sql") for k in fixture["files"]):
+            tree[f"{migrations}001_init.sql"] = FIRST_MIGRATION
+        tree[f"{migrations}README.md"] = "How to add a migration; how to roll one back.\n"
     write_tree(root, {**tree, **fixture["files"]})
 
 

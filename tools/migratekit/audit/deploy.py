@@ -21,7 +21,7 @@ from pathlib import Path
 import yaml
 
 from migratekit.audit.dockerfile import Build, analyse, parse
-from migratekit.audit.makefile import recipes
+from migratekit.audit.makefile import makefile_in, recipes
 from migratekit.audit.startup import Tree, applies_migrations, follow
 
 COMPOSE = re.compile(r"^(docker-)?compose([.-][\w.-]+)?\.ya?ml$")
@@ -113,13 +113,12 @@ def scan(root: Path) -> Repository:
     dockerfiles = [
         p for folder in DOCKER_DIRS if (root / folder).is_dir() for p in sorted((root / folder).glob("Dockerfile*"))
     ]
-    makefile = root / "Makefile"
     return Repository(
         root,
         repository_files(root),
         tuple(_migrating_scripts(root)),
         tuple(SharedDockerfile.read(p) for p in dockerfiles if p.is_file() and "migrat" not in p.name.lower()),
-        makefile if makefile.is_file() else None,
+        makefile_in(root),
     )
 
 
@@ -221,8 +220,8 @@ def procfile(directory: Path) -> list[tuple[Path, int, str, str]]:
 def _manual(service: str, tree: Tree, repo: Repository) -> list[Job]:
     """Makefile targets and repository scripts that migrate: run by hand or by CI, never before the server."""
     found = []
-    for makefile in (tree.directory / "Makefile", repo.makefile):
-        if makefile is None or not makefile.is_file():
+    for makefile in (makefile_in(tree.directory), repo.makefile):
+        if makefile is None:
             continue
         own = makefile.parent == tree.directory
         for target, lines in recipes(makefile).items():

@@ -18,6 +18,11 @@ CONDITIONAL = re.compile(r"^\s*(ifn?def|ifn?eq|else|endif)\b")
 REFERENCE = re.compile(r"\$[({]([A-Za-z_][A-Za-z0-9_]*)[)}]")
 
 
+def makefile_in(directory: Path) -> Path | None:
+    """The file `make` reads in `directory`: GNUmakefile, makefile, then Makefile, as GNU make looks for them."""
+    return next((p for p in (directory / n for n in ("GNUmakefile", "makefile", "Makefile")) if p.is_file()), None)
+
+
 def recipes(path: Path) -> dict[str, list[tuple[int, str]]]:
     """Each target's recipe lines as (line number, shell command), variables expanded."""
     variables: dict[str, str] = {}

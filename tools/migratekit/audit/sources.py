@@ -35,7 +35,7 @@ SOURCE_SUFFIXES |= {".rb", ".java", ".kt"}
 SKIP_DIRS = {"node_modules", "dist", "build", ".venv", "venv", "__pycache__", "target", ".git", "vendor"}
 SKIP_DIRS |= {"tests", "test", "__tests__", "testdata", "testutil", "e2e"}  # a test's migration call runs no server
 MAX_SOURCE_BYTES = 1_000_000
-WANTED_NAMES = {"package.json", "Procfile", "Makefile", "fly.toml", "app.json"}
+WANTED_NAMES = {"package.json", "Procfile", "GNUmakefile", "makefile", "Makefile", "fly.toml", "app.json"}
 
 MIGRATE_VERBS = {"run", "apply", "up", "exec", "execute", "perform", "do", "latest"}
 MIGRATE_RECEIVERS = re.compile(r"migrat|goose|umzug|flyway|alembic", re.IGNORECASE)
