@@ -264,3 +264,16 @@ def test_a_declared_migrations_directory_that_does_not_exist_is_named(tmp_path: 
 )
 def test_init_infers_the_shape_most_migrations_directories_share(paths: list[str], expected: Layout | None) -> None:
     assert infer_layout(paths) == expected
+
+
+def test_a_migrations_directory_reached_through_a_link_outside_the_repository_is_refused(tmp_path: Path) -> None:
+    outside = tmp_path / "elsewhere" / "migrations"
+    outside.mkdir(parents=True)
+    (outside / "001_init.sql").write_text("SELECT 1;\n")
+    root = write_tree(
+        tmp_path / "repo", {"workspace.yaml": "version: 1\nservices:\n  a: {migrations: db/migrations}\n"}
+    )
+    (root / "services" / "a").mkdir(parents=True)
+    (root / "services" / "a" / "db").symlink_to(outside.parent)
+    with pytest.raises(ConfigError, match="services.a.migrations: 'db/migrations' points outside the repository"):
+        load_workspace(root)

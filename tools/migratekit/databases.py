@@ -6,6 +6,7 @@ otherwise a database of the embedded cluster named after the service (or its `da
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -59,13 +60,18 @@ def identity(service: Service, environ: Mapping[str, str] | None = None) -> Data
     table = service.tracking_table if "." in service.tracking_table else f"public.{service.tracking_table}"
     if source.url is None:
         return DatabaseIdentity(f"embedded/{source.database}", table)
+    return DatabaseIdentity(_server_database(source.url), table)
+
+
+@functools.lru_cache(maxsize=4096)
+def _server_database(url: str) -> str:
+    """host:port/dbname of a URL; parsed once per run (a run asks it for every service, more than once)."""
     from psycopg.conninfo import conninfo_to_dict
 
-    params = conninfo_to_dict(source.url)
+    params = conninfo_to_dict(url)
     host = str(params.get("host") or params.get("hostaddr") or "localhost")
     port = str(params.get("port") or "5432")
-    database = str(params.get("dbname") or params.get("user") or "")
-    return DatabaseIdentity(f"{host}:{port}/{database}", table)
+    return f"{host}:{port}/{params.get('dbname') or params.get('user') or ''}"
 
 
 def shared_databases(
@@ -152,6 +158,7 @@ def _validate(url: str, service: Service) -> None:
         )
 
 
+@functools.lru_cache(maxsize=4096)
 def url_problem(url: str) -> str | None:
     """Why libpq would refuse `url` (None when it would not): its scheme, syntax or port. Never the password."""
     from psycopg.conninfo import conninfo_to_dict

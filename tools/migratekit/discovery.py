@@ -32,11 +32,16 @@ def discover(
     for the default layout under `base` or for `patterns` (relative to root)."""
     if patterns is None:  # services/web/db holding migrations/ is web's dbmate layout, not a service "web-db"
         found = [(base, d) for depth in range(1, DEFAULT_DEPTH + 1) for d in sorted(base.glob("/".join(["*"] * depth)))]
-        found = [(b, d) for b, d in found if d.parent == base or f"{d.name}/migrations" not in LAYOUTS]
+        found = [
+            (b, d)
+            for b, d in found
+            if d.parent == base or (d.name != "migrations" and f"{d.name}/migrations" not in LAYOUTS)
+        ]
     else:
         found = [(root / _base_of(p), Path(d)) for p in patterns for d in sorted(globbing.glob(str(root / p)))]
+    found = [(b, d) for b, d in found if not _skipped(d, root)]
     layout_of = {d: _layout(d, layouts) for _, d in found}
-    services = sorted((b, d) for b, d in found if layout_of[d] is not None and not _skipped(d, root))
+    services = sorted((b, d) for b, d in found if layout_of[d] is not None)
     outer = {d for _, d in services}
     names: dict[str, tuple[Path, str]] = {}
     for service_base, directory in services:
@@ -55,7 +60,11 @@ def discover(
 def _layout(directory: Path, layouts: tuple[str, ...]) -> str | None:
     """The first of `layouts` holding SQL; else the first layout, even empty (a new service). Another layout
     without SQL is no service's: internal/migrations of Go code is a package, an empty db/migrations a leftover."""
-    existing = [m for m in layouts if (directory / m).is_dir()]
+    try:
+        names = set(os.listdir(directory))  # one read of the directory, then a stat only where a layout can be
+    except OSError:  # a file, or unreadable: no service
+        return None
+    existing = [m for m in layouts if m.split("/", 1)[0] in names and (directory / m).is_dir()]
     if existing[:1] == [layouts[0]] and len(existing) == 1:
         return existing[0]  # the common case, told without listing the directory
     with_sql = (m for m in existing if any((directory / m).glob("*.sql")))

@@ -264,7 +264,7 @@ def _service(
     if "migrations" in entry:
         layout = _layout(check, key, entry["migrations"])
     migrations = layout or defaults.get("migrations", "migrations")
-    if not (path / migrations).resolve().is_relative_to(root) and not (path / migrations).is_symlink():
+    if migrations != "migrations" and not (path / migrations).resolve().is_relative_to(root):  # `..`, a linked db/
         raise check.fail(key, f"{migrations!r} points outside the repository")
     for candidate in (path, path / migrations):
         if candidate.is_symlink() and not candidate.resolve().is_relative_to(root):
