@@ -152,6 +152,32 @@ def test_init_writes_down_where_a_monorepo_keeps_its_services_when_migratekit_wo
     ]
 
 
+def test_init_and_services_work_on_a_service_whose_files_mix_formats(tmp_path) -> None:
+    """A schema dump init.sql beside goose files (a real monorepo's service): listing and declaring must not stop at
+    it; init declares the most common format and says so, the audit names the stray file (MK117)."""
+    goose = "-- +goose Up\nCREATE TABLE IF NOT EXISTS {0} (id int);\n-- +goose Down\nDROP TABLE {0};\n"
+    root = write_tree(
+        tmp_path / "repo",
+        {
+            "tasks.py": "from migratekit.tasks import ns\n",
+            "services/player/migrations/20251008000000_players.sql": goose.format("players"),
+            "services/player/migrations/20251010000000_otps.sql": goose.format("otps"),
+            "services/player/migrations/init.sql": "CREATE TABLE players (id int);\n",
+            "services/wallet/migrations/20251008000000_wallets.sql": goose.format("wallets"),
+        },
+    )
+    repo = Monorepo(root, {})
+    listed = repo.invoke("services", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert [s["migrations"] for s in json.loads(listed.stdout)["services"]] == [3, 1]
+    made = repo.invoke("init")
+    assert made.returncode == 0, made.stderr
+    assert "player's files mix formats: declared the most common" in made.stdout
+    assert "player: {language: unknown, format: goose}" in (root / "workspace.yaml").read_text()
+    found = {(f["code"], f["path"]) for f in json.loads(repo.invoke("audit", "--json").stdout)["findings"]}
+    assert {("MK101", "services/player/migrations/init.sql"), ("MK116", "services/player/migrations/init.sql")} <= found
+
+
 def test_new_service_in_a_repo_without_workspace_yaml_declares_every_service(tmp_path) -> None:
     root = write_tree(
         tmp_path / "repo",

@@ -8,6 +8,7 @@ it looks for the shape the monorepo's migrations directories share and writes th
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,7 @@ class Declared:
     path: Path
     added: tuple[str, ...]
     layout: Layout | None = None  # what init inferred, when no service was in a known place
+    mixed: tuple[str, ...] = ()  # services whose files mix formats: declared with the most common one
 
 
 def init_workspace(workspace: Workspace, update: bool = False) -> Declared:
@@ -56,7 +58,8 @@ def init_workspace(workspace: Workspace, update: bool = False) -> Declared:
     default = layout.migrations if layout else "migrations"
     names = [n for n in workspace.order() if not workspace.services[n].declared or not path.exists()]
     entries = {n: _detected(workspace.services[n], default) for n in names}
-    return Declared(path, tuple(declare(workspace, entries, top, default)), layout)
+    mixed = tuple(n for n in names if len(_formats(workspace.services[n])) > 1)
+    return Declared(path, tuple(declare(workspace, entries, top, default)), layout, mixed)
 
 
 def declare(
@@ -101,9 +104,14 @@ def entry(language: str, depends_on: tuple[str, ...] = (), **settings: str) -> C
     return result
 
 
+def _formats(service: Service) -> Counter[Format]:
+    """How many of the service's files are in each format (one stray init.sql among goose files is two)."""
+    return Counter(m.format for m in load_migrations(service.migrations_dir, service.format, mixed=True))
+
+
 def _detected(service: Service, default: str = "migrations") -> CommentedMap:
-    migrations = load_migrations(service.migrations_dir, service.format)
-    fmt = migrations[0].format if migrations else Format.SEED
+    counts = _formats(service)
+    fmt = max(counts, key=lambda f: (counts[f], f is Format.SEED)) if counts else Format.SEED
     settings: dict[str, str] = {}
     if service.migrations != default:  # found in another layout (db/migrations): said, so it is read there
         settings["migrations"] = service.migrations

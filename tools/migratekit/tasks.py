@@ -220,6 +220,8 @@ def init(c: Context, update: bool = False, root: str | None = None) -> None:
         found = f"services_dir: {done.layout.services_dir}, migrations: {done.layout.migrations}"
         others = f"; not declared, another shape: {', '.join(done.layout.others)}" if done.layout.others else ""
         print(f"{done.path.name}: no service in a known place; the migrations directories say {found}{others}")
+    for name in done.mixed:
+        print(f"{done.path.name}: {name}'s files mix formats: declared the most common; invoke audit names the rest")
     print(f"{done.path.name}: declared {', '.join(done.added) or 'nothing new'}; now fill in each depends_on")
 
 
