@@ -150,6 +150,11 @@ def test_init_writes_down_where_a_monorepo_keeps_its_services_when_migratekit_wo
         "20250127000000_messages",
         "20240123000000_users",
     ]
+    # A new service in the seed's shape says where its migrations are: not where the default says.
+    assert repo.invoke("new-service", "notify").returncode == 0
+    assert "notify: {language: typescript, migrations: migrations}" in (root / "workspace.yaml").read_text()
+    listed = json.loads(repo.invoke("services", "--json").stdout)["services"]
+    assert {s["name"]: s["migrations_dir"] for s in listed}["notify"] == "internal/services/notify/migrations"
 
 
 def test_init_and_services_work_on_a_service_whose_files_mix_formats(tmp_path) -> None:

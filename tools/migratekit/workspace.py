@@ -72,6 +72,7 @@ class Workspace:
     services_dir: Path
     services: Mapping[str, Service]
     environments: Mapping[str, str] = field(default_factory=dict)  # name -> URL variable template
+    migrations: str = "migrations"  # defaults.migrations: a new service that keeps them elsewhere must say so
 
     def environment_variable(self, environment: str, service: str) -> str:
         """The variable holding `service`'s database URL in `environment` (drift --envs)."""
@@ -225,7 +226,12 @@ def build_workspace(
     ).items():
         environments[env] = _setting(check, ("environments", env), "database_url_env", template)
     workspace = Workspace(
-        root=root, config_path=config_path, services_dir=services_dir, services=services, environments=environments
+        root=root,
+        config_path=config_path,
+        services_dir=services_dir,
+        services=services,
+        environments=environments,
+        migrations=defaults.get("migrations", "migrations"),
     )
     workspace.groups()  # raises on a cycle, naming it
     return workspace

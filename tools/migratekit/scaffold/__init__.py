@@ -89,7 +89,8 @@ def new_service(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     try:
-        declare(workspace, {name: entry(language, depends_on)})
+        seed_layout = {"migrations": "migrations"} if workspace.migrations != "migrations" else {}  # not the default's
+        declare(workspace, {name: entry(language, depends_on, **seed_layout)})
     except BaseException:
         shutil.rmtree(target, ignore_errors=True)
         raise
