@@ -157,6 +157,23 @@ def test_init_writes_down_where_a_monorepo_keeps_its_services_when_migratekit_wo
     assert {s["name"]: s["migrations_dir"] for s in listed}["notify"] == "internal/services/notify/migrations"
 
 
+def test_init_writes_nothing_when_the_inferred_services_would_not_load(tmp_path) -> None:
+    root = write_tree(
+        tmp_path / "repo",
+        {
+            "tasks.py": "from migratekit.tasks import ns\n",
+            "apps/Billing/db/migrations/001_init.sql": "SELECT 1;\n",
+            "apps/Users/db/migrations/001_init.sql": "SELECT 1;\n",
+        },
+    )
+    made = Monorepo(root, {}).invoke("init")
+    assert made.returncode == 2
+    assert made.stderr.startswith(
+        "migratekit: the migrations are in apps/*/db/migrations, but services.Billing: a service name is lower-case"
+    )
+    assert "nothing was written" in made.stderr and not (root / "workspace.yaml").exists()
+
+
 def test_init_and_services_work_on_a_service_whose_files_mix_formats(tmp_path) -> None:
     """A schema dump init.sql beside goose files (a real monorepo's service): listing and declaring must not stop at
     it; init declares the most common format and says so, the audit names the stray file (MK117)."""

@@ -31,15 +31,18 @@ FIRST_MIGRATION = (
 def build(root: Path, fixture: dict[str, Any]) -> None:
     """`workspace` (optional) adds top-level keys to workspace.yaml: another services_dir, a migrations default."""
     services, extra = fixture["services"], fixture.get("workspace", {})
-    lines = ["version: 1", yaml.safe_dump(extra).strip() if extra else "", "services:"]
+    lines = ["version: 1", *([yaml.safe_dump(extra).strip()] if extra else []), "services:"]
     lines += [f"  {name}: {{language: {lang}}}" for name, lang in services.items()]
     tree: dict[str, Any] = {"workspace.yaml": "\n".join(lines) + "\n"}
     base, layout = extra.get("services_dir", "services"), extra.get("defaults", {}).get("migrations", "migrations")
-    for name in services:
-        migrations = f"{base}/{name}/{layout}/"
-        if not any(k.startswith(migrations) and k.endswith(".sql") for k in fixture["files"]):
-            tree[f"{migrations}001_init.sql"] = FIRST_MIGRATION
-        tree[f"{migrations}README.md"] = "How to add a migration; how to roll one back.\n"
+    for name in services:  # the fixture's own migrations directory (db/migrations…), or the layout's with one file
+        written = [
+            k.rsplit("/", 1)[0] for k in fixture["files"] if k.startswith(f"{base}/{name}/") and k.endswith(".sql")
+        ]
+        migrations = min(written, default=f"{base}/{name}/{layout}")
+        if not written:
+            tree[f"{migrations}/001_init.sql"] = FIRST_MIGRATION
+        tree[f"{migrations}/README.md"] = "How to add a migration; how to roll one back.\n"
     write_tree(root, {**tree, **fixture["files"]})
 
 

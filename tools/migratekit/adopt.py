@@ -92,11 +92,13 @@ def history_elsewhere(
     formats = {m.format for m in migrations}
     for name, fmt in FORMAT_OF_TOOL.items():
         history_table = f"public.{TOOLS[name][0]}"
-        columns = tracking.live_columns(conn, history_table) if {fmt} == formats else None
-        if history_table == table or not columns or not _shape_is(name, columns):
+        if {fmt} != formats or history_table == table:
+            continue
+        columns = tracking.live_columns(conn, history_table)
+        if not columns or not _shape_is(name, columns):
             continue
         try:
-            applied = [m.version for m, _ in _match(TOOLS[name][1](conn, history_table), migrations, strict=False)]
+            applied = [m.version for m, _ in _paired(TOOLS[name][1](conn, history_table), migrations)[0]]
         except MigratekitError as exc:  # golang-migrate's dirty state: a history, and a broken one
             return Failure(f"{table} does not exist yet, and {exc}", hint="then invoke adopt SERVICE")
         if applied:
@@ -181,11 +183,8 @@ def _shape_is(tool: str, columns: set[str]) -> bool:
     return True
 
 
-def _match(
-    history: History, migrations: Sequence[Migration], strict: bool = True
-) -> list[tuple[Migration, str | None]]:
-    """Each version of the tool's history with its file; a version without a file, or a gap, stops it
-    (unless not `strict`: then the files found, for telling whether a history is this service's)."""
+def _paired(history: History, migrations: Sequence[Migration]) -> tuple[list[tuple[Migration, str | None]], list[str]]:
+    """Each version of the tool's history with its file (and its applied_at), and the versions with no file."""
     by_key: dict[str, Migration] = {}
     for m in migrations:
         by_key.setdefault(m.version, m)
@@ -205,10 +204,14 @@ def _match(
             missing.append(version)
         else:
             matched.append((found, applied_at))
-    if missing and strict:
+    return matched, missing
+
+
+def _match(history: History, migrations: Sequence[Migration]) -> list[tuple[Migration, str | None]]:
+    """Each version of the tool's history with its file; a version without a file, or a gap, stops it."""
+    matched, missing = _paired(history, migrations)
+    if missing:
         raise MigratekitError(f"applied by the other tool, but no file matches: {', '.join(missing)}")
-    if not strict:
-        return matched
     done = {m.version for m, _ in matched}
     newest_key = max((version_key(v) for v in done), default=(-1, ""))
     skipped = [m.filename for m in migrations if m.version not in done and version_key(m.version) < newest_key]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,6 +85,17 @@ def shared_databases(
         groups.setdefault(found.database, []).append(service.name)
         first.setdefault(found.database, found)
     return [(first[database], names) for database, names in groups.items()]
+
+
+def neighbours(services: Sequence[Service], environ: Mapping[str, str] | None = None) -> dict[str, tuple[str, ...]]:
+    """Each service's neighbours: the tracking tables of the other services in its database (their history, not
+    its own: see adopt.history_elsewhere)."""
+    tables = {service.name: identity(service, environ).tracking_table for service in services}
+    return {
+        name: tuple(tables[other] for other in names if other != name)
+        for _, names in shared_databases(services, environ)
+        for name in names
+    }
 
 
 def shared_tracking_tables(

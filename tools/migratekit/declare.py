@@ -53,12 +53,20 @@ def init_workspace(workspace: Workspace, update: bool = False) -> Declared:
             top = {"services_dir": layout.services_dir}
             if layout.migrations != "migrations":
                 top["defaults"] = {"migrations": layout.migrations}
-            workspace = build_workspace(workspace.root, {"version": 1, **top}, {}, None)
+            try:
+                workspace = build_workspace(workspace.root, {"version": 1, **top}, {}, None)
+            except ConfigError as exc:  # the inferred workspace would not load: say so, write nothing
+                problem = str(exc).removeprefix(f"{WORKSPACE_FILE}: ")
+                raise ConfigError(
+                    f"the migrations are in {layout.services_dir}/*/{layout.migrations}, but {problem}; "
+                    f"nothing was written: declare the services in {WORKSPACE_FILE} by hand"
+                ) from None
     workspace.require_services()
     default = layout.migrations if layout else "migrations"
     names = [n for n in workspace.order() if not workspace.services[n].declared or not path.exists()]
-    entries = {n: _detected(workspace.services[n], default) for n in names}
-    mixed = tuple(n for n in names if len(_formats(workspace.services[n])) > 1)
+    counts = {n: _formats(workspace.services[n]) for n in names}
+    entries = {n: _detected(workspace.services[n], default, counts[n]) for n in names}
+    mixed = tuple(n for n in names if len(counts[n]) > 1)
     return Declared(path, tuple(declare(workspace, entries, top, default)), layout, mixed)
 
 
@@ -78,7 +86,8 @@ def declare(
         data = CommentedMap([("version", 1), *(top or {}).items()])
         data.yaml_set_start_comment(HEADER)
         # A new file declares the services already there too, or they would become MK501 "undeclared".
-        entries = {**{n: _detected(workspace.services[n], default) for n in workspace.order()}, **entries}
+        others = (n for n in workspace.order() if n not in entries)  # init passes them all: read once
+        entries = {**{n: _detected(workspace.services[n], default) for n in others}, **entries}
     if data.get("services") is None:
         data["services"] = CommentedMap()
     added = []
@@ -109,8 +118,8 @@ def _formats(service: Service) -> Counter[Format]:
     return Counter(m.format for m in load_migrations(service.migrations_dir, service.format, mixed=True))
 
 
-def _detected(service: Service, default: str = "migrations") -> CommentedMap:
-    counts = _formats(service)
+def _detected(service: Service, default: str = "migrations", counts: Counter[Format] | None = None) -> CommentedMap:
+    counts = _formats(service) if counts is None else counts
     fmt = max(counts, key=lambda f: (counts[f], f is Format.SEED)) if counts else Format.SEED
     settings: dict[str, str] = {}
     if service.migrations != default:  # found in another layout (db/migrations): said, so it is read there

@@ -65,10 +65,10 @@ def _layout(directory: Path, layouts: tuple[str, ...]) -> str | None:
     except OSError:  # a file, or unreadable: no service
         return None
     existing = [m for m in layouts if m.split("/", 1)[0] in names and (directory / m).is_dir()]
-    if existing[:1] == [layouts[0]] and len(existing) == 1:
-        return existing[0]  # the common case, told without listing the directory
-    with_sql = (m for m in existing if any((directory / m).glob("*.sql")))
-    return next(with_sql, layouts[0] if existing[:1] == [layouts[0]] else None)
+    first = layouts[0] if existing[:1] == [layouts[0]] else None  # the only one that may be empty
+    if existing == [first]:
+        return first  # the common case: no other layout to compare with, its files not listed
+    return next((m for m in existing if any((directory / m).glob("*.sql"))), first)
 
 
 def base_of(pattern: str) -> str:
@@ -87,7 +87,12 @@ def _base_of(pattern: str) -> str:
 
 def _skipped(directory: Path, root: Path) -> bool:
     parts = directory.relative_to(root).parts if directory.is_relative_to(root) else directory.parts
-    return any(p in SKIP or p.startswith(".") for p in parts)
+    return not all(map(_kept, parts))
+
+
+def _kept(name: str) -> bool:
+    """A directory walked for services, migrations or sources: not vendored, built or hidden."""
+    return name not in SKIP and not name.startswith(".")
 
 
 SOURCE_LANGUAGES = {".go": "go", ".ts": "typescript", ".py": "python", ".js": "javascript", ".rs": "rust"}
@@ -110,7 +115,7 @@ def guess_language(path: Path) -> str:
     counts: dict[str, int] = {}
     seen = 0
     for _directory, subdirs, files in os.walk(path):
-        subdirs[:] = [d for d in subdirs if d not in SKIP and not d.startswith(".")]
+        subdirs[:] = filter(_kept, subdirs)
         for name in files:
             found = SOURCE_LANGUAGES.get(os.path.splitext(name)[1])
             if found:
@@ -137,11 +142,7 @@ def migration_dirs(root: Path, depth: int = 6) -> list[str]:
     found = []
     for directory, subdirs, files in os.walk(root):
         relative = Path(directory).relative_to(root)
-        subdirs[:] = (
-            []
-            if len(relative.parts) >= depth
-            else sorted(d for d in subdirs if d not in SKIP and not d.startswith("."))
-        )
+        subdirs[:] = [] if len(relative.parts) >= depth else sorted(filter(_kept, subdirs))
         if relative.name == "migrations" and any(f.endswith(".sql") for f in files):
             found.append(relative.as_posix())
     return sorted(found)

@@ -135,13 +135,13 @@ def recorded(conn: psycopg.Connection, tracking_table: str) -> dict[str, str] | 
     return applied_rows(conn, tracking_table) if state(conn, tracking_table) == "ok" else None
 
 
-# Tables of the seed's shape in this database, schema-qualified and quoted as sql.Identifier would.
+# (schema, table) of every table holding all of SEED_COLUMNS (the parameters: the columns, their count).
 SEED_SHAPED = (
-    "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c "
+    "SELECT n.nspname::text, c.relname::text FROM pg_catalog.pg_class c "
     "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p') "
     "AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND (SELECT pg_catalog.count(*) "
     "FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
-    "AND a.attname IN ('version', 'applied_at', 'checksum', 'execution_time_ms')) = 4"
+    "AND a.attname::text = ANY(%s)) = %s"
 )
 
 
@@ -156,13 +156,13 @@ def seed_history_elsewhere(
     from psycopg import sql
 
     ours = {qualified(t) for t in (tracking_table, *neighbours)}
-    for (table,) in conn.execute(SEED_SHAPED).fetchall():
-        if table.replace('"', "") in ours:
+    for schema, name in conn.execute(SEED_SHAPED, (sorted(SEED_COLUMNS), len(SEED_COLUMNS))).fetchall():
+        if f"{schema}.{name}" in ours:
             continue
-        rows = conn.execute(sql.SQL("SELECT version, checksum FROM {}").format(sql.SQL(table))).fetchall()
-        same = sorted(version for version, checksum in rows if checksums.get(version) == checksum)
+        query = sql.SQL("SELECT version, checksum FROM {}").format(sql.Identifier(schema, name))
+        same = sorted(version for version, checksum in conn.execute(query) if checksums.get(version) == checksum)
         if same:
-            return table, same
+            return f"{schema}.{name}", same
     return None
 
 

@@ -124,9 +124,9 @@ class Workspace:
                     "(services_dir and migrations: in workspace.yaml)"
                 )
             raise ConfigError(
-                f"no services in {self.root}: no {where}/*/migrations (or db/migrations, internal/db/migrations, "
-                f"internal/migrations) and none declared in "
-                f"{WORKSPACE_FILE}; run from your monorepo's root, pass --root, or create one (invoke new-service)"
+                f"no services in {self.root}: no {where}/*/migrations (or {', '.join(LAYOUTS[1:])}) and none "
+                f"declared in {WORKSPACE_FILE}; run from your monorepo's root, pass --root, or create one "
+                "(invoke new-service)"
             )
 
     def get(self, name: str) -> Service:
@@ -268,7 +268,7 @@ def _service(
     path, layout = found
     key = (*where, "migrations")
     if "migrations" in entry:
-        layout = _layout(check, key, entry["migrations"])
+        layout = _migrations_setting(check, key, entry["migrations"])
     migrations = layout or defaults.get("migrations", "migrations")
     if migrations != "migrations" and not (path / migrations).resolve().is_relative_to(root):  # `..`, a linked db/
         raise check.fail(key, f"{migrations!r} points outside the repository")
@@ -344,14 +344,14 @@ def _setting(check: Checker, key: tuple[str, ...], name: str, value: Any) -> str
             )
         return table
     if name == "migrations":  # in defaults: every service's, checked against each service's directory later
-        return _layout(check, key, value)
+        return _migrations_setting(check, key, value)
     text = check.string(value, key)
     if name == "database_url_env" and not re.match(r"^[A-Za-z_{}][A-Za-z0-9_{}]*$", text):
         raise check.fail(key, f"{text!r} is not an environment variable name ({{SERVICE}} is replaced)")
     return text
 
 
-def _layout(check: Checker, key: tuple[str, ...], value: Any) -> str:
+def _migrations_setting(check: Checker, key: tuple[str, ...], value: Any) -> str:
     """A `migrations:` directory, relative to the service's (db/migrations); _service keeps it in the repository."""
     text = check.string(value, key)
     if text.startswith("/") or "\\" in text:

@@ -192,6 +192,8 @@ def dockerignore_excludes(w: Wiring) -> Iterable[WiringHit]:
     """
     if w.image is None:
         return
+    if not w.service.migrations_dir.is_relative_to(w.image.context):
+        return  # outside the build context (migrations: ../../migrations/x): no COPY reaches them anyway
     relative = (w.service.migrations_dir / "001_init.sql").relative_to(w.image.context).as_posix()
     dropped = dockerignore_drops(w.image.context, relative)
     if dropped:
