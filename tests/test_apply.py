@@ -529,10 +529,14 @@ def test_copy_to_the_runner_is_reported_truthfully(scratch_db: str, tmp_path: Pa
         assert [v for v, _ in rows(scratch_db)] == ["001_copy"]
 
 
-def test_a_stub_without_a_statement_is_never_applied_or_recorded(scratch_db: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "stub",
+    ["-- Migration: 002\n-- todo\n", "/* Migration: 002\n   /* nested, as PostgreSQL allows */ todo: UPDATE a */\n;\n"],
+)
+def test_a_stub_without_a_statement_is_never_applied_or_recorded(scratch_db: str, tmp_path: Path, stub: str) -> None:
     mdir = files(
         tmp_path / "svc" / "migrations",
-        **{"001_init": "CREATE TABLE IF NOT EXISTS a (id int);", "002_backfill_totals": "-- Migration: 002\n-- todo\n"},
+        **{"001_init": "CREATE TABLE IF NOT EXISTS a (id int);", "002_backfill_totals": stub},
     )
     for dry_run in (True, False):
         result = apply(scratch_db, mdir, dry_run=dry_run)
