@@ -68,36 +68,122 @@ def test_a_version_with_quotes_and_backslashes_is_recorded_as_written(scratch_db
     assert apply(scratch_db, mdir).outcome is Outcome.UP_TO_DATE
 
 
-@pytest.mark.parametrize("second_fails", [False, True])
-def test_the_next_migration_is_composed_while_one_runs_and_sent_only_after_it(
-    scratch_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, second_fails: bool
-) -> None:
-    """Composing a message is client work the server need not wait for; sending it early would break exactly-once."""
-    from migratekit import apply as engine
+def messages(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many migrations' COMMITs each message sent by the engine held, as it sends them."""
+    from migratekit import execution
 
+    sent: list[int] = []
+    real = execution.wire.send
+
+    def counted(conn, query, *args, **kwargs):  # type: ignore[no-untyped-def]
+        sent.append(query.count(b"COMMIT"))
+        return real(conn, query, *args, **kwargs)
+
+    monkeypatch.setattr(execution.wire, "send", counted)
+    return sent
+
+
+DEFERRED = (
+    "CREATE TABLE IF NOT EXISTS p (id int PRIMARY KEY);\n"
+    "CREATE TABLE IF NOT EXISTS ch (pid int REFERENCES p DEFERRABLE INITIALLY DEFERRED);\n"
+    "INSERT INTO ch VALUES (1);\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("second", "line", "sqlstate"),
+    [
+        ("SELECT 1;\nSELECT 1/0;\n", 2, "22012"),  # fails in the file
+        (DEFERRED, None, "23503"),  # fails at its COMMIT: a deferred foreign key
+    ],
+)
+def test_migrations_travel_together_and_none_runs_after_one_that_failed(
+    scratch_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, second: str, line: int | None, sqlstate: str
+) -> None:
+    """Several migrations to a message, each its own transaction: PostgreSQL skips the rest of a message after an
+    error, so what follows a failed migration never runs, whichever statement of it failed."""
+    mdir = files(
+        tmp_path / "auth" / "migrations",
+        **{"001_a": "CREATE TABLE IF NOT EXISTS a (id int);", "002_b": second, "003_c": "CREATE TABLE c (id int);"},
+    )
+    sent = messages(monkeypatch)
+    result = apply(scratch_db, mdir)
+    assert sent == [1, 2]  # the first alone, then (it was quick) two to a message: 002 and 003 together
+    assert (result.outcome, [a.version for a in result.applied]) == (Outcome.FAILED, ["001_a"])
+    assert (result.failure.file, result.failure.line, result.failure.sqlstate) == ("002_b.sql", line, sqlstate)
+    assert rows(scratch_db) == [("001_a", load_migrations(mdir)[0].checksum)]
+    assert exists(scratch_db, "a") and not exists(scratch_db, "p") and not exists(scratch_db, "c")
+    assert apply(scratch_db, mdir).failure.file == "002_b.sql"  # the message left no transaction open
+
+
+def test_a_syntax_error_in_a_later_file_still_lets_the_earlier_ones_apply(
+    scratch_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server parses a whole message before running it: the files before the broken one are sent again."""
     mdir = files(
         tmp_path / "auth" / "migrations",
         **{
             "001_a": "CREATE TABLE IF NOT EXISTS a (id int);",
-            "002_slow": "SELECT pg_sleep(0.3);\n" + ("SELECT 1/0;" if second_fails else "CREATE TABLE b (id int);"),
-            "003_c": "CREATE TABLE IF NOT EXISTS c (id int);",
+            "002_b": "CREATE TABLE IF NOT EXISTS b (id int);",
+            "003_c": "SELECT 1;\n\nCREAT TABLE c (id int);\n",
+            "004_d": "CREATE TABLE IF NOT EXISTS d (id int);",
         },
     )
-    composed: dict[str, list[str]] = {}  # version -> the versions recorded (by another session) when it was composed
-    real = engine.prepare
-
-    def watched(conn, migration, settings, table):  # type: ignore[no-untyped-def]
-        composed[migration.version] = [v for v, _ in rows(scratch_db)]
-        return real(conn, migration, settings, table)
-
-    monkeypatch.setattr(engine, "prepare", watched)
+    sent = messages(monkeypatch)
     result = apply(scratch_db, mdir)
-    assert composed["003_c"] == ["001_a"]  # composed while 002 ran: its row was not committed yet
-    if second_fails:
-        assert (result.outcome, [a.version for a in result.applied]) == (Outcome.FAILED, ["001_a"])
-        assert not exists(scratch_db, "c") and rows(scratch_db) == [("001_a", load_migrations(mdir)[0].checksum)]
-    else:
-        assert [a.version for a in result.applied] == ["001_a", "002_slow", "003_c"] and exists(scratch_db, "c")
+    assert sent == [1, 2, 1, 2]  # 001; 002 and 003, refused unparsed; 002 again; 003 and 004: 003 fails, 004 not run
+    assert [a.version for a in result.applied] == ["001_a", "002_b"]
+    assert (result.failure.file, result.failure.line, result.failure.sqlstate) == ("003_c.sql", 3, "42601")
+    assert [v for v, _ in rows(scratch_db)] == ["001_a", "002_b"] and not exists(scratch_db, "d")
+
+
+def test_progress_names_the_migration_the_server_is_on(scratch_db: str, tmp_path: Path) -> None:
+    """The server sends a message's results when all of it is done: progress names every migration in flight, and
+    a slow one sends the next migrations one to a message again."""
+    mdir = files(
+        tmp_path / "auth" / "migrations",
+        **{
+            "001_a": "CREATE TABLE IF NOT EXISTS a (id int);",
+            "002_slow": "SELECT pg_sleep(0.2);",
+            "003_c": "CREATE TABLE IF NOT EXISTS c (id int);",
+            "004_d": "CREATE TABLE IF NOT EXISTS d (id int);",
+        },
+    )
+
+    def committed() -> list[str]:  # read by another session
+        return [v for v, _ in rows(scratch_db)] if exists(scratch_db, "schema_migrations") else []
+
+    seen: list[tuple[str | None, list[str]]] = []  # (announced, versions committed then)
+    progress = lambda _, version: seen.append((version, committed()))  # noqa: E731
+    assert apply_service("auth", scratch_db, load_migrations(mdir), Options(), progress).ok
+    everything = ["001_a", "002_slow", "003_c", "004_d"]
+    assert seen == [
+        ("001_a", []),
+        ("002_slow … 003_c (2)", everything[:1]),
+        ("004_d", everything[:3]),  # after a slow message, one at a time
+        (None, everything),
+    ]
+
+
+def test_a_migration_that_changes_its_session_ends_its_message(
+    scratch_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A SET without LOCAL outlives its transaction: RESET ALL must run before the next migration does."""
+    with psycopg.connect(scratch_db, autocommit=True) as setup:
+        setup.execute("CREATE SCHEMA elsewhere")
+    mdir = files(
+        tmp_path / "auth" / "migrations",
+        **{
+            "001_a": "CREATE TABLE IF NOT EXISTS a (id int);",
+            "002_path": "SET search_path = elsewhere;\nCREATE TABLE IF NOT EXISTS moved (id int);",
+            "003_c": "CREATE TABLE IF NOT EXISTS c (id int);",
+            "004_d": "CREATE TABLE IF NOT EXISTS d (id int);",
+        },
+    )
+    sent = messages(monkeypatch)
+    assert apply(scratch_db, mdir).ok
+    assert sent == [1, 1, 2]  # 002 had room for 003 beside it, but ended its message
+    assert exists(scratch_db, "elsewhere.moved") and exists(scratch_db, "public.c") and exists(scratch_db, "public.d")
 
 
 def test_a_failed_migration_leaves_the_database_as_before_it(scratch_db: str, tmp_path: Path) -> None:
@@ -295,13 +381,21 @@ def test_lock_timeout_is_retried_then_succeeds(scratch_db: str, tmp_path: Path) 
     holder = psycopg.connect(scratch_db)
     holder.execute("LOCK TABLE busy IN ACCESS EXCLUSIVE MODE")
     threading.Timer(0.6, holder.commit).start()
-    mdir = files(tmp_path / "s" / "migrations", **{"001_init": "ALTER TABLE busy ADD COLUMN IF NOT EXISTS n int;"})
+    mdir = files(
+        tmp_path / "s" / "migrations",
+        **{
+            "001_before": "CREATE TABLE IF NOT EXISTS a (id int);",
+            "002_busy": "ALTER TABLE busy ADD COLUMN IF NOT EXISTS n int;",  # sent with 003: retried from 002
+            "003_after": "ALTER TABLE busy ADD COLUMN IF NOT EXISTS m int;",
+        },
+    )
     try:
         result = apply(scratch_db, mdir, lock_timeout="100ms", retries=5)
     finally:
         time.sleep(0.7)
         holder.close()
     assert result.outcome == "applied", result.failure
+    assert [v for v, _ in rows(scratch_db)] == ["001_before", "002_busy", "003_after"]
 
 
 def test_lock_timeout_that_persists_is_reported_and_not_recorded(scratch_db: str, tmp_path: Path) -> None:

@@ -90,6 +90,34 @@ def test_connection_terminated_mid_migration(tmp_path: Path, scratch_db: str, pg
     assert apply_service("svc", scratch_db, load_migrations(migrations), Options()).ok
 
 
+def test_a_connection_lost_with_migrations_in_flight_says_which_may_have_run(
+    tmp_path: Path, scratch_db: str, pg_server
+) -> None:
+    """Several migrations travel in one message and their results come back with its end: a broken connection leaves
+    the runner unsure about every one of them, and it says so (each is whole or absent; a rerun completes)."""
+    migrations = files(tmp_path / "svc" / "migrations")
+    (migrations / "003_after.sql").write_text("CREATE TABLE IF NOT EXISTS after (id int);\n")
+    outcome = {}
+    runner = threading.Thread(
+        target=lambda: outcome.update(result=apply_service("svc", scratch_db, load_migrations(migrations), Options()))
+    )
+    runner.start()
+    pid = wait_for_sleep(pg_server.admin_url)
+    with psycopg.connect(pg_server.admin_url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    runner.join(timeout=30)
+    result = outcome["result"]
+    assert [a.version for a in result.applied] == ["001_init"] and "lost the connection" in result.failure.message
+    assert result.failure.hint.startswith("002_slow … 003_after (2) were sent together: each is applied with its row")
+    with psycopg.connect(scratch_db) as conn:
+        assert conn.execute("SELECT version FROM schema_migrations").fetchall() == [("001_init",)]
+        assert conn.execute("SELECT to_regclass('slow'), to_regclass('after')").fetchone() == (None, None)
+    assert [a.version for a in apply_service("svc", scratch_db, load_migrations(migrations), Options()).applied] == [
+        "002_slow",
+        "003_after",
+    ]
+
+
 def test_a_read_only_database_is_reported_as_such(tmp_path: Path, scratch_db: str) -> None:
     with psycopg.connect(scratch_db, autocommit=True) as conn:
         conn.execute("ALTER DATABASE " + conn.info.dbname + " SET default_transaction_read_only = on")

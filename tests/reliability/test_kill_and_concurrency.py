@@ -18,7 +18,7 @@ from migratekit.apply import Options, apply_service
 from migratekit.migration import load_migrations
 from migratekit.schema import snapshot
 
-STEPS = 10
+STEPS = 40  # more than one message of migrations (execution.BATCH): kills land between messages and within one
 TRIALS = 12  # each is a seeded kill at a random moment; bench/faults.py runs 40
 SEED = 20261128
 
@@ -30,7 +30,7 @@ def write_migrations(directory: Path) -> Path:
             f"{i:03d}_step.sql": f"CREATE TABLE IF NOT EXISTS t{i:03d} (id int PRIMARY KEY, note text);\n"
             f"CREATE INDEX IF NOT EXISTS idx_t{i:03d}_note ON t{i:03d} (note);\n"
             f"INSERT INTO t{i:03d} VALUES (1, 'seed') ON CONFLICT (id) DO NOTHING;\n"
-            "SELECT pg_sleep(0.03);\n"
+            "SELECT pg_sleep(0.01);\n"
             for i in range(1, STEPS + 1)
         },
     )
@@ -44,8 +44,8 @@ def state(url: str) -> tuple[dict, list]:
 def wait_for_the_killed_runners_session(url: str) -> None:
     """The server finishes or rolls back what a killed runner had already sent: check after that.
 
-    A migration goes to the server as one message ending in COMMIT, so a runner killed after
-    sending it leaves a backend that may still commit that migration and its row, together.
+    Migrations go to the server several to a message, each ending in its COMMIT, so a runner killed
+    after sending one leaves a backend that may still commit them, each with its row.
     """
     deadline = time.monotonic() + 30
     with psycopg.connect(url, autocommit=True) as conn:
@@ -136,7 +136,7 @@ def test_runners_racing_past_the_first_look_apply_one_pending_migration_once(tmp
     held_back = last.read_text()
     last.unlink()
     assert apply_service("svc", url, load_migrations(migrations), Options()).ok
-    last.write_text(held_back.replace("pg_sleep(0.03)", "nextval('applications')"))
+    last.write_text(held_back.replace("pg_sleep(0.01)", "nextval('applications')"))
     with psycopg.connect(url, autocommit=True) as conn:  # counts how often the pending file's SQL runs
         conn.execute("CREATE SEQUENCE applications")
     outputs = run_together(migrations, url, 8)

@@ -4,34 +4,29 @@ One connection holds a session advisory lock keyed by database and tracking tabl
 example TypeScript runners take the same key), so replicas starting together take turns and
 each migration runs exactly once. Each migration commits together with its tracking row;
 files that cannot run in a transaction run statement by statement and are recorded last.
-The tracking contract is in `tracking`, the comparison of files and rows in `plan`, and the
-placing of an error at a file's line in `script`; this module executes.
+The tracking contract is in `tracking`, the comparison of files and rows in `plan`, how pending
+migrations are sent (several to a message) in `execution`, and the placing of an error at a
+file's line in `script`; this module decides what runs, under the lock.
 """
 
 from __future__ import annotations
 
 import functools
-import random
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import psycopg
-from psycopg import sql
 
-from migratekit import interrupts, tracking, wire
+from migratekit import execution, interrupts, tracking
 from migratekit.connection import MISSING, connect, create_missing, lost, refused
-from migratekit.migration import Migration, Statement, load_migrations
+from migratekit.migration import Migration, load_migrations
 from migratekit.plan import plan
 from migratekit.results import Applied, Failure, MigrationFailed, Outcome, Result, Stopped
-from migratekit.script import ELAPSED_COLUMN, STATEMENTS_BEFORE, Prepared, error_position, failure, prepare, timeouts
 from migratekit.settings import DEFAULTS
 
 __all__ = ["MigrationFailed", "Options", "ProgressFn", "Result", "apply_service", "run_again", "run_migrations"]
-
-RETRYABLE = {"55P03": "lock timeout", "40P01": "deadlock"}
 
 
 @dataclass(frozen=True)
@@ -141,40 +136,27 @@ def _apply(
         for migration in the_plan.rechecksum:
             tracking.record_new_checksum(conn, table, migration.version, migration.checksum)
         if the_plan.pending:
-            _session_defaults(conn)
+            execution.session_defaults(conn)
         applied: list[Applied] = []
-        pending, settings = the_plan.pending, (options.lock_timeout, options.statement_timeout)
-        ahead: dict[int, Prepared] = {}  # the next migration's message, composed while this one runs
-
-        def compose(index: int) -> None:
-            if index < len(pending) and index not in ahead:
-                ahead[index] = prepare(conn, pending[index], settings, table)
-
-        for index, migration in enumerate(pending):
+        queue = execution.Queue(conn, the_plan.pending, (options.lock_timeout, options.statement_timeout), table)
+        starting = functools.partial(progress, service) if progress else None
+        while queue.done < len(queue.pending):
             if interrupts.requested():
                 return done(
                     Outcome.INTERRUPTED,
                     applied=tuple(applied),
                     already_applied=the_plan.already_applied,
-                    pending=tuple(m.version for m in the_plan.pending[len(applied) :]),
+                    pending=tuple(m.version for m in queue.pending[queue.done :]),
                     notes=(*the_plan.notes, f"{interrupts.describe()}: no further migration started"),
                 )
-            if progress:
-                progress(service, migration.version)
-            try:
-                composed, meanwhile = ahead.pop(index, None), functools.partial(compose, index + 1)
-                applied.append(_apply_one(conn, migration, options, table, composed, meanwhile))
-                if SESSION_CHANGE.search(migration.sql):
-                    _session_defaults(conn, reset=True)
-            except (Stopped, psycopg.Error) as exc:
-                if isinstance(exc, psycopg.Error) and not conn.broken:
-                    raise
-                stopped = exc.failure if isinstance(exc, Stopped) else lost(exc, migration.filename)
+            ran, stopped = execution.send_next(queue, options.retries, starting)
+            applied.extend(ran)
+            if stopped is not None:
                 interrupted = interrupts.requested()
                 if interrupted:
                     stopped = replace(
                         stopped,
-                        message=f"{interrupts.describe()}: {migration.filename} was cancelled and rolled back",
+                        message=f"{interrupts.describe()}: {stopped.file} was cancelled and rolled back",
                         hint="nothing of it is applied or recorded; run migrate again to apply it",
                     )
                 return done(
@@ -184,6 +166,8 @@ def _apply(
                     failure=stopped,
                     notes=the_plan.notes,
                 )
+            if ran and execution.SESSION_CHANGE.search(queue.pending[queue.done - 1].sql):
+                execution.session_defaults(conn, reset=True)
         return done(
             Outcome.APPLIED if applied else Outcome.UP_TO_DATE,
             applied=tuple(applied),
@@ -251,138 +235,7 @@ def missing_extensions(conn: psycopg.Connection, pending: Sequence[Migration]) -
     )
 
 
-# A word without which a migration cannot change its session's settings (SET, set_config, RESET).
-SESSION_CHANGE = re.compile(r"\b(?:set|set_config|reset)\b", re.IGNORECASE)
-
-
-def _session_defaults(conn: psycopg.Connection, reset: bool = False) -> None:
-    """Each migration starts from the session's defaults, as it would in a runner of its own.
-
-    A migration's `SET search_path` (without LOCAL) outlives its transaction; RESET ALL stops it
-    reaching the next migration. A runner killed mid-migration must not leave its backend holding
-    the lock and an open transaction until a long statement ends: the server checks for a dead client.
-    """
-    if reset:
-        conn.execute("RESET ALL")
-    if conn.info.server_version >= 140000:
-        conn.execute("SET client_connection_check_interval = '1s'")
-
-
 def run_again(conn: psycopg.Connection, migration: Migration, options: Options) -> Failure | None:
     """Execute an applied migration's SQL once more, recording nothing: the idempotency proof."""
-    try:
-        _apply_one(conn, migration, options, None)
-    except Stopped as exc:
-        return exc.failure
-    return None
-
-
-def _apply_one(
-    conn: psycopg.Connection,
-    migration: Migration,
-    options: Options,
-    table: str | None,
-    prepared: Prepared | None = None,
-    meanwhile: Callable[[], None] | None = None,
-) -> Applied:
-    """One migration and (unless `table` is None) its tracking row, retried after a lock timeout or deadlock.
-
-    `prepared` is its message if composed ahead; `meanwhile` runs while the server works on it (composing the next).
-    """
-    if migration.section_error is not None:
-        error = migration.section_error
-        raise Stopped(
-            Failure(str(error), file=migration.filename, line=error.line, hint="fix the section markers (MK116)")
-        )
-    p = prepared or prepare(conn, migration, (options.lock_timeout, options.statement_timeout), table)
-    attempt = 0
-    while True:
-        try:
-            if p.transactional:
-                return _in_transaction(conn, migration, p, table, meanwhile)
-            return _statement_by_statement(conn, migration, p.statements or (), options, table)
-        except Stopped as exc:
-            if exc.failure.sqlstate in RETRYABLE and attempt < options.retries and not interrupts.requested():
-                attempt += 1
-                time.sleep(random.uniform(0.05, 0.2) * 2**attempt)  # jittered backoff
-                continue
-            if exc.failure.sqlstate in RETRYABLE:
-                raise Stopped(
-                    replace(
-                        exc.failure,
-                        hint=f"{RETRYABLE[exc.failure.sqlstate]} persisted after {attempt + 1} attempts; "
-                        "find the session holding the lock (pg_locks) or raise lock_timeout in workspace.yaml",
-                    )
-                ) from None
-            raise
-
-
-def _in_transaction(
-    conn: psycopg.Connection,
-    migration: Migration,
-    p: Prepared,
-    table: str | None,
-    meanwhile: Callable[[], None] | None = None,
-) -> Applied:
-    """BEGIN, the settings, the migration, its tracking row and COMMIT, sent as one message.
-
-    One round trip per migration rather than one per statement: on a large run the server and
-    the client do measurably less (see bench/migrate.py). The row's execution_time_ms is taken
-    by the server, from the transaction's start to the row. When the message fails, the failing
-    statement is known from the error's position or from how many statements succeeded before
-    it: the migration runs exactly once, failing or not.
-    """
-    started = time.monotonic()
-    sent = wire.send(conn, p.message, meanwhile)
-    if sent.error is not None:
-        if conn.broken:
-            raise sent.error  # the connection is gone, not the migration wrong: reported as such by apply_service
-        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-            conn.execute("ROLLBACK")  # the message stopped at the error, inside its transaction
-        ran = sent.succeeded - STATEMENTS_BEFORE  # statements of the script that succeeded before the error
-        raise Stopped(p.script.locate(sent.error, len(p.prefix)) or p.script.at_statement(sent.error, ran))
-    if table is None:
-        return Applied(migration.version, migration.checksum, int((time.monotonic() - started) * 1000), True)
-    elapsed = next(r for r in reversed(sent.results) if r.nfields and r.fname(0) == ELAPSED_COLUMN.encode())
-    return Applied(migration.version, migration.checksum, int(elapsed.get_value(0, 0) or 0), True)
-
-
-def _statement_by_statement(
-    conn: psycopg.Connection,
-    migration: Migration,
-    statements: tuple[Statement, ...],
-    options: Options,
-    table: str | None,
-) -> Applied:
-    started = time.monotonic()
-    for setting in timeouts(False, options.lock_timeout, options.statement_timeout):
-        conn.execute(setting)
-    try:
-        for done, statement in enumerate(statements):
-            if interrupts.requested():
-                raise Stopped(Failure(interrupts.describe(), file=migration.filename, statements_done=done))
-            try:
-                sent = wire.send(conn, statement.text.encode())  # interruptible, unlike a plain execute
-                if sent.error is not None:
-                    raise sent.error
-            except psycopg.Error as exc:
-                if conn.broken:
-                    raise
-                if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-                    conn.execute("ROLLBACK")  # the file's own transaction, left open by the failure
-                invalid = tuple(
-                    r[0]
-                    for r in conn.execute(
-                        "SELECT indexrelid::regclass::text FROM pg_catalog.pg_index WHERE NOT indisvalid ORDER BY 1"
-                    )
-                )
-                where = failure(exc, migration, statement, error_position(exc))
-                raise Stopped(replace(where, statements_done=done, invalid_indexes=invalid)) from None
-        elapsed = int((time.monotonic() - started) * 1000)
-        if table is not None:  # recorded after its last statement; nothing when re-running
-            conn.execute(tracking.row(table, migration.version, migration.checksum, sql.Literal(elapsed)))
-    finally:
-        if not conn.closed and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
-            conn.execute("RESET lock_timeout")
-            conn.execute("RESET statement_timeout")
-    return Applied(migration.version, migration.checksum, elapsed, False)
+    queue = execution.Queue(conn, (migration,), (options.lock_timeout, options.statement_timeout), None)
+    return execution.send_next(queue, options.retries)[1]

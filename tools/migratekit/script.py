@@ -68,7 +68,7 @@ class Prepared:
     transactional: bool
     script: Script
     prefix: str  # BEGIN and the settings, before the script
-    message: bytes  # prefix, script, tracking row, COMMIT: one round trip
+    message: str  # prefix, script, tracking row, COMMIT (empty when not transactional); its own transaction
 
 
 def prepare(conn: psycopg.Connection, migration: Migration, settings: tuple[str, str], table: str | None) -> Prepared:
@@ -85,7 +85,7 @@ def prepare(conn: psycopg.Connection, migration: Migration, settings: tuple[str,
     script = Script.build(migration, statements)
     prefix = transaction_prefix(*settings)
     record = "" if table is None else tracking_row(conn, table, migration)
-    message = f"{prefix}{script.text}\n;\n{record}COMMIT".encode() if transactional else b""
+    message = f"{prefix}{script.text}\n;\n{record}COMMIT" if transactional else ""
     return Prepared(statements, transactional, script, prefix, message)
 
 
