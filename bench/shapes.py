@@ -7,7 +7,8 @@
    floor (one psql session, each file in its own transaction, no tracking), the floor with
    migratekit's settings and tracking row in each transaction, and dbmate; then up to date.
    Medians of rotated rounds, each runner on a fresh database after a CHECKPOINT. Then the cost per
-   migration without the machine's drift: alternating pairs of short runs (migratekit in process, psql).
+   migration without the machine's drift: rotated rounds of short runs (migratekit in process, the same
+   with one migration to a message, psql).
 2. An uneven graph, one chain of services beside many independent ones: the makespan of migrate-all
    (critical path first) against the ideal (the chain alone), against level-by-level scheduling
    (each wave waits for the one before), and against the same services with no dependencies (the
@@ -19,13 +20,14 @@ Uses $MIGRATEKIT_SCRATCH_URL's server (default 127.0.0.1:5432) and drops every d
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import psycopg
@@ -36,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from migrate import BIN, PSQL_FLAGS, _median, _url, timed  # noqa: E402
 from synth import build  # noqa: E402
 
-from migratekit import tracking  # noqa: E402
+from migratekit import execution, tracking  # noqa: E402
 from migratekit.apply import Options, apply_service  # noqa: E402
 from migratekit.databases import with_database  # noqa: E402
 from migratekit.embedded import create_database, drop_database  # noqa: E402
@@ -49,7 +51,7 @@ from migratekit.workspace import Workspace, load_workspace  # noqa: E402
 LONG_ROWS = {
     "migratekit": "migrate-all from empty",
     "floor": "the floor: one psql session, a transaction per file",
-    "floor_rows": "  migratekit's messages sent by psql: settings, file, tracking row, one message a file",
+    "floor_rows": "  migratekit's transactions sent by psql: settings, file, tracking row, one message a file",
     "dbmate": "dbmate up, same files",
     "up_to_date": "migrate-all, up to date",
 }
@@ -131,40 +133,65 @@ def long_service(
 
 
 def paired(work: Path, admin: str, databases: list[str], pairs: int, chunk: int) -> dict[str, float]:
-    """Per migration, with the machine's drift taken out: `pairs` back-to-back runs of the first `chunk` files,
-    migratekit in this process (no start-up) and psql, each on a fresh database, the order alternating.
+    """Per migration, with the machine's drift taken out: `pairs` rounds of short runs of the first `chunk` files,
+    each on a fresh database, the order rotating: migratekit in this process (no start-up), the same with one
+    migration to a message (execution.BATCH = 1, as before session 7), and psql.
 
     Whole runs of 10,000 files drift by up to 2x between rounds (the disk's flush latency moves), more
-    than the 2% asked; pairs of short runs a second apart see the same machine.
+    than the 2% asked; short runs a second apart see the same machine.
     """
     loaded = load_migrations(work / "long" / "services" / "ledger" / "migrations")[:chunk]
     (work / "chunk.sql").write_text(floor_script(loaded))
     psql = [shutil.which("psql") or "psql", *PSQL_FLAGS]
-    kit: list[float] = []
-    floor: list[float] = []
+    times: dict[str, list[float]] = {"kit": [], "one": [], "floor": []}
     client: list[float] = []  # migratekit's own CPU (user + system) per run: the time the server waits for it
 
+    def kit(batch: int) -> float:
+        url, cpu, started = fresh_database(admin, databases), time.process_time(), time.perf_counter()
+        with patched(execution, "BATCH", batch):
+            assert apply_service("ledger", url, loaded, Options()).ok
+        seconds = time.perf_counter() - started
+        if batch == execution.BATCH:
+            client.append(time.process_time() - cpu)
+        return seconds
+
+    def floor() -> float:
+        url = fresh_database(admin, databases)
+        return timed([*psql, "-d", url, "-f", str(work / "chunk.sql")])[0]
+
+    runners: dict[str, Callable[[], float]] = {
+        "kit": lambda: kit(execution.BATCH),
+        "one": lambda: kit(1),
+        "floor": floor,
+    }
+    order = list(runners)
     for index in range(pairs):
-        for runner in ("kit", "floor") if index % 2 == 0 else ("floor", "kit"):
-            url = fresh_database(admin, databases)
-            started = time.perf_counter()
-            if runner == "kit":
-                cpu = time.process_time()
-                assert apply_service("ledger", url, loaded, Options()).ok
-                kit.append(time.perf_counter() - started)
-                client.append(time.process_time() - cpu)
-            else:
-                timed([*psql, "-d", url, "-f", str(work / "chunk.sql")])
-                floor.append(time.perf_counter() - started)
+        for name in order[index % 3 :] + order[: index % 3]:
+            times[name].append(runners[name]())
         while databases:
             drop_database(admin, databases.pop())
-    ratios = sorted(k / f for k, f in zip(kit, floor, strict=True))
+
+    def ratio(name: str) -> float:
+        return sorted(k / f for k, f in zip(times[name], times["floor"], strict=True))[pairs // 2]
+
     return {
-        "kit_ms": sorted(kit)[pairs // 2] / chunk * 1000,
-        "floor_ms": sorted(floor)[pairs // 2] / chunk * 1000,
-        "ratio": ratios[pairs // 2],
+        "kit_ms": sorted(times["kit"])[pairs // 2] / chunk * 1000,
+        "one_ms": sorted(times["one"])[pairs // 2] / chunk * 1000,
+        "floor_ms": sorted(times["floor"])[pairs // 2] / chunk * 1000,
+        "ratio": ratio("kit"),
+        "one_ratio": ratio("one"),
         "client_us": sorted(client)[pairs // 2] / chunk * 1e6,
     }
+
+
+@contextlib.contextmanager
+def patched(module: object, name: str, value: object) -> Iterator[None]:
+    before = getattr(module, name)
+    setattr(module, name, value)
+    try:
+        yield
+    finally:
+        setattr(module, name, before)
 
 
 def uneven(
@@ -211,7 +238,7 @@ def main() -> None:
     parser.add_argument("--per-service", type=int, default=25)
     parser.add_argument("--rounds", type=int, default=3, help="rotated rounds of each measurement (medians)")
     parser.add_argument("--jobs", type=int, default=4, help="services at a time in the uneven graph")
-    parser.add_argument("--pairs", type=int, default=10, help="alternating pairs for the per-migration cost")
+    parser.add_argument("--pairs", type=int, default=10, help="rotated rounds for the per-migration cost")
     parser.add_argument("--chunk", type=int, default=500, help="files in each of those runs")
     args = parser.parse_args()
     admin = os.environ.get("MIGRATEKIT_SCRATCH_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -239,9 +266,10 @@ def main() -> None:
         start = times["up_to_date"][0]
         predicted = (start + args.long * per["kit_ms"] / 1000) / (args.long * per["floor_ms"] / 1000)
         console.print(
-            f"per migration, {args.pairs} alternating pairs of {args.chunk}-file runs (migratekit in process): "
+            f"per migration, {args.pairs} rotated rounds of {args.chunk}-file runs (migratekit in process): "
             f"migratekit {per['kit_ms']:.3f} ms (its own CPU {per['client_us']:.0f} us), "
-            f"psql {per['floor_ms']:.3f} ms, median ratio {per['ratio']:.3f}; "
+            f"psql {per['floor_ms']:.3f} ms, median ratio {per['ratio']:.3f}; one migration to a message "
+            f"{per['one_ms']:.3f} ms, median ratio {per['one_ratio']:.3f}; "
             f"whole run = start (as up to date, {start:.2f} s) + {args.long} x per migration: "
             f"{predicted:.3f} x the floor"
         )

@@ -36,8 +36,8 @@ from migratekit.results import Applied, Failure, Stopped
 from migratekit.script import ELAPSED_COLUMN, STATEMENTS_BEFORE, Prepared, error_position, failure, prepare, timeouts
 
 BATCH = 16  # transactional migrations to a message at most
-QUICK = 0.025  # seconds a migration of the last message took on average, below which the next message doubles
 BATCH_CHARS = 1 << 20  # and no more SQL than this in it, unless one file alone is larger
+QUICK = 0.025  # seconds a migration of the last message took on average, below which the next message doubles
 JOIN = ";\n"
 RETRYABLE = {"55P03": "lock timeout", "40P01": "deadlock"}
 # A word without which a migration cannot change its session's settings (SET, set_config, RESET):
@@ -67,8 +67,9 @@ class Queue:
         """The next message's migrations: one that runs statement by statement goes alone; transactional ones go
         together, up to one that may change the session's settings (the next must start from the defaults)."""
         batch: list[tuple[Migration, Prepared]] = []
-        size, limit = 0, self.size if self.conn.info.server_version >= 130000 else 1  # before 13, statement_timeout
-        for index in range(self.done, min(self.done + limit, len(self.pending))):  # timed the whole message
+        # Before PostgreSQL 13, statement_timeout timed a whole message, not each of its statements.
+        size, limit = 0, self.size if self.conn.info.server_version >= 130000 else 1
+        for index in range(self.done, min(self.done + limit, len(self.pending))):
             migration, p = self.pending[index], self.prepared(index)
             alone = not p.transactional or migration.section_error is not None
             if batch and (alone or size + len(p.message) > BATCH_CHARS):
