@@ -8,7 +8,8 @@
    migratekit's settings and tracking row in each transaction, and dbmate; then up to date.
    Medians of rotated rounds, each runner on a fresh database after a CHECKPOINT. Then the cost per
    migration without the machine's drift: rotated rounds of short runs (migratekit in process, the same
-   with one migration to a message, psql).
+   with one migration to a message, psql); and at scale: chunks added to a database already holding
+   them all, migratekit and psql alternating on it.
 2. An uneven graph, one chain of services beside many independent ones: the makespan of migrate-all
    (critical path first) against the ideal (the chain alone), against level-by-level scheduling
    (each wave waits for the one before), and against the same services with no dependencies (the
@@ -184,6 +185,47 @@ def paired(work: Path, admin: str, databases: list[str], pairs: int, chunk: int)
     }
 
 
+def at_scale(work: Path, count: int, admin: str, databases: list[str], rounds: int, chunk: int) -> dict[str, float]:
+    """Per migration where a long-lived service is, drift taken out: one database holding `count` migrations, then
+    `rounds` pairs of `chunk` more, migratekit (in process) and psql alternating on that same database, so both see
+    the same catalog size and the same minute of the machine. Each migratekit chunk has the cost of an up-to-date
+    apply just before it (reading and comparing `count` rows, paid once per run) taken out and reported apart.
+    """
+    mdir = work / "long" / "services" / "ledger" / "migrations"
+    loaded = list(load_migrations(mdir))
+    url = fresh_database(admin, databases)
+    assert apply_service("ledger", url, loaded, Options()).ok
+    psql = [shutil.which("psql") or "psql", *PSQL_FLAGS]
+    kit: list[float] = []
+    floor: list[float] = []
+    plan: list[float] = []
+    number = count
+    for index in range(rounds * 2):
+        more = [
+            Migration(mdir / f"{n}_more.sql", LIGHT.format(version=f"{n}_more", n=n).encode())
+            for n in range(number + 1, number + chunk + 1)
+        ]
+        number += chunk
+        if (index % 2 == 0) == (index % 4 < 2):  # kit, floor, floor, kit, kit, floor, ...: each goes first as often
+            started = time.perf_counter()
+            assert apply_service("ledger", url, loaded, Options()).outcome == "up to date"
+            plan.append(time.perf_counter() - started)
+            loaded += more
+            started = time.perf_counter()
+            assert apply_service("ledger", url, loaded, Options()).ok
+            kit.append(time.perf_counter() - started - plan[-1])
+        else:
+            (work / "more.sql").write_text(floor_script(more))
+            floor.append(timed([*psql, "-d", url, "-f", str(work / "more.sql")])[0])
+    ratios = sorted(k / f for k, f in zip(kit, floor, strict=True))
+    return {
+        "kit_ms": sorted(kit)[rounds // 2] / chunk * 1000,
+        "floor_ms": sorted(floor)[rounds // 2] / chunk * 1000,
+        "ratio": ratios[rounds // 2],
+        "plan_s": sorted(plan)[rounds // 2],
+    }
+
+
 @contextlib.contextmanager
 def patched(module: object, name: str, value: object) -> Iterator[None]:
     before = getattr(module, name)
@@ -240,6 +282,8 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=4, help="services at a time in the uneven graph")
     parser.add_argument("--pairs", type=int, default=10, help="rotated rounds for the per-migration cost")
     parser.add_argument("--chunk", type=int, default=500, help="files in each of those runs")
+    parser.add_argument("--scale-rounds", type=int, default=4, help="pairs of chunks added to the long database")
+    parser.add_argument("--scale-chunk", type=int, default=500, help="files in each of those chunks")
     args = parser.parse_args()
     admin = os.environ.get("MIGRATEKIT_SCRATCH_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
     work = Path(tempfile.mkdtemp(prefix="mk-bench-shapes-"))
@@ -273,6 +317,17 @@ def main() -> None:
             f"whole run = start (as up to date, {start:.2f} s) + {args.long} x per migration: "
             f"{predicted:.3f} x the floor"
         )
+        scale = at_scale(work, args.long, admin, databases, args.scale_rounds, args.scale_chunk)
+        predicted = (start + args.long * scale["kit_ms"] / 1000) / (args.long * scale["floor_ms"] / 1000)
+        console.print(
+            f"per migration at scale, on one database already holding {args.long}: {args.scale_rounds} pairs of "
+            f"{args.scale_chunk}-file chunks, migratekit (in process) and psql alternating (ABBA): migratekit "
+            f"{scale['kit_ms']:.3f} ms, psql {scale['floor_ms']:.3f} ms, median ratio {scale['ratio']:.3f} "
+            f"(less an up-to-date apply before each chunk, {scale['plan_s']:.2f} s: reading and comparing the rows, "
+            f"once a run); whole run = start + {args.long} x this: {predicted:.3f} x the floor"
+        )
+        while databases:
+            drop_database(admin, databases.pop())
         graph = uneven(work, args.chain, args.independent, args.per_service, admin, databases, args.jobs, args.rounds)
         bound = max(graph["ideal"], graph["unconstrained"])
         ideal, critical, levels = graph["ideal"], graph["critical"], graph["levels"]
