@@ -18,6 +18,7 @@ from conftest import write_tree
 from migratekit.apply import Options, apply_service
 from migratekit.embedded import Embedded
 from migratekit.migration import load_migrations
+from migratekit.results import Result
 
 LONG = "CREATE TABLE IF NOT EXISTS slow (id int);\nSELECT pg_sleep(3);\n"
 
@@ -70,18 +71,23 @@ def test_server_restart_mid_migration(tmp_path: Path) -> None:
         cluster.stop()
 
 
-def test_connection_terminated_mid_migration(tmp_path: Path, scratch_db: str, pg_server) -> None:
-    migrations = files(tmp_path / "svc" / "migrations")
+def terminated_mid_migration(migrations: Path, url: str, admin_url: str) -> Result:
+    """What apply_service returns when its backend is terminated during 002_slow's sleep."""
     outcome = {}
     runner = threading.Thread(
-        target=lambda: outcome.update(result=apply_service("svc", scratch_db, load_migrations(migrations), Options()))
+        target=lambda: outcome.update(result=apply_service("svc", url, load_migrations(migrations), Options()))
     )
     runner.start()
-    pid = wait_for_sleep(pg_server.admin_url)
-    with psycopg.connect(pg_server.admin_url, autocommit=True) as admin:
+    pid = wait_for_sleep(admin_url)
+    with psycopg.connect(admin_url, autocommit=True) as admin:
         admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
     runner.join(timeout=30)
-    result = outcome["result"]
+    return outcome["result"]
+
+
+def test_connection_terminated_mid_migration(tmp_path: Path, scratch_db: str, pg_server) -> None:
+    migrations = files(tmp_path / "svc" / "migrations")
+    result = terminated_mid_migration(migrations, scratch_db, pg_server.admin_url)
     assert result.outcome == "failed" and "lost the connection" in result.failure.message
     assert "nothing half-applied was recorded" in result.failure.hint
     with psycopg.connect(scratch_db) as conn:
@@ -97,16 +103,7 @@ def test_a_connection_lost_with_migrations_in_flight_says_which_may_have_run(
     the runner unsure about every one of them, and it says so (each is whole or absent; a rerun completes)."""
     migrations = files(tmp_path / "svc" / "migrations")
     (migrations / "003_after.sql").write_text("CREATE TABLE IF NOT EXISTS after (id int);\n")
-    outcome = {}
-    runner = threading.Thread(
-        target=lambda: outcome.update(result=apply_service("svc", scratch_db, load_migrations(migrations), Options()))
-    )
-    runner.start()
-    pid = wait_for_sleep(pg_server.admin_url)
-    with psycopg.connect(pg_server.admin_url, autocommit=True) as admin:
-        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
-    runner.join(timeout=30)
-    result = outcome["result"]
+    result = terminated_mid_migration(migrations, scratch_db, pg_server.admin_url)
     assert [a.version for a in result.applied] == ["001_init"] and "lost the connection" in result.failure.message
     assert result.failure.hint.startswith("002_slow … 003_after (2) were sent together: each is applied with its row")
     with psycopg.connect(scratch_db) as conn:
