@@ -21,15 +21,15 @@ Uses $MIGRATEKIT_SCRATCH_URL's server (default 127.0.0.1:5432) and drops every d
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import shutil
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from unittest import mock
 
 import psycopg
 from rich.console import Console
@@ -149,7 +149,7 @@ def paired(work: Path, admin: str, databases: list[str], pairs: int, chunk: int)
 
     def kit(batch: int) -> float:
         url, cpu, started = fresh_database(admin, databases), time.process_time(), time.perf_counter()
-        with patched(execution, "BATCH", batch):
+        with mock.patch.object(execution, "BATCH", batch):
             assert apply_service("ledger", url, loaded, Options()).ok
         seconds = time.perf_counter() - started
         if batch == execution.BATCH:
@@ -224,16 +224,6 @@ def at_scale(work: Path, count: int, admin: str, databases: list[str], rounds: i
         "ratio": ratios[rounds // 2],
         "plan_s": sorted(plan)[rounds // 2],
     }
-
-
-@contextlib.contextmanager
-def patched(module: object, name: str, value: object) -> Iterator[None]:
-    before = getattr(module, name)
-    setattr(module, name, value)
-    try:
-        yield
-    finally:
-        setattr(module, name, before)
 
 
 def uneven(

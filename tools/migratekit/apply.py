@@ -166,8 +166,6 @@ def _apply(
                     failure=stopped,
                     notes=the_plan.notes,
                 )
-            if ran and execution.SESSION_CHANGE.search(queue.pending[queue.done - 1].sql):
-                execution.session_defaults(conn, reset=True)
         return done(
             Outcome.APPLIED if applied else Outcome.UP_TO_DATE,
             applied=tuple(applied),

@@ -85,8 +85,8 @@ class Queue:
         """Client work for while the server runs `batch`: the next batch's messages."""
         start = self.done + len(batch)
 
-        def compose() -> None:
-            for index in range(start, min(start + BATCH, len(self.pending))):
+        def compose() -> None:  # as many as the next message may hold
+            for index in range(start, min(start + min(self.size * 2, BATCH), len(self.pending))):
                 self.prepared(index)
 
         return compose
@@ -112,7 +112,8 @@ def send_next(
 
     A lock timeout or deadlock is retried from the migration that met it, after a jittered backoff,
     `retries` times. `starting` is told which migrations each message holds (the progress display).
-    A broken connection is a Failure too, after the migrations whose COMMIT came back.
+    A broken connection is a Failure too, after the migrations whose COMMIT came back. After a
+    migration that may have changed its session, the session's defaults are restored.
     """
     applied: list[Applied] = []
     attempt = 0
@@ -125,6 +126,8 @@ def send_next(
         queue.advance(len(ran), len(batch), time.monotonic() - started)
         applied.extend(ran)
         attempt = 0 if ran else attempt
+        if stopped is None and SESSION_CHANGE.search(batch[-1][0].sql):  # a session change ends its message
+            session_defaults(queue.conn, reset=True)
         if stopped is None or stopped.sqlstate not in RETRYABLE:
             return tuple(applied), stopped
         if attempt >= retries or interrupts.requested():
@@ -148,10 +151,10 @@ def _send(queue: Queue, batch: Sequence[tuple[Migration, Prepared]]) -> tuple[tu
         return _together(conn, batch, queue.table, queue.compose_after(batch))
     except Stopped as exc:
         return (), exc.failure
-    except psycopg.Error as exc:
+    except psycopg.Error as exc:  # the results of a message are lost with the connection
         if not conn.broken:
             raise
-        return (), lost(exc, first.filename)
+        return (), _lost(exc, batch)
 
 
 def _together(
@@ -163,12 +166,7 @@ def _together(
     """One message of transactional migrations; each COMMIT that comes back is a migration applied."""
     offsets = [0, *itertools.accumulate(len(p.message) + len(JOIN) for _, p in batch)]
     started = time.monotonic()
-    try:
-        sent = wire.send(conn, JOIN.join(p.message for _, p in batch).encode(), meanwhile)
-    except psycopg.Error as exc:  # the results before the break are lost with it
-        if not conn.broken:
-            raise
-        return (), _lost(exc, batch)
+    sent = wire.send(conn, JOIN.join(p.message for _, p in batch).encode(), meanwhile)
     committed: list[Applied] = []
     ran, elapsed = 0, int((time.monotonic() - started) * 1000)  # the current migration's results, and its time
     for result in sent.results:
