@@ -116,12 +116,12 @@ def guess_language(path: Path) -> str:
     seen = 0
     for _directory, subdirs, files in os.walk(path):
         subdirs[:] = filter(_kept, subdirs)
-        for name in files:
+        for name in files[: 500 - seen]:  # 500 files are enough to tell (a service's 10,000 migrations took 24 ms)
             found = SOURCE_LANGUAGES.get(os.path.splitext(name)[1])
             if found:
                 counts[found] = counts.get(found, 0) + 1
         seen += len(files)
-        if seen > 500:  # enough to tell; a service without a manifest is small
+        if seen >= 500:
             break
     return max(counts, key=lambda k: counts[k]) if counts else "unknown"
 
