@@ -105,7 +105,7 @@ def main() -> None:
     args = parser.parse_args()
     admin = os.environ.get("MIGRATEKIT_SCRATCH_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
     work = Path(tempfile.mkdtemp(prefix="mk-bench-growth-"))
-    console = Console()
+    console = Console(width=120)  # a file or a pipe is 80 wide: columns were cut
     try:
         audit = Table(title=f"audit, {PER_SERVICE_AUDIT} migrations per service (median of 3)")
         for column in ("files", "cold", "ms/file", "warm", "ms/file", "squawk", "cold / warm vs squawk"):
