@@ -90,6 +90,21 @@ def test_a_pipe_or_a_directory_named_sql_is_skipped_and_a_link_within_is_read(tm
     assert [(m.filename, m.sql) for m in loaded] == [("001_a.sql", "SELECT 1;\n"), ("004_link.sql", "SELECT 1;\n")]
 
 
+def test_short_reads_and_a_file_grown_since_its_size_was_taken_are_read_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One read is trusted only when it returns the size fstat gave; a network file system may return less."""
+    text = "CREATE TABLE IF NOT EXISTS ships (id bigint PRIMARY KEY, name text NOT NULL);\n"
+    (tmp_path / "001_ships.sql").write_text(text)
+    read = os.read
+    monkeypatch.setattr(os, "read", lambda descriptor, size: read(descriptor, min(size, 7)))
+    assert load_migrations(tmp_path)[0].sql == text
+    monkeypatch.setattr(os, "read", read)
+    earlier = os.stat_result((0,) * 6 + (len(text) - 10,) + (0,) * 3)  # the file grew by 10 bytes after fstat
+    monkeypatch.setattr(os, "fstat", lambda descriptor: earlier)
+    assert load_migrations(tmp_path)[0].sql == text
+
+
 def test_statements_carry_their_first_line_even_after_non_ascii_text() -> None:
     text = "-- é\n-- ü\nCREATE TABLE t (a text DEFAULT 'ééé');\n\n/* block\n */\nCREATE INDEX i ON t (a);\n"
     statements = parse_statements(text)
