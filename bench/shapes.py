@@ -29,6 +29,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from statistics import median_high
 from unittest import mock
 
 import psycopg
@@ -135,7 +136,7 @@ def long_service(
         while databases:
             drop_database(admin, databases.pop())
     medians = {name: _median(times) for name, times in runs.items()}
-    ratios = sorted(kit[0] / floor[0] for kit, floor in zip(runs["migratekit"], runs["floor"], strict=True))
+    ratios = [kit[0] / floor[0] for kit, floor in zip(runs["migratekit"], runs["floor"], strict=True)]
     together = []
     for index in range(pairs):
         pair = {}
@@ -143,11 +144,11 @@ def long_service(
             pair[name] = runners[name](fresh_database(admin, databases))[0]
             drop_database(admin, databases.pop())
         together.append(pair["migratekit"] / pair["floor"])
-    one_phase = sorted(r for r in together if max(r, 1 / r) < 1.3)
+    one_phase = [r for r in together if max(r, 1 / r) < 1.3]
     return {
         **medians,
-        "ratio": (ratios[len(ratios) // 2], 0.0),
-        "phase_ratio": (one_phase[len(one_phase) // 2] if one_phase else float("nan"), len(one_phase)),
+        "ratio": (median_high(ratios), 0.0),
+        "phase_ratio": (median_high(one_phase) if one_phase else float("nan"), len(one_phase)),
     }
 
 
@@ -191,15 +192,15 @@ def paired(work: Path, admin: str, databases: list[str], pairs: int, chunk: int)
             drop_database(admin, databases.pop())
 
     def ratio(name: str) -> float:
-        return sorted(k / f for k, f in zip(times[name], times["floor"], strict=True))[pairs // 2]
+        return median_high(k / f for k, f in zip(times[name], times["floor"], strict=True))
 
     return {
-        "kit_ms": sorted(times["kit"])[pairs // 2] / chunk * 1000,
-        "one_ms": sorted(times["one"])[pairs // 2] / chunk * 1000,
-        "floor_ms": sorted(times["floor"])[pairs // 2] / chunk * 1000,
+        "kit_ms": median_high(times["kit"]) / chunk * 1000,
+        "one_ms": median_high(times["one"]) / chunk * 1000,
+        "floor_ms": median_high(times["floor"]) / chunk * 1000,
         "ratio": ratio("kit"),
         "one_ratio": ratio("one"),
-        "client_us": sorted(client)[pairs // 2] / chunk * 1e6,
+        "client_us": median_high(client) / chunk * 1e6,
     }
 
 
@@ -235,12 +236,12 @@ def at_scale(work: Path, count: int, admin: str, databases: list[str], rounds: i
         else:
             (work / "more.sql").write_text(floor_script(more))
             floor.append(timed([*psql, "-d", url, "-f", str(work / "more.sql")])[0])
-    ratios = sorted(k / f for k, f in zip(kit, floor, strict=True))
+    ratios = [k / f for k, f in zip(kit, floor, strict=True)]
     return {
-        "kit_ms": sorted(kit)[rounds // 2] / chunk * 1000,
-        "floor_ms": sorted(floor)[rounds // 2] / chunk * 1000,
-        "ratio": ratios[rounds // 2],
-        "plan_s": sorted(plan)[rounds // 2],
+        "kit_ms": median_high(kit) / chunk * 1000,
+        "floor_ms": median_high(floor) / chunk * 1000,
+        "ratio": median_high(ratios),
+        "plan_s": median_high(plan),
     }
 
 
@@ -281,8 +282,8 @@ def uneven(
         for name in order[index % len(order) :] + order[: index % len(order)]:
             times[name].append(runs[name]())
     rounds_of = zip(times["critical"], times["ideal"], times["unconstrained"], strict=True)
-    ratios = sorted(critical / max(ideal, unconstrained) for critical, ideal, unconstrained in rounds_of)
-    return {**{name: sorted(values)[len(values) // 2] for name, values in times.items()}, "ratio": ratios[rounds // 2]}
+    ratios = [critical / max(ideal, unconstrained) for critical, ideal, unconstrained in rounds_of]
+    return {**{name: median_high(values) for name, values in times.items()}, "ratio": median_high(ratios)}
 
 
 def main() -> None:
@@ -323,7 +324,8 @@ def main() -> None:
         phase, in_phase = times["phase_ratio"]
         console.print(
             f"whole runs back to back, {args.whole_pairs} ABBA pairs: {in_phase:.0f} ran in one phase of the machine "
-            f"(within 30% of each other), migratekit / the floor of those: median {phase:.3f} (target <= 1.02)"
+            "(within 30% of each other), migratekit / the floor of those: "
+            + (f"median {phase:.3f} (target <= 1.02)" if in_phase else "none to compare; run more pairs")
         )
         per = paired(work, admin, databases, args.pairs, args.chunk)
         start = times["up_to_date"][0]
