@@ -27,9 +27,9 @@ import psycopg
 from rich.console import Console
 from rich.table import Table
 
-from migratekit.databases import with_database
-from migratekit.embedded import create_database, drop_database
-from migratekit.schema import snapshot
+from migratekit.database.embedded import create_database, drop_database
+from migratekit.database.schema import snapshot
+from migratekit.model.identity import with_database
 
 sys.path.insert(0, str(Path(__file__).parent))
 from synth import build  # noqa: E402

@@ -30,8 +30,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from migrate import BIN, UP_TO_DATE_FLOOR, median, timed  # noqa: E402
 from synth import build  # noqa: E402
 
-from migratekit.databases import with_database  # noqa: E402
-from migratekit.embedded import create_database, drop_database  # noqa: E402
+from migratekit.database.embedded import create_database, drop_database  # noqa: E402
+from migratekit.model.identity import with_database  # noqa: E402
 
 PER_SERVICE_AUDIT = 50
 PER_SERVICE_MIGRATE = 25

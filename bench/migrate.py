@@ -25,8 +25,8 @@ import psycopg
 from rich.console import Console
 from rich.table import Table
 
-from migratekit.databases import with_database
-from migratekit.embedded import create_database, drop_database
+from migratekit.database.embedded import create_database, drop_database
+from migratekit.model.identity import with_database
 
 sys.path.insert(0, str(Path(__file__).parent))
 from synth import build  # noqa: E402

@@ -40,15 +40,16 @@ sys.path.insert(0, str(Path(__file__).parent))
 from migrate import BIN, PSQL_FLAGS, _median, _url, timed  # noqa: E402
 from synth import build  # noqa: E402
 
-from migratekit import execution, tracking  # noqa: E402
-from migratekit.apply import Options, apply_service  # noqa: E402
-from migratekit.databases import with_database  # noqa: E402
-from migratekit.embedded import create_database, drop_database  # noqa: E402
-from migratekit.migration import Migration, load_migrations  # noqa: E402
-from migratekit.orchestrate import migrate_all  # noqa: E402
-from migratekit.script import tracking_row, transaction_prefix  # noqa: E402
-from migratekit.settings import DEFAULTS  # noqa: E402
-from migratekit.workspace import Workspace, load_workspace  # noqa: E402
+from migratekit import tracking  # noqa: E402
+from migratekit.database import execution
+from migratekit.database.apply import Options, apply_service  # noqa: E402
+from migratekit.database.embedded import create_database, drop_database  # noqa: E402
+from migratekit.database.message import tracking_row, transaction_prefix  # noqa: E402
+from migratekit.database.orchestrate import migrate_all  # noqa: E402
+from migratekit.model.identity import with_database  # noqa: E402
+from migratekit.model.migration import Migration, load_migrations  # noqa: E402
+from migratekit.model.settings import DEFAULTS  # noqa: E402
+from migratekit.model.workspace import Workspace, load_workspace  # noqa: E402
 
 LONG_ROWS = {
     "migratekit": "migrate-all from empty",

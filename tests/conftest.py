@@ -23,7 +23,7 @@ import pytest
 import yaml
 from invoke import Program
 
-from migratekit.scratch import ScratchServer, scratch_database, scratch_session
+from migratekit.database.scratch import ScratchServer, scratch_database, scratch_session
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -15,10 +15,10 @@ import psycopg
 import pytest
 
 from migratekit import MigrationFailed, run_migrations
-from migratekit.apply import Options, apply_service
-from migratekit.migration import load_migrations, seed_checksum
-from migratekit.results import Outcome
-from migratekit.tracking import create_statements
+from migratekit.database.apply import Options, apply_service
+from migratekit.database.results import Outcome
+from migratekit.database.tracking import create_statements
+from migratekit.model.migration import load_migrations, seed_checksum
 
 SEED_DDL = ";\n".join(str(s.as_string(None)) for s in create_statements("schema_migrations"))
 
@@ -70,16 +70,16 @@ def test_a_version_with_quotes_and_backslashes_is_recorded_as_written(scratch_db
 
 def messages(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """How many migrations' COMMITs each message sent by the engine held, as it sends them."""
-    from migratekit import execution
+    from migratekit.database import execution
 
     sent: list[int] = []
-    real = execution.wire.send
+    real = execution.protocol.send
 
     def counted(conn, query, *args, **kwargs):  # type: ignore[no-untyped-def]
         sent.append(query.count(b"COMMIT"))
         return real(conn, query, *args, **kwargs)
 
-    monkeypatch.setattr(execution.wire, "send", counted)
+    monkeypatch.setattr(execution.protocol, "send", counted)
     return sent
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, Monorepo, write_tree
-from migratekit.audit.run import audit
-from migratekit.workspace import load_workspace
+from migratekit.checks.run import audit
+from migratekit.model.workspace import load_workspace
 
 
 def invoke(root: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -11,13 +11,13 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from migratekit.apply import Options, apply_service
-from migratekit.databases import connection_urls, redact, resolve
-from migratekit.embedded import CHOICE_VARIABLE, WHEEL, Binaries, Embedded, machine_binaries, wheel_binaries
+from migratekit.database.apply import Options, apply_service
+from migratekit.database.embedded import CHOICE_VARIABLE, WHEEL, Binaries, Embedded, machine_binaries, wheel_binaries
+from migratekit.database.scratch import ScratchServer, docker_unavailable_reason, scratch_database, scratch_server
 from migratekit.errors import ConfigError
-from migratekit.migration import load_migrations
-from migratekit.scratch import ScratchServer, docker_unavailable_reason, scratch_database, scratch_server
-from migratekit.workspace import load_workspace
+from migratekit.model.identity import connection_urls, redact, resolve
+from migratekit.model.migration import load_migrations
+from migratekit.model.workspace import load_workspace
 
 
 def workspace(tmp_path: Path, yaml_text: str = "version: 1\n", services: tuple[str, ...] = ("auth",)):

@@ -9,8 +9,8 @@ import psycopg
 import pytest
 
 from conftest import Monorepo
-from migratekit.schema import snapshot
-from migratekit.scratch import ScratchServer
+from migratekit.database.schema import snapshot
+from migratekit.database.scratch import ScratchServer
 
 INIT = "-- Migration: 001_init\nCREATE TABLE IF NOT EXISTS accounts (id int PRIMARY KEY, email text);\n"
 INDEX = "-- Migration: 002_add_email_index\nCREATE INDEX IF NOT EXISTS idx_accounts_email ON accounts (email);\n"

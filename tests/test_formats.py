@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from conftest import Monorepo, write_tree
-from migratekit.schema import snapshot
+from migratekit.database.schema import snapshot
 
 STEPS = [
     ("001_create_a", "CREATE TABLE IF NOT EXISTS a (id int PRIMARY KEY);", "DROP TABLE IF EXISTS a;"),
@@ -264,9 +264,9 @@ def test_new_migration_after_999_is_1000_and_after_a_timestamp_a_later_one(monor
 
 
 def test_a_rollback_waits_for_a_held_migration_lock_and_names_its_holder(monorepo) -> None:
-    from migratekit.apply import Options
-    from migratekit.migration import load_migrations
-    from migratekit.rollback import rollback_service
+    from migratekit.database.apply import Options
+    from migratekit.database.rollback import rollback_service
+    from migratekit.model.migration import load_migrations
 
     repo = monorepo({"svc": {}})
     service(repo, "svc", "dbmate", STEPS)
@@ -295,6 +295,6 @@ def test_a_rollback_waits_for_a_held_migration_lock_and_names_its_holder(monorep
     ],
 )
 def test_a_files_format_is_told_by_its_name_and_its_markers(name: str, text: str, expected: str) -> None:
-    from migratekit.formats import format_of
+    from migratekit.model.formats import format_of
 
     assert format_of(name, text) == expected

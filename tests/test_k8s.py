@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from conftest import Monorepo, write_tree
-from migratekit import k8s
-from migratekit.workspace import load_workspace
+from migratekit.integrations import k8s
+from migratekit.model.workspace import load_workspace
 
 BIN = Path(sys.executable).parent
 VALIDATE = shutil.which("kubernetes-validate", path=str(BIN)) or shutil.which("kubernetes-validate")

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from migratekit.findings import RuleDeclarationError, Scope, declare, rule
-from migratekit.lint.engine import lint_migrations
-from migratekit.migration import load_migrations
+from migratekit.checks.lint import lint_migrations
+from migratekit.checks.rule import RuleDeclarationError, Scope, declare, rule
+from migratekit.model.migration import load_migrations
 
 INIT = """-- Migration: 001_init
 CREATE TABLE IF NOT EXISTS schema_migrations (version TEXT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT NOW(),

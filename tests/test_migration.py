@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from migratekit.migration import (
+from migratekit.model.migration import (
     Migration,
     SqlSyntaxError,
     body,

@@ -9,7 +9,7 @@ import psycopg
 from psycopg.conninfo import make_conninfo
 
 from conftest import Monorepo, write_tree
-from migratekit.embedded import drop_database
+from migratekit.database.embedded import drop_database
 
 
 def repo_with_history(monorepo) -> Monorepo:

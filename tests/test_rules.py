@@ -21,10 +21,10 @@ import pytest
 import yaml
 
 from conftest import REPO, write_tree
-from migratekit.audit.consistency import cross_service_drift
-from migratekit.audit.run import audit
-from migratekit.findings import Finding, Rule, Scope, all_rules
-from migratekit.workspace import load_workspace
+from migratekit.checks.rule import Finding, Rule, Scope, all_rules
+from migratekit.checks.rules.mk6_across import cross_service_drift
+from migratekit.checks.run import audit
+from migratekit.model.workspace import load_workspace
 
 RULES_DIR = Path(__file__).parent / "rules"
 BASE: dict[str, str] = yaml.safe_load((RULES_DIR / "base.yml").read_text())
@@ -99,7 +99,11 @@ def test_the_rules_reference_is_generated_from_the_declarations() -> None:
 
 @pytest.mark.parametrize(
     ("code", "scope", "module"),
-    [("MK399", "statement", "lint/safety.py"), ("MK499", "wiring", "audit/wiring.py")],
+    [
+        ("MK399", "statement", "checks/rules/mk3_safety.py"),
+        ("MK499", "wiring", "checks/rules/mk4_wiring.py"),
+        ("MK129", "history", "checks/rules/mk12_history.py"),
+    ],
 )
 def test_new_rule_writes_a_declared_stub_its_fixture_and_its_documentation(
     tmp_path: Path, code: str, scope: str, module: str
@@ -120,7 +124,7 @@ def test_new_rule_writes_a_declared_stub_its_fixture_and_its_documentation(
     assert set(fixture) == {"fail_example", "pass_example"} and fixture["fail_example"]["findings"]
     assert f"## {code}: {summary}" in (copy / "docs" / "rules.md").read_text()
     listed = subprocess.run(  # the copy's registry declares it: a well-formed rule
-        [sys.executable, "-c", "from migratekit.findings import all_rules; print([r.code for r in all_rules()])"],
+        [sys.executable, "-c", "from migratekit.checks.rule import all_rules; print([r.code for r in all_rules()])"],
         env={"PYTHONPATH": str(copy / "tools")},
         capture_output=True,
         text=True,

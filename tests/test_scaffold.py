@@ -13,12 +13,12 @@ import psycopg
 import pytest
 
 from conftest import Monorepo, write_tree
-from migratekit.apply import Options, apply_service
+from migratekit.database.apply import Options, apply_service
+from migratekit.database.scratch import docker_unavailable_reason
 from migratekit.errors import ConfigError
-from migratekit.migration import load_migrations
+from migratekit.model.migration import load_migrations
+from migratekit.model.workspace import load_workspace
 from migratekit.scaffold import new_migration
-from migratekit.scratch import docker_unavailable_reason
-from migratekit.workspace import load_workspace
 
 
 @pytest.fixture

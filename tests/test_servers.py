@@ -7,8 +7,8 @@ import shutil
 from pathlib import Path
 
 from conftest import Monorepo, write_tree
-from migratekit.embedded import Embedded
-from migratekit.servers import running_servers
+from migratekit.database.embedded import Embedded
+from migratekit.database.servers import running_servers
 
 
 def servers_of(checkout: Path) -> list[int]:

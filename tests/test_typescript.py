@@ -20,8 +20,8 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict
 
 from conftest import REPO, Monorepo
-from migratekit.apply import Options, apply_service
-from migratekit.migration import load_migrations
+from migratekit.database.apply import Options, apply_service
+from migratekit.model.migration import load_migrations
 
 NPM = shutil.which("npm")
 pytestmark = pytest.mark.skipif(NPM is None, reason="npm is not installed: the TypeScript build cannot be checked")

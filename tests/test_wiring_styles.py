@@ -18,7 +18,7 @@ import yaml
 from invoke import Context, Exit
 
 from conftest import write_tree
-from migratekit.audittasks import audit
+from migratekit.cli.check import audit
 
 STYLES = Path(__file__).parent / "wiring"
 FIRST_MIGRATION = (

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from conftest import write_tree
-from migratekit.discovery import Layout, infer_layout
 from migratekit.errors import ConfigError
-from migratekit.graph import critical_paths
-from migratekit.workspace import find_root, load_workspace, parallel_groups
+from migratekit.model.discovery import Layout, infer_layout
+from migratekit.model.graph import critical_paths
+from migratekit.model.workspace import find_root, load_workspace, parallel_groups
 
 
 def repo(tmp_path: Path, services: list[str], workspace: str | None = None) -> Path:

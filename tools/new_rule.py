@@ -1,6 +1,6 @@
 """For contributors: `python tools/new_rule.py MK310 --summary "..."` writes a new rule's three places.
 
-1. the rule's stub at the end of its family's module (chosen by the code and --scope), with the
+1. the rule's stub at the end of the module its code names (MK3xx: checks/rules/mk3_*.py), with the
    signature its scope's runner calls and a docstring to complete (why, Bad:, Good:);
 2. tests/rules/<CODE>.yml with one failing and one passing case to fill in;
 3. docs/rules.md, regenerated from every declaration (`python tools/new_rule.py --docs` alone
@@ -21,17 +21,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tools"))
 
-from migratekit.findings import FAMILIES, RULE_CODE, Scope, all_rules  # noqa: E402
+from migratekit.checks.rule import FAMILIES, RULE_CODE, Scope, all_rules, module_for  # noqa: E402
 
-MODULES = {  # (scope, family digit) -> the module its rules live in
-    (Scope.STATEMENT, "2"): "tools/migratekit/lint/idempotency.py",
-    (Scope.STATEMENT, "3"): "tools/migratekit/lint/safety.py",
-    (Scope.FILES, "1"): "tools/migratekit/lint/files.py",
-    (Scope.HISTORY, "1"): "tools/migratekit/audit/history.py",
-    (Scope.WIRING, "4"): "tools/migratekit/audit/wiring.py",
-    (Scope.WORKSPACE, "5"): "tools/migratekit/audit/workspace_rules.py",
-    (Scope.ACROSS, "6"): "tools/migratekit/audit/consistency.py",
-}
 SIGNATURES = {
     Scope.STATEMENT: ("ctx: Context, node: dict", "Iterable[Hit]"),
     Scope.FILES: ("d: Directory", "Iterable[FileHit]"),
@@ -104,7 +95,7 @@ def main() -> int:
         if not args.summary:
             parser.error("--summary is required")
         name = args.name or re.sub(r"\W+", "_", args.summary.lower()).strip("_")[:40]
-        module = REPO / MODULES[(scope, code[2])]
+        module = REPO / "tools" / Path(*module_for(code).split(".")).with_suffix(".py")
         module.write_text(
             module.read_text().rstrip("\n")
             + "\n"

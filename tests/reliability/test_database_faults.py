@@ -15,10 +15,10 @@ import psycopg
 from psycopg.conninfo import make_conninfo
 
 from conftest import write_tree
-from migratekit.apply import Options, apply_service
-from migratekit.embedded import Embedded
-from migratekit.migration import load_migrations
-from migratekit.results import Result
+from migratekit.database.apply import Options, apply_service
+from migratekit.database.embedded import Embedded
+from migratekit.database.results import Result
+from migratekit.model.migration import load_migrations
 
 LONG = "CREATE TABLE IF NOT EXISTS slow (id int);\nSELECT pg_sleep(3);\n"
 

@@ -15,8 +15,8 @@ import pytest
 from psycopg import sql
 
 from conftest import write_tree
-from migratekit.migration import seed_checksum
-from migratekit.tracking import create_statements, row
+from migratekit.database.tracking import create_statements, row
+from migratekit.model.migration import seed_checksum
 
 SECRET = "Zq9-hunter2"
 INIT = "-- Migration: 001_init\nCREATE TABLE IF NOT EXISTS a (id int);\n"

@@ -14,9 +14,9 @@ from pathlib import Path
 import psycopg
 
 from conftest import write_tree
-from migratekit.apply import Options, apply_service
-from migratekit.migration import load_migrations
-from migratekit.schema import snapshot
+from migratekit.database.apply import Options, apply_service
+from migratekit.database.schema import snapshot
+from migratekit.model.migration import load_migrations
 
 STEPS = 40  # more than one message of migrations (execution.BATCH): kills land between messages and within one
 TRIALS = 12  # each is a seeded kill at a random moment; bench/faults.py runs 40

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from conftest import write_tree
-from migratekit.scratch import ScratchServer
+from migratekit.database.scratch import ScratchServer
 
 SECRET = "hunter2-Zq9"
 

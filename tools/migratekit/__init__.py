@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from migratekit.workspace import Service, Workspace, load_workspace
+from migratekit.model.workspace import Service, Workspace, load_workspace
 
 if TYPE_CHECKING:
-    from migratekit.apply import run_migrations
-    from migratekit.results import MigrationFailed, Result
+    from migratekit.database.apply import run_migrations
+    from migratekit.database.results import MigrationFailed, Result
 
 __all__ = ["MigrationFailed", "Result", "Service", "Workspace", "load_workspace", "run_migrations"]
 __version__ = "0.1.0"
@@ -20,7 +20,7 @@ __version__ = "0.1.0"
 def __getattr__(name: str) -> Any:
     """The runner's names load psycopg on first use, so database-free tasks (audit, rules) start fast."""
     if name in ("MigrationFailed", "Result", "run_migrations"):
-        from migratekit import apply
+        from migratekit.database import apply
 
         return getattr(apply, name)
     raise AttributeError(f"module 'migratekit' has no attribute {name!r}")

@@ -1,5 +1,5 @@
 import sys
 
-from migratekit.cli import main
+from migratekit.cli.runner import main
 
 sys.exit(main())

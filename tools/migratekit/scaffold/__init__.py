@@ -19,12 +19,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from migratekit.declare import declare, entry
+from migratekit.checks.rules.mk1_files import TIMESTAMPS
 from migratekit.errors import ConfigError
-from migratekit.formats import FORMATS, Format, migration_files
-from migratekit.lint.files import TIMESTAMPS
-from migratekit.migration import Migration, load_migrations
-from migratekit.workspace import SERVICE_NAME, Workspace, env_name, state_dir
+from migratekit.model.formats import FORMATS, Format, migration_files
+from migratekit.model.migration import Migration, load_migrations
+from migratekit.model.workspace import SERVICE_NAME, Workspace, env_name, state_dir
+from migratekit.scaffold.workspace_yaml import declare, entry
 
 TEMPLATES = Path(__file__).parent / "templates"
 LANGUAGES = ("typescript", "python")

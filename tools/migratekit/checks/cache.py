@@ -1,0 +1,106 @@
+"""A content-addressed cache of each service's lint findings, under `.migratekit/cache/lint/`.
+
+Parsing SQL is most of an audit's time, and a second audit of unchanged files should not pay it
+again. The key covers everything the lint reads: every file's name and checksum, the other names
+in the migrations directory (README, strays), the service's settings, and the code of the lint
+itself (migratekit's and pglast's versions and the rule modules' source). A corrupt or foreign
+entry is ignored and rewritten; entries are written to a temporary file and renamed, so two
+audits at once never read half an entry.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import json
+import os
+import tempfile
+from functools import cache
+from pathlib import Path
+
+from migratekit import __version__
+from migratekit.checks.rule import Finding, Severity
+from migratekit.model.migration import Migration
+from migratekit.model.workspace import Service, state_dir
+
+FIELDS = ("code", "severity", "service", "path", "line", "message", "hint")
+
+
+@cache
+def _code_version() -> str:
+    """migratekit's version, the lint's source, and pglast's parser as installed (found, not imported: a warm
+    audit never needs pglast itself)."""
+    package = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256(__version__.encode())
+    checks, model = package / "checks", package / "model"
+    lint = [checks / "lint.py", checks / "rule.py", *checks.glob("sql/*.py"), *checks.glob("rules/mk[123]*.py")]
+    for source in sorted([*lint, model / "migration.py", model / "formats.py"]):
+        digest.update(source.read_bytes())
+    spec = importlib.util.find_spec("pglast")
+    if spec is not None and spec.origin is not None:
+        for parser in sorted(Path(spec.origin).parent.glob("parser*")):
+            info = parser.stat()
+            digest.update(f"{parser.name}\0{info.st_size}\0{info.st_mtime_ns}".encode())
+    return digest.hexdigest()[:16]
+
+
+def key(service: Service, migrations: tuple[Migration, ...], relative_dir: str) -> str:
+    digest = hashlib.sha256(_code_version().encode())
+    settings = (relative_dir, service.name, service.tracking_table, service.format, service.gaps)
+    digest.update(json.dumps(settings).encode())
+    for migration in migrations:
+        digest.update(f"{migration.filename}\0{migration.checksum}\0".encode())
+        if migration.down_data is not None:
+            digest.update(hashlib.sha256(migration.down_data).digest())
+    directory = service.migrations_dir
+    others = sorted(p.name for p in directory.iterdir() if not p.name.endswith(".sql")) if directory.is_dir() else []
+    digest.update("\0".join(others).encode())
+    return digest.hexdigest()
+
+
+def stat_key(service: Service, relative_dir: str) -> str:
+    """A key from each file's name, size and modification time: unchanged files are not even read.
+
+    It stands for the content key of the same files; a file rewritten in place changes its mtime.
+    """
+    digest = hashlib.sha256(f"stat\0{_code_version()}".encode())
+    settings = (relative_dir, service.name, service.tracking_table, service.format, service.gaps)
+    digest.update(json.dumps(settings).encode())
+    try:
+        with os.scandir(service.migrations_dir) as entries:  # one call per directory, no path objects
+            for entry in sorted(entries, key=lambda e: e.name):
+                info = entry.stat(follow_symlinks=False)
+                digest.update(f"{entry.name}\0{info.st_size}\0{info.st_mtime_ns}\0".encode())
+    except OSError:
+        pass  # no directory: the key still names the service's settings
+    return digest.hexdigest()
+
+
+def _path(root: Path, entry: str) -> Path:
+    return state_dir(root) / "cache" / "lint" / f"{entry}.json"
+
+
+def load(root: Path, entry: str) -> list[Finding] | None:
+    """The cached findings, or None when there is no entry or it cannot be trusted."""
+    try:
+        data = json.loads(_path(root, entry).read_text())
+        if not isinstance(data, dict) or data.get("key") != entry or not isinstance(data.get("findings"), list):
+            return None
+        return [
+            Finding(f["code"], Severity(f["severity"]), f["service"], f["path"], f["line"], f["message"], f["hint"])
+            for f in data["findings"]
+        ]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def store(root: Path, entry: str, findings: list[Finding]) -> None:
+    path = _path(root, entry)
+    with contextlib.suppress(OSError):  # a cache that cannot be written is only slower
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = {"key": entry, "findings": [{f: getattr(x, f) for f in FIELDS} for x in findings]}
+        handle, staging = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
+        with os.fdopen(handle, "w") as out:
+            json.dump(data, out)
+        os.replace(staging, path)

@@ -1,0 +1,194 @@
+"""One Finding type for lint, audit and drift, one Rule protocol, and the registry every rule joins.
+
+Every rule, whatever it inspects, is a documented function under `@rule(code, severity, hint,
+scope)`. The docstring is the documentation: the first line is the summary, then why, then a
+`Bad:` and a `Good:` example. A rule's code is stable forever (a retired code is never reused).
+The list of rules is derived from the declarations: `all_rules()` imports every module of the
+rule packages, and the registry refuses a duplicate, malformed or out-of-family code at import.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from functools import cache
+from typing import Any
+
+
+class Severity(StrEnum):
+    ERROR = "error"
+    WARNING = "warning"
+
+
+class Scope(StrEnum):
+    """What a rule inspects; each scope's runner calls `check` with one input and reads its hits.
+
+    statement  check(Context, node)                  -> (line | None, message | None)        checks.lint
+    files      check(Directory)                      -> (path, line | None, message | None)  checks.lint
+    ignores    check(Iterable[StaleIgnore])          -> (service, path, line, message)       checks.lint, checks.run
+    history    check(ServiceHistory)                 -> (path, line | None, message)         checks.rules.mk12_history
+    wiring     check(Wiring)                         -> (path, line | None, message | None)  checks.rules.mk4_wiring
+    workspace  check(Workspace, environ)             -> (service, path, line, message)       checks.run
+    across     check(Workspace)                      -> (service, path, line, message)       checks.rules.mk6_across
+    """
+
+    STATEMENT = "statement"
+    FILES = "files"
+    IGNORES = "ignores"
+    HISTORY = "history"
+    WIRING = "wiring"
+    WORKSPACE = "workspace"
+    ACROSS = "across"
+
+
+# The families a scope's codes may come from (DESIGN.md: MK1xx files, MK2xx idempotency, MK3xx
+# safety, MK4xx wiring, MK5xx workspace, MK6xx across services).
+FAMILIES: dict[Scope, tuple[str, ...]] = {
+    Scope.STATEMENT: ("2", "3"),
+    Scope.FILES: ("1",),
+    Scope.IGNORES: ("1", "5"),
+    Scope.HISTORY: ("1",),
+    Scope.WIRING: ("4",),
+    Scope.WORKSPACE: ("5",),
+    Scope.ACROSS: ("6",),
+}
+RULE_CODE = re.compile(r"^MK[1-6]\d\d$")
+RULE_PACKAGE = "migratekit.checks.rules"  # its modules, mk<family>_<concern>.py, declare every rule
+
+
+@dataclass(frozen=True)
+class Finding:
+    code: str
+    severity: Severity
+    service: str | None
+    path: str | None  # relative to the monorepo root
+    line: int | None
+    message: str
+    hint: str
+
+    @property
+    def location(self) -> str:
+        if self.path and self.line:
+            return f"{self.path}:{self.line}"
+        return self.path or self.service or "workspace"
+
+
+@dataclass(frozen=True)
+class Rule:
+    code: str
+    severity: Severity
+    summary: str
+    hint: str
+    doc: str
+    scope: Scope
+    check: Callable[..., Iterable[Any]] = field(repr=False, compare=False)
+    kinds: frozenset[str] = field(default=frozenset(), repr=False)  # statement rules: the node types
+
+    def finding(
+        self, service: str | None, path: str | None, line: int | None = None, message: str | None = None
+    ) -> Finding:
+        return Finding(self.code, self.severity, service, path, line, message or self.summary, self.hint)
+
+
+class RuleDeclarationError(ValueError):
+    """A rule declared wrongly: raised at import, so a bad rule can never run or ship."""
+
+
+_REGISTRY: dict[str, Rule] = {}
+
+
+def rule(
+    code: str, severity: str, hint: str, *, scope: Scope, kinds: Iterable[str] = ()
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """`@rule("MK201", "error", "fix hint", scope=Scope.STATEMENT, kinds=("CreateStmt",))` over a documented check.
+
+    A module whose rules share one scope binds it once: `rule = partial(declare_rule, scope=Scope.FILES)`.
+    """
+
+    def register(check: Callable[..., Any]) -> Callable[..., Any]:
+        declared = declare(code, severity, hint, scope, check, kinds)
+        home = module_for(code)
+        if check.__module__.startswith(RULE_PACKAGE) and check.__module__ != home:
+            raise RuleDeclarationError(f"{code} ({check.__module__}): a rule with this code lives in {home}")
+        known = _REGISTRY.get(code)
+        if known is not None and known.check.__qualname__ != check.__qualname__:
+            raise RuleDeclarationError(f"{code} is declared twice: {known.check.__qualname__} and {check.__qualname__}")
+        _REGISTRY[code] = declared
+        return check
+
+    return register
+
+
+def declare(
+    code: str, severity: str, hint: str, scope: Scope, check: Callable[..., Any], kinds: Iterable[str] = ()
+) -> Rule:
+    """The Rule for one declaration, or RuleDeclarationError saying what is wrong with it."""
+    where = f"{code} ({check.__module__}.{check.__qualname__})"
+    if not RULE_CODE.match(code):
+        raise RuleDeclarationError(f"{where}: a code is MK followed by three digits, family 1-6")
+    if code[2] not in FAMILIES[scope]:
+        families = ", ".join(f"MK{f}xx" for f in FAMILIES[scope])
+        raise RuleDeclarationError(f"{where}: a {scope} rule's code belongs to {families}")
+    if severity not in tuple(Severity):
+        raise RuleDeclarationError(f"{where}: severity must be one of {', '.join(Severity)}")
+    if not hint.strip():
+        raise RuleDeclarationError(f"{where}: a rule needs a fix hint")
+    doc = check.__doc__ or ""
+    text = "\n".join(line.strip() for line in doc.strip().splitlines())
+    if not text or "\nBad:" not in text or "\nGood:" not in text:
+        raise RuleDeclarationError(f"{where}: the docstring needs a summary, why, a 'Bad:' and a 'Good:' example")
+    if scope is Scope.STATEMENT and not kinds:
+        raise RuleDeclarationError(f"{where}: a statement rule names the node types it reads (kinds=...)")
+    summary = text.splitlines()[0].rstrip(".")
+    return Rule(code, Severity(severity), summary, hint, text, scope, check, frozenset(kinds))
+
+
+@cache
+def rule_modules() -> dict[str, str]:
+    """The rule modules by the code prefix they hold: {"1": "...mk1_files", "12": "...mk12_history", ...}."""
+    package = importlib.import_module(RULE_PACKAGE)
+    found = {}
+    for module in pkgutil.iter_modules(package.__path__):
+        prefix = re.match(r"^mk(\d+)_", module.name)
+        if prefix:
+            found[prefix[1]] = f"{RULE_PACKAGE}.{module.name}"
+    return found
+
+
+def module_for(code: str) -> str:
+    """Where a rule lives: the module of the longest prefix of its digits (MK122 in mk12_history, MK101 in
+    mk1_files), so a code says its module and no table says it again."""
+    digits = code[2:]
+    modules = rule_modules()
+    prefix = max((p for p in modules if digits.startswith(p)), key=len, default=None)
+    if prefix is None:
+        raise RuleDeclarationError(f"{code}: no module in {RULE_PACKAGE} holds the MK{digits[0]}xx family")
+    return modules[prefix]
+
+
+@cache
+def all_rules() -> tuple[Rule, ...]:
+    """Every declared rule, by code: what `invoke rules` lists, SARIF describes and the runners run."""
+    for module in rule_modules().values():
+        importlib.import_module(module)
+    return tuple(sorted(_REGISTRY.values(), key=lambda r: r.code))
+
+
+def rules_for(scope: Scope) -> tuple[Rule, ...]:
+    """The rules of one scope, by code."""
+    return tuple(r for r in all_rules() if r.scope is scope)
+
+
+@dataclass(frozen=True)
+class StaleIgnore:
+    """An ignore that silenced nothing: inline (`-- migratekit: ignore MKnnn`) or in workspace.yaml."""
+
+    inline: bool
+    service: str | None
+    path: str | None
+    line: int | None
+    code: str

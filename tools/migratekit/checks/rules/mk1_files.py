@@ -1,0 +1,295 @@
+"""MK1xx: the migrations directory and its files: names, numbering, encoding, headers, parsing."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+from migratekit.checks.rule import Scope, StaleIgnore
+from migratekit.checks.rule import rule as declare_rule
+from migratekit.model.formats import Format, format_groups
+from migratekit.model.migration import NAME, Migration, tracking_table_statement
+
+
+@dataclass(frozen=True)
+class Directory:
+    service: str
+    path: Path  # the migrations directory
+    migrations: tuple[Migration, ...]
+    tracking_table: str
+    gaps_allowed: bool = False  # workspace.yaml `gaps: allow`: numbered sparsely on purpose
+
+
+FileHit = tuple[Path, int | None, str | None]  # (file, line, message)
+TIMESTAMPS = 10_000_000  # a version this large is a date, not a sequence number
+
+
+rule = partial(declare_rule, scope=Scope.FILES)
+
+
+@rule("MK101", "error", "rename it NNN_snake_case_description.sql, e.g. 004_add_email_column.sql")
+def file_name(d: Directory) -> Iterable[FileHit]:
+    """File name is not NNN_snake_case.sql.
+
+    The version is the file name: a name outside the pattern sorts unpredictably and says nothing.
+    Bad: 4-AddEmail.sql
+    Good: 004_add_email_column.sql
+    """
+    for m in d.migrations:
+        if m.format is Format.SEED and not NAME.match(m.filename):
+            yield m.path, None, f"{m.filename} is not NNN_snake_case.sql"
+        elif m.format is not Format.SEED and m.number is None:
+            shape = "<version>_<name>.up.sql" if m.format is Format.UPDOWN else "<version>_<name>.sql"
+            yield m.path, None, f"{m.filename} is not {shape}: {m.format} needs a numbered version"
+
+
+@rule("MK102", "error", "give one of them the next free number")
+def duplicate_version(d: Directory) -> Iterable[FileHit]:
+    """Two migrations share one number.
+
+    Two branches that both added 004_… merged: the order between them is an accident.
+    Bad: 004_add_email.sql and 004_add_phone.sql
+    Good: 004_add_email.sql and 005_add_phone.sql
+    """
+    counts = Counter(m.number for m in d.migrations if m.number is not None)
+    for m in d.migrations:
+        if m.number is not None and counts[m.number] > 1:
+            yield m.path, None, f"number {m.number} is used by {counts[m.number]} files"
+
+
+@rule(
+    "MK103",
+    "warning",
+    "number sequentially; if gaps are deliberate, set gaps: allow for this service in workspace.yaml",
+)
+def gap(d: Directory) -> Iterable[FileHit]:
+    """A gap in the numbering.
+
+    A missing number usually means a file was deleted or a branch was lost.
+    Bad: 001_init.sql, 002_add_users.sql, 004_add_email.sql
+    Good: 001_init.sql, 002_add_users.sql, 003_add_email.sql
+    """
+    numbered = sorted({m.number: m for m in d.migrations if m.number is not None}.items())
+    if d.gaps_allowed or (numbered and numbered[-1][0] >= TIMESTAMPS):
+        return  # timestamp versions (20240101120000_…) have gaps by nature
+    for (previous, before), (number, m) in zip(numbered, numbered[1:], strict=False):
+        if number > previous + 1:
+            shown = before.filename.split("_", 1)[0]  # as the file writes it: 002, not 2
+            yield m.path, None, f"{m.filename} follows {shown}: {number - previous - 1} missing"
+
+
+@rule("MK104", "error", "pad every number to the same width (001, 002 … 010), so name order is number order")
+def unpadded(d: Directory) -> Iterable[FileHit]:
+    """Numbers of different widths, so name order differs from number order.
+
+    Files apply in name order: 10_x.sql sorts before 9_y.sql.
+    Bad: 9_add_users.sql, 10_add_email.sql
+    Good: 009_add_users.sql, 010_add_email.sql
+    """
+    matches = [match for m in d.migrations if m.format is Format.SEED and (match := NAME.match(m.filename))]
+    widths = Counter(len(match["number"]) for match in matches)
+    if len(widths) > 1:
+        usual = widths.most_common(1)[0][0]
+        for m in d.migrations:
+            match = NAME.match(m.filename)
+            if match and len(match["number"]) != usual:
+                yield m.path, None, f"{m.filename} has {len(match['number'])} digits, the others {usual}"
+
+
+@rule("MK105", "warning", "add migrations/README.md: how to add a migration and how to roll one back")
+def readme(d: Directory) -> Iterable[FileHit]:
+    """The migrations directory has no README.md.
+
+    The seed keeps one beside the files: how to add a migration, how each is undone.
+    Bad: migrations/001_init.sql alone
+    Good: migrations/001_init.sql and migrations/README.md
+    """
+    if d.migrations and not (d.path / "README.md").is_file():
+        yield d.path / "README.md", None, "migrations/README.md is missing"
+
+
+@rule("MK106", "warning", "start the file with -- Migration: <version>, -- Description: …, -- Created: YYYY-MM-DD")
+def header(d: Directory) -> Iterable[FileHit]:
+    """The header is absent or names another file.
+
+    A copied file that still says "-- Migration: 003_…" misleads every reader.
+    Bad: -- Migration: 003_add_audit_logs   (in 004_add_email.sql)
+    Good: -- Migration: 004_add_email
+    """
+    for m in d.migrations:
+        if m.format is not Format.SEED:
+            continue  # other tools' files carry no seed header
+        named = m.header.get("migration")
+        if named is None:
+            yield m.path, 1, "no '-- Migration: <version>' header"
+        elif named != m.version:
+            yield m.path, 1, f"header names {named}, the file is {m.version}"
+
+
+@rule("MK107", "error", "re-save the file as UTF-8")
+def not_utf8(d: Directory) -> Iterable[FileHit]:
+    """The file is not UTF-8.
+
+    Runners decode migrations as UTF-8: other bytes become U+FFFD and the SQL changes.
+    Bad: a Latin-1 file with 'é' as byte 0xE9
+    Good: the same text saved as UTF-8
+    """
+    for m in d.migrations:
+        try:
+            m.data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            yield m.path, m.data[: exc.start].count(b"\n") + 1, f"byte 0x{m.data[exc.start]:02x} is not UTF-8"
+
+
+@rule("MK108", "warning", "save with LF line endings and no byte-order mark (.gitattributes: *.sql text eol=lf)")
+def bom_or_crlf(d: Directory) -> Iterable[FileHit]:
+    """Byte-order mark or CRLF line endings.
+
+    They change the file's checksum from one checkout to another.
+    Bad: a file saved by an editor with "UTF-8 with BOM" or CRLF
+    Good: UTF-8 without BOM, LF line endings
+    """
+    for m in d.migrations:
+        if m.data.startswith(b"\xef\xbb\xbf"):
+            yield m.path, 1, "starts with a byte-order mark"
+        if b"\r\n" in m.data:
+            yield m.path, m.data[: m.data.index(b"\r\n")].count(b"\n") + 1, "has CRLF line endings"
+
+
+@rule("MK109", "error", "write the migration, or delete the file if it was never applied anywhere")
+def empty(d: Directory) -> Iterable[FileHit]:
+    """The file holds no SQL statement.
+
+    It is recorded as applied and does nothing: usually a forgotten stub.
+    Bad: 004_add_email.sql with only comments
+    Good: 004_add_email.sql with ALTER TABLE … ADD COLUMN IF NOT EXISTS …
+    """
+    for m in d.migrations:
+        if m.syntax_error is None and not m.statements:
+            yield m.path, None, "no SQL statement in the file"
+
+
+@rule("MK110", "error", "fix the SQL; the message is PostgreSQL's own parser's")
+def syntax(d: Directory) -> Iterable[FileHit]:
+    """SQL that does not parse.
+
+    Checked by PostgreSQL's own parser (pglast), before any database sees the file.
+    Bad: CREAT TABLE accounts (id uuid);
+    Good: CREATE TABLE IF NOT EXISTS accounts (id uuid);
+    """
+    for m in d.migrations:
+        error = m.syntax_error
+        if error is not None and m.section_error is None:  # a broken marker is MK116's
+            yield m.path, error.line, f"does not parse: {error}"
+
+
+@rule("MK111", "warning", "create the tracking table in 001_init.sql, exactly as the seed's 001_init does")
+def init_creates_tracking_table(d: Directory) -> Iterable[FileHit]:
+    """001_init.sql does not create the tracking table.
+
+    The seed keeps schema_migrations in 001_init for every service, so the schema is complete
+    from the files alone.
+    Bad: 001_init.sql with only the service's tables
+    Good: CREATE TABLE IF NOT EXISTS schema_migrations (version TEXT PRIMARY KEY, …);
+    """
+    if any(m.format is not Format.SEED for m in d.migrations):
+        return  # the seed's 001_init convention; other tools' runners create their own table
+    found = tracking_table_statement(d.migrations, d.tracking_table)
+    if found is not None and found[1] is None:
+        yield found[0].path, None, f"001_init.sql does not create {d.tracking_table}"
+
+
+@rule("MK113", "warning", "name migrations NNN_description.sql; other files in migrations/ are never applied")
+def stray_file(d: Directory) -> Iterable[FileHit]:
+    """A file in migrations/ that no runner will apply.
+
+    A `.SQL`, `.sql.bak` or `.psql` file is silently skipped by every runner.
+    Bad: migrations/004_add_email.SQL
+    Good: migrations/004_add_email.sql
+    """
+    if not d.path.is_dir():
+        return
+    others = [p for p in d.path.iterdir() if not p.name.endswith(".sql") and p.name[0] != "." and p.name != "README.md"]
+    for path in sorted(others):
+        if re.search(r"\.(sql|psql|pgsql)\b", path.name, re.IGNORECASE) and path.is_file():
+            yield path, None, f"{path.name} looks like a migration but is never applied"
+
+
+@rule("MK114", "warning", "add the missing .down.sql, or a note in migrations/README.md on how to undo it")
+def up_without_down(d: Directory) -> Iterable[FileHit]:
+    """A migration without a down part where the service's other migrations have one.
+
+    `invoke rollback` stops at it: nothing says how to undo it.
+    Bad: 003_add_email.up.sql alone, beside 001_init.up.sql and 001_init.down.sql
+    Good: 003_add_email.up.sql and 003_add_email.down.sql
+    """
+    two_part = [m for m in d.migrations if m.format is not Format.SEED]
+    if not any(m.down_sql is not None for m in two_part):
+        return  # a service that writes no down parts at all has chosen to roll forward only
+    for m in two_part:
+        if m.down_sql is None and m.section_error is None:
+            yield m.path, None, f"{m.filename} has no down part; the others have one"
+
+
+@rule("MK115", "error", "rename it to match its .up.sql, or delete it")
+def down_without_up(d: Directory) -> Iterable[FileHit]:
+    """A .down.sql file without its .up.sql.
+
+    No runner applies it forward and rollback never finds it: usually a renamed or deleted up file.
+    Bad: 004_add_phone.down.sql with no 004_add_phone.up.sql
+    Good: 004_add_phone.up.sql and 004_add_phone.down.sql
+    """
+    if not d.path.is_dir():
+        return
+    ups = {m.filename for m in d.migrations if m.format is Format.UPDOWN}
+    for path in sorted(d.path.glob("*.down.sql")):
+        if path.name.removesuffix(".down.sql") + ".up.sql" not in ups:
+            yield path, None, f"{path.name} has no {path.name.removesuffix('.down.sql')}.up.sql"
+
+
+@rule("MK116", "error", "write exactly one up marker, and the down marker (if any) once after it")
+def section_markers(d: Directory) -> Iterable[FileHit]:
+    """Section markers that cannot be read (dbmate's -- migrate:up/down, goose's -- +goose Up/Down).
+
+    Without one clear up section, what would be applied forward is a guess: the file is refused.
+    Bad: -- migrate:down before -- migrate:up, or two -- +goose Up lines
+    Good: -- migrate:up … -- migrate:down …
+    """
+    for m in d.migrations:
+        error = m.section_error
+        if error is not None:
+            yield m.path, error.line, str(error)
+
+
+@rule(
+    "MK117",
+    "error",
+    "keep one format per service: move the other tool's files out, or set its format: in workspace.yaml",
+)
+def mixed_formats(d: Directory) -> Iterable[FileHit]:
+    """A migrations directory that mixes formats.
+
+    No runner applies both: migrate refuses the directory, and each tool skips or misreads the other's files.
+    Bad: 001_init.up.sql (golang-migrate) beside 002_seed.sql with -- migrate:up (dbmate)
+    Good: every file in the service's one format
+    """
+    if len({m.format for m in d.migrations}) > 1:
+        groups = format_groups((m.filename, m.format) for m in d.migrations)
+        yield d.path, None, f"mixes migration formats ({groups}); migrate refuses this directory"
+
+
+@declare_rule("MK112", "warning", "remove the ignore comment, or fix its code", scope=Scope.IGNORES)
+def unused_inline_ignore(ignores: Iterable[StaleIgnore]) -> Iterable[tuple[str | None, str | None, int | None, str]]:
+    """An ignore comment that silences nothing.
+
+    A stale ignore hides the next real problem of the same kind in that statement.
+    Bad: -- migratekit: ignore MK302   (before a statement that no longer triggers MK302)
+    Good: no comment, or one that names the code the statement triggers
+    """
+    for stale in ignores:
+        if stale.inline:
+            yield stale.service, stale.path, stale.line, f"ignore {stale.code} silences nothing here"

@@ -1,0 +1,156 @@
+"""MK6xx: drift across services, from the files alone: do the services still follow one pattern?
+
+Reported by `invoke drift` beside each database's state; no database is needed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from functools import partial
+from pathlib import Path
+
+from migratekit.checks.rule import Finding, Scope, rules_for
+from migratekit.checks.rule import rule as declare_rule
+from migratekit.checks.rules.mk4_wiring import OWN_RUNNER
+from migratekit.checks.sql.tree import strings
+from migratekit.database.tracking import SEED_COLUMNS
+from migratekit.model.dockerfile import analyse
+from migratekit.model.migration import load_migrations, tracking_table_statement
+from migratekit.model.workspace import Workspace, relative
+
+TEMPLATE_RUNNER = (
+    Path(__file__).parents[2] / "scaffold" / "templates" / "typescript" / "src" / "database" / "migrate.ts"
+)
+
+rule = partial(declare_rule, scope=Scope.ACROSS)
+AcrossHit = tuple[str, str | None, int | None, str]  # (service, path, line, message)
+
+
+@rule("MK601", "warning", "bring the copy back to the template's runner, or make the change there for everyone")
+def runner_diverged(ws: Workspace) -> Iterable[AcrossHit]:
+    """A runner copied from the template has diverged.
+
+    Copies that drift apart fix a bug in one service and keep it in the others.
+    Bad: services/battles/src/database/migrate.ts without the advisory lock the others take
+    Good: every copy identical to the template's runner
+    """
+    if not TEMPLATE_RUNNER.is_file():
+        return
+    template = TEMPLATE_RUNNER.read_text()
+    for name, service in ws.services.items():
+        for path in sorted(service.path.glob("src/**/migrate.ts")):
+            text = path.read_text(errors="replace")
+            if not OWN_RUNNER.search(text) or text == template:
+                continue
+            diff = list(difflib.unified_diff(template.splitlines(), text.splitlines(), lineterm="", n=0))
+            added = sum(1 for d in diff if d.startswith("+") and not d.startswith("+++"))
+            removed = sum(1 for d in diff if d.startswith("-") and not d.startswith("---"))
+            yield name, relative(ws.root, path), None, f"differs from the template's runner: +{added} -{removed} lines"
+
+
+@rule("MK602", "warning", "give the function one body everywhere (or different names for different behaviour)")
+def function_diverged(ws: Workspace) -> Iterable[AcrossHit]:
+    """The same shared function has different bodies in different services.
+
+    Bad: update_updated_at_column() sets updated_at in one service and also bumps a version in another
+    Good: one body, copied verbatim
+    """
+    bodies: dict[str, dict[str, tuple[str, str]]] = defaultdict(dict)  # function -> service -> (body, file)
+    for name, service in ws.services.items():
+        for migration in load_migrations(service.migrations_dir, service.format, mixed=True):
+            if migration.syntax_error is not None:
+                continue
+            for statement in migration.statements:
+                if statement.kind == "CreateFunctionStmt":
+                    parts = strings(statement.node.get("funcname"))
+                    function = ".".join(parts) if len(parts) > 1 else f"public.{parts[-1]}"  # one schema, one name
+                    body = _shape(statement.node)  # the parse tree: spacing, case and comments do not count
+                    bodies[function][name] = (body, relative(ws.root, migration.path))  # the last definition wins
+    for function, by_service in sorted(bodies.items()):
+        variants = Counter(body for body, _ in by_service.values())
+        if len(variants) < 2:
+            continue
+        usual = variants.most_common(1)[0][0]
+        others = sorted(n for n, (b, _) in by_service.items() if b == usual)
+        for name, (body, where) in sorted(by_service.items()):
+            if body != usual:
+                yield name, where, None, f"{function}() differs from its body in {', '.join(others)}"
+
+
+def _shape(node: object) -> str:
+    """A statement's parse tree without positions, with the whitespace inside its strings (bodies) collapsed."""
+
+    def clean(value: object) -> object:
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items() if not k.endswith("location")}
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        return " ".join(value.split()) if isinstance(value, str) else value
+
+    return json.dumps(clean(node), sort_keys=True)
+
+
+@rule("MK603", "warning", "move every service to the same base image and runtime version")
+def base_image_diverged(ws: Workspace) -> Iterable[AcrossHit]:
+    """Services run the same runtime at different versions.
+
+    Bad: FROM node:20-alpine in one Dockerfile, FROM node:22-alpine in another
+    Good: FROM node:22-alpine everywhere
+    """
+    images: dict[str, dict[str, str]] = defaultdict(dict)  # runtime (the image before its tag) -> service -> tag
+    for name, service in ws.services.items():
+        dockerfile = service.path / "Dockerfile"
+        if dockerfile.is_file():
+            runtime, _, tag = analyse(dockerfile, service.path, ws.root).final.image.partition(":")
+            images[runtime][name] = tag or "latest"
+    for runtime, tags in sorted(images.items()):
+        counts = Counter(tags.values())
+        if len(counts) < 2:
+            continue
+        usual = counts.most_common(1)[0][0]
+        for name, tag in sorted(tags.items()):
+            if tag != usual:
+                where = relative(ws.root, ws.services[name].path / "Dockerfile")
+                yield (
+                    name,
+                    where,
+                    None,
+                    f"{runtime}:{tag}, while {counts[usual]} other service(s) use {runtime}:{usual}",
+                )
+
+
+@rule(
+    "MK604",
+    "warning",
+    "use the seed's schema_migrations shape and name (schema-qualify it when databases are shared)",
+)
+def tracking_diverged(ws: Workspace) -> Iterable[AcrossHit]:
+    """A tracking table with another name or shape.
+
+    Tools and dashboards that read schema_migrations miss this service.
+    Bad: CREATE TABLE IF NOT EXISTS migrations_log (id serial, name text)
+    Good: CREATE TABLE IF NOT EXISTS schema_migrations (version TEXT PRIMARY KEY, applied_at …, checksum …,
+    execution_time_ms …)
+    """
+    config = relative(ws.root, ws.config_path) if ws.config_path else None
+    for name, service in ws.services.items():
+        if service.tracking_table.rsplit(".", 1)[-1] != "schema_migrations":
+            yield name, config, None, f"tracking table {service.tracking_table}, not schema_migrations"
+        found = tracking_table_statement(
+            load_migrations(service.migrations_dir, service.format, mixed=True), service.tracking_table
+        )
+        init, create = found if found is not None else (None, None)
+        if init is None or create is None:
+            continue  # no 001_init, or one without the table: MK111 reports that
+        columns = {e["ColumnDef"]["colname"] for e in create.node.get("tableElts", []) if "ColumnDef" in e}
+        if columns != SEED_COLUMNS:
+            message = f"{service.tracking_table} has columns {', '.join(sorted(columns))}, not the seed's"
+            yield name, relative(ws.root, init.path), create.line, message
+
+
+def cross_service_drift(workspace: Workspace) -> list[Finding]:
+    """Every MK6xx finding, rule by rule."""
+    return [across.finding(*hit) for across in rules_for(Scope.ACROSS) for hit in across.check(workspace)]

@@ -1,0 +1,62 @@
+"""What a statement rule sees: the statement, what the file did before it, what the whole service does."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from migratekit.checks.sql.tree import called_names
+from migratekit.model.migration import Migration, Statement
+
+
+@dataclass
+class FileState:
+    """What the file did before the statement being checked (rules read it, the engine updates it)."""
+
+    created_tables: set[str] = field(default_factory=set)
+    dropped_triggers: set[tuple[str, str]] = field(default_factory=set)  # (table, trigger)
+    dropped_constraints: set[tuple[str, str]] = field(default_factory=set)  # (table, constraint)
+    in_transaction: bool = False  # inside the file's own BEGIN ... COMMIT
+
+
+@dataclass(frozen=True)
+class ServiceFacts:
+    """What all of a service's migrations do, for rules whose answer depends on the other files.
+
+    `by_table`: the leading columns of every index, primary key and unique constraint created;
+    `functions`: the name of every function called anywhere (defaults, views, bodies of SQL functions).
+    """
+
+    by_table: dict[str, list[tuple[str, ...]]]
+    migrations: tuple[Migration, ...] = field(default=(), repr=False, compare=False)
+    partitioned: frozenset[str] = frozenset()  # tables created PARTITION BY
+
+    @cached_property
+    def functions(self) -> frozenset[str]:
+        """Computed on first use (one rule needs it): walking every tree for calls is not free."""
+        found: set[str] = set()
+        for migration in self.migrations:
+            for statement in migration.statements:
+                if "(" in statement.text:
+                    found |= called_names(statement.node)
+        return frozenset(found)
+
+    def covers(self, table: str, columns: tuple[str, ...]) -> bool:
+        return any(cols[: len(columns)] == columns for cols in self.by_table.get(table, []))
+
+
+@dataclass(frozen=True)
+class Context:
+    migration: Migration
+    statement: Statement
+    state: FileState
+    service: ServiceFacts
+
+    def line_of(self, location: int | None) -> int:
+        """The file line of a parse-tree location (a byte offset), or the statement's line."""
+        if location is None or location < 0:
+            return self.statement.line
+        return self.migration.data.count(b"\n", 0, location) + 1
+
+
+Hit = tuple[int | None, str | None]  # (line, message); None means the statement's line, the rule's summary

@@ -1,0 +1,1 @@
+"""How a service is wired: its runner, start-up, Dockerfile and deploy manifests, read with parsers."""

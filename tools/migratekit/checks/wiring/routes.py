@@ -1,0 +1,113 @@
+"""The ways one service's migrations reach its database, and whether each runs before the server serves.
+
+A route is an in-process call before the server listens, a start command or entrypoint script
+that migrates and then starts the server, an init container or hooked Job, a compose service
+the server waits for, a release phase; or, unordered, a separate program, script or job that
+nothing visibly runs first. The wiring rules (MK4xx) are judgements over these routes.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+from migratekit.checks.wiring.deploy import Job
+from migratekit.checks.wiring.sources import Call, Program
+from migratekit.checks.wiring.startup import Step, Tree, flow, listens, migrates, migrates_in
+
+
+@dataclass(frozen=True)
+class Route:
+    style: str  # "in-process", "start command", "entrypoint script", "package script", "init container", ...
+    path: Path | None
+    line: int | None
+    ordered: bool  # it runs, and finishes, before the server serves
+    stops: bool | None  # a failed migration stops the start (None: cannot be told)
+    same_image: bool  # it runs from the service's own image, which must then carry the files
+    name: str = ""
+
+
+def name_sets(programs: list[Program], tree: Tree) -> Tree:
+    """The service's functions that migrate, and those that serve, through any depth of calls."""
+    defined = {name for p in programs for name in p.defines}
+    by_scope: dict[str, list[Call]] = defaultdict(list)
+    for program in programs:
+        for call in program.calls:
+            if call.scope:
+                by_scope[call.scope].append(call)
+    tree.scopes = dict(by_scope)
+    for _ in range(8):  # grows one call level a round; a start path deeper than 8 would be unusual
+        migrating = frozenset(
+            s for s in defined if any(migrates(c.callee, tree) and c.scope != c.name for c in by_scope[s])
+        )
+        listening = frozenset(s for s in defined if any(listens(c.callee, tree) for c in by_scope[s]))
+        if (migrating, listening) == (tree.migrating, tree.listening):
+            break
+        tree.migrating, tree.listening = migrating, listening
+    return tree
+
+
+def in_process(programs: list[Program], tree: Tree) -> tuple[list[Route], list[Call]]:
+    """Scopes that migrate before they serve (routes), and listening calls that come first (MK406)."""
+    routes: list[Route] = []
+    listen_first: list[Call] = []
+    for program in programs:
+        if program.language == "text" and program.embeds_migrations:
+            # Rust's sqlx::migrate!(...).run(..) and diesel's embed_migrations!: not parsed, taken as run at start
+            routes.append(Route("compiled-in", program.path, None, True, None, True))
+            continue
+        scopes: dict[str, list[Call]] = defaultdict(list)
+        for call in program.calls:
+            scopes[call.scope].append(call)
+        for calls in scopes.values():
+            migrate = next((c for c in calls if migrates(c.callee, tree)), None)
+            listen = next((c for c in calls if listens(c.callee, tree)), None)
+            if migrate is None or listen is None or migrate is listen:
+                continue
+            if calls.index(migrate) < calls.index(listen):
+                routes.append(Route("in-process", program.path, migrate.line, True, migrate.stops, True))
+            else:
+                listen_first.append(listen)
+    return routes, listen_first
+
+
+def from_steps(steps: list[Step], where: Path, line: int | None) -> Route | None:
+    """A start that migrates before it serves is a route; one that serves first, or never serves, is not."""
+    kinds = [s.kind for s in steps]
+    if "migrate" not in kinds or "serve" not in kinds[kinds.index("migrate") :]:
+        return None
+    if kinds.index("migrate") > (kinds.index("serve") if "serve" in kinds else len(kinds)):
+        return None
+    step = steps[kinds.index("migrate")]
+    path = step.path or where
+    if path.suffix in (".sh", ".bash"):
+        style = "entrypoint script"
+    else:
+        style = "package script" if path.name == "package.json" else "start command"
+    return Route(style, path, step.line if step.path else line, True, step.stops, True, step.what)
+
+
+def unordered(programs: list[Program], tree: Tree, scripts: dict[Path, list[Step]]) -> list[Route]:
+    """Programs, package scripts and shell scripts that migrate but are no part of a start."""
+    found = []
+    for program in programs:
+        if program.entry is not None and flow(program, tree) == ["migrate"]:
+            call = next(c for c in program.calls if c.scope == program.entry and migrates(c.callee, tree))
+            found.append(Route("separate program", program.path, call.line, False, call.stops, False))
+    for name, command in sorted(tree.scripts.items()):
+        if migrates_in(command, tree, tree.directory / "package.json"):
+            found.append(Route("package script", tree.directory / "package.json", None, False, None, False, name))
+    for script, steps in scripts.items():
+        if any(s.kind == "migrate" for s in steps):
+            found.append(Route("script", script, None, False, None, False))
+    return found
+
+
+def from_jobs(jobs: list[Job]) -> list[Route]:
+    return [Route(j.kind, j.path, j.line, j.ordered, None, j.kind == "init container", j.name) for j in jobs]
+
+
+def at_build(runs: tuple[tuple[str, int], ...], tree: Tree) -> int | None:
+    """The line of a Dockerfile RUN that applies the migrations while the image builds, if one does."""
+    return next((line for run, line in runs if migrates_in(run, tree)), None)

@@ -1,0 +1,110 @@
+"""The Invoke tasks that read and repair a service's tracking rows: status, forget (part of `tasks.ns`)."""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+
+from invoke import Context, Exit, task
+
+from migratekit import interrupts
+from migratekit.cli import render
+from migratekit.cli.flags import ROOT_HELP, user_errors, workspace_at
+from migratekit.model.selection import select
+
+
+@task(help={"service": "only this service", "json": "print JSON", "root": ROOT_HELP})
+@user_errors
+def status(c: Context, service: str | None = None, json: bool = False, root: str | None = None) -> None:
+    """Each migration of each service: applied (when, how long), pending, changed, missing or out of order."""
+    from migratekit.database.records import service_status
+    from migratekit.model.identity import connection_urls
+
+    workspace = workspace_at(root)
+    names = select(workspace, [service] if service else None)
+    urls = connection_urls(
+        workspace.root, [workspace.services[n] for n in names], create=False, notify=render.console(True).print
+    )
+    statuses = [service_status(workspace, name, urls.get(name)) for name in names]
+    if json:
+        print(render.as_json({"services": statuses}))
+    else:
+        out = render.console()
+        for table in render.status_tables(statuses):
+            out.print(table)
+    if any(s.state != "up to date" for s in statuses):
+        raise Exit(code=1)
+
+
+@task(
+    help={
+        "service": "the service whose row to remove",
+        "version": "the recorded version to remove (the file name without .sql)",
+        "yes": "remove it; without --yes, only say what would be removed",
+        "root": ROOT_HELP,
+    }
+)
+@user_errors
+def forget(c: Context, service: str, version: str, yes: bool = False, root: str | None = None) -> None:
+    """Remove one wrongly recorded tracking row (under the migration lock); the next migrate re-runs its file."""
+    from migratekit.database.records import forget as forget_row
+    from migratekit.model.identity import existing_url
+
+    workspace = workspace_at(root)
+    url = existing_url(workspace.root, workspace.get(service), "there is no row to forget")
+    row = forget_row(workspace, service, url, version, yes)
+    verb = "removed" if row.removed else "would remove (run again with --yes)"
+    print(f"{service}: {verb} the row {row.version} (checksum {row.checksum}, applied {row.applied_at})")
+
+
+@task(
+    help={
+        "service": "the service whose other tool's history to import",
+        "from_": "the tool: auto (default: the one whose table is there), golang-migrate, dbmate, goose, flyway, "
+        "node-pg-migrate or kysely",
+        "dry_run": "say what would be recorded, and change nothing",
+        "root": ROOT_HELP,
+    }
+)
+@user_errors
+def adopt(c: Context, service: str, from_: str = "auto", dry_run: bool = False, root: str | None = None) -> None:
+    """Import another tool's history as migratekit's rows (nothing runs; the other tool's table is kept)."""
+    from migratekit.database.apply import Options
+    from migratekit.database.history import adopt as import_history
+    from migratekit.database.orchestrate import service_options
+    from migratekit.model.identity import existing_url
+    from migratekit.model.migration import load_migrations
+
+    workspace = workspace_at(root)
+    chosen = workspace.get(service)
+    url = existing_url(workspace.root, chosen, "there is no history to adopt")
+    options = service_options(workspace, service, Options(dry_run=dry_run))
+    migrations = load_migrations(chosen.migrations_dir, chosen.format)
+    done = import_history(service, url, migrations, options, from_)
+    verb = "would record" if done.dry_run else "recorded"
+    print(
+        f"{service}: {verb} {len(done.imported)} version(s) from {done.tool}'s {done.table} into "
+        f"{options.tracking_table} ({', '.join(done.imported) or 'none'}); {len(done.already)} were already there"
+    )
+
+
+@task(
+    help={
+        "service": "the service whose existing work to record",
+        "to": "record every version up to and including this one as applied, without running it",
+        "check": "first replay those versions into a throwaway database and refuse if the schemas differ",
+        "root": ROOT_HELP,
+    }
+)
+@user_errors
+def baseline(c: Context, service: str, to: str, check: bool = False, root: str | None = None) -> None:
+    """Record migrations the database already reflects as applied (with --check, proven by a replay)."""
+    from migratekit.database.baseline import baseline as record
+    from migratekit.database.scratch import scratch_session
+    from migratekit.model.identity import existing_url
+
+    workspace = workspace_at(root)
+    url = existing_url(workspace.root, workspace.get(service), "there is nothing to baseline")
+    with interrupts.handling(raise_now=True), scratch_session(workspace.root) if check else nullcontext() as server:
+        done = record(workspace, service, url, to, server)
+    proof = " (its schema matches a replay)" if done.checked else ""
+    print(f"{service}: recorded {', '.join(done.recorded) or 'nothing new'} as applied{proof}")

@@ -1,0 +1,95 @@
+"""How the Invoke tasks take their flags and report a user's mistake: shared by every task in `tasks`."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from invoke import Exit
+
+from migratekit.database.results import Stopped
+from migratekit.errors import ConfigError, MigratekitError
+from migratekit.interrupts import Interrupted
+from migratekit.model.settings import DEFAULTS
+from migratekit.model.workspace import Workspace, load_workspace
+
+F = TypeVar("F", bound=Callable[..., Any])
+ROOT_HELP = "monorepo root (default: found upwards from the current directory)"
+
+# The flags `migrate` and `migrate-all` share, defined once: (default, help). A run default of
+# None means "from the config": ns.configure below, which an invoke.yaml can override.
+MIGRATE_FLAGS: dict[str, tuple[Any, str]] = {
+    "root": (None, ROOT_HELP),
+    "json": (False, "print the results as JSON"),
+    "jobs": (None, f"how many independent services migrate at once (default {DEFAULTS.jobs})"),
+    "dry_run": (False, "print the plan (order, pending files per service) and change nothing"),
+    "fail_fast": (False, "after a failure, start no further service"),
+    "allow_changed": (False, "record the new checksum of an applied file that was edited on purpose"),
+    "out_of_order": (False, "apply a pending file that sorts before the newest applied one"),
+    "on": ("local", "where migrations run: local (default), or kubernetes (a Job per service, wave by wave)"),
+    "image_template": ("{service}:latest", "with --on kubernetes: each service's image ({service} is replaced)"),
+    "namespace": ("default", "with --on kubernetes: the namespace of the Jobs"),
+    "create_databases": (False, "create a database that a URL names but its server lacks (same credentials)"),
+    "wait": (
+        None,
+        f"seconds to keep retrying the connection while a database starts (default {DEFAULTS.connect_wait:g})",
+    ),
+    "lock_wait": (None, f"seconds to wait for another runner's migration lock (default {DEFAULTS.lock_wait:g})"),
+}
+MIGRATE_HELP = {name: text for name, (_, text) in MIGRATE_FLAGS.items()}
+
+
+def user_errors(func: F) -> F:
+    """A MigratekitError, an interrupt or a Stopped (the server unreachable, the lock held, the tracking
+    table another tool's) becomes a message and its exit code, never a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except MigratekitError as exc:
+            raise Exit(f"migratekit: {exc}", code=exc.exit_code) from None
+        except Interrupted as exc:  # verify, drift --schema: their throwaway databases are dropped by now
+            raise Exit(f"migratekit: {exc}", code=exc.exit_code) from None
+        except Stopped as exc:
+            raise Exit(f"migratekit: {exc.failure.describe()}", code=1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def with_flags(flags: dict[str, tuple[Any, str]]) -> Callable[[F], F]:
+    """Add `flags` to a task's signature (Invoke reads flags from it) so several tasks share one definition."""
+
+    def decorate(func: F) -> F:
+        own = [p for p in inspect.signature(func).parameters.values() if p.kind is not p.VAR_KEYWORD]
+        shared = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=d) for n, (d, _) in flags.items()]
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            return func(*args, **kwargs)
+
+        wrapper.__signature__ = inspect.Signature(own + shared)  # type: ignore[attr-defined]
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def number(value: Any, flag: str, kind: type[int] | type[float], minimum: float) -> Any:
+    """A flag's number, or exit 2 naming the flag: Invoke passes what was typed as a string."""
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"--{flag} {value!r}: give a number{'' if kind is float else ' without a fraction'}"
+        ) from None
+    if number < minimum:
+        raise ConfigError(f"--{flag} {value}: must be at least {minimum:g}")
+    return number
+
+
+def workspace_at(root: str | None) -> Workspace:
+    """The workspace of --root, or of the checkout around the current directory."""
+    return load_workspace(Path(root) if root else None)

@@ -1,0 +1,137 @@
+"""The Invoke tasks around the databases, CI and clusters: db-up, db-down, db-url, ci-workflow, k8s-render."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from invoke import Context, task
+
+from migratekit.cli import render
+from migratekit.cli.flags import ROOT_HELP, user_errors, workspace_at
+from migratekit.model.identity import resolve
+from migratekit.model.workspace import find_root
+
+
+@task(help={"root": ROOT_HELP, "json": "print JSON instead of text"})
+@user_errors
+def db_up(c: Context, root: str | None = None, json: bool = False) -> None:
+    """Start the embedded PostgreSQL and create a database for each service without a URL."""
+    from migratekit.database.embedded import Embedded
+    from migratekit.database.servers import running_servers
+
+    workspace = workspace_at(root)
+    embedded = Embedded(workspace.root)
+    rows = []
+    for name in workspace.order():
+        source = resolve(workspace.services[name])
+        if source.kind == "embedded":
+            embedded.ensure_database(source.database)
+        rows.append({"service": name, "url_variable": source.env_var, "database": source.describe()})
+    server = embedded.running()
+    orphans = [s for s in running_servers() if s.orphaned]
+    info = {
+        "embedded": None
+        if server is None
+        else {
+            "url": server.url(),
+            "datadir": server.datadir,
+            "binaries": server.binaries.source,
+        },
+        "services": rows,
+        "orphaned_servers": orphans,
+    }
+    if json:
+        print(render.as_json(info))
+        return
+    out = render.console()
+    for line in render.db_up_text(server, rows, orphans):
+        out.print(line)
+
+
+@task(
+    help={
+        "root": ROOT_HELP,
+        "orphans": "instead, stop every migratekit server on this machine whose checkout is gone (and its data)",
+    }
+)
+@user_errors
+def db_down(c: Context, root: str | None = None, orphans: bool = False) -> None:
+    """Stop the embedded PostgreSQL (its data stays for the next db-up)."""
+    from migratekit.database.embedded import Embedded
+    from migratekit.database.servers import stop_orphans
+
+    if orphans:
+        stopped = stop_orphans()
+        for line in render.orphans_stopped_text(stopped):
+            print(line)
+        return
+    stopped_one = Embedded(find_root(Path(root)) if root else find_root()).stop()
+    print("embedded PostgreSQL stopped" if stopped_one else "embedded PostgreSQL was not running")
+
+
+@task(help={"root": ROOT_HELP})
+@user_errors
+def db_url(c: Context, service: str, root: str | None = None) -> None:
+    """Print where SERVICE's database is (a password in its URL variable shows as ***)."""
+    from migratekit.model.identity import connection_urls, redact
+
+    workspace = workspace_at(root)
+    url = connection_urls(workspace.root, [workspace.get(service)], notify=render.console(stderr=True).print)[service]
+    print(redact(url or ""))
+
+
+@task(
+    help={
+        "provider": "the CI system: github (the only one so far)",
+        "output": "where to write it (default .github/workflows/migratekit.yml)",
+        "install": "the step that installs migratekit in CI (default: pip install invoke migratekit)",
+        "root": ROOT_HELP,
+    }
+)
+@user_errors
+def ci_workflow(
+    c: Context,
+    provider: str = "github",
+    output: str = ".github/workflows/migratekit.yml",
+    install: str = "pip install invoke migratekit",
+    root: str | None = None,
+) -> None:
+    """Write a CI workflow: the audit with SARIF on pull requests, migrations per dependency wave."""
+    import yaml
+
+    from migratekit.errors import ConfigError
+    from migratekit.integrations.ci import github_workflow
+
+    if provider != "github":
+        raise ConfigError(f"--provider {provider!r}: only github is supported so far")
+    workspace = workspace_at(root)
+    workspace.require_services()
+    path = workspace.root / output
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(github_workflow(workspace, install), sort_keys=False, width=120))
+    print(f"wrote {path.relative_to(workspace.root)}: audit, then {len(workspace.groups())} migrate wave(s)")
+
+
+@task(
+    help={
+        "image_template": "each service's image; {service} is replaced (default {service}:latest)",
+        "namespace": "the namespace of the Jobs (default: default)",
+        "output": "the directory to write one Job per service into (default k8s/migratekit)",
+        "root": ROOT_HELP,
+    }
+)
+@user_errors
+def k8s_render(
+    c: Context,
+    image_template: str = "{service}:latest",
+    namespace: str = "default",
+    output: str = "k8s/migratekit",
+    root: str | None = None,
+) -> None:
+    """Write a Kubernetes Job per service that migrates it from its own image, labelled with its wave."""
+    from migratekit.integrations import k8s
+
+    workspace = workspace_at(root)
+    workspace.require_services()
+    written = k8s.write(k8s.render(workspace, image_template, namespace), workspace.root / output)
+    print(f"wrote {len(written)} Job(s) in {output}; apply them wave by wave: invoke migrate-all --on kubernetes")

@@ -1,0 +1,77 @@
+"""`python -m migratekit migrate --dir … --url …`: the runner for an init container or an entrypoint script.
+
+No Invoke and no workspace here: an image carries one service's migrations and gets one URL.
+Exit codes: 0 up to date, 1 a migration failed, 2 bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from migratekit import __version__, interrupts
+from migratekit.cli import render
+from migratekit.database.apply import Options, apply_service
+from migratekit.model.identity import redact, url_problem
+from migratekit.model.migration import load_migrations
+from migratekit.model.settings import DEFAULTS
+from migratekit.model.workspace import QUALIFIED_TABLE
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    name = Path(sys.argv[0]).name
+    prog = "migratekit" if name == "migratekit" else "python -m migratekit"  # the console script, or the module
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    migrate = commands.add_parser("migrate", help="apply the pending migrations of one directory to one database")
+    migrate.add_argument("--dir", required=True, type=Path, help="the migrations directory")
+    migrate.add_argument(
+        "--url", default=os.environ.get("DATABASE_URL"), help="the database URL (default: $DATABASE_URL)"
+    )
+    migrate.add_argument("--tracking-table", default=DEFAULTS.tracking_table, help="table or schema.table")
+    migrate.add_argument("--lock-timeout", default=DEFAULTS.lock_timeout)
+    migrate.add_argument("--statement-timeout", default=DEFAULTS.statement_timeout)
+    migrate.add_argument(
+        "--wait",
+        type=float,
+        default=DEFAULTS.container_connect_wait,
+        help=f"seconds to retry connecting while the database starts (default {DEFAULTS.container_connect_wait:g})",
+    )
+    migrate.add_argument("--lock-wait", type=float, default=DEFAULTS.lock_wait)
+    migrate.add_argument("--json", action="store_true", help="print the result as JSON")
+    args = parser.parse_args(argv)
+
+    if not args.url:
+        parser.error("no database URL: pass --url or set DATABASE_URL")
+    problem = url_problem(args.url)
+    if problem:
+        parser.error(f"--url {redact(args.url)} is not a PostgreSQL URL: {problem}")
+    if not args.dir.is_dir():
+        parser.error(f"{args.dir}: no such migrations directory")
+    if not QUALIFIED_TABLE.match(args.tracking_table):
+        parser.error(f"--tracking-table {args.tracking_table!r}: use table or schema.table in lower case")
+    options = Options(
+        tracking_table=args.tracking_table,
+        lock_timeout=args.lock_timeout,
+        statement_timeout=args.statement_timeout,
+        connect_wait=args.wait,
+        lock_wait=args.lock_wait,
+    )
+    with interrupts.handling():
+        result = apply_service(args.dir.resolve().parent.name, args.url, load_migrations(args.dir), options)
+    if args.json:
+        print(render.as_json(result))
+    else:
+        for applied in result.applied:
+            print(f"applied {applied.version} in {applied.execution_time_ms} ms")
+        if result.failure:
+            print(f"migration failed on {redact(args.url)}: {result.failure.describe()}", file=sys.stderr)
+        else:
+            print(f"{result.outcome}: {len(result.applied)} applied, {result.already_applied} already applied")
+    if interrupts.signal_number():
+        return 128 + (interrupts.signal_number() or 0)
+    return 0 if result.ok else 1

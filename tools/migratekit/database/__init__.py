@@ -1,0 +1,1 @@
+"""Everything that talks to PostgreSQL: connecting, applying, tracking, history, drift, verify."""

@@ -1,0 +1,240 @@
+"""`invoke drift`: is each database exactly what its migration files say, and do services still agree?
+
+Read-only: drift never writes to a database (its sessions are read-only) and never creates one.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from pathlib import Path
+
+import psycopg
+
+from migratekit.database import tracking
+from migratekit.database.apply import Options, apply_service
+from migratekit.database.orchestrate import service_options
+from migratekit.database.plan import plan
+from migratekit.database.results import Stopped
+from migratekit.database.schema import Difference, compare, snapshot
+from migratekit.database.scratch import ScratchServer, scratch_database
+from migratekit.model.formats import version_key
+from migratekit.model.identity import redact, shared_databases
+from migratekit.model.migration import Migration, load_migrations
+from migratekit.model.workspace import Workspace
+
+
+class ItemKind(StrEnum):
+    PENDING = "pending"
+    OUT_OF_ORDER = "out of order"
+    CHANGED = "changed"
+    MISSING_FILE = "missing file"
+
+
+class DriftState(StrEnum):
+    UP_TO_DATE = "up to date"
+    DRIFT = "drift"
+    NOT_CREATED = "not created"
+    UNREACHABLE = "unreachable"
+    FOREIGN_TABLE = "foreign table"
+
+
+@dataclass(frozen=True)
+class Item:
+    version: str
+    kind: ItemKind
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class ServiceDrift:
+    service: str
+    database: str  # where, password hidden
+    state: DriftState
+    applied: int = 0
+    newest_applied: str | None = None
+    items: tuple[Item, ...] = ()
+    schema: tuple[Difference, ...] = ()
+    message: str | None = None
+
+    @property
+    def drifted(self) -> bool:
+        return self.state is not DriftState.UP_TO_DATE or bool(self.items) or bool(self.schema)
+
+
+def database_drift(workspace: Workspace, name: str, url: str | None) -> tuple[ServiceDrift, dict[str, str]]:
+    """Files against tracking rows for one service; also returns the rows (version -> checksum)."""
+    service = workspace.services[name]
+    migrations = load_migrations(service.migrations_dir, service.format)
+    where = redact(url) if url else f"embedded/{service.database}"
+    if url is None:
+        items = tuple(Item(m.version, ItemKind.PENDING) for m in migrations)
+        return ServiceDrift(
+            name,
+            where,
+            DriftState.NOT_CREATED,
+            items=items,
+            message="the database does not exist yet, or the embedded server is stopped",
+        ), {}
+    options = service_options(workspace, name, Options())
+    try:
+        with psycopg.connect(url, autocommit=True, connect_timeout=10, application_name="migratekit drift") as conn:
+            conn.execute("SET default_transaction_read_only = on")
+            try:
+                recorded = tracking.recorded(conn, options.tracking_table)
+            except Stopped as exc:
+                return ServiceDrift(name, where, DriftState.FOREIGN_TABLE, message=exc.failure.message), {}
+    except psycopg.OperationalError as exc:
+        return ServiceDrift(name, where, DriftState.UNREACHABLE, message=redact(str(exc)).strip()), {}
+    rows = recorded or {}
+    items = _items(workspace.root, migrations, rows)
+    message = None if recorded is not None else f"no tracking table {options.tracking_table}"
+    drift = ServiceDrift(
+        name,
+        where,
+        DriftState.UP_TO_DATE if not items and recorded is not None else DriftState.DRIFT,
+        len(rows),
+        max(rows, key=version_key, default=None),
+        items,
+        message=message,
+    )
+    return drift, rows
+
+
+def _items(root: Path, migrations: tuple[Migration, ...], rows: Mapping[str, str]) -> tuple[Item, ...]:
+    loose = plan(migrations, rows, allow_changed=True, out_of_order=True)
+    files = {m.version: m for m in migrations}
+    items = [Item(v, ItemKind.MISSING_FILE, "applied, but the file is gone") for v in sorted(rows) if v not in files]
+    for m in loose.rechecksum:
+        items.append(
+            Item(
+                m.version,
+                ItemKind.CHANGED,
+                f"applied checksum {rows[m.version]}, file now {m.checksum}{_last_commit(root, m.path)}",
+            )
+        )
+    newest = max(rows, key=version_key, default="")
+    for m in loose.pending:
+        items.append(
+            Item(
+                m.version,
+                ItemKind.OUT_OF_ORDER if version_key(m.version) < version_key(newest) else ItemKind.PENDING,
+                f"sorts before {newest}, which is applied" if version_key(m.version) < version_key(newest) else "",
+            )
+        )
+    return tuple(sorted(items, key=lambda i: i.version))
+
+
+def _last_commit(root: Path, path: Path) -> str:
+    result = subprocess.run(
+        ["git", "-C", str(root), "log", "-1", "--format=%h %s", "--", str(path)], capture_output=True, text=True
+    )
+    return f"; last commit {result.stdout.strip()}" if result.returncode == 0 and result.stdout.strip() else ""
+
+
+def drift(
+    workspace: Workspace,
+    only: list[str] | None,
+    urls: Mapping[str, str | None],
+    server: ScratchServer | None = None,
+) -> list[ServiceDrift]:
+    """Every selected service's drift; with a scratch server, the live schema against a replay too.
+
+    Services sharing a database are replayed together, whichever of them was selected: one
+    service's migrations may reference another's objects.
+    """
+    names = [n for n in workspace.order() if not only or n in only]
+    groups = _database_groups(workspace, names, urls) if server is not None else []
+    needed = set(names).union(*groups)
+    results: dict[str, ServiceDrift] = {}
+    rows: dict[str, dict[str, str]] = {}
+    for name in workspace.order():
+        if name in needed:
+            results[name], rows[name] = database_drift(workspace, name, urls.get(name))
+    for group in groups:
+        if any(results[n].state is DriftState.UNREACHABLE for n in group):
+            continue  # its state already says why; there is no live schema to compare
+        differences = schema_drift(workspace, group, urls[group[0]], rows, server)  # type: ignore[arg-type]
+        owner = [n for n in group if n in names][-1]
+        state = results[owner].state
+        if differences and state is DriftState.UP_TO_DATE:
+            state = DriftState.DRIFT  # the state column and the schema verdict say the same thing
+        results[owner] = replace(results[owner], schema=tuple(differences), state=state)
+    return [results[n] for n in names]
+
+
+def _database_groups(workspace: Workspace, names: list[str], urls: Mapping[str, str | None]) -> list[list[str]]:
+    """Services that live in one existing database, in dependency order, where any of them is selected."""
+    ordered = [workspace.services[n] for n in workspace.order()]
+    return [g for _, g in shared_databases(ordered) if urls.get(g[0]) and any(n in names for n in g)]
+
+
+def schema_drift(
+    workspace: Workspace, group: list[str], live_url: str, rows: Mapping[str, Mapping[str, str]], server: ScratchServer
+) -> list[Difference]:
+    """Replay the versions applied live into a throwaway database and compare the two schemas."""
+    with scratch_database(server, prefix="mk_drift") as replay_url:
+        for name in group:
+            applied = set(rows.get(name, {}))
+            migrations = tuple(
+                m
+                for m in load_migrations(workspace.services[name].migrations_dir, workspace.services[name].format)
+                if m.version in applied
+            )
+            if not migrations:
+                continue  # nothing applied live: no tracking table there either, so none in the replay
+            result = apply_service(
+                name, replay_url, migrations, service_options(workspace, name, Options(out_of_order=True))
+            )
+            if not result.ok:
+                return [
+                    Difference(
+                        "replay",
+                        name,
+                        "different",
+                        "the files apply cleanly",
+                        result.failure.describe() if result.failure else result.outcome,
+                    )
+                ]
+        with psycopg.connect(replay_url) as replay, psycopg.connect(live_url) as live:
+            live.execute("SET default_transaction_read_only = on")
+            return compare(snapshot(replay), snapshot(live))
+
+
+@dataclass(frozen=True)
+class Matrix:
+    environments: tuple[str, ...]
+    rows: tuple[tuple[str, tuple[str, ...]], ...]  # (service, cell per environment)
+
+
+def environment_matrix(workspace: Workspace, environments: list[str], environ: Mapping[str, str]) -> Matrix:
+    """Which version each service is at in each environment (URLs from the variables workspace.yaml names)."""
+    from migratekit.errors import ConfigError
+
+    unknown = [e for e in environments if e not in workspace.environments]
+    if unknown:
+        raise ConfigError(
+            f"environment(s) {', '.join(unknown)} not declared: add them under environments: in workspace.yaml, "
+            'e.g. environments: {staging: "{SERVICE}_STAGING_DATABASE_URL"}'
+        )
+    rows = []
+    for name in workspace.order():
+        cells = []
+        for env in environments:
+            variable = workspace.environment_variable(env, name)
+            url = environ.get(variable, "").strip()
+            if not url:
+                cells.append(f"${variable} unset")
+                continue
+            state, _ = database_drift(workspace, name, url)
+            cell = state.newest_applied or state.state
+            pending = sum(i.kind is ItemKind.PENDING for i in state.items)
+            if state.state in (DriftState.UNREACHABLE, DriftState.FOREIGN_TABLE):
+                cell = state.state
+            elif state.items:
+                cell += f" (+{pending} pending)" if pending == len(state.items) else f" (drift: {len(state.items)})"
+            cells.append(cell)
+        rows.append((name, tuple(cells)))
+    return Matrix(tuple(environments), tuple(rows))

