@@ -1,4 +1,4 @@
-"""The codebase stays as the style asks: ruff-clean (with complexity at most 15) and fully typed; tests/test_layers.py holds the layout."""
+"""The codebase stays as the style asks: ruff-clean (complexity at most 15) and fully typed (layers: test_layers)."""
 
 from __future__ import annotations
 
