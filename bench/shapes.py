@@ -40,15 +40,15 @@ sys.path.insert(0, str(Path(__file__).parent))
 from migrate import BIN, PSQL_FLAGS, _median, _url, timed  # noqa: E402
 from synth import build  # noqa: E402
 
-from migratekit import tracking  # noqa: E402
-from migratekit.database import execution
-from migratekit.database.apply import Options, apply_service  # noqa: E402
+from migratekit.database import execution  # noqa: E402
+from migratekit.database.apply import apply_service  # noqa: E402
 from migratekit.database.embedded import create_database, drop_database  # noqa: E402
 from migratekit.database.message import tracking_row, transaction_prefix  # noqa: E402
 from migratekit.database.orchestrate import migrate_all  # noqa: E402
+from migratekit.model import contract  # noqa: E402
 from migratekit.model.identity import with_database  # noqa: E402
 from migratekit.model.migration import Migration, load_migrations  # noqa: E402
-from migratekit.model.settings import DEFAULTS  # noqa: E402
+from migratekit.model.settings import SERVICE_DEFAULTS, RunOptions  # noqa: E402
 from migratekit.model.workspace import Workspace, load_workspace  # noqa: E402
 
 LONG_ROWS = {
@@ -105,8 +105,8 @@ def long_service(
     # (BEGIN, its settings, the file, its tracking row, COMMIT), composed by migratekit's own functions and
     # sent by psql as one message (statements joined by \\;), against the floor's three messages per file.
     with psycopg.connect(admin) as conn:
-        head = transaction_prefix(DEFAULTS.lock_timeout, DEFAULTS.statement_timeout).split(";\n")[:-1]
-        tracked = [tracking.create_table_sql("schema_migrations") + ";\n"]
+        head = transaction_prefix(SERVICE_DEFAULTS.lock_timeout, SERVICE_DEFAULTS.statement_timeout).split(";\n")[:-1]
+        tracked = [contract.create_table_sql("schema_migrations") + ";\n"]
         for m in loaded:
             row = tracking_row(conn, "schema_migrations", m).strip().removesuffix(";")
             tracked.append(" \\;\n".join([*head, *(s.text for s in m.statements), row, "COMMIT"]) + ";\n")
@@ -170,7 +170,7 @@ def paired(work: Path, admin: str, databases: list[str], pairs: int, chunk: int)
     def kit(batch: int) -> float:
         url, cpu, started = fresh_database(admin, databases), time.process_time(), time.perf_counter()
         with mock.patch.object(execution, "BATCH", batch):
-            assert apply_service("ledger", url, loaded, Options()).ok
+            assert apply_service("ledger", url, loaded).ok
         seconds = time.perf_counter() - started
         if batch == execution.BATCH:
             client.append(time.process_time() - cpu)
@@ -214,7 +214,7 @@ def at_scale(work: Path, count: int, admin: str, databases: list[str], rounds: i
     mdir = work / "long" / "services" / "ledger" / "migrations"
     loaded = list(load_migrations(mdir))
     url = fresh_database(admin, databases)
-    assert apply_service("ledger", url, loaded, Options()).ok
+    assert apply_service("ledger", url, loaded).ok
     psql = [shutil.which("psql") or "psql", *PSQL_FLAGS]
     kit: list[float] = []
     floor: list[float] = []
@@ -228,11 +228,11 @@ def at_scale(work: Path, count: int, admin: str, databases: list[str], rounds: i
         number += chunk
         if (index % 2 == 0) == (index % 4 < 2):  # kit, floor, floor, kit, kit, floor, ...: each goes first as often
             started = time.perf_counter()
-            assert apply_service("ledger", url, loaded, Options()).outcome == "up to date"
+            assert apply_service("ledger", url, loaded).outcome == "up to date"
             plan.append(time.perf_counter() - started)
             loaded += more
             started = time.perf_counter()
-            assert apply_service("ledger", url, loaded, Options()).ok
+            assert apply_service("ledger", url, loaded).ok
             kit.append(time.perf_counter() - started - plan[-1])
         else:
             (work / "more.sql").write_text(floor_script(more))
@@ -264,7 +264,7 @@ def uneven(
         checkpoint(admin)
         started = time.perf_counter()
         for wave in waves:
-            results = migrate_all(workspace, wave, urls, Options(), jobs=jobs)
+            results = migrate_all(workspace, wave, urls, RunOptions(jobs=jobs))
             assert all(r.ok for r in results), [r.failure for r in results if not r.ok]
         seconds = time.perf_counter() - started
         while databases:

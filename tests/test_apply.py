@@ -15,10 +15,11 @@ import psycopg
 import pytest
 
 from migratekit import MigrationFailed, run_migrations
-from migratekit.database.apply import Options, apply_service
+from migratekit.database.apply import apply_service
 from migratekit.database.results import Outcome
 from migratekit.database.tracking import create_statements
 from migratekit.model.migration import load_migrations, seed_checksum
+from migratekit.model.settings import SERVICE_DEFAULTS, RunOptions, ServiceSettings
 
 SEED_DDL = ";\n".join(str(s.as_string(None)) for s in create_statements("schema_migrations"))
 
@@ -41,7 +42,16 @@ def exists(url: str, relation: str) -> bool:
 
 
 def apply(url: str, directory: Path, **options: object):
-    return apply_service(directory.parent.name, url, load_migrations(directory), Options(**options))
+    """apply_service with ServiceSettings' and RunOptions' fields by name, as run_migrations takes them."""
+    settings = {k: v for k, v in options.items() if k in SERVICE_DEFAULTS.__dataclass_fields__}
+    run = {k: v for k, v in options.items() if k not in settings}
+    return apply_service(
+        directory.parent.name,
+        url,
+        load_migrations(directory),
+        ServiceSettings(**settings),  # type: ignore[arg-type]
+        RunOptions(**run),  # type: ignore[arg-type]
+    )
 
 
 def test_applies_in_order_records_seed_rows_and_then_is_up_to_date(scratch_db: str, tmp_path: Path) -> None:
@@ -155,7 +165,7 @@ def test_progress_names_the_migration_the_server_is_on(scratch_db: str, tmp_path
 
     seen: list[tuple[str | None, list[str]]] = []  # (announced, versions committed then)
     progress = lambda _, version: seen.append((version, committed()))  # noqa: E731
-    assert apply_service("auth", scratch_db, load_migrations(mdir), Options(), progress).ok
+    assert apply_service("auth", scratch_db, load_migrations(mdir), progress=progress).ok
     everything = ["001_a", "002_slow", "003_c", "004_d"]
     assert seen == [
         ("001_a", []),

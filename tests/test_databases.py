@@ -11,12 +11,14 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from migratekit.database.apply import Options, apply_service
+from migratekit.database.apply import apply_service
 from migratekit.database.embedded import CHOICE_VARIABLE, WHEEL, Binaries, Embedded, machine_binaries, wheel_binaries
 from migratekit.database.scratch import ScratchServer, docker_unavailable_reason, scratch_database, scratch_server
+from migratekit.database.urls import connection_urls
 from migratekit.errors import ConfigError
-from migratekit.model.identity import connection_urls, redact, resolve
+from migratekit.model.identity import resolve
 from migratekit.model.migration import load_migrations
+from migratekit.model.secrets import redact
 from migratekit.model.workspace import load_workspace
 
 
@@ -40,7 +42,7 @@ def test_resolver_prefers_the_url_variable_then_the_embedded_default(tmp_path: P
 
 def test_url_variable_name_comes_from_the_workspace_template(tmp_path: Path) -> None:
     ws = workspace(tmp_path, "version: 1\ndefaults:\n  database_url_env: 'PG_{SERVICE}_URL'\n", ("battle-reports",))
-    assert ws.services["battle-reports"].database_url_env == "PG_BATTLE_REPORTS_URL"
+    assert ws.services["battle-reports"].settings.database_url_env == "PG_BATTLE_REPORTS_URL"
 
 
 def test_a_malformed_url_is_a_config_error_without_the_password(tmp_path: Path) -> None:
@@ -156,12 +158,12 @@ def test_the_wheel_runs_the_cluster_with_its_contrib_modules_and_names_missing_o
         url = embedded.ensure_database("svc")
         with psycopg.connect(url) as conn:
             assert conn.execute("SHOW server_version").fetchone()[0].startswith("18")
-        result = apply_service("svc", url, load_migrations(migrations), Options())
+        result = apply_service("svc", url, load_migrations(migrations))
         assert result.applied == ()  # stopped before its first migration: 002 could never run here
         assert (result.failure.file, result.failure.line) == ("002_add_b.sql", 3)
         assert "cannot install the extension(s) that pending migrations create: uuid-ossp" in result.failure.message
         (migrations / "002_add_b.sql").write_text("CREATE TABLE IF NOT EXISTS b (id int);\n")
-        applied = apply_service("svc", url, load_migrations(migrations), Options()).applied
+        applied = apply_service("svc", url, load_migrations(migrations)).applied
         assert [a.version for a in applied] == ["001_init", "002_add_b"]  # pg_trgm and citext ship with it
     finally:
         embedded.stop()

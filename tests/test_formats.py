@@ -264,9 +264,9 @@ def test_new_migration_after_999_is_1000_and_after_a_timestamp_a_later_one(monor
 
 
 def test_a_rollback_waits_for_a_held_migration_lock_and_names_its_holder(monorepo) -> None:
-    from migratekit.database.apply import Options
     from migratekit.database.rollback import rollback_service
     from migratekit.model.migration import load_migrations
+    from migratekit.model.settings import SERVICE_DEFAULTS, RunOptions
 
     repo = monorepo({"svc": {}})
     service(repo, "svc", "dbmate", STEPS)
@@ -277,11 +277,11 @@ def test_a_rollback_waits_for_a_held_migration_lock_and_names_its_holder(monorep
         other.execute(
             "SELECT pg_advisory_lock(hashtextextended('migratekit:' || current_database() || ':schema_migrations', 0))"
         )
-        result = rollback_service("svc", url, migrations, Options(lock_wait=0.3))
+        result = rollback_service("svc", url, migrations, SERVICE_DEFAULTS, RunOptions(lock_wait=0.3))
         assert result.outcome == "failed"
         assert f"backend pid {other.info.backend_pid} (other-runner" in result.failure.message
     assert len(repo.query("svc", "SELECT version FROM schema_migrations")) == 3
-    assert rollback_service("svc", url, migrations, Options()).outcome == "rolled back"
+    assert rollback_service("svc", url, migrations).outcome == "rolled back"
     assert len(repo.query("svc", "SELECT version FROM schema_migrations")) == 2
 
 

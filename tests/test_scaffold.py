@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from conftest import Monorepo, write_tree
-from migratekit.database.apply import Options, apply_service
+from migratekit.database.apply import apply_service
 from migratekit.database.scratch import docker_unavailable_reason
 from migratekit.errors import ConfigError
 from migratekit.model.migration import load_migrations
@@ -192,7 +192,7 @@ def test_the_python_scaffold_carries_its_own_runner_and_builds_from_its_director
     with psycopg.connect(url) as conn:
         rows = conn.execute("SELECT version, checksum FROM schema_migrations ORDER BY 1").fetchall()
     assert rows == [(m.version, m.checksum) for m in migrations]  # the seed's rows: migratekit agrees
-    assert apply_service("ledger", url, migrations, Options()).outcome == "up to date"
+    assert apply_service("ledger", url, migrations).outcome == "up to date"
     (service / "migrations" / "002_broken.sql").write_text("CREATE TABLE IF NOT EXISTS b (id int);\nSELECT 1/0;\n")
     failed = subprocess.run([sys.executable, "-m", "ledger.migrate"], env=env, capture_output=True, text=True)
     assert failed.returncode == 1 and "002_broken.sql: division by zero" in failed.stderr

@@ -14,7 +14,7 @@ import pytest
 from pglast import parser
 
 from conftest import REPO
-from migratekit.database.tracking import create_table_sql, index_name
+from migratekit.model.contract import create_table_sql, index_name
 
 TS_SQL = re.compile(r"sql`([^`]*CREATE (?:TABLE|INDEX) IF NOT EXISTS[^`]*)`")
 

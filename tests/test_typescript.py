@@ -20,7 +20,7 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict
 
 from conftest import REPO, Monorepo
-from migratekit.database.apply import Options, apply_service
+from migratekit.database.apply import apply_service
 from migratekit.model.migration import load_migrations
 
 NPM = shutil.which("npm")
@@ -73,7 +73,7 @@ def assert_seed_rows(url: str, migrations: Path) -> None:
     expected = [(m.version, m.checksum) for m in load_migrations(migrations)]
     with psycopg.connect(url) as conn:
         assert conn.execute("SELECT version, checksum FROM schema_migrations ORDER BY version").fetchall() == expected
-    result = apply_service("svc", url, load_migrations(migrations), Options())
+    result = apply_service("svc", url, load_migrations(migrations))
     assert (result.outcome, result.already_applied) == ("up to date", len(expected))
 
 

@@ -33,15 +33,20 @@ def test_without_workspace_file_every_discovered_service_uses_defaults(tmp_path:
     ws = load_workspace(tmp_path)
     assert list(ws.services) == ["auth", "billing"]
     auth = ws.services["auth"]
-    assert (auth.language, auth.database, auth.database_url_env) == ("javascript", "auth", "AUTH_DATABASE_URL")
-    assert (auth.tracking_table, auth.lock_timeout, auth.statement_timeout) == ("schema_migrations", "5s", "5min")
+    assert (auth.language, auth.database, auth.settings.database_url_env) == ("javascript", "auth", "AUTH_DATABASE_URL")
+    settings = auth.settings
+    assert (settings.tracking_table, settings.lock_timeout, settings.statement_timeout) == (
+        "schema_migrations",
+        "5s",
+        "5min",
+    )
     assert ws.undeclared == ()  # nothing to compare against without a workspace file
 
 
 def test_example_monorepo_loads_in_dependency_order() -> None:
     ws = load_workspace(Path(__file__).resolve().parents[1])
     assert ws.order() == ["authentication", "battles", "enrichment"]
-    assert ws.services["enrichment"].tracking_table == "enrichment.schema_migrations"
+    assert ws.services["enrichment"].settings.tracking_table == "enrichment.schema_migrations"
     assert ws.services["enrichment"].database == "battles"
 
 
@@ -178,7 +183,10 @@ def test_nested_services_are_found_two_levels_down_and_named_by_their_path(tmp_p
     ws = load_workspace(tmp_path)
     assert list(ws.services) == ["auth", "payments-api", "payments-worker"]
     api = ws.services["payments-api"]
-    assert (api.path, api.database_url_env) == (tmp_path / "services/payments/api", "PAYMENTS_API_DATABASE_URL")
+    assert (api.path, api.settings.database_url_env) == (
+        tmp_path / "services/payments/api",
+        "PAYMENTS_API_DATABASE_URL",
+    )
 
 
 def test_services_dir_takes_glob_patterns(tmp_path: Path) -> None:
@@ -216,7 +224,7 @@ def test_other_tools_layouts_are_found_and_named_by_the_service(tmp_path: Path) 
         },
     )
     ws = load_workspace(tmp_path)
-    found = {n: (s.migrations, s.language) for n, s in ws.services.items()}
+    found = {n: (s.settings.migrations, s.language) for n, s in ws.services.items()}
     assert found == {
         "auth": ("db/migrations", "unknown"),  # not a service "auth-db" in services/auth/db
         "billing": ("internal/db/migrations", "go"),
@@ -237,7 +245,10 @@ def test_migrations_says_where_a_service_keeps_them(tmp_path: Path) -> None:
         },
     )
     ws = load_workspace(tmp_path)
-    assert {n: s.migrations for n, s in ws.services.items()} == {"auth": "db/migrations", "reports": "sql/schema"}
+    assert {n: s.settings.migrations for n, s in ws.services.items()} == {
+        "auth": "db/migrations",
+        "reports": "sql/schema",
+    }
 
 
 def test_a_declared_migrations_directory_that_does_not_exist_is_named(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ import psycopg
 from psycopg.conninfo import make_conninfo
 
 from conftest import write_tree
-from migratekit.database.apply import Options, apply_service
+from migratekit.database.apply import apply_service
 from migratekit.database.embedded import Embedded
 from migratekit.database.results import Result
 from migratekit.model.migration import load_migrations
@@ -51,7 +51,7 @@ def test_server_restart_mid_migration(tmp_path: Path) -> None:
         admin = cluster.start().url()
         outcome = {}
         runner = threading.Thread(
-            target=lambda: outcome.update(result=apply_service("svc", url, load_migrations(migrations), Options()))
+            target=lambda: outcome.update(result=apply_service("svc", url, load_migrations(migrations)))
         )
         runner.start()
         wait_for_sleep(admin)
@@ -64,9 +64,7 @@ def test_server_restart_mid_migration(tmp_path: Path) -> None:
         with psycopg.connect(url) as conn:
             assert conn.execute("SELECT version FROM schema_migrations").fetchall() == [("001_init",)]
             assert conn.execute("SELECT to_regclass('slow')").fetchone() == (None,)
-        assert [a.version for a in apply_service("svc", url, load_migrations(migrations), Options()).applied] == [
-            "002_slow"
-        ]
+        assert [a.version for a in apply_service("svc", url, load_migrations(migrations)).applied] == ["002_slow"]
     finally:
         cluster.stop()
 
@@ -75,7 +73,7 @@ def terminated_mid_migration(migrations: Path, url: str, admin_url: str) -> Resu
     """What apply_service returns when its backend is terminated during 002_slow's sleep."""
     outcome = {}
     runner = threading.Thread(
-        target=lambda: outcome.update(result=apply_service("svc", url, load_migrations(migrations), Options()))
+        target=lambda: outcome.update(result=apply_service("svc", url, load_migrations(migrations)))
     )
     runner.start()
     pid = wait_for_sleep(admin_url)
@@ -93,7 +91,7 @@ def test_connection_terminated_mid_migration(tmp_path: Path, scratch_db: str, pg
     with psycopg.connect(scratch_db) as conn:
         assert conn.execute("SELECT version FROM schema_migrations").fetchall() == [("001_init",)]
         assert conn.execute("SELECT to_regclass('slow')").fetchone() == (None,)
-    assert apply_service("svc", scratch_db, load_migrations(migrations), Options()).ok
+    assert apply_service("svc", scratch_db, load_migrations(migrations)).ok
 
 
 def test_a_connection_lost_with_migrations_in_flight_says_which_may_have_run(
@@ -109,7 +107,7 @@ def test_a_connection_lost_with_migrations_in_flight_says_which_may_have_run(
     with psycopg.connect(scratch_db) as conn:
         assert conn.execute("SELECT version FROM schema_migrations").fetchall() == [("001_init",)]
         assert conn.execute("SELECT to_regclass('slow'), to_regclass('after')").fetchone() == (None, None)
-    assert [a.version for a in apply_service("svc", scratch_db, load_migrations(migrations), Options()).applied] == [
+    assert [a.version for a in apply_service("svc", scratch_db, load_migrations(migrations)).applied] == [
         "002_slow",
         "003_after",
     ]
@@ -118,7 +116,7 @@ def test_a_connection_lost_with_migrations_in_flight_says_which_may_have_run(
 def test_a_read_only_database_is_reported_as_such(tmp_path: Path, scratch_db: str) -> None:
     with psycopg.connect(scratch_db, autocommit=True) as conn:
         conn.execute("ALTER DATABASE " + conn.info.dbname + " SET default_transaction_read_only = on")
-    result = apply_service("svc", scratch_db, load_migrations(files(tmp_path / "svc" / "migrations")), Options())
+    result = apply_service("svc", scratch_db, load_migrations(files(tmp_path / "svc" / "migrations")))
     assert result.failure.sqlstate == "25006"
     assert "the runner's bookkeeping failed" in result.failure.message and "read-only" in result.failure.hint
     assert "lost the connection" not in result.failure.describe()
@@ -131,7 +129,7 @@ def test_a_role_without_create_is_told_what_to_grant(tmp_path: Path, scratch_db:
         conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
     try:
         url = make_conninfo(scratch_db, user=role)
-        result = apply_service("svc", url, load_migrations(files(tmp_path / "svc" / "migrations")), Options())
+        result = apply_service("svc", url, load_migrations(files(tmp_path / "svc" / "migrations")))
         assert result.failure.sqlstate == "42501", result.failure
         assert "grant it CREATE on the schema" in result.failure.hint
     finally:
@@ -142,7 +140,7 @@ def test_a_role_without_create_is_told_what_to_grant(tmp_path: Path, scratch_db:
 
 def test_a_host_that_does_not_resolve_is_named_as_the_problem(tmp_path: Path) -> None:
     url = "postgresql://app:secret@no-such-host.invalid:5432/db"
-    result = apply_service("svc", url, load_migrations(files(tmp_path / "svc" / "migrations")), Options())
+    result = apply_service("svc", url, load_migrations(files(tmp_path / "svc" / "migrations")))
     assert "does not resolve" in result.failure.hint and "secret" not in result.failure.describe()
 
 

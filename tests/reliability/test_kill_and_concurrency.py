@@ -14,9 +14,10 @@ from pathlib import Path
 import psycopg
 
 from conftest import write_tree
-from migratekit.database.apply import Options, apply_service
+from migratekit.database.apply import apply_service
 from migratekit.database.schema import snapshot
 from migratekit.model.migration import load_migrations
+from migratekit.model.settings import RunOptions
 
 STEPS = 40  # more than one message of migrations (execution.BATCH): kills land between messages and within one
 TRIALS = 12  # each is a seeded kill at a random moment; bench/faults.py runs 40
@@ -73,7 +74,7 @@ def assert_atomic(url: str) -> int:
 def test_sigkill_at_random_moments_then_a_rerun_matches_a_clean_run(tmp_path: Path, new_db) -> None:
     migrations = write_migrations(tmp_path / "svc" / "migrations")
     reference = new_db()
-    assert apply_service("svc", reference, load_migrations(migrations), Options()).ok
+    assert apply_service("svc", reference, load_migrations(migrations)).ok
     expected = state(reference)
     command = [sys.executable, "-m", "migratekit", "migrate", "--dir", str(migrations), "--url"]
 
@@ -97,7 +98,7 @@ def test_sigkill_at_random_moments_then_a_rerun_matches_a_clean_run(tmp_path: Pa
         wait_for_the_killed_runners_session(url)
         done = assert_atomic(url)
         killed_midway += 0 < done < STEPS
-        rerun = apply_service("svc", url, load_migrations(migrations), Options(lock_wait=30))
+        rerun = apply_service("svc", url, load_migrations(migrations), run=RunOptions(lock_wait=30))
         assert rerun.ok, rerun.failure
         assert state(url) == expected
     assert killed_midway >= 2, "the kills should land in the middle of runs, not only before or after"
@@ -135,7 +136,7 @@ def test_runners_racing_past_the_first_look_apply_one_pending_migration_once(tmp
     last = migrations / f"{STEPS:03d}_step.sql"
     held_back = last.read_text()
     last.unlink()
-    assert apply_service("svc", url, load_migrations(migrations), Options()).ok
+    assert apply_service("svc", url, load_migrations(migrations)).ok
     last.write_text(held_back.replace("pg_sleep(0.01)", "nextval('applications')"))
     with psycopg.connect(url, autocommit=True) as conn:  # counts how often the pending file's SQL runs
         conn.execute("CREATE SEQUENCE applications")

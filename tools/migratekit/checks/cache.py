@@ -47,7 +47,13 @@ def _code_version() -> str:
 
 def key(service: Service, migrations: tuple[Migration, ...], relative_dir: str) -> str:
     digest = hashlib.sha256(_code_version().encode())
-    settings = (relative_dir, service.name, service.tracking_table, service.format, service.gaps)
+    settings = (
+        relative_dir,
+        service.name,
+        service.settings.tracking_table,
+        service.settings.format,
+        service.settings.gaps,
+    )
     digest.update(json.dumps(settings).encode())
     for migration in migrations:
         digest.update(f"{migration.filename}\0{migration.checksum}\0".encode())
@@ -65,7 +71,13 @@ def stat_key(service: Service, relative_dir: str) -> str:
     It stands for the content key of the same files; a file rewritten in place changes its mtime.
     """
     digest = hashlib.sha256(f"stat\0{_code_version()}".encode())
-    settings = (relative_dir, service.name, service.tracking_table, service.format, service.gaps)
+    settings = (
+        relative_dir,
+        service.name,
+        service.settings.tracking_table,
+        service.settings.format,
+        service.settings.gaps,
+    )
     digest.update(json.dumps(settings).encode())
     try:
         with os.scandir(service.migrations_dir) as entries:  # one call per directory, no path objects

@@ -16,7 +16,6 @@ from migratekit.checks.lint import lint_migrations
 from migratekit.checks.rule import Finding, Scope, Severity, rules_for
 from migratekit.checks.rules import mk4_wiring, mk5_workspace, mk12_history
 from migratekit.checks.wiring import deploy
-from migratekit.model.migration import load_migrations
 from migratekit.model.selection import select
 from migratekit.model.workspace import Workspace, relative
 
@@ -99,7 +98,7 @@ def audit_service(
     quick = cache.stat_key(service, where) if use_cache else None
     findings = cache.load(workspace.root, quick) if quick else None
     if findings is None:
-        migrations = load_migrations(service.migrations_dir, service.format, mixed=True)  # MK117 names a mix
+        migrations = service.load_migrations(mixed=True)  # MK117 names a mix
         entry = cache.key(service, migrations, where) if use_cache else None
         findings = cache.load(workspace.root, entry) if entry else None
         if findings is None:
@@ -108,8 +107,8 @@ def audit_service(
                 service.migrations_dir,
                 migrations,
                 workspace.root,
-                service.tracking_table,
-                service.gaps == "allow",
+                service.settings.tracking_table,
+                service.settings.gaps == "allow",
             )
         for stored in (entry, quick):
             if stored:

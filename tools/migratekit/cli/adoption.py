@@ -10,14 +10,15 @@ from migratekit import interrupts
 from migratekit.cli import render
 from migratekit.cli.flags import ROOT_HELP, user_errors, workspace_at
 from migratekit.model.selection import select
+from migratekit.model.settings import RunOptions
 
 
 @task(help={"service": "only this service", "json": "print JSON", "root": ROOT_HELP})
 @user_errors
 def status(c: Context, service: str | None = None, json: bool = False, root: str | None = None) -> None:
     """Each migration of each service: applied (when, how long), pending, changed, missing or out of order."""
-    from migratekit.database.records import service_status
-    from migratekit.model.identity import connection_urls
+    from migratekit.database.drift import service_status
+    from migratekit.database.urls import connection_urls
 
     workspace = workspace_at(root)
     names = select(workspace, [service] if service else None)
@@ -46,8 +47,8 @@ def status(c: Context, service: str | None = None, json: bool = False, root: str
 @user_errors
 def forget(c: Context, service: str, version: str, yes: bool = False, root: str | None = None) -> None:
     """Remove one wrongly recorded tracking row (under the migration lock); the next migrate re-runs its file."""
-    from migratekit.database.records import forget as forget_row
-    from migratekit.model.identity import existing_url
+    from migratekit.database.history import forget as forget_row
+    from migratekit.database.urls import existing_url
 
     workspace = workspace_at(root)
     url = existing_url(workspace.root, workspace.get(service), "there is no row to forget")
@@ -68,22 +69,19 @@ def forget(c: Context, service: str, version: str, yes: bool = False, root: str 
 @user_errors
 def adopt(c: Context, service: str, from_: str = "auto", dry_run: bool = False, root: str | None = None) -> None:
     """Import another tool's history as migratekit's rows (nothing runs; the other tool's table is kept)."""
-    from migratekit.database.apply import Options
     from migratekit.database.history import adopt as import_history
-    from migratekit.database.orchestrate import service_options
-    from migratekit.model.identity import existing_url
-    from migratekit.model.migration import load_migrations
+    from migratekit.database.urls import existing_url
 
     workspace = workspace_at(root)
     chosen = workspace.get(service)
     url = existing_url(workspace.root, chosen, "there is no history to adopt")
-    options = service_options(workspace, service, Options(dry_run=dry_run))
-    migrations = load_migrations(chosen.migrations_dir, chosen.format)
-    done = import_history(service, url, migrations, options, from_)
+    migrations = chosen.load_migrations()
+    done = import_history(service, url, migrations, chosen.settings, RunOptions(dry_run=dry_run), from_)
     verb = "would record" if done.dry_run else "recorded"
     print(
         f"{service}: {verb} {len(done.imported)} version(s) from {done.tool}'s {done.table} into "
-        f"{options.tracking_table} ({', '.join(done.imported) or 'none'}); {len(done.already)} were already there"
+        f"{chosen.settings.tracking_table} ({', '.join(done.imported) or 'none'}); "
+        f"{len(done.already)} were already there"
     )
 
 
@@ -98,9 +96,9 @@ def adopt(c: Context, service: str, from_: str = "auto", dry_run: bool = False, 
 @user_errors
 def baseline(c: Context, service: str, to: str, check: bool = False, root: str | None = None) -> None:
     """Record migrations the database already reflects as applied (with --check, proven by a replay)."""
-    from migratekit.database.baseline import baseline as record
+    from migratekit.database.history import baseline as record
     from migratekit.database.scratch import scratch_session
-    from migratekit.model.identity import existing_url
+    from migratekit.database.urls import existing_url
 
     workspace = workspace_at(root)
     url = existing_url(workspace.root, workspace.get(service), "there is nothing to baseline")

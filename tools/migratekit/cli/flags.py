@@ -13,7 +13,7 @@ from invoke import Exit
 from migratekit.database.results import Stopped
 from migratekit.errors import ConfigError, MigratekitError
 from migratekit.interrupts import Interrupted
-from migratekit.model.settings import DEFAULTS
+from migratekit.model.settings import RUN_DEFAULTS
 from migratekit.model.workspace import Workspace, load_workspace
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -24,7 +24,7 @@ ROOT_HELP = "monorepo root (default: found upwards from the current directory)"
 MIGRATE_FLAGS: dict[str, tuple[Any, str]] = {
     "root": (None, ROOT_HELP),
     "json": (False, "print the results as JSON"),
-    "jobs": (None, f"how many independent services migrate at once (default {DEFAULTS.jobs})"),
+    "jobs": (None, f"how many independent services migrate at once (default {RUN_DEFAULTS.jobs})"),
     "dry_run": (False, "print the plan (order, pending files per service) and change nothing"),
     "fail_fast": (False, "after a failure, start no further service"),
     "allow_changed": (False, "record the new checksum of an applied file that was edited on purpose"),
@@ -35,9 +35,9 @@ MIGRATE_FLAGS: dict[str, tuple[Any, str]] = {
     "create_databases": (False, "create a database that a URL names but its server lacks (same credentials)"),
     "wait": (
         None,
-        f"seconds to keep retrying the connection while a database starts (default {DEFAULTS.connect_wait:g})",
+        f"seconds to keep retrying the connection while a database starts (default {RUN_DEFAULTS.connect_wait:g})",
     ),
-    "lock_wait": (None, f"seconds to wait for another runner's migration lock (default {DEFAULTS.lock_wait:g})"),
+    "lock_wait": (None, f"seconds to wait for another runner's migration lock (default {RUN_DEFAULTS.lock_wait:g})"),
 }
 MIGRATE_HELP = {name: text for name, (_, text) in MIGRATE_FLAGS.items()}
 

@@ -73,7 +73,8 @@ def db_down(c: Context, root: str | None = None, orphans: bool = False) -> None:
 @user_errors
 def db_url(c: Context, service: str, root: str | None = None) -> None:
     """Print where SERVICE's database is (a password in its URL variable shows as ***)."""
-    from migratekit.model.identity import connection_urls, redact
+    from migratekit.database.urls import connection_urls
+    from migratekit.model.secrets import redact
 
     workspace = workspace_at(root)
     url = connection_urls(workspace.root, [workspace.get(service)], notify=render.console(stderr=True).print)[service]

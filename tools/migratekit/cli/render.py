@@ -22,9 +22,8 @@ if TYPE_CHECKING:  # rich is imported where a table or a console is made: `--jso
     from rich.table import Table
 
     from migratekit.checks.run import AuditReport
-    from migratekit.database.drift import Matrix, ServiceDrift
+    from migratekit.database.drift import Matrix, ServiceDrift, ServiceStatus
     from migratekit.database.embedded import EmbeddedServer
-    from migratekit.database.records import ServiceStatus
     from migratekit.database.servers import RunningServer
     from migratekit.database.verify import ImageCheck, Verification
     from migratekit.model.inventory import ServiceInfo

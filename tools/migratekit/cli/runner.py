@@ -14,10 +14,16 @@ from pathlib import Path
 
 from migratekit import __version__, interrupts
 from migratekit.cli import render
-from migratekit.database.apply import Options, apply_service
-from migratekit.model.identity import redact, url_problem
+from migratekit.database.apply import apply_service
 from migratekit.model.migration import load_migrations
-from migratekit.model.settings import DEFAULTS
+from migratekit.model.secrets import redact, url_problem
+from migratekit.model.settings import (
+    CONTAINER_CONNECT_WAIT,
+    RUN_DEFAULTS,
+    SERVICE_DEFAULTS,
+    RunOptions,
+    ServiceSettings,
+)
 from migratekit.model.workspace import QUALIFIED_TABLE
 
 
@@ -32,16 +38,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     migrate.add_argument(
         "--url", default=os.environ.get("DATABASE_URL"), help="the database URL (default: $DATABASE_URL)"
     )
-    migrate.add_argument("--tracking-table", default=DEFAULTS.tracking_table, help="table or schema.table")
-    migrate.add_argument("--lock-timeout", default=DEFAULTS.lock_timeout)
-    migrate.add_argument("--statement-timeout", default=DEFAULTS.statement_timeout)
+    migrate.add_argument("--tracking-table", default=SERVICE_DEFAULTS.tracking_table, help="table or schema.table")
+    migrate.add_argument("--lock-timeout", default=SERVICE_DEFAULTS.lock_timeout)
+    migrate.add_argument("--statement-timeout", default=SERVICE_DEFAULTS.statement_timeout)
     migrate.add_argument(
         "--wait",
         type=float,
-        default=DEFAULTS.container_connect_wait,
-        help=f"seconds to retry connecting while the database starts (default {DEFAULTS.container_connect_wait:g})",
+        default=CONTAINER_CONNECT_WAIT,
+        help=f"seconds to retry connecting while the database starts (default {CONTAINER_CONNECT_WAIT:g})",
     )
-    migrate.add_argument("--lock-wait", type=float, default=DEFAULTS.lock_wait)
+    migrate.add_argument("--lock-wait", type=float, default=RUN_DEFAULTS.lock_wait)
     migrate.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args(argv)
 
@@ -54,15 +60,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"{args.dir}: no such migrations directory")
     if not QUALIFIED_TABLE.match(args.tracking_table):
         parser.error(f"--tracking-table {args.tracking_table!r}: use table or schema.table in lower case")
-    options = Options(
-        tracking_table=args.tracking_table,
-        lock_timeout=args.lock_timeout,
-        statement_timeout=args.statement_timeout,
-        connect_wait=args.wait,
-        lock_wait=args.lock_wait,
+    settings = ServiceSettings(
+        tracking_table=args.tracking_table, lock_timeout=args.lock_timeout, statement_timeout=args.statement_timeout
     )
+    run = RunOptions(connect_wait=args.wait, lock_wait=args.lock_wait)
     with interrupts.handling():
-        result = apply_service(args.dir.resolve().parent.name, args.url, load_migrations(args.dir), options)
+        result = apply_service(args.dir.resolve().parent.name, args.url, load_migrations(args.dir), settings, run)
     if args.json:
         print(render.as_json(result))
     else:

@@ -22,7 +22,7 @@ from migratekit.cli.platform import ci_workflow, db_down, db_up, db_url, k8s_ren
 from migratekit.errors import ConfigError
 from migratekit.model.inventory import inventory
 from migratekit.model.selection import select
-from migratekit.model.settings import DEFAULTS
+from migratekit.model.settings import RUN_DEFAULTS, RunOptions
 
 # Each task imports what only it needs (psycopg, the audit rules) in its body: every
 # `invoke` call loads this module, and `invoke migrate-all` on an up-to-date monorepo
@@ -58,10 +58,9 @@ def _progress(enabled: bool) -> contextlib.AbstractContextManager[Any]:
 def _migrate(
     c: Context, title: str, names: list[str] | None, with_deps: bool, changed_since: str | None, **flags: Any
 ) -> None:
-    from migratekit.database.apply import Options
     from migratekit.database.orchestrate import migrate_all as run_all
     from migratekit.database.orchestrate import select_to_migrate
-    from migratekit.model.identity import connection_urls
+    from migratekit.database.urls import connection_urls
 
     config = c.config.migratekit
     jobs = number(config.jobs if flags["jobs"] is None else flags["jobs"], "jobs", int, 1)
@@ -79,15 +78,16 @@ def _migrate(
     else:
         services = [workspace.services[n] for n in selected]
         urls = connection_urls(workspace.root, services, create=not dry_run, notify=_to_stderr)
-        options = Options(
-            dry_run=dry_run,
-            allow_changed=flags["allow_changed"],
-            out_of_order=flags["out_of_order"],
-            create_database=flags["create_databases"],
+        options = RunOptions(
+            jobs=jobs,
             connect_wait=wait,
             lock_wait=lock_wait,
+            allow_changed=flags["allow_changed"],
+            out_of_order=flags["out_of_order"],
+            dry_run=dry_run,
+            create_databases=flags["create_databases"],
         )
-        run = functools.partial(run_all, workspace, selected, urls, options, jobs, flags["fail_fast"])
+        run = functools.partial(run_all, workspace, selected, urls, options, flags["fail_fast"])
     with interrupts.handling(), _progress(enabled=not json) as progress:
         results = run(progress)
     if json:
@@ -154,19 +154,16 @@ def rollback(
     root: str | None = None,
 ) -> None:
     """Undo SERVICE's newest migrations with their down parts (updown, dbmate, goose), newest first."""
-    from migratekit.database.apply import Options
-    from migratekit.database.orchestrate import service_options
     from migratekit.database.rollback import rollback_service
-    from migratekit.model.identity import existing_url
-    from migratekit.model.migration import load_migrations
+    from migratekit.database.urls import existing_url
 
     workspace = workspace_at(root)
     chosen = workspace.get(service)
     url = existing_url(workspace.root, chosen, "nothing to roll back")
-    options = service_options(workspace, service, Options(dry_run=dry_run))
-    migrations = load_migrations(chosen.migrations_dir, chosen.format)
+    migrations = chosen.load_migrations()
+    steps_ = None if to else number(steps, "steps", int, 1)
     with interrupts.handling():
-        result = rollback_service(service, url, migrations, options, None if to else number(steps, "steps", int, 1), to)
+        result = rollback_service(service, url, migrations, chosen.settings, RunOptions(dry_run=dry_run), steps_, to)
     if json:
         print(render.as_json(result))
     else:
@@ -293,7 +290,7 @@ def drift(
     from migratekit.database.drift import drift as database_drift
     from migratekit.database.drift import environment_matrix
     from migratekit.database.scratch import scratch_session
-    from migratekit.model.identity import connection_urls
+    from migratekit.database.urls import connection_urls
 
     workspace = workspace_at(root)
     only = select(workspace, [service]) if service else None
@@ -346,4 +343,6 @@ ns = Collection(
     adopt,
     baseline,
 )
-ns.configure({"migratekit": {"jobs": DEFAULTS.jobs, "wait": DEFAULTS.connect_wait, "lock_wait": DEFAULTS.lock_wait}})
+ns.configure(
+    {"migratekit": {"jobs": RUN_DEFAULTS.jobs, "wait": RUN_DEFAULTS.connect_wait, "lock_wait": RUN_DEFAULTS.lock_wait}}
+)

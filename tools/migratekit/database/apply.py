@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import psycopg
@@ -22,31 +22,13 @@ import psycopg
 from migratekit import interrupts
 from migratekit.database import execution, tracking
 from migratekit.database.connection import MISSING, connect, create_missing, lost, refused
+from migratekit.database.other_tools import history_elsewhere
 from migratekit.database.plan import plan
 from migratekit.database.results import Applied, Failure, MigrationFailed, Outcome, Result, Stopped
 from migratekit.model.migration import Migration, load_migrations
-from migratekit.model.settings import DEFAULTS
+from migratekit.model.settings import RUN_DEFAULTS, SERVICE_DEFAULTS, RunOptions, ServiceSettings
 
-__all__ = ["MigrationFailed", "Options", "ProgressFn", "Result", "apply_service", "run_again", "run_migrations"]
-
-
-@dataclass(frozen=True)
-class Options:
-    """How to apply; defaults are the workspace defaults."""
-
-    tracking_table: str = DEFAULTS.tracking_table
-    lock_timeout: str = DEFAULTS.lock_timeout
-    statement_timeout: str = DEFAULTS.statement_timeout
-    lock_wait: float = DEFAULTS.lock_wait  # seconds to wait for another runner's advisory lock
-    connect_wait: float = DEFAULTS.connect_wait  # seconds to keep retrying while the server is starting
-    retries: int = DEFAULTS.retries  # extra attempts after a lock timeout or deadlock
-    allow_changed: bool = False
-    out_of_order: bool = False
-    dry_run: bool = False
-    create_database: bool = False  # --create-databases: a URL's missing database is created first
-    # Other services' tracking tables in this database (migrate and migrate-all know the workspace); with
-    # them, a missing tracking table whose history another table holds is refused. None: not checked.
-    neighbours: tuple[str, ...] | None = None
+__all__ = ["MigrationFailed", "ProgressFn", "Result", "apply_service", "run_again", "run_migrations"]
 
 
 ProgressFn = Callable[[str, str | None], None]  # (service, version being applied or None when done)
@@ -55,13 +37,20 @@ ProgressFn = Callable[[str, str | None], None]  # (service, version being applie
 def run_migrations(
     conninfo: str, migrations_dir: str | Path, *, service: str | None = None, **options: object
 ) -> Result:
-    """The runner for Python services: apply `migrations_dir` before serving; raise MigrationFailed on failure."""
+    """The runner for Python services: apply `migrations_dir` before serving; raise MigrationFailed on failure.
+
+    `options` are ServiceSettings' and RunOptions' fields by name (tracking_table="app.schema_migrations",
+    lock_wait=120): a service's code passes what its deployment sets.
+    """
     directory = Path(migrations_dir)
+    known_service, known_run = set(SERVICE_DEFAULTS.__dataclass_fields__), set(RUN_DEFAULTS.__dataclass_fields__)
+    unknown = set(options) - known_service - known_run
+    if unknown:
+        raise TypeError(f"run_migrations() got unknown option(s): {', '.join(sorted(unknown))}")
+    settings = replace(SERVICE_DEFAULTS, **{k: v for k, v in options.items() if k in known_service})  # type: ignore[arg-type]
+    run = replace(RUN_DEFAULTS, **{k: v for k, v in options.items() if k in known_run})  # type: ignore[arg-type]
     result = apply_service(
-        service or directory.parent.name,
-        conninfo,
-        load_migrations(directory),
-        Options(**options),  # type: ignore[arg-type]
+        service or directory.parent.name, conninfo, load_migrations(directory, settings.format), settings, run
     )
     if not result.ok:
         raise MigrationFailed(result)
@@ -72,10 +61,16 @@ def apply_service(
     service: str,
     conninfo: str | None,
     migrations: Sequence[Migration],
-    options: Options,
+    settings: ServiceSettings = SERVICE_DEFAULTS,
+    run: RunOptions = RUN_DEFAULTS,
     progress: ProgressFn | None = None,
+    neighbours: tuple[str, ...] | None = None,
 ) -> Result:
-    """Bring one database up to date with `migrations` (or, with dry_run, say what would run)."""
+    """Bring one database up to date with `migrations` (or, with dry_run, say what would run).
+
+    `neighbours` are the tracking tables of the other services in this database (migrate and migrate-all know
+    the workspace); with them, a missing tracking table whose history another table holds is refused.
+    """
     started = time.monotonic()
 
     def done(outcome: Outcome, **kwargs: object) -> Result:
@@ -85,16 +80,16 @@ def apply_service(
     if conninfo is None:  # dry run against a database that does not exist yet
         return done(Outcome.PLANNED, pending=tuple(m.version for m in plan(migrations, {}).pending))
     try:
-        conn, notes = _open(conninfo, options)
+        conn, notes = _open(conninfo, settings, run)
     except Stopped as exc:
-        if exc.failure.sqlstate == MISSING and options.dry_run:
-            would = "would create it" if options.create_database else "--create-databases would create it"
+        if exc.failure.sqlstate == MISSING and run.dry_run:
+            would = "would create it" if _creates(settings, run) else "--create-databases would create it"
             pending = tuple(m.version for m in plan(migrations, {}).pending)
             return done(Outcome.PLANNED, pending=pending, notes=(f"database missing: {would}",))
         return done(Outcome.FAILED, failure=exc.failure)
     try:
         with conn:
-            result = _apply(conn, service, migrations, options, progress, done)
+            result = _apply(conn, service, migrations, (settings, run, neighbours), progress, done)
             return replace(result, notes=(*notes, *result.notes)) if notes else result
     except Stopped as exc:
         return done(Outcome.FAILED, failure=exc.failure)
@@ -105,32 +100,40 @@ def apply_service(
             progress(service, None)
 
 
-def _open(conninfo: str, options: Options) -> tuple[psycopg.Connection, tuple[str, ...]]:
+def _creates(settings: ServiceSettings, run: RunOptions) -> bool:
+    return run.create_databases or settings.create_database
+
+
+def _open(conninfo: str, settings: ServiceSettings, run: RunOptions) -> tuple[psycopg.Connection, tuple[str, ...]]:
     """A connection, after creating the URL's missing database when asked to (and saying so)."""
     try:
-        return connect(conninfo, options.connect_wait), ()
+        return connect(conninfo, run.connect_wait), ()
     except Stopped as exc:
-        if exc.failure.sqlstate != MISSING or not options.create_database or options.dry_run:
+        if exc.failure.sqlstate != MISSING or not _creates(settings, run) or run.dry_run:
             raise
         note = create_missing(conninfo)
-        return connect(conninfo, options.connect_wait), (note,)
+        return connect(conninfo, run.connect_wait), (note,)
+
+
+_Job = tuple[ServiceSettings, RunOptions, "tuple[str, ...] | None"]  # a service's settings, the run's, neighbours
 
 
 def _apply(
     conn: psycopg.Connection,
     service: str,
     migrations: Sequence[Migration],
-    options: Options,
+    job: _Job,
     progress: ProgressFn | None,
     done: Callable[..., Result],
 ) -> Result:
-    table = options.tracking_table
-    settled = _without_lock(conn, migrations, options, done)
+    settings, run, _ = job
+    table = settings.tracking_table
+    settled = _without_lock(conn, migrations, job, done)
     if settled is not None:
         return settled
-    with tracking.locked(conn, table, options.lock_wait):  # the plan decided again, under the lock
+    with tracking.locked(conn, table, run.lock_wait):  # the plan decided again, under the lock
         tracking.ensure_table(conn, table)
-        the_plan = plan(migrations, tracking.applied_rows(conn, table), options.allow_changed, options.out_of_order)
+        the_plan = plan(migrations, tracking.applied_rows(conn, table), run.allow_changed, run.out_of_order)
         problem = the_plan.problems[0] if the_plan.problems else missing_extensions(conn, the_plan.pending)
         if problem is not None:
             return done(Outcome.FAILED, failure=problem, already_applied=the_plan.already_applied)
@@ -139,7 +142,7 @@ def _apply(
         if the_plan.pending:
             execution.session_defaults(conn)
         applied: list[Applied] = []
-        queue = execution.Queue(conn, the_plan.pending, (options.lock_timeout, options.statement_timeout), table)
+        queue = execution.Queue(conn, the_plan.pending, (settings.lock_timeout, settings.statement_timeout), table)
         starting = functools.partial(progress, service) if progress else None
         while queue.done < len(queue.pending):
             if interrupts.requested():
@@ -150,7 +153,7 @@ def _apply(
                     pending=tuple(m.version for m in queue.pending[queue.done :]),
                     notes=(*the_plan.notes, f"{interrupts.describe()}: no further migration started"),
                 )
-            ran, stopped = execution.send_next(queue, options.retries, starting)
+            ran, stopped = execution.send_next(queue, run.retries, starting)
             applied.extend(ran)
             if stopped is not None:
                 interrupted = interrupts.requested()
@@ -176,23 +179,22 @@ def _apply(
 
 
 def _without_lock(
-    conn: psycopg.Connection, migrations: Sequence[Migration], options: Options, done: Callable[..., Result]
+    conn: psycopg.Connection, migrations: Sequence[Migration], job: _Job, done: Callable[..., Result]
 ) -> Result | None:
     """A dry run's plan, or "up to date", from a first look without the lock; None when there is work.
 
     An up-to-date database (the common case) needs no lock at all. Work found here is decided
     again under the lock, so each migration still runs exactly once with runners racing.
     """
-    table = options.tracking_table
+    settings, run, neighbours = job
+    table = settings.tracking_table
     rows = tracking.first_look(conn, table)
-    if rows is None and options.neighbours is not None:  # a first run here, unless the history is elsewhere
-        from migratekit.database.history import history_elsewhere
-
-        elsewhere = history_elsewhere(conn, table, migrations, options.neighbours)
+    if rows is None and neighbours is not None:  # a first run here, unless the history is elsewhere
+        elsewhere = history_elsewhere(conn, table, migrations, neighbours)
         if elsewhere is not None:
             return done(Outcome.FAILED, failure=elsewhere)
-    first_look = plan(migrations, rows or {}, options.allow_changed, options.out_of_order)
-    if options.dry_run:
+    first_look = plan(migrations, rows or {}, run.allow_changed, run.out_of_order)
+    if run.dry_run:
         problem = first_look.problems[0] if first_look.problems else missing_extensions(conn, first_look.pending)
         if problem is not None:
             return done(Outcome.FAILED, failure=problem, already_applied=first_look.already_applied)
@@ -234,7 +236,9 @@ def missing_extensions(conn: psycopg.Connection, pending: Sequence[Migration]) -
     )
 
 
-def run_again(conn: psycopg.Connection, migration: Migration, options: Options) -> Failure | None:
+def run_again(
+    conn: psycopg.Connection, migration: Migration, settings: ServiceSettings, run: RunOptions = RUN_DEFAULTS
+) -> Failure | None:
     """Execute an applied migration's SQL once more, recording nothing: the idempotency proof."""
-    queue = execution.Queue(conn, (migration,), (options.lock_timeout, options.statement_timeout), None)
-    return execution.send_next(queue, options.retries)[1]
+    queue = execution.Queue(conn, (migration,), (settings.lock_timeout, settings.statement_timeout), None)
+    return execution.send_next(queue, run.retries)[1]

@@ -9,7 +9,7 @@ import psycopg
 
 from migratekit import interrupts
 from migratekit.database.results import Failure, Stopped
-from migratekit.model.identity import redact
+from migratekit.model.secrets import redact
 
 REFUSALS = {  # SQLSTATE of the runner's own SQL failing -> what to do
     "42501": "the role cannot create the tracking table or its schema: grant it CREATE on the schema "

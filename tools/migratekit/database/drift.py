@@ -12,17 +12,19 @@ from enum import StrEnum
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 
 from migratekit.database import tracking
-from migratekit.database.apply import Options, apply_service
-from migratekit.database.orchestrate import service_options
+from migratekit.database.apply import apply_service
 from migratekit.database.plan import plan
 from migratekit.database.results import Stopped
 from migratekit.database.schema import Difference, compare, snapshot
 from migratekit.database.scratch import ScratchServer, scratch_database
 from migratekit.model.formats import version_key
-from migratekit.model.identity import redact, shared_databases
-from migratekit.model.migration import Migration, load_migrations
+from migratekit.model.identity import shared_databases
+from migratekit.model.migration import Migration
+from migratekit.model.secrets import redact
+from migratekit.model.settings import RunOptions
 from migratekit.model.workspace import Workspace
 
 
@@ -67,7 +69,7 @@ class ServiceDrift:
 def database_drift(workspace: Workspace, name: str, url: str | None) -> tuple[ServiceDrift, dict[str, str]]:
     """Files against tracking rows for one service; also returns the rows (version -> checksum)."""
     service = workspace.services[name]
-    migrations = load_migrations(service.migrations_dir, service.format)
+    migrations = service.load_migrations()
     where = redact(url) if url else f"embedded/{service.database}"
     if url is None:
         items = tuple(Item(m.version, ItemKind.PENDING) for m in migrations)
@@ -78,19 +80,19 @@ def database_drift(workspace: Workspace, name: str, url: str | None) -> tuple[Se
             items=items,
             message="the database does not exist yet, or the embedded server is stopped",
         ), {}
-    options = service_options(workspace, name, Options())
+    table = workspace.services[name].settings.tracking_table
     try:
         with psycopg.connect(url, autocommit=True, connect_timeout=10, application_name="migratekit drift") as conn:
             conn.execute("SET default_transaction_read_only = on")
             try:
-                recorded = tracking.recorded(conn, options.tracking_table)
+                recorded = tracking.recorded(conn, table)
             except Stopped as exc:
                 return ServiceDrift(name, where, DriftState.FOREIGN_TABLE, message=exc.failure.message), {}
     except psycopg.OperationalError as exc:
         return ServiceDrift(name, where, DriftState.UNREACHABLE, message=redact(str(exc)).strip()), {}
     rows = recorded or {}
     items = _items(workspace.root, migrations, rows)
-    message = None if recorded is not None else f"no tracking table {options.tracking_table}"
+    message = None if recorded is not None else f"no tracking table {table}"
     drift = ServiceDrift(
         name,
         where,
@@ -178,15 +180,11 @@ def schema_drift(
     with scratch_database(server, prefix="mk_drift") as replay_url:
         for name in group:
             applied = set(rows.get(name, {}))
-            migrations = tuple(
-                m
-                for m in load_migrations(workspace.services[name].migrations_dir, workspace.services[name].format)
-                if m.version in applied
-            )
+            migrations = tuple(m for m in workspace.services[name].load_migrations() if m.version in applied)
             if not migrations:
                 continue  # nothing applied live: no tracking table there either, so none in the replay
             result = apply_service(
-                name, replay_url, migrations, service_options(workspace, name, Options(out_of_order=True))
+                name, replay_url, migrations, workspace.services[name].settings, RunOptions(out_of_order=True)
             )
             if not result.ok:
                 return [
@@ -238,3 +236,45 @@ def environment_matrix(workspace: Workspace, environments: list[str], environ: M
             cells.append(cell)
         rows.append((name, tuple(cells)))
     return Matrix(tuple(environments), tuple(rows))
+
+
+@dataclass(frozen=True)
+class Entry:
+    version: str
+    state: str  # "applied", "pending", "out of order", "changed", "missing file"
+    applied_at: str | None = None
+    execution_time_ms: int | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    service: str
+    database: str
+    state: DriftState
+    entries: tuple[Entry, ...]
+    message: str | None = None
+
+
+def service_status(workspace: Workspace, name: str, url: str | None) -> ServiceStatus:
+    drift, rows = database_drift(workspace, name, url)
+    items = {item.version: item for item in drift.items}
+    details = _applied_details(url, workspace.services[name].settings.tracking_table) if rows else {}
+    service = workspace.services[name]
+    versions = {m.version for m in service.load_migrations()} | set(rows)
+    entries = []
+    for version in sorted(versions, key=version_key):
+        item = items.get(version)
+        applied_at, elapsed = details.get(version, (None, None))
+        state = str(item.kind) if item else "applied"
+        entries.append(Entry(version, state, applied_at, elapsed, item.detail if item else ""))
+    return ServiceStatus(name, drift.database, drift.state, tuple(entries), drift.message)
+
+
+def _applied_details(url: str | None, table: str) -> dict[str, tuple[str, int]]:
+    if url is None:
+        return {}
+    query = sql.SQL("SELECT version, applied_at::text, execution_time_ms FROM {}").format(tracking.identifier(table))
+    with psycopg.connect(url, autocommit=True, connect_timeout=10, application_name="migratekit status") as conn:
+        conn.execute("SET default_transaction_read_only = on")
+        return {v: (at, ms) for v, at, ms in conn.execute(query)}

@@ -1,117 +1,34 @@
-"""`invoke adopt`: import another tool's history into migratekit's tracking rows, running nothing.
+"""Tracking rows written without running a migration: adopt, baseline and forget.
 
-Each tool's table is read as that tool writes it; each version found there is matched to a file
-(same version, same number, or the tool's own script name), and migratekit's row is written with
-the file's checksum as it is, `execution_time_ms` 0 and `applied_at` from the tool where it has one.
-All rows go in one transaction under the migration lock; the other tool's table is never touched.
+`adopt` imports another tool's history (database.other_tools reads it): each version found there is
+matched to a file (same version, same number, or the tool's own script name), and migratekit's row is
+written with the file's checksum as it is, `execution_time_ms` 0 and `applied_at` from the tool where it
+has one; the other tool's table is never touched. `baseline` records the versions up to one the user
+names, for a database that already holds a service's tables; with --check it first replays them into a
+throwaway database and compares the catalogs, as `drift --schema` does, so a baseline that would record
+a lie is refused. `forget` removes one wrongly recorded row (Flyway's `repair`), after saying what it
+removes. Each writes under the migration lock, in one transaction.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-import psycopg
 from psycopg import sql
 
 from migratekit.database import tracking
-from migratekit.database.apply import Options
 from migratekit.database.connection import connect
-from migratekit.database.results import Failure
+from migratekit.database.drift import database_drift, schema_drift
+from migratekit.database.other_tools import TOOLS, History, paired, which_tool
+from migratekit.database.scratch import ScratchServer
 from migratekit.errors import ConfigError, MigratekitError
-from migratekit.model.formats import Format, version_key
+from migratekit.model.contract import qualified
+from migratekit.model.formats import version_key
+from migratekit.model.identity import shared_databases
 from migratekit.model.migration import Migration
-
-History = list[tuple[str, str | None]]  # (the tool's version or name, applied_at text or None)
-
-
-def _golang_migrate(conn: psycopg.Connection, table: str) -> History:
-    row = conn.execute(f"SELECT version, dirty FROM {table}").fetchone()  # a name from TOOLS, never input
-    if row is None:
-        return []
-    if row[1]:
-        raise MigratekitError(
-            f"golang-migrate's {table} is dirty at version {row[0]}: a migration failed half-way; fix the "
-            "database and run `migrate force` with golang-migrate first"
-        )
-    return [(f"<={row[0]}", None)]
-
-
-def _rows(query: str) -> Callable[[psycopg.Connection, str], History]:
-    def read(conn: psycopg.Connection, table: str) -> History:
-        return [(str(v), None if at is None else str(at)) for v, at in conn.execute(query.format(table=table))]
-
-    return read
-
-
-# tool -> (its history table, how to read it)
-TOOLS: dict[str, tuple[str, Callable[[psycopg.Connection, str], History]]] = {
-    "golang-migrate": ("schema_migrations", _golang_migrate),
-    "dbmate": ("schema_migrations", _rows("SELECT version, NULL FROM {table}")),
-    "goose": (
-        "goose_db_version",
-        _rows(
-            "SELECT version_id::text, max(tstamp)::text FROM {table} GROUP BY version_id "
-            "HAVING bool_or(is_applied) AND version_id > 0 AND (array_agg(is_applied ORDER BY id DESC))[1]"
-        ),
-    ),
-    "flyway": (
-        "flyway_schema_history",
-        _rows("SELECT version, installed_on::text FROM {table} WHERE success AND version IS NOT NULL"),
-    ),
-    "node-pg-migrate": ("pgmigrations", _rows("SELECT name, run_on::text FROM {table}")),
-    "kysely": ("kysely_migration", _rows("SELECT name, timestamp FROM {table}")),
-}
-
-
-# The tools whose files migratekit reads in their own format: their history is this service's only for those files.
-FORMAT_OF_TOOL = {"golang-migrate": Format.UPDOWN, "dbmate": Format.DBMATE, "goose": Format.GOOSE}
-
-
-def history_elsewhere(
-    conn: psycopg.Connection, tracking_table: str, migrations: Sequence[Migration], neighbours: tuple[str, ...]
-) -> Failure | None:
-    """Why a service whose tracking table does not exist yet must not start afresh: its history is elsewhere.
-
-    Either a table of the seed's shape (not another service's) records its files with their checksums (its
-    tracking_table changed after it migrated), or its tool's own table records their versions (never adopted).
-    Migrating would run every one of them again.
-    """
-    table = tracking.qualified(tracking_table)
-    checksums = {m.version: m.checksum for m in migrations}
-    moved = tracking.seed_history_elsewhere(conn, tracking_table, checksums, neighbours)
-    if moved is not None:
-        other, versions = moved
-        return Failure(
-            f"{table} does not exist yet, but {other} records {len(versions)} of these migrations with the same "
-            f"checksums ({_some(versions)}): this service's history, from before its tracking_table changed; "
-            "starting afresh would run them all again",
-            hint=f"set tracking_table to {other} for this service in workspace.yaml, or move that table to "
-            f"{table} (ALTER TABLE … SET SCHEMA / RENAME TO), then run again",
-        )
-    formats = {m.format for m in migrations}
-    for name, fmt in FORMAT_OF_TOOL.items():
-        history_table = f"public.{TOOLS[name][0]}"
-        if {fmt} != formats or history_table == table:
-            continue
-        columns = tracking.live_columns(conn, history_table)
-        if not columns or not _shape_is(name, columns):
-            continue
-        try:
-            applied = [m.version for m, _ in _paired(TOOLS[name][1](conn, history_table), migrations)[0]]
-        except MigratekitError as exc:  # golang-migrate's dirty state: a history, and a broken one
-            return Failure(f"{table} does not exist yet, and {exc}", hint="then invoke adopt SERVICE")
-        if applied:
-            return Failure(
-                f"{table} does not exist yet, but {name}'s {history_table} records {len(applied)} of these "
-                f"migrations ({_some(applied)}); migrating now would run them again",
-                hint="import that history first: invoke adopt SERVICE --dry-run, then invoke adopt SERVICE",
-            )
-    return None
-
-
-def _some(versions: list[str]) -> str:
-    return ", ".join(versions[:3]) + (", …" if len(versions) > 3 else "")
+from migratekit.model.settings import RUN_DEFAULTS, RunOptions, ServiceSettings
+from migratekit.model.workspace import Workspace
 
 
 @dataclass(frozen=True)
@@ -124,92 +41,43 @@ class Adopted:
     dry_run: bool = False
 
 
-def adopt(service: str, url: str, migrations: Sequence[Migration], options: Options, tool: str = "auto") -> Adopted:
-    with connect(url, options.connect_wait) as conn:
-        name, table = _which_tool(conn, tool, options.tracking_table)
+def adopt(
+    service: str,
+    url: str,
+    migrations: Sequence[Migration],
+    settings: ServiceSettings,
+    run: RunOptions = RUN_DEFAULTS,
+    tool: str = "auto",
+) -> Adopted:
+    with connect(url, run.connect_wait) as conn:
+        name, table = which_tool(conn, tool, settings.tracking_table)
         history = TOOLS[name][1](conn, table)
         matched = _match(history, migrations)
-        rows = tracking.recorded(conn, options.tracking_table) or {}
+        rows = tracking.recorded(conn, settings.tracking_table) or {}
         already = tuple(m.version for m, _ in matched if rows.get(m.version) == m.checksum)
         clash = [m.filename for m, _ in matched if m.version in rows and rows[m.version] != m.checksum]
         if clash:
             raise MigratekitError(f"already recorded with another checksum: {', '.join(clash)}; see invoke status")
         todo = [(m, at) for m, at in matched if m.version not in rows]
-        if options.dry_run:
+        if run.dry_run:
             return Adopted(service, name, table, tuple(m.version for m, _ in todo), already, True)
-        with tracking.locked(conn, options.tracking_table, options.lock_wait):
-            tracking.ensure_table(conn, options.tracking_table)
+        with tracking.locked(conn, settings.tracking_table, run.lock_wait):
+            tracking.ensure_table(conn, settings.tracking_table)
             with conn.transaction():
                 for migration, applied_at in todo:
                     conn.execute(
                         sql.SQL(
                             "INSERT INTO {} (version, checksum, execution_time_ms, applied_at) "
                             "VALUES (%s, %s, 0, coalesce(%s::timestamptz, pg_catalog.now()))"
-                        ).format(tracking.identifier(options.tracking_table)),
+                        ).format(tracking.identifier(settings.tracking_table)),
                         (migration.version, migration.checksum, applied_at),
                     )
     return Adopted(service, name, table, tuple(m.version for m, _ in todo), already)
 
 
-def _which_tool(conn: psycopg.Connection, tool: str, tracking_table: str) -> tuple[str, str]:
-    candidates = [tool] if tool != "auto" else list(TOOLS)
-    if tool not in ("auto", *TOOLS):
-        raise ConfigError(f"--from {tool!r}: one of auto, {', '.join(TOOLS)}")
-    present = []
-    for name in candidates:
-        table = f"public.{TOOLS[name][0]}"
-        columns = tracking.live_columns(conn, table)
-        if columns and _shape_is(name, columns):
-            present.append((name, table))
-    if not present:
-        raise ConfigError(f"no history table of {tool if tool != 'auto' else 'any known tool'} in this database")
-    if len(present) > 1:
-        raise ConfigError(f"several tools' tables here ({', '.join(n for n, _ in present)}): choose one with --from")
-    name, table = present[0]
-    if tracking.qualified(tracking_table) == table:
-        raise ConfigError(
-            f"{name} keeps its history in {table}, the table migratekit would write: set "
-            "tracking_table: migratekit.schema_migrations for this service in workspace.yaml (invoke init proposes it)"
-        )
-    return name, table
-
-
-def _shape_is(tool: str, columns: set[str]) -> bool:
-    """A schema_migrations table is golang-migrate's (version, dirty) or dbmate's (version only), not ours."""
-    if tool == "golang-migrate":
-        return columns == {"version", "dirty"}
-    if tool == "dbmate":
-        return columns == {"version"}
-    return True
-
-
-def _paired(history: History, migrations: Sequence[Migration]) -> tuple[list[tuple[Migration, str | None]], list[str]]:
-    """Each version of the tool's history with its file (and its applied_at), and the versions with no file."""
-    by_key: dict[str, Migration] = {}
-    for m in migrations:
-        by_key.setdefault(m.version, m)
-        by_key.setdefault(m.filename, m)
-        by_key.setdefault(m.filename.split(".", 1)[0], m)
-        if m.number is not None:
-            by_key.setdefault(str(m.number), m)
-    matched: list[tuple[Migration, str | None]] = []
-    missing = []
-    for version, applied_at in history:
-        if version.startswith("<="):  # golang-migrate records only the newest: all up to it ran
-            newest = int(version[2:])
-            matched += [(m, None) for m in migrations if m.number is not None and m.number <= newest]
-            continue
-        found = by_key.get(version) or by_key.get(version.lstrip("0") or "0")
-        if found is None:
-            missing.append(version)
-        else:
-            matched.append((found, applied_at))
-    return matched, missing
-
-
 def _match(history: History, migrations: Sequence[Migration]) -> list[tuple[Migration, str | None]]:
     """Each version of the tool's history with its file; a version without a file, or a gap, stops it."""
-    matched, missing = _paired(history, migrations)
+    matched, missing = paired(history, migrations)
     if missing:
         raise MigratekitError(f"applied by the other tool, but no file matches: {', '.join(missing)}")
     done = {m.version for m, _ in matched}
@@ -221,3 +89,100 @@ def _match(history: History, migrations: Sequence[Migration]) -> list[tuple[Migr
             "them (migrate --out-of-order) or find out why, before adopting"
         )
     return sorted(matched, key=lambda pair: version_key(pair[0].version))
+
+
+@dataclass(frozen=True)
+class Baselined:
+    service: str
+    recorded: tuple[str, ...]
+    already: tuple[str, ...]
+    checked: bool
+
+
+def baseline(
+    workspace: Workspace,
+    name: str,
+    url: str,
+    to: str,
+    server: ScratchServer | None = None,
+    run: RunOptions = RUN_DEFAULTS,
+) -> Baselined:
+    """Record every version up to `to` as applied; with a scratch server, only after the schemas agree."""
+    service = workspace.services[name]
+    migrations = service.load_migrations()
+    if to not in {m.version for m in migrations}:
+        raise ConfigError(
+            f"--to {to}: no such migration of {name}; its versions: {', '.join(m.version for m in migrations)}"
+        )
+    targets = [m for m in migrations if version_key(m.version) <= version_key(to)]
+    table = service.settings.tracking_table
+    _, rows = database_drift(workspace, name, url)
+    clash = [m.filename for m in targets if m.version in rows and rows[m.version] != m.checksum]
+    if clash:
+        raise ConfigError(f"already recorded with another checksum: {', '.join(clash)}; see invoke status")
+    if server is not None:
+        _check(workspace, name, url, {m.version: m.checksum for m in targets}, server)
+    todo = [m for m in targets if m.version not in rows]
+    with connect(url, run.connect_wait) as conn:
+        with tracking.locked(conn, table, run.lock_wait):
+            tracking.ensure_table(conn, table)
+            with conn.transaction():
+                for migration in todo:
+                    conn.execute(tracking.row(table, migration.version, migration.checksum, sql.Literal(0)))
+    return Baselined(
+        name, tuple(m.version for m in todo), tuple(m.version for m in targets if m.version in rows), server is not None
+    )
+
+
+def _check(workspace: Workspace, name: str, url: str, claimed: dict[str, str], server: ScratchServer) -> None:
+    """Refuse unless replaying the claimed versions (and the neighbours' applied ones) gives the live schema."""
+    ordered = [workspace.services[n] for n in workspace.order()]
+    group = next(g for _, g in shared_databases(ordered) if name in g)
+    rows = {n: (claimed if n == name else database_drift(workspace, n, url)[1]) for n in group}
+    table = qualified(workspace.services[name].settings.tracking_table)
+    differences = [
+        d
+        for d in schema_drift(workspace, group, url, rows, server)
+        if table not in d.name and table.split(".")[-1] not in d.name
+    ]
+    if differences:
+        listed = "; ".join(d.describe() for d in differences[:8])
+        more = f" (and {len(differences) - 8} more)" if len(differences) > 8 else ""
+        raise MigratekitError(
+            f"the live schema is not what {name}'s migrations up to that version make: {listed}{more}; "
+            "baseline a version the database really matches, or fix the database first"
+        )
+
+
+@dataclass(frozen=True)
+class Forgotten:
+    service: str
+    version: str
+    checksum: str
+    applied_at: str
+    removed: bool  # False: only said what it would remove (no --yes)
+
+
+def forget(
+    workspace: Workspace, name: str, url: str, version: str, yes: bool, run: RunOptions = RUN_DEFAULTS
+) -> Forgotten:
+    """Remove the tracking row of `version` (with yes), under the migration lock; unknown versions refused."""
+    table = workspace.services[name].settings.tracking_table
+    with connect(url, run.connect_wait) as conn:
+        rows = tracking.recorded(conn, table) or {}
+        if version not in rows:
+            known = ", ".join(sorted(rows, key=version_key)) or "none"
+            raise ConfigError(f"{name} has no row for {version!r} in {table}; recorded versions: {known}")
+        with tracking.locked(conn, table, run.lock_wait):
+            found = conn.execute(
+                sql.SQL("SELECT checksum, applied_at::text FROM {} WHERE version = %s").format(
+                    tracking.identifier(table)
+                ),
+                (version,),
+            ).fetchone()
+            assert found is not None
+            if yes:
+                conn.execute(
+                    sql.SQL("DELETE FROM {} WHERE version = %s").format(tracking.identifier(table)), (version,)
+                )
+    return Forgotten(name, version, found[0], found[1], yes)

@@ -15,8 +15,8 @@ from psycopg import sql
 
 from migratekit.database import tracking
 from migratekit.database.results import Failure
-from migratekit.model.identity import redact
 from migratekit.model.migration import BOM, Migration, SqlSyntaxError, Statement, body
+from migratekit.model.secrets import redact
 
 SEPARATOR = ";\n"
 STATEMENTS_BEFORE = 3  # BEGIN and the two SET LOCALs of transaction_prefix, counted when placing a failure

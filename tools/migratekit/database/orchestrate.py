@@ -10,17 +10,16 @@ import heapq
 import os
 from collections.abc import Collection, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import replace
 from pathlib import Path
 
 from migratekit import interrupts
-from migratekit.database.apply import Options, ProgressFn, apply_service
+from migratekit.database.apply import ProgressFn, apply_service
 from migratekit.database.results import Outcome, Result
 from migratekit.errors import ConfigError
 from migratekit.model import selection
 from migratekit.model.graph import critical_paths
 from migratekit.model.identity import neighbours, shared_tracking_tables
-from migratekit.model.migration import load_migrations
+from migratekit.model.settings import RUN_DEFAULTS, RunOptions
 from migratekit.model.workspace import Workspace
 
 
@@ -45,17 +44,6 @@ def refuse_shared_tracking_tables(workspace: Workspace, names: set[str]) -> None
         )
 
 
-def service_options(workspace: Workspace, name: str, base: Options) -> Options:
-    service = workspace.services[name]
-    return replace(
-        base,
-        tracking_table=service.tracking_table,
-        lock_timeout=service.lock_timeout,
-        statement_timeout=service.statement_timeout,
-        create_database=base.create_database or service.create_database,
-    )
-
-
 def _files(directory: Path) -> int:
     """How many migration files a service has: its weight on the critical path (no Path per file: 10,000 files
     took 40 ms with glob)."""
@@ -69,12 +57,12 @@ def migrate_all(
     workspace: Workspace,
     selected: Collection[str],
     urls: Mapping[str, str | None],
-    options: Options,
-    jobs: int = 4,
+    run: RunOptions = RUN_DEFAULTS,
     fail_fast: bool = False,
     progress: ProgressFn | None = None,
 ) -> list[Result]:
     """Apply every selected service; results in dependency order."""
+    jobs = run.jobs
     if jobs < 1:
         raise ConfigError(f"--jobs must be at least 1, not {jobs}")
     sorter = workspace.sorter(set(selected))
@@ -87,14 +75,10 @@ def migrate_all(
     waiting: list[tuple[float, str]] = []  # ready services, the longest chain first: a heap
     stop = False
 
-    def run(name: str) -> Result:
+    def migrate(name: str) -> Result:
         service = workspace.services[name]
         return apply_service(
-            name,
-            urls[name],
-            load_migrations(service.migrations_dir, service.format),
-            replace(service_options(workspace, name, options), neighbours=sharing[name]),
-            progress,
+            name, urls[name], service.load_migrations(), service.settings, run, progress, neighbours=sharing[name]
         )
 
     def skip_reason(name: str) -> str | None:
@@ -115,7 +99,7 @@ def migrate_all(
                 _, name = heapq.heappop(waiting)
                 reason = skip_reason(name)
                 if reason is None:
-                    running[pool.submit(run, name)] = name
+                    running[pool.submit(migrate, name)] = name
                 else:
                     results[name] = Result(name, Outcome.SKIPPED, notes=(reason,))
                     sorter.done(name)

@@ -15,13 +15,13 @@ import psycopg
 from psycopg import sql
 
 from migratekit.database import protocol, tracking
-from migratekit.database.apply import Options
 from migratekit.database.connection import connect, lost, refused
 from migratekit.database.message import STATEMENTS_BEFORE, Script, failure, transaction_prefix
 from migratekit.database.results import Applied, Failure, Outcome, Result, Stopped
 from migratekit.errors import ConfigError
 from migratekit.model.formats import Format, version_key
 from migratekit.model.migration import Migration
+from migratekit.model.settings import RUN_DEFAULTS, SERVICE_DEFAULTS, RunOptions, ServiceSettings
 
 
 def rollback_targets(
@@ -56,31 +56,32 @@ def rollback_service(
     service: str,
     conninfo: str,
     migrations: Sequence[Migration],
-    options: Options,
+    settings: ServiceSettings = SERVICE_DEFAULTS,
+    run: RunOptions = RUN_DEFAULTS,
     steps: int | None = None,
     to: str | None = None,
 ) -> Result:
-    """Undo `steps` migrations (default 1) or those after `to`; with options.dry_run, only say which."""
+    """Undo `steps` migrations (default 1) or those after `to`; with run.dry_run, only say which."""
     started = time.monotonic()
 
     def done(outcome: Outcome, **kwargs: object) -> Result:
         return Result(service, outcome, elapsed_ms=int((time.monotonic() - started) * 1000), **kwargs)  # type: ignore[arg-type]
 
-    table = options.tracking_table
+    table = settings.tracking_table
     try:
-        conn = connect(conninfo, options.connect_wait)
+        conn = connect(conninfo, run.connect_wait)
     except Stopped as exc:
         return done(Outcome.FAILED, failure=exc.failure)
     with conn:
         rows = tracking.recorded(conn, table) or {}
         targets = rollback_targets(migrations, list(rows), steps, to)  # refuses before anything changes
-        if options.dry_run:
+        if run.dry_run:
             return done(Outcome.PLANNED, pending=tuple(m.version for m in targets), already_applied=len(rows))
         undone: list[Applied] = []
         try:
-            with tracking.locked(conn, table, options.lock_wait):
+            with tracking.locked(conn, table, run.lock_wait):
                 for migration in targets:
-                    undone.append(_undo(conn, migration, options))
+                    undone.append(_undo(conn, migration, settings))
         except Stopped as exc:
             return done(Outcome.FAILED, applied=tuple(undone), failure=exc.failure, already_applied=len(rows))
         except psycopg.Error as exc:
@@ -88,14 +89,14 @@ def rollback_service(
     return done(Outcome.ROLLED_BACK, applied=tuple(undone), already_applied=len(rows) - len(undone))
 
 
-def _undo(conn: psycopg.Connection, migration: Migration, options: Options) -> Applied:
+def _undo(conn: psycopg.Connection, migration: Migration, settings: ServiceSettings) -> Applied:
     """The down part and the deletion of the row, in one transaction (statement by statement when it must)."""
     down = migration.down_part()
     assert down is not None  # rollback_targets checked
     started = time.monotonic()
     forget = (
         sql.SQL("DELETE FROM {} WHERE version = {}")
-        .format(tracking.identifier(options.tracking_table), sql.Literal(migration.version))
+        .format(tracking.identifier(settings.tracking_table), sql.Literal(migration.version))
         .as_string(conn)
     )
     statements = down.statements if not down.runs_as_written else None
@@ -103,7 +104,7 @@ def _undo(conn: psycopg.Connection, migration: Migration, options: Options) -> A
     transactional = migration.format_no_transaction is None and (down.runs_as_written or down.transaction_mode()[0])
     if transactional:
         script = Script.build(down, statements)
-        prefix = transaction_prefix(options.lock_timeout, options.statement_timeout)
+        prefix = transaction_prefix(settings.lock_timeout, settings.statement_timeout)
         sent = protocol.send(conn, f"{prefix}{script.text}\n;\n{forget};\nCOMMIT".encode())
         if sent.error is not None:
             if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:

@@ -19,7 +19,8 @@ import psycopg
 
 from migratekit.database.embedded import Embedded, create_database, drop_database
 from migratekit.errors import MigratekitError
-from migratekit.model.identity import redact, with_database
+from migratekit.model.identity import with_database
+from migratekit.model.secrets import redact
 
 SCRATCH_ENV = "MIGRATEKIT_SCRATCH_URL"
 CONTAINER_IMAGE = "postgres:16-alpine"

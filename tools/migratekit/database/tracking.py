@@ -1,8 +1,7 @@
-"""The seed's contract with the database, in one place: the tracking table, its rows, the lock.
+"""The tracking table and the migration lock in a live database, as model.contract defines them.
 
-A database migrated by the seed's TypeScript runner and one migrated by migratekit must be
-indistinguishable. The scaffold templates, the example services and the tests are checked
-against `create_table_sql` (tests/test_tracking.py), so the DDL exists once here.
+Creating the table, reading and writing its rows, and holding the advisory lock that makes replicas starting
+together take turns, so each migration runs exactly once.
 """
 
 from __future__ import annotations
@@ -14,33 +13,11 @@ from typing import TYPE_CHECKING
 
 from migratekit import interrupts
 from migratekit.database.results import Failure, Stopped
+from migratekit.model.contract import COLUMNS_SQL, LOCK_KEY, SEED_COLUMNS, index_name, lock_name, qualified
 
 if TYPE_CHECKING:  # psycopg is imported by the functions that talk to a database: the audit reads only the constants
     import psycopg
     from psycopg import sql
-
-SEED_COLUMNS = frozenset({"version", "applied_at", "checksum", "execution_time_ms"})
-COLUMNS_SQL = (
-    "version TEXT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT NOW(), checksum TEXT NOT NULL, "
-    "execution_time_ms INTEGER NOT NULL"
-)
-# The advisory lock's key, per database and tracking table; the TypeScript runners compute the same.
-LOCK_KEY = "pg_catalog.hashtextextended('migratekit:' || pg_catalog.current_database() || ':' || %s, 0)"
-
-
-def create_table_sql(tracking_table: str = "schema_migrations") -> str:
-    """The seed's CREATE TABLE, as the templates write it (for a name that needs no quoting)."""
-    return f"CREATE TABLE IF NOT EXISTS {tracking_table} ({COLUMNS_SQL})"
-
-
-def index_name(tracking_table: str) -> str:
-    return f"idx_{tracking_table.rsplit('.', 1)[-1]}_applied_at"
-
-
-def qualified(tracking_table: str) -> str:
-    """`schema_migrations` is `public.schema_migrations`: the runner's SQL never depends on the session's
-    search_path, which a migration may change (pg_dump's output empties it)."""
-    return tracking_table if "." in tracking_table else f"public.{tracking_table}"
 
 
 def identifier(tracking_table: str) -> sql.Identifier:
@@ -200,7 +177,7 @@ def _acquire(conn: psycopg.Connection, tracking_table: str, wait: float) -> int:
     """Take the migration lock of this database and tracking table; its key, or Stopped naming the holder."""
     from psycopg import sql
 
-    key = conn.execute(sql.SQL("SELECT " + LOCK_KEY), (tracking_table,)).fetchone()[0]  # type: ignore[index]
+    key = conn.execute(sql.SQL("SELECT " + LOCK_KEY), (lock_name(tracking_table),)).fetchone()[0]  # type: ignore[index]
     deadline = time.monotonic() + wait
     delay = 0.05
     while not conn.execute("SELECT pg_catalog.pg_try_advisory_lock(%s)", (key,)).fetchone()[0]:  # type: ignore[index]

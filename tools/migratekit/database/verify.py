@@ -15,15 +15,14 @@ from pathlib import Path
 
 import psycopg
 
-from migratekit.database.apply import Options, apply_service, run_again
-from migratekit.database.orchestrate import service_options
+from migratekit.database.apply import apply_service, run_again
 from migratekit.database.results import Failure
 from migratekit.database.schema import Difference, compare, snapshot
 from migratekit.database.scratch import ScratchServer, docker_unavailable_reason, scratch_database
 from migratekit.errors import ConfigError
 from migratekit.model.dockerfile import analyse
 from migratekit.model.identity import shared_databases
-from migratekit.model.migration import Migration, load_migrations
+from migratekit.model.migration import Migration
 from migratekit.model.workspace import Workspace
 
 ROLLBACK_COMMENT = re.compile(r"^\s*--\s*(?:rollback|down|undo|revert)\b", re.IGNORECASE | re.MULTILINE)
@@ -46,7 +45,7 @@ class Verification:
 
 def verify_service(workspace: Workspace, name: str, server: ScratchServer) -> Verification:
     service = workspace.services[name]
-    migrations = load_migrations(service.migrations_dir, service.format)
+    migrations = service.load_migrations()
     # Services sharing this database that it depends on come first: its SQL may reference theirs.
     dependencies = workspace.with_dependencies({name}) - {name}
     ordered = [workspace.services[n] for n in workspace.order()]
@@ -55,25 +54,19 @@ def verify_service(workspace: Workspace, name: str, server: ScratchServer) -> Ve
     with scratch_database(server, prefix=f"mk_verify_{name.replace('-', '_')}") as url:
         notes = []
         for neighbour in neighbours:
-            options = service_options(workspace, neighbour, Options())
-            result = apply_service(
-                neighbour,
-                url,
-                load_migrations(workspace.services[neighbour].migrations_dir, workspace.services[neighbour].format),
-                options,
-            )
+            other = workspace.services[neighbour]
+            result = apply_service(neighbour, url, other.load_migrations(), other.settings)
             if not result.ok:
                 return Verification(name, len(migrations), first_run=result.failure)
             notes.append(f"applied {neighbour} first (it shares the database and {name} depends on it)")
-        options = service_options(workspace, name, Options())
-        first = apply_service(name, url, migrations, options)
+        first = apply_service(name, url, migrations, service.settings)
         if not first.ok:
             return Verification(name, len(migrations), first_run=first.failure, notes=tuple(notes))
         failures, changes = [], []
         with psycopg.connect(url, autocommit=True) as conn:
             before = snapshot(conn)
             for migration in migrations:
-                failure = run_again(conn, migration, options)
+                failure = run_again(conn, migration, service.settings)
                 if failure is not None:
                     failures.append(failure)
                     continue
@@ -133,7 +126,7 @@ def verify_image(workspace: Workspace, name: str) -> ImageCheck:
         rm=True,
         tag=f"migratekit-verify-{name}:latest",
     )
-    expected = {m.filename: m.data for m in load_migrations(service.migrations_dir, service.format)}
+    expected = {m.filename: m.data for m in service.load_migrations()}
     problems: list[str] = []
     if not image.final.carriers:
         problems.append("the Dockerfile's final stage copies no migrations (MK403)")

@@ -43,7 +43,7 @@ def github_workflow(workspace: Workspace, install: str) -> dict[str, Any]:
         env = {
             workspace.services[
                 n
-            ].database_url_env: f"postgresql://postgres@localhost:5432/{workspace.services[n].database}"
+            ].settings.database_url_env: f"postgresql://postgres@localhost:5432/{workspace.services[n].database}"
             for n in needed
         }
         jobs[job] = {

@@ -49,7 +49,7 @@ def job(service: Service, wave: int, image: str, namespace: str) -> dict[str, An
         "metadata": {"name": f"migrate-{service.name}", "namespace": namespace, "labels": labels},
         "spec": {
             "backoffLimit": 0,  # a failed migration is reported, never retried blindly
-            "activeDeadlineSeconds": seconds(service.statement_timeout) + MARGIN_SECONDS,
+            "activeDeadlineSeconds": seconds(service.settings.statement_timeout) + MARGIN_SECONDS,
             "ttlSecondsAfterFinished": 86400,
             "template": {
                 "metadata": {"labels": labels},

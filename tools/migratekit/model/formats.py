@@ -27,6 +27,7 @@ class Format(StrEnum):
 FORMATS = tuple(f.value for f in Format)
 UPDOWN_NAME = re.compile(r"^(?P<number>\d+)_(?P<slug>.+)\.(?P<direction>up|down)\.sql$")
 NUMBERED = re.compile(r"^(?P<number>\d+)_")
+TIMESTAMPS = 10_000_000  # a version this large is a date (20240101120000), not a sequence number
 _DBMATE = re.compile(r"^--\s*migrate:(?P<part>up|down)\b(?P<options>[^\n]*)$", re.MULTILINE)
 _GOOSE = re.compile(r"^--\s*\+goose\s+(?P<part>up|down)\b[^\n]*$", re.MULTILINE | re.IGNORECASE)
 _GOOSE_NO_TRANSACTION = re.compile(r"^--\s*\+goose\s+no\s+transaction\b", re.MULTILINE | re.IGNORECASE)

@@ -1,19 +1,20 @@
-"""Where each service's database comes from, and how a URL is shown without its password.
+"""Where each service's database is, and which services share a database or a tracking table.
 
 One resolver for every task and for the tests: the service's URL variable when it is set,
 otherwise a database of the embedded cluster named after the service (or its `database` key).
+Nothing here connects or starts anything; database.urls turns sources into URLs.
 """
 
 from __future__ import annotations
 
 import functools
 import os
-import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from migratekit.errors import ConfigError
+from migratekit.model.contract import qualified
+from migratekit.model.secrets import redact, url_problem
 from migratekit.model.workspace import Service
 
 
@@ -35,11 +36,11 @@ class DatabaseSource:
 
 def resolve(service: Service, environ: Mapping[str, str] | None = None) -> DatabaseSource:
     """The source of one service's database; pure, starts nothing."""
-    url = (os.environ if environ is None else environ).get(service.database_url_env, "").strip()
+    url = (os.environ if environ is None else environ).get(service.settings.database_url_env, "").strip()
     if url:
         _validate(url, service)
-        return DatabaseSource(service.name, "url", service.database_url_env, service.database, url)
-    return DatabaseSource(service.name, "embedded", service.database_url_env, service.database)
+        return DatabaseSource(service.name, "url", service.settings.database_url_env, service.database, url)
+    return DatabaseSource(service.name, "embedded", service.settings.database_url_env, service.database)
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ class DatabaseIdentity:
 def identity(service: Service, environ: Mapping[str, str] | None = None) -> DatabaseIdentity:
     """The one definition of "the same database" and "the same tracking table", used by every task."""
     source = resolve(service, environ)
-    table = service.tracking_table if "." in service.tracking_table else f"public.{service.tracking_table}"
+    table = qualified(service.settings.tracking_table)
     if source.url is None:
         return DatabaseIdentity(f"embedded/{source.database}", table)
     return DatabaseIdentity(_server_database(source.url), table)
@@ -108,85 +109,13 @@ def shared_tracking_tables(
     return [(found, names) for found, names in groups.items() if len(names) > 1]
 
 
-def connection_urls(
-    root: Path,
-    services: Iterable[Service],
-    environ: Mapping[str, str] | None = None,
-    create: bool = True,
-    notify: Callable[[str], None] | None = None,
-) -> dict[str, str | None]:
-    """A URL for every service, starting the embedded cluster and creating databases only if needed.
-
-    With create=False nothing is started or created: an embedded database that does not exist
-    yet maps to None (a dry run treats it as empty). `notify` hears that the embedded cluster was
-    started (it keeps running), or that it is stopped, so nobody is surprised by either.
-    """
-    from migratekit.database.embedded import Embedded  # psycopg is loaded only by tasks that use a database
-
-    urls: dict[str, str | None] = {}
-    embedded = Embedded(root, environ=environ)
-    embedded_services = []
-    for service in services:
-        source = resolve(service, environ)
-        if source.url:
-            urls[service.name] = source.url
-        else:
-            embedded_services.append(source)
-    if not embedded_services:
-        return urls
-    was_running = embedded.running() is not None
-    for source in embedded_services:
-        if create:
-            urls[source.service] = embedded.ensure_database(source.database)
-        else:
-            urls[source.service] = embedded.existing_database(source.database) if was_running else None
-    if notify and not was_running:
-        server = embedded.running()
-        if create and server is not None:
-            notify(
-                f"started the embedded PostgreSQL at {server.url()} ({server.binaries.source} binaries, data in "
-                f"{server.datadir}); it keeps running between commands: invoke db-down stops it"
-            )
-        elif not create:
-            notify("the embedded PostgreSQL is not running (invoke db-up starts it): its databases are read as empty")
-    return urls
-
-
-def existing_url(root: Path, service: Service, needed_for: str) -> str:
-    """The URL of a database a command reads history from: never created, refused when absent."""
-    url = connection_urls(root, [service], create=False)[service.name]
-    if url is None:
-        raise ConfigError(f"{service.name}'s database does not exist yet: {needed_for}")
-    return url
-
-
 def _validate(url: str, service: Service) -> None:
     problem = url_problem(url)
     if problem:
         raise ConfigError(
-            f"${service.database_url_env} (service {service.name}) is not a valid PostgreSQL URL "
+            f"${service.settings.database_url_env} (service {service.name}) is not a valid PostgreSQL URL "
             f"({redact(url)}): {problem}; use postgresql://user:password@host:5432/dbname"
         )
-
-
-@functools.lru_cache(maxsize=4096)
-def url_problem(url: str) -> str | None:
-    """Why libpq would refuse `url` (None when it would not): its scheme, syntax or port. Never the password."""
-    from psycopg.conninfo import conninfo_to_dict
-
-    if "://" in url and not re.match(r"^postgres(?:ql)?://", url):
-        return f"the scheme {url.split('://', 1)[0]}:// is not postgresql://"
-    try:
-        params = conninfo_to_dict(url)
-    except Exception as exc:  # psycopg raises ProgrammingError with libpq's reason, which may quote the password
-        reason = str(exc).strip()
-        for secret in _passwords(url):
-            reason = reason.replace(secret, "***")
-        return redact(reason)
-    for port in str(params.get("port") or "5432").split(","):
-        if not port.isdigit() or not 0 < int(port) < 65536:
-            return f"port {port!r} is not a number from 1 to 65535"
-    return None
 
 
 def with_database(url: str, database: str) -> str:
@@ -194,21 +123,3 @@ def with_database(url: str, database: str) -> str:
     from psycopg.conninfo import make_conninfo
 
     return make_conninfo(url, dbname=database)
-
-
-_KEYWORD_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^&\s]+)", re.IGNORECASE)
-# user:password@ after a scheme (postgresql://, jdbc:postgresql://, mysql://…), the start, or a space:
-# everything up to the last @ of the token is the password, however it is escaped (or not).
-_USERINFO = re.compile(r"((?:^|://|\s)[^\s:/@]*:)(?!//)(?![^\s@]*://)\S*@")
-
-
-def _passwords(text: str) -> list[str]:
-    """The password parts of `text`, longest first, as `redact` would hide them."""
-    found = [m[0][len(m[1]) : -1] for m in _USERINFO.finditer(text)]
-    found += [m[2].strip("'") for m in _KEYWORD_PASSWORD.finditer(text)]
-    return sorted((f for f in found if f), key=len, reverse=True)
-
-
-def redact(text: str) -> str:
-    """`text` with every password replaced by `***`: any string, URL or not, well-formed or not."""
-    return _USERINFO.sub(r"\1***@", _KEYWORD_PASSWORD.sub(r"\1***", text))

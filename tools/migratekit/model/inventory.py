@@ -6,7 +6,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from migratekit.model.identity import resolve
-from migratekit.model.migration import load_migrations
 from migratekit.model.workspace import Workspace, relative
 
 
@@ -29,7 +28,7 @@ def inventory(workspace: Workspace, environ: Mapping[str, str] | None = None) ->
     rows = []
     for name in workspace.order():
         service = workspace.services[name]
-        migrations = load_migrations(service.migrations_dir, service.format, mixed=True)  # the audit says MK117
+        migrations = service.load_migrations(mixed=True)  # the audit says MK117
         rows.append(
             ServiceInfo(
                 name=name,
@@ -38,9 +37,9 @@ def inventory(workspace: Workspace, environ: Mapping[str, str] | None = None) ->
                 migrations=len(migrations),
                 migrations_dir=relative(workspace.root, service.migrations_dir),
                 newest=migrations[-1].version if migrations else None,
-                url_variable=service.database_url_env,
+                url_variable=service.settings.database_url_env,
                 database=resolve(service, environ).describe(),
-                tracking_table=service.tracking_table,
+                tracking_table=service.settings.tracking_table,
                 declared=service.declared,
             )
         )

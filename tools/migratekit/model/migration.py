@@ -21,6 +21,7 @@ from types import MappingProxyType
 from typing import Any
 
 from migratekit.errors import ConfigError
+from migratekit.model.contract import qualified
 from migratekit.model.formats import (
     Format,
     SectionError,
@@ -233,7 +234,7 @@ def tracking_table_statement(
     first = next((m for m in migrations if m.number == 1), None)
     if first is None or first.syntax_error is not None:
         return None
-    wanted = tracking_table if "." in tracking_table else f"public.{tracking_table}"
+    wanted = qualified(tracking_table)
     for statement in first.statements:
         target = statement.node.get("relation", {}) if statement.kind == "CreateStmt" else {}
         if f"{target.get('schemaname', 'public')}.{target.get('relname')}" == wanted:

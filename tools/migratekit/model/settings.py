@@ -1,31 +1,54 @@
-"""Every default, once: workspace.yaml's `defaults:` override the per-service ones, flags the run ones.
+"""Every default, once, and who overrides it.
 
-The workspace model, the apply engine's Options, `python -m migratekit` and the Invoke tasks
-(through `ns.configure`) all read them from here.
+A service's settings (`ServiceSettings`, reached as `service.settings`) come from here, then workspace.yaml's
+`defaults:`, then the service's own entry. A run's (`RunOptions`) come from here, then invoke.yaml's
+`migratekit:` section (through `ns.configure`), then the flags. Every layer reads them from these two.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 WORKSPACE_FILE = "workspace.yaml"
+SERVICES_DIR = "services"  # discovery looks for <services_dir>/*/migrations
+MIGRATIONS = "migrations"  # the seed's layout: a service's migrations directory, relative to the service
+POSTGRES_IMAGE = "postgres:16-alpine"  # CI's service container and the throwaway databases' container
+CONTAINER_CONNECT_WAIT = 30.0  # `python -m migratekit migrate`'s --wait: a container starts beside its database
+DURATION = re.compile(r"^(?P<amount>\d+)\s*(?P<unit>us|ms|s|min|h|d)?$")  # PostgreSQL's, for the two timeouts
+RULE_CODE = re.compile(r"^MK[1-6]\d\d$")  # a rule's code: MK, its family 1-6, two digits
 
 
 @dataclass(frozen=True)
-class Defaults:
-    # per service: workspace.yaml `defaults:` or a service's own entry override these
-    database_url_env: str = "{SERVICE}_DATABASE_URL"
+class ServiceSettings:
+    """How one service's migrations are found, applied and recorded."""
+
+    database_url_env: str = "{SERVICE}_DATABASE_URL"  # {SERVICE} is the service's name in upper case
+    tracking_table: str = "schema_migrations"  # table or schema.table
     lock_timeout: str = "5s"
     statement_timeout: str = "5min"
-    tracking_table: str = "schema_migrations"
     format: str = "auto"  # detected from the files; or seed, updown, dbmate, goose
-    # per run: the tasks' flags (or invoke.yaml's `migratekit:` section) override these
+    migrations: str = MIGRATIONS  # unset in workspace.yaml: the first layout found on disk
+    gaps: str = "check"  # "allow": the service numbers sparsely on purpose (no MK103)
+    create_database: bool = False  # migrate creates the URL's database when the server lacks it
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How one run applies: the same for every service it migrates."""
+
     jobs: int = 4  # services migrating at once
     connect_wait: float = 0.0  # seconds to retry connecting while a database starts
-    container_connect_wait: float = 30.0  # the same for `python -m migratekit migrate`: a container starts with its DB
     lock_wait: float = 60.0  # seconds to wait for another runner's migration lock
     retries: int = 3  # extra attempts after a lock timeout or deadlock
+    allow_changed: bool = False  # record the new checksum of an applied file edited on purpose
+    out_of_order: bool = False  # apply a pending file that sorts before the newest applied one
+    dry_run: bool = False
+    create_databases: bool = False  # --create-databases: every service's, beside its own create_database
 
 
-DEFAULTS = Defaults()
+SERVICE_DEFAULTS = ServiceSettings()
+RUN_DEFAULTS = RunOptions()
+# What workspace.yaml's `defaults:` may set besides `migrations` (a service's entry may also set gaps and
+# create_database)
 SERVICE_SETTINGS = ("database_url_env", "lock_timeout", "statement_timeout", "tracking_table", "format")

@@ -16,26 +16,34 @@ from pathlib import Path
 from typing import Any
 
 from migratekit.errors import ConfigError
+from migratekit.model.contract import MAX_TRACKING_NAME
 from migratekit.model.discovery import LAYOUTS, base_of, discover, guess_language, migration_dirs
 from migratekit.model.formats import FORMATS
 from migratekit.model.graph import closure, dependency_sorter, parallel_groups
-from migratekit.model.settings import DEFAULTS, SERVICE_SETTINGS, WORKSPACE_FILE
+from migratekit.model.migration import Migration, load_migrations
+from migratekit.model.settings import (
+    DURATION,
+    MIGRATIONS,
+    RULE_CODE,
+    SERVICE_DEFAULTS,
+    SERVICE_SETTINGS,
+    SERVICES_DIR,
+    WORKSPACE_FILE,
+    ServiceSettings,
+)
 from migratekit.model.workspace_file import Checker, read_yaml
 
 STATE_DIR = ".migratekit"  # the embedded cluster, locks: local state, never committed
 SERVICE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 QUALIFIED_TABLE = re.compile(r"^(?:[a-z_][a-z0-9_]{0,62}\.)?[a-z_][a-z0-9_]{0,62}$")
 FORMAT_NAME = re.compile(rf"^(?:auto|{'|'.join(FORMATS)})$")
-MAX_TRACKING_NAME = 63 - len("idx__applied_at")  # 48
-DURATION = re.compile(r"^\d+\s*(?:us|ms|s|min|h|d)?$")
 LANGUAGES = ("typescript", "javascript", "python", "go", "java", "rust", "sql", "unknown")
 
 TOP_KEYS = {"version", "services_dir", "defaults", "services", "environments"}
 DEFAULT_KEYS = {*SERVICE_SETTINGS, "migrations"}  # migrations: unset, the first layout found on disk
 SERVICE_KEYS = DEFAULT_KEYS | {"language", "depends_on", "database", "ignore", "gaps", "create_database"}
-RULE_CODE = re.compile(r"^MK\d{3}$")
 
-BUILTIN_DEFAULTS: dict[str, str] = {key: getattr(DEFAULTS, key) for key in SERVICE_SETTINGS}
+BUILTIN_DEFAULTS: dict[str, str] = {key: getattr(SERVICE_DEFAULTS, key) for key in SERVICE_SETTINGS}
 
 
 @dataclass(frozen=True)
@@ -47,20 +55,17 @@ class Service:
     language: str
     depends_on: tuple[str, ...]
     database: str
-    database_url_env: str
-    tracking_table: str
-    lock_timeout: str
-    statement_timeout: str
     declared: bool
-    format: str = "auto"  # "auto" (detected from the files) or one of formats.FORMATS
-    gaps: str = "check"  # "allow": the service numbers sparsely on purpose (no MK103)
-    create_database: bool = False  # migrate creates the URL's database when the server lacks it
+    settings: ServiceSettings = SERVICE_DEFAULTS  # database_url_env with {SERVICE} replaced by the name
     ignore: tuple[str, ...] = ()  # audit rule codes silenced for this service
-    migrations: str = "migrations"  # relative to path: db/migrations (dbmate), internal/db/migrations (Go)
 
     @property
     def migrations_dir(self) -> Path:
-        return self.path / self.migrations
+        return self.path / self.settings.migrations
+
+    def load_migrations(self, mixed: bool = False) -> tuple[Migration, ...]:
+        """This service's migrations, read as its declared (or detected) format reads them."""
+        return load_migrations(self.migrations_dir, self.settings.format, mixed=mixed)
 
 
 @dataclass(frozen=True)
@@ -72,7 +77,7 @@ class Workspace:
     services_dir: Path
     services: Mapping[str, Service]
     environments: Mapping[str, str] = field(default_factory=dict)  # name -> URL variable template
-    migrations: str = "migrations"  # defaults.migrations: a new service that keeps them elsewhere must say so
+    migrations: str = MIGRATIONS  # defaults.migrations: a new service that keeps them elsewhere must say so
 
     def environment_variable(self, environment: str, service: str) -> str:
         """The variable holding `service`'s database URL in `environment` (drift --envs)."""
@@ -144,7 +149,7 @@ def find_root(start: Path | None = None) -> Path:
     or `.git`, else `start` itself; so tasks work from any sub-directory of a checkout.
     """
     here = (start or Path.cwd()).resolve()
-    for marker in (WORKSPACE_FILE, "services", ".git"):
+    for marker in (WORKSPACE_FILE, SERVICES_DIR, ".git"):
         for candidate in (here, *here.parents):
             if (candidate / marker).exists():
                 return candidate
@@ -175,7 +180,7 @@ def build_workspace(
     version = top.get("version", 1)
     if version != 1:
         raise check.fail(("version",), f"unsupported version {version!r}; this migratekit reads version 1")
-    services_dir, patterns = _services_dir(check, root, top.get("services_dir", "services"))
+    services_dir, patterns = _services_dir(check, root, top.get("services_dir", SERVICES_DIR))
 
     defaults = dict(BUILTIN_DEFAULTS)
     for key, value in check.mapping(top.get("defaults"), ("defaults",), DEFAULT_KEYS).items():
@@ -204,11 +209,11 @@ def build_workspace(
             )
     readers: dict[str, str] = {}
     for name, svc in services.items():
-        other = readers.setdefault(svc.database_url_env, name)
+        other = readers.setdefault(svc.settings.database_url_env, name)
         if other != name:
             raise check.fail(
                 ("services", name),
-                f"{other} and {name} both read ${svc.database_url_env}, so they would share one database "
+                f"{other} and {name} both read ${svc.settings.database_url_env}, so they would share one database "
                 "unknowingly; rename one, or give one its own database_url_env",
             )
     for name, svc in services.items():
@@ -231,7 +236,7 @@ def build_workspace(
         services_dir=services_dir,
         services=services,
         environments=environments,
-        migrations=defaults.get("migrations", "migrations"),
+        migrations=defaults.get("migrations", MIGRATIONS),
     )
     workspace.groups()  # raises on a cycle, naming it
     return workspace
@@ -269,8 +274,8 @@ def _service(
     key = (*where, "migrations")
     if "migrations" in entry:
         layout = _migrations_setting(check, key, entry["migrations"])
-    migrations = layout or defaults.get("migrations", "migrations")
-    if migrations != "migrations" and not (path / migrations).resolve().is_relative_to(root):  # `..`, a linked db/
+    migrations = layout or defaults.get("migrations", MIGRATIONS)
+    if migrations != MIGRATIONS and not (path / migrations).resolve().is_relative_to(root):  # `..`, a linked db/
         raise check.fail(key, f"{migrations!r} points outside the repository")
     for candidate in (path, path / migrations):
         if candidate.is_symlink() and not candidate.resolve().is_relative_to(root):
@@ -301,16 +306,20 @@ def _service(
         language=language,
         depends_on=tuple(depends),
         database=database,
-        database_url_env=settings["database_url_env"].replace("{SERVICE}", env_name(name)),
-        tracking_table=settings["tracking_table"],
-        lock_timeout=settings["lock_timeout"],
-        statement_timeout=settings["statement_timeout"],
-        format=settings["format"],
-        gaps=_gaps(check, (*where, "gaps"), entry.get("gaps", "check")),
-        create_database=_flag(check, (*where, "create_database"), entry.get("create_database", False)),
         declared=name in declared,
+        settings=ServiceSettings(
+            database_url_env=settings["database_url_env"].replace("{SERVICE}", env_name(name)),
+            tracking_table=settings["tracking_table"],
+            lock_timeout=settings["lock_timeout"],
+            statement_timeout=settings["statement_timeout"],
+            format=settings["format"],
+            migrations=migrations,
+            gaps=_gaps(check, (*where, "gaps"), entry.get("gaps", SERVICE_DEFAULTS.gaps)),
+            create_database=_flag(
+                check, (*where, "create_database"), entry.get("create_database", SERVICE_DEFAULTS.create_database)
+            ),
+        ),
         ignore=tuple(ignore),
-        migrations=migrations,
     )
 
 

@@ -19,10 +19,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from migratekit.checks.rules.mk1_files import TIMESTAMPS
 from migratekit.errors import ConfigError
-from migratekit.model.formats import FORMATS, Format, migration_files
-from migratekit.model.migration import Migration, load_migrations
+from migratekit.model.formats import FORMATS, TIMESTAMPS, Format, migration_files
+from migratekit.model.migration import Migration
 from migratekit.model.workspace import SERVICE_NAME, Workspace, env_name, state_dir
 from migratekit.scaffold.workspace_yaml import declare, entry
 
@@ -149,8 +148,8 @@ def new_migration(
     if len(slug) > MAX_SLUG:  # the file name keeps the first words; the header keeps the whole description
         slug = slug[: MAX_SLUG + 1].rsplit("_", 1)[0] if "_" in slug[:MAX_SLUG] else slug[:MAX_SLUG]
     with _lock(workspace.root):  # two calls at once must never take the same number
-        migrations = load_migrations(service.migrations_dir, service.format)
-        fmt = Format(service.format) if service.format != "auto" else _format_of(migrations)
+        migrations = service.load_migrations()
+        fmt = Format(service.settings.format) if service.settings.format != "auto" else _format_of(migrations)
         version = f"{_next_number(migrations, fmt, today_time)}_{slug}"
         body, rollback, down = starter_sql(description)
         header = (

@@ -20,7 +20,6 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from migratekit.errors import ConfigError
 from migratekit.model.discovery import Layout, infer_layout, migration_dirs
 from migratekit.model.formats import Format
-from migratekit.model.migration import load_migrations
 from migratekit.model.settings import WORKSPACE_FILE
 from migratekit.model.workspace import Service, Workspace, build_workspace
 
@@ -115,18 +114,18 @@ def entry(language: str, depends_on: tuple[str, ...] = (), **settings: str) -> C
 
 def _formats(service: Service) -> Counter[Format]:
     """How many of the service's files are in each format (one stray init.sql among goose files is two)."""
-    return Counter(m.format for m in load_migrations(service.migrations_dir, service.format, mixed=True))
+    return Counter(m.format for m in service.load_migrations(mixed=True))
 
 
 def _detected(service: Service, default: str = "migrations", counts: Counter[Format] | None = None) -> CommentedMap:
     counts = _formats(service) if counts is None else counts
     fmt = max(counts, key=lambda f: (counts[f], f is Format.SEED)) if counts else Format.SEED
     settings: dict[str, str] = {}
-    if service.migrations != default:  # found in another layout (db/migrations): said, so it is read there
-        settings["migrations"] = service.migrations
+    if service.settings.migrations != default:  # found in another layout (db/migrations): said, so it is read there
+        settings["migrations"] = service.settings.migrations
     if fmt is not Format.SEED:
         settings["format"] = str(fmt)
-    if fmt in OWN_TABLE and service.tracking_table == "schema_migrations":
+    if fmt in OWN_TABLE and service.settings.tracking_table == "schema_migrations":
         settings["tracking_table"] = "migratekit.schema_migrations"  # beside the other tool's, never in it
     if service.database != service.name:
         settings["database"] = service.database

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from migratekit.checks.rule import Scope, StaleIgnore
 from migratekit.checks.rule import rule as declare_rule
-from migratekit.model.formats import Format, format_groups
+from migratekit.model.formats import TIMESTAMPS, Format, format_groups
 from migratekit.model.migration import NAME, Migration, tracking_table_statement
 
 
@@ -25,7 +25,6 @@ class Directory:
 
 
 FileHit = tuple[Path, int | None, str | None]  # (file, line, message)
-TIMESTAMPS = 10_000_000  # a version this large is a date, not a sequence number
 
 
 rule = partial(declare_rule, scope=Scope.FILES)

@@ -22,7 +22,7 @@ from migratekit.checks.wiring.routes import Route
 from migratekit.checks.wiring.sources import SOURCE_SUFFIXES, Call, Program, code_only, parse_program, service_files
 from migratekit.checks.wiring.startup import Tree, follow, load_scripts, migrates
 from migratekit.model.dockerfile import Image, analyse, dockerignore_drops
-from migratekit.model.identity import redact
+from migratekit.model.secrets import redact
 from migratekit.model.workspace import Service, relative
 
 OWN_RUNNER = re.compile(r"INSERT\s+INTO\s+[\w.\"]*schema_migrations", re.IGNORECASE)

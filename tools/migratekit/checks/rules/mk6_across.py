@@ -16,9 +16,9 @@ from migratekit.checks.rule import Finding, Scope, rules_for
 from migratekit.checks.rule import rule as declare_rule
 from migratekit.checks.rules.mk4_wiring import OWN_RUNNER
 from migratekit.checks.sql.tree import strings
-from migratekit.database.tracking import SEED_COLUMNS
+from migratekit.model.contract import SEED_COLUMNS
 from migratekit.model.dockerfile import analyse
-from migratekit.model.migration import load_migrations, tracking_table_statement
+from migratekit.model.migration import tracking_table_statement
 from migratekit.model.workspace import Workspace, relative
 
 TEMPLATE_RUNNER = (
@@ -60,7 +60,7 @@ def function_diverged(ws: Workspace) -> Iterable[AcrossHit]:
     """
     bodies: dict[str, dict[str, tuple[str, str]]] = defaultdict(dict)  # function -> service -> (body, file)
     for name, service in ws.services.items():
-        for migration in load_migrations(service.migrations_dir, service.format, mixed=True):
+        for migration in service.load_migrations(mixed=True):
             if migration.syntax_error is not None:
                 continue
             for statement in migration.statements:
@@ -137,17 +137,15 @@ def tracking_diverged(ws: Workspace) -> Iterable[AcrossHit]:
     """
     config = relative(ws.root, ws.config_path) if ws.config_path else None
     for name, service in ws.services.items():
-        if service.tracking_table.rsplit(".", 1)[-1] != "schema_migrations":
-            yield name, config, None, f"tracking table {service.tracking_table}, not schema_migrations"
-        found = tracking_table_statement(
-            load_migrations(service.migrations_dir, service.format, mixed=True), service.tracking_table
-        )
+        if service.settings.tracking_table.rsplit(".", 1)[-1] != "schema_migrations":
+            yield name, config, None, f"tracking table {service.settings.tracking_table}, not schema_migrations"
+        found = tracking_table_statement(service.load_migrations(mixed=True), service.settings.tracking_table)
         init, create = found if found is not None else (None, None)
         if init is None or create is None:
             continue  # no 001_init, or one without the table: MK111 reports that
         columns = {e["ColumnDef"]["colname"] for e in create.node.get("tableElts", []) if "ColumnDef" in e}
         if columns != SEED_COLUMNS:
-            message = f"{service.tracking_table} has columns {', '.join(sorted(columns))}, not the seed's"
+            message = f"{service.settings.tracking_table} has columns {', '.join(sorted(columns))}, not the seed's"
             yield name, relative(ws.root, init.path), create.line, message
 
 
