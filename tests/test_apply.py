@@ -649,3 +649,29 @@ def test_a_stub_without_a_statement_is_never_applied_or_recorded(scratch_db: str
     assert not exists(scratch_db, "a")
     (mdir / "002_backfill_totals.sql").write_text("UPDATE a SET id = id;\n")
     assert [m.version for m in apply(scratch_db, mdir).applied] == ["001_init", "002_backfill_totals"]
+
+
+@pytest.mark.parametrize(("held", "applied"), [("public.schema_migrations", "schema_migrations"), ("a.t", "a.t")])
+def test_one_tracking_table_spelt_two_ways_takes_one_migration_lock(
+    scratch_db: str, tmp_path: Path, held: str, applied: str
+) -> None:
+    """schema_migrations and public.schema_migrations are one table (identity says so): one lock, too."""
+    from migratekit.database import tracking
+
+    mdir = files(tmp_path / "auth" / "migrations", **{"001_init": "CREATE TABLE IF NOT EXISTS t (id int);"})
+    with psycopg.connect(scratch_db, autocommit=True) as other, tracking.locked(other, held, 1):
+        result = apply(scratch_db, mdir, tracking_table=applied, lock_wait=0.3)
+    assert result.outcome is Outcome.FAILED and "another runner holds the migration lock" in result.failure.message
+    assert apply(scratch_db, mdir, tracking_table=applied).ok
+
+
+def test_the_lock_is_the_one_the_seeds_runners_take(scratch_db: str) -> None:
+    """The TypeScript runner hashes its TRACKING_TABLE as written ('schema_migrations'): the same key."""
+    from migratekit.model.contract import LOCK_KEY, lock_name
+
+    with psycopg.connect(scratch_db, autocommit=True) as conn:
+        ours = conn.execute("SELECT " + LOCK_KEY, (lock_name("public.schema_migrations"),)).fetchone()
+        seeds = conn.execute(
+            "SELECT hashtextextended('migratekit:' || current_database() || ':' || 'schema_migrations', 0)"
+        ).fetchone()
+    assert ours == seeds

@@ -363,3 +363,48 @@ def test_the_lint_cache_is_reused_checked_and_bypassed(example_repo: Monorepo) -
         "services/battles/migrations/003_add_x.sql", "-- Migration: 003_add_x\nCREATE TABLE x (id int);\n"
     )
     assert "MK201" in invoke(root, "audit", "--json").stdout  # a changed directory is linted again
+
+
+@pytest.mark.parametrize(
+    ("workspace", "new", "expected"),
+    [
+        ("", {"002_c.sql": "SELECT 1;\n"}, ["002_c.sql"]),
+        (
+            "version: 1\nservices:\n  svc: {language: python, format: updown}\n",
+            {"002_c.up.sql": "SELECT 1;\n", "002_c.down.sql": "SELECT 1;\n"},
+            ["002_c.up.sql"],  # a pair is one migration: named once, by the file applied forward
+        ),
+        (
+            "version: 1\nservices:\n  svc: {language: python, format: dbmate}\n",
+            {"20240102_c.sql": "-- migrate:up\nSELECT 1;\n-- migrate:down\nSELECT 1;\n"},
+            ["20240102_c.sql"],
+        ),
+        ("", {"003_c.sql": "SELECT 1;\n"}, []),  # after the ref's highest: no clash
+    ],
+)
+def test_a_new_migration_numbered_at_or_below_the_refs_highest_is_reported_in_every_format(
+    tmp_path: Path, workspace: str, new: dict[str, str], expected: list[str]
+) -> None:
+    """MK122 reads versions as the service's format names them (a golang-migrate pair, dbmate's timestamps)."""
+    root = tmp_path / "repo"
+    migrations = "services/svc/migrations"
+    pair = ".up.sql" in next(iter(new))
+    dated = next(iter(new)).startswith("2024")
+    first = ["20240101_init", "20240102_b"] if dated else ["001_init", "002_b"]
+    files = {}
+    for version in first:
+        if pair:
+            files[f"{migrations}/{version}.up.sql"] = "SELECT 1;\n"
+            files[f"{migrations}/{version}.down.sql"] = "SELECT 1;\n"
+        elif dated:
+            files[f"{migrations}/{version}.sql"] = "-- migrate:up\nSELECT 1;\n-- migrate:down\nSELECT 1;\n"
+        else:
+            files[f"{migrations}/{version}.sql"] = "SELECT 1;\n"
+    write_tree(root, {**files, **({"workspace.yaml": workspace} if workspace else {})})
+    git = ["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "ref"], check=True)
+    write_tree(root, {f"{migrations}/{name}": text for name, text in new.items()})
+    report = audit(load_workspace(root), changed_since="HEAD")
+    assert [f.path.rsplit("/", 1)[-1] for f in report.findings if f.code == "MK122"] == expected

@@ -114,3 +114,32 @@ def test_a_url_that_is_not_one_is_a_usage_error_without_a_traceback(tmp_path: Pa
     assert result.returncode == 2 and "is not a PostgreSQL URL" in result.stderr and "Traceback" not in result.stderr
     version = subprocess.run([sys.executable, "-m", "migratekit", "--version"], capture_output=True, text=True)
     assert version.stdout.startswith("python -m migratekit ")
+
+
+def test_cli_applies_a_seed_file_whose_name_breaks_the_convention_in_its_number_order(
+    scratch_db: str, tmp_path: Path
+) -> None:
+    """002_AddB.sql (MK101 names it) is still the second migration: 001 runs first, as the seed's runner does."""
+    mdir = tmp_path / "migrations"
+    mdir.mkdir()
+    (mdir / "001_init.sql").write_text("CREATE TABLE IF NOT EXISTS a (id int);\n")
+    (mdir / "002_AddB.sql").write_text("ALTER TABLE a ADD COLUMN IF NOT EXISTS b int;\n")
+    result = cli("migrate", "--dir", str(mdir), "--url", scratch_db, "--json")
+    assert result.returncode == 0, result.stderr
+    assert [a["version"] for a in json.loads(result.stdout)["applied"]] == ["001_init", "002_AddB"]
+
+
+def test_cli_refuses_a_directory_that_mixes_formats_with_a_message_and_exit_2(scratch_db: str, tmp_path: Path) -> None:
+    mdir = tmp_path / "migrations"
+    mdir.mkdir()
+    (mdir / "001_a.up.sql").write_text("CREATE TABLE IF NOT EXISTS a (id int);\n")
+    (mdir / "002_b.sql").write_text("-- migrate:up\nCREATE TABLE IF NOT EXISTS b (id int);\n")
+    result = cli("migrate", "--dir", str(mdir), "--url", scratch_db)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("migratekit: ") and "mixes migration formats" in result.stderr
+    with psycopg.connect(scratch_db) as conn:  # nothing changed
+        assert conn.execute("SELECT to_regclass('public.schema_migrations'), to_regclass('a')").fetchone() == (
+            None,
+            None,
+        )

@@ -15,19 +15,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
+from migratekit.errors import Reported
+
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _requested = threading.Event()
 _signal: list[int] = []
 
 
-class Interrupted(Exception):
+class Interrupted(Reported):
+    """Raised by the commands that stop by exception (verify, drift --schema) once their cleanup has run."""
+
     def __init__(self, signum: int):
         super().__init__(f"interrupted by {signal.Signals(signum).name}")
         self.signum = signum
-
-    @property
-    def exit_code(self) -> int:
-        return 128 + self.signum
+        self.exit_code = 128 + signum  # 130 for SIGINT, 143 for SIGTERM
 
 
 def requested() -> bool:

@@ -10,9 +10,7 @@ from typing import Any, TypeVar
 
 from invoke import Exit
 
-from migratekit.database.results import Stopped
-from migratekit.errors import ConfigError, MigratekitError
-from migratekit.interrupts import Interrupted
+from migratekit.errors import ConfigError, Reported, reported
 from migratekit.model.settings import RUN_DEFAULTS
 from migratekit.model.workspace import Workspace, load_workspace
 
@@ -43,19 +41,16 @@ MIGRATE_HELP = {name: text for name, (_, text) in MIGRATE_FLAGS.items()}
 
 
 def user_errors(func: F) -> F:
-    """A MigratekitError, an interrupt or a Stopped (the server unreachable, the lock held, the tracking
-    table another tool's) becomes a message and its exit code, never a traceback."""
+    """A Reported failure (bad input, an interrupt, the server unreachable, the lock held) becomes a message
+    and its exit code, never a traceback."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except MigratekitError as exc:
-            raise Exit(f"migratekit: {exc}", code=exc.exit_code) from None
-        except Interrupted as exc:  # verify, drift --schema: their throwaway databases are dropped by now
-            raise Exit(f"migratekit: {exc}", code=exc.exit_code) from None
-        except Stopped as exc:
-            raise Exit(f"migratekit: {exc.failure.describe()}", code=1) from None
+        except Reported as exc:
+            message, code = reported(exc)
+            raise Exit(message, code=code) from None
 
     return wrapper  # type: ignore[return-value]
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from migratekit.checks.rule import Scope, Severity, rules_for
 from migratekit.cli import render
-from migratekit.errors import MigratekitError
+from migratekit.errors import Reported, reported
 from migratekit.model.workspace import Workspace, load_workspace
 
 
@@ -42,9 +42,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not names:
             return 0
         result = audit(workspace, names)
-    except MigratekitError as exc:
-        print(f"migratekit: {exc}", file=sys.stderr)
-        return exc.exit_code
+    except Reported as exc:
+        message, code = reported(exc)
+        print(message, file=sys.stderr)
+        return code
     if args.check == "files":
         codes = {r.code for r in rules_for(Scope.FILES)}
         result = replace(result, findings=tuple(f for f in result.findings if f.code in codes))

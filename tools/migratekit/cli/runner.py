@@ -15,6 +15,7 @@ from pathlib import Path
 from migratekit import __version__, interrupts
 from migratekit.cli import render
 from migratekit.database.apply import apply_service
+from migratekit.errors import Reported, reported
 from migratekit.model.migration import load_migrations
 from migratekit.model.secrets import redact, url_problem
 from migratekit.model.settings import (
@@ -64,8 +65,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         tracking_table=args.tracking_table, lock_timeout=args.lock_timeout, statement_timeout=args.statement_timeout
     )
     run = RunOptions(connect_wait=args.wait, lock_wait=args.lock_wait)
-    with interrupts.handling():
-        result = apply_service(args.dir.resolve().parent.name, args.url, load_migrations(args.dir), settings, run)
+    try:
+        migrations = load_migrations(args.dir)  # a directory mixing formats, an unreadable file: exit 2
+        with interrupts.handling():
+            result = apply_service(args.dir.resolve().parent.name, args.url, migrations, settings, run)
+    except Reported as exc:
+        message, code = reported(exc)
+        print(message, file=sys.stderr)
+        return code
     if args.json:
         print(render.as_json(result))
     else:

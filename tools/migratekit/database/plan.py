@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from migratekit.database.results import Failure
-from migratekit.model.formats import version_key
+from migratekit.model.formats import Format, file_name, version_key
 from migratekit.model.migration import Migration
 
 # Line comments, block comments, whitespace and empty statements from the start of a file. Exact without
@@ -46,6 +46,7 @@ def plan(
 ) -> Plan:
     """Compare files with tracking rows (version -> checksum)."""
     files = {m.version: m for m in migrations}
+    fmt = migrations[0].format if migrations else Format.SEED  # a gone file is named as its service's are
     problems: list[Failure] = []
     rechecksum: list[Migration] = []
     notes: list[str] = []
@@ -55,7 +56,7 @@ def plan(
             problems.append(
                 Failure(
                     "applied, but the file is gone",
-                    file=f"{version}.sql",
+                    file=file_name(version, fmt),
                     hint="restore the file from version control; never delete an applied migration",
                 )
             )

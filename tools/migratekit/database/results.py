@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from migratekit.errors import Reported
+
 
 class Outcome(StrEnum):
     APPLIED = "applied"
@@ -55,12 +57,17 @@ class Failure:
         return "; ".join(parts)
 
 
-class Stopped(Exception):
-    """Raised inside the engine (and by the tracking-table reader) to stop one service with a Failure."""
+class Stopped(Reported):
+    """Raised inside the engine (and by the tracking-table reader) to stop one service with a Failure; a task
+    that meets one outside a run (the server unreachable, the lock held) reports its Failure, exit code 1."""
 
     def __init__(self, failure: Failure):
         super().__init__(failure.message)
         self.failure = failure
+
+    @property
+    def message(self) -> str:
+        return self.failure.describe()
 
 
 @dataclass(frozen=True)

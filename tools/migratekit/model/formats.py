@@ -26,7 +26,8 @@ class Format(StrEnum):
 
 FORMATS = tuple(f.value for f in Format)
 UPDOWN_NAME = re.compile(r"^(?P<number>\d+)_(?P<slug>.+)\.(?P<direction>up|down)\.sql$")
-NUMBERED = re.compile(r"^(?P<number>\d+)_")
+SEED_NAME = re.compile(r"^(?P<number>\d+)_(?P<slug>[a-z0-9]+(?:_[a-z0-9]+)*)\.sql$")  # the seed's convention (MK101)
+_VERSION = re.compile(r"^(?P<number>\d+)(?:_(?P<slug>.*))?$")
 TIMESTAMPS = 10_000_000  # a version this large is a date (20240101120000), not a sequence number
 _DBMATE = re.compile(r"^--\s*migrate:(?P<part>up|down)\b(?P<options>[^\n]*)$", re.MULTILINE)
 _GOOSE = re.compile(r"^--\s*\+goose\s+(?P<part>up|down)\b[^\n]*$", re.MULTILINE | re.IGNORECASE)
@@ -78,15 +79,46 @@ def version_of(name: str, fmt: Format) -> str:
     return name.removesuffix(".up.sql") if fmt is Format.UPDOWN else name.removesuffix(".sql")
 
 
-def number_of(name: str) -> int | None:
-    match = NUMBERED.match(name)
-    return int(match["number"]) if match else None
+@dataclass(frozen=True)
+class Version:
+    """A migration's version, as its tracking row records it, and the number and name it is made of.
+
+    The one parser of versions: files, tracking rows, other tools' histories and git's lists are all read
+    here. Versions compare as numbers (999 before 1000), then by text; an unnumbered one sorts first.
+    """
+
+    text: str  # 001_init (the file name less .sql, or less .up.sql in updown)
+    number: int | None  # 1; None when the version does not start with digits and an underscore
+    slug: str  # init; "" when there is none
+
+    @classmethod
+    def parse(cls, text: str) -> Version:
+        match = _VERSION.match(text)
+        if match is None:
+            return cls(text, None, "")
+        return cls(text, int(match["number"]), match["slug"] or "")
+
+    @classmethod
+    def of_file(cls, name: str) -> Version:
+        """The version of a migration file of any format (`.up.sql`, `.down.sql` or `.sql` dropped)."""
+        for suffix in (".up.sql", ".down.sql", ".sql"):
+            if name.endswith(suffix):
+                return cls.parse(name.removesuffix(suffix))
+        return cls.parse(name)
+
+    @property
+    def key(self) -> tuple[int, str]:
+        return (-1 if self.number is None else self.number, self.text)
 
 
 def version_key(version: str) -> tuple[int, str]:
-    """Versions compare as numbers (999 before 1000), then by name; an unnumbered one sorts first."""
-    match = re.match(r"^(\d+)", version)
-    return (int(match[1]) if match else -1, version)
+    """How tracking rows' versions sort (see Version)."""
+    return Version.parse(version).key
+
+
+def file_name(version: str, fmt: Format) -> str:
+    """The file a version is applied from: the inverse of version_of."""
+    return f"{version}.up.sql" if fmt is Format.UPDOWN else f"{version}.sql"
 
 
 def sections(fmt: Format, text: str) -> Sections:

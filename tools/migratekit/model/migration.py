@@ -3,7 +3,7 @@
 Compatibility with the seed's TypeScript runner is the point of this module: version is the
 file name without `.sql`, the checksum is the first 16 hex digits of SHA-256 over the text
 as UTF-8 (Node's `readFile(..., 'utf-8')` keeps a byte-order mark and turns invalid bytes into
-U+FFFD, and so do we), and files are applied in sorted name order.
+U+FFFD, and so do we), and files are applied in the order of their version numbers (formats.Version), then names.
 """
 
 from __future__ import annotations
@@ -26,14 +26,13 @@ from migratekit.model.formats import (
     Format,
     SectionError,
     Sections,
+    Version,
     format_groups,
     format_of,
-    number_of,
     sections,
     version_of,
 )
 
-NAME = re.compile(r"^(?P<number>\d+)_(?P<slug>[a-z0-9]+(?:_[a-z0-9]+)*)\.sql$")
 HEADER_LINE = re.compile(r"^--\s*(?P<key>[A-Za-z][A-Za-z -]*?)\s*:\s*(?P<value>.*?)\s*$")
 NO_TRANSACTION_DIRECTIVE = "no-transaction"
 BOM = "\ufeff"
@@ -114,16 +113,16 @@ class Migration:
         return version_of(self.path.name, self.format)
 
     @cached_property
+    def parsed_version(self) -> Version:
+        return Version.parse(self.version)
+
+    @property
     def number(self) -> int | None:
-        if self.format is Format.SEED:
-            match = NAME.match(self.filename)
-            return int(match["number"]) if match else None
-        return number_of(self.filename)
+        return self.parsed_version.number
 
     @property
     def description(self) -> str:
-        match = NAME.match(self.filename)
-        return match["slug"].replace("_", " ") if match else self.version
+        return self.parsed_version.slug.replace("_", " ") or self.version
 
     @cached_property
     def text(self) -> str:
@@ -355,7 +354,7 @@ def load_migrations(directory: Path, fmt: str = "auto", mixed: bool = False) -> 
             migrations.append(Migration(directory / name, data, Format.UPDOWN, down))
         else:
             migrations.append(Migration(directory / name, data, formats[name]))
-    return tuple(sorted(migrations, key=lambda m: (m.number if m.number is not None else -1, m.filename)))
+    return tuple(sorted(migrations, key=lambda m: (m.parsed_version.key, m.filename)))
 
 
 def _read(path: str) -> bytes:

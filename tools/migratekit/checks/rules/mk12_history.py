@@ -12,7 +12,7 @@ from functools import partial
 
 from migratekit.checks.rule import Finding, Scope, rules_for
 from migratekit.checks.rule import rule as declare_rule
-from migratekit.model.migration import NAME
+from migratekit.model.formats import Version
 from migratekit.model.selection import git, verify_ref
 from migratekit.model.workspace import Service, Workspace, relative
 
@@ -76,8 +76,8 @@ def clash(h: ServiceHistory) -> Iterable[HistoryHit]:
     Good: this branch adds 005_add_phone.sql
     """
     for change in h.with_status("A"):
-        match = NAME.match(change.name)
-        if match and int(match["number"]) <= h.highest:
+        number = Version.of_file(change.name).number
+        if number is not None and number <= h.highest and not change.name.endswith(".down.sql"):  # a pair: once
             yield change.path, None, f"{change.name} is new, but {h.ref} already has migrations up to {h.highest:03d}"
 
 
@@ -86,7 +86,7 @@ def service_history(ws: Workspace, service: Service, ref: str) -> ServiceHistory
     top = verify_ref(ws.root, ref)
     directory = service.migrations_dir.resolve().relative_to(top).as_posix()
     on_ref = [p for p in git(ws.root, "ls-tree", "-r", "--name-only", ref, "--", directory) if p.endswith(".sql")]
-    numbers = [int(m["number"]) for p in on_ref if (m := NAME.match(p.rsplit("/", 1)[-1]))]
+    numbers = [n for p in on_ref if (n := Version.of_file(p.rsplit("/", 1)[-1]).number) is not None]
     changed = git(ws.root, "diff", "--name-status", "--no-renames", ref, "--", directory)
     untracked = git(ws.root, "ls-files", "--others", "--exclude-standard", "--", directory)
     statuses = [line.split("\t", 1) for line in changed] + [["A", path] for path in untracked]

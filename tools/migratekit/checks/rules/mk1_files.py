@@ -11,8 +11,8 @@ from pathlib import Path
 
 from migratekit.checks.rule import Scope, StaleIgnore
 from migratekit.checks.rule import rule as declare_rule
-from migratekit.model.formats import TIMESTAMPS, Format, format_groups
-from migratekit.model.migration import NAME, Migration, tracking_table_statement
+from migratekit.model.formats import SEED_NAME, TIMESTAMPS, Format, format_groups
+from migratekit.model.migration import Migration, tracking_table_statement
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ def file_name(d: Directory) -> Iterable[FileHit]:
     Good: 004_add_email_column.sql
     """
     for m in d.migrations:
-        if m.format is Format.SEED and not NAME.match(m.filename):
+        if m.format is Format.SEED and not SEED_NAME.match(m.filename):
             yield m.path, None, f"{m.filename} is not NNN_snake_case.sql"
         elif m.format is not Format.SEED and m.number is None:
             shape = "<version>_<name>.up.sql" if m.format is Format.UPDOWN else "<version>_<name>.sql"
@@ -89,12 +89,12 @@ def unpadded(d: Directory) -> Iterable[FileHit]:
     Bad: 9_add_users.sql, 10_add_email.sql
     Good: 009_add_users.sql, 010_add_email.sql
     """
-    matches = [match for m in d.migrations if m.format is Format.SEED and (match := NAME.match(m.filename))]
+    matches = [match for m in d.migrations if m.format is Format.SEED and (match := SEED_NAME.match(m.filename))]
     widths = Counter(len(match["number"]) for match in matches)
     if len(widths) > 1:
         usual = widths.most_common(1)[0][0]
         for m in d.migrations:
-            match = NAME.match(m.filename)
+            match = SEED_NAME.match(m.filename)
             if match and len(match["number"]) != usual:
                 yield m.path, None, f"{m.filename} has {len(match['number'])} digits, the others {usual}"
 
