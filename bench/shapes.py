@@ -49,7 +49,8 @@ from migratekit.model import contract  # noqa: E402
 from migratekit.model.identity import with_database  # noqa: E402
 from migratekit.model.migration import Migration, load_migrations  # noqa: E402
 from migratekit.model.settings import SERVICE_DEFAULTS, RunOptions  # noqa: E402
-from migratekit.model.workspace import Workspace, load_workspace  # noqa: E402
+from migratekit.model.workspace import Workspace  # noqa: E402
+from migratekit.model.workspace_file import load_workspace  # noqa: E402
 
 LONG_ROWS = {
     "migratekit": "migrate-all from empty",

@@ -12,7 +12,7 @@ import pytest
 
 from conftest import REPO, Monorepo, write_tree
 from migratekit.checks.run import audit
-from migratekit.model.workspace import load_workspace
+from migratekit.model.workspace_file import load_workspace
 
 
 def invoke(root: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -13,7 +13,7 @@ import yaml
 
 from conftest import Monorepo, write_tree
 from migratekit.integrations.ci import wave_services
-from migratekit.model.workspace import load_workspace
+from migratekit.model.workspace_file import load_workspace
 
 BIN = Path(sys.executable).parent
 CHECK_JSONSCHEMA = shutil.which("check-jsonschema", path=str(BIN)) or shutil.which("check-jsonschema")

@@ -19,7 +19,7 @@ from migratekit.errors import ConfigError
 from migratekit.model.identity import resolve
 from migratekit.model.migration import load_migrations
 from migratekit.model.secrets import redact
-from migratekit.model.workspace import load_workspace
+from migratekit.model.workspace_file import load_workspace
 
 
 def workspace(tmp_path: Path, yaml_text: str = "version: 1\n", services: tuple[str, ...] = ("auth",)):

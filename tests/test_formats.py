@@ -10,6 +10,7 @@ import pytest
 
 from conftest import Monorepo, write_tree
 from migratekit.database.schema import snapshot
+from migratekit.model.formats import Format
 
 STEPS = [
     ("001_create_a", "CREATE TABLE IF NOT EXISTS a (id int PRIMARY KEY);", "DROP TABLE IF EXISTS a;"),
@@ -298,3 +299,19 @@ def test_a_files_format_is_told_by_its_name_and_its_markers(name: str, text: str
     from migratekit.model.formats import format_of
 
     assert format_of(name, text) == expected
+
+
+@pytest.mark.parametrize("fmt", list(Format))
+def test_every_format_writes_reads_and_names_its_own_files(fmt: Format) -> None:
+    """A format is a closed set handled in one place: one without its writer, detector, sections or names
+    fails here, for every member of Format."""
+    from migratekit.model.formats import Version, file_name, format_of, migration_files, sections, version_of
+
+    files = migration_files(fmt, "002_add_b", "CREATE TABLE IF NOT EXISTS b (id int);", "DROP TABLE IF EXISTS b;")
+    forward = file_name("002_add_b", fmt)
+    assert forward in files
+    assert format_of(forward, files[forward]) is fmt
+    assert version_of(forward, fmt) == "002_add_b"
+    assert Version.of_file(forward) == Version("002_add_b", 2, "add_b")
+    up = sections(fmt, files[forward]).up
+    assert "CREATE TABLE IF NOT EXISTS b" in up and "DROP TABLE" not in up  # a down part never runs forward

@@ -13,7 +13,7 @@ import yaml
 
 from conftest import Monorepo, write_tree
 from migratekit.integrations import k8s
-from migratekit.model.workspace import load_workspace
+from migratekit.model.workspace_file import load_workspace
 
 BIN = Path(sys.executable).parent
 VALIDATE = shutil.which("kubernetes-validate", path=str(BIN)) or shutil.which("kubernetes-validate")

@@ -24,7 +24,7 @@ from conftest import REPO, write_tree
 from migratekit.checks.rule import Finding, Rule, Scope, all_rules
 from migratekit.checks.rules.mk6_across import cross_service_drift
 from migratekit.checks.run import audit
-from migratekit.model.workspace import load_workspace
+from migratekit.model.workspace_file import load_workspace
 
 RULES_DIR = Path(__file__).parent / "rules"
 BASE: dict[str, str] = yaml.safe_load((RULES_DIR / "base.yml").read_text())

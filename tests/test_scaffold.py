@@ -17,7 +17,7 @@ from migratekit.database.apply import apply_service
 from migratekit.database.scratch import docker_unavailable_reason
 from migratekit.errors import ConfigError
 from migratekit.model.migration import load_migrations
-from migratekit.model.workspace import load_workspace
+from migratekit.model.workspace_file import load_workspace
 from migratekit.scaffold import new_migration
 
 

@@ -10,7 +10,8 @@ from conftest import write_tree
 from migratekit.errors import ConfigError
 from migratekit.model.discovery import Layout, infer_layout
 from migratekit.model.graph import critical_paths
-from migratekit.model.workspace import find_root, load_workspace, parallel_groups
+from migratekit.model.workspace import parallel_groups
+from migratekit.model.workspace_file import find_root, load_workspace
 
 
 def repo(tmp_path: Path, services: list[str], workspace: str | None = None) -> Path:

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from migratekit.model.workspace import Service, Workspace, load_workspace
+from migratekit.model.workspace import Service, Workspace
+from migratekit.model.workspace_file import load_workspace
 
 if TYPE_CHECKING:
     from migratekit.database.apply import run_migrations

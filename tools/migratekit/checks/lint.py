@@ -18,9 +18,10 @@ from migratekit.checks.rules import mk1_files
 from migratekit.checks.sql.context import Context, FileState, ServiceFacts
 from migratekit.checks.sql.tree import alter_cmds, bare, comments, constraints, relname, strings
 from migratekit.model.migration import Migration
+from migratekit.model.settings import RULE_CODE_TEXT
 from migratekit.model.workspace import relative
 
-IGNORE = re.compile(r"--\s*migratekit:\s*ignore\s+(MK\d{3}(?:\s*,?\s*MK\d{3})*)", re.IGNORECASE)
+IGNORE = re.compile(rf"--\s*migratekit:\s*ignore\s+({RULE_CODE_TEXT}(?:\s*,?\s*{RULE_CODE_TEXT})*)", re.IGNORECASE)
 
 
 def lint_migrations(
@@ -103,7 +104,7 @@ def _ignores(text: str, statements: Iterable) -> dict[int, dict[str, int]]:
         number = data.count(b"\n", 0, offset) + 1
         target = next((i for i, end in enumerate(ends) if end >= number), None)
         if target is not None:
-            for code in re.findall(r"MK\d{3}", match[1].upper()):
+            for code in re.findall(RULE_CODE_TEXT, match[1].upper()):
                 result[target][code] = number
     return result
 

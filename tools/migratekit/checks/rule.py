@@ -18,6 +18,8 @@ from enum import StrEnum
 from functools import cache
 from typing import Any
 
+from migratekit.model.settings import RULE_CODE
+
 
 class Severity(StrEnum):
     ERROR = "error"
@@ -56,7 +58,6 @@ FAMILIES: dict[Scope, tuple[str, ...]] = {
     Scope.WORKSPACE: ("5",),
     Scope.ACROSS: ("6",),
 }
-RULE_CODE = re.compile(r"^MK[1-6]\d\d$")
 RULE_PACKAGE = "migratekit.checks.rules"  # its modules, mk<family>_<concern>.py, declare every rule
 
 
@@ -128,7 +129,7 @@ def declare(
 ) -> Rule:
     """The Rule for one declaration, or RuleDeclarationError saying what is wrong with it."""
     where = f"{code} ({check.__module__}.{check.__qualname__})"
-    if not RULE_CODE.match(code):
+    if not RULE_CODE.match(code) or not any(code[2] in families for families in FAMILIES.values()):
         raise RuleDeclarationError(f"{where}: a code is MK followed by three digits, family 1-6")
     if code[2] not in FAMILIES[scope]:
         families = ", ".join(f"MK{f}xx" for f in FAMILIES[scope])

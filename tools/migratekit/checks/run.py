@@ -76,7 +76,7 @@ def audit(
 @contextmanager
 def _collector_paused() -> Iterator[None]:
     """Parse trees are plain dicts and lists, never cycles, yet each full collection walked every tree built
-    so far: 15-18% of a cold audit (cProfile, 10,000 files). Forked workers inherit the pause."""
+    so far, a large part of a cold audit of many files. Forked workers inherit the pause."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:

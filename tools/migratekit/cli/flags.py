@@ -12,7 +12,8 @@ from invoke import Exit
 
 from migratekit.errors import ConfigError, Reported, reported
 from migratekit.model.settings import RUN_DEFAULTS
-from migratekit.model.workspace import Workspace, load_workspace
+from migratekit.model.workspace import Workspace
+from migratekit.model.workspace_file import load_workspace
 
 F = TypeVar("F", bound=Callable[..., Any])
 ROOT_HELP = "monorepo root (default: found upwards from the current directory)"

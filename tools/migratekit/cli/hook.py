@@ -16,7 +16,8 @@ from pathlib import Path
 from migratekit.checks.rule import Scope, Severity, rules_for
 from migratekit.cli import render
 from migratekit.errors import Reported, reported
-from migratekit.model.workspace import Workspace, load_workspace
+from migratekit.model.workspace import Workspace
+from migratekit.model.workspace_file import load_workspace
 
 
 def services_of(workspace: Workspace, paths: Sequence[str]) -> list[str]:

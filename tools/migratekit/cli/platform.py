@@ -9,7 +9,7 @@ from invoke import Context, task
 from migratekit.cli import render
 from migratekit.cli.flags import ROOT_HELP, user_errors, workspace_at
 from migratekit.model.identity import resolve
-from migratekit.model.workspace import find_root
+from migratekit.model.workspace_file import find_root
 
 
 @task(help={"root": ROOT_HELP, "json": "print JSON instead of text"})

@@ -46,7 +46,7 @@ def to_data(value: Any) -> Any:
 
 @functools.cache
 def _shown(cls: type) -> tuple[str, ...]:
-    """A dataclass's fields that its repr shows: asked once per class (10,000 results took 27 ms, 15 ms now)."""
+    """A dataclass's fields that its repr shows: asked once per class, not once per result."""
     return tuple(f.name for f in dataclasses.fields(cls) if f.repr)
 
 

@@ -45,8 +45,8 @@ def refuse_shared_tracking_tables(workspace: Workspace, names: set[str]) -> None
 
 
 def _files(directory: Path) -> int:
-    """How many migration files a service has: its weight on the critical path (no Path per file: 10,000 files
-    took 40 ms with glob)."""
+    """How many migration files a service has: its weight on the critical path (counted by name, without a
+    Path per file)."""
     try:
         return sum(1 for entry in os.scandir(directory) if entry.name.endswith(".sql"))
     except OSError:

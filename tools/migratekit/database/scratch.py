@@ -21,9 +21,9 @@ from migratekit.database.embedded import Embedded, create_database, drop_databas
 from migratekit.errors import MigratekitError
 from migratekit.model.identity import with_database
 from migratekit.model.secrets import redact
+from migratekit.model.settings import POSTGRES_IMAGE
 
 SCRATCH_ENV = "MIGRATEKIT_SCRATCH_URL"
-CONTAINER_IMAGE = "postgres:16-alpine"
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ def _container_server() -> str:
     if _container_url is None:
         from testcontainers.postgres import PostgresContainer  # type: ignore[import-untyped]
 
-        container = PostgresContainer(CONTAINER_IMAGE, driver=None)
+        container = PostgresContainer(POSTGRES_IMAGE, driver=None)
         container.start()
         atexit.register(container.stop)
         _container_url = container.get_connection_url()

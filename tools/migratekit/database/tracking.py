@@ -151,8 +151,8 @@ SHAPED_ROWS = "SELECT version, checksum FROM {} WHERE pg_catalog.num_nulls(appli
 def first_look(conn: psycopg.Connection, tracking_table: str) -> dict[str, str] | None:
     """`recorded` in one query when the table is there (an up-to-date run's only query per database).
 
-    A fresh backend's first catalog lookup is most of a query's cost: `state` and then the rows
-    took 1.5 ms a database, this 0.6 ms. A missing table (never migrated; the server logs that
+    A fresh backend's first catalog lookup is most of a query's cost, so one query instead of
+    `state` and then the rows. A missing table (never migrated; the server logs that
     one error) or a missing column falls back to `recorded`, which says whose table it is.
     """
     from psycopg import errors, sql

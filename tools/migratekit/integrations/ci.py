@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from migratekit.model.settings import POSTGRES_IMAGE
 from migratekit.model.workspace import Workspace
 
 PYTHON = "3.11"
-POSTGRES_IMAGE = "postgres:16"
 
 
 def github_workflow(workspace: Workspace, install: str) -> dict[str, Any]:

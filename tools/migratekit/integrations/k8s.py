@@ -9,26 +9,21 @@ migrate`), the database URL from a Secret (never a literal), `backoffLimit: 0`,
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
+from migratekit.model.settings import duration_seconds
 from migratekit.model.workspace import Service, Workspace
 
 PART_OF = "migratekit"
 WAVE_LABEL = "migratekit.dev/wave"
 SERVICE_LABEL = "migratekit.dev/service"
-_DURATION = re.compile(r"^(\d+)\s*(us|ms|s|min|h|d)?$")
-_SECONDS = {"us": 1e-6, "ms": 1e-3, "s": 1, "min": 60, "h": 3600, "d": 86400, None: 1e-3}  # bare: milliseconds
 MARGIN_SECONDS = 120  # pulling the image and connecting, beyond the longest statement
 
 
 def seconds(duration: str) -> int:
     """A PostgreSQL duration (5s, 5min, 500ms; bare numbers are milliseconds) in whole seconds."""
-    match = _DURATION.match(duration.strip())
-    if match is None:
-        raise ValueError(f"not a duration: {duration!r}")
-    return max(1, int(int(match[1]) * _SECONDS[match[2]]))
+    return max(1, int(duration_seconds(duration)))
 
 
 def command(service: Service) -> list[str]:

@@ -18,6 +18,7 @@ from pathlib import Path
 from dockerfile_parse import DockerfileParser
 from dockerfile_parse.util import WordSplitter
 
+from migratekit.model.settings import MIGRATIONS
 from migratekit.model.workspace import relative
 
 
@@ -107,7 +108,7 @@ def analyse(
     # Build context: the repository root when the Dockerfile names paths like services/<name>/...
     copies_service_paths = any(i["instruction"] in ("COPY", "ADD") and service_rel in i["value"] for i in instructions)
     context = build.context if build else root if copies_service_paths else service_dir
-    migrations_rel = relative(context, migrations_dir or service_dir / "migrations")
+    migrations_rel = relative(context, migrations_dir or service_dir / MIGRATIONS)
     stages: list[Stage] = []
     context_copies: list[tuple[str, int]] = []
     runs: list[tuple[str, int]] = []

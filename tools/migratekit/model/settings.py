@@ -13,10 +13,20 @@ from dataclasses import dataclass
 WORKSPACE_FILE = "workspace.yaml"
 SERVICES_DIR = "services"  # discovery looks for <services_dir>/*/migrations
 MIGRATIONS = "migrations"  # the seed's layout: a service's migrations directory, relative to the service
-POSTGRES_IMAGE = "postgres:16-alpine"  # CI's service container and the throwaway databases' container
+POSTGRES_IMAGE = "postgres:16"  # CI's service container and the throwaway databases' container: one server
 CONTAINER_CONNECT_WAIT = 30.0  # `python -m migratekit migrate`'s --wait: a container starts beside its database
 DURATION = re.compile(r"^(?P<amount>\d+)\s*(?P<unit>us|ms|s|min|h|d)?$")  # PostgreSQL's, for the two timeouts
-RULE_CODE = re.compile(r"^MK[1-6]\d\d$")  # a rule's code: MK, its family 1-6, two digits
+_UNIT_SECONDS = {"us": 1e-6, "ms": 1e-3, "s": 1, "min": 60, "h": 3600, "d": 86400, None: 1e-3}  # bare: milliseconds
+RULE_CODE_TEXT = r"MK\d{3}"  # what a rule's code looks like, wherever it is written (an ignore, a flag)
+RULE_CODE = re.compile(rf"^{RULE_CODE_TEXT}$")
+
+
+def duration_seconds(duration: str) -> float:
+    """A PostgreSQL duration (5s, 5min, 500ms; a bare number is milliseconds) in seconds; ValueError if not one."""
+    match = DURATION.match(duration.strip())
+    if match is None:
+        raise ValueError(f"not a duration: {duration!r}")
+    return int(match["amount"]) * _UNIT_SECONDS[match["unit"]]
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,7 @@
-"""The monorepo model: workspace.yaml, the services found on disk, and their dependency graph.
+"""The monorepo model: its services, where their migrations are, and their dependency graph.
 
-workspace.yaml is optional; without it every directory below `<services_dir>` holding migrations
-in a known layout (discovery.LAYOUTS) is a service with the defaults. Validation is strict because
-a typo in a deploy tool's config (`depends-on` for `depends_on`) must fail loudly, not reorder runs.
+A Workspace is built from workspace.yaml and the services found on disk by workspace_file; here it is
+plain data and the questions every command asks of it (order, waves, dependencies, a service by name).
 """
 
 from __future__ import annotations
@@ -13,37 +12,22 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from migratekit.errors import ConfigError
-from migratekit.model.contract import MAX_TRACKING_NAME
-from migratekit.model.discovery import LAYOUTS, base_of, discover, guess_language, migration_dirs
-from migratekit.model.formats import FORMATS
+from migratekit.model.discovery import LAYOUTS, migration_dirs
 from migratekit.model.graph import closure, dependency_sorter, parallel_groups
 from migratekit.model.migration import Migration, load_migrations
 from migratekit.model.settings import (
-    DURATION,
     MIGRATIONS,
-    RULE_CODE,
     SERVICE_DEFAULTS,
-    SERVICE_SETTINGS,
-    SERVICES_DIR,
     WORKSPACE_FILE,
     ServiceSettings,
 )
-from migratekit.model.workspace_file import Checker, read_yaml
 
 STATE_DIR = ".migratekit"  # the embedded cluster, locks: local state, never committed
 SERVICE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 QUALIFIED_TABLE = re.compile(r"^(?:[a-z_][a-z0-9_]{0,62}\.)?[a-z_][a-z0-9_]{0,62}$")
-FORMAT_NAME = re.compile(rf"^(?:auto|{'|'.join(FORMATS)})$")
 LANGUAGES = ("typescript", "javascript", "python", "go", "java", "rust", "sql", "unknown")
-
-TOP_KEYS = {"version", "services_dir", "defaults", "services", "environments"}
-DEFAULT_KEYS = {*SERVICE_SETTINGS, "migrations"}  # migrations: unset, the first layout found on disk
-SERVICE_KEYS = DEFAULT_KEYS | {"language", "depends_on", "database", "ignore", "gaps", "create_database"}
-
-BUILTIN_DEFAULTS: dict[str, str] = {key: getattr(SERVICE_DEFAULTS, key) for key in SERVICE_SETTINGS}
 
 
 @dataclass(frozen=True)
@@ -140,232 +124,6 @@ class Workspace:
         except KeyError:
             known = ", ".join(self.services) or "none"
             raise ConfigError(f"unknown service {name!r}; the services are: {known}") from None
-
-
-def find_root(start: Path | None = None) -> Path:
-    """The monorepo root for `start` (default: the current directory).
-
-    The nearest directory upwards holding workspace.yaml, else the nearest holding `services/`
-    or `.git`, else `start` itself; so tasks work from any sub-directory of a checkout.
-    """
-    here = (start or Path.cwd()).resolve()
-    for marker in (WORKSPACE_FILE, SERVICES_DIR, ".git"):
-        for candidate in (here, *here.parents):
-            if (candidate / marker).exists():
-                return candidate
-    return here
-
-
-def load_workspace(root: Path | str | None = None) -> Workspace:
-    """Read workspace.yaml (if any) under `root` and discover the services on disk."""
-    if root is not None and not Path(root).is_dir():
-        raise ConfigError(f"--root {root}: no such directory; pass the monorepo's root")
-    root = find_root() if root is None else Path(root).resolve()
-    config_path: Path | None = root / WORKSPACE_FILE
-    raw: dict[str, Any] = {}
-    lines: dict[tuple[str, ...], int] = {}
-    if config_path is not None and config_path.is_file():
-        raw, lines = read_yaml(config_path)
-    else:
-        config_path = None
-    return build_workspace(root, raw, lines, config_path)
-
-
-def build_workspace(
-    root: Path, raw: dict[str, Any], lines: dict[tuple[str, ...], int], config_path: Path | None
-) -> Workspace:
-    """Validate parsed workspace.yaml data against the services on disk (pure apart from listing dirs)."""
-    check = Checker(config_path, lines)
-    top = check.mapping(raw, (), TOP_KEYS)
-    version = top.get("version", 1)
-    if version != 1:
-        raise check.fail(("version",), f"unsupported version {version!r}; this migratekit reads version 1")
-    services_dir, patterns = _services_dir(check, root, top.get("services_dir", SERVICES_DIR))
-
-    defaults = dict(BUILTIN_DEFAULTS)
-    for key, value in check.mapping(top.get("defaults"), ("defaults",), DEFAULT_KEYS).items():
-        defaults[key] = _setting(check, ("defaults", key), key, value)
-
-    raw_services = top.get("services")
-    names = {str(k) for k in raw_services} if isinstance(raw_services, dict) else set()
-    declared = check.mapping(raw_services, ("services",), names)
-    try:
-        on_disk = discover(
-            root, services_dir, patterns, (defaults["migrations"],) if "migrations" in defaults else LAYOUTS
-        )
-    except ConfigError as exc:
-        raise check.fail(("services_dir",), str(exc)) from None
-
-    services = {
-        name: _service(check, root, on_disk.get(name, (services_dir / name, None)), name, declared, defaults)
-        for name in sorted(set(declared) | set(on_disk))
-    }
-    for name in declared:
-        if not services[name].migrations_dir.is_dir():
-            raise check.fail(
-                ("services", name),
-                f"declared, but {relative(root, services[name].migrations_dir)} does not exist; "
-                "create it (invoke new-service), set migrations: to where its migrations are, or remove the entry",
-            )
-    readers: dict[str, str] = {}
-    for name, svc in services.items():
-        other = readers.setdefault(svc.settings.database_url_env, name)
-        if other != name:
-            raise check.fail(
-                ("services", name),
-                f"{other} and {name} both read ${svc.settings.database_url_env}, so they would share one database "
-                "unknowingly; rename one, or give one its own database_url_env",
-            )
-    for name, svc in services.items():
-        for dep in svc.depends_on:
-            if dep == name:
-                raise check.fail(("services", name, "depends_on"), f"{name} depends on itself; remove it")
-            if dep not in services:
-                raise check.fail(
-                    ("services", name, "depends_on"),
-                    f"{name} depends on unknown service {dep!r}; known: {', '.join(services)}",
-                )
-    environments = {}
-    for env, template in check.mapping(
-        top.get("environments"), ("environments",), set(top.get("environments") or ())
-    ).items():
-        environments[env] = _setting(check, ("environments", env), "database_url_env", template)
-    workspace = Workspace(
-        root=root,
-        config_path=config_path,
-        services_dir=services_dir,
-        services=services,
-        environments=environments,
-        migrations=defaults.get("migrations", MIGRATIONS),
-    )
-    workspace.groups()  # raises on a cycle, naming it
-    return workspace
-
-
-def _services_dir(check: Checker, root: Path, raw: Any) -> tuple[Path, list[str] | None]:
-    """`services_dir`: one directory (the default layout below it) or a list of glob patterns."""
-    patterns = raw if isinstance(raw, list) else None
-    if patterns is not None and not all(isinstance(p, str) and p for p in patterns):
-        raise check.fail(("services_dir",), "must be a directory or a list of glob patterns such as ['services/*']")
-    name = base_of(patterns[0]) if patterns else check.string(raw, ("services_dir",))
-    for given in patterns or [name]:
-        if ".." in Path(given).parts or Path(given).is_absolute():
-            raise check.fail(("services_dir",), f"{given!r} points outside the repository")
-    services_dir = (root / name).resolve()
-    if not services_dir.is_relative_to(root):
-        raise check.fail(("services_dir",), f"{name!r} points outside the repository")
-    return services_dir, patterns
-
-
-def _service(
-    check: Checker,
-    root: Path,
-    found: tuple[Path, str | None],
-    name: str,
-    declared: dict[str, Any],
-    defaults: dict[str, str],
-) -> Service:
-    """One service from its entry (if declared), the defaults and its layout on disk; bad values name their line."""
-    where = ("services", name)
-    if not SERVICE_NAME.match(name):
-        raise check.fail(where, "a service name is lower-case letters, digits, '-' and '_', starting with a letter")
-    entry = check.mapping(declared.get(name), where, SERVICE_KEYS)
-    path, layout = found
-    key = (*where, "migrations")
-    if "migrations" in entry:
-        layout = _migrations_setting(check, key, entry["migrations"])
-    migrations = layout or defaults.get("migrations", MIGRATIONS)
-    if migrations != MIGRATIONS and not (path / migrations).resolve().is_relative_to(root):  # `..`, a linked db/
-        raise check.fail(key, f"{migrations!r} points outside the repository")
-    for candidate in (path, path / migrations):
-        if candidate.is_symlink() and not candidate.resolve().is_relative_to(root):
-            raise check.fail(
-                where,
-                f"{candidate.relative_to(root)} is a symbolic link to {candidate.resolve()}, outside the "
-                "repository; migrations must live in it (copy them in, or use a git submodule)",
-            )
-    settings = {k: _setting(check, (*where, k), k, entry[k]) if k in entry else defaults[k] for k in SERVICE_SETTINGS}
-    depends = entry.get("depends_on", [])
-    if not isinstance(depends, list) or not all(isinstance(d, str) for d in depends):
-        raise check.fail((*where, "depends_on"), "must be a list of service names")
-    ignore = entry.get("ignore", [])
-    if not isinstance(ignore, list) or not all(isinstance(c, str) and RULE_CODE.match(c) for c in ignore):
-        raise check.fail((*where, "ignore"), "must be a list of rule codes such as [MK103, MK302]")
-    language = entry.get("language") or guess_language(path)
-    if language not in LANGUAGES:
-        raise check.fail((*where, "language"), f"unknown language {language!r}; one of {', '.join(LANGUAGES)}")
-    database = check.string(
-        entry.get("database", name),
-        (*where, "database"),
-        SERVICE_NAME,
-        "a database name is lower-case letters, digits, '-' and '_'",
-    )
-    return Service(
-        name=name,
-        path=path,
-        language=language,
-        depends_on=tuple(depends),
-        database=database,
-        declared=name in declared,
-        settings=ServiceSettings(
-            database_url_env=settings["database_url_env"].replace("{SERVICE}", env_name(name)),
-            tracking_table=settings["tracking_table"],
-            lock_timeout=settings["lock_timeout"],
-            statement_timeout=settings["statement_timeout"],
-            format=settings["format"],
-            migrations=migrations,
-            gaps=_gaps(check, (*where, "gaps"), entry.get("gaps", SERVICE_DEFAULTS.gaps)),
-            create_database=_flag(
-                check, (*where, "create_database"), entry.get("create_database", SERVICE_DEFAULTS.create_database)
-            ),
-        ),
-        ignore=tuple(ignore),
-    )
-
-
-def _flag(check: Checker, key: tuple[str, ...], value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise check.fail(key, f"{value!r}: use true or false")
-    return value
-
-
-def _gaps(check: Checker, key: tuple[str, ...], value: Any) -> str:
-    if value not in ("check", "allow"):
-        raise check.fail(key, f"{value!r}: use allow (numbered sparsely on purpose) or check (the default)")
-    return str(value)
-
-
-def _setting(check: Checker, key: tuple[str, ...], name: str, value: Any) -> str:
-    if name in ("lock_timeout", "statement_timeout"):
-        if isinstance(value, int) and not isinstance(value, bool):
-            value = f"{value}ms"
-        return check.string(value, key, DURATION, "use a PostgreSQL duration such as 500ms, 5s, 5min")
-    if name == "format":
-        return check.string(value, key, FORMAT_NAME, f"use auto or one of {', '.join(FORMATS)}")
-    if name == "tracking_table":
-        table = check.string(value, key, QUALIFIED_TABLE, "use table or schema.table in lower case")
-        if len(table.rsplit(".", 1)[-1]) > MAX_TRACKING_NAME:  # idx_<name>_applied_at must fit 63 characters
-            raise check.fail(
-                key,
-                f"{table!r}: a table name over {MAX_TRACKING_NAME} characters makes its index name "
-                f"idx_<name>_applied_at longer than PostgreSQL's 63, which it would silently truncate; "
-                "use a shorter name",
-            )
-        return table
-    if name == "migrations":  # in defaults: every service's, checked against each service's directory later
-        return _migrations_setting(check, key, value)
-    text = check.string(value, key)
-    if name == "database_url_env" and not re.match(r"^[A-Za-z_{}][A-Za-z0-9_{}]*$", text):
-        raise check.fail(key, f"{text!r} is not an environment variable name ({{SERVICE}} is replaced)")
-    return text
-
-
-def _migrations_setting(check: Checker, key: tuple[str, ...], value: Any) -> str:
-    """A `migrations:` directory, relative to the service's (db/migrations); _service keeps it in the repository."""
-    text = check.string(value, key)
-    if text.startswith("/") or "\\" in text:
-        raise check.fail(key, f"{value!r}: give the directory relative to the service, with '/' (db/migrations)")
-    return text.rstrip("/") or "."
 
 
 def relative(root: Path, path: Path) -> str:

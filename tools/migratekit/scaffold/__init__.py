@@ -22,6 +22,7 @@ from pathlib import Path
 from migratekit.errors import ConfigError
 from migratekit.model.formats import FORMATS, TIMESTAMPS, Format, migration_files
 from migratekit.model.migration import Migration
+from migratekit.model.settings import MIGRATIONS
 from migratekit.model.workspace import SERVICE_NAME, Workspace, env_name, state_dir
 from migratekit.scaffold.workspace_yaml import declare, entry
 
@@ -88,7 +89,7 @@ def new_service(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     try:
-        seed_layout = {"migrations": "migrations"} if workspace.migrations != "migrations" else {}  # not the default's
+        seed_layout = {"migrations": MIGRATIONS} if workspace.migrations != MIGRATIONS else {}  # not the default's
         declare(workspace, {name: entry(language, depends_on, **seed_layout)})
     except BaseException:
         shutil.rmtree(target, ignore_errors=True)
@@ -98,13 +99,13 @@ def new_service(
 
 def _reshape_init(service: Path, fmt: Format) -> list[str]:
     """001_init.sql in another tool's format, with a down part that undoes it (the tracking table stays)."""
-    init = service / "migrations" / "001_init.sql"
+    init = service / MIGRATIONS / "001_init.sql"
     up = init.read_text()
     init.unlink()
     down = "DROP FUNCTION IF EXISTS update_updated_at_column();\n"
     files = migration_files(fmt, "001_init", up, down)
     for name, text in files.items():
-        (service / "migrations" / name).write_text(text)
+        (service / MIGRATIONS / name).write_text(text)
     return [f"migrations/{name}" for name in files]
 
 

@@ -20,8 +20,9 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from migratekit.errors import ConfigError
 from migratekit.model.discovery import Layout, infer_layout, migration_dirs
 from migratekit.model.formats import Format
-from migratekit.model.settings import WORKSPACE_FILE
-from migratekit.model.workspace import Service, Workspace, build_workspace
+from migratekit.model.settings import MIGRATIONS, WORKSPACE_FILE
+from migratekit.model.workspace import Service, Workspace
+from migratekit.model.workspace_file import build_workspace
 
 HEADER = (
     "The services of this monorepo, their databases and the order they migrate in (written by invoke init).\n"
@@ -50,7 +51,7 @@ def init_workspace(workspace: Workspace, update: bool = False) -> Declared:
         layout = infer_layout(migration_dirs(workspace.root))
         if layout is not None:
             top = {"services_dir": layout.services_dir}
-            if layout.migrations != "migrations":
+            if layout.migrations != MIGRATIONS:
                 top["defaults"] = {"migrations": layout.migrations}
             try:
                 workspace = build_workspace(workspace.root, {"version": 1, **top}, {}, None)
@@ -61,7 +62,7 @@ def init_workspace(workspace: Workspace, update: bool = False) -> Declared:
                     f"nothing was written: declare the services in {WORKSPACE_FILE} by hand"
                 ) from None
     workspace.require_services()
-    default = layout.migrations if layout else "migrations"
+    default = layout.migrations if layout else MIGRATIONS
     names = [n for n in workspace.order() if not workspace.services[n].declared or not path.exists()]
     counts = {n: _formats(workspace.services[n]) for n in names}
     entries = {n: _detected(workspace.services[n], default, counts[n]) for n in names}
@@ -73,7 +74,7 @@ def declare(
     workspace: Workspace,
     entries: dict[str, CommentedMap],
     top: Mapping[str, Any] | None = None,
-    default: str = "migrations",
+    default: str = MIGRATIONS,
 ) -> list[str]:
     """Add `entries` under services: in workspace.yaml (created when absent, with every service on disk)."""
     path = workspace.root / WORKSPACE_FILE
@@ -117,7 +118,7 @@ def _formats(service: Service) -> Counter[Format]:
     return Counter(m.format for m in service.load_migrations(mixed=True))
 
 
-def _detected(service: Service, default: str = "migrations", counts: Counter[Format] | None = None) -> CommentedMap:
+def _detected(service: Service, default: str = MIGRATIONS, counts: Counter[Format] | None = None) -> CommentedMap:
     counts = _formats(service) if counts is None else counts
     fmt = max(counts, key=lambda f: (counts[f], f is Format.SEED)) if counts else Format.SEED
     settings: dict[str, str] = {}

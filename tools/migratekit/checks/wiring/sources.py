@@ -378,7 +378,7 @@ def code_only(path: Path, text: str) -> str:
 
 def service_files(directory: Path) -> Iterator[Path]:
     """The files the wiring audit may read: sources, manifests, build and start files (never a .sql file, never
-    a vendored or built directory: an audit of 10,000 migrations does not stat them)."""
+    a vendored or built directory: however many migrations a service has, none is stat-ed here)."""
     with os.scandir(directory) as entries:
         for entry in entries:
             if entry.is_dir(follow_symlinks=False):

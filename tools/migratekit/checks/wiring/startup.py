@@ -18,6 +18,7 @@ from pathlib import Path
 
 from migratekit.checks.wiring.shell import Command, parse_script
 from migratekit.checks.wiring.sources import Call, Program, is_listen_call, is_migration_call
+from migratekit.model.settings import MIGRATIONS
 
 SHELLS = {"sh", "bash", "ash", "dash", "zsh"}
 WRAPPERS = {"exec", "dumb-init", "tini", "nohup", "time", "npx", "bunx", "env", "--"}
@@ -86,7 +87,7 @@ class Tree:
 
     @property
     def migrations(self) -> Path:
-        return self.migrations_at or self.directory / "migrations"
+        return self.migrations_at or self.directory / MIGRATIONS
 
     def find(self, written: str) -> Path | None:
         """The service file a path in a command means: `/app/dist/migrate.js` -> src/migrate.ts."""
