@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from migratekit.checks.lint import lint_migrations
 from migratekit.checks.rule import RuleDeclarationError, Scope, declare, rule
+from migratekit.checks.run import lint_migrations
 from migratekit.model.migration import load_migrations
 
 INIT = """-- Migration: 001_init

@@ -22,8 +22,7 @@ import yaml
 
 from conftest import REPO, write_tree
 from migratekit.checks.rule import Finding, Rule, Scope, all_rules
-from migratekit.checks.rules.mk6_across import cross_service_drift
-from migratekit.checks.run import audit
+from migratekit.checks.run import across_services, audit
 from migratekit.model.workspace_file import load_workspace
 
 RULES_DIR = Path(__file__).parent / "rules"
@@ -63,7 +62,7 @@ def run_case(root: Path, rule: Rule, case: dict[str, Any]) -> list[Finding]:
         write_tree(root, {CASE_PATH: f"-- Migration: 002_case\n{case['sql']}"})
     workspace = load_workspace(root)
     if rule.scope is Scope.ACROSS:
-        return cross_service_drift(workspace)
+        return across_services(workspace)
     return list(audit(workspace, changed_since=ref, environ=case.get("env", {})).findings)
 
 

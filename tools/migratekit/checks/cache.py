@@ -34,7 +34,7 @@ def _code_version() -> str:
     package = Path(__file__).resolve().parents[1]
     digest = hashlib.sha256(__version__.encode())
     checks, model = package / "checks", package / "model"
-    lint = [checks / "lint.py", checks / "rule.py", *checks.glob("sql/*.py"), *checks.glob("rules/mk[123]*.py")]
+    lint = [checks / "run.py", checks / "rule.py", *checks.glob("sql/*.py"), *checks.glob("rules/mk[123]*.py")]
     for source in sorted([*lint, model / "migration.py", model / "formats.py"]):
         digest.update(source.read_bytes())
     spec = importlib.util.find_spec("pglast")

@@ -27,15 +27,15 @@ class Severity(StrEnum):
 
 
 class Scope(StrEnum):
-    """What a rule inspects; each scope's runner calls `check` with one input and reads its hits.
+    """What a rule inspects; checks.run hands each scope's rules their input and turns every hit into a Finding.
 
-    statement  check(Context, node)                  -> (line | None, message | None)        checks.lint
-    files      check(Directory)                      -> (path, line | None, message | None)  checks.lint
-    ignores    check(Iterable[StaleIgnore])          -> (service, path, line, message)       checks.lint, checks.run
-    history    check(ServiceHistory)                 -> (path, line | None, message)         checks.rules.mk12_history
-    wiring     check(Wiring)                         -> (path, line | None, message | None)  checks.rules.mk4_wiring
-    workspace  check(Workspace, environ)             -> (service, path, line, message)       checks.run
-    across     check(Workspace)                      -> (service, path, line, message)       checks.rules.mk6_across
+    statement  check(Context, node)          -> (line | None, message | None)
+    files      check(Directory)              -> (path, line | None, message | None)
+    ignores    check(Iterable[StaleIgnore])  -> (service, path, line, message)
+    history    check(ServiceHistory)         -> (path, line | None, message)
+    wiring     check(Wiring)                 -> (path, line | None, message | None)
+    workspace  check(Workspace, environ)     -> (service, path, line, message)
+    across     check(Workspace)              -> (service, path, line, message)
     """
 
     STATEMENT = "statement"

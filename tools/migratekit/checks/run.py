@@ -1,21 +1,33 @@
-"""`invoke audit`: every rule over every selected service, then the workspace, then the ignores."""
+"""Every rule, run: `invoke audit` over every selected service, then the workspace, then the ignores; and
+`findings_of`, the one place a rule's hit becomes a Finding, whatever the rule's scope.
+
+A scope's rules are handed their input (a service's migrations, one statement, its wiring, git's history,
+the whole workspace) and yield hits: (path, line, message) for one service's scopes, (service, path, line,
+message) for the workspace's. Each hit becomes one Finding here, with the rule's code, severity and hint.
+"""
 
 from __future__ import annotations
 
+import functools
 import gc
 import multiprocessing
 import os
+from collections import defaultdict
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from migratekit.checks import cache
-from migratekit.checks.lint import lint_migrations
-from migratekit.checks.rule import Finding, Scope, Severity, rules_for
-from migratekit.checks.rules import mk4_wiring, mk5_workspace, mk12_history
+from migratekit.checks.rule import Finding, Rule, Scope, Severity, StaleIgnore, rules_for
+from migratekit.checks.rules import mk1_files, mk5_workspace, mk12_history
+from migratekit.checks.sql.context import Context, FileState, ServiceFacts
+from migratekit.checks.sql.statements import advance, ignore_comments, service_facts
 from migratekit.checks.wiring import deploy
+from migratekit.checks.wiring.collect import collect
+from migratekit.model.migration import Migration
 from migratekit.model.selection import select
 from migratekit.model.workspace import Workspace, relative
 
@@ -51,11 +63,10 @@ def audit(
     with _collector_paused():
         found: list[Finding] = [f for each in _map_services(workspace, order, use_cache, repo) for f in each]
     if changed_since:
-        found += mk12_history.history_findings(workspace, [workspace.services[n] for n in order], changed_since)
-    for workspace_rule in rules_for(Scope.WORKSPACE):
-        for service_name, path, line, message in workspace_rule.check(workspace, env):
-            if service_name is None or service_name in selected:
-                found.append(workspace_rule.finding(service_name, path, line, message))
+        for service in (workspace.services[n] for n in order):
+            history = mk12_history.service_history(workspace, service, changed_since)
+            found += findings_of(Scope.HISTORY, history, service=service.name)
+    found += [f for f in findings_of(Scope.WORKSPACE, workspace, env) if f.service is None or f.service in selected]
 
     kept, used = [], set()
     for finding in found:
@@ -66,7 +77,7 @@ def audit(
             kept.append(finding)
     stale = [s for s in mk5_workspace.stale_service_ignores(workspace, used) if s.service in selected]
     if stale:
-        kept += [r.finding(*hit) for r in rules_for(Scope.IGNORES) for hit in r.check(stale)]
+        kept += findings_of(Scope.IGNORES, stale)
 
     rank = {name: i for i, name in enumerate(workspace.order())}
     kept.sort(key=lambda f: (rank.get(f.service or "", -1), f.path or "", f.line or 0, f.code))
@@ -113,7 +124,7 @@ def audit_service(
         for stored in (entry, quick):
             if stored:
                 cache.store(workspace.root, stored, findings)
-    return findings + mk4_wiring.audit_wiring(service, workspace.root, repo)
+    return findings + findings_of(Scope.WIRING, collect(service, workspace.root, repo), service=name)
 
 
 def _map_services(
@@ -127,3 +138,80 @@ def _map_services(
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
         arguments = [workspace] * len(names), names, [use_cache] * len(names), [repo] * len(names)
         return list(pool.map(audit_service, *arguments, chunksize=chunk))
+
+
+def findings_of(scope: Scope, *subject: Any, service: str | None = None, root: Path | None = None) -> list[Finding]:
+    """Every rule of `scope` over `subject`, each hit a Finding. With `service`, hits are (path, line, message)
+    of that service; without, (service, path, line, message). A path given as a Path is shown from `root`."""
+    found = []
+    for declared in rules_for(scope):
+        for hit in declared.check(*subject):
+            owner, path, line, message = (service, *hit) if service is not None else hit
+            if isinstance(path, Path) and root is not None:
+                path = relative(root, path)
+            found.append(declared.finding(owner, path, line, message))
+    return found
+
+
+def across_services(workspace: Workspace) -> list[Finding]:
+    """Every MK6xx finding (drift across services), rule by rule: what `invoke drift` adds to a database's."""
+    return findings_of(Scope.ACROSS, workspace)
+
+
+def lint_migrations(
+    service: str,
+    directory: Path,
+    migrations: tuple[Migration, ...],
+    root: Path,
+    tracking_table: str,
+    gaps_allowed: bool = False,
+) -> list[Finding]:
+    """Every MK1xx, MK2xx and MK3xx finding for one service's migrations directory."""
+
+    d = mk1_files.Directory(service, directory, migrations, tracking_table, gaps_allowed)
+    findings = findings_of(Scope.FILES, d, service=service, root=root)
+    parsed = [m for m in migrations if m.syntax_error is None]
+    facts = service_facts(parsed)
+    where = relative(root, directory)
+    for migration in parsed:
+        findings.extend(lint_file(service, f"{where}/{migration.filename}", migration, facts))
+    return findings
+
+
+@functools.cache
+def _by_kind() -> dict[str, tuple[Rule, ...]]:
+    """Statement rules by the node types they read ("*": every statement)."""
+    by_kind: dict[str, list[Rule]] = defaultdict(list)
+    for statement_rule in rules_for(Scope.STATEMENT):
+        for kind in statement_rule.kinds:
+            by_kind[kind].append(statement_rule)
+    return {kind: tuple(rules) for kind, rules in by_kind.items()}
+
+
+def lint_file(service: str, path: str, migration: Migration, facts: ServiceFacts) -> list[Finding]:
+    statements = migration.statements
+    ignores = ignore_comments(migration.text, statements)
+    used: set[tuple[int, str]] = set()
+    state = FileState()
+    findings = []
+    by_kind = _by_kind()
+    for index, statement in enumerate(statements):
+        ctx = Context(migration, statement, state, facts)
+        silenced = ignores.get(index, {})
+        for statement_rule in (*by_kind.get(statement.kind, ()), *by_kind.get("*", ())):
+            for line, message in statement_rule.check(ctx, statement.node):
+                code = statement_rule.code
+                if code in silenced:
+                    used.add((silenced[code], code))
+                    continue
+                findings.append(statement_rule.finding(service, path, line or statement.line, message))
+        advance(state, statement.kind, statement.node)
+    stale = [
+        StaleIgnore(True, service, path, line, code)
+        for codes in ignores.values()
+        for code, line in codes.items()
+        if (line, code) not in used
+    ]
+    if stale:
+        findings += findings_of(Scope.IGNORES, stale)
+    return findings

@@ -286,7 +286,7 @@ def drift(
     """Report what differs between migration files, databases and services; changes nothing."""
     import os
 
-    from migratekit.checks.rules.mk6_across import cross_service_drift
+    from migratekit.checks.run import across_services
     from migratekit.database.drift import drift as database_drift
     from migratekit.database.drift import environment_matrix
     from migratekit.database.scratch import scratch_session
@@ -309,7 +309,7 @@ def drift(
         scratch_session(workspace.root) if schema else contextlib.nullcontext() as server,
     ):
         results = database_drift(workspace, only, urls, server)
-    across = [f for f in cross_service_drift(workspace) if not only or f.service in only]
+    across = [f for f in across_services(workspace) if not only or f.service in only]
     if json:
         print(render.as_json({"services": results, "across_services": across}))
     else:

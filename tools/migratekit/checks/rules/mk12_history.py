@@ -10,7 +10,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
 
-from migratekit.checks.rule import Finding, Scope, rules_for
+from migratekit.checks.rule import Scope
 from migratekit.checks.rule import rule as declare_rule
 from migratekit.model.formats import Version
 from migratekit.model.selection import git, verify_ref
@@ -96,12 +96,3 @@ def service_history(ws: Workspace, service: Service, ref: str) -> ServiceHistory
         if path.endswith(".sql")
     )
     return ServiceHistory(service.name, ref, max(numbers, default=0), changes)
-
-
-def history_findings(ws: Workspace, services: Iterable[Service], ref: str) -> list[Finding]:
-    found: list[Finding] = []
-    for service in services:
-        history = service_history(ws, service, ref)
-        for history_rule in rules_for(Scope.HISTORY):
-            found += [history_rule.finding(service.name, *hit) for hit in history_rule.check(history)]
-    return found

@@ -12,10 +12,10 @@ from collections.abc import Iterable
 from functools import partial
 from pathlib import Path
 
-from migratekit.checks.rule import Finding, Scope, rules_for
+from migratekit.checks.rule import Scope
 from migratekit.checks.rule import rule as declare_rule
-from migratekit.checks.rules.mk4_wiring import OWN_RUNNER
 from migratekit.checks.sql.tree import strings
+from migratekit.checks.wiring.collect import OWN_RUNNER
 from migratekit.model.contract import SEED_COLUMNS
 from migratekit.model.dockerfile import analyse
 from migratekit.model.migration import tracking_table_statement
@@ -147,8 +147,3 @@ def tracking_diverged(ws: Workspace) -> Iterable[AcrossHit]:
         if columns != SEED_COLUMNS:
             message = f"{service.settings.tracking_table} has columns {', '.join(sorted(columns))}, not the seed's"
             yield name, relative(ws.root, init.path), create.line, message
-
-
-def cross_service_drift(workspace: Workspace) -> list[Finding]:
-    """Every MK6xx finding, rule by rule."""
-    return [across.finding(*hit) for across in rules_for(Scope.ACROSS) for hit in across.check(workspace)]

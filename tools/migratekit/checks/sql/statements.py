@@ -1,95 +1,21 @@
-"""Run every file and statement rule over one service's migrations, honouring inline ignores.
-
-`-- migratekit: ignore MK302 -- reason` silences the listed codes for the statement it precedes
-(or sits in). An ignore that silences nothing is itself reported (MK112, in mk1_files), so stale
-ignores do not pile up.
-"""
+"""What the statement rules are told beyond one statement: the ignore comments, what earlier statements of the
+file did, and what the service's migrations create as a whole."""
 
 from __future__ import annotations
 
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from functools import cache
-from pathlib import Path
 
-from migratekit.checks.rule import Finding, Rule, Scope, StaleIgnore, rules_for
-from migratekit.checks.rules import mk1_files
-from migratekit.checks.sql.context import Context, FileState, ServiceFacts
+from migratekit.checks.sql.context import FileState, ServiceFacts
 from migratekit.checks.sql.tree import alter_cmds, bare, comments, constraints, relname, strings
 from migratekit.model.migration import Migration
 from migratekit.model.settings import RULE_CODE_TEXT
-from migratekit.model.workspace import relative
 
 IGNORE = re.compile(rf"--\s*migratekit:\s*ignore\s+({RULE_CODE_TEXT}(?:\s*,?\s*{RULE_CODE_TEXT})*)", re.IGNORECASE)
 
 
-def lint_migrations(
-    service: str,
-    directory: Path,
-    migrations: tuple[Migration, ...],
-    root: Path,
-    tracking_table: str,
-    gaps_allowed: bool = False,
-) -> list[Finding]:
-    """Every MK1xx, MK2xx and MK3xx finding for one service's migrations directory."""
-
-    d = mk1_files.Directory(service, directory, migrations, tracking_table, gaps_allowed)
-    findings = [
-        file_rule.finding(service, relative(root, path), line, message)
-        for file_rule in rules_for(Scope.FILES)
-        for path, line, message in file_rule.check(d)
-    ]
-    parsed = [m for m in migrations if m.syntax_error is None]
-    facts = service_facts(parsed)
-    where = relative(root, directory)
-    for migration in parsed:
-        findings.extend(lint_file(service, f"{where}/{migration.filename}", migration, facts))
-    return findings
-
-
-@cache
-def _by_kind() -> dict[str, tuple[Rule, ...]]:
-    """Statement rules by the node types they read ("*": every statement)."""
-    by_kind: dict[str, list[Rule]] = defaultdict(list)
-    for statement_rule in rules_for(Scope.STATEMENT):
-        for kind in statement_rule.kinds:
-            by_kind[kind].append(statement_rule)
-    return {kind: tuple(rules) for kind, rules in by_kind.items()}
-
-
-def lint_file(service: str, path: str, migration: Migration, facts: ServiceFacts) -> list[Finding]:
-    statements = migration.statements
-    ignores = _ignores(migration.text, statements)
-    used: set[tuple[int, str]] = set()
-    state = FileState()
-    findings = []
-    by_kind = _by_kind()
-    for index, statement in enumerate(statements):
-        ctx = Context(migration, statement, state, facts)
-        silenced = ignores.get(index, {})
-        for statement_rule in (*by_kind.get(statement.kind, ()), *by_kind.get("*", ())):
-            for line, message in statement_rule.check(ctx, statement.node):
-                code = statement_rule.code
-                if code in silenced:
-                    used.add((silenced[code], code))
-                    continue
-                findings.append(statement_rule.finding(service, path, line or statement.line, message))
-        _advance(state, statement.kind, statement.node)
-    stale = [
-        StaleIgnore(True, service, path, line, code)
-        for codes in ignores.values()
-        for code, line in codes.items()
-        if (line, code) not in used
-    ]
-    if stale:
-        findings += [
-            ignore_rule.finding(*hit) for ignore_rule in rules_for(Scope.IGNORES) for hit in ignore_rule.check(stale)
-        ]
-    return findings
-
-
-def _ignores(text: str, statements: Iterable) -> dict[int, dict[str, int]]:
+def ignore_comments(text: str, statements: Iterable) -> dict[int, dict[str, int]]:
     """statement index -> {code: line of the ignore comment}; only real comments count, not text in a string
     or a function body that happens to read like one."""
     ends = [s.line + s.text.count("\n") for s in statements]
@@ -109,7 +35,7 @@ def _ignores(text: str, statements: Iterable) -> dict[int, dict[str, int]]:
     return result
 
 
-def _advance(state: FileState, kind: str, node: dict) -> None:
+def advance(state: FileState, kind: str, node: dict) -> None:
     """Record what a statement did, for the rules that look at later statements."""
     if kind == "CreateStmt":
         state.created_tables.add(bare(relname(node.get("relation"))))

@@ -1,0 +1,110 @@
+"""One service's wiring as data: its sources, image, programs, and every route by which its migrations run.
+
+The MK4xx rules (checks.rules.mk4_wiring) judge a Wiring; collecting it reads the service's files once,
+with the parsers made for each (tree-sitter, dockerfile-parse, YAML), and the repository-level files once
+for all services (deploy.scan).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from migratekit.checks.wiring import deploy, routes
+from migratekit.checks.wiring.routes import Route
+from migratekit.checks.wiring.sources import SOURCE_SUFFIXES, Call, Program, code_only, parse_program, service_files
+from migratekit.checks.wiring.startup import Tree, follow, load_scripts, migrates
+from migratekit.model.dockerfile import Image, analyse
+from migratekit.model.workspace import Service, relative
+
+OWN_RUNNER = re.compile(r"INSERT\s+INTO\s+[\w.\"]*schema_migrations", re.IGNORECASE)  # a hand-written runner
+SHELL_SUFFIXES = (".sh", ".bash")
+
+
+@dataclass
+class SourceFile:
+    path: Path
+    text: str
+
+    def line_of(self, offset: int) -> int:
+        return self.text.count("\n", 0, offset) + 1
+
+
+@dataclass
+class Wiring:
+    """What was found in one service, for the rules below."""
+
+    service: Service
+    root: Path
+    sources: list[SourceFile]
+    image: Image | None
+    programs: list[Program] = field(default_factory=list)
+    routes: list[Route] = field(default_factory=list)
+    listen_first: list[Call] = field(default_factory=list)
+    jobs: list[deploy.Job] = field(default_factory=list)
+    calls_runner: bool = False  # some code calls a migration runner, whether or not a start reaches it
+    built_in: int | None = None  # the Dockerfile line of a RUN that applies the migrations while the image builds
+
+    def rel(self, path: Path) -> str:
+        return relative(self.root, path)
+
+    def own_runner(self) -> SourceFile | None:
+        return next((s for s in self.sources if OWN_RUNNER.search(s.text)), None)
+
+    def compiled_in(self) -> bool:
+        return any(p.embeds_migrations for p in self.programs)
+
+    def ordered(self) -> list[Route]:
+        return [r for r in self.routes if r.ordered]
+
+    def has_runner(self) -> bool:
+        return bool(self.routes) or self.calls_runner or self.own_runner() is not None
+
+
+def collect(service: Service, root: Path, repo: deploy.Repository | None = None) -> Wiring:
+    files = sorted(service_files(service.path))
+    texts = {p: p.read_text(errors="replace") for p in files if p.suffix in SOURCE_SUFFIXES}
+    programs = [p for path, text in texts.items() if (p := parse_program(path, text)) is not None]
+    sources = [SourceFile(path, code_only(path, text)) for path, text in texts.items()]  # rules never read comments
+    package = service.path / "package.json"
+    scripts = load_scripts(package) if package.is_file() else {}
+    tree = Tree(
+        service.path, scripts, {p.path: p for p in programs}, tuple(files), migrations_at=service.migrations_dir
+    )
+    tree = routes.name_sets(programs, tree)
+    repo = repo or deploy.scan(root)
+    builds = deploy.builds(service.name, service.path, repo, tree.files)
+    image = None
+    if builds:
+        first = builds[0]
+        own = first.context == service.path and not first.args and first.target is None
+        image = analyse(first.dockerfile, service.path, root, None if own else first, service.migrations_dir)
+    found, listen_first = routes.in_process(programs, tree)
+    shell_steps = {p: follow(texts[p], tree, p) for p in texts if p.suffix in SHELL_SUFFIXES}  # followed once
+    starts = [(follow(text, tree, None, line or 1), where, line) for text, where, line in _starts(image, tree)]
+    for steps, where, line in starts + [(steps, path, 1) for path, steps in shell_steps.items()]:
+        route = routes.from_steps(steps, where, line)
+        if route is not None:
+            found.append(route)
+    jobs = deploy.jobs(service.name, tree, repo)
+    found += routes.from_jobs(jobs)
+    if not any(r.ordered for r in found):
+        found += routes.unordered(programs, tree, shell_steps)
+    found = list(dict.fromkeys(found))  # a script the image starts is also met as a script of its own
+    calls_runner = any(migrates(c.callee, tree) for p in programs for c in p.calls)
+    built_in = routes.at_build(image.runs if image else (), tree)
+    return Wiring(service, root, sources, image, programs, found, listen_first, jobs, calls_runner, built_in)
+
+
+def _starts(image: Image | None, tree: Tree) -> list[tuple[str, Path, int | None]]:
+    """The commands a service starts with: its image's, `npm start`, a Procfile's `web:`."""
+    starts: list[tuple[str, Path, int | None]] = []
+    if image is not None and image.final.start:
+        starts.append((image.final.start, image.dockerfile, image.final.command_line))
+    if "start" in tree.scripts:
+        starts.append(("npm start", tree.directory / "package.json", None))
+    starts += [
+        (command, path, number) for path, number, kind, command in deploy.procfile(tree.directory) if kind == "web"
+    ]
+    return starts
