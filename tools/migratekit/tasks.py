@@ -1,4 +1,4 @@
-"""The Invoke collection another monorepo's `tasks.py` imports: `from migratekit.cli.tasks import ns`."""
+"""The Invoke collection another monorepo's `tasks.py` imports: `from migratekit.tasks import ns`."""
 
 from migratekit.cli.tasks import ns
 

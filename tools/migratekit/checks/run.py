@@ -1,5 +1,7 @@
-"""Every rule, run: `invoke audit` over every selected service, then the workspace, then the ignores; and
-`findings_of`, the one place a rule's hit becomes a Finding, whatever the rule's scope.
+"""Every rule, run: the audit of each service, the workspace and the ignores, and where every hit becomes a Finding.
+
+`invoke audit` runs the rules over every selected service, then the workspace, then the ignores;
+`findings_of` is the one place a rule's hit becomes a Finding, whatever the rule's scope.
 
 A scope's rules are handed their input (a service's migrations, one statement, its wiring, git's history,
 the whole workspace) and yield hits: (path, line, message) for one service's scopes, (service, path, line,

@@ -1,5 +1,6 @@
-"""`migratekit-hook`: the pre-commit hooks (.pre-commit-hooks.yaml). pre-commit passes the changed files;
-only the services those files belong to are checked.
+"""`migratekit-hook`: the pre-commit hooks (.pre-commit-hooks.yaml), for the services of the changed files.
+
+pre-commit passes the changed files; only the services those files belong to are checked.
 
   migratekit-hook audit FILE...   the whole audit of the changed services (exit 1 on an error)
   migratekit-hook files FILE...   naming and numbering only: the file rules, no database, no wiring

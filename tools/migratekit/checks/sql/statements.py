@@ -1,5 +1,8 @@
-"""What the statement rules are told beyond one statement: the ignore comments, what earlier statements of the
-file did, and what the service's migrations create as a whole."""
+"""What the statement rules are told beyond one statement: ignore comments, earlier statements, the service.
+
+The ignore comments of a file, what its earlier statements did, and what the service's migrations create as
+a whole (indexes, keys, partitioned tables).
+"""
 
 from __future__ import annotations
 

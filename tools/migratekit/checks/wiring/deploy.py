@@ -1,5 +1,6 @@
-"""How a service is built and deployed, where that is not its own Dockerfile: compose files,
-Kubernetes manifests and Helm templates, a Procfile, and Dockerfiles shared by many services.
+"""How a service is built and deployed, where that is not its own Dockerfile.
+
+Compose files, Kubernetes manifests and Helm templates, a Procfile, and Dockerfiles shared by many services.
 
 Every file is parsed (YAML with PyYAML, after Helm's `{{ }}` directives are blanked out;
 Dockerfiles with dockerfile-parse). A migration job counts as run before the server only when
