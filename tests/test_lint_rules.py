@@ -1,4 +1,4 @@
-"""The rule engine: how findings are placed and silenced, and what the registry refuses to declare.
+"""The rule engine: how findings are placed and silenced, and what the registry refuses to declaration.
 
 Each rule's own failing and passing cases are data, in tests/rules/<CODE>.yml (test_rules.py).
 """
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from migratekit.checks.rule import RuleDeclarationError, Scope, declare, rule
+from migratekit.checks.rule import RuleDeclarationError, Scope, declaration, rule
 from migratekit.checks.run import lint_migrations
 from migratekit.model.migration import load_migrations
 
@@ -76,7 +76,7 @@ def undocumented(ws: object) -> list:
 )
 def test_a_badly_declared_rule_is_refused(code, severity, scope, check, kinds, problem) -> None:
     with pytest.raises(RuleDeclarationError, match=problem):
-        declare(code, severity, "a hint", scope, check, kinds)
+        declaration(code, severity, "a hint", scope, check, kinds)
 
 
 def test_a_code_declared_twice_is_refused() -> None:

@@ -135,3 +135,19 @@ def test_new_rule_writes_a_declared_stub_its_fixture_and_its_documentation(
         text=True,
     )
     assert again.returncode == 2 and f"{code} is taken" in again.stderr
+
+
+def test_every_scope_has_its_families_its_signature_and_rules() -> None:
+    """Rule scopes are a closed set: a new one without the families its codes come from, the signature
+    tools/new_rule.py writes, or a rule that uses it fails here."""
+    from migratekit.checks.rule import FAMILIES, Scope, module_for, rule_modules
+
+    spec = importlib.util.spec_from_file_location("new_rule", REPO / "tools" / "new_rule.py")
+    assert spec is not None and spec.loader is not None
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    assert set(FAMILIES) == set(Scope)
+    assert set(tool.SIGNATURES) == set(Scope) - {Scope.IGNORES}  # ignores rules are written with the runner
+    assert {r.scope for r in all_rules()} == set(Scope)
+    assert {module_for(r.code) for r in all_rules()} == set(rule_modules().values())  # no module without a rule
+    assert all(r.check.__module__ == module_for(r.code) for r in all_rules())

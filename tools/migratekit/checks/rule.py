@@ -111,7 +111,7 @@ def rule(
     """
 
     def register(check: Callable[..., Any]) -> Callable[..., Any]:
-        declared = declare(code, severity, hint, scope, check, kinds)
+        declared = declaration(code, severity, hint, scope, check, kinds)
         home = module_for(code)
         if check.__module__.startswith(RULE_PACKAGE) and check.__module__ != home:
             raise RuleDeclarationError(f"{code} ({check.__module__}): a rule with this code lives in {home}")
@@ -124,7 +124,7 @@ def rule(
     return register
 
 
-def declare(
+def declaration(
     code: str, severity: str, hint: str, scope: Scope, check: Callable[..., Any], kinds: Iterable[str] = ()
 ) -> Rule:
     """The Rule for one declaration, or RuleDeclarationError saying what is wrong with it."""

@@ -23,7 +23,9 @@ COPY = (pq.ExecStatus.COPY_IN, pq.ExecStatus.COPY_OUT, pq.ExecStatus.COPY_BOTH)
 
 
 @dataclass(frozen=True)
-class Outcome:
+class Sent:
+    """What one message did: the results of the statements that succeeded, and the error that stopped it."""
+
     results: tuple[pq.abc.PGresult, ...]  # the successful statements' results, in order
     error: psycopg.Error | None  # the statement that failed, as psycopg's exception with its diagnostics
 
@@ -32,7 +34,7 @@ class Outcome:
         return len(self.results)
 
 
-def send(conn: psycopg.Connection, query: bytes, meanwhile: Callable[[], None] | None = None) -> Outcome:
+def send(conn: psycopg.Connection, query: bytes, meanwhile: Callable[[], None] | None = None) -> Sent:
     """Run `query` (one or more statements); every result until the first error, and that error.
 
     `meanwhile` runs once the query is on its way, before its results are awaited: client work that
@@ -55,7 +57,7 @@ def send(conn: psycopg.Connection, query: bytes, meanwhile: Callable[[], None] |
                 results.append(result)
         elif error is None:
             error = psycopg.errors.error_from_result(result, encoding=conn.info.encoding)
-    return Outcome(tuple(results), error)
+    return Sent(tuple(results), error)
 
 
 def _next_result(pg: pq.abc.PGconn, on_interrupt: Callable[[], bool]) -> pq.abc.PGresult | None:

@@ -133,7 +133,7 @@ def repository_files(root: Path) -> tuple[tuple[Path, tuple[dict, ...]], ...]:
     return tuple((p, _yaml_documents(p)) for p in found)
 
 
-def service_files(files: tuple[Path, ...]) -> list[tuple[Path, tuple[dict, ...]]]:
+def manifests_among(files: tuple[Path, ...]) -> list[tuple[Path, tuple[dict, ...]]]:
     """The service's own YAML files (of the files the wiring audit reads: no node_modules, no tests)."""
     return [(p, _yaml_documents(p)) for p in files if p.suffix in (".yaml", ".yml")]
 
@@ -181,7 +181,7 @@ def _migrates(name: str, command: str, tree: Tree) -> bool:
 def jobs(service: str, tree: Tree, repo: Repository) -> list[Job]:
     """Every migration job of this service that a compose file, manifest or Procfile declares."""
     found: list[Job] = []
-    mine = service_files(tree.files)
+    mine = manifests_among(tree.files)
     own = {p for p, _ in mine}
     root = repo.root
     for path, documents in [*mine, *repo.manifests]:
@@ -374,7 +374,7 @@ def builds(service: str, directory: Path, repo: Repository, files: tuple[Path, .
     own = sorted(directory.glob("Dockerfile*"), key=lambda p: (p.name != "Dockerfile", p.name))
     found = [Build(p, directory) for p in own if p.is_file() and "migrat" not in p.name.lower()]
     root = repo.root
-    for path, documents in [*service_files(files), *repo.manifests]:
+    for path, documents in [*manifests_among(files), *repo.manifests]:
         for document in documents:
             services = document.get("services") if COMPOSE.match(path.name) else None
             for name, spec in (services or {}).items() if isinstance(services, dict) else ():
