@@ -32,6 +32,8 @@ def files(fmt: str, steps: list[tuple[str, str, str]]) -> dict[str, str]:
             out[f"{name}.sql"] = (
                 f"-- +goose Up\n-- +goose StatementBegin\n{up}\n-- +goose StatementEnd\n\n-- +goose Down\n{down}\n"
             )
+        elif fmt == "node-pg-migrate":
+            out[f"{name}.sql"] = f"-- Up Migration\n{up}\n\n-- Down Migration\n{down}\n"
         else:
             out[f"{name}.sql"] = f"-- Migration: {name}\n{up}\n"
     return out
@@ -54,7 +56,7 @@ def schema(repo: Monorepo, name: str) -> dict:
     return {k: v for k, v in shape.items() if "schema_migrations" not in str(k)}
 
 
-@pytest.mark.parametrize("fmt", ["updown", "dbmate", "goose"])
+@pytest.mark.parametrize("fmt", ["updown", "dbmate", "goose", "node-pg-migrate"])
 def test_a_format_applies_re_runs_rolls_back_and_applies_again(monorepo, fmt: str) -> None:
     repo = monorepo({"svc": {}})
     service(repo, "svc", fmt, STEPS)
@@ -74,7 +76,7 @@ def test_a_format_applies_re_runs_rolls_back_and_applies_again(monorepo, fmt: st
     assert sql_findings == []  # every file rule reads this format (the wiring is not part of this fixture)
 
 
-@pytest.mark.parametrize("fmt", ["updown", "dbmate", "goose"])
+@pytest.mark.parametrize("fmt", ["updown", "dbmate", "goose", "node-pg-migrate"])
 def test_a_down_part_never_runs_forward(monorepo, fmt: str) -> None:
     repo = monorepo({"svc": {}})
     service(repo, "svc", fmt, [("001_init", "CREATE TABLE IF NOT EXISTS a (id int);", "SELECT 1/0; DROP TABLE a;")])
@@ -315,3 +317,36 @@ def test_every_format_writes_reads_and_names_its_own_files(fmt: Format) -> None:
     assert Version.of_file(forward) == Version("002_add_b", 2, "add_b")
     up = sections(fmt, files[forward]).up
     assert "CREATE TABLE IF NOT EXISTS b" in up and "DROP TABLE" not in up  # a down part never runs forward
+
+
+@pytest.mark.parametrize(
+    ("declared", "fmt", "named"),
+    [
+        ("seed", "updown", "001_init.down.sql"),  # a golang-migrate down file would run forward, first
+        ("seed", "dbmate", "001_init.sql"),
+        ("seed", "goose", "001_init.sql"),
+        ("seed", "node-pg-migrate", "001_init.sql"),  # after adopt --from node-pg-migrate, its down section ran
+        ("updown", "seed", "001_init.sql"),  # read as updown, it would be skipped, never applied
+        ("goose", "dbmate", "001_init.sql"),
+    ],
+)
+@pytest.mark.parametrize("where", ["service", "defaults"])
+def test_a_declared_format_the_files_contradict_stops_migrate_and_changes_nothing(
+    monorepo, declared: str, fmt: str, named: str, where: str
+) -> None:
+    repo = monorepo({"svc": {"format": declared} if where == "service" else {}})
+    if where == "defaults":
+        repo.write("workspace.yaml", f"version: 1\ndefaults: {{format: {declared}}}\nservices:\n  svc: {{}}\n")
+    service(
+        repo, "svc", fmt, [("001_init", "CREATE TABLE IF NOT EXISTS a (id int);", "DROP TABLE IF EXISTS precious;")]
+    )
+    with psycopg.connect(repo.env["SVC_DATABASE_URL"], autocommit=True) as conn:
+        conn.execute("CREATE TABLE precious (x int)")
+    for command in ("migrate-all", "migrate svc --dry-run"):
+        result = repo.invoke(*command.split())
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert "Traceback" not in result.stderr
+        assert f"declares format: {declared}" in result.stderr and named in result.stderr
+        assert "down part could run forward" in result.stderr
+    assert repo.query("svc", "SELECT to_regclass('precious') IS NOT NULL, to_regclass('a')") == [(True, None)]
+    assert repo.query("svc", "SELECT to_regclass('public.schema_migrations')") == [(None,)]

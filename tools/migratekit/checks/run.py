@@ -122,6 +122,7 @@ def audit_service(
                 workspace.root,
                 service.settings.tracking_table,
                 service.settings.gaps == "allow",
+                service.settings.format,
             )
         for stored in (entry, quick):
             if stored:
@@ -167,10 +168,11 @@ def lint_migrations(
     root: Path,
     tracking_table: str,
     gaps_allowed: bool = False,
+    declared: str = "auto",
 ) -> list[Finding]:
     """Every MK1xx, MK2xx and MK3xx finding for one service's migrations directory."""
 
-    d = mk1_files.Directory(service, directory, migrations, tracking_table, gaps_allowed)
+    d = mk1_files.Directory(service, directory, migrations, tracking_table, gaps_allowed, declared)
     findings = findings_of(Scope.FILES, d, service=service, root=root)
     parsed = [m for m in migrations if m.syntax_error is None]
     facts = service_facts(parsed)

@@ -5,8 +5,11 @@ updown  <version>_<name>.up.sql with an optional <version>_<name>.down.sql (gola
 dbmate  one file with `-- migrate:up` and `-- migrate:down` sections (`transaction:false` on the up line)
 goose   one file with `-- +goose Up` and `-- +goose Down` (`-- +goose NO TRANSACTION`; StatementBegin/End
         are comments to PostgreSQL, so an up part is sent as it is written)
+node-pg-migrate  one .sql file with `-- Up Migration` and `-- Down Migration` (node-pg-migrate's SQL migrations)
 
-Only the up part is ever applied forward; the down part serves `invoke rollback`.
+Only the up part is ever applied forward; the down part serves `invoke rollback`. A format declared in
+workspace.yaml that a file contradicts (a .down.sql, or another tool's markers, under `seed`) is an error
+naming the file: a declaration is never a reason to run a down part.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ class Format(StrEnum):
     UPDOWN = "updown"
     DBMATE = "dbmate"
     GOOSE = "goose"
+    NODE_PG_MIGRATE = "node-pg-migrate"
 
 
 FORMATS = tuple(f.value for f in Format)
@@ -32,6 +36,12 @@ TIMESTAMPS = 10_000_000  # a version this large is a date (20240101120000), not 
 _DBMATE = re.compile(r"^--\s*migrate:(?P<part>up|down)\b(?P<options>[^\n]*)$", re.MULTILINE)
 _GOOSE = re.compile(r"^--\s*\+goose\s+(?P<part>up|down)\b[^\n]*$", re.MULTILINE | re.IGNORECASE)
 _GOOSE_NO_TRANSACTION = re.compile(r"^--\s*\+goose\s+no\s+transaction\b", re.MULTILINE | re.IGNORECASE)
+# node-pg-migrate's own test of a marker line (its sqlMigration): `-- Up Migration`, `--- down migration`
+_NODE_PG_MIGRATE = re.compile(
+    r"^[ \t]*--[ \t-]*(?P<part>up|down)[ \t]+migration\b[^\n]*$", re.MULTILINE | re.IGNORECASE
+)
+MARKED = {Format.DBMATE: _DBMATE, Format.GOOSE: _GOOSE, Format.NODE_PG_MIGRATE: _NODE_PG_MIGRATE}  # one file, two parts
+MARKER_NAMES = {Format.DBMATE: "-- migrate:up", Format.GOOSE: "-- +goose Up", Format.NODE_PG_MIGRATE: "-- Up Migration"}
 
 
 class SectionError(ValueError):
@@ -61,9 +71,22 @@ def format_of(name: str, text: str) -> Format:
         return Format.UPDOWN
     if "migrate:" in text and _DBMATE.search(text):
         return Format.DBMATE
-    if "goose" in text.lower() and _GOOSE.search(text):
+    lowered = text.lower()
+    if "goose" in lowered and _GOOSE.search(text):
         return Format.GOOSE
+    if " migration" in lowered and _NODE_PG_MIGRATE.search(text):
+        return Format.NODE_PG_MIGRATE
     return Format.SEED
+
+
+def contradicts(declared: Format, found: Format) -> bool:
+    """Whether a file found in one format may not be read as the declared one.
+
+    A file without markers under a declared marker format is that format's, written wrongly: its sections
+    error says so (MK116). Anything else is a contradiction: a .down.sql or another tool's markers read as
+    `seed` would run a down part forward, and an updown name read as dbmate would hide the pair.
+    """
+    return declared is not found and not (found is Format.SEED and declared in MARKED)
 
 
 def format_groups(files: Iterable[tuple[str, Format]]) -> str:
@@ -125,10 +148,10 @@ def sections(fmt: Format, text: str) -> Sections:
     """The up part (and the down part, for one-file formats) of a file's text; SectionError when malformed."""
     if fmt in (Format.SEED, Format.UPDOWN):
         return Sections(text, 1)
-    markers = list((_DBMATE if fmt is Format.DBMATE else _GOOSE).finditer(text))
+    markers = list(MARKED[fmt].finditer(text))
     kinds = [m["part"].lower() for m in markers]
     up_markers = [m for m in markers if m["part"].lower() == "up"]
-    name = "-- migrate:up" if fmt is Format.DBMATE else "-- +goose Up"
+    name = MARKER_NAMES[fmt]
     if len(up_markers) != 1:
         where = _line(text, up_markers[1].start()) if len(up_markers) > 1 else 1
         raise SectionError(f"{len(up_markers)} '{name}' markers; a file has exactly one", where)
@@ -163,4 +186,6 @@ def migration_files(fmt: Format, version: str, up: str, down: str) -> dict[str, 
     if fmt is Format.GOOSE:
         up = f"-- +goose StatementBegin\n{up}-- +goose StatementEnd\n"
         return {f"{version}.sql": f"-- +goose Up\n{up}\n-- +goose Down\n{down}"}
+    if fmt is Format.NODE_PG_MIGRATE:
+        return {f"{version}.sql": f"-- Up Migration\n{up}\n-- Down Migration\n{down}"}
     return {f"{version}.sql": up}

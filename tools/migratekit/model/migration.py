@@ -27,6 +27,7 @@ from migratekit.model.formats import (
     SectionError,
     Sections,
     Version,
+    contradicts,
     format_groups,
     format_of,
     sections,
@@ -336,14 +337,17 @@ def load_migrations(directory: Path, fmt: str = "auto", mixed: bool = False) -> 
     directory that cannot be read, is bad input: a ConfigError naming it, before anything runs.
     """
     files = _read_files(directory)
-    formats = {
-        name: Format(fmt) if fmt != "auto" else format_of(name, data.decode("utf-8", "replace"))
-        for name, data in files.items()
-    }
+    formats = {name: format_of(name, data.decode("utf-8", "replace")) for name, data in files.items()}
+    if fmt != "auto":
+        declared = Format(fmt)
+        against = sorted(name for name, found in formats.items() if contradicts(declared, found))
+        if against and not mixed:  # the audit reads each file as what it is, and says so (MK118)
+            raise ConfigError(declared_mismatch(directory, declared, {n: formats[n] for n in against}))
+        formats = {name: found if name in against else declared for name, found in formats.items()}
     if len(set(formats.values())) > 1 and not mixed:
         raise ConfigError(
-            f"{directory} mixes migration formats ({format_groups(formats.items())}); "
-            "keep one format per service, or set format: in workspace.yaml for it"
+            f"{directory} mixes migration formats ({format_groups(formats.items())}); keep one format per "
+            "service: move the other tool's files to a service of their own, or convert them"
         )
     migrations = []
     for name, data in files.items():
@@ -355,6 +359,16 @@ def load_migrations(directory: Path, fmt: str = "auto", mixed: bool = False) -> 
         else:
             migrations.append(Migration(directory / name, data, formats[name]))
     return tuple(sorted(migrations, key=lambda m: (m.parsed_version.key, m.filename)))
+
+
+def declared_mismatch(directory: Path, declared: Format, found: Mapping[str, Format]) -> str:
+    """Why files cannot be read as the format workspace.yaml declares, and what to do."""
+    listed = format_groups(found.items())
+    return (
+        f"{directory}: workspace.yaml declares format: {declared}, but these files are written in another "
+        f"({listed}); read as {declared}, a down part could run forward. Set format: auto (or the files' own), "
+        "or move the files to a service of their own"
+    )
 
 
 def _read(path: str) -> bytes:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from migratekit.checks.rule import Scope, StaleIgnore
 from migratekit.checks.rule import rule as declare_rule
-from migratekit.model.formats import SEED_NAME, TIMESTAMPS, Format, format_groups
+from migratekit.model.formats import SEED_NAME, TIMESTAMPS, Format, contradicts, format_groups
 from migratekit.model.migration import Migration, tracking_table_statement
 
 
@@ -22,6 +22,7 @@ class Directory:
     migrations: tuple[Migration, ...]
     tracking_table: str
     gaps_allowed: bool = False  # workspace.yaml `gaps: allow`: numbered sparsely on purpose
+    declared: str = "auto"  # workspace.yaml's format: for the service; the migrations are read as each file is
 
 
 FileHit = tuple[Path, int | None, str | None]  # (file, line, message)
@@ -267,7 +268,7 @@ def section_markers(d: Directory) -> Iterable[FileHit]:
 @rule(
     "MK117",
     "error",
-    "keep one format per service: move the other tool's files out, or set its format: in workspace.yaml",
+    "keep one format per service: move the other tool's files to a service of their own, or convert them",
 )
 def mixed_formats(d: Directory) -> Iterable[FileHit]:
     """A migrations directory that mixes formats.
@@ -279,6 +280,26 @@ def mixed_formats(d: Directory) -> Iterable[FileHit]:
     if len({m.format for m in d.migrations}) > 1:
         groups = format_groups((m.filename, m.format) for m in d.migrations)
         yield d.path, None, f"mixes migration formats ({groups}); migrate refuses this directory"
+
+
+@rule("MK118", "error", "set format: auto (or the files' own format) in workspace.yaml, or move the files")
+def declared_format_contradicted(d: Directory) -> Iterable[FileHit]:
+    """A file written in another format than the one workspace.yaml declares for the service.
+
+    Read as the declared format, a .down.sql or another tool's down section would run forward: migrate
+    refuses the service, naming the file.
+    Bad: format: seed for a service whose 001_init.sql has -- migrate:up and -- migrate:down sections
+    Good: format: auto, or format: dbmate
+    """
+    if d.declared == "auto":
+        return
+    declared = Format(d.declared)
+    for m in d.migrations:
+        if contradicts(declared, m.format):
+            yield m.path, None, f"written in {m.format}, but workspace.yaml declares format: {declared}"
+        if m.down_data is not None and declared is not Format.UPDOWN:
+            down = m.path.with_name(m.filename.removesuffix(".up.sql") + ".down.sql")
+            yield down, None, f"a down part, but workspace.yaml declares format: {declared}"
 
 
 @declare_rule("MK112", "warning", "remove the ignore comment, or fix its code", scope=Scope.IGNORES)
