@@ -45,16 +45,15 @@ def _code_version() -> str:
     return digest.hexdigest()[:16]
 
 
+def _read_as(service: Service, relative_dir: str) -> bytes:
+    """What the findings depend on besides the files: where they are shown from and how they are read."""
+    settings = service.settings
+    return json.dumps((relative_dir, service.name, settings.tracking_table, settings.format, settings.gaps)).encode()
+
+
 def key(service: Service, migrations: tuple[Migration, ...], relative_dir: str) -> str:
     digest = hashlib.sha256(_code_version().encode())
-    settings = (
-        relative_dir,
-        service.name,
-        service.settings.tracking_table,
-        service.settings.format,
-        service.settings.gaps,
-    )
-    digest.update(json.dumps(settings).encode())
+    digest.update(_read_as(service, relative_dir))
     for migration in migrations:
         digest.update(f"{migration.filename}\0{migration.checksum}\0".encode())
         if migration.down_data is not None:
@@ -71,14 +70,7 @@ def stat_key(service: Service, relative_dir: str) -> str:
     It stands for the content key of the same files; a file rewritten in place changes its mtime.
     """
     digest = hashlib.sha256(f"stat\0{_code_version()}".encode())
-    settings = (
-        relative_dir,
-        service.name,
-        service.settings.tracking_table,
-        service.settings.format,
-        service.settings.gaps,
-    )
-    digest.update(json.dumps(settings).encode())
+    digest.update(_read_as(service, relative_dir))
     try:
         with os.scandir(service.migrations_dir) as entries:  # one call per directory, no path objects
             for entry in sorted(entries, key=lambda e: e.name):
