@@ -1,4 +1,4 @@
-"""The Invoke tasks that read and repair a service's tracking rows: status, forget (part of `tasks.ns`)."""
+"""The Invoke tasks that take over a monorepo and its history: init, adopt, baseline, status, forget."""
 
 from __future__ import annotations
 
@@ -106,3 +106,19 @@ def baseline(c: Context, service: str, to: str, check: bool = False, root: str |
         done = record(workspace, service, url, to, server)
     proof = " (its schema matches a replay)" if done.checked else ""
     print(f"{service}: recorded {', '.join(done.recorded) or 'nothing new'} as applied{proof}")
+
+
+@task(help={"update": "add the services workspace.yaml lacks, keeping its comments and order", "root": ROOT_HELP})
+@user_errors
+def init(c: Context, update: bool = False, root: str | None = None) -> None:
+    """Write workspace.yaml declaring every service found, with what can be detected (format, tracking table)."""
+    from migratekit.scaffold.workspace_yaml import init_workspace
+
+    done = init_workspace(workspace_at(root), update)
+    if done.layout is not None:
+        found = f"services_dir: {done.layout.services_dir}, migrations: {done.layout.migrations}"
+        others = f"; not declared, another shape: {', '.join(done.layout.others)}" if done.layout.others else ""
+        print(f"{done.path.name}: no service in a known place; the migrations directories say {found}{others}")
+    for name in done.mixed:
+        print(f"{done.path.name}: {name}'s files mix formats: declared the most common; invoke audit names the rest")
+    print(f"{done.path.name}: declared {', '.join(done.added) or 'nothing new'}; now fill in each depends_on")
