@@ -18,8 +18,9 @@ from migratekit.checks.rule import Finding, Rule, Severity
 from migratekit.database.results import Outcome, Result
 
 if TYPE_CHECKING:  # rich is imported where a table or a console is made: `--json` never loads it
-    from rich.console import Console
+    from rich.console import Console, RenderableType
     from rich.table import Table
+    from rich.text import Text
 
     from migratekit.checks.run import AuditReport
     from migratekit.database.drift import Matrix, ServiceDrift, ServiceStatus
@@ -52,6 +53,13 @@ def _shown(cls: type) -> tuple[str, ...]:
 
 def as_json(value: Any) -> str:
     return json.dumps(to_data(value), indent=2, ensure_ascii=False)
+
+
+def _text(*parts: str | tuple[str, str]) -> Text:
+    """One piece of output: each string as written (never read as markup), each (string, style) styled."""
+    from rich.text import Text
+
+    return Text.assemble(*parts)
 
 
 def _table(**settings: Any) -> Table:
@@ -92,13 +100,20 @@ def console(stderr: bool = False) -> Console:
     return terminal if terminal.is_terminal else Console(stderr=stderr, highlight=False, width=OFF_TERMINAL_WIDTH)
 
 
-OUTCOME_STYLE = {
+# How each outcome looks, for every Outcome (tests/test_text_output.py fails for one added without a style).
+OUTCOME_STYLE: dict[Outcome, str] = {
     Outcome.APPLIED: "green",
     Outcome.UP_TO_DATE: "green",
     Outcome.PLANNED: "cyan",
     Outcome.FAILED: "red",
     Outcome.SKIPPED: "yellow",
+    Outcome.ROLLED_BACK: "green",
+    Outcome.INTERRUPTED: "yellow",
 }
+
+
+def outcome_text(outcome: Outcome) -> Text:
+    return _text((str(outcome), OUTCOME_STYLE.get(outcome, "")))
 
 
 def results_table(results: Sequence[Result], title: str = "migrate-all") -> Table:
@@ -110,28 +125,57 @@ def results_table(results: Sequence[Result], title: str = "migrate-all") -> Tabl
             justify="right" if column in ("applied now", "already applied", "pending", "time") else "left",
         )
     for r in results:
-        style = OUTCOME_STYLE.get(r.outcome, "")
         table.add_row(
-            r.service,
+            _text(r.service),
             str(len(r.applied)),
             str(r.already_applied),
             str(len(r.pending)),
             f"{r.elapsed_ms} ms",
-            f"[{style}]{r.outcome}[/]",
+            outcome_text(r.outcome),
         )
     return table
 
 
-def result_details(results: Sequence[Result]) -> list[str]:
-    """The lines under the table: what failed where and what to do, skips, notes, the dry run's files."""
+def _why(r: Result) -> list[Text]:
+    """Why a service stopped (its name in its outcome's colour) and what to do; then its notes."""
+    lines = [_text((r.service, OUTCOME_STYLE.get(r.outcome, "")), f": {r.failure.describe()}")] if r.failure else []
+    return lines + [_text(f"{r.service}: {note}") for note in r.notes]
+
+
+def result_details(results: Sequence[Result]) -> list[Text]:
+    """The lines under the table: what failed where and what to do, skips, notes, what a stopped run kept,
+    the dry run's files."""
     lines = []
     for r in results:
-        if r.failure:
-            lines.append(f"[red]{r.service}[/]: {r.failure.describe()}")
-        for note in r.notes:
-            lines.append(f"{r.service}: {note}")
+        lines += _why(r)
+        if r.applied and r.outcome in (Outcome.FAILED, Outcome.INTERRUPTED):
+            lines.append(
+                _text(f"{r.service}: applied {', '.join(a.version for a in r.applied)} before it stopped (kept)")
+            )
         if r.pending:
-            lines.append(f"{r.service}: would apply {', '.join(r.pending)}")
+            verb = "would apply" if r.outcome is Outcome.PLANNED else "still pending:"
+            lines.append(_text(f"{r.service}: {verb} {', '.join(r.pending)}"))
+    return lines
+
+
+def rollback_text(result: Result, dry_run: bool) -> list[RenderableType]:
+    """`invoke rollback`: its table, why it stopped, and which migrations it undid (or would undo)."""
+    name = result.service
+    table = _table(title=f"rollback {name}" + (" (dry run)" if dry_run else ""))
+    for column in ("service", "would roll back" if dry_run else "rolled back", "time", "outcome"):
+        table.add_column(column, overflow="fold", justify="left" if column in ("service", "outcome") else "right")
+    undone = result.pending if result.outcome is Outcome.PLANNED else tuple(a.version for a in result.applied)
+    table.add_row(_text(name), str(len(undone)), f"{result.elapsed_ms} ms", outcome_text(result.outcome))
+    lines: list[RenderableType] = [table, *_why(result)]
+    if result.outcome is Outcome.PLANNED:
+        lines.append(
+            _text(f"{name}: would roll back {', '.join(undone)}" if undone else f"{name}: nothing to roll back")
+        )
+    elif result.outcome is Outcome.ROLLED_BACK:
+        what = f"rolled back {', '.join(undone)}" if undone else "nothing to roll back"
+        lines.append(_text(f"{name}: {what}; {result.already_applied} still applied"))
+    elif undone:
+        lines.append(_text(f"{name}: rolled back {', '.join(undone)} before it stopped"))
     return lines
 
 
