@@ -6,15 +6,27 @@ outcome a run can end in has its rendering.
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
+import io
 import re
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from conftest import Monorepo, plain
+from migratekit.checks.rule import Finding, Severity, all_rules
+from migratekit.checks.run import AuditReport
 from migratekit.cli import render
+from migratekit.database.drift import DriftState, Entry, Item, ItemKind, Matrix, ServiceDrift, ServiceStatus
+from migratekit.database.embedded import Binaries, EmbeddedServer
 from migratekit.database.results import Applied, Failure, Outcome, Result
+from migratekit.database.schema import Difference
+from migratekit.database.servers import RunningServer
+from migratekit.database.verify import ImageCheck, Verification
+from migratekit.model.inventory import ServiceInfo
 
 WIDTHS = [None, 80, 200]  # piped, then two terminals
 
@@ -65,6 +77,31 @@ def test_a_failed_rollback_names_the_file_and_line(updown: Monorepo) -> None:
     assert len(updown.query("g", "SELECT version FROM schema_migrations")) == 3
 
 
+def test_the_audit_shows_names_and_messages_as_written(monorepo: Callable[..., Monorepo]) -> None:
+    repo = monorepo({"a": {}})
+    repo.migration(
+        "a",
+        "001_init.sql",
+        '-- Migration: 001_init\nCREATE TABLE "t[/]x" (id int);\nCREATE TABLE "[bold]b[/bold]" (id int);\n',
+    )
+    for terminal in WIDTHS:
+        audit = repo.invoke("audit", "--service", "a", terminal=terminal)
+        assert audit.returncode == 1 and "Traceback" not in audit.stderr, audit.stdout + audit.stderr
+        text = seen(audit.stdout)
+        assert "services/a/migrations/001_init.sql:2: CREATE TABLE t[/]x without IF NOT EXISTS" in text
+        assert "services/a/migrations/001_init.sql:3: CREATE TABLE [bold]b[/bold] without IF NOT EXISTS" in text
+        assert "fix: write CREATE TABLE IF NOT EXISTS" in text
+        assert ("\x1b[" in audit.stdout) is (terminal is not None)
+
+
+def test_a_rules_documentation_keeps_its_brackets(monorepo: Callable[..., Monorepo]) -> None:
+    repo = monorepo({})
+    for terminal in WIDTHS:
+        shown = repo.invoke("rules", "--code", "MK501", terminal=terminal)
+        assert shown.returncode == 0, shown.stdout + shown.stderr
+        assert "Good: services: {payments: {depends_on: [authentication]}}" in seen(shown.stdout)  # it lost [...]
+
+
 def printed(renderables: Iterable[Any], terminal: int | None, monkeypatch: pytest.MonkeyPatch, capsys) -> str:
     """What the tasks' own console (render.console) prints for `renderables`, piped or on a terminal that wide."""
     for variable in ("FORCE_COLOR", "NO_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
@@ -99,3 +136,83 @@ def test_every_outcome_has_its_rendering(outcome: Outcome, monkeypatch: pytest.M
             assert row.split("│")[-2].strip() == str(outcome)
             if terminal:  # in its colour
                 assert re.search(r"\x1b\[[0-9;]+m" + re.escape(str(outcome)) + r"\x1b\[0m", out), repr(out)
+
+
+H = "t[/]x[bold]b:smile:[red]"  # markup, an emoji code and an unclosed tag: each must print as written
+
+
+def everything_rendered() -> dict[str, list[Any]]:
+    """Each text renderer of cli/render.py, given H wherever user or server text goes."""
+    failure = Failure(H, file=H, line=2, hint=H)
+    applied = (Applied(H, "0" * 16, 1, True),)
+    finding = Finding("MK201", Severity.ERROR, H, H, 2, H, H)
+    rule = dataclasses.replace(all_rules()[0], summary=H, doc=H, hint=H)
+    drift = ServiceDrift(H, H, DriftState.DRIFT, 1, H, (Item(H, ItemKind.CHANGED, H),), message=H)
+    orphan = RunningServer(1, Path(H), Path(H))
+    return {
+        "services_table": [render.services_table([ServiceInfo(H, H, (H,), 1, H, H, H, H, H, False)], [H])],
+        "results_table": [render.results_table([Result(H, Outcome.FAILED, applied)], title=H)],
+        "result_details": render.result_details([Result(H, Outcome.INTERRUPTED, applied, 0, (H,), 0, failure, (H,))]),
+        "rollback_text": render.rollback_text(Result(H, Outcome.ROLLED_BACK, applied, failure=failure), False),
+        "audit_text": render.audit_text(AuditReport(Path("/r"), (H,), (finding,), changed_since=H)),
+        "rules_table": [render.rules_table([rule])],
+        "rule_text": [render.rule_text(rule)],
+        "verify_text": render.verify_text(
+            [Verification(H, 1, failure, (failure,), ((H, Difference(H, H, H, H, H)),), H, (H,))],
+            [ImageCheck(H, H), ImageCheck(H, None, (H,))],
+            H,
+        ),
+        "drift_table": [render.drift_table([drift])],
+        "drift_details": render.drift_details([drift], [finding]),
+        "matrix_table": [render.matrix_table(Matrix((H,), ((H, (H,)),)))],
+        "db_up_text": render.db_up_text(
+            EmbeddedServer(Path(H), 5432, Binaries(Path(H), H)),
+            [{"service": H, "database": H, "url_variable": H}],
+            [orphan],
+        ),
+        "status_tables": render.status_tables(
+            [ServiceStatus(H, H, DriftState.DRIFT, (Entry(H, "changed", H, 1, H),), message=H)]
+        ),
+        "outcome_text": [render.outcome_text(Outcome.FAILED)],
+    }
+
+
+def test_every_text_renderer_is_tested_here() -> None:
+    renderers = {
+        name
+        for name, function in vars(render).items()
+        if inspect.isfunction(function)
+        and function.__module__ == render.__name__
+        and not name.startswith("_")
+        and re.search(r"\b(Text|Table|RenderableType)\b", str(function.__annotations__.get("return")))
+    }
+    assert renderers == set(everything_rendered())
+
+
+@pytest.mark.parametrize("terminal", [None, 200])
+def test_every_text_renderer_prints_user_text_as_written(
+    terminal: int | None, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    from rich.console import Console
+
+    for name, renderables in everything_rendered().items():
+        on_its_console = plain(printed(renderables, terminal, monkeypatch, capsys))
+        anywhere = Console(file=io.StringIO(), width=terminal or 1000)  # rich's defaults: markup and emoji read
+        for renderable in renderables:
+            anywhere.print(renderable)
+        for out in (on_its_console, anywhere.file.getvalue()):  # type: ignore[attr-defined]
+            assert name == "outcome_text" or H in out, (name, out)
+            assert "\N{SMILING FACE WITH OPEN MOUTH AND SMILING EYES}" not in out, name
+
+
+def test_the_console_prints_a_string_as_written(capsys) -> None:
+    render.console().print("started [bold]x[/] :smile:")  # a notice from the library, handed over as it is
+    assert capsys.readouterr().out == "started [bold]x[/] :smile:\n"
+
+
+def test_the_progress_log_prints_names_as_written(capsys) -> None:
+    from migratekit.cli.progress import live_progress
+
+    with live_progress(render.console(stderr=True)) as progress:
+        progress(H, H)
+    assert capsys.readouterr().err == f"{H}: applying {H}\n"
