@@ -33,11 +33,13 @@ def start(repo: Monorepo, *args: str, terminal: int | None = None) -> subprocess
     )
 
 
-def wait_for(url: str, condition: str, give_up: float = 30.0) -> None:
-    """Poll pg_stat_activity until a session matches `condition` (a WHERE clause)."""
+def wait_for(url: str, condition: str, give_up: float = 30.0, any_database: bool = False) -> None:
+    """Poll pg_stat_activity until a session in `url`'s database (or, with any_database, in any) matches
+    `condition` (a WHERE clause). Other suites share the server: their runners sleep in the same queries."""
+    where = condition if any_database else f"datname = current_database() AND ({condition})"
     deadline = time.monotonic() + give_up
     with psycopg.connect(url, autocommit=True) as conn:
-        while not conn.execute(f"SELECT count(*) FROM pg_stat_activity WHERE {condition}").fetchone()[0]:
+        while not conn.execute(f"SELECT count(*) FROM pg_stat_activity WHERE {where}").fetchone()[0]:
             assert time.monotonic() < deadline, f"no session matched {condition}"
             time.sleep(0.05)
 
@@ -134,7 +136,7 @@ def test_ctrl_c_to_the_python_runner_prints_no_traceback(slow_repo: Monorepo) ->
 def test_sigterm_to_verify_leaves_no_throwaway_database(slow_repo: Monorepo, pg_server) -> None:
     slow_repo.env["MIGRATEKIT_SCRATCH_URL"] = pg_server.admin_url
     proc = start(slow_repo, "verify")
-    wait_for(pg_server.admin_url, "datname LIKE 'mk_verify_slow_%' AND query LIKE '%pg_sleep(4)%'")
+    wait_for(pg_server.admin_url, "datname LIKE 'mk_verify_slow_%' AND query LIKE '%pg_sleep(4)%'", any_database=True)
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 143 and "Traceback" not in stderr, stderr
