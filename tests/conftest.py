@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import shutil
 import subprocess
 import textwrap
@@ -80,6 +81,11 @@ def write_tree(root: Path, files: Mapping[str, Any]) -> Path:
     return root
 
 
+def plain(text: str) -> str:
+    """Terminal output as a person reads it: colours and cursor movements taken out."""
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)
+
+
 @pytest.fixture
 def tree(tmp_path: Path) -> Callable[..., Path]:
     """`tree({"services/a/migrations/001_init.sql": "...", "workspace.yaml": "..."})` -> the root it wrote."""
@@ -100,15 +106,23 @@ class Monorepo:
     def migration(self, service: str, filename: str, sql: str) -> Path:
         return self.write(f"services/{service}/migrations/{filename}", sql)
 
-    def invoke(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    def invoke(
+        self, *args: str, env: dict[str, str] | None = None, terminal: int | None = None
+    ) -> subprocess.CompletedProcess[str]:
         """Run a task as a user would, from the monorepo root, through its three-line tasks.py.
 
         Invoke's own program runs it in this process, with the monorepo as the working directory and
         exactly the environment a shell would give: the same output and exit code as `invoke ...`, at
         a fraction of a new process's start-up (a minute of the suite). What only a process can show
         (signals, `python -m migratekit`, start-up itself) is tested with real processes elsewhere.
+        Output is piped, as in CI; `terminal=80` prints as on a terminal 80 columns wide instead
+        (colours and all: `plain` strips them).
         """
         environment = {**os.environ, **self.env, **(env or {}), "COLUMNS": "200"}
+        for variable in ("FORCE_COLOR", "NO_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
+            environment.pop(variable, None)  # whatever the shell running pytest says, the task sees a pipe
+        if terminal is not None:
+            environment.update(TTY_COMPATIBLE="1", COLUMNS=str(terminal), TERM="xterm-256color")
         out, err = io.StringIO(), io.StringIO()
         saved_environ, saved_cwd, code = dict(os.environ), os.getcwd(), 0
         os.environ.clear()

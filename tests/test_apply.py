@@ -483,7 +483,8 @@ def test_kill_during_a_long_migration_then_a_clean_rerun(scratch_db: str, tmp_pa
     with psycopg.connect(scratch_db, autocommit=True) as watcher:
         deadline = time.monotonic() + 20
         while not watcher.execute(
-            "SELECT 1 FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND query LIKE '%%pg_sleep(30)%%'"
+            "SELECT 1 FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND datname = current_database() "
+            "AND query LIKE '%%pg_sleep(30)%%'"
         ).fetchone():
             assert time.monotonic() < deadline, "the runner never reached the long statement"
             time.sleep(0.05)

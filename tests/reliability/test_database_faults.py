@@ -30,12 +30,16 @@ def files(directory: Path) -> Path:
     return directory
 
 
-def wait_for_sleep(admin_url: str) -> int:
+def wait_for_sleep(admin_url: str, url: str) -> int:
+    """The backend sleeping in 002_slow on `url`'s database (other suites on the server sleep in it too)."""
+    database = psycopg.conninfo.conninfo_to_dict(url)["dbname"]
     with psycopg.connect(admin_url, autocommit=True) as watcher:
         deadline = time.monotonic() + 20
         while True:
             row = watcher.execute(
-                "SELECT pid FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND query LIKE '%%pg_sleep(3)%%'"
+                "SELECT pid FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND datname = %s "
+                "AND query LIKE '%%pg_sleep(3)%%'",
+                (database,),
             ).fetchone()
             if row:
                 return row[0]
@@ -54,7 +58,7 @@ def test_server_restart_mid_migration(tmp_path: Path) -> None:
             target=lambda: outcome.update(result=apply_service("svc", url, load_migrations(migrations)))
         )
         runner.start()
-        wait_for_sleep(admin)
+        wait_for_sleep(admin, url)
         cluster.stop()
         runner.join(timeout=30)
         result = outcome["result"]
@@ -76,7 +80,7 @@ def terminated_mid_migration(migrations: Path, url: str, admin_url: str) -> Resu
         target=lambda: outcome.update(result=apply_service("svc", url, load_migrations(migrations)))
     )
     runner.start()
-    pid = wait_for_sleep(admin_url)
+    pid = wait_for_sleep(admin_url, url)
     with psycopg.connect(admin_url, autocommit=True) as admin:
         admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
     runner.join(timeout=30)

@@ -13,27 +13,33 @@ from collections.abc import Callable
 import psycopg
 import pytest
 
-from conftest import Monorepo
+from conftest import Monorepo, plain
 
 SLOW = "-- Migration: {v}\nCREATE TABLE IF NOT EXISTS t{n} (id int);\nSELECT pg_sleep({s});\n"
 
 
-def start(repo: Monorepo, *args: str) -> subprocess.Popen[str]:
+def start(repo: Monorepo, *args: str, terminal: int | None = None) -> subprocess.Popen[str]:
+    """`invoke ARGS` in a process of its own, its output piped (or, with `terminal`, as on a terminal that wide)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "NO_COLOR", "TTY_COMPATIBLE")}
+    if terminal is not None:
+        env.update(TTY_COMPATIBLE="1", TERM="xterm-256color")
     return subprocess.Popen(
         [sys.executable, "-m", "invoke", *args],
         cwd=repo.root,
-        env={**os.environ, **repo.env, "COLUMNS": "200"},
+        env={**env, **repo.env, "COLUMNS": str(terminal or 200)},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
 
 
-def wait_for(url: str, condition: str, give_up: float = 30.0) -> None:
-    """Poll pg_stat_activity until a session matches `condition` (a WHERE clause)."""
+def wait_for(url: str, condition: str, give_up: float = 30.0, any_database: bool = False) -> None:
+    """Poll pg_stat_activity until a session in `url`'s database (or, with any_database, in any) matches
+    `condition` (a WHERE clause). Other suites share the server: their runners sleep in the same queries."""
+    where = condition if any_database else f"datname = current_database() AND ({condition})"
     deadline = time.monotonic() + give_up
     with psycopg.connect(url, autocommit=True) as conn:
-        while not conn.execute(f"SELECT count(*) FROM pg_stat_activity WHERE {condition}").fetchone()[0]:
+        while not conn.execute(f"SELECT count(*) FROM pg_stat_activity WHERE {where}").fetchone()[0]:
             assert time.monotonic() < deadline, f"no session matched {condition}"
             time.sleep(0.05)
 
@@ -76,6 +82,26 @@ def test_a_signal_cancels_the_migration_in_progress_and_starts_nothing_more(
     assert advisory_locks(url) == 0
 
 
+@pytest.mark.parametrize("terminal", [None, 80], ids=["piped", "80-columns"])
+def test_ctrl_c_without_json_prints_the_summary_and_exits_130(slow_repo: Monorepo, terminal: int | None) -> None:
+    url = slow_repo.env["SLOW_DATABASE_URL"]
+    proc = start(slow_repo, "migrate-all", terminal=terminal)
+    wait_for(url, "application_name = 'migratekit' AND query LIKE '%pg_sleep(4)%' AND state = 'active'")
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 130, stdout + stderr
+    assert "Traceback" not in stderr, stderr
+    assert ("\x1b[" in stdout) is (terminal is not None)  # colour only on a terminal
+    lines = plain(stdout).splitlines()
+    (row,) = [line for line in lines if line.startswith("│ slow ")]
+    cells = [cell.strip() for cell in row.split("│")[1:-1]]  # service, applied now, already, pending, time, outcome
+    assert cells[:3] + cells[-1:] == ["slow", "1", "0", "interrupted"], row
+    said = " ".join(" ".join(lines).split())  # a terminal wraps long lines
+    assert "slow: 002_wait.sql:3: interrupted by SIGINT: 002_wait.sql was cancelled and rolled back" in said
+    assert "slow: applied 001_init before it stopped (kept)" in said
+    assert slow_repo.query("slow", "SELECT version FROM schema_migrations") == [("001_init",)]
+
+
 def test_ctrl_c_while_waiting_for_another_runners_lock(slow_repo: Monorepo) -> None:
     url = slow_repo.env["SLOW_DATABASE_URL"]
     with psycopg.connect(url, autocommit=True) as holder:
@@ -110,7 +136,7 @@ def test_ctrl_c_to_the_python_runner_prints_no_traceback(slow_repo: Monorepo) ->
 def test_sigterm_to_verify_leaves_no_throwaway_database(slow_repo: Monorepo, pg_server) -> None:
     slow_repo.env["MIGRATEKIT_SCRATCH_URL"] = pg_server.admin_url
     proc = start(slow_repo, "verify")
-    wait_for(pg_server.admin_url, "datname LIKE 'mk_verify_slow_%' AND query LIKE '%pg_sleep(4)%'")
+    wait_for(pg_server.admin_url, "datname LIKE 'mk_verify_slow_%' AND query LIKE '%pg_sleep(4)%'", any_database=True)
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 143 and "Traceback" not in stderr, stderr

@@ -59,8 +59,8 @@ def audit(
             print(line)
     else:
         out = render.console()
-        for line in render.audit_text(result):
-            out.print(line)
+        for text in render.audit_text(result):
+            out.print(text)
     if result.errors:
         raise Exit(code=1)
 
@@ -77,8 +77,7 @@ def rules(c: Context, code: str | None = None, json: bool = False) -> None:
     if json:
         print(render.as_json(selected))
     elif code:
-        r = selected[0]
-        render.console().print(f"[bold]{r.code}[/] ({r.severity}) {r.doc}\n\nfix: {r.hint}")
+        render.console().print(render.rule_text(selected[0]))
     else:
         render.console().print(render.rules_table(selected))
 

@@ -155,8 +155,7 @@ def rollback(
         print(render.as_json(result))
     else:
         out = render.console()
-        out.print(render.results_table([result], title=f"rollback {service}" + (" (dry run)" if dry_run else "")))
-        for line in render.result_details([result]):
-            out.print(line)
+        for part in render.rollback_text(result, dry_run):
+            out.print(part)
     if not result.ok:
         raise Exit(code=1)

@@ -1,7 +1,7 @@
 """The live display of a run: which migration each service is on, and for how long.
 
 On a terminal it is a rich Live table on stderr; elsewhere (CI logs) one line per event,
-so stdout stays clean for --json.
+so stdout stays clean for --json. Names and versions are text, never markup.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 from migratekit.database.apply import ProgressFn
 
@@ -37,7 +38,7 @@ class _Board:
         now = time.monotonic()
         with self.lock:
             for service, (version, since) in sorted(self.rows.items()):
-                table.add_row(service, version, f"{now - since:.1f}s")
+                table.add_row(Text(service), Text(version), f"{now - since:.1f}s")
         return table
 
 
@@ -47,7 +48,7 @@ def live_progress(console: Console) -> Iterator[ProgressFn]:
 
         def log(service: str, version: str | None) -> None:
             if version is not None:
-                console.print(f"{service}: applying {version}")
+                console.print(Text(f"{service}: applying {version}"))
 
         yield log
         return

@@ -1,6 +1,8 @@
 """Rendering for people (rich tables, colour only on a terminal) and for machines (JSON).
 
-The library returns dataclasses; this module is the only place that turns them into text.
+The library returns dataclasses; this module is the only place that turns them into text. What comes
+from users and servers (names, paths, SQL, messages) is always rich `Text`, styled by migratekit
+around it, never read as markup: a table named `t[/]x` or `[bold]` is printed as written.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from migratekit.checks.rule import Finding, Rule, Severity
 from migratekit.database.results import Outcome, Result
 
 if TYPE_CHECKING:  # rich is imported where a table or a console is made: `--json` never loads it
-    from rich.console import Console
+    from rich.console import Console, RenderableType
     from rich.table import Table
+    from rich.text import Text
 
     from migratekit.checks.run import AuditReport
     from migratekit.database.drift import Matrix, ServiceDrift, ServiceStatus
@@ -54,10 +57,23 @@ def as_json(value: Any) -> str:
     return json.dumps(to_data(value), indent=2, ensure_ascii=False)
 
 
-def _table(**settings: Any) -> Table:
-    from rich.table import Table
+def _text(*parts: str | tuple[str, str]) -> Text:
+    """One piece of output: each string as written (never read as markup), each (string, style) styled."""
+    from rich.text import Text
 
-    return Table(**settings)
+    return Text.assemble(*parts)
+
+
+def _table(title: str, caption: str | None = None, **settings: Any) -> Table:
+    """A table whose title and caption (they hold names and server messages) are text too."""
+    from rich.table import Table
+    from rich.text import Text
+
+    return Table(
+        title=Text(title, style="table.title"),
+        caption=None if caption is None else Text(caption, style="table.caption"),
+        **settings,
+    )
 
 
 def services_table(rows: Sequence[ServiceInfo], undeclared: Sequence[str] = ()) -> Table:
@@ -68,16 +84,16 @@ def services_table(rows: Sequence[ServiceInfo], undeclared: Sequence[str] = ()) 
     for column in ("service", "language", "depends on", "migrations", "in", "newest", "url variable", "database"):
         table.add_column(column, justify="right" if column == "migrations" else "left")
     for row in rows:
-        name = row.name if row.declared or not undeclared else f"{row.name} [yellow](not in workspace.yaml)[/]"
+        flagged = not row.declared and bool(undeclared)
         table.add_row(
-            name,
-            row.language,
-            ", ".join(row.depends_on) or "-",
+            _text(row.name, (" (not in workspace.yaml)", "yellow") if flagged else ""),
+            _text(row.language),
+            _text(", ".join(row.depends_on) or "-"),
             str(row.migrations),
-            row.migrations_dir,
-            row.newest or "-",
-            row.url_variable,
-            row.database,
+            _text(row.migrations_dir),
+            _text(row.newest or "-"),
+            _text(row.url_variable),
+            _text(row.database),
         )
     return table
 
@@ -86,19 +102,29 @@ OFF_TERMINAL_WIDTH = 1000  # a CI log or a pipe has no width to fit: print whole
 
 
 def console(stderr: bool = False) -> Console:
+    """stdout's (or stderr's) console. It reads no markup and no :emoji: codes in strings, so a message
+    handed to its print as it is (a notice from the library, a path) is shown as written."""
     from rich.console import Console
 
-    terminal = Console(stderr=stderr, highlight=False)
-    return terminal if terminal.is_terminal else Console(stderr=stderr, highlight=False, width=OFF_TERMINAL_WIDTH)
+    make = functools.partial(Console, stderr=stderr, highlight=False, markup=False, emoji=False)
+    terminal = make()
+    return terminal if terminal.is_terminal else make(width=OFF_TERMINAL_WIDTH)
 
 
-OUTCOME_STYLE = {
+# How each outcome looks, for every Outcome (tests/test_text_output.py fails for one added without a style).
+OUTCOME_STYLE: dict[Outcome, str] = {
     Outcome.APPLIED: "green",
     Outcome.UP_TO_DATE: "green",
     Outcome.PLANNED: "cyan",
     Outcome.FAILED: "red",
     Outcome.SKIPPED: "yellow",
+    Outcome.ROLLED_BACK: "green",
+    Outcome.INTERRUPTED: "yellow",
 }
+
+
+def outcome_text(outcome: Outcome) -> Text:
+    return _text((str(outcome), OUTCOME_STYLE.get(outcome, "")))
 
 
 def results_table(results: Sequence[Result], title: str = "migrate-all") -> Table:
@@ -110,45 +136,76 @@ def results_table(results: Sequence[Result], title: str = "migrate-all") -> Tabl
             justify="right" if column in ("applied now", "already applied", "pending", "time") else "left",
         )
     for r in results:
-        style = OUTCOME_STYLE.get(r.outcome, "")
         table.add_row(
-            r.service,
+            _text(r.service),
             str(len(r.applied)),
             str(r.already_applied),
             str(len(r.pending)),
             f"{r.elapsed_ms} ms",
-            f"[{style}]{r.outcome}[/]",
+            outcome_text(r.outcome),
         )
     return table
 
 
-def result_details(results: Sequence[Result]) -> list[str]:
-    """The lines under the table: what failed where and what to do, skips, notes, the dry run's files."""
+def _why(r: Result) -> list[Text]:
+    """Why a service stopped (its name in its outcome's colour) and what to do; then its notes."""
+    lines = [_text((r.service, OUTCOME_STYLE.get(r.outcome, "")), f": {r.failure.describe()}")] if r.failure else []
+    return lines + [_text(f"{r.service}: {note}") for note in r.notes]
+
+
+def result_details(results: Sequence[Result]) -> list[Text]:
+    """The lines under the table: what failed where and what to do, skips, notes, what a stopped run kept,
+    the dry run's files."""
     lines = []
     for r in results:
-        if r.failure:
-            lines.append(f"[red]{r.service}[/]: {r.failure.describe()}")
-        for note in r.notes:
-            lines.append(f"{r.service}: {note}")
+        lines += _why(r)
+        if r.applied and r.outcome in (Outcome.FAILED, Outcome.INTERRUPTED):
+            lines.append(
+                _text(f"{r.service}: applied {', '.join(a.version for a in r.applied)} before it stopped (kept)")
+            )
         if r.pending:
-            lines.append(f"{r.service}: would apply {', '.join(r.pending)}")
+            verb = "would apply" if r.outcome is Outcome.PLANNED else "still pending:"
+            lines.append(_text(f"{r.service}: {verb} {', '.join(r.pending)}"))
     return lines
 
 
-def audit_text(report: AuditReport) -> list[str]:
+def rollback_text(result: Result, dry_run: bool) -> list[RenderableType]:
+    """`invoke rollback`: its table, why it stopped, and which migrations it undid (or would undo)."""
+    name = result.service
+    table = _table(title=f"rollback {name}" + (" (dry run)" if dry_run else ""))
+    for column in ("service", "would roll back" if dry_run else "rolled back", "time", "outcome"):
+        table.add_column(column, overflow="fold", justify="left" if column in ("service", "outcome") else "right")
+    undone = result.pending if result.outcome is Outcome.PLANNED else tuple(a.version for a in result.applied)
+    table.add_row(_text(name), str(len(undone)), f"{result.elapsed_ms} ms", outcome_text(result.outcome))
+    lines: list[RenderableType] = [table, *_why(result)]
+    if result.outcome is Outcome.PLANNED:
+        lines.append(
+            _text(f"{name}: would roll back {', '.join(undone)}" if undone else f"{name}: nothing to roll back")
+        )
+    elif result.outcome is Outcome.ROLLED_BACK:
+        what = f"rolled back {', '.join(undone)}" if undone else "nothing to roll back"
+        lines.append(_text(f"{name}: {what}; {result.already_applied} still applied"))
+    elif undone:
+        lines.append(_text(f"{name}: rolled back {', '.join(undone)} before it stopped"))
+    return lines
+
+
+def audit_text(report: AuditReport) -> list[Text]:
     """Findings grouped by service, each with its code, severity, place, sentence and fix."""
-    lines: list[str] = []
+    lines: list[Text] = []
     current: object = object()
     for f in report.findings:
         if f.service != current:
             current = f.service
-            lines.append(f"[bold]{f.service or 'workspace'}[/]")
+            lines.append(_text((f.service or "workspace", "bold")))
         colour = "red" if f.severity is Severity.ERROR else "yellow"
-        lines.append(f"  [{colour}]{f.code} {f.severity}[/] {f.location}: {f.message}")
-        lines.append(f"      fix: {f.hint}")
+        lines.append(_text("  ", (f"{f.code} {f.severity}", colour), f" {f.location}: {f.message}"))
+        lines.append(_text(f"      fix: {f.hint}"))
     scope = f", changed since {report.changed_since}" if report.changed_since else ""
     lines.append(
-        f"{len(report.services)} service(s) audited{scope}: {report.errors} error(s), {report.warnings} warning(s)"
+        _text(
+            f"{len(report.services)} service(s) audited{scope}: {report.errors} error(s), {report.warnings} warning(s)"
+        )
     )
     return lines
 
@@ -223,30 +280,33 @@ def rules_table(rules: Sequence[Rule]) -> Table:
     for column in ("code", "severity", "summary"):
         table.add_column(column, overflow="fold")
     for r in rules:
-        table.add_row(r.code, r.severity, r.summary)
+        table.add_row(r.code, str(r.severity), _text(r.summary))
     return table
 
 
-def verify_text(results: Sequence[Verification], images: Sequence[ImageCheck], origin: str) -> list[str]:
-    lines = [f"throwaway databases from: {origin}"]
+def rule_text(rule: Rule) -> Text:
+    """`invoke rules --code`: one rule's documentation (its SQL examples as written) and its fix."""
+    return _text((rule.code, "bold"), f" ({rule.severity}) {rule.doc}\n\nfix: {rule.hint}")
+
+
+def verify_text(results: Sequence[Verification], images: Sequence[ImageCheck], origin: str) -> list[Text]:
+    lines = [_text(f"throwaway databases from: {origin}")]
     for r in results:
-        verdict = "[green]idempotent[/]" if r.ok else "[red]failed[/]"
-        lines.append(f"{r.service}: {verdict} ({r.migrations} migrations applied, then each run again)")
-        lines += [f"  note: {n}" for n in r.notes]
+        verdict = ("idempotent", "green") if r.ok else ("failed", "red")
+        lines.append(_text(f"{r.service}: ", verdict, f" ({r.migrations} migrations applied, then each run again)"))
+        said = [f"note: {n}" for n in r.notes]
         if r.first_run:
-            lines.append(f"  first run failed: {r.first_run.describe()}")
-        lines += [f"  second run failed: {f.describe()}" for f in r.second_run]
-        lines += [f"  {file}: second run changed the schema: {d.describe()}" for file, d in r.schema_changes]
-        if r.rollback:
-            lines.append(f"  {r.rollback}")
+            said.append(f"first run failed: {r.first_run.describe()}")
+        said += [f"second run failed: {f.describe()}" for f in r.second_run]
+        said += [f"{file}: second run changed the schema: {d.describe()}" for file, d in r.schema_changes]
+        said += [r.rollback] if r.rollback else []
+        lines += [_text(f"  {line}") for line in said]
     for i in images:
         if i.skipped:
-            lines.append(f"{i.service} image: skipped ({i.skipped})")
+            lines.append(_text(f"{i.service} image: skipped ({i.skipped})"))
         else:
-            lines.append(
-                f"{i.service} image: "
-                + ("migrations identical to the repository's" if not i.problems else "; ".join(i.problems))
-            )
+            found = "; ".join(i.problems) if i.problems else "migrations identical to the repository's"
+            lines.append(_text(f"{i.service} image: {found}"))
     return lines
 
 
@@ -256,40 +316,40 @@ def drift_table(results: Sequence[ServiceDrift]) -> Table:
         table.add_column(column, overflow="fold")
     for r in results:
         kinds = Counter(str(i.kind) for i in r.items)
-        colour = "red" if r.drifted else "green"
         table.add_row(
-            r.service,
+            _text(r.service),
             str(r.applied),
-            r.newest_applied or "-",
+            _text(r.newest_applied or "-"),
             str(kinds["pending"] + kinds["out of order"]),
             str(kinds["changed"]),
             str(kinds["missing file"]),
             str(len(r.schema)),
-            f"[{colour}]{r.state}[/]",
+            _text((str(r.state), "red" if r.drifted else "green")),
         )
     return table
 
 
-def drift_details(results: Sequence[ServiceDrift], across: Sequence[Finding]) -> list[str]:
+def drift_details(results: Sequence[ServiceDrift], across: Sequence[Finding]) -> list[Text]:
     lines = []
     for r in results:
         if r.message:
             lines.append(f"{r.service}: {r.message}")
         lines += [f"{r.service}: {i.version} {i.kind}" + (f" ({i.detail})" if i.detail else "") for i in r.items]
         lines += [f"{r.service}: schema: {d.describe()}" for d in r.schema]
+    texts = [_text(line) for line in lines]
     if across:
-        lines.append("[bold]across services[/]")
-        lines += [f"  {f.code} {f.location}: {f.message}; fix: {f.hint}" for f in across]
-    return lines
+        texts.append(_text(("across services", "bold")))
+        texts += [_text(f"  {f.code} {f.location}: {f.message}; fix: {f.hint}") for f in across]
+    return texts
 
 
 def matrix_table(matrix: Matrix) -> Table:
     table = _table(title="versions by environment")
     table.add_column("service")
     for env in matrix.environments:
-        table.add_column(env, overflow="fold")
+        table.add_column(_text(env), overflow="fold")
     for service, cells in matrix.rows:
-        table.add_row(service, *cells)
+        table.add_row(_text(service), *(_text(cell) for cell in cells))
     return table
 
 
@@ -301,21 +361,26 @@ def _checkout_text(server: RunningServer) -> str:
 
 def db_up_text(
     server: EmbeddedServer | None, rows: Sequence[dict[str, str]], orphans: Sequence[RunningServer]
-) -> list[str]:
+) -> list[Text]:
     lines = [
-        f"[yellow]a migratekit server still runs for a checkout that is gone[/]: pid {o.pid}, {o.datadir} "
-        f"({_checkout_text(o)}); invoke db-down --orphans stops it"
+        _text(
+            ("a migratekit server still runs for a checkout that is gone", "yellow"),
+            f": pid {o.pid}, {o.datadir} ({_checkout_text(o)}); invoke db-down --orphans stops it",
+        )
         for o in orphans
     ]
     if server is not None:
         lines.append(
-            f"embedded PostgreSQL at {server.url()} ({server.binaries.source} binaries, data in {server.datadir})"
+            _text(
+                f"embedded PostgreSQL at {server.url()} ({server.binaries.source} binaries, data in {server.datadir})"
+            )
         )
-    lines += [f"  {row['service']}: {row['database']}  (${row['url_variable']} overrides)" for row in rows]
+    lines += [_text(f"  {row['service']}: {row['database']}  (${row['url_variable']} overrides)") for row in rows]
     return lines
 
 
 def orphans_stopped_text(stopped: Sequence[RunningServer]) -> list[str]:
+    """Printed with print(): plain lines, never markup."""
     lines = [f"stopped pid {s.pid} ({s.datadir}): {_checkout_text(s)}" for s in stopped]
     return [*lines, f"{len(stopped)} orphaned server(s) stopped"]
 
@@ -330,6 +395,12 @@ def status_tables(statuses: Sequence[ServiceStatus]) -> list[Table]:
         for entry in status.entries:
             colour = "green" if entry.state == "applied" else "yellow" if entry.state == "pending" else "red"
             ms = "" if entry.execution_time_ms is None else str(entry.execution_time_ms)
-            table.add_row(entry.version, f"[{colour}]{entry.state}[/]", entry.applied_at or "", ms, entry.detail)
+            table.add_row(
+                _text(entry.version),
+                _text((entry.state, colour)),
+                _text(entry.applied_at or ""),
+                ms,
+                _text(entry.detail),
+            )
         tables.append(table)
     return tables

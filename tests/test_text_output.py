@@ -1,0 +1,218 @@
+"""What a person reads: each command's text output, piped (as in CI) and on terminals 80 and 200 columns wide.
+
+User text (names, paths, SQL, server messages) is shown as written, never read as rich markup, and every
+outcome a run can end in has its rendering.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import io
+import re
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import Monorepo, plain
+from migratekit.checks.rule import Finding, Severity, all_rules
+from migratekit.checks.run import AuditReport
+from migratekit.cli import render
+from migratekit.database.drift import DriftState, Entry, Item, ItemKind, Matrix, ServiceDrift, ServiceStatus
+from migratekit.database.embedded import Binaries, EmbeddedServer
+from migratekit.database.results import Applied, Failure, Outcome, Result
+from migratekit.database.schema import Difference
+from migratekit.database.servers import RunningServer
+from migratekit.database.verify import ImageCheck, Verification
+from migratekit.model.inventory import ServiceInfo
+
+WIDTHS = [None, 80, 200]  # piped, then two terminals
+
+
+def seen(output: str) -> str:
+    """What the text says, whatever the width: colours out, lines joined (a terminal wraps long ones)."""
+    return " ".join(plain(output).split())
+
+
+@pytest.fixture
+def updown(monorepo: Callable[..., Monorepo]) -> Monorepo:
+    """A service `g` in golang-migrate's layout with three migrations applied."""
+    repo = monorepo({"g": {"language": "go"}})
+    for n, name in enumerate(("one", "two", "three"), start=1):
+        repo.migration("g", f"00{n}_{name}.up.sql", f"CREATE TABLE IF NOT EXISTS t{n} (id int);\n")
+        repo.migration("g", f"00{n}_{name}.down.sql", f"DROP TABLE IF EXISTS t{n};\n")
+    assert repo.invoke("migrate-all").returncode == 0
+    return repo
+
+
+def test_a_rollback_says_what_it_rolled_back(updown: Monorepo) -> None:
+    said = {}
+    for args, terminal in [
+        (("--steps", "2", "--dry-run"), None),
+        (("--steps", "2"), 80),
+        (("--to", "001_one"), 200),  # nothing after it is applied any more
+        ((), None),
+    ]:
+        done = updown.invoke("rollback", "g", *args, terminal=terminal)
+        assert done.returncode == 0 and "Traceback" not in done.stderr, done.stdout + done.stderr
+        assert ("\x1b[" in done.stdout) is (terminal is not None)  # colour only on a terminal
+        (row,) = [line for line in plain(done.stdout).splitlines() if line.startswith("│ g ")]
+        said[args] = (row.split("│")[-2].strip(), seen(done.stdout).split(" g: ", 1)[1])
+    assert said == {
+        ("--steps", "2", "--dry-run"): ("planned", "would roll back 003_three, 002_two"),
+        ("--steps", "2"): ("rolled back", "rolled back 003_three, 002_two; 1 still applied"),
+        ("--to", "001_one"): ("rolled back", "nothing to roll back; 1 still applied"),
+        (): ("rolled back", "rolled back 001_one; 0 still applied"),
+    }
+    assert updown.query("g", "SELECT count(*) FROM schema_migrations") == [(0,)]
+
+
+def test_a_failed_rollback_names_the_file_and_line(updown: Monorepo) -> None:
+    updown.migration("g", "003_three.down.sql", "DELETE FROM t3;\nSELECT 1/0;\n")
+    failed = updown.invoke("rollback", "g", terminal=80)
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert "g: 003_three.down.sql:2: rolling back: division by zero (SQLSTATE 22012)" in seen(failed.stdout)
+    assert len(updown.query("g", "SELECT version FROM schema_migrations")) == 3
+
+
+def test_the_audit_shows_names_and_messages_as_written(monorepo: Callable[..., Monorepo]) -> None:
+    repo = monorepo({"a": {}})
+    repo.migration(
+        "a",
+        "001_init.sql",
+        '-- Migration: 001_init\nCREATE TABLE "t[/]x" (id int);\nCREATE TABLE "[bold]b[/bold]" (id int);\n',
+    )
+    for terminal in WIDTHS:
+        audit = repo.invoke("audit", "--service", "a", terminal=terminal)
+        assert audit.returncode == 1 and "Traceback" not in audit.stderr, audit.stdout + audit.stderr
+        text = seen(audit.stdout)
+        assert "services/a/migrations/001_init.sql:2: CREATE TABLE t[/]x without IF NOT EXISTS" in text
+        assert "services/a/migrations/001_init.sql:3: CREATE TABLE [bold]b[/bold] without IF NOT EXISTS" in text
+        assert "fix: write CREATE TABLE IF NOT EXISTS" in text
+        assert ("\x1b[" in audit.stdout) is (terminal is not None)
+
+
+def test_a_rules_documentation_keeps_its_brackets(monorepo: Callable[..., Monorepo]) -> None:
+    repo = monorepo({})
+    for terminal in WIDTHS:
+        shown = repo.invoke("rules", "--code", "MK501", terminal=terminal)
+        assert shown.returncode == 0, shown.stdout + shown.stderr
+        assert "Good: services: {payments: {depends_on: [authentication]}}" in seen(shown.stdout)  # it lost [...]
+
+
+def printed(renderables: Iterable[Any], terminal: int | None, monkeypatch: pytest.MonkeyPatch, capsys) -> str:
+    """What the tasks' own console (render.console) prints for `renderables`, piped or on a terminal that wide."""
+    for variable in ("FORCE_COLOR", "NO_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
+        monkeypatch.delenv(variable, raising=False)
+    if terminal is not None:
+        monkeypatch.setenv("TTY_COMPATIBLE", "1")
+        monkeypatch.setenv("TERM", "xterm-256color")
+        monkeypatch.setenv("COLUMNS", str(terminal))
+    capsys.readouterr()
+    out = render.console()
+    for renderable in renderables:
+        out.print(renderable)
+    return capsys.readouterr().out
+
+
+@pytest.mark.parametrize("outcome", list(Outcome))
+def test_every_outcome_has_its_rendering(outcome: Outcome, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    from rich.style import Style
+
+    style = render.OUTCOME_STYLE.get(outcome)
+    assert style, f"Outcome.{outcome.name} has no style: add it to OUTCOME_STYLE in tools/migratekit/cli/render.py"
+    Style.parse(style)  # a style rich knows
+    failure = Failure("it stopped") if outcome in (Outcome.FAILED, Outcome.INTERRUPTED) else None
+    result = Result("svc", outcome, applied=(Applied("001_a", "0" * 16, 1, True),), failure=failure)
+    for terminal in WIDTHS:
+        for shown in (
+            [render.results_table([result]), *render.result_details([result])],
+            render.rollback_text(result, dry_run=outcome is Outcome.PLANNED),
+        ):
+            out = printed(shown, terminal, monkeypatch, capsys)
+            (row,) = [line for line in plain(out).splitlines() if line.startswith("│ svc ")]
+            assert row.split("│")[-2].strip() == str(outcome)
+            if terminal:  # in its colour
+                assert re.search(r"\x1b\[[0-9;]+m" + re.escape(str(outcome)) + r"\x1b\[0m", out), repr(out)
+
+
+H = "t[/]x[bold]b:smile:[red]"  # markup, an emoji code and an unclosed tag: each must print as written
+
+
+def everything_rendered() -> dict[str, list[Any]]:
+    """Each text renderer of cli/render.py, given H wherever user or server text goes."""
+    failure = Failure(H, file=H, line=2, hint=H)
+    applied = (Applied(H, "0" * 16, 1, True),)
+    finding = Finding("MK201", Severity.ERROR, H, H, 2, H, H)
+    rule = dataclasses.replace(all_rules()[0], summary=H, doc=H, hint=H)
+    drift = ServiceDrift(H, H, DriftState.DRIFT, 1, H, (Item(H, ItemKind.CHANGED, H),), message=H)
+    orphan = RunningServer(1, Path(H), Path(H))
+    return {
+        "services_table": [render.services_table([ServiceInfo(H, H, (H,), 1, H, H, H, H, H, False)], [H])],
+        "results_table": [render.results_table([Result(H, Outcome.FAILED, applied)], title=H)],
+        "result_details": render.result_details([Result(H, Outcome.INTERRUPTED, applied, 0, (H,), 0, failure, (H,))]),
+        "rollback_text": render.rollback_text(Result(H, Outcome.ROLLED_BACK, applied, failure=failure), False),
+        "audit_text": render.audit_text(AuditReport(Path("/r"), (H,), (finding,), changed_since=H)),
+        "rules_table": [render.rules_table([rule])],
+        "rule_text": [render.rule_text(rule)],
+        "verify_text": render.verify_text(
+            [Verification(H, 1, failure, (failure,), ((H, Difference(H, H, H, H, H)),), H, (H,))],
+            [ImageCheck(H, H), ImageCheck(H, None, (H,))],
+            H,
+        ),
+        "drift_table": [render.drift_table([drift])],
+        "drift_details": render.drift_details([drift], [finding]),
+        "matrix_table": [render.matrix_table(Matrix((H,), ((H, (H,)),)))],
+        "db_up_text": render.db_up_text(
+            EmbeddedServer(Path(H), 5432, Binaries(Path(H), H)),
+            [{"service": H, "database": H, "url_variable": H}],
+            [orphan],
+        ),
+        "status_tables": render.status_tables(
+            [ServiceStatus(H, H, DriftState.DRIFT, (Entry(H, "changed", H, 1, H),), message=H)]
+        ),
+        "outcome_text": [render.outcome_text(Outcome.FAILED)],
+    }
+
+
+def test_every_text_renderer_is_tested_here() -> None:
+    renderers = {
+        name
+        for name, function in vars(render).items()
+        if inspect.isfunction(function)
+        and function.__module__ == render.__name__
+        and not name.startswith("_")
+        and re.search(r"\b(Text|Table|RenderableType)\b", str(function.__annotations__.get("return")))
+    }
+    assert renderers == set(everything_rendered())
+
+
+@pytest.mark.parametrize("terminal", [None, 200])
+def test_every_text_renderer_prints_user_text_as_written(
+    terminal: int | None, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    from rich.console import Console
+
+    for name, renderables in everything_rendered().items():
+        on_its_console = plain(printed(renderables, terminal, monkeypatch, capsys))
+        anywhere = Console(file=io.StringIO(), width=terminal or 1000)  # rich's defaults: markup and emoji read
+        for renderable in renderables:
+            anywhere.print(renderable)
+        for out in (on_its_console, anywhere.file.getvalue()):  # type: ignore[attr-defined]
+            assert name == "outcome_text" or H in out, (name, out)
+            assert "\N{SMILING FACE WITH OPEN MOUTH AND SMILING EYES}" not in out, name
+
+
+def test_the_console_prints_a_string_as_written(capsys) -> None:
+    render.console().print("started [bold]x[/] :smile:")  # a notice from the library, handed over as it is
+    assert capsys.readouterr().out == "started [bold]x[/] :smile:\n"
+
+
+def test_the_progress_log_prints_names_as_written(capsys) -> None:
+    from migratekit.cli.progress import live_progress
+
+    with live_progress(render.console(stderr=True)) as progress:
+        progress(H, H)
+    assert capsys.readouterr().err == f"{H}: applying {H}\n"
