@@ -29,6 +29,7 @@ from migratekit.checks.sql.context import Context, FileState, ServiceFacts
 from migratekit.checks.sql.statements import advance, ignore_comments, service_facts
 from migratekit.checks.wiring import deploy
 from migratekit.checks.wiring.collect import collect
+from migratekit.model.formats import AUTO
 from migratekit.model.migration import Migration
 from migratekit.model.selection import select
 from migratekit.model.workspace import Workspace, relative
@@ -168,7 +169,7 @@ def lint_migrations(
     root: Path,
     tracking_table: str,
     gaps_allowed: bool = False,
-    declared: str = "auto",
+    declared: str = AUTO,
 ) -> list[Finding]:
     """Every MK1xx, MK2xx and MK3xx finding for one service's migrations directory."""
 

@@ -7,6 +7,7 @@ indistinguishable. The scaffold templates, the example services and the tests ar
 
 from __future__ import annotations
 
+SEED_TABLE = "schema_migrations"  # the seed's tracking table, and every service's unless it names its own
 SEED_COLUMNS = frozenset({"version", "applied_at", "checksum", "execution_time_ms"})
 COLUMNS_SQL = (
     "version TEXT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT NOW(), checksum TEXT NOT NULL, "
@@ -17,7 +18,7 @@ LOCK_KEY = "pg_catalog.hashtextextended('migratekit:' || pg_catalog.current_data
 MAX_IDENTIFIER = 63  # PostgreSQL truncates a longer name silently
 
 
-def create_table_sql(tracking_table: str = "schema_migrations") -> str:
+def create_table_sql(tracking_table: str = SEED_TABLE) -> str:
     """The seed's CREATE TABLE, as the templates write it (for a name that needs no quoting)."""
     return f"CREATE TABLE IF NOT EXISTS {tracking_table} ({COLUMNS_SQL})"
 

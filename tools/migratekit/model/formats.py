@@ -29,6 +29,7 @@ class Format(StrEnum):
 
 
 FORMATS = tuple(f.value for f in Format)
+AUTO = "auto"  # a service's format: read from its files
 UPDOWN_NAME = re.compile(r"^(?P<number>\d+)_(?P<slug>.+)\.(?P<direction>up|down)\.sql$")
 SEED_NAME = re.compile(r"^(?P<number>\d+)_(?P<slug>[a-z0-9]+(?:_[a-z0-9]+)*)\.sql$")  # the seed's convention (MK101)
 _VERSION = re.compile(r"^(?P<number>\d+)(?:_(?P<slug>.*))?$")

@@ -23,6 +23,7 @@ from typing import Any
 from migratekit.errors import ConfigError
 from migratekit.model.contract import qualified
 from migratekit.model.formats import (
+    AUTO,
     Format,
     SectionError,
     Sections,
@@ -327,7 +328,7 @@ def _reindex_concurrently(statement: Statement) -> bool:
 MAX_MIGRATION_BYTES = 20_000_000  # a larger "migration" is a data load: use COPY from a file instead
 
 
-def load_migrations(directory: Path, fmt: str = "auto", mixed: bool = False) -> tuple[Migration, ...]:
+def load_migrations(directory: Path, fmt: str = AUTO, mixed: bool = False) -> tuple[Migration, ...]:
     """Every migration of a directory, in numeric order of version (999 before 1000), then by name.
 
     `fmt` is "auto" (each file's format detected; a directory mixing formats is a ConfigError naming
@@ -338,7 +339,7 @@ def load_migrations(directory: Path, fmt: str = "auto", mixed: bool = False) -> 
     """
     files = _read_files(directory)
     formats = {name: format_of(name, data.decode("utf-8", "replace")) for name, data in files.items()}
-    if fmt != "auto":
+    if fmt != AUTO:
         declared = Format(fmt)
         against = sorted(name for name, found in formats.items() if contradicts(declared, found))
         if against and not mixed:  # the audit reads each file as what it is, and says so (MK118)

@@ -10,6 +10,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from migratekit.model.contract import SEED_TABLE
+from migratekit.model.formats import AUTO
+
 WORKSPACE_FILE = "workspace.yaml"
 SERVICES_DIR = "services"  # discovery looks for <services_dir>/*/migrations
 MIGRATIONS = "migrations"  # the seed's layout: a service's migrations directory, relative to the service
@@ -34,10 +37,10 @@ class ServiceSettings:
     """How one service's migrations are found, applied and recorded."""
 
     database_url_env: str = "{SERVICE}_DATABASE_URL"  # {SERVICE} is the service's name in upper case
-    tracking_table: str = "schema_migrations"  # table or schema.table
+    tracking_table: str = SEED_TABLE  # table or schema.table
     lock_timeout: str = "5s"
     statement_timeout: str = "5min"
-    format: str = "auto"  # detected from the files; or seed, updown, dbmate, goose
+    format: str = AUTO  # detected from the files; or one of formats.FORMATS
     migrations: str = MIGRATIONS  # unset in workspace.yaml: the first layout found on disk
     gaps: str = "check"  # "allow": the service numbers sparsely on purpose (no MK103)
     create_database: bool = False  # migrate creates the URL's database when the server lacks it

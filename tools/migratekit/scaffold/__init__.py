@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from migratekit.errors import ConfigError
-from migratekit.model.formats import FORMATS, TIMESTAMPS, Format, migration_files
+from migratekit.model.formats import AUTO, FORMATS, TIMESTAMPS, Format, migration_files
 from migratekit.model.migration import Migration
 from migratekit.model.settings import MIGRATIONS
 from migratekit.model.workspace import SERVICE_NAME, Workspace, env_name, state_dir
@@ -150,7 +150,7 @@ def new_migration(
         slug = slug[: MAX_SLUG + 1].rsplit("_", 1)[0] if "_" in slug[:MAX_SLUG] else slug[:MAX_SLUG]
     with _lock(workspace.root):  # two calls at once must never take the same number
         migrations = service.load_migrations()
-        fmt = Format(service.settings.format) if service.settings.format != "auto" else _format_of(migrations)
+        fmt = Format(service.settings.format) if service.settings.format != AUTO else _format_of(migrations)
         version = f"{_next_number(migrations, fmt, today_time)}_{slug}"
         body, rollback, down = starter_sql(description)
         header = (

@@ -18,6 +18,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from migratekit.errors import ConfigError
+from migratekit.model.contract import SEED_TABLE
 from migratekit.model.discovery import Layout, infer_layout, migration_dirs
 from migratekit.model.formats import Format
 from migratekit.model.settings import MIGRATIONS, WORKSPACE_FILE
@@ -126,7 +127,7 @@ def _detected(service: Service, default: str = MIGRATIONS, counts: Counter[Forma
         settings["migrations"] = service.settings.migrations
     if fmt is not Format.SEED:
         settings["format"] = str(fmt)
-    if fmt in OWN_TABLE and service.settings.tracking_table == "schema_migrations":
+    if fmt in OWN_TABLE and service.settings.tracking_table == SEED_TABLE:
         settings["tracking_table"] = "migratekit.schema_migrations"  # beside the other tool's, never in it
     if service.database != service.name:
         settings["database"] = service.database

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from migratekit.checks.rule import Scope, StaleIgnore
 from migratekit.checks.rule import rule as declare_rule
-from migratekit.model.formats import SEED_NAME, TIMESTAMPS, Format, contradicts, format_groups
+from migratekit.model.formats import AUTO, SEED_NAME, TIMESTAMPS, Format, contradicts, format_groups
 from migratekit.model.migration import Migration, tracking_table_statement
 
 
@@ -22,7 +22,7 @@ class Directory:
     migrations: tuple[Migration, ...]
     tracking_table: str
     gaps_allowed: bool = False  # workspace.yaml `gaps: allow`: numbered sparsely on purpose
-    declared: str = "auto"  # workspace.yaml's format: for the service; the migrations are read as each file is
+    declared: str = AUTO  # workspace.yaml's format: for the service; the migrations are read as each file is
 
 
 FileHit = tuple[Path, int | None, str | None]  # (file, line, message)
@@ -291,7 +291,7 @@ def declared_format_contradicted(d: Directory) -> Iterable[FileHit]:
     Bad: format: seed for a service whose 001_init.sql has -- migrate:up and -- migrate:down sections
     Good: format: auto, or format: dbmate
     """
-    if d.declared == "auto":
+    if d.declared == AUTO:
         return
     declared = Format(d.declared)
     for m in d.migrations:

@@ -16,7 +16,7 @@ from migratekit.checks.rule import Scope
 from migratekit.checks.rule import rule as declare_rule
 from migratekit.checks.sql.tree import strings
 from migratekit.checks.wiring.collect import OWN_RUNNER
-from migratekit.model.contract import SEED_COLUMNS
+from migratekit.model.contract import SEED_COLUMNS, SEED_TABLE
 from migratekit.model.dockerfile import analyse
 from migratekit.model.migration import tracking_table_statement
 from migratekit.model.workspace import Workspace, relative
@@ -137,7 +137,7 @@ def tracking_diverged(ws: Workspace) -> Iterable[AcrossHit]:
     """
     config = relative(ws.root, ws.config_path) if ws.config_path else None
     for name, service in ws.services.items():
-        if service.settings.tracking_table.rsplit(".", 1)[-1] != "schema_migrations":
+        if service.settings.tracking_table.rsplit(".", 1)[-1] != SEED_TABLE:
             yield name, config, None, f"tracking table {service.settings.tracking_table}, not schema_migrations"
         found = tracking_table_statement(service.load_migrations(mixed=True), service.settings.tracking_table)
         init, create = found if found is not None else (None, None)
