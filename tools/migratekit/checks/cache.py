@@ -59,8 +59,9 @@ def key(service: Service, migrations: tuple[Migration, ...], relative_dir: str) 
         if migration.down_data is not None:
             digest.update(hashlib.sha256(migration.down_data).digest())
     directory = service.migrations_dir
-    others = sorted(p.name for p in directory.iterdir() if not p.name.endswith(".sql")) if directory.is_dir() else []
-    digest.update("\0".join(others).encode())
+    # every name in the directory: a .down.sql without its .up.sql is no migration, yet MK115 names it
+    names = sorted(p.name for p in directory.iterdir()) if directory.is_dir() else []
+    digest.update("\0".join(names).encode())
     return digest.hexdigest()
 
 

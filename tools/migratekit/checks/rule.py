@@ -129,7 +129,7 @@ def declaration(
 ) -> Rule:
     """The Rule for one declaration, or RuleDeclarationError saying what is wrong with it."""
     where = f"{code} ({check.__module__}.{check.__qualname__})"
-    if not RULE_CODE.match(code) or not any(code[2] in families for families in FAMILIES.values()):
+    if not RULE_CODE.fullmatch(code) or not any(code[2] in families for families in FAMILIES.values()):
         raise RuleDeclarationError(f"{where}: a code is MK followed by three digits, family 1-6")
     if code[2] not in FAMILIES[scope]:
         families = ", ".join(f"MK{f}xx" for f in FAMILIES[scope])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -73,16 +74,23 @@ def with_flags(flags: dict[str, tuple[Any, str]]) -> Callable[[F], F]:
     return decorate
 
 
-def number(value: Any, flag: str, kind: type[int] | type[float], minimum: float) -> Any:
-    """A flag's number, or exit 2 naming the flag: Invoke passes what was typed as a string."""
+def number(value: Any, flag: str, kind: type[int] | type[float], minimum: float, maximum: float = math.inf) -> Any:
+    """A flag's number, or exit 2 naming the flag: Invoke passes what was typed as a string.
+
+    NaN and infinity are refused: a wait of NaN seconds never ends (no deadline compares as passed).
+    """
     try:
         number = kind(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ConfigError(
             f"--{flag} {value!r}: give a number{'' if kind is float else ' without a fraction'}"
         ) from None
+    if not math.isfinite(number):
+        raise ConfigError(f"--{flag} {value}: give a finite number")
     if number < minimum:
         raise ConfigError(f"--{flag} {value}: must be at least {minimum:g}")
+    if number > maximum:
+        raise ConfigError(f"--{flag} {value}: must be at most {maximum:g}")
     return number
 
 

@@ -134,7 +134,7 @@ def migrate(c: Context, service: str, with_deps: bool = False, **flags: Any) -> 
 def rollback(
     c: Context,
     service: str,
-    steps: int = 1,
+    steps: str = "1",  # a string: Invoke would turn a bad value into a traceback; number() says which flag
     to: str | None = None,
     dry_run: bool = False,
     json: bool = False,

@@ -7,6 +7,7 @@ Exit codes: 0 up to date, 1 a migration failed, 2 bad arguments.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -59,7 +60,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--url {redact(args.url)} is not a PostgreSQL URL: {problem}")
     if not args.dir.is_dir():
         parser.error(f"{args.dir}: no such migrations directory")
-    if not QUALIFIED_TABLE.match(args.tracking_table):
+    for flag, seconds in (("--wait", args.wait), ("--lock-wait", args.lock_wait)):
+        if not math.isfinite(seconds) or seconds < 0:
+            parser.error(f"{flag} {seconds}: give a finite number of seconds, at least 0")
+    if not QUALIFIED_TABLE.fullmatch(args.tracking_table):
         parser.error(f"--tracking-table {args.tracking_table!r}: use table or schema.table in lower case")
     settings = ServiceSettings(
         tracking_table=args.tracking_table, lock_timeout=args.lock_timeout, statement_timeout=args.statement_timeout

@@ -5,7 +5,7 @@ from __future__ import annotations
 from invoke import Context, task
 
 from migratekit.cli import render
-from migratekit.cli.flags import ROOT_HELP, user_errors, workspace_at
+from migratekit.cli.flags import ROOT_HELP, number, user_errors, workspace_at
 
 
 @task(
@@ -24,7 +24,7 @@ def new_service(
     root: str | None = None,
     lang: str = "typescript",
     depends_on: str = "",
-    port: int = 3000,
+    port: str = "3000",  # a string, checked by number(): a bad value is exit 2 naming the flag
     format: str = "seed",
 ) -> None:
     """Create services/NAME in the seed's shape (migrations, runner, Dockerfile, k8s) and declare it."""
@@ -32,7 +32,8 @@ def new_service(
 
     workspace = workspace_at(root)
     deps = tuple(d.strip() for d in depends_on.split(",") if d.strip())
-    created = scaffold(workspace, name, lang, deps, int(port), fmt=format)
+    port_ = number(port, "port", int, 0)  # the scaffold says which ports are TCP ports
+    created = scaffold(workspace, name, lang, deps, port_, fmt=format)
     out = render.console()
     out.print(f"created {created.path.relative_to(workspace.root)} ({lang}), declared in workspace.yaml:")
     for relative in created.files:

@@ -26,7 +26,7 @@ RULE_CODE = re.compile(rf"^{RULE_CODE_TEXT}$")
 
 def duration_seconds(duration: str) -> float:
     """A PostgreSQL duration (5s, 5min, 500ms; a bare number is milliseconds) in seconds; ValueError if not one."""
-    match = DURATION.match(duration.strip())
+    match = DURATION.fullmatch(duration.strip())
     if match is None:
         raise ValueError(f"not a duration: {duration!r}")
     return int(match["amount"]) * _UNIT_SECONDS[match["unit"]]

@@ -73,7 +73,7 @@ def read_yaml(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}:1: the top level must be a mapping (version, services_dir, defaults, services)")
     lines: dict[tuple[str, ...], int] = {}
-    _collect_lines(node, (), lines)
+    _collect_lines(path, node, (), lines)
     return data, lines
 
 
@@ -91,16 +91,33 @@ def _parse_yaml(path: Path, text: str, loader_class: Any) -> tuple[yaml.Node | N
 
 
 def _collect_lines(
-    node: yaml.Node | None, prefix: tuple[str, ...], out: dict[tuple[str, ...], int], seen: set[int] | None = None
+    path: Path,
+    node: yaml.Node | None,
+    prefix: tuple[str, ...],
+    out: dict[tuple[str, ...], int],
+    seen: set[int] | None = None,
 ) -> None:
-    """Record the line of every mapping key so errors can point into the file (each node once)."""
+    """Record the line of every mapping key so errors can point into the file (each node once).
+
+    A key given twice in one mapping is an error: YAML loaders keep the last without a word, so a service's
+    first entry (its tracking_table, say) would silently stop applying.
+    """
     seen = set() if seen is None else seen
     if isinstance(node, yaml.MappingNode) and id(node) not in seen:
         seen.add(id(node))
+        here: dict[str, int] = {}
         for key_node, value_node in node.value:
-            key = (*prefix, str(key_node.value))
-            out[key] = key_node.start_mark.line + 1
-            _collect_lines(value_node, key, out, seen)
+            name, line = str(key_node.value), key_node.start_mark.line + 1
+            if name in here and name != "<<":
+                dotted = ".".join((*prefix, name))
+                raise ConfigError(
+                    f"{path}:{line}: {dotted} is given twice (first on line {here[name]}); YAML would keep only "
+                    "this one without a word: merge the two into one"
+                )
+            here[name] = line
+            key = (*prefix, name)
+            out[key] = line
+            _collect_lines(path, value_node, key, out, seen)
 
 
 class Checker:
@@ -131,7 +148,7 @@ class Checker:
     def string(self, value: Any, key: tuple[str, ...], pattern: re.Pattern[str] | None = None, hint: str = "") -> str:
         if not isinstance(value, str) or not value:
             raise self.fail(key, f"must be a non-empty string, not {value!r}")
-        if pattern is not None and not pattern.match(value):
+        if pattern is not None and not pattern.fullmatch(value):
             raise self.fail(key, f"{value!r} is not valid; {hint}")
         return value
 
@@ -270,7 +287,7 @@ def _service(
 ) -> Service:
     """One service from its entry (if declared), the defaults and its layout on disk; bad values name their line."""
     where = ("services", name)
-    if not SERVICE_NAME.match(name):
+    if not SERVICE_NAME.fullmatch(name):
         raise check.fail(where, "a service name is lower-case letters, digits, '-' and '_', starting with a letter")
     entry = check.mapping(declared.get(name), where, SERVICE_KEYS)
     path, layout = found
@@ -292,7 +309,7 @@ def _service(
     if not isinstance(depends, list) or not all(isinstance(d, str) for d in depends):
         raise check.fail((*where, "depends_on"), "must be a list of service names")
     ignore = entry.get("ignore", [])
-    if not isinstance(ignore, list) or not all(isinstance(c, str) and RULE_CODE.match(c) for c in ignore):
+    if not isinstance(ignore, list) or not all(isinstance(c, str) and RULE_CODE.fullmatch(c) for c in ignore):
         raise check.fail((*where, "ignore"), "must be a list of rule codes such as [MK103, MK302]")
     language = entry.get("language") or guess_language(path)
     if language not in LANGUAGES:
@@ -358,7 +375,7 @@ def _setting(check: Checker, key: tuple[str, ...], name: str, value: Any) -> str
     if name == "migrations":  # in defaults: every service's, checked against each service's directory later
         return _migrations_setting(check, key, value)
     text = check.string(value, key)
-    if name == "database_url_env" and not re.match(r"^[A-Za-z_{}][A-Za-z0-9_{}]*$", text):
+    if name == "database_url_env" and not re.fullmatch(r"[A-Za-z_{}][A-Za-z0-9_{}]*", text):
         raise check.fail(key, f"{text!r} is not an environment variable name ({{SERVICE}} is replaced)")
     return text
 
@@ -366,6 +383,8 @@ def _setting(check: Checker, key: tuple[str, ...], name: str, value: Any) -> str
 def _migrations_setting(check: Checker, key: tuple[str, ...], value: Any) -> str:
     """A `migrations:` directory, relative to the service's (db/migrations); _service keeps it in the repository."""
     text = check.string(value, key)
+    if not text.isprintable():
+        raise check.fail(key, f"{value!r} holds a control character (a newline?); give the directory's name")
     if text.startswith("/") or "\\" in text:
         raise check.fail(key, f"{value!r}: give the directory relative to the service, with '/' (db/migrations)")
     return text.rstrip("/") or "."

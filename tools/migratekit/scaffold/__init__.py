@@ -48,7 +48,7 @@ def new_service(
     fmt: str = "seed",
 ) -> NewService:
     """Create `<services_dir>/<name>` in the seed's shape and declare it in workspace.yaml."""
-    if not SERVICE_NAME.match(name) or name in RESERVED:
+    if not SERVICE_NAME.fullmatch(name) or name in RESERVED:
         raise ConfigError(
             f"{name!r} is not a valid service name: lower-case letters, digits, '-' and '_', starting with a "
             "letter (it becomes a directory, a database and an environment variable)"
@@ -158,11 +158,30 @@ def new_migration(
             f"-- Created: {(today or datetime.date.today()).isoformat()}\n-- Rollback: {rollback}\n\n"
         )
         written = migration_files(fmt, version, header + body, down)
-        for filename, text in written.items():
-            with open(service.migrations_dir / filename, "x") as handle:
-                handle.write(text)
+        _write_all(service.migrations_dir, written)
         path = service.migrations_dir / next(iter(written))
     return NewMigration(service_name, path)
+
+
+def _write_all(directory: Path, files: dict[str, str]) -> None:
+    """Write every file of one migration, or none: an up part must never be left beside someone else's down part."""
+    in_the_way = [name for name in files if (directory / name).exists() or (directory / name).is_symlink()]
+    if in_the_way:
+        raise ConfigError(
+            f"{', '.join(str(directory / n) for n in in_the_way)} already exists (a stray file of an earlier "
+            "migration?); rename or delete it, then run new-migration again: nothing was written"
+        )
+    done: list[Path] = []
+    try:
+        for name, text in files.items():
+            with open(directory / name, "x") as handle:
+                done.append(directory / name)
+                handle.write(text)
+    except OSError as exc:
+        for path in done:
+            path.unlink(missing_ok=True)
+        reason = exc.strerror or exc
+        raise ConfigError(f"{directory}: cannot write the new migration ({reason}); nothing was written") from None
 
 
 def _format_of(migrations: tuple[Migration, ...]) -> Format:

@@ -1,0 +1,127 @@
+"""One case per cause of the adversarial review's defects: the input, the command, the exit code, what the user
+reads, and that nothing changed (no file written, no row, no table)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import psycopg
+import pytest
+
+from conftest import Monorepo, write_tree
+
+INIT = "CREATE TABLE IF NOT EXISTS t (id int);\n"
+PAIR = {"000001_init.up.sql": INIT, "000001_init.down.sql": "DROP TABLE IF EXISTS t;\n"}
+
+
+@dataclass(frozen=True)
+class Case:
+    cause: str
+    files: dict[str, str]  # under the repository root (services/svc/migrations/... and workspace.yaml)
+    command: str
+    says: str  # a part of stderr
+    code: int = 2
+    absent: tuple[str, ...] = field(default=())  # paths (from the root) that must not exist afterwards
+
+
+def seed(**extra: str) -> dict[str, str]:
+    return {"services/svc/migrations/001_init.sql": INIT, **extra}
+
+
+def go(**extra: str) -> dict[str, str]:
+    return {**{f"services/svc/migrations/{n}": t for n, t in PAIR.items()}, **extra}
+
+
+WORKSPACE = "version: 1\nservices:\n  svc: {language: go}\n"
+CASES = [
+    Case("R9", go(), "rollback svc --steps abc", "--steps 'abc': give a number without a fraction"),
+    Case("R9", seed(), "new-service pay --port abc", "--port 'abc': give a number", absent=("services/pay",)),
+    Case("R9", seed(), "new-service pay --port 70000", "--port 70000 is not a TCP port", absent=("services/pay",)),
+    Case(
+        "R10",
+        seed(**{"workspace.yaml": 'version: 1\nservices:\n  svc: {language: sql, tracking_table: "tracked\\n"}\n'}),
+        "migrate svc",
+        "services.svc.tracking_table: 'tracked\\n' is not valid",
+    ),
+    Case(
+        "R10",
+        seed(**{"workspace.yaml": 'version: 1\nservices:\n  svc: {language: sql, database: "adb\\n"}\n'}),
+        "migrate svc",
+        "services.svc.database: 'adb\\n' is not valid",
+    ),
+    Case(
+        "R10",
+        seed(**{"workspace.yaml": 'version: 1\nservices:\n  svc: {language: sql, migrations: "migrations\\n"}\n'}),
+        "services",
+        "holds a control character",
+    ),
+    Case("R10", seed(), "new-service evil\n --lang python", "is not a valid service name", absent=("services/evil\n",)),
+    Case(
+        "R11",
+        seed(
+            **{
+                "workspace.yaml": "version: 1\nservices:\n  svc: {language: sql, tracking_table: a.schema_migrations}\n"
+                "  svc: {language: python}\n"
+            }
+        ),
+        "services --json",
+        "workspace.yaml:4: services.svc is given twice (first on line 3)",
+    ),
+    Case(
+        "R11",
+        seed(**{"workspace.yaml": "version: 1\nservices:\n  svc: {language: sql}\n  svc: {language: sql}\n"}),
+        "init --update",
+        "services.svc is given twice",
+    ),
+    Case(
+        "R11",
+        seed(**{"workspace.yaml": "version: 1\nservices:\n  svc: {language: sql}\n  svc: {language: sql}\n"}),
+        "new-service zz",
+        "services.svc is given twice",
+        absent=("services/zz",),
+    ),
+    Case("R12", seed(), "migrate svc --lock-wait nan", "--lock-wait nan: give a finite number"),
+    Case("R12", seed(), "migrate-all --wait inf", "--wait inf: give a finite number"),
+    Case(
+        "R13",
+        go(**{"services/svc/migrations/000002_add_users_table.down.sql": "DROP TABLE IF EXISTS users;\n"}),
+        "new-migration svc add_users_table",
+        "000002_add_users_table.down.sql already exists",
+        absent=("services/svc/migrations/000002_add_users_table.up.sql",),
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[f"{c.cause}-{c.command.split()[0]}-{i}" for i, c in enumerate(CASES)])
+def test_bad_input_is_exit_2_with_a_message_and_changes_nothing(monorepo, case: Case) -> None:
+    repo: Monorepo = monorepo({"svc": {"language": "go"}})
+    write_tree(repo.root, {"workspace.yaml": WORKSPACE, **case.files})
+    before = sorted(p.relative_to(repo.root).as_posix() for p in repo.root.rglob("*"))
+    result = repo.invoke(*_argv(case.command))
+    assert result.returncode == case.code, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert case.says in result.stderr, result.stderr
+    after = sorted(p.relative_to(repo.root).as_posix() for p in repo.root.rglob("*") if ".migratekit" not in p.parts)
+    assert after == [p for p in before if ".migratekit" not in p]
+    assert all(not (repo.root / path).exists() for path in case.absent)
+    with psycopg.connect(repo.env["SVC_DATABASE_URL"]) as conn:
+        tables = conn.execute(
+            "SELECT count(*) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')"
+        )
+        assert tables.fetchone() == (0,)
+
+
+def _argv(command: str) -> list[str]:
+    """A command line split on spaces, except that a name may end in a newline (R10's `evil\\n`)."""
+    return command.replace("\n ", "\n\0").replace(" ", "\0").split("\0")
+
+
+def test_a_warm_audit_sees_a_new_down_part_without_its_up_part(monorepo) -> None:
+    """R14: the cache's content key covers every name in the directory, not only the migrations it loaded."""
+    repo: Monorepo = monorepo({"svc": {"language": "go"}})
+    write_tree(repo.root, {"workspace.yaml": WORKSPACE, **go()})
+    assert "MK115" not in repo.invoke("audit").stdout
+    repo.migration("svc", "000002_x.down.sql", "DROP TABLE IF EXISTS important;\n")
+    warm, cold = repo.invoke("audit"), repo.invoke("audit", "--no-cache")
+    assert "MK115" in cold.stdout
+    assert warm.stdout == cold.stdout
