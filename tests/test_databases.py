@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -93,7 +94,10 @@ def test_connection_urls_creates_embedded_databases_only_when_asked(tmp_path: Pa
     ws = workspace(tmp_path, services=("auth", "api"))
     services = list(ws.services.values())
     try:
-        planned = connection_urls(tmp_path, services, {"API_DATABASE_URL": "postgresql://x@db/api"}, create=False)
+        mixed = {"API_DATABASE_URL": "postgresql://x@db/api"}
+        with pytest.raises(ConfigError, match="AUTH_DATABASE_URL"):  # beside a URL, only when asked for
+            connection_urls(tmp_path, services, mixed, create=False)
+        planned = connection_urls(tmp_path, services, mixed, create=False, embedded_allowed=True)
         assert planned == {"api": "postgresql://x@db/api", "auth": None}
         assert Embedded(tmp_path).running() is None  # a dry run starts nothing
         urls = connection_urls(tmp_path, services, {}, create=True)
@@ -201,3 +205,45 @@ def test_as_root_a_wheel_in_a_private_directory_is_copied_where_its_server_can_r
             assert conn.execute("SELECT current_user").fetchone() == ("postgres",)
     finally:
         embedded.stop()
+
+
+@pytest.mark.parametrize(
+    ("env", "workspace", "flag", "refused"),
+    [
+        ({"CI": "true"}, "", "", "CI is set"),
+        ({"CI": "1", "AUTH_DATABASE_URL": ""}, "", "", "CI is set"),
+        ({"API_DATABASE_URL": "postgresql://u@127.0.0.1:1/api"}, "", "", "api has one"),
+        ({"CI": "true"}, "", "--embedded", None),
+        ({"CI": "true", "MIGRATEKIT_EMBEDDED": "1"}, "", "", None),
+        ({"CI": "true"}, "embedded: true\n", "", None),
+        ({}, "", "", None),  # a laptop: the embedded server is the default
+    ],
+)
+def test_a_missing_url_in_ci_or_beside_urls_is_an_error_unless_the_embedded_server_is_asked_for(
+    tree, env: dict[str, str], workspace: str, flag: str, refused: str | None
+) -> None:
+    root = tree(
+        {
+            "tasks.py": "from migratekit.tasks import ns\n",
+            "workspace.yaml": f"version: 1\n{workspace}services:\n  auth: {{}}\n  api: {{}}\n",
+            "services/auth/migrations/001_init.sql": "CREATE TABLE IF NOT EXISTS a (id int);\n",
+            "services/api/migrations/001_init.sql": "CREATE TABLE IF NOT EXISTS b (id int);\n",
+        }
+    )
+    clean = {k: v for k, v in os.environ.items() if not k.endswith("_DATABASE_URL") and k != "MIGRATEKIT_EMBEDDED"}
+    result = subprocess.run(
+        [sys.executable, "-m", "invoke", "migrate-all", "--dry-run", *([flag] if flag else [])],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        env={**clean, **env},
+        timeout=60,
+    )
+    if refused is None:
+        assert result.returncode in (0, 1), result.stderr  # planned (or the other URL's server unreachable)
+        assert "no database URL" not in result.stderr
+    else:
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert f"$AUTH_DATABASE_URL (auth) not set, and {refused}" in result.stderr
+        assert "--embedded, MIGRATEKIT_EMBEDDED=1, or embedded: true in workspace.yaml" in result.stderr
+        assert not (root / ".migratekit" / "pg").exists()  # nothing started

@@ -82,7 +82,8 @@ services:
 def test_unknown_top_level_key_names_file_line_and_allowed_keys(tmp_path: Path) -> None:
     message = error(tmp_path, ["a"], "version: 1\nservice:\n  a: {}\n")
     assert message.endswith(
-        "workspace.yaml:2: service: unknown key; allowed here: defaults, environments, services, services_dir, version"
+        "workspace.yaml:2: service: unknown key; allowed here: "
+        "defaults, embedded, environments, services, services_dir, version"
     )
 
 

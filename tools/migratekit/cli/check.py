@@ -149,9 +149,9 @@ def drift(
         else:
             render.console().print(render.matrix_table(matrix))
         return
-    urls = connection_urls(
-        workspace.root, workspace.services.values(), create=False, notify=render.console(stderr=True).print
-    )
+    notify = render.console(stderr=True).print
+    services = workspace.services.values()
+    urls = connection_urls(workspace.root, services, create=False, notify=notify, embedded_allowed=workspace.embedded)
     with (
         interrupts.handling(raise_now=True),
         scratch_session(workspace.root) if schema else contextlib.nullcontext() as server,

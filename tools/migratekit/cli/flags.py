@@ -32,6 +32,7 @@ MIGRATE_FLAGS: dict[str, tuple[Any, str]] = {
     "on": ("local", "where migrations run: local (default), or kubernetes (a Job per service, wave by wave)"),
     "image_template": ("{service}:latest", "with --on kubernetes: each service's image ({service} is replaced)"),
     "namespace": ("default", "with --on kubernetes: the namespace of the Jobs"),
+    "embedded": (False, "services without a URL use the embedded PostgreSQL, even in CI or beside services with one"),
     "create_databases": (False, "create a database that a URL names but its server lacks (same credentials)"),
     "wait": (
         None,

@@ -64,7 +64,13 @@ def _migrate(
         run = functools.partial(k8s.run, workspace, selected, flags["image_template"], flags["namespace"])
     else:
         services = [workspace.services[n] for n in selected]
-        urls = connection_urls(workspace.root, services, create=not dry_run, notify=_to_stderr)
+        urls = connection_urls(
+            workspace.root,
+            services,
+            create=not dry_run,
+            notify=_to_stderr,
+            embedded_allowed=flags["embedded"] or workspace.embedded,
+        )
         options = RunOptions(
             jobs=jobs,
             connect_wait=wait,
@@ -146,7 +152,7 @@ def rollback(
 
     workspace = workspace_at(root)
     chosen = workspace.get(service)
-    url = existing_url(workspace.root, chosen, "nothing to roll back")
+    url = existing_url(workspace.root, chosen, "nothing to roll back", workspace.embedded)
     migrations = chosen.load_migrations()
     steps_ = None if to else number(steps, "steps", int, 1)
     with interrupts.handling():

@@ -77,7 +77,9 @@ def db_url(c: Context, service: str, root: str | None = None) -> None:
     from migratekit.model.secrets import redact
 
     workspace = workspace_at(root)
-    url = connection_urls(workspace.root, [workspace.get(service)], notify=render.console(stderr=True).print)[service]
+    notify = render.console(stderr=True).print
+    chosen = [workspace.get(service)]
+    url = connection_urls(workspace.root, chosen, notify=notify, embedded_allowed=workspace.embedded)[service]
     print(redact(url or ""))
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from migratekit.database.embedded import Embedded
 from migratekit.errors import ConfigError
-from migratekit.model.identity import resolve
+from migratekit.model.identity import embedded_refusal, resolve
 from migratekit.model.workspace import Service
 
 
@@ -17,24 +18,26 @@ def connection_urls(
     environ: Mapping[str, str] | None = None,
     create: bool = True,
     notify: Callable[[str], None] | None = None,
+    embedded_allowed: bool = False,
 ) -> dict[str, str | None]:
     """A URL for every service, starting the embedded cluster and creating databases only if needed.
 
     With create=False nothing is started or created: an embedded database that does not exist
     yet maps to None (a dry run treats it as empty). `notify` hears that the embedded cluster was
-    started (it keeps running), or that it is stopped, so nobody is surprised by either.
+    started (it keeps running), or that it is stopped, so nobody is surprised by either. In CI, or
+    beside services that have URLs, a service without one is an error unless `embedded_allowed`
+    (identity.embedded_refusal says why), before anything starts.
     """
-    urls: dict[str, str | None] = {}
-    embedded = Embedded(root, environ=environ)
-    embedded_services = []
-    for service in services:
-        source = resolve(service, environ)
-        if source.url:
-            urls[service.name] = source.url
-        else:
-            embedded_services.append(source)
+    env = os.environ if environ is None else environ
+    sources = [resolve(service, env) for service in services]
+    refusal = embedded_refusal(sources, env, embedded_allowed)
+    if refusal is not None:
+        raise ConfigError(refusal)
+    urls: dict[str, str | None] = {s.service: s.url for s in sources if s.url}
+    embedded_services = [s for s in sources if not s.url]
     if not embedded_services:
         return urls
+    embedded = Embedded(root, environ=environ)
     was_running = embedded.running() is not None
     for source in embedded_services:
         if create:
@@ -53,9 +56,9 @@ def connection_urls(
     return urls
 
 
-def existing_url(root: Path, service: Service, needed_for: str) -> str:
+def existing_url(root: Path, service: Service, needed_for: str, embedded_allowed: bool = False) -> str:
     """The URL of a database a command reads history from: never created, refused when absent."""
-    url = connection_urls(root, [service], create=False)[service.name]
+    url = connection_urls(root, [service], create=False, embedded_allowed=embedded_allowed)[service.name]
     if url is None:
         raise ConfigError(f"{service.name}'s database does not exist yet: {needed_for}")
     return url

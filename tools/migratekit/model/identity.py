@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from migratekit.errors import ConfigError
 from migratekit.model.contract import qualified
 from migratekit.model.secrets import redact, url_problem
+from migratekit.model.settings import EMBEDDED_ENV
 from migratekit.model.workspace import Service
 
 
@@ -53,6 +54,35 @@ class DatabaseIdentity:
 
     database: str  # host:port/dbname for a URL, embedded/<name> for the embedded cluster
     tracking_table: str  # always schema-qualified: schema_migrations is public.schema_migrations
+
+
+TRUE = ("1", "true", "yes", "on")
+
+
+def embedded_refusal(sources: Iterable[DatabaseSource], environ: Mapping[str, str], allowed: bool) -> str | None:
+    """Why services without a URL must not fall back to the embedded PostgreSQL here, or None when they may.
+
+    On a laptop with no URL set, the embedded server is the default. In CI (`CI` set, as every CI system
+    sets it), or beside services that do have URLs, a missing variable is far more likely a misnamed secret
+    than a wish for a throwaway local server: migrating into one would be a green run that migrated nothing.
+    """
+    sources = list(sources)
+    missing = [s for s in sources if s.url is None]
+    if not missing or allowed or environ.get(EMBEDDED_ENV, "").strip().lower() in TRUE:
+        return None
+    if environ.get("CI", "").strip().lower() in TRUE:
+        why = "CI is set"
+    elif len(missing) < len(sources):
+        having = [s.service for s in sources if s.url]
+        why = f"{', '.join(having)} {'has' if len(having) == 1 else 'have'} one"
+    else:
+        return None
+    variables = ", ".join(f"${s.env_var} ({s.service})" for s in missing)
+    return (
+        f"no database URL: {variables} not set, and {why}, so the embedded PostgreSQL is not used in its place; "
+        f"set the variable, or ask for the embedded server: --embedded, {EMBEDDED_ENV}=1, or embedded: true in "
+        "workspace.yaml"
+    )
 
 
 def identity(service: Service, environ: Mapping[str, str] | None = None) -> DatabaseIdentity:

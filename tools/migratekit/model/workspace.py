@@ -62,6 +62,7 @@ class Workspace:
     services: Mapping[str, Service]
     environments: Mapping[str, str] = field(default_factory=dict)  # name -> URL variable template
     migrations: str = MIGRATIONS  # defaults.migrations: a new service that keeps them elsewhere must say so
+    embedded: bool = False  # `embedded: true`: services without a URL use the embedded PostgreSQL, even in CI
 
     def environment_variable(self, environment: str, service: str) -> str:
         """The variable holding `service`'s database URL in `environment` (drift --envs)."""

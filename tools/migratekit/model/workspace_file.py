@@ -155,7 +155,7 @@ class Checker:
 
 FORMAT_NAME = re.compile(rf"^(?:auto|{'|'.join(FORMATS)})$")
 
-TOP_KEYS = {"version", "services_dir", "defaults", "services", "environments"}
+TOP_KEYS = {"version", "services_dir", "defaults", "services", "environments", "embedded"}
 DEFAULT_KEYS = {*SERVICE_SETTINGS, "migrations"}  # migrations: unset, the first layout found on disk
 SERVICE_KEYS = DEFAULT_KEYS | {"language", "depends_on", "database", "ignore", "gaps", "create_database"}
 
@@ -256,6 +256,7 @@ def build_workspace(
         services_dir=services_dir,
         services=services,
         environments=environments,
+        embedded=_flag(check, ("embedded",), top.get("embedded", False)),
         migrations=defaults.get("migrations", MIGRATIONS),
     )
     workspace.groups()  # raises on a cycle, naming it
