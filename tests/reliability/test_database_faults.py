@@ -12,6 +12,7 @@ import uuid
 from pathlib import Path
 
 import psycopg
+import pytest
 from psycopg.conninfo import make_conninfo
 
 from conftest import write_tree
@@ -170,3 +171,30 @@ def test_drift_schema_and_verify_with_unreachable_servers_say_so(tmp_path: Path,
     )
     assert verify.returncode == 1 and "Traceback" not in verify.stderr, verify.stderr
     assert "cannot create a throwaway database on postgresql://postgres:***@127.0.0.1:1/postgres" in verify.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "wait", "hint", "sqlstate", "retried"),
+    [
+        ("postgresql://postgres@127.0.0.1:1/x", 0.6, "check the host and port", None, True),
+        ("postgresql://postgres@no-such-host.invalid/x", 5, "it does not resolve", None, False),
+        ({"dbname": "mk_no_such_database"}, 5, "--create-databases", "3D000", False),  # on the scratch server
+        ({"user": "mk_no_such_role"}, 5, "refused this login", None, False),
+    ],
+)
+def test_why_a_connection_failed_is_asked_of_the_server_not_read_from_its_message(
+    pg_server, url: str | dict[str, str], wait: float, hint: str, sqlstate: str | None, retried: bool
+) -> None:
+    """Retries and hints never depend on the message's words (libpq's and the server's are translated)."""
+    from psycopg.conninfo import make_conninfo
+
+    from migratekit.database.connection import connect
+    from migratekit.database.results import Stopped
+
+    url = url if isinstance(url, str) else make_conninfo(pg_server.admin_url, **url)
+    started = time.monotonic()
+    with pytest.raises(Stopped) as stopped:
+        connect(url, wait)
+    elapsed = time.monotonic() - started
+    assert hint in stopped.value.failure.hint and stopped.value.failure.sqlstate == sqlstate
+    assert (elapsed >= wait) is retried, elapsed

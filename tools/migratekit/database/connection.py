@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import re
+import socket
 import time
 
 import psycopg
+from psycopg import pq
 
 from migratekit import interrupts
 from migratekit.database.results import Failure, Stopped
@@ -35,12 +36,15 @@ def lost(exc: psycopg.Error, filename: str | None) -> Failure:
 
 
 MISSING = "3D000"  # invalid_catalog_name: the URL names a database the server does not have
-MISSING_DATABASE = re.compile(r'database "[^"]*" does not exist')
-TRANSIENT = ("Connection refused", "starting up", "shutting down", "No such file or directory", "timeout expired")
 
 
 def connect(conninfo: str, wait: float) -> psycopg.Connection:
-    """An autocommit connection, retried for `wait` seconds while the server starts; Stopped otherwise."""
+    """An autocommit connection, retried for `wait` seconds while the server starts; Stopped otherwise.
+
+    Why a connection failed is asked of the server, never read from the message (libpq's and the server's
+    messages are translated): libpq's ping tells a server that rejects connections (starting up, shutting
+    down) from one that answers (a login refused, a database missing) and from none at all.
+    """
     deadline = time.monotonic() + wait
     delay = 0.1
     while True:
@@ -48,28 +52,71 @@ def connect(conninfo: str, wait: float) -> psycopg.Connection:
             return psycopg.connect(conninfo, autocommit=True, connect_timeout=10, application_name="migratekit")
         except psycopg.OperationalError as exc:
             message = redact(str(exc)).strip()
-            transient = any(s in message for s in TRANSIENT)
+            state = _ping(conninfo)
+            transient = state in (pq.Ping.REJECT, pq.Ping.NO_RESPONSE) and not _unresolved(conninfo)
             remaining = deadline - time.monotonic()
             if transient and remaining > 0 and not interrupts.requested():
                 time.sleep(min(delay, remaining))
                 delay = min(delay * 2, 2.0)
                 continue
-            waited = f" (retried for {wait:g}s)" if transient and wait else ""
-            if MISSING_DATABASE.search(message):
-                raise Stopped(
-                    Failure(
-                        f"the database does not exist: {message}",
-                        sqlstate=MISSING,
-                        hint="create it with --create-databases (or create_database: true in workspace.yaml)",
-                    )
-                ) from None
-            if transient:
-                hint = "check the host and port, or raise --wait while the server starts"
-            elif "translate host name" in message or "Name or service not known" in message:
-                hint = "check the host name in the URL: it does not resolve"
-            else:
-                hint = "check the user, password and database name in the URL"
-            raise Stopped(Failure(f"cannot connect to {redact(conninfo)}{waited}: {message}", hint=hint)) from None
+            raise Stopped(_failure(conninfo, message, state, transient, wait)) from None
+
+
+def _failure(conninfo: str, message: str, state: pq.Ping, transient: bool, wait: float) -> Failure:
+    waited = f" (retried for {wait:g}s)" if transient and wait else ""
+    if state is pq.Ping.OK and _database_missing(conninfo):
+        return Failure(
+            f"the database does not exist: {message}",
+            sqlstate=MISSING,
+            hint="create it with --create-databases (or create_database: true in workspace.yaml)",
+        )
+    if state is pq.Ping.OK:
+        hint = "the server answers but refused this login: check the user, password and database name in the URL"
+    elif not transient:
+        hint = "check the host name in the URL: it does not resolve"
+    elif state is pq.Ping.REJECT:
+        hint = "the server is starting or shutting down: raise --wait to wait for it"
+    else:
+        hint = "check the host and port, or raise --wait while the server starts"
+    return Failure(f"cannot connect to {redact(conninfo)}{waited}: {message}", hint=hint)
+
+
+def _ping(conninfo: str) -> pq.Ping:
+    return pq.Ping(pq.PGconn.ping(conninfo.encode()))
+
+
+def _unresolved(conninfo: str) -> bool:
+    """Whether no host of the URL resolves (a typo, or DNS down): waiting does not make a name exist."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    hosts = [h for h in str(conninfo_to_dict(conninfo).get("host") or "").split(",") if h and not h.startswith("/")]
+    if not hosts:
+        return False
+    for host in hosts:
+        try:
+            socket.getaddrinfo(host, None)
+            return False
+        except (socket.gaierror, UnicodeError):
+            continue
+    return True
+
+
+def _database_missing(conninfo: str) -> bool:
+    """The server answers: does it lack the URL's database? Asked through its maintenance database."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    name = str(conninfo_to_dict(conninfo).get("dbname") or "")
+    for maintenance in ("postgres", "template1"):
+        if maintenance == name:
+            continue
+        try:
+            with psycopg.connect(make_conninfo(conninfo, dbname=maintenance), connect_timeout=10) as conn:
+                return (
+                    conn.execute("SELECT 1 FROM pg_catalog.pg_database WHERE datname = %s", (name,)).fetchone() is None
+                )
+        except psycopg.Error:
+            continue
+    return False
 
 
 def create_missing(conninfo: str) -> str:
