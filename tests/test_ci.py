@@ -99,3 +99,15 @@ def test_the_pre_commit_hooks_check_the_changed_services(tmp_path: Path) -> None
     assert "MK201 error services/svc/migrations/001_init.sql:2" in audit  # the whole audit, of svc only
     assert "services/other" not in output
     assert "MK101 error services/svc/migrations/3-AddEmail.sql" in files and "MK201" not in files
+
+
+@pytest.mark.parametrize("where", ["inside", "outside"])
+def test_the_workflow_may_be_written_anywhere_and_says_where(tmp_path: Path, where: str) -> None:
+    """-o outside the repository wrote the file, then crashed naming it (R16)."""
+    repo = twenty_services(tmp_path)
+    target = repo.root / "ci" / "wf.yml" if where == "inside" else tmp_path / "elsewhere" / "wf.yml"
+    result = repo.invoke("ci-workflow", "--output", str(target))
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    shown = "ci/wf.yml" if where == "inside" else str(target)
+    assert result.stdout.startswith(f"wrote {shown}: audit, then ")
+    assert yaml.safe_load(target.read_text())["jobs"]

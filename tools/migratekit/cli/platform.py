@@ -9,6 +9,7 @@ from invoke import Context, task
 from migratekit.cli import render
 from migratekit.cli.flags import ROOT_HELP, user_errors, workspace_at
 from migratekit.model.identity import resolve
+from migratekit.model.workspace import relative
 from migratekit.model.workspace_file import find_root
 
 
@@ -112,7 +113,8 @@ def ci_workflow(
     path = workspace.root / output
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(github_workflow(workspace, install), sort_keys=False, width=120))
-    print(f"wrote {path.relative_to(workspace.root)}: audit, then {len(workspace.groups())} migrate wave(s)")
+    shown = relative(workspace.root, path.resolve())  # -o may point anywhere: shown whole when outside
+    print(f"wrote {shown}: audit, then {len(workspace.groups())} migrate wave(s)")
 
 
 @task(
