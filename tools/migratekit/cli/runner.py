@@ -17,7 +17,7 @@ from migratekit import __version__, interrupts
 from migratekit.cli import render
 from migratekit.database.apply import apply_service
 from migratekit.errors import Reported, reported
-from migratekit.model.formats import FORMATS
+from migratekit.model.formats import AUTO, FORMATS
 from migratekit.model.migration import load_migrations
 from migratekit.model.secrets import redact, url_problem
 from migratekit.model.settings import (
@@ -44,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     migrate.add_argument("--tracking-table", default=SERVICE_DEFAULTS.tracking_table, help="table or schema.table")
     migrate.add_argument(
         "--format",
-        choices=("auto", *FORMATS),
+        choices=(AUTO, *FORMATS),
         default=SERVICE_DEFAULTS.format,
         help="how the files are written, as workspace.yaml's format: (default auto: detected from the files)",
     )

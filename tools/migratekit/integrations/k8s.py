@@ -30,7 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from migratekit.errors import ConfigError
+from migratekit.model.contract import SEED_TABLE
 from migratekit.model.dockerfile import Image, Stage, analyse
+from migratekit.model.formats import AUTO, Format
 from migratekit.model.migration import Migration
 from migratekit.model.settings import CONTAINER_CONNECT_WAIT, MIGRATIONS, RUN_DEFAULTS, duration_seconds
 from migratekit.model.workspace import Service, Workspace, relative
@@ -44,7 +46,7 @@ USER_ID = 65532  # a numeric non-root user (distroless's nonroot), so runAsNonRo
 COPY_DIR = "/migratekit/migrations"  # the --runner-image's copy: a volume that hides no image path of theirs
 RESOURCES = {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "1", "memory": "256Mi"}}
 HOOKS = ("helm", "argocd")
-SEED_TRACKING_TABLES = ("schema_migrations", "public.schema_migrations")  # what the seed-shaped runners write
+SEED_TRACKING_TABLES = (SEED_TABLE, f"public.{SEED_TABLE}")  # what the seed-shaped runners write
 # The seed's runner has no entry point of its own (its index.ts migrates, then serves): call it, and exit.
 SEED_RUNNER = """\
 const { createDatabase } = require('./dist/database/client');
@@ -143,10 +145,10 @@ def dockerfile_of(service: Service) -> Path | None:
 
 def file_format(service: Service, migrations: tuple[Migration, ...]) -> str:
     """The format the files are read in: the declared one, else the one detected (auto when there are none)."""
-    if service.settings.format != "auto":
+    if service.settings.format != AUTO:
         return service.settings.format
     found = {m.format.value for m in migrations}
-    return found.pop() if len(found) == 1 else "auto"
+    return found.pop() if len(found) == 1 else AUTO
 
 
 def runner(service: Service, root: Path, runner_image: str | None = None) -> Runner:
@@ -171,14 +173,14 @@ def runner(service: Service, root: Path, runner_image: str | None = None) -> Run
     fmt = file_format(service, migrations)
     settings = service.settings
     own = _own_runner(service, final, path, path == beside)
-    if own is not None and fmt == "seed" and settings.tracking_table in SEED_TRACKING_TABLES:
+    if own is not None and fmt == Format.SEED and settings.tracking_table in SEED_TRACKING_TABLES:
         return own
-    # The seed-shaped runners write schema_migrations and apply every .sql file whole (a down part too).
+    # The seed-shaped runners write the seed's table and apply every .sql file whole (a down part too).
     why = (
         ""
         if own is None
-        else f" (its own runner writes schema_migrations, not {settings.tracking_table})"
-        if fmt == "seed"
+        else f" (its own runner writes {SEED_TABLE}, not {settings.tracking_table})"
+        if fmt == Format.SEED
         else f" (its own runner applies every .sql file whole, which {fmt} files are not)"
     )
 
