@@ -143,3 +143,24 @@ def test_cli_refuses_a_directory_that_mixes_formats_with_a_message_and_exit_2(sc
             None,
             None,
         )
+
+
+def test_cli_format_reads_the_files_as_workspace_yamls_format_does(scratch_db: str, tmp_path: Path) -> None:
+    """--format dbmate with a tracking table of its own: the up part only, recorded as migrate-all records it."""
+    mdir = tmp_path / "migrations"
+    mdir.mkdir()
+    (mdir / "20240101000000_users.sql").write_text(
+        "-- migrate:up\nCREATE TABLE IF NOT EXISTS users (id int);\n-- migrate:down\nDROP TABLE users;\n"
+    )
+    args = ("migrate", "--dir", str(mdir), "--url", scratch_db, "--tracking-table", "mk.schema_migrations")
+    result = cli(*args, "--format", "dbmate")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "applied: 1 applied, 0 already applied"
+    with psycopg.connect(scratch_db) as conn:
+        assert conn.execute("SELECT version FROM mk.schema_migrations").fetchall() == [("20240101000000_users",)]
+        assert conn.execute("SELECT to_regclass('public.users') IS NOT NULL").fetchone() == (True,)
+    contradicting = cli(*args, "--format", "updown")
+    assert contradicting.returncode == 2 and "declares format: updown" in contradicting.stderr
+    bad = cli(*args, "--format", "flyway")
+    assert bad.returncode == 2 and "--format: invalid choice: 'flyway'" in bad.stderr
+    assert "Traceback" not in contradicting.stderr + bad.stderr

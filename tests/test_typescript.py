@@ -29,6 +29,11 @@ pytestmark = pytest.mark.skipif(NPM is None, reason="npm is not installed: the T
 
 @pytest.fixture(scope="module")
 def node_modules() -> Path:
+    return install_node_modules()
+
+
+def install_node_modules() -> Path:
+    """The example services' dependencies, installed once into .migratekit/node/ (or a skip saying why not)."""
     package = json.loads((REPO / "services" / "authentication" / "package.json").read_text())
     deps = {key: package[key] for key in ("dependencies", "devDependencies")}
     cache = REPO / ".migratekit" / "node" / hashlib.sha256(json.dumps(deps, sort_keys=True).encode()).hexdigest()[:12]

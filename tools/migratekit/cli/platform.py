@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from invoke import Context, task
 
@@ -11,6 +12,9 @@ from migratekit.cli.flags import ROOT_HELP, user_errors, workspace_at
 from migratekit.model.identity import resolve
 from migratekit.model.workspace import relative
 from migratekit.model.workspace_file import find_root
+
+if TYPE_CHECKING:
+    from migratekit.integrations import k8s
 
 
 @task(help={"root": ROOT_HELP, "json": "print JSON instead of text"})
@@ -118,25 +122,77 @@ def ci_workflow(
 
 
 @task(
+    auto_shortflags=False,  # long flags only: an automatic -h would be --hooks, not help
     help={
         "image_template": "each service's image; {service} is replaced (default {service}:latest)",
         "namespace": "the namespace of the Jobs (default: default)",
+        "service_account": "the Jobs' serviceAccountName (default: the namespace's; its token is never mounted)",
+        "image_pull_secrets": "imagePullSecrets of the Jobs: Secret names, comma-separated",
+        "hooks": "helm or argocd: annotate the Jobs as pre-install/pre-upgrade or PreSync hooks, wave by wave",
+        "runner_image": "an image with migratekit (python -m migratekit), for services whose own image has no "
+        "runner migratekit can run: the Job copies the migrations from the service's image into it",
         "output": "the directory to write one Job per service into (default k8s/migratekit)",
         "root": ROOT_HELP,
-    }
+    },
 )
 @user_errors
 def k8s_render(
     c: Context,
     image_template: str = "{service}:latest",
     namespace: str = "default",
+    service_account: str | None = None,
+    image_pull_secrets: str = "",
+    hooks: str | None = None,
+    runner_image: str | None = None,
     output: str = "k8s/migratekit",
     root: str | None = None,
 ) -> None:
-    """Write a Kubernetes Job per service that migrates it from its own image, labelled with its wave."""
+    """Write a Kubernetes Job per service that migrates it as migrate-all does, labelled with its wave."""
     from migratekit.integrations import k8s
 
+    options = k8s.Options(
+        image_template=image_template,
+        namespace=namespace,
+        service_account=service_account,
+        pull_secrets=tuple(name.strip() for name in image_pull_secrets.split(",") if name.strip()),
+        hooks=hooks,
+        runner_image=runner_image,
+    )
     workspace = workspace_at(root)
     workspace.require_services()
-    written = k8s.write(k8s.render(workspace, image_template, namespace), workspace.root / output)
-    print(f"wrote {len(written)} Job(s) in {output}; apply them wave by wave: invoke migrate-all --on kubernetes")
+    rendered = k8s.render(workspace, options)
+    written, removed = k8s.write(rendered, workspace.root / output)
+    for line in _rendered_text(rendered, written, removed, options, output):
+        print(line)
+
+
+def _rendered_text(
+    rendered: list[k8s.Rendered], written: list[Path], removed: list[Path], options: k8s.Options, output: str
+) -> list[str]:
+    """What k8s-render says: each Job, its wave and runner, then what it needs and how to run them in order."""
+    from migratekit.integrations import k8s
+
+    waves = max((one.wave for one in rendered), default=0)
+    lines = [f"wrote {len(written)} Job(s) in {output} (namespace {options.namespace}), in {waves} wave(s):"]
+    width = max((len(one.service) for one in rendered), default=0)
+    for one in rendered:
+        deadline = (
+            "no deadline: statement_timeout 0 is no limit"
+            if one.deadline is None
+            else f"deadline {one.deadline} s: statement_timeout {one.statement_timeout} for each of "
+            f"{one.statements} statement(s), plus the runner's waits"
+        )
+        files = f"{one.format} files {'copied from' if one.runner.image else 'at'} {one.runner.migrations}"
+        lines.append(f"  wave {one.wave}  {one.service:<{width}}  {one.name}")
+        lines += [f"    {one.runner.describe}", f"    {files}, into {one.tracking_table}", f"    {deadline}"]
+    lines += [f"removed {p.name}: a Job of a service no longer in the workspace" for p in removed]
+    lines.append("each Job reads DATABASE_URL from the Secret <service>-db-credentials (key url), which must exist")
+    if options.hooks:
+        tool = {"helm": "Helm", "argocd": "Argo CD"}[options.hooks]
+        lines.append(
+            f"{tool} runs them wave by wave before the release's other resources: the Secrets cannot be among those"
+        )
+    else:
+        lines.append(f"apply them one wave at a time (label {k8s.WAVE_LABEL}), each once the one before has completed,")
+        lines.append("or let Helm or Argo CD order them: --hooks helm|argocd")
+    return lines

@@ -17,6 +17,7 @@ from migratekit import __version__, interrupts
 from migratekit.cli import render
 from migratekit.database.apply import apply_service
 from migratekit.errors import Reported, reported
+from migratekit.model.formats import AUTO, FORMATS
 from migratekit.model.migration import load_migrations
 from migratekit.model.secrets import redact, url_problem
 from migratekit.model.settings import (
@@ -41,6 +42,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--url", default=os.environ.get("DATABASE_URL"), help="the database URL (default: $DATABASE_URL)"
     )
     migrate.add_argument("--tracking-table", default=SERVICE_DEFAULTS.tracking_table, help="table or schema.table")
+    migrate.add_argument(
+        "--format",
+        choices=(AUTO, *FORMATS),
+        default=SERVICE_DEFAULTS.format,
+        help="how the files are written, as workspace.yaml's format: (default auto: detected from the files)",
+    )
     migrate.add_argument("--lock-timeout", default=SERVICE_DEFAULTS.lock_timeout)
     migrate.add_argument("--statement-timeout", default=SERVICE_DEFAULTS.statement_timeout)
     migrate.add_argument(
@@ -66,11 +73,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not QUALIFIED_TABLE.fullmatch(args.tracking_table):
         parser.error(f"--tracking-table {args.tracking_table!r}: use table or schema.table in lower case")
     settings = ServiceSettings(
-        tracking_table=args.tracking_table, lock_timeout=args.lock_timeout, statement_timeout=args.statement_timeout
+        tracking_table=args.tracking_table,
+        lock_timeout=args.lock_timeout,
+        statement_timeout=args.statement_timeout,
+        format=args.format,
     )
     run = RunOptions(connect_wait=args.wait, lock_wait=args.lock_wait)
     try:
-        migrations = load_migrations(args.dir)  # a directory mixing formats, an unreadable file: exit 2
+        migrations = load_migrations(args.dir, args.format)  # mixed or contradicting formats: exit 2
         with interrupts.handling():
             result = apply_service(args.dir.resolve().parent.name, args.url, migrations, settings, run)
     except Reported as exc:
