@@ -178,6 +178,64 @@ def test_baseline_check_refuses_a_database_that_differs(monorepo, pg_server) -> 
     assert unknown.returncode == 2 and "no such migration of orders" in unknown.stderr
 
 
+# (the tracking table, what 002 adds that the live database lacks, the difference the refusal names)
+NAMED_LIKE_THE_TRACKING_TABLE = [
+    (
+        "schema_migrations",
+        "CREATE TABLE IF NOT EXISTS schema_migrations_audit (id int);",
+        "table public.schema_migrations_audit",
+    ),
+    (
+        "schema_migrations",
+        "ALTER TABLE orders ADD COLUMN IF NOT EXISTS schema_migrations_seen int;",
+        "column public.orders.schema_migrations_seen",
+    ),
+    (
+        "schema_migrations",
+        "CREATE INDEX IF NOT EXISTS idx_schema_migrations_orders ON orders (id);",
+        "index public.idx_schema_migrations_orders",
+    ),
+    (
+        "app.schema_migrations",
+        "CREATE TABLE IF NOT EXISTS app.schema_migrations_log (id int);",
+        "table app.schema_migrations_log",
+    ),
+    (
+        "app.schema_migrations",
+        "CREATE SCHEMA IF NOT EXISTS app; CREATE TABLE IF NOT EXISTS app.orders (id int);",
+        "table app.orders",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("tracking_table", "second", "named"),
+    NAMED_LIKE_THE_TRACKING_TABLE,
+    ids=["table", "column", "index", "table in its schema", "its schema"],
+)
+def test_baseline_check_sees_every_difference_but_the_tracking_tables_own(
+    monorepo, pg_server, tracking_table: str, second: str, named: str
+) -> None:
+    """Only the tracking table, its columns, index, key and (qualified) schema differ legitimately, not whatever
+    merely has its name in theirs."""
+    repo = monorepo({"orders": {"tracking_table": tracking_table}})
+    repo.env["MIGRATEKIT_SCRATCH_URL"] = pg_server.admin_url
+    repo.migration("orders", "001_init.sql", "CREATE TABLE IF NOT EXISTS orders (id int PRIMARY KEY);\n")
+    repo.migration("orders", "002_more.sql", f"{second}\n")
+    with psycopg.connect(repo.env["ORDERS_DATABASE_URL"], autocommit=True) as conn:
+        conn.execute("CREATE TABLE orders (id int PRIMARY KEY)")  # 001's work only
+    refused = repo.invoke("baseline", "orders", "--to", "002_more", "--check")
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert refused.stderr.startswith("migratekit: the live schema is not what orders's migrations up to that")
+    assert f"{named} is missing" in refused.stderr and "Traceback" not in refused.stderr
+    assert repo.query("orders", f"SELECT to_regclass('{tracking_table}'), to_regnamespace('app')") == [(None, None)]
+    done = repo.invoke("baseline", "orders", "--to", "001_init", "--check")  # its own table, schema and index: no lie
+    assert done.returncode == 0 and "recorded 001_init as applied (its schema matches a replay)" in done.stdout, (
+        done.stdout + done.stderr
+    )
+    assert repo.query("orders", f"SELECT version FROM {tracking_table}") == [("001_init",)]
+
+
 DBMATE = shutil.which("dbmate", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
 
 

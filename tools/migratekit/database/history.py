@@ -12,7 +12,7 @@ removes. Each writes under the migration lock, in one transaction.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from psycopg import sql
@@ -21,9 +21,10 @@ from migratekit.database import tracking
 from migratekit.database.connection import connect
 from migratekit.database.drift import database_drift, schema_drift
 from migratekit.database.other_tools import TOOLS, History, paired, which_tool
+from migratekit.database.schema import Difference
 from migratekit.database.scratch import ScratchServer
 from migratekit.errors import ConfigError, MigratekitError
-from migratekit.model.contract import qualified
+from migratekit.model.contract import index_name, qualified
 from migratekit.model.formats import version_key
 from migratekit.model.identity import shared_databases
 from migratekit.model.migration import Migration
@@ -139,12 +140,8 @@ def _check(workspace: Workspace, name: str, url: str, claimed: dict[str, str], s
     ordered = [workspace.services[n] for n in workspace.order()]
     group = next(g for _, g in shared_databases(ordered) if name in g)
     rows = {n: (claimed if n == name else database_drift(workspace, n, url)[1]) for n in group}
-    table = qualified(workspace.services[name].settings.tracking_table)
-    differences = [
-        d
-        for d in schema_drift(workspace, group, url, rows, server)
-        if table not in d.name and table.split(".")[-1] not in d.name
-    ]
+    own = _tracking_objects(workspace.services[name].settings.tracking_table)
+    differences = [d for d in schema_drift(workspace, group, url, rows, server) if not own(d)]
     if differences:
         listed = "; ".join(d.describe() for d in differences[:8])
         more = f" (and {len(differences) - 8} more)" if len(differences) > 8 else ""
@@ -152,6 +149,28 @@ def _check(workspace: Workspace, name: str, url: str, claimed: dict[str, str], s
             f"the live schema is not what {name}'s migrations up to that version make: {listed}{more}; "
             "baseline a version the database really matches, or fix the database first"
         )
+
+
+def _tracking_objects(tracking_table: str) -> Callable[[Difference], bool]:
+    """Whether a difference is the tracking table's own: the replay has the table (its columns, key and index, and
+    its schema when it is qualified) that the live database gets only when the baseline is recorded. Names are
+    compared whole: a table, column or index that merely has the table's name in its own is compared like any."""
+    table = qualified(tracking_table)
+    schema, bare = table.split(".")
+    names = {
+        ("table", table),
+        ("index", f"{schema}.{index_name(tracking_table)}"),
+        ("index", f"{schema}.{bare}_pkey"),
+    }
+    if "." in tracking_table and schema != "public":
+        names.add(("schema", schema))
+
+    def own(difference: Difference) -> bool:
+        if (difference.kind, difference.name) in names:
+            return True
+        return difference.kind in ("column", "constraint") and difference.name.rpartition(".")[0] == table
+
+    return own
 
 
 @dataclass(frozen=True)
