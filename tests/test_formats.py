@@ -350,3 +350,46 @@ def test_a_declared_format_the_files_contradict_stops_migrate_and_changes_nothin
         assert "down part could run forward" in result.stderr
     assert repo.query("svc", "SELECT to_regclass('precious') IS NOT NULL, to_regclass('a')") == [(True, None)]
     assert repo.query("svc", "SELECT to_regclass('public.schema_migrations')") == [(None,)]
+
+
+# (format, the file edited after it was applied, the edit); a CRLF checkout is not an edit
+EDITED_AFTER_APPLYING = [
+    ("dbmate", "003_create_c.sql", lambda text: text.replace("DROP TABLE IF EXISTS c;", "DROP TABLE IF EXISTS a;")),
+    ("goose", "003_create_c.sql", lambda text: text.replace("DROP TABLE IF EXISTS c;", "DROP TABLE IF EXISTS a;")),
+    ("updown", "003_create_c.up.sql", lambda text: text + "-- reviewed\n"),
+]
+
+
+@pytest.mark.parametrize(("fmt", "filename", "edit"), EDITED_AFTER_APPLYING, ids=[c[0] for c in EDITED_AFTER_APPLYING])
+def test_rollback_refuses_a_file_edited_since_it_was_applied_unless_told(
+    monorepo, fmt: str, filename: str, edit
+) -> None:
+    repo = monorepo({"svc": {}})
+    service(repo, "svc", fmt, STEPS)
+    assert run(repo, "migrate-all")[0] == 0
+    path = repo.root / "services/svc/migrations" / filename
+    applied = repo.query("svc", "SELECT checksum FROM schema_migrations WHERE version = '003_create_c'")[0][0]
+    path.write_text(edit(path.read_text()))
+    for flags in ([], ["--dry-run"]):
+        refused = repo.invoke("rollback", "svc", *flags)
+        assert refused.returncode == 2, refused.stdout + refused.stderr
+        assert refused.stderr.startswith(
+            f"migratekit: {filename} changed after it was applied (applied checksum {applied}, file now "
+        ), refused.stderr
+        assert "re-run with --allow-changed" in refused.stderr and "Traceback" not in refused.stderr
+    assert len(repo.query("svc", "SELECT version FROM schema_migrations")) == 3
+    assert repo.query("svc", "SELECT to_regclass('a') IS NOT NULL, to_regclass('c') IS NOT NULL") == [(True, True)]
+    code, told = run(repo, "rollback", "svc", "--allow-changed")
+    assert (code, told["outcome"], [a["version"] for a in told["applied"]]) == (0, "rolled back", ["003_create_c"])
+    assert len(repo.query("svc", "SELECT version FROM schema_migrations")) == 2
+
+
+def test_rollback_takes_a_crlf_checkout_for_the_file_it_applied(monorepo) -> None:
+    repo = monorepo({"svc": {}})
+    service(repo, "svc", "dbmate", STEPS)
+    assert run(repo, "migrate-all")[0] == 0
+    path = repo.root / "services/svc/migrations/003_create_c.sql"
+    path.write_bytes(path.read_bytes().replace(b"\n", b"\r\n"))
+    code, result = run(repo, "rollback", "svc")
+    assert (code, result["outcome"]) == (0, "rolled back")
+    assert repo.query("svc", "SELECT to_regclass('c')") == [(None,)]

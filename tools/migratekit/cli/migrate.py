@@ -134,6 +134,7 @@ def migrate(c: Context, service: str, with_deps: bool = False, **flags: Any) -> 
         "dry_run": "say which migrations would be undone, and change nothing",
         "json": "print the result as JSON",
         "root": ROOT_HELP,
+        "allow_changed": "run the down part of a file edited since it was applied, as it is now",
     }
 )
 @user_errors
@@ -145,6 +146,7 @@ def rollback(
     dry_run: bool = False,
     json: bool = False,
     root: str | None = None,
+    allow_changed: bool = False,
 ) -> None:
     """Undo SERVICE's newest migrations with their down parts (updown, dbmate, goose), newest first."""
     from migratekit.database.rollback import rollback_service
@@ -156,7 +158,8 @@ def rollback(
     migrations = chosen.load_migrations()
     steps_ = None if to else number(steps, "steps", int, 1)
     with interrupts.handling():
-        result = rollback_service(service, url, migrations, chosen.settings, RunOptions(dry_run=dry_run), steps_, to)
+        run = RunOptions(dry_run=dry_run, allow_changed=allow_changed)
+        result = rollback_service(service, url, migrations, chosen.settings, run, steps_, to)
     if json:
         print(render.as_json(result))
     else:

@@ -2,13 +2,14 @@
 
 Every migration in range must have a down part, or nothing changes: the seed's migrations only go
 forward (write a new migration that reverses one), and so does any file of another format that
-lacks one. Rollback takes the same advisory lock as migrate.
+lacks one; a file edited since it was applied (its checksum is not the row's) is refused too, unless the
+user says the edit is deliberate. Rollback takes the same advisory lock as migrate.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 import psycopg
@@ -25,9 +26,14 @@ from migratekit.model.settings import RUN_DEFAULTS, SERVICE_DEFAULTS, RunOptions
 
 
 def rollback_targets(
-    migrations: Sequence[Migration], applied: Sequence[str], steps: int | None, to: str | None
+    migrations: Sequence[Migration],
+    applied: Mapping[str, str],
+    steps: int | None,
+    to: str | None,
+    allow_changed: bool = False,
 ) -> list[Migration]:
-    """The applied migrations to undo, newest first; a ConfigError, naming the file, when one cannot be."""
+    """The applied migrations (version -> checksum) to undo, newest first; a ConfigError, naming the file, when one
+    cannot be: it is gone, it has no down part, or (unless `allow_changed`) it was edited since it was applied."""
     newest_first = sorted(applied, key=version_key, reverse=True)
     if to is not None:
         if to not in applied:
@@ -48,6 +54,13 @@ def rollback_targets(
                     "write a new migration that reverses it (invoke new-migration)"
                 )
             raise ConfigError(f"{migration.filename} has no down part (MK114): write one, or roll forward instead")
+        checksum = applied[version]
+        if not allow_changed and checksum != migration.checksum and checksum not in migration.checksums:
+            raise ConfigError(
+                f"{migration.filename} changed after it was applied (applied checksum {checksum}, file now "
+                f"{migration.checksum}): its down part may not undo what ran; restore the applied text, or, when "
+                "the edit is deliberate, re-run with --allow-changed to roll back with the file as it is now"
+            )
         targets.append(migration)
     return targets
 
@@ -74,7 +87,7 @@ def rollback_service(
         return done(Outcome.FAILED, failure=exc.failure)
     with conn:
         rows = tracking.recorded(conn, table) or {}
-        targets = rollback_targets(migrations, list(rows), steps, to)  # refuses before anything changes
+        targets = rollback_targets(migrations, rows, steps, to, run.allow_changed)  # refuses before anything changes
         if run.dry_run:
             return done(Outcome.PLANNED, pending=tuple(m.version for m in targets), already_applied=len(rows))
         undone: list[Applied] = []
