@@ -7,7 +7,8 @@ has one; the other tool's table is never touched. `baseline` records the version
 names, for a database that already holds a service's tables; with --check it first replays them into a
 throwaway database and compares the catalogs, as `drift --schema` does, so a baseline that would record
 a lie is refused. `forget` removes one wrongly recorded row (Flyway's `repair`), after saying what it
-removes. Each writes under the migration lock, in one transaction.
+removes. Each reads migratekit's rows and decides once it holds the migration lock, and writes in one
+transaction (the tracking table, when it creates it, included).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import psycopg
 from psycopg import sql
 
 from migratekit.database import tracking
@@ -50,30 +52,44 @@ def adopt(
     run: RunOptions = RUN_DEFAULTS,
     tool: str = "auto",
 ) -> Adopted:
+    """Import the other tool's history (with run.dry_run, only say what would be recorded); the rows are read and
+    compared once the migration lock is held, so what another runner recorded meanwhile is seen."""
     with connect(url, run.connect_wait) as conn:
-        name, table = which_tool(conn, tool, settings.tracking_table)
-        history = TOOLS[name][1](conn, table)
-        matched = _match(history, migrations)
-        rows = tracking.recorded(conn, settings.tracking_table) or {}
-        already = tuple(m.version for m, _ in matched if rows.get(m.version) == m.checksum)
-        clash = [m.filename for m, _ in matched if m.version in rows and rows[m.version] != m.checksum]
-        if clash:
-            raise MigratekitError(f"already recorded with another checksum: {', '.join(clash)}; see invoke status")
-        todo = [(m, at) for m, at in matched if m.version not in rows]
         if run.dry_run:
-            return Adopted(service, name, table, tuple(m.version for m, _ in todo), already, True)
+            return _adopt(conn, service, migrations, settings, run, tool)
         with tracking.locked(conn, settings.tracking_table, run.lock_wait):
+            return _adopt(conn, service, migrations, settings, run, tool)
+
+
+def _adopt(
+    conn: psycopg.Connection,
+    service: str,
+    migrations: Sequence[Migration],
+    settings: ServiceSettings,
+    run: RunOptions,
+    tool: str,
+) -> Adopted:
+    name, table = which_tool(conn, tool, settings.tracking_table)
+    history = TOOLS[name][1](conn, table)
+    matched = _match(history, migrations)
+    rows = tracking.recorded(conn, settings.tracking_table) or {}
+    already = tuple(m.version for m, _ in matched if rows.get(m.version) == m.checksum)
+    clash = [m.filename for m, _ in matched if m.version in rows and rows[m.version] != m.checksum]
+    if clash:
+        raise MigratekitError(f"already recorded with another checksum: {', '.join(clash)}; see invoke status")
+    todo = [(m, at) for m, at in matched if m.version not in rows]
+    if not run.dry_run:
+        with conn.transaction():  # the table, its schema and the rows, or nothing
             tracking.ensure_table(conn, settings.tracking_table)
-            with conn.transaction():
-                for migration, applied_at in todo:
-                    conn.execute(
-                        sql.SQL(
-                            "INSERT INTO {} (version, checksum, execution_time_ms, applied_at) "
-                            "VALUES (%s, %s, 0, coalesce(%s::timestamptz, pg_catalog.now()))"
-                        ).format(tracking.identifier(settings.tracking_table)),
-                        (migration.version, migration.checksum, applied_at),
-                    )
-    return Adopted(service, name, table, tuple(m.version for m, _ in todo), already)
+            for migration, applied_at in todo:
+                conn.execute(
+                    sql.SQL(
+                        "INSERT INTO {} (version, checksum, execution_time_ms, applied_at) "
+                        "VALUES (%s, %s, 0, coalesce(%s::timestamptz, pg_catalog.now()))"
+                    ).format(tracking.identifier(settings.tracking_table)),
+                    (migration.version, migration.checksum, applied_at),
+                )
+    return Adopted(service, name, table, tuple(m.version for m, _ in todo), already, run.dry_run)
 
 
 def _match(history: History, migrations: Sequence[Migration]) -> list[tuple[Migration, str | None]]:
@@ -117,19 +133,19 @@ def baseline(
         )
     targets = [m for m in migrations if version_key(m.version) <= version_key(to)]
     table = service.settings.tracking_table
-    _, rows = database_drift(workspace, name, url)
-    clash = [m.filename for m in targets if m.version in rows and rows[m.version] != m.checksum]
-    if clash:
-        raise ConfigError(f"already recorded with another checksum: {', '.join(clash)}; see invoke status")
-    if server is not None:
-        _check(workspace, name, url, {m.version: m.checksum for m in targets}, server)
-    todo = [m for m in targets if m.version not in rows]
-    with connect(url, run.connect_wait) as conn:
-        with tracking.locked(conn, table, run.lock_wait):
+    with connect(url, run.connect_wait) as conn, tracking.locked(conn, table, run.lock_wait):
+        # Read and decided under the lock (the replay included): what another runner records meanwhile is seen.
+        rows = tracking.recorded(conn, table) or {}
+        clash = [m.filename for m in targets if m.version in rows and rows[m.version] != m.checksum]
+        if clash:
+            raise ConfigError(f"already recorded with another checksum: {', '.join(clash)}; see invoke status")
+        if server is not None:
+            _check(workspace, name, url, {m.version: m.checksum for m in targets}, server)
+        todo = [m for m in targets if m.version not in rows]
+        with conn.transaction():
             tracking.ensure_table(conn, table)
-            with conn.transaction():
-                for migration in todo:
-                    conn.execute(tracking.row(table, migration.version, migration.checksum, sql.Literal(0)))
+            for migration in todo:
+                conn.execute(tracking.row(table, migration.version, migration.checksum, sql.Literal(0)))
     return Baselined(
         name, tuple(m.version for m in todo), tuple(m.version for m in targets if m.version in rows), server is not None
     )
@@ -187,21 +203,19 @@ def forget(
 ) -> Forgotten:
     """Remove the tracking row of `version` (with yes), under the migration lock; unknown versions refused."""
     table = workspace.services[name].settings.tracking_table
-    with connect(url, run.connect_wait) as conn:
-        rows = tracking.recorded(conn, table) or {}
-        if version not in rows:
-            known = ", ".join(sorted(rows, key=version_key)) or "none"
+    query = (
+        "DELETE FROM {} WHERE version = %s RETURNING checksum, applied_at::text"
+        if yes
+        else "SELECT checksum, applied_at::text FROM {} WHERE version = %s"
+    )
+    with connect(url, run.connect_wait) as conn, tracking.locked(conn, table, run.lock_wait):
+        rows = tracking.recorded(conn, table) or {}  # read under the lock: a row removed meanwhile is not there
+        found = (
+            conn.execute(sql.SQL(query).format(tracking.identifier(table)), (version,)).fetchone()
+            if version in rows
+            else None
+        )
+        if found is None:
+            known = ", ".join(sorted(set(rows) - {version}, key=version_key)) or "none"
             raise ConfigError(f"{name} has no row for {version!r} in {table}; recorded versions: {known}")
-        with tracking.locked(conn, table, run.lock_wait):
-            found = conn.execute(
-                sql.SQL("SELECT checksum, applied_at::text FROM {} WHERE version = %s").format(
-                    tracking.identifier(table)
-                ),
-                (version,),
-            ).fetchone()
-            assert found is not None
-            if yes:
-                conn.execute(
-                    sql.SQL("DELETE FROM {} WHERE version = %s").format(tracking.identifier(table)), (version,)
-                )
     return Forgotten(name, version, found[0], found[1], yes)

@@ -86,13 +86,17 @@ def rollback_service(
     except Stopped as exc:
         return done(Outcome.FAILED, failure=exc.failure)
     with conn:
-        rows = tracking.recorded(conn, table) or {}
-        targets = rollback_targets(migrations, rows, steps, to, run.allow_changed)  # refuses before anything changes
         if run.dry_run:
-            return done(Outcome.PLANNED, pending=tuple(m.version for m in targets), already_applied=len(rows))
+            planned = tracking.recorded(conn, table) or {}
+            targets = rollback_targets(migrations, planned, steps, to, run.allow_changed)
+            return done(Outcome.PLANNED, pending=tuple(m.version for m in targets), already_applied=len(planned))
+        rows: dict[str, str] = {}
         undone: list[Applied] = []
         try:
             with tracking.locked(conn, table, run.lock_wait):
+                # Read once the lock is held: a migrate it waited for may have applied a newer one meanwhile.
+                rows = tracking.recorded(conn, table) or {}
+                targets = rollback_targets(migrations, rows, steps, to, run.allow_changed)  # refuses, changing nothing
                 for migration in targets:
                     undone.append(_undo(conn, migration, settings))
         except Stopped as exc:
