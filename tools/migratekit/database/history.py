@@ -22,7 +22,7 @@ from psycopg import sql
 from migratekit.database import tracking
 from migratekit.database.connection import connect
 from migratekit.database.drift import database_drift, schema_drift
-from migratekit.database.other_tools import TOOLS, History, paired, which_tool
+from migratekit.database.other_tools import History, paired, read, which_tool
 from migratekit.database.schema import Difference
 from migratekit.database.scratch import ScratchServer
 from migratekit.errors import ConfigError, MigratekitError
@@ -70,8 +70,7 @@ def _adopt(
     tool: str,
 ) -> Adopted:
     name, table = which_tool(conn, tool, settings.tracking_table)
-    history = TOOLS[name][1](conn, table)
-    matched = _match(history, migrations)
+    matched = _match(read(conn, name, table), migrations)
     rows = tracking.recorded(conn, settings.tracking_table) or {}
     already = tuple(m.version for m, _ in matched if rows.get(m.version) == m.checksum)
     clash = [m.filename for m, _ in matched if m.version in rows and rows[m.version] != m.checksum]
@@ -96,7 +95,10 @@ def _match(history: History, migrations: Sequence[Migration]) -> list[tuple[Migr
     """Each version of the tool's history with its file; a version without a file, or a gap, stops it."""
     matched, missing = paired(history, migrations)
     if missing:
-        raise MigratekitError(f"applied by the other tool, but no file matches: {', '.join(missing)}")
+        raise MigratekitError(
+            f"{history.tool}'s {history.table} records as applied, but no file matches: {', '.join(missing)}; "
+            "restore the missing files, or check that this is this service's history"
+        )
     done = {m.version for m, _ in matched}
     newest_key = max((version_key(v) for v in done), default=(-1, ""))
     skipped = [m.filename for m in migrations if m.version not in done and version_key(m.version) < newest_key]

@@ -1,67 +1,363 @@
-"""Other tools' history tables: how each is read, and whether one records a service's files already.
+"""Other tools' history tables: where each is, what each vouches for, and whether one records a service's files.
 
-migratekit never writes these tables. `adopt` imports what one records (database.history); `migrate`
+migratekit never writes these tables. `adopt` imports what one vouches for (database.history); `migrate`
 refuses to start a service afresh when its history is in one of them, or in a table of the seed's shape
 that its tracking_table no longer names (a first run would apply every file again).
+
+A tool's table is looked for in every schema (each tool can be told to keep it outside `public`) and read as
+its tool reads it: golang-migrate's one row is the version it is at, and every file up to it ran; dbmate's
+and goose's versions are numbers (goose's newest row for a version says whether it stands); Flyway's rows
+count in installed_rank order, versions compared as Flyway compares them (1 = 1.0 = 01): an undo or a
+repair's DELETE takes a version back, a baseline stands for every version up to it, a failed migration
+stops it as it stops Flyway; node-pg-migrate's and Kysely's are the files' names, matched whole. What the
+tool itself would never have written (a NULL version, several golang-migrate rows, a time that is not one,
+a table of its name without its columns) is refused, naming it, before anything is written.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 
 import psycopg
+from psycopg import sql
 
 from migratekit.database import tracking
-from migratekit.database.results import Failure
+from migratekit.database.connection import lost
+from migratekit.database.results import Failure, Stopped
 from migratekit.errors import ConfigError, MigratekitError
 from migratekit.model.contract import qualified
 from migratekit.model.formats import Format
 from migratekit.model.migration import Migration
 
-History = list[tuple[str, str | None]]  # (the tool's version or name, applied_at text or None)
+
+@dataclass(frozen=True)
+class Entry:
+    """One version a tool vouches for as applied."""
+
+    version: str  # as the tool records it
+    applied_at: str | None = None
+    number: tuple[int, ...] | None = None  # the version as the tool reads a number (see numeric); None: a name
+    script: str = ""  # Flyway: the file it ran (V1__init.sql)
+    description: str = ""  # Flyway: the description it recorded
+
+
+@dataclass(frozen=True)
+class History:
+    """What one tool's table vouches for: its versions, and the files numbered up to a version it stands for."""
+
+    tool: str
+    table: str  # schema-qualified
+    entries: tuple[Entry, ...] = ()
+    through: tuple[int, ...] | None = None  # golang-migrate: the version it is at; every file up to it ran
+    baseline: tuple[int, ...] | None = None  # Flyway: its baseline; files up to it count as applied, unnamed
+
+
+Reader = Callable[[psycopg.Connection, str], History]
+
+_NUMBER = re.compile(r"[0-9]+(?:[._][0-9]+)*")
+_DIGITS = re.compile(r"[0-9]+")
+
+
+def numeric(text: str) -> tuple[int, ...] | None:
+    """A version read as a number the way Flyway reads one (parts split at `.` or `_`, trailing zero parts
+    dropped: 1, 1.0 and 01 are one version), which is also how golang-migrate, goose and dbmate's digits compare;
+    None when it is not one."""
+    if not _NUMBER.fullmatch(text):
+        return None
+    parts = [int(part) for part in re.split(r"[._]", text)]
+    while parts and parts[-1] == 0:
+        parts.pop()
+    return tuple(parts)
+
+
+def _rows(conn: psycopg.Connection, table: str, columns: str, order: str = "") -> list[tuple]:
+    query = sql.SQL(f"SELECT {columns} FROM {{}}{order}").format(sql.Identifier(*table.split(".")))
+    return conn.execute(query).fetchall()
+
+
+def _no_version(tool: str, table: str) -> MigratekitError:
+    return MigratekitError(
+        f"{tool}'s {table} holds a row with no version, which {tool} never writes: delete or correct that row, "
+        "then adopt again"
+    )
 
 
 def _golang_migrate(conn: psycopg.Connection, table: str) -> History:
-    row = conn.execute(f"SELECT version, dirty FROM {table}").fetchone()  # a name from TOOLS, never input
-    if row is None:
-        return []
-    if row[1]:
+    rows = _rows(conn, table, "version::text, dirty")
+    if len(rows) > 1:
+        versions = ", ".join(str(v) for v, _ in rows[:5]) + (", …" if len(rows) > 5 else "")
         raise MigratekitError(
-            f"golang-migrate's {table} is dirty at version {row[0]}: a migration failed half-way; fix the "
+            f"golang-migrate's {table} holds {len(rows)} rows ({versions}): golang-migrate keeps one, the version "
+            "it is at; set the right one with golang-migrate (migrate force VERSION) first"
+        )
+    if not rows:
+        return History("golang-migrate", table)
+    version, dirty = rows[0]
+    if version is None:
+        raise _no_version("golang-migrate", table)
+    if dirty:
+        raise MigratekitError(
+            f"golang-migrate's {table} is dirty at version {version}: a migration failed half-way; fix the "
             "database and run `migrate force` with golang-migrate first"
         )
-    return [(f"<={row[0]}", None)]
+    if version.startswith("-"):  # NilVersion (-1): nothing applied
+        return History("golang-migrate", table)
+    number = numeric(version) if _DIGITS.fullmatch(version) else None
+    if number is None:
+        raise MigratekitError(f"golang-migrate's {table} is at version {version!r}, which is not a version number")
+    return History("golang-migrate", table, (Entry(version, None, number),), through=number)
 
 
-def _rows(query: str) -> Callable[[psycopg.Connection, str], History]:
+def _dbmate(conn: psycopg.Connection, table: str) -> History:
+    versions = [v for (v,) in _rows(conn, table, "version::text")]
+    if None in versions:
+        raise _no_version("dbmate", table)
+    return History("dbmate", table, tuple(Entry(v, None, numeric(v)) for v in versions))
+
+
+def _goose(conn: psycopg.Connection, table: str) -> History:
+    """goose reads its rows newest first: a version's newest row says whether it stands (0 is goose's own)."""
+    seen: dict[str, tuple[bool, str | None]] = {}
+    for version, applied, at in _rows(conn, table, "version_id::text, is_applied, tstamp::text", " ORDER BY id DESC"):
+        if version is None:
+            raise _no_version("goose", table)
+        seen.setdefault(version, (bool(applied), at))
+    entries = [Entry(v, at, numeric(v)) for v, (applied, at) in seen.items() if applied and v.lstrip("0")]
+    return History("goose", table, tuple(reversed(entries)))
+
+
+@dataclass
+class _Run:
+    """One row of Flyway's that ran a file (or undid one), and what later rows said of it."""
+
+    entry: Entry
+    undo: bool
+    success: bool
+    deleted: bool = False
+    undone: bool = False
+
+    @property
+    def stands(self) -> bool:
+        return self.success and not (self.undo or self.deleted or self.undone)
+
+
+def _flyway(conn: psycopg.Connection, table: str) -> History:
+    """Flyway's own reading: rows in installed_rank order; a DELETE marks the latest row of its version deleted, an
+    undo the latest standing application undone; a baseline stands for every version up to it (its schema-creation
+    row for none); a failed row not marked deleted stops it."""
+    runs: dict[tuple[int, ...], list[_Run]] = {}
+    baseline: tuple[int, ...] | None = None
+    columns = "version, description, type, script, installed_on::text, success"
+    for version, description, kind, script, at, success in _rows(conn, table, columns, " ORDER BY installed_rank"):
+        kind = str(kind or "").upper()
+        if version is None:  # a repeatable migration: migratekit has none, but a failed one stops Flyway
+            if not success and kind != "DELETE":
+                raise _flyway_failed(table, f"the repeatable migration {description}")
+            continue
+        key = numeric(version)
+        if key is None:
+            raise MigratekitError(f"flyway's {table} records version {version!r}, which is not a Flyway version")
+        if kind == "SCHEMA" or (kind == "DELETE" and not success):
+            continue
+        if kind == "DELETE":
+            _flyway_delete(table, version, runs.get(key, []))
+            continue
+        if "BASELINE" in kind and success:  # BASELINE, or a baseline migration (SQL_BASELINE) that ran
+            baseline = key if baseline is None else max(baseline, key)
+        if kind == "BASELINE":
+            continue
+        run = _Run(Entry(version, at, key, script or "", description or ""), kind.startswith("UNDO"), bool(success))
+        if run.undo and run.success:
+            standing = [r for r in runs.get(key, []) if r.stands]
+            if standing:
+                standing[-1].undone = True
+        runs.setdefault(key, []).append(run)
+    for key in sorted(runs):
+        failed = next((r for r in runs[key] if not r.success and not r.deleted), None)
+        if failed is not None:
+            raise _flyway_failed(table, f"version {failed.entry.version} ({failed.entry.description})")
+    applied = [[r for r in runs[key] if r.stands] for key in sorted(runs)]
+    return History("flyway", table, tuple(standing[-1].entry for standing in applied if standing), baseline=baseline)
+
+
+def _flyway_delete(table: str, version: str, runs: list[_Run]) -> None:
+    if runs and runs[-1].deleted:
+        raise MigratekitError(
+            f"flyway's {table} marks version {version} deleted twice: a corrupted history, which Flyway refuses too; "
+            "repair it with Flyway first"
+        )
+    if runs:
+        runs[-1].deleted = True
+
+
+def _flyway_failed(table: str, what: str) -> MigratekitError:
+    return MigratekitError(
+        f"flyway's {table} records a failed migration to {what}: Flyway stops there too; remove its half-done "
+        "changes and run flyway repair, then adopt"
+    )
+
+
+def _named(tool: str, columns: str) -> Reader:
+    """node-pg-migrate and Kysely: each row is a file's name, as the tool lists them."""
+
     def read(conn: psycopg.Connection, table: str) -> History:
-        return [(str(v), None if at is None else str(at)) for v, at in conn.execute(query.format(table=table))]
+        rows = _rows(conn, table, columns, " ORDER BY 1")
+        if any(name is None for name, _ in rows):
+            raise _no_version(tool, table)
+        return History(tool, table, tuple(Entry(name, at) for name, at in rows))
 
     return read
 
 
-# tool -> (its history table, how to read it)
-TOOLS: dict[str, tuple[str, Callable[[psycopg.Connection, str], History]]] = {
-    "golang-migrate": ("schema_migrations", _golang_migrate),
-    "dbmate": ("schema_migrations", _rows("SELECT version, NULL FROM {table}")),
-    "goose": (
-        "goose_db_version",
-        _rows(
-            "SELECT version_id::text, max(tstamp)::text FROM {table} GROUP BY version_id "
-            "HAVING bool_or(is_applied) AND version_id > 0 AND (array_agg(is_applied ORDER BY id DESC))[1]"
-        ),
+@dataclass(frozen=True)
+class Tool:
+    table: str  # its history table's name, in whichever schema
+    columns: frozenset[str]  # the columns it must have
+    exact: bool  # and no others: golang-migrate's and dbmate's schema_migrations are told apart from ours so
+    format: Format  # the format migratekit reads its files in
+    read: Reader
+
+
+TOOLS: dict[str, Tool] = {
+    "golang-migrate": Tool("schema_migrations", frozenset({"version", "dirty"}), True, Format.UPDOWN, _golang_migrate),
+    "dbmate": Tool("schema_migrations", frozenset({"version"}), True, Format.DBMATE, _dbmate),
+    "goose": Tool(
+        "goose_db_version", frozenset({"id", "version_id", "is_applied", "tstamp"}), False, Format.GOOSE, _goose
     ),
-    "flyway": (
+    "flyway": Tool(
         "flyway_schema_history",
-        _rows("SELECT version, installed_on::text FROM {table} WHERE success AND version IS NOT NULL"),
+        frozenset({"installed_rank", "version", "description", "type", "script", "installed_on", "success"}),
+        False,
+        Format.SEED,
+        _flyway,
     ),
-    "node-pg-migrate": ("pgmigrations", _rows("SELECT name, run_on::text FROM {table}")),
-    "kysely": ("kysely_migration", _rows("SELECT name, timestamp FROM {table}")),
+    "node-pg-migrate": Tool(
+        "pgmigrations",
+        frozenset({"name", "run_on"}),
+        False,
+        Format.SEED,
+        _named("node-pg-migrate", "name, run_on::text"),
+    ),
+    "kysely": Tool(
+        "kysely_migration", frozenset({"name", "timestamp"}), False, Format.SEED, _named("kysely", "name, timestamp")
+    ),
 }
 
+# Every table named as a tool's, in any schema but the system's, with its columns.
+_NAMED_TABLES = (
+    "SELECT n.nspname::text, c.relname::text, pg_catalog.array_agg(a.attname::text) "
+    "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+    "JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
+    "WHERE c.relkind IN ('r', 'p') AND c.relname::text = ANY(%s) "
+    "AND n.nspname::text NOT IN ('information_schema') AND n.nspname::text !~ '^pg_' "
+    "GROUP BY 1, 2 ORDER BY 1, 2"
+)
 
-# The tools whose files migratekit reads in their own format: their history is this service's only for those files.
-FORMAT_OF_TOOL = {"golang-migrate": Format.UPDOWN, "dbmate": Format.DBMATE, "goose": Format.GOOSE}
+
+@dataclass(frozen=True)
+class Found:
+    tool: str
+    table: str  # schema-qualified
+
+    @property
+    def schema(self) -> str:
+        return self.table.split(".")[0]
+
+
+def histories(conn: psycopg.Connection) -> tuple[list[Found], list[tuple[str, str, set[str]]]]:
+    """Every tool's history table in the database, and the tables named as only one tool's that lack its columns
+    (tool, table, their columns)."""
+    names = sorted({t.table for t in TOOLS.values()})
+    found: list[Found] = []
+    misshapen: list[tuple[str, str, set[str]]] = []
+    for schema, name, columns in conn.execute(_NAMED_TABLES, (names,)).fetchall():
+        have = set(columns)
+        tools = [n for n, t in TOOLS.items() if t.table == name]
+        fits = [n for n in tools if _fits(TOOLS[n], have)]
+        found += [Found(n, f"{schema}.{name}") for n in fits]
+        if not fits and len(tools) == 1:  # schema_migrations of another shape is most likely migratekit's own
+            misshapen.append((tools[0], f"{schema}.{name}", have))
+    return found, misshapen
+
+
+def _fits(tool: Tool, columns: set[str]) -> bool:
+    return columns == tool.columns if tool.exact else tool.columns <= columns
+
+
+def read(conn: psycopg.Connection, tool: str, table: str) -> History:
+    """The history as its tool reads it, every applied_at one PostgreSQL reads as a time; a MigratekitError saying
+    what to correct in it otherwise."""
+    try:
+        history = TOOLS[tool].read(conn, table)
+        _times(conn, history)
+    except psycopg.Error as exc:
+        if conn.broken:
+            raise Stopped(lost(exc, None)) from None
+        raise MigratekitError(
+            f"cannot read {tool}'s {table}: {(exc.diag.message_primary or str(exc)).strip()}"
+        ) from None
+    return history
+
+
+def _times(conn: psycopg.Connection, history: History) -> None:
+    texts = sorted({e.applied_at for e in history.entries if e.applied_at is not None})
+    try:
+        conn.execute("SELECT pg_catalog.count(t::timestamptz) FROM pg_catalog.unnest(%s::text[]) AS t", (texts,))
+        return
+    except psycopg.errors.DataError:
+        pass
+    for entry in (e for e in history.entries if e.applied_at is not None):
+        try:
+            conn.execute("SELECT %s::text::timestamptz", (entry.applied_at,))
+        except psycopg.errors.DataError as exc:
+            raise MigratekitError(
+                f"{history.tool}'s {history.table} says {entry.version} was applied at {entry.applied_at!r}, which "
+                f"is not a time ({exc.diag.message_primary}): correct that row, then adopt again"
+            ) from None
+
+
+def which_tool(conn: psycopg.Connection, tool: str, tracking_table: str) -> tuple[str, str]:
+    """The tool and table to adopt from: the one there is, or, of several, those in the tracking table's schema,
+    then in the session's current schema; ConfigError when none is there or it stays ambiguous."""
+    if tool not in ("auto", *TOOLS):
+        raise ConfigError(f"--from {tool!r}: one of auto, {', '.join(TOOLS)}")
+    found, misshapen = histories(conn)
+    present = [f for f in found if tool in ("auto", f.tool)]
+    if not present:
+        for name, table, columns in misshapen:
+            if tool in ("auto", name):
+                raise MigratekitError(
+                    f"{table} is named as {name}'s history table, but it lacks {name}'s columns "
+                    f"({', '.join(sorted(TOOLS[name].columns - columns))}; it has {', '.join(sorted(columns))}): "
+                    f"it is not {name}'s history; rename it, or correct it to {name}'s shape"
+                )
+        raise ConfigError(f"no history table of {tool if tool != 'auto' else 'any known tool'} in this database")
+    if len(present) > 1:
+        current = conn.execute("SELECT pg_catalog.current_schema()::text").fetchone()
+        present = _nearest(present, [qualified(tracking_table).split(".")[0], current[0] if current else "public"])
+    if len(present) > 1:
+        listed = ", ".join(f"{f.tool}'s {f.table}" for f in present)
+        raise ConfigError(
+            f"several histories here ({listed}): choose the tool with --from; of one tool's in several schemas, the "
+            "one in the schema of this service's tracking_table is chosen (tracking_table: SCHEMA.schema_migrations)"
+        )
+    chosen = present[0]
+    if qualified(tracking_table) == chosen.table:
+        raise ConfigError(
+            f"{chosen.tool} keeps its history in {chosen.table}, the table migratekit would write: set "
+            "tracking_table: migratekit.schema_migrations for this service in workspace.yaml (invoke init proposes it)"
+        )
+    return chosen.tool, chosen.table
+
+
+def _nearest(present: list[Found], schemas: Iterable[str]) -> list[Found]:
+    for schema in schemas:
+        near = [f for f in present if f.schema == schema]
+        if near:
+            return near
+    return present
 
 
 def history_elsewhere(
@@ -70,8 +366,10 @@ def history_elsewhere(
     """Why a service whose tracking table does not exist yet must not start afresh: its history is elsewhere.
 
     Either a table of the seed's shape (not another service's) records its files with their checksums (its
-    tracking_table changed after it migrated), or its tool's own table records their versions (never adopted).
-    Migrating would run every one of them again.
+    tracking_table changed after it migrated), or its tool's own table, in any schema but another service's,
+    records them (never adopted). Migrating would run every one of them again. A tool's table counts for a
+    service whose files are in the format migratekit reads that tool's in; Flyway's, node-pg-migrate's and
+    Kysely's (seed-format files all) only for files they name: the name, or Flyway's number and description.
     """
     table = qualified(tracking_table)
     checksums = {m.version: m.checksum for m in migrations}
@@ -86,20 +384,19 @@ def history_elsewhere(
             f"{table} (ALTER TABLE … SET SCHEMA / RENAME TO), then run again",
         )
     formats = {m.format for m in migrations}
-    for name, fmt in FORMAT_OF_TOOL.items():
-        history_table = f"public.{TOOLS[name][0]}"
-        if {fmt} != formats or history_table == table:
+    others = {qualified(n).split(".")[0] for n in neighbours} - {table.split(".")[0], "public"}
+    for found in histories(conn)[0]:
+        if {TOOLS[found.tool].format} != formats or found.table == table or found.schema in others:
             continue
-        columns = tracking.live_columns(conn, history_table)
-        if not columns or not _shape_is(name, columns):
-            continue
+        if found.tool not in ("golang-migrate", "dbmate", "goose") or found.schema != "public":
+            continue  # not yet: the tools whose files migratekit reads in their own format, on public
         try:
-            applied = [m.version for m, _ in paired(TOOLS[name][1](conn, history_table), migrations)[0]]
-        except MigratekitError as exc:  # golang-migrate's dirty state: a history, and a broken one
+            applied = [m.version for m, _ in paired(read(conn, found.tool, found.table), migrations, strict=True)[0]]
+        except MigratekitError as exc:  # golang-migrate's dirty state, a failed Flyway migration: broken histories
             return Failure(f"{table} does not exist yet, and {exc}", hint="then invoke adopt SERVICE")
         if applied:
             return Failure(
-                f"{table} does not exist yet, but {name}'s {history_table} records {len(applied)} of these "
+                f"{table} does not exist yet, but {found.tool}'s {found.table} records {len(applied)} of these "
                 f"migrations ({_some(applied)}); migrating now would run them again",
                 hint="import that history first: invoke adopt SERVICE --dry-run, then invoke adopt SERVICE",
             )
@@ -110,57 +407,57 @@ def _some(versions: list[str]) -> str:
     return ", ".join(versions[:3]) + (", …" if len(versions) > 3 else "")
 
 
-def which_tool(conn: psycopg.Connection, tool: str, tracking_table: str) -> tuple[str, str]:
-    candidates = [tool] if tool != "auto" else list(TOOLS)
-    if tool not in ("auto", *TOOLS):
-        raise ConfigError(f"--from {tool!r}: one of auto, {', '.join(TOOLS)}")
-    present = []
-    for name in candidates:
-        table = f"public.{TOOLS[name][0]}"
-        columns = tracking.live_columns(conn, table)
-        if columns and _shape_is(name, columns):
-            present.append((name, table))
-    if not present:
-        raise ConfigError(f"no history table of {tool if tool != 'auto' else 'any known tool'} in this database")
-    if len(present) > 1:
-        raise ConfigError(f"several tools' tables here ({', '.join(n for n, _ in present)}): choose one with --from")
-    name, table = present[0]
-    if qualified(tracking_table) == table:
-        raise ConfigError(
-            f"{name} keeps its history in {table}, the table migratekit would write: set "
-            "tracking_table: migratekit.schema_migrations for this service in workspace.yaml (invoke init proposes it)"
-        )
-    return name, table
+def paired(
+    history: History, migrations: Sequence[Migration], strict: bool = False
+) -> tuple[list[tuple[Migration, str | None]], list[str]]:
+    """Each file the history vouches for, once, in the files' order, with its applied_at; and the versions it
+    records with no file.
 
-
-def _shape_is(tool: str, columns: set[str]) -> bool:
-    """A schema_migrations table is golang-migrate's (version, dirty) or dbmate's (version only), not ours."""
-    if tool == "golang-migrate":
-        return columns == {"version", "dirty"}
-    if tool == "dbmate":
-        return columns == {"version"}
-    return True
-
-
-def paired(history: History, migrations: Sequence[Migration]) -> tuple[list[tuple[Migration, str | None]], list[str]]:
-    """Each version of the tool's history with its file (and its applied_at), and the versions with no file."""
-    by_key: dict[str, Migration] = {}
+    A version matches the file of that version or file name (Flyway: the script it ran), else, for a tool whose
+    versions are numbers, the file of that number. `strict` (is this history the service's at all?) takes a
+    Flyway number only with its description, and no baseline: neither names a file.
+    """
+    by_name: dict[str, Migration] = {}
+    by_number: dict[tuple[int, ...], list[Migration]] = {}
     for m in migrations:
-        by_key.setdefault(m.version, m)
-        by_key.setdefault(m.filename, m)
-        by_key.setdefault(m.filename.split(".", 1)[0], m)
-        if m.number is not None:
-            by_key.setdefault(str(m.number), m)
-    matched: list[tuple[Migration, str | None]] = []
-    missing = []
-    for version, applied_at in history:
-        if version.startswith("<="):  # golang-migrate records only the newest: all up to it ran
-            newest = int(version[2:])
-            matched += [(m, None) for m in migrations if m.number is not None and m.number <= newest]
-            continue
-        found = by_key.get(version) or by_key.get(version.lstrip("0") or "0")
+        for key in (m.version, m.filename, m.filename.split(".", 1)[0]):
+            by_name.setdefault(key, m)
+        number = _number(m)
+        if number is not None:
+            by_number.setdefault(number, []).append(m)
+    matched: dict[str, tuple[Migration, str | None]] = {}
+    missing: list[str] = []
+    for entry in history.entries:
+        found = by_name.get(entry.script) or by_name.get(entry.version) or _by_number(history, entry, by_number)
+        if found is not None and strict and entry.description and found.filename != entry.script:
+            found = found if _described(found, entry.description) else None
         if found is None:
-            missing.append(version)
+            missing.append(entry.version)
         else:
-            matched.append((found, applied_at))
-    return matched, missing
+            matched.setdefault(found.version, (found, entry.applied_at))
+    bounds = [b for b in (history.through, None if strict else history.baseline) if b is not None]
+    for m in migrations if bounds else ():
+        number = _number(m)
+        if number is not None and number <= max(bounds):
+            matched.setdefault(m.version, (m, None))
+    order = {m.version: i for i, m in enumerate(migrations)}
+    return sorted(matched.values(), key=lambda pair: order[pair[0].version]), missing
+
+
+def _number(migration: Migration) -> tuple[int, ...] | None:
+    return None if migration.number is None else numeric(str(migration.number))
+
+
+def _by_number(history: History, entry: Entry, by_number: dict[tuple[int, ...], list[Migration]]) -> Migration | None:
+    files = by_number.get(entry.number, []) if entry.number is not None else []
+    if len(files) > 1:
+        raise MigratekitError(
+            f"{history.tool}'s {history.table} records version {entry.version}, which is the number of several "
+            f"files ({', '.join(m.filename for m in files)}): give each file a number of its own"
+        )
+    return files[0] if files else None
+
+
+def _described(migration: Migration, description: str) -> bool:
+    """Flyway's description of a file is its name's words (V1__Create_users.sql: Create users)."""
+    return migration.parsed_version.slug.replace("_", " ").lower() == description.replace("_", " ").lower()
