@@ -66,14 +66,25 @@ TOOLS = {
 }
 
 
-def adopted_repo(monorepo, tool: str) -> Monorepo:
+HISTORY = {
+    "golang-migrate": "schema_migrations",
+    "dbmate": "schema_migrations",
+    "goose": "goose_db_version",
+    "flyway": "flyway_schema_history",
+    "node-pg-migrate": "pgmigrations",
+    "kysely": "kysely_migration",
+}
+
+
+def adopted_repo(monorepo, tool: str, schema: str = "public") -> Monorepo:
+    """A service whose tool applied its two files; the tool's table in `schema` (each tool can be told where)."""
     files, ddl, _ = TOOLS[tool]
     own = tool in ("golang-migrate", "dbmate")  # their table is called schema_migrations
     repo = monorepo({"svc": {"tracking_table": "migratekit.schema_migrations"} if own else {}})
     for name, text in files.items():
         repo.migration("svc", name, text + ("\n" if not text.endswith("\n") else ""))
     with psycopg.connect(repo.env["SVC_DATABASE_URL"], autocommit=True) as conn:
-        conn.execute(f"{A} {B} {ddl}")
+        conn.execute(f"{A} {B} CREATE SCHEMA IF NOT EXISTS {schema}; SET search_path = {schema}; {ddl}")
     return repo
 
 
@@ -94,12 +105,15 @@ def test_adopt_imports_each_tools_history_then_migrate_and_drift_have_nothing_to
     assert drift.returncode == 0 and json.loads(drift.stdout)["services"][0]["state"] == "up to date"
 
 
-@pytest.mark.parametrize("tool", ["golang-migrate", "dbmate", "goose"])
-def test_migrating_before_adopting_is_refused_not_run_twice(monorepo, tool: str) -> None:
-    """The adoption trap: init, then migrate-all without adopt. Every file of the tool's history would run again."""
-    repo = adopted_repo(monorepo, tool)
+@pytest.mark.parametrize(
+    ("tool", "schema"), [*((tool, "public") for tool in TOOLS), *((tool, "legacy") for tool in TOOLS)]
+)
+def test_migrating_before_adopting_is_refused_not_run_twice(monorepo, tool: str, schema: str) -> None:
+    """The adoption trap: init, then migrate-all without adopt. Every file of the tool's history would run again,
+    wherever the tool keeps its table."""
+    repo = adopted_repo(monorepo, tool, schema)
     table = "migratekit.schema_migrations" if tool in ("golang-migrate", "dbmate") else "public.schema_migrations"
-    history = "public.goose_db_version" if tool == "goose" else "public.schema_migrations"
+    history = f"{schema}.{HISTORY[tool]}"
     for flags in (["--dry-run"], []):
         result = repo.invoke("migrate-all", "--json", *flags)
         assert result.returncode == 1, result.stdout
@@ -110,7 +124,8 @@ def test_migrating_before_adopting_is_refused_not_run_twice(monorepo, tool: str)
         )
         assert failure["hint"].startswith("import that history first: invoke adopt SERVICE --dry-run")
     assert repo.query("svc", f"SELECT to_regclass('{table}')") == [(None,)]
-    assert repo.invoke("adopt", "svc").returncode == 0
+    adopted = repo.invoke("adopt", "svc")
+    assert adopted.returncode == 0 and f"from {tool}'s {history} into" in adopted.stdout, adopted.stderr
     migrated = json.loads(repo.invoke("migrate-all", "--json").stdout)["services"][0]
     assert (migrated["outcome"], migrated["already_applied"]) == ("up to date", 2)
 
@@ -124,6 +139,49 @@ def test_another_tools_history_of_other_files_does_not_stop_a_service(monorepo) 
     result = repo.invoke("migrate-all", "--json")
     assert result.returncode == 0, result.stdout
     assert json.loads(result.stdout)["services"][0]["applied"][0]["version"] == "001_c"
+
+
+@pytest.mark.parametrize("tool", ["flyway", "node-pg-migrate", "kysely"])
+def test_a_history_naming_other_files_does_not_stop_a_seed_service(monorepo, tool: str) -> None:
+    """Seed files 001_c, 002_d beside another application's Flyway, node-pg-migrate or Kysely history of 001_a,
+    002_b: Flyway's version 1 is not 001_c without its description, and names are matched whole."""
+    repo = adopted_repo(monorepo, tool)
+    for name in TOOLS[tool][0]:
+        (repo.root / "services/svc/migrations" / name).unlink()
+    repo.migration("svc", "001_c.sql", "CREATE TABLE IF NOT EXISTS c (id int);\n")
+    repo.migration("svc", "002_d.sql", "CREATE TABLE IF NOT EXISTS d (id int);\n")
+    result = repo.invoke("migrate-all", "--json")
+    assert result.returncode == 0, result.stdout
+    assert [a["version"] for a in json.loads(result.stdout)["services"][0]["applied"]] == ["001_c", "002_d"]
+
+
+def test_a_history_in_a_neighbours_schema_is_the_neighbours(monorepo) -> None:
+    """Two services in one database, each in a schema of its own; the second's Kysely history (in its schema) names
+    files the first also has: it stops the second, never the first."""
+    repo = monorepo(
+        {
+            "first": {"tracking_table": "first.schema_migrations"},
+            "second": {"tracking_table": "second.schema_migrations"},
+        }
+    )
+    repo.env["SECOND_DATABASE_URL"] = repo.env["FIRST_DATABASE_URL"]
+    for service in ("first", "second"):
+        repo.migration(
+            service,
+            "001_a.sql",
+            f"CREATE SCHEMA IF NOT EXISTS {service}; CREATE TABLE IF NOT EXISTS {service}.a (id int);\n",
+        )
+    with psycopg.connect(repo.env["FIRST_DATABASE_URL"], autocommit=True) as conn:
+        conn.execute(
+            "CREATE SCHEMA second; CREATE TABLE second.a (id int); SET search_path = second; "
+            f"{TOOLS['kysely'][1].split(';')[0]}; INSERT INTO kysely_migration VALUES ('001_a', '2024-01-01T00:00:00Z')"
+        )
+    result = json.loads(repo.invoke("migrate-all", "--json").stdout)["services"]
+    assert {s["service"]: s["outcome"] for s in result} == {"first": "applied", "second": "failed"}
+    assert "kysely's second.kysely_migration records 1 of these migrations" in result[1]["failure"]["message"]
+    adopted = repo.invoke("adopt", "second")
+    assert adopted.returncode == 0 and "from kysely's second.kysely_migration into" in adopted.stdout, adopted.stderr
+    assert repo.query("first", "SELECT version FROM second.schema_migrations") == [("001_a",)]
 
 
 def test_a_dirty_golang_migrate_state_is_refused(monorepo) -> None:

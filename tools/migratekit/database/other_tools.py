@@ -388,8 +388,6 @@ def history_elsewhere(
     for found in histories(conn)[0]:
         if {TOOLS[found.tool].format} != formats or found.table == table or found.schema in others:
             continue
-        if found.tool not in ("golang-migrate", "dbmate", "goose") or found.schema != "public":
-            continue  # not yet: the tools whose files migratekit reads in their own format, on public
         try:
             applied = [m.version for m, _ in paired(read(conn, found.tool, found.table), migrations, strict=True)[0]]
         except MigratekitError as exc:  # golang-migrate's dirty state, a failed Flyway migration: broken histories
