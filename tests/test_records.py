@@ -210,3 +210,30 @@ def test_new_service_in_a_repo_without_workspace_yaml_declares_every_service(tmp
     text = (root / "workspace.yaml").read_text()
     assert "legacy:" in text and "payments: {language: typescript}" in text
     assert "MK501" not in repo.invoke("audit").stdout
+
+
+def test_adopt_baseline_and_forget_on_a_read_only_database_say_so(monorepo) -> None:
+    """The server refusing their writes is reported as migrate reports it: the reason, what to do, exit 1."""
+    repo = monorepo({"auth": {"tracking_table": "migratekit.schema_migrations"}})
+    repo.migration("auth", "001_init.up.sql", "CREATE TABLE IF NOT EXISTS runs (n int);\n")
+    url = repo.env["AUTH_DATABASE_URL"]
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE schema_migrations (version bigint PRIMARY KEY, dirty boolean NOT NULL)")
+        conn.execute("INSERT INTO schema_migrations VALUES (1, false)")
+        conn.execute(f"ALTER DATABASE {conn.info.dbname} SET default_transaction_read_only = on")
+    for command in (["adopt", "auth"], ["baseline", "auth", "--to", "001_init"]):
+        result = repo.invoke(*command)
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+        assert result.stderr.startswith("migratekit: the runner's bookkeeping failed: cannot execute CREATE SCHEMA")
+        assert "the database is read-only" in result.stderr
+    assert repo.query("auth", "SELECT to_regclass('migratekit.schema_migrations')") == [(None,)]
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SET default_transaction_read_only = off")
+        conn.execute(f"ALTER DATABASE {conn.info.dbname} RESET default_transaction_read_only")
+    assert repo.invoke("baseline", "auth", "--to", "001_init").returncode == 0
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"ALTER DATABASE {conn.info.dbname} SET default_transaction_read_only = on")
+    result = repo.invoke("forget", "auth", "001_init", "--yes")
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.startswith("migratekit: the runner's bookkeeping failed: cannot execute DELETE")
+    assert repo.query("auth", "SELECT version FROM migratekit.schema_migrations") == [("001_init",)]

@@ -13,16 +13,18 @@ transaction (the tracking table, when it creates it, included).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import psycopg
 from psycopg import sql
 
 from migratekit.database import tracking
-from migratekit.database.connection import connect
+from migratekit.database.connection import connect, lost, refused
 from migratekit.database.drift import database_drift, schema_drift
 from migratekit.database.other_tools import History, paired, read, which_tool
+from migratekit.database.results import Stopped
 from migratekit.database.schema import Difference
 from migratekit.database.scratch import ScratchServer
 from migratekit.errors import ConfigError, MigratekitError
@@ -54,11 +56,21 @@ def adopt(
 ) -> Adopted:
     """Import the other tool's history (with run.dry_run, only say what would be recorded); the rows are read and
     compared once the migration lock is held, so what another runner recorded meanwhile is seen."""
-    with connect(url, run.connect_wait) as conn:
+    with connect(url, run.connect_wait) as conn, _refusals(conn):
         if run.dry_run:
             return _adopt(conn, service, migrations, settings, run, tool)
         with tracking.locked(conn, settings.tracking_table, run.lock_wait):
             return _adopt(conn, service, migrations, settings, run, tool)
+
+
+@contextmanager
+def _refusals(conn: psycopg.Connection) -> Iterator[None]:
+    """The server refusing the bookkeeping (a read-only database, a missing grant) or the connection lost, as a
+    Stopped that says why and what to do, as migrate says it."""
+    try:
+        yield
+    except psycopg.Error as exc:
+        raise Stopped(lost(exc, None) if conn.broken else refused(exc)) from None
 
 
 def _adopt(
@@ -135,7 +147,7 @@ def baseline(
         )
     targets = [m for m in migrations if version_key(m.version) <= version_key(to)]
     table = service.settings.tracking_table
-    with connect(url, run.connect_wait) as conn, tracking.locked(conn, table, run.lock_wait):
+    with connect(url, run.connect_wait) as conn, _refusals(conn), tracking.locked(conn, table, run.lock_wait):
         # Read and decided under the lock (the replay included): what another runner records meanwhile is seen.
         rows = tracking.recorded(conn, table) or {}
         clash = [m.filename for m in targets if m.version in rows and rows[m.version] != m.checksum]
@@ -210,7 +222,7 @@ def forget(
         if yes
         else "SELECT checksum, applied_at::text FROM {} WHERE version = %s"
     )
-    with connect(url, run.connect_wait) as conn, tracking.locked(conn, table, run.lock_wait):
+    with connect(url, run.connect_wait) as conn, _refusals(conn), tracking.locked(conn, table, run.lock_wait):
         rows = tracking.recorded(conn, table) or {}  # read under the lock: a row removed meanwhile is not there
         found = (
             conn.execute(sql.SQL(query).format(tracking.identifier(table)), (version,)).fetchone()
