@@ -28,7 +28,7 @@ from migratekit.database.connection import lost
 from migratekit.database.results import Failure, Stopped
 from migratekit.errors import ConfigError, MigratekitError
 from migratekit.model.contract import qualified
-from migratekit.model.formats import Format
+from migratekit.model.formats import Format, numeric
 from migratekit.model.migration import Migration
 
 
@@ -56,20 +56,7 @@ class History:
 
 Reader = Callable[[psycopg.Connection, str], History]
 
-_NUMBER = re.compile(r"[0-9]+(?:[._][0-9]+)*")
 _DIGITS = re.compile(r"[0-9]+")
-
-
-def numeric(text: str) -> tuple[int, ...] | None:
-    """A version read as a number the way Flyway reads one (parts split at `.` or `_`, trailing zero parts
-    dropped: 1, 1.0 and 01 are one version), which is also how golang-migrate, goose and dbmate's digits compare;
-    None when it is not one."""
-    if not _NUMBER.fullmatch(text):
-        return None
-    parts = [int(part) for part in re.split(r"[._]", text)]
-    while parts and parts[-1] == 0:
-        parts.pop()
-    return tuple(parts)
 
 
 def _rows(conn: psycopg.Connection, table: str, columns: str, order: str = "") -> list[tuple]:

@@ -135,6 +135,21 @@ class Version:
         return (-1 if self.number is None else self.number, self.text)
 
 
+_NUMBER = re.compile(r"[0-9]+(?:[._][0-9]+)*")
+
+
+def numeric(text: str) -> tuple[int, ...] | None:
+    """A version read as a number the way Flyway reads one (parts split at `.` or `_`, trailing zero parts
+    dropped: 1, 1.0 and 01 are one version), which is also how golang-migrate, goose and dbmate's digits compare;
+    None when it is not one."""
+    if not _NUMBER.fullmatch(text):
+        return None
+    parts = [int(part) for part in re.split(r"[._]", text)]
+    while parts and parts[-1] == 0:
+        parts.pop()
+    return tuple(parts)
+
+
 def version_key(version: str) -> tuple[int, str]:
     """How tracking rows' versions sort (see Version)."""
     return Version.parse(version).key
