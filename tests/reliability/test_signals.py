@@ -143,3 +143,30 @@ def test_sigterm_to_verify_leaves_no_throwaway_database(slow_repo: Monorepo, pg_
     assert "interrupted by SIGTERM" in stderr
     with psycopg.connect(pg_server.admin_url) as conn:
         assert conn.execute("SELECT count(*) FROM pg_database WHERE datname LIKE 'mk_verify_slow_%'").fetchone() == (0,)
+
+
+@pytest.mark.parametrize(("sig", "code", "json_flag"), [(signal.SIGINT, 130, False), (signal.SIGTERM, 143, True)])
+def test_a_signal_during_a_rollback_rolls_its_down_part_back_and_says_interrupted(
+    monorepo: Callable[..., Monorepo], sig: signal.Signals, code: int, json_flag: bool
+) -> None:
+    """R2: the down part in progress is cancelled and rolled back with its row; the exit is 128 + the signal."""
+    repo = monorepo({"g": {"tracking_table": "migratekit.schema_migrations"}})
+    repo.migration("g", "000001_one.up.sql", "CREATE TABLE IF NOT EXISTS t1 (id int);\n")
+    repo.migration("g", "000001_one.down.sql", "DROP TABLE IF EXISTS t1;\nSELECT pg_sleep(20);\n")
+    assert repo.invoke("migrate-all").returncode == 0
+    url = repo.env["G_DATABASE_URL"]
+    proc = start(repo, "rollback", "g", *(["--json"] if json_flag else []))
+    wait_for(url, "application_name = 'migratekit' AND query LIKE '%pg_sleep(20)%' AND state = 'active'")
+    proc.send_signal(sig)
+    stdout, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == code, stdout + stderr
+    assert "Traceback" not in stderr
+    said = f"interrupted by {sig.name}: 000001_one.down.sql was cancelled and rolled back"
+    if json_flag:
+        result = json.loads(stdout)
+        assert result["outcome"] == "interrupted" and said in result["failure"]["message"]
+    else:
+        assert "interrupted" in stdout and said in stdout + stderr
+    assert repo.query("g", "SELECT version FROM migratekit.schema_migrations") == [("000001_one",)]
+    assert repo.query("g", "SELECT to_regclass('t1') IS NOT NULL") == [(True,)]
+    assert advisory_locks(url) == 0

@@ -166,5 +166,7 @@ def rollback(
         out = render.console()
         for part in render.rollback_text(result, dry_run):
             out.print(part)
+    if interrupts.signal_number():
+        raise Exit(code=128 + (interrupts.signal_number() or 0))
     if not result.ok:
         raise Exit(code=1)

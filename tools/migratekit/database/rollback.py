@@ -15,6 +15,7 @@ from dataclasses import replace
 import psycopg
 from psycopg import sql
 
+from migratekit import interrupts
 from migratekit.database import protocol, tracking
 from migratekit.database.connection import connect, lost, refused
 from migratekit.database.message import STATEMENTS_BEFORE, Script, failure, transaction_prefix
@@ -98,8 +99,19 @@ def rollback_service(
                 rows = tracking.recorded(conn, table) or {}
                 targets = rollback_targets(migrations, rows, steps, to, run.allow_changed)  # refuses, changing nothing
                 for migration in targets:
+                    if interrupts.requested():  # between two down parts: the next one never starts
+                        left = tuple(m.version for m in targets[len(undone) :])
+                        note = f"{interrupts.describe()}: no further down part started"
+                        return done(Outcome.INTERRUPTED, applied=tuple(undone), pending=left, notes=(note,))
                     undone.append(_undo(conn, migration, settings))
         except Stopped as exc:
+            if interrupts.requested():  # the signal cancelled the running down part: it rolled back whole
+                stopped = replace(
+                    exc.failure,
+                    message=f"{interrupts.describe()}: {exc.failure.file} was cancelled and rolled back",
+                    hint="that migration is still applied, with its row; run rollback again to undo it",
+                )
+                return done(Outcome.INTERRUPTED, applied=tuple(undone), failure=stopped, already_applied=len(rows))
             return done(Outcome.FAILED, applied=tuple(undone), failure=exc.failure, already_applied=len(rows))
         except psycopg.Error as exc:
             return done(Outcome.FAILED, applied=tuple(undone), failure=lost(exc, None) if conn.broken else refused(exc))
