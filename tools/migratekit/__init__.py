@@ -9,13 +9,14 @@ from typing import TYPE_CHECKING, Any
 
 from migratekit.model.workspace import Service, Workspace
 from migratekit.model.workspace_file import load_workspace
+from migratekit.version import VERSION
 
 if TYPE_CHECKING:
     from migratekit.database.apply import run_migrations
     from migratekit.database.results import MigrationFailed, Result
 
 __all__ = ["MigrationFailed", "Result", "Service", "Workspace", "load_workspace", "run_migrations"]
-__version__ = "0.1.0"
+__version__ = VERSION
 
 
 def __getattr__(name: str) -> Any:

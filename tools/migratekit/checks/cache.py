@@ -19,10 +19,10 @@ import tempfile
 from functools import cache
 from pathlib import Path
 
-from migratekit import __version__
 from migratekit.checks.rule import Finding, Severity
 from migratekit.model.migration import Migration
 from migratekit.model.workspace import Service, state_dir
+from migratekit.version import VERSION
 
 FIELDS = ("code", "severity", "service", "path", "line", "message", "hint")
 
@@ -32,7 +32,7 @@ def _code_version() -> str:
     """migratekit's version, the lint's source, and pglast's parser as installed (found, not imported: a warm
     audit never needs pglast itself)."""
     package = Path(__file__).resolve().parents[1]
-    digest = hashlib.sha256(__version__.encode())
+    digest = hashlib.sha256(VERSION.encode())
     checks, model = package / "checks", package / "model"
     lint = [checks / "run.py", checks / "rule.py", *checks.glob("sql/*.py"), *checks.glob("rules/mk[123]*.py")]
     for source in sorted([*lint, model / "migration.py", model / "formats.py"]):

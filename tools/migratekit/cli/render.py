@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from migratekit import __version__
 from migratekit.checks.rule import Finding, Rule, Severity
 from migratekit.database.results import Outcome, Result
+from migratekit.version import VERSION
 
 if TYPE_CHECKING:  # rich is imported where a table or a console is made: `--json` never loads it
     from rich.console import Console, RenderableType
@@ -235,7 +235,7 @@ def sarif(report: AuditReport, rules: Sequence[Rule]) -> dict:
                 "tool": {
                     "driver": {
                         "name": "migratekit",
-                        "version": __version__,
+                        "version": VERSION,
                         "rules": [
                             {
                                 "id": r.code,

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from migratekit import __version__, interrupts
+from migratekit import interrupts
 from migratekit.cli import render
 from migratekit.database.apply import apply_service
 from migratekit.errors import Reported, reported
@@ -28,13 +28,14 @@ from migratekit.model.settings import (
     ServiceSettings,
 )
 from migratekit.model.workspace import QUALIFIED_TABLE
+from migratekit.version import VERSION
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     name = Path(sys.argv[0]).name
     prog = "migratekit" if name == "migratekit" else "python -m migratekit"  # the console script, or the module
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {VERSION}")
     commands = parser.add_subparsers(dest="command", required=True)
     migrate = commands.add_parser("migrate", help="apply the pending migrations of one directory to one database")
     migrate.add_argument("--dir", required=True, type=Path, help="the migrations directory")
