@@ -19,6 +19,7 @@ import pwd
 import shutil
 import socket
 import subprocess
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from migratekit.database.servers import mark
+from migratekit.database.servers import mark, postmaster_of, stop_postmaster
 from migratekit.errors import ConfigError, MigratekitError
 from migratekit.model.workspace import STATE_DIR, state_dir
 
@@ -145,19 +146,47 @@ class Embedded:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def running(self) -> EmbeddedServer | None:
+        """The cluster, when its own postmaster runs and it is what answers on the recorded port.
+
+        A postmaster.pid that names any other process (what a crash or a reboot leaves) means it is not
+        running. While its postmaster runs, another server (or none) answering on the recorded port is
+        refused: nothing is done there.
+        """
         state = self._state()
-        if not state or not (Path(str(state["datadir"])) / "postmaster.pid").exists():
+        if "datadir" not in state or "port" not in state:
             return None
-        binaries = Binaries(Path(str(state["bindir"])), str(state["source"]))
-        result = subprocess.run(
-            [binaries.tool("pg_ctl"), "status", "-D", str(state["datadir"])],
-            capture_output=True,
-            text=True,
-            **_as_owner(),
+        datadir = Path(str(state["datadir"]))
+        pid = postmaster_of(datadir)
+        if pid is None:
+            return None
+        server = EmbeddedServer(
+            datadir, int(str(state["port"])), Binaries(Path(str(state["bindir"])), str(state["source"]))
         )
-        if result.returncode != 0:
-            return None
-        return EmbeddedServer(Path(str(state["datadir"])), int(str(state["port"])), binaries)
+        return server if self._answers(server, pid) else None
+
+    def _answers(self, server: EmbeddedServer, pid: int) -> bool:
+        """Whether the cluster answers on its port (False: its postmaster stopped meanwhile); refuses anything else."""
+        deadline = time.monotonic() + 15  # a postmaster starting, or recovering after a crash, answers soon
+        while (answer := _who_answers(server.port)) is None and time.monotonic() < deadline:
+            if postmaster_of(server.datadir) != pid:
+                return False
+            time.sleep(0.1)
+        if isinstance(answer, Path) and _same_directory(answer, server.datadir):
+            return True
+        address = f"127.0.0.1:{server.port}"
+        if answer is None:
+            problem = f"it runs (postmaster pid {pid}), but nothing answers on {address}"
+        else:
+            what = f"another PostgreSQL (data directory {answer})" if isinstance(answer, Path) else answer
+            problem = (
+                f"{address} is answered by {what}, not this checkout's embedded cluster ({server.datadir}), "
+                f"whose postmaster (pid {pid}) runs"
+            )
+        raise ConfigError(
+            f"{problem}; {self.state_file} records that port for this cluster. Nothing was done there: run "
+            "`invoke db-down` (it stops this checkout's cluster, nothing else), then run the command again, "
+            "and the cluster starts on a free port."
+        )
 
     def start(self) -> EmbeddedServer:
         """Start the cluster (creating it the first time); reuse it when it already runs."""
@@ -167,13 +196,13 @@ class Embedded:
                 mark(server.datadir, self.checkout)
                 return server
             state = self._state()
-            binaries = (
+            binaries = _runnable(
                 Binaries(Path(str(state["bindir"])), str(state["source"]))
-                if state and Path(str(state["bindir"]), "pg_ctl").exists()
+                if "bindir" in state and Path(str(state["bindir"]), "pg_ctl").exists()
                 else self.binaries or find_binaries(self.environ)
             )
             datadir = Path(str(state["datadir"])) if "datadir" in state else self._pick_datadir()
-            binaries = _runnable(binaries)
+            _forget_stale_pid_file(datadir)
             if not (datadir / "PG_VERSION").exists():
                 self._initdb(binaries, datadir)
             port = int(str(state.get("port", 0)))
@@ -207,17 +236,18 @@ class Embedded:
             return EmbeddedServer(datadir, port, binaries)
 
     def stop(self) -> bool:
-        """Stop the cluster; False when it was not running. Its data stays for the next start."""
+        """Stop the cluster; False when it was not running. Its data stays for the next start.
+
+        Only the postmaster of this cluster's data directory is signalled, never a process that a stale
+        postmaster.pid happens to name.
+        """
         with self._locked():
-            server = self.running()
-            if server is None:
+            datadir = self._state().get("datadir")
+            pid = None if datadir is None else postmaster_of(Path(str(datadir)))
+            if pid is None:
                 return False
-            subprocess.run(
-                [server.binaries.tool("pg_ctl"), "stop", "-m", "fast", "-w", "-D", str(server.datadir)],
-                check=True,
-                capture_output=True,
-                **_as_owner(),
-            )
+            if not stop_postmaster(pid, wait=60):
+                raise MigratekitError(f"the embedded PostgreSQL (pid {pid}, data in {datadir}) did not stop")
             return True
 
     def ensure_database(self, name: str) -> str:
@@ -304,6 +334,43 @@ def _server_user() -> pwd.struct_passwd:
         with contextlib.suppress(KeyError):
             return pwd.getpwnam(name)
     raise MigratekitError("running as root, and neither a 'postgres' nor a 'nobody' user exists to own the cluster")
+
+
+def _forget_stale_pid_file(datadir: Path) -> None:
+    """Remove a postmaster.pid that names no postmaster of this directory (left by a crash or a reboot):
+    PostgreSQL refuses to start while the PID it names is alive, whatever process has that PID now."""
+    pid_file = datadir / "postmaster.pid"
+    if os.path.lexists(pid_file) and postmaster_of(datadir) is None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(pid_file)
+
+
+def _who_answers(port: int) -> Path | str | None:
+    """What answers on 127.0.0.1:`port`: a PostgreSQL's data directory, or in words what else; None: nothing."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    except OSError:
+        return None
+    try:
+        with psycopg.connect(
+            f"postgresql://{SUPERUSER}@127.0.0.1:{port}/postgres", connect_timeout=5, autocommit=True
+        ) as conn:
+            row = conn.execute("SHOW data_directory").fetchone()
+    except psycopg.errors.InsufficientPrivilege:
+        return f"a PostgreSQL that does not show {SUPERUSER} its data directory"
+    except psycopg.Error as exc:
+        said = " ".join(str(exc).split())
+        if "the database system is " in said:  # starting up, recovering or shutting down: no answer yet
+            return None
+        return f"something that refuses this cluster's trusted connection ({said})"
+    return Path(str(row[0])) if row else "a PostgreSQL that names no data directory"
+
+
+def _same_directory(reported: Path, datadir: Path) -> bool:
+    try:
+        return reported == datadir or os.path.samefile(reported, datadir)
+    except OSError:
+        return False
 
 
 def _as_owner() -> dict[str, Any]:
