@@ -295,6 +295,37 @@ def test_as_root_a_recorded_temporary_directory_replaced_by_a_link_is_refused(
 
 
 @ROOT_ONLY
+def test_as_root_a_recorded_temporary_directory_that_is_gone_is_not_made_again(
+    tmp_path: Path, checkouts: list[Path]
+) -> None:
+    """A reboot emptied /tmp: the cluster is made anew under a new name, not under the one anybody could read."""
+    repo = started_and_stopped(tmp_path / "repo", checkouts)
+    recorded = datadir_of(repo.root).parent
+    shutil.rmtree(recorded)
+    up = repo.invoke("db-up")
+    assert up.returncode == 0, up.stdout + up.stderr
+    made = datadir_of(repo.root).parent
+    assert made != recorded and made.name.startswith(recorded.name[: len("migratekit-") + 12])
+    assert not os.path.lexists(recorded)
+
+
+def test_the_marker_is_written_beside_a_link_left_in_its_place_not_through_it(
+    tmp_path: Path, checkouts: list[Path]
+) -> None:
+    """As root the marker goes into a directory of the server's user: a link left at its name is replaced."""
+    repo = started_and_stopped(tmp_path / "repo", checkouts)
+    marker = datadir_of(repo.root).parent / "migratekit-checkout"
+    target = tmp_path / "roots-own-file"
+    target.write_text("root's own text\n")
+    marker.unlink()
+    marker.symlink_to(target)
+    up = repo.invoke("db-up")
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert target.read_text() == "root's own text\n"
+    assert not marker.is_symlink() and marker.read_text() == f"{repo.root.resolve()}\n"
+
+
+@ROOT_ONLY
 def test_as_root_a_link_in_the_checkouts_state_directory_is_not_chowned_through() -> None:
     """A checkout the server's user can enter keeps its data in .migratekit/pg: a link there is refused."""
     shared = Path(tempfile.mkdtemp(prefix="mkrepro-shared-"))  # tmp_path's parents are private to root

@@ -18,7 +18,9 @@ import os
 import pwd
 import shutil
 import socket
+import stat
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -201,13 +203,16 @@ class Embedded:
                 if "bindir" in state and Path(str(state["bindir"]), "pg_ctl").exists()
                 else self.binaries or find_binaries(self.environ)
             )
-            datadir = Path(str(state["datadir"])) if "datadir" in state else self._pick_datadir()
+            datadir = self._data_directory(state)
             _forget_stale_pid_file(datadir)
-            if not (datadir / "PG_VERSION").exists():
-                self._initdb(binaries, datadir)
             port = int(str(state.get("port", 0)))
             if not port or not _port_free(port):
                 port = _free_port()
+            # recorded before initdb: a data directory made under /tmp is found again even if this start fails
+            state = {"datadir": str(datadir), "bindir": str(binaries.bindir), "source": binaries.source, "port": port}
+            self.state_file.write_text(json.dumps(state, indent=2) + "\n")
+            if not (datadir / "PG_VERSION").exists():
+                self._initdb(binaries, datadir)
             log = datadir.parent / "server.log"
             result = subprocess.run(
                 [
@@ -231,8 +236,6 @@ class Embedded:
                 tail = log.read_text(errors="replace")[-2000:] if log.exists() else result.stderr
                 raise MigratekitError(f"the embedded PostgreSQL in {datadir} did not start:\n{tail.strip()}")
             mark(datadir, self.checkout)
-            state = {"datadir": str(datadir), "bindir": str(binaries.bindir), "source": binaries.source, "port": port}
-            self.state_file.write_text(json.dumps(state, indent=2) + "\n")
             return EmbeddedServer(datadir, port, binaries)
 
     def stop(self) -> bool:
@@ -265,24 +268,44 @@ class Embedded:
             found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
         return server.url(name) if found else None
 
-    def _pick_datadir(self) -> Path:
-        """`.migratekit/pg/data`, unless the server's user cannot reach it (a checkout under /root)."""
-        preferred = self.home / "pg" / "data"
-        if os.geteuid() != 0 or _reachable_by(_server_user(), self.home):
-            return preferred
-        import hashlib
-        import tempfile
+    def _data_directory(self, state: Mapping[str, object]) -> Path:
+        """The recorded data directory while it is still this cluster's own, else a new one, made safely.
 
-        tag = hashlib.sha256(str(self.home.resolve()).encode()).hexdigest()[:12]
-        return Path(tempfile.gettempdir()) / f"migratekit-{tag}" / "data"
+        A recorded directory under /tmp that is gone (a reboot) is never made again under its old name:
+        anybody could read that name there, and plant it.
+        """
+        if "datadir" not in state:
+            return self._new_datadir()
+        datadir = Path(str(state["datadir"]))
+        if datadir.is_relative_to(self.home):
+            _private_directories(datadir, "then run the command again")
+            return datadir
+        if os.path.lexists(datadir.parent):
+            _private_directories(datadir, f"or remove {self.state_file} to make a new cluster elsewhere")
+            return datadir
+        return self._new_datadir()
+
+    def _new_datadir(self) -> Path:
+        """`.migratekit/pg/data`, unless the server's user cannot reach it (a checkout under /root).
+
+        Then it goes under the temporary directory, in a directory this process makes with a name
+        nobody can guess in advance (`migratekit-<hash>-<random>`, recorded in embedded.json), so that
+        nothing another user placed there is followed or chowned.
+        """
+        if os.geteuid() != 0 or _reachable_by(_server_user(), self.home):
+            datadir = self.home / "pg" / "data"
+        else:
+            import hashlib
+
+            tag = hashlib.sha256(str(self.home.resolve()).encode()).hexdigest()[:12]
+            parent = Path(tempfile.mkdtemp(prefix=f"migratekit-{tag}-"))  # new, 0700, root's: nothing to follow
+            user = _server_user()
+            os.chown(parent, user.pw_uid, user.pw_gid, follow_symlinks=False)
+            datadir = parent / "data"
+        _private_directories(datadir, "then run the command again")
+        return datadir
 
     def _initdb(self, binaries: Binaries, datadir: Path) -> None:
-        datadir.mkdir(parents=True, exist_ok=True)
-        if os.geteuid() == 0:  # the server's user must own its directory and the log beside it
-            user = _server_user()
-            for path in (datadir.parent, datadir):
-                os.chown(path, user.pw_uid, user.pw_gid)
-        datadir.chmod(0o700)
         result = subprocess.run(
             [
                 binaries.tool("initdb"),
@@ -302,7 +325,9 @@ class Embedded:
         )
         if result.returncode != 0:
             raise MigratekitError(f"initdb failed for the embedded database in {datadir}:\n{result.stderr.strip()}")
-        with open(datadir / "postgresql.conf", "a") as conf:
+        # written as root into the server's user's directory: never through a link
+        conf_fd = os.open(datadir / "postgresql.conf", os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW)
+        with os.fdopen(conf_fd, "a") as conf:
             conf.write(
                 "\n# migratekit embedded development cluster\n"
                 "listen_addresses = '127.0.0.1'\n"
@@ -334,6 +359,56 @@ def _server_user() -> pwd.struct_passwd:
         with contextlib.suppress(KeyError):
             return pwd.getpwnam(name)
     raise MigratekitError("running as root, and neither a 'postgres' nor a 'nobody' user exists to own the cluster")
+
+
+def _owner() -> tuple[int, int]:
+    """The uid and gid the cluster's files belong to: the server's user as root, else this process's."""
+    if os.geteuid() != 0:
+        return os.geteuid(), os.getegid()
+    user = _server_user()
+    return user.pw_uid, user.pw_gid
+
+
+def _private_directories(datadir: Path, remedy: str) -> None:
+    """Make `datadir` and its parent (which holds server.log and the marker) the cluster's user's own, 0700, or
+    check that they already are: mkdir never follows a link, and only what it made here is chowned.
+    """
+    uid, gid = _owner()
+    for path in (datadir.parent, datadir):
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            _check_own(path, uid, remedy)
+            continue
+        if os.geteuid() == 0:
+            os.chown(path, uid, gid, follow_symlinks=False)
+
+
+def _check_own(path: Path, uid: int, remedy: str) -> None:
+    """Refuse a directory the cluster did not make: a link, another user's, or one anybody may write in."""
+    info = path.lstat()
+    if stat.S_ISLNK(info.st_mode):
+        problem = f"is a symbolic link (to {os.readlink(path)})"
+    elif not stat.S_ISDIR(info.st_mode):
+        problem = "is not a directory"
+    elif info.st_uid != uid:
+        problem = f"belongs to {_user_name(info.st_uid)}, not to {_user_name(uid)}, who runs the cluster"
+    elif info.st_mode & 0o002:
+        problem = "may be written by any user"
+    else:
+        return
+    raise ConfigError(
+        f"{path} {problem}: not a directory this cluster made, so the embedded PostgreSQL does not use it "
+        f"(nothing was changed). Unless you made it, someone else may have planted it: look at it and remove it, "
+        f"{remedy}."
+    )
+
+
+def _user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"
 
 
 def _forget_stale_pid_file(datadir: Path) -> None:

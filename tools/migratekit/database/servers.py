@@ -19,14 +19,28 @@ from dataclasses import dataclass
 from pathlib import Path
 
 MARKER = "migratekit-checkout"  # beside the data directory: the checkout's path
-TEMP_CLUSTER = re.compile(r"^migratekit-[0-9a-f]{12}$")
+# migratekit-<hash of the checkout's path>-<random> (tempfile.mkdtemp's); without the random part: older clusters
+TEMP_CLUSTER = re.compile(r"^migratekit-[0-9a-f]{12}(-[a-z0-9_]{8})?$")
 PROC = Path("/proc")
 
 
 def mark(datadir: Path, checkout: Path) -> None:
-    """Record which checkout a cluster belongs to (written at every start: cheap, and repairs old clusters)."""
+    """Record which checkout a cluster belongs to (written at every start: cheap, and repairs old clusters).
+
+    As root the directory belongs to the server's user: the marker is written to a new file (never through a
+    link or a hard link left there) and renamed into place.
+    """
+    marker = datadir.parent / MARKER
+    staging = marker.with_name(f".{MARKER}.{os.getpid()}")
     with contextlib.suppress(OSError):
-        (datadir.parent / MARKER).write_text(str(checkout.resolve()) + "\n")
+        fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(str(checkout.resolve()) + "\n")
+            os.replace(staging, marker)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(staging)
 
 
 @dataclass(frozen=True)
@@ -53,7 +67,7 @@ def _is_ours(datadir: Path) -> bool:
 
 
 def running_servers() -> list[RunningServer]:
-    """The postmasters of migratekit's clusters (a data directory under .migratekit/ or migratekit-<tag>/)."""
+    """The postmasters of migratekit's clusters (data under .migratekit/ or /tmp/migratekit-<hash>-<random>/)."""
     found = []
     for proc in PROC.iterdir():
         datadir = _postmaster_datadir(int(proc.name)) if proc.name.isdigit() else None
