@@ -344,3 +344,39 @@ def test_as_root_a_link_in_the_checkouts_state_directory_is_not_chowned_through(
     finally:
         stop_clusters_of([shared / "repo"])
         shutil.rmtree(shared)
+
+
+@contextlib.contextmanager
+def unwritable(path: Path) -> Iterator[None]:
+    """`path` (a directory) made unwritable: by its mode, or for root (whom modes do not stop) by chattr +i."""
+    if os.geteuid() != 0:
+        path.chmod(0o555)
+        try:
+            yield
+        finally:
+            path.chmod(0o755)
+        return
+    made = subprocess.run(["chattr", "+i", str(path)], capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.skip(f"root ignores file modes, and chattr +i fails here: {made.stderr.strip()}")
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", str(path)], check=True)
+
+
+def test_a_checkout_nobody_may_write_in_gets_a_message_not_a_traceback(tmp_path: Path) -> None:
+    """Case I10 (R15, the embedded database's part): no URL set, and the checkout cannot take .migratekit/."""
+    repo = checkout(tmp_path / "repo")
+    state = repo.root / ".migratekit"
+    with unwritable(repo.root):
+        for task in (("db-up",), ("db-url", SERVICE), ("migrate-all",)):
+            result = repo.invoke(*task)
+            assert result.returncode == 2, result.stdout + result.stderr
+            message = " ".join(result.stderr.split())
+            assert "Traceback" not in message
+            assert message.startswith(f"migratekit: cannot write {state} (")
+            assert "set the services' database URL variables" in message
+        down = repo.invoke("db-down")
+        assert (down.returncode, down.stdout.strip()) == (0, "embedded PostgreSQL was not running")
+    assert not os.path.lexists(state)

@@ -138,9 +138,17 @@ class Embedded:
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
         """Serialise start/stop between processes (two `invoke` runs, parallel test workers)."""
-        state_dir(self.checkout)
-        self.home.mkdir(parents=True, exist_ok=True)
-        with open(self.home / "lock", "w") as handle:
+        try:
+            state_dir(self.checkout)
+            self.home.mkdir(parents=True, exist_ok=True)
+            handle = open(self.home / "lock", "a")
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot write {exc.filename or self.home} ({exc.strerror}): the embedded PostgreSQL keeps its "
+                f"state in the checkout's {STATE_DIR}/. Run where you may write, or set the services' database "
+                "URL variables"
+            ) from None
+        with handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield
@@ -244,6 +252,8 @@ class Embedded:
         Only the postmaster of this cluster's data directory is signalled, never a process that a stale
         postmaster.pid happens to name.
         """
+        if not self._state():
+            return False  # never started here: nothing to stop, and nothing to write (a read-only checkout)
         with self._locked():
             datadir = self._state().get("datadir")
             pid = None if datadir is None else postmaster_of(Path(str(datadir)))
