@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg import sql
+from psycopg import pq, sql
 
 from migratekit.database.servers import mark, postmaster_of, stop_postmaster
 from migratekit.errors import ConfigError, MigratekitError
@@ -431,23 +431,22 @@ def _forget_stale_pid_file(datadir: Path) -> None:
 
 
 def _who_answers(port: int) -> Path | str | None:
-    """What answers on 127.0.0.1:`port`: a PostgreSQL's data directory, or in words what else; None: nothing."""
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=5).close()
-    except OSError:
+    """What answers on 127.0.0.1:`port`: a PostgreSQL's data directory, or in words what else; None: nothing yet.
+
+    libpq's ping tells a server that rejects connections for now (starting up, recovering, shutting down)
+    from one that answers: messages are never read, since they may be translated.
+    """
+    url = f"postgresql://{SUPERUSER}@127.0.0.1:{port}/postgres?connect_timeout=5"
+    if pq.Ping(pq.PGconn.ping(url.encode())) is not pq.Ping.OK:
         return None
     try:
-        with psycopg.connect(
-            f"postgresql://{SUPERUSER}@127.0.0.1:{port}/postgres", connect_timeout=5, autocommit=True
-        ) as conn:
+        with psycopg.connect(url, autocommit=True) as conn:
             row = conn.execute("SHOW data_directory").fetchone()
     except psycopg.errors.InsufficientPrivilege:
         return f"a PostgreSQL that does not show {SUPERUSER} its data directory"
     except psycopg.Error as exc:
         said = " ".join(str(exc).split())
-        if "the database system is " in said:  # starting up, recovering or shutting down: no answer yet
-            return None
-        return f"something that refuses this cluster's trusted connection ({said})"
+        return f"a server that refuses this cluster's trusted connection ({said})"
     return Path(str(row[0])) if row else "a PostgreSQL that names no data directory"
 
 
