@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 import textwrap
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ import yaml
 from invoke import Program
 
 from migratekit.database.scratch import ScratchServer, scratch_database, scratch_session
+from migratekit.database.servers import TEMP_CLUSTER, checkout_of, running_servers
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -39,6 +41,21 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "example_repo" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.example)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_cluster_data_left_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """As root, a cluster of a checkout in tmp_path keeps its data under /tmp (its server's user cannot enter
+    tmp_path): what this session's checkouts left there is removed when it ends, unless a postmaster runs in it."""
+    yield
+    base = tmp_path_factory.getbasetemp().resolve()
+    in_use = {server.datadir.parent for server in running_servers()}
+    for parent in Path(tempfile.gettempdir()).glob("migratekit-*"):
+        if not TEMP_CLUSTER.match(parent.name) or parent.is_symlink() or parent in in_use:
+            continue
+        checkout = checkout_of(parent / "data")
+        if checkout is not None and checkout.is_relative_to(base):
+            shutil.rmtree(parent, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -18,16 +18,19 @@ import os
 import pwd
 import shutil
 import socket
+import stat
 import subprocess
+import tempfile
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg import sql
+from psycopg import pq, sql
 
-from migratekit.database.servers import mark
+from migratekit.database.servers import mark, postmaster_of, stop_postmaster
 from migratekit.errors import ConfigError, MigratekitError
 from migratekit.model.workspace import STATE_DIR, state_dir
 
@@ -135,9 +138,17 @@ class Embedded:
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
         """Serialise start/stop between processes (two `invoke` runs, parallel test workers)."""
-        state_dir(self.checkout)
-        self.home.mkdir(parents=True, exist_ok=True)
-        with open(self.home / "lock", "w") as handle:
+        try:
+            state_dir(self.checkout)
+            self.home.mkdir(parents=True, exist_ok=True)
+            handle = open(self.home / "lock", "a")
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot write {exc.filename or self.home} ({exc.strerror}): the embedded PostgreSQL keeps its "
+                f"state in the checkout's {STATE_DIR}/. Run where you may write, or set the services' database "
+                "URL variables"
+            ) from None
+        with handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield
@@ -145,19 +156,47 @@ class Embedded:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def running(self) -> EmbeddedServer | None:
+        """The cluster, when its own postmaster runs and it is what answers on the recorded port.
+
+        A postmaster.pid that names any other process (what a crash or a reboot leaves) means it is not
+        running. While its postmaster runs, another server (or none) answering on the recorded port is
+        refused: nothing is done there.
+        """
         state = self._state()
-        if not state or not (Path(str(state["datadir"])) / "postmaster.pid").exists():
+        if "datadir" not in state or "port" not in state:
             return None
-        binaries = Binaries(Path(str(state["bindir"])), str(state["source"]))
-        result = subprocess.run(
-            [binaries.tool("pg_ctl"), "status", "-D", str(state["datadir"])],
-            capture_output=True,
-            text=True,
-            **_as_owner(),
+        datadir = Path(str(state["datadir"]))
+        pid = postmaster_of(datadir)
+        if pid is None:
+            return None
+        server = EmbeddedServer(
+            datadir, int(str(state["port"])), Binaries(Path(str(state["bindir"])), str(state["source"]))
         )
-        if result.returncode != 0:
-            return None
-        return EmbeddedServer(Path(str(state["datadir"])), int(str(state["port"])), binaries)
+        return server if self._answers(server, pid) else None
+
+    def _answers(self, server: EmbeddedServer, pid: int) -> bool:
+        """Whether the cluster answers on its port (False: its postmaster stopped meanwhile); refuses anything else."""
+        deadline = time.monotonic() + 15  # a postmaster starting, or recovering after a crash, answers soon
+        while (answer := _who_answers(server.port)) is None and time.monotonic() < deadline:
+            if postmaster_of(server.datadir) != pid:
+                return False
+            time.sleep(0.1)
+        if isinstance(answer, Path) and _same_directory(answer, server.datadir):
+            return True
+        address = f"127.0.0.1:{server.port}"
+        if answer is None:
+            problem = f"it runs (postmaster pid {pid}), but nothing answers on {address}"
+        else:
+            what = f"another PostgreSQL (data directory {answer})" if isinstance(answer, Path) else answer
+            problem = (
+                f"{address} is answered by {what}, not this checkout's embedded cluster ({server.datadir}), "
+                f"whose postmaster (pid {pid}) runs"
+            )
+        raise ConfigError(
+            f"{problem}; {self.state_file} records that port for this cluster. Nothing was done there: run "
+            "`invoke db-down` (it stops this checkout's cluster, nothing else), then run the command again, "
+            "and the cluster starts on a free port."
+        )
 
     def start(self) -> EmbeddedServer:
         """Start the cluster (creating it the first time); reuse it when it already runs."""
@@ -167,18 +206,21 @@ class Embedded:
                 mark(server.datadir, self.checkout)
                 return server
             state = self._state()
-            binaries = (
+            binaries = _runnable(
                 Binaries(Path(str(state["bindir"])), str(state["source"]))
-                if state and Path(str(state["bindir"]), "pg_ctl").exists()
+                if "bindir" in state and Path(str(state["bindir"]), "pg_ctl").exists()
                 else self.binaries or find_binaries(self.environ)
             )
-            datadir = Path(str(state["datadir"])) if "datadir" in state else self._pick_datadir()
-            binaries = _runnable(binaries)
-            if not (datadir / "PG_VERSION").exists():
-                self._initdb(binaries, datadir)
+            datadir = self._data_directory(state)
+            _forget_stale_pid_file(datadir)
             port = int(str(state.get("port", 0)))
             if not port or not _port_free(port):
                 port = _free_port()
+            # recorded before initdb: a data directory made under /tmp is found again even if this start fails
+            state = {"datadir": str(datadir), "bindir": str(binaries.bindir), "source": binaries.source, "port": port}
+            self.state_file.write_text(json.dumps(state, indent=2) + "\n")
+            if not (datadir / "PG_VERSION").exists():
+                self._initdb(binaries, datadir)
             log = datadir.parent / "server.log"
             result = subprocess.run(
                 [
@@ -202,22 +244,23 @@ class Embedded:
                 tail = log.read_text(errors="replace")[-2000:] if log.exists() else result.stderr
                 raise MigratekitError(f"the embedded PostgreSQL in {datadir} did not start:\n{tail.strip()}")
             mark(datadir, self.checkout)
-            state = {"datadir": str(datadir), "bindir": str(binaries.bindir), "source": binaries.source, "port": port}
-            self.state_file.write_text(json.dumps(state, indent=2) + "\n")
             return EmbeddedServer(datadir, port, binaries)
 
     def stop(self) -> bool:
-        """Stop the cluster; False when it was not running. Its data stays for the next start."""
+        """Stop the cluster; False when it was not running. Its data stays for the next start.
+
+        Only the postmaster of this cluster's data directory is signalled, never a process that a stale
+        postmaster.pid happens to name.
+        """
+        if not self._state():
+            return False  # never started here: nothing to stop, and nothing to write (a read-only checkout)
         with self._locked():
-            server = self.running()
-            if server is None:
+            datadir = self._state().get("datadir")
+            pid = None if datadir is None else postmaster_of(Path(str(datadir)))
+            if pid is None:
                 return False
-            subprocess.run(
-                [server.binaries.tool("pg_ctl"), "stop", "-m", "fast", "-w", "-D", str(server.datadir)],
-                check=True,
-                capture_output=True,
-                **_as_owner(),
-            )
+            if not stop_postmaster(pid, wait=60):
+                raise MigratekitError(f"the embedded PostgreSQL (pid {pid}, data in {datadir}) did not stop")
             return True
 
     def ensure_database(self, name: str) -> str:
@@ -235,24 +278,44 @@ class Embedded:
             found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
         return server.url(name) if found else None
 
-    def _pick_datadir(self) -> Path:
-        """`.migratekit/pg/data`, unless the server's user cannot reach it (a checkout under /root)."""
-        preferred = self.home / "pg" / "data"
-        if os.geteuid() != 0 or _reachable_by(_server_user(), self.home):
-            return preferred
-        import hashlib
-        import tempfile
+    def _data_directory(self, state: Mapping[str, object]) -> Path:
+        """The recorded data directory while it is still this cluster's own, else a new one, made safely.
 
-        tag = hashlib.sha256(str(self.home.resolve()).encode()).hexdigest()[:12]
-        return Path(tempfile.gettempdir()) / f"migratekit-{tag}" / "data"
+        A recorded directory under /tmp that is gone (a reboot) is never made again under its old name:
+        anybody could read that name there, and plant it.
+        """
+        if "datadir" not in state:
+            return self._new_datadir()
+        datadir = Path(str(state["datadir"]))
+        if datadir.is_relative_to(self.home):
+            _private_directories(datadir, "then run the command again")
+            return datadir
+        if os.path.lexists(datadir.parent):
+            _private_directories(datadir, f"or remove {self.state_file} to make a new cluster elsewhere")
+            return datadir
+        return self._new_datadir()
+
+    def _new_datadir(self) -> Path:
+        """`.migratekit/pg/data`, unless the server's user cannot reach it (a checkout under /root).
+
+        Then it goes under the temporary directory, in a directory this process makes with a name
+        nobody can guess in advance (`migratekit-<hash>-<random>`, recorded in embedded.json), so that
+        nothing another user placed there is followed or chowned.
+        """
+        if os.geteuid() != 0 or _reachable_by(_server_user(), self.home):
+            datadir = self.home / "pg" / "data"
+        else:
+            import hashlib
+
+            tag = hashlib.sha256(str(self.home.resolve()).encode()).hexdigest()[:12]
+            parent = Path(tempfile.mkdtemp(prefix=f"migratekit-{tag}-"))  # new, 0700, root's: nothing to follow
+            user = _server_user()
+            os.chown(parent, user.pw_uid, user.pw_gid, follow_symlinks=False)
+            datadir = parent / "data"
+        _private_directories(datadir, "then run the command again")
+        return datadir
 
     def _initdb(self, binaries: Binaries, datadir: Path) -> None:
-        datadir.mkdir(parents=True, exist_ok=True)
-        if os.geteuid() == 0:  # the server's user must own its directory and the log beside it
-            user = _server_user()
-            for path in (datadir.parent, datadir):
-                os.chown(path, user.pw_uid, user.pw_gid)
-        datadir.chmod(0o700)
         result = subprocess.run(
             [
                 binaries.tool("initdb"),
@@ -272,7 +335,9 @@ class Embedded:
         )
         if result.returncode != 0:
             raise MigratekitError(f"initdb failed for the embedded database in {datadir}:\n{result.stderr.strip()}")
-        with open(datadir / "postgresql.conf", "a") as conf:
+        # written as root into the server's user's directory: never through a link
+        conf_fd = os.open(datadir / "postgresql.conf", os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW)
+        with os.fdopen(conf_fd, "a") as conf:
             conf.write(
                 "\n# migratekit embedded development cluster\n"
                 "listen_addresses = '127.0.0.1'\n"
@@ -304,6 +369,92 @@ def _server_user() -> pwd.struct_passwd:
         with contextlib.suppress(KeyError):
             return pwd.getpwnam(name)
     raise MigratekitError("running as root, and neither a 'postgres' nor a 'nobody' user exists to own the cluster")
+
+
+def _owner() -> tuple[int, int]:
+    """The uid and gid the cluster's files belong to: the server's user as root, else this process's."""
+    if os.geteuid() != 0:
+        return os.geteuid(), os.getegid()
+    user = _server_user()
+    return user.pw_uid, user.pw_gid
+
+
+def _private_directories(datadir: Path, remedy: str) -> None:
+    """Make `datadir` and its parent (which holds server.log and the marker) the cluster's user's own, 0700, or
+    check that they already are: mkdir never follows a link, and only what it made here is chowned.
+    """
+    uid, gid = _owner()
+    for path in (datadir.parent, datadir):
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            _check_own(path, uid, remedy)
+            continue
+        if os.geteuid() == 0:
+            os.chown(path, uid, gid, follow_symlinks=False)
+
+
+def _check_own(path: Path, uid: int, remedy: str) -> None:
+    """Refuse a directory the cluster did not make: a link, another user's, or one anybody may write in."""
+    info = path.lstat()
+    if stat.S_ISLNK(info.st_mode):
+        problem = f"is a symbolic link (to {os.readlink(path)})"
+    elif not stat.S_ISDIR(info.st_mode):
+        problem = "is not a directory"
+    elif info.st_uid != uid:
+        problem = f"belongs to {_user_name(info.st_uid)}, not to {_user_name(uid)}, who runs the cluster"
+    elif info.st_mode & 0o002:
+        problem = "may be written by any user"
+    else:
+        return
+    raise ConfigError(
+        f"{path} {problem}: not a directory this cluster made, so the embedded PostgreSQL does not use it "
+        f"(nothing was changed). Unless you made it, someone else may have planted it: look at it and remove it, "
+        f"{remedy}."
+    )
+
+
+def _user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"
+
+
+def _forget_stale_pid_file(datadir: Path) -> None:
+    """Remove a postmaster.pid that names no postmaster of this directory (left by a crash or a reboot):
+    PostgreSQL refuses to start while the PID it names is alive, whatever process has that PID now."""
+    pid_file = datadir / "postmaster.pid"
+    if os.path.lexists(pid_file) and postmaster_of(datadir) is None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(pid_file)
+
+
+def _who_answers(port: int) -> Path | str | None:
+    """What answers on 127.0.0.1:`port`: a PostgreSQL's data directory, or in words what else; None: nothing yet.
+
+    libpq's ping tells a server that rejects connections for now (starting up, recovering, shutting down)
+    from one that answers: messages are never read, since they may be translated.
+    """
+    url = f"postgresql://{SUPERUSER}@127.0.0.1:{port}/postgres?connect_timeout=5"
+    if pq.Ping(pq.PGconn.ping(url.encode())) is not pq.Ping.OK:
+        return None
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            row = conn.execute("SHOW data_directory").fetchone()
+    except psycopg.errors.InsufficientPrivilege:
+        return f"a PostgreSQL that does not show {SUPERUSER} its data directory"
+    except psycopg.Error as exc:
+        said = " ".join(str(exc).split())
+        return f"a server that refuses this cluster's trusted connection ({said})"
+    return Path(str(row[0])) if row else "a PostgreSQL that names no data directory"
+
+
+def _same_directory(reported: Path, datadir: Path) -> bool:
+    try:
+        return reported == datadir or os.path.samefile(reported, datadir)
+    except OSError:
+        return False
 
 
 def _as_owner() -> dict[str, Any]:

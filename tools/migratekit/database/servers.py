@@ -19,13 +19,28 @@ from dataclasses import dataclass
 from pathlib import Path
 
 MARKER = "migratekit-checkout"  # beside the data directory: the checkout's path
-TEMP_CLUSTER = re.compile(r"^migratekit-[0-9a-f]{12}$")
+# migratekit-<hash of the checkout's path>-<random> (tempfile.mkdtemp's); without the random part: older clusters
+TEMP_CLUSTER = re.compile(r"^migratekit-[0-9a-f]{12}(-[a-z0-9_]{8})?$")
+PROC = Path("/proc")
 
 
 def mark(datadir: Path, checkout: Path) -> None:
-    """Record which checkout a cluster belongs to (written at every start: cheap, and repairs old clusters)."""
+    """Record which checkout a cluster belongs to (written at every start: cheap, and repairs old clusters).
+
+    As root the directory belongs to the server's user: the marker is written to a new file (never through a
+    link or a hard link left there) and renamed into place.
+    """
+    marker = datadir.parent / MARKER
+    staging = marker.with_name(f".{MARKER}.{os.getpid()}")
     with contextlib.suppress(OSError):
-        (datadir.parent / MARKER).write_text(str(checkout.resolve()) + "\n")
+        fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(str(checkout.resolve()) + "\n")
+            os.replace(staging, marker)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(staging)
 
 
 @dataclass(frozen=True)
@@ -52,21 +67,69 @@ def _is_ours(datadir: Path) -> bool:
 
 
 def running_servers() -> list[RunningServer]:
-    """The postmasters of migratekit's clusters (a data directory under .migratekit/ or migratekit-<tag>/)."""
+    """The postmasters of migratekit's clusters (data under .migratekit/ or /tmp/migratekit-<hash>-<random>/)."""
     found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            argv = (proc / "cmdline").read_bytes().decode(errors="replace").split("\0")
-        except OSError:
-            continue  # gone, or not ours to read
-        if Path(argv[0]).name != "postgres" or "-D" not in argv[:-1]:
-            continue  # children rewrite their argv ("postgres: checkpointer"), only the postmaster matches
-        datadir = Path(argv[argv.index("-D") + 1])
-        if _is_ours(datadir):
+    for proc in PROC.iterdir():
+        datadir = _postmaster_datadir(int(proc.name)) if proc.name.isdigit() else None
+        if datadir is not None and _is_ours(datadir):
             found.append(RunningServer(int(proc.name), datadir, checkout_of(datadir)))
     return sorted(found, key=lambda s: s.pid)
+
+
+def _postmaster_datadir(pid: int) -> Path | None:
+    """The data directory a postmaster was started on (its `-D`), None for any other process, or one gone."""
+    try:
+        argv = (PROC / str(pid) / "cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return None  # gone, or not ours to read
+    if Path(argv[0]).name != "postgres" or "-D" not in argv[:-1]:
+        return None  # children rewrite their argv ("postgres: checkpointer"), only the postmaster matches
+    datadir = Path(argv[argv.index("-D") + 1])
+    if datadir.is_absolute():
+        return datadir
+    try:
+        return Path(os.readlink(PROC / str(pid) / "cwd")) / datadir
+    except OSError:
+        return None
+
+
+def postmaster_of(datadir: Path) -> int | None:
+    """The PID of the postmaster that serves `datadir` now, else None.
+
+    Its postmaster.pid names a PID, but after a crash or a reboot that PID can be any process (of the
+    cluster's user, even another PostgreSQL's): it counts only if /proc shows a postgres started on this
+    very directory. Without /proc (not Linux), a live PID is all there is to go on.
+    """
+    try:
+        pid = int((datadir / "postmaster.pid").read_text().split("\n", 1)[0])
+    except (OSError, ValueError):
+        return None
+    if pid <= 0 or not _alive(pid):
+        return None
+    if not PROC.joinpath("self").is_dir():
+        return pid
+    started_on = _postmaster_datadir(pid)
+    try:
+        return pid if started_on is not None and os.path.samefile(started_on, datadir) else None
+    except OSError:
+        return None
+
+
+def _alive(pid: int) -> bool:
+    """Whether process `pid` exists and has not exited (a zombie has, whatever /proc still shows)."""
+    try:
+        stat = (PROC / str(pid) / "stat").read_text()
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc: ask the kernel
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True  # another user's
+        return True
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]
 
 
 def stop_orphans() -> list[RunningServer]:
@@ -74,7 +137,7 @@ def stop_orphans() -> list[RunningServer]:
     stopped = []
     for server in running_servers():
         if server.orphaned:
-            _stop(server.pid)
+            stop_postmaster(server.pid)
             if TEMP_CLUSTER.match(server.datadir.parent.name) and server.datadir.parent.is_relative_to(
                 tempfile.gettempdir()
             ):
@@ -83,13 +146,15 @@ def stop_orphans() -> list[RunningServer]:
     return stopped
 
 
-def _stop(pid: int, wait: float = 15.0) -> None:
-    """Fast shutdown (SIGINT: roll back and disconnect), then immediate (SIGQUIT) if it lingers."""
+def stop_postmaster(pid: int, wait: float = 15.0) -> bool:
+    """Fast shutdown (SIGINT: roll back and disconnect), then immediate (SIGQUIT) if it lingers; False if it
+    outlives both. `pid` must be a postmaster found just now (running_servers, postmaster_of)."""
     for sig, patience in ((signal.SIGINT, wait), (signal.SIGQUIT, 5.0)):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, sig)
         deadline = time.monotonic() + patience
-        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        while _alive(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
-        if not Path(f"/proc/{pid}").exists():
-            return
+        if not _alive(pid):
+            return True
+    return False
