@@ -3,7 +3,13 @@ reads, and that nothing changed (no file written, no row, no table)."""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -125,3 +131,42 @@ def test_a_warm_audit_sees_a_new_down_part_without_its_up_part(monorepo) -> None
     warm, cold = repo.invoke("audit"), repo.invoke("audit", "--no-cache")
     assert "MK115" in cold.stdout
     assert warm.stdout == cold.stdout
+
+
+@contextlib.contextmanager
+def read_only(root: Path) -> Iterator[None]:
+    """A checkout nobody may write in: every mode, or for root (whom modes do not stop) chattr -R +i."""
+    if os.geteuid() != 0:
+        subprocess.run(["chmod", "-R", "a-w", str(root)], check=True)
+        try:
+            yield
+        finally:
+            subprocess.run(["chmod", "-R", "u+w", str(root)], check=True)
+        return
+    made = subprocess.run(["chattr", "-R", "+i", str(root)], capture_output=True, text=True)
+    if made.returncode != 0:
+        subprocess.run(["chattr", "-R", "-i", str(root)], capture_output=True)
+        pytest.skip(f"root ignores file modes, and chattr +i fails here: {made.stderr.strip()}")
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-R", "-i", str(root)], check=True)
+
+
+def test_a_read_only_checkout_is_audited_and_writers_say_where_they_cannot_write(monorepo) -> None:
+    """R15 (I8, I9): a reviewer's or CI's read-only checkout: the audit runs without its cache; a command that
+    writes into the checkout exits 2 naming the place, instead of a PermissionError traceback."""
+    repo: Monorepo = monorepo({"svc": {"language": "python"}})
+    write_tree(repo.root, seed())
+    migrations = repo.root / "services" / "svc" / "migrations"
+    with read_only(repo.root):
+        audited = repo.invoke("audit", "--json")
+        assert audited.returncode in (0, 1) and "Traceback" not in audited.stderr, audited.stderr
+        assert json.loads(audited.stdout)["services"] == ["svc"]
+        for command in (["new-migration", "svc", "add users"], ["new-service", "pay"], ["ci-workflow"]):
+            result = repo.invoke(*command)
+            assert result.returncode == 2, (command, result.stdout + result.stderr)
+            assert "Traceback" not in result.stderr and "cannot write" in result.stderr, result.stderr
+    assert sorted(p.name for p in migrations.iterdir()) == ["001_init.sql"]
+    assert not (repo.root / ".migratekit").exists() and not (repo.root / ".github").exists()
+    assert not (repo.root / "services" / "pay").exists()

@@ -101,8 +101,8 @@ def load(root: Path, entry: str) -> list[Finding] | None:
 
 
 def store(root: Path, entry: str, findings: list[Finding]) -> None:
-    path = _path(root, entry)
-    with contextlib.suppress(OSError):  # a cache that cannot be written is only slower
+    with contextlib.suppress(OSError):  # a cache that cannot be written (a read-only checkout) is only slower
+        path = _path(root, entry)
         path.parent.mkdir(parents=True, exist_ok=True)
         data = {"key": entry, "findings": [{f: getattr(x, f) for f in FIELDS} for x in findings]}
         handle, staging = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")

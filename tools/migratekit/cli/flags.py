@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import inspect
 import math
@@ -43,6 +44,9 @@ MIGRATE_FLAGS: dict[str, tuple[Any, str]] = {
 MIGRATE_HELP = {name: text for name, (_, text) in MIGRATE_FLAGS.items()}
 
 
+UNWRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)  # a read-only checkout: the user's, not a bug
+
+
 def user_errors(func: F) -> F:
     """A Reported failure (bad input, an interrupt, the server unreachable, the lock held) becomes a message
     and its exit code, never a traceback."""
@@ -54,6 +58,15 @@ def user_errors(func: F) -> F:
         except Reported as exc:
             message, code = reported(exc)
             raise Exit(message, code=code) from None
+        except OSError as exc:
+            if exc.errno not in UNWRITABLE:
+                raise
+            where = exc.filename or "the checkout"
+            raise Exit(
+                f"migratekit: cannot write {where} ({exc.strerror}): this command writes into the checkout; run "
+                "it where you may write (nothing else was changed)",
+                code=2,
+            ) from None
 
     return wrapper  # type: ignore[return-value]
 
