@@ -160,7 +160,7 @@ def test_cli_format_reads_the_files_as_workspace_yamls_format_does(scratch_db: s
         assert conn.execute("SELECT version FROM mk.schema_migrations").fetchall() == [("20240101000000_users",)]
         assert conn.execute("SELECT to_regclass('public.users') IS NOT NULL").fetchone() == (True,)
     contradicting = cli(*args, "--format", "updown")
-    assert contradicting.returncode == 2 and "declares format: updown" in contradicting.stderr
+    assert contradicting.returncode == 2 and "--format updown was given" in contradicting.stderr
     bad = cli(*args, "--format", "flyway")
     assert bad.returncode == 2 and "--format: invalid choice: 'flyway'" in bad.stderr
     assert "Traceback" not in contradicting.stderr + bad.stderr

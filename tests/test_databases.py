@@ -210,8 +210,11 @@ def test_as_root_a_wheel_in_a_private_directory_is_copied_where_its_server_can_r
 @pytest.mark.parametrize(
     ("env", "workspace", "flag", "refused"),
     [
-        ({"CI": "true"}, "", "", "CI is set"),
-        ({"CI": "1", "AUTH_DATABASE_URL": ""}, "", "", "CI is set"),
+        ({"CI": "true"}, "", "", "$CI says this runs in CI"),
+        ({"CI": "1", "AUTH_DATABASE_URL": ""}, "", "", "$CI says this runs in CI"),
+        ({"CI": "woodpecker"}, "", "", "$CI says this runs in CI"),  # Woodpecker's own value
+        ({"JENKINS_URL": "http://ci/"}, "", "", "$JENKINS_URL says this runs in CI"),  # Jenkins sets no CI
+        ({"CI": "false"}, "", "", None),
         ({"API_DATABASE_URL": "postgresql://u@127.0.0.1:1/api"}, "", "", "api has one"),
         ({"CI": "true"}, "", "--embedded", None),
         ({"CI": "true", "MIGRATEKIT_EMBEDDED": "1"}, "", "", None),
@@ -230,7 +233,11 @@ def test_a_missing_url_in_ci_or_beside_urls_is_an_error_unless_the_embedded_serv
             "services/api/migrations/001_init.sql": "CREATE TABLE IF NOT EXISTS b (id int);\n",
         }
     )
-    clean = {k: v for k, v in os.environ.items() if not k.endswith("_DATABASE_URL") and k != "MIGRATEKIT_EMBEDDED"}
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.endswith("_DATABASE_URL") and k not in ("MIGRATEKIT_EMBEDDED", "JENKINS_URL", "TF_BUILD")
+    }
     result = subprocess.run(
         [sys.executable, "-m", "invoke", "migrate-all", "--dry-run", *([flag] if flag else [])],
         cwd=root,
@@ -247,3 +254,29 @@ def test_a_missing_url_in_ci_or_beside_urls_is_an_error_unless_the_embedded_serv
         assert f"$AUTH_DATABASE_URL (auth) not set, and {refused}" in result.stderr
         assert "--embedded, MIGRATEKIT_EMBEDDED=1, or embedded: true in workspace.yaml" in result.stderr
         assert not (root / ".migratekit" / "pg").exists()  # nothing started
+
+
+@pytest.mark.parametrize("command", ["migrate auth --dry-run", "rollback auth --dry-run", "status --service auth"])
+def test_a_command_on_one_service_without_a_url_beside_services_with_urls_is_refused(tree, command: str) -> None:
+    """The misnamed secret of one service, met by a command on that service alone: the workspace's other
+    services have URLs, so the embedded server is not used in its place."""
+    root = tree(
+        {
+            "tasks.py": "from migratekit.tasks import ns\n",
+            "workspace.yaml": "version: 1\nservices:\n  auth: {}\n  api: {}\n",
+            "services/auth/migrations/001_init.sql": "CREATE TABLE IF NOT EXISTS a (id int);\n",
+            "services/api/migrations/001_init.sql": "CREATE TABLE IF NOT EXISTS b (id int);\n",
+        }
+    )
+    clean = {k: v for k, v in os.environ.items() if not k.endswith("_DATABASE_URL") and k != "MIGRATEKIT_EMBEDDED"}
+    result = subprocess.run(
+        [sys.executable, "-m", "invoke", *command.split()],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        env={**clean, "API_DATABASE_URL": "postgresql://u@127.0.0.1:1/api"},
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "$AUTH_DATABASE_URL (auth) not set, and api has one" in result.stderr
+    assert not (root / ".migratekit" / "pg").exists()

@@ -393,3 +393,35 @@ def test_rollback_takes_a_crlf_checkout_for_the_file_it_applied(monorepo) -> Non
     code, result = run(repo, "rollback", "svc")
     assert (code, result["outcome"]) == (0, "rolled back")
     assert repo.query("svc", "SELECT to_regclass('c')") == [(None,)]
+
+
+DROP_PRECIOUS = "DROP TABLE IF EXISTS precious;\n"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "-- Up Migration\nCREATE TABLE IF NOT EXISTS a (id int);\n\n-- Down Migrations\n" + DROP_PRECIOUS,
+        "-- Up\tMigration\nCREATE TABLE IF NOT EXISTS a (id int);\n-- Down\tMigration\n" + DROP_PRECIOUS,
+        "-- Up\u00a0Migration\nCREATE TABLE IF NOT EXISTS a (id int);\n--- down migration\n" + DROP_PRECIOUS,
+        "-- Up Migration\n-- migrate:up is what dbmate would need\nCREATE TABLE IF NOT EXISTS a (id int);\n"
+        "-- Down Migration\nDROP TABLE IF EXISTS precious;\n",  # two tools' markers: refused, nothing runs
+    ],
+    ids=["plural", "tab", "no-break space", "two tools"],
+)
+def test_every_marker_node_pg_migrate_reads_is_a_marker_here(monorepo, text: str) -> None:
+    """node-pg-migrate's own marker test (`^\\s*--[\\s-]*down\\s+migration`, any case) decides what a marker is: a
+    line it takes for the down marker never runs forward here, as seed or as an up part."""
+    repo = monorepo({"np": {"language": "typescript"}})
+    repo.migration("np", "1700000000000_a.sql", text)
+    with psycopg.connect(repo.env["NP_DATABASE_URL"], autocommit=True) as conn:
+        conn.execute("CREATE TABLE precious (x int)")
+    result = repo.invoke("migrate-all")
+    assert "Traceback" not in result.stderr
+    assert repo.query("np", "SELECT to_regclass('precious') IS NOT NULL") == [(True,)]
+    if "migrate:up" in text:
+        assert result.returncode == 1 and "which part is the up part cannot be told" in result.stdout + result.stderr
+        assert repo.query("np", "SELECT to_regclass('a')") == [(None,)]
+    else:
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert repo.query("np", "SELECT to_regclass('a') IS NOT NULL") == [(True,)]

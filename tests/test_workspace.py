@@ -290,3 +290,23 @@ def test_a_migrations_directory_reached_through_a_link_outside_the_repository_is
     (root / "services" / "a" / "db").symlink_to(outside.parent)
     with pytest.raises(ConfigError, match="services.a.migrations: 'db/migrations' points outside the repository"):
         load_workspace(root)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "  a: &common {language: sql, tracking_table: a.schema_migrations}\n  b:\n    <<: *common\n"
+        "    tracking_table: b.schema_migrations\n",
+        "  a: &common {language: sql, tracking_table: a.schema_migrations}\n"
+        "  b: {<<: *common, tracking_table: b.schema_migrations}\n",
+    ],
+    ids=["block", "flow"],
+)
+def test_a_key_overriding_a_merged_one_is_no_duplicate(tmp_path: Path, text: str) -> None:
+    """`<<: *common` then the service's own tracking_table is how YAML merge keys are used, not a key given twice."""
+    for name in ("a", "b"):
+        (tmp_path / "services" / name / "migrations").mkdir(parents=True)
+    (tmp_path / "workspace.yaml").write_text("version: 1\nservices:\n" + text)
+    ws = load_workspace(tmp_path)
+    assert ws.services["b"].settings.tracking_table == "b.schema_migrations"
+    assert ws.services["b"].language == "sql"

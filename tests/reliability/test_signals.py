@@ -170,3 +170,24 @@ def test_a_signal_during_a_rollback_rolls_its_down_part_back_and_says_interrupte
     assert repo.query("g", "SELECT version FROM migratekit.schema_migrations") == [("000001_one",)]
     assert repo.query("g", "SELECT to_regclass('t1') IS NOT NULL") == [(True,)]
     assert advisory_locks(url) == 0
+
+
+def test_ctrl_c_while_a_rollback_waits_for_the_lock_says_nothing_was_rolled_back(
+    monorepo: Callable[..., Monorepo],
+) -> None:
+    repo = monorepo({"g": {"tracking_table": "migratekit.schema_migrations"}})
+    repo.migration("g", "000001_one.up.sql", "CREATE TABLE IF NOT EXISTS t1 (id int);\n")
+    repo.migration("g", "000001_one.down.sql", "DROP TABLE IF EXISTS t1;\n")
+    assert repo.invoke("migrate-all").returncode == 0
+    url = repo.env["G_DATABASE_URL"]
+    with psycopg.connect(url, autocommit=True) as holder:
+        key = "hashtextextended('migratekit:' || current_database() || ':' || 'migratekit.schema_migrations', 0)"
+        holder.execute(f"SELECT pg_advisory_lock({key})")
+        proc = start(repo, "rollback", "g", "--lock-wait", "60")
+        wait_for(url, "application_name = 'migratekit' AND query LIKE '%pg_try_advisory_lock%'")
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 130, stdout + stderr
+    assert "interrupted by SIGINT while waiting for the migration lock" in stdout + stderr
+    assert "None" not in stdout + stderr and "nothing was rolled back" in stdout + stderr
+    assert repo.query("g", "SELECT version FROM migratekit.schema_migrations") == [("000001_one",)]

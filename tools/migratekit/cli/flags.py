@@ -6,6 +6,7 @@ import errno
 import functools
 import inspect
 import math
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -44,6 +45,10 @@ MIGRATE_FLAGS: dict[str, tuple[Any, str]] = {
 MIGRATE_HELP = {name: text for name, (_, text) in MIGRATE_FLAGS.items()}
 
 
+INTEGER = re.compile(r"[+-]?[0-9]+")  # what a flag's number may look like: plain ASCII digits, as a user types them
+DECIMAL = re.compile(
+    r"[+-]?(?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|nan|inf)", re.IGNORECASE
+)  # nan, inf: refused below
 UNWRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)  # a read-only checkout: the user's, not a bug
 
 
@@ -94,6 +99,8 @@ def number(value: Any, flag: str, kind: type[int] | type[float], minimum: float,
     NaN and infinity are refused: a wait of NaN seconds never ends (no deadline compares as passed).
     """
     try:
+        if isinstance(value, str) and not (INTEGER if kind is int else DECIMAL).fullmatch(value):
+            raise ValueError(value)  # int() and float() also read "1_0", " 3", other scripts' digits
         number = kind(value)
     except (TypeError, ValueError, OverflowError):
         raise ConfigError(

@@ -70,6 +70,7 @@ def _migrate(
             create=not dry_run,
             notify=_to_stderr,
             embedded_allowed=flags["embedded"] or workspace.embedded,
+            beside=workspace.services.values(),
         )
         options = RunOptions(
             jobs=jobs,
@@ -135,6 +136,7 @@ def migrate(c: Context, service: str, with_deps: bool = False, **flags: Any) -> 
         "json": "print the result as JSON",
         "root": ROOT_HELP,
         "allow_changed": "run the down part of a file edited since it was applied, as it is now",
+        "lock_wait": MIGRATE_HELP["lock_wait"],
     }
 )
 @user_errors
@@ -147,6 +149,7 @@ def rollback(
     json: bool = False,
     root: str | None = None,
     allow_changed: bool = False,
+    lock_wait: str | None = None,
 ) -> None:
     """Undo SERVICE's newest migrations with their down parts (updown, dbmate, goose), newest first."""
     from migratekit.database.rollback import rollback_service
@@ -154,11 +157,12 @@ def rollback(
 
     workspace = workspace_at(root)
     chosen = workspace.get(service)
-    url = existing_url(workspace.root, chosen, "nothing to roll back", workspace.embedded)
+    url = existing_url(workspace.root, chosen, "nothing to roll back", workspace.embedded, workspace.services.values())
     migrations = chosen.load_migrations()
     steps_ = None if to else number(steps, "steps", int, 1)
+    waited = number(c.config.migratekit.lock_wait if lock_wait is None else lock_wait, "lock-wait", float, 0)
     with interrupts.handling():
-        run = RunOptions(dry_run=dry_run, allow_changed=allow_changed)
+        run = RunOptions(dry_run=dry_run, allow_changed=allow_changed, lock_wait=waited)
         result = rollback_service(service, url, migrations, chosen.settings, run, steps_, to)
     if json:
         print(render.as_json(result))

@@ -84,7 +84,10 @@ def db_url(c: Context, service: str, root: str | None = None) -> None:
     workspace = workspace_at(root)
     notify = render.console(stderr=True).print
     chosen = [workspace.get(service)]
-    url = connection_urls(workspace.root, chosen, notify=notify, embedded_allowed=workspace.embedded)[service]
+    found = connection_urls(
+        workspace.root, chosen, notify=notify, embedded_allowed=workspace.embedded, beside=workspace.services.values()
+    )
+    url = found[service]
     print(redact(url or ""))
 
 

@@ -81,7 +81,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     run = RunOptions(connect_wait=args.wait, lock_wait=args.lock_wait)
     try:
-        migrations = load_migrations(args.dir, args.format)  # mixed or contradicting formats: exit 2
+        migrations = load_migrations(
+            args.dir, args.format, declared_by="--format {fmt} was given"
+        )  # mixed or contradicting formats: exit 2
         with interrupts.handling():
             result = apply_service(args.dir.resolve().parent.name, args.url, migrations, settings, run)
     except Reported as exc:

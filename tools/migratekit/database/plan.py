@@ -78,7 +78,17 @@ def plan(
                 )
     pending = tuple(m for m in migrations if m.version not in applied)
     for migration in pending:
-        if holds_no_statement(migration.sql):
+        broken = migration.section_error
+        if broken is not None:  # its up part cannot be told: nothing of it may run (MK116 says the same)
+            problems.append(
+                Failure(
+                    f"its sections cannot be read: {broken}",
+                    file=migration.filename,
+                    line=broken.line,
+                    hint="write exactly one up marker, and the down marker (if any) once after it",
+                )
+            )
+        elif holds_no_statement(migration.sql):
             problems.append(
                 Failure(
                     "holds no SQL statement: a stub would be recorded as applied, and what is written into it "

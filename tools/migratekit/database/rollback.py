@@ -105,6 +105,9 @@ def rollback_service(
                         return done(Outcome.INTERRUPTED, applied=tuple(undone), pending=left, notes=(note,))
                     undone.append(_undo(conn, migration, settings))
         except Stopped as exc:
+            if interrupts.requested() and exc.failure.file is None:  # while waiting for the lock: nothing ran
+                stopped = replace(exc.failure, hint="nothing was rolled back; run rollback again")
+                return done(Outcome.INTERRUPTED, failure=stopped, already_applied=len(rows))
             if interrupts.requested():  # the signal cancelled the running down part: it rolled back whole
                 stopped = replace(
                     exc.failure,

@@ -19,6 +19,7 @@ def connection_urls(
     create: bool = True,
     notify: Callable[[str], None] | None = None,
     embedded_allowed: bool = False,
+    beside: Iterable[Service] = (),
 ) -> dict[str, str | None]:
     """A URL for every service, starting the embedded cluster and creating databases only if needed.
 
@@ -26,11 +27,12 @@ def connection_urls(
     yet maps to None (a dry run treats it as empty). `notify` hears that the embedded cluster was
     started (it keeps running), or that it is stopped, so nobody is surprised by either. In CI, or
     beside services that have URLs, a service without one is an error unless `embedded_allowed`
-    (identity.embedded_refusal says why), before anything starts.
+    (identity.embedded_refusal says why; `beside`: the workspace's other services), before anything starts.
     """
     env = os.environ if environ is None else environ
     sources = [resolve(service, env) for service in services]
-    refusal = embedded_refusal(sources, env, embedded_allowed)
+    others = [resolve(s, env) for s in beside if s.name not in {x.service for x in sources}]
+    refusal = embedded_refusal(sources, env, embedded_allowed, others)
     if refusal is not None:
         raise ConfigError(refusal)
     urls: dict[str, str | None] = {s.service: s.url for s in sources if s.url}
@@ -56,9 +58,12 @@ def connection_urls(
     return urls
 
 
-def existing_url(root: Path, service: Service, needed_for: str, embedded_allowed: bool = False) -> str:
+def existing_url(
+    root: Path, service: Service, needed_for: str, embedded_allowed: bool = False, beside: Iterable[Service] = ()
+) -> str:
     """The URL of a database a command reads history from: never created, refused when absent."""
-    url = connection_urls(root, [service], create=False, embedded_allowed=embedded_allowed)[service.name]
+    found = connection_urls(root, [service], create=False, embedded_allowed=embedded_allowed, beside=beside)
+    url = found[service.name]
     if url is None:
         raise ConfigError(f"{service.name}'s database does not exist yet: {needed_for}")
     return url

@@ -38,8 +38,11 @@ _DBMATE = re.compile(r"^--\s*migrate:(?P<part>up|down)\b(?P<options>[^\n]*)$", r
 _GOOSE = re.compile(r"^--\s*\+goose\s+(?P<part>up|down)\b[^\n]*$", re.MULTILINE | re.IGNORECASE)
 _GOOSE_NO_TRANSACTION = re.compile(r"^--\s*\+goose\s+no\s+transaction\b", re.MULTILINE | re.IGNORECASE)
 # node-pg-migrate's own test of a marker line (its sqlMigration): `-- Up Migration`, `--- down migration`
+# node-pg-migrate's own test of a marker (its sqlMigration: `^\s*--[\s-]*up\s+migration`, case-insensitive), so
+# every line it takes for a marker is one here: `--- down migrations`, a tab or a no-break space between the words.
+_SPACE = r"(?:\s|\ufeff)"  # JavaScript's \s, which also holds the byte-order mark
 _NODE_PG_MIGRATE = re.compile(
-    r"^[ \t]*--[ \t-]*(?P<part>up|down)[ \t]+migration\b[^\n]*$", re.MULTILINE | re.IGNORECASE
+    rf"^(?:[^\S\n]|\ufeff)*--(?:{_SPACE}|-)*(?P<part>up|down){_SPACE}+migration[^\n]*", re.MULTILINE | re.IGNORECASE
 )
 MARKED = {Format.DBMATE: _DBMATE, Format.GOOSE: _GOOSE, Format.NODE_PG_MIGRATE: _NODE_PG_MIGRATE}  # one file, two parts
 MARKER_NAMES = {Format.DBMATE: "-- migrate:up", Format.GOOSE: "-- +goose Up", Format.NODE_PG_MIGRATE: "-- Up Migration"}
@@ -75,7 +78,7 @@ def format_of(name: str, text: str) -> Format:
     lowered = text.lower()
     if "goose" in lowered and _GOOSE.search(text):
         return Format.GOOSE
-    if " migration" in lowered and _NODE_PG_MIGRATE.search(text):
+    if "migration" in lowered and _NODE_PG_MIGRATE.search(text):
         return Format.NODE_PG_MIGRATE
     return Format.SEED
 
@@ -164,6 +167,14 @@ def sections(fmt: Format, text: str) -> Sections:
     """The up part (and the down part, for one-file formats) of a file's text; SectionError when malformed."""
     if fmt in (Format.SEED, Format.UPDOWN):
         return Sections(text, 1)
+    for other, pattern in MARKED.items():
+        found = pattern.search(text) if other is not fmt else None
+        if found is not None:  # which tool's up part is meant cannot be told: neither runs
+            raise SectionError(
+                f"it has {fmt}'s markers and {other}'s ({found[0].strip()!r}): which part is the up part cannot be "
+                "told; keep one tool's markers",
+                _line(text, found.start()),
+            )
     markers = list(MARKED[fmt].finditer(text))
     kinds = [m["part"].lower() for m in markers]
     up_markers = [m for m in markers if m["part"].lower() == "up"]

@@ -57,24 +57,37 @@ class DatabaseIdentity:
 
 
 TRUE = ("1", "true", "yes", "on")
+FALSE = ("", "0", "false", "no", "off")
+# What says "this runs in CI": CI itself (GitHub, GitLab, CircleCI, Travis, Buildkite, Woodpecker…, whatever its
+# value but a false one), and the systems that set a variable of their own instead (Jenkins, Azure, CodeBuild, TeamCity)
+CI_VARIABLES = ("CI", "JENKINS_URL", "TF_BUILD", "CODEBUILD_BUILD_ID", "TEAMCITY_VERSION")
 
 
-def embedded_refusal(sources: Iterable[DatabaseSource], environ: Mapping[str, str], allowed: bool) -> str | None:
+def in_ci(environ: Mapping[str, str]) -> str | None:
+    """The variable that says this runs in CI, or None."""
+    return next((v for v in CI_VARIABLES if environ.get(v, "").strip().lower() not in FALSE), None)
+
+
+def embedded_refusal(
+    sources: Iterable[DatabaseSource], environ: Mapping[str, str], allowed: bool, beside: Iterable[DatabaseSource] = ()
+) -> str | None:
     """Why services without a URL must not fall back to the embedded PostgreSQL here, or None when they may.
 
-    On a laptop with no URL set, the embedded server is the default. In CI (`CI` set, as every CI system
-    sets it), or beside services that do have URLs, a missing variable is far more likely a misnamed secret
-    than a wish for a throwaway local server: migrating into one would be a green run that migrated nothing.
+    On a laptop with no URL set, the embedded server is the default. In CI, or beside services of the workspace
+    that do have URLs (`beside`: the others, for a command on one service), a missing variable is far more likely
+    a misnamed secret than a wish for a throwaway local server: migrating into one would be a green run that
+    migrated nothing.
     """
-    sources = list(sources)
     missing = [s for s in sources if s.url is None]
     if not missing or allowed or environ.get(EMBEDDED_ENV, "").strip().lower() in TRUE:
         return None
-    if environ.get("CI", "").strip().lower() in TRUE:
-        why = "CI is set"
-    elif len(missing) < len(sources):
-        having = [s.service for s in sources if s.url]
-        why = f"{', '.join(having)} {'has' if len(having) == 1 else 'have'} one"
+    having = sorted({s.service for s in (*sources, *beside) if s.url})
+    ci = in_ci(environ)
+    if ci is not None:
+        why = f"${ci} says this runs in CI"
+    elif having:
+        shown = ", ".join(having[:3]) + (" …" if len(having) > 3 else "")
+        why = f"{shown} {'has' if len(having) == 1 else 'have'} one"
     else:
         return None
     variables = ", ".join(f"${s.env_var} ({s.service})" for s in missing)

@@ -35,6 +35,7 @@ from migratekit.model.formats import (
     version_of,
 )
 
+DECLARED_IN_WORKSPACE = "workspace.yaml declares format: {fmt}"  # who declared a format, as a message says it
 HEADER_LINE = re.compile(r"^--\s*(?P<key>[A-Za-z][A-Za-z -]*?)\s*:\s*(?P<value>.*?)\s*$")
 NO_TRANSACTION_DIRECTIVE = "no-transaction"
 BOM = "\ufeff"
@@ -328,7 +329,9 @@ def _reindex_concurrently(statement: Statement) -> bool:
 MAX_MIGRATION_BYTES = 20_000_000  # a larger "migration" is a data load: use COPY from a file instead
 
 
-def load_migrations(directory: Path, fmt: str = AUTO, mixed: bool = False) -> tuple[Migration, ...]:
+def load_migrations(
+    directory: Path, fmt: str = AUTO, mixed: bool = False, declared_by: str = DECLARED_IN_WORKSPACE
+) -> tuple[Migration, ...]:
     """Every migration of a directory, in numeric order of version (999 before 1000), then by name.
 
     `fmt` is "auto" (each file's format detected; a directory mixing formats is a ConfigError naming
@@ -343,7 +346,7 @@ def load_migrations(directory: Path, fmt: str = AUTO, mixed: bool = False) -> tu
         declared = Format(fmt)
         against = sorted(name for name, found in formats.items() if contradicts(declared, found))
         if against and not mixed:  # the audit reads each file as what it is, and says so (MK118)
-            raise ConfigError(declared_mismatch(directory, declared, {n: formats[n] for n in against}))
+            raise ConfigError(declared_mismatch(directory, declared, {n: formats[n] for n in against}, declared_by))
         formats = {name: found if name in against else declared for name, found in formats.items()}
     if len(set(formats.values())) > 1 and not mixed:
         raise ConfigError(
@@ -362,13 +365,16 @@ def load_migrations(directory: Path, fmt: str = AUTO, mixed: bool = False) -> tu
     return tuple(sorted(migrations, key=lambda m: (m.parsed_version.key, m.filename)))
 
 
-def declared_mismatch(directory: Path, declared: Format, found: Mapping[str, Format]) -> str:
-    """Why files cannot be read as the format workspace.yaml declares, and what to do."""
+def declared_mismatch(
+    directory: Path, declared: Format, found: Mapping[str, Format], declared_by: str = DECLARED_IN_WORKSPACE
+) -> str:
+    """Why files cannot be read as the declared format (`declared_by`: who declared it, {fmt}), and what to do."""
     listed = format_groups(found.items())
+    remedy = "set format: auto (or the files' own)" if "workspace.yaml" in declared_by else "give the files' own format"
     return (
-        f"{directory}: workspace.yaml declares format: {declared}, but these files are written in another "
-        f"({listed}); read as {declared}, a down part could run forward. Set format: auto (or the files' own), "
-        "or move the files to a service of their own"
+        f"{directory}: {declared_by.format(fmt=declared)}, but these files are written in another ({listed}); read "
+        f"as {declared}, a down part could run forward. {remedy[0].upper()}{remedy[1:]}, or move the files to a "
+        "service of their own"
     )
 
 

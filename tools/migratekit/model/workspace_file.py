@@ -100,7 +100,8 @@ def _collect_lines(
     """Record the line of every mapping key so errors can point into the file (each node once).
 
     A key given twice in one mapping is an error: YAML loaders keep the last without a word, so a service's
-    first entry (its tracking_table, say) would silently stop applying.
+    first entry (its tracking_table, say) would silently stop applying. A key that overrides one merged in
+    with `<<: *anchor` is how merge keys are meant to be used (the loader has copied the merged keys in).
     """
     seen = set() if seen is None else seen
     if isinstance(node, yaml.MappingNode) and id(node) not in seen:
@@ -108,6 +109,10 @@ def _collect_lines(
         here: dict[str, int] = {}
         for key_node, value_node in node.value:
             name, line = str(key_node.value), key_node.start_mark.line + 1
+            merged = id(key_node) in seen  # a merge key's (<<: *common) copy: the mapping's own key overrides it
+            seen.add(id(key_node))
+            if merged:
+                continue
             if name in here and name != "<<":
                 dotted = ".".join((*prefix, name))
                 raise ConfigError(

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from migratekit.errors import ConfigError
-from migratekit.model.formats import AUTO, FORMATS, TIMESTAMPS, Format, migration_files
+from migratekit.model.formats import AUTO, FORMATS, TIMESTAMPS, Format, Version, migration_files
 from migratekit.model.migration import Migration
 from migratekit.model.settings import MIGRATIONS
 from migratekit.model.workspace import SERVICE_NAME, Workspace, env_name, state_dir
@@ -151,7 +151,10 @@ def new_migration(
     with _lock(workspace.root):  # two calls at once must never take the same number
         migrations = service.load_migrations()
         fmt = Format(service.settings.format) if service.settings.format != AUTO else _format_of(migrations)
-        version = f"{_next_number(migrations, fmt, today_time)}_{slug}"
+        strays = tuple(
+            n for n in (Version.of_file(f).number for f in _sql_names(service.migrations_dir)) if n is not None
+        )
+        version = f"{_next_number(migrations, fmt, today_time, strays)}_{slug}"
         body, rollback, down = starter_sql(description)
         header = (
             f"-- Migration: {version}\n-- Description: {description.strip()}\n"
@@ -161,6 +164,10 @@ def new_migration(
         _write_all(service.migrations_dir, written)
         path = service.migrations_dir / next(iter(written))
     return NewMigration(service_name, path)
+
+
+def _sql_names(directory: Path) -> list[str]:
+    return [name for name in os.listdir(directory) if name.endswith(".sql")] if directory.is_dir() else []
 
 
 def _write_all(directory: Path, files: dict[str, str]) -> None:
@@ -188,13 +195,16 @@ def _format_of(migrations: tuple[Migration, ...]) -> Format:
     return migrations[0].format if migrations else Format.SEED
 
 
-def _next_number(migrations: tuple[Migration, ...], fmt: Format, now: datetime.datetime | None) -> str:
+def _next_number(
+    migrations: tuple[Migration, ...], fmt: Format, now: datetime.datetime | None, strays: tuple[int, ...] = ()
+) -> str:
     """The next version number in the service's style: its width, or a timestamp where it uses them.
 
-    It is always above every existing number, so the new file never sorts before one.
+    It is always above every existing number, strays included (a .down.sql without its .up.sql), so the new
+    file never sorts before one nor shares a number with one.
     """
     widths = [len(m.filename.split("_", 1)[0]) for m in migrations if m.number is not None]
-    highest = max((m.number for m in migrations if m.number is not None), default=0)
+    highest = max((*(m.number for m in migrations if m.number is not None), *strays), default=0)
     uses_timestamps = highest >= TIMESTAMPS if widths else fmt in (Format.DBMATE, Format.GOOSE)
     if uses_timestamps:
         stamp = int((now or datetime.datetime.now(datetime.UTC)).strftime("%Y%m%d%H%M%S"))
