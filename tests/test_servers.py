@@ -55,3 +55,22 @@ def test_a_server_whose_checkout_is_gone_is_reported_and_stopped(tmp_path: Path)
     assert down.returncode == 0 and f"stopped pid {pid} ({server.datadir}): its checkout" in down.stdout
     assert pid not in [s.pid for s in running_servers()]
     assert not server.datadir.exists()
+
+
+def test_db_down_orphans_removes_the_data_of_stopped_clusters_whose_checkout_is_gone(tmp_path: Path) -> None:
+    """A stopped cluster under /tmp whose checkout was deleted is tens of MB nothing will start again."""
+    from migratekit.database.servers import MARKER, remove_stopped_orphans
+
+    temp = tmp_path / "tmp"
+    gone, kept, alive_checkout = (
+        temp / "migratekit-0123456789ab-abcdefgh",
+        temp / "migratekit-0123456789ab-kept0000",
+        tmp_path / "here",
+    )
+    alive_checkout.mkdir()
+    for directory, checkout in ((gone, tmp_path / "deleted"), (kept, alive_checkout)):
+        (directory / "data").mkdir(parents=True)
+        (directory / MARKER).write_text(str(checkout))
+    (temp / "migratekit-notours").mkdir()  # another name: never touched
+    assert remove_stopped_orphans(temp) == [gone]
+    assert not gone.exists() and kept.is_dir() and (temp / "migratekit-notours").is_dir()

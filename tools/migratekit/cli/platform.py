@@ -56,19 +56,22 @@ def db_up(c: Context, root: str | None = None, json: bool = False) -> None:
 @task(
     help={
         "root": ROOT_HELP,
-        "orphans": "instead, stop every migratekit server on this machine whose checkout is gone (and its data)",
+        "orphans": "instead, stop every migratekit server on this machine whose checkout is gone, and remove its "
+        "data and that of stopped ones",
     }
 )
 @user_errors
 def db_down(c: Context, root: str | None = None, orphans: bool = False) -> None:
     """Stop the embedded PostgreSQL (its data stays for the next db-up)."""
     from migratekit.database.embedded import Embedded
-    from migratekit.database.servers import stop_orphans
+    from migratekit.database.servers import remove_stopped_orphans, stop_orphans
 
     if orphans:
         stopped = stop_orphans()
         for line in render.orphans_stopped_text(stopped):
             print(line)
+        for directory in remove_stopped_orphans():
+            print(f"removed {directory}: a stopped cluster whose checkout is gone")
         return
     stopped_one = Embedded(find_root(Path(root)) if root else find_root()).stop()
     print("embedded PostgreSQL stopped" if stopped_one else "embedded PostgreSQL was not running")
