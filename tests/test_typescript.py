@@ -42,13 +42,28 @@ def install_node_modules() -> Path:
         (cache / "package.json").write_text(
             json.dumps({"name": "migratekit-typescript-check", "private": True, **deps})
         )
-        result = subprocess.run(
-            [str(NPM), "install", "--no-audit", "--no-fund", "--loglevel=error"],
-            cwd=cache,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
+        try:  # offline, npm retries for minutes: ask the registry once, briefly, and skip saying so
+            ping = subprocess.run(
+                [str(NPM), "ping", "--fetch-retries=0", "--fetch-timeout=10000"],
+                cwd=cache,
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+        except subprocess.TimeoutExpired:
+            pytest.skip("the npm registry does not answer (npm ping timed out after 30 s): offline?")
+        if ping.returncode != 0:
+            pytest.skip(f"the npm registry does not answer (npm ping): {ping.stderr.strip()[-300:]}")
+        try:
+            result = subprocess.run(
+                [str(NPM), "install", "--no-audit", "--no-fund", "--loglevel=error", "--fetch-retries=1"],
+                cwd=cache,
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
+        except subprocess.TimeoutExpired:
+            pytest.skip("npm install did not finish in 600 s (is the npm registry reachable?)")
         if result.returncode != 0:
             pytest.skip(f"npm install failed (is the npm registry reachable?): {result.stderr.strip()[-300:]}")
     return cache / "node_modules"
