@@ -184,3 +184,21 @@ def test_a_new_migration_takes_a_number_no_file_has_not_even_a_stray(monorepo) -
         "000003_add_users_table.down.sql",
         "000003_add_users_table.up.sql",
     ]
+
+
+@pytest.mark.parametrize(
+    ("command", "says"),
+    [
+        ("adopt", "'adopt' did not receive required positional arguments: 'service'"),
+        ("migrate-all --bogus", "No idea what '--bogus' is!"),
+        ("rollback svc --steps", "needed value and was not given one"),
+        ("no-such-task", "No idea what 'no-such-task' is!"),
+    ],
+)
+def test_invokes_own_argument_errors_are_usage_errors_too(monorepo, command: str, says: str) -> None:
+    """Invoke's parser exits 1 on its own; migratekit's tasks exit 2 for every usage error, these included."""
+    repo: Monorepo = monorepo({"svc": {"language": "go"}})
+    write_tree(repo.root, {"workspace.yaml": WORKSPACE, **go()})
+    result = repo.invoke(*command.split())
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert says in result.stderr and "invoke --list shows the tasks" in result.stderr

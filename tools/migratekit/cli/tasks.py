@@ -10,7 +10,11 @@ invoke.yaml can change them for everyone (`migratekit: {jobs: 8}`) and a flag st
 
 from __future__ import annotations
 
-from invoke import Collection
+import functools
+from typing import Any
+
+from invoke import Collection, Exit, ParseError
+from invoke.parser import Parser
 
 from migratekit.cli.adoption import adopt, baseline, forget, init, status
 from migratekit.cli.check import audit, drift, rules, verify
@@ -18,6 +22,33 @@ from migratekit.cli.migrate import migrate, migrate_all, rollback, services
 from migratekit.cli.platform import ci_workflow, db_down, db_up, db_url, k8s_render
 from migratekit.cli.scaffold import new_migration, new_service
 from migratekit.model.settings import RUN_DEFAULTS
+
+
+def _usage_errors_exit_2() -> None:
+    """A task's bad arguments (an unknown flag, a missing SERVICE) are usage errors: exit 2, as every other.
+
+    Invoke's program reports its parser's errors with exit 1 and no way to ask otherwise; it parses a task's
+    arguments with Parser.parse_argv once this collection is loaded, and exits with an Exit's own code, so
+    the parser's error is handed on as one. Invoke's own flags, parsed before the collection loads, keep 1.
+    """
+    original = Parser.parse_argv
+    if getattr(original, "migratekit", False):
+        return
+
+    @functools.wraps(original)
+    def parse_argv(self: Parser, argv: list[str]) -> Any:
+        try:
+            return original(self, argv)
+        except ParseError as exc:
+            raise Exit(
+                f"migratekit: {exc}; invoke --list shows the tasks, invoke --help TASK its flags", code=2
+            ) from None
+
+    parse_argv.migratekit = True  # type: ignore[attr-defined]
+    Parser.parse_argv = parse_argv  # type: ignore[method-assign]
+
+
+_usage_errors_exit_2()
 
 ns = Collection(
     services,
