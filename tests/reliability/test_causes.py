@@ -86,6 +86,19 @@ CASES = [
         "services.svc is given twice",
         absent=("services/zz",),
     ),
+    Case(
+        "R3",
+        go(**{"workspace.yaml": "version: 1\ndefaults: {format: seed}\nservices:\n  svc: {language: go}\n"}),
+        "migrate-all",
+        "workspace.yaml declares format: seed, but these files are written in another",
+    ),
+    Case(
+        "R3",
+        seed(**{"services/svc/migrations/002_b.sql": "-- migrate:up\nSELECT 1;\n-- migrate:down\nDROP TABLE t;\n"}),
+        "migrate svc",
+        "mixes migration formats",
+    ),
+    Case("R16", go(), "k8s-render --image-template {image}", "{service} is the only name it may use", absent=("k8s",)),
     Case("R12", seed(), "migrate svc --lock-wait nan", "--lock-wait nan: give a finite number"),
     Case("R9", go(), "rollback svc --steps 1_0", "--steps '1_0': give a number without a fraction"),  # int() reads 10
     Case("R9", seed(), "migrate-all --jobs \u0663", "--jobs '\u0663': give a number without a fraction"),
