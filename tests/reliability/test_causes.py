@@ -215,3 +215,64 @@ def test_invokes_own_argument_errors_are_usage_errors_too(monorepo, command: str
     result = repo.invoke(*command.split())
     assert result.returncode == 2, result.stdout + result.stderr
     assert says in result.stderr and "invoke --list shows the tasks" in result.stderr
+
+
+@dataclass(frozen=True)
+class Later:
+    """A cause met on a database that already holds something: what is there, then the command."""
+
+    cause: str
+    files: dict[str, str]
+    before: str  # SQL run first, or "migrate-all": the files applied first
+    edit: dict[str, str]  # files changed after that
+    command: str
+    says: str
+    rows: str  # a query over the database afterwards
+    left: list[tuple]  # and what it must return: unchanged
+
+
+FLYWAY_HISTORY = (
+    "CREATE TABLE flyway_schema_history (installed_rank int PRIMARY KEY, version varchar(50), description "
+    "varchar(200) NOT NULL, type varchar(20) NOT NULL, script varchar(1000) NOT NULL, checksum int, installed_by "
+    "varchar(100) NOT NULL, installed_on timestamp NOT NULL DEFAULT now(), execution_time int NOT NULL, success "
+    "boolean NOT NULL); INSERT INTO flyway_schema_history VALUES (1, '1', 'init', 'SQL', 'V1__init.sql', 1, 'me', "
+    "now(), 1, true); CREATE TABLE t (id int)"
+)
+LATER = [
+    Later(
+        "R19",
+        go(),
+        "migrate-all",
+        {"services/svc/migrations/000001_init.up.sql": "CREATE TABLE IF NOT EXISTS t (id int, more int);\n"},
+        "rollback svc",
+        "changed after it was applied",
+        "SELECT version, to_regclass('t') IS NOT NULL FROM public.schema_migrations",
+        [("000001_init", True)],
+    ),
+    Later(
+        "R6",
+        {"services/svc/migrations/001_init.sql": INIT},
+        FLYWAY_HISTORY,
+        {},
+        "migrate svc",
+        "invoke adopt",
+        "SELECT to_regclass('public.schema_migrations')",
+        [(None,)],
+    ),
+]
+
+
+@pytest.mark.parametrize("case", LATER, ids=[c.cause for c in LATER])
+def test_a_cause_met_on_a_database_that_holds_something_stops_and_changes_nothing(monorepo, case: Later) -> None:
+    repo: Monorepo = monorepo({"svc": {"language": "go"}})
+    write_tree(repo.root, {"workspace.yaml": WORKSPACE, **case.files})
+    if case.before == "migrate-all":
+        assert repo.invoke("migrate-all").returncode == 0
+    else:
+        with psycopg.connect(repo.env["SVC_DATABASE_URL"], autocommit=True) as conn:
+            conn.execute(case.before)
+    write_tree(repo.root, case.edit)
+    result = repo.invoke(*case.command.split())
+    assert result.returncode in (1, 2), result.stdout + result.stderr
+    assert "Traceback" not in result.stderr and case.says in result.stdout + result.stderr
+    assert repo.query("svc", case.rows) == case.left
