@@ -26,7 +26,7 @@ from migratekit.database.results import Applied, Failure, Outcome, Result
 from migratekit.database.schema import Difference
 from migratekit.database.servers import RunningServer
 from migratekit.database.verify import ImageCheck, Verification
-from migratekit.model.inventory import ServiceInfo
+from migratekit.model.inventory import GraphNode, ServiceGraph, ServiceInfo
 
 WIDTHS = [None, 80, 200]  # piped, then two terminals
 
@@ -150,7 +150,10 @@ def everything_rendered() -> dict[str, list[Any]]:
     drift = ServiceDrift(H, H, DriftState.DRIFT, 1, H, (Item(H, ItemKind.CHANGED, H),), message=H)
     orphan = RunningServer(1, Path(H), Path(H))
     return {
-        "services_table": [render.services_table([ServiceInfo(H, H, (H,), 1, H, H, H, H, H, False)], [H])],
+        "services_table": [render.services_table([ServiceInfo(H, H, (H,), 1, H, H, H, H, H, False, H, 1)], [H])],
+        "graph_tree": [
+            render.graph_tree(ServiceGraph((GraphNode(H, 1, (), H), GraphNode(H, 2, (H,), H)), ((H,), (H,))))
+        ],
         "results_table": [render.results_table([Result(H, Outcome.FAILED, applied)], title=H)],
         "result_details": render.result_details([Result(H, Outcome.INTERRUPTED, applied, 0, (H,), 0, failure, (H,))]),
         "rollback_text": render.rollback_text(Result(H, Outcome.ROLLED_BACK, applied, failure=failure), False),

@@ -13,6 +13,7 @@ from migratekit.cli import render
 from migratekit.cli.flags import MIGRATE_FLAGS, MIGRATE_HELP, ROOT_HELP, number, user_errors, with_flags, workspace_at
 from migratekit.errors import ConfigError
 from migratekit.model.inventory import inventory
+from migratekit.model.selection import select
 from migratekit.model.settings import RunOptions
 
 
@@ -27,6 +28,37 @@ def services(c: Context, root: str | None = None, json: bool = False) -> None:
         print(render.as_json({"root": workspace.root, "services": rows, "undeclared": workspace.undeclared}))
         return
     render.console().print(render.services_table(rows, workspace.undeclared))
+
+
+@task(
+    help={
+        "format": f"how to draw it: {', '.join(render.GRAPH_FORMATS)} (default tree)",
+        "changed_since": "only services whose migrations changed since this git ref, and what depends on them",
+        "json": "the same as --format json",
+        "root": ROOT_HELP,
+    },
+    auto_shortflags=False,
+)
+@user_errors
+def graph(
+    c: Context, format: str = "tree", changed_since: str | None = None, json: bool = False, root: str | None = None
+) -> None:
+    """Show the services, their dependencies and the waves migrate-all runs them in (tree, Mermaid, DOT, JSON)."""
+    from migratekit.model.inventory import service_graph
+
+    shape = "json" if json else format
+    if shape not in render.GRAPH_FORMATS:
+        raise ConfigError(f"--format {format!r}: one of {', '.join(render.GRAPH_FORMATS)}")
+    workspace = workspace_at(root)
+    workspace.require_services()
+    names = select(workspace, changed_since=changed_since, with_dependents=True) if changed_since else None
+    drawn = service_graph(workspace, set(names) if names is not None else None)
+    if shape == "json":
+        print(render.as_json(drawn))
+    elif shape == "tree":
+        render.console().print(render.graph_tree(drawn))
+    else:
+        print((render.graph_mermaid if shape == "mermaid" else render.graph_dot)(drawn), end="")
 
 
 def _to_stderr(line: str) -> None:

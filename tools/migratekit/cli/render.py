@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # rich is imported where a table or a console is made: `--jso
     from migratekit.database.embedded import EmbeddedServer
     from migratekit.database.servers import RunningServer
     from migratekit.database.verify import ImageCheck, Verification
-    from migratekit.model.inventory import ServiceInfo
+    from migratekit.model.inventory import ServiceGraph, ServiceInfo
 
 
 def to_data(value: Any) -> Any:
@@ -96,6 +96,55 @@ def services_table(rows: Sequence[ServiceInfo], undeclared: Sequence[str] = ()) 
             _text(row.database),
         )
     return table
+
+
+GRAPH_FORMATS = ("tree", "mermaid", "dot", "json")
+
+
+def graph_tree(graph: ServiceGraph) -> RenderableType:
+    """The waves, and in each the services with what they depend on: the picture a person reads first."""
+    from rich.tree import Tree
+
+    count = len(graph.services)
+    tree = Tree(_text(f"{count} service(s) in {len(graph.waves)} wave(s), each after the ones above it"))
+    by_name = {node.name: node for node in graph.services}
+    for number, wave in enumerate(graph.waves, 1):
+        branch = tree.add(_text((f"wave {number}", "bold")))
+        for name in wave:
+            after = by_name[name].depends_on
+            branch.add(_text(name, (f"  after {', '.join(after)}", "dim") if after else ""))
+    return tree
+
+
+def graph_mermaid(graph: ServiceGraph) -> str:
+    """A Mermaid flowchart: a subgraph per wave, an arrow from each dependency to its dependent."""
+    ids = {node.name: f"s{i}" for i, node in enumerate(graph.services)}
+    lines = ["flowchart TD"]
+    for number, wave in enumerate(graph.waves, 1):
+        lines.append(f'  subgraph wave{number}["wave {number}"]')
+        lines += [f'    {ids[name]}["{_mermaid_label(name)}"]' for name in wave]
+        lines.append("  end")
+    lines += [f"  {ids[dep]} --> {ids[node.name]}" for node in graph.services for dep in node.depends_on]
+    return "\n".join(lines) + "\n"
+
+
+def _mermaid_label(text: str) -> str:
+    """Text inside a quoted Mermaid label: its own quotes and the markup characters as entity codes."""
+    return "".join(f"#{ord(c)};" if c in '"#<>&' else c for c in text)
+
+
+def graph_dot(graph: ServiceGraph) -> str:
+    """A Graphviz digraph: each wave one rank, an edge from each dependency to its dependent."""
+    lines = ["digraph services {", "  rankdir=TB;", '  node [shape=box, fontname="sans-serif"];']
+    for number, wave in enumerate(graph.waves, 1):
+        names = " ".join(_dot_id(name) + ";" for name in wave)
+        lines.append(f'  subgraph "cluster_wave{number}" {{ label="wave {number}"; rank=same; {names} }}')
+    lines += [f"  {_dot_id(dep)} -> {_dot_id(node.name)};" for node in graph.services for dep in node.depends_on]
+    return "\n".join([*lines, "}"]) + "\n"
+
+
+def _dot_id(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 OFF_TERMINAL_WIDTH = 1000  # a CI log or a pipe has no width to fit: print whole values, never "authent…"

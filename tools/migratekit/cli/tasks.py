@@ -18,7 +18,7 @@ from invoke.parser import Parser
 
 from migratekit.cli.adoption import adopt, baseline, forget, init, status
 from migratekit.cli.check import audit, drift, rules, verify
-from migratekit.cli.migrate import migrate, migrate_all, rollback, services
+from migratekit.cli.migrate import graph, migrate, migrate_all, rollback, services
 from migratekit.cli.platform import ci_workflow, db_down, db_up, db_url, k8s_render
 from migratekit.cli.scaffold import new_migration, new_service
 from migratekit.model.settings import RUN_DEFAULTS
@@ -52,6 +52,7 @@ _usage_errors_exit_2()
 
 ns = Collection(
     services,
+    graph,
     migrate_all,
     migrate,
     rollback,

@@ -1,4 +1,4 @@
-"""What `invoke services` shows: each service with its migrations and its database source."""
+"""What `invoke services` and `invoke graph` show: each service with its migrations, database source and wave."""
 
 from __future__ import annotations
 
@@ -21,11 +21,47 @@ class ServiceInfo:
     database: str
     tracking_table: str
     declared: bool
+    format: str  # the format its files are read in (declared, else detected)
+    wave: int  # 1 for services that depend on none; each wave depends only on earlier ones
+
+
+@dataclass(frozen=True)
+class GraphNode:
+    name: str
+    wave: int
+    depends_on: tuple[str, ...]  # within the graph
+    language: str
+
+
+@dataclass(frozen=True)
+class ServiceGraph:
+    """The services, their dependencies and the waves `migrate-all` runs them in: what `invoke graph` draws."""
+
+    services: tuple[GraphNode, ...]
+    waves: tuple[tuple[str, ...], ...]
+
+
+def waves_of(workspace: Workspace, only: set[str] | None = None) -> dict[str, int]:
+    """Each service's wave, counted from 1."""
+    return {name: i for i, group in enumerate(workspace.groups(only), 1) for name in group}
+
+
+def service_graph(workspace: Workspace, only: set[str] | None = None) -> ServiceGraph:
+    """The graph of `only` these services (default all), with the dependencies between them."""
+    groups = workspace.groups(only)
+    wave = {name: i for i, group in enumerate(groups, 1) for name in group}
+    nodes = tuple(
+        GraphNode(name, wave[name], tuple(d for d in workspace.services[name].depends_on if d in wave), svc.language)
+        for name in workspace.order()
+        if name in wave and (svc := workspace.services[name]) is not None
+    )
+    return ServiceGraph(nodes, tuple(tuple(group) for group in groups))
 
 
 def inventory(workspace: Workspace, environ: Mapping[str, str] | None = None) -> list[ServiceInfo]:
     """One row per service in dependency order; starts no database and prints no password."""
     rows = []
+    wave = waves_of(workspace)
     for name in workspace.order():
         service = workspace.services[name]
         migrations = service.load_migrations(mixed=True)  # the audit says MK117
@@ -41,6 +77,8 @@ def inventory(workspace: Workspace, environ: Mapping[str, str] | None = None) ->
                 database=resolve(service, environ).describe(),
                 tracking_table=service.settings.tracking_table,
                 declared=service.declared,
+                format=migrations[0].format if migrations else service.settings.format,
+                wave=wave[name],
             )
         )
     return rows
