@@ -164,3 +164,17 @@ def test_cli_format_reads_the_files_as_workspace_yamls_format_does(scratch_db: s
     bad = cli(*args, "--format", "flyway")
     assert bad.returncode == 2 and "--format: invalid choice: 'flyway'" in bad.stderr
     assert "Traceback" not in contradicting.stderr + bad.stderr
+
+
+def test_every_flag_of_every_task_has_help_and_one_long_spelling() -> None:
+    """One CLI convention: no task's flag lacks a help line, and no flag has an automatic short letter (Invoke's
+    gave one option different letters in different tasks)."""
+    import inspect
+
+    from migratekit.tasks import ns
+
+    for name, each in ns.tasks.items():
+        params = [p for p in inspect.signature(each.body).parameters if p != "c"]
+        assert [p for p in params if p not in (each.help or {})] == [], name
+        assert each.auto_shortflags is False, name
+        assert {len(n) for argument in each.get_arguments() for n in argument.names if len(n) == 1} == set(), name

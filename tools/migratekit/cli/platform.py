@@ -77,7 +77,7 @@ def db_down(c: Context, root: str | None = None, orphans: bool = False) -> None:
     print("embedded PostgreSQL stopped" if stopped_one else "embedded PostgreSQL was not running")
 
 
-@task(help={"root": ROOT_HELP})
+@task(help={"service": "the service whose database to show", "root": ROOT_HELP})
 @user_errors
 def db_url(c: Context, service: str, root: str | None = None) -> None:
     """Print where SERVICE's database is (a password in its URL variable shows as ***)."""

@@ -10,6 +10,7 @@ from migratekit.cli.flags import ROOT_HELP, number, user_errors, workspace_at
 
 @task(
     help={
+        "name": "the new service's name: lower-case letters, digits, '-' and '_'",
         "root": ROOT_HELP,
         "lang": "typescript (default) or python",
         "depends_on": "comma-separated services this one depends on",
@@ -41,7 +42,13 @@ def new_service(
     out.print(f"next: invoke audit --service {name}; invoke migrate {name}")
 
 
-@task(help={"root": ROOT_HELP})
+@task(
+    help={
+        "service": "the service to add a migration to",
+        "description": "what the migration does, in words (its file is named after them)",
+        "root": ROOT_HELP,
+    }
+)
 @user_errors
 def new_migration(c: Context, service: str, description: str, root: str | None = None) -> None:
     """Write SERVICE's next numbered migration (NNN_description.sql) with the seed's header."""

@@ -50,6 +50,13 @@ def _usage_errors_exit_2() -> None:
 
 _usage_errors_exit_2()
 
+
+def _long_flags_only(collection: Collection) -> None:
+    """One flag, one spelling, in every task: Invoke's automatic short flags gave --create-databases -c in one
+    task and -e in another (first come, first served), so none are given."""
+    for each in collection.tasks.values():
+        each.auto_shortflags = False
+
 ns = Collection(
     services,
     graph,
@@ -76,3 +83,4 @@ ns = Collection(
 ns.configure(
     {"migratekit": {"jobs": RUN_DEFAULTS.jobs, "wait": RUN_DEFAULTS.connect_wait, "lock_wait": RUN_DEFAULTS.lock_wait}}
 )
+_long_flags_only(ns)
