@@ -408,3 +408,29 @@ def test_a_new_migration_numbered_at_or_below_the_refs_highest_is_reported_in_ev
     write_tree(root, {f"{migrations}/{name}": text for name, text in new.items()})
     report = audit(load_workspace(root), changed_since="HEAD")
     assert [f.path.rsplit("/", 1)[-1] for f in report.findings if f.code == "MK122"] == expected
+
+
+@pytest.mark.parametrize("shape", ["text", "json", "sarif", "github"])
+def test_the_audit_writes_any_of_its_formats_to_a_file(example_repo: Monorepo, shape: str) -> None:
+    target = example_repo.root / "reports" / f"audit.{shape}"
+    result = example_repo.invoke("audit", "--format", shape, "--output", str(target))
+    assert result.returncode in (0, 1), result.stderr
+    assert result.stdout == "" and f"wrote {target}:" in result.stderr
+    written = target.read_text()
+    printed = example_repo.invoke("audit", "--format", shape).stdout
+    assert written == printed and "\x1b[" not in written  # the same text, and no colours in a file
+    if shape in ("json", "sarif"):
+        json.loads(written)
+
+
+@pytest.mark.parametrize(
+    ("flags", "says"),
+    [
+        (["--json", "--sarif"], "give one, not json, sarif"),
+        (["--sarif", "--format", "github"], "give one, not github, sarif"),
+        (["--format", "html"], "--format 'html': one of text, json, sarif, github"),
+    ],
+)
+def test_two_output_choices_or_an_unknown_one_are_exit_2(example_repo: Monorepo, flags: list[str], says: str) -> None:
+    result = example_repo.invoke("audit", *flags)
+    assert result.returncode == 2 and says in result.stderr, result.stderr

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import contextlib
+import io
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from invoke import Context, Exit, task
 
 from migratekit import interrupts
 from migratekit.cli import render
 from migratekit.cli.flags import ROOT_HELP, user_errors, workspace_at
+from migratekit.errors import ConfigError
 from migratekit.model.selection import select
+
+if TYPE_CHECKING:
+    from migratekit.checks.run import AuditReport
 
 
 @task(
@@ -17,9 +25,11 @@ from migratekit.model.selection import select
         "root": ROOT_HELP,
         "service": "audit only this service",
         "changed_since": "audit only services changed since this git ref, and check their history against it",
-        "json": "print findings as JSON",
-        "sarif": "print SARIF 2.1.0 (for code scanning)",
-        "github": "print GitHub Actions annotations",
+        "json": "print findings as JSON (the same as --format json)",
+        "sarif": "print SARIF 2.1.0, for code scanning (the same as --format sarif)",
+        "github": "print GitHub Actions annotations (the same as --format github)",
+        "format": "text (default), json, sarif or github",
+        "output": "write it to this file instead of printing it (say where on stderr)",
         "no_cache": "parse every file again instead of reusing .migratekit/cache (for unchanged files)",
     }
 )
@@ -33,36 +43,61 @@ def audit(
     sarif: bool = False,
     github: bool = False,
     no_cache: bool = False,
+    format: str | None = None,
+    output: str | None = None,
 ) -> None:
     """Check every service against the pattern: files, idempotent and safe SQL, runner, image, startup."""
-    from migratekit.checks.rule import all_rules
     from migratekit.checks.run import audit as run_audit
 
+    chosen = {name for name, on in (("json", json), ("sarif", sarif), ("github", github)) if on} | (
+        {format} if format else set()
+    )
+    if len(chosen) > 1:
+        shown = ", ".join(sorted(chosen))
+        raise ConfigError(f"--json, --sarif, --github and --format each choose the output: give one, not {shown}")
+    shape = chosen.pop() if chosen else "text"
+    if shape not in AUDIT_FORMATS:
+        raise ConfigError(f"--format {shape!r}: one of {', '.join(AUDIT_FORMATS)}")
     workspace = workspace_at(root)
     result = run_audit(workspace, [service] if service else None, changed_since, use_cache=not no_cache)
-    if json:
-        print(
-            render.as_json(
-                {
-                    "root": result.root,
-                    "services": result.services,
-                    "errors": result.errors,
-                    "warnings": result.warnings,
-                    "findings": result.findings,
-                }
-            )
-        )
-    elif sarif:
-        print(render.as_json(render.sarif(result, all_rules())))
-    elif github:
-        for line in render.github_annotations(result.findings):
-            print(line)
-    else:
+    if output is None and shape == "text":
         out = render.console()
         for text in render.audit_text(result):
             out.print(text)
+    else:
+        rendered = _audit_as(shape, result)
+        if output is None:
+            print(rendered, end="")
+        else:
+            target = Path(output)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(rendered)
+            print(f"wrote {output}: {result.errors} error(s), {result.warnings} warning(s)", file=sys.stderr)
     if result.errors:
         raise Exit(code=1)
+
+
+AUDIT_FORMATS = ("text", "json", "sarif", "github")
+
+
+def _audit_as(shape: str, result: AuditReport) -> str:
+    """The audit in one of its machine formats, or as plain text (for a file: no colours, whole lines)."""
+    from migratekit.checks.rule import all_rules
+
+    if shape == "json":
+        fields = ("root", "services", "errors", "warnings", "findings")
+        return render.as_json({name: getattr(result, name) for name in fields}) + "\n"
+    if shape == "sarif":
+        return render.as_json(render.sarif(result, all_rules())) + "\n"
+    if shape == "github":
+        return "".join(line + "\n" for line in render.github_annotations(result.findings))
+    from rich.console import Console
+
+    buffer = io.StringIO()
+    plain = Console(file=buffer, width=render.OFF_TERMINAL_WIDTH, color_system=None, markup=False, highlight=False)
+    for text in render.audit_text(result):
+        plain.print(text)
+    return buffer.getvalue()
 
 
 @task(help={"code": "show one rule's documentation (why, a bad and a good example)", "json": "print JSON"})

@@ -57,6 +57,7 @@ def _long_flags_only(collection: Collection) -> None:
     for each in collection.tasks.values():
         each.auto_shortflags = False
 
+
 ns = Collection(
     services,
     graph,
