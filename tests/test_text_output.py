@@ -177,6 +177,7 @@ def everything_rendered() -> dict[str, list[Any]]:
             [ServiceStatus(H, H, DriftState.DRIFT, (Entry(H, "changed", H, 1, H),), message=H)]
         ),
         "outcome_text": [render.outcome_text(Outcome.FAILED)],
+        "totals_text": [render.totals_text([Result(H, Outcome.FAILED, applied)], 2.5)],
     }
 
 
@@ -204,7 +205,7 @@ def test_every_text_renderer_prints_user_text_as_written(
         for renderable in renderables:
             anywhere.print(renderable)
         for out in (on_its_console, anywhere.file.getvalue()):  # type: ignore[attr-defined]
-            assert name == "outcome_text" or H in out, (name, out)
+            assert name in ("outcome_text", "totals_text") or H in out, (name, out)  # no user text in these
             assert "\N{SMILING FACE WITH OPEN MOUTH AND SMILING EYES}" not in out, name
 
 
@@ -219,3 +220,37 @@ def test_the_progress_log_prints_names_as_written(capsys) -> None:
     with live_progress(render.console(stderr=True)) as progress:
         progress(H, H)
     assert capsys.readouterr().err == f"{H}: applying {H}\n"
+
+
+@pytest.mark.parametrize(
+    ("results", "dry_run", "line"),
+    [
+        (
+            [
+                Result("a", Outcome.APPLIED, (Applied("001", "0" * 16, 5, True), Applied("002", "0" * 16, 5, True))),
+                Result("b", Outcome.UP_TO_DATE, already_applied=3),
+            ],
+            False,
+            "migrated 2 service(s): 2 applied, in 2.5 s",
+        ),
+        (
+            [Result("a", Outcome.FAILED), Result("b", Outcome.SKIPPED), Result("c", Outcome.APPLIED)],
+            False,
+            "migrated 3 service(s): 0 applied, 1 failed, 1 skipped, in 2.5 s",
+        ),
+        ([Result("a", Outcome.PLANNED, pending=("001", "002"))], True, "planned 1 service(s): 2 would apply, in 2.5 s"),
+    ],
+)
+def test_a_run_ends_with_its_totals_in_one_line(results: list[Result], dry_run: bool, line: str) -> None:
+    assert render.totals_text(results, 2.5, dry_run).plain == line
+
+
+@pytest.mark.parametrize(("seconds", "shown"), [(0.85, "850 ms"), (2.04, "2.0 s"), (64.2, "1 min 4 s")])
+def test_a_duration_reads_as_a_person_says_it(seconds: float, shown: str) -> None:
+    assert render.duration(seconds) == shown
+
+
+def test_migrate_all_piped_ends_with_the_totals(example_repo: Monorepo) -> None:
+    result = example_repo.invoke("migrate-all")
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"^migrated 3 service\(s\): 7 applied, in [0-9.]+ (s|ms)$", result.stdout.splitlines()[-1])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import time
 from typing import Any
 
 from invoke import Context, Exit, task
@@ -114,8 +115,10 @@ def _migrate(
             create_databases=flags["create_databases"],
         )
         run = functools.partial(run_all, workspace, selected, urls, options, flags["fail_fast"])
+    started = time.monotonic()
     with interrupts.handling(), _progress(enabled=not json) as progress:
         results = run(progress)
+    elapsed = time.monotonic() - started
     if json:
         print(render.as_json({"dry_run": dry_run, "services": results}))
     else:
@@ -125,6 +128,8 @@ def _migrate(
             out.print(line)
         if not results:
             out.print("no service selected" + (f" (nothing changed since {changed_since})" if changed_since else ""))
+        else:
+            out.print(render.totals_text(results, elapsed, dry_run))
     if interrupts.signal_number():
         raise Exit(code=128 + (interrupts.signal_number() or 0))
     if not all(r.ok for r in results):

@@ -218,6 +218,25 @@ def result_details(results: Sequence[Result]) -> list[Text]:
     return lines
 
 
+def totals_text(results: Sequence[Result], seconds: float, dry_run: bool = False) -> Text:
+    """The run in one line, last: what a CI log's reader looks for (`migrated 12 services: 31 applied, …`)."""
+    count = Counter(r.outcome for r in results)
+    applied = sum(len(r.applied) for r in results)
+    parts = [f"{sum(len(r.pending) for r in results)} would apply" if dry_run else f"{applied} applied"]
+    parts += [f"{count[o]} {o}" for o in (Outcome.FAILED, Outcome.SKIPPED, Outcome.INTERRUPTED) if count[o]]
+    verb = "planned" if dry_run else "migrated"
+    return _text(f"{verb} {len(results)} service(s): {', '.join(parts)}, in {duration(seconds)}")
+
+
+def duration(seconds: float) -> str:
+    """2.5 s, 850 ms, 1 min 4 s: a time as a person reads it."""
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    return f"{int(seconds // 60)} min {seconds % 60:.0f} s"
+
+
 def rollback_text(result: Result, dry_run: bool) -> list[RenderableType]:
     """`invoke rollback`: its table, why it stopped, and which migrations it undid (or would undo)."""
     name = result.service
