@@ -20,7 +20,6 @@ services/                the example monorepo
 tools/new_rule.py        a new rule's stub, fixture and reference entry
 tools/layout.py          this section, from the modules' docstrings
 docs/rules.md            every rule, generated from the declarations
-docs/performance-history.md  benchmark runs and what each change was worth
 tests/                   pytest on a real PostgreSQL; rules/ (a fixture per code), wiring/ (a fixture monorepo per
                          wiring style), snapshots/ (golden outputs)
 bench/                   benchmarks (not run by the tests): migrate, audit, faults, shapes, growth"""
