@@ -78,9 +78,20 @@ def format_of(name: str, text: str) -> Format:
     lowered = text.lower()
     if "goose" in lowered and _GOOSE.search(text):
         return Format.GOOSE
-    if "migration" in lowered and _NODE_PG_MIGRATE.search(text):
+    if _up_or_down_migration(lowered) and _NODE_PG_MIGRATE.search(text):
         return Format.NODE_PG_MIGRATE
     return Format.SEED
+
+
+def _up_or_down_migration(lowered: str) -> bool:
+    """Whether "up" or "down" comes before a "migration" anywhere: a seed file's `-- Migration:` header has the
+    word on every file, and the marker's own search would be most of reading a large directory."""
+    at = lowered.find("migration")
+    while at != -1:
+        if lowered[max(0, at - 40) : at].rstrip(" \t\n\r\f\v\xa0\ufeff-").endswith(("up", "down")):
+            return True
+        at = lowered.find("migration", at + 1)
+    return False
 
 
 def contradicts(declared: Format, found: Format) -> bool:
