@@ -32,6 +32,14 @@ def node_modules() -> Path:
     return install_node_modules()
 
 
+def _npm_or_skip(cwd: Path, args: list[str], timeout: int) -> subprocess.CompletedProcess[str]:
+    """npm ARGS, or a skip saying it did not finish (npm waits on an unreachable registry)."""
+    try:
+        return subprocess.run([str(NPM), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        pytest.skip(f"npm {args[0]} did not finish in {timeout} s: is the npm registry reachable? (offline?)")
+
+
 def install_node_modules() -> Path:
     """The example services' dependencies, installed once into .migratekit/node/ (or a skip saying why not)."""
     package = json.loads((REPO / "services" / "authentication" / "package.json").read_text())
@@ -42,28 +50,13 @@ def install_node_modules() -> Path:
         (cache / "package.json").write_text(
             json.dumps({"name": "migratekit-typescript-check", "private": True, **deps})
         )
-        try:  # offline, npm retries for minutes: ask the registry once, briefly, and skip saying so
-            ping = subprocess.run(
-                [str(NPM), "ping", "--fetch-retries=0", "--fetch-timeout=10000"],
-                cwd=cache,
-                capture_output=True,
-                text=True,
-                timeout=30,
-            )
-        except subprocess.TimeoutExpired:
-            pytest.skip("the npm registry does not answer (npm ping timed out after 30 s): offline?")
+        # offline, npm retries for minutes: ask the registry once, briefly, and skip saying so
+        ping = _npm_or_skip(cache, ["ping", "--fetch-retries=0", "--fetch-timeout=10000"], 30)
         if ping.returncode != 0:
             pytest.skip(f"the npm registry does not answer (npm ping): {ping.stderr.strip()[-300:]}")
-        try:
-            result = subprocess.run(
-                [str(NPM), "install", "--no-audit", "--no-fund", "--loglevel=error", "--fetch-retries=1"],
-                cwd=cache,
-                capture_output=True,
-                text=True,
-                timeout=600,
-            )
-        except subprocess.TimeoutExpired:
-            pytest.skip("npm install did not finish in 600 s (is the npm registry reachable?)")
+        result = _npm_or_skip(
+            cache, ["install", "--no-audit", "--no-fund", "--loglevel=error", "--fetch-retries=1"], 600
+        )
         if result.returncode != 0:
             pytest.skip(f"npm install failed (is the npm registry reachable?): {result.stderr.strip()[-300:]}")
     return cache / "node_modules"

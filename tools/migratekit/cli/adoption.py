@@ -18,20 +18,13 @@ from migratekit.model.settings import RunOptions
 def status(c: Context, service: str | None = None, json: bool = False, root: str | None = None) -> None:
     """Each migration of each service: applied (when, how long), pending, changed, missing or out of order."""
     from migratekit.database.drift import service_status
-    from migratekit.database.urls import connection_urls
+    from migratekit.database.urls import workspace_urls
 
     workspace = workspace_at(root)
     names = select(workspace, [service] if service else None)
     services = [workspace.services[n] for n in names]
     notify = render.console(True).print
-    urls = connection_urls(
-        workspace.root,
-        services,
-        create=False,
-        notify=notify,
-        embedded_allowed=workspace.embedded,
-        beside=workspace.services.values(),
-    )
+    urls = workspace_urls(workspace, services, create=False, notify=notify)
     statuses = [service_status(workspace, name, urls.get(name)) for name in names]
     if json:
         print(render.as_json({"services": statuses}))
@@ -58,13 +51,7 @@ def forget(c: Context, service: str, version: str, yes: bool = False, root: str 
     from migratekit.database.urls import existing_url
 
     workspace = workspace_at(root)
-    url = existing_url(
-        workspace.root,
-        workspace.get(service),
-        "there is no row to forget",
-        workspace.embedded,
-        workspace.services.values(),
-    )
+    url = existing_url(workspace, service, "there is no row to forget")
     row = forget_row(workspace, service, url, version, yes)
     verb = "removed" if row.removed else "would remove (run again with --yes)"
     print(f"{service}: {verb} the row {row.version} (checksum {row.checksum}, applied {row.applied_at})")
@@ -87,9 +74,7 @@ def adopt(c: Context, service: str, from_: str = "auto", dry_run: bool = False, 
 
     workspace = workspace_at(root)
     chosen = workspace.get(service)
-    url = existing_url(
-        workspace.root, chosen, "there is no history to adopt", workspace.embedded, workspace.services.values()
-    )
+    url = existing_url(workspace, service, "there is no history to adopt")
     migrations = chosen.load_migrations()
     done = import_history(service, url, migrations, chosen.settings, RunOptions(dry_run=dry_run), from_)
     verb = "would record" if done.dry_run else "recorded"
@@ -116,13 +101,7 @@ def baseline(c: Context, service: str, to: str, check: bool = False, root: str |
     from migratekit.database.urls import existing_url
 
     workspace = workspace_at(root)
-    url = existing_url(
-        workspace.root,
-        workspace.get(service),
-        "there is nothing to baseline",
-        workspace.embedded,
-        workspace.services.values(),
-    )
+    url = existing_url(workspace, service, "there is nothing to baseline")
     with interrupts.handling(raise_now=True), scratch_session(workspace.root) if check else nullcontext() as server:
         done = record(workspace, service, url, to, server)
     proof = " (its schema matches a replay)" if done.checked else ""

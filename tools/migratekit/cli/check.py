@@ -173,7 +173,7 @@ def drift(
     from migratekit.database.drift import drift as database_drift
     from migratekit.database.drift import environment_matrix
     from migratekit.database.scratch import scratch_session
-    from migratekit.database.urls import connection_urls
+    from migratekit.database.urls import workspace_urls
 
     workspace = workspace_at(root)
     only = select(workspace, [service]) if service else None
@@ -186,7 +186,7 @@ def drift(
         return
     notify = render.console(stderr=True).print
     services = workspace.services.values()
-    urls = connection_urls(workspace.root, services, create=False, notify=notify, embedded_allowed=workspace.embedded)
+    urls = workspace_urls(workspace, services, create=False, notify=notify)
     with (
         interrupts.handling(raise_now=True),
         scratch_session(workspace.root) if schema else contextlib.nullcontext() as server,

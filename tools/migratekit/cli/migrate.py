@@ -80,7 +80,7 @@ def _migrate(
 ) -> None:
     from migratekit.database.orchestrate import migrate_all as run_all
     from migratekit.database.orchestrate import select_to_migrate
-    from migratekit.database.urls import connection_urls
+    from migratekit.database.urls import workspace_urls
 
     config = c.config.migratekit
     jobs = number(config.jobs if flags["jobs"] is None else flags["jobs"], "jobs", int, 1)
@@ -97,14 +97,7 @@ def _migrate(
         run = functools.partial(k8s.run, workspace, selected, flags["image_template"], flags["namespace"])
     else:
         services = [workspace.services[n] for n in selected]
-        urls = connection_urls(
-            workspace.root,
-            services,
-            create=not dry_run,
-            notify=_to_stderr,
-            embedded_allowed=flags["embedded"] or workspace.embedded,
-            beside=workspace.services.values(),
-        )
+        urls = workspace_urls(workspace, services, create=not dry_run, notify=_to_stderr, embedded=flags["embedded"])
         options = RunOptions(
             jobs=jobs,
             connect_wait=wait,
@@ -194,7 +187,7 @@ def rollback(
 
     workspace = workspace_at(root)
     chosen = workspace.get(service)
-    url = existing_url(workspace.root, chosen, "nothing to roll back", workspace.embedded, workspace.services.values())
+    url = existing_url(workspace, service, "nothing to roll back")
     migrations = chosen.load_migrations()
     steps_ = None if to else number(steps, "steps", int, 1)
     waited = number(c.config.migratekit.lock_wait if lock_wait is None else lock_wait, "lock-wait", float, 0)

@@ -81,16 +81,13 @@ def db_down(c: Context, root: str | None = None, orphans: bool = False) -> None:
 @user_errors
 def db_url(c: Context, service: str, root: str | None = None) -> None:
     """Print where SERVICE's database is (a password in its URL variable shows as ***)."""
-    from migratekit.database.urls import connection_urls
+    from migratekit.database.urls import workspace_urls
     from migratekit.model.secrets import redact
 
     workspace = workspace_at(root)
     notify = render.console(stderr=True).print
     chosen = [workspace.get(service)]
-    found = connection_urls(
-        workspace.root, chosen, notify=notify, embedded_allowed=workspace.embedded, beside=workspace.services.values()
-    )
-    url = found[service]
+    url = workspace_urls(workspace, chosen, notify=notify)[service]
     print(redact(url or ""))
 
 

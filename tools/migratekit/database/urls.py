@@ -9,7 +9,7 @@ from pathlib import Path
 from migratekit.database.embedded import Embedded
 from migratekit.errors import ConfigError
 from migratekit.model.identity import embedded_refusal, resolve
-from migratekit.model.workspace import Service
+from migratekit.model.workspace import Service, Workspace
 
 
 def connection_urls(
@@ -58,12 +58,28 @@ def connection_urls(
     return urls
 
 
-def existing_url(
-    root: Path, service: Service, needed_for: str, embedded_allowed: bool = False, beside: Iterable[Service] = ()
-) -> str:
+def workspace_urls(
+    workspace: Workspace,
+    services: Iterable[Service],
+    create: bool = True,
+    notify: Callable[[str], None] | None = None,
+    embedded: bool = False,
+) -> dict[str, str | None]:
+    """connection_urls for a task: beside the workspace's other services, the embedded server allowed by
+    `embedded` (a flag) or workspace.yaml's `embedded: true`."""
+    return connection_urls(
+        workspace.root,
+        services,
+        create=create,
+        notify=notify,
+        embedded_allowed=embedded or workspace.embedded,
+        beside=workspace.services.values(),
+    )
+
+
+def existing_url(workspace: Workspace, name: str, needed_for: str) -> str:
     """The URL of a database a command reads history from: never created, refused when absent."""
-    found = connection_urls(root, [service], create=False, embedded_allowed=embedded_allowed, beside=beside)
-    url = found[service.name]
+    url = workspace_urls(workspace, [workspace.get(name)], create=False)[name]
     if url is None:
-        raise ConfigError(f"{service.name}'s database does not exist yet: {needed_for}")
+        raise ConfigError(f"{name}'s database does not exist yet: {needed_for}")
     return url
