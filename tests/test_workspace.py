@@ -83,7 +83,7 @@ def test_unknown_top_level_key_names_file_line_and_allowed_keys(tmp_path: Path) 
     message = error(tmp_path, ["a"], "version: 1\nservice:\n  a: {}\n")
     assert message.endswith(
         "workspace.yaml:2: service: unknown key; allowed here: "
-        "defaults, embedded, environments, services, services_dir, version"
+        "baseline, defaults, embedded, environments, services, services_dir, version"
     )
 
 

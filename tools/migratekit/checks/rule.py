@@ -193,3 +193,4 @@ class StaleIgnore:
     path: str | None
     line: int | None
     code: str
+    files: str | None = None  # a per-file ignore's glob

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from migratekit.checks import baseline as baselines
 from migratekit.checks import cache
 from migratekit.checks.rule import Finding, Rule, Scope, Severity, StaleIgnore, rules_for
 from migratekit.checks.rules import mk1_files, mk5_workspace, mk12_history
@@ -41,6 +42,9 @@ class AuditReport:
     services: tuple[str, ...]
     findings: tuple[Finding, ...]
     changed_since: str | None = None
+    baseline: str | None = None  # the baseline file the findings were filtered by (repository-relative)
+    accepted: int = 0  # findings the baseline accepts, not listed
+    fixed: int = 0  # findings the baseline accepts that are gone
 
     @property
     def errors(self) -> int:
@@ -57,8 +61,10 @@ def audit(
     changed_since: str | None = None,
     environ: Mapping[str, str] | None = None,
     use_cache: bool = True,
+    baseline: Path | None = None,
 ) -> AuditReport:
-    """Audit `only` these services (default all; with changed_since, those changed since the ref)."""
+    """Audit `only` these services (default all; with changed_since, those changed since the ref); with a
+    baseline file, list only the findings it does not accept."""
     env = os.environ if environ is None else environ
     order = select(workspace, only, changed_since=changed_since)
     selected = set(order)
@@ -73,18 +79,41 @@ def audit(
 
     kept, used = [], set()
     for finding in found:
-        ignored = finding.service is not None and finding.code in workspace.services[finding.service].ignore
-        if ignored:
-            used.add((finding.service, finding.code))
-        else:
+        silenced = _silenced_by(workspace, finding)
+        if silenced is None:
             kept.append(finding)
+        else:
+            used.add((finding.service, silenced))
     stale = [s for s in mk5_workspace.stale_service_ignores(workspace, used) if s.service in selected]
     if stale:
         kept += findings_of(Scope.IGNORES, stale)
 
     rank = {name: i for i, name in enumerate(workspace.order())}
     kept.sort(key=lambda f: (rank.get(f.service or "", -1), f.path or "", f.line or 0, f.code))
-    return AuditReport(workspace.root, tuple(order), tuple(kept), changed_since)
+    if baseline is None:
+        return AuditReport(workspace.root, tuple(order), tuple(kept), changed_since)
+    filtered = baselines.apply(baselines.read(baseline), kept, order)
+    whole = baseline.resolve()
+    shown = relative(workspace.root, whole) if whole.is_relative_to(workspace.root) else str(baseline)
+    return AuditReport(
+        workspace.root, tuple(order), filtered.new, changed_since, shown, filtered.accepted, filtered.fixed
+    )
+
+
+def _silenced_by(workspace: Workspace, finding: Finding) -> str | None:
+    """The workspace.yaml ignore that silences `finding`: its code, or `files:code` for a per-file one."""
+    if finding.service is None:
+        return None
+    service = workspace.services[finding.service]
+    if finding.code in service.ignore:
+        return finding.code
+    if finding.path is None:
+        return None
+    where = workspace.root / finding.path
+    for each in service.ignore_files:
+        if each.covers(service.path, where, finding.code):
+            return f"{each.files}:{finding.code}"
+    return None
 
 
 @contextmanager

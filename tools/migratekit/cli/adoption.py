@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 from contextlib import nullcontext
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from invoke import Context, Exit, task
 
 from migratekit import interrupts
 from migratekit.cli import render
 from migratekit.cli.flags import ROOT_HELP, user_errors, workspace_at
+from migratekit.errors import ConfigError
 from migratekit.model.selection import select
 from migratekit.model.settings import RunOptions
+
+if TYPE_CHECKING:
+    from migratekit.model.workspace import Workspace
 
 
 @task(help={"service": "only this service", "json": "print JSON", "root": ROOT_HELP})
@@ -108,13 +114,23 @@ def baseline(c: Context, service: str, to: str, check: bool = False, root: str |
     print(f"{service}: recorded {', '.join(done.recorded) or 'nothing new'} as applied{proof}")
 
 
-@task(help={"update": "add the services workspace.yaml lacks, keeping its comments and order", "root": ROOT_HELP})
+@task(
+    help={
+        "update": "add the services workspace.yaml lacks, keeping its comments and order",
+        "root": ROOT_HELP,
+        "write_baseline": "also accept the audit's findings in the files already here: write them to this file "
+        "and name it as workspace.yaml's baseline",
+    }
+)
 @user_errors
-def init(c: Context, update: bool = False, root: str | None = None) -> None:
+def init(c: Context, update: bool = False, root: str | None = None, write_baseline: str | None = None) -> None:
     """Write workspace.yaml declaring every service found, with what can be detected (format, tracking table)."""
     from migratekit.scaffold.workspace_yaml import init_workspace
 
-    done = init_workspace(workspace_at(root), update)
+    workspace = workspace_at(root)
+    if write_baseline is not None and not (workspace.root / write_baseline).resolve().is_relative_to(workspace.root):
+        raise ConfigError(f"--write-baseline {write_baseline}: outside the repository; keep the baseline in it")
+    done = init_workspace(workspace, update)
     if done.layout is not None:
         found = f"services_dir: {done.layout.services_dir}, migrations: {done.layout.migrations}"
         others = f"; not declared, another shape: {', '.join(done.layout.others)}" if done.layout.others else ""
@@ -122,3 +138,29 @@ def init(c: Context, update: bool = False, root: str | None = None) -> None:
     for name in done.mixed:
         print(f"{done.path.name}: {name}'s files mix formats: declared the most common; invoke audit names the rest")
     print(f"{done.path.name}: declared {', '.join(done.added) or 'nothing new'}; now fill in each depends_on")
+    _offer_baseline(workspace_at(root), write_baseline)
+
+
+def _offer_baseline(workspace: Workspace, target: str | None) -> None:
+    """A monorepo with history has findings in files already applied, which cannot be edited (their checksums
+    are recorded): offer to accept them, so that the audit fails only on what is new."""
+    from migratekit.checks import baseline as baselines
+    from migratekit.checks.run import audit
+    from migratekit.scaffold.workspace_yaml import name_baseline
+
+    if not any(s.migrations_dir.is_dir() and any(s.migrations_dir.iterdir()) for s in workspace.services.values()):
+        return
+    report = audit(workspace)
+    if target is None:
+        if report.findings:
+            print(
+                f"the audit finds {report.errors} error(s) and {report.warnings} warning(s) in the files already here; "
+                "to accept them (files already applied cannot be edited) and fail only on new ones: "
+                "invoke init --update --write-baseline migratekit-baseline.json"
+            )
+        return
+    path = workspace.root / target
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(baselines.document(report.findings), encoding="utf-8")
+    name_baseline(workspace, Path(target).as_posix())
+    print(f"{target}: accepted {len(report.findings)} finding(s); workspace.yaml names it as the audit's baseline")

@@ -18,6 +18,7 @@ from migratekit.model.selection import select
 
 if TYPE_CHECKING:
     from migratekit.checks.run import AuditReport
+    from migratekit.model.workspace import Workspace
 
 
 @task(
@@ -31,6 +32,10 @@ if TYPE_CHECKING:
         "format": "text (default), json, sarif or github",
         "output": "write it to this file instead of printing it (say where on stderr)",
         "no_cache": "parse every file again instead of reusing .migratekit/cache (for unchanged files)",
+        "baseline": "list only findings this baseline file does not accept (default: workspace.yaml's baseline)",
+        "write_baseline": "accept today's findings: write them to this file (commit it; set baseline: in "
+        "workspace.yaml) and exit 0",
+        "all_findings": "list every finding, those the baseline accepts too",
     }
 )
 @user_errors
@@ -45,6 +50,9 @@ def audit(
     no_cache: bool = False,
     format: str | None = None,
     output: str | None = None,
+    baseline: str | None = None,
+    write_baseline: str | None = None,
+    all_findings: bool = False,
 ) -> None:
     """Check every service against the pattern: files, idempotent and safe SQL, runner, image, startup."""
     from migratekit.checks.run import audit as run_audit
@@ -59,7 +67,15 @@ def audit(
     if shape not in AUDIT_FORMATS:
         raise ConfigError(f"--format {shape!r}: one of {', '.join(AUDIT_FORMATS)}")
     workspace = workspace_at(root)
-    result = run_audit(workspace, [service] if service else None, changed_since, use_cache=not no_cache)
+    if write_baseline is not None:
+        _write_baseline(workspace, Path(write_baseline), [service] if service else None, changed_since, not no_cache)
+        return
+    if baseline is not None and all_findings:
+        raise ConfigError("--baseline and --all-findings contradict each other: give one")
+    accepted = None if all_findings else (Path(baseline) if baseline is not None else workspace.baseline)
+    result = run_audit(
+        workspace, [service] if service else None, changed_since, use_cache=not no_cache, baseline=accepted
+    )
     if output is None and shape == "text":
         out = render.console()
         for text in render.audit_text(result):
@@ -80,12 +96,35 @@ def audit(
 AUDIT_FORMATS = ("text", "json", "sarif", "github")
 
 
+def _write_baseline(
+    workspace: Workspace, target: Path, only: list[str] | None, changed_since: str | None, use_cache: bool
+) -> None:
+    """Record today's findings (of the audited services; the others' entries stay) and say how many."""
+    from migratekit.checks import baseline as baselines
+    from migratekit.checks.run import audit as run_audit
+
+    result = run_audit(workspace, only, changed_since, use_cache=use_cache)
+    keep = baselines.read(target) if target.exists() else None
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(baselines.document(result.findings, keep, result.services), encoding="utf-8")
+    print(
+        f"wrote {target}: {len(result.findings)} finding(s) of {len(result.services)} service(s) accepted; "
+        "later audits list only new ones",
+        file=sys.stderr,
+    )
+    if workspace.baseline is None or workspace.baseline != target.resolve():
+        print(
+            f"  to use it in every audit (CI, pre-commit too): add `baseline: {target}` to workspace.yaml",
+            file=sys.stderr,
+        )
+
+
 def _audit_as(shape: str, result: AuditReport) -> str:
     """The audit in one of its machine formats, or as plain text (for a file: no colours, whole lines)."""
     from migratekit.checks.rule import all_rules
 
     if shape == "json":
-        fields = ("root", "services", "errors", "warnings", "findings")
+        fields = ("root", "services", "errors", "warnings", "findings", "baseline", "accepted", "fixed")
         return render.as_json({name: getattr(result, name) for name in fields}) + "\n"
     if shape == "sarif":
         return render.as_json(render.sarif(result, all_rules())) + "\n"

@@ -275,6 +275,9 @@ def audit_text(report: AuditReport) -> list[Text]:
             f"{len(report.services)} service(s) audited{scope}: {report.errors} error(s), {report.warnings} warning(s)"
         )
     )
+    if report.baseline is not None:
+        fixed = f"; {report.fixed} accepted before are fixed: write it again to shrink it" if report.fixed else ""
+        lines.append(_text(f"{report.accepted} accepted finding(s) not listed (baseline {report.baseline}){fixed}"))
     return lines
 
 

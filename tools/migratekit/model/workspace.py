@@ -6,6 +6,7 @@ plain data and the questions every command asks of it (order, waves, dependencie
 
 from __future__ import annotations
 
+import fnmatch
 import graphlib
 import os
 import re
@@ -31,6 +32,19 @@ LANGUAGES = ("typescript", "javascript", "python", "go", "java", "rust", "sql", 
 
 
 @dataclass(frozen=True)
+class FileIgnore:
+    """Rule codes silenced for the files of a service that match a glob (relative to the service's directory)."""
+
+    files: str
+    rules: tuple[str, ...]
+
+    def covers(self, service_path: Path, path: Path, code: str) -> bool:
+        if code not in self.rules or not path.is_relative_to(service_path):
+            return False
+        return fnmatch.fnmatchcase(path.relative_to(service_path).as_posix(), self.files)
+
+
+@dataclass(frozen=True)
 class Service:
     """One service: where its migrations are, what it needs first, where its database is."""
 
@@ -42,6 +56,7 @@ class Service:
     declared: bool
     settings: ServiceSettings = SERVICE_DEFAULTS  # database_url_env with {SERVICE} replaced by the name
     ignore: tuple[str, ...] = ()  # audit rule codes silenced for this service
+    ignore_files: tuple[FileIgnore, ...] = ()  # and for some of its files
 
     @property
     def migrations_dir(self) -> Path:
@@ -63,6 +78,7 @@ class Workspace:
     environments: Mapping[str, str] = field(default_factory=dict)  # name -> URL variable template
     migrations: str = MIGRATIONS  # defaults.migrations: a new service that keeps them elsewhere must say so
     embedded: bool = False  # `embedded: true`: services without a URL use the embedded PostgreSQL, even in CI
+    baseline: Path | None = None  # `baseline:`: the audit's accepted findings (audit --write-baseline)
 
     def environment_variable(self, environment: str, service: str) -> str:
         """The variable holding `service`'s database URL in `environment` (drift --envs)."""

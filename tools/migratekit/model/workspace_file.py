@@ -32,6 +32,7 @@ from migratekit.model.workspace import (
     LANGUAGES,
     QUALIFIED_TABLE,
     SERVICE_NAME,
+    FileIgnore,
     Service,
     Workspace,
     env_name,
@@ -123,6 +124,11 @@ def _collect_lines(
             key = (*prefix, name)
             out[key] = line
             _collect_lines(path, value_node, key, out, seen)
+    elif isinstance(node, yaml.SequenceNode) and id(node) not in seen:  # a list's items: `ignore: [{files: …}]`
+        seen.add(id(node))
+        for index, item in enumerate(node.value):
+            out[(*prefix, str(index))] = item.start_mark.line + 1
+            _collect_lines(path, item, (*prefix, str(index)), out, seen)
 
 
 class Checker:
@@ -134,8 +140,8 @@ class Checker:
 
     def fail(self, key: tuple[str, ...], problem: str) -> ConfigError:
         where = str(self.path or WORKSPACE_FILE)
-        line = self.lines.get(key)
-        if line:
+        line = next((self.lines[key[:n]] for n in range(len(key), 0, -1) if key[:n] in self.lines), None)
+        if line:  # the key's own line, else (a key that is missing) the line of the entry it is missing from
             where += f":{line}"
         dotted = ".".join(key)
         return ConfigError(f"{where}: {dotted}: {problem}" if dotted else f"{where}: {problem}")
@@ -160,7 +166,7 @@ class Checker:
 
 FORMAT_NAME = re.compile(rf"^(?:auto|{'|'.join(FORMATS)})$")
 
-TOP_KEYS = {"version", "services_dir", "defaults", "services", "environments", "embedded"}
+TOP_KEYS = {"version", "services_dir", "defaults", "services", "environments", "embedded", "baseline"}
 DEFAULT_KEYS = {*SERVICE_SETTINGS, "migrations"}  # migrations: unset, the first layout found on disk
 SERVICE_KEYS = DEFAULT_KEYS | {"language", "depends_on", "database", "ignore", "gaps", "create_database"}
 
@@ -263,9 +269,21 @@ def build_workspace(
         environments=environments,
         embedded=_flag(check, ("embedded",), top.get("embedded", False)),
         migrations=defaults.get("migrations", MIGRATIONS),
+        baseline=_baseline(check, root, top.get("baseline")),
     )
     workspace.groups()  # raises on a cycle, naming it
     return workspace
+
+
+def _baseline(check: Checker, root: Path, raw: Any) -> Path | None:
+    """`baseline`: the audit's accepted findings, a file of the repository (written by --write-baseline)."""
+    if raw is None:
+        return None
+    given = check.string(raw, ("baseline",))
+    path = (root / given).resolve()
+    if Path(given).is_absolute() or not path.is_relative_to(root):
+        raise check.fail(("baseline",), f"{given!r} points outside the repository; keep the baseline in it")
+    return path
 
 
 def _services_dir(check: Checker, root: Path, raw: Any) -> tuple[Path, list[str] | None]:
@@ -314,9 +332,7 @@ def _service(
     depends = entry.get("depends_on", [])
     if not isinstance(depends, list) or not all(isinstance(d, str) for d in depends):
         raise check.fail((*where, "depends_on"), "must be a list of service names")
-    ignore = entry.get("ignore", [])
-    if not isinstance(ignore, list) or not all(isinstance(c, str) and RULE_CODE.fullmatch(c) for c in ignore):
-        raise check.fail((*where, "ignore"), "must be a list of rule codes such as [MK103, MK302]")
+    ignore, ignore_files = _ignores(check, (*where, "ignore"), entry.get("ignore", []))
     language = entry.get("language") or guess_language(path)
     if language not in LANGUAGES:
         raise check.fail((*where, "language"), f"unknown language {language!r}; one of {', '.join(LANGUAGES)}")
@@ -345,8 +361,41 @@ def _service(
                 check, (*where, "create_database"), entry.get("create_database", SERVICE_DEFAULTS.create_database)
             ),
         ),
-        ignore=tuple(ignore),
+        ignore=ignore,
+        ignore_files=ignore_files,
     )
+
+
+IGNORE_HINT = "must be a list of rule codes such as [MK103, MK302], or of {files: GLOB, rules: [MK201]}"
+
+
+def _ignores(check: Checker, key: tuple[str, ...], raw: Any) -> tuple[tuple[str, ...], tuple[FileIgnore, ...]]:
+    """A service's ignores: codes for the whole service, and codes for some of its files (those applied long ago,
+    which cannot be edited: their checksums are recorded)."""
+    if not isinstance(raw, list):
+        raise check.fail(key, IGNORE_HINT)
+    codes: list[str] = []
+    files: list[FileIgnore] = []
+    for index, item in enumerate(raw):
+        if isinstance(item, str) and RULE_CODE.fullmatch(item):
+            codes.append(item)
+            continue
+        at = (*key, str(index))
+        if not isinstance(item, dict):
+            raise check.fail(at, f"{item!r}: {IGNORE_HINT}")
+        entry = check.mapping(item, at, {"files", "rules"})
+        pattern = check.string(entry.get("files"), (*at, "files"))
+        if Path(pattern).is_absolute() or ".." in Path(pattern).parts:
+            raise check.fail((*at, "files"), f"{pattern!r}: a glob relative to the service's directory")
+        rules = entry.get("rules")
+        if (
+            not isinstance(rules, list)
+            or not rules
+            or not all(isinstance(c, str) and RULE_CODE.fullmatch(c) for c in rules)
+        ):
+            raise check.fail((*at, "rules"), "must be a non-empty list of rule codes such as [MK201]")
+        files.append(FileIgnore(pattern, tuple(rules)))
+    return tuple(codes), tuple(files)
 
 
 def _flag(check: Checker, key: tuple[str, ...], value: Any) -> bool:

@@ -132,3 +132,18 @@ def _detected(service: Service, default: str = MIGRATIONS, counts: Counter[Forma
     if service.database != service.name:
         settings["database"] = service.database
     return entry(service.language, service.depends_on, **settings)
+
+
+def name_baseline(workspace: Workspace, baseline: str) -> None:
+    """Set `baseline:` in workspace.yaml (after `version`), so every audit (CI, pre-commit) reads it."""
+    path = workspace.root / WORKSPACE_FILE
+    yaml = YAML()
+    yaml.preserve_quotes = True
+    yaml.width = 4096
+    data = yaml.load(path.read_text())
+    if "baseline" in data:
+        data["baseline"] = baseline
+    else:
+        data.insert(1 if "version" in data else 0, "baseline", baseline)
+    with open(path, "w") as handle:
+        yaml.dump(data, handle)

@@ -46,12 +46,20 @@ def shared_tracking_table(ws: Workspace, environ: Mapping[str, str]) -> Iterable
 def stale_service_ignores(ws: Workspace, used: set[tuple[str | None, str]]) -> list[StaleIgnore]:
     """The workspace.yaml ignores that silenced nothing in their service."""
     config = ws.config_path.name if ws.config_path else None
-    return [
+    whole = [
         StaleIgnore(False, name, config, None, code)
         for name, service in ws.services.items()
         for code in service.ignore
         if (name, code) not in used
     ]
+    per_file = [
+        StaleIgnore(False, name, config, None, code, each.files)
+        for name, service in ws.services.items()
+        for each in service.ignore_files
+        for code in each.rules
+        if (name, f"{each.files}:{code}") not in used
+    ]
+    return whole + per_file
 
 
 @declare_rule(
@@ -66,4 +74,10 @@ def unused_service_ignore(ignores: Iterable[StaleIgnore]) -> Iterable[WorkspaceH
     """
     for stale in ignores:
         if not stale.inline:
-            yield stale.service, stale.path, stale.line, f"ignore {stale.code} for {stale.service} silences nothing"
+            files = f" in {stale.files}" if stale.files else ""
+            yield (
+                stale.service,
+                stale.path,
+                stale.line,
+                f"ignore {stale.code}{files} for {stale.service} silences nothing",
+            )

@@ -1,0 +1,238 @@
+"""The findings baseline and per-file ignores: a monorepo with history accepts what its applied files hold
+(they cannot be edited: their checksums are recorded) and fails only on what is new."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import Monorepo, write_tree
+
+INIT = """\
+-- Migration: 001_init
+CREATE TABLE IF NOT EXISTS schema_migrations (version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now());
+CREATE TABLE accounts (id bigint);
+CREATE INDEX accounts_id ON accounts (id);
+"""
+OTHER = "-- Migration: 001_init\nCREATE TABLE IF NOT EXISTS t (id bigint);\n"
+
+
+@pytest.fixture
+def adopted(tmp_path: Path) -> Monorepo:
+    """Two services whose applied files break rules, as a monorepo that already has history does."""
+    root = tmp_path / "repo"
+    write_tree(
+        root,
+        {
+            "tasks.py": "from migratekit.tasks import ns\n",
+            "services/a/migrations/001_init.sql": INIT,
+            "services/b/migrations/001_init.sql": OTHER,
+        },
+    )
+    return Monorepo(root, {})
+
+
+def findings(repo: Monorepo, *args: str) -> tuple[int, list[tuple[str, str | None, int | None]]]:
+    done = repo.invoke("audit", "--json", *args)
+    data = json.loads(done.stdout)
+    return done.returncode, [(f["code"], f["path"], f["line"]) for f in data["findings"]]
+
+
+def test_an_adopted_monorepo_audits_clean_against_its_baseline_and_a_new_finding_fails(adopted: Monorepo) -> None:
+    assert adopted.invoke("audit").returncode == 1
+    written = adopted.invoke("audit", "--write-baseline", "migratekit-baseline.json")
+    assert written.returncode == 0, written.stderr
+    assert "wrote migratekit-baseline.json: 9 finding(s) of 2 service(s) accepted" in written.stderr
+    assert "add `baseline: migratekit-baseline.json` to workspace.yaml" in written.stderr
+    entries = json.loads((adopted.root / "migratekit-baseline.json").read_text())["findings"]
+    assert {(e["service"], e["code"]) for e in entries} >= {("a", "MK201"), ("a", "MK202"), ("b", "MK111")}
+    assert all("line" not in e for e in entries)  # moving a statement must not bring its finding back
+
+    clean = adopted.invoke("audit", "--baseline", "migratekit-baseline.json")
+    assert clean.returncode == 0, clean.stdout
+    assert clean.stdout.splitlines()[-2:] == [
+        "2 service(s) audited: 0 error(s), 0 warning(s)",
+        "9 accepted finding(s) not listed (baseline migratekit-baseline.json)",
+    ]
+
+    adopted.write("services/a/migrations/002_more.sql", "-- Migration: 002_more\nCREATE TABLE more (id bigint);\n")
+    code, found = findings(adopted, "--baseline", "migratekit-baseline.json")
+    assert (code, found) == (1, [("MK201", "services/a/migrations/002_more.sql", 2)])
+
+
+def test_moving_lines_or_editing_another_file_keeps_findings_accepted(adopted: Monorepo) -> None:
+    adopted.invoke("audit", "--write-baseline", "base.json")
+    init = adopted.root / "services/a/migrations/001_init.sql"
+    init.write_text(INIT.replace("-- Migration: 001_init\n", "-- Migration: 001_init\n-- a note\n\n\n"))
+    other = adopted.root / "services/b/migrations/001_init.sql"
+    other.write_text(OTHER + "CREATE TABLE IF NOT EXISTS u (id bigint);\n")
+    assert findings(adopted, "--baseline", "base.json") == (0, [])
+
+
+def test_a_second_identical_finding_in_the_same_file_is_new(adopted: Monorepo) -> None:
+    adopted.invoke("audit", "--write-baseline", "base.json")
+    init = adopted.root / "services/a/migrations/001_init.sql"
+    init.write_text(INIT + "CREATE INDEX accounts_id ON accounts (id);\n")
+    assert findings(adopted, "--baseline", "base.json") == (1, [("MK202", "services/a/migrations/001_init.sql", 5)])
+
+
+def test_a_fixed_finding_is_counted_so_the_baseline_can_shrink(adopted: Monorepo) -> None:
+    adopted.invoke("audit", "--write-baseline", "base.json")
+    init = adopted.root / "services/a/migrations/001_init.sql"
+    init.write_text(INIT.replace("CREATE TABLE accounts", "CREATE TABLE IF NOT EXISTS accounts"))
+    done = adopted.invoke("audit", "--baseline", "base.json")
+    assert done.returncode == 0
+    assert done.stdout.splitlines()[-1] == (
+        "8 accepted finding(s) not listed (baseline base.json); 1 accepted before are fixed: write it again to "
+        "shrink it"
+    )
+    data = json.loads(adopted.invoke("audit", "--json", "--baseline", "base.json").stdout)
+    assert (data["baseline"], data["accepted"], data["fixed"]) == ("base.json", 8, 1)
+    adopted.invoke("audit", "--write-baseline", "base.json")
+    assert len(json.loads((adopted.root / "base.json").read_text())["findings"]) == 8
+
+
+def test_workspace_yaml_names_the_baseline_for_every_audit_and_all_findings_shows_everything(
+    adopted: Monorepo,
+) -> None:
+    adopted.invoke("audit", "--write-baseline", "audit/baseline.json")
+    adopted.write("workspace.yaml", "version: 1\nbaseline: audit/baseline.json\nservices: {a: {}, b: {}}\n")
+    assert findings(adopted) == (0, [])
+    code, everything = findings(adopted, "--all-findings")
+    assert code == 1 and len(everything) == 9
+    both = adopted.invoke("audit", "--baseline", "audit/baseline.json", "--all-findings")
+    assert both.returncode == 2 and "--baseline and --all-findings contradict each other" in both.stderr
+
+
+def test_baselining_one_service_keeps_the_others_entries(adopted: Monorepo) -> None:
+    adopted.invoke("audit", "--write-baseline", "base.json")
+    (adopted.root / "services/b/migrations/001_init.sql").write_text(OTHER.replace("IF NOT EXISTS ", ""))
+    adopted.invoke("audit", "--service", "a", "--write-baseline", "base.json")
+    entries = json.loads((adopted.root / "base.json").read_text())["findings"]
+    assert sum(e["count"] for e in entries if e["service"] == "b") == 4  # b's as first written, not re-read
+    code, found = findings(adopted, "--baseline", "base.json")
+    assert code == 1 and found == [("MK201", "services/b/migrations/001_init.sql", 2)]
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        (None, "no such baseline; write one with `invoke audit --write-baseline"),
+        ("{not json", "not a migratekit baseline (Expecting property name"),
+        ('{"version": 9, "findings": []}', "not a migratekit baseline (version 1 with a findings list)"),
+        ("[1, 2]", "not a migratekit baseline (version 1 with a findings list)"),
+        ('{"version": 1, "findings": [{"code": "MK201"}]}', "findings[0] needs service, path, code, message"),
+        (
+            '{"version": 1, "findings": [{"service": "a", "path": null, "code": "MK201", "message": "m", "count": 0}]}',
+            "findings[0] needs service, path, code, message and a positive count",
+        ),
+        (
+            '{"version": 1, "findings": [{"service": "a", "path": null, "code": "MK201", "message": "m", '
+            '"count": true}]}',
+            "a positive count",
+        ),
+    ],
+)
+def test_a_bad_baseline_is_exit_2_naming_the_file(adopted: Monorepo, content: str | None, says: str) -> None:
+    if content is not None:
+        (adopted.root / "base.json").write_text(content)
+    done = adopted.invoke("audit", "--baseline", "base.json")
+    assert done.returncode == 2, done.stdout
+    assert "base.json: " in done.stderr and says in done.stderr
+    assert done.stdout == ""
+
+
+def test_a_baseline_outside_the_repository_is_refused_by_line(adopted: Monorepo) -> None:
+    adopted.write("workspace.yaml", "version: 1\nbaseline: ../elsewhere.json\n")
+    done = adopted.invoke("audit")
+    assert done.returncode == 2
+    assert "workspace.yaml:2" in done.stderr and "points outside the repository" in done.stderr
+
+
+def test_per_file_ignores_silence_only_the_files_they_name(adopted: Monorepo) -> None:
+    adopted.write(
+        "workspace.yaml",
+        """
+        version: 1
+        services:
+          a:
+            ignore:
+              - MK401
+              - {files: "migrations/001_*.sql", rules: [MK201, MK202]}
+          b: {}
+        """,
+    )
+    adopted.write("services/a/migrations/002_more.sql", "-- Migration: 002_more\nCREATE TABLE more (id bigint);\n")
+    _, found = findings(adopted, "--service", "a")
+    assert ("MK201", "services/a/migrations/002_more.sql", 2) in found
+    assert not [f for f in found if f[1] == "services/a/migrations/001_init.sql" and f[0] in ("MK201", "MK202")]
+    assert "MK401" not in {f[0] for f in found}
+
+
+def test_a_per_file_ignore_that_silences_nothing_is_mk503_naming_its_glob(adopted: Monorepo) -> None:
+    adopted.write(
+        "workspace.yaml",
+        'version: 1\nservices:\n  a:\n    ignore: [{files: "migrations/0*.sql", rules: [MK201, MK302]}]\n  b: {}\n',
+    )
+    done = adopted.invoke("audit", "--service", "a")
+    assert "ignore MK302 in migrations/0*.sql for a silences nothing" in done.stdout
+    assert "ignore MK201 in" not in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("entry", "says"),
+    [
+        ("[{files: '*.sql'}]", "must be a non-empty list of rule codes"),
+        ("[{files: '*.sql', rules: []}]", "must be a non-empty list of rule codes"),
+        ("[{files: '*.sql', rules: [nope]}]", "must be a non-empty list of rule codes"),
+        ("[{rules: [MK201]}]", "must be a non-empty string"),
+        ("[{files: '../x/*.sql', rules: [MK201]}]", "a glob relative to the service's directory"),
+        ("[{files: '*.sql', rules: [MK201], why: x}]", "unknown key"),
+        ("[MK2]", "or of {files: GLOB, rules: [MK201]}"),
+        ("MK201", "must be a list of rule codes"),
+    ],
+)
+def test_a_malformed_ignore_is_exit_2_naming_its_line(adopted: Monorepo, entry: str, says: str) -> None:
+    adopted.write("workspace.yaml", f"version: 1\nservices:\n  a:\n    ignore: {entry}\n")
+    done = adopted.invoke("audit")
+    assert done.returncode == 2, done.stdout
+    assert "workspace.yaml:4" in done.stderr and says in done.stderr
+
+
+def test_init_on_a_monorepo_with_history_offers_the_baseline_and_writes_it(adopted: Monorepo) -> None:
+    offered = adopted.invoke("init")
+    assert offered.returncode == 0, offered.stderr
+    assert offered.stdout.splitlines()[-1] == (
+        "the audit finds 4 error(s) and 5 warning(s) in the files already here; to accept them (files already "
+        "applied cannot be edited) and fail only on new ones: invoke init --update --write-baseline "
+        "migratekit-baseline.json"
+    )
+    assert not (adopted.root / "migratekit-baseline.json").exists()
+    (adopted.root / "workspace.yaml").write_text(
+        (adopted.root / "workspace.yaml").read_text() + "# kept: a comment of the team's\n"
+    )
+    taken = adopted.invoke("init", "--update", "--write-baseline", "migratekit-baseline.json")
+    assert taken.returncode == 0, taken.stderr
+    assert taken.stdout.splitlines()[-1] == (
+        "migratekit-baseline.json: accepted 9 finding(s); workspace.yaml names it as the audit's baseline"
+    )
+    text = (adopted.root / "workspace.yaml").read_text()
+    assert "baseline: migratekit-baseline.json\n" in text and "# kept: a comment of the team's" in text
+    assert adopted.invoke("audit").returncode == 0
+
+
+def test_init_with_a_baseline_outside_the_repository_changes_nothing(adopted: Monorepo) -> None:
+    done = adopted.invoke("init", "--write-baseline", "../outside.json")
+    assert done.returncode == 2 and "--write-baseline ../outside.json: outside the repository" in done.stderr
+    assert not (adopted.root / "workspace.yaml").exists()
+
+
+def test_init_on_a_new_monorepo_offers_nothing(tmp_path: Path) -> None:
+    root = write_tree(
+        tmp_path / "new", {"tasks.py": "from migratekit.tasks import ns\n", "services/a/migrations/.keep": ""}
+    )
+    (root / "services/a/migrations/.keep").unlink()
+    done = Monorepo(root, {}).invoke("init")
+    assert done.returncode == 0 and "accept" not in done.stdout

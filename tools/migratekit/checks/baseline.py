@@ -1,0 +1,120 @@
+"""A findings baseline: the audit's findings accepted on the day a monorepo with history adopts migratekit.
+
+Files already applied in production cannot be edited to satisfy a rule (their checksums are recorded), so a
+team adopting migratekit accepts what is there and fails only on what is new. A finding is keyed by its
+service, file, rule and message, never its line: moving a statement, or editing another file, does not bring
+an accepted finding back. Each key keeps a count, so a second identical finding in the same file is new
+(the way PHPStan's and RuboCop's baselines count).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from migratekit.checks.rule import Finding
+from migratekit.errors import ConfigError
+
+BASELINE_VERSION = 1
+
+Key = tuple[str | None, str | None, str, str]  # service, repository path, rule code, message
+
+
+def key(finding: Finding) -> Key:
+    return (finding.service, finding.path, finding.code, finding.message)
+
+
+@dataclass(frozen=True)
+class Baseline:
+    path: Path
+    accepted: Counter[Key]
+
+    @property
+    def size(self) -> int:
+        return sum(self.accepted.values())
+
+
+@dataclass(frozen=True)
+class Filtered:
+    """What the baseline lets through, and how much of it is accepted or already fixed."""
+
+    new: tuple[Finding, ...]
+    accepted: int  # findings the baseline holds that are still there
+    fixed: int  # accepted findings that are gone: writing the baseline again shrinks it
+
+
+def read(path: Path) -> Baseline:
+    """The baseline in `path`; an unreadable or malformed one is the user's to fix, never ignored."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such baseline; write one with `invoke audit --write-baseline {path}`") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ConfigError(
+            f"{path}: not a migratekit baseline ({error}); write it again with --write-baseline"
+        ) from None
+    entries = data.get("findings") if isinstance(data, dict) else None
+    if not isinstance(data, dict) or data.get("version") != BASELINE_VERSION or not isinstance(entries, list):
+        raise ConfigError(
+            f"{path}: not a migratekit baseline (version {BASELINE_VERSION} with a findings list); "
+            "write it again with --write-baseline"
+        )
+    accepted: Counter[Key] = Counter()
+    for index, entry in enumerate(entries):
+        if not _entry_ok(entry):
+            raise ConfigError(
+                f"{path}: findings[{index}] needs service, path, code, message and a positive count; "
+                "write the baseline again with --write-baseline"
+            )
+        accepted[(entry["service"], entry["path"], entry["code"], entry["message"])] += entry.get("count", 1)
+    return Baseline(path, accepted)
+
+
+def _entry_ok(entry: object) -> bool:
+    if not isinstance(entry, dict) or not {"service", "path", "code", "message"} <= entry.keys():
+        return False
+    texts = all(entry[k] is None or isinstance(entry[k], str) for k in ("service", "path"))
+    count = entry.get("count", 1)
+    return texts and isinstance(entry["code"], str) and isinstance(entry["message"], str) and _positive(count)
+
+
+def _positive(count: object) -> bool:
+    return isinstance(count, int) and not isinstance(count, bool) and count > 0
+
+
+def apply(baseline: Baseline, findings: Iterable[Finding], audited: Sequence[str]) -> Filtered:
+    """The findings the baseline does not accept; of each key the first `count` (in file order) are accepted."""
+    left = Counter(baseline.accepted)
+    new = []
+    for finding in findings:
+        k = key(finding)
+        if left[k] > 0:
+            left[k] -= 1
+        else:
+            new.append(finding)
+    scope = set(audited)
+    fixed = sum(n for (service, *_), n in left.items() if n > 0 and (service is None or service in scope))
+    in_scope = sum(n for (service, *_), n in baseline.accepted.items() if service is None or service in scope)
+    return Filtered(tuple(new), in_scope - fixed, fixed)
+
+
+def document(findings: Iterable[Finding], keep: Baseline | None = None, audited: Sequence[str] = ()) -> str:
+    """The baseline file for `findings`: sorted and one finding per entry, so that its diffs review well.
+
+    With `keep`, the entries of services this audit did not look at stay as they were, so that baselining one
+    service does not forget the others'.
+    """
+    counts: Counter[Key] = Counter(key(f) for f in findings)
+    if keep is not None:
+        scope = set(audited)
+        for k, n in keep.accepted.items():
+            if k[0] is not None and k[0] not in scope:
+                counts[k] += n
+    entries = [
+        {"service": s, "path": p, "code": c, "message": m, "count": n}
+        for (s, p, c, m), n in sorted(counts.items(), key=lambda item: tuple(x or "" for x in item[0]))
+    ]
+    return json.dumps({"version": BASELINE_VERSION, "findings": entries}, indent=2, ensure_ascii=False) + "\n"
