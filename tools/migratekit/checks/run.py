@@ -178,8 +178,11 @@ def lint_migrations(
     parsed = [m for m in migrations if m.syntax_error is None]
     facts = service_facts(parsed)
     where = relative(root, directory)
+    tables: frozenset[str] = frozenset()  # what the earlier migrations left, carried from file to file
     for migration in parsed:
-        findings.extend(lint_file(service, f"{where}/{migration.filename}", migration, facts))
+        state = FileState(earlier=tables)
+        findings.extend(lint_file(service, f"{where}/{migration.filename}", migration, facts, state))
+        tables = state.tables_after()
     return findings
 
 
@@ -193,11 +196,14 @@ def _by_kind() -> dict[str, tuple[Rule, ...]]:
     return {kind: tuple(rules) for kind, rules in by_kind.items()}
 
 
-def lint_file(service: str, path: str, migration: Migration, facts: ServiceFacts) -> list[Finding]:
+def lint_file(
+    service: str, path: str, migration: Migration, facts: ServiceFacts, state: FileState | None = None
+) -> list[Finding]:
+    """The statement rules over one file; `state` starts from what the service's earlier migrations left."""
     statements = migration.statements
     ignores = ignore_comments(migration.text, statements)
     used: set[tuple[int, str]] = set()
-    state = FileState()
+    state = state if state is not None else FileState()
     findings = []
     by_kind = _by_kind()
     for index, statement in enumerate(statements):

@@ -1,7 +1,8 @@
 """MK3xx: the seed's DON'Ts, changes that lock, rewrite or break the running version of a service.
 
-"Existing" means not created earlier in the same file: a table made by this migration is
-empty and unused, so locking it is harmless.
+"Existing" means not created by this file (FileState.is_new): a table made by this migration is
+empty and unused, so locking it is harmless; one an earlier migration of the service created, or one
+the service never created, may hold rows and serve traffic.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ def index_without_concurrently(ctx: Context, node: dict) -> Iterable[Hit]:
     """
     table = bare(relname(node.get("relation")))
     only = not node.get("relation", {}).get("inh")  # ON ONLY the parent: instant, valid once attached
-    if node.get("concurrent") or table in ctx.state.created_tables or only:
+    if node.get("concurrent") or ctx.state.is_new(table) or only:
         return
     if table in ctx.service.partitioned:  # PostgreSQL refuses CONCURRENTLY on a partitioned table
         yield (
@@ -119,7 +120,7 @@ def not_null_without_default(ctx: Context, node: dict) -> Iterable[Hit]:
     Bad: ALTER TABLE accounts ADD COLUMN IF NOT EXISTS phone_number TEXT NOT NULL;
     Good: ALTER TABLE accounts ADD COLUMN IF NOT EXISTS phone_number TEXT;
     """
-    if bare(relname(node.get("relation"))) in ctx.state.created_tables:
+    if ctx.state.is_new(relname(node.get("relation"))):
         return
     for cmd in alter_cmds(node):
         column = cmd.get("def", {}).get("ColumnDef", {}) if cmd.get("subtype") == "AT_AddColumn" else {}
@@ -181,7 +182,7 @@ def change_type(ctx: Context, node: dict) -> Iterable[Hit]:
     Bad: ALTER TABLE killmails ALTER COLUMN isk_value TYPE BIGINT;
     Good: ALTER TABLE killmails ADD COLUMN IF NOT EXISTS isk_value_big BIGINT;
     """
-    if bare(relname(node.get("relation"))) in ctx.state.created_tables:
+    if ctx.state.is_new(relname(node.get("relation"))):
         return
     for cmd in alter_cmds(node):
         if cmd.get("subtype") == "AT_AlterColumnType":
@@ -201,7 +202,7 @@ def set_not_null(ctx: Context, node: dict) -> Iterable[Hit]:
     Bad: ALTER TABLE accounts ALTER COLUMN phone_number SET NOT NULL;
     Good: ALTER TABLE accounts ADD CONSTRAINT phone_not_null CHECK (phone_number IS NOT NULL) NOT VALID;
     """
-    if bare(relname(node.get("relation"))) in ctx.state.created_tables:
+    if ctx.state.is_new(relname(node.get("relation"))):
         return
     for cmd in alter_cmds(node):
         if cmd.get("subtype") == "AT_SetNotNull":

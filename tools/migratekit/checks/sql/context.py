@@ -5,18 +5,46 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from migratekit.checks.sql.tree import called_names
+from migratekit.checks.sql.tree import bare, called_names
 from migratekit.model.migration import Migration, Statement
 
 
 @dataclass
 class FileState:
-    """What the file did before the statement being checked (rules read it, the engine updates it)."""
+    """What the file did before the statement being checked (rules read it, the engine updates it).
 
-    created_tables: set[str] = field(default_factory=set)
+    Which tables are new: a table is new when this file created it (and it was not already there), so it
+    is empty and no running code uses it yet. A table an earlier migration of the service created, or one
+    the service never created (another service's, or one made outside migrations), is existing: in
+    production it may hold rows and serve traffic. `earlier` is what the service's earlier migrations
+    left, read from their parse trees as the audit walks them in order (no file is parsed twice).
+    """
+
+    earlier: frozenset[str] = frozenset()  # tables the service's earlier migrations created and did not drop
+    created_tables: set[str] = field(default_factory=set)  # new: created by this file, not dropped since
+    dropped_tables: set[str] = field(default_factory=set)
     dropped_triggers: set[tuple[str, str]] = field(default_factory=set)  # (table, trigger)
     dropped_constraints: set[tuple[str, str]] = field(default_factory=set)  # (table, constraint)
     in_transaction: bool = False  # inside the file's own BEGIN ... COMMIT
+
+    def is_new(self, table: str) -> bool:
+        """Whether `table` (qualified or not) was created by this file: empty, and unused by running code."""
+        return bare(table) in self.created_tables
+
+    def created(self, table: str, if_not_exists: bool) -> None:
+        """A CREATE TABLE: IF NOT EXISTS over a table an earlier migration left creates nothing."""
+        name = bare(table)
+        if not (if_not_exists and name in self.earlier and name not in self.dropped_tables):
+            self.created_tables.add(name)
+
+    def dropped(self, table: str) -> None:
+        name = bare(table)
+        self.created_tables.discard(name)
+        self.dropped_tables.add(name)
+
+    def tables_after(self) -> frozenset[str]:
+        """The tables the service has once this file has run: what the next migration finds."""
+        return frozenset((self.earlier - self.dropped_tables) | self.created_tables)
 
 
 @dataclass(frozen=True)

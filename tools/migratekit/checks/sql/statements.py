@@ -41,9 +41,18 @@ def ignore_comments(text: str, statements: Iterable) -> dict[int, dict[str, int]
 def advance(state: FileState, kind: str, node: dict) -> None:
     """Record what a statement did, for the rules that look at later statements."""
     if kind == "CreateStmt":
-        state.created_tables.add(bare(relname(node.get("relation"))))
-    elif kind == "CreateTableAsStmt":
-        state.created_tables.add(bare(relname(node.get("into", {}).get("rel"))))
+        state.created(relname(node.get("relation")), node.get("if_not_exists", False))
+    elif kind == "CreateTableAsStmt" and node.get("objtype") != "OBJECT_MATVIEW":
+        state.created(relname(node.get("into", {}).get("rel")), node.get("if_not_exists", False))
+    elif kind == "DropStmt" and node.get("removeType") == "OBJECT_TABLE":
+        for obj in node.get("objects", []):
+            state.dropped(".".join(strings(obj.get("List", {}).get("items"))))
+    elif kind == "RenameStmt" and node.get("renameType") == "OBJECT_TABLE":
+        old = relname(node.get("relation"))
+        was_new = state.is_new(old)
+        state.dropped(old)
+        if was_new:
+            state.created(node.get("newname", ""), False)
     elif kind == "DropStmt" and node.get("removeType") == "OBJECT_TRIGGER" and node.get("missing_ok"):
         for obj in node.get("objects", []):
             names = strings(obj.get("List", {}).get("items"))
