@@ -25,7 +25,7 @@ from typing import Any
 from migratekit.checks import cache
 from migratekit.checks.rule import Finding, Rule, Scope, Severity, StaleIgnore, rules_for
 from migratekit.checks.rules import mk1_files, mk5_workspace, mk12_history
-from migratekit.checks.sql.context import Context, FileState, ServiceFacts
+from migratekit.checks.sql.context import Context, FileState, Schema, ServiceFacts
 from migratekit.checks.sql.statements import advance, ignore_comments, service_facts
 from migratekit.checks.wiring import deploy
 from migratekit.checks.wiring.collect import collect
@@ -178,11 +178,11 @@ def lint_migrations(
     parsed = [m for m in migrations if m.syntax_error is None]
     facts = service_facts(parsed)
     where = relative(root, directory)
-    tables: frozenset[str] = frozenset()  # what the earlier migrations left, carried from file to file
+    schema = Schema()  # what the earlier migrations left, carried from file to file
     for migration in parsed:
-        state = FileState(earlier=tables)
+        state = FileState(earlier=schema, one_transaction=migration.transaction_mode()[0])
         findings.extend(lint_file(service, f"{where}/{migration.filename}", migration, facts, state))
-        tables = state.tables_after()
+        schema = state.after()
     return findings
 
 

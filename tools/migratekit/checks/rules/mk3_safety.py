@@ -107,6 +107,9 @@ def concurrently_in_transaction(ctx: Context, node: dict) -> Iterable[Hit]:
         yield None, None
 
 
+FILLED = {"CONSTR_DEFAULT", "CONSTR_IDENTITY", "CONSTR_GENERATED"}  # a new column's existing rows get a value
+
+
 @rule(
     "MK304",
     "error",
@@ -116,7 +119,9 @@ def concurrently_in_transaction(ctx: Context, node: dict) -> Iterable[Hit]:
 def not_null_without_default(ctx: Context, node: dict) -> Iterable[Hit]:
     """NOT NULL column added to an existing table without a default.
 
-    It fails on a table with rows, and the running version of the service does not write it.
+    It fails on a table with rows, and the running version of the service does not write it. A
+    DEFAULT, an identity or a generated column fills the existing rows (MK315 and MK316 say what that
+    costs).
     Bad: ALTER TABLE accounts ADD COLUMN IF NOT EXISTS phone_number TEXT NOT NULL;
     Good: ALTER TABLE accounts ADD COLUMN IF NOT EXISTS phone_number TEXT;
     """
@@ -125,7 +130,7 @@ def not_null_without_default(ctx: Context, node: dict) -> Iterable[Hit]:
     for cmd in alter_cmds(node):
         column = cmd.get("def", {}).get("ColumnDef", {}) if cmd.get("subtype") == "AT_AddColumn" else {}
         types = {c.get("Constraint", {}).get("contype") for c in column.get("constraints", [])}
-        if "CONSTR_NOTNULL" in types and "CONSTR_DEFAULT" not in types and "CONSTR_IDENTITY" not in types:
+        if "CONSTR_NOTNULL" in types and not types & FILLED:
             yield ctx.line_of(column.get("location")), f"NOT NULL column {column.get('colname')} without a DEFAULT"
 
 
@@ -198,14 +203,19 @@ def change_type(ctx: Context, node: dict) -> Iterable[Hit]:
 def set_not_null(ctx: Context, node: dict) -> Iterable[Hit]:
     """SET NOT NULL on an existing column.
 
-    It scans the whole table under an exclusive lock, and fails if any row is still NULL.
+    It scans the whole table under an ACCESS EXCLUSIVE lock (no reads, no writes), and fails if any
+    row is still NULL. Since PostgreSQL 12 a validated CHECK (col IS NOT NULL) lets it skip the scan:
+    add the check NOT VALID, backfill, VALIDATE it (a lock that lets writes through), then SET NOT NULL.
     Bad: ALTER TABLE accounts ALTER COLUMN phone_number SET NOT NULL;
     Good: ALTER TABLE accounts ADD CONSTRAINT phone_not_null CHECK (phone_number IS NOT NULL) NOT VALID;
+          -- a later migration: ALTER TABLE accounts VALIDATE CONSTRAINT phone_not_null;
+          ALTER TABLE accounts ALTER COLUMN phone_number SET NOT NULL;
     """
-    if ctx.state.is_new(relname(node.get("relation"))):
+    table = relname(node.get("relation"))
+    if ctx.state.is_new(table):
         return
     for cmd in alter_cmds(node):
-        if cmd.get("subtype") == "AT_SetNotNull":
+        if cmd.get("subtype") == "AT_SetNotNull" and not ctx.state.has_valid_not_null_check(table, cmd["name"]):
             yield None, f"SET NOT NULL on existing column {cmd.get('name')}"
 
 
