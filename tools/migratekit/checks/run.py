@@ -26,7 +26,7 @@ from migratekit.checks import baseline as baselines
 from migratekit.checks import cache
 from migratekit.checks.rule import Finding, Rule, Scope, Severity, StaleIgnore, rules_for
 from migratekit.checks.rules import mk1_files, mk5_workspace, mk12_history
-from migratekit.checks.sql.context import Context, FileState, ServiceFacts
+from migratekit.checks.sql.context import Context, FileState, Schema, ServiceFacts
 from migratekit.checks.sql.statements import advance, ignore_comments, service_facts
 from migratekit.checks.wiring import deploy
 from migratekit.checks.wiring.collect import collect
@@ -207,8 +207,11 @@ def lint_migrations(
     parsed = [m for m in migrations if m.syntax_error is None]
     facts = service_facts(parsed)
     where = relative(root, directory)
+    schema = Schema()  # what the earlier migrations left, carried from file to file
     for migration in parsed:
-        findings.extend(lint_file(service, f"{where}/{migration.filename}", migration, facts))
+        state = FileState(earlier=schema, one_transaction=migration.transaction_mode()[0])
+        findings.extend(lint_file(service, f"{where}/{migration.filename}", migration, facts, state))
+        schema = state.after()
     return findings
 
 
@@ -222,11 +225,14 @@ def _by_kind() -> dict[str, tuple[Rule, ...]]:
     return {kind: tuple(rules) for kind, rules in by_kind.items()}
 
 
-def lint_file(service: str, path: str, migration: Migration, facts: ServiceFacts) -> list[Finding]:
+def lint_file(
+    service: str, path: str, migration: Migration, facts: ServiceFacts, state: FileState | None = None
+) -> list[Finding]:
+    """The statement rules over one file; `state` starts from what the service's earlier migrations left."""
     statements = migration.statements
     ignores = ignore_comments(migration.text, statements)
     used: set[tuple[int, str]] = set()
-    state = FileState()
+    state = state if state is not None else FileState()
     findings = []
     by_kind = _by_kind()
     for index, statement in enumerate(statements):

@@ -17,17 +17,32 @@ from migratekit.checks.sql.tree import alter_cmds, bare, relname, strings, walk
 rule = partial(declare_rule, scope=Scope.STATEMENT)
 
 
-@rule("MK201", "error", "write CREATE TABLE IF NOT EXISTS", kinds=("CreateStmt", "CreateTableAsStmt"))
+@rule(
+    "MK201",
+    "error",
+    "write CREATE TABLE IF NOT EXISTS (a temporary table may instead be ON COMMIT DROP)",
+    kinds=("CreateStmt", "CreateTableAsStmt"),
+)
 def create_table(ctx: Context, node: dict) -> Iterable[Hit]:
     """CREATE TABLE without IF NOT EXISTS.
 
-    A second run fails with "relation already exists".
+    A second run fails with "relation already exists". A temporary table is no exception: it lasts
+    as long as the session, and the runner applies every pending migration, and a retry, on one
+    connection (an in-process runner keeps it in the application's pool); only ON COMMIT DROP ends
+    it with the migration's transaction.
     Bad: CREATE TABLE accounts (id uuid PRIMARY KEY);
     Good: CREATE TABLE IF NOT EXISTS accounts (id uuid PRIMARY KEY);
     """
-    target = node.get("relation") or node.get("into", {}).get("rel", {})
-    if not node.get("if_not_exists") and target.get("relpersistence") != "t":
-        yield None, f"CREATE TABLE {relname(target)} without IF NOT EXISTS"
+    into = node.get("into", {})
+    target = node.get("relation") or into.get("rel", {})
+    on_commit = node.get("oncommit") or into.get("onCommit")
+    if node.get("if_not_exists") or on_commit == "ONCOMMIT_DROP":
+        return
+    what = "MATERIALIZED VIEW" if node.get("objtype") == "OBJECT_MATVIEW" else "TABLE"
+    if target.get("relpersistence") == "t":
+        yield None, f"CREATE TEMPORARY TABLE {relname(target)} without IF NOT EXISTS (it lasts for the session)"
+    else:
+        yield None, f"CREATE {what} {relname(target)} without IF NOT EXISTS"
 
 
 @rule("MK202", "error", "name the index and write CREATE INDEX IF NOT EXISTS", kinds=("IndexStmt",))
@@ -195,18 +210,23 @@ def create_type(ctx: Context, node: dict) -> Iterable[Hit]:
 def add_constraint(ctx: Context, node: dict) -> Iterable[Hit]:
     """ADD CONSTRAINT without a guard.
 
-    Constraints have no IF NOT EXISTS: a second run fails with "constraint already exists".
+    Constraints have no IF NOT EXISTS: a second run fails with "constraint already exists". A DROP
+    CONSTRAINT of the same name earlier in the file guards one ADD (a second ADD of that name fails
+    even on the first run).
     Bad: ALTER TABLE characters ADD CONSTRAINT characters_corp_positive CHECK (corp_id > 0);
     Good: ALTER TABLE characters DROP CONSTRAINT IF EXISTS characters_corp_positive;
           ALTER TABLE characters ADD CONSTRAINT characters_corp_positive CHECK (corp_id > 0);
     """
     table = bare(relname(node.get("relation")))
+    if table in ctx.state.dropped_tables and ctx.state.is_new(table):
+        return  # dropped and created again by this file: no constraint of a first run survives
     dropped = set(ctx.state.dropped_constraints)
     for cmd in alter_cmds(node):
-        if cmd.get("subtype") == "AT_DropConstraint" and cmd.get("missing_ok"):
+        if cmd.get("subtype") == "AT_DropConstraint":
             dropped.add((table, cmd.get("name", "")))
         if cmd.get("subtype") == "AT_AddConstraint":
             constraint = cmd.get("def", {}).get("Constraint", {})
             name = constraint.get("conname", "")
             if (table, name) not in dropped:
                 yield ctx.line_of(constraint.get("location")), f"ADD CONSTRAINT {name or '(unnamed)'} without a guard"
+            dropped.discard((table, name))  # one drop guards one add

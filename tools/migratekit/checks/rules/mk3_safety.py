@@ -1,7 +1,8 @@
 """MK3xx: the seed's DON'Ts, changes that lock, rewrite or break the running version of a service.
 
-"Existing" means not created earlier in the same file: a table made by this migration is
-empty and unused, so locking it is harmless.
+"Existing" means not created by this file (FileState.is_new): a table made by this migration is
+empty and unused, so locking it is harmless; one an earlier migration of the service created, or one
+the service never created, may hold rows and serve traffic.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ def index_without_concurrently(ctx: Context, node: dict) -> Iterable[Hit]:
     """
     table = bare(relname(node.get("relation")))
     only = not node.get("relation", {}).get("inh")  # ON ONLY the parent: instant, valid once attached
-    if node.get("concurrent") or table in ctx.state.created_tables or only:
+    if node.get("concurrent") or ctx.state.is_new(table) or only:
         return
     if table in ctx.service.partitioned:  # PostgreSQL refuses CONCURRENTLY on a partitioned table
         yield (
@@ -106,6 +107,9 @@ def concurrently_in_transaction(ctx: Context, node: dict) -> Iterable[Hit]:
         yield None, None
 
 
+FILLED = {"CONSTR_DEFAULT", "CONSTR_IDENTITY", "CONSTR_GENERATED"}  # a new column's existing rows get a value
+
+
 @rule(
     "MK304",
     "error",
@@ -115,16 +119,18 @@ def concurrently_in_transaction(ctx: Context, node: dict) -> Iterable[Hit]:
 def not_null_without_default(ctx: Context, node: dict) -> Iterable[Hit]:
     """NOT NULL column added to an existing table without a default.
 
-    It fails on a table with rows, and the running version of the service does not write it.
+    It fails on a table with rows, and the running version of the service does not write it. A
+    DEFAULT, an identity or a generated column fills the existing rows (MK315 and MK316 say what that
+    costs).
     Bad: ALTER TABLE accounts ADD COLUMN IF NOT EXISTS phone_number TEXT NOT NULL;
     Good: ALTER TABLE accounts ADD COLUMN IF NOT EXISTS phone_number TEXT;
     """
-    if bare(relname(node.get("relation"))) in ctx.state.created_tables:
+    if ctx.state.is_new(relname(node.get("relation"))):
         return
     for cmd in alter_cmds(node):
         column = cmd.get("def", {}).get("ColumnDef", {}) if cmd.get("subtype") == "AT_AddColumn" else {}
         types = {c.get("Constraint", {}).get("contype") for c in column.get("constraints", [])}
-        if "CONSTR_NOTNULL" in types and "CONSTR_DEFAULT" not in types and "CONSTR_IDENTITY" not in types:
+        if "CONSTR_NOTNULL" in types and not types & FILLED:
             yield ctx.line_of(column.get("location")), f"NOT NULL column {column.get('colname')} without a DEFAULT"
 
 
@@ -181,7 +187,7 @@ def change_type(ctx: Context, node: dict) -> Iterable[Hit]:
     Bad: ALTER TABLE killmails ALTER COLUMN isk_value TYPE BIGINT;
     Good: ALTER TABLE killmails ADD COLUMN IF NOT EXISTS isk_value_big BIGINT;
     """
-    if bare(relname(node.get("relation"))) in ctx.state.created_tables:
+    if ctx.state.is_new(relname(node.get("relation"))):
         return
     for cmd in alter_cmds(node):
         if cmd.get("subtype") == "AT_AlterColumnType":
@@ -197,14 +203,19 @@ def change_type(ctx: Context, node: dict) -> Iterable[Hit]:
 def set_not_null(ctx: Context, node: dict) -> Iterable[Hit]:
     """SET NOT NULL on an existing column.
 
-    It scans the whole table under an exclusive lock, and fails if any row is still NULL.
+    It scans the whole table under an ACCESS EXCLUSIVE lock (no reads, no writes), and fails if any
+    row is still NULL. Since PostgreSQL 12 a validated CHECK (col IS NOT NULL) lets it skip the scan:
+    add the check NOT VALID, backfill, VALIDATE it (a lock that lets writes through), then SET NOT NULL.
     Bad: ALTER TABLE accounts ALTER COLUMN phone_number SET NOT NULL;
     Good: ALTER TABLE accounts ADD CONSTRAINT phone_not_null CHECK (phone_number IS NOT NULL) NOT VALID;
+          -- a later migration: ALTER TABLE accounts VALIDATE CONSTRAINT phone_not_null;
+          ALTER TABLE accounts ALTER COLUMN phone_number SET NOT NULL;
     """
-    if bare(relname(node.get("relation"))) in ctx.state.created_tables:
+    table = relname(node.get("relation"))
+    if ctx.state.is_new(table):
         return
     for cmd in alter_cmds(node):
-        if cmd.get("subtype") == "AT_SetNotNull":
+        if cmd.get("subtype") == "AT_SetNotNull" and not ctx.state.has_valid_not_null_check(table, cmd["name"]):
             yield None, f"SET NOT NULL on existing column {cmd.get('name')}"
 
 

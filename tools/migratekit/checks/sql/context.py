@@ -5,18 +5,77 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from migratekit.checks.sql.tree import called_names
+from migratekit.checks.sql.tree import bare, called_names
 from migratekit.model.migration import Migration, Statement
+
+NotNullChecks = dict[tuple[str, str], tuple[str, bool]]  # (table, constraint) -> (column, validated)
+
+
+@dataclass(frozen=True)
+class Schema:
+    """What a service's migrations have built once some of them have run, as far as the rules need it.
+
+    The audit walks a service's migrations in order and carries this from one file to the next, read
+    from the parse trees it already has (no file is parsed twice).
+    """
+
+    tables: frozenset[str] = frozenset()  # created by the service and not dropped since (unqualified)
+    not_null_checks: tuple[tuple[tuple[str, str], tuple[str, bool]], ...] = ()  # CHECK (col IS NOT NULL)
 
 
 @dataclass
 class FileState:
-    """What the file did before the statement being checked (rules read it, the engine updates it)."""
+    """What the file did before the statement being checked (rules read it, the engine updates it).
 
-    created_tables: set[str] = field(default_factory=set)
+    Which tables are new: a table is new when this file created it (and it was not already there), so it
+    is empty and no running code uses it yet. A table an earlier migration of the service created, or one
+    the service never created (another service's, or one made outside migrations), is existing: in
+    production it may hold rows and serve traffic. `earlier` is what the service's earlier migrations
+    left.
+    """
+
+    earlier: Schema = field(default_factory=Schema)
+    created_tables: set[str] = field(default_factory=set)  # new: created by this file, not dropped since
+    dropped_tables: set[str] = field(default_factory=set)
     dropped_triggers: set[tuple[str, str]] = field(default_factory=set)  # (table, trigger)
     dropped_constraints: set[tuple[str, str]] = field(default_factory=set)  # (table, constraint)
+    dropped_policies: set[tuple[str, str]] = field(default_factory=set)  # (table, policy)
+    not_null_checks: NotNullChecks = field(default_factory=dict)  # from `earlier`, then as this file changes them
+    not_valid: dict[tuple[str, str], int] = field(default_factory=dict)  # added NOT VALID here -> its transaction
+    created_indexes: set[str] = field(default_factory=set)
+    created_domains: set[str] = field(default_factory=set)
     in_transaction: bool = False  # inside the file's own BEGIN ... COMMIT
+    one_transaction: bool = True  # the runner runs the whole file in one transaction
+    transaction: int = 0  # which transaction the statement runs in (statements of one transaction share it)
+
+    def __post_init__(self) -> None:
+        self.not_null_checks = dict(self.earlier.not_null_checks) | self.not_null_checks
+
+    def is_new(self, table: str) -> bool:
+        """Whether `table` (qualified or not) was created by this file: empty, and unused by running code."""
+        return bare(table) in self.created_tables
+
+    def created(self, table: str, if_not_exists: bool) -> None:
+        """A CREATE TABLE: IF NOT EXISTS over a table an earlier migration left creates nothing."""
+        name = bare(table)
+        if not (if_not_exists and name in self.earlier.tables and name not in self.dropped_tables):
+            self.created_tables.add(name)
+
+    def dropped(self, table: str) -> None:
+        name = bare(table)
+        self.created_tables.discard(name)
+        self.dropped_tables.add(name)
+        self.not_null_checks = {k: v for k, v in self.not_null_checks.items() if k[0] != name}
+
+    def has_valid_not_null_check(self, table: str, column: str) -> bool:
+        """A validated CHECK (column IS NOT NULL): SET NOT NULL then skips its scan (PostgreSQL 12+)."""
+        name = bare(table)
+        return any(t == name and v == (column, True) for (t, _), v in self.not_null_checks.items())
+
+    def after(self) -> Schema:
+        """The schema once this file has run: what the service's next migration finds."""
+        tables = frozenset((self.earlier.tables - self.dropped_tables) | self.created_tables)
+        return Schema(tables, tuple(sorted(self.not_null_checks.items())))
 
 
 @dataclass(frozen=True)

@@ -40,22 +40,96 @@ def ignore_comments(text: str, statements: Iterable) -> dict[int, dict[str, int]
 
 def advance(state: FileState, kind: str, node: dict) -> None:
     """Record what a statement did, for the rules that look at later statements."""
-    if kind == "CreateStmt":
-        state.created_tables.add(bare(relname(node.get("relation"))))
-    elif kind == "CreateTableAsStmt":
-        state.created_tables.add(bare(relname(node.get("into", {}).get("rel"))))
-    elif kind == "DropStmt" and node.get("removeType") == "OBJECT_TRIGGER" and node.get("missing_ok"):
-        for obj in node.get("objects", []):
-            names = strings(obj.get("List", {}).get("items"))
-            if len(names) >= 2:
-                state.dropped_triggers.add((names[-2], names[-1]))
-    elif kind == "AlterTableStmt":
-        table = bare(relname(node.get("relation")))
-        for cmd in alter_cmds(node):
-            if cmd.get("subtype") == "AT_DropConstraint" and cmd.get("missing_ok"):
-                state.dropped_constraints.add((table, cmd.get("name", "")))
-    elif kind == "TransactionStmt":
-        state.in_transaction = node.get("kind") in ("TRANS_STMT_BEGIN", "TRANS_STMT_START")
+    recorder = _RECORDERS.get(kind)
+    if recorder is not None:
+        recorder(state, node)
+    if not state.one_transaction and (kind == "TransactionStmt" or not state.in_transaction):
+        state.transaction += 1  # outside BEGIN ... COMMIT each statement commits on its own
+
+
+def _create_table(state: FileState, node: dict) -> None:
+    state.created(relname(node.get("relation")), node.get("if_not_exists", False))
+
+
+def _create_table_as(state: FileState, node: dict) -> None:
+    if node.get("objtype") != "OBJECT_MATVIEW":
+        state.created(relname(node.get("into", {}).get("rel")), node.get("if_not_exists", False))
+
+
+def _drop(state: FileState, node: dict) -> None:
+    kind = node.get("removeType")
+    for obj in node.get("objects", []):
+        names = strings(obj.get("List", {}).get("items"))
+        if kind == "OBJECT_TABLE":
+            state.dropped(".".join(names))
+        elif kind == "OBJECT_TRIGGER" and node.get("missing_ok") and len(names) >= 2:
+            state.dropped_triggers.add((names[-2], names[-1]))
+        elif kind == "OBJECT_POLICY" and len(names) >= 2:  # a second run drops what the first created
+            state.dropped_policies.add((names[-2], names[-1]))
+
+
+def _rename(state: FileState, node: dict) -> None:
+    if node.get("renameType") == "OBJECT_TABLE":
+        old = relname(node.get("relation"))
+        was_new = state.is_new(old)
+        state.dropped(old)
+        if was_new:
+            state.created(node.get("newname", ""), False)
+
+
+def _alter_table(state: FileState, node: dict) -> None:
+    table = bare(relname(node.get("relation")))
+    for cmd in alter_cmds(node):
+        subtype, name = cmd.get("subtype"), cmd.get("name", "")
+        if subtype == "AT_DropConstraint":  # with or without IF EXISTS: a second run cannot collide
+            state.dropped_constraints.add((table, name))
+            state.not_null_checks.pop((table, name), None)
+        elif subtype == "AT_AddConstraint":
+            constraint = cmd.get("def", {}).get("Constraint", {})
+            key = (table, constraint.get("conname", ""))
+            state.dropped_constraints.discard(key)  # one drop guards one add
+            column = not_null_column(constraint)
+            if column is not None:
+                state.not_null_checks[key] = (column, not constraint.get("skip_validation"))
+            if constraint.get("skip_validation"):
+                state.not_valid[key] = state.transaction
+        elif subtype == "AT_ValidateConstraint" and (table, name) in state.not_null_checks:
+            state.not_null_checks[(table, name)] = (state.not_null_checks[(table, name)][0], True)
+
+
+def _create_index(state: FileState, node: dict) -> None:
+    state.created_indexes.add(node.get("idxname", ""))
+
+
+def _create_domain(state: FileState, node: dict) -> None:
+    state.created_domains.add(strings(node.get("domainname"))[-1])
+
+
+def _transaction(state: FileState, node: dict) -> None:
+    kind = node.get("kind")
+    if kind in ("TRANS_STMT_BEGIN", "TRANS_STMT_START"):
+        state.in_transaction = True
+    elif kind in ("TRANS_STMT_COMMIT", "TRANS_STMT_ROLLBACK", "TRANS_STMT_PREPARE"):
+        state.in_transaction = False  # a SAVEPOINT or RELEASE stays inside
+
+
+_RECORDERS = {
+    "CreateStmt": _create_table,
+    "CreateTableAsStmt": _create_table_as,
+    "DropStmt": _drop,
+    "RenameStmt": _rename,
+    "AlterTableStmt": _alter_table,
+    "IndexStmt": _create_index,
+    "CreateDomainStmt": _create_domain,
+    "TransactionStmt": _transaction,
+}
+
+
+def not_null_column(constraint: dict) -> str | None:
+    """The column of a `CHECK (column IS NOT NULL)`, or None for any other constraint."""
+    test = constraint.get("raw_expr", {}).get("NullTest", {}) if constraint.get("contype") == "CONSTR_CHECK" else {}
+    fields = strings(test.get("arg", {}).get("ColumnRef", {}).get("fields"))
+    return fields[-1] if test.get("nulltesttype") == "IS_NOT_NULL" and len(fields) == 1 else None
 
 
 def service_facts(migrations: Sequence[Migration]) -> ServiceFacts:
