@@ -102,7 +102,7 @@ def test_adopt_imports_each_tools_history_then_migrate_and_drift_have_nothing_to
     migrated = json.loads(repo.invoke("migrate-all", "--json").stdout)["services"][0]
     assert (migrated["outcome"], migrated["applied"]) == ("up to date", [])
     drift = repo.invoke("drift", "--json")
-    assert drift.returncode == 0 and json.loads(drift.stdout)["services"][0]["state"] == "up to date"
+    assert drift.returncode == 0 and json.loads(drift.stdout)["services"][0]["state"] == "up_to_date"
 
 
 @pytest.mark.parametrize(

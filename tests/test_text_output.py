@@ -20,7 +20,17 @@ from conftest import Monorepo, plain
 from migratekit.checks.rule import Finding, Severity, all_rules
 from migratekit.checks.run import AuditReport
 from migratekit.cli import render
-from migratekit.database.drift import DriftState, Entry, Item, ItemKind, Matrix, ServiceDrift, ServiceStatus
+from migratekit.database.drift import (
+    Applying,
+    DriftState,
+    Entry,
+    EntryKind,
+    Item,
+    ItemKind,
+    Matrix,
+    ServiceDrift,
+    ServiceStatus,
+)
 from migratekit.database.embedded import Binaries, EmbeddedServer
 from migratekit.database.results import Applied, Failure, Outcome, Result
 from migratekit.database.schema import Difference
@@ -138,7 +148,8 @@ def test_every_outcome_has_its_rendering(outcome: Outcome, monkeypatch: pytest.M
                 assert re.search(r"\x1b\[[0-9;]+m" + re.escape(str(outcome)) + r"\x1b\[0m", out), repr(out)
 
 
-H = "t[/]x[bold]b:smile:[red]"  # markup, an emoji code and an unclosed tag: each must print as written
+H = "t[/]x[bold]b:smile:[red]"
+NOW = "2026-12-04T18:00:00+00:00"  # markup, an emoji code and an unclosed tag: each must print as written
 
 
 def everything_rendered() -> dict[str, list[Any]]:
@@ -173,9 +184,11 @@ def everything_rendered() -> dict[str, list[Any]]:
             [{"service": H, "database": H, "url_variable": H}],
             [orphan],
         ),
-        "status_tables": render.status_tables(
-            [ServiceStatus(H, H, DriftState.DRIFT, (Entry(H, "changed", H, 1, H),), message=H)]
+        "status_text": render.status_text(
+            [ServiceStatus(H, H, DriftState.DRIFT, (Entry(H, EntryKind.CHANGED, NOW, 1, H),), message=H)]
         ),
+        "status_totals": [render.status_totals([ServiceStatus(H, H, DriftState.UNREACHABLE, (), message=H)])],
+        "timeline_text": render.timeline_text([Applying(NOW, H, H, EntryKind.ADOPTED, None, H)], since=H),
         "outcome_text": [render.outcome_text(Outcome.FAILED)],
         "totals_text": [render.totals_text([Result(H, Outcome.FAILED, applied)], 2.5)],
     }
