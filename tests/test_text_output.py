@@ -229,10 +229,56 @@ def test_the_console_prints_a_string_as_written(capsys) -> None:
 
 def test_the_progress_log_prints_names_as_written(capsys) -> None:
     from migratekit.cli.progress import live_progress
+    from migratekit.database.apply import Applying, Finished, Ran, WaveStarted
 
     with live_progress(render.console(stderr=True)) as progress:
-        progress(H, H)
-    assert capsys.readouterr().err == f"{H}: applying {H}\n"
+        progress(WaveStarted(1, 2, (H,)))
+        progress(Applying(H, H))
+        progress(Ran(H, Applied(H, "0" * 16, 2500, True)))
+        progress(Finished(Result(H, Outcome.APPLIED, (Applied(H, "0" * 16, 2500, True),), elapsed_ms=2600), 1, 2))
+    assert capsys.readouterr().err.splitlines() == [
+        f"wave 1 of 2: {H}",
+        f"{H}: applying {H}",
+        f"{H}: applied {H} in 2.5 s",
+        f"{H}: 1 applied in 2.6 s (1 of 2 services)",
+    ]
+
+
+def test_the_live_board_shows_what_runs_and_how_many_are_done() -> None:
+    from rich.console import Console
+
+    from migratekit.cli.progress import _Board
+    from migratekit.database.apply import Applying, Finished
+
+    board = _Board()
+    board.update(Applying("auth", "003_slow"))
+    board.update(Applying("users", "001_init"))
+    board.update(Finished(Result("users", Outcome.UP_TO_DATE), 1, 3))
+    out = Console(file=io.StringIO(), width=120)
+    out.print(board.render())
+    text = out.file.getvalue()  # type: ignore[attr-defined]
+    assert "migrating: 1 of 3 done" in text and "003_slow" in text and "users" not in text
+
+
+@pytest.mark.parametrize(
+    ("result", "said"),
+    [
+        (Result("a", Outcome.APPLIED, (Applied("1", "0" * 16, 5, True),) * 3, elapsed_ms=2500), "3 applied in 2.5 s"),
+        (Result("a", Outcome.UP_TO_DATE, already_applied=3), "up to date"),
+        (Result("a", Outcome.PLANNED, pending=("1", "2")), "would apply 2"),
+        (
+            Result("a", Outcome.FAILED, (Applied("1", "0" * 16, 5, True),), elapsed_ms=63_000),
+            "failed after 1 applied in 1 min 3 s",
+        ),
+        (Result("a", Outcome.SKIPPED), "skipped"),
+        (Result("a", Outcome.INTERRUPTED, elapsed_ms=40), "interrupted in 40 ms"),
+        (Result("a", Outcome.ROLLED_BACK), "rolled back"),
+    ],
+)
+def test_each_outcome_ends_its_service_in_the_log(result: Result, said: str) -> None:
+    from migratekit.cli.progress import finished_text
+
+    assert finished_text(result) == said
 
 
 @pytest.mark.parametrize(
@@ -244,7 +290,7 @@ def test_the_progress_log_prints_names_as_written(capsys) -> None:
                 Result("b", Outcome.UP_TO_DATE, already_applied=3),
             ],
             False,
-            "migrated 2 service(s): 2 applied, in 2.5 s",
+            "migrated 2 service(s): 2 applied, 0 failed, in 2.5 s",
         ),
         (
             [Result("a", Outcome.FAILED), Result("b", Outcome.SKIPPED), Result("c", Outcome.APPLIED)],
@@ -258,7 +304,9 @@ def test_a_run_ends_with_its_totals_in_one_line(results: list[Result], dry_run: 
     assert render.totals_text(results, 2.5, dry_run).plain == line
 
 
-@pytest.mark.parametrize(("seconds", "shown"), [(0.85, "850 ms"), (2.04, "2.0 s"), (64.2, "1 min 4 s")])
+@pytest.mark.parametrize(
+    ("seconds", "shown"), [(0.0004, "0 ms"), (0.85, "850 ms"), (2.5, "2.5 s"), (2.04, "2.0 s"), (63.2, "1 min 3 s")]
+)
 def test_a_duration_reads_as_a_person_says_it(seconds: float, shown: str) -> None:
     assert render.duration(seconds) == shown
 
@@ -269,4 +317,27 @@ def test_migrate_all_piped_ends_with_the_totals(example_repo: Monorepo) -> None:
     finally:
         example_repo.invoke("db-down")  # a test leaves no cluster behind
     assert result.returncode == 0, result.stderr
-    assert re.search(r"^migrated 3 service\(s\): 7 applied, in [0-9.]+ (s|ms)$", result.stdout.splitlines()[-1])
+    assert re.search(
+        r"^migrated 3 service\(s\): 7 applied, 0 failed, in [0-9.]+ (s|ms)$", result.stdout.splitlines()[-1]
+    )
+
+
+def test_a_ci_log_shows_the_waves_each_migrations_time_and_the_count(monorepo: Callable[..., Monorepo]) -> None:
+    repo = monorepo({"auth": {}, "users": {"depends_on": ["auth"]}, "search": {"depends_on": ["auth"]}})
+    repo.migration("auth", "001_init.sql", "CREATE TABLE IF NOT EXISTS a (id int);\n")
+    repo.migration("auth", "002_slow.sql", "SELECT pg_sleep(0.3);\n")
+    repo.migration("users", "001_init.sql", "CREATE TABLE IF NOT EXISTS u (id int);\n")
+    done = repo.invoke("migrate-all", "--jobs", "1")
+    assert done.returncode == 0, done.stdout + done.stderr
+    log = done.stderr.splitlines()
+    assert log[0] == "wave 1 of 2: auth" and log[1].startswith("auth: applying 001_init")
+    log = [line for line in log if not line.startswith("auth: applying")]  # one message, or one each
+    assert re.fullmatch(r"auth: applied 001_init in \d+ ms", log[1]), log
+    assert re.fullmatch(r"auth: applied 002_slow in (3\d\d ms|\d\.\d s)", log[2]), log
+    assert re.fullmatch(r"auth: 2 applied in \S+ (s|ms) \(1 of 3 services\)", log[3]), log
+    assert log[4] == "wave 2 of 2: search, users"
+    assert "search: up to date (2 of 3 services)" in log or "search: up to date (3 of 3 services)" in log
+    assert "users: applying 001_init" in log and any(line.startswith("users: 1 applied in ") for line in log)
+    assert done.stdout.splitlines()[-1].startswith("migrated 3 service(s): 3 applied, 0 failed, in ")
+    again = repo.invoke("migrate-all")
+    assert "auth: up to date (1 of 3 services)" in again.stderr.splitlines()

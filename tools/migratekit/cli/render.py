@@ -172,8 +172,20 @@ OUTCOME_STYLE: dict[Outcome, str] = {
 }
 
 
+# What each outcome is called where a person reads it (the JSON carries Outcome's identifier).
+OUTCOME_LABEL: dict[Outcome, str] = {
+    Outcome.APPLIED: "applied",
+    Outcome.UP_TO_DATE: "up to date",
+    Outcome.PLANNED: "planned",
+    Outcome.FAILED: "failed",
+    Outcome.SKIPPED: "skipped",
+    Outcome.ROLLED_BACK: "rolled back",
+    Outcome.INTERRUPTED: "interrupted",
+}
+
+
 def outcome_text(outcome: Outcome) -> Text:
-    return _text((str(outcome), OUTCOME_STYLE.get(outcome, "")))
+    return _text((OUTCOME_LABEL[outcome], OUTCOME_STYLE.get(outcome, "")))
 
 
 def results_table(results: Sequence[Result], title: str = "migrate-all") -> Table:
@@ -190,7 +202,7 @@ def results_table(results: Sequence[Result], title: str = "migrate-all") -> Tabl
             str(len(r.applied)),
             str(r.already_applied),
             str(len(r.pending)),
-            f"{r.elapsed_ms} ms",
+            duration(r.elapsed_ms / 1000),
             outcome_text(r.outcome),
         )
     return table
@@ -223,7 +235,8 @@ def totals_text(results: Sequence[Result], seconds: float, dry_run: bool = False
     count = Counter(r.outcome for r in results)
     applied = sum(len(r.applied) for r in results)
     parts = [f"{sum(len(r.pending) for r in results)} would apply" if dry_run else f"{applied} applied"]
-    parts += [f"{count[o]} {o}" for o in (Outcome.FAILED, Outcome.SKIPPED, Outcome.INTERRUPTED) if count[o]]
+    shown = (Outcome.FAILED, Outcome.SKIPPED, Outcome.INTERRUPTED)  # "0 failed" too: what a CI log's reader checks
+    parts += [f"{count[o]} {OUTCOME_LABEL[o]}" for o in shown if count[o] or (o is Outcome.FAILED and not dry_run)]
     verb = "planned" if dry_run else "migrated"
     return _text(f"{verb} {len(results)} service(s): {', '.join(parts)}, in {duration(seconds)}")
 
@@ -244,7 +257,7 @@ def rollback_text(result: Result, dry_run: bool) -> list[RenderableType]:
     for column in ("service", "would roll back" if dry_run else "rolled back", "time", "outcome"):
         table.add_column(column, overflow="fold", justify="left" if column in ("service", "outcome") else "right")
     undone = result.pending if result.outcome is Outcome.PLANNED else tuple(a.version for a in result.applied)
-    table.add_row(_text(name), str(len(undone)), f"{result.elapsed_ms} ms", outcome_text(result.outcome))
+    table.add_row(_text(name), str(len(undone)), duration(result.elapsed_ms / 1000), outcome_text(result.outcome))
     lines: list[RenderableType] = [table, *_why(result)]
     if result.outcome is Outcome.PLANNED:
         lines.append(
