@@ -83,7 +83,8 @@ def test_a_failed_rollback_names_the_file_and_line(updown: Monorepo) -> None:
     updown.migration("g", "003_three.down.sql", "DELETE FROM t3;\nSELECT 1/0;\n")
     failed = updown.invoke("rollback", "g", terminal=80)
     assert failed.returncode == 1, failed.stdout + failed.stderr
-    assert "g: 003_three.down.sql:2: rolling back: division by zero (SQLSTATE 22012)" in seen(failed.stdout)
+    said = seen(failed.stdout)
+    assert "g: services/g/migrations/003_three.down.sql:2: rolling back: division by zero (SQLSTATE 22012)" in said
     assert len(updown.query("g", "SELECT version FROM schema_migrations")) == 3
 
 
@@ -143,9 +144,10 @@ def test_every_outcome_has_its_rendering(outcome: Outcome, monkeypatch: pytest.M
         ):
             out = printed(shown, terminal, monkeypatch, capsys)
             (row,) = [line for line in plain(out).splitlines() if line.startswith("│ svc ")]
-            assert row.split("│")[-2].strip() == str(outcome)
+            said = render.OUTCOME_LABEL[outcome]
+            assert row.split("│")[-2].strip() == said
             if terminal:  # in its colour
-                assert re.search(r"\x1b\[[0-9;]+m" + re.escape(str(outcome)) + r"\x1b\[0m", out), repr(out)
+                assert re.search(r"\x1b\[[0-9;]+m" + re.escape(said) + r"\x1b\[0m", out), repr(out)
 
 
 H = "t[/]x[bold]b:smile:[red]"

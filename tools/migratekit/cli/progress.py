@@ -1,9 +1,9 @@
-"""The display of a run as it goes: which migration each service is on, what finished and how long it took.
+"""The live display of a run: which migration each service is on, and for how long.
 
-On a terminal it is a rich Live table on stderr (the services in flight, and how many are done); elsewhere (a
-CI log, a pipe) one line per event, which a reader scrolls back through: the wave headers, each migration's
-start and end with its duration, each service's end with `N of M services`. stdout stays clean for --json.
-Names and versions are text, never markup.
+It also says what finished and how long it took. On a terminal it is a rich Live table on stderr (the
+services in flight, and how many are done); elsewhere (a CI log, a pipe) one line per event, which a reader
+scrolls back through: the wave headers, each migration's start and end with its duration, each service's end
+with `N of M services`. stdout stays clean for --json. Names and versions are text, never markup.
 """
 
 from __future__ import annotations

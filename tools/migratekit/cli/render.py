@@ -53,8 +53,29 @@ def _shown(cls: type) -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(cls) if f.repr)
 
 
+# The shape of every --json output (docs/json.md): raised when a field is removed, renamed or changes its meaning;
+# a field added keeps it.
+SCHEMA_VERSION = 1
+
+
 def as_json(value: Any) -> str:
-    return json.dumps(to_data(value), indent=2, ensure_ascii=False)
+    """A --json output: an object whose first key is its schema_version, then `value`'s fields."""
+    data = to_data(value)
+    if not isinstance(data, dict):
+        raise TypeError(f"a --json output is an object, not {type(data).__name__}")
+    return json_text({"schema_version": SCHEMA_VERSION, **data})
+
+
+def json_text(data: Any) -> str:
+    """Data as JSON text, as written (no schema_version: a SARIF document has its own version)."""
+    return json.dumps(to_data(data), indent=2, ensure_ascii=False)
+
+
+def rollback_data(result: Result) -> dict[str, Any]:
+    """`rollback --json`: the result's fields named for what a rollback does (a dry run's `would_roll_back`)."""
+    data = to_data(result)
+    renamed = {"applied": "rolled_back", "already_applied": "still_applied", "pending": "would_roll_back"}
+    return {renamed.get(key, key): value for key, value in data.items()}
 
 
 def _text(*parts: str | tuple[str, str]) -> Text:
@@ -194,6 +215,7 @@ def results_table(results: Sequence[Result], title: str = "migrate-all") -> Tabl
         table.add_column(
             column,
             overflow="fold",
+            no_wrap=column in ("service", "outcome"),  # a name is never folded: the headers wrap instead
             justify="right" if column in ("applied now", "already applied", "pending", "time") else "left",
         )
     for r in results:
@@ -255,7 +277,8 @@ def rollback_text(result: Result, dry_run: bool) -> list[RenderableType]:
     name = result.service
     table = _table(title=f"rollback {name}" + (" (dry run)" if dry_run else ""))
     for column in ("service", "would roll back" if dry_run else "rolled back", "time", "outcome"):
-        table.add_column(column, overflow="fold", justify="left" if column in ("service", "outcome") else "right")
+        named = column in ("service", "outcome")
+        table.add_column(column, overflow="fold", no_wrap=named, justify="left" if named else "right")
     undone = result.pending if result.outcome is Outcome.PLANNED else tuple(a.version for a in result.applied)
     table.add_row(_text(name), str(len(undone)), duration(result.elapsed_ms / 1000), outcome_text(result.outcome))
     lines: list[RenderableType] = [table, *_why(result)]
@@ -488,7 +511,7 @@ ENTRY_LABEL: dict[str, str] = {
     "adopted": "adopted",
     "baselined": "baselined",
     "changed": "changed since applied",
-    "missing_file": "applied, file missing",
+    "missing_file": "file missing",
     "pending": "pending",
     "out_of_order": "pending, out of order",
 }
@@ -507,12 +530,12 @@ def entry_label(kind: EntryKind, adopted_from: str | None = None) -> str:
 
 
 def _moment(applied_at: str | None) -> str:
-    """A recorded time as a person reads it: to the second, in UTC."""
+    """A recorded time as a person reads it: to the minute, in UTC (the JSON has it whole)."""
     if applied_at is None:
         return ""
     from datetime import UTC, datetime
 
-    return datetime.fromisoformat(applied_at).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return datetime.fromisoformat(applied_at).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _ms(value: int | None) -> str:
@@ -559,10 +582,10 @@ def status_text(statuses: Sequence[ServiceStatus], quiet: bool = False) -> list[
             continue
         grid = Table.grid(padding=(0, 2))
         grid.add_column(no_wrap=True)  # the mark
-        grid.add_column(no_wrap=True)  # a version is never folded: the other columns wrap at their spaces
+        grid.add_column(no_wrap=True)  # a version is never folded: the kind wraps at its spaces instead
         grid.add_column()
-        grid.add_column()
-        grid.add_column(justify="right")
+        grid.add_column(no_wrap=True)
+        grid.add_column(no_wrap=True, justify="right")
         for e in shown:
             mark, colour = ENTRY_MARK[e.state]
             grid.add_row(
@@ -593,9 +616,13 @@ def timeline_text(rows: Sequence[Applying], since: str | None = None) -> list[Re
     title = f"{len(rows)} migration(s) recorded" + (f" since {since}" if since else "") + ", newest first"
     if not rows:
         return [_text(title)]
-    grid = Table.grid(padding=(0, 2))
-    for justify in ("left", "left", "left", "left", "right"):
-        grid.add_column(no_wrap=True, justify=justify)  # type: ignore[arg-type]
+    kinds = [entry_label(a.state, a.adopted_from) for a in rows]
+    grid = Table.grid(padding=(0, 1))  # five columns: two spaces each would not fit 80
+    grid.add_column()  # the time and the kind wrap at their spaces; a name or a version is never cut
+    grid.add_column(no_wrap=True)
+    grid.add_column(no_wrap=True)
+    grid.add_column(min_width=max(len(word) for kind in kinds for word in kind.split()))
+    grid.add_column(no_wrap=True, justify="right")
     for a in rows:
         colour = ENTRY_MARK[a.state][1]
         grid.add_row(

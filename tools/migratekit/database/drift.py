@@ -51,21 +51,21 @@ class DriftState(StrEnum):
 
 @dataclass(frozen=True)
 class Item:
-    version: str
-    kind: ItemKind
-    detail: str = ""
+    version: str  # the migration
+    kind: ItemKind  # what is off
+    detail: str = ""  # the evidence (checksums, the version it sorts before)
 
 
 @dataclass(frozen=True)
 class ServiceDrift:
-    service: str
+    service: str  # the service
     database: str  # where, password hidden
-    state: DriftState
-    applied: int = 0
-    newest_applied: str | None = None
-    items: tuple[Item, ...] = ()
-    schema: tuple[Difference, ...] = ()
-    message: str | None = None
+    state: DriftState  # the database as a whole
+    applied: int = 0  # how many tracking rows it has
+    newest_applied: str | None = None  # the newest recorded version
+    items: tuple[Item, ...] = ()  # each migration that is off
+    schema: tuple[Difference, ...] = ()  # with --schema: how the live schema differs from a replay of the applied files
+    message: str | None = None  # why the database could not be read, or what is missing
 
     @property
     def drifted(self) -> bool:
@@ -199,7 +199,7 @@ def schema_drift(
                         name,
                         "different",
                         "the files apply cleanly",
-                        result.failure.describe() if result.failure else result.outcome,
+                        result.failure.describe() if result.failure else result.outcome.replace("_", " "),
                     )
                 ]
         with psycopg.connect(replay_url) as replay, psycopg.connect(live_url) as live:
@@ -209,7 +209,7 @@ def schema_drift(
 
 @dataclass(frozen=True)
 class Matrix:
-    environments: tuple[str, ...]
+    environments: tuple[str, ...]  # as named under environments: in workspace.yaml
     rows: tuple[tuple[str, tuple[str, ...]], ...]  # (service, cell per environment)
 
 
@@ -271,21 +271,21 @@ BASELINE_MS = -1  # the execution_time_ms `baseline` records: nothing ran (a run
 
 @dataclass(frozen=True)
 class Entry:
-    version: str
-    state: EntryKind
+    version: str  # the file name without .sql
+    state: EntryKind  # how the files and the tracking rows say it stands
     applied_at: str | None = None  # ISO 8601, with its time zone
     execution_time_ms: int | None = None  # None: not applied, or recorded without running (adopted, baselined)
-    detail: str = ""
+    detail: str = ""  # what is off (a changed checksum and the file's last commit)
     adopted_from: str | None = None  # adopted: the tool whose history vouches for it (dbmate, golang-migrate, ...)
 
 
 @dataclass(frozen=True)
 class ServiceStatus:
-    service: str
-    database: str
-    state: DriftState
-    entries: tuple[Entry, ...]
-    message: str | None = None
+    service: str  # the service
+    database: str  # where, password hidden
+    state: DriftState  # the database as a whole
+    entries: tuple[Entry, ...]  # each migration, by version
+    message: str | None = None  # why the database could not be read, or what is missing
 
     @property
     def up_to_date(self) -> bool:
@@ -351,11 +351,11 @@ class Applying:
     """One recorded migration on the cross-service timeline (`status --timeline`)."""
 
     applied_at: str  # ISO 8601
-    service: str
-    version: str
+    service: str  # the service
+    version: str  # the migration
     state: EntryKind  # applied, adopted, baselined or changed
-    execution_time_ms: int | None = None
-    adopted_from: str | None = None
+    execution_time_ms: int | None = None  # null: recorded without running
+    adopted_from: str | None = None  # the tool whose history vouches for an adopted one
 
 
 def timeline(statuses: Sequence[ServiceStatus], since: datetime | None = None) -> tuple[Applying, ...]:

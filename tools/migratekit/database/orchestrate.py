@@ -20,7 +20,7 @@ from migratekit.model import selection
 from migratekit.model.graph import critical_paths
 from migratekit.model.identity import neighbours, shared_tracking_tables
 from migratekit.model.settings import RUN_DEFAULTS, RunOptions
-from migratekit.model.workspace import Workspace
+from migratekit.model.workspace import Workspace, relative
 
 
 def select_to_migrate(
@@ -99,7 +99,7 @@ def migrate_all(
         service = workspace.services[name]
         return apply_service(
             name, urls[name], service.load_migrations(), service.settings, run, progress, neighbours=sharing[name]
-        )
+        ).located(relative(workspace.root, service.migrations_dir))
 
     def skip_reason(name: str) -> str | None:
         blocked = [d for d in workspace.services[name].depends_on if d in results and not results[d].ok]
