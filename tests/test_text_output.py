@@ -83,8 +83,9 @@ def test_a_failed_rollback_names_the_file_and_line(updown: Monorepo) -> None:
     updown.migration("g", "003_three.down.sql", "DELETE FROM t3;\nSELECT 1/0;\n")
     failed = updown.invoke("rollback", "g", terminal=80)
     assert failed.returncode == 1, failed.stdout + failed.stderr
-    said = seen(failed.stdout)
-    assert "g: services/g/migrations/003_three.down.sql:2: rolling back: division by zero (SQLSTATE 22012)" in said
+    assert "g: services/g/migrations/003_three.down.sql:2: rolling back: division by zero (SQLSTATE 22012)" in seen(
+        failed.stdout
+    )
     assert len(updown.query("g", "SELECT version FROM schema_migrations")) == 3
 
 
@@ -343,3 +344,133 @@ def test_a_ci_log_shows_the_waves_each_migrations_time_and_the_count(monorepo: C
     assert done.stdout.splitlines()[-1].startswith("migrated 3 service(s): 3 applied, 0 failed, in ")
     again = repo.invoke("migrate-all")
     assert "auth: up to date (1 of 3 services)" in again.stderr.splitlines()
+
+
+GOLDEN = Path(__file__).parent / "snapshots" / "text"
+LONG = "000002_payments_invoice_idx"  # a version that must never fold at 80 columns
+
+
+def _one(version: str, ms: int = 1200) -> Applied:
+    return Applied(version, "0" * 16, ms, True)
+
+
+def outcome_result(outcome: Outcome) -> Result:
+    """One service's result for each outcome, as a run ends in it (every Outcome must be here)."""
+    failure = Failure(
+        'relation "missing" does not exist',
+        file=f"services/billing-invoices/migrations/{LONG}.up.sql",
+        line=2,
+        sqlstate="42P01",
+        hint="fix the file, then run again",
+    )
+    name = "billing-invoices"
+    return {
+        Outcome.APPLIED: Result(name, outcome, (_one("000001_create"), _one(LONG, 2500)), 1, elapsed_ms=3800),
+        Outcome.UP_TO_DATE: Result(name, outcome, already_applied=3, elapsed_ms=40),
+        Outcome.PLANNED: Result(
+            name,
+            outcome,
+            already_applied=1,
+            pending=("000001_create", LONG),
+            notes=("database missing: --create-databases would create it",),
+        ),
+        Outcome.FAILED: Result(name, outcome, (_one("000001_create"),), 1, (LONG,), 900, failure),
+        Outcome.SKIPPED: Result(name, outcome, notes=("skipped: depends on orders, which did not finish",)),
+        Outcome.INTERRUPTED: Result(
+            name,
+            outcome,
+            (_one("000001_create"),),
+            1,
+            (LONG,),
+            63_000,
+            Failure(f"interrupted by SIGINT: {LONG}.up.sql was cancelled and rolled back", hint="run migrate again"),
+        ),
+        Outcome.ROLLED_BACK: Result(name, outcome, (_one(LONG, 30),), 1, elapsed_ms=120),
+    }[outcome]
+
+
+def entry_status(kind: EntryKind) -> ServiceStatus:
+    """A service whose one migration (after an applied one) is of `kind` (every EntryKind must be here)."""
+    entry = {
+        EntryKind.APPLIED: Entry(LONG, kind, NOW, 1200),
+        EntryKind.ADOPTED: Entry(LONG, kind, NOW, None, adopted_from="golang-migrate"),
+        EntryKind.BASELINED: Entry(LONG, kind, NOW),
+        EntryKind.CHANGED: Entry(LONG, kind, NOW, 30, "applied checksum 0123456789abcdef, file now fedcba9876543210"),
+        EntryKind.MISSING_FILE: Entry(LONG, kind, NOW, 30, "applied, but the file is gone"),
+        EntryKind.PENDING: Entry(LONG, kind),
+        EntryKind.OUT_OF_ORDER: Entry(LONG, kind, detail="sorts before 000003_newer, which is applied"),
+    }[kind]
+    state = DriftState.UP_TO_DATE if kind.done else DriftState.DRIFT
+    return ServiceStatus(
+        "billing-invoices",
+        "postgresql://app@db.internal:5432/invoices",
+        state,
+        (Entry("000001_create", EntryKind.APPLIED, NOW, 5), entry),
+    )
+
+
+def rendered_outcomes(command: str) -> dict[str, list[Any]]:
+    """What each outcome of `command` prints: a section per outcome, in the enum's order."""
+    from migratekit.cli.progress import event_line
+    from migratekit.database.apply import Finished
+
+    if command == "status":
+        sections: dict[str, list[Any]] = {str(k): render.status_text([entry_status(k)]) for k in EntryKind}
+        sections["quiet"] = render.status_text([entry_status(k) for k in EntryKind], quiet=True)
+        for state in (DriftState.NOT_CREATED, DriftState.UNREACHABLE, DriftState.FOREIGN_TABLE):
+            entries = (Entry(LONG, EntryKind.PENDING),) if state is DriftState.NOT_CREATED else ()
+            unread = ServiceStatus("billing-invoices", "embedded/invoices", state, entries, "the server said no")
+            sections[str(state)] = render.status_text([unread])
+        sections["timeline"] = render.timeline_text(
+            [
+                Applying(NOW, "billing-invoices", LONG, EntryKind.APPLIED, 2500),
+                Applying(NOW, "orders", "000001_create_orders", EntryKind.ADOPTED, None, "golang-migrate"),
+                Applying(NOW, "legacy-reports", "002_reports", EntryKind.BASELINED),
+            ],
+            since="7d",
+        )
+        return sections
+    if command == "rollback":
+        return {str(o): render.rollback_text(outcome_result(o), dry_run=o is Outcome.PLANNED) for o in Outcome}
+    out = {}
+    for o in Outcome:
+        r = outcome_result(o)
+        log = event_line(Finished(r, 1, 12))
+        out[str(o)] = [
+            log,
+            render.results_table([r], title="migrate-all (dry run)" if o is Outcome.PLANNED else "migrate-all"),
+            *render.result_details([r]),
+            render.totals_text([r], r.elapsed_ms / 1000, dry_run=o is Outcome.PLANNED),
+        ]
+    return out
+
+
+@pytest.mark.parametrize("terminal", WIDTHS, ids=lambda w: f"{w}-columns" if w else "piped")
+@pytest.mark.parametrize("command", ["migrate-all", "rollback", "status"])
+def test_every_outcome_is_rendered_as_pinned(
+    command: str, terminal: int | None, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """Golden text: what a person reads for each outcome. After a deliberate change, regenerate with
+    MIGRATEKIT_UPDATE_SNAPSHOTS=1 and review the diff."""
+    import os
+
+    parts = []
+    for name, renderables in rendered_outcomes(command).items():
+        shown = plain(printed(renderables, terminal, monkeypatch, capsys))
+        parts.append(f"== {name} ==\n" + "".join(line.rstrip() + "\n" for line in shown.splitlines()))
+        if terminal == 80:
+            assert max(len(line) for line in shown.splitlines()) <= 80, name
+            assert shown.count(LONG) == shown.count(LONG[:12]), f"{name}: a version folded or cut at 80 columns"
+            assert shown.count("billing-invoices") == shown.count("billing-inv"), f"{name}: a name folded or cut"
+    text = "\n".join(parts)
+    path = GOLDEN / f"{command}.{terminal or 'piped'}.txt"
+    if os.environ.get("MIGRATEKIT_UPDATE_SNAPSHOTS"):
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(text)
+    assert path.is_file(), f"{path} is missing: run with MIGRATEKIT_UPDATE_SNAPSHOTS=1 to write it"
+    assert text == path.read_text(), f"{path.name} differs from its golden text"
+
+
+def test_every_outcome_and_kind_has_a_golden_section() -> None:
+    for command, values in (("migrate-all", Outcome), ("rollback", Outcome), ("status", EntryKind)):
+        assert set(map(str, values)) <= set(rendered_outcomes(command)), command
