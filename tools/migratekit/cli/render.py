@@ -219,14 +219,10 @@ def results_table(results: Sequence[Result], title: str = "migrate-all") -> Tabl
             justify="right" if column in ("applied now", "already applied", "pending", "time") else "left",
         )
     for r in results:
-        table.add_row(
-            _text(r.service),
-            str(len(r.applied)),
-            str(r.already_applied),
-            str(len(r.pending)),
-            duration(r.elapsed_ms / 1000),
-            outcome_text(r.outcome),
-        )
+        counts = [str(len(r.applied)), str(r.already_applied), str(len(r.pending)), duration(r.elapsed_ms / 1000)]
+        if r.outcome is Outcome.SKIPPED:  # its database was never read: no counts to show
+            counts = ["-"] * len(counts)
+        table.add_row(_text(r.service), *counts, outcome_text(r.outcome))
     return table
 
 
