@@ -201,6 +201,11 @@ def test_the_install_step_reproduces_the_install_record(tmp_path: Path) -> None:
     assert installs.requirement(installs.Installed("0.1.0", elsewhere), root) == (
         f'pip install "migratekit @ git+https://git.example.com/platform/migratekit.git@{commit}"'
     )
+    scp = git_checkout(tmp_path / "scp", "git@git.example.com:platform/migratekit.git")  # pip wants ssh://
+    cloned = {"url": (tmp_path / "scp").as_uri(), "dir_info": {}}
+    assert installs.requirement(installs.Installed("0.1.0", cloned), root) == (
+        f'pip install "migratekit @ git+ssh://git@git.example.com/platform/migratekit.git@{scp}"'
+    )
 
 
 @pytest.mark.parametrize("where", ["a checkout without a remote", "a wheel outside the repository"])

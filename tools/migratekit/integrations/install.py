@@ -11,6 +11,7 @@ checkout with no remote) is said, never guessed: the user then passes the instal
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from urllib.parse import unquote, urlparse
 from migratekit.errors import ConfigError
 
 DISTRIBUTION = "migratekit"
+SCP_REMOTE = re.compile(r"(?P<user>[\w.-]+)@(?P<host>[\w.-]+):(?P<path>[^/].*)")  # git@github.com:org/repo.git
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,12 @@ def requirement(found: Installed, root: Path) -> str:
 
 
 def _git_line(url: str, commit: str, subdirectory: str) -> str:
+    """pip's form of a git source; a remote in scp form (git@host:org/repo.git) becomes ssh://, which pip reads."""
+    scp = SCP_REMOTE.fullmatch(url)
+    if scp:
+        url = f"ssh://{scp['user']}@{scp['host']}/{scp['path']}"
+    elif url.startswith("file:///"):  # pip's URL check wants a host: file://localhost/… is the same place
+        url = "file://localhost/" + url.removeprefix("file:///")
     source = url if url.startswith("git+") else f"git+{url}"
     at = f"@{commit}" if commit else ""
     sub = f"#subdirectory={subdirectory}" if subdirectory else ""
