@@ -134,7 +134,7 @@ def test_services_sharing_a_database_share_it_in_ci(tmp_path: Path) -> None:
         "ORDERS_DATABASE_URL": f"{base}/orders_prod",
         "REFUNDS_DATABASE_URL": f"{base}/ledger",
     }
-    assert "secret" not in (repo.root / ".github/workflows/migratekit.yml").read_text()
+    assert "secret" not in (repo.root / ".github/workflows/migratekit.yml").read_text() + result.stdout + result.stderr
 
 
 def test_two_services_recording_into_one_table_of_one_database_are_refused(tmp_path: Path) -> None:
