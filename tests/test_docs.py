@@ -131,6 +131,13 @@ def test_every_task_named_is_a_task(page: Path) -> None:
     assert named - set(ns.task_names) == set()
 
 
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(REPO)))
+def test_every_script_named_exists(page: Path) -> None:
+    """The benchmarks and tools the docs tell a reader to run (bench/migrate.py, tools/docs.py) are there."""
+    named = set(re.findall(r"\b((?:bench|tools)/[a-z_]+\.py)\b", page.read_text()))
+    assert {path for path in named if not (REPO / path).is_file()} == set()
+
+
 def test_the_checks_catch_what_they_are_for() -> None:
     """The history pattern, the anchors and the task names find what they should (and not the allowed uses)."""
     assert HISTORY.search("measured in Session 8 against target 6")
