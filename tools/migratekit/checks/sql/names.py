@@ -1,0 +1,369 @@
+"""Which database objects a statement creates and which it refers to, named as PostgreSQL resolves them.
+
+What no single-file linter can see: one service's migrations using another's table, type, function,
+schema, role or extension. The audit reads both sides from the parse trees it already has (each
+statement once, as it walks a service's files) and the workspace rules (MK504, MK505) compare them.
+
+Names are kept in PostgreSQL's namespaces: relations (tables, views, sequences share one), types,
+functions, schemas, roles (cluster-wide) and extensions. An unqualified name resolves as the runner's
+session resolves it: the runner sets no search_path, so it is the server's default (`"$user", public`),
+with pg_catalog searched first; a migration's own `SET search_path` moves it for the rest of the file.
+Bodies of functions and DO blocks are strings to the main parser and are not read here (their names
+are resolved when the function runs, not when the migration does).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from migratekit.checks.sql.tree import Node, relname, strings
+
+RELATION, TYPE, FUNCTION, SCHEMA, ROLE, EXTENSION = "relation", "type", "function", "schema", "role", "extension"
+BUILT_IN_SCHEMAS = frozenset({"pg_catalog", "information_schema", "pg_toast", "public"})
+# Written as types but turned into a column default and a sequence by the parser: never in pg_type.
+SERIAL_TYPES = frozenset({"serial", "serial2", "serial4", "serial8", "smallserial", "bigserial"})
+# Roles every server has: the bootstrap superuser's usual name (pg_* roles come from builtins.json).
+KNOWN_ROLES = frozenset({"postgres"})
+
+Name = tuple[str, str]  # (namespace, name): ("relation", "public.battles"), ("role", "reader")
+
+
+@dataclass(frozen=True)
+class Objects:
+    """What one statement creates (name -> what it is, as a person says it) and the names it refers to."""
+
+    creates: dict[Name, str]
+    references: list[Name]
+
+
+def qualify(parts: list[str], search_path: str = "public") -> str:
+    """`schema.name` as written, or the unqualified name in the search path (`a,b.name`: in a, else in b)."""
+    return ".".join(parts[-2:]) if len(parts) > 1 else f"{search_path}.{parts[-1]}" if parts else ""
+
+
+def objects(kind: str, node: Node, search_path: str = "public") -> Objects:
+    """The objects a top-level statement creates and the ones it refers to (DROP refers to nothing: a
+    migration that drops what is not there either guards it with IF EXISTS or fails on its own)."""
+    creates: dict[Name, str] = {}
+    targets: set[int] = set()  # the RangeVar a CREATE names: created, not referred to
+    creator = _CREATORS.get(kind)
+    if creator is not None:
+        for name, what, target in creator(node, search_path.split(",", 1)[0]):  # made in the path's first schema
+            creates[name] = what
+            if target is not None:
+                targets.add(id(target))
+    if kind in ("DropStmt", "DropRoleStmt", "DropOwnedStmt", "ReassignOwnedStmt"):
+        return Objects(creates, [])
+    references = [
+        *_schemas_of(creates),
+        *_walked(node, targets, search_path, kind),
+        *_explicit(kind, node, search_path),
+    ]
+    return Objects(creates, references)
+
+
+def _schemas_of(creates: dict[Name, str]) -> Iterator[Name]:
+    """An object created in a schema needs the schema: another service's, when that service made it."""
+    for namespace, name in creates:
+        schema = name.rpartition(".")[0]
+        if namespace not in (SCHEMA, ROLE, EXTENSION) and schema and schema not in BUILT_IN_SCHEMAS:
+            yield SCHEMA, schema
+
+
+def _walked(node: Node, targets: set[int], search_path: str, kind: str) -> list[Name]:
+    """Every relation, type, function call and role below `node`, known by their shape: a field holds its node
+    bare (a CreateStmt's `relation`, a ColumnDef's `typeName`), a list holds it wrapped ({"RangeVar": ...})."""
+    found: list[Name] = []
+    ctes: set[str] = set()
+    relations: list[Node] = []
+    skip_relation = _index_target(kind, node)
+    stack: list[Any] = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, list):
+            stack.extend(current)
+            continue
+        if not isinstance(current, dict):
+            continue
+        if "relname" in current:
+            if id(current) not in targets and current is not skip_relation:
+                relations.append(current)
+        elif "typemod" in current:  # a TypeName
+            if not current.get("pct_type"):
+                found.append((TYPE, qualify(strings(current.get("names")), search_path)))
+        elif "funcformat" in current:  # a FuncCall
+            found.append((FUNCTION, qualify(strings(current.get("funcname")), search_path)))
+        elif "roletype" in current:  # a RoleSpec
+            if current.get("roletype") == "ROLESPEC_CSTRING":
+                found.append((ROLE, current.get("rolename", "")))
+        elif "ctename" in current:
+            ctes.add(current["ctename"])
+        stack.extend(v for v in current.values() if isinstance(v, dict | list))
+    for element in relations:
+        schema = element.get("schemaname")
+        if schema or element.get("relname") not in ctes:  # WITH x AS (...) SELECT FROM x: no relation
+            found.append((RELATION, f"{schema or search_path}.{element.get('relname', '')}"))
+    return found
+
+
+def _index_target(kind: str, node: Node) -> Node | None:
+    """ALTER INDEX and a renamed index name an index in their RangeVar: indexes are not tracked."""
+    if kind == "AlterTableStmt" and node.get("objtype") == "OBJECT_INDEX":
+        return node.get("relation")
+    if kind == "RenameStmt" and node.get("renameType") == "OBJECT_INDEX":
+        return node.get("relation")
+    return None
+
+
+def _explicit(kind: str, node: Node, search_path: str) -> Iterator[Name]:
+    """References a walk for RangeVar, TypeName, FuncCall and RoleSpec does not find (names as plain strings)."""
+    if kind in ("CreateTrigStmt", "CreateEventTrigStmt"):
+        yield FUNCTION, qualify(strings(node.get("funcname")), search_path)
+    elif kind == "GrantStmt":
+        yield from _granted_on(node, search_path)
+    elif kind == "GrantRoleStmt":
+        for granted in node.get("granted_roles", []):
+            yield ROLE, granted.get("AccessPriv", {}).get("priv_name", "")
+    elif kind == "AlterFunctionStmt":
+        yield FUNCTION, qualify(strings(node.get("func", {}).get("ObjectWithArgs", {}).get("objname")), search_path)
+    elif kind == "AlterEnumStmt":
+        yield TYPE, qualify(strings(node.get("typeName")), search_path)
+    elif kind == "AlterDefaultPrivilegesStmt":
+        for option in node.get("options", []):
+            if option.get("DefElem", {}).get("defname") == "schemas":
+                yield from ((SCHEMA, s) for s in strings(option["DefElem"].get("arg", {}).get("List", {}).get("items")))
+    elif kind == "CreateExtensionStmt":
+        schema = _extension_schema(node)
+        if schema:
+            yield SCHEMA, schema
+
+
+def _granted_on(node: Node, search_path: str) -> Iterator[Name]:
+    """GRANT ... ON SCHEMA s, ON FUNCTION f(...), ON ALL TABLES IN SCHEMA s (tables are RangeVars: walked)."""
+    if node.get("targtype") != "ACL_TARGET_OBJECT":
+        yield from ((SCHEMA, s) for s in strings(node.get("objects")))
+        return
+    objtype = node.get("objtype")
+    for obj in node.get("objects", []):
+        if objtype == "OBJECT_SCHEMA" and "String" in obj:
+            yield SCHEMA, obj["String"]["sval"]
+        elif objtype in ("OBJECT_FUNCTION", "OBJECT_PROCEDURE", "OBJECT_ROUTINE") and "ObjectWithArgs" in obj:
+            yield FUNCTION, qualify(strings(obj["ObjectWithArgs"].get("objname")), search_path)
+
+
+def _extension_schema(node: Node) -> str | None:
+    for option in node.get("options", []):
+        element = option.get("DefElem", {})
+        if element.get("defname") == "schema":
+            return str(element.get("arg", {}).get("String", {}).get("sval", "")) or None
+    return None
+
+
+Created = Iterator[tuple[Name, str, Node | None]]  # (name, what it is, the RangeVar that names it)
+
+
+def _create_table(node: Node, search_path: str) -> Created:
+    target = node.get("relation", {})
+    table = _relation(target, search_path)
+    yield (RELATION, table), "table", target
+    for element in node.get("tableElts", []):  # serial and identity columns bring a sequence of their own
+        column = element.get("ColumnDef", {})
+        names = strings(column.get("typeName", {}).get("names"))
+        identity = any(
+            c.get("Constraint", {}).get("contype") == "CONSTR_IDENTITY" for c in column.get("constraints", [])
+        )
+        if names and (names[-1] in SERIAL_TYPES or identity):
+            yield (RELATION, f"{table}_{column.get('colname')}_seq"), "sequence", None
+
+
+def _relation(range_var: Node, search_path: str) -> str:
+    name = relname(range_var)
+    if range_var.get("relpersistence") == "t" and "." not in name:
+        return f"{search_path}.{name}"  # a temporary table: pg_temp, reached by its bare name all the same
+    return name if "." in name else f"{search_path}.{name}"
+
+
+def _create_foreign_table(node: Node, search_path: str) -> Created:
+    yield from _create_table(node.get("base", {}), search_path)
+
+
+def _create_table_as(node: Node, search_path: str) -> Created:
+    target = node.get("into", {}).get("rel", {})
+    what = "materialized view" if node.get("objtype") == "OBJECT_MATVIEW" else "table"
+    yield (RELATION, _relation(target, search_path)), what, target
+
+
+def _create_view(node: Node, search_path: str) -> Created:
+    target = node.get("view", {})
+    yield (RELATION, _relation(target, search_path)), "view", target
+
+
+def _create_sequence(node: Node, search_path: str) -> Created:
+    target = node.get("sequence", {})
+    yield (RELATION, _relation(target, search_path)), "sequence", target
+
+
+def _create_composite(node: Node, search_path: str) -> Created:
+    target = node.get("typevar", {})
+    yield (TYPE, _relation(target, search_path)), "type", target
+
+
+def _create_named_type(key: str) -> Any:
+    def created(node: Node, search_path: str) -> Created:
+        yield (TYPE, qualify(strings(node.get(key)), search_path)), "type", None
+
+    return created
+
+
+def _define(node: Node, search_path: str) -> Created:
+    kinds = {"OBJECT_TYPE": (TYPE, "type"), "OBJECT_AGGREGATE": (FUNCTION, "aggregate")}
+    found = kinds.get(node.get("kind", ""))
+    if found is not None:
+        yield (found[0], qualify(strings(node.get("defnames")), search_path)), found[1], None
+
+
+def _create_function(node: Node, search_path: str) -> Created:
+    what = "procedure" if node.get("is_procedure") else "function"
+    yield (FUNCTION, qualify(strings(node.get("funcname")), search_path)), what, None
+
+
+def _create_schema(node: Node, search_path: str) -> Created:
+    name = node.get("schemaname") or node.get("authrole", {}).get("rolename")
+    if name:
+        yield (SCHEMA, name), "schema", None
+
+
+def _create_role(node: Node, search_path: str) -> Created:
+    yield (ROLE, node.get("role", "")), "role", None
+
+
+def _create_extension(node: Node, search_path: str) -> Created:
+    # Extensions are not in a schema, but their objects are: the name carries where they go.
+    yield (EXTENSION, f"{_extension_schema(node) or search_path}.{node.get('extname', '')}"), "extension", None
+
+
+def _rename(node: Node, search_path: str) -> Created:
+    renamed = {"OBJECT_TABLE": "table", "OBJECT_VIEW": "view", "OBJECT_MATVIEW": "materialized view"}
+    what = renamed.get(node.get("renameType", ""))
+    if what is not None:
+        schema = (node.get("relation") or {}).get("schemaname") or search_path
+        yield (RELATION, f"{schema}.{node.get('newname', '')}"), what, None
+
+
+_CREATORS = {
+    "CreateStmt": _create_table,
+    "CreateForeignTableStmt": _create_foreign_table,
+    "CreateTableAsStmt": _create_table_as,
+    "ViewStmt": _create_view,
+    "CreateSeqStmt": _create_sequence,
+    "CompositeTypeStmt": _create_composite,
+    "CreateEnumStmt": _create_named_type("typeName"),
+    "CreateRangeStmt": _create_named_type("typeName"),
+    "CreateDomainStmt": _create_named_type("domainname"),
+    "DefineStmt": _define,
+    "CreateFunctionStmt": _create_function,
+    "CreateSchemaStmt": _create_schema,
+    "CreateRoleStmt": _create_role,
+    "CreateExtensionStmt": _create_extension,
+    "RenameStmt": _rename,
+}
+
+
+def candidates(namespace: str, name: str) -> list[Name]:
+    """Where a referred name may be, in the order PostgreSQL looks: each schema of the search path it was
+    written under (`a,b.t`), and for a type also the relation of that name (a table is a row type too)."""
+    if namespace in (ROLE, SCHEMA, EXTENSION):
+        return [(namespace, name)]
+    schemas, _, bare = name.rpartition(".")
+    spaces = (TYPE, RELATION) if namespace == TYPE else (namespace,)
+    return [(space, f"{schema}.{bare}") for schema in schemas.split(",") if schema for space in spaces]
+
+
+def shown(namespace: str, name: str) -> str:
+    """A referred name as a person writes it: the first place it would be looked for."""
+    return candidates(namespace, name)[0][1]
+
+
+def provided(creates: dict[Name, str]) -> dict[Name, str]:
+    """What `creates` makes available: the objects themselves, and every object of the extensions it creates,
+    in the extension's schema (the name of an extension carries its schema: `public.citext`)."""
+    found = dict(creates)
+    for (namespace, name), _ in creates.items():
+        if namespace == EXTENSION:
+            schema, _, extension = name.rpartition(".")
+            for space, bare in builtins().objects_of(extension):
+                found.setdefault((space, f"{schema}.{bare}"), f"{extension} extension's {space}")
+    return found
+
+
+def lookup(namespace: str, name: str, available: dict[Name, str]) -> Name | None:
+    """The name `available` holds for a reference, or None."""
+    return next((c for c in candidates(namespace, name) if c in available), None)
+
+
+@dataclass(frozen=True)
+class BuiltIns:
+    """What PostgreSQL has before any migration runs, and what each contrib extension creates (by bare name).
+
+    Read from a real server by tools/pg_builtins.py into builtins.json; `version` says which.
+    """
+
+    version: str
+    functions: frozenset[str]
+    types: frozenset[str]
+    tables: dict[str, frozenset[str]]  # pg_catalog and information_schema relations
+    roles: frozenset[str]
+    extensions: dict[str, dict[str, frozenset[str]]]  # extension -> namespace -> names
+
+    def provides(self, namespace: str, name: str) -> bool:
+        """Whether PostgreSQL itself provides `name` (qualified as `objects` qualifies it: an unqualified name is
+        in `public`, or in its search path `a,b` / `a,`, and pg_catalog is searched before any of them)."""
+        schema, _, bare = name.rpartition(".")
+        if namespace == ROLE:
+            return name in self.roles or name in KNOWN_ROLES
+        if namespace in (SCHEMA, EXTENSION):
+            return namespace == SCHEMA and (name in BUILT_IN_SCHEMAS or name.startswith("pg_"))
+        if schema in ("pg_catalog", "information_schema", "pg_toast") or schema.startswith("pg_temp"):
+            return True
+        if schema != "public" and "," not in schema:
+            return False  # written in another schema: not PostgreSQL's
+        if namespace == RELATION:  # pg_catalog is searched before public
+            return bare in self.tables.get("pg_catalog", frozenset())
+        if namespace == TYPE:
+            return bare in self.types or bare in SERIAL_TYPES
+        return namespace == FUNCTION and bare in self.functions
+
+    def extension_of(self, namespace: str, name: str) -> str | None:
+        """The contrib extension that creates `name` (its bare name), if one does."""
+        bare = name.rpartition(".")[2]
+        kinds = (RELATION, TYPE) if namespace in (RELATION, TYPE) else (namespace,)
+        return next(
+            (ext for ext, found in self.extensions.items() if any(bare in found.get(k, ()) for k in kinds)), None
+        )
+
+    def objects_of(self, extension: str) -> Iterator[Name]:
+        """The (namespace, bare name) of every object an extension creates."""
+        for namespace, names in self.extensions.get(extension, {}).items():
+            yield from ((namespace, n) for n in names)
+
+
+@cache
+def builtins() -> BuiltIns:
+    data = json.loads((Path(__file__).with_name("builtins.json")).read_text())
+    kinds = {"function": FUNCTION, "type": TYPE, "table": RELATION}
+    return BuiltIns(
+        data["postgresql"],
+        frozenset(data["functions"]),
+        frozenset(data["types"]),
+        {schema: frozenset(names) for schema, names in data["tables"].items()},
+        frozenset(data["roles"]),
+        {
+            ext: {kinds[kind]: frozenset(names) for kind, names in found.items()}
+            for ext, found in data["extensions"].items()
+        },
+    )
