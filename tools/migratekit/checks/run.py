@@ -203,6 +203,15 @@ def findings_of(scope: Scope, *subject: Any, service: str | None = None, root: P
     return found
 
 
+def proposed_settings(workspace: Workspace, environ: Mapping[str, str] | None = None) -> dict[str, dict[str, Any]]:
+    """What `invoke init` writes for each service from what its migrations use of the others' (MK504): the
+    lint of each service, from the cache when it is there (the audit init runs next reads it again)."""
+    env = os.environ if environ is None else environ
+    with _collector_paused():
+        objects = {name: lint_service_cached(workspace, name)[1] for name in workspace.order()}
+    return mk5_workspace.proposed_settings(workspace, objects, env)
+
+
 def across_services(workspace: Workspace) -> list[Finding]:
     """Every MK6xx finding (drift across services), rule by rule: what `invoke drift` adds to a database's."""
     return findings_of(Scope.ACROSS, workspace)
