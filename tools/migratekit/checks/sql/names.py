@@ -8,8 +8,10 @@ Names are kept in PostgreSQL's namespaces: relations (tables, views, sequences s
 functions, schemas, roles (cluster-wide) and extensions. An unqualified name resolves as the runner's
 session resolves it: the runner sets no search_path, so it is the server's default (`"$user", public`),
 with pg_catalog searched first; a migration's own `SET search_path` moves it for the rest of the file.
-Bodies of functions and DO blocks are strings to the main parser and are not read here (their names
-are resolved when the function runs, not when the migration does).
+A DO block runs as the migration does: its statements (and the expressions of its IFs) are read with
+PostgreSQL's PL/pgSQL parser, so `DO $$ BEGIN CREATE TYPE mood ...; EXCEPTION WHEN duplicate_object ...`
+creates mood. A function's body is not read: its names are resolved when it is called, not when the
+migration runs, and a body built with EXECUTE is a string until then.
 """
 
 from __future__ import annotations
@@ -46,9 +48,12 @@ def qualify(parts: list[str], search_path: str = "public") -> str:
     return ".".join(parts[-2:]) if len(parts) > 1 else f"{search_path}.{parts[-1]}" if parts else ""
 
 
-def objects(kind: str, node: Node, search_path: str = "public") -> Objects:
+def objects(kind: str, node: Node, search_path: str = "public", text: str = "") -> Objects:
     """The objects a top-level statement creates and the ones it refers to (DROP refers to nothing: a
-    migration that drops what is not there either guards it with IF EXISTS or fails on its own)."""
+    migration that drops what is not there either guards it with IF EXISTS or fails on its own). `text`,
+    the statement's source, is read for a DO block only."""
+    if kind == "DoStmt":
+        return _do_block(text, search_path)
     creates: dict[Name, str] = {}
     targets: set[int] = set()  # the RangeVar a CREATE names: created, not referred to
     creator = _CREATORS.get(kind)
@@ -64,6 +69,38 @@ def objects(kind: str, node: Node, search_path: str = "public") -> Objects:
         *_walked(node, targets, search_path, kind),
         *_explicit(kind, node, search_path),
     ]
+    return Objects(creates, references)
+
+
+def _do_block(text: str, search_path: str) -> Objects:
+    """What the statements of a PL/pgSQL DO block create and use (a block in another language: nothing)."""
+    from pglast import parser
+
+    creates: dict[Name, str] = {}
+    references: list[Name] = []
+    try:
+        tree = json.loads(parser.parse_plpgsql_json(text))
+    except (parser.ParseError, ValueError):
+        return Objects(creates, references)
+    stack: list[Any] = [tree]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, list):
+            stack.extend(current)
+        elif isinstance(current, dict):
+            expr = current.get("PLpgSQL_expr")
+            if isinstance(expr, dict) and "query" in expr:
+                query = expr["query"] if expr.get("parseMode") == 0 else f"SELECT {expr['query']}"
+                try:
+                    statements = json.loads(parser.parse_sql_json(query)).get("stmts", [])
+                except (parser.ParseError, ValueError):
+                    continue  # an assignment, or SQL the block builds: not a statement of its own
+                for raw in statements:
+                    ((kind, node),) = raw["stmt"].items()
+                    found = objects(kind, node, search_path)
+                    creates.update(found.creates)
+                    references += found.references
+            stack.extend(v for v in current.values() if isinstance(v, dict | list))
     return Objects(creates, references)
 
 

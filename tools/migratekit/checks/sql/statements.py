@@ -45,12 +45,13 @@ def advance(state: FileState, statement: Statement) -> None:
     recorder = _RECORDERS.get(kind)
     if recorder is not None:
         recorder(state, node)
-    found = objects(kind, node, state.search_path)
+    found = objects(kind, node, state.search_path, statement.text)
     state.objects.update(found.creates)
-    for name in found.references:
-        if name not in state.references:
-            opening = statement.text.split("\n", 1)[0]
-            opening = opening if len(opening) <= 80 else opening[:77] + "..."
+    new = {n for n in found.references if n not in state.references}
+    if new:
+        opening = statement.text.split("\n", 1)[0]
+        opening = opening if len(opening) <= 80 else opening[:77] + "..."
+        for name in sorted(new):  # one order, run after run
             state.references[name] = Reference(*name, state.path, statement.line, opening)
     if not state.one_transaction and (kind == "TransactionStmt" or not state.in_transaction):
         state.transaction += 1  # outside BEGIN ... COMMIT each statement commits on its own
