@@ -187,7 +187,7 @@ def undeclared_use(
     "MK505",
     "warning",
     "create it in the service's migrations (CREATE EXTENSION IF NOT EXISTS for an extension's), or, when it is "
-    "made outside migrations, say so with an ignore",
+    "made outside migrations, list MK505 in the service's ignore (or ignore_files) in workspace.yaml",
 )
 def unknown_use(
     ws: Workspace, objects: Mapping[str, ServiceObjects], environ: Mapping[str, str]

@@ -112,40 +112,90 @@ def _schemas_of(creates: dict[Name, str]) -> Iterator[Name]:
             yield SCHEMA, schema
 
 
+# Nodes that never hold a relation, type, call or role below them: not entered (the walk is most of the cost).
+_CALL_PARTS = ("args", "agg_order", "agg_filter", "over")
+_CONSTRAINT_PARTS = ("raw_expr", "where_clause", "exclusions")
+_COLUMN_PARTS = ("raw_default", "cooked_default", "collClause", "identitySequence")
+# Nodes that never hold a relation, type, call or role below them: not entered (the walk is most of the cost).
+_LEAVES = frozenset(
+    {"A_Const", "String", "Integer", "Float", "Boolean", "BitString", "ColumnRef", "ParamRef", "A_Star"}
+)
+
+
 def _walked(node: Node, targets: set[int], search_path: str, kind: str) -> list[Name]:
     """Every relation, type, function call and role below `node`, known by their shape: a field holds its node
     bare (a CreateStmt's `relation`, a ColumnDef's `typeName`), a list holds it wrapped ({"RangeVar": ...})."""
-    found: list[Name] = []
-    ctes: set[str] = set()
-    relations: list[Node] = []
-    skip_relation = _index_target(kind, node)
+    reader = _Reader(targets, search_path, _index_target(kind, node))
     stack: list[Any] = [node]
+    pop, push = stack.pop, stack.append
     while stack:
-        current = stack.pop()
-        if isinstance(current, list):
-            stack.extend(current)
-            continue
-        if not isinstance(current, dict):
-            continue
-        if "relname" in current:
-            if id(current) not in targets and current is not skip_relation:
-                relations.append(current)
-        elif "typemod" in current:  # a TypeName
-            if not current.get("pct_type"):
-                found.append((TYPE, qualify(strings(current.get("names")), search_path)))
-        elif "funcformat" in current:  # a FuncCall
-            found.append((FUNCTION, qualify(strings(current.get("funcname")), search_path)))
+        current = pop()
+        if type(current) is list:  # its items are wrapped nodes, {"Type": body}: the bodies are what is read
+            for item in current:
+                for key, value in item.items() if type(item) is dict else ():
+                    if key not in _LEAVES:
+                        push(value)
+        elif type(current) is dict:
+            reader.read(current, stack)
+    return reader.names()
+
+
+class _Reader:
+    """What one walk has found so far; `read` takes one node's body and pushes the parts worth entering."""
+
+    __slots__ = ("ctes", "found", "relations", "search_path", "skip", "targets", "types", "functions")
+
+    def __init__(self, targets: set[int], search_path: str, skip: Node | None) -> None:
+        known = builtins()
+        self.targets, self.search_path, self.skip = targets, search_path, skip
+        self.types, self.functions = known.types | SERIAL_TYPES, known.functions
+        self.found: list[Name] = []
+        self.ctes: set[str] = set()
+        self.relations: list[Node] = []
+
+    def read(self, current: Node, stack: list[Any]) -> None:
+        if "relname" in current:  # a RangeVar: nothing below it names anything (its alias)
+            if id(current) not in self.targets and current is not self.skip:
+                self.relations.append(current)
+        elif "typemod" in current:  # a TypeName: below it only its modifiers (constants)
+            names = current.get("names") or []
+            if not current.get("pct_type") and _not_built_in(names, self.types):
+                self.found.append((TYPE, qualify(strings(names), self.search_path)))
+        elif "funcformat" in current:  # a FuncCall: its arguments may call and cast too
+            names = current.get("funcname") or []
+            if _not_built_in(names, self.functions):
+                self.found.append((FUNCTION, qualify(strings(names), self.search_path)))
+            stack.extend(current[k] for k in _CALL_PARTS if k in current)
+        elif "contype" in current:  # a Constraint: only its expressions and referenced table name anything
+            if "pktable" in current:
+                self.relations.append(current["pktable"])
+            stack.extend(current[k] for k in _CONSTRAINT_PARTS if k in current)
+        elif "colname" in current and "typeName" in current:  # a ColumnDef (the commonest node of a migration)
+            stack.append(current["typeName"])
+            stack.extend(c.get("Constraint", c) for c in current.get("constraints", ()))
+            stack.extend(current[k] for k in _COLUMN_PARTS if k in current)
         elif "roletype" in current:  # a RoleSpec
-            if current.get("roletype") == "ROLESPEC_CSTRING":
-                found.append((ROLE, current.get("rolename", "")))
-        elif "ctename" in current:
-            ctes.add(current["ctename"])
-        stack.extend(v for v in current.values() if isinstance(v, dict | list))
-    for element in relations:
-        schema = element.get("schemaname")
-        if schema or element.get("relname") not in ctes:  # WITH x AS (...) SELECT FROM x: no relation
-            found.append((RELATION, f"{schema or search_path}.{element.get('relname', '')}"))
-    return found
+            if current["roletype"] == "ROLESPEC_CSTRING":
+                self.found.append((ROLE, current.get("rolename", "")))
+        else:
+            if "ctename" in current:
+                self.ctes.add(current["ctename"])
+            stack.extend(v for k, v in current.items() if type(v) is list or (type(v) is dict and k not in _LEAVES))
+
+    def names(self) -> list[Name]:
+        for element in self.relations:
+            schema = element.get("schemaname")
+            if schema or element.get("relname") not in self.ctes:  # WITH x AS (...) SELECT FROM x: no relation
+                self.found.append((RELATION, f"{schema or self.search_path}.{element.get('relname', '')}"))
+        return self.found
+
+
+def _not_built_in(names: Any, built_in: frozenset[str]) -> bool:
+    """Whether a name (a list of String nodes) may be something other than PostgreSQL's own: asked before the
+    name is even put together, as most names a migration uses are PostgreSQL's (text, now(), pg_catalog.int4)."""
+    if len(names) == 1:
+        return names[0].get("String", {}).get("sval") not in built_in  # pg_catalog is searched first
+    return not names or names[0].get("String", {}).get("sval") not in ("pg_catalog", "information_schema")
 
 
 def _index_target(kind: str, node: Node) -> Node | None:
@@ -208,14 +258,17 @@ def _create_table(node: Node, search_path: str) -> Created:
     target = node.get("relation", {})
     table = _relation(target, search_path)
     yield (RELATION, table), "table", target
-    for element in node.get("tableElts", []):  # serial and identity columns bring a sequence of their own
-        column = element.get("ColumnDef", {})
-        names = strings(column.get("typeName", {}).get("names"))
-        identity = any(
-            c.get("Constraint", {}).get("contype") == "CONSTR_IDENTITY" for c in column.get("constraints", [])
-        )
-        if names and (names[-1] in SERIAL_TYPES or identity):
+    for element in node.get("tableElts", ()):  # serial and identity columns bring a sequence of their own
+        column = element.get("ColumnDef")
+        if column is None:
+            continue
+        names: list[Node] = column.get("typeName", {}).get("names") or [{}]
+        if names[-1].get("String", {}).get("sval") in SERIAL_TYPES or _identity(column):
             yield (RELATION, f"{table}_{column.get('colname')}_seq"), "sequence", None
+
+
+def _identity(column: Node) -> bool:
+    return any(c.get("Constraint", {}).get("contype") == "CONSTR_IDENTITY" for c in column.get("constraints", ()))
 
 
 def _relation(range_var: Node, search_path: str) -> str:
