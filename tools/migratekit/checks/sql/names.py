@@ -17,6 +17,7 @@ migration runs, and a body built with EXECUTE is a string until then.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -57,6 +58,8 @@ def objects(kind: str, node: Node, search_path: str = "public", text: str = "") 
     creates: dict[Name, str] = {}
     targets: set[int] = set()  # the RangeVar a CREATE names: created, not referred to
     creator = _CREATORS.get(kind)
+    if kind == "CreateStmt" and not _SEQUENCE_WORDS.search(text):
+        creator = _create_plain_table  # no serial or identity column: no sequence of its own to look for
     if creator is not None:
         for name, what, target in creator(node, search_path.split(",", 1)[0]):  # made in the path's first schema
             creates[name] = what
@@ -64,11 +67,9 @@ def objects(kind: str, node: Node, search_path: str = "public", text: str = "") 
                 targets.add(id(target))
     if kind in ("DropStmt", "DropRoleStmt", "DropOwnedStmt", "ReassignOwnedStmt"):
         return Objects(creates, [])
-    references = [
-        *_schemas_of(creates),
-        *_walked(node, targets, search_path, kind),
-        *_explicit(kind, node, search_path),
-    ]
+    shortcut = _SHORTCUTS.get(kind)
+    found = shortcut(node, search_path) if shortcut is not None else _walked(node, targets, search_path, kind)
+    references = [*_schemas_of(creates), *found, *_explicit(kind, node, search_path)]
     return Objects(creates, references)
 
 
@@ -146,9 +147,8 @@ class _Reader:
     __slots__ = ("ctes", "found", "relations", "search_path", "skip", "targets", "types", "functions")
 
     def __init__(self, targets: set[int], search_path: str, skip: Node | None) -> None:
-        known = builtins()
         self.targets, self.search_path, self.skip = targets, search_path, skip
-        self.types, self.functions = known.types | SERIAL_TYPES, known.functions
+        self.types, self.functions = _types(), _functions()
         self.found: list[Name] = []
         self.ctes: set[str] = set()
         self.relations: list[Node] = []
@@ -188,6 +188,146 @@ class _Reader:
             if schema or element.get("relname") not in self.ctes:  # WITH x AS (...) SELECT FROM x: no relation
                 self.found.append((RELATION, f"{schema or self.search_path}.{element.get('relname', '')}"))
         return self.found
+
+
+# The commonest statements of a migration, read by their known shape rather than walked: a generic walk of
+# every node of every CREATE TABLE and CREATE INDEX would cost the audit as much as all its other rules.
+# Their own name (a CREATE's target) is read too: it is the service's own, so it never counts as a use.
+
+
+def _relation_name(range_var: Node, search_path: str) -> Name:
+    schema = range_var.get("schemaname")
+    return RELATION, f"{schema or search_path}.{range_var.get('relname', '')}"
+
+
+def _expression(expr: Node | None, search_path: str) -> list[Name]:
+    """An expression's uses: nothing for a constant, a walk for anything else than a call without arguments."""
+    if not expr or "A_Const" in expr:
+        return []
+    call = expr.get("FuncCall")
+    if call is not None and len(call) == 3:  # funcname, funcformat, location: a call such as now()
+        names = call.get("funcname") or []
+        return [(FUNCTION, qualify(strings(names), search_path))] if _not_built_in(names, _functions()) else []
+    return _walked(expr, set(), search_path, "")
+
+
+def _column(column: Node, search_path: str, found: list[Name]) -> None:
+    type_name = column.get("typeName")
+    if type_name is not None:
+        names = type_name.get("names") or []
+        if not type_name.get("pct_type") and _not_built_in(names, _types()):
+            found.append((TYPE, qualify(strings(names), search_path)))
+    for constraint in column.get("constraints", ()):
+        body = constraint.get("Constraint", {})
+        if "raw_expr" in body:  # DEFAULT, CHECK, GENERATED
+            found += _expression(body["raw_expr"], search_path)
+        if "pktable" in body:  # REFERENCES
+            found.append(_relation_name(body["pktable"], search_path))
+    if "raw_default" in column:
+        found += _expression(column["raw_default"], search_path)
+
+
+def _constraint(constraint: Node, search_path: str, found: list[Name]) -> None:
+    if "pktable" in constraint:
+        found.append(_relation_name(constraint["pktable"], search_path))
+    if "raw_expr" in constraint:
+        found += _expression(constraint["raw_expr"], search_path)
+    for key in ("where_clause", "exclusions"):
+        if key in constraint:
+            found += _walked(constraint[key], set(), search_path, "")
+
+
+def _elements(elements: list[Node], search_path: str, found: list[Name]) -> None:
+    """A CREATE TABLE's columns and constraints, or an ALTER TABLE's commands' definitions."""
+    for element in elements:
+        if "ColumnDef" in element:
+            _column(element["ColumnDef"], search_path, found)
+        elif "Constraint" in element:
+            _constraint(element["Constraint"], search_path, found)
+        elif element:
+            found += _walked(element, set(), search_path, "")
+
+
+_CREATE_OTHER = ("inhRelations", "partbound", "partspec", "ofTypename", "constraints")
+
+
+def _create_table_uses(node: Node, search_path: str) -> list[Name]:
+    found = [_relation_name(node.get("relation", {}), search_path)]
+    _elements(node.get("tableElts", []), search_path, found)
+    for key in _CREATE_OTHER:
+        if key in node:
+            found += _walked(node[key], set(), search_path, "")
+    return found
+
+
+def _alter_table_uses(node: Node, search_path: str) -> list[Name]:
+    if node.get("objtype") not in (None, "OBJECT_TABLE"):
+        return _walked(node, set(), search_path, "AlterTableStmt")
+    found = [_relation_name(node.get("relation", {}), search_path)]
+    for cmd in node.get("cmds", ()):
+        body = cmd.get("AlterTableCmd", {})
+        definition = body.get("def")
+        if definition is not None:
+            _elements([definition], search_path, found)
+        owner = body.get("newowner", {})
+        if owner.get("roletype") == "ROLESPEC_CSTRING":
+            found.append((ROLE, owner.get("rolename", "")))
+    return found
+
+
+def _index_uses(node: Node, search_path: str) -> list[Name]:
+    found = [_relation_name(node.get("relation", {}), search_path)]
+    for param in node.get("indexParams", ()):
+        element = param.get("IndexElem", {})
+        if "expr" in element:
+            found += _expression(element["expr"], search_path)
+    if "whereClause" in node:
+        found += _walked(node["whereClause"], set(), search_path, "")
+    return found
+
+
+def _trigger_uses(node: Node, search_path: str) -> list[Name]:
+    found = [_relation_name(node.get("relation", {}), search_path)]  # its function: _explicit
+    for key in ("whenClause", "constrrel"):
+        if key in node:
+            found += _walked(node[key], set(), search_path, "")
+    return found
+
+
+def _insert_uses(node: Node, search_path: str) -> list[Name]:
+    if "withClause" in node:  # WITH x AS (...) INSERT ... FROM x: the walk knows x is no relation
+        return _walked(node, set(), search_path, "InsertStmt")
+    found = [_relation_name(node.get("relation", {}), search_path)]
+    select = node.get("selectStmt", {}).get("SelectStmt", {})
+    if set(select) <= {"valuesLists", "limitOption", "op"}:  # VALUES (...), (...): read value by value
+        for row in select.get("valuesLists", ()):
+            for value in row.get("List", {}).get("items", ()):
+                found += _expression(value, search_path)
+    elif select or "selectStmt" in node:
+        found += _walked(node["selectStmt"], set(), search_path, "")
+    for key in ("onConflictClause", "returningList"):
+        if key in node:
+            found += _walked(node[key], set(), search_path, "")
+    return found
+
+
+_SHORTCUTS = {
+    "InsertStmt": _insert_uses,
+    "CreateStmt": _create_table_uses,
+    "AlterTableStmt": _alter_table_uses,
+    "IndexStmt": _index_uses,
+    "CreateTrigStmt": _trigger_uses,
+}
+
+
+@cache
+def _types() -> frozenset[str]:
+    return builtins().types | SERIAL_TYPES
+
+
+@cache
+def _functions() -> frozenset[str]:
+    return builtins().functions
 
 
 def _not_built_in(names: Any, built_in: frozenset[str]) -> bool:
@@ -269,6 +409,14 @@ def _create_table(node: Node, search_path: str) -> Created:
 
 def _identity(column: Node) -> bool:
     return any(c.get("Constraint", {}).get("contype") == "CONSTR_IDENTITY" for c in column.get("constraints", ()))
+
+
+_SEQUENCE_WORDS = re.compile(r"serial|identity", re.IGNORECASE)
+
+
+def _create_plain_table(node: Node, search_path: str) -> Created:
+    target = node.get("relation", {})
+    yield (RELATION, _relation(target, search_path)), "table", target
 
 
 def _relation(range_var: Node, search_path: str) -> str:
