@@ -17,12 +17,11 @@ migration runs, and a body built with EXECUTE is a string until then.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from migratekit.checks.sql.tree import Node, relname, strings
 
@@ -36,12 +35,30 @@ KNOWN_ROLES = frozenset({"postgres"})
 Name = tuple[str, str]  # (namespace, name): ("relation", "public.battles"), ("role", "reader")
 
 
-@dataclass(frozen=True)
-class Objects:
+class Objects(NamedTuple):
     """What one statement creates (name -> what it is, as a person says it) and the names it refers to."""
 
     creates: dict[Name, str]
     references: list[Name]
+
+
+_NOTHING = Objects({}, [])  # read only: advance copies from it
+# Statements that neither create nor use a named object (or, for DROP, use nothing that must be there).
+_NO_NAMES = frozenset(
+    {"DropStmt", "DropRoleStmt", "DropOwnedStmt", "ReassignOwnedStmt", "TransactionStmt", "VariableSetStmt"}
+)
+_EXPLICIT_KINDS = frozenset(
+    {
+        "CreateTrigStmt",
+        "CreateEventTrigStmt",
+        "GrantStmt",
+        "GrantRoleStmt",
+        "AlterFunctionStmt",
+        "AlterEnumStmt",
+        "AlterDefaultPrivilegesStmt",
+        "CreateExtensionStmt",
+    }
+)
 
 
 def qualify(parts: list[str], search_path: str = "public") -> str:
@@ -53,24 +70,27 @@ def objects(kind: str, node: Node, search_path: str = "public", text: str = "") 
     """The objects a top-level statement creates and the ones it refers to (DROP refers to nothing: a
     migration that drops what is not there either guards it with IF EXISTS or fails on its own). `text`,
     the statement's source, is read for a DO block only."""
+    if kind in _NO_NAMES:
+        return _NOTHING
     if kind == "DoStmt":
         return _do_block(text, search_path)
     creates: dict[Name, str] = {}
     targets: set[int] = set()  # the RangeVar a CREATE names: created, not referred to
     creator = _CREATORS.get(kind)
-    if kind == "CreateStmt" and not _SEQUENCE_WORDS.search(text):
+    if kind == "CreateStmt" and not _may_have_sequences(text):
         creator = _create_plain_table  # no serial or identity column: no sequence of its own to look for
     if creator is not None:
         for name, what, target in creator(node, search_path.split(",", 1)[0]):  # made in the path's first schema
             creates[name] = what
             if target is not None:
                 targets.add(id(target))
-    if kind in ("DropStmt", "DropRoleStmt", "DropOwnedStmt", "ReassignOwnedStmt"):
-        return Objects(creates, [])
     shortcut = _SHORTCUTS.get(kind)
     found = shortcut(node, search_path) if shortcut is not None else _walked(node, targets, search_path, kind)
-    references = [*_schemas_of(creates), *found, *_explicit(kind, node, search_path)]
-    return Objects(creates, references)
+    if creates:
+        found += _schemas_of(creates)
+    if kind in _EXPLICIT_KINDS:
+        found += _explicit(kind, node, search_path)
+    return Objects(creates, found)
 
 
 def _do_block(text: str, search_path: str) -> Objects:
@@ -213,18 +233,25 @@ def _expression(expr: Node | None, search_path: str) -> list[Name]:
 
 def _column(column: Node, search_path: str, found: list[Name]) -> None:
     type_name = column.get("typeName")
-    if type_name is not None:
-        names = type_name.get("names") or []
-        if not type_name.get("pct_type") and _not_built_in(names, _types()):
+    if type_name is not None and not type_name.get("pct_type"):
+        names = type_name["names"]
+        first = names[0]["String"]["sval"]
+        if first not in _types() if len(names) == 1 else first not in _BUILT_IN_QUALIFIERS:
             found.append((TYPE, qualify(strings(names), search_path)))
-    for constraint in column.get("constraints", ()):
-        body = constraint.get("Constraint", {})
+    for constraint in column.get("constraints", _NONE):
+        body = constraint["Constraint"]
         if "raw_expr" in body:  # DEFAULT, CHECK, GENERATED
-            found += _expression(body["raw_expr"], search_path)
+            expr = body["raw_expr"]
+            if "A_Const" not in expr:
+                found += _expression(expr, search_path)
         if "pktable" in body:  # REFERENCES
             found.append(_relation_name(body["pktable"], search_path))
     if "raw_default" in column:
         found += _expression(column["raw_default"], search_path)
+
+
+_NONE: tuple[()] = ()
+_BUILT_IN_QUALIFIERS = ("pg_catalog", "information_schema")
 
 
 def _constraint(constraint: Node, search_path: str, found: list[Name]) -> None:
@@ -411,12 +438,15 @@ def _identity(column: Node) -> bool:
     return any(c.get("Constraint", {}).get("contype") == "CONSTR_IDENTITY" for c in column.get("constraints", ()))
 
 
-_SEQUENCE_WORDS = re.compile(r"serial|identity", re.IGNORECASE)
+def _may_have_sequences(text: str) -> bool:
+    """Whether a CREATE TABLE may have a serial or identity column (a word test, cheaper than its columns)."""
+    low = text.lower()
+    return "serial" in low or "identity" in low
 
 
-def _create_plain_table(node: Node, search_path: str) -> Created:
+def _create_plain_table(node: Node, search_path: str) -> list[tuple[Name, str, Node | None]]:
     target = node.get("relation", {})
-    yield (RELATION, _relation(target, search_path)), "table", target
+    return [((RELATION, _relation(target, search_path)), "table", target)]
 
 
 def _relation(range_var: Node, search_path: str) -> str:
