@@ -102,8 +102,13 @@ def test_audit_root_works_on_another_checkout_without_workspace_yaml(example_rep
         timeout=120,
     )
     findings = json.loads(result.stdout)["findings"]
-    # enrichment's tracking table is declared only in workspace.yaml: without it, 001_init no longer creates it.
-    assert [(f["code"], f["service"]) for f in findings] == [("MK111", "enrichment")]
+    # enrichment's tracking table is declared only in workspace.yaml: without it, 001_init no longer creates it;
+    # and its database: enrichment's migrations use battles' tables, which are now in another database (MK504).
+    assert [(f["code"], f["service"]) for f in findings] == [
+        ("MK111", "enrichment"),
+        ("MK504", "enrichment"),
+        ("MK504", "enrichment"),
+    ]
 
 
 # --- wiring styles -------------------------------------------------------------------------

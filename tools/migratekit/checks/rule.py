@@ -35,6 +35,7 @@ class Scope(StrEnum):
     history    check(ServiceHistory)         -> (path, line | None, message)
     wiring     check(Wiring)                 -> (path, line | None, message | None)
     workspace  check(Workspace, environ)     -> (service, path, line, message)
+    objects    check(Workspace, {service: ServiceObjects}, environ) -> (service, path, line, message)
     across     check(Workspace)              -> (service, path, line, message)
     """
 
@@ -44,6 +45,7 @@ class Scope(StrEnum):
     HISTORY = "history"
     WIRING = "wiring"
     WORKSPACE = "workspace"
+    OBJECTS = "objects"  # what each service's migrations create and use, compared across services
     ACROSS = "across"
 
 
@@ -56,6 +58,7 @@ FAMILIES: dict[Scope, tuple[str, ...]] = {
     Scope.HISTORY: ("1",),
     Scope.WIRING: ("4",),
     Scope.WORKSPACE: ("5",),
+    Scope.OBJECTS: ("5",),
     Scope.ACROSS: ("6",),
 }
 RULE_PACKAGE = "migratekit.checks.rules"  # its modules, mk<family>_<concern>.py, declare every rule
