@@ -336,7 +336,7 @@ def test_changed_since_checks_history(tmp_path: Path) -> None:
 
 def test_rules_lists_every_code_and_documents_one(example_repo: Monorepo) -> None:
     root = example_repo.root
-    listed = json.loads(invoke(root, "rules", "--json").stdout)
+    listed = json.loads(invoke(root, "rules", "--json").stdout)["rules"]
     assert len({r["code"] for r in listed}) == len(listed) >= 45
     one = invoke(root, "rules", "--code", "MK302").stdout
     assert "Bad:" in one and "Good:" in one and "CONCURRENTLY" in one

@@ -66,13 +66,13 @@ RULE_PACKAGE = "migratekit.checks.rules"  # its modules, mk<family>_<concern>.py
 
 @dataclass(frozen=True)
 class Finding:
-    code: str
-    severity: Severity
-    service: str | None
+    code: str  # the rule (MK302)
+    severity: Severity  # error or warning
+    service: str | None  # null: about the workspace
     path: str | None  # relative to the monorepo root
-    line: int | None
-    message: str
-    hint: str
+    line: int | None  # 1-based; null for a whole file or none
+    message: str  # what is wrong, and its consequence
+    hint: str  # what to do
 
     @property
     def location(self) -> str:
@@ -83,12 +83,12 @@ class Finding:
 
 @dataclass(frozen=True)
 class Rule:
-    code: str
-    severity: Severity
-    summary: str
-    hint: str
-    doc: str
-    scope: Scope
+    code: str  # stable forever (MK302)
+    severity: Severity  # error or warning
+    summary: str  # one sentence
+    hint: str  # how to fix what it finds
+    doc: str  # why, with a bad and a good example
+    scope: Scope  # what it reads
     check: Callable[..., Iterable[Any]] = field(repr=False, compare=False)
     kinds: frozenset[str] = field(default=frozenset(), repr=False)  # statement rules: the node types
 
