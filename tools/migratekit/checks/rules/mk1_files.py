@@ -173,7 +173,7 @@ def empty(d: Directory) -> Iterable[FileHit]:
             yield m.path, None, "no SQL statement in the file"
 
 
-@rule("MK110", "error", "fix the SQL; the message is PostgreSQL's own parser's")
+@rule("MK110", "error", "fix the SQL; the message is PostgreSQL's own parser's", squawk=("syntax-error",))
 def syntax(d: Directory) -> Iterable[FileHit]:
     """SQL that does not parse.
 

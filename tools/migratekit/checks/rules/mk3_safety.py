@@ -18,8 +18,11 @@ from migratekit.checks.sql.tree import (
     alter_cmds,
     bare,
     constraints,
+    expression,
     func_names,
+    plpgsql,
     relname,
+    statement_tree,
     strings,
     walk,
     without_comments,
@@ -29,10 +32,13 @@ rule = partial(declare_rule, scope=Scope.STATEMENT)
 
 ENVIRONMENT_FUNCTIONS = {"current_database", "inet_server_addr", "inet_server_port"}
 ENVIRONMENT_WORDS = ("current_database", "inet_server", "current_setting")
-ENVIRONMENT_TEXT = re.compile(
+ENVIRONMENT_SETTINGS = ("env", "stage", "tier")  # current_setting('app.environment'), ('app.stage'), ...
+ENVIRONMENT_TEXT = re.compile(  # only for a DO body that is not PL/pgSQL (plpython, plperl): no tree to read
     r"current_database\s*\(|inet_server_(?:addr|port)\s*\(|current_setting\s*\(\s*'[^']*(?:env|stage|tier)",
     re.IGNORECASE,
 )
+NOT_A_TEST = {"||", "+", "-", "*", "/", "%", "^"}  # operators that build a value (a name), not a comparison
+CONDITIONS = {"BoolExpr", "CaseExpr", "NullTest", "BooleanTest"}
 
 
 @rule("MK301", "error", "keep migrations the same everywhere; use feature flags or app config instead", kinds=("*",))
@@ -40,9 +46,10 @@ def environment_logic(ctx: Context, node: dict) -> Iterable[Hit]:
     """Environment-specific logic in a migration.
 
     Migrations run in dev, staging and production; a branch on the database or host name makes
-    their schemas differ where nobody tests.
+    their schemas differ where nobody tests. Using the name is not a branch: GRANT … ON DATABASE or
+    ALTER DATABASE built from current_database() in a DO block does the same everywhere.
     Bad: DO $$ BEGIN IF current_database() = 'production' THEN … END IF; END $$;
-    Good: CREATE TABLE IF NOT EXISTS feature_flags (key TEXT PRIMARY KEY, enabled BOOLEAN NOT NULL DEFAULT FALSE);
+    Good: DO $$ BEGIN EXECUTE format('GRANT CONNECT ON DATABASE %I TO app_reader', current_database()); END $$;
     """
     text = ctx.statement.text.lower()
     if not any(word in text for word in ENVIRONMENT_WORDS):
@@ -51,11 +58,60 @@ def environment_logic(ctx: Context, node: dict) -> Iterable[Hit]:
         body = " ".join(
             n["arg"]["String"]["sval"] for t, n in walk(node) if t == "DefElem" and "String" in n.get("arg", {})
         )
-        found = ENVIRONMENT_TEXT.search(without_comments(body)) is not None  # a comment that names it is no branch
+        tree = plpgsql(body)
+        if tree is None:
+            found = ENVIRONMENT_TEXT.search(without_comments(body)) is not None  # a comment naming it is no branch
+        else:
+            found = _plpgsql_branches(tree)
     else:
-        found = bool(ENVIRONMENT_FUNCTIONS & func_names(node))
+        found = _branches(node)
     if found:
         yield None, "branches on the environment (database or server name, or an environment setting)"
+
+
+def _environment_calls(tree: object) -> bool:
+    """Whether `tree` calls a function that names the environment."""
+    for node_type, call in walk(tree):
+        if node_type != "FuncCall":
+            continue
+        name = (strings(call.get("funcname")) or [""])[-1]
+        if name in ENVIRONMENT_FUNCTIONS:
+            return True
+        if name == "current_setting":
+            setting = [a.get("A_Const", {}).get("sval", {}).get("sval", "") for a in call.get("args", [])[:1]]
+            if setting and any(word in setting[0].lower() for word in ENVIRONMENT_SETTINGS):
+                return True
+    return False
+
+
+def _branches(tree: object) -> bool:
+    """Whether an environment call is tested: compared, matched, or in a CASE or a boolean expression."""
+    for node_type, element in walk(tree):
+        tested = node_type in CONDITIONS or (
+            node_type == "A_Expr"
+            and (element.get("kind") != "AEXPR_OP" or not set(strings(element.get("name"))) <= NOT_A_TEST)
+        )
+        if tested and _environment_calls(element):
+            return True
+    return False
+
+
+def _plpgsql_branches(tree: object, key: str = "") -> bool:
+    """Whether a PL/pgSQL body branches on the environment: an IF, ELSIF, WHILE, EXIT WHEN or CASE WHEN
+    condition that calls an environment function, or a query inside that tests one."""
+    if isinstance(tree, list):
+        return any(_plpgsql_branches(item, key) for item in tree)
+    if not isinstance(tree, dict):
+        return False
+    if "PLpgSQL_expr" in tree:
+        query = tree["PLpgSQL_expr"].get("query", "")
+        if not any(word in query.lower() for word in ENVIRONMENT_WORDS):
+            return False
+        parsed = expression(query) if tree["PLpgSQL_expr"].get("parseMode") else statement_tree(query)
+        if key in ("cond", "expr", "t_expr"):  # the condition of a branch
+            return _environment_calls(parsed)
+        return _branches(parsed)
+    return any(_plpgsql_branches(value, name) for name, value in tree.items())
 
 
 @rule(
@@ -63,6 +119,7 @@ def environment_logic(ctx: Context, node: dict) -> Iterable[Hit]:
     "error",
     "CREATE INDEX CONCURRENTLY IF NOT EXISTS …, in a file of its own (it runs outside a transaction)",
     kinds=("IndexStmt",),
+    squawk=("require-concurrent-index-creation",),
 )
 def index_without_concurrently(ctx: Context, node: dict) -> Iterable[Hit]:
     """Index on an existing table built without CONCURRENTLY.
@@ -92,6 +149,7 @@ def index_without_concurrently(ctx: Context, node: dict) -> Iterable[Hit]:
     "error",
     "remove the BEGIN/COMMIT around it: CONCURRENTLY must run outside a transaction",
     kinds=("IndexStmt", "DropStmt", "ReindexStmt"),
+    squawk=("ban-concurrent-index-creation-in-transaction",),
 )
 def concurrently_in_transaction(ctx: Context, node: dict) -> Iterable[Hit]:
     """CONCURRENTLY inside a transaction block.
@@ -115,6 +173,7 @@ FILLED = {"CONSTR_DEFAULT", "CONSTR_IDENTITY", "CONSTR_GENERATED"}  # a new colu
     "error",
     "add the column nullable (or with a DEFAULT), backfill, then SET NOT NULL in a later migration",
     kinds=("AlterTableStmt",),
+    squawk=("adding-required-field",),
 )
 def not_null_without_default(ctx: Context, node: dict) -> Iterable[Hit]:
     """NOT NULL column added to an existing table without a default.
@@ -139,6 +198,7 @@ def not_null_without_default(ctx: Context, node: dict) -> Iterable[Hit]:
     "error",
     "add the new name, copy, switch the code, then drop the old one (multi-step rename)",
     kinds=("RenameStmt",),
+    squawk=("renaming-column", "renaming-table"),
 )
 def rename(ctx: Context, node: dict) -> Iterable[Hit]:
     """Renaming a table or column.
@@ -159,6 +219,7 @@ def rename(ctx: Context, node: dict) -> Iterable[Hit]:
     "warning",
     "drop only after no deployed version reads it, in its own migration",
     kinds=("DropStmt", "AlterTableStmt"),
+    squawk=("ban-drop-column", "ban-drop-table"),
 )
 def drop(ctx: Context, node: dict) -> Iterable[Hit]:
     """Dropping a table or column.
@@ -179,6 +240,7 @@ def drop(ctx: Context, node: dict) -> Iterable[Hit]:
     "error",
     "add a new column of the new type, backfill, switch the code, drop the old column",
     kinds=("AlterTableStmt",),
+    squawk=("changing-column-type",),
 )
 def change_type(ctx: Context, node: dict) -> Iterable[Hit]:
     """Changing a column's type.
@@ -199,6 +261,7 @@ def change_type(ctx: Context, node: dict) -> Iterable[Hit]:
     "warning",
     "add CHECK (col IS NOT NULL) NOT VALID, VALIDATE CONSTRAINT, then SET NOT NULL",
     kinds=("AlterTableStmt",),
+    squawk=("adding-not-nullable-field",),
 )
 def set_not_null(ctx: Context, node: dict) -> Iterable[Hit]:
     """SET NOT NULL on an existing column.
@@ -327,3 +390,195 @@ def extension_only_for_uuids(ctx: Context, node: dict) -> Iterable[Hit]:
         used -= {"gen_random_uuid"}  # the built-in, not uuid-ossp's
     if used == {random_uuid}:
         yield None, f'"{extension}" serves only {random_uuid}() in this service; gen_random_uuid() is built in'
+
+
+SCANNED = {"CONSTR_FOREIGN": "FOREIGN KEY", "CONSTR_CHECK": "CHECK"}  # validated by a scan of the table
+
+
+@rule(
+    "MK312",
+    "error",
+    "ADD CONSTRAINT … NOT VALID now, ALTER TABLE … VALIDATE CONSTRAINT … in a later migration",
+    kinds=("AlterTableStmt",),
+    squawk=("adding-foreign-key-constraint", "constraint-missing-not-valid"),
+)
+def validated_constraint(ctx: Context, node: dict) -> Iterable[Hit]:
+    """A FOREIGN KEY or CHECK added to an existing table and validated at once.
+
+    Validating scans every row while the ALTER holds its lock: ACCESS EXCLUSIVE for a CHECK (no reads,
+    no writes), SHARE ROW EXCLUSIVE on both tables for a FOREIGN KEY (no writes to either). NOT VALID
+    adds it instantly and enforces it on new rows; VALIDATE CONSTRAINT later scans under SHARE UPDATE
+    EXCLUSIVE, which lets reads and writes through. VALIDATE in the transaction that added it NOT
+    VALID gains nothing: the ADD's lock is held until the end. (Every supported PostgreSQL version.)
+    Bad: ALTER TABLE characters ADD CONSTRAINT characters_account_fk FOREIGN KEY (account_id) REFERENCES accounts (id);
+    Good: ALTER TABLE characters ADD CONSTRAINT characters_account_fk FOREIGN KEY (account_id)
+          REFERENCES accounts (id) NOT VALID;
+          -- a later migration: ALTER TABLE characters VALIDATE CONSTRAINT characters_account_fk;
+    """
+    table = bare(relname(node.get("relation")))
+    if ctx.state.is_new(table):
+        return
+    for cmd in alter_cmds(node):
+        subtype = cmd.get("subtype")
+        if subtype == "AT_ValidateConstraint":
+            added = ctx.state.not_valid.get((table, cmd.get("name", "")))
+            if added is not None and added == ctx.state.transaction:
+                yield None, f"VALIDATE CONSTRAINT {cmd.get('name')} in the transaction that added it NOT VALID"
+            continue
+        if subtype == "AT_AddColumn":
+            column = cmd.get("def", {}).get("ColumnDef", {})
+            inline = [c.get("Constraint", {}) for c in column.get("constraints", [])]
+            for constraint in inline:
+                if constraint.get("contype") in SCANNED:
+                    what = SCANNED[constraint["contype"]]
+                    yield (
+                        ctx.line_of(constraint.get("location")),
+                        f"{what} on new column {column.get('colname')} of existing table {table} is validated "
+                        "by a scan under lock; add the column, then the constraint NOT VALID",
+                    )
+        elif subtype == "AT_AddConstraint":
+            constraint = cmd.get("def", {}).get("Constraint", {})
+            if constraint.get("contype") in SCANNED and not constraint.get("skip_validation"):
+                what = SCANNED[constraint["contype"]]
+                yield (
+                    ctx.line_of(constraint.get("location")),
+                    f"{what} {constraint.get('conname') or '(unnamed)'} on existing table {table} without NOT VALID",
+                )
+
+
+INDEXED = {"CONSTR_PRIMARY": "PRIMARY KEY", "CONSTR_UNIQUE": "UNIQUE", "CONSTR_EXCLUSION": "EXCLUDE"}
+
+
+@rule(
+    "MK313",
+    "error",
+    "CREATE UNIQUE INDEX CONCURRENTLY in a file of its own, then ADD CONSTRAINT … UNIQUE (or PRIMARY KEY) USING INDEX",
+    kinds=("AlterTableStmt",),
+    squawk=("adding-serial-primary-key-field", "disallowed-unique-constraint"),
+)
+def constraint_builds_index(ctx: Context, node: dict) -> Iterable[Hit]:
+    """PRIMARY KEY or UNIQUE added to an existing table without USING INDEX.
+
+    The constraint builds its index while the ALTER holds ACCESS EXCLUSIVE: no reads, no writes, for
+    as long as the build takes (a PRIMARY KEY also scans for NULLs). An index built CONCURRENTLY first
+    turns the constraint into a catalogue change. An EXCLUDE constraint has no USING INDEX form.
+    Bad: ALTER TABLE accounts ADD CONSTRAINT accounts_email_key UNIQUE (email);
+    Good: CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS accounts_email_idx ON accounts (email);
+          -- a later migration:
+          ALTER TABLE accounts ADD CONSTRAINT accounts_email_key UNIQUE USING INDEX accounts_email_idx;
+    """
+    table = bare(relname(node.get("relation")))
+    if ctx.state.is_new(table):
+        return
+    for column, constraint in constraints(node):
+        what = INDEXED.get(constraint.get("contype", ""))
+        if what is None or constraint.get("indexname"):
+            continue
+        on = f" on new column {column}" if column else ""
+        message = f"{what}{on} builds an index on existing table {table} under lock"
+        yield ctx.line_of(constraint.get("location")), message
+
+
+@rule(
+    "MK314",
+    "error",
+    "DROP INDEX CONCURRENTLY IF EXISTS …, in a file of its own (it runs outside a transaction)",
+    kinds=("DropStmt",),
+    squawk=("require-concurrent-index-deletion",),
+)
+def drop_index_without_concurrently(ctx: Context, node: dict) -> Iterable[Hit]:
+    """DROP INDEX without CONCURRENTLY.
+
+    A plain DROP INDEX takes ACCESS EXCLUSIVE on the index's table: it waits behind every running
+    query on the table, and every query queues behind it. CONCURRENTLY waits for them instead
+    (one index per statement, no CASCADE). An index this file created is not in use yet.
+    Bad: DROP INDEX IF EXISTS idx_killmails_ship;
+    Good: DROP INDEX CONCURRENTLY IF EXISTS idx_killmails_ship;
+    """
+    if node.get("removeType") != "OBJECT_INDEX" or node.get("concurrent"):
+        return
+    for obj in node.get("objects", []):
+        name = ".".join(strings(obj.get("List", {}).get("items")))
+        if bare(name) not in ctx.state.created_indexes:
+            yield None, f"DROP INDEX {name} without CONCURRENTLY blocks reads and writes of its table"
+
+
+VOLATILE = frozenset(
+    {"random", "random_normal", "setseed", "clock_timestamp", "timeofday", "nextval", "currval", "lastval"}
+    | {"gen_random_uuid", "uuidv4", "uuidv7", "gen_random_bytes"}
+    | {"uuid_generate_v1", "uuid_generate_v1mc", "uuid_generate_v4"}
+)  # built in or contrib, VOLATILE in pg_proc; now(), current_timestamp and statement_timestamp() are STABLE
+SERIAL = frozenset({"smallserial", "serial", "bigserial", "serial2", "serial4", "serial8"})
+
+
+@rule(
+    "MK315",
+    "error",
+    "add the column without a default (or with a constant one), SET DEFAULT, backfill in batches, then SET NOT NULL",
+    kinds=("AlterTableStmt",),
+    squawk=("adding-field-with-default",),
+)
+def volatile_default(ctx: Context, node: dict) -> Iterable[Hit]:
+    """A column added to an existing table whose every row gets its own value: a table rewrite.
+
+    A VOLATILE default (gen_random_uuid(), clock_timestamp(), random(), nextval() of a serial), an
+    identity column, or a function the service creates without IMMUTABLE or STABLE is computed for
+    each existing row: PostgreSQL rewrites the table under ACCESS EXCLUSIVE (no reads, no writes).
+    Since PostgreSQL 11 a constant or STABLE default (now(), 'pending', 0) is stored once and costs
+    nothing; before 11 every DEFAULT rewrote the table.
+    Bad: ALTER TABLE accounts ADD COLUMN IF NOT EXISTS public_id uuid DEFAULT gen_random_uuid();
+    Good: ALTER TABLE accounts ADD COLUMN IF NOT EXISTS public_id uuid;
+          ALTER TABLE accounts ALTER COLUMN public_id SET DEFAULT gen_random_uuid();
+          UPDATE accounts SET public_id = gen_random_uuid() WHERE public_id IS NULL;  -- in batches
+    """
+    table = bare(relname(node.get("relation")))
+    if ctx.state.is_new(table):
+        return
+    for cmd in alter_cmds(node):
+        column = cmd.get("def", {}).get("ColumnDef", {}) if cmd.get("subtype") == "AT_AddColumn" else {}
+        if not column:
+            continue
+        name, line = column.get("colname"), ctx.line_of(column.get("location"))
+        type_name = strings(column.get("typeName", {}).get("names"))[-1:]
+        if type_name and type_name[0] in SERIAL:
+            yield line, f"{type_name[0]} column {name} fills every row of existing table {table} from a sequence"
+            continue
+        for c in column.get("constraints", []):
+            constraint = c.get("Constraint", {})
+            if constraint.get("contype") == "CONSTR_IDENTITY":
+                yield line, f"identity column {name} numbers every row of existing table {table}"
+            elif constraint.get("contype") == "CONSTR_DEFAULT":
+                volatile = sorted(func_names(constraint) & (VOLATILE | ctx.service.volatile_functions))
+                if volatile:
+                    yield line, f"DEFAULT {volatile[0]}() on new column {name} rewrites existing table {table}"
+
+
+@rule(
+    "MK316",
+    "error",
+    "add a plain column, backfill it in batches, keep it current with a trigger (PostgreSQL 18+: make it VIRTUAL)",
+    kinds=("AlterTableStmt",),
+    squawk=("adding-field-with-default",),
+)
+def stored_generated_column(ctx: Context, node: dict) -> Iterable[Hit]:
+    """A GENERATED … STORED column added to an existing table: a table rewrite.
+
+    PostgreSQL computes the expression for every existing row and rewrites the table under ACCESS
+    EXCLUSIVE (no reads, no writes) for as long as that takes. A VIRTUAL generated column (PostgreSQL
+    18 and later) is computed on read and adds nothing to the table.
+    Bad: ALTER TABLE invoices ADD COLUMN IF NOT EXISTS total bigint GENERATED ALWAYS AS (net + tax) STORED;
+    Good: ALTER TABLE invoices ADD COLUMN IF NOT EXISTS total bigint;
+          -- then a BEFORE INSERT OR UPDATE trigger sets NEW.total, and a batched UPDATE backfills it
+    """
+    table = bare(relname(node.get("relation")))
+    if ctx.state.is_new(table):
+        return
+    for cmd in alter_cmds(node):
+        column = cmd.get("def", {}).get("ColumnDef", {}) if cmd.get("subtype") == "AT_AddColumn" else {}
+        for c in column.get("constraints", []):
+            constraint = c.get("Constraint", {})
+            if constraint.get("contype") == "CONSTR_GENERATED" and constraint.get("generated_kind", "s") == "s":
+                yield (
+                    ctx.line_of(column.get("location")),
+                    f"stored generated column {column.get('colname')} rewrites existing table {table}",
+                )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from migratekit.checks.sql.tree import bare, called_names
+from migratekit.checks.sql.tree import bare, called_names, strings
 from migratekit.model.migration import Migration, Statement
 
 NotNullChecks = dict[tuple[str, str], tuple[str, bool]]  # (table, constraint) -> (column, validated)
@@ -98,6 +98,24 @@ class ServiceFacts:
             for statement in migration.statements:
                 if "(" in statement.text:
                     found |= called_names(statement.node)
+        return frozenset(found)
+
+    @cached_property
+    def volatile_functions(self) -> frozenset[str]:
+        """Functions the service creates without IMMUTABLE or STABLE (PostgreSQL's default is VOLATILE)."""
+        found: set[str] = set()
+        for migration in self.migrations:
+            for statement in migration.statements:
+                if statement.kind != "CreateFunctionStmt":
+                    continue
+                options = statement.node.get("options", [])
+                volatility = [
+                    o["DefElem"].get("arg", {}).get("String", {}).get("sval")
+                    for o in options
+                    if o.get("DefElem", {}).get("defname") == "volatility"
+                ]
+                if volatility in ([], ["volatile"]):
+                    found.add(strings(statement.node.get("funcname"))[-1])
         return frozenset(found)
 
     def covers(self, table: str, columns: tuple[str, ...]) -> bool:

@@ -84,6 +84,7 @@ def _alter_table(state: FileState, node: dict) -> None:
         if subtype == "AT_DropConstraint":  # with or without IF EXISTS: a second run cannot collide
             state.dropped_constraints.add((table, name))
             state.not_null_checks.pop((table, name), None)
+            state.not_valid.pop((table, name), None)
         elif subtype == "AT_AddConstraint":
             constraint = cmd.get("def", {}).get("Constraint", {})
             key = (table, constraint.get("conname", ""))
@@ -95,6 +96,10 @@ def _alter_table(state: FileState, node: dict) -> None:
                 state.not_valid[key] = state.transaction
         elif subtype == "AT_ValidateConstraint" and (table, name) in state.not_null_checks:
             state.not_null_checks[(table, name)] = (state.not_null_checks[(table, name)][0], True)
+
+
+def _create_policy(state: FileState, node: dict) -> None:
+    state.dropped_policies.discard((bare(relname(node.get("table"))), node.get("policy_name", "")))  # one drop, one
 
 
 def _create_index(state: FileState, node: dict) -> None:
@@ -120,6 +125,7 @@ _RECORDERS = {
     "RenameStmt": _rename,
     "AlterTableStmt": _alter_table,
     "IndexStmt": _create_index,
+    "CreatePolicyStmt": _create_policy,
     "CreateDomainStmt": _create_domain,
     "TransactionStmt": _transaction,
 }

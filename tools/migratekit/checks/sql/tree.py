@@ -112,3 +112,42 @@ def without_comments(text: str) -> str:
         length = len(comment.encode("utf-8"))
         data[start : start + length] = b" " * length
     return data.decode("utf-8", "replace")
+
+
+def plpgsql(body: str) -> list[Node] | None:
+    """PL/pgSQL's own parse tree of a DO or function body (pglast's plpgsql parser), or None when the body
+    is not PL/pgSQL that parses. Its expressions are text (`{"PLpgSQL_expr": {"query": "…"}}`): parse
+    each with `expression` to reach their trees."""
+    import json
+
+    from pglast import parser
+
+    wrapped = f"CREATE FUNCTION migratekit_body() RETURNS void LANGUAGE plpgsql AS $migratekit${body}$migratekit$"
+    try:
+        return json.loads(parser.parse_plpgsql_json(wrapped))
+    except (parser.ParseError, ValueError):
+        return None
+
+
+def expression(text: str) -> Node | None:
+    """The parse tree of one SQL expression (`SELECT <text>`), or None if it is not one."""
+    import json
+
+    from pglast import parser
+
+    try:
+        return json.loads(parser.parse_sql_json(f"SELECT {text}"))
+    except (parser.ParseError, ValueError):
+        return None
+
+
+def statement_tree(text: str) -> Node | None:
+    """The parse tree of SQL text found inside a body (a PL/pgSQL statement), or None if it does not parse."""
+    import json
+
+    from pglast import parser
+
+    try:
+        return json.loads(parser.parse_sql_json(text))
+    except (parser.ParseError, ValueError):
+        return None
