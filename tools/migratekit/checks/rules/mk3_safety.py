@@ -148,7 +148,7 @@ def index_without_concurrently(ctx: Context, node: dict) -> Iterable[Hit]:
     "MK303",
     "error",
     "remove the BEGIN/COMMIT around it: CONCURRENTLY must run outside a transaction",
-    kinds=("IndexStmt", "DropStmt", "ReindexStmt"),
+    kinds=("IndexStmt", "DropStmt", "ReindexStmt", "AlterTableStmt"),
     squawk=("ban-concurrent-index-creation-in-transaction",),
 )
 def concurrently_in_transaction(ctx: Context, node: dict) -> Iterable[Hit]:
@@ -158,8 +158,10 @@ def concurrently_in_transaction(ctx: Context, node: dict) -> Iterable[Hit]:
     Bad: BEGIN; CREATE INDEX CONCURRENTLY IF NOT EXISTS i ON t(a); COMMIT;
     Good: CREATE INDEX CONCURRENTLY IF NOT EXISTS i ON t(a);
     """
-    concurrent = node.get("concurrent") or any(
-        p.get("DefElem", {}).get("defname") == "concurrently" for p in node.get("params", [])
+    concurrent = (
+        node.get("concurrent")
+        or any(p.get("DefElem", {}).get("defname") == "concurrently" for p in node.get("params", []))
+        or any(c.get("def", {}).get("PartitionCmd", {}).get("concurrent") for c in alter_cmds(node))
     )
     if concurrent and ctx.state.in_transaction:
         yield None, None
@@ -582,3 +584,157 @@ def stored_generated_column(ctx: Context, node: dict) -> Iterable[Hit]:
                     ctx.line_of(column.get("location")),
                     f"stored generated column {column.get('colname')} rewrites existing table {table}",
                 )
+
+
+def _option(options: list[dict] | None, name: str) -> bool:
+    """Whether a statement's option list (VACUUM, REINDEX, CLUSTER) turns `name` on: `FULL`, `FULL true`."""
+    for option in options or []:
+        element = option.get("DefElem", {})
+        if element.get("defname") == name:
+            value = element.get("arg", {}).get("String", {}).get("sval", "true").lower()
+            return value not in ("false", "off", "0")
+    return False
+
+
+@rule(
+    "MK317",
+    "error",
+    "REINDEX … CONCURRENTLY (PostgreSQL 12+), in a file of its own (it runs outside a transaction)",
+    kinds=("ReindexStmt",),
+    squawk=("require-concurrent-reindex",),
+)
+def reindex_without_concurrently(ctx: Context, node: dict) -> Iterable[Hit]:
+    """REINDEX without CONCURRENTLY.
+
+    A plain REINDEX blocks writes to the table while it rebuilds, and holds ACCESS EXCLUSIVE on each
+    index it rebuilds, so the queries that would use the index wait too. CONCURRENTLY (PostgreSQL 12
+    and later) builds a replacement beside it and swaps it in; before 12 the way is CREATE INDEX
+    CONCURRENTLY of a copy, then DROP INDEX CONCURRENTLY of the old one.
+    Bad: REINDEX INDEX idx_killmails_ship;
+    Good: REINDEX INDEX CONCURRENTLY idx_killmails_ship;
+    """
+    if _option(node.get("params"), "concurrently"):
+        return
+    kind = node.get("kind", "").removeprefix("REINDEX_OBJECT_")
+    name = relname(node.get("relation")) or node.get("name", "")
+    if kind == "TABLE" and ctx.state.is_new(name):
+        return
+    if kind == "INDEX" and bare(name) in ctx.state.created_indexes:
+        return
+    yield None, f"REINDEX {kind} {name} without CONCURRENTLY blocks writes while it rebuilds".replace("  ", " ")
+
+
+@rule(
+    "MK318",
+    "error",
+    "ALTER TABLE … DETACH PARTITION … CONCURRENTLY (PostgreSQL 14+), in a file of its own",
+    kinds=("AlterTableStmt",),
+    squawk=("require-concurrent-partition-detach",),
+)
+def detach_without_concurrently(ctx: Context, node: dict) -> Iterable[Hit]:
+    """DETACH PARTITION without CONCURRENTLY.
+
+    A plain DETACH takes ACCESS EXCLUSIVE on the partitioned table: every read and write of every
+    partition waits. Since PostgreSQL 14, CONCURRENTLY needs only SHARE UPDATE EXCLUSIVE on the
+    parent (it cannot run in a transaction; if it is interrupted, finish it with DETACH … FINALIZE).
+    Bad: ALTER TABLE events DETACH PARTITION events_2023;
+    Good: ALTER TABLE events DETACH PARTITION events_2023 CONCURRENTLY;
+    """
+    table = relname(node.get("relation"))
+    if ctx.state.is_new(table):
+        return
+    for cmd in alter_cmds(node):
+        partition = cmd.get("def", {}).get("PartitionCmd", {})
+        if cmd.get("subtype") == "AT_DetachPartition" and not partition.get("concurrent"):
+            yield None, f"DETACH PARTITION {relname(partition.get('name'))} locks every partition of {bare(table)}"
+
+
+@rule(
+    "MK319",
+    "error",
+    "TRUNCATE exactly the tables meant, by name, without CASCADE",
+    kinds=("TruncateStmt",),
+    squawk=("ban-truncate-cascade",),
+)
+def truncate_cascade(ctx: Context, node: dict) -> Iterable[Hit]:
+    """TRUNCATE … CASCADE.
+
+    CASCADE also empties every table with a foreign key to the ones named, and those that reference
+    them in turn: tables nobody listed lose their rows, including tables another migration or another
+    service added later.
+    Bad: TRUNCATE accounts CASCADE;
+    Good: TRUNCATE sessions, accounts;
+    """
+    if node.get("behavior") == "DROP_CASCADE":
+        names = ", ".join(relname(r.get("RangeVar")) for r in node.get("relations", []))
+        yield None, f"TRUNCATE {names} CASCADE empties every table that references them"
+
+
+@rule(
+    "MK320",
+    "warning",
+    "keep the column NOT NULL (a marker value for none), or add a new nullable column and move readers to it",
+    kinds=("AlterTableStmt",),
+    squawk=("ban-drop-not-null",),
+)
+def drop_not_null(ctx: Context, node: dict) -> Iterable[Hit]:
+    """DROP NOT NULL on an existing column.
+
+    The deployed code (and PL/pgSQL functions, views, reports) was written against a column that is
+    never NULL; the first NULL row breaks whatever reads it without a check.
+    Bad: ALTER TABLE accounts ALTER COLUMN email DROP NOT NULL;
+    Good: ALTER TABLE accounts ADD COLUMN IF NOT EXISTS backup_email TEXT;
+    """
+    if ctx.state.is_new(relname(node.get("relation"))):
+        return
+    for cmd in alter_cmds(node):
+        if cmd.get("subtype") == "AT_DropNotNull":
+            yield None, f"DROP NOT NULL on existing column {cmd.get('name')}: readers expect a value"
+
+
+@rule(
+    "MK321",
+    "error",
+    "drop databases by hand, after a backup, never from a migration",
+    kinds=("DropdbStmt",),
+    squawk=("ban-drop-database",),
+)
+def drop_database(ctx: Context, node: dict) -> Iterable[Hit]:
+    """DROP DATABASE in a migration.
+
+    Every table and row of the database is gone, in every environment the migration reaches, and it
+    cannot run in a transaction, so nothing rolls it back.
+    Bad: DROP DATABASE IF EXISTS legacy_reports;
+    Good: -- a runbook step, run by hand after pg_dump legacy_reports
+    """
+    yield None, f"DROP DATABASE {node.get('dbname', '')} destroys every table and row in it"
+
+
+@rule(
+    "MK322",
+    "error",
+    "use pg_repack (or, PostgreSQL 19+, REPACK (CONCURRENTLY)), outside the migrations",
+    kinds=("VacuumStmt", "ClusterStmt"),
+    squawk=("prefer-repack",),
+)
+def vacuum_full_or_cluster(ctx: Context, node: dict) -> Iterable[Hit]:
+    """VACUUM FULL or CLUSTER in a migration.
+
+    Both rewrite the table under ACCESS EXCLUSIVE: no reads, no writes, for as long as copying the
+    whole table takes. pg_repack does the same online; PostgreSQL 19 adds REPACK (CONCURRENTLY).
+    Bad: VACUUM FULL killmails;
+    Good: VACUUM (ANALYZE) killmails;
+    """
+    if ctx.statement.kind == "VacuumStmt":
+        if not node.get("is_vacuumcmd") or not _option(node.get("options"), "full"):
+            return
+        tables = [relname(r.get("VacuumRelation", {}).get("relation")) for r in node.get("rels", [])]
+        what = "VACUUM FULL"
+    else:
+        tables = [relname(node.get("relation"))] if node.get("relation") else []
+        what = "CLUSTER"
+    if not tables:
+        yield None, f"{what} of every table blocks reads and writes of each while it is rewritten"
+    for table in tables:
+        if not ctx.state.is_new(table):
+            yield None, f"{what} {table} blocks its reads and writes while it is rewritten"
