@@ -20,6 +20,7 @@ from migratekit.checks.sql.tree import (
     constraints,
     expression,
     func_names,
+    identifiers,
     plpgsql,
     relname,
     statement_tree,
@@ -738,3 +739,176 @@ def vacuum_full_or_cluster(ctx: Context, node: dict) -> Iterable[Hit]:
     for table in tables:
         if not ctx.state.is_new(table):
             yield None, f"{what} {table} blocks its reads and writes while it is rewritten"
+
+
+@rule(
+    "MK323",
+    "error",
+    "put the CHECK on the columns that use the domain (ADD CONSTRAINT … NOT VALID, VALIDATE later)",
+    kinds=("AlterDomainStmt",),
+    squawk=("ban-alter-domain-with-add-constraint",),
+)
+def alter_domain_add_constraint(ctx: Context, node: dict) -> Iterable[Hit]:
+    """ALTER DOMAIN … ADD CONSTRAINT on an existing domain.
+
+    PostgreSQL checks the new constraint against every column of every table that uses the domain,
+    scanning each under a lock that blocks its writes, and a later change of the domain's type or
+    constraint can rewrite them all. A constraint on the columns themselves can be added NOT VALID and
+    validated without blocking writes. A domain this file created is used by nothing yet.
+    Bad: ALTER DOMAIN email_address ADD CONSTRAINT email_has_at CHECK (VALUE LIKE '%@%');
+    Good: ALTER TABLE accounts ADD CONSTRAINT accounts_email_has_at CHECK (email LIKE '%@%') NOT VALID;
+    """
+    if node.get("subtype") != "C":
+        return
+    domain = ".".join(strings(node.get("typeName")))
+    if bare(domain) not in ctx.state.created_domains:
+        name = node.get("def", {}).get("Constraint", {}).get("conname") or "(unnamed)"
+        yield None, f"ALTER DOMAIN {domain} ADD CONSTRAINT {name} checks every column that uses the domain"
+
+
+@rule(
+    "MK324",
+    "warning",
+    "create the domain without a constraint and put the CHECK on the table's columns",
+    kinds=("CreateDomainStmt",),
+    squawk=("ban-create-domain-with-constraint",),
+)
+def create_domain_with_constraint(ctx: Context, node: dict) -> Iterable[Hit]:
+    """CREATE DOMAIN with a CHECK (or NOT NULL) constraint.
+
+    Every later change of that constraint revalidates every column of every table that uses the
+    domain, under locks that block writes (MK323), and PostgreSQL may rewrite the tables when a column
+    is converted to it. A constraint on the columns can be changed one table at a time, NOT VALID first.
+    Bad: CREATE DOMAIN email_address AS text CHECK (VALUE LIKE '%@%');
+    Good: CREATE DOMAIN email_address AS text;
+    """
+    kinds = {c.get("Constraint", {}).get("contype") for c in node.get("constraints", [])}
+    if kinds & {"CONSTR_CHECK", "CONSTR_NOTNULL"}:
+        domain = ".".join(strings(node.get("domainname")))
+        yield None, f"domain {domain} carries a constraint: changing it later locks every table that uses it"
+
+
+@rule(
+    "MK325",
+    "error",
+    "COMMIT after ALTER TYPE … ADD VALUE, and use the value in a later transaction (or a later migration)",
+    kinds=("*",),
+)
+def new_enum_value_used_before_commit(ctx: Context, node: dict) -> Iterable[Hit]:
+    """An enum value used in the transaction that added it.
+
+    PostgreSQL refuses it: "unsafe use of new value … New enum values must be committed before they
+    can be used" (PostgreSQL 12 and later; before 12, ALTER TYPE … ADD VALUE cannot run in a
+    transaction block at all). The runner gives a file with ADD VALUE a transaction per statement;
+    a BEGIN … COMMIT of the file's own puts them back in one.
+    Bad: BEGIN; ALTER TYPE order_status ADD VALUE 'refunded'; UPDATE orders SET status = 'refunded' WHERE …; COMMIT;
+    Good: ALTER TYPE order_status ADD VALUE IF NOT EXISTS 'refunded';
+          UPDATE orders SET status = 'refunded' WHERE refunded_at IS NOT NULL;
+    """
+    added = ctx.state.added_enum_values
+    if not added or ctx.statement.kind == "AlterEnumStmt":
+        return
+    current = {value for value, transaction in added.items() if transaction == ctx.state.transaction}
+    if not current:
+        return
+    used = {
+        literal["sval"]["sval"]
+        for t, literal in walk(node)
+        if t == "A_Const" and literal.get("sval", {}).get("sval") in current
+    }
+    for value in sorted(used):
+        yield None, f"uses enum value '{value}' before the transaction that added it commits"
+
+
+@rule(
+    "MK326",
+    "warning",
+    "say where it goes: ALTER TYPE … ADD VALUE IF NOT EXISTS 'new' BEFORE 'existing' (or AFTER)",
+    kinds=("AlterEnumStmt",),
+    squawk=("require-enum-value-ordering",),
+)
+def enum_value_without_position(ctx: Context, node: dict) -> Iterable[Hit]:
+    """ALTER TYPE … ADD VALUE without BEFORE or AFTER.
+
+    The value goes last, and an enum sorts by its declared order: ORDER BY status, status < 'approved'
+    and every range query on it now place the new value after all the others, which is rarely where a
+    workflow state or a severity belongs. If last is where it belongs, say AFTER the last one.
+    Bad: ALTER TYPE paper_status ADD VALUE IF NOT EXISTS 'pending_review';
+    Good: ALTER TYPE paper_status ADD VALUE IF NOT EXISTS 'pending_review' BEFORE 'approved';
+    """
+    if node.get("newVal") and not node.get("oldVal") and not node.get("newValNeighbor"):
+        enum = ".".join(strings(node.get("typeName")))
+        yield None, f"ADD VALUE '{node['newVal']}' to {enum} goes last in its sort order"
+
+
+@rule(
+    "MK327",
+    "error",
+    "name each column once",
+    kinds=("CreateStmt", "UpdateStmt", "InsertStmt", "ViewStmt"),
+    squawk=("ban-duplicate-column-assignments",),
+)
+def duplicate_column(ctx: Context, node: dict) -> Iterable[Hit]:
+    """A column declared or assigned twice in one statement.
+
+    It parses, and PostgreSQL rejects it when it runs: "column … specified more than once" (CREATE
+    TABLE, CREATE VIEW's column list), "multiple assignments to same column" (UPDATE … SET, ON
+    CONFLICT DO UPDATE SET, an INSERT's column list). Elements of one array or composite column
+    (SET a[1] = …, a[2] = …) are not the same assignment.
+    Bad: UPDATE accounts SET status = 'active', status = 'disabled' WHERE id = 1;
+    Good: UPDATE accounts SET status = 'disabled' WHERE id = 1;
+    """
+    kind = ctx.statement.kind
+    if kind == "CreateStmt":
+        names = [(e["ColumnDef"].get("colname", ""), "declared") for e in node.get("tableElts", []) if "ColumnDef" in e]
+    elif kind == "ViewStmt":
+        names = [(name, "declared") for name in strings(node.get("aliases"))]
+    else:
+        lists = node.get("targetList", []), node.get("cols", []), node.get("onConflictClause", {}).get("targetList", [])
+        for targets in lists:
+            yield from _twice(
+                (t["ResTarget"].get("name", ""), "assigned")
+                for t in targets
+                if "ResTarget" in t and not t["ResTarget"].get("indirection")
+            )
+        return
+    yield from _twice(names)
+
+
+def _twice(names: Iterable[tuple[str, str]]) -> Iterable[Hit]:
+    seen: set[str] = set()
+    for name, how in names:
+        if name in seen:
+            yield None, f"column {name} is {how} twice"
+        seen.add(name)
+
+
+IDENTIFIER_BYTES = 63  # NAMEDATALEN - 1: PostgreSQL truncates a longer identifier, with only a NOTICE
+
+
+@rule("MK328", "warning", "shorten the name to 63 bytes or fewer", kinds=("*",), squawk=("identifier-too-long",))
+def identifier_too_long(ctx: Context, node: dict) -> Iterable[Hit]:
+    """An identifier longer than 63 bytes.
+
+    PostgreSQL truncates it to 63 bytes with only a NOTICE: the object is not called what the
+    migration says, and two long names with the same first 63 bytes are one name, so the second
+    CREATE … IF NOT EXISTS silently creates nothing (or the CREATE fails with "already exists").
+    The parse tree holds the truncated name, so the statement's tokens (PostgreSQL's scanner) are read.
+    Bad: CREATE INDEX IF NOT EXISTS idx_character_killmails_by_solar_system_and_ship_type_and_time_of_kill ON …;
+    Good: CREATE INDEX IF NOT EXISTS idx_killmails_system_ship_time ON …;
+    """
+    if not _has_long_word(ctx.statement.text):
+        return  # no token of the text is long enough: scanning is for the few statements that might hold one
+    for name in dict.fromkeys(identifiers(ctx.statement.text)):
+        size = len(name.encode("utf-8"))
+        if size > IDENTIFIER_BYTES:
+            cut = name.encode("utf-8")[:IDENTIFIER_BYTES].decode("utf-8", "ignore")
+            yield None, f'"{name}" is {size} bytes; PostgreSQL truncates it to "{cut}"'
+
+
+def _has_long_word(text: str) -> bool:
+    """Whether the text holds a run longer than an identifier may be between spaces, or between quotes."""
+    limit = IDENTIFIER_BYTES
+    if any(len(word.encode("utf-8")) > limit for word in text.split()):
+        return True
+    return '"' in text and any(len(part.encode("utf-8")) > limit for part in text.split('"')[1::2])

@@ -44,6 +44,7 @@ class FileState:
     not_valid: dict[tuple[str, str], int] = field(default_factory=dict)  # added NOT VALID here -> its transaction
     created_indexes: set[str] = field(default_factory=set)
     created_domains: set[str] = field(default_factory=set)
+    added_enum_values: dict[str, int] = field(default_factory=dict)  # ALTER TYPE … ADD VALUE -> its transaction
     in_transaction: bool = False  # inside the file's own BEGIN ... COMMIT
     one_transaction: bool = True  # the runner runs the whole file in one transaction
     transaction: int = 0  # which transaction the statement runs in (statements of one transaction share it)

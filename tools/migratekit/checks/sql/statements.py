@@ -110,6 +110,11 @@ def _create_domain(state: FileState, node: dict) -> None:
     state.created_domains.add(strings(node.get("domainname"))[-1])
 
 
+def _alter_enum(state: FileState, node: dict) -> None:
+    if node.get("newVal") and not node.get("oldVal"):  # ADD VALUE, not RENAME VALUE
+        state.added_enum_values[node["newVal"]] = state.transaction
+
+
 def _transaction(state: FileState, node: dict) -> None:
     kind = node.get("kind")
     if kind in ("TRANS_STMT_BEGIN", "TRANS_STMT_START"):
@@ -127,6 +132,7 @@ _RECORDERS = {
     "IndexStmt": _create_index,
     "CreatePolicyStmt": _create_policy,
     "CreateDomainStmt": _create_domain,
+    "AlterEnumStmt": _alter_enum,
     "TransactionStmt": _transaction,
 }
 

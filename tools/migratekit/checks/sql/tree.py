@@ -93,16 +93,34 @@ def comments(text: str) -> list[tuple[int, str]]:
     dollar-quoted body is not one."""
     from pglast import parser
 
-    data = text.encode("utf-8")
     try:
         tokens = parser.scan(text)
     except parser.ParseError:
         return []
+    # the scanner's offsets count characters: the byte offset is the length of the text before, encoded
     return [
-        (t.start, data[t.start : t.end + 1].decode("utf-8", "replace"))
+        (len(text[: t.start].encode("utf-8")), text[t.start : t.end + 1])
         for t in tokens
         if t.name in ("SQL_COMMENT", "C_COMMENT")
     ]
+
+
+def identifiers(text: str) -> list[str]:
+    """Every identifier of SQL text as written, before PostgreSQL truncates it (its scanner's IDENT tokens):
+    a quoted one unquoted, an unquoted one folded to lower case."""
+    from pglast import parser
+
+    try:
+        tokens = parser.scan(text)
+    except parser.ParseError:
+        return []
+    names = []
+    for token in tokens:
+        if token.name != "IDENT":
+            continue
+        word = text[token.start : token.end + 1]  # the scanner's offsets count characters
+        names.append(word[1:-1].replace('""', '"') if word.startswith('"') else word.lower())
+    return names
 
 
 def without_comments(text: str) -> str:
