@@ -153,6 +153,7 @@ def audit_service(
                 service.settings.tracking_table,
                 service.settings.gaps == "allow",
                 service.settings.format,
+                service.settings.type_advice,
             )
         for stored in (entry, quick):
             if stored:
@@ -199,13 +200,15 @@ def lint_migrations(
     tracking_table: str,
     gaps_allowed: bool = False,
     declared: str = AUTO,
+    type_advice: bool = False,
 ) -> list[Finding]:
-    """Every MK1xx, MK2xx and MK3xx finding for one service's migrations directory."""
+    """Every MK1xx, MK2xx and MK3xx finding for one service's migrations directory (with `type_advice`, the
+    workspace's setting, MK329-MK332 too)."""
 
     d = mk1_files.Directory(service, directory, migrations, tracking_table, gaps_allowed, declared)
     findings = findings_of(Scope.FILES, d, service=service, root=root)
     parsed = [m for m in migrations if m.syntax_error is None]
-    facts = service_facts(parsed)
+    facts = service_facts(parsed, type_advice, tracking_table)
     where = relative(root, directory)
     schema = Schema()  # what the earlier migrations left, carried from file to file
     for migration in parsed:

@@ -912,3 +912,119 @@ def _has_long_word(text: str) -> bool:
     if any(len(word.encode("utf-8")) > limit for word in text.split()):
         return True
     return '"' in text and any(len(part.encode("utf-8")) > limit for part in text.split('"')[1::2])
+
+
+def _typed_columns(ctx: Context, node: dict) -> Iterable[tuple[str, str, bool, int]]:
+    """(column, type name, has a length, line) of each column a CREATE TABLE or an ALTER TABLE declares or
+    retypes, when workspace.yaml's type_advice is on for the service."""
+    if not ctx.service.type_advice or bare(relname(node.get("relation"))) == bare(ctx.service.tracking_table):
+        return  # off, or the tracking table: its column types are the seed's contract
+    columns = [e["ColumnDef"] for e in node.get("tableElts", []) if "ColumnDef" in e]
+    for cmd in alter_cmds(node):
+        if cmd.get("subtype") in ("AT_AddColumn", "AT_AlterColumnType"):
+            column = cmd.get("def", {}).get("ColumnDef", {})
+            columns.append({**column, "colname": column.get("colname") or cmd.get("name", "")})
+    for column in columns:
+        type_name = column.get("typeName", {})
+        names = strings(type_name.get("names"))
+        if names:
+            yield (
+                column.get("colname", ""),
+                names[-1],
+                bool(type_name.get("typmods")),
+                ctx.line_of(column.get("location")),
+            )
+
+
+@rule(
+    "MK329",
+    "warning",
+    "use text, with a CHECK (length(col) <= n) if the limit matters",
+    kinds=("CreateStmt", "AlterTableStmt"),
+    squawk=("prefer-text-field", "ban-char-field"),
+)
+def length_limited_text(ctx: Context, node: dict) -> Iterable[Hit]:
+    """A char(n) or varchar(n) column.
+
+    char(n) pads with spaces and compares oddly; a varchar(n) limit is a schema change to raise, and
+    raising it past a size once rewrote the table (only widening is free, since PostgreSQL 9.2), while
+    text costs the same to store. A CHECK on length can be replaced NOT VALID, without blocking writes.
+    This is type advice, on where workspace.yaml says type_advice: true (defaults: or a service's entry).
+    Bad: CREATE TABLE IF NOT EXISTS accounts (id bigint, email varchar(255));
+    Good: CREATE TABLE IF NOT EXISTS accounts (id bigint, email text CHECK (length(email) <= 255));
+    """
+    for column, type_name, sized, line in _typed_columns(ctx, node):
+        if type_name == "bpchar":
+            yield line, f"column {column} is char(n): blank-padded; use text"
+        elif type_name == "varchar" and sized:
+            yield line, f"column {column} is varchar(n): use text (and a CHECK on its length)"
+
+
+@rule(
+    "MK330",
+    "warning",
+    "use timestamptz (timestamp with time zone)",
+    kinds=("CreateStmt", "AlterTableStmt"),
+    squawk=("prefer-timestamptz",),
+)
+def timestamp_without_time_zone(ctx: Context, node: dict) -> Iterable[Hit]:
+    """A timestamp column without a time zone.
+
+    timestamp stores the wall-clock reading with no zone: the same instant written from servers or
+    sessions with different TimeZone settings reads back differently, and comparisons with now()
+    (a timestamptz) depend on the session's zone. timestamptz stores the instant.
+    This is type advice, on where workspace.yaml says type_advice: true (defaults: or a service's entry).
+    Bad: CREATE TABLE IF NOT EXISTS events (id bigint, at timestamp NOT NULL DEFAULT now());
+    Good: CREATE TABLE IF NOT EXISTS events (id bigint, at timestamptz NOT NULL DEFAULT now());
+    """
+    for column, type_name, _, line in _typed_columns(ctx, node):
+        if type_name == "timestamp":
+            yield line, f"column {column} is timestamp without time zone: use timestamptz"
+
+
+SMALL_INTEGERS = {"int4": "integer", "int2": "smallint"}
+
+
+@rule(
+    "MK331",
+    "warning",
+    "use bigint: changing the type later rewrites the table (MK307)",
+    kinds=("CreateStmt", "AlterTableStmt"),
+    squawk=("prefer-bigint-over-int", "prefer-bigint-over-smallint"),
+)
+def small_integer(ctx: Context, node: dict) -> Iterable[Hit]:
+    """An integer or smallint column.
+
+    An id or a counter that outgrows 2^31 (or 2^15) fails every insert; widening it is a type change
+    that rewrites the table under ACCESS EXCLUSIVE. bigint costs four more bytes a row, often none
+    after alignment.
+    This is type advice, on where workspace.yaml says type_advice: true (defaults: or a service's entry).
+    Bad: CREATE TABLE IF NOT EXISTS killmails (id integer PRIMARY KEY, ship_type_id integer);
+    Good: CREATE TABLE IF NOT EXISTS killmails (id bigint PRIMARY KEY, ship_type_id bigint);
+    """
+    for column, type_name, _, line in _typed_columns(ctx, node):
+        if type_name in SMALL_INTEGERS:
+            yield line, f"column {column} is {SMALL_INTEGERS[type_name]}: use bigint"
+
+
+@rule(
+    "MK332",
+    "warning",
+    "use bigint GENERATED ALWAYS AS IDENTITY (or BY DEFAULT)",
+    kinds=("CreateStmt", "AlterTableStmt"),
+    squawk=("prefer-identity",),
+)
+def serial_column(ctx: Context, node: dict) -> Iterable[Hit]:
+    """A serial column.
+
+    serial makes a sequence the column does not own in the SQL standard's sense: its grants, its
+    ownership and copying the table (CREATE TABLE … LIKE) need care of their own, and nothing stops
+    an insert from writing ids the sequence will hand out later. An identity column (PostgreSQL 10
+    and later) is standard and keeps the sequence part of the column.
+    This is type advice, on where workspace.yaml says type_advice: true (defaults: or a service's entry).
+    Bad: CREATE TABLE IF NOT EXISTS accounts (id serial PRIMARY KEY);
+    Good: CREATE TABLE IF NOT EXISTS accounts (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY);
+    """
+    for column, type_name, _, line in _typed_columns(ctx, node):
+        if type_name in SERIAL:
+            yield line, f"column {column} is {type_name}: use an identity column"

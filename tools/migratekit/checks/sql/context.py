@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from migratekit.checks.sql.tree import bare, called_names, strings
+from migratekit.model.contract import SEED_TABLE
 from migratekit.model.migration import Migration, Statement
 
 NotNullChecks = dict[tuple[str, str], tuple[str, bool]]  # (table, constraint) -> (column, validated)
@@ -90,6 +91,8 @@ class ServiceFacts:
     by_table: dict[str, list[tuple[str, ...]]]
     migrations: tuple[Migration, ...] = field(default=(), repr=False, compare=False)
     partitioned: frozenset[str] = frozenset()  # tables created PARTITION BY
+    type_advice: bool = False  # workspace.yaml's type_advice: the rules that advise on column types run
+    tracking_table: str = SEED_TABLE  # its column types are the seed's contract, never advised on
 
     @cached_property
     def functions(self) -> frozenset[str]:

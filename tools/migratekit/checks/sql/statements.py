@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 
 from migratekit.checks.sql.context import FileState, ServiceFacts
 from migratekit.checks.sql.tree import alter_cmds, bare, comments, constraints, relname, strings
+from migratekit.model.contract import SEED_TABLE
 from migratekit.model.migration import Migration
 from migratekit.model.settings import RULE_CODE_TEXT
 
@@ -144,7 +145,9 @@ def not_null_column(constraint: dict) -> str | None:
     return fields[-1] if test.get("nulltesttype") == "IS_NOT_NULL" and len(fields) == 1 else None
 
 
-def service_facts(migrations: Sequence[Migration]) -> ServiceFacts:
+def service_facts(
+    migrations: Sequence[Migration], type_advice: bool = False, tracking_table: str = SEED_TABLE
+) -> ServiceFacts:
     """Every index, primary key and unique constraint the service creates, and every function it calls."""
     by_table: dict[str, list[tuple[str, ...]]] = defaultdict(list)
     partitioned: set[str] = set()
@@ -162,4 +165,4 @@ def service_facts(migrations: Sequence[Migration]) -> ServiceFacts:
                         keys = tuple(strings(constraint.get("keys"))) or ((column,) if column else ())
                         if keys:
                             by_table[table].append(keys)
-    return ServiceFacts(dict(by_table), tuple(migrations), frozenset(partitioned))
+    return ServiceFacts(dict(by_table), tuple(migrations), frozenset(partitioned), type_advice, tracking_table)
