@@ -577,6 +577,31 @@ def test_extensions_the_server_lacks_stop_the_service_before_its_first_migration
     assert rows(scratch_db) == []  # the tracking table exists (the lock was taken), with no row
 
 
+def test_an_extension_is_found_after_a_function_body_and_a_run_keeps_no_parse_trees(
+    scratch_db: str, tmp_path: Path
+) -> None:
+    """The seed's template: a function whose body says BEGIN (so the file is parsed to be sent) and CREATE
+    EXTENSION. The check before the run finds the extension at its own line; the trees are not kept after."""
+    body = (
+        "CREATE OR REPLACE FUNCTION touch() RETURNS trigger AS $$\nBEGIN\n  -- no extension here; a ; inside\n"
+        "  NEW.updated_at = now();\n  RETURN NEW;\nEND;\n$$ LANGUAGE plpgsql;\n"
+    )
+    mdir = files(
+        tmp_path / "ledger" / "migrations",
+        **{
+            "001_init": body + "CREATE TABLE IF NOT EXISTS a (id int);",
+            "002_add_b": body + "\nCREATE EXTENSION IF NOT EXISTS mk_no_such_extension;\n",
+        },
+    )
+    refused = apply(scratch_db, mdir)
+    assert (refused.outcome, refused.failure.file, refused.failure.line) == ("failed", "002_add_b.sql", 9)
+    (mdir / "002_add_b.sql").write_text(body + '\nCREATE EXTENSION IF NOT EXISTS "uuid-ossp";\n')
+    migrations = load_migrations(mdir)
+    result = apply_service("ledger", scratch_db, migrations)
+    assert [a.version for a in result.applied] == ["001_init", "002_add_b"]
+    assert all("statements" not in m.__dict__ for m in migrations)
+
+
 def test_a_failing_migration_runs_exactly_once_and_is_placed_at_its_statement(scratch_db: str, tmp_path: Path) -> None:
     mdir = files(
         tmp_path / "svc" / "migrations",

@@ -25,7 +25,7 @@ from migratekit.database.connection import MISSING, connect, create_missing, los
 from migratekit.database.other_tools import history_elsewhere
 from migratekit.database.plan import plan
 from migratekit.database.results import Applied, Failure, MigrationFailed, Outcome, Result, Stopped
-from migratekit.model.migration import Migration, load_migrations
+from migratekit.model.migration import Migration, SqlSyntaxError, load_migrations
 from migratekit.model.settings import RUN_DEFAULTS, SERVICE_DEFAULTS, RunOptions, ServiceSettings
 
 __all__ = ["MigrationFailed", "ProgressFn", "Result", "apply_service", "run_again", "run_migrations"]
@@ -208,15 +208,19 @@ def _without_lock(
 def missing_extensions(conn: psycopg.Connection, pending: Sequence[Migration]) -> Failure | None:
     """The extensions pending migrations create that this server cannot install, before any of them runs.
 
-    Only files that mention an extension are parsed, so a run with none costs nothing.
+    Only files that mention an extension are read, so a run with none costs nothing; a file that does not parse
+    is left for its turn, when PostgreSQL reports it.
     """
     wanted: dict[str, tuple[Migration, int]] = {}  # extension -> where it is first created
     for migration in pending:
-        if "extension" not in migration.sql.lower() or migration.syntax_error is not None:
+        if "extension" not in migration.sql.lower():
             continue
-        for statement in migration.statements:
-            if statement.kind == "CreateExtensionStmt":
-                wanted.setdefault(statement.node.get("extname", ""), (migration, statement.line))
+        try:
+            created = migration.created_extensions()
+        except SqlSyntaxError:
+            continue
+        for name, line in created:
+            wanted.setdefault(name, (migration, line))
     if not wanted:
         return None
     query = "SELECT name FROM pg_available_extensions WHERE name = ANY(%s)"
