@@ -967,7 +967,7 @@ def length_limited_text(ctx: Context, node: dict) -> Iterable[Hit]:
     "warning",
     "use timestamptz (timestamp with time zone)",
     kinds=("CreateStmt", "AlterTableStmt"),
-    squawk=("prefer-timestamptz",),
+    squawk=("prefer-timestamp-tz",),
 )
 def timestamp_without_time_zone(ctx: Context, node: dict) -> Iterable[Hit]:
     """A timestamp column without a time zone.
