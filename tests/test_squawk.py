@@ -65,7 +65,6 @@ NOT_APPLICABLE = {
     "require-statement-timeout": "the runner sets statement_timeout for every migration (workspace.yaml)",
     "require-timeout-settings": "the runner sets both timeouts",
     "transaction-nesting": "the runner never wraps a file that manages its own transactions",
-    "ban-uncommitted-transaction": "a file's own BEGIN without COMMIT is run as written and fails there",
     "require-table-schema": "each service owns its unqualified names (its search_path, its own tracking table)",
 }
 INIT = """-- Migration: 001_init
@@ -222,6 +221,10 @@ EXAMPLES: dict[str, tuple[list[str], list[str]]] = {
         ["ALTER TYPE status ADD VALUE IF NOT EXISTS 'pending_review' BEFORE 'approved';"],
     ),
     "unused-ignore": (["-- migratekit: ignore MK302\nSELECT 1;"], ["SELECT 1;"]),
+    "ban-uncommitted-transaction": (
+        ["BEGIN;\nCREATE TABLE IF NOT EXISTS users (id bigint);"],
+        ["BEGIN;\nCREATE TABLE IF NOT EXISTS users (id bigint);\nCOMMIT;"],
+    ),
     "syntax-error": (["CREATE TABLE IF NOT EXISTS t (a int b int);"], ["CREATE TABLE IF NOT EXISTS t (a int, b int);"]),
 }
 

@@ -1030,3 +1030,30 @@ def serial_column(ctx: Context, node: dict) -> Iterable[Hit]:
     for column, type_name, _, line in _typed_columns(ctx, node):
         if type_name in SERIAL:
             yield line, f"column {column} is {type_name}: use an identity column"
+
+
+ENDS = {"TRANS_STMT_COMMIT", "TRANS_STMT_ROLLBACK", "TRANS_STMT_PREPARE"}
+
+
+@rule(
+    "MK333",
+    "error",
+    "end the file's transaction: COMMIT; before the file ends (or drop its BEGIN and let the runner wrap it)",
+    kinds=("TransactionStmt",),
+    squawk=("ban-uncommitted-transaction",),
+)
+def uncommitted_transaction(ctx: Context, node: dict) -> Iterable[Hit]:
+    """A BEGIN that the file never ends.
+
+    A file with its own transaction control runs as written: the open transaction outlives the file,
+    its tracking row is written inside it, and the next migrations run inside it too, so a failure in
+    any of them rolls this one back after the runner has reported it applied, and its locks are held
+    until then.
+    Bad: BEGIN; CREATE TABLE IF NOT EXISTS ledger (id bigint);
+    Good: BEGIN; CREATE TABLE IF NOT EXISTS ledger (id bigint); COMMIT;
+    """
+    if node.get("kind") not in ("TRANS_STMT_BEGIN", "TRANS_STMT_START"):
+        return
+    later = ctx.migration.statements[ctx.migration.statements.index(ctx.statement) + 1 :]
+    if not any(s.kind == "TransactionStmt" and s.node.get("kind") in ENDS for s in later):
+        yield None, "BEGIN without a COMMIT (or ROLLBACK) before the file ends"
