@@ -155,20 +155,29 @@ def baseline(c: Context, service: str, to: str, check: bool = False, root: str |
 )
 @user_errors
 def init(c: Context, update: bool = False, root: str | None = None, write_baseline: str | None = None) -> None:
-    """Write workspace.yaml declaring every service found, with what can be detected (format, tracking table)."""
+    """Write workspace.yaml declaring every service found, with what can be detected (format, depends_on from
+    what the migrations use of the others')."""
+    from migratekit.checks.run import proposed_settings
     from migratekit.scaffold.workspace_yaml import init_workspace
 
     workspace = workspace_at(root)
     if write_baseline is not None and not (workspace.root / write_baseline).resolve().is_relative_to(workspace.root):
         raise ConfigError(f"--write-baseline {write_baseline}: outside the repository; keep the baseline in it")
-    done = init_workspace(workspace, update)
+    done = init_workspace(workspace, update, proposed_settings)
     if done.layout is not None:
         found = f"services_dir: {done.layout.services_dir}, migrations: {done.layout.migrations}"
         others = f"; not declared, another shape: {', '.join(done.layout.others)}" if done.layout.others else ""
         print(f"{done.path.name}: no service in a known place; the migrations directories say {found}{others}")
     for name in done.mixed:
         print(f"{done.path.name}: {name}'s files mix formats: declared the most common; invoke audit names the rest")
-    print(f"{done.path.name}: declared {', '.join(done.added) or 'nothing new'}; now fill in each depends_on")
+    for name, proposal in done.proposed.items():
+        settings = [f"depends_on: [{', '.join(proposal['depends_on'])}]"]
+        settings += [f"{key}: {proposal[key]}" for key in ("database", "tracking_table") if key in proposal]
+        print(f"{done.path.name}: {name}: {', '.join(settings)} (what its migrations use of the others')")
+    print(
+        f"{done.path.name}: declared {', '.join(done.added) or 'nothing new'}; check each depends_on (a service "
+        "that needs another only at run time, through its API, needs one too)"
+    )
     _offer_baseline(workspace_at(root), write_baseline)
 
 
