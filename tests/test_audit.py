@@ -340,6 +340,12 @@ def test_rules_lists_every_code_and_documents_one(example_repo: Monorepo) -> Non
     assert len({r["code"] for r in listed}) == len(listed) >= 45
     one = invoke(root, "rules", "--code", "MK302").stdout
     assert "Bad:" in one and "Good:" in one and "CONCURRENTLY" in one
+    assert "squawk: require-concurrent-index-creation" in one
+    assert "squawk: none" in invoke(root, "rules", "--code", "MK301").stdout  # what migratekit adds
+    by_code = {r["code"]: r for r in listed}
+    assert by_code["MK312"]["squawk"] == ["adding-foreign-key-constraint", "constraint-missing-not-valid"]
+    table = invoke(root, "rules").stdout
+    assert "squawk" in table.splitlines()[1] + table.splitlines()[2] and "prefer-robust-stmts" in table
     assert invoke(root, "rules", "--code", "MK999").returncode == 2
 
 

@@ -64,6 +64,7 @@ KEY_HELP = {
     '(`[{files: "migrations/00[1-4]_*.sql", rules: [MK201]}]`)',
     "gaps": "`allow`: numbered sparsely on purpose (no MK103)",
     "create_database": "`true`: migrate creates the URL's database when its server lacks it",
+    "type_advice": "`true`: the audit also gives squawk's type advice as warnings (MK329-MK332)",
 }
 
 

@@ -68,6 +68,7 @@ def rules_markdown() -> str:
         lines += ["", f"## {rule.code}: {rule.summary}", ""]
         lines += [f"*{rule.severity}*, {rule.scope} rule. {why}".rstrip(), ""]
         lines += [f"- Bad: `{bad}`", f"- Good: `{good}`", f"- Fix: {rule.hint}"]
+        lines += [f"- squawk: {', '.join(f'`{name}`' for name in rule.squawk) or 'none'}"]
     return "\n".join(lines) + "\n"
 
 

@@ -50,7 +50,8 @@ def _code_version() -> str:
 def _read_as(service: Service, relative_dir: str) -> bytes:
     """What the findings depend on besides the files: where they are shown from and how they are read."""
     settings = service.settings
-    return json.dumps((relative_dir, service.name, settings.tracking_table, settings.format, settings.gaps)).encode()
+    read_as = (relative_dir, service.name, settings.tracking_table, settings.format, settings.gaps)
+    return json.dumps((*read_as, settings.type_advice)).encode()
 
 
 def key(service: Service, migrations: tuple[Migration, ...], relative_dir: str) -> str:

@@ -61,6 +61,7 @@ FAMILIES: dict[Scope, tuple[str, ...]] = {
     Scope.OBJECTS: ("5",),
     Scope.ACROSS: ("6",),
 }
+SQUAWK_NAME = re.compile(r"^[a-z]+(?:-[a-z]+)*$")
 RULE_PACKAGE = "migratekit.checks.rules"  # its modules, mk<family>_<concern>.py, declare every rule
 
 
@@ -91,6 +92,7 @@ class Rule:
     scope: Scope  # what it reads
     check: Callable[..., Iterable[Any]] = field(repr=False, compare=False)
     kinds: frozenset[str] = field(default=frozenset(), repr=False)  # statement rules: the node types
+    squawk: tuple[str, ...] = ()  # the squawk rules that cover the same hazard; () is what migratekit adds
 
     def finding(
         self, service: str | None, path: str | None, line: int | None = None, message: str | None = None
@@ -106,15 +108,16 @@ _REGISTRY: dict[str, Rule] = {}
 
 
 def rule(
-    code: str, severity: str, hint: str, *, scope: Scope, kinds: Iterable[str] = ()
+    code: str, severity: str, hint: str, *, scope: Scope, kinds: Iterable[str] = (), squawk: Iterable[str] = ()
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """`@rule("MK201", "error", "fix hint", scope=Scope.STATEMENT, kinds=("CreateStmt",))` over a documented check.
 
     A module whose rules share one scope binds it once: `rule = partial(declare_rule, scope=Scope.FILES)`.
+    `squawk` names the squawk rules (sbdchd/squawk) that cover the same hazard, for teams that know them.
     """
 
     def register(check: Callable[..., Any]) -> Callable[..., Any]:
-        declared = declaration(code, severity, hint, scope, check, kinds)
+        declared = declaration(code, severity, hint, scope, check, kinds, squawk)
         home = module_for(code)
         if check.__module__.startswith(RULE_PACKAGE) and check.__module__ != home:
             raise RuleDeclarationError(f"{code} ({check.__module__}): a rule with this code lives in {home}")
@@ -128,7 +131,13 @@ def rule(
 
 
 def declaration(
-    code: str, severity: str, hint: str, scope: Scope, check: Callable[..., Any], kinds: Iterable[str] = ()
+    code: str,
+    severity: str,
+    hint: str,
+    scope: Scope,
+    check: Callable[..., Any],
+    kinds: Iterable[str] = (),
+    squawk: Iterable[str] = (),
 ) -> Rule:
     """The Rule for one declaration, or RuleDeclarationError saying what is wrong with it."""
     where = f"{code} ({check.__module__}.{check.__qualname__})"
@@ -148,7 +157,10 @@ def declaration(
     if scope is Scope.STATEMENT and not kinds:
         raise RuleDeclarationError(f"{where}: a statement rule names the node types it reads (kinds=...)")
     summary = text.splitlines()[0].rstrip(".")
-    return Rule(code, Severity(severity), summary, hint, text, scope, check, frozenset(kinds))
+    names = tuple(squawk)
+    if any(not SQUAWK_NAME.fullmatch(name) for name in names):
+        raise RuleDeclarationError(f"{where}: squawk rules are named in kebab case, like prefer-robust-stmts")
+    return Rule(code, Severity(severity), summary, hint, text, scope, check, frozenset(kinds), names)
 
 
 @cache

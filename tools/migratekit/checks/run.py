@@ -170,6 +170,7 @@ def lint_service_cached(
                 service.settings.tracking_table,
                 service.settings.gaps == "allow",
                 service.settings.format,
+                service.settings.type_advice,
             )
         for stored in (entry, quick):
             if stored:
@@ -225,9 +226,11 @@ def lint_migrations(
     tracking_table: str,
     gaps_allowed: bool = False,
     declared: str = AUTO,
+    type_advice: bool = False,
 ) -> list[Finding]:
-    """Every MK1xx, MK2xx and MK3xx finding for one service's migrations directory."""
-    return lint_service(service, directory, migrations, root, tracking_table, gaps_allowed, declared)[0]
+    """Every MK1xx, MK2xx and MK3xx finding for one service's migrations directory (with `type_advice`, the
+    workspace's setting, MK329-MK332 too)."""
+    return lint_service(service, directory, migrations, root, tracking_table, gaps_allowed, declared, type_advice)[0]
 
 
 def lint_service(
@@ -238,6 +241,7 @@ def lint_service(
     tracking_table: str,
     gaps_allowed: bool = False,
     declared: str = AUTO,
+    type_advice: bool = False,
 ) -> tuple[list[Finding], ServiceObjects]:
     """Every MK1xx, MK2xx and MK3xx finding for one service's migrations directory, and what the migrations
     create and use (read from the same parse trees, as the statement rules walk them)."""
@@ -245,7 +249,7 @@ def lint_service(
     d = mk1_files.Directory(service, directory, migrations, tracking_table, gaps_allowed, declared)
     findings = findings_of(Scope.FILES, d, service=service, root=root)
     parsed = [m for m in migrations if m.syntax_error is None]
-    facts = service_facts(parsed)
+    facts = service_facts(parsed, type_advice, tracking_table)
     where = relative(root, directory)
     schema = Schema()  # what the earlier migrations left, carried from file to file
     for migration in parsed:

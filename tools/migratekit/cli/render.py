@@ -351,6 +351,7 @@ def sarif(report: AuditReport, rules: Sequence[Rule]) -> dict:
                                 "fullDescription": {"text": r.doc},
                                 "help": {"text": r.hint},
                                 "defaultConfiguration": {"level": r.severity},
+                                "properties": {"squawk": list(r.squawk)},
                             }
                             for r in rules
                         ],
@@ -384,16 +385,22 @@ def github_annotations(findings: Sequence[Finding]) -> list[str]:
 
 def rules_table(rules: Sequence[Rule]) -> Table:
     table = _table(title="rules")
-    for column in ("code", "severity", "summary"):
+    for column in ("code", "severity", "summary", "squawk"):
         table.add_column(column, overflow="fold")
     for r in rules:
-        table.add_row(r.code, str(r.severity), _text(r.summary))
+        table.add_row(r.code, str(r.severity), _text(r.summary), squawk_names(r))
     return table
+
+
+def squawk_names(rule: Rule) -> str:
+    """The squawk rules that cover a rule's hazard, or "none" where migratekit checks what squawk does not."""
+    return ", ".join(rule.squawk) or "none"
 
 
 def rule_text(rule: Rule) -> Text:
     """`invoke rules --code`: one rule's documentation (its SQL examples as written) and its fix."""
-    return _text((rule.code, "bold"), f" ({rule.severity}) {rule.doc}\n\nfix: {rule.hint}")
+    text = f" ({rule.severity}) {rule.doc}\n\nfix: {rule.hint}\nsquawk: {squawk_names(rule)}"
+    return _text((rule.code, "bold"), text)
 
 
 def verify_text(results: Sequence[Verification], images: Sequence[ImageCheck], origin: str) -> list[Text]:

@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from migratekit.checks.sql.names import Name, builtins, lookup, provided
-from migratekit.checks.sql.tree import bare, called_names
+from migratekit.checks.sql.tree import bare, called_names, strings
+from migratekit.model.contract import SEED_TABLE
 from migratekit.model.migration import Migration, Statement
 
 NotNullChecks = dict[tuple[str, str], tuple[str, bool]]  # (table, constraint) -> (column, validated)
@@ -93,6 +94,7 @@ class FileState:
     not_valid: dict[tuple[str, str], int] = field(default_factory=dict)  # added NOT VALID here -> its transaction
     created_indexes: set[str] = field(default_factory=set)
     created_domains: set[str] = field(default_factory=set)
+    added_enum_values: dict[str, int] = field(default_factory=dict)  # ALTER TYPE … ADD VALUE -> its transaction
     in_transaction: bool = False  # inside the file's own BEGIN ... COMMIT
     one_transaction: bool = True  # the runner runs the whole file in one transaction
     transaction: int = 0  # which transaction the statement runs in (statements of one transaction share it)
@@ -144,6 +146,8 @@ class ServiceFacts:
     by_table: dict[str, list[tuple[str, ...]]]
     migrations: tuple[Migration, ...] = field(default=(), repr=False, compare=False)
     partitioned: frozenset[str] = frozenset()  # tables created PARTITION BY
+    type_advice: bool = False  # workspace.yaml's type_advice: the rules that advise on column types run
+    tracking_table: str = SEED_TABLE  # its column types are the seed's contract, never advised on
 
     @cached_property
     def functions(self) -> frozenset[str]:
@@ -153,6 +157,24 @@ class ServiceFacts:
             for statement in migration.statements:
                 if "(" in statement.text:
                     found |= called_names(statement.node)
+        return frozenset(found)
+
+    @cached_property
+    def volatile_functions(self) -> frozenset[str]:
+        """Functions the service creates without IMMUTABLE or STABLE (PostgreSQL's default is VOLATILE)."""
+        found: set[str] = set()
+        for migration in self.migrations:
+            for statement in migration.statements:
+                if statement.kind != "CreateFunctionStmt":
+                    continue
+                options = statement.node.get("options", [])
+                volatility = [
+                    o["DefElem"].get("arg", {}).get("String", {}).get("sval")
+                    for o in options
+                    if o.get("DefElem", {}).get("defname") == "volatility"
+                ]
+                if volatility in ([], ["volatile"]):
+                    found.add(strings(statement.node.get("funcname"))[-1])
         return frozenset(found)
 
     def covers(self, table: str, columns: tuple[str, ...]) -> bool:

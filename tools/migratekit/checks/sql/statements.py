@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from migratekit.checks.sql.context import FileState, Reference, ServiceFacts
 from migratekit.checks.sql.names import objects
 from migratekit.checks.sql.tree import alter_cmds, bare, comments, constraints, relname, strings
+from migratekit.model.contract import SEED_TABLE
 from migratekit.model.migration import Migration, Statement
 from migratekit.model.settings import RULE_CODE_TEXT
 
@@ -94,6 +95,7 @@ def _alter_table(state: FileState, node: dict) -> None:
         if subtype == "AT_DropConstraint":  # with or without IF EXISTS: a second run cannot collide
             state.dropped_constraints.add((table, name))
             state.not_null_checks.pop((table, name), None)
+            state.not_valid.pop((table, name), None)
         elif subtype == "AT_AddConstraint":
             constraint = cmd.get("def", {}).get("Constraint", {})
             key = (table, constraint.get("conname", ""))
@@ -105,6 +107,10 @@ def _alter_table(state: FileState, node: dict) -> None:
                 state.not_valid[key] = state.transaction
         elif subtype == "AT_ValidateConstraint" and (table, name) in state.not_null_checks:
             state.not_null_checks[(table, name)] = (state.not_null_checks[(table, name)][0], True)
+
+
+def _create_policy(state: FileState, node: dict) -> None:
+    state.dropped_policies.discard((bare(relname(node.get("table"))), node.get("policy_name", "")))  # one drop, one
 
 
 def _create_index(state: FileState, node: dict) -> None:
@@ -128,6 +134,11 @@ def _set(state: FileState, node: dict) -> None:
     state.search_path = "public" if schemas == ["public"] else ",".join(schemas) + ("," if len(schemas) == 1 else "")
 
 
+def _alter_enum(state: FileState, node: dict) -> None:
+    if node.get("newVal") and not node.get("oldVal"):  # ADD VALUE, not RENAME VALUE
+        state.added_enum_values[node["newVal"]] = state.transaction
+
+
 def _transaction(state: FileState, node: dict) -> None:
     kind = node.get("kind")
     if kind in ("TRANS_STMT_BEGIN", "TRANS_STMT_START"):
@@ -143,7 +154,9 @@ _RECORDERS = {
     "RenameStmt": _rename,
     "AlterTableStmt": _alter_table,
     "IndexStmt": _create_index,
+    "CreatePolicyStmt": _create_policy,
     "CreateDomainStmt": _create_domain,
+    "AlterEnumStmt": _alter_enum,
     "TransactionStmt": _transaction,
     "VariableSetStmt": _set,
 }
@@ -156,7 +169,9 @@ def not_null_column(constraint: dict) -> str | None:
     return fields[-1] if test.get("nulltesttype") == "IS_NOT_NULL" and len(fields) == 1 else None
 
 
-def service_facts(migrations: Sequence[Migration]) -> ServiceFacts:
+def service_facts(
+    migrations: Sequence[Migration], type_advice: bool = False, tracking_table: str = SEED_TABLE
+) -> ServiceFacts:
     """Every index, primary key and unique constraint the service creates, and every function it calls."""
     by_table: dict[str, list[tuple[str, ...]]] = defaultdict(list)
     partitioned: set[str] = set()
@@ -174,4 +189,4 @@ def service_facts(migrations: Sequence[Migration]) -> ServiceFacts:
                         keys = tuple(strings(constraint.get("keys"))) or ((column,) if column else ())
                         if keys:
                             by_table[table].append(keys)
-    return ServiceFacts(dict(by_table), tuple(migrations), frozenset(partitioned))
+    return ServiceFacts(dict(by_table), tuple(migrations), frozenset(partitioned), type_advice, tracking_table)
