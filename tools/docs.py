@@ -22,6 +22,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from invoke import Argument, Task
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tools"))
 
@@ -83,13 +85,23 @@ def flags() -> str:
         task = ns[name]
         out += [f"### invoke {name}", "", _cell(_summary(task.__doc__)), ""]
         out += ["| argument or flag | default | meaning |", "| --- | --- | --- |"]
-        for argument in sorted(task.get_arguments(), key=lambda a: (not a.positional, a.names[0])):
+        for argument in sorted(_arguments(task), key=lambda a: (not a.positional, a.names[0])):
             flag = argument.names[0]
             spelt = flag.upper() if argument.positional else f"--{flag}" + _value(argument.kind)
             default = "" if argument.default in (None, False, "") or argument.positional else f"`{argument.default}`"
             out.append(f"| `{spelt}` | {default} | {_cell(argument.help or '')} |")
         out.append("")
     return "\n".join(out).rstrip()
+
+
+def _arguments(task: Task) -> list[Argument]:
+    """A task's arguments, leaving its help as it was: Invoke's get_arguments pops each help line it uses."""
+    saved = dict(task.help)
+    try:
+        return list(task.get_arguments())
+    finally:
+        task.help.clear()
+        task.help.update(saved)
 
 
 def _value(kind: type | None) -> str:
