@@ -102,8 +102,13 @@ def test_audit_root_works_on_another_checkout_without_workspace_yaml(example_rep
         timeout=120,
     )
     findings = json.loads(result.stdout)["findings"]
-    # enrichment's tracking table is declared only in workspace.yaml: without it, 001_init no longer creates it.
-    assert [(f["code"], f["service"]) for f in findings] == [("MK111", "enrichment")]
+    # enrichment's tracking table is declared only in workspace.yaml: without it, 001_init no longer creates it;
+    # and its database: enrichment's migrations use battles' tables, which are now in another database (MK504).
+    assert [(f["code"], f["service"]) for f in findings] == [
+        ("MK111", "enrichment"),
+        ("MK504", "enrichment"),
+        ("MK504", "enrichment"),
+    ]
 
 
 # --- wiring styles -------------------------------------------------------------------------
@@ -331,7 +336,7 @@ def test_changed_since_checks_history(tmp_path: Path) -> None:
 
 def test_rules_lists_every_code_and_documents_one(example_repo: Monorepo) -> None:
     root = example_repo.root
-    listed = json.loads(invoke(root, "rules", "--json").stdout)
+    listed = json.loads(invoke(root, "rules", "--json").stdout)["rules"]
     assert len({r["code"] for r in listed}) == len(listed) >= 45
     one = invoke(root, "rules", "--code", "MK302").stdout
     assert "Bad:" in one and "Good:" in one and "CONCURRENTLY" in one

@@ -29,6 +29,10 @@ SIGNATURES = {
     Scope.HISTORY: ("h: ServiceHistory", "Iterable[HistoryHit]"),
     Scope.WIRING: ("w: Wiring", "Iterable[WiringHit]"),
     Scope.WORKSPACE: ("ws: Workspace, environ: Mapping[str, str]", "Iterable[WorkspaceHit]"),
+    Scope.OBJECTS: (
+        "ws: Workspace, objects: Mapping[str, ServiceObjects], environ: Mapping[str, str]",
+        "Iterable[WorkspaceHit]",
+    ),
     Scope.ACROSS: ("ws: Workspace", "Iterable[AcrossHit]"),
 }
 FIXTURE = {

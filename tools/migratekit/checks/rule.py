@@ -35,6 +35,7 @@ class Scope(StrEnum):
     history    check(ServiceHistory)         -> (path, line | None, message)
     wiring     check(Wiring)                 -> (path, line | None, message | None)
     workspace  check(Workspace, environ)     -> (service, path, line, message)
+    objects    check(Workspace, {service: ServiceObjects}, environ) -> (service, path, line, message)
     across     check(Workspace)              -> (service, path, line, message)
     """
 
@@ -44,6 +45,7 @@ class Scope(StrEnum):
     HISTORY = "history"
     WIRING = "wiring"
     WORKSPACE = "workspace"
+    OBJECTS = "objects"  # what each service's migrations create and use, compared across services
     ACROSS = "across"
 
 
@@ -56,6 +58,7 @@ FAMILIES: dict[Scope, tuple[str, ...]] = {
     Scope.HISTORY: ("1",),
     Scope.WIRING: ("4",),
     Scope.WORKSPACE: ("5",),
+    Scope.OBJECTS: ("5",),
     Scope.ACROSS: ("6",),
 }
 SQUAWK_NAME = re.compile(r"^[a-z]+(?:-[a-z]+)*$")
@@ -64,13 +67,13 @@ RULE_PACKAGE = "migratekit.checks.rules"  # its modules, mk<family>_<concern>.py
 
 @dataclass(frozen=True)
 class Finding:
-    code: str
-    severity: Severity
-    service: str | None
+    code: str  # the rule (MK302)
+    severity: Severity  # error or warning
+    service: str | None  # null: about the workspace
     path: str | None  # relative to the monorepo root
-    line: int | None
-    message: str
-    hint: str
+    line: int | None  # 1-based; null for a whole file or none
+    message: str  # what is wrong, and its consequence
+    hint: str  # what to do
 
     @property
     def location(self) -> str:
@@ -81,12 +84,12 @@ class Finding:
 
 @dataclass(frozen=True)
 class Rule:
-    code: str
-    severity: Severity
-    summary: str
-    hint: str
-    doc: str
-    scope: Scope
+    code: str  # stable forever (MK302)
+    severity: Severity  # error or warning
+    summary: str  # one sentence
+    hint: str  # how to fix what it finds
+    doc: str  # why, with a bad and a good example
+    scope: Scope  # what it reads
     check: Callable[..., Iterable[Any]] = field(repr=False, compare=False)
     kinds: frozenset[str] = field(default=frozenset(), repr=False)  # statement rules: the node types
     squawk: tuple[str, ...] = ()  # the squawk rules that cover the same hazard; () is what migratekit adds

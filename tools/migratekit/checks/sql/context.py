@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from migratekit.checks.sql.names import Name, builtins, lookup, provided
 from migratekit.checks.sql.tree import bare, called_names, strings
 from migratekit.model.contract import SEED_TABLE
 from migratekit.model.migration import Migration, Statement
@@ -22,6 +23,54 @@ class Schema:
 
     tables: frozenset[str] = frozenset()  # created by the service and not dropped since (unqualified)
     not_null_checks: tuple[tuple[tuple[str, str], tuple[str, bool]], ...] = ()  # CHECK (col IS NOT NULL)
+    # every object the service has created, qualified (names.objects), and what it is: "table", "role", ...
+    objects: dict[Name, str] = field(default_factory=dict, compare=False)
+    references: dict[Name, Reference] = field(default_factory=dict, compare=False)  # the first of each name
+
+    def service_objects(self) -> ServiceObjects:
+        """What the whole service creates, and what it refers to that neither it (in any of its migrations) nor
+        PostgreSQL provides: the names another service may own."""
+        own, known = provided(self.objects), builtins()
+        foreign = tuple(
+            r
+            for (namespace, name), r in self.references.items()
+            if lookup(namespace, name, own) is None and not known.provides(namespace, name)
+        )
+        return ServiceObjects(dict(self.objects), foreign)
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A name a service's migration uses: where (the statement's first line) and the statement's opening."""
+
+    namespace: str  # names.RELATION, TYPE, FUNCTION, SCHEMA, ROLE, EXTENSION
+    name: str  # qualified as names.objects qualifies it
+    path: str  # relative to the monorepo root
+    line: int
+    statement: str
+
+
+@dataclass(frozen=True)
+class ServiceObjects:
+    """What one service's migrations create and the names they use without creating them: what the workspace
+    rules compare across services (MK504, MK505), carried in the lint cache beside the findings."""
+
+    creates: dict[Name, str] = field(default_factory=dict)
+    references: tuple[Reference, ...] = ()
+
+    def as_json(self) -> dict[str, list[list[object]]]:
+        return {
+            "creates": [[namespace, name, what] for (namespace, name), what in sorted(self.creates.items())],
+            "references": [[r.namespace, r.name, r.path, r.line, r.statement] for r in self.references],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, list[list[object]]]) -> ServiceObjects:
+        creates = {(str(n), str(name)): str(what) for n, name, what in data["creates"]}
+        refs = tuple(
+            Reference(str(n), str(name), str(p), int(str(line)), str(t)) for n, name, p, line, t in data["references"]
+        )
+        return cls(creates, refs)
 
 
 @dataclass
@@ -49,9 +98,15 @@ class FileState:
     in_transaction: bool = False  # inside the file's own BEGIN ... COMMIT
     one_transaction: bool = True  # the runner runs the whole file in one transaction
     transaction: int = 0  # which transaction the statement runs in (statements of one transaction share it)
+    path: str = ""  # the file, relative to the monorepo root (where a reference is)
+    search_path: str = "public"  # where an unqualified name resolves: the server's default, or the file's SET
+    objects: dict[Name, str] = field(default_factory=dict)  # `earlier`'s, then what this file creates
+    references: dict[Name, Reference] = field(default_factory=dict)  # `earlier`'s, then this file's first uses
 
     def __post_init__(self) -> None:
         self.not_null_checks = dict(self.earlier.not_null_checks) | self.not_null_checks
+        self.objects = dict(self.earlier.objects) | self.objects
+        self.references = dict(self.earlier.references) | self.references
 
     def is_new(self, table: str) -> bool:
         """Whether `table` (qualified or not) was created by this file: empty, and unused by running code."""
@@ -77,7 +132,7 @@ class FileState:
     def after(self) -> Schema:
         """The schema once this file has run: what the service's next migration finds."""
         tables = frozenset((self.earlier.tables - self.dropped_tables) | self.created_tables)
-        return Schema(tables, tuple(sorted(self.not_null_checks.items())))
+        return Schema(tables, tuple(sorted(self.not_null_checks.items())), self.objects, self.references)
 
 
 @dataclass(frozen=True)

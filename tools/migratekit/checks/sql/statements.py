@@ -10,10 +10,11 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
-from migratekit.checks.sql.context import FileState, ServiceFacts
+from migratekit.checks.sql.context import FileState, Reference, ServiceFacts
+from migratekit.checks.sql.names import objects
 from migratekit.checks.sql.tree import alter_cmds, bare, comments, constraints, relname, strings
 from migratekit.model.contract import SEED_TABLE
-from migratekit.model.migration import Migration
+from migratekit.model.migration import Migration, Statement
 from migratekit.model.settings import RULE_CODE_TEXT
 
 IGNORE = re.compile(rf"--\s*migratekit:\s*ignore\s+({RULE_CODE_TEXT}(?:\s*,?\s*{RULE_CODE_TEXT})*)", re.IGNORECASE)
@@ -39,11 +40,20 @@ def ignore_comments(text: str, statements: Iterable) -> dict[int, dict[str, int]
     return result
 
 
-def advance(state: FileState, kind: str, node: dict) -> None:
-    """Record what a statement did, for the rules that look at later statements."""
+def advance(state: FileState, statement: Statement) -> None:
+    """Record what a statement did, for the rules that look at later statements and the workspace's rules."""
+    kind, node = statement.kind, statement.node
     recorder = _RECORDERS.get(kind)
     if recorder is not None:
         recorder(state, node)
+    found = objects(kind, node, state.search_path, statement.text)
+    state.objects.update(found.creates)
+    new = {n for n in found.references if n not in state.references}
+    if new:
+        opening = statement.text.split("\n", 1)[0]
+        opening = opening if len(opening) <= 80 else opening[:77] + "..."
+        for name in sorted(new):  # one order, run after run
+            state.references[name] = Reference(*name, state.path, statement.line, opening)
     if not state.one_transaction and (kind == "TransactionStmt" or not state.in_transaction):
         state.transaction += 1  # outside BEGIN ... COMMIT each statement commits on its own
 
@@ -111,6 +121,19 @@ def _create_domain(state: FileState, node: dict) -> None:
     state.created_domains.add(strings(node.get("domainname"))[-1])
 
 
+def _set(state: FileState, node: dict) -> None:
+    """SET search_path moves where the file's later unqualified names resolve (all its schemas, in order)."""
+    if node.get("name") != "search_path":
+        return
+    if node.get("kind") in ("VAR_RESET", "VAR_SET_DEFAULT"):
+        state.search_path = "public"
+        return
+    schemas = [a.get("A_Const", {}).get("sval", {}).get("sval") for a in node.get("args", [])]
+    schemas = [s for s in schemas if s and s != "$user"] or ["public"]
+    # A path of its own is written `a,` (names.candidates): unqualified names under it may still be PostgreSQL's.
+    state.search_path = "public" if schemas == ["public"] else ",".join(schemas) + ("," if len(schemas) == 1 else "")
+
+
 def _alter_enum(state: FileState, node: dict) -> None:
     if node.get("newVal") and not node.get("oldVal"):  # ADD VALUE, not RENAME VALUE
         state.added_enum_values[node["newVal"]] = state.transaction
@@ -135,6 +158,7 @@ _RECORDERS = {
     "CreateDomainStmt": _create_domain,
     "AlterEnumStmt": _alter_enum,
     "TransactionStmt": _transaction,
+    "VariableSetStmt": _set,
 }
 
 
