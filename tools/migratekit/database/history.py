@@ -29,7 +29,7 @@ from migratekit.database.schema import Difference
 from migratekit.database.scratch import ScratchServer
 from migratekit.errors import ConfigError, MigratekitError
 from migratekit.model.contract import index_name, qualified
-from migratekit.model.formats import version_key
+from migratekit.model.formats import Version, version_key
 from migratekit.model.identity import shared_databases
 from migratekit.model.migration import Migration
 from migratekit.model.settings import RUN_DEFAULTS, RunOptions, ServiceSettings
@@ -112,8 +112,12 @@ def _match(history: History, migrations: Sequence[Migration]) -> list[tuple[Migr
             "restore the missing files, or check that this is this service's history"
         )
     done = {m.version for m, _ in matched}
-    newest_key = max((version_key(v) for v in done), default=(-1, ""))
-    skipped = [m.filename for m in migrations if m.version not in done and version_key(m.version) < newest_key]
+    newest_key = max((version_key(v) for v in done if not Version.parse(v).repeatable), default=version_key(""))
+    skipped = [
+        m.filename
+        for m in migrations
+        if m.version not in done and not m.parsed_version.repeatable and version_key(m.version) < newest_key
+    ]
     if skipped:
         raise MigratekitError(
             f"older than the newest applied, but never applied by the other tool: {', '.join(skipped)}; apply "

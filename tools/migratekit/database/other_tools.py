@@ -17,6 +17,7 @@ a table of its name without its columns) is refused, naming it, before anything 
 from __future__ import annotations
 
 import re
+import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -41,6 +42,8 @@ class Entry:
     number: tuple[int, ...] | None = None  # the version as the tool reads a number (see numeric); None: a name
     script: str = ""  # Flyway: the file it ran (V1__init.sql)
     description: str = ""  # Flyway: the description it recorded
+    checksum: int | None = None  # Flyway: its CRC-32 of the file's lines (see flyway_checksum)
+    repeatable: bool = False  # Flyway: an R__ file's latest successful run; it counts only for the same text
 
 
 @dataclass(frozen=True)
@@ -136,12 +139,19 @@ def _flyway(conn: psycopg.Connection, table: str) -> History:
     row for none); a failed row not marked deleted stops it."""
     runs: dict[tuple[int, ...], list[_Run]] = {}
     baseline: tuple[int, ...] | None = None
-    columns = "version, description, type, script, installed_on::text, success"
-    for version, description, kind, script, at, success in _rows(conn, table, columns, " ORDER BY installed_rank"):
+    repeatable: dict[str, Entry] = {}  # description -> its latest successful run
+    columns = "version, description, type, script, installed_on::text, success, checksum"
+    rows = _rows(conn, table, columns, " ORDER BY installed_rank")
+    for version, description, kind, script, at, success, checksum in rows:
         kind = str(kind or "").upper()
-        if version is None:  # a repeatable migration: migratekit has none, but a failed one stops Flyway
-            if not success and kind != "DELETE":
+        if version is None:  # a repeatable migration: its latest run counts, and a failed one stops Flyway
+            if kind == "DELETE":
+                repeatable.pop(description or "", None)
+            elif not success:
                 raise _flyway_failed(table, f"the repeatable migration {description}")
+            elif kind != "SCHEMA":
+                entry = Entry(script or "", at, None, script or "", description or "", checksum, repeatable=True)
+                repeatable[description or ""] = entry
             continue
         key = numeric(version)
         if key is None:
@@ -155,7 +165,8 @@ def _flyway(conn: psycopg.Connection, table: str) -> History:
             baseline = key if baseline is None else max(baseline, key)
         if kind == "BASELINE":
             continue
-        run = _Run(Entry(version, at, key, script or "", description or ""), kind.startswith("UNDO"), bool(success))
+        entry = Entry(version, at, key, script or "", description or "", checksum)
+        run = _Run(entry, kind.startswith("UNDO"), bool(success))
         if run.undo and run.success:
             standing = [r for r in runs.get(key, []) if r.stands]
             if standing:
@@ -166,7 +177,18 @@ def _flyway(conn: psycopg.Connection, table: str) -> History:
         if failed is not None:
             raise _flyway_failed(table, f"version {failed.entry.version} ({failed.entry.description})")
     applied = [[r for r in runs[key] if r.stands] for key in sorted(runs)]
-    return History("flyway", table, tuple(standing[-1].entry for standing in applied if standing), baseline=baseline)
+    versioned = tuple(standing[-1].entry for standing in applied if standing)
+    return History("flyway", table, versioned + tuple(repeatable.values()), baseline=baseline)
+
+
+def flyway_checksum(data: bytes) -> int:
+    """Flyway's checksum of a SQL file: CRC-32 over its lines' UTF-8 bytes, line terminators left out and a
+    byte-order mark dropped (Java's readLine splits at \\n, \\r and \\r\\n), read as a signed 32-bit int."""
+    text = data.decode("utf-8", errors="replace").removeprefix("\ufeff")
+    crc = 0
+    for line in re.split(r"\r\n|\r|\n", text):
+        crc = zlib.crc32(line.encode("utf-8"), crc)
+    return crc - (1 << 32) if crc >= 1 << 31 else crc
 
 
 def _flyway_delete(table: str, version: str, runs: list[_Run]) -> None:
@@ -203,32 +225,42 @@ class Tool:
     table: str  # its history table's name, in whichever schema
     columns: frozenset[str]  # the columns it must have
     exact: bool  # and no others: golang-migrate's and dbmate's schema_migrations are told apart from ours so
-    format: Format  # the format migratekit reads its files in
+    formats: frozenset[Format]  # the formats migratekit reads its files in
     read: Reader
 
 
 TOOLS: dict[str, Tool] = {
-    "golang-migrate": Tool("schema_migrations", frozenset({"version", "dirty"}), True, Format.UPDOWN, _golang_migrate),
-    "dbmate": Tool("schema_migrations", frozenset({"version"}), True, Format.DBMATE, _dbmate),
+    "golang-migrate": Tool(
+        "schema_migrations", frozenset({"version", "dirty"}), True, frozenset({Format.UPDOWN}), _golang_migrate
+    ),
+    "dbmate": Tool("schema_migrations", frozenset({"version"}), True, frozenset({Format.DBMATE}), _dbmate),
     "goose": Tool(
-        "goose_db_version", frozenset({"id", "version_id", "is_applied", "tstamp"}), False, Format.GOOSE, _goose
+        "goose_db_version",
+        frozenset({"id", "version_id", "is_applied", "tstamp"}),
+        False,
+        frozenset({Format.GOOSE}),
+        _goose,
     ),
     "flyway": Tool(
         "flyway_schema_history",
         frozenset({"installed_rank", "version", "description", "type", "script", "installed_on", "success"}),
         False,
-        Format.SEED,
+        frozenset({Format.FLYWAY, Format.SEED}),  # its own files, or seed files it was pointed at (V1 = 001_x)
         _flyway,
     ),
     "node-pg-migrate": Tool(
         "pgmigrations",
         frozenset({"name", "run_on"}),
         False,
-        Format.SEED,
+        frozenset({Format.SEED}),
         _named("node-pg-migrate", "name, run_on::text"),
     ),
     "kysely": Tool(
-        "kysely_migration", frozenset({"name", "timestamp"}), False, Format.SEED, _named("kysely", "name, timestamp")
+        "kysely_migration",
+        frozenset({"name", "timestamp"}),
+        False,
+        frozenset({Format.SEED}),
+        _named("kysely", "name, timestamp"),
     ),
 }
 
@@ -373,7 +405,7 @@ def history_elsewhere(
     formats = {m.format for m in migrations}
     others = {qualified(n).split(".")[0] for n in neighbours} - {table.split(".")[0], "public"}
     for found in histories(conn)[0]:
-        if {TOOLS[found.tool].format} != formats or found.table == table or found.schema in others:
+        if not formats <= TOOLS[found.tool].formats or found.table == table or found.schema in others:
             continue
         try:
             applied = [m.version for m, _ in paired(read(conn, found.tool, found.table), migrations, strict=True)[0]]
@@ -413,6 +445,11 @@ def paired(
     matched: dict[str, tuple[Migration, str | None]] = {}
     missing: list[str] = []
     for entry in history.entries:
+        if entry.repeatable:  # an R__ file counts as applied only as the text Flyway ran; else it runs again
+            done = by_name.get(entry.script)
+            if done is not None and done.repeatable and flyway_checksum(done.data) == entry.checksum:
+                matched.setdefault(done.version, (done, entry.applied_at))
+            continue
         found = by_name.get(entry.script) or by_name.get(entry.version) or _by_number(history, entry, by_number)
         if found is not None and strict and entry.description and found.filename != entry.script:
             found = found if _described(found, entry.description) else None
@@ -430,7 +467,9 @@ def paired(
 
 
 def _number(migration: Migration) -> tuple[int, ...] | None:
-    return None if migration.number is None else numeric(str(migration.number))
+    """The file's version as a number the tools compare (Flyway's V1_1__x: (1, 1)); None for a repeatable one."""
+    parts = migration.parsed_version.parts
+    return None if parts is None or migration.repeatable else numeric(".".join(map(str, parts)))
 
 
 def _by_number(history: History, entry: Entry, by_number: dict[tuple[int, ...], list[Migration]]) -> Migration | None:

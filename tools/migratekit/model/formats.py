@@ -6,6 +6,12 @@ dbmate  one file with `-- migrate:up` and `-- migrate:down` sections (`transacti
 goose   one file with `-- +goose Up` and `-- +goose Down` (`-- +goose NO TRANSACTION`; StatementBegin/End
         are comments to PostgreSQL, so an up part is sent as it is written)
 node-pg-migrate  one .sql file with `-- Up Migration` and `-- Down Migration` (node-pg-migrate's SQL migrations)
+flyway  V<version>__<description>.sql, versions dotted or underscored (1, 1.1, 2_0_1) and compared as Flyway compares
+        them (1 = 1.0 = 01, 1.9 before 1.10); U<version>__<description>.sql is that version's undo (its down part,
+        never run forward); R__<description>.sql is repeatable: applied after every versioned one, in the order of
+        its description, and again whenever its checksum changes; B<version>__<description>.sql is a baseline
+        migration, which Flyway runs only on an empty database instead of the versions up to it: migratekit applies
+        the versions themselves, which the baseline promises are the same schema, and never runs it
 
 Only the up part is ever applied forward; the down part serves `invoke rollback`. A format declared in
 workspace.yaml that a file contradicts (a .down.sql, or another tool's markers, under `seed`) is an error
@@ -16,7 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 
@@ -26,6 +32,7 @@ class Format(StrEnum):
     DBMATE = "dbmate"
     GOOSE = "goose"
     NODE_PG_MIGRATE = "node-pg-migrate"
+    FLYWAY = "flyway"
 
 
 FORMATS = tuple(f.value for f in Format)
@@ -33,6 +40,11 @@ AUTO = "auto"  # a service's format: read from its files
 UPDOWN_NAME = re.compile(r"^(?P<number>\d+)_(?P<slug>.+)\.(?P<direction>up|down)\.sql$")
 SEED_NAME = re.compile(r"^(?P<number>\d+)_(?P<slug>[a-z0-9]+(?:_[a-z0-9]+)*)\.sql$")  # the seed's convention (MK101)
 _VERSION = re.compile(r"^(?P<number>\d+)(?:_(?P<slug>.*))?$")
+# Flyway's SQL migrations with its default prefixes and separator: V versioned, U undo, B baseline, R repeatable
+FLYWAY_NAME = re.compile(r"^(?P<prefix>[VUB])(?P<version>[0-9]+(?:[._][0-9]+)*)__(?P<slug>.+)\.sql$")
+FLYWAY_REPEATABLE = re.compile(r"^R__(?P<slug>.+)\.sql$")
+_FLYWAY_VERSION = re.compile(r"^(?P<prefix>[VB])(?P<version>[0-9]+(?:[._][0-9]+)*)__(?P<slug>.*)$")
+REPEATABLE = (1 << 63,)  # where a repeatable migration sorts: after every version
 TIMESTAMPS = 10_000_000  # a version this large is a date (20240101120000), not a sequence number
 _DBMATE = re.compile(r"^--\s*migrate:(?P<part>up|down)\b(?P<options>[^\n]*)$", re.MULTILINE)
 _GOOSE = re.compile(r"^--\s*\+goose\s+(?P<part>up|down)\b[^\n]*$", re.MULTILINE | re.IGNORECASE)
@@ -73,6 +85,8 @@ def format_of(name: str, text: str) -> Format:
     """
     if UPDOWN_NAME.match(name):
         return Format.UPDOWN
+    if name[:1] in "VUBR" and (FLYWAY_NAME.match(name) or FLYWAY_REPEATABLE.match(name)):
+        return Format.FLYWAY
     if "migrate:" in text and _DBMATE.search(text):
         return Format.DBMATE
     lowered = text.lower()
@@ -113,7 +127,7 @@ def format_groups(files: Iterable[tuple[str, Format]]) -> str:
 
 
 def version_of(name: str, fmt: Format) -> str:
-    """What the tracking row records: the file name less `.up.sql` (updown) or `.sql`."""
+    """What the tracking row records: the file name less `.up.sql` (updown) or `.sql` (flyway: V1_1__init)."""
     return name.removesuffix(".up.sql") if fmt is Format.UPDOWN else name.removesuffix(".sql")
 
 
@@ -122,19 +136,34 @@ class Version:
     """A migration's version, as its tracking row records it, and the number and name it is made of.
 
     The one parser of versions: files, tracking rows, other tools' histories and git's lists are all read
-    here. Versions compare as numbers (999 before 1000), then by text; an unnumbered one sorts first.
+    here. Versions compare as numbers (999 before 1000), Flyway's part by part (1.9 before 1.10), then by text;
+    an unnumbered one sorts first and a Flyway repeatable one (R__views) last.
     """
 
     text: str  # 001_init (the file name less .sql, or less .up.sql in updown)
-    number: int | None  # 1; None when the version does not start with digits and an underscore
+    number: int | None  # 1; None when the version does not start with digits and an underscore, or is dotted
     slug: str  # init; "" when there is none
+    # the version as Flyway reads it (V1_1__x: (1, 1)); (n,) for a number; derived from text, so not compared
+    parts: tuple[int, ...] | None = field(default=None, compare=False)
 
     @classmethod
     def parse(cls, text: str) -> Version:
         match = _VERSION.match(text)
-        if match is None:
-            return cls(text, None, "")
-        return cls(text, int(match["number"]), match["slug"] or "")
+        if match is not None:
+            return cls(text, int(match["number"]), match["slug"] or "", (int(match["number"]),))
+        flyway = _FLYWAY_VERSION.match(text) if text[:1] in "VBR" else None
+        if flyway is not None:
+            parts = numeric(flyway["version"]) or (0,)
+            single = None if re.search(r"[._]", flyway["version"]) else int(flyway["version"])
+            return cls(text, single, flyway["slug"], parts)
+        if text.startswith("R__"):
+            return cls(text, None, text.removeprefix("R__"), REPEATABLE)
+        return cls(text, None, "")
+
+    @property
+    def repeatable(self) -> bool:
+        """A Flyway repeatable migration (R__views): no version, applied again whenever it changes."""
+        return self.parts == REPEATABLE
 
     @classmethod
     def of_file(cls, name: str) -> Version:
@@ -145,8 +174,8 @@ class Version:
         return cls.parse(name)
 
     @property
-    def key(self) -> tuple[int, str]:
-        return (-1 if self.number is None else self.number, self.text)
+    def key(self) -> tuple[tuple[int, ...], str]:
+        return ((-1,) if self.parts is None else self.parts, self.text)
 
 
 _NUMBER = re.compile(r"[0-9]+(?:[._][0-9]+)*")
@@ -164,9 +193,14 @@ def numeric(text: str) -> tuple[int, ...] | None:
     return tuple(parts)
 
 
-def version_key(version: str) -> tuple[int, str]:
+def version_key(version: str) -> tuple[tuple[int, ...], str]:
     """How tracking rows' versions sort (see Version)."""
     return Version.parse(version).key
+
+
+def new_version(fmt: Format, number: str, slug: str) -> str:
+    """A new migration's version in the format's own naming: 002_add_b, or Flyway's V2__add_b."""
+    return f"V{number}__{slug}" if fmt is Format.FLYWAY else f"{number}_{slug}"
 
 
 def file_name(version: str, fmt: Format) -> str:
@@ -176,7 +210,7 @@ def file_name(version: str, fmt: Format) -> str:
 
 def sections(fmt: Format, text: str) -> Sections:
     """The up part (and the down part, for one-file formats) of a file's text; SectionError when malformed."""
-    if fmt in (Format.SEED, Format.UPDOWN):
+    if fmt in (Format.SEED, Format.UPDOWN, Format.FLYWAY):
         return Sections(text, 1)
     for other, pattern in MARKED.items():
         found = pattern.search(text) if other is not fmt else None
@@ -219,6 +253,8 @@ def migration_files(fmt: Format, version: str, up: str, down: str) -> dict[str, 
     up, down = up.rstrip("\n") + "\n", down.rstrip("\n") + "\n"
     if fmt is Format.UPDOWN:
         return {f"{version}.up.sql": up, f"{version}.down.sql": down}
+    if fmt is Format.FLYWAY:  # version is V<n>__<description>: its undo is U<n>__<description>
+        return {f"{version}.sql": up, f"U{version.removeprefix('V')}.sql": down}
     if fmt is Format.DBMATE:
         return {f"{version}.sql": f"-- migrate:up\n{up}\n-- migrate:down\n{down}"}
     if fmt is Format.GOOSE:

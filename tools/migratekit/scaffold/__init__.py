@@ -20,7 +20,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from migratekit.errors import ConfigError
-from migratekit.model.formats import AUTO, FORMATS, TIMESTAMPS, Format, Version, migration_files
+from migratekit.model.formats import (
+    AUTO,
+    FORMATS,
+    TIMESTAMPS,
+    Format,
+    Version,
+    file_name,
+    migration_files,
+    new_version,
+)
 from migratekit.model.migration import Migration
 from migratekit.model.settings import MIGRATIONS
 from migratekit.model.workspace import SERVICE_NAME, Workspace, env_name, state_dir
@@ -154,8 +163,11 @@ def new_migration(
         strays = tuple(
             n for n in (Version.of_file(f).number for f in _sql_names(service.migrations_dir)) if n is not None
         )
-        version = f"{_next_number(migrations, fmt, today_time, strays)}_{slug}"
+        version = new_version(fmt, _next_number(migrations, fmt, today_time, strays), slug)
         body, rollback, down = starter_sql(description)
+        down_file = [n for n in migration_files(fmt, version, "", "") if n != file_name(version, fmt)]
+        if fmt is not Format.SEED:  # the format's down part is the rollback: the header says where it is
+            rollback = f"its down part, in {down_file[0]}" if down_file else "its down part, below"
         header = (
             f"-- Migration: {version}\n-- Description: {description.strip()}\n"
             f"-- Created: {(today or datetime.date.today()).isoformat()}\n-- Rollback: {rollback}\n\n"
@@ -203,6 +215,9 @@ def _next_number(
     It is always above every existing number, strays included (a .down.sql without its .up.sql), so the new
     file never sorts before one nor shares a number with one.
     """
+    if fmt is Format.FLYWAY:  # V<n>__: the next major version, unpadded, as Flyway's own examples number
+        majors = [m.parsed_version.parts[0] for m in migrations if m.parsed_version.parts and not m.repeatable]
+        return str(max((*majors, *strays), default=0) + 1)
     widths = [len(m.filename.split("_", 1)[0]) for m in migrations if m.number is not None]
     highest = max((*(m.number for m in migrations if m.number is not None), *strays), default=0)
     uses_timestamps = highest >= TIMESTAMPS if widths else fmt in (Format.DBMATE, Format.GOOSE)
