@@ -13,6 +13,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import yaml
 
 from conftest import Monorepo, write_tree
 
@@ -180,3 +181,154 @@ def test_flyway_turned_off_in_spring_boot_is_no_runner(spring: Monorepo) -> None
     audit = spring.invoke("audit", "--format", "json")
     codes = {(f["code"], f["service"]) for f in json.loads(audit.stdout)["findings"]}
     assert ("MK401", "accounts") in codes and ("MK408", "accounts") in codes and ("MK401", "orders") not in codes
+
+
+def applied(result) -> list[str]:
+    """The versions a migrate or rollback --json applied (or undid)."""
+    (service,) = (
+        json.loads(result.stdout)["services"]
+        if "services" in json.loads(result.stdout)
+        else [json.loads(result.stdout)]
+    )
+    return [a["version"] if isinstance(a, dict) else a for a in service["applied"]]
+
+
+def catalog(repo: Monorepo) -> dict:
+    from migratekit.database.schema import snapshot
+
+    with psycopg.connect(repo.env["ACCOUNTS_DATABASE_URL"]) as conn:
+        return {k: v for k, v in snapshot(conn).items() if "schema_migrations" not in k[1]}
+
+
+def test_migrate_rollback_migrate_leaves_an_equal_catalog_and_a_changed_repeatable_runs_again(
+    spring: Monorepo,
+) -> None:
+    first = spring.invoke("migrate", "accounts", "--json")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert applied(first) == [
+        "V1__create_accounts",
+        "V1_1__Add_email",
+        "V1.10__audit",
+        "V2__email_index",
+        "R__account_names",
+    ]
+    migrated = catalog(spring)
+    back = spring.invoke("rollback", "accounts", "--steps", "2", "--json")  # the repeatable is never undone
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert applied(back) == ["V2__email_index", "V1.10__audit"]
+    assert spring.query("accounts", "SELECT to_regclass('audit'), to_regclass('accounts_email_idx')") == [(None, None)]
+    again = spring.invoke("migrate", "accounts", "--json")
+    assert applied(again) == ["V1.10__audit", "V2__email_index"], again.stdout
+    assert catalog(spring) == migrated
+    write_tree(spring.root, {f"{ACCOUNTS}/R__account_names.sql": VIEWS.replace("id, name", "id, name, email")})
+    changed = spring.invoke("migrate", "accounts", "--json")
+    assert applied(changed) == ["R__account_names"], changed.stdout
+    assert spring.query("accounts", "SELECT count(*) FROM schema_migrations WHERE version = 'R__account_names'") == [
+        (1,)
+    ]
+    assert spring.query(
+        "accounts", "SELECT count(*) FROM information_schema.columns WHERE table_name = 'account_names'"
+    ) == [(3,)]
+    assert applied(spring.invoke("migrate", "accounts", "--json")) == []
+
+
+def flyway_rows(*rows: tuple) -> str:
+    values = ", ".join(
+        "({}, {}, '{}', '{}', '{}', {}, 'app', now(), 5, {})".format(
+            rank,
+            "NULL" if version is None else f"'{version}'",
+            description,
+            kind,
+            script,
+            "NULL" if checksum is None else checksum,
+            success,
+        )
+        for rank, version, description, kind, script, checksum, success in rows
+    )
+    return f'INSERT INTO "public"."flyway_schema_history" VALUES {values};'
+
+
+def test_adopt_records_exactly_what_flyway_vouches_for_and_migrate_before_adopt_stops(spring: Monorepo) -> None:
+    """Flyway's own DDL, with odd rows: a failed run repaired (DELETE) then run again, a version undone, a
+    repeatable run twice (its latest text is the file's); the baseline row counts, the undone version does not."""
+    from migratekit.database.other_tools import flyway_checksum
+
+    views = flyway_checksum(VIEWS.encode())
+    history = FLYWAY_DDL + flyway_rows(
+        (1, "1", "create accounts", "SQL", "V1__create_accounts.sql", 11, "true"),
+        (2, "1.1", "Add email", "SQL", "V1_1__Add_email.sql", 12, "true"),
+        (3, "1.10", "audit", "SQL", "V1.10__audit.sql", 13, "false"),
+        (4, "1.10", "audit", "DELETE", "V1.10__audit.sql", 13, "true"),
+        (5, "1.10", "audit", "SQL", "V1.10__audit.sql", 13, "true"),
+        (6, "2", "email index", "SQL", "V2__email_index.sql", 14, "true"),
+        (7, "2", "email index", "UNDO_SQL", "U2__email_index.sql", 15, "true"),
+        (8, None, "account names", "SQL", "R__account_names.sql", views + 1, "true"),
+        (9, None, "account names", "SQL", "R__account_names.sql", views, "true"),
+    )
+    with psycopg.connect(spring.env["ACCOUNTS_DATABASE_URL"], autocommit=True) as conn:
+        conn.execute(V1 + V1_1 + V1_10 + VIEWS + history)
+    stopped = spring.invoke("migrate", "accounts", "--json")
+    assert stopped.returncode == 1, stopped.stdout
+    assert "flyway's public.flyway_schema_history records 4 of these migrations" in stopped.stdout
+    assert spring.query("accounts", "SELECT to_regclass('schema_migrations')") == [(None,)]
+    adopted = spring.invoke("adopt", "accounts")
+    assert adopted.returncode == 0, adopted.stdout + adopted.stderr
+    assert sorted(spring.query("accounts", "SELECT version FROM schema_migrations")) == [
+        ("R__account_names",),
+        ("V1.10__audit",),
+        ("V1_1__Add_email",),
+        ("V1__create_accounts",),
+    ]
+    migrated = spring.invoke("migrate", "accounts", "--json")
+    assert applied(migrated) == ["V2__email_index"], migrated.stdout
+
+
+def test_a_repeatable_flyway_ran_as_other_text_runs_again_and_a_baseline_row_stands_for_the_versions_below(
+    spring: Monorepo,
+) -> None:
+    history = FLYWAY_DDL + flyway_rows(
+        (1, "1.1", "<< Flyway Baseline >>", "BASELINE", "<< Flyway Baseline >>", None, "true"),
+        (2, "1.10", "audit", "SQL", "V1.10__audit.sql", 13, "true"),
+        (3, None, "account names", "SQL", "R__account_names.sql", 42, "true"),
+    )
+    with psycopg.connect(spring.env["ACCOUNTS_DATABASE_URL"], autocommit=True) as conn:
+        conn.execute(V1 + V1_1 + V1_10 + VIEWS + history)
+    adopted = spring.invoke("adopt", "accounts")
+    assert adopted.returncode == 0, adopted.stdout + adopted.stderr
+    assert sorted(spring.query("accounts", "SELECT version FROM schema_migrations")) == [
+        ("V1.10__audit",),
+        ("V1_1__Add_email",),
+        ("V1__create_accounts",),
+    ]
+    migrated = spring.invoke("migrate", "accounts", "--json")
+    assert applied(migrated) == ["V2__email_index", "R__account_names"], migrated.stdout
+
+
+def test_init_declares_every_spring_boot_service_with_its_format_wherever_the_modules_are(
+    spring: Monorepo, tmp_path: Path
+) -> None:
+    init = spring.invoke("init")
+    assert init.returncode == 0, init.stdout + init.stderr
+    services = yaml.safe_load((spring.root / "workspace.yaml").read_text())["services"]
+    assert services["accounts"]["format"] == services["orders"]["format"] == "flyway"
+    assert services["orders"]["migrations"] == "src/main/resources/db/flyway"
+    # a Maven multi-module build: the modules at the repository's root, each at Spring Boot's default location
+    modules = {
+        name.replace("services/accounts/", "billing/").replace("services/orders/", "shipping/"): text
+        for name, text in FILES.items()
+        if name.startswith(("services/accounts/", "services/orders/src/main/java")) or name == "tasks.py"
+    }
+    modules["shipping/src/main/resources/db/migration/V1__create_shipments.sql"] = (
+        "CREATE TABLE IF NOT EXISTS s (id int);\n"
+    )
+    root = write_tree(tmp_path / "modules", modules)
+    repo = Monorepo(root, {})
+    assert repo.invoke("services").returncode == 2
+    init = repo.invoke("init")
+    assert init.returncode == 0, init.stdout + init.stderr
+    written = yaml.safe_load((root / "workspace.yaml").read_text())
+    assert written["services_dir"] == "."
+    assert written["defaults"] == {"migrations": "src/main/resources/db/migration"}
+    assert {n: s["format"] for n, s in written["services"].items()} == {"billing": "flyway", "shipping": "flyway"}
+    listed = repo.invoke("services", "--json")
+    assert sorted(s["name"] for s in json.loads(listed.stdout)["services"]) == ["billing", "shipping"]
