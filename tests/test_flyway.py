@@ -130,8 +130,14 @@ def spring(tmp_path: Path, new_db) -> Monorepo:
     return Monorepo(root, {"ACCOUNTS_DATABASE_URL": new_db(), "ORDERS_DATABASE_URL": new_db()})
 
 
-def test_spring_boot_services_are_found_where_spring_boot_keeps_their_migrations(spring: Monorepo) -> None:
-    listed = spring.invoke("services", "--json")
+@pytest.fixture
+def files(tmp_path: Path) -> Monorepo:
+    """The fixture without databases, for what reads only files."""
+    return Monorepo(write_tree(tmp_path / "repo", FILES), {})
+
+
+def test_spring_boot_services_are_found_where_spring_boot_keeps_their_migrations(files: Monorepo) -> None:
+    listed = files.invoke("services", "--json")
     assert listed.returncode == 0, listed.stdout + listed.stderr
     services = {s["name"]: s for s in json.loads(listed.stdout)["services"]}
     assert sorted(services) == ["accounts", "orders"]
@@ -140,10 +146,10 @@ def test_spring_boot_services_are_found_where_spring_boot_keeps_their_migrations
     assert services["orders"]["migrations_dir"].endswith("src/main/resources/db/flyway")
 
 
-def test_flyway_versions_order_as_flyway_orders_them_and_undo_and_baseline_never_run_forward(spring: Monorepo) -> None:
+def test_flyway_versions_order_as_flyway_orders_them_and_undo_and_baseline_never_run_forward(files: Monorepo) -> None:
     from migratekit.model.migration import load_migrations
 
-    migrations = load_migrations(spring.root / ACCOUNTS)
+    migrations = load_migrations(files.root / ACCOUNTS)
     assert [m.filename for m in migrations] == [
         "V1__create_accounts.sql",
         "V1_1__Add_email.sql",
@@ -156,11 +162,11 @@ def test_flyway_versions_order_as_flyway_orders_them_and_undo_and_baseline_never
 
 
 def test_a_spring_boot_flyway_monorepo_audits_without_false_findings_and_finds_its_seeded_defects(
-    spring: Monorepo,
+    files: Monorepo,
 ) -> None:
     """No MK101 on Flyway's names, no MK105/MK106/MK111 (the seed's conventions), no MK401 (Spring Boot runs Flyway
     at start-up), no MK403/MK410 (the jar built from src/main/resources carries them); the two seeded defects."""
-    audit = spring.invoke("audit", "--format", "json")
+    audit = files.invoke("audit", "--format", "json")
     findings = json.loads(audit.stdout)["findings"]
     assert sorted((f["code"], f["path"].rsplit("/", 1)[-1], f["message"]) for f in findings) == [
         (
@@ -173,12 +179,12 @@ def test_a_spring_boot_flyway_monorepo_audits_without_false_findings_and_finds_i
     assert audit.returncode == 1, audit.stdout + audit.stderr
 
 
-def test_flyway_turned_off_in_spring_boot_is_no_runner(spring: Monorepo) -> None:
+def test_flyway_turned_off_in_spring_boot_is_no_runner(files: Monorepo) -> None:
     write_tree(
-        spring.root,
+        files.root,
         {"services/accounts/src/main/resources/application.yml": "spring:\n  flyway:\n    enabled: false\n"},
     )
-    audit = spring.invoke("audit", "--format", "json")
+    audit = files.invoke("audit", "--format", "json")
     codes = {(f["code"], f["service"]) for f in json.loads(audit.stdout)["findings"]}
     assert ("MK401", "accounts") in codes and ("MK408", "accounts") in codes and ("MK401", "orders") not in codes
 
@@ -305,11 +311,11 @@ def test_a_repeatable_flyway_ran_as_other_text_runs_again_and_a_baseline_row_sta
 
 
 def test_init_declares_every_spring_boot_service_with_its_format_wherever_the_modules_are(
-    spring: Monorepo, tmp_path: Path
+    files: Monorepo, tmp_path: Path
 ) -> None:
-    init = spring.invoke("init")
+    init = files.invoke("init")
     assert init.returncode == 0, init.stdout + init.stderr
-    services = yaml.safe_load((spring.root / "workspace.yaml").read_text())["services"]
+    services = yaml.safe_load((files.root / "workspace.yaml").read_text())["services"]
     assert services["accounts"]["format"] == services["orders"]["format"] == "flyway"
     assert services["orders"]["migrations"] == "src/main/resources/db/flyway"
     # a Maven multi-module build: the modules at the repository's root, each at Spring Boot's default location

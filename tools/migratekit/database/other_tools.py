@@ -16,6 +16,7 @@ a table of its name without its columns) is refused, naming it, before anything 
 
 from __future__ import annotations
 
+import hashlib
 import re
 import zlib
 from collections.abc import Callable, Iterable, Sequence
@@ -44,6 +45,7 @@ class Entry:
     description: str = ""  # Flyway: the description it recorded
     checksum: int | None = None  # Flyway: its CRC-32 of the file's lines (see flyway_checksum)
     repeatable: bool = False  # Flyway: an R__ file's latest successful run; it counts only for the same text
+    digest: bytes | None = None  # sqlx: its SHA-384 of the up part's text, which must still be the file's
 
 
 @dataclass(frozen=True)
@@ -208,6 +210,28 @@ def _flyway_failed(table: str, what: str) -> MigratekitError:
     )
 
 
+def _sqlx(conn: psycopg.Connection, table: str) -> History:
+    """sqlx's rows, one per version (its primary key); a row with success false is a migration sqlx itself calls
+    partially applied and stops at (`migrate run` refuses until the row is removed)."""
+    columns = "version::text, description, installed_on::text, success, checksum"
+    entries = []
+    for version, description, at, success, checksum in _rows(conn, table, columns, " ORDER BY version"):
+        if version is None:
+            raise _no_version("sqlx", table)
+        if not success:
+            raise MigratekitError(
+                f"sqlx's {table} records version {version} ({description}) as partially applied (success = false): "
+                "sqlx stops there too; undo its half-done changes and delete that row, then adopt"
+            )
+        entries.append(Entry(version, at, numeric(version), description=description or "", digest=bytes(checksum)))
+    return History("sqlx", table, tuple(entries))
+
+
+def sqlx_checksum(data: bytes) -> bytes:
+    """sqlx's checksum of a migration: SHA-384 of its SQL text as read (a reversible one's .up.sql)."""
+    return hashlib.sha384(data.decode("utf-8", errors="replace").encode("utf-8")).digest()
+
+
 def _named(tool: str, columns: str) -> Reader:
     """node-pg-migrate and Kysely: each row is a file's name, as the tool lists them."""
 
@@ -247,6 +271,13 @@ TOOLS: dict[str, Tool] = {
         False,
         frozenset({Format.FLYWAY, Format.SEED}),  # its own files, or seed files it was pointed at (V1 = 001_x)
         _flyway,
+    ),
+    "sqlx": Tool(
+        "_sqlx_migrations",
+        frozenset({"version", "description", "installed_on", "success", "checksum", "execution_time"}),
+        False,
+        frozenset({Format.SQLX, Format.SEED, Format.UPDOWN}),
+        _sqlx,
     ),
     "node-pg-migrate": Tool(
         "pgmigrations",
@@ -453,6 +484,15 @@ def paired(
         found = by_name.get(entry.script) or by_name.get(entry.version) or _by_number(history, entry, by_number)
         if found is not None and strict and entry.description and found.filename != entry.script:
             found = found if _described(found, entry.description) else None
+        if found is not None and entry.digest is not None and entry.digest not in _sqlx_variants(found):
+            if strict:
+                found = None
+            else:
+                raise MigratekitError(
+                    f"{history.tool}'s {history.table} records version {entry.version} with another checksum than "
+                    f"{found.filename} has now: the file was edited after sqlx applied it, which sqlx refuses too "
+                    "(migration was previously applied but has been modified); restore the applied text, then adopt"
+                )
         if found is None:
             missing.append(entry.version)
         else:
@@ -470,6 +510,13 @@ def _number(migration: Migration) -> tuple[int, ...] | None:
     """The file's version as a number the tools compare (Flyway's V1_1__x: (1, 1)); None for a repeatable one."""
     parts = migration.parsed_version.parts
     return None if parts is None or migration.repeatable else numeric(".".join(map(str, parts)))
+
+
+def _sqlx_variants(migration: Migration) -> set[bytes]:
+    """sqlx's checksum of the file as it is, and as another checkout may hold it (LF or CRLF line endings)."""
+    text = migration.data.decode("utf-8", errors="replace")
+    lf = text.replace("\r\n", "\n")
+    return {sqlx_checksum(form.encode()) for form in (text, lf, lf.replace("\n", "\r\n"))}
 
 
 def _by_number(history: History, entry: Entry, by_number: dict[tuple[int, ...], list[Migration]]) -> Migration | None:

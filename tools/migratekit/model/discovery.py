@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import glob as globbing
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -166,6 +167,19 @@ def _skipped(directory: Path, root: Path) -> bool:
 def _kept(name: str) -> bool:
     """A directory walked for services, migrations or sources: not vendored, built or hidden."""
     return name not in SKIP and not name.startswith(".")
+
+
+# A Rust service's migration tool, from its Cargo.toml: its files' names alone are the seed's or golang-migrate's
+CARGO_TOOLS = (("sqlx", re.compile(r"(?m)^\s*(?:sqlx\s*=|\[(?:[\w.-]+\.)?dependencies\.sqlx\])")),)
+
+
+def build_format(service: Path) -> str | None:
+    """The format a service's build says its migrations are in (a Cargo.toml depending on sqlx: sqlx), or None."""
+    try:
+        cargo = (service / "Cargo.toml").read_text(errors="replace")
+    except OSError:
+        return None
+    return next((tool for tool, pattern in CARGO_TOOLS if pattern.search(cargo)), None)
 
 
 SOURCE_LANGUAGES = {".go": "go", ".ts": "typescript", ".py": "python", ".js": "javascript", ".rs": "rust"}

@@ -6,6 +6,9 @@ dbmate  one file with `-- migrate:up` and `-- migrate:down` sections (`transacti
 goose   one file with `-- +goose Up` and `-- +goose Down` (`-- +goose NO TRANSACTION`; StatementBegin/End
         are comments to PostgreSQL, so an up part is sent as it is written)
 node-pg-migrate  one .sql file with `-- Up Migration` and `-- Down Migration` (node-pg-migrate's SQL migrations)
+sqlx    <version>_<description>.sql, or reversible <version>_<description>.up.sql with its .down.sql (sqlx-cli's
+        `migrate add` and `-r`); the names are the seed's and golang-migrate's, so it is the service's build that
+        tells it: a Cargo.toml depending on sqlx (or format: sqlx); `-- no-transaction` first keeps it out of one
 flyway  V<version>__<description>.sql, versions dotted or underscored (1, 1.1, 2_0_1) and compared as Flyway compares
         them (1 = 1.0 = 01, 1.9 before 1.10); U<version>__<description>.sql is that version's undo (its down part,
         never run forward); R__<description>.sql is repeatable: applied after every versioned one, in the order of
@@ -33,6 +36,7 @@ class Format(StrEnum):
     GOOSE = "goose"
     NODE_PG_MIGRATE = "node-pg-migrate"
     FLYWAY = "flyway"
+    SQLX = "sqlx"
 
 
 FORMATS = tuple(f.value for f in Format)
@@ -115,6 +119,8 @@ def contradicts(declared: Format, found: Format) -> bool:
     error says so (MK116). Anything else is a contradiction: a .down.sql or another tool's markers read as
     `seed` would run a down part forward, and an updown name read as dbmate would hide the pair.
     """
+    if declared is Format.SQLX:  # sqlx's names are the seed's and golang-migrate's
+        return found not in (Format.SEED, Format.UPDOWN)
     return declared is not found and not (found is Format.SEED and declared in MARKED)
 
 
@@ -128,7 +134,9 @@ def format_groups(files: Iterable[tuple[str, Format]]) -> str:
 
 def version_of(name: str, fmt: Format) -> str:
     """What the tracking row records: the file name less `.up.sql` (updown) or `.sql` (flyway: V1_1__init)."""
-    return name.removesuffix(".up.sql") if fmt is Format.UPDOWN else name.removesuffix(".sql")
+    if fmt in (Format.UPDOWN, Format.SQLX):
+        return name.removesuffix(".up.sql").removesuffix(".sql")
+    return name.removesuffix(".sql")
 
 
 @dataclass(frozen=True)
@@ -204,12 +212,15 @@ def new_version(fmt: Format, number: str, slug: str) -> str:
 
 
 def file_name(version: str, fmt: Format) -> str:
-    """The file a version is applied from: the inverse of version_of."""
-    return f"{version}.up.sql" if fmt is Format.UPDOWN else f"{version}.sql"
+    """The file a version is applied from: the inverse of version_of (sqlx's reversible ones: .up.sql)."""
+    return f"{version}.up.sql" if fmt in (Format.UPDOWN, Format.SQLX) else f"{version}.sql"
 
 
 def sections(fmt: Format, text: str) -> Sections:
     """The up part (and the down part, for one-file formats) of a file's text; SectionError when malformed."""
+    if fmt is Format.SQLX:  # sqlx's own directive, on the file's first line
+        first = text.removeprefix("\ufeff").lstrip().split("\n", 1)[0].strip()
+        return Sections(text, 1, no_transaction="sqlx's '-- no-transaction'" if first == "-- no-transaction" else None)
     if fmt in (Format.SEED, Format.UPDOWN, Format.FLYWAY):
         return Sections(text, 1)
     for other, pattern in MARKED.items():
@@ -251,7 +262,7 @@ def _line(text: str, offset: int) -> int:
 def migration_files(fmt: Format, version: str, up: str, down: str) -> dict[str, str]:
     """The file(s) of one new migration in `fmt`: file name -> text (the scaffolds write these)."""
     up, down = up.rstrip("\n") + "\n", down.rstrip("\n") + "\n"
-    if fmt is Format.UPDOWN:
+    if fmt in (Format.UPDOWN, Format.SQLX):  # sqlx's reversible pair (sqlx migrate add -r)
         return {f"{version}.up.sql": up, f"{version}.down.sql": down}
     if fmt is Format.FLYWAY:  # version is V<n>__<description>: its undo is U<n>__<description>
         return {f"{version}.sql": up, f"U{version.removeprefix('V')}.sql": down}

@@ -362,11 +362,11 @@ def load_migrations(
     migrations = []
     undo = _flyway_undo(directory, {n: d for n, d in files.items() if formats[n] is Format.FLYWAY})
     for name, data in files.items():
-        if formats[name] is Format.UPDOWN:
+        if formats[name] is Format.UPDOWN or (formats[name] is Format.SQLX and name.endswith((".up.sql", ".down.sql"))):
             if not name.endswith(".up.sql"):
                 continue  # a down part: it travels with its up file
             pair = name.removesuffix(".up.sql") + ".down.sql"
-            migrations.append(Migration(directory / name, data, Format.UPDOWN, files.get(pair), pair))
+            migrations.append(Migration(directory / name, data, formats[name], files.get(pair), pair))
         elif formats[name] is Format.FLYWAY:
             if name[0] in "UB":
                 continue  # an undo travels with its version; a baseline is never run (see formats)

@@ -21,6 +21,7 @@ from migratekit.errors import ConfigError
 from migratekit.model.contract import SEED_TABLE
 from migratekit.model.discovery import Layout, infer_layout, migration_dirs
 from migratekit.model.formats import Format
+from migratekit.model.identity import configured_databases
 from migratekit.model.settings import MIGRATIONS, WORKSPACE_FILE
 from migratekit.model.workspace import Service, Workspace
 from migratekit.model.workspace_file import build_workspace
@@ -66,7 +67,8 @@ def init_workspace(workspace: Workspace, update: bool = False) -> Declared:
     default = layout.migrations if layout else MIGRATIONS
     names = [n for n in workspace.order() if not workspace.services[n].declared or not path.exists()]
     counts = {n: _formats(workspace.services[n]) for n in names}
-    entries = {n: _detected(workspace.services[n], default, counts[n]) for n in names}
+    shared = _configured_shared(workspace)
+    entries = {n: _detected(workspace.services[n], default, counts[n], shared.get(n)) for n in names}
     mixed = tuple(n for n in names if len(counts[n]) > 1)
     return Declared(path, tuple(declare(workspace, entries, top, default)), layout, mixed)
 
@@ -119,7 +121,24 @@ def _formats(service: Service) -> Counter[Format]:
     return Counter(m.format for m in service.load_migrations(mixed=True))
 
 
-def _detected(service: Service, default: str = MIGRATIONS, counts: Counter[Format] | None = None) -> CommentedMap:
+def _configured_shared(workspace: Workspace) -> dict[str, tuple[str, bool]]:
+    """The services the repository's own configuration (compose, .env) puts in one database with others: each with
+    the service the database is named after (the first in dependency order) and whether it is that one."""
+    services = [workspace.services[n] for n in workspace.order()]
+    configured = configured_databases(workspace.root, services)
+    groups: dict[str, list[str]] = {}
+    for service in services:
+        if service.name in configured:
+            groups.setdefault(configured[service.name].database, []).append(service.name)
+    return {n: (names[0], n == names[0]) for names in groups.values() if len(names) > 1 for n in names}
+
+
+def _detected(
+    service: Service,
+    default: str = MIGRATIONS,
+    counts: Counter[Format] | None = None,
+    shared: tuple[str, bool] | None = None,
+) -> CommentedMap:
     counts = _formats(service) if counts is None else counts
     fmt = max(counts, key=lambda f: (counts[f], f is Format.SEED)) if counts else Format.SEED
     settings: dict[str, str] = {}
@@ -131,6 +150,10 @@ def _detected(service: Service, default: str = MIGRATIONS, counts: Counter[Forma
         settings["tracking_table"] = "migratekit.schema_migrations"  # beside the other tool's, never in it
     if service.database != service.name:
         settings["database"] = service.database
+    elif shared is not None and not shared[1]:  # one database with another (compose's DATABASE_URL): said, and a
+        settings["database"] = shared[0]  # tracking table of its own, or their versions would be each other's
+        if service.settings.tracking_table == SEED_TABLE and "tracking_table" not in settings:
+            settings["tracking_table"] = f"{service.name.replace('-', '_')}.schema_migrations"
     return entry(service.language, service.depends_on, **settings)
 
 

@@ -263,7 +263,7 @@ def down_without_up(d: Directory) -> Iterable[FileHit]:
     """
     if not d.path.is_dir():
         return
-    ups = {m.filename for m in d.migrations if m.format is Format.UPDOWN}
+    ups = {m.filename for m in d.migrations if m.format in (Format.UPDOWN, Format.SQLX)}
     for path in sorted(d.path.glob("*.down.sql")):
         if path.name.removesuffix(".down.sql") + ".up.sql" not in ups:
             yield path, None, f"{path.name} has no {path.name.removesuffix('.down.sql')}.up.sql"

@@ -7,8 +7,8 @@ from functools import partial
 
 from migratekit.checks.rule import Scope, StaleIgnore
 from migratekit.checks.rule import rule as declare_rule
-from migratekit.model.identity import shared_tracking_tables
-from migratekit.model.workspace import Workspace
+from migratekit.model.identity import configured_sharing, shared_tracking_tables
+from migratekit.model.workspace import Workspace, relative
 
 WorkspaceHit = tuple[str | None, str | None, int | None, str | None]  # (service, path, line, message)
 
@@ -40,6 +40,14 @@ def shared_tracking_table(ws: Workspace, environ: Mapping[str, str]) -> Iterable
     config = ws.config_path.name if ws.config_path else None
     for found, names in shared_tracking_tables(ws.services.values(), environ):
         message = f"{', '.join(names)} share one database and the tracking table {found.tracking_table}"
+        yield names[0], config, None, message
+    for database, table, sharing in configured_sharing(ws.root, ws.services.values(), environ):
+        where = sorted({relative(ws.root, c.path) for c in sharing})
+        names = [c.service for c in sharing]
+        message = (
+            f"{', '.join(names)} share one database ({database}, their {sharing[0].variable} in {', '.join(where)}) "
+            f"and the tracking table {table}"
+        )
         yield names[0], config, None, message
 
 
