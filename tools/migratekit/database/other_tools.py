@@ -233,12 +233,15 @@ def sqlx_checksum(data: bytes) -> bytes:
 
 
 def _named(tool: str, columns: str) -> Reader:
-    """node-pg-migrate and Kysely: each row is a file's name, as the tool lists them."""
+    """node-pg-migrate and Kysely: each row is a file's name, as the tool lists them; Diesel's is the version, its
+    directory's name up to the first `_` less its dashes (20240101120000), matched to that directory's number."""
 
     def read(conn: psycopg.Connection, table: str) -> History:
         rows = _rows(conn, table, columns, " ORDER BY 1")
         if any(name is None for name, _ in rows):
             raise _no_version(tool, table)
+        if tool == "diesel":
+            return History(tool, table, tuple(Entry(v, at, numeric(v) if v.isdigit() else None) for v, at in rows))
         return History(tool, table, tuple(Entry(name, at) for name, at in rows))
 
     return read
@@ -278,6 +281,13 @@ TOOLS: dict[str, Tool] = {
         False,
         frozenset({Format.SQLX, Format.SEED, Format.UPDOWN}),
         _sqlx,
+    ),
+    "diesel": Tool(
+        "__diesel_schema_migrations",
+        frozenset({"version", "run_on"}),
+        False,
+        frozenset({Format.DIESEL}),
+        _named("diesel", "version, run_on::text"),
     ),
     "node-pg-migrate": Tool(
         "pgmigrations",

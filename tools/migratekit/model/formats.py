@@ -9,6 +9,8 @@ node-pg-migrate  one .sql file with `-- Up Migration` and `-- Down Migration` (n
 sqlx    <version>_<description>.sql, or reversible <version>_<description>.up.sql with its .down.sql (sqlx-cli's
         `migrate add` and `-r`); the names are the seed's and golang-migrate's, so it is the service's build that
         tells it: a Cargo.toml depending on sqlx (or format: sqlx); `-- no-transaction` first keeps it out of one
+diesel  a directory per migration, <version>_<name>/up.sql with its down.sql (diesel migration generate); the version
+        is the name's digits up to the first `_` (2024-01-01-120000_users: 20240101120000)
 flyway  V<version>__<description>.sql, versions dotted or underscored (1, 1.1, 2_0_1) and compared as Flyway compares
         them (1 = 1.0 = 01, 1.9 before 1.10); U<version>__<description>.sql is that version's undo (its down part,
         never run forward); R__<description>.sql is repeatable: applied after every versioned one, in the order of
@@ -37,13 +39,14 @@ class Format(StrEnum):
     NODE_PG_MIGRATE = "node-pg-migrate"
     FLYWAY = "flyway"
     SQLX = "sqlx"
+    DIESEL = "diesel"
 
 
 FORMATS = tuple(f.value for f in Format)
 AUTO = "auto"  # a service's format: read from its files
 UPDOWN_NAME = re.compile(r"^(?P<number>\d+)_(?P<slug>.+)\.(?P<direction>up|down)\.sql$")
 SEED_NAME = re.compile(r"^(?P<number>\d+)_(?P<slug>[a-z0-9]+(?:_[a-z0-9]+)*)\.sql$")  # the seed's convention (MK101)
-_VERSION = re.compile(r"^(?P<number>\d+)(?:_(?P<slug>.*))?$")
+_VERSION = re.compile(r"^(?P<number>\d+(?:-\d+)*)(?:_(?P<slug>.*))?$")  # Diesel's dashes are no part of the number
 # Flyway's SQL migrations with its default prefixes and separator: V versioned, U undo, B baseline, R repeatable
 FLYWAY_NAME = re.compile(r"^(?P<prefix>[VUB])(?P<version>[0-9]+(?:[._][0-9]+)*)__(?P<slug>.+)\.sql$")
 FLYWAY_REPEATABLE = re.compile(r"^R__(?P<slug>.+)\.sql$")
@@ -87,6 +90,8 @@ def format_of(name: str, text: str) -> Format:
     A word test before each marker's search: a seed file holds neither word, and loading a large
     directory of them would otherwise be mostly these searches.
     """
+    if name.endswith("/up.sql"):  # a Diesel migration's, named with its directory
+        return Format.DIESEL
     if UPDOWN_NAME.match(name):
         return Format.UPDOWN
     if name[:1] in "VUBR" and (FLYWAY_NAME.match(name) or FLYWAY_REPEATABLE.match(name)):
@@ -134,6 +139,8 @@ def format_groups(files: Iterable[tuple[str, Format]]) -> str:
 
 def version_of(name: str, fmt: Format) -> str:
     """What the tracking row records: the file name less `.up.sql` (updown) or `.sql` (flyway: V1_1__init)."""
+    if fmt is Format.DIESEL:
+        return name.removesuffix("/up.sql")
     if fmt in (Format.UPDOWN, Format.SQLX):
         return name.removesuffix(".up.sql").removesuffix(".sql")
     return name.removesuffix(".sql")
@@ -158,7 +165,8 @@ class Version:
     def parse(cls, text: str) -> Version:
         match = _VERSION.match(text)
         if match is not None:
-            return cls(text, int(match["number"]), match["slug"] or "", (int(match["number"]),))
+            number = int(match["number"].replace("-", ""))
+            return cls(text, number, match["slug"] or "", (number,))
         flyway = _FLYWAY_VERSION.match(text) if text[:1] in "VBR" else None
         if flyway is not None:
             parts = numeric(flyway["version"]) or (0,)
@@ -176,7 +184,7 @@ class Version:
     @classmethod
     def of_file(cls, name: str) -> Version:
         """The version of a migration file of any format (`.up.sql`, `.down.sql` or `.sql` dropped)."""
-        for suffix in (".up.sql", ".down.sql", ".sql"):
+        for suffix in ("/up.sql", "/down.sql", ".up.sql", ".down.sql", ".sql"):
             if name.endswith(suffix):
                 return cls.parse(name.removesuffix(suffix))
         return cls.parse(name)
@@ -212,7 +220,10 @@ def new_version(fmt: Format, number: str, slug: str) -> str:
 
 
 def file_name(version: str, fmt: Format) -> str:
-    """The file a version is applied from: the inverse of version_of (sqlx's reversible ones: .up.sql)."""
+    """The file a version is applied from: the inverse of version_of (sqlx's reversible ones: .up.sql; Diesel's:
+    its directory's up.sql)."""
+    if fmt is Format.DIESEL:
+        return f"{version}/up.sql"
     return f"{version}.up.sql" if fmt in (Format.UPDOWN, Format.SQLX) else f"{version}.sql"
 
 
@@ -221,7 +232,7 @@ def sections(fmt: Format, text: str) -> Sections:
     if fmt is Format.SQLX:  # sqlx's own directive, on the file's first line
         first = text.removeprefix("\ufeff").lstrip().split("\n", 1)[0].strip()
         return Sections(text, 1, no_transaction="sqlx's '-- no-transaction'" if first == "-- no-transaction" else None)
-    if fmt in (Format.SEED, Format.UPDOWN, Format.FLYWAY):
+    if fmt in (Format.SEED, Format.UPDOWN, Format.FLYWAY, Format.DIESEL):
         return Sections(text, 1)
     for other, pattern in MARKED.items():
         found = pattern.search(text) if other is not fmt else None
@@ -264,6 +275,8 @@ def migration_files(fmt: Format, version: str, up: str, down: str) -> dict[str, 
     up, down = up.rstrip("\n") + "\n", down.rstrip("\n") + "\n"
     if fmt in (Format.UPDOWN, Format.SQLX):  # sqlx's reversible pair (sqlx migrate add -r)
         return {f"{version}.up.sql": up, f"{version}.down.sql": down}
+    if fmt is Format.DIESEL:
+        return {f"{version}/up.sql": up, f"{version}/down.sql": down}
     if fmt is Format.FLYWAY:  # version is V<n>__<description>: its undo is U<n>__<description>
         return {f"{version}.sql": up, f"U{version.removeprefix('V')}.sql": down}
     if fmt is Format.DBMATE:

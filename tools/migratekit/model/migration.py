@@ -112,11 +112,12 @@ class Migration:
 
     @property
     def filename(self) -> str:
-        return self.path.name
+        """The file's name in its migrations directory (Diesel's: its directory's too, 2024-01-01-000000_x/up.sql)."""
+        return f"{self.path.parent.name}/{self.path.name}" if self.format is Format.DIESEL else self.path.name
 
     @cached_property
     def version(self) -> str:
-        return version_of(self.path.name, self.format)
+        return self.path.parent.name if self.format is Format.DIESEL else version_of(self.path.name, self.format)
 
     @cached_property
     def parsed_version(self) -> Version:
@@ -348,6 +349,9 @@ def load_migrations(
     """
     files = _read_files(directory)
     formats = {name: format_of(name, data.decode("utf-8", "replace")) for name, data in files.items()}
+    diesel = _diesel_directories(directory) if fmt in (AUTO, Format.DIESEL) else {}
+    for name in diesel:
+        files[f"{name}/up.sql"], formats[f"{name}/up.sql"] = diesel[name][0], Format.DIESEL
     if fmt != AUTO:
         declared = Format(fmt)
         against = sorted(name for name, found in formats.items() if contradicts(declared, found))
@@ -367,6 +371,9 @@ def load_migrations(
                 continue  # a down part: it travels with its up file
             pair = name.removesuffix(".up.sql") + ".down.sql"
             migrations.append(Migration(directory / name, data, formats[name], files.get(pair), pair))
+        elif formats[name] is Format.DIESEL:
+            down_data = diesel[name.removesuffix("/up.sql")][1]
+            migrations.append(Migration(directory / name, data, Format.DIESEL, down_data, "down.sql"))
         elif formats[name] is Format.FLYWAY:
             if name[0] in "UB":
                 continue  # an undo travels with its version; a baseline is never run (see formats)
@@ -440,6 +447,22 @@ def _read(path: str) -> bytes:
         return b"".join(parts)
     finally:
         os.close(descriptor)
+
+
+def _diesel_directories(directory: Path) -> dict[str, tuple[bytes, bytes | None]]:
+    """Diesel's migrations: each subdirectory holding an up.sql (dot-directories skipped, as Diesel skips them), by
+    name, with its up.sql's and down.sql's bytes."""
+    found: dict[str, tuple[bytes, bytes | None]] = {}
+    try:
+        with os.scandir(directory) as entries:
+            names = sorted(e.name for e in entries if e.is_dir() and not e.name.startswith("."))
+    except OSError:
+        return found
+    for name in names:
+        up, down = directory / name / "up.sql", directory / name / "down.sql"
+        if up.is_file():
+            found[name] = (_read(str(up)), _read(str(down)) if down.is_file() else None)
+    return found
 
 
 def _read_files(directory: Path) -> dict[str, bytes]:

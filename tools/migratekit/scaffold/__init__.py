@@ -114,6 +114,7 @@ def _reshape_init(service: Path, fmt: Format) -> list[str]:
     down = "DROP FUNCTION IF EXISTS update_updated_at_column();\n"
     files = migration_files(fmt, "001_init", up, down)
     for name, text in files.items():
+        (service / MIGRATIONS / name).parent.mkdir(parents=True, exist_ok=True)  # Diesel's: a directory each
         (service / MIGRATIONS / name).write_text(text)
     return [f"migrations/{name}" for name in files]
 
@@ -193,6 +194,7 @@ def _write_all(directory: Path, files: dict[str, str]) -> None:
     done: list[Path] = []
     try:
         for name, text in files.items():
+            (directory / name).parent.mkdir(exist_ok=True)  # Diesel's migration is a directory of its own
             with open(directory / name, "x") as handle:
                 done.append(directory / name)
                 handle.write(text)
@@ -220,7 +222,7 @@ def _next_number(
         return str(max((*majors, *strays), default=0) + 1)
     widths = [len(m.filename.split("_", 1)[0]) for m in migrations if m.number is not None]
     highest = max((*(m.number for m in migrations if m.number is not None), *strays), default=0)
-    uses_timestamps = highest >= TIMESTAMPS if widths else fmt in (Format.DBMATE, Format.GOOSE)
+    uses_timestamps = highest >= TIMESTAMPS if widths else fmt in (Format.DBMATE, Format.GOOSE, Format.DIESEL)
     if uses_timestamps:
         stamp = int((now or datetime.datetime.now(datetime.UTC)).strftime("%Y%m%d%H%M%S"))
         return str(max(stamp, highest + 1))
