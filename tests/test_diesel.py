@@ -90,3 +90,12 @@ def test_adopt_matches_diesels_versions_to_their_directories_and_migrate_before_
     assert adopted.returncode == 0, adopted.stdout + adopted.stderr
     assert sorted(diesel.query("posts", "SELECT version FROM schema_migrations")) == [(v,) for v in VERSIONS[:2]]
     assert applied(diesel.invoke("migrate", "posts", "--json")) == VERSIONS[2:]
+
+
+def test_verify_takes_the_down_part_as_the_newest_migrations_rollback_note(diesel: Monorepo) -> None:
+    result = diesel.invoke("verify", "--service", "posts", "--json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no rollback notes" not in result.stdout
+    write_tree(diesel.root, {f"{MIGRATIONS}/2024-03-01-000000_add_tags/up.sql": "SELECT 1;\n"})
+    gap = diesel.invoke("verify", "--service", "posts")
+    assert "no rollback notes for 2024-03-01-000000_add_tags" in gap.stdout, gap.stdout

@@ -287,6 +287,8 @@ def test_adopt_records_exactly_what_flyway_vouches_for_and_migrate_before_adopt_
     ]
     migrated = spring.invoke("migrate", "accounts", "--json")
     assert applied(migrated) == ["V2__email_index"], migrated.stdout
+    drift = spring.invoke("drift", "--service", "accounts", "--schema", "--json")  # Flyway's table, kept, is no drift
+    assert drift.returncode == 0, drift.stdout + drift.stderr
 
 
 def test_a_repeatable_flyway_ran_as_other_text_runs_again_and_a_baseline_row_stands_for_the_versions_below(

@@ -16,6 +16,7 @@ from psycopg import sql
 
 from migratekit.database import tracking
 from migratekit.database.apply import apply_service
+from migratekit.database.other_tools import histories
 from migratekit.database.plan import plan
 from migratekit.database.results import Stopped
 from migratekit.database.schema import Difference, compare, snapshot
@@ -198,7 +199,33 @@ def schema_drift(
                 ]
         with psycopg.connect(replay_url) as replay, psycopg.connect(live_url) as live:
             live.execute("SET default_transaction_read_only = on")
-            return compare(snapshot(replay), snapshot(live))
+            theirs = other_tools_objects(live)
+            return [d for d in compare(snapshot(replay), snapshot(live)) if (d.kind, d.name) not in theirs]
+
+
+def other_tools_objects(conn: psycopg.Connection) -> set[tuple[str, str]]:
+    """The live database's history tables of other tools (Flyway's, sqlx's, …: kept on purpose after adopt, and
+    never made by the files) as snapshot names: each table, its columns, constraints, indexes and sequences."""
+    tables = [found.table for found in histories(conn)[0]]
+    if not tables:
+        return set()
+    objects = {("table", t) for t in tables}
+    rows = conn.execute(
+        "SELECT 'column', n.nspname || '.' || c.relname || '.' || a.attname FROM pg_catalog.pg_attribute a "
+        "JOIN pg_catalog.pg_class c ON c.oid = a.attrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE a.attnum > 0 AND NOT a.attisdropped AND n.nspname || '.' || c.relname = ANY(%(t)s) "
+        "UNION ALL SELECT 'constraint', n.nspname || '.' || c.relname || '.' || k.conname "
+        "FROM pg_catalog.pg_constraint k JOIN pg_catalog.pg_class c ON c.oid = k.conrelid "
+        "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname || '.' || c.relname = ANY(%(t)s) "
+        "UNION ALL SELECT 'index', n.nspname || '.' || i.relname FROM pg_catalog.pg_index x "
+        "JOIN pg_catalog.pg_class i ON i.oid = x.indexrelid JOIN pg_catalog.pg_namespace n ON n.oid = i.relnamespace "
+        "WHERE x.indrelid::regclass::text = ANY(%(t)s) OR x.indrelid = ANY(%(t)s::regclass[]) "
+        "UNION ALL SELECT 'sequence', s.seq::text FROM (SELECT pg_catalog.pg_get_serial_sequence(t, a.attname) AS seq "
+        "FROM pg_catalog.unnest(%(t)s::text[]) AS t JOIN pg_catalog.pg_attribute a ON a.attrelid = t::regclass "
+        "AND a.attnum > 0) s WHERE s.seq IS NOT NULL",
+        {"t": tables},
+    ).fetchall()
+    return objects | {(kind, name) for kind, name in rows}
 
 
 @dataclass(frozen=True)
