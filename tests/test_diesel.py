@@ -99,3 +99,12 @@ def test_verify_takes_the_down_part_as_the_newest_migrations_rollback_note(diese
     write_tree(diesel.root, {f"{MIGRATIONS}/2024-03-01-000000_add_tags/up.sql": "SELECT 1;\n"})
     gap = diesel.invoke("verify", "--service", "posts")
     assert "no rollback notes for 2024-03-01-000000_add_tags" in gap.stdout, gap.stdout
+
+
+def test_new_migration_writes_diesels_directory_with_a_header_naming_its_down_part(tmp_path: Path) -> None:
+    repo = Monorepo(write_tree(tmp_path / "repo", FILES), {})
+    result = repo.invoke("new-migration", "posts", "add tags")
+    assert result.returncode == 0, result.stdout + result.stderr
+    (made,) = [p for p in (repo.root / MIGRATIONS).iterdir() if p.name.endswith("_add_tags")]
+    assert made.name[:14].isdigit() and sorted(p.name for p in made.iterdir()) == ["down.sql", "up.sql"]
+    assert f"-- Rollback: its down part, in {made.name}/down.sql\n" in (made / "up.sql").read_text()

@@ -30,6 +30,7 @@ from migratekit.model.formats import (
     migration_files,
     new_version,
 )
+from migratekit.model.discovery import DEFAULT_DEPTH
 from migratekit.model.migration import Migration
 from migratekit.model.settings import MIGRATIONS
 from migratekit.model.workspace import SERVICE_NAME, Workspace, env_name, state_dir
@@ -56,15 +57,25 @@ def new_service(
     today: datetime.date | None = None,
     fmt: str = "seed",
 ) -> NewService:
-    """Create `<services_dir>/<name>` in the seed's shape and declare it in workspace.yaml."""
-    if not SERVICE_NAME.fullmatch(name) or name in RESERVED:
+    """Create `<services_dir>/<name>` in the seed's shape and declare it in workspace.yaml; a nested `group/name`
+    is `<services_dir>/group/name`, the service `group-name`, as discovery names it."""
+    parts = name.split("/")
+    if len(parts) > DEFAULT_DEPTH or not all(SERVICE_NAME.fullmatch(p) and p not in RESERVED for p in parts):
         raise ConfigError(
             f"{name!r} is not a valid service name: lower-case letters, digits, '-' and '_', starting with a "
-            "letter (it becomes a directory, a database and an environment variable)"
+            "letter (it becomes a directory, a database and an environment variable), or group/name for "
+            f"{workspace.services_dir.name}/group/name"
         )
     if language not in LANGUAGES:
         raise ConfigError(f"--lang {language!r}: choose one of {', '.join(LANGUAGES)}")
-    target = workspace.services_dir / name
+    target = workspace.services_dir.joinpath(*parts)
+    name = "-".join(parts)
+    group = next((s for s in workspace.services.values() if s.path == target.parent), None)
+    if group is not None:
+        raise ConfigError(
+            f"{target.parent.relative_to(workspace.root)} is the service {group.name}: a service inside another is "
+            "never discovered; choose a group directory that is not a service"
+        )
     if target.exists() or name in workspace.services:
         raise ConfigError(f"{target.relative_to(workspace.root)} already exists; choose another name")
     unknown = [d for d in depends_on if d not in workspace.services]
@@ -85,8 +96,8 @@ def new_service(
         "created": (today or datetime.date.today()).isoformat(),
         "services_dir": workspace.services_dir.relative_to(workspace.root).as_posix(),
     }
-    workspace.services_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=workspace.services_dir))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
     try:
         written = sorted(
             set(_render(TEMPLATES / "common", staging, tokens) + _render(TEMPLATES / language, staging, tokens))
