@@ -94,6 +94,11 @@ def test_the_rules_reference_is_generated_from_the_declarations() -> None:
     spec.loader.exec_module(tool)
     expected = tool.rules_markdown()
     assert (REPO / "docs" / "rules.md").read_text() == expected, "stale: run python tools/new_rule.py --docs"
+    formats = (REPO / "docs" / "formats.md").read_text()
+    assert tool.formats_document(formats) == formats, (
+        "docs/formats.md's table is stale: python tools/new_rule.py --docs"
+    )
+    assert "| MK105 | yes | - |" in formats  # the seed's conventions, for the seed's format alone
 
 
 @pytest.mark.parametrize(

@@ -293,7 +293,7 @@ TOOLS: dict[str, Tool] = {
         "pgmigrations",
         frozenset({"name", "run_on"}),
         False,
-        frozenset({Format.SEED}),
+        frozenset({Format.NODE_PG_MIGRATE, Format.SEED}),  # its SQL migrations, or plain files it was pointed at
         _named("node-pg-migrate", "name, run_on::text"),
     ),
     "kysely": Tool(

@@ -84,6 +84,19 @@ class Sections:
     down_line: int = 1  # the file line the down part starts on
 
 
+# One migration's file(s) in each format, as the docs show them, and where its down part is
+EXAMPLES: dict[Format, tuple[str, str]] = {
+    Format.SEED: ("001_init.sql", "none: roll forward with a new migration"),
+    Format.UPDOWN: ("001_init.up.sql", "001_init.down.sql"),
+    Format.DBMATE: ("20240101120000_init.sql", "its `-- migrate:down` section"),
+    Format.GOOSE: ("00001_init.sql", "its `-- +goose Down` section"),
+    Format.NODE_PG_MIGRATE: ("1700000000000_init.sql", "its `-- Down Migration` section"),
+    Format.FLYWAY: ("V1_1__init.sql", "U1_1__init.sql (R__ files are never undone)"),
+    Format.SQLX: ("20240101120000_init.up.sql", "20240101120000_init.down.sql (a simple .sql has none)"),
+    Format.DIESEL: ("2024-01-01-120000_init/up.sql", "2024-01-01-120000_init/down.sql"),
+}
+
+
 def format_of(name: str, text: str) -> Format:
     """The format one file is written in, from its name and its markers.
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from migratekit.errors import ConfigError
+from migratekit.model.discovery import DEFAULT_DEPTH
 from migratekit.model.formats import (
     AUTO,
     FORMATS,
@@ -30,7 +31,6 @@ from migratekit.model.formats import (
     migration_files,
     new_version,
 )
-from migratekit.model.discovery import DEFAULT_DEPTH
 from migratekit.model.migration import Migration
 from migratekit.model.settings import MIGRATIONS
 from migratekit.model.workspace import SERVICE_NAME, Workspace, env_name, state_dir

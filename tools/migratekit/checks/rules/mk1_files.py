@@ -31,6 +31,21 @@ FileHit = tuple[Path, int | None, str | None]  # (file, line, message)
 rule = partial(declare_rule, scope=Scope.FILES)
 
 
+# The rules bound to formats, and the formats each judges; every other rule judges every format's files alike.
+SEED_ONLY = (Format.SEED,)
+WITH_DOWN_PARTS = tuple(f for f in Format if f is not Format.SEED)
+FORMAT_RULES: dict[str, tuple[Format, ...]] = {
+    "MK101": tuple(Format),  # each by its own naming: NNN_snake_case.sql, <version>_<name>…, Flyway's V/U/R/B
+    "MK104": SEED_ONLY,
+    "MK105": SEED_ONLY,
+    "MK106": SEED_ONLY,
+    "MK111": SEED_ONLY,
+    "MK114": WITH_DOWN_PARTS,
+    "MK115": (Format.UPDOWN, Format.SQLX),
+    "MK116": (Format.DBMATE, Format.GOOSE, Format.NODE_PG_MIGRATE),
+}
+
+
 def seed_format(d: Directory) -> bool:
     """Whether the service is in the seed's format (declared, or every file read as one): the seed's own conventions
     (MK105 README, MK106 header, MK111 tracking table in 001) are its alone."""

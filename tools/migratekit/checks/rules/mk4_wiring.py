@@ -42,7 +42,8 @@ def no_runner(w: Wiring) -> Iterable[WiringHit]:
 
     The pattern's first rule: every service with a database applies its migrations itself. Go,
     TypeScript/JavaScript, Python and shell are parsed; Rust, Ruby, Java and Kotlin are not (only
-    `sqlx::migrate!` and `embed_migrations!` count there). A Dockerfile `RUN` that migrates is named:
+    `sqlx::migrate!` and `embed_migrations!` outside tests count there, and Spring Boot's Flyway or
+    Liquibase, a dependency of its build that it runs at start-up). A Dockerfile `RUN` that migrates is named:
     it runs once, at build time, against whatever database the build reaches.
     Bad: services/x/migrations/ and a server that never reads them
     Good: src/database/migrate.ts with runMigrations(db), called from src/index.ts
