@@ -226,3 +226,36 @@ def test_adopt_refuses_what_sqlx_itself_refuses(rust: Monorepo, rows: tuple, mes
     adopted = rust.invoke("adopt", "billing", "--from", "sqlx")
     assert adopted.returncode != 0 and message in adopted.stderr, adopted.stdout + adopted.stderr
     assert rust.query("billing", "SELECT to_regclass('schema_migrations')") == [(None,)]
+
+
+def test_one_sqlx_table_for_every_service_in_one_database_is_adopted_by_each_for_its_own_block(
+    tmp_path: Path, new_db
+) -> None:
+    """The shape of a sqlx monorepo: one database, one _sqlx_migrations, each service its own block of versions."""
+    url = new_db()
+    root = write_tree(tmp_path / "repo", FILES)
+    (root / "workspace.yaml").write_text(
+        "version: 1\nservices:\n  users: {language: rust}\n"
+        "  billing: {language: rust, database: users, tracking_table: billing.schema_migrations}\n"
+    )
+    repo = Monorepo(root, {"USERS_DATABASE_URL": url, "BILLING_DATABASE_URL": url})
+    rows = sqlx_rows(
+        (20240101000000, "create users", True, CREATE_USERS),
+        (20240102000000, "add email", True, ADD_EMAIL),
+        (1000, "create invoices", True, INVOICES),
+    )
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(CREATE_USERS + ADD_EMAIL + INVOICES + SQLX_DDL + rows)
+    for service in ("users", "billing"):
+        adopted = repo.invoke("adopt", service)
+        assert adopted.returncode == 0, adopted.stdout + adopted.stderr
+    assert sorted(repo.query("users", "SELECT version FROM public.schema_migrations")) == [
+        ("20240101000000_create_users",),
+        ("20240102000000_add_email",),
+    ]
+    assert repo.query("users", "SELECT version FROM billing.schema_migrations") == [("1000_create_invoices",)]
+    migrated = json.loads(repo.invoke("migrate-all", "--json").stdout)["services"]
+    assert {s["service"]: [a["version"] for a in s["applied"]] for s in migrated} == {
+        "users": [],
+        "billing": ["1001_invoice_total"],
+    }

@@ -53,14 +53,17 @@ def adopt(
     settings: ServiceSettings,
     run: RunOptions = RUN_DEFAULTS,
     tool: str = "auto",
+    neighbours: Sequence[Migration] = (),
 ) -> Adopted:
     """Import the other tool's history (with run.dry_run, only say what would be recorded); the rows are read and
-    compared once the migration lock is held, so what another runner recorded meanwhile is seen."""
+    compared once the migration lock is held, so what another runner recorded meanwhile is seen. `neighbours` are
+    the files of the services sharing the database: a version one of them has is theirs (one _sqlx_migrations for
+    every service, each with its own block of versions), not a file this service lost."""
     with connect(url, run.connect_wait) as conn, _refusals(conn):
         if run.dry_run:
-            return _adopt(conn, service, migrations, settings, run, tool)
+            return _adopt(conn, service, migrations, settings, run, tool, neighbours)
         with tracking.locked(conn, settings.tracking_table, run.lock_wait):
-            return _adopt(conn, service, migrations, settings, run, tool)
+            return _adopt(conn, service, migrations, settings, run, tool, neighbours)
 
 
 @contextmanager
@@ -80,9 +83,10 @@ def _adopt(
     settings: ServiceSettings,
     run: RunOptions,
     tool: str,
+    neighbours: Sequence[Migration] = (),
 ) -> Adopted:
     name, table = which_tool(conn, tool, settings.tracking_table)
-    matched = _match(read(conn, name, table), migrations)
+    matched = _match(read(conn, name, table), migrations, neighbours)
     rows = tracking.recorded(conn, settings.tracking_table) or {}
     already = tuple(m.version for m, _ in matched if rows.get(m.version) == m.checksum)
     clash = [m.filename for m, _ in matched if m.version in rows and rows[m.version] != m.checksum]
@@ -103,9 +107,15 @@ def _adopt(
     return Adopted(service, name, table, tuple(m.version for m, _ in todo), already, run.dry_run)
 
 
-def _match(history: History, migrations: Sequence[Migration]) -> list[tuple[Migration, str | None]]:
-    """Each version of the tool's history with its file; a version without a file, or a gap, stops it."""
+def _match(
+    history: History, migrations: Sequence[Migration], neighbours: Sequence[Migration] = ()
+) -> list[tuple[Migration, str | None]]:
+    """Each version of the tool's history with its file; a version without a file (of this service or, in a shared
+    database, of a neighbour's), or a gap, stops it."""
     matched, missing = paired(history, migrations)
+    if missing and neighbours:
+        theirs = History(history.tool, history.table, tuple(e for e in history.entries if e.version in missing))
+        missing = paired(theirs, neighbours)[1]
     if missing:
         raise MigratekitError(
             f"{history.tool}'s {history.table} records as applied, but no file matches: {', '.join(missing)}; "
