@@ -236,6 +236,10 @@ def test_migrate_rollback_migrate_leaves_an_equal_catalog_and_a_changed_repeatab
         "accounts", "SELECT count(*) FROM information_schema.columns WHERE table_name = 'account_names'"
     ) == [(3,)]
     assert applied(spring.invoke("migrate", "accounts", "--json")) == []
+    write_tree(spring.root, {f"{ACCOUNTS}/V3__more.sql": "CREATE TABLE IF NOT EXISTS more (id int);\n"})
+    drift = spring.invoke("drift", "--service", "accounts", "--json")  # the applied R__ is no newest version
+    assert "V3__more" in drift.stdout and "sorts before" not in drift.stdout, drift.stdout
+    assert applied(spring.invoke("migrate", "accounts", "--json")) == ["V3__more"]
 
 
 def flyway_rows(*rows: tuple) -> str:

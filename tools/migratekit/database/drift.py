@@ -21,7 +21,7 @@ from migratekit.database.plan import plan
 from migratekit.database.results import Stopped
 from migratekit.database.schema import Difference, compare, snapshot
 from migratekit.database.scratch import ScratchServer, scratch_database
-from migratekit.model.formats import version_key
+from migratekit.model.formats import newest, version_key
 from migratekit.model.identity import shared_databases
 from migratekit.model.migration import Migration
 from migratekit.model.secrets import redact
@@ -99,7 +99,7 @@ def database_drift(workspace: Workspace, name: str, url: str | None) -> tuple[Se
         where,
         DriftState.UP_TO_DATE if not items and recorded is not None else DriftState.DRIFT,
         len(rows),
-        max(rows, key=version_key, default=None),
+        newest(rows),
         items,
         message=message,
     )
@@ -118,13 +118,14 @@ def _items(root: Path, migrations: tuple[Migration, ...], rows: Mapping[str, str
                 f"applied checksum {rows[m.version]}, file now {m.checksum}{_last_commit(root, m.path)}",
             )
         )
-    newest = max(rows, key=version_key, default="")
+    last = newest(rows) or ""
     for m in loose.pending:
+        early = version_key(m.version) < version_key(last) and not m.repeatable
         items.append(
             Item(
                 m.version,
-                ItemKind.OUT_OF_ORDER if version_key(m.version) < version_key(newest) else ItemKind.PENDING,
-                f"sorts before {newest}, which is applied" if version_key(m.version) < version_key(newest) else "",
+                ItemKind.OUT_OF_ORDER if early else ItemKind.PENDING,
+                f"sorts before {last}, which is applied" if early else "",
             )
         )
     return tuple(sorted(items, key=lambda i: i.version))

@@ -7,7 +7,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from migratekit.database.results import Failure
-from migratekit.model.formats import Format, Version, file_name, version_key
+from migratekit.model.formats import Format, file_name, version_key
+from migratekit.model.formats import newest as newest_version
 from migratekit.model.migration import Migration
 
 # Line comments, block comments, whitespace and empty statements from the start of a file. Exact without
@@ -99,7 +100,7 @@ def plan(
                     hint="write the migration, or delete the file",
                 )
             )
-    newest = max((v for v in applied if not Version.parse(v).repeatable), key=version_key, default="")
+    newest = newest_version(applied) or ""
     newest_key = version_key(newest)
     for migration in pending if applied and not out_of_order else ():
         if version_key(migration.version) < newest_key and not migration.repeatable:

@@ -222,6 +222,11 @@ def numeric(text: str) -> tuple[int, ...] | None:
     return tuple(parts)
 
 
+def newest(versions: Iterable[str]) -> str | None:
+    """The newest of applied versions; a Flyway repeatable one (R__views) has no place in the order and is left out."""
+    return max((v for v in versions if not Version.parse(v).repeatable), key=version_key, default=None)
+
+
 def version_key(version: str) -> tuple[tuple[int, ...], str]:
     """How tracking rows' versions sort (see Version)."""
     return Version.parse(version).key
