@@ -58,7 +58,8 @@ def diesel(tmp_path: Path, new_db) -> Monorepo:
 
 def applied(result) -> list[str]:
     (service,) = json.loads(result.stdout)["services"]
-    return [a["version"] if isinstance(a, dict) else a for a in service["applied"]]
+    done = service["applied"] if "applied" in service else service["rolled_back"]  # migrate's, or rollback's
+    return [a["version"] if isinstance(a, dict) else a for a in done]
 
 
 def test_a_diesel_service_audits_without_false_findings(tmp_path: Path) -> None:

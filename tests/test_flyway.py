@@ -196,7 +196,8 @@ def applied(result) -> list[str]:
         if "services" in json.loads(result.stdout)
         else [json.loads(result.stdout)]
     )
-    return [a["version"] if isinstance(a, dict) else a for a in service["applied"]]
+    done = service["applied"] if "applied" in service else service["rolled_back"]  # migrate's, or rollback's
+    return [a["version"] if isinstance(a, dict) else a for a in done]
 
 
 def catalog(repo: Monorepo) -> dict:

@@ -126,7 +126,8 @@ def files(tmp_path: Path) -> Monorepo:
 
 def applied(result) -> list[str]:
     (service,) = json.loads(result.stdout)["services"]
-    return [a["version"] if isinstance(a, dict) else a for a in service["applied"]]
+    done = service["applied"] if "applied" in service else service["rolled_back"]  # migrate's, or rollback's
+    return [a["version"] if isinstance(a, dict) else a for a in done]
 
 
 def test_sqlx_services_are_told_by_their_cargo_toml_and_audit_without_the_seeds_conventions(files: Monorepo) -> None:
