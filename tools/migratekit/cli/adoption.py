@@ -108,12 +108,16 @@ def adopt(c: Context, service: str, from_: str = "auto", dry_run: bool = False, 
     """Import another tool's history as migratekit's rows (nothing runs; the other tool's table is kept)."""
     from migratekit.database.history import adopt as import_history
     from migratekit.database.urls import existing_url
+    from migratekit.model.identity import shared_databases
 
     workspace = workspace_at(root)
     chosen = workspace.get(service)
     url = existing_url(workspace, service, "there is no history to adopt")
     migrations = chosen.load_migrations()
-    done = import_history(service, url, migrations, chosen.settings, RunOptions(dry_run=dry_run), from_)
+    ordered = [workspace.services[n] for n in workspace.order()]
+    group = next((g for _, g in shared_databases(ordered) if service in g), [service])
+    neighbours = tuple(m for n in group if n != service for m in workspace.services[n].load_migrations())
+    done = import_history(service, url, migrations, chosen.settings, RunOptions(dry_run=dry_run), from_, neighbours)
     verb = "would record" if done.dry_run else "recorded"
     print(
         f"{service}: {verb} {len(done.imported)} version(s) from {done.tool}'s {done.table} into "

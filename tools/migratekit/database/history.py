@@ -30,7 +30,7 @@ from migratekit.database.schema import Difference
 from migratekit.database.scratch import ScratchServer
 from migratekit.errors import ConfigError, MigratekitError
 from migratekit.model.contract import index_name, qualified
-from migratekit.model.formats import version_key
+from migratekit.model.formats import Version, version_key
 from migratekit.model.identity import shared_databases
 from migratekit.model.migration import Migration
 from migratekit.model.settings import RUN_DEFAULTS, RunOptions, ServiceSettings
@@ -54,14 +54,17 @@ def adopt(
     settings: ServiceSettings,
     run: RunOptions = RUN_DEFAULTS,
     tool: str = "auto",
+    neighbours: Sequence[Migration] = (),
 ) -> Adopted:
     """Import the other tool's history (with run.dry_run, only say what would be recorded); the rows are read and
-    compared once the migration lock is held, so what another runner recorded meanwhile is seen."""
+    compared once the migration lock is held, so what another runner recorded meanwhile is seen. `neighbours` are
+    the files of the services sharing the database: a version one of them has is theirs (one _sqlx_migrations for
+    every service, each with its own block of versions), not a file this service lost."""
     with connect(url, run.connect_wait) as conn, _refusals(conn):
         if run.dry_run:
-            return _adopt(conn, service, migrations, settings, run, tool)
+            return _adopt(conn, service, migrations, settings, run, tool, neighbours)
         with tracking.locked(conn, settings.tracking_table, run.lock_wait):
-            return _adopt(conn, service, migrations, settings, run, tool)
+            return _adopt(conn, service, migrations, settings, run, tool, neighbours)
 
 
 @contextmanager
@@ -81,9 +84,10 @@ def _adopt(
     settings: ServiceSettings,
     run: RunOptions,
     tool: str,
+    neighbours: Sequence[Migration] = (),
 ) -> Adopted:
     name, table = which_tool(conn, tool, settings.tracking_table)
-    matched = _match(read(conn, name, table), migrations)
+    matched = _match(read(conn, name, table), migrations, neighbours)
     rows = tracking.recorded(conn, settings.tracking_table) or {}
     already = tuple(m.version for m, _ in matched if rows.get(m.version) == m.checksum)
     clash = [m.filename for m, _ in matched if m.version in rows and rows[m.version] != m.checksum]
@@ -104,17 +108,27 @@ def _adopt(
     return Adopted(service, name, table, tuple(m.version for m, _ in todo), already, run.dry_run)
 
 
-def _match(history: History, migrations: Sequence[Migration]) -> list[tuple[Migration, str | None]]:
-    """Each version of the tool's history with its file; a version without a file, or a gap, stops it."""
+def _match(
+    history: History, migrations: Sequence[Migration], neighbours: Sequence[Migration] = ()
+) -> list[tuple[Migration, str | None]]:
+    """Each version of the tool's history with its file; a version without a file (of this service or, in a shared
+    database, of a neighbour's), or a gap, stops it."""
     matched, missing = paired(history, migrations)
+    if missing and neighbours:
+        theirs = History(history.tool, history.table, tuple(e for e in history.entries if e.version in missing))
+        missing = paired(theirs, neighbours)[1]
     if missing:
         raise MigratekitError(
             f"{history.tool}'s {history.table} records as applied, but no file matches: {', '.join(missing)}; "
             "restore the missing files, or check that this is this service's history"
         )
     done = {m.version for m, _ in matched}
-    newest_key = max((version_key(v) for v in done), default=(-1, ""))
-    skipped = [m.filename for m in migrations if m.version not in done and version_key(m.version) < newest_key]
+    newest_key = max((version_key(v) for v in done if not Version.parse(v).repeatable), default=version_key(""))
+    skipped = [
+        m.filename
+        for m in migrations
+        if m.version not in done and not m.parsed_version.repeatable and version_key(m.version) < newest_key
+    ]
     if skipped:
         raise MigratekitError(
             f"older than the newest applied, but never applied by the other tool: {', '.join(skipped)}; apply "

@@ -24,6 +24,7 @@ from migratekit.errors import ConfigError
 from migratekit.model.contract import SEED_TABLE
 from migratekit.model.discovery import Layout, infer_layout, migration_dirs
 from migratekit.model.formats import Format
+from migratekit.model.identity import configured_databases
 from migratekit.model.settings import MIGRATIONS, WORKSPACE_FILE
 from migratekit.model.workspace import Service, Workspace
 from migratekit.model.workspace_file import build_workspace
@@ -75,7 +76,8 @@ def init_workspace(workspace: Workspace, update: bool = False, propose: Proposer
     names = [n for n in workspace.order() if not workspace.services[n].declared or not path.exists()]
     proposed = propose(workspace) if propose is not None else {}
     counts = {n: _formats(workspace.services[n]) for n in names}
-    entries = {n: _detected(workspace.services[n], default, counts[n], proposed.get(n)) for n in names}
+    settings = _configured_shared(workspace, proposed)  # and the databases compose or .env files share
+    entries = {n: _detected(workspace.services[n], default, counts[n], settings.get(n)) for n in names}
     mixed = tuple(n for n in names if len(counts[n]) > 1)
     added = declare(workspace, entries, top, default, proposed)
     return Declared(path, tuple(added), layout, mixed, proposed)
@@ -147,6 +149,25 @@ def entry(language: str, depends_on: tuple[str, ...] = (), **settings: str) -> C
 def _formats(service: Service) -> Counter[Format]:
     """How many of the service's files are in each format (one stray init.sql among goose files is two)."""
     return Counter(m.format for m in service.load_migrations(mixed=True))
+
+
+def _configured_shared(workspace: Workspace, proposed: Proposals) -> Proposals:
+    """`proposed`, with the services the repository's own configuration (compose, .env) puts in one database: each
+    but the first (in dependency order) declared in the first one's database, with a tracking table of its own
+    (their versions would otherwise be each other's, MK502), unless something else is proposed for it."""
+    services = [workspace.services[n] for n in workspace.order()]
+    configured = configured_databases(workspace.root, services)
+    groups: dict[str, list[str]] = {}
+    for service in services:
+        if service.name in configured and service.database == service.name:
+            groups.setdefault(configured[service.name].database, []).append(service.name)
+    merged = {name: dict(proposal) for name, proposal in proposed.items()}
+    for first, *others in (names for names in groups.values() if len(names) > 1):
+        for name in others:
+            proposal = merged.setdefault(name, {})
+            if "database" not in proposal and workspace.services[name].settings.tracking_table == SEED_TABLE:
+                proposal.update(database=first, tracking_table=f"{name.replace('-', '_')}.schema_migrations")
+    return merged
 
 
 def _detected(

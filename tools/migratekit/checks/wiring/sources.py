@@ -111,10 +111,40 @@ def parser_for(language: str) -> Parser:
     return Parser(Language(bash.language()))
 
 
+RUST_TEST_ATTRIBUTE = re.compile(r"#\[\s*(?:cfg\s*\(\s*test\s*\)|(?:\w+::)*test\b[^\]]*)\]")
+
+
+def rust_running_code(text: str) -> str:
+    """Rust source less its comments and its test items (`#[cfg(test)] mod tests { … }`, `#[test]`,
+    `#[tokio::test]`, `#[sqlx::test]` functions): a `sqlx::migrate!` there runs for the tests, never at start.
+    Read by braces, not parsed: Rust is not one of the parsed languages."""
+    text = re.sub(r"/\*.*?\*/", "", text, flags=re.DOTALL)
+    text = re.sub(r"(?m)(^|[^:\"])//[^\n]*", r"\1", text)  # not the // of a URL's scheme
+    kept, position = [], 0
+    for found in RUST_TEST_ATTRIBUTE.finditer(text):
+        if found.start() < position:
+            continue  # inside an item already left out
+        kept.append(text[position : found.start()])
+        brace, semicolon = text.find("{", found.end()), text.find(";", found.end())
+        if brace == -1 or -1 < semicolon < brace:  # an item without a body (`#[cfg(test)] mod tests;`)
+            position = len(text) if semicolon == -1 else semicolon + 1
+            continue
+        depth, at = 0, brace
+        for at in range(brace, len(text)):
+            depth += {"{": 1, "}": -1}.get(text[at], 0)
+            if depth == 0:
+                break
+        position = at + 1
+    kept.append(text[position:])
+    return "".join(kept)
+
+
 def parse_program(path: Path, text: str) -> Program | None:
     """The calls of one source file, or None for a file in a language that is not parsed (or a test)."""
     language = LANGUAGES.get(path.suffix)
     if TEST_FILE.search(path.name) or language in (None, "shell"):
+        if path.suffix == ".rs":
+            text = rust_running_code(text)
         if path.suffix in TEXT_ONLY and COMPILED_IN_TEXT.search(text):
             return Program(path, "text", (), frozenset(), None, True)
         return None
