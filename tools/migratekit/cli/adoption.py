@@ -67,7 +67,7 @@ def forget(c: Context, service: str, version: str, yes: bool = False, root: str 
     help={
         "service": "the service whose other tool's history to import",
         "from_": "the tool: auto (default: the one whose table is there), golang-migrate, dbmate, goose, flyway, "
-        "node-pg-migrate or kysely",
+        "node-pg-migrate, kysely, or own-runner (the table the service's hand-written runner creates)",
         "dry_run": "say what would be recorded, and change nothing",
         "root": ROOT_HELP,
     }
@@ -77,18 +77,26 @@ def adopt(c: Context, service: str, from_: str = "auto", dry_run: bool = False, 
     """Import another tool's history as migratekit's rows (nothing runs; the other tool's table is kept)."""
     from migratekit.database.history import adopt as import_history
     from migratekit.database.urls import existing_url
+    from migratekit.model.runner_table import own_history
+    from migratekit.model.workspace import relative
 
     workspace = workspace_at(root)
     chosen = workspace.get(service)
     url = existing_url(workspace, service, "there is no history to adopt")
     migrations = chosen.load_migrations()
-    done = import_history(service, url, migrations, chosen.settings, RunOptions(dry_run=dry_run), from_)
+    own = own_history(chosen.path)
+    done = import_history(service, url, migrations, chosen.settings, RunOptions(dry_run=dry_run), from_, own)
     verb = "would record" if done.dry_run else "recorded"
     print(
         f"{service}: {verb} {len(done.imported)} version(s) from {done.tool}'s {done.table} into "
         f"{chosen.settings.tracking_table} ({', '.join(done.imported) or 'none'}); "
         f"{len(done.already)} were already there"
     )
+    if done.unmatched:
+        print(
+            f"{service}: {done.table} also names {len(done.unmatched)} file(s) not in "
+            f"{relative(workspace.root, chosen.migrations_dir)}, not recorded: {', '.join(done.unmatched)}"
+        )
 
 
 @task(

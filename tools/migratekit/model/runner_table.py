@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from migratekit.model.contract import SEED_COLUMNS
@@ -35,6 +35,7 @@ class RunnerTable:
 
     path: Path  # the source file holding the CREATE TABLE
     line: int
+    where: str  # that file from the service's directory, for messages (src/db/migrate.ts)
     table: str  # schema-qualified (an unqualified name means public, as for every tracking table)
     columns: tuple[str, ...]  # in the order the statement declares them
     key: str | None  # the column naming each file: its primary key or unique text column, or its only text one
@@ -50,7 +51,7 @@ def runner_table(service: Path) -> RunnerTable | None:
             continue
         found = declared_in(path, text)
         if found is not None:
-            return found
+            return replace(found, where=path.relative_to(service).as_posix())
     return None
 
 
@@ -114,7 +115,7 @@ def _shape(path: Path, line: int, node: dict) -> RunnerTable:
     texts = [name for name, kind in columns if kind in TEXT_TYPES]
     key = next((k for k in keyed if k in texts), texts[0] if len(texts) == 1 else None)
     applied_at = next((name for name, kind in columns if kind in TIME_TYPES), None)
-    return RunnerTable(path, line, table, tuple(name for name, _ in columns), key, applied_at)
+    return RunnerTable(path, line, path.name, table, tuple(name for name, _ in columns), key, applied_at)
 
 
 def _sources(directory: Path) -> Iterator[Path]:
