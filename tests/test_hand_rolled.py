@@ -18,6 +18,7 @@ from test_wiring_styles import build
 
 from conftest import Monorepo, write_tree
 from migratekit.checks.run import across_services
+from migratekit.checks.wiring.deploy import names_service, service_names
 from migratekit.model.runner_table import runner_table
 from migratekit.model.workspace_file import load_workspace
 
@@ -184,3 +185,21 @@ def test_a_runners_odd_rows_are_refused_or_read(monorepo, row: str, message: str
     else:
         assert result.returncode == 1 and message in result.stderr, result.stdout + result.stderr
         assert repo.query("svc", "SELECT to_regclass('schema_migrations')") == [(None,)]
+
+
+@pytest.mark.parametrize(
+    ("service", "directory", "written", "matches"),
+    [
+        ("catalog-service", "catalog-service", "catalog-service", True),
+        ("catalog-service", "catalog-service", "catalog", True),  # the -service suffix dropped
+        ("catalog", "catalog", "catalog-service", True),
+        ("catalog-service", "catalog", "catalog-migrate", True),  # by its directory's name
+        ("catalog", "catalog", "catalog-service-migrate", True),
+        ("billing-service", "billing-service", "billing", True),
+        ("order", "order", "orders-service", False),  # whole words only
+        ("catalog-service", "catalog-service", "search-service", False),
+        ("billing-api", "billing-api", "billing", False),  # only -service and -svc are suffixes
+    ],
+)
+def test_deploy_files_name_services_as_written(service: str, directory: str, written: str, matches: bool) -> None:
+    assert names_service(written, service_names(service, Path("services") / directory)) is matches
