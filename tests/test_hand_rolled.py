@@ -135,6 +135,15 @@ def test_adopting_a_runners_schema_migrations_of_file_names(monorepo) -> None:
     assert again.returncode == 0 and "recorded 0 version(s)" in again.stdout and "2 were already there" in again.stdout
 
 
+def test_init_keeps_migratekits_table_beside_the_runners_schema_migrations(monorepo) -> None:
+    repo = service_of(monorepo, "orders")
+    (repo.root / "workspace.yaml").unlink()
+    assert repo.invoke("init").returncode == 0
+    assert "svc: {language: javascript, tracking_table: migratekit.schema_migrations}" in (
+        (repo.root / "workspace.yaml").read_text()
+    )
+
+
 def test_migratekits_table_named_as_the_runners_is_refused_naming_the_setting_and_adopt(monorepo) -> None:
     repo = service_of(monorepo, "orders")  # tracking_table left at schema_migrations: the runner's own
     repo.query("svc", "INSERT INTO schema_migrations (filename) VALUES ('001_create_orders.sql') RETURNING 1")
