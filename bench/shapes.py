@@ -172,7 +172,7 @@ def memory_growth(
 def paired(work: Path, admin: str, databases: list[str], pairs: int, chunk: int) -> dict[str, float]:
     """Per migration, with the machine's drift taken out: `pairs` rounds of short runs of the first `chunk` files,
     each on a fresh database, the order rotating: migratekit in this process (no start-up), the same with one
-    migration to a message (execution.BATCH = 1, as before session 7), and psql.
+    migration to a message (execution.BATCH = 1), and psql.
 
     Whole runs of 10,000 files drift by up to 2x between rounds (the disk's flush latency moves), more
     than the 2% asked; short runs a second apart see the same machine.

@@ -63,7 +63,7 @@ def test_applies_in_order_records_seed_rows_and_then_is_up_to_date(scratch_db: s
     assert [a.version for a in result.applied] == ["001_init", "002_add_b"]
     assert rows(scratch_db) == [(m.version, seed_checksum(m.data)) for m in load_migrations(mdir)]
     again = run_migrations(scratch_db, mdir)
-    assert (again.outcome, again.applied, again.already_applied) == ("up to date", (), 2)
+    assert (again.outcome, again.applied, again.already_applied) == ("up_to_date", (), 2)
 
 
 def test_a_version_with_quotes_and_backslashes_is_recorded_as_written(scratch_db: str, tmp_path: Path) -> None:
@@ -284,7 +284,7 @@ def test_crlf_or_bom_checkout_of_an_applied_file_is_not_drift(scratch_db: str, t
     mdir = files(tmp_path / "s" / "migrations", **{"001_init": "-- é\nCREATE TABLE IF NOT EXISTS a (id int);\n"})
     apply(scratch_db, mdir)
     (mdir / "001_init.sql").write_bytes(b"\xef\xbb\xbf" + "-- é\r\nCREATE TABLE IF NOT EXISTS a (id int);\r\n".encode())
-    assert apply(scratch_db, mdir).outcome == "up to date"
+    assert apply(scratch_db, mdir).outcome == "up_to_date"
 
 
 def test_an_applied_file_that_is_gone_stops_the_service(scratch_db: str, tmp_path: Path) -> None:
@@ -518,7 +518,7 @@ def test_seed_runner_databases_and_migratekit_databases_are_indistinguishable(ne
                 "INSERT INTO schema_migrations (version, checksum, execution_time_ms) VALUES (%s, %s, 3)",
                 (m.version, seed_checksum(m.data)),
             )
-    assert apply(by_seed, mdir).outcome == "up to date"
+    assert apply(by_seed, mdir).outcome == "up_to_date"
     apply(by_kit, mdir)
     assert rows(by_kit) == rows(by_seed)
     shape = (
@@ -637,7 +637,7 @@ def test_the_runners_bookkeeping_ignores_a_migrations_search_path(scratch_db: st
     assert [v for v, _ in rows(scratch_db)] == ["001_init", "002_other", "003_later"]
     assert rows(scratch_db, "other.schema_migrations") == []
     assert exists(scratch_db, "other.b") and exists(scratch_db, "public.c")  # 003 starts from the defaults
-    assert apply(scratch_db, mdir).outcome == "up to date"
+    assert apply(scratch_db, mdir).outcome == "up_to_date"
 
 
 @pytest.mark.parametrize(

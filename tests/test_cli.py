@@ -34,7 +34,7 @@ def test_cli_migrates_a_directory_and_reports_json(scratch_db: str, tmp_path: Pa
     first = cli("migrate", "--dir", str(mdir), "--url", scratch_db)
     assert first.returncode == 0 and "applied 001_init" in first.stdout
     again = cli("migrate", "--dir", str(mdir), "--json", env={"DATABASE_URL": scratch_db})
-    assert json.loads(again.stdout)["outcome"] == "up to date"
+    assert json.loads(again.stdout)["outcome"] == "up_to_date"
 
 
 def test_cli_failure_exits_1_and_hides_the_password(scratch_db: str, tmp_path: Path) -> None:

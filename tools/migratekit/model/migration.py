@@ -334,7 +334,7 @@ def transaction_mode(statements: tuple[Statement, ...], header: Mapping[str, str
     for s in statements:
         if s.kind in _NEVER_IN_TRANSACTION and (s.kind != "VacuumStmt" or s.node.get("is_vacuumcmd")):
             return False, f"line {s.line}: {_NEVER_IN_TRANSACTION[s.kind]} cannot run in a transaction"
-        if s.node.get("concurrent") or _reindex_concurrently(s):
+        if s.node.get("concurrent") or _reindex_concurrently(s) or _detach_concurrently(s):
             return False, f"line {s.line}: CONCURRENTLY cannot run in a transaction"
         if s.kind == "AlterEnumStmt" and s.node.get("newVal") and not s.node.get("oldVal") and len(statements) > 1:
             return False, f"line {s.line}: a value added by ALTER TYPE ... ADD VALUE is unusable until committed"
@@ -361,6 +361,14 @@ def _reindex_concurrently(statement: Statement) -> bool:
         return False
     params = statement.node.get("params") or []
     return any(p.get("DefElem", {}).get("defname") == "concurrently" for p in params)  # type: ignore[union-attr]
+
+
+def _detach_concurrently(statement: Statement) -> bool:
+    """ALTER TABLE … DETACH PARTITION … CONCURRENTLY: PostgreSQL refuses it inside a transaction block too."""
+    if statement.kind != "AlterTableStmt":
+        return False
+    commands = statement.node.get("cmds") or []
+    return any(c.get("AlterTableCmd", {}).get("def", {}).get("PartitionCmd", {}).get("concurrent") for c in commands)  # type: ignore[union-attr]
 
 
 MAX_MIGRATION_BYTES = 20_000_000  # a larger "migration" is a data load: use COPY from a file instead
