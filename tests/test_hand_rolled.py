@@ -173,7 +173,7 @@ def test_adopting_a_runners_unique_name_column_without_times(monorepo) -> None:
     assert "recorded 1 version(s) from own-runner's public.applied_migrations into schema_migrations" in done.stdout
     assert repo.query("svc", "SELECT version FROM schema_migrations") == [("001_invoices",)]
     migrated = json.loads(repo.invoke("migrate-all", "--json").stdout)["services"][0]
-    assert (migrated["outcome"], migrated["already_applied"]) == ("up to date", 1)
+    assert (migrated["outcome"], migrated["already_applied"]) == ("up_to_date", 1)
 
 
 @pytest.mark.parametrize(
