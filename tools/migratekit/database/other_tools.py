@@ -29,9 +29,10 @@ from migratekit.database import tracking
 from migratekit.database.connection import lost
 from migratekit.database.results import Failure, Stopped
 from migratekit.errors import ConfigError, MigratekitError
-from migratekit.model.contract import qualified
+from migratekit.model.contract import SEED_COLUMNS, qualified
 from migratekit.model.formats import Format, numeric
 from migratekit.model.migration import Migration
+from migratekit.model.runner_table import RunnerTable
 
 
 @dataclass(frozen=True)
@@ -542,3 +543,69 @@ def _by_number(history: History, entry: Entry, by_number: dict[tuple[int, ...], 
 def _described(migration: Migration, description: str) -> bool:
     """Flyway's description of a file is its name's words (V1__Create_users.sql: Create users)."""
     return migration.parsed_version.slug.replace("_", " ").lower() == description.replace("_", " ").lower()
+
+
+# --- a service's own, hand-written runner ----------------------------------------------------------------------
+
+OWN_RUNNER = "own-runner"  # `adopt --from own-runner`: the history table the service's runner declares
+
+
+def own_runner_history(conn: psycopg.Connection, own: RunnerTable) -> History | None:
+    """The history a service's hand-written runner keeps, read by the columns its own CREATE TABLE declares (the
+    file's name, when it ran); None when that table is not in this database."""
+    columns = tracking.live_columns(conn, own.table)
+    if columns is None:
+        return None
+    if own.key is None or own.key not in columns:
+        wanted = f"its column {own.key}" if own.key else "one text column naming each file"
+        raise MigratekitError(
+            f"{own.table}, as {own.where} creates it, lacks {wanted} (it has {', '.join(sorted(columns))}): "
+            "cannot tell which files ran; correct the table or the runner's CREATE TABLE, then adopt again"
+        )
+    at = sql.Identifier(own.applied_at) if own.applied_at in columns else sql.NULL
+    query = sql.SQL("SELECT {key}::text, {at}::text FROM {table} ORDER BY 1").format(
+        key=sql.Identifier(own.key), at=at, table=tracking.identifier(own.table)
+    )
+    rows = conn.execute(query).fetchall()
+    if any(name is None for name, _ in rows):
+        raise MigratekitError(
+            f"{own.table} holds a row with no {own.key}, which {own.where} never writes: delete or correct that "
+            "row, then adopt again"
+        )
+    history = History(OWN_RUNNER, own.table, tuple(Entry(name, at) for name, at in rows))
+    _times(conn, history)
+    return history
+
+
+def own_runner_in_the_way(conn: psycopg.Connection, tracking_table: str, own: RunnerTable | None) -> Failure | None:
+    """migratekit's tracking table is the one the service's runner keeps its own history in (schema_migrations of
+    file names): migratekit never writes into it, and its rows must be imported into a table of migratekit's."""
+    if own is None or qualified(own.table) != qualified(tracking_table):
+        return None
+    columns = tracking.live_columns(conn, tracking_table)
+    if columns is None or set(SEED_COLUMNS) <= columns:
+        return None
+    return Failure(
+        f"{own.table} is this service's own runner's history ({', '.join(own.columns)}, created by {own.where}), "
+        "not migratekit's: migrating now would start afresh and run every file again",
+        hint="set tracking_table: migratekit.schema_migrations for this service in workspace.yaml, then import that "
+        "history: invoke adopt SERVICE --dry-run, then invoke adopt SERVICE",
+    )
+
+
+def own_runner_elsewhere(
+    conn: psycopg.Connection, tracking_table: str, migrations: Sequence[Migration], own: RunnerTable | None
+) -> Failure | None:
+    """The tracking table does not exist yet, but the service's own runner's table records its files."""
+    if own is None or qualified(own.table) == qualified(tracking_table):
+        return None
+    history = own_runner_history(conn, own)
+    applied = [m.version for m, _ in paired(history, migrations)[0]] if history is not None else []
+    if not applied:
+        return None
+    return Failure(
+        f"{qualified(tracking_table)} does not exist yet, but this service's own runner's {own.table} (created by "
+        f"{own.where}) records {len(applied)} of these migrations ({_some(applied)}); migrating now would run them "
+        "again",
+        hint="import that history first: invoke adopt SERVICE --dry-run, then invoke adopt SERVICE",
+    )

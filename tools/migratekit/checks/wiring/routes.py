@@ -15,7 +15,7 @@ from pathlib import Path
 
 from migratekit.checks.wiring.deploy import Job
 from migratekit.checks.wiring.sources import Call, Program
-from migratekit.checks.wiring.startup import Step, Tree, flow, listens, migrates, migrates_in
+from migratekit.checks.wiring.startup import Step, Tree, applies, flow, listens, migrates_in
 from migratekit.model.discovery import SPRING_RESOURCES, spring_file_settings, spring_settings
 
 
@@ -40,9 +40,7 @@ def name_sets(programs: list[Program], tree: Tree) -> Tree:
                 by_scope[call.scope].append(call)
     tree.scopes = dict(by_scope)
     for _ in range(8):  # grows one call level a round; a start path deeper than 8 would be unusual
-        migrating = frozenset(
-            s for s in defined if any(migrates(c.callee, tree) and c.scope != c.name for c in by_scope[s])
-        )
+        migrating = frozenset(s for s in defined if any(applies(c, tree) and c.scope != c.name for c in by_scope[s]))
         listening = frozenset(s for s in defined if any(listens(c.callee, tree) for c in by_scope[s]))
         if (migrating, listening) == (tree.migrating, tree.listening):
             break
@@ -63,7 +61,7 @@ def in_process(programs: list[Program], tree: Tree) -> tuple[list[Route], list[C
         for call in program.calls:
             scopes[call.scope].append(call)
         for calls in scopes.values():
-            migrate = next((c for c in calls if migrates(c.callee, tree)), None)
+            migrate = next((c for c in calls if applies(c, tree)), None)
             listen = next((c for c in calls if listens(c.callee, tree)), None)
             if migrate is None or listen is None or migrate is listen:
                 continue
@@ -95,7 +93,7 @@ def unordered(programs: list[Program], tree: Tree, scripts: dict[Path, list[Step
     found = []
     for program in programs:
         if program.entry is not None and flow(program, tree) == ["migrate"]:
-            call = next(c for c in program.calls if c.scope == program.entry and migrates(c.callee, tree))
+            call = next(c for c in program.calls if c.scope == program.entry and applies(c, tree))
             found.append(Route("separate program", program.path, call.line, False, call.stops, False))
     for name, command in sorted(tree.scripts.items()):
         if migrates_in(command, tree, tree.directory / "package.json"):
