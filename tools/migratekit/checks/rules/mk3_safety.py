@@ -388,7 +388,7 @@ def extension_only_for_uuids(ctx: Context, node: dict) -> Iterable[Hit]:
     if extension not in UUID_EXTENSIONS:
         return
     functions, random_uuid = UUID_EXTENSIONS[extension]
-    used = {f for f in ctx.service.functions if f in functions or f.startswith("pgp_")}
+    used = set(ctx.service.calls(frozenset(functions), "pgp_"))
     if extension == "uuid-ossp":
         used -= {"gen_random_uuid"}  # the built-in, not uuid-ossp's
     if used == {random_uuid}:

@@ -140,7 +140,7 @@ class ServiceFacts:
     """What all of a service's migrations do, for rules whose answer depends on the other files.
 
     `by_table`: the leading columns of every index, primary key and unique constraint created;
-    `functions`: the name of every function called anywhere (defaults, views, bodies of SQL functions).
+    `calls`: which of some functions are called anywhere (defaults, views, bodies of SQL functions).
     """
 
     by_table: dict[str, list[tuple[str, ...]]]
@@ -149,15 +149,25 @@ class ServiceFacts:
     type_advice: bool = False  # workspace.yaml's type_advice: the rules that advise on column types run
     tracking_table: str = SEED_TABLE  # its column types are the seed's contract, never advised on
 
-    @cached_property
-    def functions(self) -> frozenset[str]:
-        """Computed on first use (one rule needs it): walking every tree for calls is not free."""
+    def calls(self, candidates: frozenset[str], prefix: str = "") -> frozenset[str]:
+        """Which of `candidates` (or names starting with `prefix`) the service's migrations call anywhere.
+
+        Walking every tree for calls is not free (the seed's template creates an extension in every file, so
+        MK311 asks in every service): only statements whose text holds one of the names are walked.
+        """
+        asked: dict[tuple[frozenset[str], str], frozenset[str]] = self.__dict__.setdefault("_calls", {})
+        if (candidates, prefix) in asked:  # each CREATE EXTENSION asks again: one walk a service
+            return asked[(candidates, prefix)]
+        words = tuple(candidates) + ((prefix,) if prefix else ())
         found: set[str] = set()
         for migration in self.migrations:
             for statement in migration.statements:
-                if "(" in statement.text:
-                    found |= called_names(statement.node)
-        return frozenset(found)
+                text = statement.text.lower()
+                if "(" in text and any(word in text for word in words):
+                    called = called_names(statement.node)
+                    found |= {f for f in called if f in candidates or (prefix and f.startswith(prefix))}
+        asked[(candidates, prefix)] = frozenset(found)
+        return asked[(candidates, prefix)]
 
     @cached_property
     def volatile_functions(self) -> frozenset[str]:

@@ -63,8 +63,19 @@ CALL = re.compile(r"\b([A-Za-z_][A-Za-z0-9_]*)\s*\(")
 
 
 def called_names(node: Any) -> set[str]:
-    """Functions called below `node`, including, by name, those called inside function and DO bodies."""
-    return func_names(node) | {name.lower() for body in body_texts(node) for name in CALL.findall(body)}
+    """Functions called below `node`, including, by name, those called inside function and DO bodies: one walk
+    of the tree for both (a service's every statement is walked for this)."""
+    found: set[str] = set()
+    for node_type, element in walk(node):
+        if node_type == "FuncCall" and element.get("funcname"):
+            found.add(strings(element["funcname"])[-1])
+        elif node_type == "DefElem" and element.get("defname") == "as":
+            arg = element.get("arg", {})
+            bodies = [n["sval"] for t, n in walk(arg) if t == "String"] + (
+                [arg["String"]["sval"]] if "String" in arg else []
+            )
+            found |= {name.lower() for body in bodies for name in CALL.findall(body)}
+    return found
 
 
 def alter_cmds(node: Node) -> list[Node]:
