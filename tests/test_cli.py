@@ -13,7 +13,7 @@ from pathlib import Path
 
 import psycopg
 
-from conftest import REPO
+from conftest import REPO, with_secret
 from migratekit import run_migrations
 
 
@@ -41,11 +41,11 @@ def test_cli_failure_exits_1_and_hides_the_password(scratch_db: str, tmp_path: P
     mdir = tmp_path / "migrations"
     mdir.mkdir()
     (mdir / "001_init.sql").write_text("SELECT 1/0;")
-    url = psycopg.conninfo.make_conninfo(scratch_db, password="hunter2")
+    url, secret = with_secret(scratch_db)
     result = cli("migrate", "--dir", str(mdir), "--url", url)
     assert result.returncode == 1
     assert "001_init.sql:1: division by zero (SQLSTATE 22012)" in result.stderr
-    assert "hunter2" not in result.stdout + result.stderr
+    assert secret not in result.stdout + result.stderr
 
 
 def test_cli_bad_arguments_exit_2(tmp_path: Path) -> None:

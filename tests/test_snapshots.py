@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from conftest import Monorepo
+from migratekit.model.secrets import redact
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 VOLATILE = {"elapsed_ms", "execution_time_ms"}  # timings differ on every run
@@ -28,8 +29,8 @@ def normalise(value: Any, repo: Monorepo) -> Any:
         return [normalise(v, repo) for v in value]
     if isinstance(value, str):
         for variable, url in sorted(repo.env.items(), key=lambda kv: -len(kv[1])):
-            if variable.endswith("_DATABASE_URL"):
-                value = value.replace(url, f"<{variable}>")
+            if variable.endswith("_DATABASE_URL"):  # as given, and as shown (a server's password redacted)
+                value = value.replace(url, f"<{variable}>").replace(redact(url), f"<{variable}>")
         return value.replace(str(repo.root), "<root>")
     return value
 
