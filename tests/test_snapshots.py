@@ -49,6 +49,7 @@ def check_json(name: str, repo: Monorepo, *args: str, code: int = 0) -> None:
     check(name, json.dumps(normalise(json.loads(result.stdout), repo), indent=2) + "\n")
 
 
+@pytest.mark.server_auth
 def test_example_json_outputs_are_unchanged(example: Monorepo) -> None:
     check_json("services.json", example, "services")
     check_json("audit.json", example, "audit")

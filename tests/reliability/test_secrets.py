@@ -67,6 +67,7 @@ TASKS = [
 ]
 
 
+@pytest.mark.server_auth
 def test_no_task_ever_prints_a_password(repo: tuple[Path, dict[str, str]]) -> None:
     root, env = repo
     server_secret = with_secret(env["AUTH_DATABASE_URL"], SECRET)[1]  # the server's own, when it checks one
