@@ -1,4 +1,4 @@
-"""Benchmark: how each cost grows with the work, in one run (issue: "Performance at the limit", target 6).
+"""Benchmark: how each cost grows with the work, in one run: the cost per file and per service should stay flat.
 
     .venv/bin/pip install -e '.[bench]'
     .venv/bin/python bench/growth.py [--files 1000 10000 50000] [--services 10 40 300]

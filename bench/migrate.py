@@ -51,7 +51,7 @@ with ThreadPoolExecutor(int(sys.argv[1])) as pool:
     list(pool.map(read, sys.argv[2:]))
 """
 UP_PAIRS = 5
-UP_TO_DATE_TARGET = 1.5  # x that floor (issue 16's target 2, re-stated: 0.25 s is below the floor here)
+UP_TO_DATE_TARGET = 1.3  # x that floor: an up-to-date run should cost little beyond connecting and reading the rows
 
 
 def timed(

@@ -38,7 +38,7 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).parent))
 from migrate import BIN, PSQL_FLAGS, _median, _url, timed  # noqa: E402
-from synth import build  # noqa: E402
+from synth import SHAPES, build, write_migrations  # noqa: E402
 
 from migratekit.database import execution  # noqa: E402
 from migratekit.database.apply import apply_service  # noqa: E402
@@ -59,7 +59,6 @@ LONG_ROWS = {
     "dbmate": "dbmate up, same files",
     "up_to_date": "migrate-all, up to date",
 }
-LIGHT = "-- Migration: {version}\nCREATE TABLE IF NOT EXISTS t{n} (id bigint PRIMARY KEY, note text);\n"
 
 
 def fresh_database(admin: str, databases: list[str], settle: bool = True) -> str:
@@ -84,7 +83,7 @@ def floor_script(migrations: Sequence[Migration]) -> str:
 
 
 def long_service(
-    work: Path, count: int, admin: str, databases: list[str], rounds: int, pairs: int
+    work: Path, count: int, shape: str, admin: str, databases: list[str], rounds: int, pairs: int
 ) -> dict[str, tuple[float, float]]:
     """Medians over `rounds` of fresh databases, the order rotated so each runner goes first once; then `pairs`
     of whole runs, migratekit and the floor back to back (ABBA).
@@ -95,10 +94,7 @@ def long_service(
     """
     root = work / "long"
     migrations = root / "services" / "ledger" / "migrations"
-    migrations.mkdir(parents=True)
-    width = len(str(count))
-    for n in range(1, count + 1):
-        (migrations / f"{n:0{width}d}_step.sql").write_text(LIGHT.format(version=f"{n:0{width}d}_step", n=n))
+    write_migrations(migrations, count, shape)
     (root / "tasks.py").write_text("from migratekit.tasks import ns\n")
     loaded = load_migrations(migrations)
     (work / "floor.sql").write_text(floor_script(loaded))
@@ -154,10 +150,29 @@ def long_service(
     }
 
 
+def memory_growth(
+    work: Path, counts: Sequence[int], shapes: Sequence[str], admin: str, databases: list[str]
+) -> list[tuple[str, int, float, float]]:
+    """(shape, migrations, seconds, peak MB) of the real `invoke migrate-all` from empty, for each count: the peak
+    must grow with the files' own text and one row of results each, not with what a run keeps of each one."""
+    rows = []
+    invoke = [str(BIN / "invoke"), "migrate-all"]
+    for shape in shapes:
+        for count in counts:
+            root = work / f"memory-{shape}-{count}"
+            write_migrations(root / "services" / "ledger" / "migrations", count, shape)
+            (root / "tasks.py").write_text("from migratekit.tasks import ns\n")
+            seconds, peak = timed(invoke, {"LEDGER_DATABASE_URL": fresh_database(admin, databases)}, root)
+            rows.append((shape, count, seconds, peak))
+            drop_database(admin, databases.pop())
+            shutil.rmtree(root)
+    return rows
+
+
 def paired(work: Path, admin: str, databases: list[str], pairs: int, chunk: int) -> dict[str, float]:
     """Per migration, with the machine's drift taken out: `pairs` rounds of short runs of the first `chunk` files,
     each on a fresh database, the order rotating: migratekit in this process (no start-up), the same with one
-    migration to a message (execution.BATCH = 1, as before session 7), and psql.
+    migration to a message (execution.BATCH = 1), and psql.
 
     Whole runs of 10,000 files drift by up to 2x between rounds (the disk's flush latency moves), more
     than the 2% asked; short runs a second apart see the same machine.
@@ -206,7 +221,9 @@ def paired(work: Path, admin: str, databases: list[str], pairs: int, chunk: int)
     }
 
 
-def at_scale(work: Path, count: int, admin: str, databases: list[str], rounds: int, chunk: int) -> dict[str, float]:
+def at_scale(
+    work: Path, count: int, shape: str, admin: str, databases: list[str], rounds: int, chunk: int
+) -> dict[str, float]:
     """Per migration where a long-lived service is, drift taken out: one database holding `count` migrations, then
     `rounds` pairs of `chunk` more, migratekit (in process) and psql alternating on that same database, so both see
     the same catalog size and the same minute of the machine. Each migratekit chunk has the cost of an up-to-date
@@ -222,10 +239,8 @@ def at_scale(work: Path, count: int, admin: str, databases: list[str], rounds: i
     plan: list[float] = []
     number = count
     for index in range(rounds * 2):
-        more = [
-            Migration(mdir / f"{n}_more.sql", LIGHT.format(version=f"{n}_more", n=n).encode())
-            for n in range(number + 1, number + chunk + 1)
-        ]
+        write_migrations(work / f"more{index}", chunk, shape, start=number + 1)
+        more = list(load_migrations(work / f"more{index}"))
         number += chunk
         if (index % 2 == 0) == (index % 4 < 2):  # kit, floor, floor, kit, kit, floor, ...: each goes first as often
             started = time.perf_counter()
@@ -291,6 +306,12 @@ def uneven(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--long", type=int, default=10000)
+    parser.add_argument("--shape", choices=SHAPES, default="seed", help="the long service's migrations")
+    parser.add_argument(
+        "--memory", default="1000,3000,10000", help="migration counts of the peak-memory runs (comma-separated)"
+    )
+    parser.add_argument("--memory-shapes", default=",".join(SHAPES), help="shapes of the peak-memory runs")
+    parser.add_argument("--only-memory", action="store_true", help="the peak-memory runs alone")
     parser.add_argument("--chain", type=int, default=10)
     parser.add_argument("--independent", type=int, default=60)
     parser.add_argument("--per-service", type=int, default=25)
@@ -307,8 +328,24 @@ def main() -> None:
     databases: list[str] = []
     console = Console(width=120)
     try:
-        times = long_service(work, args.long, admin, databases, args.rounds, args.whole_pairs)
-        table = Table(title=f"one database, {args.long} migrations (median of {args.rounds} rotated rounds)")
+        counts = [int(count) for count in args.memory.split(",") if count]
+        memory = memory_growth(work, counts, args.memory_shapes.split(","), admin, databases)
+        table = Table(title="peak memory of invoke migrate-all from empty, one database (GNU time, max RSS)")
+        for column in ("shape", "migrations", "seconds", "peak MB", "MB per 1,000 more"):
+            table.add_column(column, justify="left" if column == "shape" else "right")
+        for shape, count, seconds, peak in memory:
+            first = next((c, p) for s, c, _, p in memory if s == shape)
+            growth = "" if count == first[0] else f"{(peak - first[1]) / (count - first[0]) * 1000:.1f}"
+            table.add_row(shape, str(count), f"{seconds:.1f}", f"{peak:.0f}", growth)
+        console.print(table)
+        console.print("targets: seed shape 10,000 under 150 MB, 30,000 under 200 MB (bench/shapes.py --memory 30000)")
+        if args.only_memory:
+            return
+        times = long_service(work, args.long, args.shape, admin, databases, args.rounds, args.whole_pairs)
+        table = Table(
+            title=f"one database, {args.long} migrations of the {args.shape} shape "
+            f"(median of {args.rounds} rotated rounds)"
+        )
         for column in ("run", "seconds", "/ floor", "peak MB"):
             table.add_column(column, justify="left" if column == "run" else "right")
         floor = times["floor"][0]
@@ -340,7 +377,7 @@ def main() -> None:
             f"whole run = start (as up to date, {start:.2f} s) + {args.long} x per migration: "
             f"{predicted:.3f} x the floor"
         )
-        scale = at_scale(work, args.long, admin, databases, args.scale_rounds, args.scale_chunk)
+        scale = at_scale(work, args.long, args.shape, admin, databases, args.scale_rounds, args.scale_chunk)
         predicted = (start + args.long * scale["kit_ms"] / 1000) / (args.long * scale["floor_ms"] / 1000)
         console.print(
             f"per migration at scale, on one database already holding {args.long}: {args.scale_rounds} pairs of "

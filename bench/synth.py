@@ -32,9 +32,12 @@ TABLE = """-- Migration: {version}
 -- Description: Add {table}
 -- Created: 2025-11-25
 
+-- Enable required extensions
+CREATE EXTENSION IF NOT EXISTS "uuid-ossp";
+
 -- {table} belongs to {service}; created idempotently as the seed asks.
 CREATE TABLE IF NOT EXISTS {table} (
-  id UUID PRIMARY KEY DEFAULT gen_random_uuid(),
+  id UUID PRIMARY KEY DEFAULT uuid_generate_v4(),
   owner_id BIGINT NOT NULL,
   name TEXT NOT NULL,
   kind TEXT NOT NULL DEFAULT 'default',
@@ -48,6 +51,14 @@ CREATE INDEX IF NOT EXISTS idx_{table}_created_at ON {table}(created_at DESC);
 
 ALTER TABLE {table} ADD COLUMN IF NOT EXISTS note TEXT;
 
+CREATE OR REPLACE FUNCTION update_updated_at_column()
+RETURNS TRIGGER AS $$
+BEGIN
+  NEW.updated_at = NOW();
+  RETURN NEW;
+END;
+$$ LANGUAGE plpgsql;
+
 DROP TRIGGER IF EXISTS update_{table}_updated_at ON {table};
 CREATE TRIGGER update_{table}_updated_at
   BEFORE UPDATE ON {table}
@@ -58,6 +69,43 @@ INSERT INTO {table} (id, owner_id, name) VALUES
   ('550e8400-e29b-41d4-a716-446655440000', 1, 'seed')
 ON CONFLICT (id) DO NOTHING;
 """
+
+
+# The second shape: a golang-migrate pair, each table with an index and a foreign key to the one before.
+GOLANG_UP = """CREATE TABLE IF NOT EXISTS t{n:06d} (
+  id BIGSERIAL PRIMARY KEY,
+  parent_id BIGINT{references},
+  name TEXT NOT NULL,
+  created_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS idx_t{n:06d}_parent_id ON t{n:06d} (parent_id);
+"""
+GOLANG_DOWN = "DROP TABLE IF EXISTS t{n:06d};\n"
+# Far lighter than any real migration: kept as an extra row, to show what the shape costs.
+LIGHT = "-- Migration: {version}\nCREATE TABLE IF NOT EXISTS t{n} (id bigint PRIMARY KEY, note text);\n"
+SHAPES = ("seed", "golang", "light")
+
+
+def write_migrations(directory: Path, count: int, shape: str, service: str = "ledger", start: int = 1) -> None:
+    """`count` migrations of one `shape` (SHAPES) into `directory`, numbered from `start`: what a long-lived
+    service accumulates. Versions are six digits wide, so that later chunks sort after earlier ones."""
+    directory.mkdir(parents=True, exist_ok=True)
+    width = 6
+    for n in range(start, start + count):
+        if shape == "golang":
+            references = f" REFERENCES t{n - 1:06d} (id)" if n > 1 else ""
+            stem = f"{n:06d}_add_t{n:06d}"
+            (directory / f"{stem}.up.sql").write_text(GOLANG_UP.format(n=n, references=references))
+            (directory / f"{stem}.down.sql").write_text(GOLANG_DOWN.format(n=n))
+        elif shape == "light":
+            version = f"{n:0{width}d}_step"
+            (directory / f"{version}.sql").write_text(LIGHT.format(version=version, n=n))
+        elif n == 1:
+            (directory / f"{n:0{width}d}_init.sql").write_text(INIT)
+        else:
+            version = f"{n:0{width}d}_add_t{n:0{width}d}"
+            text = TABLE.format(version=version, table=f"t{n:0{width}d}", service=service)
+            (directory / f"{version}.sql").write_text(text)
 
 
 def build(

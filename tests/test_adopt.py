@@ -101,9 +101,9 @@ def test_adopt_imports_each_tools_history_then_migrate_and_drift_have_nothing_to
         (v, 0) for v in TOOLS[tool][2]
     ]
     migrated = json.loads(repo.invoke("migrate-all", "--json").stdout)["services"][0]
-    assert (migrated["outcome"], migrated["applied"]) == ("up to date", [])
+    assert (migrated["outcome"], migrated["applied"]) == ("up_to_date", [])
     drift = repo.invoke("drift", "--json")
-    assert drift.returncode == 0 and json.loads(drift.stdout)["services"][0]["state"] == "up to date"
+    assert drift.returncode == 0 and json.loads(drift.stdout)["services"][0]["state"] == "up_to_date"
 
 
 @pytest.mark.parametrize(
@@ -128,7 +128,7 @@ def test_migrating_before_adopting_is_refused_not_run_twice(monorepo, tool: str,
     adopted = repo.invoke("adopt", "svc")
     assert adopted.returncode == 0 and f"from {tool}'s {history} into" in adopted.stdout, adopted.stderr
     migrated = json.loads(repo.invoke("migrate-all", "--json").stdout)["services"][0]
-    assert (migrated["outcome"], migrated["already_applied"]) == ("up to date", 2)
+    assert (migrated["outcome"], migrated["already_applied"]) == ("up_to_date", 2)
 
 
 def test_another_tools_history_of_other_files_does_not_stop_a_service(monorepo) -> None:
@@ -327,4 +327,4 @@ def test_adopt_imports_history_written_by_the_real_dbmate(monorepo) -> None:
     done = repo.invoke("adopt", "svc")
     assert done.returncode == 0 and "recorded 2 version(s) from dbmate's public.schema_migrations" in done.stdout
     migrated = json.loads(repo.invoke("migrate-all", "--json").stdout)["services"][0]
-    assert (migrated["outcome"], migrated["already_applied"]) == ("up to date", 2)
+    assert (migrated["outcome"], migrated["already_applied"]) == ("up_to_date", 2)

@@ -64,7 +64,7 @@ def test_applies_in_order_records_seed_rows_and_then_is_up_to_date(scratch_db: s
     assert [a.version for a in result.applied] == ["001_init", "002_add_b"]
     assert rows(scratch_db) == [(m.version, seed_checksum(m.data)) for m in load_migrations(mdir)]
     again = run_migrations(scratch_db, mdir)
-    assert (again.outcome, again.applied, again.already_applied) == ("up to date", (), 2)
+    assert (again.outcome, again.applied, again.already_applied) == ("up_to_date", (), 2)
 
 
 def test_a_version_with_quotes_and_backslashes_is_recorded_as_written(scratch_db: str, tmp_path: Path) -> None:
@@ -285,7 +285,7 @@ def test_crlf_or_bom_checkout_of_an_applied_file_is_not_drift(scratch_db: str, t
     mdir = files(tmp_path / "s" / "migrations", **{"001_init": "-- é\nCREATE TABLE IF NOT EXISTS a (id int);\n"})
     apply(scratch_db, mdir)
     (mdir / "001_init.sql").write_bytes(b"\xef\xbb\xbf" + "-- é\r\nCREATE TABLE IF NOT EXISTS a (id int);\r\n".encode())
-    assert apply(scratch_db, mdir).outcome == "up to date"
+    assert apply(scratch_db, mdir).outcome == "up_to_date"
 
 
 def test_an_applied_file_that_is_gone_stops_the_service(scratch_db: str, tmp_path: Path) -> None:
@@ -519,7 +519,7 @@ def test_seed_runner_databases_and_migratekit_databases_are_indistinguishable(ne
                 "INSERT INTO schema_migrations (version, checksum, execution_time_ms) VALUES (%s, %s, 3)",
                 (m.version, seed_checksum(m.data)),
             )
-    assert apply(by_seed, mdir).outcome == "up to date"
+    assert apply(by_seed, mdir).outcome == "up_to_date"
     apply(by_kit, mdir)
     assert rows(by_kit) == rows(by_seed)
     shape = (
@@ -580,6 +580,31 @@ def test_extensions_the_server_lacks_stop_the_service_before_its_first_migration
     assert rows(scratch_db) == []  # the tracking table exists (the lock was taken), with no row
 
 
+def test_an_extension_is_found_after_a_function_body_and_a_run_keeps_no_parse_trees(
+    scratch_db: str, tmp_path: Path
+) -> None:
+    """The seed's template: a function whose body says BEGIN (so the file is parsed to be sent) and CREATE
+    EXTENSION. The check before the run finds the extension at its own line; the trees are not kept after."""
+    body = (
+        "CREATE OR REPLACE FUNCTION touch() RETURNS trigger AS $$\nBEGIN\n  -- no extension here; a ; inside\n"
+        "  NEW.updated_at = now();\n  RETURN NEW;\nEND;\n$$ LANGUAGE plpgsql;\n"
+    )
+    mdir = files(
+        tmp_path / "ledger" / "migrations",
+        **{
+            "001_init": body + "CREATE TABLE IF NOT EXISTS a (id int);",
+            "002_add_b": body + "\nCREATE EXTENSION IF NOT EXISTS mk_no_such_extension;\n",
+        },
+    )
+    refused = apply(scratch_db, mdir)
+    assert (refused.outcome, refused.failure.file, refused.failure.line) == ("failed", "002_add_b.sql", 9)
+    (mdir / "002_add_b.sql").write_text(body + '\nCREATE EXTENSION IF NOT EXISTS "uuid-ossp";\n')
+    migrations = load_migrations(mdir)
+    result = apply_service("ledger", scratch_db, migrations)
+    assert [a.version for a in result.applied] == ["001_init", "002_add_b"]
+    assert all("statements" not in m.__dict__ for m in migrations)
+
+
 def test_a_failing_migration_runs_exactly_once_and_is_placed_at_its_statement(scratch_db: str, tmp_path: Path) -> None:
     mdir = files(
         tmp_path / "svc" / "migrations",
@@ -615,7 +640,7 @@ def test_the_runners_bookkeeping_ignores_a_migrations_search_path(scratch_db: st
     assert [v for v, _ in rows(scratch_db)] == ["001_init", "002_other", "003_later"]
     assert rows(scratch_db, "other.schema_migrations") == []
     assert exists(scratch_db, "other.b") and exists(scratch_db, "public.c")  # 003 starts from the defaults
-    assert apply(scratch_db, mdir).outcome == "up to date"
+    assert apply(scratch_db, mdir).outcome == "up_to_date"
 
 
 @pytest.mark.parametrize(

@@ -102,8 +102,13 @@ def test_audit_root_works_on_another_checkout_without_workspace_yaml(example_rep
         timeout=120,
     )
     findings = json.loads(result.stdout)["findings"]
-    # enrichment's tracking table is declared only in workspace.yaml: without it, 001_init no longer creates it.
-    assert [(f["code"], f["service"]) for f in findings] == [("MK111", "enrichment")]
+    # enrichment's tracking table is declared only in workspace.yaml: without it, 001_init no longer creates it;
+    # and its database: enrichment's migrations use battles' tables, which are now in another database (MK504).
+    assert [(f["code"], f["service"]) for f in findings] == [
+        ("MK111", "enrichment"),
+        ("MK504", "enrichment"),
+        ("MK504", "enrichment"),
+    ]
 
 
 # --- wiring styles -------------------------------------------------------------------------
@@ -331,10 +336,16 @@ def test_changed_since_checks_history(tmp_path: Path) -> None:
 
 def test_rules_lists_every_code_and_documents_one(example_repo: Monorepo) -> None:
     root = example_repo.root
-    listed = json.loads(invoke(root, "rules", "--json").stdout)
+    listed = json.loads(invoke(root, "rules", "--json").stdout)["rules"]
     assert len({r["code"] for r in listed}) == len(listed) >= 45
     one = invoke(root, "rules", "--code", "MK302").stdout
     assert "Bad:" in one and "Good:" in one and "CONCURRENTLY" in one
+    assert "squawk: require-concurrent-index-creation" in one
+    assert "squawk: none" in invoke(root, "rules", "--code", "MK301").stdout  # what migratekit adds
+    by_code = {r["code"]: r for r in listed}
+    assert by_code["MK312"]["squawk"] == ["adding-foreign-key-constraint", "constraint-missing-not-valid"]
+    table = invoke(root, "rules").stdout
+    assert "squawk" in table.splitlines()[1] + table.splitlines()[2] and "prefer-robust-stmts" in table
     assert invoke(root, "rules", "--code", "MK999").returncode == 2
 
 

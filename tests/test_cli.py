@@ -35,7 +35,7 @@ def test_cli_migrates_a_directory_and_reports_json(scratch_db: str, tmp_path: Pa
     first = cli("migrate", "--dir", str(mdir), "--url", scratch_db)
     assert first.returncode == 0 and "applied 001_init" in first.stdout
     again = cli("migrate", "--dir", str(mdir), "--json", env={"DATABASE_URL": scratch_db})
-    assert json.loads(again.stdout)["outcome"] == "up to date"
+    assert json.loads(again.stdout)["outcome"] == "up_to_date"
 
 
 @pytest.mark.server_auth

@@ -197,14 +197,17 @@ def test_as_root_a_wheel_in_a_private_directory_is_copied_where_its_server_can_r
         shutil.copytree(source, private / "site-packages" / source.name, symlinks=True)
     binaries = Binaries(private / "site-packages" / package.name / "pginstall" / "bin", WHEEL)
     embedded = Embedded(private / "checkout", binaries=binaries)
+    copy: Path | None = None
     try:
         server = embedded.start()
-        assert server.binaries.bindir.is_relative_to(tempfile.gettempdir())
-        assert server.binaries.bindir.parts[-4].startswith("migratekit-pginstall-")
+        copy = server.binaries.bindir.parents[2]  # <temp>/migratekit-pginstall-<tag>/<package>/pginstall/bin
+        assert copy.parent == Path(tempfile.gettempdir()) and copy.name.startswith("migratekit-pginstall-")
         with psycopg.connect(embedded.ensure_database("probe")) as conn:
             assert conn.execute("SELECT current_user").fetchone() == ("postgres",)
     finally:
         embedded.stop()
+        if copy is not None:  # the copy of an installation that ends with this test
+            shutil.rmtree(copy)
 
 
 @pytest.mark.parametrize(

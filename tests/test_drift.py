@@ -49,8 +49,8 @@ def test_a_database_that_matches_reports_nothing(repo: Monorepo) -> None:
     code, data = drift(repo, "--schema")
     assert code == 0
     assert [(s["service"], s["state"], s["items"], s["schema"]) for s in data["services"]] == [
-        ("auth", "up to date", [], []),
-        ("search", "up to date", [], []),
+        ("auth", "up_to_date", [], []),
+        ("search", "up_to_date", [], []),
     ]
 
 
@@ -60,7 +60,7 @@ def test_pending_and_out_of_order_files(repo: Monorepo) -> None:
     code, data = drift(repo)
     assert code == 1
     assert [(i["version"], i["kind"]) for i in service(data, "auth")["items"]] == [
-        ("002a_backfill", "out of order"),
+        ("002a_backfill", "out_of_order"),
         ("004_add_names", "pending"),
     ]
 
@@ -93,7 +93,7 @@ def test_an_edited_applied_file_shows_both_checksums_and_its_last_commit(repo: M
 def test_a_deleted_applied_file(repo: Monorepo) -> None:
     (repo.root / "services/auth/migrations/003_add_touch.sql").unlink()
     code, data = drift(repo)
-    assert [(i["version"], i["kind"]) for i in service(data, "auth")["items"]] == [("003_add_touch", "missing file")]
+    assert [(i["version"], i["kind"]) for i in service(data, "auth")["items"]] == [("003_add_touch", "missing_file")]
 
 
 def test_hand_made_schema_changes_are_named_exactly(repo: Monorepo) -> None:
@@ -111,7 +111,7 @@ def test_hand_made_schema_changes_are_named_exactly(repo: Monorepo) -> None:
         ("index", "public.idx_accounts_email", "missing"),
     ]
     assert service(data, "search")["schema"] == []
-    assert (service(data, "auth")["state"], service(data, "search")["state"]) == ("drift", "up to date")
+    assert (service(data, "auth")["state"], service(data, "search")["state"]) == ("drift", "up_to_date")
     human = repo.invoke("drift", "--schema").stdout
     assert "auth: schema: column public.accounts.nickname is extra" in human
 
@@ -141,7 +141,7 @@ def test_a_missing_or_foreign_tracking_table(repo: Monorepo) -> None:
     with psycopg.connect(repo.env["SEARCH_DATABASE_URL"], autocommit=True) as conn:
         conn.execute("CREATE TABLE schema_migrations (version bigint PRIMARY KEY, dirty boolean NOT NULL)")
     search = service(drift(repo)[1], "search")
-    assert search["state"] == "foreign table" and "golang-migrate" in search["message"]
+    assert search["state"] == "foreign_table" and "golang-migrate" in search["message"]
 
 
 def test_environment_matrix(repo: Monorepo, new_db) -> None:
@@ -173,7 +173,7 @@ def test_services_sharing_a_database_are_replayed_together_whichever_is_named(
     assert example_repo.invoke("migrate-all").returncode == 0
     code, data = drift(example_repo, "--service", selected, "--schema")
     assert code == 0, data
-    assert [(s["service"], s["state"], s["schema"]) for s in data["services"]] == [(selected, "up to date", [])]
+    assert [(s["service"], s["state"], s["schema"]) for s in data["services"]] == [(selected, "up_to_date", [])]
 
 
 def test_a_database_not_migrated_yet_shows_pending_files_and_no_schema_differences(

@@ -64,9 +64,9 @@ def test_a_format_applies_re_runs_rolls_back_and_applies_again(monorepo, fmt: st
     assert code == 0, first
     assert [a["version"] for a in first["services"][0]["applied"]] == [s[0] for s in STEPS]
     full = schema(repo, "svc")
-    assert run(repo, "migrate-all")[1]["services"][0]["outcome"] == "up to date"
+    assert run(repo, "migrate-all")[1]["services"][0]["outcome"] == "up_to_date"
     code, undone = run(repo, "rollback", "svc", "--steps", "2")
-    assert (code, [a["version"] for a in undone["applied"]]) == (0, ["003_create_c", "002_add_name"]), undone
+    assert (code, [a["version"] for a in undone["rolled_back"]]) == (0, ["003_create_c", "002_add_name"]), undone
     assert repo.query("svc", "SELECT version FROM schema_migrations") == [("001_create_a",)]
     assert repo.query("svc", "SELECT to_regclass('c')") == [(None,)]
     code, again = run(repo, "migrate-all")
@@ -218,7 +218,7 @@ def test_other_tools_directories_are_found_migrated_declared_and_extended(tmp_pa
     assert [p.name for p in (root / "services/auth/db/migrations").glob("003_add_email*")] == ["003_add_email.sql"]
     assert not (root / "services/auth/migrations").exists()
     code, again = run(repo, "migrate-all")
-    assert code == 0 and [s["outcome"] for s in again["services"]] == ["applied", "up to date"], again
+    assert code == 0 and [s["outcome"] for s in again["services"]] == ["applied", "up_to_date"], again
     assert [a["version"] for a in again["services"][0]["applied"]] == ["003_add_email"]
 
 
@@ -284,7 +284,7 @@ def test_a_rollback_waits_for_a_held_migration_lock_and_names_its_holder(monorep
         assert result.outcome == "failed"
         assert f"backend pid {other.info.backend_pid} (other-runner" in result.failure.message
     assert len(repo.query("svc", "SELECT version FROM schema_migrations")) == 3
-    assert rollback_service("svc", url, migrations).outcome == "rolled back"
+    assert rollback_service("svc", url, migrations).outcome == "rolled_back"
     assert len(repo.query("svc", "SELECT version FROM schema_migrations")) == 2
 
 
@@ -380,7 +380,7 @@ def test_rollback_refuses_a_file_edited_since_it_was_applied_unless_told(
     assert len(repo.query("svc", "SELECT version FROM schema_migrations")) == 3
     assert repo.query("svc", "SELECT to_regclass('a') IS NOT NULL, to_regclass('c') IS NOT NULL") == [(True, True)]
     code, told = run(repo, "rollback", "svc", "--allow-changed")
-    assert (code, told["outcome"], [a["version"] for a in told["applied"]]) == (0, "rolled back", ["003_create_c"])
+    assert (code, told["outcome"], [a["version"] for a in told["rolled_back"]]) == (0, "rolled_back", ["003_create_c"])
     assert len(repo.query("svc", "SELECT version FROM schema_migrations")) == 2
 
 
@@ -391,7 +391,7 @@ def test_rollback_takes_a_crlf_checkout_for_the_file_it_applied(monorepo) -> Non
     path = repo.root / "services/svc/migrations/003_create_c.sql"
     path.write_bytes(path.read_bytes().replace(b"\n", b"\r\n"))
     code, result = run(repo, "rollback", "svc")
-    assert (code, result["outcome"]) == (0, "rolled back")
+    assert (code, result["outcome"]) == (0, "rolled_back")
     assert repo.query("svc", "SELECT to_regclass('c')") == [(None,)]
 
 

@@ -123,12 +123,12 @@ def test_read_only_commands_read_settings_without_the_runner() -> None:
         }, reader
 
 
-def test_the_readmes_layout_is_the_code_as_it_is() -> None:
-    """The README's Layout section is generated from the modules' docstrings (python tools/layout.py)."""
+def test_the_layout_section_is_the_code_as_it_is() -> None:
+    """docs/development.md's Layout section is generated from the modules' docstrings (python tools/layout.py)."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("layout", PACKAGE.parents[1] / "tools" / "layout.py")
     assert spec is not None and spec.loader is not None
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
-    assert tool.current(tool.README.read_text()) == tool.section(), "stale: run python tools/layout.py"
+    assert tool.current(tool.PAGE.read_text()) == tool.section(), "stale: run python tools/layout.py"

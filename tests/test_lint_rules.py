@@ -48,6 +48,18 @@ def test_an_ignore_silences_only_its_statement_and_code(tmp_path: Path) -> None:
     assert [(f.code, f.line) for f in findings if f.code in ("MK302", "MK112")] == [("MK302", 4)]
 
 
+def test_an_ignore_after_accented_text_silences_its_own_statement(tmp_path: Path) -> None:
+    """PostgreSQL's scanner counts characters, the file's lines are found in bytes: é is two."""
+    sql = (
+        "COMMENT ON TABLE killmails IS 'é" + "é" * 60 + "';\n"
+        "CREATE INDEX IF NOT EXISTS idx_a ON killmails (a);\n"
+        "-- migratekit: ignore MK302 -- killmails is tiny\n"
+        "CREATE INDEX IF NOT EXISTS idx_b ON killmails (b);\n"
+    )
+    findings = lint(tmp_path, {**GOOD, "003_x.sql": f"-- Migration: 003_x\n{sql}"})
+    assert [(f.code, f.line) for f in findings if f.code in ("MK302", "MK112")] == [("MK302", 3)]
+
+
 def documented(ws: object) -> list:
     """A rule for the registry tests.
 

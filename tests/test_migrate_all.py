@@ -32,9 +32,9 @@ def test_migrate_all_applies_every_service_then_reports_up_to_date(monorepo) -> 
     assert repo.query("auth", "SELECT version FROM schema_migrations ORDER BY 1") == [("001_init",), ("002_add_roles",)]
     second = json.loads(repo.invoke("migrate-all", "--json").stdout)
     assert {s["service"]: (s["outcome"], s["already_applied"]) for s in second["services"]} == {
-        "auth": ("up to date", 2),
-        "battles": ("up to date", 1),
-        "search": ("up to date", 1),
+        "auth": ("up_to_date", 2),
+        "battles": ("up_to_date", 1),
+        "search": ("up_to_date", 1),
     }
 
 
@@ -45,7 +45,7 @@ def test_a_failure_skips_dependents_and_independent_services_finish(monorepo) ->
     assert result.returncode == 1
     services = {s["service"]: s for s in json.loads(result.stdout)["services"]}
     assert services["auth"]["outcome"] == "failed"
-    assert services["auth"]["failure"]["file"] == "003_broken.sql"
+    assert services["auth"]["failure"]["file"] == "services/auth/migrations/003_broken.sql"
     assert services["auth"]["failure"]["line"] == 2
     assert 'relation "missing_table" does not exist' in services["auth"]["failure"]["message"]
     assert services["battles"]["outcome"] == "skipped"
@@ -55,7 +55,10 @@ def test_a_failure_skips_dependents_and_independent_services_finish(monorepo) ->
     assert repo.query("battles", "SELECT to_regclass('schema_migrations')") == [(None,)]
 
     human = repo.invoke("migrate-all")
-    assert 'auth: 003_broken.sql:2: relation "missing_table" does not exist (SQLSTATE 42P01)' in human.stdout
+    assert (
+        'auth: services/auth/migrations/003_broken.sql:2: relation "missing_table" does not exist (SQLSTATE 42P01)'
+        in human.stdout
+    )
 
 
 def test_fail_fast_starts_nothing_after_a_failure(monorepo) -> None:
@@ -187,7 +190,7 @@ def test_a_tracking_table_changed_after_migrating_is_refused_not_run_again(monor
     with psycopg.connect(repo.env["AUTH_DATABASE_URL"]) as conn:  # the hint, followed
         conn.execute("CREATE SCHEMA migratekit; ALTER TABLE public.schema_migrations SET SCHEMA migratekit")
     after = json.loads(repo.invoke("migrate-all", "--json").stdout)["services"][0]
-    assert (after["outcome"], after["already_applied"]) == ("up to date", 2)
+    assert (after["outcome"], after["already_applied"]) == ("up_to_date", 2)
 
 
 def test_the_example_monorepo_migrates_and_its_python_service_uses_the_runner(example_repo: Monorepo, new_db) -> None:

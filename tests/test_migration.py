@@ -128,6 +128,8 @@ TRANSACTION_MODE_CASES = [
     ("CREATE INDEX CONCURRENTLY IF NOT EXISTS i ON t (a);", False, "line 1: CONCURRENTLY"),
     ("SELECT 1;\nDROP INDEX CONCURRENTLY IF EXISTS i;", False, "line 2: CONCURRENTLY"),
     ("REINDEX INDEX CONCURRENTLY i;", False, "CONCURRENTLY"),
+    ("ALTER TABLE events DETACH PARTITION events_2023 CONCURRENTLY;", False, "line 1: CONCURRENTLY"),
+    ("ALTER TABLE events DETACH PARTITION events_2023;", True, ""),
     ("VACUUM t;", False, "VACUUM cannot run in a transaction"),
     ("ANALYZE t;", True, ""),
     ("ALTER TYPE mood ADD VALUE IF NOT EXISTS 'meh';\nUPDATE t SET m = 'meh';", False, "ADD VALUE"),

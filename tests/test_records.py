@@ -24,7 +24,7 @@ def test_status_lists_each_migration_with_its_state(monorepo) -> None:
     repo = repo_with_history(monorepo)
     repo.migration("auth", "003_add_b.sql", "CREATE TABLE IF NOT EXISTS b (id int);\n")
     repo.migration("auth", "002_count.sql", "INSERT INTO runs VALUES (2); -- edited\n")
-    result = repo.invoke("status", "--json")
+    result = repo.invoke("status", "--json", "--exit-code")
     assert result.returncode == 1, result.stderr  # drift: something to do or to look at
     (service,) = json.loads(result.stdout)["services"]
     entries = {e["version"]: e for e in service["entries"]}

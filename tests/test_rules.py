@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +22,7 @@ import pytest
 import yaml
 
 from conftest import REPO, write_tree
-from migratekit.checks.rule import Finding, Rule, Scope, all_rules
+from migratekit.checks.rule import Finding, Rule, Scope, all_rules, rules_for
 from migratekit.checks.run import across_services, audit
 from migratekit.model.workspace_file import load_workspace
 
@@ -85,6 +86,15 @@ def test_every_rule_has_a_failing_and_a_passing_case() -> None:
     for code, by_name in named.items():
         assert any(c.get("findings") for c in by_name.values()), f"{code} has no failing case"
         assert any(not c.get("findings") for c in by_name.values()), f"{code} has no passing case"
+
+
+def test_statement_rules_have_six_cases_at_the_median() -> None:
+    """Two cases test that a rule fires, not where its edges are: inside and outside a transaction, a
+    table of this file, of an earlier migration or of no migration, quoted and qualified names, the fix."""
+    named = fixtures()
+    counts = {r.code: len(named[r.code]) for r in rules_for(Scope.STATEMENT)}
+    assert statistics.median(counts.values()) >= 6, sorted(counts.items(), key=lambda item: item[1])
+    assert min(counts.values()) >= 4, "every statement rule has a few cases beyond one failing and one passing"
 
 
 def test_the_rules_reference_is_generated_from_the_declarations() -> None:
@@ -151,12 +161,3 @@ def test_every_scope_has_its_families_its_signature_and_rules() -> None:
     assert {r.scope for r in all_rules()} == set(Scope)
     assert {module_for(r.code) for r in all_rules()} == set(rule_modules().values())  # no module without a rule
     assert all(r.check.__module__ == module_for(r.code) for r in all_rules())
-
-
-def test_the_readmes_family_table_names_every_rule() -> None:
-    """The README's family table is written by hand: each declared code must be in it (MK6xx under Drift)."""
-    readme = (REPO / "README.md").read_text()
-    table = readme[readme.index("| family | what it checks |") : readme.index("### Wiring styles")]
-    drift = readme[readme.index("## Drift") :]
-    missing = [r.code for r in all_rules() if r.code not in (drift if r.code.startswith("MK6") else table)]
-    assert missing == []

@@ -192,7 +192,7 @@ def test_the_python_scaffold_carries_its_own_runner_and_builds_from_its_director
     with psycopg.connect(url) as conn:
         rows = conn.execute("SELECT version, checksum FROM schema_migrations ORDER BY 1").fetchall()
     assert rows == [(m.version, m.checksum) for m in migrations]  # the seed's rows: migratekit agrees
-    assert apply_service("ledger", url, migrations).outcome == "up to date"
+    assert apply_service("ledger", url, migrations).outcome == "up_to_date"
     (service / "migrations" / "002_broken.sql").write_text("CREATE TABLE IF NOT EXISTS b (id int);\nSELECT 1/0;\n")
     failed = subprocess.run([sys.executable, "-m", "ledger.migrate"], env=env, capture_output=True, text=True)
     assert failed.returncode == 1 and "002_broken.sql: division by zero" in failed.stderr

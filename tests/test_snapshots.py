@@ -19,12 +19,16 @@ from migratekit.model.secrets import redact
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 VOLATILE = {"elapsed_ms", "execution_time_ms"}  # timings differ on every run
+MOMENTS = {"applied_at"}  # and so do the times a row was recorded
 
 
 def normalise(value: Any, repo: Monorepo) -> Any:
     """Timings zeroed; the checkout's path and each database URL replaced by a stable name."""
     if isinstance(value, dict):
-        return {k: 0 if k in VOLATILE and isinstance(v, int) else normalise(v, repo) for k, v in value.items()}
+        return {
+            k: 0 if k in VOLATILE and isinstance(v, int) else "<time>" if k in MOMENTS and v else normalise(v, repo)
+            for k, v in value.items()
+        }
     if isinstance(value, list):
         return [normalise(v, repo) for v in value]
     if isinstance(value, str):
@@ -56,6 +60,7 @@ def test_example_json_outputs_are_unchanged(example: Monorepo) -> None:
     check_json("migrate_all_dry_run.json", example, "migrate-all", "--dry-run")
     check_json("migrate_all.json", example, "migrate-all")
     check_json("migrate_all_up_to_date.json", example, "migrate-all")
+    check_json("status.json", example, "status")
     check_json("drift.json", example, "drift")
 
     migrations = example.root / "services" / "battles" / "migrations"

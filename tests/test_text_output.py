@@ -20,7 +20,17 @@ from conftest import Monorepo, plain
 from migratekit.checks.rule import Finding, Severity, all_rules
 from migratekit.checks.run import AuditReport
 from migratekit.cli import render
-from migratekit.database.drift import DriftState, Entry, Item, ItemKind, Matrix, ServiceDrift, ServiceStatus
+from migratekit.database.drift import (
+    Applying,
+    DriftState,
+    Entry,
+    EntryKind,
+    Item,
+    ItemKind,
+    Matrix,
+    ServiceDrift,
+    ServiceStatus,
+)
 from migratekit.database.embedded import Binaries, EmbeddedServer
 from migratekit.database.results import Applied, Failure, Outcome, Result
 from migratekit.database.schema import Difference
@@ -73,7 +83,9 @@ def test_a_failed_rollback_names_the_file_and_line(updown: Monorepo) -> None:
     updown.migration("g", "003_three.down.sql", "DELETE FROM t3;\nSELECT 1/0;\n")
     failed = updown.invoke("rollback", "g", terminal=80)
     assert failed.returncode == 1, failed.stdout + failed.stderr
-    assert "g: 003_three.down.sql:2: rolling back: division by zero (SQLSTATE 22012)" in seen(failed.stdout)
+    assert "g: services/g/migrations/003_three.down.sql:2: rolling back: division by zero (SQLSTATE 22012)" in seen(
+        failed.stdout
+    )
     assert len(updown.query("g", "SELECT version FROM schema_migrations")) == 3
 
 
@@ -133,12 +145,14 @@ def test_every_outcome_has_its_rendering(outcome: Outcome, monkeypatch: pytest.M
         ):
             out = printed(shown, terminal, monkeypatch, capsys)
             (row,) = [line for line in plain(out).splitlines() if line.startswith("│ svc ")]
-            assert row.split("│")[-2].strip() == str(outcome)
+            said = render.OUTCOME_LABEL[outcome]
+            assert row.split("│")[-2].strip() == said
             if terminal:  # in its colour
-                assert re.search(r"\x1b\[[0-9;]+m" + re.escape(str(outcome)) + r"\x1b\[0m", out), repr(out)
+                assert re.search(r"\x1b\[[0-9;]+m" + re.escape(said) + r"\x1b\[0m", out), repr(out)
 
 
-H = "t[/]x[bold]b:smile:[red]"  # markup, an emoji code and an unclosed tag: each must print as written
+H = "t[/]x[bold]b:smile:[red]"
+NOW = "2026-12-04T18:00:00+00:00"  # markup, an emoji code and an unclosed tag: each must print as written
 
 
 def everything_rendered() -> dict[str, list[Any]]:
@@ -173,9 +187,11 @@ def everything_rendered() -> dict[str, list[Any]]:
             [{"service": H, "database": H, "url_variable": H}],
             [orphan],
         ),
-        "status_tables": render.status_tables(
-            [ServiceStatus(H, H, DriftState.DRIFT, (Entry(H, "changed", H, 1, H),), message=H)]
+        "status_text": render.status_text(
+            [ServiceStatus(H, H, DriftState.DRIFT, (Entry(H, EntryKind.CHANGED, NOW, 1, H),), message=H)]
         ),
+        "status_totals": [render.status_totals([ServiceStatus(H, H, DriftState.UNREACHABLE, (), message=H)])],
+        "timeline_text": render.timeline_text([Applying(NOW, H, H, EntryKind.ADOPTED, None, H)], since=H),
         "outcome_text": [render.outcome_text(Outcome.FAILED)],
         "totals_text": [render.totals_text([Result(H, Outcome.FAILED, applied)], 2.5)],
     }
@@ -216,10 +232,56 @@ def test_the_console_prints_a_string_as_written(capsys) -> None:
 
 def test_the_progress_log_prints_names_as_written(capsys) -> None:
     from migratekit.cli.progress import live_progress
+    from migratekit.database.apply import Applying, Finished, Ran, WaveStarted
 
     with live_progress(render.console(stderr=True)) as progress:
-        progress(H, H)
-    assert capsys.readouterr().err == f"{H}: applying {H}\n"
+        progress(WaveStarted(1, 2, (H,)))
+        progress(Applying(H, H))
+        progress(Ran(H, Applied(H, "0" * 16, 2500, True)))
+        progress(Finished(Result(H, Outcome.APPLIED, (Applied(H, "0" * 16, 2500, True),), elapsed_ms=2600), 1, 2))
+    assert capsys.readouterr().err.splitlines() == [
+        f"wave 1 of 2: {H}",
+        f"{H}: applying {H}",
+        f"{H}: applied {H} in 2.5 s",
+        f"{H}: 1 applied in 2.6 s (1 of 2 services)",
+    ]
+
+
+def test_the_live_board_shows_what_runs_and_how_many_are_done() -> None:
+    from rich.console import Console
+
+    from migratekit.cli.progress import _Board
+    from migratekit.database.apply import Applying, Finished
+
+    board = _Board()
+    board.update(Applying("auth", "003_slow"))
+    board.update(Applying("users", "001_init"))
+    board.update(Finished(Result("users", Outcome.UP_TO_DATE), 1, 3))
+    out = Console(file=io.StringIO(), width=120)
+    out.print(board.render())
+    text = out.file.getvalue()  # type: ignore[attr-defined]
+    assert "migrating: 1 of 3 done" in text and "003_slow" in text and "users" not in text
+
+
+@pytest.mark.parametrize(
+    ("result", "said"),
+    [
+        (Result("a", Outcome.APPLIED, (Applied("1", "0" * 16, 5, True),) * 3, elapsed_ms=2500), "3 applied in 2.5 s"),
+        (Result("a", Outcome.UP_TO_DATE, already_applied=3), "up to date"),
+        (Result("a", Outcome.PLANNED, pending=("1", "2")), "would apply 2"),
+        (
+            Result("a", Outcome.FAILED, (Applied("1", "0" * 16, 5, True),), elapsed_ms=63_000),
+            "failed after 1 applied in 1 min 3 s",
+        ),
+        (Result("a", Outcome.SKIPPED), "skipped"),
+        (Result("a", Outcome.INTERRUPTED, elapsed_ms=40), "interrupted in 40 ms"),
+        (Result("a", Outcome.ROLLED_BACK), "rolled back"),
+    ],
+)
+def test_each_outcome_ends_its_service_in_the_log(result: Result, said: str) -> None:
+    from migratekit.cli.progress import finished_text
+
+    assert finished_text(result) == said
 
 
 @pytest.mark.parametrize(
@@ -231,7 +293,7 @@ def test_the_progress_log_prints_names_as_written(capsys) -> None:
                 Result("b", Outcome.UP_TO_DATE, already_applied=3),
             ],
             False,
-            "migrated 2 service(s): 2 applied, in 2.5 s",
+            "migrated 2 service(s): 2 applied, 0 failed, in 2.5 s",
         ),
         (
             [Result("a", Outcome.FAILED), Result("b", Outcome.SKIPPED), Result("c", Outcome.APPLIED)],
@@ -245,7 +307,9 @@ def test_a_run_ends_with_its_totals_in_one_line(results: list[Result], dry_run: 
     assert render.totals_text(results, 2.5, dry_run).plain == line
 
 
-@pytest.mark.parametrize(("seconds", "shown"), [(0.85, "850 ms"), (2.04, "2.0 s"), (64.2, "1 min 4 s")])
+@pytest.mark.parametrize(
+    ("seconds", "shown"), [(0.0004, "0 ms"), (0.85, "850 ms"), (2.5, "2.5 s"), (2.04, "2.0 s"), (63.2, "1 min 3 s")]
+)
 def test_a_duration_reads_as_a_person_says_it(seconds: float, shown: str) -> None:
     assert render.duration(seconds) == shown
 
@@ -256,4 +320,157 @@ def test_migrate_all_piped_ends_with_the_totals(example_repo: Monorepo) -> None:
     finally:
         example_repo.invoke("db-down")  # a test leaves no cluster behind
     assert result.returncode == 0, result.stderr
-    assert re.search(r"^migrated 3 service\(s\): 7 applied, in [0-9.]+ (s|ms)$", result.stdout.splitlines()[-1])
+    assert re.search(
+        r"^migrated 3 service\(s\): 7 applied, 0 failed, in [0-9.]+ (s|ms)$", result.stdout.splitlines()[-1]
+    )
+
+
+def test_a_ci_log_shows_the_waves_each_migrations_time_and_the_count(monorepo: Callable[..., Monorepo]) -> None:
+    repo = monorepo({"auth": {}, "users": {"depends_on": ["auth"]}, "search": {"depends_on": ["auth"]}})
+    repo.migration("auth", "001_init.sql", "CREATE TABLE IF NOT EXISTS a (id int);\n")
+    repo.migration("auth", "002_slow.sql", "SELECT pg_sleep(0.3);\n")
+    repo.migration("users", "001_init.sql", "CREATE TABLE IF NOT EXISTS u (id int);\n")
+    done = repo.invoke("migrate-all", "--jobs", "1")
+    assert done.returncode == 0, done.stdout + done.stderr
+    log = done.stderr.splitlines()
+    assert log[0] == "wave 1 of 2: auth" and log[1].startswith("auth: applying 001_init")
+    log = [line for line in log if not line.startswith("auth: applying")]  # one message, or one each
+    assert re.fullmatch(r"auth: applied 001_init in \d+ ms", log[1]), log
+    assert re.fullmatch(r"auth: applied 002_slow in (3\d\d ms|\d\.\d s)", log[2]), log
+    assert re.fullmatch(r"auth: 2 applied in \S+ (s|ms) \(1 of 3 services\)", log[3]), log
+    assert log[4] == "wave 2 of 2: search, users"
+    assert "search: up to date (2 of 3 services)" in log or "search: up to date (3 of 3 services)" in log
+    assert "users: applying 001_init" in log and any(line.startswith("users: 1 applied in ") for line in log)
+    assert done.stdout.splitlines()[-1].startswith("migrated 3 service(s): 3 applied, 0 failed, in ")
+    again = repo.invoke("migrate-all")
+    assert "auth: up to date (1 of 3 services)" in again.stderr.splitlines()
+
+
+GOLDEN = Path(__file__).parent / "snapshots" / "text"
+LONG = "000002_payments_invoice_idx"  # a version that must never fold at 80 columns
+
+
+def _one(version: str, ms: int = 1200) -> Applied:
+    return Applied(version, "0" * 16, ms, True)
+
+
+def outcome_result(outcome: Outcome) -> Result:
+    """One service's result for each outcome, as a run ends in it (every Outcome must be here)."""
+    failure = Failure(
+        'relation "missing" does not exist',
+        file=f"services/billing-invoices/migrations/{LONG}.up.sql",
+        line=2,
+        sqlstate="42P01",
+        hint="fix the file, then run again",
+    )
+    name = "billing-invoices"
+    return {
+        Outcome.APPLIED: Result(name, outcome, (_one("000001_create"), _one(LONG, 2500)), 1, elapsed_ms=3800),
+        Outcome.UP_TO_DATE: Result(name, outcome, already_applied=3, elapsed_ms=40),
+        Outcome.PLANNED: Result(
+            name,
+            outcome,
+            already_applied=1,
+            pending=("000001_create", LONG),
+            notes=("database missing: --create-databases would create it",),
+        ),
+        Outcome.FAILED: Result(name, outcome, (_one("000001_create"),), 1, (LONG,), 900, failure),
+        Outcome.SKIPPED: Result(name, outcome, notes=("skipped: depends on orders, which did not finish",)),
+        Outcome.INTERRUPTED: Result(
+            name,
+            outcome,
+            (_one("000001_create"),),
+            1,
+            (LONG,),
+            63_000,
+            Failure(f"interrupted by SIGINT: {LONG}.up.sql was cancelled and rolled back", hint="run migrate again"),
+        ),
+        Outcome.ROLLED_BACK: Result(name, outcome, (_one(LONG, 30),), 1, elapsed_ms=120),
+    }[outcome]
+
+
+def entry_status(kind: EntryKind) -> ServiceStatus:
+    """A service whose one migration (after an applied one) is of `kind` (every EntryKind must be here)."""
+    entry = {
+        EntryKind.APPLIED: Entry(LONG, kind, NOW, 1200),
+        EntryKind.ADOPTED: Entry(LONG, kind, NOW, None, adopted_from="golang-migrate"),
+        EntryKind.BASELINED: Entry(LONG, kind, NOW),
+        EntryKind.CHANGED: Entry(LONG, kind, NOW, 30, "applied checksum 0123456789abcdef, file now fedcba9876543210"),
+        EntryKind.MISSING_FILE: Entry(LONG, kind, NOW, 30, "applied, but the file is gone"),
+        EntryKind.PENDING: Entry(LONG, kind),
+        EntryKind.OUT_OF_ORDER: Entry(LONG, kind, detail="sorts before 000003_newer, which is applied"),
+    }[kind]
+    state = DriftState.UP_TO_DATE if kind.done else DriftState.DRIFT
+    return ServiceStatus(
+        "billing-invoices",
+        "postgresql://app@db.internal:5432/invoices",
+        state,
+        (Entry("000001_create", EntryKind.APPLIED, NOW, 5), entry),
+    )
+
+
+def rendered_outcomes(command: str) -> dict[str, list[Any]]:
+    """What each outcome of `command` prints: a section per outcome, in the enum's order."""
+    from migratekit.cli.progress import event_line
+    from migratekit.database.apply import Finished
+
+    if command == "status":
+        sections: dict[str, list[Any]] = {str(k): render.status_text([entry_status(k)]) for k in EntryKind}
+        sections["quiet"] = render.status_text([entry_status(k) for k in EntryKind], quiet=True)
+        for state in (DriftState.NOT_CREATED, DriftState.UNREACHABLE, DriftState.FOREIGN_TABLE):
+            entries = (Entry(LONG, EntryKind.PENDING),) if state is DriftState.NOT_CREATED else ()
+            unread = ServiceStatus("billing-invoices", "embedded/invoices", state, entries, "the server said no")
+            sections[str(state)] = render.status_text([unread])
+        sections["timeline"] = render.timeline_text(
+            [
+                Applying(NOW, "billing-invoices", LONG, EntryKind.APPLIED, 2500),
+                Applying(NOW, "orders", "000001_create_orders", EntryKind.ADOPTED, None, "golang-migrate"),
+                Applying(NOW, "legacy-reports", "002_reports", EntryKind.BASELINED),
+            ],
+            since="7d",
+        )
+        return sections
+    if command == "rollback":
+        return {str(o): render.rollback_text(outcome_result(o), dry_run=o is Outcome.PLANNED) for o in Outcome}
+    out = {}
+    for o in Outcome:
+        r = outcome_result(o)
+        log = event_line(Finished(r, 1, 12))
+        out[str(o)] = [
+            log,
+            render.results_table([r], title="migrate-all (dry run)" if o is Outcome.PLANNED else "migrate-all"),
+            *render.result_details([r]),
+            render.totals_text([r], r.elapsed_ms / 1000, dry_run=o is Outcome.PLANNED),
+        ]
+    return out
+
+
+@pytest.mark.parametrize("terminal", WIDTHS, ids=lambda w: f"{w}-columns" if w else "piped")
+@pytest.mark.parametrize("command", ["migrate-all", "rollback", "status"])
+def test_every_outcome_is_rendered_as_pinned(
+    command: str, terminal: int | None, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """Golden text: what a person reads for each outcome. After a deliberate change, regenerate with
+    MIGRATEKIT_UPDATE_SNAPSHOTS=1 and review the diff."""
+    import os
+
+    parts = []
+    for name, renderables in rendered_outcomes(command).items():
+        shown = plain(printed(renderables, terminal, monkeypatch, capsys))
+        parts.append(f"== {name} ==\n" + "".join(line.rstrip() + "\n" for line in shown.splitlines()))
+        if terminal == 80:
+            assert max(len(line) for line in shown.splitlines()) <= 80, name
+            assert shown.count(LONG) == shown.count(LONG[:12]), f"{name}: a version folded or cut at 80 columns"
+            assert shown.count("billing-invoices") == shown.count("billing-inv"), f"{name}: a name folded or cut"
+    text = "\n".join(parts)
+    path = GOLDEN / f"{command}.{terminal or 'piped'}.txt"
+    if os.environ.get("MIGRATEKIT_UPDATE_SNAPSHOTS"):
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(text)
+    assert path.is_file(), f"{path} is missing: run with MIGRATEKIT_UPDATE_SNAPSHOTS=1 to write it"
+    assert text == path.read_text(), f"{path.name} differs from its golden text"
+
+
+def test_every_outcome_and_kind_has_a_golden_section() -> None:
+    for command, values in (("migrate-all", Outcome), ("rollback", Outcome), ("status", EntryKind)):
+        assert set(map(str, values)) <= set(rendered_outcomes(command)), command

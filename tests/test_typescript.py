@@ -87,7 +87,7 @@ def assert_seed_rows(url: str, migrations: Path) -> None:
     with psycopg.connect(url) as conn:
         assert conn.execute("SELECT version, checksum FROM schema_migrations ORDER BY version").fetchall() == expected
     result = apply_service("svc", url, load_migrations(migrations))
-    assert (result.outcome, result.already_applied) == ("up to date", len(expected))
+    assert (result.outcome, result.already_applied) == ("up_to_date", len(expected))
 
 
 def test_an_example_service_builds_and_its_runner_migrates(tmp_path: Path, node_modules: Path, new_db) -> None:

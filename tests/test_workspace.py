@@ -136,6 +136,8 @@ def test_declared_service_without_a_directory(tmp_path: Path) -> None:
             "services.a.migrations: '../../../x' points outside",
         ),
         ("version: 1\ndefaults:\n  migrations: ''\n", "defaults.migrations: must be a non-empty string"),
+        ("version: 1\ndefaults:\n  type_advice: yes please\n", "defaults.type_advice: 'yes please': use true or false"),
+        ("version: 1\nservices:\n  a: {type_advice: 1}\n", "services.a.type_advice: 1: use true or false"),
         ("- a\n- b\n", "the top level must be a mapping"),
         ("version: 1\nservices: [a\n", "invalid YAML"),
         ("version: 1\nservices:\n  a: !!python/object:os.system {}\n", "invalid YAML"),

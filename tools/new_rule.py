@@ -29,6 +29,10 @@ SIGNATURES = {
     Scope.HISTORY: ("h: ServiceHistory", "Iterable[HistoryHit]"),
     Scope.WIRING: ("w: Wiring", "Iterable[WiringHit]"),
     Scope.WORKSPACE: ("ws: Workspace, environ: Mapping[str, str]", "Iterable[WorkspaceHit]"),
+    Scope.OBJECTS: (
+        "ws: Workspace, objects: Mapping[str, ServiceObjects], environ: Mapping[str, str]",
+        "Iterable[WorkspaceHit]",
+    ),
     Scope.ACROSS: ("ws: Workspace", "Iterable[AcrossHit]"),
 }
 FIXTURE = {
@@ -64,6 +68,7 @@ def rules_markdown() -> str:
         lines += ["", f"## {rule.code}: {rule.summary}", ""]
         lines += [f"*{rule.severity}*, {rule.scope} rule. {why}".rstrip(), ""]
         lines += [f"- Bad: `{bad}`", f"- Good: `{good}`", f"- Fix: {rule.hint}"]
+        lines += [f"- squawk: {', '.join(f'`{name}`' for name in rule.squawk) or 'none'}"]
     return "\n".join(lines) + "\n"
 
 

@@ -171,7 +171,12 @@ def test_a_read_only_checkout_is_audited_and_writers_say_where_they_cannot_write
         audited = repo.invoke("audit", "--json")
         assert audited.returncode in (0, 1) and "Traceback" not in audited.stderr, audited.stderr
         assert json.loads(audited.stdout)["services"] == ["svc"]
-        for command in (["new-migration", "svc", "add users"], ["new-service", "pay"], ["ci-workflow"]):
+        writers = (
+            ["new-migration", "svc", "add users"],
+            ["new-service", "pay"],
+            ["ci-workflow", "--install", "pip install ."],
+        )
+        for command in writers:
             result = repo.invoke(*command)
             assert result.returncode == 2, (command, result.stdout + result.stderr)
             assert "Traceback" not in result.stderr and "cannot write" in result.stderr, result.stderr

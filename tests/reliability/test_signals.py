@@ -97,7 +97,10 @@ def test_ctrl_c_without_json_prints_the_summary_and_exits_130(slow_repo: Monorep
     cells = [cell.strip() for cell in row.split("│")[1:-1]]  # service, applied now, already, pending, time, outcome
     assert cells[:3] + cells[-1:] == ["slow", "1", "0", "interrupted"], row
     said = " ".join(" ".join(lines).split())  # a terminal wraps long lines
-    assert "slow: 002_wait.sql:3: interrupted by SIGINT: 002_wait.sql was cancelled and rolled back" in said
+    assert (
+        "slow: services/slow/migrations/002_wait.sql:3: "
+        "interrupted by SIGINT: 002_wait.sql was cancelled and rolled back" in said
+    )
     assert "slow: applied 001_init before it stopped (kept)" in said
     assert slow_repo.query("slow", "SELECT version FROM schema_migrations") == [("001_init",)]
 

@@ -20,6 +20,7 @@ from functools import cache
 from pathlib import Path
 
 from migratekit.checks.rule import Finding, Severity
+from migratekit.checks.sql.context import ServiceObjects
 from migratekit.model.migration import Migration
 from migratekit.model.workspace import Service, state_dir
 from migratekit.version import VERSION
@@ -35,6 +36,7 @@ def _code_version() -> str:
     digest = hashlib.sha256(VERSION.encode())
     checks, model = package / "checks", package / "model"
     lint = [checks / "run.py", checks / "rule.py", *checks.glob("sql/*.py"), *checks.glob("rules/mk[123]*.py")]
+    lint += [checks / "sql" / "builtins.json"]  # which references are PostgreSQL's, not another service's
     for source in sorted([*lint, model / "migration.py", model / "formats.py"]):
         digest.update(source.read_bytes())
     spec = importlib.util.find_spec("pglast")
@@ -48,7 +50,8 @@ def _code_version() -> str:
 def _read_as(service: Service, relative_dir: str) -> bytes:
     """What the findings depend on besides the files: where they are shown from and how they are read."""
     settings = service.settings
-    return json.dumps((relative_dir, service.name, settings.tracking_table, settings.format, settings.gaps)).encode()
+    read_as = (relative_dir, service.name, settings.tracking_table, settings.format, settings.gaps)
+    return json.dumps((*read_as, settings.type_advice)).encode()
 
 
 def key(service: Service, migrations: tuple[Migration, ...], relative_dir: str) -> str:
@@ -86,25 +89,31 @@ def _path(root: Path, entry: str) -> Path:
     return state_dir(root) / "cache" / "lint" / f"{entry}.json"
 
 
-def load(root: Path, entry: str) -> list[Finding] | None:
-    """The cached findings, or None when there is no entry or it cannot be trusted."""
+def load(root: Path, entry: str) -> tuple[list[Finding], ServiceObjects] | None:
+    """The cached findings and what the migrations create and use, or None when there is no entry or it
+    cannot be trusted."""
     try:
         data = json.loads(_path(root, entry).read_text())
         if not isinstance(data, dict) or data.get("key") != entry or not isinstance(data.get("findings"), list):
             return None
-        return [
+        findings = [
             Finding(f["code"], Severity(f["severity"]), f["service"], f["path"], f["line"], f["message"], f["hint"])
             for f in data["findings"]
         ]
+        return findings, ServiceObjects.from_json(data["objects"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
-def store(root: Path, entry: str, findings: list[Finding]) -> None:
+def store(root: Path, entry: str, findings: list[Finding], objects: ServiceObjects) -> None:
     with contextlib.suppress(OSError):  # a cache that cannot be written (a read-only checkout) is only slower
         path = _path(root, entry)
         path.parent.mkdir(parents=True, exist_ok=True)
-        data = {"key": entry, "findings": [{f: getattr(x, f) for f in FIELDS} for x in findings]}
+        data = {
+            "key": entry,
+            "findings": [{f: getattr(x, f) for f in FIELDS} for x in findings],
+            "objects": objects.as_json(),
+        }
         handle, staging = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
         with os.fdopen(handle, "w") as out:
             json.dump(data, out)

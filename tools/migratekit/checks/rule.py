@@ -35,6 +35,7 @@ class Scope(StrEnum):
     history    check(ServiceHistory)         -> (path, line | None, message)
     wiring     check(Wiring)                 -> (path, line | None, message | None)
     workspace  check(Workspace, environ)     -> (service, path, line, message)
+    objects    check(Workspace, {service: ServiceObjects}, environ) -> (service, path, line, message)
     across     check(Workspace)              -> (service, path, line, message)
     """
 
@@ -44,6 +45,7 @@ class Scope(StrEnum):
     HISTORY = "history"
     WIRING = "wiring"
     WORKSPACE = "workspace"
+    OBJECTS = "objects"  # what each service's migrations create and use, compared across services
     ACROSS = "across"
 
 
@@ -56,20 +58,22 @@ FAMILIES: dict[Scope, tuple[str, ...]] = {
     Scope.HISTORY: ("1",),
     Scope.WIRING: ("4",),
     Scope.WORKSPACE: ("5",),
+    Scope.OBJECTS: ("5",),
     Scope.ACROSS: ("6",),
 }
+SQUAWK_NAME = re.compile(r"^[a-z]+(?:-[a-z]+)*$")
 RULE_PACKAGE = "migratekit.checks.rules"  # its modules, mk<family>_<concern>.py, declare every rule
 
 
 @dataclass(frozen=True)
 class Finding:
-    code: str
-    severity: Severity
-    service: str | None
+    code: str  # the rule (MK302)
+    severity: Severity  # error or warning
+    service: str | None  # null: about the workspace
     path: str | None  # relative to the monorepo root
-    line: int | None
-    message: str
-    hint: str
+    line: int | None  # 1-based; null for a whole file or none
+    message: str  # what is wrong, and its consequence
+    hint: str  # what to do
 
     @property
     def location(self) -> str:
@@ -80,14 +84,15 @@ class Finding:
 
 @dataclass(frozen=True)
 class Rule:
-    code: str
-    severity: Severity
-    summary: str
-    hint: str
-    doc: str
-    scope: Scope
+    code: str  # stable forever (MK302)
+    severity: Severity  # error or warning
+    summary: str  # one sentence
+    hint: str  # how to fix what it finds
+    doc: str  # why, with a bad and a good example
+    scope: Scope  # what it reads
     check: Callable[..., Iterable[Any]] = field(repr=False, compare=False)
     kinds: frozenset[str] = field(default=frozenset(), repr=False)  # statement rules: the node types
+    squawk: tuple[str, ...] = ()  # the squawk rules that cover the same hazard; () is what migratekit adds
 
     def finding(
         self, service: str | None, path: str | None, line: int | None = None, message: str | None = None
@@ -103,15 +108,16 @@ _REGISTRY: dict[str, Rule] = {}
 
 
 def rule(
-    code: str, severity: str, hint: str, *, scope: Scope, kinds: Iterable[str] = ()
+    code: str, severity: str, hint: str, *, scope: Scope, kinds: Iterable[str] = (), squawk: Iterable[str] = ()
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """`@rule("MK201", "error", "fix hint", scope=Scope.STATEMENT, kinds=("CreateStmt",))` over a documented check.
 
     A module whose rules share one scope binds it once: `rule = partial(declare_rule, scope=Scope.FILES)`.
+    `squawk` names the squawk rules (sbdchd/squawk) that cover the same hazard, for teams that know them.
     """
 
     def register(check: Callable[..., Any]) -> Callable[..., Any]:
-        declared = declaration(code, severity, hint, scope, check, kinds)
+        declared = declaration(code, severity, hint, scope, check, kinds, squawk)
         home = module_for(code)
         if check.__module__.startswith(RULE_PACKAGE) and check.__module__ != home:
             raise RuleDeclarationError(f"{code} ({check.__module__}): a rule with this code lives in {home}")
@@ -125,7 +131,13 @@ def rule(
 
 
 def declaration(
-    code: str, severity: str, hint: str, scope: Scope, check: Callable[..., Any], kinds: Iterable[str] = ()
+    code: str,
+    severity: str,
+    hint: str,
+    scope: Scope,
+    check: Callable[..., Any],
+    kinds: Iterable[str] = (),
+    squawk: Iterable[str] = (),
 ) -> Rule:
     """The Rule for one declaration, or RuleDeclarationError saying what is wrong with it."""
     where = f"{code} ({check.__module__}.{check.__qualname__})"
@@ -145,7 +157,10 @@ def declaration(
     if scope is Scope.STATEMENT and not kinds:
         raise RuleDeclarationError(f"{where}: a statement rule names the node types it reads (kinds=...)")
     summary = text.splitlines()[0].rstrip(".")
-    return Rule(code, Severity(severity), summary, hint, text, scope, check, frozenset(kinds))
+    names = tuple(squawk)
+    if any(not SQUAWK_NAME.fullmatch(name) for name in names):
+        raise RuleDeclarationError(f"{where}: squawk rules are named in kebab case, like prefer-robust-stmts")
+    return Rule(code, Severity(severity), summary, hint, text, scope, check, frozenset(kinds), names)
 
 
 @cache

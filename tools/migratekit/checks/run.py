@@ -26,7 +26,7 @@ from migratekit.checks import baseline as baselines
 from migratekit.checks import cache
 from migratekit.checks.rule import Finding, Rule, Scope, Severity, StaleIgnore, rules_for
 from migratekit.checks.rules import mk1_files, mk5_workspace, mk12_history
-from migratekit.checks.sql.context import Context, FileState, Schema, ServiceFacts
+from migratekit.checks.sql.context import Context, FileState, Schema, ServiceFacts, ServiceObjects
 from migratekit.checks.sql.statements import advance, ignore_comments, service_facts
 from migratekit.checks.wiring import deploy
 from migratekit.checks.wiring.collect import collect
@@ -70,12 +70,18 @@ def audit(
     selected = set(order)
     repo = deploy.scan(workspace.root)
     with _collector_paused():
-        found: list[Finding] = [f for each in _map_services(workspace, order, use_cache, repo) for f in each]
+        audited = dict(zip(order, _map_services(workspace, order, use_cache, repo), strict=True))
+        found: list[Finding] = [f for findings, _ in audited.values() for f in findings]
+        objects = {name: each for name, (_, each) in audited.items()}
+        for name in workspace.order():  # what the others create: a reference to it is judged against it
+            if name not in objects:
+                objects[name] = lint_service_cached(workspace, name, use_cache)[1]
     if changed_since:
         for service in (workspace.services[n] for n in order):
             history = mk12_history.service_history(workspace, service, changed_since)
             found += findings_of(Scope.HISTORY, history, service=service.name)
     found += [f for f in findings_of(Scope.WORKSPACE, workspace, env) if f.service is None or f.service in selected]
+    found += [f for f in findings_of(Scope.OBJECTS, workspace, objects, env) if f.service in selected]
 
     kept, used = [], set()
     for finding in found:
@@ -134,18 +140,29 @@ PARALLEL_FROM = 16  # services; below this, starting worker processes costs more
 
 def audit_service(
     workspace: Workspace, name: str, use_cache: bool = True, repo: deploy.Repository | None = None
-) -> list[Finding]:
-    """Lint and wiring findings of one service (independent of every other service)."""
+) -> tuple[list[Finding], ServiceObjects]:
+    """Lint and wiring findings of one service (independent of every other service), and what its migrations
+    create and use (which the workspace's rules compare across services)."""
+    findings, objects = lint_service_cached(workspace, name, use_cache)
+    return findings + findings_of(
+        Scope.WIRING, collect(workspace.services[name], workspace.root, repo), service=name
+    ), objects
+
+
+def lint_service_cached(
+    workspace: Workspace, name: str, use_cache: bool = True
+) -> tuple[list[Finding], ServiceObjects]:
+    """The lint of one service's migrations, from the cache when its files have not changed."""
     service = workspace.services[name]
     where = relative(workspace.root, service.migrations_dir)
     quick = cache.stat_key(service, where) if use_cache else None
-    findings = cache.load(workspace.root, quick) if quick else None
-    if findings is None:
+    found = cache.load(workspace.root, quick) if quick else None
+    if found is None:
         migrations = service.load_migrations(mixed=True)  # MK117 names a mix
         entry = cache.key(service, migrations, where) if use_cache else None
-        findings = cache.load(workspace.root, entry) if entry else None
-        if findings is None:
-            findings = lint_migrations(
+        found = cache.load(workspace.root, entry) if entry else None
+        if found is None:
+            found = lint_service(
                 name,
                 service.migrations_dir,
                 migrations,
@@ -153,16 +170,17 @@ def audit_service(
                 service.settings.tracking_table,
                 service.settings.gaps == "allow",
                 service.settings.format,
+                service.settings.type_advice,
             )
         for stored in (entry, quick):
             if stored:
-                cache.store(workspace.root, stored, findings)
-    return findings + findings_of(Scope.WIRING, collect(service, workspace.root, repo), service=name)
+                cache.store(workspace.root, stored, *found)
+    return found
 
 
 def _map_services(
     workspace: Workspace, names: list[str], use_cache: bool, repo: deploy.Repository
-) -> list[list[Finding]]:
+) -> list[tuple[list[Finding], ServiceObjects]]:
     """Audit services on every core: parsing SQL is CPU-bound and services are independent."""
     workers = min(os.cpu_count() or 1, len(names) // PARALLEL_FROM + 1)
     if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
@@ -186,6 +204,15 @@ def findings_of(scope: Scope, *subject: Any, service: str | None = None, root: P
     return found
 
 
+def proposed_settings(workspace: Workspace, environ: Mapping[str, str] | None = None) -> dict[str, dict[str, Any]]:
+    """What `invoke init` writes for each service from what its migrations use of the others' (MK504): the
+    lint of each service, from the cache when it is there (the audit init runs next reads it again)."""
+    env = os.environ if environ is None else environ
+    with _collector_paused():
+        objects = {name: lint_service_cached(workspace, name)[1] for name in workspace.order()}
+    return mk5_workspace.proposed_settings(workspace, objects, env)
+
+
 def across_services(workspace: Workspace) -> list[Finding]:
     """Every MK6xx finding (drift across services), rule by rule: what `invoke drift` adds to a database's."""
     return findings_of(Scope.ACROSS, workspace)
@@ -199,20 +226,38 @@ def lint_migrations(
     tracking_table: str,
     gaps_allowed: bool = False,
     declared: str = AUTO,
+    type_advice: bool = False,
 ) -> list[Finding]:
-    """Every MK1xx, MK2xx and MK3xx finding for one service's migrations directory."""
+    """Every MK1xx, MK2xx and MK3xx finding for one service's migrations directory (with `type_advice`, the
+    workspace's setting, MK329-MK332 too)."""
+    return lint_service(service, directory, migrations, root, tracking_table, gaps_allowed, declared, type_advice)[0]
+
+
+def lint_service(
+    service: str,
+    directory: Path,
+    migrations: tuple[Migration, ...],
+    root: Path,
+    tracking_table: str,
+    gaps_allowed: bool = False,
+    declared: str = AUTO,
+    type_advice: bool = False,
+) -> tuple[list[Finding], ServiceObjects]:
+    """Every MK1xx, MK2xx and MK3xx finding for one service's migrations directory, and what the migrations
+    create and use (read from the same parse trees, as the statement rules walk them)."""
 
     d = mk1_files.Directory(service, directory, migrations, tracking_table, gaps_allowed, declared)
     findings = findings_of(Scope.FILES, d, service=service, root=root)
     parsed = [m for m in migrations if m.syntax_error is None]
-    facts = service_facts(parsed)
+    facts = service_facts(parsed, type_advice, tracking_table)
     where = relative(root, directory)
     schema = Schema()  # what the earlier migrations left, carried from file to file
     for migration in parsed:
-        state = FileState(earlier=schema, one_transaction=migration.transaction_mode()[0])
-        findings.extend(lint_file(service, f"{where}/{migration.filename}", migration, facts, state))
+        path = f"{where}/{migration.filename}"
+        state = FileState(earlier=schema, one_transaction=migration.transaction_mode()[0], path=path)
+        findings.extend(lint_file(service, path, migration, facts, state))
         schema = state.after()
-    return findings
+    return findings, schema.service_objects()
 
 
 @functools.cache
@@ -245,7 +290,7 @@ def lint_file(
                     used.add((silenced[code], code))
                     continue
                 findings.append(statement_rule.finding(service, path, line or statement.line, message))
-        advance(state, statement.kind, statement.node)
+        advance(state, statement)
     stale = [
         StaleIgnore(True, service, path, line, code)
         for codes in ignores.values()

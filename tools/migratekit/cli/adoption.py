@@ -19,26 +19,57 @@ if TYPE_CHECKING:
     from migratekit.model.workspace import Workspace
 
 
-@task(help={"service": "only this service", "json": "print JSON", "root": ROOT_HELP})
+@task(
+    help={
+        "service": "only this service",
+        "json": "print JSON",
+        "quiet": "show only the services and migrations that are not up to date (and the total)",
+        "exit_code": "exit 1 when a migration is pending, out of order, changed or missing its file, or a database "
+        "does not exist yet (without it, status exits 0 whatever it finds)",
+        "timeline": "list what was recorded across services, newest first, instead of a block per service",
+        "since": "with or without --timeline: only what was recorded since this date, time or age "
+        "(2026-12-01, 2026-12-01T09:30, 7d, 12h)",
+        "root": ROOT_HELP,
+    },
+    auto_shortflags=False,
+)
 @user_errors
-def status(c: Context, service: str | None = None, json: bool = False, root: str | None = None) -> None:
-    """Each migration of each service: applied (when, how long), pending, changed, missing or out of order."""
-    from migratekit.database.drift import service_status
+def status(
+    c: Context,
+    service: str | None = None,
+    json: bool = False,
+    quiet: bool = False,
+    exit_code: bool = False,
+    timeline: bool = False,
+    since: str | None = None,
+    root: str | None = None,
+) -> None:
+    """Each migration of each service: applied (when, how long), adopted, baselined, pending, changed or missing.
+
+    Exit code: 0, unless --exit-code and something is not up to date (1), or a database cannot be read
+    (unreachable, or its tracking table is another tool's: 1 always); 2 for a usage or configuration error.
+    """
+    from datetime import UTC, datetime
+
+    from migratekit.database import drift
     from migratekit.database.urls import workspace_urls
 
+    cutoff = drift.since_time(since, datetime.now(UTC)) if since is not None else None
     workspace = workspace_at(root)
     names = select(workspace, [service] if service else None)
     services = [workspace.services[n] for n in names]
     notify = render.console(True).print
     urls = workspace_urls(workspace, services, create=False, notify=notify)
-    statuses = [service_status(workspace, name, urls.get(name)) for name in names]
+    statuses = [drift.service_status(workspace, name, urls.get(name)) for name in names]
+    recorded = drift.timeline(statuses, cutoff) if timeline or since is not None else None
     if json:
-        print(render.as_json({"services": statuses}))
+        print(render.as_json({"services": statuses} if recorded is None else {"timeline": recorded}))
     else:
         out = render.console()
-        for table in render.status_tables(statuses):
-            out.print(table)
-    if any(s.state != "up to date" for s in statuses):
+        shown = render.status_text(statuses, quiet) if recorded is None else render.timeline_text(recorded, since)
+        for part in shown:
+            out.print(part)
+    if not all(s.readable for s in statuses) or (exit_code and not all(s.up_to_date for s in statuses)):
         raise Exit(code=1)
 
 
@@ -124,20 +155,29 @@ def baseline(c: Context, service: str, to: str, check: bool = False, root: str |
 )
 @user_errors
 def init(c: Context, update: bool = False, root: str | None = None, write_baseline: str | None = None) -> None:
-    """Write workspace.yaml declaring every service found, with what can be detected (format, tracking table)."""
+    """Write workspace.yaml declaring every service found, with what can be detected (format, depends_on from
+    what the migrations use of the others')."""
+    from migratekit.checks.run import proposed_settings
     from migratekit.scaffold.workspace_yaml import init_workspace
 
     workspace = workspace_at(root)
     if write_baseline is not None and not (workspace.root / write_baseline).resolve().is_relative_to(workspace.root):
         raise ConfigError(f"--write-baseline {write_baseline}: outside the repository; keep the baseline in it")
-    done = init_workspace(workspace, update)
+    done = init_workspace(workspace, update, proposed_settings)
     if done.layout is not None:
         found = f"services_dir: {done.layout.services_dir}, migrations: {done.layout.migrations}"
         others = f"; not declared, another shape: {', '.join(done.layout.others)}" if done.layout.others else ""
         print(f"{done.path.name}: no service in a known place; the migrations directories say {found}{others}")
     for name in done.mixed:
         print(f"{done.path.name}: {name}'s files mix formats: declared the most common; invoke audit names the rest")
-    print(f"{done.path.name}: declared {', '.join(done.added) or 'nothing new'}; now fill in each depends_on")
+    for name, proposal in done.proposed.items():
+        settings = [f"depends_on: [{', '.join(proposal['depends_on'])}]"]
+        settings += [f"{key}: {proposal[key]}" for key in ("database", "tracking_table") if key in proposal]
+        print(f"{done.path.name}: {name}: {', '.join(settings)} (what its migrations use of the others')")
+    print(
+        f"{done.path.name}: declared {', '.join(done.added) or 'nothing new'}; check each depends_on (a service "
+        "that needs another only at run time, through its API, needs one too)"
+    )
     _offer_baseline(workspace_at(root), write_baseline)
 
 

@@ -124,10 +124,10 @@ def _audit_as(shape: str, result: AuditReport) -> str:
     from migratekit.checks.rule import all_rules
 
     if shape == "json":
-        fields = ("root", "services", "errors", "warnings", "findings", "baseline", "accepted", "fixed")
-        return render.as_json({name: getattr(result, name) for name in fields}) + "\n"
+        fields = ("services", "errors", "warnings", "findings", "baseline", "accepted", "fixed")
+        return render.as_json({name: getattr(result, name) for name in fields}) + "\n"  # paths repository-relative
     if shape == "sarif":
-        return render.as_json(render.sarif(result, all_rules())) + "\n"
+        return render.json_text(render.sarif(result, all_rules())) + "\n"
     if shape == "github":
         return "".join(line + "\n" for line in render.github_annotations(result.findings))
     from rich.console import Console
@@ -149,7 +149,7 @@ def rules(c: Context, code: str | None = None, json: bool = False) -> None:
     if code and not selected:
         raise Exit(f"migratekit: no rule {code}; `invoke rules` lists them", code=2)
     if json:
-        print(render.as_json(selected))
+        print(render.as_json({"rules": selected}))
     elif code:
         render.console().print(render.rule_text(selected[0]))
     else:

@@ -16,6 +16,7 @@ from migratekit.errors import ConfigError
 from migratekit.model.inventory import inventory
 from migratekit.model.selection import select
 from migratekit.model.settings import RunOptions
+from migratekit.model.workspace import relative
 
 
 @task(help={"root": ROOT_HELP, "json": "print JSON instead of a table"})
@@ -26,7 +27,7 @@ def services(c: Context, root: str | None = None, json: bool = False) -> None:
     workspace.require_services()
     rows = inventory(workspace)
     if json:
-        print(render.as_json({"root": workspace.root, "services": rows, "undeclared": workspace.undeclared}))
+        print(render.as_json({"services": rows, "undeclared": workspace.undeclared}))
         return
     render.console().print(render.services_table(rows, workspace.undeclared))
 
@@ -194,8 +195,9 @@ def rollback(
     with interrupts.handling():
         run = RunOptions(dry_run=dry_run, allow_changed=allow_changed, lock_wait=waited)
         result = rollback_service(service, url, migrations, chosen.settings, run, steps_, to)
+    result = result.located(relative(workspace.root, chosen.migrations_dir))
     if json:
-        print(render.as_json(result))
+        print(render.as_json(render.rollback_data(result)))
     else:
         out = render.console()
         for part in render.rollback_text(result, dry_run):

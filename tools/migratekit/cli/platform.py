@@ -10,6 +10,7 @@ from invoke import Context, task
 from migratekit.cli import render
 from migratekit.cli.flags import ROOT_HELP, user_errors, workspace_at
 from migratekit.model.identity import resolve
+from migratekit.model.settings import POSTGRES_IMAGE
 from migratekit.model.workspace import relative
 from migratekit.model.workspace_file import find_root
 
@@ -94,34 +95,48 @@ def db_url(c: Context, service: str, root: str | None = None) -> None:
 @task(
     help={
         "provider": "the CI system: github (the only one so far)",
-        "output": "where to write it (default .github/workflows/migratekit.yml)",
-        "install": "the step that installs migratekit in CI (default: pip install invoke migratekit)",
+        "output": "where to write it (default .github/workflows/migratekit.yml; anywhere, inside the repository "
+        "or not)",
+        "install": "the step that installs migratekit in CI (default: derived from how this migratekit was "
+        "installed: its git URL and commit, or its path or wheel in the repository)",
+        "postgres_image": f"the image of the PostgreSQL service container (default {POSTGRES_IMAGE})",
         "root": ROOT_HELP,
-    }
+    },
 )
 @user_errors
 def ci_workflow(
     c: Context,
     provider: str = "github",
     output: str = ".github/workflows/migratekit.yml",
-    install: str = "pip install invoke migratekit",
+    install: str | None = None,
+    postgres_image: str = POSTGRES_IMAGE,
     root: str | None = None,
 ) -> None:
-    """Write a CI workflow: the audit with SARIF on pull requests, migrations per dependency wave."""
-    import yaml
-
+    """Write a CI workflow: audit what changed (SARIF to code scanning), migrate-all once, a job summary."""
     from migratekit.errors import ConfigError
-    from migratekit.integrations.ci import github_workflow
+    from migratekit.integrations import install as installs
+    from migratekit.integrations.ci import ci_databases, github_workflow
+    from migratekit.integrations.k8s import dump
 
     if provider != "github":
         raise ConfigError(f"--provider {provider!r}: only github is supported so far")
+    if not postgres_image.strip():
+        raise ConfigError("--postgres-image is empty: give an image, e.g. postgres:16")
     workspace = workspace_at(root)
     workspace.require_services()
-    path = workspace.root / output
+    step = install if install is not None else installs.requirement(installs.installed(), workspace.root)
+    if not step.strip():
+        raise ConfigError("--install is empty: give the command that installs migratekit on the runner")
+    workflow = github_workflow(workspace, step, postgres_image.strip())
+    path = workspace.root / output  # an absolute --output stays as it is
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(github_workflow(workspace, install), sort_keys=False, width=120))
+    path.write_text(dump(workflow))
     shown = relative(workspace.root, path.resolve())  # -o may point anywhere: shown whole when outside
-    print(f"wrote {shown}: audit, then {len(workspace.groups())} migrate wave(s)")
+    shared = [d for d in ci_databases(workspace) if len(d.services) > 1]
+    print(f"wrote {shown}: one job, audit then migrate-all on {postgres_image.strip()}")
+    print(f"  install step: {step}")
+    for database in shared:
+        print(f"  {', '.join(database.services)} share the database {database.name}")
 
 
 @task(

@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # rich is imported where a table or a console is made: `--jso
     from rich.text import Text
 
     from migratekit.checks.run import AuditReport
-    from migratekit.database.drift import Matrix, ServiceDrift, ServiceStatus
+    from migratekit.database.drift import Applying, Entry, EntryKind, Matrix, ServiceDrift, ServiceStatus
     from migratekit.database.embedded import EmbeddedServer
     from migratekit.database.servers import RunningServer
     from migratekit.database.verify import ImageCheck, Verification
@@ -53,8 +53,29 @@ def _shown(cls: type) -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(cls) if f.repr)
 
 
+# The shape of every --json output (docs/json.md): raised when a field is removed, renamed or changes its meaning;
+# a field added keeps it.
+SCHEMA_VERSION = 1
+
+
 def as_json(value: Any) -> str:
-    return json.dumps(to_data(value), indent=2, ensure_ascii=False)
+    """A --json output: an object whose first key is its schema_version, then `value`'s fields."""
+    data = to_data(value)
+    if not isinstance(data, dict):
+        raise TypeError(f"a --json output is an object, not {type(data).__name__}")
+    return json_text({"schema_version": SCHEMA_VERSION, **data})
+
+
+def json_text(data: Any) -> str:
+    """Data as JSON text, as written (no schema_version: a SARIF document has its own version)."""
+    return json.dumps(to_data(data), indent=2, ensure_ascii=False)
+
+
+def rollback_data(result: Result) -> dict[str, Any]:
+    """`rollback --json`: the result's fields named for what a rollback does (a dry run's `would_roll_back`)."""
+    data = to_data(result)
+    renamed = {"applied": "rolled_back", "already_applied": "still_applied", "pending": "would_roll_back"}
+    return {renamed.get(key, key): value for key, value in data.items()}
 
 
 def _text(*parts: str | tuple[str, str]) -> Text:
@@ -172,8 +193,20 @@ OUTCOME_STYLE: dict[Outcome, str] = {
 }
 
 
+# What each outcome is called where a person reads it (the JSON carries Outcome's identifier).
+OUTCOME_LABEL: dict[Outcome, str] = {
+    Outcome.APPLIED: "applied",
+    Outcome.UP_TO_DATE: "up to date",
+    Outcome.PLANNED: "planned",
+    Outcome.FAILED: "failed",
+    Outcome.SKIPPED: "skipped",
+    Outcome.ROLLED_BACK: "rolled back",
+    Outcome.INTERRUPTED: "interrupted",
+}
+
+
 def outcome_text(outcome: Outcome) -> Text:
-    return _text((str(outcome), OUTCOME_STYLE.get(outcome, "")))
+    return _text((OUTCOME_LABEL[outcome], OUTCOME_STYLE.get(outcome, "")))
 
 
 def results_table(results: Sequence[Result], title: str = "migrate-all") -> Table:
@@ -182,6 +215,7 @@ def results_table(results: Sequence[Result], title: str = "migrate-all") -> Tabl
         table.add_column(
             column,
             overflow="fold",
+            no_wrap=column in ("service", "outcome"),  # a name is never folded: the headers wrap instead
             justify="right" if column in ("applied now", "already applied", "pending", "time") else "left",
         )
     for r in results:
@@ -190,7 +224,7 @@ def results_table(results: Sequence[Result], title: str = "migrate-all") -> Tabl
             str(len(r.applied)),
             str(r.already_applied),
             str(len(r.pending)),
-            f"{r.elapsed_ms} ms",
+            duration(r.elapsed_ms / 1000),
             outcome_text(r.outcome),
         )
     return table
@@ -223,7 +257,8 @@ def totals_text(results: Sequence[Result], seconds: float, dry_run: bool = False
     count = Counter(r.outcome for r in results)
     applied = sum(len(r.applied) for r in results)
     parts = [f"{sum(len(r.pending) for r in results)} would apply" if dry_run else f"{applied} applied"]
-    parts += [f"{count[o]} {o}" for o in (Outcome.FAILED, Outcome.SKIPPED, Outcome.INTERRUPTED) if count[o]]
+    shown = (Outcome.FAILED, Outcome.SKIPPED, Outcome.INTERRUPTED)  # "0 failed" too: what a CI log's reader checks
+    parts += [f"{count[o]} {OUTCOME_LABEL[o]}" for o in shown if count[o] or (o is Outcome.FAILED and not dry_run)]
     verb = "planned" if dry_run else "migrated"
     return _text(f"{verb} {len(results)} service(s): {', '.join(parts)}, in {duration(seconds)}")
 
@@ -242,9 +277,10 @@ def rollback_text(result: Result, dry_run: bool) -> list[RenderableType]:
     name = result.service
     table = _table(title=f"rollback {name}" + (" (dry run)" if dry_run else ""))
     for column in ("service", "would roll back" if dry_run else "rolled back", "time", "outcome"):
-        table.add_column(column, overflow="fold", justify="left" if column in ("service", "outcome") else "right")
+        named = column in ("service", "outcome")
+        table.add_column(column, overflow="fold", no_wrap=named, justify="left" if named else "right")
     undone = result.pending if result.outcome is Outcome.PLANNED else tuple(a.version for a in result.applied)
-    table.add_row(_text(name), str(len(undone)), f"{result.elapsed_ms} ms", outcome_text(result.outcome))
+    table.add_row(_text(name), str(len(undone)), duration(result.elapsed_ms / 1000), outcome_text(result.outcome))
     lines: list[RenderableType] = [table, *_why(result)]
     if result.outcome is Outcome.PLANNED:
         lines.append(
@@ -315,6 +351,7 @@ def sarif(report: AuditReport, rules: Sequence[Rule]) -> dict:
                                 "fullDescription": {"text": r.doc},
                                 "help": {"text": r.hint},
                                 "defaultConfiguration": {"level": r.severity},
+                                "properties": {"squawk": list(r.squawk)},
                             }
                             for r in rules
                         ],
@@ -348,16 +385,22 @@ def github_annotations(findings: Sequence[Finding]) -> list[str]:
 
 def rules_table(rules: Sequence[Rule]) -> Table:
     table = _table(title="rules")
-    for column in ("code", "severity", "summary"):
+    for column in ("code", "severity", "summary", "squawk"):
         table.add_column(column, overflow="fold")
     for r in rules:
-        table.add_row(r.code, str(r.severity), _text(r.summary))
+        table.add_row(r.code, str(r.severity), _text(r.summary), squawk_names(r))
     return table
+
+
+def squawk_names(rule: Rule) -> str:
+    """The squawk rules that cover a rule's hazard, or "none" where migratekit checks what squawk does not."""
+    return ", ".join(rule.squawk) or "none"
 
 
 def rule_text(rule: Rule) -> Text:
     """`invoke rules --code`: one rule's documentation (its SQL examples as written) and its fix."""
-    return _text((rule.code, "bold"), f" ({rule.severity}) {rule.doc}\n\nfix: {rule.hint}")
+    text = f" ({rule.severity}) {rule.doc}\n\nfix: {rule.hint}\nsquawk: {squawk_names(rule)}"
+    return _text((rule.code, "bold"), text)
 
 
 def verify_text(results: Sequence[Verification], images: Sequence[ImageCheck], origin: str) -> list[Text]:
@@ -391,11 +434,11 @@ def drift_table(results: Sequence[ServiceDrift]) -> Table:
             _text(r.service),
             str(r.applied),
             _text(r.newest_applied or "-"),
-            str(kinds["pending"] + kinds["out of order"]),
+            str(kinds["pending"] + kinds["out_of_order"]),
             str(kinds["changed"]),
-            str(kinds["missing file"]),
+            str(kinds["missing_file"]),
             str(len(r.schema)),
-            _text((str(r.state), "red" if r.drifted else "green")),
+            _text((DRIFT_LABEL[r.state], "red" if r.drifted else "green")),
         )
     return table
 
@@ -405,7 +448,9 @@ def drift_details(results: Sequence[ServiceDrift], across: Sequence[Finding]) ->
     for r in results:
         if r.message:
             lines.append(f"{r.service}: {r.message}")
-        lines += [f"{r.service}: {i.version} {i.kind}" + (f" ({i.detail})" if i.detail else "") for i in r.items]
+        lines += [
+            f"{r.service}: {i.version} {ITEM_LABEL[i.kind]}" + (f" ({i.detail})" if i.detail else "") for i in r.items
+        ]
         lines += [f"{r.service}: schema: {d.describe()}" for d in r.schema]
     texts = [_text(line) for line in lines]
     if across:
@@ -456,22 +501,142 @@ def orphans_stopped_text(stopped: Sequence[RunningServer]) -> list[str]:
     return [*lines, f"{len(stopped)} orphaned server(s) stopped"]
 
 
-def status_tables(statuses: Sequence[ServiceStatus]) -> list[Table]:
-    """One table per service: each migration's state, and when and how long for the applied ones."""
-    tables = []
+# How status shows each kind of entry (database.drift.EntryKind, by its value: importing the status module here
+# would load psycopg for every task): its mark, as dbmate's [X] / [ ], its colour and its words. The JSON carries
+# the identifier; tests/test_text_output.py fails for a kind added without its rendering here.
+ENTRY_MARK: dict[str, tuple[str, str]] = {
+    "applied": ("[x]", "green"),
+    "adopted": ("[x]", "green"),
+    "baselined": ("[x]", "green"),
+    "changed": ("[!]", "red"),
+    "missing_file": ("[?]", "red"),
+    "pending": ("[ ]", "yellow"),
+    "out_of_order": ("[ ]", "red"),
+}
+ENTRY_LABEL: dict[str, str] = {
+    "applied": "applied",
+    "adopted": "adopted",
+    "baselined": "baselined",
+    "changed": "changed since applied",
+    "missing_file": "file missing",
+    "pending": "pending",
+    "out_of_order": "pending, out of order",
+}
+READ_FAILED = {"not_created": "not created", "unreachable": "unreachable", "foreign_table": "foreign table"}
+DRIFT_LABEL: dict[str, str] = {"up_to_date": "up to date", "drift": "drift", **READ_FAILED}  # DriftState's words
+ITEM_LABEL: dict[str, str] = {  # ItemKind's
+    "pending": "pending",
+    "out_of_order": "out of order",
+    "changed": "changed",
+    "missing_file": "missing file",
+}
+
+
+def entry_label(kind: EntryKind, adopted_from: str | None = None) -> str:
+    return f"adopted from {adopted_from}" if kind == "adopted" and adopted_from else ENTRY_LABEL[kind]
+
+
+def _moment(applied_at: str | None) -> str:
+    """A recorded time as a person reads it: to the minute, in UTC (the JSON has it whole)."""
+    if applied_at is None:
+        return ""
+    from datetime import UTC, datetime
+
+    return datetime.fromisoformat(applied_at).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _ms(value: int | None) -> str:
+    return "" if value is None else duration(value / 1000)
+
+
+def _counts(entries: Sequence[Entry]) -> str:
+    """`3 applied (1 adopted, 1 baselined), 1 pending`: dbmate's Applied / Pending, and what else there is."""
+    kinds: Counter[str] = Counter(str(e.state) for e in entries)
+    how = [f"{kinds[k]} {k}" for k in ("adopted", "baselined") if kinds[k]]
+    parts = [
+        f"{kinds['applied'] + kinds['adopted'] + kinds['baselined']} applied" + (f" ({', '.join(how)})" if how else "")
+    ]
+    parts += [f"{kinds[k]} {ENTRY_LABEL[k]}" for k in ("changed", "missing_file") if kinds[k]]
+    parts.append(f"{kinds['pending'] + kinds['out_of_order']} pending")
+    if kinds["out_of_order"]:
+        parts[-1] += f" ({kinds['out_of_order']} out of order)"
+    return ", ".join(parts)
+
+
+def _status_head(status: ServiceStatus) -> Text:
+    state = ("up to date, " if status.up_to_date else "") + _counts(status.entries)
+    if status.state in READ_FAILED:
+        state = READ_FAILED[status.state] + (f", {_counts(status.entries)}" if status.entries else "")
+    colour = "green" if status.up_to_date else "yellow" if status.readable else "red"
+    return _text((status.service, "bold"), f" ({status.database}): ", (state, colour))
+
+
+def status_text(statuses: Sequence[ServiceStatus], quiet: bool = False) -> list[RenderableType]:
+    """`invoke status`: a block per service (its summary, then a line per migration with its mark and kind) and
+    the total last; `quiet` keeps only the services and migrations that are not up to date."""
+    from rich.padding import Padding
+    from rich.table import Table
+
+    out: list[RenderableType] = []
     for status in statuses:
-        table = _table(title=f"{status.service} ({status.database}): {status.state}", caption=status.message)
-        for column in ("version", "state", "applied at", "ms", "detail"):
-            table.add_column(column, overflow="fold", justify="right" if column == "ms" else "left")
-        for entry in status.entries:
-            colour = "green" if entry.state == "applied" else "yellow" if entry.state == "pending" else "red"
-            ms = "" if entry.execution_time_ms is None else str(entry.execution_time_ms)
-            table.add_row(
-                _text(entry.version),
-                _text((entry.state, colour)),
-                _text(entry.applied_at or ""),
-                ms,
-                _text(entry.detail),
+        if quiet and status.up_to_date:
+            continue
+        out.append(_status_head(status))
+        if status.message:
+            out.append(_text(f"    {status.message}"))
+        shown = [e for e in status.entries if not (quiet and e.state.done)]
+        if not shown:
+            continue
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(no_wrap=True)  # the mark
+        grid.add_column(no_wrap=True)  # a version is never folded: the kind wraps at its spaces instead
+        grid.add_column()
+        grid.add_column(no_wrap=True)
+        grid.add_column(no_wrap=True, justify="right")
+        for e in shown:
+            mark, colour = ENTRY_MARK[e.state]
+            grid.add_row(
+                _text((mark, colour)),
+                _text(e.version),
+                _text((entry_label(e.state, e.adopted_from), colour)),
+                _moment(e.applied_at),
+                _ms(e.execution_time_ms),
             )
-        tables.append(table)
-    return tables
+        out.append(Padding(grid, (0, 0, 0, 2), expand=False))
+        out += [_text(f"      {e.version}: {e.detail}") for e in shown if e.detail]
+    out.append(status_totals(statuses))
+    return out
+
+
+def status_totals(statuses: Sequence[ServiceStatus]) -> Text:
+    """The last line: how many services are up to date, and every migration counted by kind."""
+    current = sum(s.up_to_date for s in statuses)
+    unread = [s.service for s in statuses if not s.readable]
+    line = f"{len(statuses)} service(s), {current} up to date: {_counts([e for s in statuses for e in s.entries])}"
+    return _text(line + (f"; not read: {', '.join(unread)}" if unread else ""))
+
+
+def timeline_text(rows: Sequence[Applying], since: str | None = None) -> list[RenderableType]:
+    """`status --timeline`: what was recorded across services, newest first, one line each."""
+    from rich.table import Table
+
+    title = f"{len(rows)} migration(s) recorded" + (f" since {since}" if since else "") + ", newest first"
+    if not rows:
+        return [_text(title)]
+    kinds = [entry_label(a.state, a.adopted_from) for a in rows]
+    grid = Table.grid(padding=(0, 1))  # five columns: two spaces each would not fit 80
+    grid.add_column()  # the time and the kind wrap at their spaces; a name or a version is never cut
+    grid.add_column(no_wrap=True)
+    grid.add_column(no_wrap=True)
+    grid.add_column(min_width=max(len(word) for kind in kinds for word in kind.split()))
+    grid.add_column(no_wrap=True, justify="right")
+    for a in rows:
+        colour = ENTRY_MARK[a.state][1]
+        grid.add_row(
+            _moment(a.applied_at),
+            _text(a.service),
+            _text(a.version),
+            _text((entry_label(a.state, a.adopted_from), colour)),
+            _ms(a.execution_time_ms),
+        )
+    return [_text(title), grid]

@@ -98,7 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if result.failure:
             print(f"migration failed on {redact(args.url)}: {result.failure.describe()}", file=sys.stderr)
         else:
-            print(f"{result.outcome}: {len(result.applied)} applied, {result.already_applied} already applied")
+            said = render.OUTCOME_LABEL[result.outcome]
+            print(f"{said}: {len(result.applied)} applied, {result.already_applied} already applied")
     if interrupts.signal_number():
         return 128 + (interrupts.signal_number() or 0)
     return 0 if result.ok else 1

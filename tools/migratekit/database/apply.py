@@ -11,10 +11,9 @@ file's line in `script`; this module decides what runs, under the lock.
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import psycopg
@@ -25,13 +24,56 @@ from migratekit.database.connection import MISSING, connect, create_missing, los
 from migratekit.database.other_tools import history_elsewhere
 from migratekit.database.plan import plan
 from migratekit.database.results import Applied, Failure, MigrationFailed, Outcome, Result, Stopped
-from migratekit.model.migration import Migration, load_migrations
+from migratekit.model.migration import Migration, SqlSyntaxError, load_migrations
 from migratekit.model.settings import RUN_DEFAULTS, SERVICE_DEFAULTS, RunOptions, ServiceSettings
 
 __all__ = ["MigrationFailed", "ProgressFn", "Result", "apply_service", "run_again", "run_migrations"]
 
 
-ProgressFn = Callable[[str, str | None], None]  # (service, version being applied or None when done)
+@dataclass(frozen=True)
+class Applying:
+    """A message of migrations is sent: one version, or the first and the last (execution.label)."""
+
+    service: str
+    label: str
+
+
+@dataclass(frozen=True)
+class Ran:
+    """One migration committed, with the server's measure of its time."""
+
+    service: str
+    applied: Applied
+
+
+@dataclass(frozen=True)
+class Said:
+    """A line a service's own runner printed (a Kubernetes Job's log)."""
+
+    service: str
+    line: str
+
+
+@dataclass(frozen=True)
+class WaveStarted:
+    """The first service of a wave (services whose dependencies are all in earlier waves) starts."""
+
+    number: int
+    waves: int
+    services: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Finished:
+    """One service is done, whatever its outcome; `done` of `total` selected services are."""
+
+    result: Result
+    done: int
+    total: int
+
+
+Event = Applying | Ran | Said | WaveStarted | Finished
+ProgressFn = Callable[[Event], None]  # told as a run goes: the live display on a terminal, lines in a CI log
 
 
 def run_migrations(
@@ -95,9 +137,6 @@ def apply_service(
         return done(Outcome.FAILED, failure=exc.failure)
     except psycopg.Error as exc:  # the connection broke mid-run, or the runner's own SQL was refused
         return done(Outcome.FAILED, failure=lost(exc, None) if conn.broken else refused(exc))
-    finally:
-        if progress:
-            progress(service, None)
 
 
 def _creates(settings: ServiceSettings, run: RunOptions) -> bool:
@@ -143,7 +182,7 @@ def _apply(
             execution.session_defaults(conn)
         applied: list[Applied] = []
         queue = execution.Queue(conn, the_plan.pending, (settings.lock_timeout, settings.statement_timeout), table)
-        starting = functools.partial(progress, service) if progress else None
+        starting = (lambda label: progress(Applying(service, label))) if progress else None
         while queue.done < len(queue.pending):
             if interrupts.requested():
                 return done(
@@ -155,6 +194,8 @@ def _apply(
                 )
             ran, stopped = execution.send_next(queue, run.retries, starting)
             applied.extend(ran)
+            for one in ran if progress else ():
+                progress(Ran(service, one))  # type: ignore[misc]
             if stopped is not None:
                 interrupted = interrupts.requested()
                 if interrupted:
@@ -208,15 +249,19 @@ def _without_lock(
 def missing_extensions(conn: psycopg.Connection, pending: Sequence[Migration]) -> Failure | None:
     """The extensions pending migrations create that this server cannot install, before any of them runs.
 
-    Only files that mention an extension are parsed, so a run with none costs nothing.
+    Only files that mention an extension are read, so a run with none costs nothing; a file that does not parse
+    is left for its turn, when PostgreSQL reports it.
     """
     wanted: dict[str, tuple[Migration, int]] = {}  # extension -> where it is first created
     for migration in pending:
-        if "extension" not in migration.sql.lower() or migration.syntax_error is not None:
+        if "extension" not in migration.sql.lower():
             continue
-        for statement in migration.statements:
-            if statement.kind == "CreateExtensionStmt":
-                wanted.setdefault(statement.node.get("extname", ""), (migration, statement.line))
+        try:
+            created = migration.created_extensions()
+        except SqlSyntaxError:
+            continue
+        for name, line in created:
+            wanted.setdefault(name, (migration, line))
     if not wanted:
         return None
     query = "SELECT name FROM pg_available_extensions WHERE name = ANY(%s)"

@@ -5,21 +5,25 @@ Read-only: drift never writes to a database (its sessions are read-only) and nev
 
 from __future__ import annotations
 
+import re
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 
 import psycopg
 from psycopg import sql
 
-from migratekit.database import tracking
+from migratekit.database import other_tools, tracking
 from migratekit.database.apply import apply_service
 from migratekit.database.plan import plan
 from migratekit.database.results import Stopped
 from migratekit.database.schema import Difference, compare, snapshot
 from migratekit.database.scratch import ScratchServer, scratch_database
+from migratekit.errors import ConfigError, MigratekitError
+from migratekit.model.contract import qualified
 from migratekit.model.formats import version_key
 from migratekit.model.identity import shared_databases
 from migratekit.model.migration import Migration
@@ -29,37 +33,39 @@ from migratekit.model.workspace import Workspace
 
 
 class ItemKind(StrEnum):
+    """What is off in one migration (identifiers, as the JSON carries them; cli/render says them in words)."""
+
     PENDING = "pending"
-    OUT_OF_ORDER = "out of order"
+    OUT_OF_ORDER = "out_of_order"
     CHANGED = "changed"
-    MISSING_FILE = "missing file"
+    MISSING_FILE = "missing_file"
 
 
 class DriftState(StrEnum):
-    UP_TO_DATE = "up to date"
+    UP_TO_DATE = "up_to_date"
     DRIFT = "drift"
-    NOT_CREATED = "not created"
+    NOT_CREATED = "not_created"
     UNREACHABLE = "unreachable"
-    FOREIGN_TABLE = "foreign table"
+    FOREIGN_TABLE = "foreign_table"
 
 
 @dataclass(frozen=True)
 class Item:
-    version: str
-    kind: ItemKind
-    detail: str = ""
+    version: str  # the migration
+    kind: ItemKind  # what is off
+    detail: str = ""  # the evidence (checksums, the version it sorts before)
 
 
 @dataclass(frozen=True)
 class ServiceDrift:
-    service: str
+    service: str  # the service
     database: str  # where, password hidden
-    state: DriftState
-    applied: int = 0
-    newest_applied: str | None = None
-    items: tuple[Item, ...] = ()
-    schema: tuple[Difference, ...] = ()
-    message: str | None = None
+    state: DriftState  # the database as a whole
+    applied: int = 0  # how many tracking rows it has
+    newest_applied: str | None = None  # the newest recorded version
+    items: tuple[Item, ...] = ()  # each migration that is off
+    schema: tuple[Difference, ...] = ()  # with --schema: how the live schema differs from a replay of the applied files
+    message: str | None = None  # why the database could not be read, or what is missing
 
     @property
     def drifted(self) -> bool:
@@ -193,7 +199,7 @@ def schema_drift(
                         name,
                         "different",
                         "the files apply cleanly",
-                        result.failure.describe() if result.failure else result.outcome,
+                        result.failure.describe() if result.failure else result.outcome.replace("_", " "),
                     )
                 ]
         with psycopg.connect(replay_url) as replay, psycopg.connect(live_url) as live:
@@ -203,14 +209,12 @@ def schema_drift(
 
 @dataclass(frozen=True)
 class Matrix:
-    environments: tuple[str, ...]
+    environments: tuple[str, ...]  # as named under environments: in workspace.yaml
     rows: tuple[tuple[str, tuple[str, ...]], ...]  # (service, cell per environment)
 
 
 def environment_matrix(workspace: Workspace, environments: list[str], environ: Mapping[str, str]) -> Matrix:
     """Which version each service is at in each environment (URLs from the variables workspace.yaml names)."""
-    from migratekit.errors import ConfigError
-
     unknown = [e for e in environments if e not in workspace.environments]
     if unknown:
         raise ConfigError(
@@ -227,10 +231,11 @@ def environment_matrix(workspace: Workspace, environments: list[str], environ: M
                 cells.append(f"${variable} unset")
                 continue
             state, _ = database_drift(workspace, name, url)
-            cell = state.newest_applied or state.state
+            said = state.state.replace("_", " ")  # a cell is text a person reads: not_created -> not created
+            cell = state.newest_applied or said
             pending = sum(i.kind is ItemKind.PENDING for i in state.items)
             if state.state in (DriftState.UNREACHABLE, DriftState.FOREIGN_TABLE):
-                cell = state.state
+                cell = said
             elif state.items:
                 cell += f" (+{pending} pending)" if pending == len(state.items) else f" (drift: {len(state.items)})"
             cells.append(cell)
@@ -238,43 +243,146 @@ def environment_matrix(workspace: Workspace, environments: list[str], environ: M
     return Matrix(tuple(environments), tuple(rows))
 
 
+class EntryKind(StrEnum):
+    """What the tracking table and the files say of one migration (the JSON value; render says it in words)."""
+
+    APPLIED = "applied"  # migratekit (or the seed's runner) ran it
+    ADOPTED = "adopted"  # recorded by `adopt` from another tool's history, which still vouches for it
+    BASELINED = "baselined"  # recorded by `baseline`: the database already held it, nothing ran
+    CHANGED = "changed"  # applied, but the file was edited since
+    MISSING_FILE = "missing_file"  # applied, but its file is gone
+    PENDING = "pending"
+    OUT_OF_ORDER = "out_of_order"  # pending, and it sorts before the newest applied one
+
+    @property
+    def done(self) -> bool:
+        return self in (EntryKind.APPLIED, EntryKind.ADOPTED, EntryKind.BASELINED)
+
+
+_FROM_ITEM = {
+    ItemKind.PENDING: EntryKind.PENDING,
+    ItemKind.OUT_OF_ORDER: EntryKind.OUT_OF_ORDER,
+    ItemKind.CHANGED: EntryKind.CHANGED,
+    ItemKind.MISSING_FILE: EntryKind.MISSING_FILE,
+}
+
+BASELINE_MS = -1  # the execution_time_ms `baseline` records: nothing ran (a run measures 0 ms or more)
+
+
 @dataclass(frozen=True)
 class Entry:
-    version: str
-    state: str  # "applied", "pending", "out of order", "changed", "missing file"
-    applied_at: str | None = None
-    execution_time_ms: int | None = None
-    detail: str = ""
+    version: str  # the file name without .sql
+    state: EntryKind  # how the files and the tracking rows say it stands
+    applied_at: str | None = None  # ISO 8601, with its time zone
+    execution_time_ms: int | None = None  # None: not applied, or recorded without running (adopted, baselined)
+    detail: str = ""  # what is off (a changed checksum and the file's last commit)
+    adopted_from: str | None = None  # adopted: the tool whose history vouches for it (dbmate, golang-migrate, ...)
 
 
 @dataclass(frozen=True)
 class ServiceStatus:
-    service: str
-    database: str
-    state: DriftState
-    entries: tuple[Entry, ...]
-    message: str | None = None
+    service: str  # the service
+    database: str  # where, password hidden
+    state: DriftState  # the database as a whole
+    entries: tuple[Entry, ...]  # each migration, by version
+    message: str | None = None  # why the database could not be read, or what is missing
+
+    @property
+    def up_to_date(self) -> bool:
+        return self.state is DriftState.UP_TO_DATE and all(e.state.done for e in self.entries)
+
+    @property
+    def readable(self) -> bool:
+        """False when the database could not be read at all: its entries say nothing of its state."""
+        return self.state not in (DriftState.UNREACHABLE, DriftState.FOREIGN_TABLE)
 
 
 def service_status(workspace: Workspace, name: str, url: str | None) -> ServiceStatus:
+    """Each migration of one service: its state from the files and rows, and for a recorded one how it got there
+    (run, adopted from another tool's history, or baselined), when, and how long it took."""
     drift, rows = database_drift(workspace, name, url)
     items = {item.version: item for item in drift.items}
-    details = _applied_details(url, workspace.services[name].settings.tracking_table) if rows else {}
     service = workspace.services[name]
-    versions = {m.version for m in service.load_migrations()} | set(rows)
+    migrations = service.load_migrations()
+    details, adopted = _applied_details(url, service.settings.tracking_table, migrations) if rows else ({}, {})
+    versions = {m.version for m in migrations} | set(rows)
     entries = []
     for version in sorted(versions, key=version_key):
         item = items.get(version)
         applied_at, elapsed = details.get(version, (None, None))
-        state = str(item.kind) if item else "applied"
-        entries.append(Entry(version, state, applied_at, elapsed, item.detail if item else ""))
+        kind = _FROM_ITEM[item.kind] if item else EntryKind.APPLIED
+        tool = adopted.get(version) if elapsed == 0 else None
+        if kind is EntryKind.APPLIED and elapsed == BASELINE_MS:
+            kind, elapsed = EntryKind.BASELINED, None
+        elif kind is EntryKind.APPLIED and tool is not None:
+            kind, elapsed = EntryKind.ADOPTED, None
+        entries.append(Entry(version, kind, applied_at, elapsed, item.detail if item else "", tool))
     return ServiceStatus(name, drift.database, drift.state, tuple(entries), drift.message)
 
 
-def _applied_details(url: str | None, table: str) -> dict[str, tuple[str, int]]:
+def _applied_details(
+    url: str | None, table: str, migrations: tuple[Migration, ...]
+) -> tuple[dict[str, tuple[str, int]], dict[str, str]]:
+    """The rows' times (version -> (applied_at, ms)), and which versions another tool's kept history vouches for
+    (version -> tool): `adopt` leaves that table in place, so what it imported is still told from what ran."""
     if url is None:
-        return {}
-    query = sql.SQL("SELECT version, applied_at::text, execution_time_ms FROM {}").format(tracking.identifier(table))
+        return {}, {}
+    query = sql.SQL("SELECT version, applied_at, execution_time_ms FROM {}").format(tracking.identifier(table))
     with psycopg.connect(url, autocommit=True, connect_timeout=10, application_name="migratekit status") as conn:
         conn.execute("SET default_transaction_read_only = on")
-        return {v: (at, ms) for v, at, ms in conn.execute(query)}
+        details = {v: (at.isoformat(), ms) for v, at, ms in conn.execute(query)}
+        adopted: dict[str, str] = {}
+        if not any(ms == 0 for _, ms in details.values()):
+            return details, adopted  # adopt records 0 ms: without such a row there is nothing to look up
+        for found in other_tools.histories(conn)[0]:
+            if found.table == qualified(table):
+                continue
+            try:
+                vouched = other_tools.paired(other_tools.read(conn, found.tool, found.table), migrations)[0]
+            except MigratekitError:  # a broken history vouches for nothing; adopt says why
+                continue
+            for migration, _ in vouched:
+                adopted.setdefault(migration.version, found.tool)
+    return details, adopted
+
+
+@dataclass(frozen=True)
+class Applying:
+    """One recorded migration on the cross-service timeline (`status --timeline`)."""
+
+    applied_at: str  # ISO 8601
+    service: str  # the service
+    version: str  # the migration
+    state: EntryKind  # applied, adopted, baselined or changed
+    execution_time_ms: int | None = None  # null: recorded without running
+    adopted_from: str | None = None  # the tool whose history vouches for an adopted one
+
+
+def timeline(statuses: Sequence[ServiceStatus], since: datetime | None = None) -> tuple[Applying, ...]:
+    """What was recorded across services, newest first (at `since` or later)."""
+    rows = [
+        Applying(e.applied_at, s.service, e.version, e.state, e.execution_time_ms, e.adopted_from)
+        for s in statuses
+        for e in s.entries
+        if e.applied_at is not None and (since is None or datetime.fromisoformat(e.applied_at) >= since)
+    ]
+    return tuple(sorted(rows, key=lambda a: (datetime.fromisoformat(a.applied_at), a.service, a.version), reverse=True))
+
+
+_AGO = re.compile(r"([0-9]+)\s*(min|m|h|d|w)")
+_UNITS = {"min": "minutes", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def since_time(text: str, now: datetime) -> datetime:
+    """`--since`: a date or time (2026-12-01, 2026-12-01T09:30, in UTC unless it names a zone) or an age (7d, 12h,
+    30min, 2w); ConfigError otherwise."""
+    ago = _AGO.fullmatch(text.strip())
+    if ago:
+        return now - timedelta(**{_UNITS[ago.group(2)]: int(ago.group(1))})
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ConfigError(
+            f"--since {text!r}: give a date or time (2026-12-01, 2026-12-01T09:30) or an age (7d, 12h, 30min)"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

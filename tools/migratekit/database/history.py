@@ -4,7 +4,8 @@
 matched to a file (same version, same number, or the tool's own script name), and migratekit's row is
 written with the file's checksum as it is, `execution_time_ms` 0 and `applied_at` from the tool where it
 has one; the other tool's table is never touched. `baseline` records the versions up to one the user
-names, for a database that already holds a service's tables; with --check it first replays them into a
+names, for a database that already holds a service's tables (`execution_time_ms` -1: nothing ran, which is how
+`status` tells a baselined row from one that ran); with --check it first replays them into a
 throwaway database and compares the catalogs, as `drift --schema` does, so a baseline that would record
 a lie is refused. `forget` removes one wrongly recorded row (Flyway's `repair`), after saying what it
 removes. Each reads migratekit's rows and decides once it holds the migration lock, and writes in one
@@ -22,7 +23,7 @@ from psycopg import sql
 
 from migratekit.database import tracking
 from migratekit.database.connection import connect, lost, refused
-from migratekit.database.drift import database_drift, schema_drift
+from migratekit.database.drift import BASELINE_MS, database_drift, schema_drift
 from migratekit.database.other_tools import History, paired, read, which_tool
 from migratekit.database.results import Stopped
 from migratekit.database.schema import Difference
@@ -159,7 +160,7 @@ def baseline(
         with conn.transaction():
             tracking.ensure_table(conn, table)
             for migration in todo:
-                conn.execute(tracking.row(table, migration.version, migration.checksum, sql.Literal(0)))
+                conn.execute(tracking.row(table, migration.version, migration.checksum, sql.Literal(BASELINE_MS)))
     return Baselined(
         name, tuple(m.version for m in todo), tuple(m.version for m in targets if m.version in rows), server is not None
     )

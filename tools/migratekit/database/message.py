@@ -78,8 +78,8 @@ def prepare(conn: psycopg.Connection, migration: Migration, settings: tuple[str,
     transactional = True
     if not migration.runs_as_written:
         try:
-            statements = migration.statements
-            transactional, _why = migration.transaction_mode()
+            statements = migration.parse()
+            transactional, _why = migration.transaction_mode(statements)
         except SqlSyntaxError:
             pass
     script = Script.build(migration, statements)
@@ -131,7 +131,7 @@ class Script:
             statements = [part for _, part in self.starts]
         else:
             try:
-                statements = list(body(self.migration.statements))
+                statements = list(body(self.migration.parse()))
             except SqlSyntaxError:
                 statements = []
         if 0 <= index < len(statements):

@@ -13,14 +13,14 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
 from migratekit import interrupts
-from migratekit.database.apply import ProgressFn, apply_service
+from migratekit.database.apply import Finished, ProgressFn, WaveStarted, apply_service
 from migratekit.database.results import Outcome, Result
 from migratekit.errors import ConfigError
 from migratekit.model import selection
 from migratekit.model.graph import critical_paths
 from migratekit.model.identity import neighbours, shared_tracking_tables
 from migratekit.model.settings import RUN_DEFAULTS, RunOptions
-from migratekit.model.workspace import Workspace
+from migratekit.model.workspace import Workspace, relative
 
 
 def select_to_migrate(
@@ -53,6 +53,25 @@ def _files(directory: Path) -> int:
         return 0
 
 
+class _Teller:
+    """What the progress display is told of the run as a whole: each wave's start (the scheduler starts a service
+    as soon as its dependencies are done, so the header comes with a wave's first service), each service's end."""
+
+    def __init__(self, progress: ProgressFn | None, waves: list[list[str]], total: int) -> None:
+        self.progress, self.waves, self.total = progress, waves, total
+        self.wave_of = {name: number for number, wave in enumerate(waves, 1) for name in wave}
+        self.announced = 0
+
+    def starting(self, name: str) -> None:
+        if self.progress and self.wave_of[name] > self.announced:
+            self.announced = self.wave_of[name]
+            self.progress(WaveStarted(self.announced, len(self.waves), tuple(self.waves[self.announced - 1])))
+
+    def finished(self, result: Result, done: int) -> None:
+        if self.progress:
+            self.progress(Finished(result, done, self.total))
+
+
 def migrate_all(
     workspace: Workspace,
     selected: Collection[str],
@@ -74,12 +93,13 @@ def migrate_all(
     running: dict[Future[Result], str] = {}
     waiting: list[tuple[float, str]] = []  # ready services, the longest chain first: a heap
     stop = False
+    tell = _Teller(progress, workspace.groups(set(selected)), len(selected))
 
     def migrate(name: str) -> Result:
         service = workspace.services[name]
         return apply_service(
             name, urls[name], service.load_migrations(), service.settings, run, progress, neighbours=sharing[name]
-        )
+        ).located(relative(workspace.root, service.migrations_dir))
 
     def skip_reason(name: str) -> str | None:
         blocked = [d for d in workspace.services[name].depends_on if d in results and not results[d].ok]
@@ -98,10 +118,12 @@ def migrate_all(
             while waiting and len(running) < jobs:
                 _, name = heapq.heappop(waiting)
                 reason = skip_reason(name)
+                tell.starting(name)
                 if reason is None:
                     running[pool.submit(migrate, name)] = name
                 else:
                     results[name] = Result(name, Outcome.SKIPPED, notes=(reason,))
+                    tell.finished(results[name], len(results))
                     sorter.done(name)
             if not running:
                 continue
@@ -109,6 +131,7 @@ def migrate_all(
             for future in finished:
                 name = running.pop(future)
                 results[name] = future.result()
+                tell.finished(results[name], len(results))
                 stop = stop or (fail_fast and not results[name].ok)
                 sorter.done(name)
     rank = {name: i for i, name in enumerate(workspace.order())}

@@ -84,10 +84,10 @@ def snapshot(conn: psycopg.Connection) -> dict[tuple[str, str], str]:
 @dataclass(frozen=True)
 class Difference:
     kind: str  # "table", "column", "index", ...
-    name: str
+    name: str  # the object, schema-qualified
     change: str  # "missing" (in expected, not in actual), "extra" (in actual only), "different"
-    expected: str | None
-    actual: str | None
+    expected: str | None  # what a replay of the files has
+    actual: str | None  # what the live database has
 
     def describe(self) -> str:
         if self.change == "different":

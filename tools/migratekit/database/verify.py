@@ -32,13 +32,13 @@ ROLLBACK_COMMENT = re.compile(r"^\s*--\s*(?:rollback|down|undo|revert)\b", re.IG
 
 @dataclass(frozen=True)
 class Verification:
-    service: str
-    migrations: int
+    service: str  # the service
+    migrations: int  # how many were applied from empty, then each run again
     first_run: Failure | None = None  # applying from empty failed
     second_run: tuple[Failure, ...] = ()  # files whose second run failed
     schema_changes: tuple[tuple[str, Difference], ...] = ()  # (file, what its second run changed)
     rollback: str | None = None  # what is missing about the newest migration's rollback notes
-    notes: tuple[str, ...] = field(default=())
+    notes: tuple[str, ...] = field(default=())  # what else a person should know
 
     @property
     def ok(self) -> bool:
@@ -104,9 +104,9 @@ def _rollback_gap(directory: Path, migrations: tuple[Migration, ...]) -> str | N
 
 @dataclass(frozen=True)
 class ImageCheck:
-    service: str
+    service: str  # the service
     skipped: str | None  # why nothing was built (no Docker engine), else None
-    problems: tuple[str, ...] = ()
+    problems: tuple[str, ...] = ()  # how the image's migrations differ from the repository's
 
 
 def verify_image(workspace: Workspace, name: str) -> ImageCheck:

@@ -515,6 +515,7 @@ def run(
     import time
 
     from migratekit import interrupts
+    from migratekit.database.apply import Finished, Said, WaveStarted
     from migratekit.database.results import Failure, Outcome, Result
     from migratekit.errors import MigratekitError
 
@@ -527,13 +528,22 @@ def run(
 
     batch, core = client.BatchV1Api(), client.CoreV1Api()
     results: dict[str, Result] = {}
-    for wave in workspace.groups(set(selected)):
+    waves = workspace.groups(set(selected))
+
+    def tell(name: str) -> None:
+        if progress:
+            progress(Finished(results[name], len(results), len(selected)))
+
+    for number, wave in enumerate(waves, 1):
+        if progress:
+            progress(WaveStarted(number, len(waves), tuple(wave)))
         started: dict[str, float] = {}
         for name in wave:
             failed = [d for d in workspace.services[name].depends_on if d in results and not results[d].ok]
             if failed or interrupts.requested():
                 why = f"depends on {', '.join(failed)}, which did not finish" if failed else interrupts.describe()
                 results[name] = Result(name, Outcome.SKIPPED, notes=(f"skipped: {why}",))
+                tell(name)
                 continue
             _replace_job(batch, jobs[name].manifest, namespace)
             started[name] = time.monotonic()
@@ -543,13 +553,11 @@ def run(
                 named = jobs[name].name
                 for line in _new_log_lines(core, namespace, named, seen):
                     if progress:
-                        progress(name, line[:80])
+                        progress(Said(name, line[:200]))
                 state = _job_state(batch.read_namespaced_job_status(named, namespace))
                 if state is None and not interrupts.requested():
                     continue
                 elapsed = int((time.monotonic() - started.pop(name)) * 1000)
-                if progress:
-                    progress(name, None)
                 if state == "Complete":
                     results[name] = Result(name, Outcome.APPLIED, elapsed_ms=elapsed, notes=("the Job completed",))
                 else:
@@ -558,6 +566,7 @@ def run(
                     outcome = Outcome.INTERRUPTED if state is None else Outcome.FAILED
                     message = f"Job {named} {'was stopped' if state is None else 'failed'}; see its log"
                     results[name] = Result(name, outcome, elapsed_ms=elapsed, failure=Failure(message))
+                tell(name)
             time.sleep(poll)
     rank = {name: i for i, name in enumerate(workspace.order())}
     return sorted(results.values(), key=lambda r: rank[r.service])

@@ -1,6 +1,6 @@
 """Other tools' migration layouts: which one a file is written in, and where its up and down parts are.
 
-seed    NNN_snake_case.sql, the whole file is the migration (the contract in DESIGN.md)
+seed    NNN_snake_case.sql, the whole file is the migration (the seed's contract)
 updown  <version>_<name>.up.sql with an optional <version>_<name>.down.sql (golang-migrate, sql-migrate)
 dbmate  one file with `-- migrate:up` and `-- migrate:down` sections (`transaction:false` on the up line)
 goose   one file with `-- +goose Up` and `-- +goose Down` (`-- +goose NO TRANSACTION`; StatementBegin/End

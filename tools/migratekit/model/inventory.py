@@ -11,34 +11,34 @@ from migratekit.model.workspace import Workspace, relative
 
 @dataclass(frozen=True)
 class ServiceInfo:
-    name: str
-    language: str
-    depends_on: tuple[str, ...]
-    migrations: int
+    name: str  # the service, as workspace.yaml and the tasks name it
+    language: str  # typescript, python, go, ... (workspace.yaml), or unknown
+    depends_on: tuple[str, ...]  # the services it is migrated after
+    migrations: int  # how many migration files it has
     migrations_dir: str  # relative to the monorepo's root
-    newest: str | None
-    url_variable: str
-    database: str
-    tracking_table: str
-    declared: bool
+    newest: str | None  # its newest migration version, null with none
+    url_variable: str  # the environment variable its database URL is read from
+    database: str  # where its database is (password hidden), or embedded/<name>
+    tracking_table: str  # schema-qualified
+    declared: bool  # false: found on disk, not in workspace.yaml
     format: str  # the format its files are read in (declared, else detected)
     wave: int  # 1 for services that depend on none; each wave depends only on earlier ones
 
 
 @dataclass(frozen=True)
 class GraphNode:
-    name: str
-    wave: int
+    name: str  # the service
+    wave: int  # 1 for services that depend on none
     depends_on: tuple[str, ...]  # within the graph
-    language: str
+    language: str  # as in workspace.yaml
 
 
 @dataclass(frozen=True)
 class ServiceGraph:
     """The services, their dependencies and the waves `migrate-all` runs them in: what `invoke graph` draws."""
 
-    services: tuple[GraphNode, ...]
-    waves: tuple[tuple[str, ...], ...]
+    services: tuple[GraphNode, ...]  # in dependency order
+    waves: tuple[tuple[str, ...], ...]  # the services of each wave, wave 1 first
 
 
 def waves_of(workspace: Workspace, only: set[str] | None = None) -> dict[str, int]:

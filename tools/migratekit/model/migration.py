@@ -187,11 +187,48 @@ class Migration:
 
     @cached_property
     def statements(self) -> tuple[Statement, ...]:
-        """Top-level statements of the up part, from PostgreSQL's own parser; raises SqlSyntaxError."""
+        """Top-level statements of the up part, from PostgreSQL's own parser; raises SqlSyntaxError.
+
+        Kept with the migration: the audit's rules read them again and again. The runner calls `parse`.
+        """
+        return self.parse()
+
+    def parse(self) -> tuple[Statement, ...]:
+        """The statements, parsed anew unless the audit has kept them: the runner holds a file's trees only while
+        it sends that file (kept for every file of a run, the trees were most of its memory: some 40 KB a file
+        of the seed's template, whose function bodies say BEGIN and so must be parsed to be sent)."""
+        cached = self.__dict__.get("statements")
+        if cached is not None:
+            return cached  # type: ignore[no-any-return]
         error = self.section_error
         if error is not None:
             raise SqlSyntaxError(str(error), error.line)
         return parse_statements(self.sql, self.sql_line)
+
+    def created_extensions(self) -> tuple[tuple[str, int], ...]:
+        """(extension, line) for each CREATE EXTENSION of the up part; raises SqlSyntaxError.
+
+        Only the statements that mention an extension are parsed (the scanner splits the file), so that the
+        check before a run does not parse every file of the seed's template, which creates one in each.
+        """
+        from pglast import parser as pg_parser
+
+        error = self.section_error
+        if error is not None:
+            raise SqlSyntaxError(str(error), error.line)
+        text, found = self.sql, []
+        try:
+            pieces = pg_parser.split(text, with_parser=False, only_slices=True)
+        except pg_parser.ParseError as exc:
+            raise SqlSyntaxError(str(exc.args[0]), self.sql_line) from None
+        for piece in pieces:
+            if "extension" not in text[piece].lower():
+                continue
+            line = text.count("\n", 0, piece.start) + self.sql_line
+            for statement in parse_statements(text[piece], line):
+                if statement.kind == "CreateExtensionStmt":
+                    found.append((statement.node.get("extname", ""), statement.line))
+        return tuple(found)
 
     @property
     def syntax_error(self) -> SqlSyntaxError | None:
@@ -207,11 +244,11 @@ class Migration:
         """Why the format's own option (dbmate transaction:false, goose NO TRANSACTION) keeps it out of one."""
         return self._sections.no_transaction if isinstance(self._sections, Sections) else None
 
-    def transaction_mode(self) -> tuple[bool, str]:
-        """(runs in one transaction, why not) for this file; see `transaction_mode`."""
+    def transaction_mode(self, statements: tuple[Statement, ...] | None = None) -> tuple[bool, str]:
+        """(runs in one transaction, why not) for this file, from `statements` when given (else the kept ones)."""
         if isinstance(self._sections, Sections) and self._sections.no_transaction:
             return False, self._sections.no_transaction
-        return transaction_mode(self.statements, self.header)
+        return transaction_mode(self.statements if statements is None else statements, self.header)
 
     @cached_property
     def runs_as_written(self) -> bool:
@@ -297,7 +334,7 @@ def transaction_mode(statements: tuple[Statement, ...], header: Mapping[str, str
     for s in statements:
         if s.kind in _NEVER_IN_TRANSACTION and (s.kind != "VacuumStmt" or s.node.get("is_vacuumcmd")):
             return False, f"line {s.line}: {_NEVER_IN_TRANSACTION[s.kind]} cannot run in a transaction"
-        if s.node.get("concurrent") or _reindex_concurrently(s):
+        if s.node.get("concurrent") or _reindex_concurrently(s) or _detach_concurrently(s):
             return False, f"line {s.line}: CONCURRENTLY cannot run in a transaction"
         if s.kind == "AlterEnumStmt" and s.node.get("newVal") and not s.node.get("oldVal") and len(statements) > 1:
             return False, f"line {s.line}: a value added by ALTER TYPE ... ADD VALUE is unusable until committed"
@@ -324,6 +361,14 @@ def _reindex_concurrently(statement: Statement) -> bool:
         return False
     params = statement.node.get("params") or []
     return any(p.get("DefElem", {}).get("defname") == "concurrently" for p in params)  # type: ignore[union-attr]
+
+
+def _detach_concurrently(statement: Statement) -> bool:
+    """ALTER TABLE … DETACH PARTITION … CONCURRENTLY: PostgreSQL refuses it inside a transaction block too."""
+    if statement.kind != "AlterTableStmt":
+        return False
+    commands = statement.node.get("cmds") or []
+    return any(c.get("AlterTableCmd", {}).get("def", {}).get("PartitionCmd", {}).get("concurrent") for c in commands)  # type: ignore[union-attr]
 
 
 MAX_MIGRATION_BYTES = 20_000_000  # a larger "migration" is a data load: use COPY from a file instead

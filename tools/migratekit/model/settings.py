@@ -46,6 +46,7 @@ class ServiceSettings:
     migrations: str = MIGRATIONS  # unset in workspace.yaml: the first layout found on disk
     gaps: str = "check"  # "allow": the service numbers sparsely on purpose (no MK103)
     create_database: bool = False  # migrate creates the URL's database when the server lacks it
+    type_advice: bool = False  # the audit's type advice (MK329-MK332: text, timestamptz, bigint, identity)
 
 
 @dataclass(frozen=True)

@@ -167,7 +167,7 @@ class Checker:
 FORMAT_NAME = re.compile(rf"^(?:auto|{'|'.join(FORMATS)})$")
 
 TOP_KEYS = {"version", "services_dir", "defaults", "services", "environments", "embedded", "baseline"}
-DEFAULT_KEYS = {*SERVICE_SETTINGS, "migrations"}  # migrations: unset, the first layout found on disk
+DEFAULT_KEYS = {*SERVICE_SETTINGS, "migrations", "type_advice"}  # migrations: unset, the first layout on disk
 SERVICE_KEYS = DEFAULT_KEYS | {"language", "depends_on", "database", "ignore", "gaps", "create_database"}
 
 BUILTIN_DEFAULTS: dict[str, str] = {key: getattr(SERVICE_DEFAULTS, key) for key in SERVICE_SETTINGS}
@@ -214,8 +214,12 @@ def build_workspace(
     services_dir, patterns = _services_dir(check, root, top.get("services_dir", SERVICES_DIR))
 
     defaults = dict(BUILTIN_DEFAULTS)
+    advice = SERVICE_DEFAULTS.type_advice  # a flag, not a string: every service's unless its entry says
     for key, value in check.mapping(top.get("defaults"), ("defaults",), DEFAULT_KEYS).items():
-        defaults[key] = _setting(check, ("defaults", key), key, value)
+        if key == "type_advice":
+            advice = _flag(check, ("defaults", key), value)
+        else:
+            defaults[key] = _setting(check, ("defaults", key), key, value)
 
     raw_services = top.get("services")
     names = {str(k) for k in raw_services} if isinstance(raw_services, dict) else set()
@@ -228,7 +232,7 @@ def build_workspace(
         raise check.fail(("services_dir",), str(exc)) from None
 
     services = {
-        name: _service(check, root, on_disk.get(name, (services_dir / name, None)), name, declared, defaults)
+        name: _service(check, root, on_disk.get(name, (services_dir / name, None)), name, declared, defaults, advice)
         for name in sorted(set(declared) | set(on_disk))
     }
     for name in declared:
@@ -308,6 +312,7 @@ def _service(
     name: str,
     declared: dict[str, Any],
     defaults: dict[str, str],
+    advice: bool = SERVICE_DEFAULTS.type_advice,
 ) -> Service:
     """One service from its entry (if declared), the defaults and its layout on disk; bad values name their line."""
     where = ("services", name)
@@ -360,6 +365,7 @@ def _service(
             create_database=_flag(
                 check, (*where, "create_database"), entry.get("create_database", SERVICE_DEFAULTS.create_database)
             ),
+            type_advice=_flag(check, (*where, "type_advice"), entry.get("type_advice", advice)),
         ),
         ignore=ignore,
         ignore_files=ignore_files,

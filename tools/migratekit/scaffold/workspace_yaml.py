@@ -1,16 +1,19 @@
 """Writing workspace.yaml: `invoke init`, and the entry `new-service` adds. Comments, order and style survive.
 
 `init` declares every service found on disk with what can be detected (language, format, and a
-tracking table of its own where the service's other tool already owns `schema_migrations`);
-`depends_on` is left to the user, with a comment saying so. Where no service is in a known place,
-it looks for the shape the monorepo's migrations directories share and writes that down first.
+tracking table of its own where the service's other tool already owns `schema_migrations`), and
+the `depends_on` (with `database` and `tracking_table`, when what a service uses is in another's
+database) that the audit proposes from what its migrations use of the others' (MK504). What no
+migration shows (a service calling another's API) is left to the user, with a comment saying so.
+Where no service is in a known place, it looks for the shape the monorepo's migrations directories
+share and writes that down first.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +30,11 @@ from migratekit.model.workspace_file import build_workspace
 
 HEADER = (
     "The services of this monorepo, their databases and the order they migrate in (written by invoke init).\n"
-    "depends_on: list, for each service, the services whose tables, roles or extensions its migrations use."
+    "depends_on: list, for each service, the services whose tables, roles or extensions its migrations use\n"
+    "(init proposes those its migrations show; add the ones they do not, e.g. a service calling another's API)."
 )
+Proposals = Mapping[str, Mapping[str, Any]]  # service -> {depends_on: (...), database: ..., tracking_table: ...}
+Proposer = Callable[[Workspace], Proposals]
 # Tools whose own history table is called schema_migrations: migratekit's rows go beside it, never into it.
 OWN_TABLE = {Format.DBMATE: "dbmate", Format.UPDOWN: "golang-migrate"}
 
@@ -39,10 +45,12 @@ class Declared:
     added: tuple[str, ...]
     layout: Layout | None = None  # what init inferred, when no service was in a known place
     mixed: tuple[str, ...] = ()  # services whose files mix formats: declared with the most common one
+    proposed: Proposals = field(default_factory=dict)  # what was written from what the migrations use
 
 
-def init_workspace(workspace: Workspace, update: bool = False) -> Declared:
-    """Write workspace.yaml declaring every discovered service; with update, add only the missing ones."""
+def init_workspace(workspace: Workspace, update: bool = False, propose: Proposer | None = None) -> Declared:
+    """Write workspace.yaml declaring every discovered service; with update, add only the missing ones (and the
+    depends_on `propose` finds to the services already declared)."""
     path = workspace.root / WORKSPACE_FILE
     if path.exists() and not update:
         raise ConfigError(f"{path} exists; invoke init --update adds the services it lacks, keeping the rest")
@@ -65,10 +73,12 @@ def init_workspace(workspace: Workspace, update: bool = False) -> Declared:
     workspace.require_services()
     default = layout.migrations if layout else MIGRATIONS
     names = [n for n in workspace.order() if not workspace.services[n].declared or not path.exists()]
+    proposed = propose(workspace) if propose is not None else {}
     counts = {n: _formats(workspace.services[n]) for n in names}
-    entries = {n: _detected(workspace.services[n], default, counts[n]) for n in names}
+    entries = {n: _detected(workspace.services[n], default, counts[n], proposed.get(n)) for n in names}
     mixed = tuple(n for n in names if len(counts[n]) > 1)
-    return Declared(path, tuple(declare(workspace, entries, top, default)), layout, mixed)
+    added = declare(workspace, entries, top, default, proposed)
+    return Declared(path, tuple(added), layout, mixed, proposed)
 
 
 def declare(
@@ -76,8 +86,10 @@ def declare(
     entries: dict[str, CommentedMap],
     top: Mapping[str, Any] | None = None,
     default: str = MIGRATIONS,
+    proposed: Proposals | None = None,
 ) -> list[str]:
-    """Add `entries` under services: in workspace.yaml (created when absent, with every service on disk)."""
+    """Add `entries` under services: in workspace.yaml (created when absent, with every service on disk), and
+    the `proposed` depends_on to the entries already there (appended: what the user wrote stays)."""
     path = workspace.root / WORKSPACE_FILE
     yaml = YAML()  # round-trip mode: comments survive
     yaml.preserve_quotes = True
@@ -88,7 +100,10 @@ def declare(
         data.yaml_set_start_comment(HEADER)
         # A new file declares the services already there too, or they would become MK501 "undeclared".
         others = (n for n in workspace.order() if n not in entries)  # init passes them all: read once
-        entries = {**{n: _detected(workspace.services[n], default) for n in others}, **entries}
+        entries = {
+            **{n: _detected(workspace.services[n], default, None, (proposed or {}).get(n)) for n in others},
+            **entries,
+        }
     if data.get("services") is None:
         data["services"] = CommentedMap()
     added = []
@@ -96,9 +111,24 @@ def declare(
         if name not in data["services"]:
             data["services"][name] = entry
             added.append(name)
+    for name, proposal in (proposed or {}).items():
+        _add_depends_on(data["services"], name, proposal.get("depends_on", ()))
     with open(path, "w") as handle:
         yaml.dump(data, handle)
     return added
+
+
+def _add_depends_on(services: CommentedMap, name: str, depends_on: tuple[str, ...]) -> None:
+    """Append the missing ones of `depends_on` to a declared service's entry, in flow style."""
+    declared = services.get(name)
+    if not isinstance(declared, CommentedMap):
+        return  # not declared as a mapping (`name: {}` written otherwise): left as the user wrote it
+    current = declared.get("depends_on")
+    if current is None:
+        current = CommentedSeq()
+        current.fa.set_flow_style()
+        declared.insert(1 if "language" in declared else 0, "depends_on", current)
+    current.extend(d for d in depends_on if d not in current)
 
 
 def entry(language: str, depends_on: tuple[str, ...] = (), **settings: str) -> CommentedMap:
@@ -119,8 +149,14 @@ def _formats(service: Service) -> Counter[Format]:
     return Counter(m.format for m in service.load_migrations(mixed=True))
 
 
-def _detected(service: Service, default: str = MIGRATIONS, counts: Counter[Format] | None = None) -> CommentedMap:
+def _detected(
+    service: Service,
+    default: str = MIGRATIONS,
+    counts: Counter[Format] | None = None,
+    proposal: Mapping[str, Any] | None = None,
+) -> CommentedMap:
     counts = _formats(service) if counts is None else counts
+    proposal = proposal or {}
     fmt = max(counts, key=lambda f: (counts[f], f is Format.SEED)) if counts else Format.SEED
     settings: dict[str, str] = {}
     if service.settings.migrations != default:  # found in another layout (db/migrations): said, so it is read there
@@ -131,7 +167,12 @@ def _detected(service: Service, default: str = MIGRATIONS, counts: Counter[Forma
         settings["tracking_table"] = "migratekit.schema_migrations"  # beside the other tool's, never in it
     if service.database != service.name:
         settings["database"] = service.database
-    return entry(service.language, service.depends_on, **settings)
+    elif "database" in proposal:  # what its migrations use is in another service's database
+        settings["database"] = proposal["database"]
+    if "tracking_table" in proposal and "tracking_table" not in settings:
+        settings["tracking_table"] = proposal["tracking_table"]
+    depends_on = (*service.depends_on, *(d for d in proposal.get("depends_on", ()) if d not in service.depends_on))
+    return entry(service.language, depends_on, **settings)
 
 
 def name_baseline(workspace: Workspace, baseline: str) -> None:

@@ -173,7 +173,7 @@ def empty(d: Directory) -> Iterable[FileHit]:
             yield m.path, None, "no SQL statement in the file"
 
 
-@rule("MK110", "error", "fix the SQL; the message is PostgreSQL's own parser's")
+@rule("MK110", "error", "fix the SQL; the message is PostgreSQL's own parser's", squawk=("syntax-error",))
 def syntax(d: Directory) -> Iterable[FileHit]:
     """SQL that does not parse.
 
@@ -302,7 +302,9 @@ def declared_format_contradicted(d: Directory) -> Iterable[FileHit]:
             yield down, None, f"a down part, but workspace.yaml declares format: {declared}"
 
 
-@declare_rule("MK112", "warning", "remove the ignore comment, or fix its code", scope=Scope.IGNORES)
+@declare_rule(
+    "MK112", "warning", "remove the ignore comment, or fix its code", scope=Scope.IGNORES, squawk=("unused-ignore",)
+)
 def unused_inline_ignore(ignores: Iterable[StaleIgnore]) -> Iterable[tuple[str | None, str | None, int | None, str]]:
     """An ignore comment that silences nothing.
 

@@ -22,6 +22,7 @@ rule = partial(declare_rule, scope=Scope.STATEMENT)
     "error",
     "write CREATE TABLE IF NOT EXISTS (a temporary table may instead be ON COMMIT DROP)",
     kinds=("CreateStmt", "CreateTableAsStmt"),
+    squawk=("prefer-robust-stmts",),
 )
 def create_table(ctx: Context, node: dict) -> Iterable[Hit]:
     """CREATE TABLE without IF NOT EXISTS.
@@ -45,7 +46,13 @@ def create_table(ctx: Context, node: dict) -> Iterable[Hit]:
         yield None, f"CREATE {what} {relname(target)} without IF NOT EXISTS"
 
 
-@rule("MK202", "error", "name the index and write CREATE INDEX IF NOT EXISTS", kinds=("IndexStmt",))
+@rule(
+    "MK202",
+    "error",
+    "name the index and write CREATE INDEX IF NOT EXISTS",
+    kinds=("IndexStmt",),
+    squawk=("prefer-robust-stmts",),
+)
 def create_index(ctx: Context, node: dict) -> Iterable[Hit]:
     """CREATE INDEX without IF NOT EXISTS.
 
@@ -154,7 +161,7 @@ def insert(ctx: Context, node: dict) -> Iterable[Hit]:
         yield None, f"INSERT INTO {relname(node.get('relation'))} without ON CONFLICT"
 
 
-@rule("MK210", "error", "write ADD COLUMN IF NOT EXISTS", kinds=("AlterTableStmt",))
+@rule("MK210", "error", "write ADD COLUMN IF NOT EXISTS", kinds=("AlterTableStmt",), squawk=("prefer-robust-stmts",))
 def add_column(ctx: Context, node: dict) -> Iterable[Hit]:
     """ADD COLUMN without IF NOT EXISTS.
 
@@ -167,7 +174,7 @@ def add_column(ctx: Context, node: dict) -> Iterable[Hit]:
             yield ctx.line_of(column.get("location")), f"ADD COLUMN {column.get('colname')} without IF NOT EXISTS"
 
 
-@rule("MK211", "error", "write DROP … IF EXISTS", kinds=("DropStmt", "AlterTableStmt"))
+@rule("MK211", "error", "write DROP … IF EXISTS", kinds=("DropStmt", "AlterTableStmt"), squawk=("prefer-robust-stmts",))
 def drop_without_if_exists(ctx: Context, node: dict) -> Iterable[Hit]:
     """DROP without IF EXISTS.
 
@@ -206,6 +213,7 @@ def create_type(ctx: Context, node: dict) -> Iterable[Hit]:
     "error",
     "put ALTER TABLE … DROP CONSTRAINT IF EXISTS name before it, or guard it in a DO block",
     kinds=("AlterTableStmt",),
+    squawk=("prefer-robust-stmts",),
 )
 def add_constraint(ctx: Context, node: dict) -> Iterable[Hit]:
     """ADD CONSTRAINT without a guard.
@@ -230,3 +238,26 @@ def add_constraint(ctx: Context, node: dict) -> Iterable[Hit]:
             if (table, name) not in dropped:
                 yield ctx.line_of(constraint.get("location")), f"ADD CONSTRAINT {name or '(unnamed)'} without a guard"
             dropped.discard((table, name))  # one drop guards one add
+
+
+@rule(
+    "MK214",
+    "error",
+    "put DROP POLICY IF EXISTS name ON table before it, or create it in a DO block that checks pg_policies",
+    kinds=("CreatePolicyStmt",),
+)
+def create_policy(ctx: Context, node: dict) -> Iterable[Hit]:
+    """CREATE POLICY without a guard.
+
+    Policies have no IF NOT EXISTS (nor OR REPLACE): a second run fails with "policy … for table …
+    already exists", so does a retry after the file failed half-way.
+    Bad: CREATE POLICY accounts_owner ON accounts USING (owner_id = current_user_id());
+    Good: DROP POLICY IF EXISTS accounts_owner ON accounts;
+          CREATE POLICY accounts_owner ON accounts USING (owner_id = current_user_id());
+    """
+    table = bare(relname(node.get("table")))
+    name = node.get("policy_name", "")
+    if table in ctx.state.dropped_tables and ctx.state.is_new(table):
+        return  # dropped and created again by this file: no policy of a first run survives
+    if (table, name) not in ctx.state.dropped_policies:
+        yield None, f"CREATE POLICY {name} ON {table} without DROP POLICY IF EXISTS before it"

@@ -18,8 +18,12 @@ from migratekit.checks.sql.tree import (
     alter_cmds,
     bare,
     constraints,
+    expression,
     func_names,
+    identifiers,
+    plpgsql,
     relname,
+    statement_tree,
     strings,
     walk,
     without_comments,
@@ -29,10 +33,13 @@ rule = partial(declare_rule, scope=Scope.STATEMENT)
 
 ENVIRONMENT_FUNCTIONS = {"current_database", "inet_server_addr", "inet_server_port"}
 ENVIRONMENT_WORDS = ("current_database", "inet_server", "current_setting")
-ENVIRONMENT_TEXT = re.compile(
+ENVIRONMENT_SETTINGS = ("env", "stage", "tier")  # current_setting('app.environment'), ('app.stage'), ...
+ENVIRONMENT_TEXT = re.compile(  # only for a DO body that is not PL/pgSQL (plpython, plperl): no tree to read
     r"current_database\s*\(|inet_server_(?:addr|port)\s*\(|current_setting\s*\(\s*'[^']*(?:env|stage|tier)",
     re.IGNORECASE,
 )
+NOT_A_TEST = {"||", "+", "-", "*", "/", "%", "^"}  # operators that build a value (a name), not a comparison
+CONDITIONS = {"BoolExpr", "CaseExpr", "NullTest", "BooleanTest"}
 
 
 @rule("MK301", "error", "keep migrations the same everywhere; use feature flags or app config instead", kinds=("*",))
@@ -40,9 +47,10 @@ def environment_logic(ctx: Context, node: dict) -> Iterable[Hit]:
     """Environment-specific logic in a migration.
 
     Migrations run in dev, staging and production; a branch on the database or host name makes
-    their schemas differ where nobody tests.
+    their schemas differ where nobody tests. Using the name is not a branch: GRANT … ON DATABASE or
+    ALTER DATABASE built from current_database() in a DO block does the same everywhere.
     Bad: DO $$ BEGIN IF current_database() = 'production' THEN … END IF; END $$;
-    Good: CREATE TABLE IF NOT EXISTS feature_flags (key TEXT PRIMARY KEY, enabled BOOLEAN NOT NULL DEFAULT FALSE);
+    Good: DO $$ BEGIN EXECUTE format('GRANT CONNECT ON DATABASE %I TO app_reader', current_database()); END $$;
     """
     text = ctx.statement.text.lower()
     if not any(word in text for word in ENVIRONMENT_WORDS):
@@ -51,11 +59,60 @@ def environment_logic(ctx: Context, node: dict) -> Iterable[Hit]:
         body = " ".join(
             n["arg"]["String"]["sval"] for t, n in walk(node) if t == "DefElem" and "String" in n.get("arg", {})
         )
-        found = ENVIRONMENT_TEXT.search(without_comments(body)) is not None  # a comment that names it is no branch
+        tree = plpgsql(body)
+        if tree is None:
+            found = ENVIRONMENT_TEXT.search(without_comments(body)) is not None  # a comment naming it is no branch
+        else:
+            found = _plpgsql_branches(tree)
     else:
-        found = bool(ENVIRONMENT_FUNCTIONS & func_names(node))
+        found = _branches(node)
     if found:
         yield None, "branches on the environment (database or server name, or an environment setting)"
+
+
+def _environment_calls(tree: object) -> bool:
+    """Whether `tree` calls a function that names the environment."""
+    for node_type, call in walk(tree):
+        if node_type != "FuncCall":
+            continue
+        name = (strings(call.get("funcname")) or [""])[-1]
+        if name in ENVIRONMENT_FUNCTIONS:
+            return True
+        if name == "current_setting":
+            setting = [a.get("A_Const", {}).get("sval", {}).get("sval", "") for a in call.get("args", [])[:1]]
+            if setting and any(word in setting[0].lower() for word in ENVIRONMENT_SETTINGS):
+                return True
+    return False
+
+
+def _branches(tree: object) -> bool:
+    """Whether an environment call is tested: compared, matched, or in a CASE or a boolean expression."""
+    for node_type, element in walk(tree):
+        tested = node_type in CONDITIONS or (
+            node_type == "A_Expr"
+            and (element.get("kind") != "AEXPR_OP" or not set(strings(element.get("name"))) <= NOT_A_TEST)
+        )
+        if tested and _environment_calls(element):
+            return True
+    return False
+
+
+def _plpgsql_branches(tree: object, key: str = "") -> bool:
+    """Whether a PL/pgSQL body branches on the environment: an IF, ELSIF, WHILE, EXIT WHEN or CASE WHEN
+    condition that calls an environment function, or a query inside that tests one."""
+    if isinstance(tree, list):
+        return any(_plpgsql_branches(item, key) for item in tree)
+    if not isinstance(tree, dict):
+        return False
+    if "PLpgSQL_expr" in tree:
+        query = tree["PLpgSQL_expr"].get("query", "")
+        if not any(word in query.lower() for word in ENVIRONMENT_WORDS):
+            return False
+        parsed = expression(query) if tree["PLpgSQL_expr"].get("parseMode") else statement_tree(query)
+        if key in ("cond", "expr", "t_expr"):  # the condition of a branch
+            return _environment_calls(parsed)
+        return _branches(parsed)
+    return any(_plpgsql_branches(value, name) for name, value in tree.items())
 
 
 @rule(
@@ -63,6 +120,7 @@ def environment_logic(ctx: Context, node: dict) -> Iterable[Hit]:
     "error",
     "CREATE INDEX CONCURRENTLY IF NOT EXISTS …, in a file of its own (it runs outside a transaction)",
     kinds=("IndexStmt",),
+    squawk=("require-concurrent-index-creation",),
 )
 def index_without_concurrently(ctx: Context, node: dict) -> Iterable[Hit]:
     """Index on an existing table built without CONCURRENTLY.
@@ -91,7 +149,8 @@ def index_without_concurrently(ctx: Context, node: dict) -> Iterable[Hit]:
     "MK303",
     "error",
     "remove the BEGIN/COMMIT around it: CONCURRENTLY must run outside a transaction",
-    kinds=("IndexStmt", "DropStmt", "ReindexStmt"),
+    kinds=("IndexStmt", "DropStmt", "ReindexStmt", "AlterTableStmt"),
+    squawk=("ban-concurrent-index-creation-in-transaction",),
 )
 def concurrently_in_transaction(ctx: Context, node: dict) -> Iterable[Hit]:
     """CONCURRENTLY inside a transaction block.
@@ -100,8 +159,10 @@ def concurrently_in_transaction(ctx: Context, node: dict) -> Iterable[Hit]:
     Bad: BEGIN; CREATE INDEX CONCURRENTLY IF NOT EXISTS i ON t(a); COMMIT;
     Good: CREATE INDEX CONCURRENTLY IF NOT EXISTS i ON t(a);
     """
-    concurrent = node.get("concurrent") or any(
-        p.get("DefElem", {}).get("defname") == "concurrently" for p in node.get("params", [])
+    concurrent = (
+        node.get("concurrent")
+        or any(p.get("DefElem", {}).get("defname") == "concurrently" for p in node.get("params", []))
+        or any(c.get("def", {}).get("PartitionCmd", {}).get("concurrent") for c in alter_cmds(node))
     )
     if concurrent and ctx.state.in_transaction:
         yield None, None
@@ -115,6 +176,7 @@ FILLED = {"CONSTR_DEFAULT", "CONSTR_IDENTITY", "CONSTR_GENERATED"}  # a new colu
     "error",
     "add the column nullable (or with a DEFAULT), backfill, then SET NOT NULL in a later migration",
     kinds=("AlterTableStmt",),
+    squawk=("adding-required-field",),
 )
 def not_null_without_default(ctx: Context, node: dict) -> Iterable[Hit]:
     """NOT NULL column added to an existing table without a default.
@@ -139,6 +201,7 @@ def not_null_without_default(ctx: Context, node: dict) -> Iterable[Hit]:
     "error",
     "add the new name, copy, switch the code, then drop the old one (multi-step rename)",
     kinds=("RenameStmt",),
+    squawk=("renaming-column", "renaming-table"),
 )
 def rename(ctx: Context, node: dict) -> Iterable[Hit]:
     """Renaming a table or column.
@@ -159,6 +222,7 @@ def rename(ctx: Context, node: dict) -> Iterable[Hit]:
     "warning",
     "drop only after no deployed version reads it, in its own migration",
     kinds=("DropStmt", "AlterTableStmt"),
+    squawk=("ban-drop-column", "ban-drop-table"),
 )
 def drop(ctx: Context, node: dict) -> Iterable[Hit]:
     """Dropping a table or column.
@@ -179,6 +243,7 @@ def drop(ctx: Context, node: dict) -> Iterable[Hit]:
     "error",
     "add a new column of the new type, backfill, switch the code, drop the old column",
     kinds=("AlterTableStmt",),
+    squawk=("changing-column-type",),
 )
 def change_type(ctx: Context, node: dict) -> Iterable[Hit]:
     """Changing a column's type.
@@ -199,6 +264,7 @@ def change_type(ctx: Context, node: dict) -> Iterable[Hit]:
     "warning",
     "add CHECK (col IS NOT NULL) NOT VALID, VALIDATE CONSTRAINT, then SET NOT NULL",
     kinds=("AlterTableStmt",),
+    squawk=("adding-not-nullable-field",),
 )
 def set_not_null(ctx: Context, node: dict) -> Iterable[Hit]:
     """SET NOT NULL on an existing column.
@@ -327,3 +393,667 @@ def extension_only_for_uuids(ctx: Context, node: dict) -> Iterable[Hit]:
         used -= {"gen_random_uuid"}  # the built-in, not uuid-ossp's
     if used == {random_uuid}:
         yield None, f'"{extension}" serves only {random_uuid}() in this service; gen_random_uuid() is built in'
+
+
+SCANNED = {"CONSTR_FOREIGN": "FOREIGN KEY", "CONSTR_CHECK": "CHECK"}  # validated by a scan of the table
+
+
+@rule(
+    "MK312",
+    "error",
+    "ADD CONSTRAINT … NOT VALID now, ALTER TABLE … VALIDATE CONSTRAINT … in a later migration",
+    kinds=("AlterTableStmt",),
+    squawk=("adding-foreign-key-constraint", "constraint-missing-not-valid"),
+)
+def validated_constraint(ctx: Context, node: dict) -> Iterable[Hit]:
+    """A FOREIGN KEY or CHECK added to an existing table and validated at once.
+
+    Validating scans every row while the ALTER holds its lock: ACCESS EXCLUSIVE for a CHECK (no reads,
+    no writes), SHARE ROW EXCLUSIVE on both tables for a FOREIGN KEY (no writes to either). NOT VALID
+    adds it instantly and enforces it on new rows; VALIDATE CONSTRAINT later scans under SHARE UPDATE
+    EXCLUSIVE, which lets reads and writes through. VALIDATE in the transaction that added it NOT
+    VALID gains nothing: the ADD's lock is held until the end. (Every supported PostgreSQL version.)
+    Bad: ALTER TABLE characters ADD CONSTRAINT characters_account_fk FOREIGN KEY (account_id) REFERENCES accounts (id);
+    Good: ALTER TABLE characters ADD CONSTRAINT characters_account_fk FOREIGN KEY (account_id)
+          REFERENCES accounts (id) NOT VALID;
+          -- a later migration: ALTER TABLE characters VALIDATE CONSTRAINT characters_account_fk;
+    """
+    table = bare(relname(node.get("relation")))
+    if ctx.state.is_new(table):
+        return
+    for cmd in alter_cmds(node):
+        subtype = cmd.get("subtype")
+        if subtype == "AT_ValidateConstraint":
+            added = ctx.state.not_valid.get((table, cmd.get("name", "")))
+            if added is not None and added == ctx.state.transaction:
+                yield None, f"VALIDATE CONSTRAINT {cmd.get('name')} in the transaction that added it NOT VALID"
+            continue
+        if subtype == "AT_AddColumn":
+            column = cmd.get("def", {}).get("ColumnDef", {})
+            inline = [c.get("Constraint", {}) for c in column.get("constraints", [])]
+            for constraint in inline:
+                if constraint.get("contype") in SCANNED:
+                    what = SCANNED[constraint["contype"]]
+                    yield (
+                        ctx.line_of(constraint.get("location")),
+                        f"{what} on new column {column.get('colname')} of existing table {table} is validated "
+                        "by a scan under lock; add the column, then the constraint NOT VALID",
+                    )
+        elif subtype == "AT_AddConstraint":
+            constraint = cmd.get("def", {}).get("Constraint", {})
+            if constraint.get("contype") in SCANNED and not constraint.get("skip_validation"):
+                what = SCANNED[constraint["contype"]]
+                yield (
+                    ctx.line_of(constraint.get("location")),
+                    f"{what} {constraint.get('conname') or '(unnamed)'} on existing table {table} without NOT VALID",
+                )
+
+
+INDEXED = {"CONSTR_PRIMARY": "PRIMARY KEY", "CONSTR_UNIQUE": "UNIQUE", "CONSTR_EXCLUSION": "EXCLUDE"}
+
+
+@rule(
+    "MK313",
+    "error",
+    "CREATE UNIQUE INDEX CONCURRENTLY in a file of its own, then ADD CONSTRAINT … UNIQUE (or PRIMARY KEY) USING INDEX",
+    kinds=("AlterTableStmt",),
+    squawk=("adding-serial-primary-key-field", "disallowed-unique-constraint"),
+)
+def constraint_builds_index(ctx: Context, node: dict) -> Iterable[Hit]:
+    """PRIMARY KEY or UNIQUE added to an existing table without USING INDEX.
+
+    The constraint builds its index while the ALTER holds ACCESS EXCLUSIVE: no reads, no writes, for
+    as long as the build takes (a PRIMARY KEY also scans for NULLs). An index built CONCURRENTLY first
+    turns the constraint into a catalogue change. An EXCLUDE constraint has no USING INDEX form.
+    Bad: ALTER TABLE accounts ADD CONSTRAINT accounts_email_key UNIQUE (email);
+    Good: CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS accounts_email_idx ON accounts (email);
+          -- a later migration:
+          ALTER TABLE accounts ADD CONSTRAINT accounts_email_key UNIQUE USING INDEX accounts_email_idx;
+    """
+    table = bare(relname(node.get("relation")))
+    if ctx.state.is_new(table):
+        return
+    for column, constraint in constraints(node):
+        what = INDEXED.get(constraint.get("contype", ""))
+        if what is None or constraint.get("indexname"):
+            continue
+        on = f" on new column {column}" if column else ""
+        message = f"{what}{on} builds an index on existing table {table} under lock"
+        yield ctx.line_of(constraint.get("location")), message
+
+
+@rule(
+    "MK314",
+    "error",
+    "DROP INDEX CONCURRENTLY IF EXISTS …, in a file of its own (it runs outside a transaction)",
+    kinds=("DropStmt",),
+    squawk=("require-concurrent-index-deletion",),
+)
+def drop_index_without_concurrently(ctx: Context, node: dict) -> Iterable[Hit]:
+    """DROP INDEX without CONCURRENTLY.
+
+    A plain DROP INDEX takes ACCESS EXCLUSIVE on the index's table: it waits behind every running
+    query on the table, and every query queues behind it. CONCURRENTLY waits for them instead
+    (one index per statement, no CASCADE). An index this file created is not in use yet.
+    Bad: DROP INDEX IF EXISTS idx_killmails_ship;
+    Good: DROP INDEX CONCURRENTLY IF EXISTS idx_killmails_ship;
+    """
+    if node.get("removeType") != "OBJECT_INDEX" or node.get("concurrent"):
+        return
+    for obj in node.get("objects", []):
+        name = ".".join(strings(obj.get("List", {}).get("items")))
+        if bare(name) not in ctx.state.created_indexes:
+            yield None, f"DROP INDEX {name} without CONCURRENTLY blocks reads and writes of its table"
+
+
+VOLATILE = frozenset(
+    {"random", "random_normal", "setseed", "clock_timestamp", "timeofday", "nextval", "currval", "lastval"}
+    | {"gen_random_uuid", "uuidv4", "uuidv7", "gen_random_bytes"}
+    | {"uuid_generate_v1", "uuid_generate_v1mc", "uuid_generate_v4"}
+)  # built in or contrib, VOLATILE in pg_proc; now(), current_timestamp and statement_timestamp() are STABLE
+SERIAL = frozenset({"smallserial", "serial", "bigserial", "serial2", "serial4", "serial8"})
+
+
+@rule(
+    "MK315",
+    "error",
+    "add the column without a default (or with a constant one), SET DEFAULT, backfill in batches, then SET NOT NULL",
+    kinds=("AlterTableStmt",),
+    squawk=("adding-field-with-default",),
+)
+def volatile_default(ctx: Context, node: dict) -> Iterable[Hit]:
+    """A column added to an existing table whose every row gets its own value: a table rewrite.
+
+    A VOLATILE default (gen_random_uuid(), clock_timestamp(), random(), nextval() of a serial), an
+    identity column, or a function the service creates without IMMUTABLE or STABLE is computed for
+    each existing row: PostgreSQL rewrites the table under ACCESS EXCLUSIVE (no reads, no writes).
+    Since PostgreSQL 11 a constant or STABLE default (now(), 'pending', 0) is stored once and costs
+    nothing; before 11 every DEFAULT rewrote the table.
+    Bad: ALTER TABLE accounts ADD COLUMN IF NOT EXISTS public_id uuid DEFAULT gen_random_uuid();
+    Good: ALTER TABLE accounts ADD COLUMN IF NOT EXISTS public_id uuid;
+          ALTER TABLE accounts ALTER COLUMN public_id SET DEFAULT gen_random_uuid();
+          UPDATE accounts SET public_id = gen_random_uuid() WHERE public_id IS NULL;  -- in batches
+    """
+    table = bare(relname(node.get("relation")))
+    if ctx.state.is_new(table):
+        return
+    for cmd in alter_cmds(node):
+        column = cmd.get("def", {}).get("ColumnDef", {}) if cmd.get("subtype") == "AT_AddColumn" else {}
+        if not column:
+            continue
+        name, line = column.get("colname"), ctx.line_of(column.get("location"))
+        type_name = strings(column.get("typeName", {}).get("names"))[-1:]
+        if type_name and type_name[0] in SERIAL:
+            yield line, f"{type_name[0]} column {name} fills every row of existing table {table} from a sequence"
+            continue
+        for c in column.get("constraints", []):
+            constraint = c.get("Constraint", {})
+            if constraint.get("contype") == "CONSTR_IDENTITY":
+                yield line, f"identity column {name} numbers every row of existing table {table}"
+            elif constraint.get("contype") == "CONSTR_DEFAULT":
+                volatile = sorted(func_names(constraint) & (VOLATILE | ctx.service.volatile_functions))
+                if volatile:
+                    yield line, f"DEFAULT {volatile[0]}() on new column {name} rewrites existing table {table}"
+
+
+@rule(
+    "MK316",
+    "error",
+    "add a plain column, backfill it in batches, keep it current with a trigger (PostgreSQL 18+: make it VIRTUAL)",
+    kinds=("AlterTableStmt",),
+    squawk=("adding-field-with-default",),
+)
+def stored_generated_column(ctx: Context, node: dict) -> Iterable[Hit]:
+    """A GENERATED … STORED column added to an existing table: a table rewrite.
+
+    PostgreSQL computes the expression for every existing row and rewrites the table under ACCESS
+    EXCLUSIVE (no reads, no writes) for as long as that takes. A VIRTUAL generated column (PostgreSQL
+    18 and later) is computed on read and adds nothing to the table.
+    Bad: ALTER TABLE invoices ADD COLUMN IF NOT EXISTS total bigint GENERATED ALWAYS AS (net + tax) STORED;
+    Good: ALTER TABLE invoices ADD COLUMN IF NOT EXISTS total bigint;
+          -- then a BEFORE INSERT OR UPDATE trigger sets NEW.total, and a batched UPDATE backfills it
+    """
+    table = bare(relname(node.get("relation")))
+    if ctx.state.is_new(table):
+        return
+    for cmd in alter_cmds(node):
+        column = cmd.get("def", {}).get("ColumnDef", {}) if cmd.get("subtype") == "AT_AddColumn" else {}
+        for c in column.get("constraints", []):
+            constraint = c.get("Constraint", {})
+            if constraint.get("contype") == "CONSTR_GENERATED" and constraint.get("generated_kind", "s") == "s":
+                yield (
+                    ctx.line_of(column.get("location")),
+                    f"stored generated column {column.get('colname')} rewrites existing table {table}",
+                )
+
+
+def _option(options: list[dict] | None, name: str) -> bool:
+    """Whether a statement's option list (VACUUM, REINDEX, CLUSTER) turns `name` on: `FULL`, `FULL true`."""
+    for option in options or []:
+        element = option.get("DefElem", {})
+        if element.get("defname") == name:
+            value = element.get("arg", {}).get("String", {}).get("sval", "true").lower()
+            return value not in ("false", "off", "0")
+    return False
+
+
+@rule(
+    "MK317",
+    "error",
+    "REINDEX … CONCURRENTLY (PostgreSQL 12+), in a file of its own (it runs outside a transaction)",
+    kinds=("ReindexStmt",),
+    squawk=("require-concurrent-reindex",),
+)
+def reindex_without_concurrently(ctx: Context, node: dict) -> Iterable[Hit]:
+    """REINDEX without CONCURRENTLY.
+
+    A plain REINDEX blocks writes to the table while it rebuilds, and holds ACCESS EXCLUSIVE on each
+    index it rebuilds, so the queries that would use the index wait too. CONCURRENTLY (PostgreSQL 12
+    and later) builds a replacement beside it and swaps it in; before 12 the way is CREATE INDEX
+    CONCURRENTLY of a copy, then DROP INDEX CONCURRENTLY of the old one.
+    Bad: REINDEX INDEX idx_killmails_ship;
+    Good: REINDEX INDEX CONCURRENTLY idx_killmails_ship;
+    """
+    if _option(node.get("params"), "concurrently"):
+        return
+    kind = node.get("kind", "").removeprefix("REINDEX_OBJECT_")
+    name = relname(node.get("relation")) or node.get("name", "")
+    if kind == "TABLE" and ctx.state.is_new(name):
+        return
+    if kind == "INDEX" and bare(name) in ctx.state.created_indexes:
+        return
+    yield None, f"REINDEX {kind} {name} without CONCURRENTLY blocks writes while it rebuilds".replace("  ", " ")
+
+
+@rule(
+    "MK318",
+    "error",
+    "ALTER TABLE … DETACH PARTITION … CONCURRENTLY (PostgreSQL 14+), in a file of its own",
+    kinds=("AlterTableStmt",),
+    squawk=("require-concurrent-partition-detach",),
+)
+def detach_without_concurrently(ctx: Context, node: dict) -> Iterable[Hit]:
+    """DETACH PARTITION without CONCURRENTLY.
+
+    A plain DETACH takes ACCESS EXCLUSIVE on the partitioned table: every read and write of every
+    partition waits. Since PostgreSQL 14, CONCURRENTLY needs only SHARE UPDATE EXCLUSIVE on the
+    parent (it cannot run in a transaction; if it is interrupted, finish it with DETACH … FINALIZE).
+    Bad: ALTER TABLE events DETACH PARTITION events_2023;
+    Good: ALTER TABLE events DETACH PARTITION events_2023 CONCURRENTLY;
+    """
+    table = relname(node.get("relation"))
+    if ctx.state.is_new(table):
+        return
+    for cmd in alter_cmds(node):
+        partition = cmd.get("def", {}).get("PartitionCmd", {})
+        if cmd.get("subtype") == "AT_DetachPartition" and not partition.get("concurrent"):
+            yield None, f"DETACH PARTITION {relname(partition.get('name'))} locks every partition of {bare(table)}"
+
+
+@rule(
+    "MK319",
+    "error",
+    "TRUNCATE exactly the tables meant, by name, without CASCADE",
+    kinds=("TruncateStmt",),
+    squawk=("ban-truncate-cascade",),
+)
+def truncate_cascade(ctx: Context, node: dict) -> Iterable[Hit]:
+    """TRUNCATE … CASCADE.
+
+    CASCADE also empties every table with a foreign key to the ones named, and those that reference
+    them in turn: tables nobody listed lose their rows, including tables another migration or another
+    service added later.
+    Bad: TRUNCATE accounts CASCADE;
+    Good: TRUNCATE sessions, accounts;
+    """
+    if node.get("behavior") == "DROP_CASCADE":
+        names = ", ".join(relname(r.get("RangeVar")) for r in node.get("relations", []))
+        yield None, f"TRUNCATE {names} CASCADE empties every table that references them"
+
+
+@rule(
+    "MK320",
+    "warning",
+    "keep the column NOT NULL (a marker value for none), or add a new nullable column and move readers to it",
+    kinds=("AlterTableStmt",),
+    squawk=("ban-drop-not-null",),
+)
+def drop_not_null(ctx: Context, node: dict) -> Iterable[Hit]:
+    """DROP NOT NULL on an existing column.
+
+    The deployed code (and PL/pgSQL functions, views, reports) was written against a column that is
+    never NULL; the first NULL row breaks whatever reads it without a check.
+    Bad: ALTER TABLE accounts ALTER COLUMN email DROP NOT NULL;
+    Good: ALTER TABLE accounts ADD COLUMN IF NOT EXISTS backup_email TEXT;
+    """
+    if ctx.state.is_new(relname(node.get("relation"))):
+        return
+    for cmd in alter_cmds(node):
+        if cmd.get("subtype") == "AT_DropNotNull":
+            yield None, f"DROP NOT NULL on existing column {cmd.get('name')}: readers expect a value"
+
+
+@rule(
+    "MK321",
+    "error",
+    "drop databases by hand, after a backup, never from a migration",
+    kinds=("DropdbStmt",),
+    squawk=("ban-drop-database",),
+)
+def drop_database(ctx: Context, node: dict) -> Iterable[Hit]:
+    """DROP DATABASE in a migration.
+
+    Every table and row of the database is gone, in every environment the migration reaches, and it
+    cannot run in a transaction, so nothing rolls it back.
+    Bad: DROP DATABASE IF EXISTS legacy_reports;
+    Good: -- a runbook step, run by hand after pg_dump legacy_reports
+    """
+    yield None, f"DROP DATABASE {node.get('dbname', '')} destroys every table and row in it"
+
+
+@rule(
+    "MK322",
+    "error",
+    "use pg_repack (or, PostgreSQL 19+, REPACK (CONCURRENTLY)), outside the migrations",
+    kinds=("VacuumStmt", "ClusterStmt"),
+    squawk=("prefer-repack",),
+)
+def vacuum_full_or_cluster(ctx: Context, node: dict) -> Iterable[Hit]:
+    """VACUUM FULL or CLUSTER in a migration.
+
+    Both rewrite the table under ACCESS EXCLUSIVE: no reads, no writes, for as long as copying the
+    whole table takes. pg_repack does the same online; PostgreSQL 19 adds REPACK (CONCURRENTLY).
+    Bad: VACUUM FULL killmails;
+    Good: VACUUM (ANALYZE) killmails;
+    """
+    if ctx.statement.kind == "VacuumStmt":
+        if not node.get("is_vacuumcmd") or not _option(node.get("options"), "full"):
+            return
+        tables = [relname(r.get("VacuumRelation", {}).get("relation")) for r in node.get("rels", [])]
+        what = "VACUUM FULL"
+    else:
+        tables = [relname(node.get("relation"))] if node.get("relation") else []
+        what = "CLUSTER"
+    if not tables:
+        yield None, f"{what} of every table blocks reads and writes of each while it is rewritten"
+    for table in tables:
+        if not ctx.state.is_new(table):
+            yield None, f"{what} {table} blocks its reads and writes while it is rewritten"
+
+
+@rule(
+    "MK323",
+    "error",
+    "put the CHECK on the columns that use the domain (ADD CONSTRAINT … NOT VALID, VALIDATE later)",
+    kinds=("AlterDomainStmt",),
+    squawk=("ban-alter-domain-with-add-constraint",),
+)
+def alter_domain_add_constraint(ctx: Context, node: dict) -> Iterable[Hit]:
+    """ALTER DOMAIN … ADD CONSTRAINT on an existing domain.
+
+    PostgreSQL checks the new constraint against every column of every table that uses the domain,
+    scanning each under a lock that blocks its writes, and a later change of the domain's type or
+    constraint can rewrite them all. A constraint on the columns themselves can be added NOT VALID and
+    validated without blocking writes. A domain this file created is used by nothing yet.
+    Bad: ALTER DOMAIN email_address ADD CONSTRAINT email_has_at CHECK (VALUE LIKE '%@%');
+    Good: ALTER TABLE accounts ADD CONSTRAINT accounts_email_has_at CHECK (email LIKE '%@%') NOT VALID;
+    """
+    if node.get("subtype") != "C":
+        return
+    domain = ".".join(strings(node.get("typeName")))
+    if bare(domain) not in ctx.state.created_domains:
+        name = node.get("def", {}).get("Constraint", {}).get("conname") or "(unnamed)"
+        yield None, f"ALTER DOMAIN {domain} ADD CONSTRAINT {name} checks every column that uses the domain"
+
+
+@rule(
+    "MK324",
+    "warning",
+    "create the domain without a constraint and put the CHECK on the table's columns",
+    kinds=("CreateDomainStmt",),
+    squawk=("ban-create-domain-with-constraint",),
+)
+def create_domain_with_constraint(ctx: Context, node: dict) -> Iterable[Hit]:
+    """CREATE DOMAIN with a CHECK (or NOT NULL) constraint.
+
+    Every later change of that constraint revalidates every column of every table that uses the
+    domain, under locks that block writes (MK323), and PostgreSQL may rewrite the tables when a column
+    is converted to it. A constraint on the columns can be changed one table at a time, NOT VALID first.
+    Bad: CREATE DOMAIN email_address AS text CHECK (VALUE LIKE '%@%');
+    Good: CREATE DOMAIN email_address AS text;
+    """
+    kinds = {c.get("Constraint", {}).get("contype") for c in node.get("constraints", [])}
+    if kinds & {"CONSTR_CHECK", "CONSTR_NOTNULL"}:
+        domain = ".".join(strings(node.get("domainname")))
+        yield None, f"domain {domain} carries a constraint: changing it later locks every table that uses it"
+
+
+@rule(
+    "MK325",
+    "error",
+    "COMMIT after ALTER TYPE … ADD VALUE, and use the value in a later transaction (or a later migration)",
+    kinds=("*",),
+)
+def new_enum_value_used_before_commit(ctx: Context, node: dict) -> Iterable[Hit]:
+    """An enum value used in the transaction that added it.
+
+    PostgreSQL refuses it: "unsafe use of new value … New enum values must be committed before they
+    can be used" (PostgreSQL 12 and later; before 12, ALTER TYPE … ADD VALUE cannot run in a
+    transaction block at all). The runner gives a file with ADD VALUE a transaction per statement;
+    a BEGIN … COMMIT of the file's own puts them back in one.
+    Bad: BEGIN; ALTER TYPE order_status ADD VALUE 'refunded'; UPDATE orders SET status = 'refunded' WHERE …; COMMIT;
+    Good: ALTER TYPE order_status ADD VALUE IF NOT EXISTS 'refunded';
+          UPDATE orders SET status = 'refunded' WHERE refunded_at IS NOT NULL;
+    """
+    added = ctx.state.added_enum_values
+    if not added or ctx.statement.kind == "AlterEnumStmt":
+        return
+    current = {value for value, transaction in added.items() if transaction == ctx.state.transaction}
+    if not current:
+        return
+    used = {
+        literal["sval"]["sval"]
+        for t, literal in walk(node)
+        if t == "A_Const" and literal.get("sval", {}).get("sval") in current
+    }
+    for value in sorted(used):
+        yield None, f"uses enum value '{value}' before the transaction that added it commits"
+
+
+@rule(
+    "MK326",
+    "warning",
+    "say where it goes: ALTER TYPE … ADD VALUE IF NOT EXISTS 'new' BEFORE 'existing' (or AFTER)",
+    kinds=("AlterEnumStmt",),
+    squawk=("require-enum-value-ordering",),
+)
+def enum_value_without_position(ctx: Context, node: dict) -> Iterable[Hit]:
+    """ALTER TYPE … ADD VALUE without BEFORE or AFTER.
+
+    The value goes last, and an enum sorts by its declared order: ORDER BY status, status < 'approved'
+    and every range query on it now place the new value after all the others, which is rarely where a
+    workflow state or a severity belongs. If last is where it belongs, say AFTER the last one.
+    Bad: ALTER TYPE paper_status ADD VALUE IF NOT EXISTS 'pending_review';
+    Good: ALTER TYPE paper_status ADD VALUE IF NOT EXISTS 'pending_review' BEFORE 'approved';
+    """
+    if node.get("newVal") and not node.get("oldVal") and not node.get("newValNeighbor"):
+        enum = ".".join(strings(node.get("typeName")))
+        yield None, f"ADD VALUE '{node['newVal']}' to {enum} goes last in its sort order"
+
+
+@rule(
+    "MK327",
+    "error",
+    "name each column once",
+    kinds=("CreateStmt", "UpdateStmt", "InsertStmt", "ViewStmt"),
+    squawk=("ban-duplicate-column-assignments",),
+)
+def duplicate_column(ctx: Context, node: dict) -> Iterable[Hit]:
+    """A column declared or assigned twice in one statement.
+
+    It parses, and PostgreSQL rejects it when it runs: "column … specified more than once" (CREATE
+    TABLE, CREATE VIEW's column list), "multiple assignments to same column" (UPDATE … SET, ON
+    CONFLICT DO UPDATE SET, an INSERT's column list). Elements of one array or composite column
+    (SET a[1] = …, a[2] = …) are not the same assignment.
+    Bad: UPDATE accounts SET status = 'active', status = 'disabled' WHERE id = 1;
+    Good: UPDATE accounts SET status = 'disabled' WHERE id = 1;
+    """
+    kind = ctx.statement.kind
+    if kind == "CreateStmt":
+        names = [(e["ColumnDef"].get("colname", ""), "declared") for e in node.get("tableElts", []) if "ColumnDef" in e]
+    elif kind == "ViewStmt":
+        names = [(name, "declared") for name in strings(node.get("aliases"))]
+    else:
+        lists = node.get("targetList", []), node.get("cols", []), node.get("onConflictClause", {}).get("targetList", [])
+        for targets in lists:
+            yield from _twice(
+                (t["ResTarget"].get("name", ""), "assigned")
+                for t in targets
+                if "ResTarget" in t and not t["ResTarget"].get("indirection")
+            )
+        return
+    yield from _twice(names)
+
+
+def _twice(names: Iterable[tuple[str, str]]) -> Iterable[Hit]:
+    seen: set[str] = set()
+    for name, how in names:
+        if name in seen:
+            yield None, f"column {name} is {how} twice"
+        seen.add(name)
+
+
+IDENTIFIER_BYTES = 63  # NAMEDATALEN - 1: PostgreSQL truncates a longer identifier, with only a NOTICE
+
+
+@rule("MK328", "warning", "shorten the name to 63 bytes or fewer", kinds=("*",), squawk=("identifier-too-long",))
+def identifier_too_long(ctx: Context, node: dict) -> Iterable[Hit]:
+    """An identifier longer than 63 bytes.
+
+    PostgreSQL truncates it to 63 bytes with only a NOTICE: the object is not called what the
+    migration says, and two long names with the same first 63 bytes are one name, so the second
+    CREATE … IF NOT EXISTS silently creates nothing (or the CREATE fails with "already exists").
+    The parse tree holds the truncated name, so the statement's tokens (PostgreSQL's scanner) are read.
+    Bad: CREATE INDEX IF NOT EXISTS idx_character_killmails_by_solar_system_and_ship_type_and_time_of_kill ON …;
+    Good: CREATE INDEX IF NOT EXISTS idx_killmails_system_ship_time ON …;
+    """
+    if not _has_long_word(ctx.statement.text):
+        return  # no token of the text is long enough: scanning is for the few statements that might hold one
+    for name in dict.fromkeys(identifiers(ctx.statement.text)):
+        size = len(name.encode("utf-8"))
+        if size > IDENTIFIER_BYTES:
+            cut = name.encode("utf-8")[:IDENTIFIER_BYTES].decode("utf-8", "ignore")
+            yield None, f'"{name}" is {size} bytes; PostgreSQL truncates it to "{cut}"'
+
+
+def _has_long_word(text: str) -> bool:
+    """Whether the text holds a run longer than an identifier may be between spaces, or between quotes."""
+    parts = text.split()
+    if '"' in text:
+        parts += text.split('"')[1::2]  # a quoted identifier may hold spaces
+    if text.isascii():  # a character is a byte: lengths alone, at C speed
+        return max(map(len, parts), default=0) > IDENTIFIER_BYTES
+    return any(len(part.encode("utf-8")) > IDENTIFIER_BYTES for part in parts)
+
+
+def _typed_columns(ctx: Context, node: dict) -> Iterable[tuple[str, str, bool, int]]:
+    """(column, type name, has a length, line) of each column a CREATE TABLE or an ALTER TABLE declares or
+    retypes, when workspace.yaml's type_advice is on for the service."""
+    if not ctx.service.type_advice or bare(relname(node.get("relation"))) == bare(ctx.service.tracking_table):
+        return  # off, or the tracking table: its column types are the seed's contract
+    columns = [e["ColumnDef"] for e in node.get("tableElts", []) if "ColumnDef" in e]
+    for cmd in alter_cmds(node):
+        if cmd.get("subtype") in ("AT_AddColumn", "AT_AlterColumnType"):
+            column = cmd.get("def", {}).get("ColumnDef", {})
+            columns.append({**column, "colname": column.get("colname") or cmd.get("name", "")})
+    for column in columns:
+        type_name = column.get("typeName", {})
+        names = strings(type_name.get("names"))
+        if names:
+            yield (
+                column.get("colname", ""),
+                names[-1],
+                bool(type_name.get("typmods")),
+                ctx.line_of(column.get("location")),
+            )
+
+
+@rule(
+    "MK329",
+    "warning",
+    "use text, with a CHECK (length(col) <= n) if the limit matters",
+    kinds=("CreateStmt", "AlterTableStmt"),
+    squawk=("prefer-text-field", "ban-char-field"),
+)
+def length_limited_text(ctx: Context, node: dict) -> Iterable[Hit]:
+    """A char(n) or varchar(n) column.
+
+    char(n) pads with spaces and compares oddly; a varchar(n) limit is a schema change to raise, and
+    raising it past a size once rewrote the table (only widening is free, since PostgreSQL 9.2), while
+    text costs the same to store. A CHECK on length can be replaced NOT VALID, without blocking writes.
+    This is type advice, on where workspace.yaml says type_advice: true (defaults: or a service's entry).
+    Bad: CREATE TABLE IF NOT EXISTS accounts (id bigint, email varchar(255));
+    Good: CREATE TABLE IF NOT EXISTS accounts (id bigint, email text CHECK (length(email) <= 255));
+    """
+    for column, type_name, sized, line in _typed_columns(ctx, node):
+        if type_name == "bpchar":
+            yield line, f"column {column} is char(n): blank-padded; use text"
+        elif type_name == "varchar" and sized:
+            yield line, f"column {column} is varchar(n): use text (and a CHECK on its length)"
+
+
+@rule(
+    "MK330",
+    "warning",
+    "use timestamptz (timestamp with time zone)",
+    kinds=("CreateStmt", "AlterTableStmt"),
+    squawk=("prefer-timestamp-tz",),
+)
+def timestamp_without_time_zone(ctx: Context, node: dict) -> Iterable[Hit]:
+    """A timestamp column without a time zone.
+
+    timestamp stores the wall-clock reading with no zone: the same instant written from servers or
+    sessions with different TimeZone settings reads back differently, and comparisons with now()
+    (a timestamptz) depend on the session's zone. timestamptz stores the instant.
+    This is type advice, on where workspace.yaml says type_advice: true (defaults: or a service's entry).
+    Bad: CREATE TABLE IF NOT EXISTS events (id bigint, at timestamp NOT NULL DEFAULT now());
+    Good: CREATE TABLE IF NOT EXISTS events (id bigint, at timestamptz NOT NULL DEFAULT now());
+    """
+    for column, type_name, _, line in _typed_columns(ctx, node):
+        if type_name == "timestamp":
+            yield line, f"column {column} is timestamp without time zone: use timestamptz"
+
+
+SMALL_INTEGERS = {"int4": "integer", "int2": "smallint"}
+
+
+@rule(
+    "MK331",
+    "warning",
+    "use bigint: changing the type later rewrites the table (MK307)",
+    kinds=("CreateStmt", "AlterTableStmt"),
+    squawk=("prefer-bigint-over-int", "prefer-bigint-over-smallint"),
+)
+def small_integer(ctx: Context, node: dict) -> Iterable[Hit]:
+    """An integer or smallint column.
+
+    An id or a counter that outgrows 2^31 (or 2^15) fails every insert; widening it is a type change
+    that rewrites the table under ACCESS EXCLUSIVE. bigint costs four more bytes a row, often none
+    after alignment.
+    This is type advice, on where workspace.yaml says type_advice: true (defaults: or a service's entry).
+    Bad: CREATE TABLE IF NOT EXISTS killmails (id integer PRIMARY KEY, ship_type_id integer);
+    Good: CREATE TABLE IF NOT EXISTS killmails (id bigint PRIMARY KEY, ship_type_id bigint);
+    """
+    for column, type_name, _, line in _typed_columns(ctx, node):
+        if type_name in SMALL_INTEGERS:
+            yield line, f"column {column} is {SMALL_INTEGERS[type_name]}: use bigint"
+
+
+@rule(
+    "MK332",
+    "warning",
+    "use bigint GENERATED ALWAYS AS IDENTITY (or BY DEFAULT)",
+    kinds=("CreateStmt", "AlterTableStmt"),
+    squawk=("prefer-identity",),
+)
+def serial_column(ctx: Context, node: dict) -> Iterable[Hit]:
+    """A serial column.
+
+    serial makes a sequence the column does not own in the SQL standard's sense: its grants, its
+    ownership and copying the table (CREATE TABLE … LIKE) need care of their own, and nothing stops
+    an insert from writing ids the sequence will hand out later. An identity column (PostgreSQL 10
+    and later) is standard and keeps the sequence part of the column.
+    This is type advice, on where workspace.yaml says type_advice: true (defaults: or a service's entry).
+    Bad: CREATE TABLE IF NOT EXISTS accounts (id serial PRIMARY KEY);
+    Good: CREATE TABLE IF NOT EXISTS accounts (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY);
+    """
+    for column, type_name, _, line in _typed_columns(ctx, node):
+        if type_name in SERIAL:
+            yield line, f"column {column} is {type_name}: use an identity column"
+
+
+ENDS = {"TRANS_STMT_COMMIT", "TRANS_STMT_ROLLBACK", "TRANS_STMT_PREPARE"}
+
+
+@rule(
+    "MK333",
+    "error",
+    "end the file's transaction: COMMIT; before the file ends (or drop its BEGIN and let the runner wrap it)",
+    kinds=("TransactionStmt",),
+    squawk=("ban-uncommitted-transaction",),
+)
+def uncommitted_transaction(ctx: Context, node: dict) -> Iterable[Hit]:
+    """A BEGIN that the file never ends.
+
+    A file with its own transaction control runs as written: the open transaction outlives the file,
+    its tracking row is written inside it, and the next migrations run inside it too, so a failure in
+    any of them rolls this one back after the runner has reported it applied, and its locks are held
+    until then.
+    Bad: BEGIN; CREATE TABLE IF NOT EXISTS ledger (id bigint);
+    Good: BEGIN; CREATE TABLE IF NOT EXISTS ledger (id bigint); COMMIT;
+    """
+    if node.get("kind") not in ("TRANS_STMT_BEGIN", "TRANS_STMT_START"):
+        return
+    later = ctx.migration.statements[ctx.migration.statements.index(ctx.statement) + 1 :]
+    if not any(s.kind == "TransactionStmt" and s.node.get("kind") in ENDS for s in later):
+        yield None, "BEGIN without a COMMIT (or ROLLBACK) before the file ends"

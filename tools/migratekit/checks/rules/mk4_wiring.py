@@ -3,7 +3,7 @@
 Real monorepos wire this in many ways; checks.wiring finds each way as data (in-process calls
 read from parse trees, start commands and scripts followed step by step, compose files and
 Kubernetes manifests parsed, gathered by wiring.collect), and the rules below judge those routes. Which styles are
-recognised, and what each needs, is the README's table "Wiring styles".
+recognised, and what each needs, is the table "Wiring styles" in docs/audit.md.
 """
 
 from __future__ import annotations

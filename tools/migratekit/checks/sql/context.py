@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from migratekit.checks.sql.tree import bare, called_names
+from migratekit.checks.sql.names import Name, builtins, lookup, provided
+from migratekit.checks.sql.tree import bare, called_names, strings
+from migratekit.model.contract import SEED_TABLE
 from migratekit.model.migration import Migration, Statement
 
 NotNullChecks = dict[tuple[str, str], tuple[str, bool]]  # (table, constraint) -> (column, validated)
@@ -21,6 +23,54 @@ class Schema:
 
     tables: frozenset[str] = frozenset()  # created by the service and not dropped since (unqualified)
     not_null_checks: tuple[tuple[tuple[str, str], tuple[str, bool]], ...] = ()  # CHECK (col IS NOT NULL)
+    # every object the service has created, qualified (names.objects), and what it is: "table", "role", ...
+    objects: dict[Name, str] = field(default_factory=dict, compare=False)
+    references: dict[Name, Reference] = field(default_factory=dict, compare=False)  # the first of each name
+
+    def service_objects(self) -> ServiceObjects:
+        """What the whole service creates, and what it refers to that neither it (in any of its migrations) nor
+        PostgreSQL provides: the names another service may own."""
+        own, known = provided(self.objects), builtins()
+        foreign = tuple(
+            r
+            for (namespace, name), r in self.references.items()
+            if lookup(namespace, name, own) is None and not known.provides(namespace, name)
+        )
+        return ServiceObjects(dict(self.objects), foreign)
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A name a service's migration uses: where (the statement's first line) and the statement's opening."""
+
+    namespace: str  # names.RELATION, TYPE, FUNCTION, SCHEMA, ROLE, EXTENSION
+    name: str  # qualified as names.objects qualifies it
+    path: str  # relative to the monorepo root
+    line: int
+    statement: str
+
+
+@dataclass(frozen=True)
+class ServiceObjects:
+    """What one service's migrations create and the names they use without creating them: what the workspace
+    rules compare across services (MK504, MK505), carried in the lint cache beside the findings."""
+
+    creates: dict[Name, str] = field(default_factory=dict)
+    references: tuple[Reference, ...] = ()
+
+    def as_json(self) -> dict[str, list[list[object]]]:
+        return {
+            "creates": [[namespace, name, what] for (namespace, name), what in sorted(self.creates.items())],
+            "references": [[r.namespace, r.name, r.path, r.line, r.statement] for r in self.references],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, list[list[object]]]) -> ServiceObjects:
+        creates = {(str(n), str(name)): str(what) for n, name, what in data["creates"]}
+        refs = tuple(
+            Reference(str(n), str(name), str(p), int(str(line)), str(t)) for n, name, p, line, t in data["references"]
+        )
+        return cls(creates, refs)
 
 
 @dataclass
@@ -44,12 +94,19 @@ class FileState:
     not_valid: dict[tuple[str, str], int] = field(default_factory=dict)  # added NOT VALID here -> its transaction
     created_indexes: set[str] = field(default_factory=set)
     created_domains: set[str] = field(default_factory=set)
+    added_enum_values: dict[str, int] = field(default_factory=dict)  # ALTER TYPE … ADD VALUE -> its transaction
     in_transaction: bool = False  # inside the file's own BEGIN ... COMMIT
     one_transaction: bool = True  # the runner runs the whole file in one transaction
     transaction: int = 0  # which transaction the statement runs in (statements of one transaction share it)
+    path: str = ""  # the file, relative to the monorepo root (where a reference is)
+    search_path: str = "public"  # where an unqualified name resolves: the server's default, or the file's SET
+    objects: dict[Name, str] = field(default_factory=dict)  # `earlier`'s, then what this file creates
+    references: dict[Name, Reference] = field(default_factory=dict)  # `earlier`'s, then this file's first uses
 
     def __post_init__(self) -> None:
         self.not_null_checks = dict(self.earlier.not_null_checks) | self.not_null_checks
+        self.objects = dict(self.earlier.objects) | self.objects
+        self.references = dict(self.earlier.references) | self.references
 
     def is_new(self, table: str) -> bool:
         """Whether `table` (qualified or not) was created by this file: empty, and unused by running code."""
@@ -75,7 +132,7 @@ class FileState:
     def after(self) -> Schema:
         """The schema once this file has run: what the service's next migration finds."""
         tables = frozenset((self.earlier.tables - self.dropped_tables) | self.created_tables)
-        return Schema(tables, tuple(sorted(self.not_null_checks.items())))
+        return Schema(tables, tuple(sorted(self.not_null_checks.items())), self.objects, self.references)
 
 
 @dataclass(frozen=True)
@@ -89,6 +146,8 @@ class ServiceFacts:
     by_table: dict[str, list[tuple[str, ...]]]
     migrations: tuple[Migration, ...] = field(default=(), repr=False, compare=False)
     partitioned: frozenset[str] = frozenset()  # tables created PARTITION BY
+    type_advice: bool = False  # workspace.yaml's type_advice: the rules that advise on column types run
+    tracking_table: str = SEED_TABLE  # its column types are the seed's contract, never advised on
 
     @cached_property
     def functions(self) -> frozenset[str]:
@@ -98,6 +157,24 @@ class ServiceFacts:
             for statement in migration.statements:
                 if "(" in statement.text:
                     found |= called_names(statement.node)
+        return frozenset(found)
+
+    @cached_property
+    def volatile_functions(self) -> frozenset[str]:
+        """Functions the service creates without IMMUTABLE or STABLE (PostgreSQL's default is VOLATILE)."""
+        found: set[str] = set()
+        for migration in self.migrations:
+            for statement in migration.statements:
+                if statement.kind != "CreateFunctionStmt":
+                    continue
+                options = statement.node.get("options", [])
+                volatility = [
+                    o["DefElem"].get("arg", {}).get("String", {}).get("sval")
+                    for o in options
+                    if o.get("DefElem", {}).get("defname") == "volatility"
+                ]
+                if volatility in ([], ["volatile"]):
+                    found.add(strings(statement.node.get("funcname"))[-1])
         return frozenset(found)
 
     def covers(self, table: str, columns: tuple[str, ...]) -> bool:

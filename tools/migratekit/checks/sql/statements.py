@@ -10,9 +10,11 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
-from migratekit.checks.sql.context import FileState, ServiceFacts
+from migratekit.checks.sql.context import FileState, Reference, ServiceFacts
+from migratekit.checks.sql.names import objects
 from migratekit.checks.sql.tree import alter_cmds, bare, comments, constraints, relname, strings
-from migratekit.model.migration import Migration
+from migratekit.model.contract import SEED_TABLE
+from migratekit.model.migration import Migration, Statement
 from migratekit.model.settings import RULE_CODE_TEXT
 
 IGNORE = re.compile(rf"--\s*migratekit:\s*ignore\s+({RULE_CODE_TEXT}(?:\s*,?\s*{RULE_CODE_TEXT})*)", re.IGNORECASE)
@@ -38,11 +40,20 @@ def ignore_comments(text: str, statements: Iterable) -> dict[int, dict[str, int]
     return result
 
 
-def advance(state: FileState, kind: str, node: dict) -> None:
-    """Record what a statement did, for the rules that look at later statements."""
+def advance(state: FileState, statement: Statement) -> None:
+    """Record what a statement did, for the rules that look at later statements and the workspace's rules."""
+    kind, node = statement.kind, statement.node
     recorder = _RECORDERS.get(kind)
     if recorder is not None:
         recorder(state, node)
+    found = objects(kind, node, state.search_path, statement.text)
+    state.objects.update(found.creates)
+    new = {n for n in found.references if n not in state.references}
+    if new:
+        opening = statement.text.split("\n", 1)[0]
+        opening = opening if len(opening) <= 80 else opening[:77] + "..."
+        for name in sorted(new):  # one order, run after run
+            state.references[name] = Reference(*name, state.path, statement.line, opening)
     if not state.one_transaction and (kind == "TransactionStmt" or not state.in_transaction):
         state.transaction += 1  # outside BEGIN ... COMMIT each statement commits on its own
 
@@ -84,6 +95,7 @@ def _alter_table(state: FileState, node: dict) -> None:
         if subtype == "AT_DropConstraint":  # with or without IF EXISTS: a second run cannot collide
             state.dropped_constraints.add((table, name))
             state.not_null_checks.pop((table, name), None)
+            state.not_valid.pop((table, name), None)
         elif subtype == "AT_AddConstraint":
             constraint = cmd.get("def", {}).get("Constraint", {})
             key = (table, constraint.get("conname", ""))
@@ -97,12 +109,34 @@ def _alter_table(state: FileState, node: dict) -> None:
             state.not_null_checks[(table, name)] = (state.not_null_checks[(table, name)][0], True)
 
 
+def _create_policy(state: FileState, node: dict) -> None:
+    state.dropped_policies.discard((bare(relname(node.get("table"))), node.get("policy_name", "")))  # one drop, one
+
+
 def _create_index(state: FileState, node: dict) -> None:
     state.created_indexes.add(node.get("idxname", ""))
 
 
 def _create_domain(state: FileState, node: dict) -> None:
     state.created_domains.add(strings(node.get("domainname"))[-1])
+
+
+def _set(state: FileState, node: dict) -> None:
+    """SET search_path moves where the file's later unqualified names resolve (all its schemas, in order)."""
+    if node.get("name") != "search_path":
+        return
+    if node.get("kind") in ("VAR_RESET", "VAR_SET_DEFAULT"):
+        state.search_path = "public"
+        return
+    schemas = [a.get("A_Const", {}).get("sval", {}).get("sval") for a in node.get("args", [])]
+    schemas = [s for s in schemas if s and s != "$user"] or ["public"]
+    # A path of its own is written `a,` (names.candidates): unqualified names under it may still be PostgreSQL's.
+    state.search_path = "public" if schemas == ["public"] else ",".join(schemas) + ("," if len(schemas) == 1 else "")
+
+
+def _alter_enum(state: FileState, node: dict) -> None:
+    if node.get("newVal") and not node.get("oldVal"):  # ADD VALUE, not RENAME VALUE
+        state.added_enum_values[node["newVal"]] = state.transaction
 
 
 def _transaction(state: FileState, node: dict) -> None:
@@ -120,8 +154,11 @@ _RECORDERS = {
     "RenameStmt": _rename,
     "AlterTableStmt": _alter_table,
     "IndexStmt": _create_index,
+    "CreatePolicyStmt": _create_policy,
     "CreateDomainStmt": _create_domain,
+    "AlterEnumStmt": _alter_enum,
     "TransactionStmt": _transaction,
+    "VariableSetStmt": _set,
 }
 
 
@@ -132,7 +169,9 @@ def not_null_column(constraint: dict) -> str | None:
     return fields[-1] if test.get("nulltesttype") == "IS_NOT_NULL" and len(fields) == 1 else None
 
 
-def service_facts(migrations: Sequence[Migration]) -> ServiceFacts:
+def service_facts(
+    migrations: Sequence[Migration], type_advice: bool = False, tracking_table: str = SEED_TABLE
+) -> ServiceFacts:
     """Every index, primary key and unique constraint the service creates, and every function it calls."""
     by_table: dict[str, list[tuple[str, ...]]] = defaultdict(list)
     partitioned: set[str] = set()
@@ -150,4 +189,4 @@ def service_facts(migrations: Sequence[Migration]) -> ServiceFacts:
                         keys = tuple(strings(constraint.get("keys"))) or ((column,) if column else ())
                         if keys:
                             by_table[table].append(keys)
-    return ServiceFacts(dict(by_table), tuple(migrations), frozenset(partitioned))
+    return ServiceFacts(dict(by_table), tuple(migrations), frozenset(partitioned), type_advice, tracking_table)

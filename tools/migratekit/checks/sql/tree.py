@@ -93,16 +93,34 @@ def comments(text: str) -> list[tuple[int, str]]:
     dollar-quoted body is not one."""
     from pglast import parser
 
-    data = text.encode("utf-8")
     try:
         tokens = parser.scan(text)
     except parser.ParseError:
         return []
+    # the scanner's offsets count characters: the byte offset is the length of the text before, encoded
     return [
-        (t.start, data[t.start : t.end + 1].decode("utf-8", "replace"))
+        (len(text[: t.start].encode("utf-8")), text[t.start : t.end + 1])
         for t in tokens
         if t.name in ("SQL_COMMENT", "C_COMMENT")
     ]
+
+
+def identifiers(text: str) -> list[str]:
+    """Every identifier of SQL text as written, before PostgreSQL truncates it (its scanner's IDENT tokens):
+    a quoted one unquoted, an unquoted one folded to lower case."""
+    from pglast import parser
+
+    try:
+        tokens = parser.scan(text)
+    except parser.ParseError:
+        return []
+    names = []
+    for token in tokens:
+        if token.name != "IDENT":
+            continue
+        word = text[token.start : token.end + 1]  # the scanner's offsets count characters
+        names.append(word[1:-1].replace('""', '"') if word.startswith('"') else word.lower())
+    return names
 
 
 def without_comments(text: str) -> str:
@@ -112,3 +130,42 @@ def without_comments(text: str) -> str:
         length = len(comment.encode("utf-8"))
         data[start : start + length] = b" " * length
     return data.decode("utf-8", "replace")
+
+
+def plpgsql(body: str) -> list[Node] | None:
+    """PL/pgSQL's own parse tree of a DO or function body (pglast's plpgsql parser), or None when the body
+    is not PL/pgSQL that parses. Its expressions are text (`{"PLpgSQL_expr": {"query": "…"}}`): parse
+    each with `expression` to reach their trees."""
+    import json
+
+    from pglast import parser
+
+    wrapped = f"CREATE FUNCTION migratekit_body() RETURNS void LANGUAGE plpgsql AS $migratekit${body}$migratekit$"
+    try:
+        return json.loads(parser.parse_plpgsql_json(wrapped))
+    except (parser.ParseError, ValueError):
+        return None
+
+
+def expression(text: str) -> Node | None:
+    """The parse tree of one SQL expression (`SELECT <text>`), or None if it is not one."""
+    import json
+
+    from pglast import parser
+
+    try:
+        return json.loads(parser.parse_sql_json(f"SELECT {text}"))
+    except (parser.ParseError, ValueError):
+        return None
+
+
+def statement_tree(text: str) -> Node | None:
+    """The parse tree of SQL text found inside a body (a PL/pgSQL statement), or None if it does not parse."""
+    import json
+
+    from pglast import parser
+
+    try:
+        return json.loads(parser.parse_sql_json(text))
+    except (parser.ParseError, ValueError):
+        return None
