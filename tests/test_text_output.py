@@ -417,6 +417,10 @@ def rendered_outcomes(command: str) -> dict[str, list[Any]]:
     if command == "status":
         sections: dict[str, list[Any]] = {str(k): render.status_text([entry_status(k)]) for k in EntryKind}
         sections["quiet"] = render.status_text([entry_status(k) for k in EntryKind], quiet=True)
+        baselined = (Entry("001_init", EntryKind.BASELINED, NOW), Entry("002_reports", EntryKind.BASELINED, NOW))
+        sections["no_times"] = render.status_text(  # no time in any row: the others keep their width
+            [ServiceStatus("legacy-reports", "embedded/legacy", DriftState.UP_TO_DATE, baselined)]
+        )
         for state in (DriftState.NOT_CREATED, DriftState.UNREACHABLE, DriftState.FOREIGN_TABLE):
             entries = (Entry(LONG, EntryKind.PENDING),) if state is DriftState.NOT_CREATED else ()
             unread = ServiceStatus("billing-invoices", "embedded/invoices", state, entries, "the server said no")
@@ -462,6 +466,7 @@ def test_every_outcome_is_rendered_as_pinned(
             assert max(len(line) for line in shown.splitlines()) <= 80, name
             assert shown.count(LONG) == shown.count(LONG[:12]), f"{name}: a version folded or cut at 80 columns"
             assert shown.count("billing-invoices") == shown.count("billing-inv"), f"{name}: a name folded or cut"
+            assert "…" not in shown, f"{name}: something was cut at 80 columns"
     text = "\n".join(parts)
     path = GOLDEN / f"{command}.{terminal or 'piped'}.txt"
     if os.environ.get("MIGRATEKIT_UPDATE_SNAPSHOTS"):

@@ -219,14 +219,10 @@ def results_table(results: Sequence[Result], title: str = "migrate-all") -> Tabl
             justify="right" if column in ("applied now", "already applied", "pending", "time") else "left",
         )
     for r in results:
-        table.add_row(
-            _text(r.service),
-            str(len(r.applied)),
-            str(r.already_applied),
-            str(len(r.pending)),
-            duration(r.elapsed_ms / 1000),
-            outcome_text(r.outcome),
-        )
+        counts = [str(len(r.applied)), str(r.already_applied), str(len(r.pending)), duration(r.elapsed_ms / 1000)]
+        if r.outcome is Outcome.SKIPPED:  # its database was never read: no counts to show
+            counts = ["-"] * len(counts)
+        table.add_row(_text(r.service), *counts, outcome_text(r.outcome))
     return table
 
 
@@ -575,7 +571,6 @@ def status_text(statuses: Sequence[ServiceStatus], quiet: bool = False) -> list[
     """`invoke status`: a block per service (its summary, then a line per migration with its mark and kind) and
     the total last; `quiet` keeps only the services and migrations that are not up to date."""
     from rich.padding import Padding
-    from rich.table import Table
 
     out: list[RenderableType] = []
     for status in statuses:
@@ -587,22 +582,19 @@ def status_text(statuses: Sequence[ServiceStatus], quiet: bool = False) -> list[
         shown = [e for e in status.entries if not (quiet and e.state.done)]
         if not shown:
             continue
-        grid = Table.grid(padding=(0, 2))
-        grid.add_column(no_wrap=True)  # the mark
-        grid.add_column(no_wrap=True)  # a version is never folded: the kind wraps at its spaces instead
-        grid.add_column()
-        grid.add_column(no_wrap=True)
-        grid.add_column(no_wrap=True, justify="right")
+        rows = []
         for e in shown:
             mark, colour = ENTRY_MARK[e.state]
-            grid.add_row(
-                _text((mark, colour)),
-                _text(e.version),
-                _text((entry_label(e.state, e.adopted_from), colour)),
-                _moment(e.applied_at),
-                _ms(e.execution_time_ms),
+            rows.append(
+                [
+                    _text((mark, colour)),
+                    _text(e.version),  # a version is never folded: the kind wraps at its spaces instead
+                    _text((entry_label(e.state, e.adopted_from), colour)),
+                    _text(_moment(e.applied_at)),
+                    _text(_ms(e.execution_time_ms)),
+                ]
             )
-        out.append(Padding(grid, (0, 0, 0, 2), expand=False))
+        out.append(Padding(_grid(rows, wraps=2, padding=2), (0, 0, 0, 2), expand=False))
         out += [_text(f"      {e.version}: {e.detail}") for e in shown if e.detail]
     out.append(status_totals(statuses))
     return out
@@ -618,25 +610,36 @@ def status_totals(statuses: Sequence[ServiceStatus]) -> Text:
 
 def timeline_text(rows: Sequence[Applying], since: str | None = None) -> list[RenderableType]:
     """`status --timeline`: what was recorded across services, newest first, one line each."""
-    from rich.table import Table
 
     title = f"{len(rows)} migration(s) recorded" + (f" since {since}" if since else "") + ", newest first"
     if not rows:
         return [_text(title)]
-    kinds = [entry_label(a.state, a.adopted_from) for a in rows]
-    grid = Table.grid(padding=(0, 1))  # five columns: two spaces each would not fit 80
-    grid.add_column()  # the time and the kind wrap at their spaces; a name or a version is never cut
-    grid.add_column(no_wrap=True)
-    grid.add_column(no_wrap=True)
-    grid.add_column(min_width=max(len(word) for kind in kinds for word in kind.split()))
-    grid.add_column(no_wrap=True, justify="right")
-    for a in rows:
-        colour = ENTRY_MARK[a.state][1]
-        grid.add_row(
-            _moment(a.applied_at),
+    cells = [
+        [
+            _text(_moment(a.applied_at)),  # the time and the kind wrap at their spaces; a name or a version never
             _text(a.service),
             _text(a.version),
-            _text((entry_label(a.state, a.adopted_from), colour)),
-            _ms(a.execution_time_ms),
-        )
-    return [_text(title), grid]
+            _text((entry_label(a.state, a.adopted_from), ENTRY_MARK[a.state][1])),
+            _text(_ms(a.execution_time_ms)),
+        ]
+        for a in rows
+    ]
+    return [_text(title), _grid(cells, wraps=(0, 3), padding=1)]  # five columns: two spaces each would not fit 80
+
+
+def _grid(rows: list[list[Text]], wraps: int | tuple[int, ...], padding: int) -> Table:
+    """Aligned columns without borders: only the columns `wraps` names wrap (at their spaces, never inside a
+    word: each is as wide as its longest word), the last is right-aligned, and a column empty in every row is
+    left out (rich would squeeze the others for it)."""
+    from rich.table import Table
+
+    wrapping = {wraps} if isinstance(wraps, int) else set(wraps)
+    kept = [i for i in range(len(rows[0])) if any(row[i].plain for row in rows)]
+    grid = Table.grid(padding=(0, padding))
+    for i in kept:
+        longest = max((len(word) for row in rows for word in row[i].plain.split()), default=0)
+        last = i == len(rows[0]) - 1
+        grid.add_column(no_wrap=i not in wrapping, min_width=longest, justify="right" if last else "left")
+    for row in rows:
+        grid.add_row(*(row[i] for i in kept))
+    return grid

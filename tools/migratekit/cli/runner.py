@@ -94,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(render.as_json(result))
     else:
         for applied in result.applied:
-            print(f"applied {applied.version} in {applied.execution_time_ms} ms")
+            print(f"applied {applied.version} in {render.duration(applied.execution_time_ms / 1000)}")
         if result.failure:
             print(f"migration failed on {redact(args.url)}: {result.failure.describe()}", file=sys.stderr)
         else:

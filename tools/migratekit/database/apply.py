@@ -208,6 +208,7 @@ def _apply(
                     Outcome.INTERRUPTED if interrupted else Outcome.FAILED,
                     applied=tuple(applied),
                     already_applied=the_plan.already_applied,
+                    pending=tuple(m.version for m in queue.pending[queue.done :]),  # the failed one first
                     failure=stopped,
                     notes=the_plan.notes,
                 )
