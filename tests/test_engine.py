@@ -115,5 +115,5 @@ def test_the_migratekit_image_records_what_migrate_all_records(
         read_only=True,
         remove=True,
     )
-    assert json.loads(again)["outcome"] == "up to date"
+    assert json.loads(again)["outcome"] == "up_to_date"
     assert client.images.get(migratekit_image).attrs["Config"]["User"] == "65532:65532"
