@@ -163,8 +163,8 @@ def test_cli_format_reads_the_files_as_workspace_yamls_format_does(scratch_db: s
         assert conn.execute("SELECT to_regclass('public.users') IS NOT NULL").fetchone() == (True,)
     contradicting = cli(*args, "--format", "updown")
     assert contradicting.returncode == 2 and "--format updown was given" in contradicting.stderr
-    bad = cli(*args, "--format", "flyway")
-    assert bad.returncode == 2 and "--format: invalid choice: 'flyway'" in bad.stderr
+    bad = cli(*args, "--format", "liquibase")
+    assert bad.returncode == 2 and "--format: invalid choice: 'liquibase'" in bad.stderr
     assert "Traceback" not in contradicting.stderr + bad.stderr
 
 

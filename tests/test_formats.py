@@ -307,14 +307,27 @@ def test_a_files_format_is_told_by_its_name_and_its_markers(name: str, text: str
 def test_every_format_writes_reads_and_names_its_own_files(fmt: Format) -> None:
     """A format is a closed set handled in one place: one without its writer, detector, sections or names
     fails here, for every member of Format."""
-    from migratekit.model.formats import Version, file_name, format_of, migration_files, sections, version_of
+    from migratekit.model.formats import (
+        Version,
+        contradicts,
+        file_name,
+        format_of,
+        migration_files,
+        new_version,
+        sections,
+        version_of,
+    )
 
-    files = migration_files(fmt, "002_add_b", "CREATE TABLE IF NOT EXISTS b (id int);", "DROP TABLE IF EXISTS b;")
-    forward = file_name("002_add_b", fmt)
+    version = new_version(fmt, "002" if fmt is not Format.FLYWAY else "2", "add_b")
+    files = migration_files(fmt, version, "CREATE TABLE IF NOT EXISTS b (id int);", "DROP TABLE IF EXISTS b;")
+    forward = file_name(version, fmt)
     assert forward in files
-    assert format_of(forward, files[forward]) is fmt
-    assert version_of(forward, fmt) == "002_add_b"
-    assert Version.of_file(forward) == Version("002_add_b", 2, "add_b")
+    if fmt is Format.SQLX:  # sqlx's names are golang-migrate's: its service's Cargo.toml tells it (not a contradiction)
+        assert format_of(forward, files[forward]) is Format.UPDOWN and not contradicts(fmt, Format.UPDOWN)
+    else:
+        assert format_of(forward, files[forward]) is fmt
+    assert version_of(forward, fmt) == version
+    assert Version.of_file(forward) == Version(version, 2, "add_b")
     up = sections(fmt, files[forward]).up
     assert "CREATE TABLE IF NOT EXISTS b" in up and "DROP TABLE" not in up  # a down part never runs forward
 

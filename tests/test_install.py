@@ -120,8 +120,8 @@ def test_the_wheel_installs_in_a_fresh_venv_and_migrates_another_monorepo(
     again = run(str(python), "-m", "invoke", "migrate-all", "--json")
     assert again.returncode == 0, again.stderr
     assert [(s["service"], s["outcome"]) for s in json.loads(again.stdout)["services"]] == [
-        ("accounts", "up to date"),
-        ("orders", "up to date"),
+        ("accounts", "up_to_date"),
+        ("orders", "up_to_date"),
     ]
     hook = run(str(python.parent / "migratekit-hook"), "files", "services/orders/migrations/001_init.sql")
     assert hook.returncode == 0, hook.stdout + hook.stderr  # the console scripts pre-commit runs

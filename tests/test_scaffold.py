@@ -62,6 +62,15 @@ def test_new_service_keeps_workspace_comments_and_order(example: Monorepo) -> No
     assert load_workspace(example.root).services["market-feed"].depends_on == ("battles", "authentication")
 
 
+def test_new_service_accepts_a_nested_group_and_name_as_discovery_names_it(example: Monorepo) -> None:
+    result = example.invoke("new-service", "billing/refunds")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (example.root / "services/billing/refunds/migrations/001_init.sql").is_file()
+    assert load_workspace(example.root).services["billing-refunds"].path == example.root / "services/billing/refunds"
+    listed = json.loads(example.invoke("services", "--json").stdout)["services"]
+    assert "billing-refunds" in {s["name"] for s in listed}
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -71,6 +80,8 @@ def test_new_service_keeps_workspace_comments_and_order(example: Monorepo) -> No
         (["payments", "--depends-on", "ghost"], "--depends-on names unknown service(s) ghost"),
         (["payments", "--lang", "cobol"], "--lang 'cobol'"),
         (["payments", "--port", "70000"], "--port 70000 is not a TCP port"),
+        (["battles/fleets"], "services/battles is the service battles: a service inside another is never discovered"),
+        (["a/b/c"], "'a/b/c' is not a valid service name"),
     ],
 )
 def test_new_service_refusals_write_nothing(example: Monorepo, args: list[str], message: str) -> None:

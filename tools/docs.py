@@ -22,6 +22,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from invoke import Argument, Task
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tools"))
 
@@ -83,13 +85,23 @@ def flags() -> str:
         task = ns[name]
         out += [f"### invoke {name}", "", _cell(_summary(task.__doc__)), ""]
         out += ["| argument or flag | default | meaning |", "| --- | --- | --- |"]
-        for argument in sorted(task.get_arguments(), key=lambda a: (not a.positional, a.names[0])):
+        for argument in sorted(_arguments(task), key=lambda a: (not a.positional, a.names[0])):
             flag = argument.names[0]
             spelt = flag.upper() if argument.positional else f"--{flag}" + _value(argument.kind)
             default = "" if argument.default in (None, False, "") or argument.positional else f"`{argument.default}`"
             out.append(f"| `{spelt}` | {default} | {_cell(argument.help or '')} |")
         out.append("")
     return "\n".join(out).rstrip()
+
+
+def _arguments(task: Task) -> list[Argument]:
+    """A task's arguments, leaving its help as it was: Invoke's get_arguments pops each help line it uses."""
+    saved = dict(task.help)
+    try:
+        return list(task.get_arguments())
+    finally:
+        task.help.clear()
+        task.help.update(saved)
 
 
 def _value(kind: type | None) -> str:
@@ -127,7 +139,49 @@ def adopt_tools() -> str:
     rows.append("| --- | --- | --- | --- |")
     for name, tool in TOOLS.items():
         columns = ", ".join(f"`{c}`" for c in sorted(tool.columns)) + (" (and no others)" if tool.exact else "")
-        rows.append(f"| `{name}` | `{tool.table}` | {columns} | `{tool.format}` |")
+        read_as = ", ".join(f"`{f}`" for f in formats.Format if f in tool.formats)
+        rows.append(f"| `{name}` | `{tool.table}` | {columns} | {read_as} |")
+    return "\n".join(rows)
+
+
+TOOL_CHECKSUMS = {  # the tool's own checksum, which adopt compares with the file
+    "flyway": "CRC-32 of the file's lines: an `R__` row counts only while the file still has it",
+    "sqlx": "SHA-384 of the text: a row whose file changed is refused, as sqlx refuses it",
+}
+
+
+def format_records() -> str:
+    """Per format: one migration's files, its down part, what migratekit records as version and checksum, and its
+    own tool's history table (formats.EXAMPLES, other_tools.TOOLS)."""
+    rows = [
+        "| format | a migration | its down part | version recorded | checksum recorded | its tool's history "
+        "(`invoke adopt`) | the tool's checksum, compared at adopt |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for fmt in formats.Format:
+        example, down = formats.EXAMPLES[fmt]
+        own = [n for n, t in TOOLS.items() if n == fmt.value or t.formats == {fmt}]
+        tables = ", ".join(f"{n} (`{TOOLS[n].table}`)" for n in own) or "none"
+        compared = "; ".join(f"{n}: {TOOL_CHECKSUMS[n]}" for n in own if n in TOOL_CHECKSUMS) or "none"
+        rows.append(
+            f"| `{fmt}` | `{example}` | {_cell(down)} | `{formats.version_of(example, fmt)}` | the seed's: SHA-256 of "
+            f"the up part's file, first 16 hex digits | {tables} | {_cell(compared)} |"
+        )
+    return "\n".join(rows)
+
+
+def format_rules() -> str:
+    """Which format-bound rule judges which format (mk1_files.FORMAT_RULES); every other rule judges them all."""
+    from migratekit.checks.rules.mk1_files import FORMAT_RULES
+
+    rows = [
+        "| rule | " + " | ".join(f"`{f}`" for f in formats.Format) + " |",
+        "| --- |" + " --- |" * len(formats.Format),
+    ]
+    for code in sorted(FORMAT_RULES):
+        rows.append(
+            f"| {code} | " + " | ".join("yes" if f in FORMAT_RULES[code] else "-" for f in formats.Format) + " |"
+        )
     return "\n".join(rows)
 
 
@@ -185,6 +239,8 @@ SECTIONS: dict[str, Callable[[], str]] = {
     "tasks": tasks,
     "flags": flags,
     "formats": formats_table,
+    "format-records": format_records,
+    "format-rules": format_rules,
     "adopt-tools": adopt_tools,
     "migration-clis": migration_clis,
     "rule-families": rule_families,

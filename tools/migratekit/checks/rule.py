@@ -92,7 +92,7 @@ class Rule:
     scope: Scope  # what it reads
     check: Callable[..., Iterable[Any]] = field(repr=False, compare=False)
     kinds: frozenset[str] = field(default=frozenset(), repr=False)  # statement rules: the node types
-    squawk: tuple[str, ...] = ()  # the squawk rules that cover the same hazard; () is what migratekit adds
+    squawk: tuple[str, ...] = ()  # the squawk rules that cover the same hazard; empty: squawk has none
 
     def finding(
         self, service: str | None, path: str | None, line: int | None = None, message: str | None = None

@@ -98,7 +98,7 @@ def forget(c: Context, service: str, version: str, yes: bool = False, root: str 
     help={
         "service": "the service whose other tool's history to import",
         "from_": "the tool: auto (default: the one whose table is there), golang-migrate, dbmate, goose, flyway, "
-        "node-pg-migrate or kysely",
+        "node-pg-migrate, kysely, or own-runner (the table the service's hand-written runner creates)",
         "dry_run": "say what would be recorded, and change nothing",
         "root": ROOT_HELP,
     }
@@ -108,18 +108,32 @@ def adopt(c: Context, service: str, from_: str = "auto", dry_run: bool = False, 
     """Import another tool's history as migratekit's rows (nothing runs; the other tool's table is kept)."""
     from migratekit.database.history import adopt as import_history
     from migratekit.database.urls import existing_url
+    from migratekit.model.identity import shared_databases
+    from migratekit.model.runner_table import own_history
+    from migratekit.model.workspace import relative
 
     workspace = workspace_at(root)
     chosen = workspace.get(service)
     url = existing_url(workspace, service, "there is no history to adopt")
     migrations = chosen.load_migrations()
-    done = import_history(service, url, migrations, chosen.settings, RunOptions(dry_run=dry_run), from_)
+    ordered = [workspace.services[n] for n in workspace.order()]
+    group = next((g for _, g in shared_databases(ordered) if service in g), [service])
+    neighbours = tuple(m for n in group if n != service for m in workspace.services[n].load_migrations())
+    own = own_history(chosen.path)
+    done = import_history(
+        service, url, migrations, chosen.settings, RunOptions(dry_run=dry_run), from_, neighbours, own
+    )
     verb = "would record" if done.dry_run else "recorded"
     print(
         f"{service}: {verb} {len(done.imported)} version(s) from {done.tool}'s {done.table} into "
         f"{chosen.settings.tracking_table} ({', '.join(done.imported) or 'none'}); "
         f"{len(done.already)} were already there"
     )
+    if done.unmatched:
+        print(
+            f"{service}: {done.table} also names {len(done.unmatched)} file(s) not in "
+            f"{relative(workspace.root, chosen.migrations_dir)}, not recorded: {', '.join(done.unmatched)}"
+        )
 
 
 @task(

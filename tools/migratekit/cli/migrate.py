@@ -182,7 +182,7 @@ def rollback(
     allow_changed: bool = False,
     lock_wait: str | None = None,
 ) -> None:
-    """Undo SERVICE's newest migrations with their down parts (updown, dbmate, goose), newest first."""
+    """Undo SERVICE's newest migrations with their down parts (updown, dbmate, goose, Flyway's U), newest first."""
     from migratekit.database.rollback import rollback_service
     from migratekit.database.urls import existing_url
 

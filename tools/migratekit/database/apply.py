@@ -21,10 +21,11 @@ import psycopg
 from migratekit import interrupts
 from migratekit.database import execution, tracking
 from migratekit.database.connection import MISSING, connect, create_missing, lost, refused
-from migratekit.database.other_tools import history_elsewhere
+from migratekit.database.other_tools import history_elsewhere, own_runner_elsewhere, own_runner_in_the_way
 from migratekit.database.plan import plan
 from migratekit.database.results import Applied, Failure, MigrationFailed, Outcome, Result, Stopped
 from migratekit.model.migration import Migration, SqlSyntaxError, load_migrations
+from migratekit.model.runner_table import own_history
 from migratekit.model.settings import RUN_DEFAULTS, SERVICE_DEFAULTS, RunOptions, ServiceSettings
 
 __all__ = ["MigrationFailed", "ProgressFn", "Result", "apply_service", "run_again", "run_migrations"]
@@ -107,11 +108,14 @@ def apply_service(
     run: RunOptions = RUN_DEFAULTS,
     progress: ProgressFn | None = None,
     neighbours: tuple[str, ...] | None = None,
+    source: Path | None = None,
 ) -> Result:
     """Bring one database up to date with `migrations` (or, with dry_run, say what would run).
 
     `neighbours` are the tracking tables of the other services in this database (migrate and migrate-all know
-    the workspace); with them, a missing tracking table whose history another table holds is refused.
+    the workspace); with them, a missing tracking table whose history another table holds is refused. `source`
+    is the service's directory: a history its own hand-written runner keeps there (model.runner_table) is
+    refused too, until adopted.
     """
     started = time.monotonic()
 
@@ -131,7 +135,7 @@ def apply_service(
         return done(Outcome.FAILED, failure=exc.failure)
     try:
         with conn:
-            result = _apply(conn, service, migrations, (settings, run, neighbours), progress, done)
+            result = _apply(conn, service, migrations, (settings, run, neighbours, source), progress, done)
             return replace(result, notes=(*notes, *result.notes)) if notes else result
     except Stopped as exc:
         return done(Outcome.FAILED, failure=exc.failure)
@@ -154,7 +158,8 @@ def _open(conninfo: str, settings: ServiceSettings, run: RunOptions) -> tuple[ps
         return connect(conninfo, run.connect_wait), (note,)
 
 
-_Job = tuple[ServiceSettings, RunOptions, "tuple[str, ...] | None"]  # a service's settings, the run's, neighbours
+# a service's settings, the run's, its neighbours, its directory
+_Job = tuple[ServiceSettings, RunOptions, "tuple[str, ...] | None", "Path | None"]
 
 
 def _apply(
@@ -165,7 +170,7 @@ def _apply(
     progress: ProgressFn | None,
     done: Callable[..., Result],
 ) -> Result:
-    settings, run, _ = job
+    settings, run, _, _ = job
     table = settings.tracking_table
     settled = _without_lock(conn, migrations, job, done)
     if settled is not None:
@@ -228,9 +233,19 @@ def _without_lock(
     An up-to-date database (the common case) needs no lock at all. Work found here is decided
     again under the lock, so each migration still runs exactly once with runners racing.
     """
-    settings, run, neighbours = job
+    settings, run, neighbours, source = job
     table = settings.tracking_table
-    rows = tracking.first_look(conn, table)
+    try:
+        rows = tracking.first_look(conn, table)
+    except Stopped:  # a table of another shape: the service's own runner's, said so, or as tracking says
+        clash = own_runner_in_the_way(conn, table, own_history(source) if source else None)
+        if clash is not None:
+            return done(Outcome.FAILED, failure=clash)
+        raise
+    if rows is None and source is not None:  # a first run here, unless the service's own runner's history is there
+        elsewhere = own_runner_elsewhere(conn, table, migrations, own_history(source))
+        if elsewhere is not None:
+            return done(Outcome.FAILED, failure=elsewhere)
     if rows is None and neighbours is not None:  # a first run here, unless the history is elsewhere
         elsewhere = history_elsewhere(conn, table, migrations, neighbours)
         if elsewhere is not None:

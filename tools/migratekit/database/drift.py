@@ -18,13 +18,14 @@ from psycopg import sql
 
 from migratekit.database import other_tools, tracking
 from migratekit.database.apply import apply_service
+from migratekit.database.other_tools import histories
 from migratekit.database.plan import plan
 from migratekit.database.results import Stopped
 from migratekit.database.schema import Difference, compare, snapshot
 from migratekit.database.scratch import ScratchServer, scratch_database
 from migratekit.errors import ConfigError, MigratekitError
 from migratekit.model.contract import qualified
-from migratekit.model.formats import version_key
+from migratekit.model.formats import newest, version_key
 from migratekit.model.identity import shared_databases
 from migratekit.model.migration import Migration
 from migratekit.model.secrets import redact
@@ -104,7 +105,7 @@ def database_drift(workspace: Workspace, name: str, url: str | None) -> tuple[Se
         where,
         DriftState.UP_TO_DATE if not items and recorded is not None else DriftState.DRIFT,
         len(rows),
-        max(rows, key=version_key, default=None),
+        newest(rows),
         items,
         message=message,
     )
@@ -123,13 +124,14 @@ def _items(root: Path, migrations: tuple[Migration, ...], rows: Mapping[str, str
                 f"applied checksum {rows[m.version]}, file now {m.checksum}{_last_commit(root, m.path)}",
             )
         )
-    newest = max(rows, key=version_key, default="")
+    last = newest(rows) or ""
     for m in loose.pending:
+        early = version_key(m.version) < version_key(last) and not m.repeatable
         items.append(
             Item(
                 m.version,
-                ItemKind.OUT_OF_ORDER if version_key(m.version) < version_key(newest) else ItemKind.PENDING,
-                f"sorts before {newest}, which is applied" if version_key(m.version) < version_key(newest) else "",
+                ItemKind.OUT_OF_ORDER if early else ItemKind.PENDING,
+                f"sorts before {last}, which is applied" if early else "",
             )
         )
     return tuple(sorted(items, key=lambda i: i.version))
@@ -204,7 +206,33 @@ def schema_drift(
                 ]
         with psycopg.connect(replay_url) as replay, psycopg.connect(live_url) as live:
             live.execute("SET default_transaction_read_only = on")
-            return compare(snapshot(replay), snapshot(live))
+            theirs = other_tools_objects(live)
+            return [d for d in compare(snapshot(replay), snapshot(live)) if (d.kind, d.name) not in theirs]
+
+
+def other_tools_objects(conn: psycopg.Connection) -> set[tuple[str, str]]:
+    """The live database's history tables of other tools (Flyway's, sqlx's, …: kept on purpose after adopt, and
+    never made by the files) as snapshot names: each table, its columns, constraints, indexes and sequences."""
+    tables = [found.table for found in histories(conn)[0]]
+    if not tables:
+        return set()
+    objects = {("table", t) for t in tables}
+    rows = conn.execute(
+        "SELECT 'column', n.nspname || '.' || c.relname || '.' || a.attname FROM pg_catalog.pg_attribute a "
+        "JOIN pg_catalog.pg_class c ON c.oid = a.attrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE a.attnum > 0 AND NOT a.attisdropped AND n.nspname || '.' || c.relname = ANY(%(t)s) "
+        "UNION ALL SELECT 'constraint', n.nspname || '.' || c.relname || '.' || k.conname "
+        "FROM pg_catalog.pg_constraint k JOIN pg_catalog.pg_class c ON c.oid = k.conrelid "
+        "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname || '.' || c.relname = ANY(%(t)s) "
+        "UNION ALL SELECT 'index', n.nspname || '.' || i.relname FROM pg_catalog.pg_index x "
+        "JOIN pg_catalog.pg_class i ON i.oid = x.indexrelid JOIN pg_catalog.pg_namespace n ON n.oid = i.relnamespace "
+        "WHERE x.indrelid::regclass::text = ANY(%(t)s) OR x.indrelid = ANY(%(t)s::regclass[]) "
+        "UNION ALL SELECT 'sequence', s.seq::text FROM (SELECT pg_catalog.pg_get_serial_sequence(t, a.attname) AS seq "
+        "FROM pg_catalog.unnest(%(t)s::text[]) AS t JOIN pg_catalog.pg_attribute a ON a.attrelid = t::regclass "
+        "AND a.attnum > 0) s WHERE s.seq IS NOT NULL",
+        {"t": tables},
+    ).fetchall()
+    return objects | {(kind, name) for kind, name in rows}
 
 
 @dataclass(frozen=True)

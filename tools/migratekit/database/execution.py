@@ -245,6 +245,8 @@ def _statement_by_statement(
                 raise Stopped(replace(where, statements_done=done, invalid_indexes=invalid)) from None
         elapsed = int((time.monotonic() - started) * 1000)
         if table is not None:  # recorded after its last statement; nothing when re-running
+            if migration.repeatable:
+                conn.execute(tracking.forget_row(table, migration.version))
             conn.execute(tracking.row(table, migration.version, migration.checksum, sql.Literal(elapsed)))
     finally:
         if not conn.closed and conn.info.transaction_status == pq.TransactionStatus.IDLE:

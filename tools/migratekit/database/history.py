@@ -24,15 +24,16 @@ from psycopg import sql
 from migratekit.database import tracking
 from migratekit.database.connection import connect, lost, refused
 from migratekit.database.drift import BASELINE_MS, database_drift, schema_drift
-from migratekit.database.other_tools import History, paired, read, which_tool
+from migratekit.database.other_tools import OWN_RUNNER, History, own_runner_history, paired, read, which_tool
 from migratekit.database.results import Stopped
 from migratekit.database.schema import Difference
 from migratekit.database.scratch import ScratchServer
 from migratekit.errors import ConfigError, MigratekitError
 from migratekit.model.contract import index_name, qualified
-from migratekit.model.formats import version_key
+from migratekit.model.formats import Version, version_key
 from migratekit.model.identity import shared_databases
 from migratekit.model.migration import Migration
+from migratekit.model.runner_table import RunnerTable
 from migratekit.model.settings import RUN_DEFAULTS, RunOptions, ServiceSettings
 from migratekit.model.workspace import Workspace
 
@@ -45,6 +46,7 @@ class Adopted:
     imported: tuple[str, ...]  # versions written (or, in a dry run, to be written)
     already: tuple[str, ...] = ()  # versions migratekit had recorded with the same checksum
     dry_run: bool = False
+    unmatched: tuple[str, ...] = ()  # names the service's own runner recorded that no file has (not recorded)
 
 
 def adopt(
@@ -54,14 +56,19 @@ def adopt(
     settings: ServiceSettings,
     run: RunOptions = RUN_DEFAULTS,
     tool: str = "auto",
+    neighbours: Sequence[Migration] = (),
+    own: RunnerTable | None = None,
 ) -> Adopted:
     """Import the other tool's history (with run.dry_run, only say what would be recorded); the rows are read and
-    compared once the migration lock is held, so what another runner recorded meanwhile is seen."""
+    compared once the migration lock is held, so what another runner recorded meanwhile is seen. `neighbours` are
+    the files of the services sharing the database: a version one of them has is theirs (one _sqlx_migrations for
+    every service, each with its own block of versions), not a file this service lost. `own` is the table the
+    service's hand-written runner declares (model.runner_table): its history, when it is there."""
     with connect(url, run.connect_wait) as conn, _refusals(conn):
         if run.dry_run:
-            return _adopt(conn, service, migrations, settings, run, tool)
+            return _adopt(conn, service, migrations, settings, run, tool, neighbours, own)
         with tracking.locked(conn, settings.tracking_table, run.lock_wait):
-            return _adopt(conn, service, migrations, settings, run, tool)
+            return _adopt(conn, service, migrations, settings, run, tool, neighbours, own)
 
 
 @contextmanager
@@ -81,9 +88,15 @@ def _adopt(
     settings: ServiceSettings,
     run: RunOptions,
     tool: str,
+    neighbours: Sequence[Migration] = (),
+    own: RunnerTable | None = None,
 ) -> Adopted:
-    name, table = which_tool(conn, tool, settings.tracking_table)
-    matched = _match(read(conn, name, table), migrations)
+    history = _own_runner(conn, tool, settings.tracking_table, own)
+    ours = history is not None  # the service's own: a name no file has any more is said, not a reason to refuse
+    if history is None:
+        history = read(conn, *which_tool(conn, tool, settings.tracking_table))
+    matched, missing = _match(history, migrations, neighbours, tolerate_missing=ours)
+    name, table, unmatched = history.tool, history.table, tuple(missing)
     rows = tracking.recorded(conn, settings.tracking_table) or {}
     already = tuple(m.version for m, _ in matched if rows.get(m.version) == m.checksum)
     clash = [m.filename for m, _ in matched if m.version in rows and rows[m.version] != m.checksum]
@@ -101,26 +114,57 @@ def _adopt(
                     ).format(tracking.identifier(settings.tracking_table)),
                     (migration.version, migration.checksum, applied_at),
                 )
-    return Adopted(service, name, table, tuple(m.version for m, _ in todo), already, run.dry_run)
+    return Adopted(service, name, table, tuple(m.version for m, _ in todo), already, run.dry_run, unmatched)
 
 
-def _match(history: History, migrations: Sequence[Migration]) -> list[tuple[Migration, str | None]]:
-    """Each version of the tool's history with its file; a version without a file, or a gap, stops it."""
+def _own_runner(conn: psycopg.Connection, tool: str, tracking_table: str, own: RunnerTable | None) -> History | None:
+    """The service's own runner's history, when asked for (or auto) and there; `--from own-runner` without it is
+    an error that says what is missing."""
+    if tool not in ("auto", OWN_RUNNER):
+        return None
+    history = own_runner_history(conn, own) if own is not None else None
+    if history is None and tool == OWN_RUNNER:
+        missing = f"its table {own.table} is not in this database" if own else "no runner of this service declares one"
+        raise ConfigError(f"--from {OWN_RUNNER}: {missing} (a CREATE TABLE in its source, beside its INSERT INTO)")
+    if history is not None and qualified(tracking_table) == history.table:
+        raise ConfigError(
+            f"this service's own runner keeps its history in {history.table}, the table migratekit would write: set "
+            "tracking_table: migratekit.schema_migrations for this service in workspace.yaml"
+        )
+    return history
+
+
+def _match(
+    history: History,
+    migrations: Sequence[Migration],
+    neighbours: Sequence[Migration] = (),
+    tolerate_missing: bool = False,
+) -> tuple[list[tuple[Migration, str | None]], list[str]]:
+    """Each version of the tool's history with its file, and the versions no file has; a version without a file
+    (of this service or, in a shared database, of a neighbour's: those are theirs), unless tolerated, or a gap,
+    stops it."""
     matched, missing = paired(history, migrations)
-    if missing:
+    if missing and neighbours:
+        theirs = History(history.tool, history.table, tuple(e for e in history.entries if e.version in missing))
+        missing = paired(theirs, neighbours)[1]
+    if missing and not tolerate_missing:
         raise MigratekitError(
             f"{history.tool}'s {history.table} records as applied, but no file matches: {', '.join(missing)}; "
             "restore the missing files, or check that this is this service's history"
         )
     done = {m.version for m, _ in matched}
-    newest_key = max((version_key(v) for v in done), default=(-1, ""))
-    skipped = [m.filename for m in migrations if m.version not in done and version_key(m.version) < newest_key]
+    newest_key = max((version_key(v) for v in done if not Version.parse(v).repeatable), default=version_key(""))
+    skipped = [
+        m.filename
+        for m in migrations
+        if m.version not in done and not m.parsed_version.repeatable and version_key(m.version) < newest_key
+    ]
     if skipped:
         raise MigratekitError(
             f"older than the newest applied, but never applied by the other tool: {', '.join(skipped)}; apply "
             "them (migrate --out-of-order) or find out why, before adopting"
         )
-    return sorted(matched, key=lambda pair: version_key(pair[0].version))
+    return sorted(matched, key=lambda pair: version_key(pair[0].version)), missing
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,10 @@ def tracking_row(conn: psycopg.Connection, tracking_table: str, migration: Migra
     head, tail = _row_around(tracking_table)
     escape = psycopg.pq.Escaping(conn.pgconn).escape_literal
     literals = b", ".join(escape(value.encode()) for value in (migration.version, migration.checksum))
-    return f"{head}{literals.decode()}{tail}"
+    again = (
+        f"{tracking.forget_row(tracking_table, migration.version).as_string(conn)};\n" if migration.repeatable else ""
+    )
+    return f"{again}{head}{literals.decode()}{tail}"
 
 
 @dataclass(frozen=True)

@@ -98,7 +98,7 @@ def migrate_all(
     def migrate(name: str) -> Result:
         service = workspace.services[name]
         return apply_service(
-            name, urls[name], service.load_migrations(), service.settings, run, progress, neighbours=sharing[name]
+            name, urls[name], service.load_migrations(), service.settings, run, progress, sharing[name], service.path
         ).located(relative(workspace.root, service.migrations_dir))
 
     def skip_reason(name: str) -> str | None:

@@ -16,7 +16,9 @@ a table of its name without its columns) is refused, naming it, before anything 
 
 from __future__ import annotations
 
+import hashlib
 import re
+import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -27,9 +29,10 @@ from migratekit.database import tracking
 from migratekit.database.connection import lost
 from migratekit.database.results import Failure, Stopped
 from migratekit.errors import ConfigError, MigratekitError
-from migratekit.model.contract import qualified
+from migratekit.model.contract import SEED_COLUMNS, qualified
 from migratekit.model.formats import Format, numeric
 from migratekit.model.migration import Migration
+from migratekit.model.runner_table import RunnerTable
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,9 @@ class Entry:
     number: tuple[int, ...] | None = None  # the version as the tool reads a number (see numeric); None: a name
     script: str = ""  # Flyway: the file it ran (V1__init.sql)
     description: str = ""  # Flyway: the description it recorded
+    checksum: int | None = None  # Flyway: its CRC-32 of the file's lines (see flyway_checksum)
+    repeatable: bool = False  # Flyway: an R__ file's latest successful run; it counts only for the same text
+    digest: bytes | None = None  # sqlx: its SHA-384 of the up part's text, which must still be the file's
 
 
 @dataclass(frozen=True)
@@ -136,12 +142,19 @@ def _flyway(conn: psycopg.Connection, table: str) -> History:
     row for none); a failed row not marked deleted stops it."""
     runs: dict[tuple[int, ...], list[_Run]] = {}
     baseline: tuple[int, ...] | None = None
-    columns = "version, description, type, script, installed_on::text, success"
-    for version, description, kind, script, at, success in _rows(conn, table, columns, " ORDER BY installed_rank"):
+    repeatable: dict[str, Entry] = {}  # description -> its latest successful run
+    columns = "version, description, type, script, installed_on::text, success, checksum"
+    rows = _rows(conn, table, columns, " ORDER BY installed_rank")
+    for version, description, kind, script, at, success, checksum in rows:
         kind = str(kind or "").upper()
-        if version is None:  # a repeatable migration: migratekit has none, but a failed one stops Flyway
-            if not success and kind != "DELETE":
+        if version is None:  # a repeatable migration: its latest run counts, and a failed one stops Flyway
+            if kind == "DELETE":
+                repeatable.pop(description or "", None)
+            elif not success:
                 raise _flyway_failed(table, f"the repeatable migration {description}")
+            elif kind != "SCHEMA":
+                entry = Entry(script or "", at, None, script or "", description or "", checksum, repeatable=True)
+                repeatable[description or ""] = entry
             continue
         key = numeric(version)
         if key is None:
@@ -155,7 +168,8 @@ def _flyway(conn: psycopg.Connection, table: str) -> History:
             baseline = key if baseline is None else max(baseline, key)
         if kind == "BASELINE":
             continue
-        run = _Run(Entry(version, at, key, script or "", description or ""), kind.startswith("UNDO"), bool(success))
+        entry = Entry(version, at, key, script or "", description or "", checksum)
+        run = _Run(entry, kind.startswith("UNDO"), bool(success))
         if run.undo and run.success:
             standing = [r for r in runs.get(key, []) if r.stands]
             if standing:
@@ -166,7 +180,18 @@ def _flyway(conn: psycopg.Connection, table: str) -> History:
         if failed is not None:
             raise _flyway_failed(table, f"version {failed.entry.version} ({failed.entry.description})")
     applied = [[r for r in runs[key] if r.stands] for key in sorted(runs)]
-    return History("flyway", table, tuple(standing[-1].entry for standing in applied if standing), baseline=baseline)
+    versioned = tuple(standing[-1].entry for standing in applied if standing)
+    return History("flyway", table, versioned + tuple(repeatable.values()), baseline=baseline)
+
+
+def flyway_checksum(data: bytes) -> int:
+    """Flyway's checksum of a SQL file: CRC-32 over its lines' UTF-8 bytes, line terminators left out and a
+    byte-order mark dropped (Java's readLine splits at \\n, \\r and \\r\\n), read as a signed 32-bit int."""
+    text = data.decode("utf-8", errors="replace").removeprefix("\ufeff")
+    crc = 0
+    for line in re.split(r"\r\n|\r|\n", text):
+        crc = zlib.crc32(line.encode("utf-8"), crc)
+    return crc - (1 << 32) if crc >= 1 << 31 else crc
 
 
 def _flyway_delete(table: str, version: str, runs: list[_Run]) -> None:
@@ -186,13 +211,38 @@ def _flyway_failed(table: str, what: str) -> MigratekitError:
     )
 
 
+def _sqlx(conn: psycopg.Connection, table: str) -> History:
+    """sqlx's rows, one per version (its primary key); a row with success false is a migration sqlx itself calls
+    partially applied and stops at (`migrate run` refuses until the row is removed)."""
+    columns = "version::text, description, installed_on::text, success, checksum"
+    entries = []
+    for version, description, at, success, checksum in _rows(conn, table, columns, " ORDER BY version"):
+        if version is None:
+            raise _no_version("sqlx", table)
+        if not success:
+            raise MigratekitError(
+                f"sqlx's {table} records version {version} ({description}) as partially applied (success = false): "
+                "sqlx stops there too; undo its half-done changes and delete that row, then adopt"
+            )
+        entries.append(Entry(version, at, numeric(version), description=description or "", digest=bytes(checksum)))
+    return History("sqlx", table, tuple(entries))
+
+
+def sqlx_checksum(data: bytes) -> bytes:
+    """sqlx's checksum of a migration: SHA-384 of its SQL text as read (a reversible one's .up.sql)."""
+    return hashlib.sha384(data.decode("utf-8", errors="replace").encode("utf-8")).digest()
+
+
 def _named(tool: str, columns: str) -> Reader:
-    """node-pg-migrate and Kysely: each row is a file's name, as the tool lists them."""
+    """node-pg-migrate and Kysely: each row is a file's name, as the tool lists them; Diesel's is the version, its
+    directory's name up to the first `_` less its dashes (20240101120000), matched to that directory's number."""
 
     def read(conn: psycopg.Connection, table: str) -> History:
         rows = _rows(conn, table, columns, " ORDER BY 1")
         if any(name is None for name, _ in rows):
             raise _no_version(tool, table)
+        if tool == "diesel":
+            return History(tool, table, tuple(Entry(v, at, numeric(v) if v.isdigit() else None) for v, at in rows))
         return History(tool, table, tuple(Entry(name, at) for name, at in rows))
 
     return read
@@ -203,32 +253,56 @@ class Tool:
     table: str  # its history table's name, in whichever schema
     columns: frozenset[str]  # the columns it must have
     exact: bool  # and no others: golang-migrate's and dbmate's schema_migrations are told apart from ours so
-    format: Format  # the format migratekit reads its files in
+    formats: frozenset[Format]  # the formats migratekit reads its files in
     read: Reader
 
 
 TOOLS: dict[str, Tool] = {
-    "golang-migrate": Tool("schema_migrations", frozenset({"version", "dirty"}), True, Format.UPDOWN, _golang_migrate),
-    "dbmate": Tool("schema_migrations", frozenset({"version"}), True, Format.DBMATE, _dbmate),
+    "golang-migrate": Tool(
+        "schema_migrations", frozenset({"version", "dirty"}), True, frozenset({Format.UPDOWN}), _golang_migrate
+    ),
+    "dbmate": Tool("schema_migrations", frozenset({"version"}), True, frozenset({Format.DBMATE}), _dbmate),
     "goose": Tool(
-        "goose_db_version", frozenset({"id", "version_id", "is_applied", "tstamp"}), False, Format.GOOSE, _goose
+        "goose_db_version",
+        frozenset({"id", "version_id", "is_applied", "tstamp"}),
+        False,
+        frozenset({Format.GOOSE}),
+        _goose,
     ),
     "flyway": Tool(
         "flyway_schema_history",
         frozenset({"installed_rank", "version", "description", "type", "script", "installed_on", "success"}),
         False,
-        Format.SEED,
+        frozenset({Format.FLYWAY, Format.SEED}),  # its own files, or seed files it was pointed at (V1 = 001_x)
         _flyway,
+    ),
+    "sqlx": Tool(
+        "_sqlx_migrations",
+        frozenset({"version", "description", "installed_on", "success", "checksum", "execution_time"}),
+        False,
+        frozenset({Format.SQLX, Format.SEED, Format.UPDOWN}),
+        _sqlx,
+    ),
+    "diesel": Tool(
+        "__diesel_schema_migrations",
+        frozenset({"version", "run_on"}),
+        False,
+        frozenset({Format.DIESEL}),
+        _named("diesel", "version, run_on::text"),
     ),
     "node-pg-migrate": Tool(
         "pgmigrations",
         frozenset({"name", "run_on"}),
         False,
-        Format.SEED,
+        frozenset({Format.NODE_PG_MIGRATE, Format.SEED}),  # its SQL migrations, or plain files it was pointed at
         _named("node-pg-migrate", "name, run_on::text"),
     ),
     "kysely": Tool(
-        "kysely_migration", frozenset({"name", "timestamp"}), False, Format.SEED, _named("kysely", "name, timestamp")
+        "kysely_migration",
+        frozenset({"name", "timestamp"}),
+        False,
+        frozenset({Format.SEED}),
+        _named("kysely", "name, timestamp"),
     ),
 }
 
@@ -373,7 +447,7 @@ def history_elsewhere(
     formats = {m.format for m in migrations}
     others = {qualified(n).split(".")[0] for n in neighbours} - {table.split(".")[0], "public"}
     for found in histories(conn)[0]:
-        if {TOOLS[found.tool].format} != formats or found.table == table or found.schema in others:
+        if not formats <= TOOLS[found.tool].formats or found.table == table or found.schema in others:
             continue
         try:
             applied = [m.version for m, _ in paired(read(conn, found.tool, found.table), migrations, strict=True)[0]]
@@ -413,9 +487,23 @@ def paired(
     matched: dict[str, tuple[Migration, str | None]] = {}
     missing: list[str] = []
     for entry in history.entries:
+        if entry.repeatable:  # an R__ file counts as applied only as the text Flyway ran; else it runs again
+            done = by_name.get(entry.script)
+            if done is not None and done.repeatable and flyway_checksum(done.data) == entry.checksum:
+                matched.setdefault(done.version, (done, entry.applied_at))
+            continue
         found = by_name.get(entry.script) or by_name.get(entry.version) or _by_number(history, entry, by_number)
         if found is not None and strict and entry.description and found.filename != entry.script:
             found = found if _described(found, entry.description) else None
+        if found is not None and entry.digest is not None and entry.digest not in _sqlx_variants(found):
+            if strict:
+                found = None
+            else:
+                raise MigratekitError(
+                    f"{history.tool}'s {history.table} records version {entry.version} with another checksum than "
+                    f"{found.filename} has now: the file was edited after sqlx applied it, which sqlx refuses too "
+                    "(migration was previously applied but has been modified); restore the applied text, then adopt"
+                )
         if found is None:
             missing.append(entry.version)
         else:
@@ -430,7 +518,16 @@ def paired(
 
 
 def _number(migration: Migration) -> tuple[int, ...] | None:
-    return None if migration.number is None else numeric(str(migration.number))
+    """The file's version as a number the tools compare (Flyway's V1_1__x: (1, 1)); None for a repeatable one."""
+    parts = migration.parsed_version.parts
+    return None if parts is None or migration.repeatable else numeric(".".join(map(str, parts)))
+
+
+def _sqlx_variants(migration: Migration) -> set[bytes]:
+    """sqlx's checksum of the file as it is, and as another checkout may hold it (LF or CRLF line endings)."""
+    text = migration.data.decode("utf-8", errors="replace")
+    lf = text.replace("\r\n", "\n")
+    return {sqlx_checksum(form.encode()) for form in (text, lf, lf.replace("\n", "\r\n"))}
 
 
 def _by_number(history: History, entry: Entry, by_number: dict[tuple[int, ...], list[Migration]]) -> Migration | None:
@@ -446,3 +543,69 @@ def _by_number(history: History, entry: Entry, by_number: dict[tuple[int, ...], 
 def _described(migration: Migration, description: str) -> bool:
     """Flyway's description of a file is its name's words (V1__Create_users.sql: Create users)."""
     return migration.parsed_version.slug.replace("_", " ").lower() == description.replace("_", " ").lower()
+
+
+# --- a service's own, hand-written runner ----------------------------------------------------------------------
+
+OWN_RUNNER = "own-runner"  # `adopt --from own-runner`: the history table the service's runner declares
+
+
+def own_runner_history(conn: psycopg.Connection, own: RunnerTable) -> History | None:
+    """The history a service's hand-written runner keeps, read by the columns its own CREATE TABLE declares (the
+    file's name, when it ran); None when that table is not in this database."""
+    columns = tracking.live_columns(conn, own.table)
+    if columns is None:
+        return None
+    if own.key is None or own.key not in columns:
+        wanted = f"its column {own.key}" if own.key else "one text column naming each file"
+        raise MigratekitError(
+            f"{own.table}, as {own.where} creates it, lacks {wanted} (it has {', '.join(sorted(columns))}): "
+            "cannot tell which files ran; correct the table or the runner's CREATE TABLE, then adopt again"
+        )
+    at = sql.Identifier(own.applied_at) if own.applied_at in columns else sql.NULL
+    query = sql.SQL("SELECT {key}::text, {at}::text FROM {table} ORDER BY 1").format(
+        key=sql.Identifier(own.key), at=at, table=tracking.identifier(own.table)
+    )
+    rows = conn.execute(query).fetchall()
+    if any(name is None for name, _ in rows):
+        raise MigratekitError(
+            f"{own.table} holds a row with no {own.key}, which {own.where} never writes: delete or correct that "
+            "row, then adopt again"
+        )
+    history = History(OWN_RUNNER, own.table, tuple(Entry(name, at) for name, at in rows))
+    _times(conn, history)
+    return history
+
+
+def own_runner_in_the_way(conn: psycopg.Connection, tracking_table: str, own: RunnerTable | None) -> Failure | None:
+    """migratekit's tracking table is the one the service's runner keeps its own history in (schema_migrations of
+    file names): migratekit never writes into it, and its rows must be imported into a table of migratekit's."""
+    if own is None or qualified(own.table) != qualified(tracking_table):
+        return None
+    columns = tracking.live_columns(conn, tracking_table)
+    if columns is None or set(SEED_COLUMNS) <= columns:
+        return None
+    return Failure(
+        f"{own.table} is this service's own runner's history ({', '.join(own.columns)}, created by {own.where}), "
+        "not migratekit's: migrating now would start afresh and run every file again",
+        hint="set tracking_table: migratekit.schema_migrations for this service in workspace.yaml, then import that "
+        "history: invoke adopt SERVICE --dry-run, then invoke adopt SERVICE",
+    )
+
+
+def own_runner_elsewhere(
+    conn: psycopg.Connection, tracking_table: str, migrations: Sequence[Migration], own: RunnerTable | None
+) -> Failure | None:
+    """The tracking table does not exist yet, but the service's own runner's table records its files."""
+    if own is None or qualified(own.table) == qualified(tracking_table):
+        return None
+    history = own_runner_history(conn, own)
+    applied = [m.version for m, _ in paired(history, migrations)[0]] if history is not None else []
+    if not applied:
+        return None
+    return Failure(
+        f"{qualified(tracking_table)} does not exist yet, but this service's own runner's {own.table} (created by "
+        f"{own.where}) records {len(applied)} of these migrations ({_some(applied)}); migrating now would run them "
+        "again",
+        hint="import that history first: invoke adopt SERVICE --dry-run, then invoke adopt SERVICE",
+    )

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from migratekit.database.results import Failure
 from migratekit.model.formats import Format, file_name, version_key
+from migratekit.model.formats import newest as newest_version
 from migratekit.model.migration import Migration
 
 # Line comments, block comments, whitespace and empty statements from the start of a file. Exact without
@@ -61,6 +62,8 @@ def plan(
                 )
             )
         elif checksum != migration.checksum and checksum not in migration.checksums:  # variants only if needed
+            if migration.repeatable:
+                continue  # Flyway's R__ file: changed, so it runs again (below), its row replaced
             if allow_changed:
                 rechecksum.append(migration)
                 notes.append(
@@ -76,7 +79,7 @@ def plan(
                         "deliberate edit, re-run with --allow-changed to record the new checksum",
                     )
                 )
-    pending = tuple(m for m in migrations if m.version not in applied)
+    pending = tuple(m for m in migrations if m.version not in applied or _rerun(m, applied[m.version]))
     for migration in pending:
         broken = migration.section_error
         if broken is not None:  # its up part cannot be told: nothing of it may run (MK116 says the same)
@@ -97,10 +100,10 @@ def plan(
                     hint="write the migration, or delete the file",
                 )
             )
-    newest = max(applied, key=version_key, default="")
+    newest = newest_version(applied) or ""
     newest_key = version_key(newest)
     for migration in pending if applied and not out_of_order else ():
-        if version_key(migration.version) < newest_key:
+        if version_key(migration.version) < newest_key and not migration.repeatable:
             problems.append(
                 Failure(
                     f"pending, but sorts before {newest}, which is already applied",
@@ -109,3 +112,8 @@ def plan(
                 )
             )
     return Plan(pending, len(applied), tuple(problems), tuple(rechecksum), tuple(notes))
+
+
+def _rerun(migration: Migration, checksum: str) -> bool:
+    """A repeatable migration whose file is not the text it was applied as: Flyway runs it again."""
+    return migration.repeatable and checksum != migration.checksum and checksum not in migration.checksums

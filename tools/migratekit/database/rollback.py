@@ -21,7 +21,7 @@ from migratekit.database.connection import connect, lost, refused
 from migratekit.database.message import STATEMENTS_BEFORE, Script, failure, transaction_prefix
 from migratekit.database.results import Applied, Failure, Outcome, Result, Stopped
 from migratekit.errors import ConfigError
-from migratekit.model.formats import Format, version_key
+from migratekit.model.formats import Format, Version, version_key
 from migratekit.model.migration import Migration
 from migratekit.model.settings import RUN_DEFAULTS, SERVICE_DEFAULTS, RunOptions, ServiceSettings
 
@@ -35,7 +35,8 @@ def rollback_targets(
 ) -> list[Migration]:
     """The applied migrations (version -> checksum) to undo, newest first; a ConfigError, naming the file, when one
     cannot be: it is gone, it has no down part, or (unless `allow_changed`) it was edited since it was applied."""
-    newest_first = sorted(applied, key=version_key, reverse=True)
+    # a Flyway repeatable migration has no version to go back from: it is run again when it changes, never undone
+    newest_first = sorted((v for v in applied if not Version.parse(v).repeatable), key=version_key, reverse=True)
     if to is not None:
         if to not in applied:
             raise ConfigError(f"--to {to}: not an applied version; applied: {', '.join(newest_first) or 'none'}")

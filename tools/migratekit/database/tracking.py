@@ -58,6 +58,13 @@ def row(tracking_table: str, version: str, checksum: str, elapsed: sql.Composabl
     return values.format(row_head(tracking_table), sql.Literal(version), sql.Literal(checksum), elapsed)
 
 
+def forget_row(tracking_table: str, version: str) -> sql.Composed:
+    """The DELETE of a repeatable migration's earlier row, sent before it runs again (in its transaction)."""
+    from psycopg import sql
+
+    return sql.SQL("DELETE FROM {} WHERE version = {}").format(identifier(tracking_table), sql.Literal(version))
+
+
 def live_columns(conn: psycopg.Connection, table: str) -> set[str] | None:
     """The live columns of a table (schema-qualified or on public), None when it does not exist."""
     found = conn.execute(

@@ -87,10 +87,15 @@ def verify_service(workspace: Workspace, name: str, server: ScratchServer) -> Ve
 
 
 def _rollback_gap(directory: Path, migrations: tuple[Migration, ...]) -> str | None:
-    """None when the newest migration says how it is undone (in migrations/README.md or in the file)."""
-    if not migrations:
+    """None when the newest migration says how it is undone: its down part (a .down.sql, a down section, Flyway's U
+    file, Diesel's down.sql), migrations/README.md or a comment in the file. A Flyway repeatable file is run again,
+    never undone: the newest versioned one is meant."""
+    versioned = [m for m in migrations if not m.repeatable]
+    if not versioned:
         return None
-    newest = migrations[-1]
+    newest = versioned[-1]
+    if newest.down_sql is not None and newest.down_sql.strip():
+        return None
     readme = directory / "README.md"
     if readme.is_file() and newest.version in readme.read_text(errors="replace"):
         return None

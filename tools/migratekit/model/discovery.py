@@ -6,24 +6,34 @@ glob patterns of `services_dir` in workspace.yaml. Never inside node_modules, ve
 by its path below its base with `-` for `/` (`services/payments/api` is `payments-api`, reading
 `PAYMENTS_API_DATABASE_URL`).
 
-The layouts are the tools' own: the seed's `migrations/`, dbmate's default `db/migrations/`, and
-Go's `internal/` for code and SQL alike. Without them `services/auth/db/migrations` would be a
-service named `auth-db`, and `services/billing/internal/db/migrations` no service at all.
+The layouts are the tools' own: the seed's `migrations/`, dbmate's default `db/migrations/`,
+Go's `internal/` for code and SQL alike, and Spring Boot's Flyway default
+`src/main/resources/db/migration` (Maven's and Gradle's resources directory, on the classpath as
+`db/migration`). Without them `services/auth/db/migrations` would be a service named `auth-db`, and
+`services/billing/internal/db/migrations` no service at all. A Spring Boot service whose
+application.yml/.properties sets `spring.flyway.locations` is read at its first location
+(`classpath:db/flyway` is src/main/resources/db/flyway, `filesystem:sql` is sql/).
 """
 
 from __future__ import annotations
 
 import glob as globbing
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
+
+import yaml
 
 from migratekit.errors import ConfigError
 from migratekit.model.settings import MIGRATIONS
 
 SKIP = {"node_modules", "vendor", "dist", "build", ".git", "__pycache__", "target"}
 DEFAULT_DEPTH = 2
-LAYOUTS = (MIGRATIONS, "db/migrations", "internal/db/migrations", "internal/migrations")  # the first found wins
+SPRING_RESOURCES = "src/main/resources"  # Maven's and Gradle's: the classpath's root in the jar
+FLYWAY_LAYOUT = f"{SPRING_RESOURCES}/db/migration"  # Spring Boot's spring.flyway.locations default
+# the first found wins
+LAYOUTS = (MIGRATIONS, "db/migrations", "internal/db/migrations", "internal/migrations", FLYWAY_LAYOUT)
 
 
 def discover(
@@ -65,11 +75,74 @@ def _layout(directory: Path, layouts: tuple[str, ...]) -> str | None:
         names = set(os.listdir(directory))  # one read of the directory, then a stat only where a layout can be
     except OSError:  # a file, or unreadable: no service
         return None
+    if "src" in names and layouts == LAYOUTS:
+        layouts = (*spring_flyway_locations(directory), *layouts)
     existing = [m for m in layouts if m.split("/", 1)[0] in names and (directory / m).is_dir()]
     first = layouts[0] if existing[:1] == [layouts[0]] else None  # the only one that may be empty
     if existing == [first]:
         return first  # the common case: no other layout to compare with, its files not listed
     return next((m for m in existing if any((directory / m).glob("*.sql"))), first)
+
+
+SPRING_CONFIGS = ("application.yml", "application.yaml", "application.properties")
+
+
+def spring_settings(service: Path) -> dict[str, str]:
+    """A Spring Boot service's main settings, flattened (spring.flyway.enabled -> false), from
+    src/main/resources/application.yml/.yaml/.properties (not a profile's); {} when it has none."""
+    settings: dict[str, str] = {}
+    for name in SPRING_CONFIGS:
+        for key, value in spring_file_settings(service / SPRING_RESOURCES / name).items():
+            settings.setdefault(key, value)
+    return settings
+
+
+def spring_file_settings(path: Path) -> dict[str, str]:
+    """One Spring Boot configuration file's settings, flattened; {} when it is absent or does not read."""
+    settings: dict[str, str] = {}
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return settings
+    if path.suffix == ".properties":
+        for line in text.splitlines():
+            key, sep, value = line.strip().partition("=") if "=" in line else line.strip().partition(":")
+            if sep and not key.startswith(("#", "!")):
+                settings.setdefault(key.strip(), value.strip())
+        return settings
+    try:
+        for document in yaml.safe_load_all(text):
+            _flatten(document, "", settings)
+    except yaml.YAMLError:
+        return {}
+    return settings
+
+
+def _flatten(value: object, prefix: str, into: dict[str, str]) -> None:
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            _flatten(inner, f"{prefix}{key}.", into)
+    elif prefix:
+        text = ",".join(map(str, value)) if isinstance(value, list) else str(value)
+        into.setdefault(prefix[:-1], text.lower() if isinstance(value, bool) else text)
+
+
+def spring_flyway_locations(service: Path) -> tuple[str, ...]:
+    """The directories, relative to the service, that `spring.flyway.locations` names (classpath: is below
+    src/main/resources; filesystem: is relative to the service); () when it is not set."""
+    settings = spring_settings(service)
+    raw = settings.get("spring.flyway.locations") or settings.get("spring.flyway.location") or ""
+    found = []
+    for location in (part.strip() for part in raw.split(",")):
+        if location.startswith("classpath:"):
+            found.append(f"{SPRING_RESOURCES}/{location.removeprefix('classpath:').strip('/')}")
+        elif location.startswith("filesystem:"):
+            path = location.removeprefix("filesystem:").strip()
+            if path and not Path(path).is_absolute() and ".." not in Path(path).parts:
+                found.append(path.strip("/"))
+        elif location and "{" not in location and ":" not in location:
+            found.append(f"{SPRING_RESOURCES}/{location.strip('/')}")  # Flyway's default prefix is classpath:
+    return tuple(found)
 
 
 def base_of(pattern: str) -> str:
@@ -94,6 +167,19 @@ def _skipped(directory: Path, root: Path) -> bool:
 def _kept(name: str) -> bool:
     """A directory walked for services, migrations or sources: not vendored, built or hidden."""
     return name not in SKIP and not name.startswith(".")
+
+
+# A Rust service's migration tool, from its Cargo.toml: its files' names alone are the seed's or golang-migrate's
+CARGO_TOOLS = (("sqlx", re.compile(r"(?m)^\s*(?:sqlx\s*=|\[(?:[\w.-]+\.)?dependencies\.sqlx\])")),)
+
+
+def build_format(service: Path) -> str | None:
+    """The format a service's build says its migrations are in (a Cargo.toml depending on sqlx: sqlx), or None."""
+    try:
+        cargo = (service / "Cargo.toml").read_text(errors="replace")
+    except OSError:
+        return None
+    return next((tool for tool, pattern in CARGO_TOOLS if pattern.search(cargo)), None)
 
 
 SOURCE_LANGUAGES = {".go": "go", ".ts": "typescript", ".py": "python", ".js": "javascript", ".rs": "rust"}
@@ -138,13 +224,16 @@ class Layout:
 
 
 def migration_dirs(root: Path, depth: int = 6) -> list[str]:
-    """Every directory named `migrations` holding `.sql` files, up to `depth` levels down, relative to root;
-    never inside node_modules, vendor, dist, build or a dot-directory."""
+    """Every directory named `migrations` (or Flyway's `db/migration`) holding `.sql` files, up to `depth` levels
+    down (Maven's src/main/resources/db/migration: 5 below its module), relative to root; never inside
+    node_modules, vendor, dist, build or a dot-directory."""
     found = []
     for directory, subdirs, files in os.walk(root):
         relative = Path(directory).relative_to(root)
-        subdirs[:] = [] if len(relative.parts) >= depth else sorted(filter(_kept, subdirs))
-        if relative.name == MIGRATIONS and any(f.endswith(".sql") for f in files):
+        flyway = relative.as_posix().endswith(FLYWAY_LAYOUT)
+        limit = depth + 3 if SPRING_RESOURCES in relative.as_posix() else depth
+        subdirs[:] = [] if len(relative.parts) >= limit else sorted(filter(_kept, subdirs))
+        if (relative.name == MIGRATIONS or flyway) and any(f.endswith(".sql") for f in files):
             found.append(relative.as_posix())
     return sorted(found)
 

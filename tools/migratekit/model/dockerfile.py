@@ -11,6 +11,7 @@ import fnmatch
 import io
 import json
 import posixpath
+import re
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -144,6 +145,8 @@ def analyse(
             context_copies += [(source, line) for source in _context_sources(words)]
         elif kind == "RUN":
             runs.append((_shell(value), line))
+            if JAR_BUILD.search(value):
+                _jar_carriers(stage)
     chosen = [s for s in stages if build is not None and build.target and s.name == build.target]
     final = chosen[0] if chosen else stages[-1] if stages else Stage(None, 1)
     return Image(dockerfile, context, final, copies_service_paths, tuple(context_copies), tuple(runs))
@@ -164,6 +167,25 @@ def _context_sources(words: list[str]) -> list[str]:
         return []
     paths = [w for w in words if not w.startswith("--")]
     return [p for p in paths[:-1] if "://" not in p and "$" not in p and not p.startswith("<<")]
+
+
+JAR_OUTPUT = re.compile(r"(?:^|/)(?:target|build/libs)/[^/]*\.jar$|(?:^|/)(?:target|build/libs)/?$")  # Maven, Gradle
+JAR_BUILD = re.compile(r"\b(?:mvn|mvnw|gradle|gradlew)\b[^|;&]*\b(?:package|install|verify|bootJar|build|assemble)\b")
+CLASSPATH = "src/main/resources/"  # what Maven and Gradle put into the jar
+
+
+def jar_output(path: str) -> bool:
+    """A path Maven (target/*.jar) or Gradle (build/libs/*.jar) builds a jar to."""
+    return JAR_OUTPUT.search(path.rstrip("/") + ("/" if path.endswith("/") else "")) is not None
+
+
+def _jar_carriers(stage: Stage) -> None:
+    """After a RUN that builds a jar (mvn package, gradle bootJar): the jar of each module whose resources hold the
+    migrations carries them (target/app.jar and build/libs/app.jar stand for whatever name the build gives it)."""
+    for carrier in list(stage.carriers):
+        if CLASSPATH in carrier + "/":
+            module = carrier[: (carrier + "/").index(CLASSPATH)].rstrip("/") or "/"
+            stage.carriers.update(posixpath.join(module, out) for out in ("target/app.jar", "build/libs/app.jar"))
 
 
 def _copy(stage: Stage, stages: list[Stage], words: list[str], migrations_rel: str) -> None:
@@ -187,6 +209,11 @@ def _copy(stage: Stage, stages: list[Stage], words: list[str], migrations_rel: s
                     stage.carriers.add(posixpath.join(dest_abs, carrier[len(src.rstrip("/")) + 1 :]))
             continue
         src = _norm(source).rstrip("/")
+        if jar_output(source) and CLASSPATH in migrations_rel + "/":
+            module = migrations_rel[: (migrations_rel + "/").index(CLASSPATH)]
+            if src.startswith(module) or not module:
+                stage.carriers.add(dest_abs)  # a jar the build made before docker build: its classpath has them
+            continue
         if src == migrations_rel or ("*" in src and fnmatch.fnmatch(migrations_rel, src)):
             stage.carriers.add(dest_abs)  # the folder's files land in dest (each match's, for a wildcard)
         elif "*" in src and fnmatch.fnmatch(migrations_rel + "/001_init.sql", src):

@@ -6,6 +6,17 @@ dbmate  one file with `-- migrate:up` and `-- migrate:down` sections (`transacti
 goose   one file with `-- +goose Up` and `-- +goose Down` (`-- +goose NO TRANSACTION`; StatementBegin/End
         are comments to PostgreSQL, so an up part is sent as it is written)
 node-pg-migrate  one .sql file with `-- Up Migration` and `-- Down Migration` (node-pg-migrate's SQL migrations)
+sqlx    <version>_<description>.sql, or reversible <version>_<description>.up.sql with its .down.sql (sqlx-cli's
+        `migrate add` and `-r`); the names are the seed's and golang-migrate's, so it is the service's build that
+        tells it: a Cargo.toml depending on sqlx (or format: sqlx); `-- no-transaction` first keeps it out of one
+diesel  a directory per migration, <version>_<name>/up.sql with its down.sql (diesel migration generate); the version
+        is the name's digits up to the first `_` (2024-01-01-120000_users: 20240101120000)
+flyway  V<version>__<description>.sql, versions dotted or underscored (1, 1.1, 2_0_1) and compared as Flyway compares
+        them (1 = 1.0 = 01, 1.9 before 1.10); U<version>__<description>.sql is that version's undo (its down part,
+        never run forward); R__<description>.sql is repeatable: applied after every versioned one, in the order of
+        its description, and again whenever its checksum changes; B<version>__<description>.sql is a baseline
+        migration, which Flyway runs only on an empty database instead of the versions up to it: migratekit applies
+        the versions themselves, which the baseline promises are the same schema, and never runs it
 
 Only the up part is ever applied forward; the down part serves `invoke rollback`. A format declared in
 workspace.yaml that a file contradicts (a .down.sql, or another tool's markers, under `seed`) is an error
@@ -16,7 +27,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 
@@ -26,13 +37,21 @@ class Format(StrEnum):
     DBMATE = "dbmate"
     GOOSE = "goose"
     NODE_PG_MIGRATE = "node-pg-migrate"
+    FLYWAY = "flyway"
+    SQLX = "sqlx"
+    DIESEL = "diesel"
 
 
 FORMATS = tuple(f.value for f in Format)
 AUTO = "auto"  # a service's format: read from its files
 UPDOWN_NAME = re.compile(r"^(?P<number>\d+)_(?P<slug>.+)\.(?P<direction>up|down)\.sql$")
 SEED_NAME = re.compile(r"^(?P<number>\d+)_(?P<slug>[a-z0-9]+(?:_[a-z0-9]+)*)\.sql$")  # the seed's convention (MK101)
-_VERSION = re.compile(r"^(?P<number>\d+)(?:_(?P<slug>.*))?$")
+_VERSION = re.compile(r"^(?P<number>\d+(?:-\d+)*)(?:_(?P<slug>.*))?$")  # Diesel's dashes are no part of the number
+# Flyway's SQL migrations with its default prefixes and separator: V versioned, U undo, B baseline, R repeatable
+FLYWAY_NAME = re.compile(r"^(?P<prefix>[VUB])(?P<version>[0-9]+(?:[._][0-9]+)*)__(?P<slug>.+)\.sql$")
+FLYWAY_REPEATABLE = re.compile(r"^R__(?P<slug>.+)\.sql$")
+_FLYWAY_VERSION = re.compile(r"^(?P<prefix>[VB])(?P<version>[0-9]+(?:[._][0-9]+)*)__(?P<slug>.*)$")
+REPEATABLE = (1 << 63,)  # where a repeatable migration sorts: after every version
 TIMESTAMPS = 10_000_000  # a version this large is a date (20240101120000), not a sequence number
 _DBMATE = re.compile(r"^--\s*migrate:(?P<part>up|down)\b(?P<options>[^\n]*)$", re.MULTILINE)
 _GOOSE = re.compile(r"^--\s*\+goose\s+(?P<part>up|down)\b[^\n]*$", re.MULTILINE | re.IGNORECASE)
@@ -65,14 +84,31 @@ class Sections:
     down_line: int = 1  # the file line the down part starts on
 
 
+# One migration's file(s) in each format, as the docs show them, and where its down part is
+EXAMPLES: dict[Format, tuple[str, str]] = {
+    Format.SEED: ("001_init.sql", "none: roll forward with a new migration"),
+    Format.UPDOWN: ("001_init.up.sql", "001_init.down.sql"),
+    Format.DBMATE: ("20240101120000_init.sql", "its `-- migrate:down` section"),
+    Format.GOOSE: ("00001_init.sql", "its `-- +goose Down` section"),
+    Format.NODE_PG_MIGRATE: ("1700000000000_init.sql", "its `-- Down Migration` section"),
+    Format.FLYWAY: ("V1_1__init.sql", "U1_1__init.sql (R__ files are never undone)"),
+    Format.SQLX: ("20240101120000_init.up.sql", "20240101120000_init.down.sql (a simple .sql has none)"),
+    Format.DIESEL: ("2024-01-01-120000_init/up.sql", "2024-01-01-120000_init/down.sql"),
+}
+
+
 def format_of(name: str, text: str) -> Format:
     """The format one file is written in, from its name and its markers.
 
     A word test before each marker's search: a seed file holds neither word, and loading a large
     directory of them would otherwise be mostly these searches.
     """
+    if name.endswith("/up.sql"):  # a Diesel migration's, named with its directory
+        return Format.DIESEL
     if UPDOWN_NAME.match(name):
         return Format.UPDOWN
+    if name[:1] in "VUBR" and (FLYWAY_NAME.match(name) or FLYWAY_REPEATABLE.match(name)):
+        return Format.FLYWAY
     if "migrate:" in text and _DBMATE.search(text):
         return Format.DBMATE
     lowered = text.lower()
@@ -101,6 +137,8 @@ def contradicts(declared: Format, found: Format) -> bool:
     error says so (MK116). Anything else is a contradiction: a .down.sql or another tool's markers read as
     `seed` would run a down part forward, and an updown name read as dbmate would hide the pair.
     """
+    if declared is Format.SQLX:  # sqlx's names are the seed's and golang-migrate's
+        return found not in (Format.SEED, Format.UPDOWN)
     return declared is not found and not (found is Format.SEED and declared in MARKED)
 
 
@@ -113,8 +151,12 @@ def format_groups(files: Iterable[tuple[str, Format]]) -> str:
 
 
 def version_of(name: str, fmt: Format) -> str:
-    """What the tracking row records: the file name less `.up.sql` (updown) or `.sql`."""
-    return name.removesuffix(".up.sql") if fmt is Format.UPDOWN else name.removesuffix(".sql")
+    """What the tracking row records: the file name less `.up.sql` (updown) or `.sql` (flyway: V1_1__init)."""
+    if fmt is Format.DIESEL:
+        return name.removesuffix("/up.sql")
+    if fmt in (Format.UPDOWN, Format.SQLX):
+        return name.removesuffix(".up.sql").removesuffix(".sql")
+    return name.removesuffix(".sql")
 
 
 @dataclass(frozen=True)
@@ -122,31 +164,47 @@ class Version:
     """A migration's version, as its tracking row records it, and the number and name it is made of.
 
     The one parser of versions: files, tracking rows, other tools' histories and git's lists are all read
-    here. Versions compare as numbers (999 before 1000), then by text; an unnumbered one sorts first.
+    here. Versions compare as numbers (999 before 1000), Flyway's part by part (1.9 before 1.10), then by text;
+    an unnumbered one sorts first and a Flyway repeatable one (R__views) last.
     """
 
     text: str  # 001_init (the file name less .sql, or less .up.sql in updown)
-    number: int | None  # 1; None when the version does not start with digits and an underscore
+    number: int | None  # 1; None when the version does not start with digits and an underscore, or is dotted
     slug: str  # init; "" when there is none
+    # the version as Flyway reads it (V1_1__x: (1, 1)); (n,) for a number; derived from text, so not compared
+    parts: tuple[int, ...] | None = field(default=None, compare=False)
 
     @classmethod
     def parse(cls, text: str) -> Version:
         match = _VERSION.match(text)
-        if match is None:
-            return cls(text, None, "")
-        return cls(text, int(match["number"]), match["slug"] or "")
+        if match is not None:
+            number = int(match["number"].replace("-", ""))
+            return cls(text, number, match["slug"] or "", (number,))
+        flyway = _FLYWAY_VERSION.match(text) if text[:1] in "VBR" else None
+        if flyway is not None:
+            parts = numeric(flyway["version"]) or (0,)
+            single = None if re.search(r"[._]", flyway["version"]) else int(flyway["version"])
+            return cls(text, single, flyway["slug"], parts)
+        if text.startswith("R__"):
+            return cls(text, None, text.removeprefix("R__"), REPEATABLE)
+        return cls(text, None, "")
+
+    @property
+    def repeatable(self) -> bool:
+        """A Flyway repeatable migration (R__views): no version, applied again whenever it changes."""
+        return self.parts == REPEATABLE
 
     @classmethod
     def of_file(cls, name: str) -> Version:
         """The version of a migration file of any format (`.up.sql`, `.down.sql` or `.sql` dropped)."""
-        for suffix in (".up.sql", ".down.sql", ".sql"):
+        for suffix in ("/up.sql", "/down.sql", ".up.sql", ".down.sql", ".sql"):
             if name.endswith(suffix):
                 return cls.parse(name.removesuffix(suffix))
         return cls.parse(name)
 
     @property
-    def key(self) -> tuple[int, str]:
-        return (-1 if self.number is None else self.number, self.text)
+    def key(self) -> tuple[tuple[int, ...], str]:
+        return ((-1,) if self.parts is None else self.parts, self.text)
 
 
 _NUMBER = re.compile(r"[0-9]+(?:[._][0-9]+)*")
@@ -164,19 +222,35 @@ def numeric(text: str) -> tuple[int, ...] | None:
     return tuple(parts)
 
 
-def version_key(version: str) -> tuple[int, str]:
+def newest(versions: Iterable[str]) -> str | None:
+    """The newest of applied versions; a Flyway repeatable one (R__views) has no place in the order and is left out."""
+    return max((v for v in versions if not Version.parse(v).repeatable), key=version_key, default=None)
+
+
+def version_key(version: str) -> tuple[tuple[int, ...], str]:
     """How tracking rows' versions sort (see Version)."""
     return Version.parse(version).key
 
 
+def new_version(fmt: Format, number: str, slug: str) -> str:
+    """A new migration's version in the format's own naming: 002_add_b, or Flyway's V2__add_b."""
+    return f"V{number}__{slug}" if fmt is Format.FLYWAY else f"{number}_{slug}"
+
+
 def file_name(version: str, fmt: Format) -> str:
-    """The file a version is applied from: the inverse of version_of."""
-    return f"{version}.up.sql" if fmt is Format.UPDOWN else f"{version}.sql"
+    """The file a version is applied from: the inverse of version_of (sqlx's reversible ones: .up.sql; Diesel's:
+    its directory's up.sql)."""
+    if fmt is Format.DIESEL:
+        return f"{version}/up.sql"
+    return f"{version}.up.sql" if fmt in (Format.UPDOWN, Format.SQLX) else f"{version}.sql"
 
 
 def sections(fmt: Format, text: str) -> Sections:
     """The up part (and the down part, for one-file formats) of a file's text; SectionError when malformed."""
-    if fmt in (Format.SEED, Format.UPDOWN):
+    if fmt is Format.SQLX:  # sqlx's own directive, on the file's first line
+        first = text.removeprefix("\ufeff").lstrip().split("\n", 1)[0].strip()
+        return Sections(text, 1, no_transaction="sqlx's '-- no-transaction'" if first == "-- no-transaction" else None)
+    if fmt in (Format.SEED, Format.UPDOWN, Format.FLYWAY, Format.DIESEL):
         return Sections(text, 1)
     for other, pattern in MARKED.items():
         found = pattern.search(text) if other is not fmt else None
@@ -217,8 +291,12 @@ def _line(text: str, offset: int) -> int:
 def migration_files(fmt: Format, version: str, up: str, down: str) -> dict[str, str]:
     """The file(s) of one new migration in `fmt`: file name -> text (the scaffolds write these)."""
     up, down = up.rstrip("\n") + "\n", down.rstrip("\n") + "\n"
-    if fmt is Format.UPDOWN:
+    if fmt in (Format.UPDOWN, Format.SQLX):  # sqlx's reversible pair (sqlx migrate add -r)
         return {f"{version}.up.sql": up, f"{version}.down.sql": down}
+    if fmt is Format.DIESEL:
+        return {f"{version}/up.sql": up, f"{version}/down.sql": down}
+    if fmt is Format.FLYWAY:  # version is V<n>__<description>: its undo is U<n>__<description>
+        return {f"{version}.sql": up, f"U{version.removeprefix('V')}.sql": down}
     if fmt is Format.DBMATE:
         return {f"{version}.sql": f"-- migrate:up\n{up}\n-- migrate:down\n{down}"}
     if fmt is Format.GOOSE:

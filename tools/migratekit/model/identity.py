@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
 
 from migratekit.errors import ConfigError
 from migratekit.model.contract import qualified
@@ -150,6 +154,97 @@ def shared_tracking_tables(
     for service in services:
         groups.setdefault(identity(service, environ), []).append(service.name)
     return [(found, names) for found, names in groups.items() if len(names) > 1]
+
+
+COMPOSE_FILE = re.compile(r"^(docker-)?compose([.-][\w.-]+)?\.ya?ml$")
+
+
+@dataclass(frozen=True)
+class Configured:
+    """A database URL the repository's own configuration gives a service (a compose file's environment, the
+    service's .env): where its database is when it runs, whatever this shell's variables say."""
+
+    service: str
+    database: str  # host:port/dbname, as identity() names it
+    path: Path  # the file that says so
+    variable: str
+
+
+def configured_databases(root: Path, services: Iterable[Service]) -> dict[str, Configured]:
+    """Each service's database from the repository's compose files (a compose service named as it is, or built from
+    its directory, with a *DATABASE_URL variable in `environment:`) or from its own .env; a URL with ${…} in it, or
+    one that is not a PostgreSQL URL, says nothing."""
+    wanted = list(services)
+    found: dict[str, Configured] = {}
+    for service in wanted:
+        env = service.path / ".env"
+        for variable, value in _dotenv(env).items():
+            _take(found, service.name, env, variable, value)
+    composes = [p for d in (root, *(s.path for s in wanted)) if d.is_dir() for p in sorted(d.iterdir())]
+    for path in (p for p in composes if COMPOSE_FILE.match(p.name) and p.is_file()):
+        try:
+            document = yaml.safe_load(path.read_text(errors="replace"))
+        except (yaml.YAMLError, OSError):
+            continue
+        entries = document.get("services") if isinstance(document, dict) else None
+        for name, spec in (entries or {}).items() if isinstance(entries, dict) else ():
+            if not isinstance(spec, dict):
+                continue
+            owner = next((s for s in wanted if _composes(s, str(name), spec, path.parent)), None)
+            if owner is not None:
+                for variable, value in _environment(spec.get("environment")).items():
+                    _take(found, owner.name, path, variable, value)
+    return found
+
+
+def _composes(service: Service, name: str, spec: dict, where: Path) -> bool:
+    build = spec.get("build")
+    context = build.get("context") if isinstance(build, dict) else build
+    if isinstance(context, str) and (where / context).resolve() == service.path.resolve():
+        return True
+    return name == service.name
+
+
+def _environment(raw: object) -> dict[str, str]:
+    if isinstance(raw, dict):
+        return {str(k): str(v) for k, v in raw.items() if v is not None}
+    if isinstance(raw, list):
+        return dict(str(item).partition("=")[::2] for item in raw if "=" in str(item))
+    return {}
+
+
+def _dotenv(path: Path) -> dict[str, str]:
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return {}
+    pairs = (line.removeprefix("export ").partition("=") for line in lines if not line.lstrip().startswith("#"))
+    return {k.strip(): v.strip().strip("'\"") for k, sep, v in pairs if sep}
+
+
+def _take(found: dict[str, Configured], service: str, path: Path, variable: str, value: str) -> None:
+    if not variable.endswith("DATABASE_URL") or "${" in value or url_problem(value) or service in found:
+        return
+    try:
+        found[service] = Configured(service, _server_database(value), path, variable)
+    except Exception:  # noqa: BLE001 (psycopg's parser: any error means it is not a URL to compare)
+        return
+
+
+def configured_sharing(
+    root: Path, services: Iterable[Service], environ: Mapping[str, str] | None = None
+) -> list[tuple[str, str, list[Configured]]]:
+    """(database, tracking table, the services) for two or more services the repository's configuration puts in one
+    database with one tracking table, where this shell's variables do not say otherwise (then identity() tells)."""
+    environ = os.environ if environ is None else environ
+    listed = [s for s in services if not environ.get(s.settings.database_url_env, "").strip()]
+    configured = configured_databases(root, listed)
+    groups: dict[tuple[str, str], list[Configured]] = {}
+    for service in listed:
+        if service.name in configured:
+            key = (configured[service.name].database, qualified(service.settings.tracking_table))
+            groups.setdefault(key, []).append(configured[service.name])
+    return [(database, table, found) for (database, table), found in groups.items() if len(found) > 1]
 
 
 def _validate(url: str, service: Service) -> None:

@@ -24,6 +24,7 @@ from migratekit.errors import ConfigError
 from migratekit.model.contract import qualified
 from migratekit.model.formats import (
     AUTO,
+    FLYWAY_NAME,
     Format,
     SectionError,
     Sections,
@@ -31,6 +32,7 @@ from migratekit.model.formats import (
     contradicts,
     format_groups,
     format_of,
+    numeric,
     sections,
     version_of,
 )
@@ -105,15 +107,17 @@ class Migration:
     path: Path  # the file applied forward (for updown, the .up.sql file)
     data: bytes = field(repr=False)
     format: Format = Format.SEED
-    down_data: bytes | None = field(default=None, repr=False)  # updown: the .down.sql file's bytes
+    down_data: bytes | None = field(default=None, repr=False)  # updown: the .down.sql file's bytes (flyway: U…)
+    down_name: str | None = None  # the down part's own file, when it has one (2_b.down.sql, U2__b.sql)
 
     @property
     def filename(self) -> str:
-        return self.path.name
+        """The file's name in its migrations directory (Diesel's: its directory's too, 2024-01-01-000000_x/up.sql)."""
+        return f"{self.path.parent.name}/{self.path.name}" if self.format is Format.DIESEL else self.path.name
 
     @cached_property
     def version(self) -> str:
-        return version_of(self.path.name, self.format)
+        return self.path.parent.name if self.format is Format.DIESEL else version_of(self.path.name, self.format)
 
     @cached_property
     def parsed_version(self) -> Version:
@@ -122,6 +126,11 @@ class Migration:
     @property
     def number(self) -> int | None:
         return self.parsed_version.number
+
+    @property
+    def repeatable(self) -> bool:
+        """Flyway's R__ file: applied after the versioned ones, and again whenever its checksum changes."""
+        return self.parsed_version.repeatable
 
     @property
     def description(self) -> str:
@@ -157,9 +166,7 @@ class Migration:
         text = self.down_sql
         if text is None:
             return None
-        path = (
-            self.path.with_name(self.path.name.removesuffix(".up.sql") + ".down.sql") if self.down_data else self.path
-        )
+        path = self.path.with_name(self.down_name) if self.down_data is not None and self.down_name else self.path
         return Migration(path, text.encode("utf-8"))
 
     @property
@@ -387,6 +394,9 @@ def load_migrations(
     """
     files = _read_files(directory)
     formats = {name: format_of(name, data.decode("utf-8", "replace")) for name, data in files.items()}
+    diesel = _diesel_directories(directory) if fmt in (AUTO, Format.DIESEL) else {}
+    for name in diesel:
+        files[f"{name}/up.sql"], formats[f"{name}/up.sql"] = diesel[name][0], Format.DIESEL
     if fmt != AUTO:
         declared = Format(fmt)
         against = sorted(name for name, found in formats.items() if contradicts(declared, found))
@@ -399,15 +409,53 @@ def load_migrations(
             "service: move the other tool's files to a service of their own, or convert them"
         )
     migrations = []
+    undo = _flyway_undo(directory, {n: d for n, d in files.items() if formats[n] is Format.FLYWAY})
     for name, data in files.items():
-        if formats[name] is Format.UPDOWN:
+        if formats[name] is Format.UPDOWN or (formats[name] is Format.SQLX and name.endswith((".up.sql", ".down.sql"))):
             if not name.endswith(".up.sql"):
                 continue  # a down part: it travels with its up file
-            down = files.get(name.removesuffix(".up.sql") + ".down.sql")
-            migrations.append(Migration(directory / name, data, Format.UPDOWN, down))
+            pair = name.removesuffix(".up.sql") + ".down.sql"
+            migrations.append(Migration(directory / name, data, formats[name], files.get(pair), pair))
+        elif formats[name] is Format.DIESEL:
+            down_data = diesel[name.removesuffix("/up.sql")][1]
+            migrations.append(Migration(directory / name, data, Format.DIESEL, down_data, "down.sql"))
+        elif formats[name] is Format.FLYWAY:
+            if name[0] in "UB":
+                continue  # an undo travels with its version; a baseline is never run (see formats)
+            found = undo.get(name)
+            down_name: str | None = found[0] if found else None
+            down: bytes | None = found[1] if found else None
+            migrations.append(Migration(directory / name, data, Format.FLYWAY, down, down_name))
         else:
             migrations.append(Migration(directory / name, data, formats[name]))
     return tuple(sorted(migrations, key=lambda m: (m.parsed_version.key, m.filename)))
+
+
+def _flyway_undo(directory: Path, files: Mapping[str, bytes]) -> dict[str, tuple[str, bytes]]:
+    """Each versioned Flyway file's undo file (U1_1__x.sql undoes V1.1__y.sql: the same version, as Flyway compares
+    them); an undo of no version, or two of one, is a ConfigError naming them: which to run back could not be told."""
+    versions: dict[tuple[int, ...], str] = {}
+    for name in files:
+        match = FLYWAY_NAME.match(name)
+        if match and match["prefix"] == "V":
+            versions[numeric(match["version"]) or (0,)] = name
+    undo: dict[str, tuple[str, bytes]] = {}
+    for name, data in files.items():
+        match = FLYWAY_NAME.match(name)
+        if match is None or match["prefix"] != "U":
+            continue
+        forward = versions.get(numeric(match["version"]) or (0,))
+        if forward is None:
+            raise ConfigError(
+                f"{directory / name}: an undo migration of version {match['version']}, which no V{match['version']}__"
+                "….sql file has; add that migration, or remove the undo file"
+            )
+        if forward in undo:
+            raise ConfigError(
+                f"{directory}: {undo[forward][0]} and {name} both undo {forward}; keep one undo file per version"
+            )
+        undo[forward] = (name, data)
+    return undo
 
 
 def declared_mismatch(
@@ -444,6 +492,22 @@ def _read(path: str) -> bytes:
         return b"".join(parts)
     finally:
         os.close(descriptor)
+
+
+def _diesel_directories(directory: Path) -> dict[str, tuple[bytes, bytes | None]]:
+    """Diesel's migrations: each subdirectory holding an up.sql (dot-directories skipped, as Diesel skips them), by
+    name, with its up.sql's and down.sql's bytes."""
+    found: dict[str, tuple[bytes, bytes | None]] = {}
+    try:
+        with os.scandir(directory) as entries:
+            names = sorted(e.name for e in entries if e.is_dir() and not e.name.startswith("."))
+    except OSError:
+        return found
+    for name in names:
+        up, down = directory / name / "up.sql", directory / name / "down.sql"
+        if up.is_file():
+            found[name] = (_read(str(up)), _read(str(down)) if down.is_file() else None)
+    return found
 
 
 def _read_files(directory: Path) -> dict[str, bytes]:

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from migratekit.errors import ConfigError
-from migratekit.model.discovery import LAYOUTS, migration_dirs
+from migratekit.model.discovery import LAYOUTS, build_format, migration_dirs
+from migratekit.model.formats import AUTO
 from migratekit.model.graph import closure, dependency_sorter, parallel_groups
 from migratekit.model.migration import Migration, load_migrations
 from migratekit.model.settings import (
@@ -63,8 +64,13 @@ class Service:
         return self.path / self.settings.migrations
 
     def load_migrations(self, mixed: bool = False) -> tuple[Migration, ...]:
-        """This service's migrations, read as its declared (or detected) format reads them."""
-        return load_migrations(self.migrations_dir, self.settings.format, mixed=mixed)
+        """This service's migrations, read as its declared (or detected) format reads them: a Rust service whose
+        Cargo.toml depends on sqlx is in sqlx's, whose names alone are the seed's or golang-migrate's."""
+        fmt = self.settings.format
+        if fmt == AUTO and (built := build_format(self.path)) is not None:
+            declared_by = f"{relative(self.path.parent, self.path / 'Cargo.toml')} depends on {built} (format: {{fmt}})"
+            return load_migrations(self.migrations_dir, built, mixed=mixed, declared_by=declared_by)
+        return load_migrations(self.migrations_dir, fmt, mixed=mixed)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from migratekit.errors import ConfigError
-from migratekit.model.formats import AUTO, FORMATS, TIMESTAMPS, Format, Version, migration_files
+from migratekit.model.discovery import DEFAULT_DEPTH
+from migratekit.model.formats import (
+    AUTO,
+    FORMATS,
+    TIMESTAMPS,
+    Format,
+    Version,
+    file_name,
+    migration_files,
+    new_version,
+)
 from migratekit.model.migration import Migration
 from migratekit.model.settings import MIGRATIONS
 from migratekit.model.workspace import SERVICE_NAME, Workspace, env_name, state_dir
@@ -47,15 +57,25 @@ def new_service(
     today: datetime.date | None = None,
     fmt: str = "seed",
 ) -> NewService:
-    """Create `<services_dir>/<name>` in the seed's shape and declare it in workspace.yaml."""
-    if not SERVICE_NAME.fullmatch(name) or name in RESERVED:
+    """Create `<services_dir>/<name>` in the seed's shape and declare it in workspace.yaml; a nested `group/name`
+    is `<services_dir>/group/name`, the service `group-name`, as discovery names it."""
+    parts = name.split("/")
+    if len(parts) > DEFAULT_DEPTH or not all(SERVICE_NAME.fullmatch(p) and p not in RESERVED for p in parts):
         raise ConfigError(
             f"{name!r} is not a valid service name: lower-case letters, digits, '-' and '_', starting with a "
-            "letter (it becomes a directory, a database and an environment variable)"
+            "letter (it becomes a directory, a database and an environment variable), or group/name for "
+            f"{workspace.services_dir.name}/group/name"
         )
     if language not in LANGUAGES:
         raise ConfigError(f"--lang {language!r}: choose one of {', '.join(LANGUAGES)}")
-    target = workspace.services_dir / name
+    target = workspace.services_dir.joinpath(*parts)
+    name = "-".join(parts)
+    group = next((s for s in workspace.services.values() if s.path == target.parent), None)
+    if group is not None:
+        raise ConfigError(
+            f"{target.parent.relative_to(workspace.root)} is the service {group.name}: a service inside another is "
+            "never discovered; choose a group directory that is not a service"
+        )
     if target.exists() or name in workspace.services:
         raise ConfigError(f"{target.relative_to(workspace.root)} already exists; choose another name")
     unknown = [d for d in depends_on if d not in workspace.services]
@@ -76,8 +96,8 @@ def new_service(
         "created": (today or datetime.date.today()).isoformat(),
         "services_dir": workspace.services_dir.relative_to(workspace.root).as_posix(),
     }
-    workspace.services_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=workspace.services_dir))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
     try:
         written = sorted(
             set(_render(TEMPLATES / "common", staging, tokens) + _render(TEMPLATES / language, staging, tokens))
@@ -105,6 +125,7 @@ def _reshape_init(service: Path, fmt: Format) -> list[str]:
     down = "DROP FUNCTION IF EXISTS update_updated_at_column();\n"
     files = migration_files(fmt, "001_init", up, down)
     for name, text in files.items():
+        (service / MIGRATIONS / name).parent.mkdir(parents=True, exist_ok=True)  # Diesel's: a directory each
         (service / MIGRATIONS / name).write_text(text)
     return [f"migrations/{name}" for name in files]
 
@@ -154,8 +175,11 @@ def new_migration(
         strays = tuple(
             n for n in (Version.of_file(f).number for f in _sql_names(service.migrations_dir)) if n is not None
         )
-        version = f"{_next_number(migrations, fmt, today_time, strays)}_{slug}"
+        version = new_version(fmt, _next_number(migrations, fmt, today_time, strays), slug)
         body, rollback, down = starter_sql(description)
+        down_file = [n for n in migration_files(fmt, version, "", "") if n != file_name(version, fmt)]
+        if fmt is not Format.SEED:  # the format's down part is the rollback: the header says where it is
+            rollback = f"its down part, in {down_file[0]}" if down_file else "its down part, below"
         header = (
             f"-- Migration: {version}\n-- Description: {description.strip()}\n"
             f"-- Created: {(today or datetime.date.today()).isoformat()}\n-- Rollback: {rollback}\n\n"
@@ -181,6 +205,7 @@ def _write_all(directory: Path, files: dict[str, str]) -> None:
     done: list[Path] = []
     try:
         for name, text in files.items():
+            (directory / name).parent.mkdir(exist_ok=True)  # Diesel's migration is a directory of its own
             with open(directory / name, "x") as handle:
                 done.append(directory / name)
                 handle.write(text)
@@ -203,9 +228,12 @@ def _next_number(
     It is always above every existing number, strays included (a .down.sql without its .up.sql), so the new
     file never sorts before one nor shares a number with one.
     """
+    if fmt is Format.FLYWAY:  # V<n>__: the next major version, unpadded, as Flyway's own examples number
+        majors = [m.parsed_version.parts[0] for m in migrations if m.parsed_version.parts and not m.repeatable]
+        return str(max((*majors, *strays), default=0) + 1)
     widths = [len(m.filename.split("_", 1)[0]) for m in migrations if m.number is not None]
     highest = max((*(m.number for m in migrations if m.number is not None), *strays), default=0)
-    uses_timestamps = highest >= TIMESTAMPS if widths else fmt in (Format.DBMATE, Format.GOOSE)
+    uses_timestamps = highest >= TIMESTAMPS if widths else fmt in (Format.DBMATE, Format.GOOSE, Format.DIESEL)
     if uses_timestamps:
         stamp = int((now or datetime.datetime.now(datetime.UTC)).strftime("%Y%m%d%H%M%S"))
         return str(max(stamp, highest + 1))

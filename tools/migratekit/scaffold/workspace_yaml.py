@@ -1,12 +1,12 @@
 """Writing workspace.yaml: `invoke init`, and the entry `new-service` adds. Comments, order and style survive.
 
 `init` declares every service found on disk with what can be detected (language, format, and a
-tracking table of its own where the service's other tool already owns `schema_migrations`), and
-the `depends_on` (with `database` and `tracking_table`, when what a service uses is in another's
-database) that the audit proposes from what its migrations use of the others' (MK504). What no
-migration shows (a service calling another's API) is left to the user, with a comment saying so.
-Where no service is in a known place, it looks for the shape the monorepo's migrations directories
-share and writes that down first.
+tracking table of its own where the service's other tool, or its hand-written runner, already owns
+`schema_migrations`), and the `depends_on` (with `database` and `tracking_table`, when what a service
+uses is in another's database) that the audit proposes from what its migrations use of the others'
+(MK504). What no migration shows (a service calling another's API) is left to the user, with a
+comment saying so. Where no service is in a known place, it looks for the shape the monorepo's
+migrations directories share and writes that down first.
 """
 
 from __future__ import annotations
@@ -21,9 +21,11 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from migratekit.errors import ConfigError
-from migratekit.model.contract import SEED_TABLE
+from migratekit.model.contract import SEED_TABLE, qualified
 from migratekit.model.discovery import Layout, infer_layout, migration_dirs
 from migratekit.model.formats import Format
+from migratekit.model.identity import configured_databases
+from migratekit.model.runner_table import own_history
 from migratekit.model.settings import MIGRATIONS, WORKSPACE_FILE
 from migratekit.model.workspace import Service, Workspace
 from migratekit.model.workspace_file import build_workspace
@@ -75,7 +77,8 @@ def init_workspace(workspace: Workspace, update: bool = False, propose: Proposer
     names = [n for n in workspace.order() if not workspace.services[n].declared or not path.exists()]
     proposed = propose(workspace) if propose is not None else {}
     counts = {n: _formats(workspace.services[n]) for n in names}
-    entries = {n: _detected(workspace.services[n], default, counts[n], proposed.get(n)) for n in names}
+    settings = _configured_shared(workspace, proposed)  # and the databases compose or .env files share
+    entries = {n: _detected(workspace.services[n], default, counts[n], settings.get(n)) for n in names}
     mixed = tuple(n for n in names if len(counts[n]) > 1)
     added = declare(workspace, entries, top, default, proposed)
     return Declared(path, tuple(added), layout, mixed, proposed)
@@ -149,6 +152,25 @@ def _formats(service: Service) -> Counter[Format]:
     return Counter(m.format for m in service.load_migrations(mixed=True))
 
 
+def _configured_shared(workspace: Workspace, proposed: Proposals) -> Proposals:
+    """`proposed`, with the services the repository's own configuration (compose, .env) puts in one database: each
+    but the first (in dependency order) declared in the first one's database, with a tracking table of its own
+    (their versions would otherwise be each other's, MK502), unless something else is proposed for it."""
+    services = [workspace.services[n] for n in workspace.order()]
+    configured = configured_databases(workspace.root, services)
+    groups: dict[str, list[str]] = {}
+    for service in services:
+        if service.name in configured and service.database == service.name:
+            groups.setdefault(configured[service.name].database, []).append(service.name)
+    merged = {name: dict(proposal) for name, proposal in proposed.items()}
+    for first, *others in (names for names in groups.values() if len(names) > 1):
+        for name in others:
+            proposal = merged.setdefault(name, {})
+            if "database" not in proposal and workspace.services[name].settings.tracking_table == SEED_TABLE:
+                proposal.update(database=first, tracking_table=f"{name.replace('-', '_')}.schema_migrations")
+    return merged
+
+
 def _detected(
     service: Service,
     default: str = MIGRATIONS,
@@ -165,6 +187,9 @@ def _detected(
         settings["format"] = str(fmt)
     if fmt in OWN_TABLE and service.settings.tracking_table == SEED_TABLE:
         settings["tracking_table"] = "migratekit.schema_migrations"  # beside the other tool's, never in it
+    own = own_history(service.path)  # a hand-written runner's schema_migrations(filename, ...): beside it too
+    if own is not None and own.table == qualified(service.settings.tracking_table):
+        settings["tracking_table"] = "migratekit.schema_migrations"
     if service.database != service.name:
         settings["database"] = service.database
     elif "database" in proposal:  # what its migrations use is in another service's database

@@ -31,6 +31,29 @@ FileHit = tuple[Path, int | None, str | None]  # (file, line, message)
 rule = partial(declare_rule, scope=Scope.FILES)
 
 
+# The rules bound to formats, and the formats each judges; every other rule judges every format's files alike.
+SEED_ONLY = (Format.SEED,)
+WITH_DOWN_PARTS = tuple(f for f in Format if f is not Format.SEED)
+FORMAT_RULES: dict[str, tuple[Format, ...]] = {
+    "MK101": tuple(Format),  # each by its own naming: NNN_snake_case.sql, <version>_<name>…, Flyway's V/U/R/B
+    "MK104": SEED_ONLY,
+    "MK105": SEED_ONLY,
+    "MK106": SEED_ONLY,
+    "MK111": SEED_ONLY,
+    "MK114": WITH_DOWN_PARTS,
+    "MK115": (Format.UPDOWN, Format.SQLX),
+    "MK116": (Format.DBMATE, Format.GOOSE, Format.NODE_PG_MIGRATE),
+}
+
+
+def seed_format(d: Directory) -> bool:
+    """Whether the service is in the seed's format (declared, or every file read as one): the seed's own conventions
+    (MK105 README, MK106 header, MK111 tracking table in 001) are its alone."""
+    if d.declared != AUTO:
+        return d.declared == Format.SEED
+    return all(m.format is Format.SEED for m in d.migrations)
+
+
 @rule("MK101", "error", "rename it NNN_snake_case_description.sql, e.g. 004_add_email_column.sql")
 def file_name(d: Directory) -> Iterable[FileHit]:
     """File name is not NNN_snake_case.sql.
@@ -42,6 +65,8 @@ def file_name(d: Directory) -> Iterable[FileHit]:
     for m in d.migrations:
         if m.format is Format.SEED and not SEED_NAME.match(m.filename):
             yield m.path, None, f"{m.filename} is not NNN_snake_case.sql"
+        elif m.format is Format.FLYWAY:
+            continue  # a file is Flyway's by its name (V1_1__x.sql, R__x.sql): every one read as Flyway's is valid
         elif m.format is not Format.SEED and m.number is None:
             shape = "<version>_<name>.up.sql" if m.format is Format.UPDOWN else "<version>_<name>.sql"
             yield m.path, None, f"{m.filename} is not {shape}: {m.format} needs a numbered version"
@@ -55,10 +80,12 @@ def duplicate_version(d: Directory) -> Iterable[FileHit]:
     Bad: 004_add_email.sql and 004_add_phone.sql
     Good: 004_add_email.sql and 005_add_phone.sql
     """
-    counts = Counter(m.number for m in d.migrations if m.number is not None)
-    for m in d.migrations:
-        if m.number is not None and counts[m.number] > 1:
-            yield m.path, None, f"number {m.number} is used by {counts[m.number]} files"
+    numbered = [m for m in d.migrations if m.parsed_version.parts is not None and not m.repeatable]
+    counts = Counter(m.parsed_version.parts for m in numbered)  # Flyway's 1, 1.0 and 01 are one version
+    for m in numbered:
+        if counts[m.parsed_version.parts] > 1:
+            shown = m.number if m.number is not None else ".".join(map(str, m.parsed_version.parts or ()))
+            yield m.path, None, f"number {shown} is used by {counts[m.parsed_version.parts]} files"
 
 
 @rule(
@@ -76,6 +103,8 @@ def gap(d: Directory) -> Iterable[FileHit]:
     numbered = sorted({m.number: m for m in d.migrations if m.number is not None}.items())
     if d.gaps_allowed or (numbered and numbered[-1][0] >= TIMESTAMPS):
         return  # timestamp versions (20240101120000_…) have gaps by nature
+    if any(m.format is Format.FLYWAY and m.number is None and not m.repeatable for m in d.migrations):
+        return  # dotted Flyway versions (1.1, 1.2, 2) number by release: no next number to miss
     for (previous, before), (number, m) in zip(numbered, numbered[1:], strict=False):
         if number > previous + 1:
             shown = before.filename.split("_", 1)[0]  # as the file writes it: 002, not 2
@@ -108,6 +137,8 @@ def readme(d: Directory) -> Iterable[FileHit]:
     Bad: migrations/001_init.sql alone
     Good: migrations/001_init.sql and migrations/README.md
     """
+    if not seed_format(d):
+        return  # the seed's convention; another tool's service is held to that tool's, which has none
     if d.migrations and not (d.path / "README.md").is_file():
         yield d.path / "README.md", None, "migrations/README.md is missing"
 
@@ -120,6 +151,8 @@ def header(d: Directory) -> Iterable[FileHit]:
     Bad: -- Migration: 003_add_audit_logs   (in 004_add_email.sql)
     Good: -- Migration: 004_add_email
     """
+    if not seed_format(d):
+        return  # the seed's convention: another tool's files carry no seed header
     for m in d.migrations:
         if m.format is not Format.SEED:
             continue  # other tools' files carry no seed header
@@ -196,7 +229,7 @@ def init_creates_tracking_table(d: Directory) -> Iterable[FileHit]:
     Bad: 001_init.sql with only the service's tables
     Good: CREATE TABLE IF NOT EXISTS schema_migrations (version TEXT PRIMARY KEY, …);
     """
-    if any(m.format is not Format.SEED for m in d.migrations):
+    if not seed_format(d) or any(m.format is not Format.SEED for m in d.migrations):
         return  # the seed's 001_init convention; other tools' runners create their own table
     found = tracking_table_statement(d.migrations, d.tracking_table)
     if found is not None and found[1] is None:
@@ -227,7 +260,7 @@ def up_without_down(d: Directory) -> Iterable[FileHit]:
     Bad: 003_add_email.up.sql alone, beside 001_init.up.sql and 001_init.down.sql
     Good: 003_add_email.up.sql and 003_add_email.down.sql
     """
-    two_part = [m for m in d.migrations if m.format is not Format.SEED]
+    two_part = [m for m in d.migrations if m.format is not Format.SEED and not m.repeatable]  # R__ is never undone
     if not any(m.down_sql is not None for m in two_part):
         return  # a service that writes no down parts at all has chosen to roll forward only
     for m in two_part:
@@ -245,7 +278,7 @@ def down_without_up(d: Directory) -> Iterable[FileHit]:
     """
     if not d.path.is_dir():
         return
-    ups = {m.filename for m in d.migrations if m.format is Format.UPDOWN}
+    ups = {m.filename for m in d.migrations if m.format in (Format.UPDOWN, Format.SQLX)}
     for path in sorted(d.path.glob("*.down.sql")):
         if path.name.removesuffix(".down.sql") + ".up.sql" not in ups:
             yield path, None, f"{path.name} has no {path.name.removesuffix('.down.sql')}.up.sql"
@@ -297,8 +330,8 @@ def declared_format_contradicted(d: Directory) -> Iterable[FileHit]:
     for m in d.migrations:
         if contradicts(declared, m.format):
             yield m.path, None, f"written in {m.format}, but workspace.yaml declares format: {declared}"
-        if m.down_data is not None and declared is not Format.UPDOWN:
-            down = m.path.with_name(m.filename.removesuffix(".up.sql") + ".down.sql")
+        if m.down_data is not None and declared is not m.format:
+            down = m.path.with_name(m.down_name or m.filename.removesuffix(".up.sql") + ".down.sql")
             yield down, None, f"a down part, but workspace.yaml declares format: {declared}"
 
 

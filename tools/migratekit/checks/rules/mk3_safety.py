@@ -948,9 +948,9 @@ def _typed_columns(ctx: Context, node: dict) -> Iterable[tuple[str, str, bool, i
 def length_limited_text(ctx: Context, node: dict) -> Iterable[Hit]:
     """A char(n) or varchar(n) column.
 
-    char(n) pads with spaces and compares oddly; a varchar(n) limit is a schema change to raise, and
-    raising it past a size once rewrote the table (only widening is free, since PostgreSQL 9.2), while
-    text costs the same to store. A CHECK on length can be replaced NOT VALID, without blocking writes.
+    char(n) pads with spaces and compares oddly. A varchar(n) limit is a migration each time it moves:
+    raising it is free since PostgreSQL 9.2, lowering it rewrites the table under ACCESS EXCLUSIVE.
+    text costs the same to store, and a CHECK on its length can be replaced NOT VALID, without blocking.
     This is type advice, on where workspace.yaml says type_advice: true (defaults: or a service's entry).
     Bad: CREATE TABLE IF NOT EXISTS accounts (id bigint, email varchar(255));
     Good: CREATE TABLE IF NOT EXISTS accounts (id bigint, email text CHECK (length(email) <= 255));

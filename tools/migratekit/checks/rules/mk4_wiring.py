@@ -18,8 +18,9 @@ from migratekit.checks.rule import Scope
 from migratekit.checks.rule import rule as declare_rule
 from migratekit.checks.wiring import deploy
 from migratekit.checks.wiring.collect import OWN_RUNNER, SHELL_SUFFIXES, Wiring
+from migratekit.checks.wiring.routes import BUILD_FILES
 from migratekit.checks.wiring.sources import Call
-from migratekit.model.dockerfile import dockerignore_drops
+from migratekit.model.dockerfile import dockerignore_drops, jar_output
 from migratekit.model.secrets import redact
 
 SKIP_SWITCH = re.compile(  # an environment switch, off or on: SKIP_MIGRATIONS, MIGRATIONS_DISABLED, RUN_MIGRATIONS
@@ -41,7 +42,8 @@ def no_runner(w: Wiring) -> Iterable[WiringHit]:
 
     The pattern's first rule: every service with a database applies its migrations itself. Go,
     TypeScript/JavaScript, Python and shell are parsed; Rust, Ruby, Java and Kotlin are not (only
-    `sqlx::migrate!` and `embed_migrations!` count there). A Dockerfile `RUN` that migrates is named:
+    `sqlx::migrate!` and `embed_migrations!` outside tests count there, and Spring Boot's Flyway or
+    Liquibase, a dependency of its build that it runs at start-up). A Dockerfile `RUN` that migrates is named:
     it runs once, at build time, against whatever database the build reaches.
     Bad: services/x/migrations/ and a server that never reads them
     Good: src/database/migrate.ts with runMigrations(db), called from src/index.ts
@@ -203,6 +205,8 @@ def skip_switch(w: Wiring) -> Iterable[WiringHit]:
         match = SKIP_SWITCH.search(source.text)
         if match:
             yield w.rel(source.path), source.line_of(match.start()), f"{match[0]} can skip the migrations"
+    for switch in w.switches:  # spring.flyway.enabled: false in a profile, or from a placeholder
+        yield w.rel(switch.path), switch.line, f"{switch.text} can skip the migrations"
     for job in w.jobs:
         match = SKIP_SWITCH.search(job.command)
         if match:
@@ -242,6 +246,8 @@ def copy_source_missing(w: Wiring) -> Iterable[WiringHit]:
         pattern = posixpath.normpath(source).lstrip("/")
         if pattern in ("", ".") or next(iter(context.glob(pattern)), None) is not None:
             continue
+        if jar_output(pattern) and any((w.service.path / n).is_file() for n in BUILD_FILES):
+            continue  # the jar Maven or Gradle builds (in CI, before docker build), never committed
         where = w.rel(context) if context != w.root else "the repository root"
         yield w.rel(w.image.dockerfile), line, f"COPY {source}: nothing by that name in the build context ({where})"
 

@@ -18,8 +18,8 @@ from migratekit.checks.sql.context import Reference, ServiceObjects
 from migratekit.checks.sql.names import RELATION, ROLE, Name, builtins, candidates, provided, shown
 from migratekit.model.contract import SEED_TABLE
 from migratekit.model.graph import closure
-from migratekit.model.identity import identity, shared_tracking_tables
-from migratekit.model.workspace import Workspace
+from migratekit.model.identity import configured_sharing, identity, shared_tracking_tables
+from migratekit.model.workspace import Workspace, relative
 
 WorkspaceHit = tuple[str | None, str | None, int | None, str | None]  # (service, path, line, message)
 
@@ -51,6 +51,14 @@ def shared_tracking_table(ws: Workspace, environ: Mapping[str, str]) -> Iterable
     config = ws.config_path.name if ws.config_path else None
     for found, names in shared_tracking_tables(ws.services.values(), environ):
         message = f"{', '.join(names)} share one database and the tracking table {found.tracking_table}"
+        yield names[0], config, None, message
+    for database, table, sharing in configured_sharing(ws.root, ws.services.values(), environ):
+        where = sorted({relative(ws.root, c.path) for c in sharing})
+        names = [c.service for c in sharing]
+        message = (
+            f"{', '.join(names)} share one database ({database}, their {sharing[0].variable} in {', '.join(where)}) "
+            f"and the tracking table {table}"
+        )
         yield names[0], config, None, message
 
 

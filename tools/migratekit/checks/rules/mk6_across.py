@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from functools import partial
@@ -15,12 +16,13 @@ from pathlib import Path
 from migratekit.checks.rule import Scope
 from migratekit.checks.rule import rule as declare_rule
 from migratekit.checks.sql.tree import strings
-from migratekit.checks.wiring.collect import OWN_RUNNER
 from migratekit.model.contract import SEED_COLUMNS, SEED_TABLE
 from migratekit.model.dockerfile import analyse
 from migratekit.model.migration import tracking_table_statement
+from migratekit.model.runner_table import runner_table
 from migratekit.model.workspace import Workspace, relative
 
+FUNCTION = re.compile(r"\bfunction\s+([A-Za-z_$][\w$]*)")
 TEMPLATE_RUNNER = (
     Path(__file__).parents[2] / "scaffold" / "templates" / "typescript" / "src" / "database" / "migrate.ts"
 )
@@ -33,7 +35,9 @@ AcrossHit = tuple[str, str | None, int | None, str]  # (service, path, line, mes
 def runner_diverged(ws: Workspace) -> Iterable[AcrossHit]:
     """A runner copied from the template has diverged.
 
-    Copies that drift apart fix a bug in one service and keep it in the others.
+    Copies that drift apart fix a bug in one service and keep it in the others. A copy is a source
+    that defines most of the template runner's own functions (ensureMigrationsTable,
+    getAppliedMigrations, applyMigration...), whatever its name: a runner written by hand is no copy.
     Bad: services/battles/src/database/migrate.ts without the advisory lock the others take
     Good: every copy identical to the template's runner
     """
@@ -41,14 +45,24 @@ def runner_diverged(ws: Workspace) -> Iterable[AcrossHit]:
         return
     template = TEMPLATE_RUNNER.read_text()
     for name, service in ws.services.items():
-        for path in sorted(service.path.glob("src/**/migrate.ts")):
+        for path in sorted(service.path.glob("src/**/*.ts")):
+            if "node_modules" in path.parts:
+                continue
             text = path.read_text(errors="replace")
-            if not OWN_RUNNER.search(text) or text == template:
+            if text == template or not copied_from(template, text):
                 continue
             diff = list(difflib.unified_diff(template.splitlines(), text.splitlines(), lineterm="", n=0))
             added = sum(1 for d in diff if d.startswith("+") and not d.startswith("+++"))
             removed = sum(1 for d in diff if d.startswith("-") and not d.startswith("---"))
             yield name, relative(ws.root, path), None, f"differs from the template's runner: +{added} -{removed} lines"
+
+
+def copied_from(template: str, text: str) -> bool:
+    """The file defines at least two thirds of the template's functions, by their names (the template's
+    distinctive ones: a hand-written runner shares one name, runMigrations or main, at most)."""
+    functions = set(FUNCTION.findall(template))
+    shared = functions & set(FUNCTION.findall(text))
+    return len(functions) >= 3 and 3 * len(shared) >= 2 * len(functions)
 
 
 @rule("MK602", "warning", "give the function one body everywhere (or different names for different behaviour)")
@@ -131,6 +145,8 @@ def tracking_diverged(ws: Workspace) -> Iterable[AcrossHit]:
     """A tracking table with another name or shape.
 
     Tools and dashboards that read schema_migrations miss this service.
+    Read in 001_init.sql, and in the CREATE TABLE a hand-written runner's source sends (a string it
+    passes to the database, beside the INSERT INTO that records each file).
     Bad: CREATE TABLE IF NOT EXISTS migrations_log (id serial, name text)
     Good: CREATE TABLE IF NOT EXISTS schema_migrations (version TEXT PRIMARY KEY, applied_at …, checksum …,
     execution_time_ms …)
@@ -139,6 +155,11 @@ def tracking_diverged(ws: Workspace) -> Iterable[AcrossHit]:
     for name, service in ws.services.items():
         if service.settings.tracking_table.rsplit(".", 1)[-1] != SEED_TABLE:
             yield name, config, None, f"tracking table {service.settings.tracking_table}, not schema_migrations"
+        runner = runner_table(service.path)
+        if runner is not None and set(runner.columns) != SEED_COLUMNS:
+            message = f"{runner.table} (its runner's own) has columns {', '.join(runner.columns)}, not the seed's"
+            yield name, relative(ws.root, runner.path), runner.line, message
+            continue  # the table the runner creates is the one it writes: 001_init's, if any, is not used
         found = tracking_table_statement(service.load_migrations(mixed=True), service.settings.tracking_table)
         init, create = found if found is not None else (None, None)
         if init is None or create is None:

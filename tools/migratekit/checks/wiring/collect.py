@@ -7,18 +7,25 @@ for all services (deploy.scan).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from migratekit.checks.wiring import deploy, routes
-from migratekit.checks.wiring.routes import Route
-from migratekit.checks.wiring.sources import SOURCE_SUFFIXES, Call, Program, code_only, parse_program, service_files
-from migratekit.checks.wiring.startup import Tree, follow, load_scripts, migrates
+from migratekit.checks.wiring.routes import Route, Switch
+from migratekit.checks.wiring.sources import (
+    RECORDS_HISTORY,
+    SOURCE_SUFFIXES,
+    Call,
+    Program,
+    code_only,
+    parse_program,
+    service_files,
+)
+from migratekit.checks.wiring.startup import Tree, applies, follow, load_scripts
 from migratekit.model.dockerfile import Image, analyse
 from migratekit.model.workspace import Service, relative
 
-OWN_RUNNER = re.compile(r"INSERT\s+INTO\s+[\w.\"]*schema_migrations", re.IGNORECASE)  # a hand-written runner
+OWN_RUNNER = RECORDS_HISTORY  # a hand-written runner: it records each file in a history table
 SHELL_SUFFIXES = (".sh", ".bash")
 
 
@@ -45,6 +52,7 @@ class Wiring:
     jobs: list[deploy.Job] = field(default_factory=list)
     calls_runner: bool = False  # some code calls a migration runner, whether or not a start reaches it
     built_in: int | None = None  # the Dockerfile line of a RUN that applies the migrations while the image builds
+    switches: list[Switch] = field(default_factory=list)  # settings that can turn a runner off (MK408)
 
     def rel(self, path: Path) -> str:
         return relative(self.root, path)
@@ -89,12 +97,14 @@ def collect(service: Service, root: Path, repo: deploy.Repository | None = None)
             found.append(route)
     jobs = deploy.jobs(service.name, tree, repo)
     found += routes.from_jobs(jobs)
+    spring, switches = routes.spring_boot(service.path)
+    found += spring
     if not any(r.ordered for r in found):
         found += routes.unordered(programs, tree, shell_steps)
     found = list(dict.fromkeys(found))  # a script the image starts is also met as a script of its own
-    calls_runner = any(migrates(c.callee, tree) for p in programs for c in p.calls)
+    calls_runner = any(applies(c, tree) for p in programs for c in p.calls)
     built_in = routes.at_build(image.runs if image else (), tree)
-    return Wiring(service, root, sources, image, programs, found, listen_first, jobs, calls_runner, built_in)
+    return Wiring(service, root, sources, image, programs, found, listen_first, jobs, calls_runner, built_in, switches)
 
 
 def _starts(image: Image | None, tree: Tree) -> list[tuple[str, Path, int | None]]:

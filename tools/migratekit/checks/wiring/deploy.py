@@ -26,7 +26,11 @@ from migratekit.checks.wiring.startup import Tree, applies_migrations, follow
 from migratekit.model.dockerfile import Build, analyse, parse
 
 COMPOSE = re.compile(r"^(docker-)?compose([.-][\w.-]+)?\.ya?ml$")
-DEPLOY_DIRS = ("deploy", "deployment", "deployments", "k8s", "kubernetes", "manifests", "charts", "helm", "infra")
+DEPLOY_DIRS = (
+    *("deploy", "deployment", "deployments", "k8s", "kubernetes", "manifests", "charts", "helm"),
+    *("infra", "infrastructure"),
+)
+NAME_SUFFIXES = ("service", "svc")  # catalog-service, catalog_svc: the service catalog, as deploy files often say
 DOCKER_DIRS = ("", "docker", "build", "deploy")
 WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "Pod"}
 HELM_DIRECTIVE = re.compile(r"\{\{.*?\}\}")
@@ -142,20 +146,45 @@ def _tokens(text: str) -> set[str]:
     return set(re.split(r"[^a-z0-9]+", text.lower()))
 
 
-def _belongs(name: str, obj: object, service: str, own: bool, path: Path | None = None) -> bool:
+def service_names(service: str, directory: Path) -> tuple[str, ...]:
+    """The names deploy files may give a service: its own and its directory's (services/catalog declared as
+    catalog-service), each also without a `-service` suffix."""
+    names = []
+    for name in dict.fromkeys((service.lower(), directory.name.lower())):
+        names.append(name)
+        words = _words(name)
+        if len(words) > 1 and words[-1] in NAME_SUFFIXES:
+            names.append("-".join(words[:-1]))
+    return tuple(dict.fromkeys(names))
+
+
+def _words(text: str) -> list[str]:
+    return [w for w in re.split(r"[^a-z0-9]+", text.lower()) if w]
+
+
+def names_service(written: str, names: tuple[str, ...]) -> bool:
+    """Does a name as written (catalog-service-migrate, ghcr.io/acme/catalog-service's catalog-service) hold one
+    of the service's names, word for word in a row? `catalog` is in catalog-service and catalog-service-migrate;
+    `catalog-service` is not in catalog, nor `order` in orders."""
+    words = _words(written)
+    for name in names:
+        wanted = _words(name)
+        if wanted and any(words[i : i + len(wanted)] == wanted for i in range(len(words) - len(wanted) + 1)):
+            return True
+    return False
+
+
+def _belongs(name: str, obj: object, names: tuple[str, ...], own: bool, path: Path | None = None) -> bool:
     """A repository-level object is this service's when it says so by name, image or path, or lives in a
-    directory named after it (charts/<service>/templates/...)."""
-    if own or (path is not None and service in path.parts):
+    directory or file named after it (charts/<service>/templates/..., infrastructure/k8s/<service>.yaml);
+    `path` is from the repository's root."""
+    if own or (path is not None and any(names_service(part.split(".")[0], names) for part in path.parts)):
         return True
     text = yaml.safe_dump(obj, default_flow_style=True) if not isinstance(obj, str) else obj
-    return service.lower() in _tokens(name) or f"services/{service}/" in text + "/" or service in _images(obj)
-
-
-def _images(obj: object) -> set[str]:
-    if not isinstance(obj, dict):
-        return set()
-    image = obj.get("image")
-    return _tokens(str(image).rsplit("/", 1)[-1].split(":")[0]) if image else set()
+    if names_service(name, names) or any(f"services/{n}/" in text + "/" for n in names):
+        return True
+    image = obj.get("image") if isinstance(obj, dict) else None
+    return bool(image) and names_service(str(image).rsplit("/", 1)[-1].split(":")[0], names)
 
 
 def _command(spec: dict, command_key: str = "command", args_key: str = "args") -> str:
@@ -184,12 +213,14 @@ def jobs(service: str, tree: Tree, repo: Repository) -> list[Job]:
     mine = manifests_among(tree.files)
     own = {p for p, _ in mine}
     root = repo.root
+    names = service_names(service, tree.directory)
     for path, documents in [*mine, *repo.manifests]:
+        where = path.relative_to(root) if path.is_relative_to(root) else None
         for document in documents:
             if "kind" in document:
-                found += _kubernetes(document, path, service, path in own, tree)
+                found += _kubernetes(document, path, names, path in own, tree, where)
             elif isinstance(document.get("services"), dict) and COMPOSE.match(path.name):
-                found += _compose(document["services"], path, service, path in own, tree, root)
+                found += _compose(document["services"], path, names, path in own, tree, root)
     found += _manual(service, tree, repo)
     fly = tree.directory / "fly.toml"
     if fly.is_file():
@@ -271,14 +302,16 @@ def _pod(document: dict) -> dict:
     return spec if isinstance(spec, dict) else {}
 
 
-def _kubernetes(document: dict, path: Path, service: str, own: bool, tree: Tree) -> Iterator[Job]:
+def _kubernetes(
+    document: dict, path: Path, names: tuple[str, ...], own: bool, tree: Tree, where: Path | None
+) -> Iterator[Job]:
     if document.get("kind") not in WORKLOADS:
         return
     metadata: dict = document["metadata"] if isinstance(document.get("metadata"), dict) else {}
     name = str(metadata.get("name", ""))
     pod = _pod(document)
     containers = [c for c in pod.get("containers") or [] if isinstance(c, dict)]
-    if not (_belongs(name, document, service, own, path) or any(_belongs("", c, service, False) for c in containers)):
+    if not (_belongs(name, document, names, own, where) or any(_belongs("", c, names, False) for c in containers)):
         return
     if document.get("kind") in ("Job", "CronJob"):
         hooks = " ".join(str(v) for k, v in (metadata.get("annotations") or {}).items() if "hook" in str(k))
@@ -295,7 +328,7 @@ def _kubernetes(document: dict, path: Path, service: str, own: bool, tree: Tree)
             yield Job("init container", name, path, True, image, images, command=_command(init))
 
 
-def _compose(services: dict, path: Path, service: str, own: bool, tree: Tree, root: Path) -> Iterator[Job]:
+def _compose(services: dict, path: Path, names: tuple[str, ...], own: bool, tree: Tree, root: Path) -> Iterator[Job]:
     migrating = {
         name
         for name, spec in services.items()
@@ -305,11 +338,11 @@ def _compose(services: dict, path: Path, service: str, own: bool, tree: Tree, ro
     servers = [
         spec
         for name, spec in services.items()
-        if isinstance(spec, dict) and name not in migrating and _belongs(str(name), spec, service, own)
+        if isinstance(spec, dict) and name not in migrating and _belongs(str(name), spec, names, own)
     ]
     for name in sorted(migrating):
         spec = services[name]
-        if not (_belongs(str(name), spec, service, own) or _carries(spec, path, tree, root)):
+        if not (_belongs(str(name), spec, names, own) or _carries(spec, path, tree, root)):
             continue
         ordered = any(_waits_for(server, name) for server in servers)
         image = str(spec.get("image") or "") or None
@@ -380,7 +413,7 @@ def builds(service: str, directory: Path, repo: Repository, files: tuple[Path, .
             for name, spec in (services or {}).items() if isinstance(services, dict) else ():
                 build = compose_build(spec, path) if isinstance(spec, dict) else None
                 if build and build.dockerfile.is_file() and "migrat" not in build.dockerfile.name.lower():
-                    if _belongs(str(name), spec, service, path.is_relative_to(directory)):
+                    if _belongs(str(name), spec, service_names(service, directory), path.is_relative_to(directory)):
                         found.append(build)
     for dockerfile in repo.dockerfiles:
         shared = _shared(dockerfile, service, root)

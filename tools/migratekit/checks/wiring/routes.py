@@ -8,13 +8,15 @@ nothing visibly runs first. The wiring rules (MK4xx) are judgements over these r
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
 from migratekit.checks.wiring.deploy import Job
 from migratekit.checks.wiring.sources import Call, Program
-from migratekit.checks.wiring.startup import Step, Tree, flow, listens, migrates, migrates_in
+from migratekit.checks.wiring.startup import Step, Tree, applies, flow, listens, migrates_in
+from migratekit.model.discovery import SPRING_RESOURCES, spring_file_settings, spring_settings
 
 
 @dataclass(frozen=True)
@@ -38,9 +40,7 @@ def name_sets(programs: list[Program], tree: Tree) -> Tree:
                 by_scope[call.scope].append(call)
     tree.scopes = dict(by_scope)
     for _ in range(8):  # grows one call level a round; a start path deeper than 8 would be unusual
-        migrating = frozenset(
-            s for s in defined if any(migrates(c.callee, tree) and c.scope != c.name for c in by_scope[s])
-        )
+        migrating = frozenset(s for s in defined if any(applies(c, tree) and c.scope != c.name for c in by_scope[s]))
         listening = frozenset(s for s in defined if any(listens(c.callee, tree) for c in by_scope[s]))
         if (migrating, listening) == (tree.migrating, tree.listening):
             break
@@ -61,7 +61,7 @@ def in_process(programs: list[Program], tree: Tree) -> tuple[list[Route], list[C
         for call in program.calls:
             scopes[call.scope].append(call)
         for calls in scopes.values():
-            migrate = next((c for c in calls if migrates(c.callee, tree)), None)
+            migrate = next((c for c in calls if applies(c, tree)), None)
             listen = next((c for c in calls if listens(c.callee, tree)), None)
             if migrate is None or listen is None or migrate is listen:
                 continue
@@ -93,7 +93,7 @@ def unordered(programs: list[Program], tree: Tree, scripts: dict[Path, list[Step
     found = []
     for program in programs:
         if program.entry is not None and flow(program, tree) == ["migrate"]:
-            call = next(c for c in program.calls if c.scope == program.entry and migrates(c.callee, tree))
+            call = next(c for c in program.calls if c.scope == program.entry and applies(c, tree))
             found.append(Route("separate program", program.path, call.line, False, call.stops, False))
     for name, command in sorted(tree.scripts.items()):
         if migrates_in(command, tree, tree.directory / "package.json"):
@@ -101,6 +101,64 @@ def unordered(programs: list[Program], tree: Tree, scripts: dict[Path, list[Step
     for script, steps in scripts.items():
         if any(s.kind == "migrate" for s in steps):
             found.append(Route("script", script, None, False, None, False))
+    return found
+
+
+BUILD_FILES = ("pom.xml", "build.gradle.kts", "build.gradle")  # Maven's and Gradle's
+# the dependency that makes Spring Boot run the tool at start-up (before its web server starts), by tool
+SPRING_TOOLS = {"flyway": re.compile(r"org\.flywaydb|flyway-core"), "liquibase": re.compile(r"liquibase-core")}
+SPRING_BOOT = re.compile(r"spring-boot|org\.springframework\.boot")
+
+
+@dataclass(frozen=True)
+class Switch:
+    """A setting that can keep a runner from running: where it is, and what it says."""
+
+    path: Path
+    line: int | None
+    text: str
+
+
+def spring_boot(directory: Path) -> tuple[list[Route], list[Switch]]:
+    """Spring Boot's Flyway or Liquibase: with the tool's dependency in a Spring Boot build (pom.xml,
+    build.gradle(.kts)), Spring Boot applies the migrations on the classpath while the application starts, before
+    its server listens, and a failure stops the start. `spring.flyway.enabled`/`spring.liquibase.enabled` false in
+    application.yml/.properties turns it off (then there is no route); set in a profile's file, or from a
+    placeholder, it is a switch that can skip them (MK408)."""
+    build = next((directory / n for n in BUILD_FILES if (directory / n).is_file()), None)
+    if build is None:
+        return [], []
+    text = build.read_text(errors="replace")
+    if not SPRING_BOOT.search(text):
+        return [], []
+    routes: list[Route] = []
+    switches: list[Switch] = []
+    settings = spring_settings(directory)
+    for tool, pattern in SPRING_TOOLS.items():
+        found = pattern.search(text)
+        if found is None:
+            continue
+        key = f"spring.{tool}.enabled"
+        enabled = settings.get(key, "true").strip().lower()
+        switches += _switches(directory, key)
+        if enabled != "false":
+            line = text.count("\n", 0, found.start()) + 1
+            routes.append(Route("spring boot start-up", build, line, True, True, True, f"Spring Boot's {tool}"))
+    return routes, switches
+
+
+def _switches(directory: Path, key: str) -> list[Switch]:
+    """Each application*.yml/.properties file that sets `key` to false or to a placeholder (${…}), at its line."""
+    found = []
+    parent, leaf = key.rsplit(".", 1)
+    for path in sorted((directory / SPRING_RESOURCES).glob("application*")):
+        value = spring_file_settings(path).get(key)
+        if value is None or (value.strip().lower() != "false" and "${" not in value):
+            continue
+        lines = path.read_text(errors="replace").splitlines()
+        after = next((i for i, line in enumerate(lines) if parent.rsplit(".", 1)[-1] in line), 0)
+        line = next((i + 1 for i in range(after, len(lines)) if leaf in lines[i]), None)
+        found.append(Switch(path, line, f"{key}={value}"))
     return found
 
 

@@ -42,6 +42,9 @@ MIGRATE_RECEIVERS = re.compile(r"migrat|goose|umzug|flyway|alembic", re.IGNORECA
 UP_METHODS = {"up", "upcontext", "latest", "run", "runcontext", "upgrade", "migratetolatest"}
 LISTEN_METHODS = {"listen", "listenandserve", "listenandservetls", "serve_forever", "run_app", "serve", "servetls"}
 LISTEN_CALLS = {"uvicorn.run", "app.run", "e.Start", "r.Run", "router.Run", "engine.Run", "server.Start", "srv.Start"}
+# A statement that writes a row in a migration history: a hand-written runner's step (its loop applies a file,
+# then records it), whatever the call that sends it is named (client.query, pool.query, db.Exec, cur.execute).
+RECORDS_HISTORY = re.compile(r"INSERT\s+INTO\s+[\w.\"]*migration\w*[\"]?\s*\(", re.IGNORECASE)
 EXIT_CALLS = re.compile(
     r"^(process\.exit|os\.Exit|sys\.exit|exit|os\._exit|panic|(\w+\.)*Fatal\w*|(\w+\.)*fatal|Deno\.exit)$"
 )
@@ -74,6 +77,7 @@ class Call:
     line: int
     scope: str  # the named function holding it; "" for a module's top level (Go: none)
     stops: bool | None  # a failure ends startup (True), is swallowed (False), or cannot be told (None)
+    records: bool = False  # its arguments insert a row in a migration history: a hand-written runner's step
 
     @property
     def name(self) -> str:
@@ -111,10 +115,40 @@ def parser_for(language: str) -> Parser:
     return Parser(Language(bash.language()))
 
 
+RUST_TEST_ATTRIBUTE = re.compile(r"#\[\s*(?:cfg\s*\(\s*test\s*\)|(?:\w+::)*test\b[^\]]*)\]")
+
+
+def rust_running_code(text: str) -> str:
+    """Rust source less its comments and its test items (`#[cfg(test)] mod tests { … }`, `#[test]`,
+    `#[tokio::test]`, `#[sqlx::test]` functions): a `sqlx::migrate!` there runs for the tests, never at start.
+    Read by braces, not parsed: Rust is not one of the parsed languages."""
+    text = re.sub(r"/\*.*?\*/", "", text, flags=re.DOTALL)
+    text = re.sub(r"(?m)(^|[^:\"])//[^\n]*", r"\1", text)  # not the // of a URL's scheme
+    kept, position = [], 0
+    for found in RUST_TEST_ATTRIBUTE.finditer(text):
+        if found.start() < position:
+            continue  # inside an item already left out
+        kept.append(text[position : found.start()])
+        brace, semicolon = text.find("{", found.end()), text.find(";", found.end())
+        if brace == -1 or -1 < semicolon < brace:  # an item without a body (`#[cfg(test)] mod tests;`)
+            position = len(text) if semicolon == -1 else semicolon + 1
+            continue
+        depth, at = 0, brace
+        for at in range(brace, len(text)):
+            depth += {"{": 1, "}": -1}.get(text[at], 0)
+            if depth == 0:
+                break
+        position = at + 1
+    kept.append(text[position:])
+    return "".join(kept)
+
+
 def parse_program(path: Path, text: str) -> Program | None:
     """The calls of one source file, or None for a file in a language that is not parsed (or a test)."""
     language = LANGUAGES.get(path.suffix)
     if TEST_FILE.search(path.name) or language in (None, "shell"):
+        if path.suffix == ".rs":
+            text = rust_running_code(text)
         if path.suffix in TEXT_ONLY and COMPILED_IN_TEXT.search(text):
             return Program(path, "text", (), frozenset(), None, True)
         return None
@@ -138,7 +172,8 @@ def _calls(root: Node, scope_of, stops_of) -> Iterator[Call]:  # type: ignore[no
         node = stack.pop()
         if node.type == "call_expression":
             callee = re.sub(r"\s+", "", text_of(node.child_by_field_name("function")))
-            yield Call(callee, node.start_point[0] + 1, scope_of(node), stops_of(node))
+            records = bool(RECORDS_HISTORY.search(text_of(node.child_by_field_name("arguments"))))
+            yield Call(callee, node.start_point[0] + 1, scope_of(node), stops_of(node), records)
         stack.extend(reversed(node.named_children))
 
 
@@ -305,7 +340,11 @@ def _python(path: Path, text: str) -> Program | None:
             head, dot, rest = ast.unparse(node.func).partition(".")
             callee = imported.get(head, head) + dot + rest  # upgrade() imported from flask_migrate is theirs
             if not callee.rpartition(".")[2][:1].isupper():  # Migrate(app, db) builds an object: it runs nothing
-                calls.append(Call(callee, node.lineno, scope, stops))
+                records = any(
+                    isinstance(a, ast.Constant) and isinstance(a.value, str) and RECORDS_HISTORY.search(a.value)
+                    for a in node.args
+                )
+                calls.append(Call(callee, node.lineno, scope, stops, records))
         if isinstance(node, ast.Try):
             for statement in node.body:
                 visit(statement, scope, (*trying, node))

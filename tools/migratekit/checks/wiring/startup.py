@@ -251,13 +251,19 @@ def _kinds(calls: list[Call], tree: Tree, seen: set[str]) -> list[str]:
     call does both (main() that migrates, then listens)."""
     kinds: list[str] = []
     for call in calls:
-        migrating, listening = migrates(call.callee, tree), listens(call.callee, tree)
+        migrating, listening = applies(call, tree), listens(call.callee, tree)
         if migrating and listening and call.name in tree.scopes and call.name not in seen:
             inner = _kinds(tree.scopes[call.name], tree, seen | {call.name})
         else:
             inner = ["migrate"] * migrating + ["serve"] * listening
         kinds += [k for k in inner if k not in kinds]
     return kinds
+
+
+def applies(call: Call, tree: Tree) -> bool:
+    """This call applies migrations: a runner's call, one of the service's functions that migrates, or a
+    hand-written runner's own step (it records a file in its history table)."""
+    return call.records or migrates(call.callee, tree)
 
 
 def migrates(callee: str, tree: Tree) -> bool:

@@ -1,0 +1,214 @@
+"""Services whose hand-written runner keeps its own history: the drift rules read the runner's DDL, and `adopt`
+imports that history, against a real database, odd rows included.
+
+The services are tests/wiring/nest_hand_rolled.yml's (its audit findings are pinned there): `orders` keeps
+schema_migrations(filename, applied_at), `billing-service` applied_migrations(name UNIQUE, run_at), both
+created by the runner's own CREATE TABLE in src/db/migrate.ts.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import psycopg
+import pytest
+import yaml
+from test_wiring_styles import build
+
+from conftest import Monorepo, write_tree
+from migratekit.checks.run import across_services
+from migratekit.checks.wiring.deploy import names_service, service_names
+from migratekit.model.runner_table import runner_table
+from migratekit.model.workspace_file import load_workspace
+
+FIXTURE = yaml.safe_load((Path(__file__).parent / "wiring" / "nest_hand_rolled.yml").read_text())
+
+
+def test_drift_rules_read_the_runners_own_table_and_know_a_copy_of_the_template(tmp_path: Path) -> None:
+    build(tmp_path, FIXTURE)
+    found = [[f.code, f.service, f.path, f.line, f.message] for f in across_services(load_workspace(tmp_path))]
+    assert found == [
+        [
+            "MK601",
+            "ledger",
+            "services/ledger/src/database/migrate.ts",
+            None,
+            "differs from the template's runner: +0 -1 lines",
+        ],
+        [
+            "MK604",
+            "billing-service",
+            "services/billing-service/src/db/migrate.ts",
+            6,
+            "public.applied_migrations (its runner's own) has columns name, run_at, not the seed's",
+        ],
+        [
+            "MK604",
+            "orders",
+            "services/orders/src/db/migrate.ts",
+            9,
+            "public.schema_migrations (its runner's own) has columns filename, applied_at, not the seed's",
+        ],
+        [
+            "MK604",
+            "search",
+            "services/search/migrate.py",
+            7,
+            "public.migration_log (its runner's own) has columns file, ran_at, not the seed's",
+        ],
+    ]
+
+
+def service_of(monorepo, source: str, settings: dict | None = None) -> Monorepo:
+    """The fixture's service `source` as the one service `svc`, its runner's table made by the runner's own DDL,
+    its files applied and recorded as that runner records them."""
+    repo = monorepo({"svc": settings or {}})
+    prefix = f"services/{source}/"
+    write_tree(
+        repo.root, {f"services/svc/{k[len(prefix) :]}": v for k, v in FIXTURE["files"].items() if k.startswith(prefix)}
+    )
+    declared = runner_table(repo.root / "services/svc")
+    assert declared is not None
+    text = declared.path.read_text()
+    start = text.index("CREATE TABLE")
+    ddl = text[start : _closing(text, text.index("(", start)) + 1]
+    with psycopg.connect(repo.env["SVC_DATABASE_URL"], autocommit=True) as conn:
+        conn.execute(ddl)
+        for path in sorted((repo.root / "services/svc/migrations").glob("*.sql")):
+            conn.execute(path.read_text())
+    return repo
+
+
+def _closing(text: str, opening: int) -> int:
+    depth = 0
+    for index in range(opening, len(text)):
+        depth += {"(": 1, ")": -1}.get(text[index], 0)
+        if depth == 0:
+            return index
+    raise AssertionError("unbalanced")
+
+
+ODD = ("000_bootstrap.sql", "001_CREATE_ORDERS.sql")  # a file since deleted; a name differing only in case
+
+
+def test_adopting_a_runners_schema_migrations_of_file_names(monorepo) -> None:
+    repo = service_of(monorepo, "orders", {"tracking_table": "migratekit.schema_migrations"})
+    names = ["001_create_orders.sql", "002_add_order_total.sql", *ODD]
+    values = ", ".join(f"('{name}', '2024-03-01T10:00:00Z')" for name in names)
+    repo.query("svc", f"INSERT INTO schema_migrations (filename, applied_at) VALUES {values} RETURNING 1")
+    for flags in (["--dry-run"], []):  # before adopt: refused, naming the runner's table, nothing run
+        result = repo.invoke("migrate-all", "--json", *flags)
+        assert result.returncode == 1, result.stdout
+        failure = json.loads(result.stdout)["services"][0]["failure"]
+        assert failure["message"] == (
+            "migratekit.schema_migrations does not exist yet, but this service's own runner's public.schema_migrations "
+            "(created by src/db/migrate.ts) records 2 of these migrations (001_create_orders, 002_add_order_total); "
+            "migrating now would run them again"
+        )
+        assert failure["hint"] == "import that history first: invoke adopt SERVICE --dry-run, then invoke adopt SERVICE"
+    assert repo.query("svc", "SELECT to_regclass('migratekit.schema_migrations')") == [(None,)]
+
+    dry = repo.invoke("adopt", "svc", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stdout.splitlines() == [
+        "svc: would record 2 version(s) from own-runner's public.schema_migrations into migratekit.schema_migrations "
+        "(001_create_orders, 002_add_order_total); 0 were already there",
+        "svc: public.schema_migrations also names 2 file(s) not in services/svc/migrations, not recorded: "
+        "000_bootstrap.sql, 001_CREATE_ORDERS.sql",
+    ]
+    done = repo.invoke("adopt", "svc", "--from", "own-runner")
+    assert done.returncode == 0 and "svc: recorded 2 version(s)" in done.stdout, done.stdout + done.stderr
+    assert repo.query(
+        "svc",
+        "SELECT version, applied_at = '2024-03-01T10:00:00Z', execution_time_ms FROM migratekit.schema_migrations "
+        "ORDER BY 1",
+    ) == [("001_create_orders", True, 0), ("002_add_order_total", True, 0)]
+    assert len(repo.query("svc", "SELECT * FROM public.schema_migrations")) == 4  # the runner's table is kept
+
+    planned = json.loads(repo.invoke("migrate-all", "--json", "--dry-run").stdout)["services"][0]
+    assert (planned["outcome"], planned["pending"], planned["already_applied"]) == ("planned", [], 2)
+    repo.migration("svc", "003_add_order_note.sql", "ALTER TABLE orders ADD COLUMN IF NOT EXISTS note text;\n")
+    migrated = json.loads(repo.invoke("migrate-all", "--json").stdout)["services"][0]
+    assert [a["version"] for a in migrated["applied"]] == ["003_add_order_note"]
+    again = repo.invoke("adopt", "svc")
+    assert again.returncode == 0 and "recorded 0 version(s)" in again.stdout and "2 were already there" in again.stdout
+
+
+def test_init_keeps_migratekits_table_beside_the_runners_schema_migrations(monorepo) -> None:
+    repo = service_of(monorepo, "orders")
+    (repo.root / "workspace.yaml").unlink()
+    assert repo.invoke("init").returncode == 0
+    assert "svc: {language: javascript, tracking_table: migratekit.schema_migrations}" in (
+        (repo.root / "workspace.yaml").read_text()
+    )
+
+
+def test_migratekits_table_named_as_the_runners_is_refused_naming_the_setting_and_adopt(monorepo) -> None:
+    repo = service_of(monorepo, "orders")  # tracking_table left at schema_migrations: the runner's own
+    repo.query("svc", "INSERT INTO schema_migrations (filename) VALUES ('001_create_orders.sql') RETURNING 1")
+    for flags in (["--dry-run"], []):
+        result = repo.invoke("migrate-all", "--json", *flags)
+        assert result.returncode == 1, result.stdout
+        failure = json.loads(result.stdout)["services"][0]["failure"]
+        assert failure["message"] == (
+            "public.schema_migrations is this service's own runner's history (filename, applied_at, created by "
+            "src/db/migrate.ts), not migratekit's: migrating now would start afresh and run every file again"
+        )
+        assert (
+            "tracking_table: migratekit.schema_migrations" in failure["hint"]
+            and "invoke adopt SERVICE" in failure["hint"]
+        )
+    refused = repo.invoke("adopt", "svc")
+    assert refused.returncode == 2 and "tracking_table: migratekit.schema_migrations" in refused.stderr
+    assert repo.query("svc", "SELECT count(*) FROM schema_migrations") == [(1,)]
+
+
+def test_adopting_a_runners_unique_name_column_without_times(monorepo) -> None:
+    """applied_migrations(name varchar UNIQUE, run_at): the key is the unique column; a NULL run_at is now()."""
+    repo = service_of(monorepo, "billing-service")
+    repo.query("svc", "INSERT INTO applied_migrations (name, run_at) VALUES ('001_invoices.sql', NULL) RETURNING 1")
+    done = repo.invoke("adopt", "svc")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "recorded 1 version(s) from own-runner's public.applied_migrations into schema_migrations" in done.stdout
+    assert repo.query("svc", "SELECT version FROM schema_migrations") == [("001_invoices",)]
+    migrated = json.loads(repo.invoke("migrate-all", "--json").stdout)["services"][0]
+    assert (migrated["outcome"], migrated["already_applied"]) == ("up_to_date", 1)
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ("(NULL, now())", "public.applied_migrations holds a row with no name"),
+        ("('001_invoices', now())", None),  # the name without .sql: still that file
+    ],
+)
+def test_a_runners_odd_rows_are_refused_or_read(monorepo, row: str, message: str | None) -> None:
+    repo = service_of(monorepo, "billing-service")
+    with psycopg.connect(repo.env["SVC_DATABASE_URL"], autocommit=True) as conn:
+        conn.execute("ALTER TABLE applied_migrations ALTER COLUMN name DROP NOT NULL")
+        conn.execute(f"INSERT INTO applied_migrations (name, run_at) VALUES {row}")
+    result = repo.invoke("adopt", "svc")
+    if message is None:
+        assert result.returncode == 0, result.stderr
+    else:
+        assert result.returncode == 1 and message in result.stderr, result.stdout + result.stderr
+        assert repo.query("svc", "SELECT to_regclass('schema_migrations')") == [(None,)]
+
+
+@pytest.mark.parametrize(
+    ("service", "directory", "written", "matches"),
+    [
+        ("catalog-service", "catalog-service", "catalog-service", True),
+        ("catalog-service", "catalog-service", "catalog", True),  # the -service suffix dropped
+        ("catalog", "catalog", "catalog-service", True),
+        ("catalog-service", "catalog", "catalog-migrate", True),  # by its directory's name
+        ("catalog", "catalog", "catalog-service-migrate", True),
+        ("billing-service", "billing-service", "billing", True),
+        ("order", "order", "orders-service", False),  # whole words only
+        ("catalog-service", "catalog-service", "search-service", False),
+        ("billing-api", "billing-api", "billing", False),  # only -service and -svc are suffixes
+    ],
+)
+def test_deploy_files_name_services_as_written(service: str, directory: str, written: str, matches: bool) -> None:
+    assert names_service(written, service_names(service, Path("services") / directory)) is matches
