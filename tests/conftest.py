@@ -25,7 +25,7 @@ import pytest
 import yaml
 from invoke import Program
 
-from migratekit.database.scratch import ScratchServer, scratch_database, scratch_session
+from migratekit.database.scratch import ScratchServer, docker_unavailable_reason, scratch_database, scratch_session
 from migratekit.database.servers import TEMP_CLUSTER, checkout_of, running_servers
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,10 +37,17 @@ os.environ.pop("CI", None)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests on the example monorepo are marked `example`: .ci/run runs them again on the embedded wheel."""
+    """Tests on the example monorepo are marked `example`: .ci/run runs them again on the embedded wheel.
+
+    Tests marked `engine` need a Docker engine: without one they skip, saying why (.ci/run starts one).
+    """
+    engine_tests = [item for item in items if item.get_closest_marker("engine")]
+    reason = docker_unavailable_reason() if engine_tests else None
     for item in items:
         if "example_repo" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.example)
+    for item in engine_tests if reason else ():
+        item.add_marker(pytest.mark.skip(reason=f"needs a Docker engine: {reason} (.ci/engine-up starts one)"))
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -101,6 +108,18 @@ def write_tree(root: Path, files: Mapping[str, Any]) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(content if isinstance(content, bytes) else content.encode())
     return root
+
+
+def with_secret(url: str, made_up: str = "hunter2-Zq9") -> tuple[str, str]:
+    """`url` with a password the server accepts, and that password, for the tests that check it is never shown.
+
+    A server that trusts any login (the machine's) gets a made-up one; testcontainers' PostgreSQL checks its
+    own (scram), which the toolkit makes random and distinctive (database.scratch), so it is kept.
+    """
+    own = psycopg.conninfo.conninfo_to_dict(url).get("password")
+    if own:
+        return url, str(own)
+    return psycopg.conninfo.make_conninfo(url, password=made_up), made_up
 
 
 def plain(text: str) -> str:
@@ -192,6 +211,9 @@ def example_repo(tmp_path: Path, pg_server: ScratchServer) -> Monorepo:
     shutil.copytree(REPO / "services", root / "services", ignore=shutil.ignore_patterns("node_modules", "dist"))
     shutil.copy(REPO / "workspace.yaml", root / "workspace.yaml")
     shutil.copy(REPO / "tasks.py", root / "tasks.py")
-    for name in ("pyproject.toml", "README.md", "tools"):  # enrichment's image installs the toolkit from the root
-        (root / name).symlink_to(REPO / name)
+    # enrichment's image installs the toolkit from the root: copies, as docker sends a symlink as a symlink
+    shutil.copy(REPO / "pyproject.toml", root / "pyproject.toml")
+    shutil.copy(REPO / "README.md", root / "README.md")
+    shutil.copy(REPO / ".dockerignore", root / ".dockerignore")
+    shutil.copytree(REPO / "tools", root / "tools", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     return Monorepo(root, {"MIGRATEKIT_SCRATCH_URL": pg_server.admin_url})

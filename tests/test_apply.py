@@ -14,6 +14,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from conftest import with_secret
 from migratekit import MigrationFailed, run_migrations
 from migratekit.database.apply import apply_service
 from migratekit.database.results import Outcome
@@ -552,11 +553,13 @@ def test_rows_read_back_by_the_seeds_own_checksum_code(scratch_db: str, tmp_path
     assert rows(scratch_db) == [("001_init", node.stdout.strip())]
 
 
+@pytest.mark.server_auth
 def test_connection_errors_are_clear_and_never_show_the_password(scratch_db: str, tmp_path: Path) -> None:
     mdir = files(tmp_path / "s" / "migrations", **{"001_init": "SELECT 1;"})
-    missing = psycopg.conninfo.make_conninfo(scratch_db, dbname="mk_no_such_db", password="hunter2")
+    url, secret = with_secret(scratch_db)
+    missing = psycopg.conninfo.make_conninfo(url, dbname="mk_no_such_db")
     result = apply(missing, mdir)
-    assert "does not exist" in result.failure.message and "hunter2" not in result.failure.describe()
+    assert "does not exist" in result.failure.message and secret not in result.failure.describe()
     closed = "postgresql://app:hunter2@127.0.0.1:9/db"
     result = apply(closed, mdir, connect_wait=0.5)
     assert "cannot connect to postgresql://app:***@127.0.0.1:9/db (retried for 0.5s)" in result.failure.message

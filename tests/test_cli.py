@@ -12,8 +12,9 @@ import urllib.request
 from pathlib import Path
 
 import psycopg
+import pytest
 
-from conftest import REPO
+from conftest import REPO, with_secret
 from migratekit import run_migrations
 
 
@@ -37,15 +38,16 @@ def test_cli_migrates_a_directory_and_reports_json(scratch_db: str, tmp_path: Pa
     assert json.loads(again.stdout)["outcome"] == "up_to_date"
 
 
+@pytest.mark.server_auth
 def test_cli_failure_exits_1_and_hides_the_password(scratch_db: str, tmp_path: Path) -> None:
     mdir = tmp_path / "migrations"
     mdir.mkdir()
     (mdir / "001_init.sql").write_text("SELECT 1/0;")
-    url = psycopg.conninfo.make_conninfo(scratch_db, password="hunter2")
+    url, secret = with_secret(scratch_db)
     result = cli("migrate", "--dir", str(mdir), "--url", url)
     assert result.returncode == 1
     assert "001_init.sql:1: division by zero (SQLSTATE 22012)" in result.stderr
-    assert "hunter2" not in result.stdout + result.stderr
+    assert secret not in result.stdout + result.stderr
 
 
 def test_cli_bad_arguments_exit_2(tmp_path: Path) -> None:

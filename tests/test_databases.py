@@ -14,7 +14,7 @@ import pytest
 
 from migratekit.database.apply import apply_service
 from migratekit.database.embedded import CHOICE_VARIABLE, WHEEL, Binaries, Embedded, machine_binaries, wheel_binaries
-from migratekit.database.scratch import ScratchServer, docker_unavailable_reason, scratch_database, scratch_server
+from migratekit.database.scratch import ScratchServer, scratch_database, scratch_server
 from migratekit.database.urls import connection_urls
 from migratekit.errors import ConfigError
 from migratekit.model.identity import resolve
@@ -120,7 +120,7 @@ def test_scratch_server_prefers_the_environment_variable(tmp_path: Path) -> None
     )
 
 
-@pytest.mark.skipif(docker_unavailable_reason() is not None, reason=f"{docker_unavailable_reason()}")
+@pytest.mark.engine
 def test_scratch_server_uses_a_container_when_docker_answers(tmp_path: Path) -> None:
     server = scratch_server(tmp_path, {})
     assert server.origin == "container"

@@ -182,7 +182,7 @@ def test_verify_image_without_docker_says_so_and_passes(example: Monorepo) -> No
     assert "battles image: skipped (no Docker engine answers" in result.stdout
 
 
-@pytest.mark.skipif(docker_unavailable_reason() is not None, reason=f"{docker_unavailable_reason()}")
+@pytest.mark.engine
 def test_verify_image_finds_the_migrations_inside_the_built_image(example: Monorepo) -> None:
     result = example.invoke("verify", "--service", "enrichment", "--image")
     assert "enrichment image: migrations identical to the repository's" in result.stdout

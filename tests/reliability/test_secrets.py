@@ -7,17 +7,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-import psycopg
 import pytest
 
-from conftest import write_tree
+from conftest import with_secret, write_tree
 from migratekit.database.scratch import ScratchServer
 
 SECRET = "hunter2-Zq9"
 
 
 def with_password(url: str) -> str:
-    return psycopg.conninfo.make_conninfo(url, password=SECRET)
+    return with_secret(url, SECRET)[0]
 
 
 @pytest.fixture
@@ -68,8 +67,10 @@ TASKS = [
 ]
 
 
+@pytest.mark.server_auth
 def test_no_task_ever_prints_a_password(repo: tuple[Path, dict[str, str]]) -> None:
     root, env = repo
+    server_secret = with_secret(env["AUTH_DATABASE_URL"], SECRET)[1]  # the server's own, when it checks one
     for args in TASKS:
         result = subprocess.run(
             [sys.executable, "-m", "invoke", *args],
@@ -80,6 +81,7 @@ def test_no_task_ever_prints_a_password(repo: tuple[Path, dict[str, str]]) -> No
             timeout=120,
         )
         assert SECRET not in result.stdout + result.stderr, args
+        assert server_secret not in result.stdout + result.stderr, args
     runner = subprocess.run(
         [
             sys.executable,
@@ -95,7 +97,7 @@ def test_no_task_ever_prints_a_password(repo: tuple[Path, dict[str, str]]) -> No
         text=True,
         timeout=60,
     )
-    assert runner.returncode == 1 and SECRET not in runner.stdout + runner.stderr
+    assert runner.returncode == 1 and server_secret not in runner.stdout + runner.stderr
     assert (
         "postgresql://postgres:***@127.0.0.1:1/nowhere"
         in subprocess.run(

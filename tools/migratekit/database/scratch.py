@@ -11,7 +11,7 @@ import atexit
 import contextlib
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +21,7 @@ from migratekit.database.embedded import Embedded, create_database, drop_databas
 from migratekit.errors import MigratekitError
 from migratekit.model.identity import with_database
 from migratekit.model.secrets import redact
-from migratekit.model.settings import POSTGRES_IMAGE
+from migratekit.model.settings import POSTGRES_IMAGE, POSTGRES_IMAGE_ENV
 
 SCRATCH_ENV = "MIGRATEKIT_SCRATCH_URL"
 
@@ -49,14 +49,34 @@ def docker_unavailable_reason() -> str | None:
     return None
 
 
+def postgres_image(environ: Mapping[str, str] | None = None) -> str:
+    """The image of the throwaway databases' container: `$MIGRATEKIT_POSTGRES_IMAGE`, else postgres:16.
+
+    Settable because an engine may reach no registry (its images are made locally, under their own names)
+    or a team may pin the server version its services run in production.
+    """
+    env = os.environ if environ is None else environ
+    return env.get(POSTGRES_IMAGE_ENV, "").strip() or POSTGRES_IMAGE
+
+
 def _container_server() -> str:
     """Start one PostgreSQL container for this process and stop it at exit."""
     global _container_url
     if _container_url is None:
-        from testcontainers.postgres import PostgresContainer  # type: ignore[import-untyped]
+        from testcontainers.community.postgres import PostgresContainer  # type: ignore[import-untyped]
 
-        container = PostgresContainer(POSTGRES_IMAGE, driver=None)
-        container.start()
+        image = postgres_image()
+        # a password of its own, random: it checks one (scram), and a test can tell it apart in any output
+        container = PostgresContainer(image, password=f"mk-{uuid.uuid4().hex[:16]}", driver=None)
+        try:
+            container.start()
+        except Exception as exc:  # docker's errors (image not found, pull refused) share no base with startup's
+            with contextlib.suppress(Exception):  # a container that never started has nothing to stop
+                container.stop()
+            raise MigratekitError(
+                f"cannot start a PostgreSQL container from {image}: {redact(str(exc)).strip()}; "
+                f"set ${POSTGRES_IMAGE_ENV} to an image this Docker engine has, or ${SCRATCH_ENV} to a server"
+            ) from None
         atexit.register(container.stop)
         _container_url = container.get_connection_url()
     return _container_url

@@ -8,6 +8,7 @@ migration says how it is rolled back.
 from __future__ import annotations
 
 import io
+import os
 import re
 import tarfile
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from migratekit.errors import ConfigError
 from migratekit.model.dockerfile import analyse
 from migratekit.model.identity import shared_databases
 from migratekit.model.migration import Migration
+from migratekit.model.secrets import redact
 from migratekit.model.workspace import Workspace
 
 ROLLBACK_COMMENT = re.compile(r"^\s*--\s*(?:rollback|down|undo|revert)\b", re.IGNORECASE | re.MULTILINE)
@@ -125,12 +127,16 @@ def verify_image(workspace: Workspace, name: str) -> ImageCheck:
         raise ConfigError(f"{name} has no Dockerfile at {dockerfile}; nothing to build")
     image = analyse(dockerfile, service.path, workspace.root, migrations_dir=service.migrations_dir)
     client = docker.from_env()
-    built, _ = client.images.build(
-        path=str(image.context),
-        dockerfile=str(dockerfile.relative_to(image.context)),
-        rm=True,
-        tag=f"migratekit-verify-{name}:latest",
-    )
+    relative = dockerfile.relative_to(image.context)
+    try:
+        built, _ = client.images.build(
+            path=str(image.context), dockerfile=str(relative), rm=True, tag=f"migratekit-verify-{name}:latest"
+        )
+    except (docker.errors.BuildError, docker.errors.APIError) as exc:
+        # A failed build is this check's finding (exit 1), said as docker said it, with the command that repeats it
+        where = [Path(os.path.relpath(p, workspace.root)).as_posix() for p in (dockerfile, image.context)]
+        command = f"docker build -f {where[0]} {where[1]}"
+        return ImageCheck(name, None, (f"the image did not build: {_build_failure(exc)} (to see it: {command})",))
     expected = {m.filename: m.data for m in service.load_migrations()}
     problems: list[str] = []
     if not image.final.carriers:
@@ -156,3 +162,14 @@ def verify_image(workspace: Workspace, name: str) -> ImageCheck:
     finally:
         container.remove(force=True)
     return ImageCheck(name, None, tuple(problems))
+
+
+def _build_failure(exc: Exception) -> str:
+    """The failing step and docker's error from a BuildError's log (the exception's text alone omits the step)."""
+    message = redact(str(getattr(exc, "msg", None) or getattr(exc, "explanation", None) or exc)).strip()
+    steps = [
+        str(entry.get("stream", "")).strip()
+        for entry in getattr(exc, "build_log", ()) or ()
+        if isinstance(entry, dict) and str(entry.get("stream", "")).lstrip().startswith("Step ")
+    ]
+    return f"{steps[-1]}: {message}" if steps else message

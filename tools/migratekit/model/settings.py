@@ -17,6 +17,7 @@ WORKSPACE_FILE = "workspace.yaml"
 SERVICES_DIR = "services"  # discovery looks for <services_dir>/*/migrations
 MIGRATIONS = "migrations"  # the seed's layout: a service's migrations directory, relative to the service
 POSTGRES_IMAGE = "postgres:16"  # CI's service container and the throwaway databases' container: one server
+POSTGRES_IMAGE_ENV = "MIGRATEKIT_POSTGRES_IMAGE"  # the throwaway databases' container image, where postgres:16 is not
 EMBEDDED_ENV = "MIGRATEKIT_EMBEDDED"  # "1": services without a URL use the embedded PostgreSQL, even in CI
 CONTAINER_CONNECT_WAIT = 30.0  # `python -m migratekit migrate`'s --wait: a container starts beside its database
 DURATION = re.compile(r"^(?P<amount>\d+)\s*(?P<unit>us|ms|s|min|h|d)?$")  # PostgreSQL's, for the two timeouts
