@@ -1,5 +1,7 @@
 """With a real Docker engine: every example service's image builds and carries its migrations (`verify --image`),
-a failed build is a clear finding, and the migratekit image migrates a service exactly as `migrate-all` does.
+a failed build is a clear finding, the migratekit image migrates a service exactly as `migrate-all` does, and
+each Job `k8s-render` writes runs in its service's image (or the migratekit image, fed by its init container) as
+the kubelet would run it, recording `migrate-all`'s rows.
 
 Marked `engine`: without an engine these skip, saying why. `.ci/run` starts one (docs/containers.md).
 """
@@ -15,6 +17,9 @@ import pytest
 
 from conftest import REPO, Monorepo
 from migratekit.database.scratch import ScratchServer, scratch_server
+from migratekit.integrations import k8s
+from migratekit.model.dockerfile import analyse
+from migratekit.model.workspace_file import load_workspace
 
 pytestmark = pytest.mark.engine
 
@@ -117,3 +122,123 @@ def test_the_migratekit_image_records_what_migrate_all_records(
     )
     assert json.loads(again)["outcome"] == "up_to_date"
     assert client.images.get(migratekit_image).attrs["Config"]["User"] == "65532:65532"
+
+
+def run_job(client, job: dict, secrets: dict[tuple[str, str], str], scratch: Path) -> tuple[int, str]:
+    """The Job's pod as the kubelet runs it: its init containers, then its container, each with its image, command
+    and args, its env with the Secret's value, its user and group, a read-only root, every capability dropped, no
+    privilege escalation and its memory limit; each emptyDir volume a directory writable by any user (as the
+    kubelet makes it) that the pod's containers share. Returns the exit code of the first that fails, else 0, and
+    the logs."""
+    pod = job["spec"]["template"]["spec"]
+    volumes = {}
+    for volume in pod.get("volumes", []):
+        assert "emptyDir" in volume, f"only emptyDir volumes: {volume}"
+        volumes[volume["name"]] = directory = scratch / job["metadata"]["name"] / volume["name"]
+        directory.mkdir(parents=True)
+        directory.chmod(0o1777)
+    logs = []
+    for container in pod.get("initContainers", []) + pod["containers"]:
+        context = {**pod.get("securityContext", {}), **container.get("securityContext", {})}
+        env = {}
+        for variable in container.get("env", []):
+            if "valueFrom" in variable:
+                ref = variable["valueFrom"]["secretKeyRef"]
+                env[variable["name"]] = secrets[(ref["name"], ref["key"])]
+            else:
+                env[variable["name"]] = variable["value"]
+        mounts = {
+            str(volumes[m["name"]]): {"bind": m["mountPath"], "mode": "ro" if m.get("readOnly") else "rw"}
+            for m in container.get("volumeMounts", [])
+        }
+        memory = container["resources"]["limits"]["memory"]
+        assert memory.endswith("Mi"), memory
+        run = client.containers.run(
+            container["image"],
+            container.get("args"),  # docker's command is Kubernetes' args, and its entrypoint Kubernetes' command
+            entrypoint=container["command"],
+            environment=env,
+            user=f"{context['runAsUser']}:{context['runAsGroup']}",
+            read_only=context["readOnlyRootFilesystem"],
+            cap_drop=list(context["capabilities"]["drop"]),
+            security_opt=[] if context["allowPrivilegeEscalation"] else ["no-new-privileges"],
+            mem_limit=f"{memory[:-2]}m",
+            volumes=mounts,
+            working_dir=container.get("workingDir"),
+            network_mode="host",  # the engine's own network, where the test server's port is
+            detach=True,
+        )
+        try:
+            code = run.wait(timeout=120)["StatusCode"]
+            logs.append(f"{container['name']}: {run.logs().decode(errors='replace')}")
+        finally:
+            run.remove(force=True)
+        if code != 0:
+            return code, "\n".join(logs)
+    return 0, "\n".join(logs)
+
+
+# enrichment's image as a Go or dbmate service's often is: its migrations and a shell, no runner migratekit knows
+MIGRATIONS_ONLY = """\
+FROM local/debian:bookworm
+COPY services/enrichment/migrations /srv/db/migrations
+"""
+
+
+@pytest.mark.parametrize("images", ["their own", "a runner image for enrichment"])
+def test_each_rendered_job_runs_in_its_image_and_records_what_migrate_all_records(
+    client, example_repo: Monorepo, new_db, tmp_path: Path, images: str, request: pytest.FixtureRequest
+) -> None:
+    """k8s-render's Jobs, each run in its service's image built from the service's Dockerfile, wave by wave, with
+    the Secret's URL in DATABASE_URL: the same tracking rows as migrate-all, and a second run changes nothing.
+    With a runner image, enrichment's Job copies its migrations out of its image (an init container) into the
+    migratekit image's."""
+    from test_k8s import manifests, url_env
+    from test_typescript import as_url
+
+    repo = example_repo
+    flags = []
+    if images != "their own":
+        (repo.root / "services/enrichment/Dockerfile").write_text(MIGRATIONS_ONLY)
+        flags = ["--runner-image", request.getfixturevalue("migratekit_image")]
+    workspace = load_workspace(repo.root)
+    for name, service in workspace.services.items():  # the layers verify --image built: cached
+        dockerfile = service.path / "Dockerfile"
+        context = analyse(dockerfile, service.path, repo.root, migrations_dir=service.migrations_dir).context
+        dockerfile = dockerfile.relative_to(context)
+        client.images.build(path=str(context), dockerfile=str(dockerfile), rm=True, tag=f"migratekit-job-{name}:test")
+    by_migrate_all = {"authentication": new_db(), "battles": new_db()}
+    by_migrate_all["enrichment"] = by_migrate_all["battles"]  # workspace.yaml: database: battles
+    done = repo.invoke("migrate-all", env=url_env(by_migrate_all))
+    assert done.returncode == 0, done.stdout + done.stderr
+    by_job = {"authentication": new_db(), "battles": new_db()}
+    by_job["enrichment"] = by_job["battles"]
+    output = tmp_path / "jobs"
+    template = "migratekit-job-{service}:test"
+    result = repo.invoke("k8s-render", "--image-template", template, "--output", str(output), *flags)
+    assert result.returncode == 0, result.stdout + result.stderr
+    jobs = manifests(sorted(output.glob("*.yaml")))
+    assert set(jobs) == set(workspace.services)
+    fed = {name for name, job in jobs.items() if "initContainers" in job["spec"]["template"]["spec"]}
+    assert fed == (set() if images == "their own" else {"enrichment"})
+    secrets = {(k8s.secret_name(name), "url"): as_url(url) for name, url in by_job.items()}
+
+    def applied(name: str) -> list[tuple]:
+        table = workspace.services[name].settings.tracking_table
+        with psycopg.connect(by_job[name]) as conn:
+            return conn.execute(f"SELECT version, checksum, applied_at FROM {table} ORDER BY version").fetchall()
+
+    pods = tmp_path / "pods"
+    for wave in workspace.groups():
+        for name in wave:
+            code, log = run_job(client, jobs[name], secrets, pods / "first")
+            assert code == 0, f"{name}'s Job exited {code}:\n{log}"
+    first = {name: applied(name) for name in workspace.services}
+    for name, service in workspace.services.items():
+        table = service.settings.tracking_table
+        assert rows(by_job[name], table) == rows(by_migrate_all[name], table) != [], name
+    for name in workspace.order():  # the Job run again (a retried or re-applied Job): nothing to do
+        code, log = run_job(client, jobs[name], secrets, pods / "again")
+        assert code == 0, f"{name}'s Job exited {code} the second time:\n{log}"
+        assert "up to date" in log, log
+        assert applied(name) == first[name], name
