@@ -10,13 +10,15 @@ import dataclasses
 import inspect
 import io
 import re
+import subprocess
+import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conftest import Monorepo, plain
+from conftest import REPO, Monorepo, plain
 from migratekit.checks.rule import Finding, Severity, all_rules
 from migratekit.checks.run import AuditReport
 from migratekit.cli import render
@@ -106,6 +108,40 @@ def test_the_audit_shows_names_and_messages_as_written(monorepo: Callable[..., M
         assert ("\x1b[" in audit.stdout) is (terminal is not None)
 
 
+def test_services_never_cuts_a_name_and_shows_format_and_wave(monorepo: Callable[..., Monorepo]) -> None:
+    """At 80 columns ten columns do not fit: a block per service, every name and version whole; wider, a table."""
+    repo = monorepo({"billing-invoices": {}, "payments-reconciliation": {"depends_on": ["billing-invoices"]}})
+    long = "004_add_invoice_line_items_with_tax_breakdown"
+    repo.migration("billing-invoices", f"{long}.sql", "CREATE TABLE IF NOT EXISTS t (id int);\n")
+    for terminal in WIDTHS:
+        shown = repo.invoke("services", terminal=terminal)
+        assert shown.returncode == 0, shown.stdout + shown.stderr
+        text = plain(shown.stdout)
+        assert "…" not in text and long in text and "payments-reconciliation" in text, text
+        if terminal is None:  # a pipe has no width to fit: the table, whole
+            header = next(line for line in text.splitlines() if "┃ service" in line)
+            assert header.split()[1:6] == ["service", "┃", "format", "┃", "wave"], header
+        else:  # wider than either terminal: a block per service, within its width
+            assert "billing-invoices  wave 1, seed," in text and "payments-reconciliation  wave 2," in text, text
+            assert "after billing-invoices" in text, text
+            assert max(len(line) for line in text.splitlines()) <= terminal, text
+
+
+def test_a_reader_that_stops_early_gets_no_traceback() -> None:
+    """`invoke services --json | head -1`: the pipe closes before migratekit writes; it exits 1, quietly."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "invoke", "--search-root", str(REPO), "rules", "--json"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # before it has written anything: its start alone takes longer
+    error = process.stderr.read()
+    assert (process.wait(), error) == (1, ""), error
+
+
 def test_a_rules_documentation_keeps_its_brackets(monorepo: Callable[..., Monorepo]) -> None:
     repo = monorepo({})
     for terminal in WIDTHS:
@@ -164,7 +200,10 @@ def everything_rendered() -> dict[str, list[Any]]:
     drift = ServiceDrift(H, H, DriftState.DRIFT, 1, H, (Item(H, ItemKind.CHANGED, H),), message=H)
     orphan = RunningServer(1, Path(H), Path(H))
     return {
-        "services_table": [render.services_table([ServiceInfo(H, H, (H,), 1, H, H, H, H, H, False, H, 1)], [H])],
+        "services_table": [
+            render.services_table([ServiceInfo(H, H, (H,), 1, H, H, H, H, H, False, H, 1)], [H], width=width)
+            for width in (1000, 40)  # a table, and a block per service where the table would not fit
+        ],
         "graph_tree": [
             render.graph_tree(ServiceGraph((GraphNode(H, 1, (), H), GraphNode(H, 2, (H,), H)), ((H,), (H,))))
         ],

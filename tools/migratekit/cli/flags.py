@@ -6,7 +6,9 @@ import errno
 import functools
 import inspect
 import math
+import os
 import re
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -63,6 +65,9 @@ def user_errors(func: F) -> F:
         except Reported as exc:
             message, code = reported(exc)
             raise Exit(message, code=code) from None
+        except BrokenPipeError:  # `invoke services | head`: the reader has what it wanted; no traceback
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python flushes stdout again at exit
+            raise Exit(code=1) from None
         except OSError as exc:
             if exc.errno not in UNWRITABLE:
                 raise

@@ -29,7 +29,8 @@ def services(c: Context, root: str | None = None, json: bool = False) -> None:
     if json:
         print(render.as_json({"services": rows, "undeclared": workspace.undeclared}))
         return
-    render.console().print(render.services_table(rows, workspace.undeclared))
+    out = render.console()
+    out.print(render.services_table(rows, workspace.undeclared, out.width))
 
 
 @task(

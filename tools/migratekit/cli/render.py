@@ -97,26 +97,70 @@ def _table(title: str, caption: str | None = None, **settings: Any) -> Table:
     )
 
 
-def services_table(rows: Sequence[ServiceInfo], undeclared: Sequence[str] = ()) -> Table:
-    table = _table(
-        title="services (dependency order)",
-        caption="a service whose URL variable is unset uses the embedded server (invoke db-up)",
-    )
-    for column in ("service", "language", "depends on", "migrations", "in", "newest", "url variable", "database"):
-        table.add_column(column, justify="right" if column == "migrations" else "left")
-    for row in rows:
-        flagged = not row.declared and bool(undeclared)
-        table.add_row(
-            _text(row.name, (" (not in workspace.yaml)", "yellow") if flagged else ""),
-            _text(row.language),
-            _text(", ".join(row.depends_on) or "-"),
-            str(row.migrations),
-            _text(row.migrations_dir),
-            _text(row.newest or "-"),
-            _text(row.url_variable),
-            _text(row.database),
-        )
-    return table
+SERVICE_COLUMNS = (
+    "service",
+    "format",
+    "wave",
+    "language",
+    "depends on",
+    "migrations",
+    "in",
+    "newest",
+    "url variable",
+    "database",
+)
+
+
+def _service_cells(row: ServiceInfo) -> list[str]:
+    return [
+        row.name,
+        row.format,
+        str(row.wave),
+        row.language,
+        ", ".join(row.depends_on) or "-",
+        str(row.migrations),
+        row.migrations_dir,
+        row.newest or "-",
+        row.url_variable,
+        row.database,
+    ]
+
+
+def services_table(rows: Sequence[ServiceInfo], undeclared: Sequence[str] = (), width: int = 1000) -> RenderableType:
+    """A table when it fits `width`; else a block per service, so that no name or version is ever cut to fit
+    (a table of ten columns at 80 columns gave each about seven characters: `billin…`)."""
+    from rich.console import Group
+
+    flag = " (not in workspace.yaml)"
+    cells = [_service_cells(row) for row in rows]
+    flagged = [not row.declared and bool(undeclared) for row in rows]
+    widths = [len(name) for name in SERVICE_COLUMNS]
+    for row_cells, marked in zip(cells, flagged, strict=True):
+        widths = [
+            max(w, len(c) + (len(flag) if i == 0 and marked else 0))
+            for i, (w, c) in enumerate(zip(widths, row_cells, strict=True))
+        ]
+    caption = "a service whose URL variable is unset uses the embedded server (invoke db-up)"
+    if sum(widths) + 3 * len(widths) + 1 <= width:
+        table = _table(title="services (dependency order)", caption=caption)
+        for column in SERVICE_COLUMNS:
+            table.add_column(column, justify="right" if column in ("migrations", "wave") else "left", no_wrap=True)
+        for row_cells, marked in zip(cells, flagged, strict=True):
+            name, *rest = row_cells
+            table.add_row(_text(name, (flag, "yellow") if marked else ""), *(_text(c) for c in rest))
+        return table
+    lines: list[RenderableType] = [_text(("services (dependency order)", "bold"))]
+    for row_cells, marked in zip(cells, flagged, strict=True):
+        name, fmt, wave, language, after, count, where, newest, variable, database = row_cells
+        lines += [
+            _text((name, "bold"), (flag, "yellow") if marked else "", (f"  wave {wave}, {fmt}, {language}", "dim")),
+            _text(f"  {count} migration(s), newest {newest}"),
+            _text(f"  in {where}"),
+            _text(f"  after {after}" if after != "-" else "  depends on none"),
+            _text(f"  database {database} (from {variable})"),
+        ]
+    lines.append(_text((caption, "dim")))
+    return Group(*lines)
 
 
 GRAPH_FORMATS = ("tree", "mermaid", "dot", "json")
