@@ -128,12 +128,12 @@ def test_a_read_only_database_is_reported_as_such(tmp_path: Path, scratch_db: st
 
 
 def test_a_role_without_create_is_told_what_to_grant(tmp_path: Path, scratch_db: str) -> None:
-    role = f"mk_nocreate_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(scratch_db, autocommit=True) as conn:
-        conn.execute(f"CREATE ROLE {role} LOGIN")
+    role, secret = f"mk_nocreate_{uuid.uuid4().hex[:8]}", f"pw-{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(scratch_db, autocommit=True) as conn:  # a password: a server may check one (scram)
+        conn.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{secret}'")
         conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
     try:
-        url = make_conninfo(scratch_db, user=role)
+        url = make_conninfo(scratch_db, user=role, password=secret)
         result = apply_service("svc", url, load_migrations(files(tmp_path / "svc" / "migrations")))
         assert result.failure.sqlstate == "42501", result.failure
         assert "grant it CREATE on the schema" in result.failure.hint

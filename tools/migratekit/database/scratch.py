@@ -68,6 +68,8 @@ def _container_server() -> str:
         image = postgres_image()
         # a password of its own, random: it checks one (scram), and a test can tell it apart in any output
         container = PostgresContainer(image, password=f"mk-{uuid.uuid4().hex[:16]}", driver=None)
+        # its databases are thrown away: nothing to make durable, as in the embedded cluster
+        container.with_command("postgres -c fsync=off -c synchronous_commit=off -c full_page_writes=off")
         try:
             container.start()
         except Exception as exc:  # docker's errors (image not found, pull refused) share no base with startup's
