@@ -23,7 +23,7 @@ def test_docs_json_md_is_generated_from_the_code() -> None:
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    assert (REPO / "docs" / "json.md").read_text() == module.json_markdown(), "stale: run python tools/json_docs.py"
+    assert (REPO / "docs" / "json.md").read_text() == module.json_markdown(), "stale: run python tools/docs.py"
 
 
 @pytest.mark.parametrize("kind", [Outcome, EntryKind, DriftState, ItemKind], ids=lambda k: k.__name__)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from migratekit.checks.rule import RuleDeclarationError, Scope, declaration, rule
-from migratekit.checks.run import lint_migrations
+from migratekit.checks.run import lint_service
 from migratekit.model.migration import load_migrations
 
 INIT = """-- Migration: 001_init
@@ -26,7 +26,7 @@ def lint(tmp_path: Path, files: dict[str, str]) -> list:
     (directory / "README.md").write_text("how to add, how to roll back\n")
     for name, content in files.items():
         (directory / name).write_text(content)
-    return lint_migrations("svc", directory, load_migrations(directory), tmp_path, "schema_migrations")
+    return lint_service("svc", directory, load_migrations(directory), tmp_path, "schema_migrations")[0]
 
 
 def test_findings_carry_the_line_of_the_statement_or_its_part(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from migratekit.checks.rule import all_rules
-from migratekit.checks.run import lint_migrations
+from migratekit.checks.run import lint_service
 from migratekit.model.migration import load_migrations
 
 # The rule names squawk 2.x reports (its Rule enum), each with what covers it here.
@@ -244,7 +244,7 @@ def findings(tmp_path: Path, bodies: list[str]) -> set[str]:
     for number, body in enumerate(bodies, start=2):
         name = f"{number:03d}_case"
         (directory / f"{name}.sql").write_text(f"-- Migration: {name}\n{body}\n")
-    found = lint_migrations(
+    found, _ = lint_service(
         "svc", directory, load_migrations(directory), tmp_path, "schema_migrations", type_advice=True
     )
     return {f.code for f in found}

@@ -27,6 +27,8 @@ from invoke import Argument, Task
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tools"))
 
+from json_docs import json_markdown  # noqa: E402
+
 from migratekit.checks.rule import FAMILIES, all_rules, rule_modules  # noqa: E402
 from migratekit.checks.wiring.startup import MIGRATION_CLIS  # noqa: E402
 from migratekit.cli.tasks import ns  # noqa: E402
@@ -278,10 +280,15 @@ def regenerate(text: str, where: str, seen: set[str]) -> str:
     return MARKER.sub(fresh, text)
 
 
+# Pages generated whole, not section by section: docs/json.md lists every field of every --json output.
+WHOLE_PAGES: dict[str, Callable[[], str]] = {"docs/json.md": json_markdown}
+
+
 def stale() -> list[str]:
     """The pages whose generated sections differ from the code (and any section no page carries)."""
     seen: set[str] = set()
     found = [str(p.relative_to(REPO)) for p in pages() if regenerate(p.read_text(), p.name, seen) != p.read_text()]
+    found += [page for page, write in WHOLE_PAGES.items() if (REPO / page).read_text() != write()]
     return found + [f"no page carries the section {name!r}" for name in SECTIONS if name not in seen]
 
 
@@ -301,6 +308,10 @@ def main() -> int:
         if new != text:
             page.write_text(new)
             print(f"wrote {page.relative_to(REPO)}")
+    for name, write in WHOLE_PAGES.items():
+        if (REPO / name).read_text() != (text := write()):
+            (REPO / name).write_text(text)
+            print(f"wrote {name}")
     missing = [name for name in SECTIONS if name not in seen]
     if missing:
         print(f"no page carries: {', '.join(missing)}")

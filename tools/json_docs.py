@@ -1,9 +1,9 @@
-"""Write docs/json.md: every --json output's fields, generated from the dataclasses the commands print.
+"""docs/json.md: every --json output's fields, generated from the dataclasses the commands print.
 
-`python tools/json_docs.py` regenerates it; tests/test_json_docs.py fails when it is stale. Each object's
-fields, their types and their one-line meanings come from the dataclass (the comment after a field is its
-meaning); the identifier values (outcomes, states, kinds) come from their enums, beside the words the text
-output uses for them.
+`python tools/docs.py` writes it with the other generated docs; tests/test_json_docs.py fails when it is
+stale. Each object's fields, their types and their one-line meanings come from the dataclass (the comment after
+a field is its meaning); the identifier values (outcomes, states, kinds) come from their enums, beside the words
+the text output uses for them.
 """
 
 from __future__ import annotations
@@ -146,7 +146,7 @@ PROSE = """\
 
 Every reporting task prints JSON with `--json` (the audit with `--format json`): one object on stdout, and
 nothing else there (progress and notices go to stderr). Its fields are listed below, generated from the code by
-`python tools/json_docs.py`; do not edit them by hand.
+`python tools/docs.py`; do not edit them by hand.
 
 ## Conventions
 
@@ -245,8 +245,3 @@ def json_markdown() -> str:
         lines += [f"| `{member.value}` | {words.get(member.value, member.value)} |" for member in kind]
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
-
-
-if __name__ == "__main__":
-    (REPO / "docs" / "json.md").write_text(json_markdown())
-    print("wrote docs/json.md")

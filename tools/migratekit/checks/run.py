@@ -222,21 +222,6 @@ def across_services(workspace: Workspace) -> list[Finding]:
     return findings_of(Scope.ACROSS, workspace)
 
 
-def lint_migrations(
-    service: str,
-    directory: Path,
-    migrations: tuple[Migration, ...],
-    root: Path,
-    tracking_table: str,
-    gaps_allowed: bool = False,
-    declared: str = AUTO,
-    type_advice: bool = False,
-) -> list[Finding]:
-    """Every MK1xx, MK2xx and MK3xx finding for one service's migrations directory (with `type_advice`, the
-    workspace's setting, MK329-MK332 too)."""
-    return lint_service(service, directory, migrations, root, tracking_table, gaps_allowed, declared, type_advice)[0]
-
-
 def lint_service(
     service: str,
     directory: Path,
@@ -247,8 +232,9 @@ def lint_service(
     declared: str = AUTO,
     type_advice: bool = False,
 ) -> tuple[list[Finding], ServiceObjects]:
-    """Every MK1xx, MK2xx and MK3xx finding for one service's migrations directory, and what the migrations
-    create and use (read from the same parse trees, as the statement rules walk them)."""
+    """Every MK1xx, MK2xx and MK3xx finding for one service's migrations directory (with `type_advice`, the
+    workspace's setting, MK329-MK332 too), and what the migrations create and use (read from the same parse
+    trees, as the statement rules walk them)."""
 
     d = mk1_files.Directory(service, directory, migrations, tracking_table, gaps_allowed, declared)
     findings = findings_of(Scope.FILES, d, service=service, root=root)
