@@ -15,6 +15,8 @@ import shutil
 import subprocess
 import tempfile
 import textwrap
+import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,9 +26,17 @@ import psycopg
 import pytest
 import yaml
 from invoke import Program
+from psycopg import sql
 
-from migratekit.database.scratch import ScratchServer, docker_unavailable_reason, scratch_database, scratch_session
+from migratekit.database.embedded import create_database, drop_database
+from migratekit.database.scratch import (
+    SCRATCH_ENV,
+    ScratchServer,
+    docker_unavailable_reason,
+    scratch_session,
+)
 from migratekit.database.servers import TEMP_CLUSTER, checkout_of, running_servers
+from migratekit.model.identity import with_database
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -48,6 +58,29 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.example)
     for item in engine_tests if reason else ():
         item.add_marker(pytest.mark.skip(reason=f"needs a Docker engine: {reason} (.ci/engine-up starts one)"))
+
+
+_RUN_SERVER = pytest.StashKey[contextlib.ExitStack]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """With workers (pytest-xdist: the suite runs on every core), the embedded cluster, when it is the tests'
+    server, starts here, in the process that starts the workers: each worker's session then finds it running
+    and leaves it running, and it stops when the last worker is done (pytest_unconfigure), not the first.
+    A server from $MIGRATEKIT_SCRATCH_URL needs nothing; testcontainers' is each worker's own."""
+    if hasattr(config, "workerinput") or not getattr(config.option, "numprocesses", None):
+        return
+    if os.environ.get(SCRATCH_ENV, "").strip() or docker_unavailable_reason() is None:
+        return
+    stack = contextlib.ExitStack()
+    stack.enter_context(scratch_session(REPO))
+    config.stash[_RUN_SERVER] = stack
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    stack = config.stash.get(_RUN_SERVER, None)
+    if stack is not None:
+        stack.close()
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -72,17 +105,171 @@ def pg_server() -> Iterator[ScratchServer]:
         yield server
 
 
+# What a database made from template1 holds, as far as a test can tell: objects of its own (an oid from
+# 16384 on) in each of its catalogs, the settings and rights of what it was made with, its row in pg_database.
+_USER_OIDS = 16384
+_FINGERPRINT = """
+SELECT jsonb_build_object(
+    'objects', (SELECT jsonb_object_agg(relname, n) FROM ({counts}) counted),
+    'namespaces', (SELECT jsonb_agg(jsonb_build_array(nspname, nspowner::regrole::text, nspacl::text) ORDER BY nspname)
+                   FROM pg_namespace WHERE oid < 16384),
+    'acls', (SELECT jsonb_agg(acl ORDER BY acl) FROM (
+        SELECT 'c' || oid || relacl::text AS acl FROM pg_class WHERE relacl IS NOT NULL
+        UNION ALL SELECT 'p' || oid || proacl::text FROM pg_proc WHERE proacl IS NOT NULL
+        UNION ALL SELECT 't' || oid || typacl::text FROM pg_type WHERE typacl IS NOT NULL
+        UNION ALL SELECT 'l' || oid || lanacl::text FROM pg_language WHERE lanacl IS NOT NULL) acls),
+    'descriptions', (SELECT md5(coalesce(string_agg(concat_ws(':', classoid, objoid, objsubid, description), ','
+                                ORDER BY classoid, objoid, objsubid), '')) FROM pg_description),
+    'rows', jsonb_build_array((SELECT count(*) FROM pg_depend WHERE objid >= 16384 OR refobjid >= 16384),
+                              (SELECT count(*) FROM pg_inherits), (SELECT count(*) FROM pg_init_privs),
+                              (SELECT count(*) FROM pg_seclabel), (SELECT count(*) FROM pg_largeobject)),
+    'database', (SELECT to_jsonb(d) - ARRAY['oid', 'datname', 'datfrozenxid', 'datminmxid'] FROM pg_database d
+                 WHERE datname = current_database()),
+    'shared', jsonb_build_array(
+        (SELECT count(*) FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase
+         WHERE d.datname = current_database()),
+        (SELECT count(*) FROM pg_shdepend s JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = current_database()),
+        (SELECT count(*) FROM pg_replication_slots WHERE database = current_database()),
+        (SELECT count(*) FROM pg_prepared_xacts WHERE database = current_database()))
+)
+"""
+_CATALOGS_WITH_OIDS = """
+SELECT c.relname FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'oid'
+WHERE c.relnamespace = 'pg_catalog'::regnamespace AND c.relkind = 'r' AND NOT c.relisshared ORDER BY 1
+"""
+# What tests make, taken away in an order that leaves nothing depending on what is gone (CASCADE for the rest)
+_EMPTY = """
+DO $empty$
+DECLARE
+    item text;
+BEGIN
+    FOREACH item IN ARRAY coalesce((SELECT array_agg(format('DROP EVENT TRIGGER %I', evtname)) FROM pg_event_trigger),
+                                   '{}') LOOP EXECUTE item; END LOOP;
+    FOREACH item IN ARRAY coalesce((SELECT array_agg(format('DROP PUBLICATION %I', pubname)) FROM pg_publication),
+                                   '{}') LOOP EXECUTE item; END LOOP;
+    FOREACH item IN ARRAY coalesce((SELECT array_agg(format('DROP EXTENSION IF EXISTS %I CASCADE', extname))
+                                    FROM pg_extension WHERE oid >= 16384), '{}') LOOP EXECUTE item; END LOOP;
+    FOREACH item IN ARRAY coalesce((SELECT array_agg(format('DROP SCHEMA IF EXISTS %I CASCADE', nspname))
+                                    FROM pg_namespace WHERE oid >= 16384 AND nspname !~ '^pg_(toast_)?temp_'),
+                                   '{}') LOOP EXECUTE item; END LOOP;
+    FOREACH item IN ARRAY coalesce((SELECT array_agg(format('DROP %s IF EXISTS public.%I CASCADE',
+        CASE relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'S' THEN 'SEQUENCE'
+                     WHEN 'f' THEN 'FOREIGN TABLE' WHEN 'c' THEN 'TYPE' ELSE 'TABLE' END, relname))
+        FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relkind IN ('r', 'p', 'v', 'm', 'S', 'f', 'c')),
+        '{}') LOOP EXECUTE item; END LOOP;
+    FOREACH item IN ARRAY coalesce((SELECT array_agg(format('DROP %s IF EXISTS public.%I(%s) CASCADE',
+        CASE prokind WHEN 'p' THEN 'PROCEDURE' WHEN 'a' THEN 'AGGREGATE' ELSE 'FUNCTION' END, proname,
+        pg_get_function_identity_arguments(oid))) FROM pg_proc WHERE pronamespace = 'public'::regnamespace),
+        '{}') LOOP EXECUTE item; END LOOP;
+    FOREACH item IN ARRAY coalesce((SELECT array_agg(format('DROP TYPE IF EXISTS public.%I CASCADE', typname))
+        FROM pg_type WHERE typnamespace = 'public'::regnamespace AND typtype IN ('b', 'd', 'e', 'r')), '{}')
+        LOOP EXECUTE item; END LOOP;
+    PERFORM lo_unlink(oid) FROM pg_largeobject_metadata;
+END
+$empty$
+"""
+
+
+class DatabasePool:
+    """Fresh databases for the tests, made once and emptied again after each test instead of dropped.
+
+    A DROP DATABASE makes the server checkpoint: a second or more each on a busy shared server, the most
+    expensive step of the suite. A database given back is emptied and then compared with one just made
+    from template1 (its fingerprint); only one that is then indistinguishable is handed out again, any
+    other is dropped. What is left is dropped when the session ends.
+    """
+
+    def __init__(self, server: ScratchServer) -> None:
+        self.server = server
+        self.free: list[str] = []
+        self.made: set[str] = set()
+        self.fresh: object = None  # the fingerprint of a database just made
+        self.fingerprint_sql = ""
+
+    @contextlib.contextmanager
+    def database(self) -> Iterator[str]:
+        url = self.free.pop() if self.free else self._new()
+        try:
+            yield url
+        finally:
+            self._give_back(url)
+
+    def _new(self) -> str:
+        name = f"mk_test_{uuid.uuid4().hex[:12]}"
+        create_database(self.server.admin_url, name)
+        url = with_database(self.server.admin_url, name)
+        self.made.add(url)
+        if self.fresh is None:
+            with psycopg.connect(url, autocommit=True) as conn:
+                catalogs = [row[0] for row in conn.execute(_CATALOGS_WITH_OIDS)]
+                counts = " UNION ALL ".join(
+                    f"SELECT '{name}' AS relname, count(*) AS n FROM pg_catalog.{name} WHERE oid >= {_USER_OIDS}"
+                    + (" AND nspname !~ '^pg_(toast_)?temp_'" if name == "pg_namespace" else "")
+                    for name in catalogs
+                )
+                self.fingerprint_sql = _FINGERPRINT.format(counts=counts)
+                self.fresh = conn.execute(self.fingerprint_sql).fetchone()[0]
+        return url
+
+    def _give_back(self, url: str) -> None:
+        name = str(psycopg.conninfo.conninfo_to_dict(url)["dbname"])
+        try:
+            if self._emptied(name, url):
+                self.free.append(url)
+                return
+        except psycopg.Error:
+            pass  # whatever the test left that cannot be emptied (or a database it dropped): dropped below
+        self.made.discard(url)
+        drop_database(self.server.admin_url, name)
+
+    def _emptied(self, name: str, url: str) -> bool:
+        with psycopg.connect(self.server.admin_url, autocommit=True) as admin:
+            if admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
+                return False
+            admin.execute(sql.SQL("ALTER DATABASE {} RESET ALL").format(sql.Identifier(name)))
+            for _ in range(100):  # what the test left connected (a killed runner's backend, a pool) goes first
+                others = admin.execute(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = %s AND pid <> pg_backend_pid()",
+                    (name,),
+                ).fetchone()
+                if others == (0,):
+                    break
+                time.sleep(0.05)
+            else:
+                return False
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(_EMPTY)
+            return bool(conn.execute(self.fingerprint_sql).fetchone()[0] == self.fresh)
+
+    def close(self) -> None:
+        for url in sorted(self.made):
+            drop_database(self.server.admin_url, str(psycopg.conninfo.conninfo_to_dict(url)["dbname"]))
+        self.made.clear()
+        self.free.clear()
+
+
+@pytest.fixture(scope="session")
+def database_pool(pg_server: ScratchServer) -> Iterator[DatabasePool]:
+    pool = DatabasePool(pg_server)
+    try:
+        yield pool
+    finally:
+        pool.close()
+
+
 @pytest.fixture
-def scratch_db(pg_server: ScratchServer) -> Iterator[str]:
-    with scratch_database(pg_server, prefix="mk_test") as url:
+def scratch_db(database_pool: DatabasePool) -> Iterator[str]:
+    """A fresh database (empty, as made from template1) for this test alone."""
+    with database_pool.database() as url:
         yield url
 
 
 @pytest.fixture
-def new_db(pg_server: ScratchServer) -> Iterator[Callable[[], str]]:
-    """A factory of fresh databases, all dropped at the end of the test."""
-    with __import__("contextlib").ExitStack() as stack:
-        yield lambda: stack.enter_context(scratch_database(pg_server, prefix="mk_test"))
+def new_db(database_pool: DatabasePool) -> Iterator[Callable[[], str]]:
+    """A factory of fresh databases (empty, as made from template1), this test's alone; none outlives the session."""
+    with contextlib.ExitStack() as stack:
+        yield lambda: stack.enter_context(database_pool.database())
 
 
 def write_tree(root: Path, files: Mapping[str, Any]) -> Path:

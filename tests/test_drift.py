@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
+from collections.abc import Iterator
 
 import psycopg
 import pytest
+from psycopg.conninfo import conninfo_to_dict
 
+import migratekit.database.drift as drift_module
 from conftest import Monorepo
+from migratekit.database import scratch
 from migratekit.database.schema import snapshot
 from migratekit.database.scratch import ScratchServer
 
@@ -117,8 +122,17 @@ def test_hand_made_schema_changes_are_named_exactly(repo: Monorepo) -> None:
 
 
 def test_drift_never_changes_a_database_and_leaves_no_throwaway_behind(
-    repo: Monorepo, pg_server: ScratchServer
+    repo: Monorepo, pg_server: ScratchServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    made: list[str] = []  # the throwaway databases of this drift (other tests' drifts may run meanwhile)
+
+    @contextlib.contextmanager
+    def recorded(server: ScratchServer, prefix: str = "mk_scratch") -> Iterator[str]:
+        with scratch.scratch_database(server, prefix) as replay_url:
+            made.append(str(conninfo_to_dict(replay_url)["dbname"]))
+            yield replay_url
+
+    monkeypatch.setattr(drift_module, "scratch_database", recorded)
     url = repo.env["AUTH_DATABASE_URL"]
     with psycopg.connect(url) as conn:
         before = (snapshot(conn), conn.execute("SELECT * FROM schema_migrations ORDER BY 1").fetchall())
@@ -128,8 +142,9 @@ def test_drift_never_changes_a_database_and_leaves_no_throwaway_behind(
     with psycopg.connect(url) as conn:
         after = (snapshot(conn), conn.execute("SELECT * FROM schema_migrations ORDER BY 1").fetchall())
     assert after == before
+    assert made and all(name.startswith("mk_drift") for name in made)
     with psycopg.connect(pg_server.admin_url) as conn:
-        assert conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'mk_drift%'").fetchall() == []
+        assert conn.execute("SELECT datname FROM pg_database WHERE datname = ANY(%s)", (made,)).fetchall() == []
 
 
 def test_a_missing_or_foreign_tracking_table(repo: Monorepo) -> None:

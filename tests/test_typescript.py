@@ -7,6 +7,7 @@ keyed by those dependencies, so a second run installs nothing.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -45,8 +46,15 @@ def install_node_modules() -> Path:
     package = json.loads((REPO / "services" / "authentication" / "package.json").read_text())
     deps = {key: package[key] for key in ("dependencies", "devDependencies")}
     cache = REPO / ".migratekit" / "node" / hashlib.sha256(json.dumps(deps, sort_keys=True).encode()).hexdigest()[:12]
+    cache.mkdir(parents=True, exist_ok=True)
+    # one install at a time: the suite's workers (pytest-xdist) may all ask for it at once
+    with (cache.parent / f"{cache.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _installed(cache, deps)
+
+
+def _installed(cache: Path, deps: dict[str, object]) -> Path:
     if not (cache / "node_modules" / ".bin" / "tsc").exists():
-        cache.mkdir(parents=True, exist_ok=True)
         (cache / "package.json").write_text(
             json.dumps({"name": "migratekit-typescript-check", "private": True, **deps})
         )
