@@ -83,6 +83,9 @@ def messages(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """How many migrations' COMMITs each message sent by the engine held, as it sends them."""
     from migratekit.database import execution
 
+    # quick below a second: these tests are about how messages are filled, not the clock (on a loaded machine, as
+    # when the suite's workers share it with others, a CREATE TABLE can take longer than execution.QUICK)
+    monkeypatch.setattr(execution, "QUICK", 1.0)
     sent: list[int] = []
     real = execution.protocol.send
 
@@ -148,14 +151,19 @@ def test_a_syntax_error_in_a_later_file_still_lets_the_earlier_ones_apply(
     assert [v for v, _ in rows(scratch_db)] == ["001_a", "002_b"] and not exists(scratch_db, "d")
 
 
-def test_progress_names_the_migration_the_server_is_on(scratch_db: str, tmp_path: Path) -> None:
+def test_progress_names_the_migration_the_server_is_on(
+    scratch_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The server sends a message's results when all of it is done: progress names every migration in flight, and
     a slow one sends the next migrations one to a message again."""
+    from migratekit.database import execution
+
+    monkeypatch.setattr(execution, "QUICK", 0.25)  # a CREATE TABLE is quick even on a loaded machine, 002 is not
     mdir = files(
         tmp_path / "auth" / "migrations",
         **{
             "001_a": "CREATE TABLE IF NOT EXISTS a (id int);",
-            "002_slow": "SELECT pg_sleep(0.2);",
+            "002_slow": "SELECT pg_sleep(0.6);",
             "003_c": "CREATE TABLE IF NOT EXISTS c (id int);",
             "004_d": "CREATE TABLE IF NOT EXISTS d (id int);",
         },

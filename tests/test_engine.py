@@ -21,7 +21,8 @@ from migratekit.integrations import k8s
 from migratekit.model.dockerfile import analyse
 from migratekit.model.workspace_file import load_workspace
 
-pytestmark = pytest.mark.engine
+# one worker runs them all, in order: the migratekit image is built once (a module fixture), no two builds at once
+pytestmark = [pytest.mark.engine, pytest.mark.xdist_group("engine")]
 
 SERVICES = ("authentication", "battles", "enrichment")
 
