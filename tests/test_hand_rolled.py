@@ -23,6 +23,7 @@ from migratekit.model.runner_table import runner_table
 from migratekit.model.workspace_file import load_workspace
 
 FIXTURE = yaml.safe_load((Path(__file__).parent / "wiring" / "nest_hand_rolled.yml").read_text())
+INTERPOLATED = yaml.safe_load((Path(__file__).parent / "wiring" / "hand_rolled_interpolated.yml").read_text())
 
 
 def test_drift_rules_read_the_runners_own_table_and_know_a_copy_of_the_template(tmp_path: Path) -> None:
@@ -58,6 +59,72 @@ def test_drift_rules_read_the_runners_own_table_and_know_a_copy_of_the_template(
             "public.migration_log (its runner's own) has columns file, ran_at, not the seed's",
         ],
     ]
+
+
+def test_a_runners_table_named_by_a_constant_and_other_names_than_schema_migrations(tmp_path: Path) -> None:
+    """`${TABLE}` in a template literal and `{TABLE}` in an f-string are the literal const of the same file; a
+    table that application code creates and fills (kv_cache) is no runner's history."""
+    build(tmp_path, INTERPOLATED)
+    found = [[f.code, f.service, f.path, f.line, f.message] for f in across_services(load_workspace(tmp_path))]
+    assert found == [
+        [
+            "MK604",
+            "ingest",
+            "services/ingest/ingest/migrate.py",
+            13,
+            "public.migration_history (its runner's own) has columns script, installed_on, not the seed's",
+        ],
+        [
+            "MK604",
+            "ledger",
+            "services/ledger/cmd/migrate/main.go",
+            13,
+            "public.schema_migrations (its runner's own) has columns version, not the seed's",
+        ],
+        [
+            "MK604",
+            "notes",
+            "services/notes/src/db/migrate.ts",
+            8,
+            "public.migrations (its runner's own) has columns id, name, run_on, not the seed's",
+        ],
+        [
+            "MK604",
+            "orders",
+            "services/orders/src/db/migrate.ts",
+            11,
+            "public.schema_migrations (its runner's own) has columns filename, applied_at, not the seed's",
+        ],
+    ]
+    keys = {name: runner_table(tmp_path / "services" / name) for name in INTERPOLATED["services"]}
+    assert {name: (t.key, t.applied_at) if t else None for name, t in keys.items()} == {
+        "orders": ("filename", "applied_at"),
+        "ingest": ("script", "installed_on"),
+        "notes": ("name", "run_on"),
+        "ledger": ("version", None),
+        "sessions": None,
+    }
+
+
+@pytest.mark.parametrize(
+    ("ddl", "key"),
+    [
+        ("id serial, name text UNIQUE, run_on timestamptz", "name"),  # the unique text column, not the serial id
+        ("id serial PRIMARY KEY, name text NOT NULL, checksum text, run_on timestamptz", "name"),
+        ("id bigint PRIMARY KEY, checksum text, migration varchar(255), run_on timestamptz", "migration"),
+        ("id serial PRIMARY KEY, note text, comment text", None),  # nothing says which names the file
+    ],
+)
+def test_the_column_naming_each_file(tmp_path: Path, ddl: str, key: str | None) -> None:
+    write_tree(
+        tmp_path,
+        {
+            "src/migrate.ts": f'await db.query("CREATE TABLE IF NOT EXISTS _migrations ({ddl})");\n'
+            'await db.query("INSERT INTO _migrations (name) VALUES ($1)", [file]);\n'
+        },
+    )
+    found = runner_table(tmp_path)
+    assert found is not None and found.table == "public._migrations" and found.key == key
 
 
 def service_of(monorepo, source: str, settings: dict | None = None) -> Monorepo:

@@ -5,11 +5,15 @@ creates its history table with a CREATE TABLE in a string of its source and reco
 with an INSERT INTO that table. That CREATE TABLE is the only statement of the table's shape: the
 audit compares it with the seed's (MK604), and `adopt` reads the table by the columns it declares
 (the file's name, when it was applied). A string is read only when the same file also inserts into
-the table it creates: a source that merely creates tables is no runner.
+the table it creates, and that table is named as a migration history (`*migrat*`, as the wiring audit
+recognises a runner's INSERT) or the file is (migrate.ts, migrator.go): application code that creates and
+fills a table of its own is no runner. A name built into the SQL by interpolation (`${TABLE}` in a template
+literal, `{TABLE}` in a Python f-string) is read when it is a literal constant of the same file.
 """
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 from collections.abc import Iterator
@@ -27,6 +31,11 @@ CREATE_TABLE = re.compile(r"CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?([\w.\"]+)
 MAX_BYTES = 1_000_000
 TEXT_TYPES = {"text", "varchar", "bpchar", "citext", "name"}
 TIME_TYPES = {"timestamptz", "timestamp", "date"}
+# Of several text columns none of which is a key, the one whose name says it names the file (in this order).
+KEY_NAMES = ("filename", "file_name", "file", "name", "migration", "migration_name", "script", "script_name", "version")
+JS_CONSTANT = re.compile(r"\b(?:const|let|var)\s+([A-Za-z_$][\w$]*)\s*(?::\s*string\s*)?=\s*(['\"`])([\w.]+)\2")
+JS_PLACEHOLDER = re.compile(r"\$\{\s*([A-Za-z_$][\w$]*)\s*\}")
+UNRESOLVED = "\x00"  # an interpolation of something other than a literal constant: the SQL cannot be known
 
 
 @dataclass(frozen=True)
@@ -63,24 +72,107 @@ def own_history(service: Path) -> RunnerTable | None:
 
 
 def declared_in(path: Path, text: str) -> RunnerTable | None:
-    """The CREATE TABLE of a table this file also inserts into, parsed (a statement built from
-    interpolations does not parse and is passed over)."""
-    for match in CREATE_TABLE.finditer(text):
-        name = match[1].replace('"', "")
-        if not re.search(rf"INSERT\s+INTO\s+\"?{re.escape(name)}\"?\s*\(", text.replace('"', ""), re.IGNORECASE):
-            continue
-        end = _closing(text, match.end() - 1)
-        if end is None:
-            continue
-        try:
-            statements = parse_statements(text[match.start() : end + 1])
-        except SqlSyntaxError:
-            continue
-        if len(statements) != 1 or statements[0].kind != "CreateStmt":
-            continue
-        line = text.count("\n", 0, match.start()) + 1
-        return _shape(path, line, statements[0].node)
+    """The CREATE TABLE of a migration history this file also inserts into, parsed (a statement built from
+    interpolations other than a literal constant's does not parse and is passed over)."""
+    pieces = python_strings(text) if path.suffix == ".py" else None
+    if pieces is None:
+        pieces = [(1, with_constants(text, js_constants(text)))]
+    everything = "\n".join(piece for _, piece in pieces).replace('"', "")
+    runner_file = "migrat" in path.stem.lower()
+    for first_line, piece in pieces:
+        for match in CREATE_TABLE.finditer(piece):
+            name = match[1].replace('"', "")
+            if not (runner_file or "migrat" in name.lower()):
+                continue
+            if not re.search(rf"INSERT\s+INTO\s+{re.escape(name)}\s*\(", everything, re.IGNORECASE):
+                continue
+            end = _closing(piece, match.end() - 1)
+            if end is None:
+                continue
+            try:
+                statements = parse_statements(piece[match.start() : end + 1])
+            except SqlSyntaxError:
+                continue
+            if len(statements) != 1 or statements[0].kind != "CreateStmt":
+                continue
+            line = first_line + piece.count("\n", 0, match.start())
+            return _shape(path, line, statements[0].node)
     return None
+
+
+def js_constants(text: str) -> dict[str, str]:
+    """`const TABLE = "schema_migrations"`: names bound once, in this file, to a literal identifier."""
+    found: dict[str, set[str]] = {}
+    for match in JS_CONSTANT.finditer(text):
+        found.setdefault(match[1], set()).add(match[3])
+    return {name: values.pop() for name, values in found.items() if len(values) == 1}
+
+
+def with_constants(text: str, constants: dict[str, str]) -> str:
+    """`${TABLE}` as the constant's value; any other interpolation stays (and keeps its SQL unparsable)."""
+    return JS_PLACEHOLDER.sub(lambda m: constants.get(m[1], m[0]), text)
+
+
+def python_strings(text: str) -> list[tuple[int, str]] | None:
+    """Each string of a Python source with its first line, an f-string's `{NAME}` filled in when NAME is bound
+    once to a literal string (implicitly joined literals are one string, as Python reads them); None when the
+    file does not parse."""
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError):
+        return None
+    constants = python_constants(tree)
+    found: list[tuple[int, str]] = []
+    stack: list[ast.AST] = [tree]
+    while stack:
+        node = stack.pop()
+        value = python_string(node, constants)
+        if value is not None:
+            found.append((getattr(node, "lineno", 1), value))
+            continue  # an f-string's parts are not strings of their own
+        stack.extend(ast.iter_child_nodes(node))
+    return sorted(found)
+
+
+def python_constants(tree: ast.AST) -> dict[str, str]:
+    """Names bound exactly once in the file, to a literal string (TABLE = "migration_history")."""
+    bound: dict[str, list[ast.expr]] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            bound.setdefault(node.id, [])
+        if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                if isinstance(target, ast.Name):
+                    bound.setdefault(target.id, []).append(node.value)
+    return {
+        name: values[0].value
+        for name, values in bound.items()
+        if len(values) == 1 and isinstance(values[0], ast.Constant) and isinstance(values[0].value, str)
+    }
+
+
+def python_string(node: ast.AST, constants: dict[str, str]) -> str | None:
+    """A string literal's text, an f-string's with its literal constants in place (others as UNRESOLVED)."""
+    if isinstance(node, ast.Constant):
+        return node.value if isinstance(node.value, str) else None
+    if not isinstance(node, ast.JoinedStr):
+        return None
+    parts = []
+    for part in node.values:
+        if isinstance(part, ast.Constant) and isinstance(part.value, str):
+            parts.append(part.value)
+        elif (
+            isinstance(part, ast.FormattedValue)
+            and isinstance(part.value, ast.Name)
+            and part.value.id in constants
+            and part.conversion == -1
+            and part.format_spec is None
+        ):
+            parts.append(constants[part.value.id])
+        else:
+            parts.append(UNRESOLVED)
+    return "".join(parts)
 
 
 def _closing(text: str, opening: int) -> int | None:
@@ -113,7 +205,8 @@ def _shape(path: Path, line: int, node: dict) -> RunnerTable:
             keys = [k["String"]["sval"] for k in element["Constraint"].get("keys", [])]
             keyed += keys if len(keys) == 1 else []
     texts = [name for name, kind in columns if kind in TEXT_TYPES]
-    key = next((k for k in keyed if k in texts), texts[0] if len(texts) == 1 else None)
+    named = next((name for wanted in KEY_NAMES for name in texts if name.lower() == wanted), None)
+    key = next((k for k in keyed if k in texts), texts[0] if len(texts) == 1 else named)
     applied_at = next((name for name, kind in columns if kind in TIME_TYPES), None)
     return RunnerTable(path, line, path.name, table, tuple(name for name, _ in columns), key, applied_at)
 
