@@ -279,3 +279,46 @@ def test_a_runners_odd_rows_are_refused_or_read(monorepo, row: str, message: str
 )
 def test_deploy_files_name_services_as_written(service: str, directory: str, written: str, matches: bool) -> None:
     assert names_service(written, service_names(service, Path("services") / directory)) is matches
+
+
+@pytest.mark.parametrize(
+    ("source", "ddl", "insert"),
+    [
+        (
+            "notes",
+            "CREATE TABLE migrations (id serial PRIMARY KEY, name text NOT NULL, run_on timestamptz NOT NULL)",
+            "INSERT INTO migrations (name, run_on) VALUES ('001_notes.sql', '2024-03-01T10:00:00Z'), "
+            "('002_note_tags.sql', '2024-03-01T10:00:00Z')",
+        ),
+        (
+            "ingest",  # f"CREATE TABLE IF NOT EXISTS {TABLE} (...)", TABLE = "migration_history"
+            "CREATE TABLE migration_history (script text PRIMARY KEY, installed_on timestamptz NOT NULL)",
+            "INSERT INTO migration_history VALUES ('001_notes.sql', '2024-03-01T10:00:00Z'), "
+            "('002_note_tags.sql', '2024-03-01T10:00:00Z')",
+        ),
+    ],
+)
+def test_adopting_a_runners_table_of_another_name(monorepo, source: str, ddl: str, insert: str) -> None:
+    repo = monorepo({"svc": {}})
+    prefix = f"services/{source}/"
+    files = {f"services/svc/{k[len(prefix) :]}": v for k, v in INTERPOLATED["files"].items() if k.startswith(prefix)}
+    files["services/svc/migrations/001_notes.sql"] = "CREATE TABLE IF NOT EXISTS notes (id bigint);\n"
+    files["services/svc/migrations/002_note_tags.sql"] = "ALTER TABLE notes ADD COLUMN IF NOT EXISTS tags text[];\n"
+    write_tree(repo.root, files)
+    with psycopg.connect(repo.env["SVC_DATABASE_URL"], autocommit=True) as conn:
+        conn.execute(f"{ddl}; {insert}; CREATE TABLE notes (id bigint, tags text[])")
+    done = repo.invoke("adopt", "svc", "--from", "own-runner")
+    assert done.returncode == 0, done.stdout + done.stderr
+    table = ddl.split()[2]
+    assert done.stdout.splitlines()[0] == (
+        f"svc: recorded 2 version(s) from own-runner's public.{table} into schema_migrations "
+        "(001_notes, 002_note_tags); 0 were already there"
+    )
+    assert repo.query(
+        "svc", "SELECT version, applied_at = '2024-03-01T10:00:00Z' FROM schema_migrations ORDER BY 1"
+    ) == [
+        ("001_notes", True),
+        ("002_note_tags", True),
+    ]
+    migrated = json.loads(repo.invoke("migrate-all", "--json").stdout)["services"][0]
+    assert (migrated["outcome"], migrated["already_applied"]) == ("up_to_date", 2)
