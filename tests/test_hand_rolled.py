@@ -16,6 +16,7 @@ import pytest
 import yaml
 from test_wiring_styles import build
 
+import migratekit
 from conftest import Monorepo, write_tree
 from migratekit.checks.run import across_services
 from migratekit.checks.wiring.deploy import names_service, service_names
@@ -322,3 +323,35 @@ def test_adopting_a_runners_table_of_another_name(monorepo, source: str, ddl: st
     ]
     migrated = json.loads(repo.invoke("migrate-all", "--json").stdout)["services"][0]
     assert (migrated["outcome"], migrated["already_applied"]) == ("up_to_date", 2)
+
+
+PYTHON_TEMPLATE = Path(migratekit.__file__).parent / "scaffold/templates/python/src/{{package}}/migrate.py.tmpl"
+
+
+def test_mk601_knows_a_copy_of_the_python_templates_runner(tmp_path: Path) -> None:
+    """A copy of the Python template's runner, its placeholders filled with whatever service it was made for, is
+    the template's when unchanged; one without its lock is diverged; a hand-written migrate.py is no copy."""
+    template = PYTHON_TEMPLATE.read_text()
+    copy = template.replace("{{name}}", "billing-api").replace("{{package}}", "billing_api")
+    unlocked = copy.replace("        _lock(conn, key)\n", "")
+    assert unlocked != copy
+    build(
+        tmp_path,
+        {
+            "services": {"billing-api": "python", "reports": "python", "search": "python"},
+            "files": {
+                "services/billing-api/src/billing_api/migrate.py": copy,
+                "services/reports/src/reports/migrate.py": unlocked.replace("billing", "reports"),
+                "services/search/migrate.py": FIXTURE["files"]["services/search/migrate.py"],
+            },
+        },
+    )
+    found = [[f.code, f.service, f.path, f.message] for f in across_services(load_workspace(tmp_path))]
+    assert [f for f in found if f[0] == "MK601"] == [
+        [
+            "MK601",
+            "reports",
+            "services/reports/src/reports/migrate.py",
+            "differs from the template's runner: +0 -1 lines",
+        ]
+    ]
