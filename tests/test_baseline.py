@@ -160,7 +160,8 @@ def test_per_file_ignores_silence_only_the_files_they_name(adopted: Monorepo) ->
           a:
             ignore:
               - MK401
-              - {files: "migrations/001_*.sql", rules: [MK201, MK202]}
+              - {files: "migrations/001_*.sql", rules: [MK201]}
+              - {files: "./migrations/001_*.sql", rules: [MK202]}
           b: {}
         """,
     )

@@ -406,6 +406,8 @@ def _ignores(check: Checker, key: tuple[str, ...], raw: Any) -> tuple[tuple[str,
             or not all(isinstance(c, str) and RULE_CODE.fullmatch(c) for c in rules)
         ):
             raise check.fail((*at, "rules"), "must be a non-empty list of rule codes such as [MK201]")
+        while pattern.startswith("./"):  # ./migrations/001_*.sql: the same files as migrations/001_*.sql
+            pattern = pattern[2:]
         files.append(FileIgnore(pattern, tuple(rules)))
     return tuple(codes), tuple(files)
 
