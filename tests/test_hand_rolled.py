@@ -355,3 +355,18 @@ def test_mk601_knows_a_copy_of_the_python_templates_runner(tmp_path: Path) -> No
             "differs from the template's runner: +0 -1 lines",
         ]
     ]
+
+
+@pytest.mark.parametrize(
+    ("written", "billing", "billing_worker"),
+    [
+        ("billing-worker-migrate", False, True),  # the longer name of another service wins
+        ("ghcr.io/acme/billing-worker:1.0", False, True),
+        ("billing-migrate", True, False),
+        ("billing-service", True, False),
+    ],
+)
+def test_a_deploy_name_is_the_service_it_names_most_closely(written: str, billing: bool, billing_worker: bool) -> None:
+    mine, worker = service_names("billing", Path("services/billing")), service_names("billing-worker", Path("bw"))
+    assert names_service(written.rsplit("/", 1)[-1].split(":")[0], mine, worker) is billing
+    assert names_service(written.rsplit("/", 1)[-1].split(":")[0], worker, mine) is billing_worker

@@ -69,7 +69,7 @@ def audit(
     env = os.environ if environ is None else environ
     order = select(workspace, only, changed_since=changed_since)
     selected = set(order)
-    repo = deploy.scan(workspace.root)
+    repo = deploy.scan(workspace.root, {name: s.path for name, s in workspace.services.items()})
     with _collector_paused():
         audited = dict(zip(order, _map_services(workspace, order, use_cache, repo), strict=True))
         found: list[Finding] = [f for findings, _ in audited.values() for f in findings]
