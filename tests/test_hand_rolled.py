@@ -370,3 +370,43 @@ def test_a_deploy_name_is_the_service_it_names_most_closely(written: str, billin
     mine, worker = service_names("billing", Path("services/billing")), service_names("billing-worker", Path("bw"))
     assert names_service(written.rsplit("/", 1)[-1].split(":")[0], mine, worker) is billing
     assert names_service(written.rsplit("/", 1)[-1].split(":")[0], worker, mine) is billing_worker
+
+
+HAND_WRITTEN_WITH_THE_TEMPLATES_NAMES = """\
+import { Pool } from "pg";
+import { readdirSync, readFileSync } from "fs";
+
+export async function runMigrations(pool: Pool): Promise<void> {
+  await pool.query("CREATE TABLE IF NOT EXISTS migrations (name text PRIMARY KEY, run_on timestamptz)");
+  const done = await getAppliedMigrations(pool);
+  for (const file of loadMigrations()) {
+    if (!done.has(file)) await applyMigration(pool, file);
+  }
+}
+
+function loadMigrations(): string[] {
+  return readdirSync("migrations").filter((f) => f.endsWith(".sql")).sort();
+}
+
+async function getAppliedMigrations(pool: Pool): Promise<Set<string>> {
+  const { rows } = await pool.query("SELECT name FROM migrations");
+  return new Set(rows.map((r) => r.name));
+}
+
+async function applyMigration(pool: Pool, file: string): Promise<void> {
+  await pool.query(readFileSync(`migrations/${file}`, "utf8"));
+  await pool.query("INSERT INTO migrations (name, run_on) VALUES ($1, now())", [file]);
+}
+"""
+
+
+def test_mk601_passes_over_a_hand_written_runner_that_shares_the_templates_function_names(tmp_path: Path) -> None:
+    """loadMigrations, getAppliedMigrations, applyMigration are names anyone picks: a copy shares the lines too."""
+    build(
+        tmp_path,
+        {
+            "services": {"notes": "typescript"},
+            "files": {"services/notes/src/db/migrate.ts": HAND_WRITTEN_WITH_THE_TEMPLATES_NAMES},
+        },
+    )
+    assert [f.code for f in across_services(load_workspace(tmp_path)) if f.code == "MK601"] == []

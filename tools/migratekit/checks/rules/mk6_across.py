@@ -66,9 +66,9 @@ def runner_diverged(ws: Workspace) -> Iterable[AcrossHit]:
 
     Copies that drift apart fix a bug in one service and keep it in the others. A copy is a source
     that defines most of a template runner's own functions (TypeScript's ensureMigrationsTable,
-    getAppliedMigrations, applyMigration...; Python's run_migrations, _lock, _apply...), whatever its name:
-    a runner written by hand is no copy. The template's placeholders ({{package}}) match whatever the copy's
-    service put there.
+    getAppliedMigrations, applyMigration...; Python's run_migrations, _lock, _apply...) and holds most of its
+    lines, whatever its name: a runner written by hand is no copy, whatever its functions are called. The
+    template's placeholders ({{package}}) match whatever the copy's service put there.
     Bad: services/battles/src/database/migrate.ts without the advisory lock the others take
     Good: every copy identical to the template's runner
     """
@@ -79,10 +79,8 @@ def runner_diverged(ws: Workspace) -> Iterable[AcrossHit]:
         for name, service in ws.services.items():
             for path in runner.sources(service.path):
                 text = path.read_text(errors="replace")
-                if not copied_from(template, text, runner.definitions):
-                    continue
                 lines = filled_in(template.splitlines(), text.splitlines())
-                if lines == template.splitlines():
+                if lines == template.splitlines() or not copied_from(template, text, runner.definitions, lines):
                     continue
                 diff = list(difflib.unified_diff(template.splitlines(), lines, lineterm="", n=0))
                 added = sum(1 for d in diff if d.startswith("+") and not d.startswith("+++"))
@@ -91,12 +89,16 @@ def runner_diverged(ws: Workspace) -> Iterable[AcrossHit]:
                 yield name, relative(ws.root, path), None, message
 
 
-def copied_from(template: str, text: str, definitions: re.Pattern[str]) -> bool:
-    """The file defines at least two thirds of the template's functions, by their names (the template's
-    distinctive ones: a hand-written runner shares one name, runMigrations or main, at most)."""
+def copied_from(template: str, text: str, definitions: re.Pattern[str], lines: list[str]) -> bool:
+    """The file defines at least two thirds of the template's functions, by their names, and holds at least half
+    of the template's lines (`lines`: the file's, placeholders filled in): loadMigrations or applyMigration are
+    names a runner written by hand picks too, but its lines are its own."""
     functions = set(definitions.findall(template))
     shared = functions & set(definitions.findall(text))
-    return len(functions) >= 3 and 3 * len(shared) >= 2 * len(functions)
+    if len(functions) < 3 or 3 * len(shared) < 2 * len(functions):
+        return False
+    wanted = {line.strip() for line in template.splitlines() if len(line.strip()) > 3}  # not `}` or `});`
+    return 2 * len(wanted & {line.strip() for line in lines}) >= len(wanted)
 
 
 def _filled(line: str) -> str:
