@@ -96,6 +96,20 @@ def test_a_runners_table_named_by_a_constant_and_other_names_than_schema_migrati
             11,
             "public.schema_migrations (its runner's own) has columns filename, applied_at, not the seed's",
         ],
+        [
+            "MK604",
+            "payments",
+            "services/payments/payments/migrate.py",
+            13,
+            "public.applied_migrations (its runner's own) has columns name, applied_at, not the seed's",
+        ],
+        [
+            "MK604",
+            "wallet",
+            "services/wallet/cmd/migrate/main.go",
+            18,
+            "public.migration_versions (its runner's own) has columns version, applied_at, not the seed's",
+        ],
     ]
     keys = {name: runner_table(tmp_path / "services" / name) for name in INTERPOLATED["services"]}
     assert {name: (t.key, t.applied_at) if t else None for name, t in keys.items()} == {
@@ -104,6 +118,8 @@ def test_a_runners_table_named_by_a_constant_and_other_names_than_schema_migrati
         "notes": ("name", "run_on"),
         "ledger": ("version", None),
         "sessions": None,
+        "payments": ("name", "applied_at"),
+        "wallet": ("version", "applied_at"),
     }
 
 

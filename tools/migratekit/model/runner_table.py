@@ -35,6 +35,8 @@ TIME_TYPES = {"timestamptz", "timestamp", "date"}
 KEY_NAMES = ("filename", "file_name", "file", "name", "migration", "migration_name", "script", "script_name", "version")
 JS_CONSTANT = re.compile(r"\b(?:const|let|var)\s+([A-Za-z_$][\w$]*)\s*(?::\s*string\s*)?=\s*(['\"`])([\w.]+)\2")
 JS_PLACEHOLDER = re.compile(r"\$\{\s*([A-Za-z_$][\w$]*)\s*\}")
+GO_CONSTANT = re.compile(r"(?m)^\s*(?:const\s+)?([A-Za-z_]\w*)\s*(?:string\s*)?:?=\s*[\"`]([\w.]+)[\"`]")
+GO_SPRINTF = re.compile(r"fmt\.Sprintf\(\s*(\"(?:[^\"\\\n]|\\.)*\"|`[^`]*`)\s*((?:,\s*[A-Za-z_]\w*\s*)+)\)")
 UNRESOLVED = "\x00"  # an interpolation of something other than a literal constant: the SQL cannot be known
 
 
@@ -75,6 +77,8 @@ def declared_in(path: Path, text: str) -> RunnerTable | None:
     """The CREATE TABLE of a migration history this file also inserts into, parsed (a statement built from
     interpolations other than a literal constant's does not parse and is passed over)."""
     pieces = python_strings(text) if path.suffix == ".py" else None
+    if pieces is None and path.suffix == ".go":
+        pieces = [(1, go_formatted(text, go_constants(text)))]
     if pieces is None:
         pieces = [(1, with_constants(text, js_constants(text)))]
     everything = "\n".join(piece for _, piece in pieces).replace('"', "")
@@ -111,6 +115,29 @@ def js_constants(text: str) -> dict[str, str]:
 def with_constants(text: str, constants: dict[str, str]) -> str:
     """`${TABLE}` as the constant's value; any other interpolation stays (and keeps its SQL unparsable)."""
     return JS_PLACEHOLDER.sub(lambda m: constants.get(m[1], m[0]), text)
+
+
+def go_constants(text: str) -> dict[str, str]:
+    """`const table = "schema_migrations"` (or `table := ...`): names bound once, in this file, to a literal."""
+    found: dict[str, set[str]] = {}
+    for match in GO_CONSTANT.finditer(text):
+        found.setdefault(match[1], set()).add(match[2])
+    return {name: values.pop() for name, values in found.items() if len(values) == 1}
+
+
+def go_formatted(text: str, constants: dict[str, str]) -> str:
+    """`fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s (...)", table)` as the string it makes, when each `%s` is a
+    literal constant; lines are kept, so that a statement's line is still its line in the file."""
+
+    def made(match: re.Match[str]) -> str:
+        literal, names = match[1], [n.strip() for n in match[2].split(",") if n.strip()]
+        if literal.count("%s") != len(names) or "%" in literal.replace("%s", "") or not set(names) <= constants.keys():
+            return match[0]
+        for name in names:
+            literal = literal.replace("%s", constants[name], 1)
+        return literal
+
+    return GO_SPRINTF.sub(made, text)
 
 
 def python_strings(text: str) -> list[tuple[int, str]] | None:
@@ -153,9 +180,12 @@ def python_constants(tree: ast.AST) -> dict[str, str]:
 
 
 def python_string(node: ast.AST, constants: dict[str, str]) -> str | None:
-    """A string literal's text, an f-string's with its literal constants in place (others as UNRESOLVED)."""
+    """A string literal's text, an f-string's with its literal constants in place (others as UNRESOLVED), or
+    psycopg's `sql.SQL("... {} ...").format(sql.Identifier(TABLE))` as the SQL it composes."""
     if isinstance(node, ast.Constant):
         return node.value if isinstance(node.value, str) else None
+    if isinstance(node, ast.Call):
+        return _composed(node, constants)
     if not isinstance(node, ast.JoinedStr):
         return None
     parts = []
@@ -223,3 +253,39 @@ def _sources(directory: Path) -> Iterator[Path]:
         elif os.path.splitext(entry.name)[1] in SOURCE_SUFFIXES and not TEST_FILE.search(entry.name):
             if entry.is_file() and entry.stat().st_size <= MAX_BYTES:
                 yield Path(entry.path)
+
+
+def _composed(call: ast.Call, constants: dict[str, str]) -> str | None:
+    """psycopg's sql.SQL(template).format(sql.Identifier(NAME), ...): the template with each `{}` filled by the
+    identifier (a literal, or a literal constant), UNRESOLVED for anything else."""
+    function = call.func
+    if not (isinstance(function, ast.Attribute) and function.attr == "format" and isinstance(function.value, ast.Call)):
+        return None
+    made = function.value
+    if not (_named(made.func, "SQL") and len(made.args) == 1 and isinstance(made.args[0], ast.Constant)):
+        return None
+    template = made.args[0].value
+    if not isinstance(template, str):
+        return None
+    filled = [_identifier(argument, constants) for argument in call.args]
+    pieces = re.split(r"\{\}", template)
+    if len(pieces) != len(filled) + 1:
+        return template.replace("{", UNRESOLVED)
+    return "".join(piece + (filled[i] if i < len(filled) else "") for i, piece in enumerate(pieces))
+
+
+def _identifier(node: ast.expr, constants: dict[str, str]) -> str:
+    if isinstance(node, ast.Call) and _named(node.func, "Identifier") and len(node.args) == 1:
+        argument = node.args[0]
+        if isinstance(argument, ast.Constant) and isinstance(argument.value, str):
+            return argument.value
+        if isinstance(argument, ast.Name) and argument.id in constants:
+            return constants[argument.id]
+    return UNRESOLVED
+
+
+def _named(function: ast.expr, name: str) -> bool:
+    """`sql.SQL` or `SQL`, `psycopg.sql.Identifier` or `Identifier`."""
+    return (isinstance(function, ast.Attribute) and function.attr == name) or (
+        isinstance(function, ast.Name) and function.id == name
+    )

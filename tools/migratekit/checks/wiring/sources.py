@@ -21,7 +21,14 @@ from pathlib import Path
 
 from tree_sitter import Language, Node, Parser
 
-from migratekit.model.runner_table import js_constants, python_constants, python_string, with_constants
+from migratekit.model.runner_table import (
+    go_constants,
+    go_formatted,
+    js_constants,
+    python_constants,
+    python_string,
+    with_constants,
+)
 
 LANGUAGES = {".go": "go", ".tsx": "tsx", ".py": "python", ".sh": "shell", ".bash": "shell"}
 LANGUAGES |= {suffix: "typescript" for suffix in (".ts", ".mts", ".cts")}
@@ -158,7 +165,7 @@ def parse_program(path: Path, text: str) -> Program | None:
         return _python(path, text)
     root = parser_for(language).parse(text.encode()).root_node
     if language == "go":
-        return _go(path, root)
+        return _go(path, root, go_constants(text))
     constants = js_constants(text)  # INSERT INTO ${TABLE}: the history table a literal const names
     calls = tuple(_calls(root, _js_scope, _js_stops, lambda arguments: with_constants(arguments, constants)))
     defines = frozenset(_js_definitions(root))
@@ -251,7 +258,7 @@ def _js_stops(call: Node) -> bool:
 GO_EMBED = re.compile(r"//go:embed\s+(.+)")
 
 
-def _go(path: Path, root: Node) -> Program:
+def _go(path: Path, root: Node, constants: dict[str, str]) -> Program:
     package = next((c for c in root.named_children if c.type == "package_clause"), None)
     is_main = text_of(package).split()[-1:] == ["main"]
     defines = frozenset(
@@ -264,7 +271,8 @@ def _go(path: Path, root: Node) -> Program:
         for c in root.named_children
         if c.type == "comment"
     )
-    calls = tuple(_calls(root, _go_scope, _go_stops))
+    # fmt.Sprintf("INSERT INTO %s ...", table): the history table a literal const names
+    calls = tuple(_calls(root, _go_scope, _go_stops, lambda arguments: go_formatted(arguments, constants)))
     return Program(path, "go", calls, defines, "main" if is_main and "main" in defines else None, embeds)
 
 
