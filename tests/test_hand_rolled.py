@@ -426,3 +426,23 @@ def test_mk601_passes_over_a_hand_written_runner_that_shares_the_templates_funct
         },
     )
     assert [f.code for f in across_services(load_workspace(tmp_path)) if f.code == "MK601"] == []
+
+
+def test_mk604_names_a_runners_table_of_the_seeds_shape_under_another_name(tmp_path: Path) -> None:
+    """migration_history(version, applied_at, checksum, execution_time_ms): the seed's columns, but migratekit and
+    the others' runners read schema_migrations, so neither sees what this runner applied."""
+    runner = FIXTURE["files"]["services/ledger/src/database/migrate.ts"].replace(
+        "schema_migrations", "migration_history"
+    )
+    build(tmp_path, {"services": {"ledger": "typescript"}, "files": {"services/ledger/src/db/migrate.ts": runner}})
+    found = [
+        [f.code, f.path, f.line, f.message] for f in across_services(load_workspace(tmp_path)) if f.code == "MK604"
+    ]
+    assert found == [
+        [
+            "MK604",
+            "services/ledger/src/db/migrate.ts",
+            81,
+            "public.migration_history (its runner's own) has the seed's columns, but its name is not schema_migrations",
+        ]
+    ]

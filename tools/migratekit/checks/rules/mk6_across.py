@@ -209,6 +209,11 @@ def tracking_diverged(ws: Workspace) -> Iterable[AcrossHit]:
             message = f"{runner.table} (its runner's own) has columns {', '.join(runner.columns)}, not the seed's"
             yield name, relative(ws.root, runner.path), runner.line, message
             continue  # the table the runner creates is the one it writes: 001_init's, if any, is not used
+        tracked = service.settings.tracking_table.rsplit(".", 1)[-1]
+        if runner is not None and runner.table.rsplit(".", 1)[-1] != tracked:
+            message = f"{runner.table} (its runner's own) has the seed's columns, but its name is not {tracked}"
+            yield name, relative(ws.root, runner.path), runner.line, message
+            continue
         found = tracking_table_statement(service.load_migrations(mixed=True), service.settings.tracking_table)
         init, create = found if found is not None else (None, None)
         if init is None or create is None:
