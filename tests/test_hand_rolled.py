@@ -446,3 +446,29 @@ def test_mk604_names_a_runners_table_of_the_seeds_shape_under_another_name(tmp_p
             "public.migration_history (its runner's own) has the seed's columns, but its name is not schema_migrations",
         ]
     ]
+
+
+def test_a_runners_seed_shaped_table_under_another_name_is_adopted_not_run_again(monorepo) -> None:
+    repo = monorepo({"svc": {}})
+    runner = FIXTURE["files"]["services/ledger/src/database/migrate.ts"].replace(
+        "schema_migrations", "migration_history"
+    )
+    write_tree(
+        repo.root,
+        {
+            "services/svc/src/db/migrate.ts": runner,
+            "services/svc/migrations/001_notes.sql": "CREATE TABLE IF NOT EXISTS notes (id bigint);\n",
+        },
+    )
+    with psycopg.connect(repo.env["SVC_DATABASE_URL"], autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE migration_history (version TEXT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT NOW(), "
+            "checksum TEXT NOT NULL, execution_time_ms INTEGER NOT NULL); CREATE TABLE notes (id bigint); "
+            "INSERT INTO migration_history (version, checksum, execution_time_ms) VALUES ('001_notes', 'x', 3)"
+        )
+    refused = json.loads(repo.invoke("migrate-all", "--json").stdout)["services"][0]
+    assert "own runner's public.migration_history" in refused["failure"]["message"]
+    done = repo.invoke("adopt", "svc")
+    assert done.returncode == 0 and "recorded 1 version(s) from own-runner's public.migration_history" in done.stdout
+    migrated = json.loads(repo.invoke("migrate-all", "--json").stdout)["services"][0]
+    assert (migrated["outcome"], migrated["already_applied"]) == ("up_to_date", 1)

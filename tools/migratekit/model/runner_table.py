@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from migratekit.model.contract import SEED_COLUMNS
+from migratekit.model.contract import SEED_COLUMNS, SEED_TABLE
 from migratekit.model.migration import SqlSyntaxError, parse_statements
 
 SOURCE_SUFFIXES = {".ts", ".mts", ".cts", ".js", ".mjs", ".cjs", ".py", ".go", ".rs", ".rb", ".java", ".kt"}
@@ -67,10 +67,12 @@ def runner_table(service: Path) -> RunnerTable | None:
 
 
 def own_history(service: Path) -> RunnerTable | None:
-    """The service's runner keeps a history of its own shape (not the seed's schema_migrations): the table
-    its source declares, which 001_init then need not create and `adopt` can import."""
+    """The service's runner keeps a history of its own shape or name (not the seed's schema_migrations): the
+    table its source declares, which 001_init then need not create and `adopt` can import."""
     table = runner_table(service)
-    return table if table is not None and set(table.columns) != SEED_COLUMNS else None
+    if table is None or (set(table.columns) == SEED_COLUMNS and table.table.rsplit(".", 1)[-1] == SEED_TABLE):
+        return None
+    return table
 
 
 def declared_in(path: Path, text: str) -> RunnerTable | None:
