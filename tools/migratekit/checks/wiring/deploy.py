@@ -455,9 +455,10 @@ def _builds_migrator(spec: dict, compose: Path) -> bool:
 
 
 def _carries(spec: dict, compose: Path, tree: Tree, root: Path) -> bool:
-    """A shared migration image (one Dockerfile.migrate for all) is this service's when it copies its migrations."""
+    """A shared migration image (one Dockerfile.migrate for all) is this service's when it copies its migrations:
+    its build context holds them (a `COPY . .` of another service's directory copies none of this one's)."""
     build = compose_build(spec, compose)
-    if build is None or not build.dockerfile.is_file():
+    if build is None or not build.dockerfile.is_file() or not tree.migrations.resolve().is_relative_to(build.context):
         return False
     image = analyse(build.dockerfile, tree.directory, root, build, tree.migrations)
     return bool(image.final.carriers)
