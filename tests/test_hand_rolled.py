@@ -472,3 +472,36 @@ def test_a_runners_seed_shaped_table_under_another_name_is_adopted_not_run_again
     assert done.returncode == 0 and "recorded 1 version(s) from own-runner's public.migration_history" in done.stdout
     migrated = json.loads(repo.invoke("migrate-all", "--json").stdout)["services"][0]
     assert (migrated["outcome"], migrated["already_applied"]) == ("up_to_date", 1)
+
+
+NEST_SERVICE_RUNNER = """\
+import { Injectable, OnApplicationBootstrap } from "@nestjs/common";
+import { DataSource } from "typeorm";
+
+@Injectable()
+export class MigrationRunner {
+  private readonly table: string = "migration_history";
+
+  constructor(private readonly db: DataSource) {}
+
+  async run(files: string[]): Promise<void> {
+    await this.db.query(`CREATE TABLE IF NOT EXISTS ${this.table} (filename text PRIMARY KEY, ran_at timestamptz)`);
+    for (const file of files) {
+      await this.db.query(readFileSync(file, "utf8"));
+      await this.db.query(`INSERT INTO ${this.table} (filename) VALUES ($1)`, [file]);
+    }
+  }
+}
+"""
+
+
+def test_a_nest_runner_class_names_its_table_in_a_readonly_field(tmp_path: Path) -> None:
+    write_tree(tmp_path, {"src/db/migration-runner.service.ts": NEST_SERVICE_RUNNER})
+    found = runner_table(tmp_path)
+    assert found is not None
+    assert (found.table, found.line, found.key, found.applied_at) == (
+        "public.migration_history",
+        11,
+        "filename",
+        "ran_at",
+    )

@@ -33,8 +33,10 @@ TEXT_TYPES = {"text", "varchar", "bpchar", "citext", "name"}
 TIME_TYPES = {"timestamptz", "timestamp", "date"}
 # Of several text columns none of which is a key, the one whose name says it names the file (in this order).
 KEY_NAMES = ("filename", "file_name", "file", "name", "migration", "migration_name", "script", "script_name", "version")
-JS_CONSTANT = re.compile(r"\b(?:const|let|var)\s+([A-Za-z_$][\w$]*)\s*(?::\s*string\s*)?=\s*(['\"`])([\w.]+)\2")
-JS_PLACEHOLDER = re.compile(r"\$\{\s*([A-Za-z_$][\w$]*)\s*\}")
+JS_CONSTANT = re.compile(
+    r"\b(?:const|let|var|readonly|static)\s+([A-Za-z_$][\w$]*)\s*(?::\s*string\s*)?=\s*(['\"`])([\w.]+)\2"
+)  # const TABLE = "migrations"; a class's `private readonly table = "migrations"`
+JS_PLACEHOLDER = re.compile(r"\$\{\s*(?:this\.)?([A-Za-z_$][\w$]*)\s*\}")  # ${TABLE}, ${this.table}
 GO_CONSTANT = re.compile(r"(?m)^\s*(?:const\s+)?([A-Za-z_]\w*)\s*(?:string\s*)?:?=\s*[\"`]([\w.]+)[\"`]")
 GO_SPRINTF = re.compile(r"fmt\.Sprintf\(\s*(\"(?:[^\"\\\n]|\\.)*\"|`[^`]*`)\s*((?:,\s*[A-Za-z_]\w*\s*)+)\)")
 UNRESOLVED = "\x00"  # an interpolation of something other than a literal constant: the SQL cannot be known
