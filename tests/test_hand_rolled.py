@@ -505,3 +505,22 @@ def test_a_nest_runner_class_names_its_table_in_a_readonly_field(tmp_path: Path)
         "filename",
         "ran_at",
     )
+
+
+@pytest.mark.parametrize(
+    "create",
+    [
+        'f"CREATE TABLE IF NOT EXISTS {TABLE} (file text PRIMARY KEY, ran_at timestamptz)"',
+        '"CREATE TABLE IF NOT EXISTS %s (file text PRIMARY KEY, ran_at timestamptz)" % TABLE',
+        '"CREATE TABLE IF NOT EXISTS {} (file text PRIMARY KEY, ran_at timestamptz)".format(TABLE)',
+        '"CREATE TABLE IF NOT EXISTS " + TABLE + " (file text PRIMARY KEY, ran_at timestamptz)"',
+        'sql.SQL("CREATE TABLE IF NOT EXISTS {} (file text PRIMARY KEY, ran_at timestamptz)")'
+        ".format(sql.Identifier(TABLE))",
+    ],
+)
+def test_a_python_runners_table_named_by_a_constant_however_the_sql_is_built(tmp_path: Path, create: str) -> None:
+    source = f'TABLE = "migration_log"\n\n\ndef main(cur):\n    cur.execute({create})\n'
+    source += '    cur.execute(f"INSERT INTO {TABLE} (file) VALUES (%s)", ("001_x.sql",))\n'
+    write_tree(tmp_path, {"migrate.py": source})
+    found = runner_table(tmp_path)
+    assert found is not None and (found.table, found.line, found.key) == ("public.migration_log", 5, "file")

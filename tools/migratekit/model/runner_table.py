@@ -189,7 +189,9 @@ def python_string(node: ast.AST, constants: dict[str, str]) -> str | None:
     if isinstance(node, ast.Constant):
         return node.value if isinstance(node.value, str) else None
     if isinstance(node, ast.Call):
-        return _composed(node, constants)
+        return _composed(node, constants) or _formatted(node, constants)
+    if isinstance(node, ast.BinOp):
+        return _operated(node, constants)
     if not isinstance(node, ast.JoinedStr):
         return None
     parts = []
@@ -257,6 +259,42 @@ def _sources(directory: Path) -> Iterator[Path]:
         elif os.path.splitext(entry.name)[1] in SOURCE_SUFFIXES and not TEST_FILE.search(entry.name):
             if entry.is_file() and entry.stat().st_size <= MAX_BYTES:
                 yield Path(entry.path)
+
+
+def _operand(node: ast.expr, constants: dict[str, str]) -> str | None:
+    if isinstance(node, ast.Name):
+        return constants.get(node.id, UNRESOLVED)
+    return python_string(node, constants)
+
+
+def _operated(node: ast.BinOp, constants: dict[str, str]) -> str | None:
+    """`"... " + TABLE + " (...)"`, and `"... %s (...)" % TABLE` (or a tuple of constants)."""
+    if isinstance(node.op, ast.Add):
+        left, right = _operand(node.left, constants), _operand(node.right, constants)
+        return left + right if left is not None and right is not None else None
+    if not isinstance(node.op, ast.Mod):
+        return None
+    template = python_string(node.left, constants)
+    values = node.right.elts if isinstance(node.right, ast.Tuple) else [node.right]
+    if template is None or template.count("%s") != len(values) or "%" in template.replace("%s", ""):
+        return None if template is None else template.replace("%", UNRESOLVED)
+    for value in values:
+        template = template.replace("%s", _operand(value, constants) or UNRESOLVED, 1)
+    return template
+
+
+def _formatted(call: ast.Call, constants: dict[str, str]) -> str | None:
+    """`"... {} (...)".format(TABLE)`: positional fields, each a literal constant."""
+    function = call.func
+    if not (isinstance(function, ast.Attribute) and function.attr == "format"):
+        return None
+    if not (isinstance(function.value, ast.Constant) and isinstance(function.value.value, str)):
+        return None
+    pieces = re.split(r"\{\}", function.value.value)
+    if len(pieces) != len(call.args) + 1 or call.keywords:
+        return function.value.value.replace("{", UNRESOLVED)
+    filled = [_operand(argument, constants) or UNRESOLVED for argument in call.args]
+    return "".join(piece + (filled[i] if i < len(filled) else "") for i, piece in enumerate(pieces))
 
 
 def _composed(call: ast.Call, constants: dict[str, str]) -> str | None:
