@@ -524,3 +524,27 @@ def test_a_python_runners_table_named_by_a_constant_however_the_sql_is_built(tmp
     write_tree(tmp_path, {"migrate.py": source})
     found = runner_table(tmp_path)
     assert found is not None and (found.table, found.line, found.key) == ("public.migration_log", 5, "file")
+
+
+@pytest.mark.parametrize(
+    ("path", "source"),
+    [
+        (
+            "src/migrate.ts",
+            'const TABLE = "migration_log";\n\nawait db.query(\n'
+            '  "CREATE TABLE IF NOT EXISTS " + TABLE + " (file text PRIMARY KEY, ran_at timestamptz)");\n'
+            'await db.query("INSERT INTO " + TABLE + " (file) VALUES ($1)", [f]);\n',
+        ),
+        (
+            "cmd/migrate/main.go",
+            'package main\n\nconst table = "migration_log"\n\nfunc main() {\n'
+            '\tdb.Exec("CREATE TABLE IF NOT EXISTS " + table + " (file text PRIMARY KEY, ran_at timestamptz)")\n'
+            '\tdb.Exec("INSERT INTO " + table + " (file) VALUES ($1)", f)\n}\n',
+        ),
+    ],
+)
+def test_a_runners_table_name_joined_into_the_sql_with_plus(tmp_path: Path, path: str, source: str) -> None:
+    write_tree(tmp_path, {path: source})
+    found = runner_table(tmp_path)
+    assert found is not None and (found.table, found.key) == ("public.migration_log", "file")
+    assert found.line == source.count("\n", 0, source.index("CREATE")) + 1

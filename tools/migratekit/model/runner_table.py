@@ -39,6 +39,7 @@ JS_CONSTANT = re.compile(
 JS_PLACEHOLDER = re.compile(r"\$\{\s*(?:this\.)?([A-Za-z_$][\w$]*)\s*\}")  # ${TABLE}, ${this.table}
 GO_CONSTANT = re.compile(r"(?m)^\s*(?:const\s+)?([A-Za-z_]\w*)\s*(?:string\s*)?:?=\s*[\"`]([\w.]+)[\"`]")
 GO_SPRINTF = re.compile(r"fmt\.Sprintf\(\s*(\"(?:[^\"\\\n]|\\.)*\"|`[^`]*`)\s*((?:,\s*[A-Za-z_]\w*\s*)+)\)")
+JOINED = re.compile(r"([\"'])\s*\+\s*([A-Za-z_$][\w$]*)\s*\+\s*\1")  # " + TABLE + "
 UNRESOLVED = "\x00"  # an interpolation of something other than a literal constant: the SQL cannot be known
 
 
@@ -118,7 +119,12 @@ def js_constants(text: str) -> dict[str, str]:
 
 def with_constants(text: str, constants: dict[str, str]) -> str:
     """`${TABLE}` as the constant's value; any other interpolation stays (and keeps its SQL unparsable)."""
-    return JS_PLACEHOLDER.sub(lambda m: constants.get(m[1], m[0]), text)
+    return joined(JS_PLACEHOLDER.sub(lambda m: constants.get(m[1], m[0]), text), constants)
+
+
+def joined(text: str, constants: dict[str, str]) -> str:
+    """`"CREATE TABLE IF NOT EXISTS " + TABLE + " (...)"` as one literal, when TABLE is a literal constant."""
+    return JOINED.sub(lambda m: constants[m[2]] if m[2] in constants else m[0], text)
 
 
 def go_constants(text: str) -> dict[str, str]:
@@ -141,7 +147,7 @@ def go_formatted(text: str, constants: dict[str, str]) -> str:
             literal = literal.replace("%s", constants[name], 1)
         return literal
 
-    return GO_SPRINTF.sub(made, text)
+    return joined(GO_SPRINTF.sub(made, text), constants)
 
 
 def python_strings(text: str) -> list[tuple[int, str]] | None:
