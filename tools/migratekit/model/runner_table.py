@@ -28,6 +28,7 @@ SKIP_DIRS = {"node_modules", "dist", "build", ".venv", "venv", "__pycache__", "t
 SKIP_DIRS |= {"tests", "test", "__tests__", "testdata", "e2e"}
 TEST_FILE = re.compile(r"(_test\.go|\.(test|spec)\.[cm]?[jt]sx?|^test_.*\.py|_test\.py|conftest\.py)$")
 CREATE_TABLE = re.compile(r"CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?([\w.\"]+)\s*\(", re.IGNORECASE)
+CREATES_A_TABLE = re.compile(r"CREATE\s+TABLE", re.IGNORECASE)
 MAX_BYTES = 1_000_000
 TEXT_TYPES = {"text", "varchar", "bpchar", "citext", "name"}
 TIME_TYPES = {"timestamptz", "timestamp", "date"}
@@ -81,6 +82,8 @@ def own_history(service: Path) -> RunnerTable | None:
 def declared_in(path: Path, text: str) -> RunnerTable | None:
     """The CREATE TABLE of a migration history this file also inserts into, parsed (a statement built from
     interpolations other than a literal constant's does not parse and is passed over)."""
+    if not CREATES_A_TABLE.search(text):
+        return None  # most sources: no parse of them at all
     pieces = python_strings(text) if path.suffix == ".py" else None
     if pieces is None and path.suffix == ".go":
         pieces = [(1, go_formatted(text, go_constants(text)))]
