@@ -160,7 +160,8 @@ def test_per_file_ignores_silence_only_the_files_they_name(adopted: Monorepo) ->
           a:
             ignore:
               - MK401
-              - {files: "migrations/001_*.sql", rules: [MK201, MK202]}
+              - {files: "migrations/001_*.sql", rules: [MK201]}
+              - {files: "./migrations/001_*.sql", rules: [MK202]}
           b: {}
         """,
     )
@@ -236,3 +237,72 @@ def test_init_on_a_new_monorepo_offers_nothing(tmp_path: Path) -> None:
     (root / "services/a/migrations/.keep").unlink()
     done = Monorepo(root, {}).invoke("init")
     assert done.returncode == 0 and "accept" not in done.stdout
+
+
+def test_a_missing_baseline_named_in_workspace_yaml_names_its_line_and_the_way_out(adopted: Monorepo) -> None:
+    adopted.write("workspace.yaml", "version: 1\nservices: {a: {}, b: {}}\nbaseline: audit/baseline.json\n")
+    done = adopted.invoke("audit")
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr.strip() == (
+        "migratekit: workspace.yaml:3: baseline: audit/baseline.json does not exist: write it with "
+        "`invoke audit --write-baseline audit/baseline.json` (and commit it), or remove the key"
+    )
+    written = adopted.invoke("audit", "--write-baseline", "audit/baseline.json")  # the way out works
+    assert written.returncode == 0 and "add `baseline:" not in written.stderr
+    assert adopted.invoke("audit").returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("target", "says"),
+    [
+        ("../outside.json", "--write-baseline ../outside.json: outside the repository; keep the baseline in it"),
+        ("services", "--write-baseline services: a directory; name a file"),
+        ("tasks.py", "tasks.py exists and is not a migratekit baseline: not overwritten; name another file"),
+        ("tasks.py/base.json", "--write-baseline tasks.py/base.json: cannot be written: tasks.py is not a directory"),
+    ],
+)
+def test_a_baseline_that_cannot_be_written_is_exit_2_and_nothing_changes(
+    adopted: Monorepo, target: str, says: str
+) -> None:
+    before = sorted(p.relative_to(adopted.root.parent) for p in adopted.root.parent.rglob("*"))
+    for command in (["audit", "--write-baseline", target], ["init", "--update", "--write-baseline", target]):
+        done = adopted.invoke(*command)
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert says in done.stderr and "Traceback" not in done.stderr
+        assert sorted(p.relative_to(adopted.root.parent) for p in adopted.root.parent.rglob("*")) == before
+    assert (adopted.root / "tasks.py").read_text() == "from migratekit.tasks import ns\n"
+
+
+def test_a_baseline_outside_the_repository_is_refused_as_a_flag_too(adopted: Monorepo) -> None:
+    adopted.invoke("audit", "--write-baseline", "base.json")
+    (adopted.root.parent / "elsewhere.json").write_text((adopted.root / "base.json").read_text())
+    done = adopted.invoke("audit", "--baseline", "../elsewhere.json")
+    assert (done.returncode, done.stdout) == (2, "")
+    assert "--baseline ../elsewhere.json: outside the repository; keep the baseline in it" in done.stderr
+    (adopted.root.parent / "elsewhere.json").unlink()
+
+
+def test_audit_output_to_a_file_says_how_many_the_baseline_accepted(adopted: Monorepo) -> None:
+    adopted.invoke("audit", "--write-baseline", "base.json")
+    done = adopted.invoke("audit", "--baseline", "base.json", "--format", "sarif", "--output", "audit.sarif")
+    assert done.returncode == 0
+    assert done.stderr == "wrote audit.sarif: 0 error(s), 0 warning(s); 9 accepted by the baseline base.json\n"
+    assert json.loads((adopted.root / "audit.sarif").read_text())["runs"][0]["results"] == []
+
+
+def test_a_renamed_file_brings_its_findings_back_as_new(adopted: Monorepo) -> None:
+    """A finding is keyed by its file: a migration renamed is another version to every runner (it runs again),
+    so what the baseline accepted in the old name is new in the new one, and the old entries count as fixed."""
+    adopted.invoke("audit", "--write-baseline", "base.json")
+    init = adopted.root / "services/a/migrations/001_init.sql"
+    init.rename(init.with_name("001_initial.sql"))
+    code, found = findings(adopted, "--baseline", "base.json")
+    assert code == 1 and {(c, p) for c, p, _ in found} == {
+        ("MK106", "services/a/migrations/001_initial.sql"),
+        ("MK201", "services/a/migrations/001_initial.sql"),
+        ("MK202", "services/a/migrations/001_initial.sql"),
+    }
+    assert adopted.invoke("audit", "--baseline", "base.json").stdout.splitlines()[-1] == (
+        "7 accepted finding(s) not listed (baseline base.json); 2 accepted before are fixed: write it again to "
+        "shrink it"
+    )

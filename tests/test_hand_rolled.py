@@ -16,6 +16,7 @@ import pytest
 import yaml
 from test_wiring_styles import build
 
+import migratekit
 from conftest import Monorepo, write_tree
 from migratekit.checks.run import across_services
 from migratekit.checks.wiring.deploy import names_service, service_names
@@ -23,6 +24,7 @@ from migratekit.model.runner_table import runner_table
 from migratekit.model.workspace_file import load_workspace
 
 FIXTURE = yaml.safe_load((Path(__file__).parent / "wiring" / "nest_hand_rolled.yml").read_text())
+INTERPOLATED = yaml.safe_load((Path(__file__).parent / "wiring" / "hand_rolled_interpolated.yml").read_text())
 
 
 def test_drift_rules_read_the_runners_own_table_and_know_a_copy_of_the_template(tmp_path: Path) -> None:
@@ -58,6 +60,88 @@ def test_drift_rules_read_the_runners_own_table_and_know_a_copy_of_the_template(
             "public.migration_log (its runner's own) has columns file, ran_at, not the seed's",
         ],
     ]
+
+
+def test_a_runners_table_named_by_a_constant_and_other_names_than_schema_migrations(tmp_path: Path) -> None:
+    """`${TABLE}` in a template literal and `{TABLE}` in an f-string are the literal const of the same file; a
+    table that application code creates and fills (kv_cache) is no runner's history."""
+    build(tmp_path, INTERPOLATED)
+    found = [[f.code, f.service, f.path, f.line, f.message] for f in across_services(load_workspace(tmp_path))]
+    assert found == [
+        [
+            "MK604",
+            "ingest",
+            "services/ingest/ingest/migrate.py",
+            13,
+            "public.migration_history (its runner's own) has columns script, installed_on, not the seed's",
+        ],
+        [
+            "MK604",
+            "ledger",
+            "services/ledger/cmd/migrate/main.go",
+            13,
+            "public.schema_migrations (its runner's own) has columns version, not the seed's",
+        ],
+        [
+            "MK604",
+            "notes",
+            "services/notes/src/db/migrate.ts",
+            8,
+            "public.migrations (its runner's own) has columns id, name, run_on, not the seed's",
+        ],
+        [
+            "MK604",
+            "orders",
+            "services/orders/src/db/migrate.ts",
+            11,
+            "public.schema_migrations (its runner's own) has columns filename, applied_at, not the seed's",
+        ],
+        [
+            "MK604",
+            "payments",
+            "services/payments/payments/migrate.py",
+            13,
+            "public.applied_migrations (its runner's own) has columns name, applied_at, not the seed's",
+        ],
+        [
+            "MK604",
+            "wallet",
+            "services/wallet/cmd/migrate/main.go",
+            18,
+            "public.migration_versions (its runner's own) has columns version, applied_at, not the seed's",
+        ],
+    ]
+    keys = {name: runner_table(tmp_path / "services" / name) for name in INTERPOLATED["services"]}
+    assert {name: (t.key, t.applied_at) if t else None for name, t in keys.items()} == {
+        "orders": ("filename", "applied_at"),
+        "ingest": ("script", "installed_on"),
+        "notes": ("name", "run_on"),
+        "ledger": ("version", None),
+        "sessions": None,
+        "payments": ("name", "applied_at"),
+        "wallet": ("version", "applied_at"),
+    }
+
+
+@pytest.mark.parametrize(
+    ("ddl", "key"),
+    [
+        ("id serial, name text UNIQUE, run_on timestamptz", "name"),  # the unique text column, not the serial id
+        ("id serial PRIMARY KEY, name text NOT NULL, checksum text, run_on timestamptz", "name"),
+        ("id bigint PRIMARY KEY, checksum text, migration varchar(255), run_on timestamptz", "migration"),
+        ("id serial PRIMARY KEY, note text, comment text", None),  # nothing says which names the file
+    ],
+)
+def test_the_column_naming_each_file(tmp_path: Path, ddl: str, key: str | None) -> None:
+    write_tree(
+        tmp_path,
+        {
+            "src/migrate.ts": f'await db.query("CREATE TABLE IF NOT EXISTS _migrations ({ddl})");\n'
+            'await db.query("INSERT INTO _migrations (name) VALUES ($1)", [file]);\n'
+        },
+    )
+    found = runner_table(tmp_path)
+    assert found is not None and found.table == "public._migrations" and found.key == key
 
 
 def service_of(monorepo, source: str, settings: dict | None = None) -> Monorepo:
@@ -212,3 +296,255 @@ def test_a_runners_odd_rows_are_refused_or_read(monorepo, row: str, message: str
 )
 def test_deploy_files_name_services_as_written(service: str, directory: str, written: str, matches: bool) -> None:
     assert names_service(written, service_names(service, Path("services") / directory)) is matches
+
+
+@pytest.mark.parametrize(
+    ("source", "ddl", "insert"),
+    [
+        (
+            "notes",
+            "CREATE TABLE migrations (id serial PRIMARY KEY, name text NOT NULL, run_on timestamptz NOT NULL)",
+            "INSERT INTO migrations (name, run_on) VALUES ('001_notes.sql', '2024-03-01T10:00:00Z'), "
+            "('002_note_tags.sql', '2024-03-01T10:00:00Z')",
+        ),
+        (
+            "ingest",  # f"CREATE TABLE IF NOT EXISTS {TABLE} (...)", TABLE = "migration_history"
+            "CREATE TABLE migration_history (script text PRIMARY KEY, installed_on timestamptz NOT NULL)",
+            "INSERT INTO migration_history VALUES ('001_notes.sql', '2024-03-01T10:00:00Z'), "
+            "('002_note_tags.sql', '2024-03-01T10:00:00Z')",
+        ),
+    ],
+)
+def test_adopting_a_runners_table_of_another_name(monorepo, source: str, ddl: str, insert: str) -> None:
+    repo = monorepo({"svc": {}})
+    prefix = f"services/{source}/"
+    files = {f"services/svc/{k[len(prefix) :]}": v for k, v in INTERPOLATED["files"].items() if k.startswith(prefix)}
+    files["services/svc/migrations/001_notes.sql"] = "CREATE TABLE IF NOT EXISTS notes (id bigint);\n"
+    files["services/svc/migrations/002_note_tags.sql"] = "ALTER TABLE notes ADD COLUMN IF NOT EXISTS tags text[];\n"
+    write_tree(repo.root, files)
+    with psycopg.connect(repo.env["SVC_DATABASE_URL"], autocommit=True) as conn:
+        conn.execute(f"{ddl}; {insert}; CREATE TABLE notes (id bigint, tags text[])")
+    done = repo.invoke("adopt", "svc", *(["--from", "own-runner"] if source == "ingest" else []))  # notes: auto
+    assert done.returncode == 0, done.stdout + done.stderr
+    table = ddl.split()[2]
+    assert done.stdout.splitlines()[0] == (
+        f"svc: recorded 2 version(s) from own-runner's public.{table} into schema_migrations "
+        "(001_notes, 002_note_tags); 0 were already there"
+    )
+    assert repo.query(
+        "svc", "SELECT version, applied_at = '2024-03-01T10:00:00Z' FROM schema_migrations ORDER BY 1"
+    ) == [
+        ("001_notes", True),
+        ("002_note_tags", True),
+    ]
+    migrated = json.loads(repo.invoke("migrate-all", "--json").stdout)["services"][0]
+    assert (migrated["outcome"], migrated["already_applied"]) == ("up_to_date", 2)
+
+
+PYTHON_TEMPLATE = Path(migratekit.__file__).parent / "scaffold/templates/python/src/{{package}}/migrate.py.tmpl"
+
+
+def test_mk601_knows_a_copy_of_the_python_templates_runner(tmp_path: Path) -> None:
+    """A copy of the Python template's runner, its placeholders filled with whatever service it was made for, is
+    the template's when unchanged; one without its lock is diverged; a hand-written migrate.py is no copy."""
+    template = PYTHON_TEMPLATE.read_text()
+    copy = template.replace("{{name}}", "billing-api").replace("{{package}}", "billing_api")
+    unlocked = copy.replace("        _lock(conn, key)\n", "")
+    assert unlocked != copy
+    build(
+        tmp_path,
+        {
+            "services": {"billing-api": "python", "reports": "python", "search": "python"},
+            "files": {
+                "services/billing-api/src/billing_api/migrate.py": copy,
+                "services/reports/src/reports/migrate.py": unlocked.replace("billing", "reports"),
+                "services/search/migrate.py": FIXTURE["files"]["services/search/migrate.py"],
+            },
+        },
+    )
+    found = [[f.code, f.service, f.path, f.message] for f in across_services(load_workspace(tmp_path))]
+    assert [f for f in found if f[0] == "MK601"] == [
+        [
+            "MK601",
+            "reports",
+            "services/reports/src/reports/migrate.py",
+            "differs from the template's runner: +0 -1 lines",
+        ]
+    ]
+
+
+@pytest.mark.parametrize(
+    ("written", "billing", "billing_worker"),
+    [
+        ("billing-worker-migrate", False, True),  # the longer name of another service wins
+        ("ghcr.io/acme/billing-worker:1.0", False, True),
+        ("billing-migrate", True, False),
+        ("billing-service", True, False),
+    ],
+)
+def test_a_deploy_name_is_the_service_it_names_most_closely(written: str, billing: bool, billing_worker: bool) -> None:
+    mine, worker = service_names("billing", Path("services/billing")), service_names("billing-worker", Path("bw"))
+    assert names_service(written.rsplit("/", 1)[-1].split(":")[0], mine, worker) is billing
+    assert names_service(written.rsplit("/", 1)[-1].split(":")[0], worker, mine) is billing_worker
+
+
+HAND_WRITTEN_WITH_THE_TEMPLATES_NAMES = """\
+import { Pool } from "pg";
+import { readdirSync, readFileSync } from "fs";
+
+export async function runMigrations(pool: Pool): Promise<void> {
+  await pool.query("CREATE TABLE IF NOT EXISTS migrations (name text PRIMARY KEY, run_on timestamptz)");
+  const done = await getAppliedMigrations(pool);
+  for (const file of loadMigrations()) {
+    if (!done.has(file)) await applyMigration(pool, file);
+  }
+}
+
+function loadMigrations(): string[] {
+  return readdirSync("migrations").filter((f) => f.endsWith(".sql")).sort();
+}
+
+async function getAppliedMigrations(pool: Pool): Promise<Set<string>> {
+  const { rows } = await pool.query("SELECT name FROM migrations");
+  return new Set(rows.map((r) => r.name));
+}
+
+async function applyMigration(pool: Pool, file: string): Promise<void> {
+  await pool.query(readFileSync(`migrations/${file}`, "utf8"));
+  await pool.query("INSERT INTO migrations (name, run_on) VALUES ($1, now())", [file]);
+}
+"""
+
+
+def test_mk601_passes_over_a_hand_written_runner_that_shares_the_templates_function_names(tmp_path: Path) -> None:
+    """loadMigrations, getAppliedMigrations, applyMigration are names anyone picks: a copy shares the lines too."""
+    build(
+        tmp_path,
+        {
+            "services": {"notes": "typescript"},
+            "files": {"services/notes/src/db/migrate.ts": HAND_WRITTEN_WITH_THE_TEMPLATES_NAMES},
+        },
+    )
+    assert [f.code for f in across_services(load_workspace(tmp_path)) if f.code == "MK601"] == []
+
+
+def test_mk604_names_a_runners_table_of_the_seeds_shape_under_another_name(tmp_path: Path) -> None:
+    """migration_history(version, applied_at, checksum, execution_time_ms): the seed's columns, but migratekit and
+    the others' runners read schema_migrations, so neither sees what this runner applied."""
+    runner = FIXTURE["files"]["services/ledger/src/database/migrate.ts"].replace(
+        "schema_migrations", "migration_history"
+    )
+    build(tmp_path, {"services": {"ledger": "typescript"}, "files": {"services/ledger/src/db/migrate.ts": runner}})
+    found = [
+        [f.code, f.path, f.line, f.message] for f in across_services(load_workspace(tmp_path)) if f.code == "MK604"
+    ]
+    assert found == [
+        [
+            "MK604",
+            "services/ledger/src/db/migrate.ts",
+            81,
+            "public.migration_history (its runner's own) has the seed's columns, but its name is not schema_migrations",
+        ]
+    ]
+
+
+def test_a_runners_seed_shaped_table_under_another_name_is_adopted_not_run_again(monorepo) -> None:
+    repo = monorepo({"svc": {}})
+    runner = FIXTURE["files"]["services/ledger/src/database/migrate.ts"].replace(
+        "schema_migrations", "migration_history"
+    )
+    write_tree(
+        repo.root,
+        {
+            "services/svc/src/db/migrate.ts": runner,
+            "services/svc/migrations/001_notes.sql": "CREATE TABLE IF NOT EXISTS notes (id bigint);\n",
+        },
+    )
+    with psycopg.connect(repo.env["SVC_DATABASE_URL"], autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE migration_history (version TEXT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT NOW(), "
+            "checksum TEXT NOT NULL, execution_time_ms INTEGER NOT NULL); CREATE TABLE notes (id bigint); "
+            "INSERT INTO migration_history (version, checksum, execution_time_ms) VALUES ('001_notes', 'x', 3)"
+        )
+    refused = json.loads(repo.invoke("migrate-all", "--json").stdout)["services"][0]
+    assert "own runner's public.migration_history" in refused["failure"]["message"]
+    done = repo.invoke("adopt", "svc")
+    assert done.returncode == 0 and "recorded 1 version(s) from own-runner's public.migration_history" in done.stdout
+    migrated = json.loads(repo.invoke("migrate-all", "--json").stdout)["services"][0]
+    assert (migrated["outcome"], migrated["already_applied"]) == ("up_to_date", 1)
+
+
+NEST_SERVICE_RUNNER = """\
+import { Injectable, OnApplicationBootstrap } from "@nestjs/common";
+import { DataSource } from "typeorm";
+
+@Injectable()
+export class MigrationRunner {
+  private readonly table: string = "migration_history";
+
+  constructor(private readonly db: DataSource) {}
+
+  async run(files: string[]): Promise<void> {
+    await this.db.query(`CREATE TABLE IF NOT EXISTS ${this.table} (filename text PRIMARY KEY, ran_at timestamptz)`);
+    for (const file of files) {
+      await this.db.query(readFileSync(file, "utf8"));
+      await this.db.query(`INSERT INTO ${this.table} (filename) VALUES ($1)`, [file]);
+    }
+  }
+}
+"""
+
+
+def test_a_nest_runner_class_names_its_table_in_a_readonly_field(tmp_path: Path) -> None:
+    write_tree(tmp_path, {"src/db/migration-runner.service.ts": NEST_SERVICE_RUNNER})
+    found = runner_table(tmp_path)
+    assert found is not None
+    assert (found.table, found.line, found.key, found.applied_at) == (
+        "public.migration_history",
+        11,
+        "filename",
+        "ran_at",
+    )
+
+
+@pytest.mark.parametrize(
+    "create",
+    [
+        'f"CREATE TABLE IF NOT EXISTS {TABLE} (file text PRIMARY KEY, ran_at timestamptz)"',
+        '"CREATE TABLE IF NOT EXISTS %s (file text PRIMARY KEY, ran_at timestamptz)" % TABLE',
+        '"CREATE TABLE IF NOT EXISTS {} (file text PRIMARY KEY, ran_at timestamptz)".format(TABLE)',
+        '"CREATE TABLE IF NOT EXISTS " + TABLE + " (file text PRIMARY KEY, ran_at timestamptz)"',
+        'sql.SQL("CREATE TABLE IF NOT EXISTS {} (file text PRIMARY KEY, ran_at timestamptz)")'
+        ".format(sql.Identifier(TABLE))",
+    ],
+)
+def test_a_python_runners_table_named_by_a_constant_however_the_sql_is_built(tmp_path: Path, create: str) -> None:
+    source = f'TABLE = "migration_log"\n\n\ndef main(cur):\n    cur.execute({create})\n'
+    source += '    cur.execute(f"INSERT INTO {TABLE} (file) VALUES (%s)", ("001_x.sql",))\n'
+    write_tree(tmp_path, {"migrate.py": source})
+    found = runner_table(tmp_path)
+    assert found is not None and (found.table, found.line, found.key) == ("public.migration_log", 5, "file")
+
+
+@pytest.mark.parametrize(
+    ("path", "source"),
+    [
+        (
+            "src/migrate.ts",
+            'const TABLE = "migration_log";\n\nawait db.query(\n'
+            '  "CREATE TABLE IF NOT EXISTS " + TABLE + " (file text PRIMARY KEY, ran_at timestamptz)");\n'
+            'await db.query("INSERT INTO " + TABLE + " (file) VALUES ($1)", [f]);\n',
+        ),
+        (
+            "cmd/migrate/main.go",
+            'package main\n\nconst table = "migration_log"\n\nfunc main() {\n'
+            '\tdb.Exec("CREATE TABLE IF NOT EXISTS " + table + " (file text PRIMARY KEY, ran_at timestamptz)")\n'
+            '\tdb.Exec("INSERT INTO " + table + " (file) VALUES ($1)", f)\n}\n',
+        ),
+    ],
+)
+def test_a_runners_table_name_joined_into_the_sql_with_plus(tmp_path: Path, path: str, source: str) -> None:
+    write_tree(tmp_path, {path: source})
+    found = runner_table(tmp_path)
+    assert found is not None and (found.table, found.key) == ("public.migration_log", "file")
+    assert found.line == source.count("\n", 0, source.index("CREATE")) + 1

@@ -4,12 +4,17 @@ Files already applied in production cannot be edited to satisfy a rule (their ch
 team adopting migratekit accepts what is there and fails only on what is new. A finding is keyed by its
 service, file, rule and message, never its line: moving a statement, or editing another file, does not bring
 an accepted finding back. Each key keeps a count, so a second identical finding in the same file is new
-(the way PHPStan's and RuboCop's baselines count).
+(the way PHPStan's and RuboCop's baselines count). A file renamed is another file: a migration renamed is
+another version to every runner, which applies it again, so what was accepted in it is new under its new name.
+
+The baseline is a file of the repository, committed beside the code it accepts: one outside it, a directory,
+or another tool's file is refused (exit 2) before anything is written.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -46,31 +51,87 @@ class Filtered:
     fixed: int  # accepted findings that are gone: writing the baseline again shrinks it
 
 
-def read(path: Path) -> Baseline:
-    """The baseline in `path`; an unreadable or malformed one is the user's to fix, never ignored."""
+def read(path: Path, shown: str | None = None, named_by: str | None = None) -> Baseline:
+    """The baseline in `path` (`shown` as the user wrote it; `named_by` the workspace.yaml line that names it);
+    an unreadable or malformed one is the user's to fix, never ignored."""
+    shown = shown or str(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"{path}: no such baseline; write one with `invoke audit --write-baseline {path}`") from None
+        if named_by is not None:
+            raise ConfigError(
+                f"{named_by}: baseline: {shown} does not exist: write it with `invoke audit --write-baseline "
+                f"{shown}` (and commit it), or remove the key"
+            ) from None
+        raise ConfigError(
+            f"{shown}: no such baseline; write one with `invoke audit --write-baseline {shown}`"
+        ) from None
+    except IsADirectoryError:
+        raise ConfigError(f"{shown}: a directory, not a baseline file; name the file") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ConfigError(
-            f"{path}: not a migratekit baseline ({error}); write it again with --write-baseline"
+            f"{shown}: not a migratekit baseline ({error}); write it again with --write-baseline"
         ) from None
     entries = data.get("findings") if isinstance(data, dict) else None
     if not isinstance(data, dict) or data.get("version") != BASELINE_VERSION or not isinstance(entries, list):
         raise ConfigError(
-            f"{path}: not a migratekit baseline (version {BASELINE_VERSION} with a findings list); "
+            f"{shown}: not a migratekit baseline (version {BASELINE_VERSION} with a findings list); "
             "write it again with --write-baseline"
         )
     accepted: Counter[Key] = Counter()
     for index, entry in enumerate(entries):
         if not _entry_ok(entry):
             raise ConfigError(
-                f"{path}: findings[{index}] needs service, path, code, message and a positive count; "
+                f"{shown}: findings[{index}] needs service, path, code, message and a positive count; "
                 "write the baseline again with --write-baseline"
             )
         accepted[(entry["service"], entry["path"], entry["code"], entry["message"])] += entry.get("count", 1)
     return Baseline(path, accepted)
+
+
+def inside(path: Path, root: Path, flag: str, given: str) -> None:
+    """A baseline is the repository's (its paths are repository-relative, and it is committed with the code)."""
+    if not path.resolve().is_relative_to(root.resolve()):
+        raise ConfigError(f"{flag} {given}: outside the repository; keep the baseline in it")
+
+
+def writable(path: Path, root: Path, given: str) -> Baseline | None:
+    """Where --write-baseline will write, checked before anything is written (init writes workspace.yaml
+    first): a file of the repository that is a baseline already (returned: its other services' entries stay)
+    or nothing yet, in a directory that can be made and written."""
+    flag = "--write-baseline"
+    inside(path, root, flag, given)
+    if path.is_dir():
+        raise ConfigError(f"{flag} {given}: a directory; name a file")
+    if path.exists():
+        try:
+            kept = read(path, given)
+        except ConfigError:
+            raise ConfigError(
+                f"{given} exists and is not a migratekit baseline: not overwritten; name another file (or remove "
+                "this one)"
+            ) from None
+        if not os.access(path, os.W_OK):
+            raise ConfigError(f"{flag} {given}: cannot be written: the file is read-only")
+        return kept
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    where = ancestor.resolve().relative_to(root.resolve()).as_posix()
+    if not ancestor.is_dir():
+        raise ConfigError(f"{flag} {given}: cannot be written: {where} is not a directory")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise ConfigError(f"{flag} {given}: cannot be written: {where or 'the checkout'} is read-only")
+    return None
+
+
+def write(path: Path, text: str, given: str) -> None:
+    """Write a baseline that `writable` accepted (an error the checks could not foresee still names the file)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(f"--write-baseline {given}: cannot be written ({error.strerror})") from None
 
 
 def _entry_ok(entry: object) -> bool:

@@ -69,7 +69,7 @@ def audit(
     env = os.environ if environ is None else environ
     order = select(workspace, only, changed_since=changed_since)
     selected = set(order)
-    repo = deploy.scan(workspace.root)
+    repo = deploy.scan(workspace.root, {name: s.path for name, s in workspace.services.items()})
     with _collector_paused():
         audited = dict(zip(order, _map_services(workspace, order, use_cache, repo), strict=True))
         found: list[Finding] = [f for findings, _ in audited.values() for f in findings]
@@ -99,9 +99,10 @@ def audit(
     kept.sort(key=lambda f: (rank.get(f.service or "", -1), f.path or "", f.line or 0, f.code))
     if baseline is None:
         return AuditReport(workspace.root, tuple(order), tuple(kept), changed_since)
-    filtered = baselines.apply(baselines.read(baseline), kept, order)
     whole = baseline.resolve()
     shown = relative(workspace.root, whole) if whole.is_relative_to(workspace.root) else str(baseline)
+    named_by = workspace.baseline_declared if whole == workspace.baseline else None
+    filtered = baselines.apply(baselines.read(baseline, shown, named_by), kept, order)
     return AuditReport(
         workspace.root, tuple(order), filtered.new, changed_since, shown, filtered.accepted, filtered.fixed
     )

@@ -107,6 +107,8 @@ def audit_staged(
     kept = tuple(f for f in report.findings if concerns(f, sorted_out) and (codes is None or f.code in codes))
     if workspace.baseline is None:
         return replace(report, findings=kept)
-    filtered = baselines.apply(baselines.read(workspace.baseline), kept, report.services)
     shown = relative(workspace.root, workspace.baseline.resolve())
+    filtered = baselines.apply(
+        baselines.read(workspace.baseline, shown, workspace.baseline_declared), kept, report.services
+    )
     return replace(report, findings=filtered.new, baseline=shown, accepted=len(kept) - len(filtered.new), fixed=0)

@@ -11,7 +11,6 @@ from invoke import Context, Exit, task
 from migratekit import interrupts
 from migratekit.cli import render
 from migratekit.cli.flags import ROOT_HELP, user_errors, workspace_at
-from migratekit.errors import ConfigError
 from migratekit.model.selection import select
 from migratekit.model.settings import RunOptions
 
@@ -175,8 +174,10 @@ def init(c: Context, update: bool = False, root: str | None = None, write_baseli
     from migratekit.scaffold.workspace_yaml import init_workspace
 
     workspace = workspace_at(root)
-    if write_baseline is not None and not (workspace.root / write_baseline).resolve().is_relative_to(workspace.root):
-        raise ConfigError(f"--write-baseline {write_baseline}: outside the repository; keep the baseline in it")
+    if write_baseline is not None:  # before workspace.yaml is written: a baseline it cannot write changes nothing
+        from migratekit.checks.baseline import writable
+
+        writable(workspace.root / write_baseline, workspace.root, write_baseline)
     done = init_workspace(workspace, update, proposed_settings)
     if done.layout is not None:
         found = f"services_dir: {done.layout.services_dir}, migrations: {done.layout.migrations}"
@@ -213,8 +214,6 @@ def _offer_baseline(workspace: Workspace, target: str | None) -> None:
                 "invoke init --update --write-baseline migratekit-baseline.json"
             )
         return
-    path = workspace.root / target
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(baselines.document(report.findings), encoding="utf-8")
+    baselines.write(workspace.root / target, baselines.document(report.findings), target)
     name_baseline(workspace, Path(target).as_posix())
     print(f"{target}: accepted {len(report.findings)} finding(s); workspace.yaml names it as the audit's baseline")

@@ -68,10 +68,14 @@ def audit(
         raise ConfigError(f"--format {shape!r}: one of {', '.join(AUDIT_FORMATS)}")
     workspace = workspace_at(root)
     if write_baseline is not None:
-        _write_baseline(workspace, Path(write_baseline), [service] if service else None, changed_since, not no_cache)
+        _write_baseline(workspace, write_baseline, [service] if service else None, changed_since, not no_cache)
         return
     if baseline is not None and all_findings:
         raise ConfigError("--baseline and --all-findings contradict each other: give one")
+    if baseline is not None:
+        from migratekit.checks.baseline import inside
+
+        inside(Path(baseline), workspace.root, "--baseline", baseline)
     accepted = None if all_findings else (Path(baseline) if baseline is not None else workspace.baseline)
     result = run_audit(
         workspace, [service] if service else None, changed_since, use_cache=not no_cache, baseline=accepted
@@ -88,7 +92,8 @@ def audit(
             target = Path(output)
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(rendered)
-            print(f"wrote {output}: {result.errors} error(s), {result.warnings} warning(s)", file=sys.stderr)
+            by = f"; {result.accepted} accepted by the baseline {result.baseline}" if result.baseline else ""
+            print(f"wrote {output}: {result.errors} error(s), {result.warnings} warning(s){by}", file=sys.stderr)
     if result.errors:
         raise Exit(code=1)
 
@@ -97,16 +102,16 @@ AUDIT_FORMATS = ("text", "json", "sarif", "github")
 
 
 def _write_baseline(
-    workspace: Workspace, target: Path, only: list[str] | None, changed_since: str | None, use_cache: bool
+    workspace: Workspace, given: str, only: list[str] | None, changed_since: str | None, use_cache: bool
 ) -> None:
     """Record today's findings (of the audited services; the others' entries stay) and say how many."""
     from migratekit.checks import baseline as baselines
     from migratekit.checks.run import audit as run_audit
 
+    target = Path(given)
+    keep = baselines.writable(target, workspace.root, given)
     result = run_audit(workspace, only, changed_since, use_cache=use_cache)
-    keep = baselines.read(target) if target.exists() else None
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(baselines.document(result.findings, keep, result.services), encoding="utf-8")
+    baselines.write(target, baselines.document(result.findings, keep, result.services), given)
     print(
         f"wrote {target}: {len(result.findings)} finding(s) of {len(result.services)} service(s) accepted; "
         "later audits list only new ones",

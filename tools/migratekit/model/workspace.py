@@ -85,6 +85,7 @@ class Workspace:
     migrations: str = MIGRATIONS  # defaults.migrations: a new service that keeps them elsewhere must say so
     embedded: bool = False  # `embedded: true`: services without a URL use the embedded PostgreSQL, even in CI
     baseline: Path | None = None  # `baseline:`: the audit's accepted findings (audit --write-baseline)
+    baseline_declared: str | None = None  # where `baseline:` is written (workspace.yaml:3), for its errors
 
     def environment_variable(self, environment: str, service: str) -> str:
         """The variable holding `service`'s database URL in `environment` (drift --envs)."""

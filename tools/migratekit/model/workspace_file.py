@@ -139,12 +139,17 @@ class Checker:
         self.lines = lines
 
     def fail(self, key: tuple[str, ...], problem: str) -> ConfigError:
-        where = str(self.path or WORKSPACE_FILE)
-        line = next((self.lines[key[:n]] for n in range(len(key), 0, -1) if key[:n] in self.lines), None)
-        if line:  # the key's own line, else (a key that is missing) the line of the entry it is missing from
-            where += f":{line}"
+        where = str(self.path or WORKSPACE_FILE) + self._line(key)
         dotted = ".".join(key)
         return ConfigError(f"{where}: {dotted}: {problem}" if dotted else f"{where}: {problem}")
+
+    def _line(self, key: tuple[str, ...]) -> str:
+        line = next((self.lines[key[:n]] for n in range(len(key), 0, -1) if key[:n] in self.lines), None)
+        return f":{line}" if line else ""  # the key's own line, else (a key that is missing) its entry's
+
+    def where(self, key: tuple[str, ...]) -> str:
+        """The file's name and the key's line (workspace.yaml:3), for an error found after the file was read."""
+        return (self.path.name if self.path else WORKSPACE_FILE) + self._line(key)
 
     def mapping(self, value: Any, key: tuple[str, ...], allowed: set[str]) -> dict[str, Any]:
         if value is None:
@@ -274,6 +279,7 @@ def build_workspace(
         embedded=_flag(check, ("embedded",), top.get("embedded", False)),
         migrations=defaults.get("migrations", MIGRATIONS),
         baseline=_baseline(check, root, top.get("baseline")),
+        baseline_declared=check.where(("baseline",)) if "baseline" in top else None,
     )
     workspace.groups()  # raises on a cycle, naming it
     return workspace
@@ -400,6 +406,8 @@ def _ignores(check: Checker, key: tuple[str, ...], raw: Any) -> tuple[tuple[str,
             or not all(isinstance(c, str) and RULE_CODE.fullmatch(c) for c in rules)
         ):
             raise check.fail((*at, "rules"), "must be a non-empty list of rule codes such as [MK201]")
+        while pattern.startswith("./"):  # ./migrations/001_*.sql: the same files as migrations/001_*.sql
+            pattern = pattern[2:]
         files.append(FileIgnore(pattern, tuple(rules)))
     return tuple(codes), tuple(files)
 

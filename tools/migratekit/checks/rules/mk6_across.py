@@ -9,7 +9,8 @@ import difflib
 import json
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -22,10 +23,38 @@ from migratekit.model.migration import tracking_table_statement
 from migratekit.model.runner_table import runner_table
 from migratekit.model.workspace import Workspace, relative
 
-FUNCTION = re.compile(r"\bfunction\s+([A-Za-z_$][\w$]*)")
-TEMPLATE_RUNNER = (
-    Path(__file__).parents[2] / "scaffold" / "templates" / "typescript" / "src" / "database" / "migrate.ts"
+TEMPLATES = Path(__file__).parents[2] / "scaffold" / "templates"
+
+
+@dataclass(frozen=True)
+class TemplateRunner:
+    """One of the runners migratekit's templates ship: where it is, which of a service's files may be copies,
+    and how a copy names its functions."""
+
+    path: Path
+    sources: Callable[[Path], Iterable[Path]]  # a service's files that may be a copy of it
+    definitions: re.Pattern[str]  # the names a source defines, to tell a copy from a runner written by hand
+
+
+def _python_sources(service: Path) -> Iterator[Path]:
+    for path in sorted(service.rglob("*.py")):
+        if not {".venv", "venv", "node_modules", "__pycache__", "tests", "test", "build", "dist"} & set(path.parts):
+            yield path
+
+
+TEMPLATE_RUNNERS = (
+    TemplateRunner(
+        TEMPLATES / "typescript" / "src" / "database" / "migrate.ts",
+        lambda service: (p for p in sorted(service.glob("src/**/*.ts")) if "node_modules" not in p.parts),
+        re.compile(r"\bfunction\s+([A-Za-z_$][\w$]*)"),
+    ),
+    TemplateRunner(
+        TEMPLATES / "python" / "src" / "{{package}}" / "migrate.py.tmpl",
+        _python_sources,
+        re.compile(r"^\s*(?:async\s+)?(?:def|class)\s+(\w+)", re.MULTILINE),
+    ),
 )
+PLACEHOLDER = re.compile(r"\{\{\w+\}\}")  # {{package}}: what new-service fills in
 
 rule = partial(declare_rule, scope=Scope.ACROSS)
 AcrossHit = tuple[str, str | None, int | None, str]  # (service, path, line, message)
@@ -36,33 +65,53 @@ def runner_diverged(ws: Workspace) -> Iterable[AcrossHit]:
     """A runner copied from the template has diverged.
 
     Copies that drift apart fix a bug in one service and keep it in the others. A copy is a source
-    that defines most of the template runner's own functions (ensureMigrationsTable,
-    getAppliedMigrations, applyMigration...), whatever its name: a runner written by hand is no copy.
+    that defines most of a template runner's own functions (TypeScript's ensureMigrationsTable,
+    getAppliedMigrations, applyMigration...; Python's run_migrations, _lock, _apply...) and holds most of its
+    lines, whatever its name: a runner written by hand is no copy, whatever its functions are called. The
+    template's placeholders ({{package}}) match whatever the copy's service put there.
     Bad: services/battles/src/database/migrate.ts without the advisory lock the others take
     Good: every copy identical to the template's runner
     """
-    if not TEMPLATE_RUNNER.is_file():
-        return
-    template = TEMPLATE_RUNNER.read_text()
-    for name, service in ws.services.items():
-        for path in sorted(service.path.glob("src/**/*.ts")):
-            if "node_modules" in path.parts:
-                continue
-            text = path.read_text(errors="replace")
-            if text == template or not copied_from(template, text):
-                continue
-            diff = list(difflib.unified_diff(template.splitlines(), text.splitlines(), lineterm="", n=0))
-            added = sum(1 for d in diff if d.startswith("+") and not d.startswith("+++"))
-            removed = sum(1 for d in diff if d.startswith("-") and not d.startswith("---"))
-            yield name, relative(ws.root, path), None, f"differs from the template's runner: +{added} -{removed} lines"
+    for runner in TEMPLATE_RUNNERS:
+        if not runner.path.is_file():
+            continue
+        template = runner.path.read_text()
+        for name, service in ws.services.items():
+            for path in runner.sources(service.path):
+                text = path.read_text(errors="replace")
+                lines = filled_in(template.splitlines(), text.splitlines())
+                if lines == template.splitlines() or not copied_from(template, text, runner.definitions, lines):
+                    continue
+                diff = list(difflib.unified_diff(template.splitlines(), lines, lineterm="", n=0))
+                added = sum(1 for d in diff if d.startswith("+") and not d.startswith("+++"))
+                removed = sum(1 for d in diff if d.startswith("-") and not d.startswith("---"))
+                message = f"differs from the template's runner: +{added} -{removed} lines"
+                yield name, relative(ws.root, path), None, message
 
 
-def copied_from(template: str, text: str) -> bool:
-    """The file defines at least two thirds of the template's functions, by their names (the template's
-    distinctive ones: a hand-written runner shares one name, runMigrations or main, at most)."""
-    functions = set(FUNCTION.findall(template))
-    shared = functions & set(FUNCTION.findall(text))
-    return len(functions) >= 3 and 3 * len(shared) >= 2 * len(functions)
+def copied_from(template: str, text: str, definitions: re.Pattern[str], lines: list[str]) -> bool:
+    """The file defines at least two thirds of the template's functions, by their names, and holds at least half
+    of the template's lines (`lines`: the file's, placeholders filled in): loadMigrations or applyMigration are
+    names a runner written by hand picks too, but its lines are its own."""
+    functions = set(definitions.findall(template))
+    shared = functions & set(definitions.findall(text))
+    if len(functions) < 3 or 3 * len(shared) < 2 * len(functions):
+        return False
+    wanted = {line.strip() for line in template.splitlines() if len(line.strip()) > 3}  # not `}` or `});`
+    return 2 * len(wanted & {line.strip() for line in lines}) >= len(wanted)
+
+
+def _filled(line: str) -> str:
+    parts = PLACEHOLDER.split(line)
+    return r"[\w.-]+".join(re.escape(part) for part in parts)
+
+
+def filled_in(template: list[str], lines: list[str]) -> list[str]:
+    """The copy's lines, each that fills a template line's placeholders given back as that template line."""
+    patterns = [(line, re.compile(_filled(line))) for line in template if PLACEHOLDER.search(line)]
+    if not patterns:
+        return lines
+    return [next((line for line, pattern in patterns if pattern.fullmatch(copied)), copied) for copied in lines]
 
 
 @rule("MK602", "warning", "give the function one body everywhere (or different names for different behaviour)")
@@ -160,6 +209,11 @@ def tracking_diverged(ws: Workspace) -> Iterable[AcrossHit]:
             message = f"{runner.table} (its runner's own) has columns {', '.join(runner.columns)}, not the seed's"
             yield name, relative(ws.root, runner.path), runner.line, message
             continue  # the table the runner creates is the one it writes: 001_init's, if any, is not used
+        tracked = service.settings.tracking_table.rsplit(".", 1)[-1]
+        if runner is not None and runner.table.rsplit(".", 1)[-1] != tracked:
+            message = f"{runner.table} (its runner's own) has the seed's columns, but its name is not {tracked}"
+            yield name, relative(ws.root, runner.path), runner.line, message
+            continue
         found = tracking_table_statement(service.load_migrations(mixed=True), service.settings.tracking_table)
         init, create = found if found is not None else (None, None)
         if init is None or create is None:

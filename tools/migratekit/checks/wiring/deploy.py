@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import shlex
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -35,10 +35,14 @@ DOCKER_DIRS = ("", "docker", "build", "deploy")
 WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "Pod"}
 HELM_DIRECTIVE = re.compile(r"\{\{.*?\}\}")
 TEMPLATED = "__helm__"  # what a `{{ }}` becomes: a value only a rendering would know
+HELM_VALUE = re.compile(r"\{\{-?\s*\.Values\.([\w.]+)\s*(?:\|\s*quote\s*)?-?\}\}")
 INITDB = "/docker-entrypoint-initdb.d"
 INITDB_MOUNT = "docker-entrypoint-initdb.d mount"
 PRE_HOOKS = re.compile(r"pre-install|pre-upgrade|PreSync")
 MAX_BYTES = 1_000_000
+
+
+Named = tuple[tuple[str, ...], tuple[str, ...]]  # a service's names, and every other service's
 
 
 @dataclass(frozen=True)
@@ -60,26 +64,65 @@ def _yaml_documents(path: Path) -> tuple[dict, ...]:
         info = path.stat()
     except OSError:
         return ()
-    return _parsed(path, info.st_size, info.st_mtime_ns)
+    values = _chart_values_file(path)
+    try:
+        stamp = values.stat().st_mtime_ns if values is not None else None
+    except OSError:
+        values, stamp = None, None
+    return _parsed(path, info.st_size, info.st_mtime_ns, values, stamp)
+
+
+def _chart_values_file(path: Path) -> Path | None:
+    """A Helm template's chart's values.yaml: the one beside the nearest Chart.yaml above the template."""
+    for directory in list(path.parents)[:4]:
+        if (directory / "Chart.yaml").is_file():
+            values = directory / "values.yaml"
+            return values if values.is_file() else None
+    return None
 
 
 @cache
-def _parsed(path: Path, size: int, mtime_ns: int) -> tuple[dict, ...]:
+def _parsed(path: Path, size: int, mtime_ns: int, values: Path | None, values_mtime: int | None) -> tuple[dict, ...]:
     """One YAML file's documents, parsed once per content (an audit of 300 services reads a shared
-    compose file once, and an edited file is read again)."""
+    compose file once, and an edited file is read again). In a Helm template, `{{ .Values.image.repository }}`
+    is its chart's default value (what names the service's image), any other directive a blank."""
     try:
         if size > MAX_BYTES:
             return ()
         text = path.read_text(errors="replace")
         if "{{" in text:  # a Helm template: drop directive-only lines, blank the inline ones
+            defaults = _values(values) if values is not None else {}
             text = "\n".join(
-                HELM_DIRECTIVE.sub(TEMPLATED, line)
+                HELM_DIRECTIVE.sub(lambda directive: _value_of(directive[0], defaults), line)
                 for line in text.splitlines()
                 if not re.fullmatch(r"\s*(\{\{.*?\}\}\s*)+", line)
             )
         return tuple(d for d in yaml.safe_load_all(text) if isinstance(d, dict))
     except (yaml.YAMLError, OSError, UnicodeError):
         return ()
+
+
+def _values(path: Path) -> dict:
+    try:
+        if path.stat().st_size > MAX_BYTES:
+            return {}
+        loaded = yaml.safe_load(path.read_text(errors="replace"))
+    except (yaml.YAMLError, OSError, UnicodeError):
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def _value_of(directive: str, values: dict) -> str:
+    """`{{ .Values.a.b }}` (or `| quote`d) as values.yaml's a.b when that is a plain word, else TEMPLATED."""
+    match = HELM_VALUE.fullmatch(directive)
+    value: object = values
+    for key in match[1].split(".") if match else ():
+        value = value.get(key) if isinstance(value, dict) else None
+    if match and isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        text = str(value)
+        if re.fullmatch(r"[\w./:@-]+", text):  # an image, a tag, a name: nothing YAML would read otherwise
+            return text
+    return TEMPLATED
 
 
 @dataclass(frozen=True)
@@ -112,9 +155,14 @@ class Repository:
     scripts: tuple[tuple[Path, str], ...]  # (path, text) of the repository scripts that apply migrations
     dockerfiles: tuple[SharedDockerfile, ...]  # Dockerfile* at the root and in docker/, build/, deploy/
     makefile: Path | None
+    services: tuple[tuple[str, tuple[str, ...]], ...] = ()  # every service with the names deploy files give it
+
+    def others(self, service: str) -> tuple[str, ...]:
+        """The names of every other service: billing-worker-migrate is billing-worker's, not billing's."""
+        return tuple(n for name, names in self.services if name != service for n in names)
 
 
-def scan(root: Path) -> Repository:
+def scan(root: Path, services: Mapping[str, Path] | None = None) -> Repository:
     dockerfiles = [
         p for folder in DOCKER_DIRS if (root / folder).is_dir() for p in sorted((root / folder).glob("Dockerfile*"))
     ]
@@ -124,6 +172,7 @@ def scan(root: Path) -> Repository:
         tuple(_migrating_scripts(root)),
         tuple(SharedDockerfile.read(p) for p in dockerfiles if p.is_file() and "migrat" not in p.name.lower()),
         makefile_in(root),
+        tuple((name, service_names(name, path)) for name, path in (services or {}).items()),
     )
 
 
@@ -162,29 +211,39 @@ def _words(text: str) -> list[str]:
     return [w for w in re.split(r"[^a-z0-9]+", text.lower()) if w]
 
 
-def names_service(written: str, names: tuple[str, ...]) -> bool:
+def names_service(written: str, names: tuple[str, ...], others: tuple[str, ...] = ()) -> bool:
     """Does a name as written (catalog-service-migrate, ghcr.io/acme/catalog-service's catalog-service) hold one
-    of the service's names, word for word in a row? `catalog` is in catalog-service and catalog-service-migrate;
-    `catalog-service` is not in catalog, nor `order` in orders."""
+    of the service's names, word for word in a row, and no longer name of another service? `catalog` is in
+    catalog-service and catalog-service-migrate; `catalog-service` is not in catalog, nor `order` in orders; and
+    billing-worker-migrate is the service billing-worker's, not billing's."""
     words = _words(written)
+    mine = _longest(words, names)
+    return mine > 0 and _longest(words, others) <= mine
+
+
+def _longest(words: list[str], names: tuple[str, ...]) -> int:
+    """The most words of one of `names` that `words` hold in a row (0: none of them)."""
+    best = 0
     for name in names:
         wanted = _words(name)
         if wanted and any(words[i : i + len(wanted)] == wanted for i in range(len(words) - len(wanted) + 1)):
-            return True
-    return False
+            best = max(best, len(wanted))
+    return best
 
 
-def _belongs(name: str, obj: object, names: tuple[str, ...], own: bool, path: Path | None = None) -> bool:
+def _belongs(
+    name: str, obj: object, names: tuple[str, ...], own: bool, path: Path | None = None, others: tuple[str, ...] = ()
+) -> bool:
     """A repository-level object is this service's when it says so by name, image or path, or lives in a
-    directory or file named after it (charts/<service>/templates/..., infrastructure/k8s/<service>.yaml);
-    `path` is from the repository's root."""
-    if own or (path is not None and any(names_service(part.split(".")[0], names) for part in path.parts)):
+    directory or file named after it (charts/<service>/templates/..., infrastructure/k8s/<service>.yaml),
+    and says no other service's longer name there; `path` is from the repository's root."""
+    if own or (path is not None and any(names_service(part.split(".")[0], names, others) for part in path.parts)):
         return True
     text = yaml.safe_dump(obj, default_flow_style=True) if not isinstance(obj, str) else obj
-    if names_service(name, names) or any(f"services/{n}/" in text + "/" for n in names):
+    if names_service(name, names, others) or any(f"services/{n}/" in text + "/" for n in names):
         return True
     image = obj.get("image") if isinstance(obj, dict) else None
-    return bool(image) and names_service(str(image).rsplit("/", 1)[-1].split(":")[0], names)
+    return bool(image) and names_service(str(image).rsplit("/", 1)[-1].split(":")[0], names, others)
 
 
 def _command(spec: dict, command_key: str = "command", args_key: str = "args") -> str:
@@ -214,13 +273,14 @@ def jobs(service: str, tree: Tree, repo: Repository) -> list[Job]:
     own = {p for p, _ in mine}
     root = repo.root
     names = service_names(service, tree.directory)
+    others = repo.others(service)
     for path, documents in [*mine, *repo.manifests]:
         where = path.relative_to(root) if path.is_relative_to(root) else None
         for document in documents:
             if "kind" in document:
-                found += _kubernetes(document, path, names, path in own, tree, where)
+                found += _kubernetes(document, path, (names, others), path in own, tree, where)
             elif isinstance(document.get("services"), dict) and COMPOSE.match(path.name):
-                found += _compose(document["services"], path, names, path in own, tree, root)
+                found += _compose(document["services"], path, (names, others), path in own, tree, root)
     found += _manual(service, tree, repo)
     fly = tree.directory / "fly.toml"
     if fly.is_file():
@@ -302,16 +362,16 @@ def _pod(document: dict) -> dict:
     return spec if isinstance(spec, dict) else {}
 
 
-def _kubernetes(
-    document: dict, path: Path, names: tuple[str, ...], own: bool, tree: Tree, where: Path | None
-) -> Iterator[Job]:
+def _kubernetes(document: dict, path: Path, named: Named, own: bool, tree: Tree, where: Path | None) -> Iterator[Job]:
     if document.get("kind") not in WORKLOADS:
         return
     metadata: dict = document["metadata"] if isinstance(document.get("metadata"), dict) else {}
     name = str(metadata.get("name", ""))
     pod = _pod(document)
     containers = [c for c in pod.get("containers") or [] if isinstance(c, dict)]
-    if not (_belongs(name, document, names, own, where) or any(_belongs("", c, names, False) for c in containers)):
+    names, others = named
+    mine = _belongs(name, document, names, own, where, others)
+    if not (mine or any(_belongs("", c, names, False, others=others) for c in containers)):
         return
     if document.get("kind") in ("Job", "CronJob"):
         hooks = " ".join(str(v) for k, v in (metadata.get("annotations") or {}).items() if "hook" in str(k))
@@ -328,7 +388,8 @@ def _kubernetes(
             yield Job("init container", name, path, True, image, images, command=_command(init))
 
 
-def _compose(services: dict, path: Path, names: tuple[str, ...], own: bool, tree: Tree, root: Path) -> Iterator[Job]:
+def _compose(services: dict, path: Path, named: Named, own: bool, tree: Tree, root: Path) -> Iterator[Job]:
+    names, others = named
     migrating = {
         name
         for name, spec in services.items()
@@ -338,11 +399,11 @@ def _compose(services: dict, path: Path, names: tuple[str, ...], own: bool, tree
     servers = [
         spec
         for name, spec in services.items()
-        if isinstance(spec, dict) and name not in migrating and _belongs(str(name), spec, names, own)
+        if isinstance(spec, dict) and name not in migrating and _belongs(str(name), spec, names, own, others=others)
     ]
     for name in sorted(migrating):
         spec = services[name]
-        if not (_belongs(str(name), spec, names, own) or _carries(spec, path, tree, root)):
+        if not (_belongs(str(name), spec, names, own, others=others) or _carries(spec, path, tree, root)):
             continue
         ordered = any(_waits_for(server, name) for server in servers)
         image = str(spec.get("image") or "") or None
@@ -394,9 +455,10 @@ def _builds_migrator(spec: dict, compose: Path) -> bool:
 
 
 def _carries(spec: dict, compose: Path, tree: Tree, root: Path) -> bool:
-    """A shared migration image (one Dockerfile.migrate for all) is this service's when it copies its migrations."""
+    """A shared migration image (one Dockerfile.migrate for all) is this service's when it copies its migrations:
+    its build context holds them (a `COPY . .` of another service's directory copies none of this one's)."""
     build = compose_build(spec, compose)
-    if build is None or not build.dockerfile.is_file():
+    if build is None or not build.dockerfile.is_file() or not tree.migrations.resolve().is_relative_to(build.context):
         return False
     image = analyse(build.dockerfile, tree.directory, root, build, tree.migrations)
     return bool(image.final.carriers)
@@ -413,7 +475,8 @@ def builds(service: str, directory: Path, repo: Repository, files: tuple[Path, .
             for name, spec in (services or {}).items() if isinstance(services, dict) else ():
                 build = compose_build(spec, path) if isinstance(spec, dict) else None
                 if build and build.dockerfile.is_file() and "migrat" not in build.dockerfile.name.lower():
-                    if _belongs(str(name), spec, service_names(service, directory), path.is_relative_to(directory)):
+                    names = service_names(service, directory)
+                    if _belongs(str(name), spec, names, path.is_relative_to(directory), others=repo.others(service)):
                         found.append(build)
     for dockerfile in repo.dockerfiles:
         shared = _shared(dockerfile, service, root)

@@ -21,6 +21,15 @@ from pathlib import Path
 
 from tree_sitter import Language, Node, Parser
 
+from migratekit.model.runner_table import (
+    go_constants,
+    go_formatted,
+    js_constants,
+    python_constants,
+    python_string,
+    with_constants,
+)
+
 LANGUAGES = {".go": "go", ".tsx": "tsx", ".py": "python", ".sh": "shell", ".bash": "shell"}
 LANGUAGES |= {suffix: "typescript" for suffix in (".ts", ".mts", ".cts")}
 LANGUAGES |= {suffix: "javascript" for suffix in (".js", ".mjs", ".cjs", ".jsx")}
@@ -156,8 +165,9 @@ def parse_program(path: Path, text: str) -> Program | None:
         return _python(path, text)
     root = parser_for(language).parse(text.encode()).root_node
     if language == "go":
-        return _go(path, root)
-    calls = tuple(_calls(root, _js_scope, _js_stops))
+        return _go(path, root, go_constants(text))
+    constants = js_constants(text)  # INSERT INTO ${TABLE}: the history table a literal const names
+    calls = tuple(_calls(root, _js_scope, _js_stops, lambda arguments: with_constants(arguments, constants)))
     defines = frozenset(_js_definitions(root))
     return Program(path, language, calls, defines, "", False)
 
@@ -166,13 +176,13 @@ def text_of(node: Node | None) -> str:
     return node.text.decode(errors="replace") if node is not None and node.text is not None else ""
 
 
-def _calls(root: Node, scope_of, stops_of) -> Iterator[Call]:  # type: ignore[no-untyped-def]
+def _calls(root: Node, scope_of, stops_of, resolve=str) -> Iterator[Call]:  # type: ignore[no-untyped-def]
     stack = [root]
     while stack:
         node = stack.pop()
         if node.type == "call_expression":
             callee = re.sub(r"\s+", "", text_of(node.child_by_field_name("function")))
-            records = bool(RECORDS_HISTORY.search(text_of(node.child_by_field_name("arguments"))))
+            records = bool(RECORDS_HISTORY.search(resolve(text_of(node.child_by_field_name("arguments")))))
             yield Call(callee, node.start_point[0] + 1, scope_of(node), stops_of(node), records)
         stack.extend(reversed(node.named_children))
 
@@ -248,7 +258,7 @@ def _js_stops(call: Node) -> bool:
 GO_EMBED = re.compile(r"//go:embed\s+(.+)")
 
 
-def _go(path: Path, root: Node) -> Program:
+def _go(path: Path, root: Node, constants: dict[str, str]) -> Program:
     package = next((c for c in root.named_children if c.type == "package_clause"), None)
     is_main = text_of(package).split()[-1:] == ["main"]
     defines = frozenset(
@@ -261,7 +271,8 @@ def _go(path: Path, root: Node) -> Program:
         for c in root.named_children
         if c.type == "comment"
     )
-    calls = tuple(_calls(root, _go_scope, _go_stops))
+    # fmt.Sprintf("INSERT INTO %s ...", table): the history table a literal const names
+    calls = tuple(_calls(root, _go_scope, _go_stops, lambda arguments: go_formatted(arguments, constants)))
     return Program(path, "go", calls, defines, "main" if is_main and "main" in defines else None, embeds)
 
 
@@ -330,6 +341,7 @@ def _python(path: Path, text: str) -> Program | None:
     calls: list[Call] = []
     defines: set[str] = set()
     imported = _py_imports(tree)
+    constants = python_constants(tree)  # f"INSERT INTO {TABLE} ...": the history table a literal constant names
 
     def visit(node: ast.AST, scope: str, trying: tuple[ast.Try, ...]) -> None:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
@@ -340,10 +352,7 @@ def _python(path: Path, text: str) -> Program | None:
             head, dot, rest = ast.unparse(node.func).partition(".")
             callee = imported.get(head, head) + dot + rest  # upgrade() imported from flask_migrate is theirs
             if not callee.rpartition(".")[2][:1].isupper():  # Migrate(app, db) builds an object: it runs nothing
-                records = any(
-                    isinstance(a, ast.Constant) and isinstance(a.value, str) and RECORDS_HISTORY.search(a.value)
-                    for a in node.args
-                )
+                records = any(RECORDS_HISTORY.search(python_string(a, constants) or "") for a in node.args)
                 calls.append(Call(callee, node.lineno, scope, stops, records))
         if isinstance(node, ast.Try):
             for statement in node.body:
