@@ -174,7 +174,7 @@ def format_records() -> str:
 
 def format_rules() -> str:
     """Which format-bound rule judges which format (mk1_files.FORMAT_RULES); every other rule judges them all."""
-    from migratekit.checks.rules.mk1_files import FORMAT_RULES
+    from migratekit.checks.rules.mk1_files import FAMILY_FORMATS, FORMAT_RULES
 
     rows = [
         "| rule | " + " | ".join(f"`{f}`" for f in formats.Format) + " |",
@@ -184,6 +184,9 @@ def format_rules() -> str:
         rows.append(
             f"| {code} | " + " | ".join("yes" if f in FORMAT_RULES[code] else "-" for f in formats.Format) + " |"
         )
+    for family in sorted(FAMILY_FORMATS):
+        judged = FAMILY_FORMATS[family]
+        rows.append(f"| {family}xx | " + " | ".join("yes" if f in judged else "-" for f in formats.Format) + " |")
     return "\n".join(rows)
 
 
