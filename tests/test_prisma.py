@@ -317,3 +317,16 @@ def test_new_service_in_prismas_format_is_refused_with_what_to_do_instead(web: M
     made = web.invoke("new-service", "shop", "--format", "prisma")
     assert made.returncode == 2 and "create it with npx prisma init" in made.stderr
     assert not (web.root / "services/shop").exists()
+
+
+def test_verify_applies_prismas_migrations_from_empty_and_says_it_does_not_run_them_twice(web: Monorepo) -> None:
+    """Prisma's generated SQL runs once (its second run would fail on "relation already exists" by design)."""
+    text = web.invoke("verify", "--service", "web")
+    assert text.returncode == 0, text.stdout + text.stderr
+    assert text.stdout.splitlines()[1:] == [
+        "web: applied (3 migrations applied, then 0 run again)",
+        "  note: not run a second time: 3 prisma migration(s), generated to run once in one transaction, as their "
+        "tool runs them",
+    ]
+    (result,) = json.loads(web.invoke("verify", "--service", "web", "--json").stdout)["services"]
+    assert (result["first_run"], result["second_run"], result["run_again"], result["rollback"]) == (None, [], 0, None)

@@ -100,6 +100,9 @@ EXAMPLES: dict[Format, tuple[str, str]] = {
     Format.DIESEL: ("2024-01-01-120000_init/up.sql", "2024-01-01-120000_init/down.sql"),
     Format.PRISMA: ("20240101120000_init/migration.sql", "none: Prisma's migrations only go forward"),
 }
+# Formats whose tool generates each migration's SQL to run once, in one transaction with its history row (Prisma's
+# `CREATE TABLE "User"`, never IF NOT EXISTS): not held to the seed's idempotency (MK2xx, verify's second run).
+RUN_ONCE = frozenset({Format.PRISMA})
 DIRECTORY_FORMATS = {Format.DIESEL: "up.sql", Format.PRISMA: "migration.sql"}  # a directory per migration: its file
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from migratekit.checks.rule import Scope, StaleIgnore
 from migratekit.checks.rule import rule as declare_rule
-from migratekit.model.formats import AUTO, SEED_NAME, TIMESTAMPS, Format, contradicts, format_groups
+from migratekit.model.formats import AUTO, RUN_ONCE, SEED_NAME, TIMESTAMPS, Format, contradicts, format_groups
 from migratekit.model.migration import Migration, is_prisma_directory, prisma_problems, tracking_table_statement
 
 
@@ -37,7 +37,7 @@ WITH_DOWN_PARTS = tuple(f for f in Format if f not in (Format.SEED, Format.PRISM
 # Idempotency (MK2xx) is held to every format whose files people write; Prisma's are generated from schema.prisma
 # (CREATE TABLE "User" …, never IF NOT EXISTS) and each runs once in one transaction with its tracking row, so a
 # rerun never meets half of one: the family does not judge them. Safety (MK3xx) judges every format.
-WRITTEN_BY_HAND = tuple(f for f in Format if f is not Format.PRISMA)
+WRITTEN_BY_HAND = tuple(f for f in Format if f not in RUN_ONCE)
 FAMILY_FORMATS: dict[str, tuple[Format, ...]] = {"MK2": WRITTEN_BY_HAND}
 FORMAT_RULES: dict[str, tuple[Format, ...]] = {
     "MK101": tuple(Format),  # each by its own naming: NNN_snake_case.sql, <version>_<name>…, Flyway's V/U/R/B
