@@ -87,8 +87,11 @@ def _layout(directory: Path, layouts: tuple[str, ...]) -> str | None:
 
 
 def _holds_sql(directory: Path) -> bool:
-    """SQL files, or a directory per migration holding one (Prisma's <name>/migration.sql)."""
-    return any(directory.glob("*.sql")) or any(directory.glob("*/migration.sql"))
+    """SQL files, or a directory per migration holding one (Prisma's <name>/migration.sql, or its lock file alone
+    before the first migration)."""
+    if any(directory.glob("*.sql")):
+        return True
+    return (directory / "migration_lock.toml").is_file() or any(directory.glob("*/migration.sql"))
 
 
 SPRING_CONFIGS = ("application.yml", "application.yaml", "application.properties")

@@ -52,6 +52,13 @@ FORMAT_RULES: dict[str, tuple[Format, ...]] = {
 }
 
 
+SHAPES = {  # MK101: how a format's migration is named, where it is not <version>_<name>.sql
+    Format.UPDOWN: "<version>_<name>.up.sql",
+    Format.DIESEL: "<version>_<name>/up.sql",
+    Format.PRISMA: "<timestamp>_<name>/migration.sql",
+}
+
+
 def judges(code: str, fmt: Format) -> bool:
     """Whether a rule judges a file of this format (FORMAT_RULES, else its family's FAMILY_FORMATS, else yes)."""
     formats = FORMAT_RULES.get(code) or FAMILY_FORMATS.get(code[:3])
@@ -80,7 +87,7 @@ def file_name(d: Directory) -> Iterable[FileHit]:
         elif m.format is Format.FLYWAY:
             continue  # a file is Flyway's by its name (V1_1__x.sql, R__x.sql): every one read as Flyway's is valid
         elif m.format is not Format.SEED and m.number is None:
-            shape = "<version>_<name>.up.sql" if m.format is Format.UPDOWN else "<version>_<name>.sql"
+            shape = SHAPES.get(m.format, "<version>_<name>.sql")
             yield m.path, None, f"{m.filename} is not {shape}: {m.format} needs a numbered version"
 
 
