@@ -149,6 +149,8 @@ def adopt_tools() -> str:
 TOOL_CHECKSUMS = {  # the tool's own checksum, which adopt compares with the file
     "flyway": "CRC-32 of the file's lines: an `R__` row counts only while the file still has it",
     "sqlx": "SHA-384 of the text: a row whose file changed is refused, as sqlx refuses it",
+    "prisma": "SHA-256 of migration.sql: a row whose file changed is adopted, as `prisma migrate deploy` takes it, "
+    "and named in a warning",
 }
 
 
@@ -174,7 +176,7 @@ def format_records() -> str:
 
 def format_rules() -> str:
     """Which format-bound rule judges which format (mk1_files.FORMAT_RULES); every other rule judges them all."""
-    from migratekit.checks.rules.mk1_files import FORMAT_RULES
+    from migratekit.checks.rules.mk1_files import FAMILY_FORMATS, FORMAT_RULES
 
     rows = [
         "| rule | " + " | ".join(f"`{f}`" for f in formats.Format) + " |",
@@ -184,6 +186,9 @@ def format_rules() -> str:
         rows.append(
             f"| {code} | " + " | ".join("yes" if f in FORMAT_RULES[code] else "-" for f in formats.Format) + " |"
         )
+    for family in sorted(FAMILY_FORMATS):
+        judged = FAMILY_FORMATS[family]
+        rows.append(f"| {family}xx | " + " | ".join("yes" if f in judged else "-" for f in formats.Format) + " |")
     return "\n".join(rows)
 
 

@@ -30,7 +30,7 @@ from migratekit.checks.sql.context import Context, FileState, Schema, ServiceFac
 from migratekit.checks.sql.statements import advance, ignore_comments, service_facts
 from migratekit.checks.wiring import deploy
 from migratekit.checks.wiring.collect import collect
-from migratekit.model.formats import AUTO
+from migratekit.model.formats import AUTO, Format
 from migratekit.model.migration import Migration
 from migratekit.model.runner_table import own_history
 from migratekit.model.selection import select
@@ -261,6 +261,12 @@ def _by_kind() -> dict[str, tuple[Rule, ...]]:
     return {kind: tuple(rules) for kind, rules in by_kind.items()}
 
 
+@functools.cache
+def _by_format(fmt: Format) -> dict[str, tuple[Rule, ...]]:
+    """The statement rules by node type that judge a file of this format (mk1_files.judges)."""
+    return {kind: tuple(r for r in rules if mk1_files.judges(r.code, fmt)) for kind, rules in _by_kind().items()}
+
+
 def lint_file(
     service: str, path: str, migration: Migration, facts: ServiceFacts, state: FileState | None = None
 ) -> list[Finding]:
@@ -270,7 +276,7 @@ def lint_file(
     used: set[tuple[int, str]] = set()
     state = state if state is not None else FileState()
     findings = []
-    by_kind = _by_kind()
+    by_kind = _by_format(migration.format)
     for index, statement in enumerate(statements):
         ctx = Context(migration, statement, state, facts)
         silenced = ignores.get(index, {})

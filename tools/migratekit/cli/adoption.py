@@ -97,7 +97,8 @@ def forget(c: Context, service: str, version: str, yes: bool = False, root: str 
     help={
         "service": "the service whose other tool's history to import",
         "from_": "the tool: auto (default: the one whose table is there), golang-migrate, dbmate, goose, flyway, "
-        "node-pg-migrate, kysely, or own-runner (the table the service's hand-written runner creates)",
+        "node-pg-migrate, kysely, sqlx, diesel, prisma, or own-runner (the table the service's hand-written runner "
+        "creates)",
         "dry_run": "say what would be recorded, and change nothing",
         "root": ROOT_HELP,
     }
@@ -132,6 +133,12 @@ def adopt(c: Context, service: str, from_: str = "auto", dry_run: bool = False, 
         print(
             f"{service}: {done.table} also names {len(done.unmatched)} file(s) not in "
             f"{relative(workspace.root, chosen.migrations_dir)}, not recorded: {', '.join(done.unmatched)}"
+        )
+    if done.edited:
+        print(
+            f"{service}: warning: {done.table} records another checksum than the file has now for "
+            f"{', '.join(done.edited)}: edited after {done.tool} applied it ({done.tool}'s deploy does not compare "
+            "them either); recorded with the file's checksum as it is: check that the database matches the file"
         )
 
 

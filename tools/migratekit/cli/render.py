@@ -451,8 +451,9 @@ def rule_text(rule: Rule) -> Text:
 def verify_text(results: Sequence[Verification], images: Sequence[ImageCheck], origin: str) -> list[Text]:
     lines = [_text(f"throwaway databases from: {origin}")]
     for r in results:
-        verdict = ("idempotent", "green") if r.ok else ("failed", "red")
-        lines.append(_text(f"{r.service}: ", verdict, f" ({r.migrations} migrations applied, then each run again)"))
+        again = "each" if r.run_again is None else str(r.run_again)
+        verdict = ("failed", "red") if not r.ok else ("idempotent", "green") if again != "0" else ("applied", "green")
+        lines.append(_text(f"{r.service}: ", verdict, f" ({r.migrations} migrations applied, then {again} run again)"))
         said = [f"note: {n}" for n in r.notes]
         if r.first_run:
             said.append(f"first run failed: {r.first_run.describe()}")

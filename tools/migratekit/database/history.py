@@ -24,7 +24,15 @@ from psycopg import sql
 from migratekit.database import tracking
 from migratekit.database.connection import connect, lost, refused
 from migratekit.database.drift import BASELINE_MS, database_drift, schema_drift
-from migratekit.database.other_tools import OWN_RUNNER, History, own_runner_history, paired, read, which_tool
+from migratekit.database.other_tools import (
+    OWN_RUNNER,
+    History,
+    edited_since,
+    own_runner_history,
+    paired,
+    read,
+    which_tool,
+)
 from migratekit.database.results import Stopped
 from migratekit.database.schema import Difference
 from migratekit.database.scratch import ScratchServer
@@ -47,6 +55,7 @@ class Adopted:
     already: tuple[str, ...] = ()  # versions migratekit had recorded with the same checksum
     dry_run: bool = False
     unmatched: tuple[str, ...] = ()  # names the service's own runner recorded that no file has (not recorded)
+    edited: tuple[str, ...] = ()  # versions the tool recorded another checksum for than the file has now (Prisma)
 
 
 def adopt(
@@ -114,7 +123,9 @@ def _adopt(
                     ).format(tracking.identifier(settings.tracking_table)),
                     (migration.version, migration.checksum, applied_at),
                 )
-    return Adopted(service, name, table, tuple(m.version for m, _ in todo), already, run.dry_run, unmatched)
+    edited = tuple(edited_since(history, matched))
+    imported = tuple(m.version for m, _ in todo)
+    return Adopted(service, name, table, imported, already, run.dry_run, unmatched, edited)
 
 
 def _own_runner(conn: psycopg.Connection, tool: str, tracking_table: str, own: RunnerTable | None) -> History | None:

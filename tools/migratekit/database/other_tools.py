@@ -9,7 +9,8 @@ its tool reads it: golang-migrate's one row is the version it is at, and every f
 and goose's versions are numbers (goose's newest row for a version says whether it stands); Flyway's rows
 count in installed_rank order, versions compared as Flyway compares them (1 = 1.0 = 01): an undo or a
 repair's DELETE takes a version back, a baseline stands for every version up to it, a failed migration
-stops it as it stops Flyway; node-pg-migrate's and Kysely's are the files' names, matched whole. What the
+stops it as it stops Flyway; Prisma's rows count by name unless rolled back, a failed one stopping it as it stops
+`prisma migrate deploy`; node-pg-migrate's and Kysely's are the files' names, matched whole. What the
 tool itself would never have written (a NULL version, several golang-migrate rows, a time that is not one,
 a table of its name without its columns) is refused, naming it, before anything is written.
 """
@@ -47,6 +48,7 @@ class Entry:
     checksum: int | None = None  # Flyway: its CRC-32 of the file's lines (see flyway_checksum)
     repeatable: bool = False  # Flyway: an R__ file's latest successful run; it counts only for the same text
     digest: bytes | None = None  # sqlx: its SHA-384 of the up part's text, which must still be the file's
+    sha256: str | None = None  # Prisma: its checksum, the SHA-256 of migration.sql as hex (compared, not required)
 
 
 @dataclass(frozen=True)
@@ -248,6 +250,54 @@ def _named(tool: str, columns: str) -> Reader:
     return read
 
 
+def _prisma(conn: psycopg.Connection, table: str) -> History:
+    """Prisma's reading (`migrate deploy`): a migration is applied when a row of its name is not rolled back; a row
+    neither finished nor rolled back is a failed migration, which stops deploy (P3009) until `prisma migrate
+    resolve` marks it; a rolled-back row counts for nothing, and a later row of that name stands on its own."""
+    columns = "migration_name, checksum, finished_at::text, rolled_back_at::text, started_at::text"
+    rows = _rows(conn, table, columns, " ORDER BY started_at, finished_at NULLS LAST")
+    if any(name is None for name, *_ in rows):
+        raise _no_version("prisma", table)
+    failed = [(name, at) for name, _, finished, rolled_back, at in rows if finished is None and rolled_back is None]
+    if failed:
+        listed = ", ".join(f"{name} (started {started})" for name, started in failed)
+        raise MigratekitError(
+            f"prisma's {table} records a failed migration: {listed}; prisma migrate deploy stops there too (P3009). "
+            "Undo what it did and mark it with prisma migrate resolve --rolled-back NAME (or finish it by hand and "
+            "mark it with prisma migrate resolve --applied NAME), then adopt"
+        )
+    applied: dict[str, Entry] = {}
+    for name, checksum, finished, rolled_back, _ in rows:
+        if rolled_back is None:  # finished: the newest such row of a name is the one that stands
+            applied[name] = Entry(name, finished, sha256=checksum or "")
+    return History("prisma", table, tuple(applied.values()))
+
+
+def prisma_checksum(data: bytes) -> str:
+    """Prisma's checksum of a migration: SHA-256 of migration.sql's text, as 64 hex digits."""
+    return hashlib.sha256(data.decode("utf-8", errors="replace").encode("utf-8")).hexdigest()
+
+
+def edited_since(history: History, matched: Sequence[tuple[Migration, str | None]]) -> list[str]:
+    """The versions whose file is no longer the text the tool recorded a checksum of (Prisma's, as Prisma compares
+    it: the file as it is, with LF or with CRLF line endings, and its checksums of old versions that dropped the
+    zero of a byte under 16). Prisma's migrate deploy never compares them; `migrate status` says "modified"."""
+    by_version = {e.version: e.sha256 for e in history.entries if e.sha256 is not None}
+    edited = []
+    for migration, _ in matched:
+        recorded = by_version.get(migration.version)
+        if recorded is not None and recorded not in _prisma_variants(migration):
+            edited.append(migration.version)
+    return edited
+
+
+def _prisma_variants(migration: Migration) -> set[str]:
+    text = migration.data.decode("utf-8", errors="replace")
+    forms = {text, text.replace("\r\n", "\n"), text.replace("\n", "\r\n")}
+    digests = [hashlib.sha256(form.encode("utf-8")).digest() for form in forms]
+    return {d.hex() for d in digests} | {"".join(f"{byte:x}" for byte in d) for d in digests}
+
+
 @dataclass(frozen=True)
 class Tool:
     table: str  # its history table's name, in whichever schema
@@ -303,6 +353,13 @@ TOOLS: dict[str, Tool] = {
         False,
         frozenset({Format.SEED}),
         _named("kysely", "name, timestamp"),
+    ),
+    "prisma": Tool(
+        "_prisma_migrations",
+        frozenset({"id", "checksum", "finished_at", "migration_name", "rolled_back_at", "started_at"}),
+        False,
+        frozenset({Format.PRISMA}),
+        _prisma,
     ),
 }
 

@@ -50,9 +50,10 @@ def rollback_targets(
         if migration is None:
             raise ConfigError(f"{version} is applied but its file is gone: restore it before rolling back")
         if migration.down_sql is None:
-            if migration.format is Format.SEED:
+            if migration.format in (Format.SEED, Format.PRISMA):
+                whose = "the seed's" if migration.format is Format.SEED else "Prisma's"
                 raise ConfigError(
-                    f"{migration.filename} has no down part: the seed's migrations only go forward; "
+                    f"{migration.filename} has no down part: {whose} migrations only go forward; "
                     "write a new migration that reverses it (invoke new-migration)"
                 )
             raise ConfigError(f"{migration.filename} has no down part (MK114): write one, or roll forward instead")

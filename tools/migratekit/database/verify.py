@@ -22,6 +22,7 @@ from migratekit.database.schema import Difference, compare, snapshot
 from migratekit.database.scratch import ScratchServer, docker_unavailable_reason, scratch_database
 from migratekit.errors import ConfigError
 from migratekit.model.dockerfile import analyse
+from migratekit.model.formats import RUN_ONCE
 from migratekit.model.identity import shared_databases
 from migratekit.model.migration import Migration
 from migratekit.model.secrets import redact
@@ -39,6 +40,7 @@ class Verification:
     schema_changes: tuple[tuple[str, Difference], ...] = ()  # (file, what its second run changed)
     rollback: str | None = None  # what is missing about the newest migration's rollback notes
     notes: tuple[str, ...] = field(default=())  # what else a person should know
+    run_again: int | None = None  # how many were run a second time (None: all; Prisma's run once)
 
     @property
     def ok(self) -> bool:
@@ -65,9 +67,15 @@ def verify_service(workspace: Workspace, name: str, server: ScratchServer) -> Ve
         if not first.ok:
             return Verification(name, len(migrations), first_run=first.failure, notes=tuple(notes))
         failures, changes = [], []
+        once = [m for m in migrations if m.format in RUN_ONCE]
+        if once:
+            notes.append(
+                f"not run a second time: {len(once)} {once[0].format} migration(s), generated to run once in one "
+                "transaction, as their tool runs them"
+            )
         with psycopg.connect(url, autocommit=True) as conn:
             before = snapshot(conn)
-            for migration in migrations:
+            for migration in (m for m in migrations if m.format not in RUN_ONCE):
                 failure = run_again(conn, migration, service.settings)
                 if failure is not None:
                     failures.append(failure)
@@ -83,6 +91,7 @@ def verify_service(workspace: Workspace, name: str, server: ScratchServer) -> Ve
         tuple(changes),
         _rollback_gap(service.migrations_dir, migrations),
         tuple(notes),
+        len(migrations) - len(once) if once else None,
     )
 
 
@@ -94,6 +103,8 @@ def _rollback_gap(directory: Path, migrations: tuple[Migration, ...]) -> str | N
     if not versioned:
         return None
     newest = versioned[-1]
+    if newest.format in RUN_ONCE:
+        return None  # Prisma's migrations only go forward: a new migration reverses one
     if newest.down_sql is not None and newest.down_sql.strip():
         return None
     readme = directory / "README.md"

@@ -9,7 +9,8 @@ by its path below its base with `-` for `/` (`services/payments/api` is `payment
 The layouts are the tools' own: the seed's `migrations/`, dbmate's default `db/migrations/`,
 Go's `internal/` for code and SQL alike, and Spring Boot's Flyway default
 `src/main/resources/db/migration` (Maven's and Gradle's resources directory, on the classpath as
-`db/migration`). Without them `services/auth/db/migrations` would be a service named `auth-db`, and
+`db/migration`), and Prisma Migrate's `prisma/migrations` (beside `prisma/schema.prisma`). Without them
+`services/auth/db/migrations` would be a service named `auth-db`, and
 `services/billing/internal/db/migrations` no service at all. A Spring Boot service whose
 application.yml/.properties sets `spring.flyway.locations` is read at its first location
 (`classpath:db/flyway` is src/main/resources/db/flyway, `filesystem:sql` is sql/).
@@ -33,7 +34,8 @@ DEFAULT_DEPTH = 2
 SPRING_RESOURCES = "src/main/resources"  # Maven's and Gradle's: the classpath's root in the jar
 FLYWAY_LAYOUT = f"{SPRING_RESOURCES}/db/migration"  # Spring Boot's spring.flyway.locations default
 # the first found wins
-LAYOUTS = (MIGRATIONS, "db/migrations", "internal/db/migrations", "internal/migrations", FLYWAY_LAYOUT)
+PRISMA_LAYOUT = "prisma/migrations"  # Prisma Migrate's, beside prisma/schema.prisma
+LAYOUTS = (MIGRATIONS, "db/migrations", "internal/db/migrations", "internal/migrations", FLYWAY_LAYOUT, PRISMA_LAYOUT)
 
 
 def discover(
@@ -81,7 +83,15 @@ def _layout(directory: Path, layouts: tuple[str, ...]) -> str | None:
     first = layouts[0] if existing[:1] == [layouts[0]] else None  # the only one that may be empty
     if existing == [first]:
         return first  # the common case: no other layout to compare with, its files not listed
-    return next((m for m in existing if any((directory / m).glob("*.sql"))), first)
+    return next((m for m in existing if _holds_sql(directory / m)), first)
+
+
+def _holds_sql(directory: Path) -> bool:
+    """SQL files, or a directory per migration holding one (Prisma's <name>/migration.sql, or its lock file alone
+    before the first migration)."""
+    if any(directory.glob("*.sql")):
+        return True
+    return (directory / "migration_lock.toml").is_file() or any(directory.glob("*/migration.sql"))
 
 
 SPRING_CONFIGS = ("application.yml", "application.yaml", "application.properties")

@@ -17,6 +17,9 @@ flyway  V<version>__<description>.sql, versions dotted or underscored (1, 1.1, 2
         its description, and again whenever its checksum changes; B<version>__<description>.sql is a baseline
         migration, which Flyway runs only on an empty database instead of the versions up to it: migratekit applies
         the versions themselves, which the baseline promises are the same schema, and never runs it
+prisma  Prisma Migrate's prisma/migrations: a directory per migration, <timestamp>_<name>/migration.sql (prisma migrate
+        dev), applied in the order of the directories' names; no down part (Prisma's migrations only go forward), and
+        migration_lock.toml's provider must be "postgresql"
 
 Only the up part is ever applied forward; the down part serves `invoke rollback`. A format declared in
 workspace.yaml that a file contradicts (a .down.sql, or another tool's markers, under `seed`) is an error
@@ -40,6 +43,7 @@ class Format(StrEnum):
     FLYWAY = "flyway"
     SQLX = "sqlx"
     DIESEL = "diesel"
+    PRISMA = "prisma"
 
 
 FORMATS = tuple(f.value for f in Format)
@@ -94,7 +98,12 @@ EXAMPLES: dict[Format, tuple[str, str]] = {
     Format.FLYWAY: ("V1_1__init.sql", "U1_1__init.sql (R__ files are never undone)"),
     Format.SQLX: ("20240101120000_init.up.sql", "20240101120000_init.down.sql (a simple .sql has none)"),
     Format.DIESEL: ("2024-01-01-120000_init/up.sql", "2024-01-01-120000_init/down.sql"),
+    Format.PRISMA: ("20240101120000_init/migration.sql", "none: Prisma's migrations only go forward"),
 }
+# Formats whose tool generates each migration's SQL to run once, in one transaction with its history row (Prisma's
+# `CREATE TABLE "User"`, never IF NOT EXISTS): not held to the seed's idempotency (MK2xx, verify's second run).
+RUN_ONCE = frozenset({Format.PRISMA})
+DIRECTORY_FORMATS = {Format.DIESEL: "up.sql", Format.PRISMA: "migration.sql"}  # a directory per migration: its file
 
 
 def format_of(name: str, text: str) -> Format:
@@ -105,6 +114,8 @@ def format_of(name: str, text: str) -> Format:
     """
     if name.endswith("/up.sql"):  # a Diesel migration's, named with its directory
         return Format.DIESEL
+    if name.endswith("/migration.sql"):  # a Prisma migration's, named with its directory
+        return Format.PRISMA
     if UPDOWN_NAME.match(name):
         return Format.UPDOWN
     if name[:1] in "VUBR" and (FLYWAY_NAME.match(name) or FLYWAY_REPEATABLE.match(name)):
@@ -152,8 +163,8 @@ def format_groups(files: Iterable[tuple[str, Format]]) -> str:
 
 def version_of(name: str, fmt: Format) -> str:
     """What the tracking row records: the file name less `.up.sql` (updown) or `.sql` (flyway: V1_1__init)."""
-    if fmt is Format.DIESEL:
-        return name.removesuffix("/up.sql")
+    if fmt in DIRECTORY_FORMATS:
+        return name.removesuffix(f"/{DIRECTORY_FORMATS[fmt]}")
     if fmt in (Format.UPDOWN, Format.SQLX):
         return name.removesuffix(".up.sql").removesuffix(".sql")
     return name.removesuffix(".sql")
@@ -197,7 +208,7 @@ class Version:
     @classmethod
     def of_file(cls, name: str) -> Version:
         """The version of a migration file of any format (`.up.sql`, `.down.sql` or `.sql` dropped)."""
-        for suffix in ("/up.sql", "/down.sql", ".up.sql", ".down.sql", ".sql"):
+        for suffix in ("/up.sql", "/down.sql", "/migration.sql", ".up.sql", ".down.sql", ".sql"):
             if name.endswith(suffix):
                 return cls.parse(name.removesuffix(suffix))
         return cls.parse(name)
@@ -239,9 +250,9 @@ def new_version(fmt: Format, number: str, slug: str) -> str:
 
 def file_name(version: str, fmt: Format) -> str:
     """The file a version is applied from: the inverse of version_of (sqlx's reversible ones: .up.sql; Diesel's:
-    its directory's up.sql)."""
-    if fmt is Format.DIESEL:
-        return f"{version}/up.sql"
+    its directory's up.sql; Prisma's: its migration.sql)."""
+    if fmt in DIRECTORY_FORMATS:
+        return f"{version}/{DIRECTORY_FORMATS[fmt]}"
     return f"{version}.up.sql" if fmt in (Format.UPDOWN, Format.SQLX) else f"{version}.sql"
 
 
@@ -250,7 +261,7 @@ def sections(fmt: Format, text: str) -> Sections:
     if fmt is Format.SQLX:  # sqlx's own directive, on the file's first line
         first = text.removeprefix("\ufeff").lstrip().split("\n", 1)[0].strip()
         return Sections(text, 1, no_transaction="sqlx's '-- no-transaction'" if first == "-- no-transaction" else None)
-    if fmt in (Format.SEED, Format.UPDOWN, Format.FLYWAY, Format.DIESEL):
+    if fmt in (Format.SEED, Format.UPDOWN, Format.FLYWAY, Format.DIESEL, Format.PRISMA):
         return Sections(text, 1)
     for other, pattern in MARKED.items():
         found = pattern.search(text) if other is not fmt else None
@@ -304,4 +315,6 @@ def migration_files(fmt: Format, version: str, up: str, down: str) -> dict[str, 
         return {f"{version}.sql": f"-- +goose Up\n{up}\n-- +goose Down\n{down}"}
     if fmt is Format.NODE_PG_MIGRATE:
         return {f"{version}.sql": f"-- Up Migration\n{up}\n-- Down Migration\n{down}"}
+    if fmt is Format.PRISMA:  # no down part: Prisma's migrations only go forward
+        return {f"{version}/migration.sql": up}
     return {f"{version}.sql": up}

@@ -24,6 +24,7 @@ from migratekit.errors import ConfigError
 from migratekit.model.contract import qualified
 from migratekit.model.formats import (
     AUTO,
+    DIRECTORY_FORMATS,
     FLYWAY_NAME,
     Format,
     SectionError,
@@ -112,12 +113,13 @@ class Migration:
 
     @property
     def filename(self) -> str:
-        """The file's name in its migrations directory (Diesel's: its directory's too, 2024-01-01-000000_x/up.sql)."""
-        return f"{self.path.parent.name}/{self.path.name}" if self.format is Format.DIESEL else self.path.name
+        """The file's name in its migrations directory (Diesel's and Prisma's: its directory's too,
+        2024-01-01-000000_x/up.sql, 20240101000000_x/migration.sql)."""
+        return f"{self.path.parent.name}/{self.path.name}" if self.format in DIRECTORY_FORMATS else self.path.name
 
     @cached_property
     def version(self) -> str:
-        return self.path.parent.name if self.format is Format.DIESEL else version_of(self.path.name, self.format)
+        return self.path.parent.name if self.format in DIRECTORY_FORMATS else version_of(self.path.name, self.format)
 
     @cached_property
     def parsed_version(self) -> Version:
@@ -397,6 +399,13 @@ def load_migrations(
     diesel = _diesel_directories(directory) if fmt in (AUTO, Format.DIESEL) else {}
     for name in diesel:
         files[f"{name}/up.sql"], formats[f"{name}/up.sql"] = diesel[name][0], Format.DIESEL
+    if fmt in (AUTO, Format.PRISMA) and is_prisma_directory(directory, fmt):
+        problems = prisma_problems(directory)
+        if problems and not mixed:  # the audit reports each (MK119)
+            path, _, message = problems[0]
+            raise ConfigError(f"{path}: {message}")
+        for name, data in _prisma_migrations(directory).items():
+            files[f"{name}/migration.sql"], formats[f"{name}/migration.sql"] = data, Format.PRISMA
     if fmt != AUTO:
         declared = Format(fmt)
         against = sorted(name for name, found in formats.items() if contradicts(declared, found))
@@ -507,6 +516,73 @@ def _diesel_directories(directory: Path) -> dict[str, tuple[bytes, bytes | None]
         up, down = directory / name / "up.sql", directory / name / "down.sql"
         if up.is_file():
             found[name] = (_read(str(up)), _read(str(down)) if down.is_file() else None)
+    return found
+
+
+PRISMA_LOCK = "migration_lock.toml"
+PRISMA_PROVIDER = "postgresql"
+
+
+def _subdirectories(directory: Path) -> list[str]:
+    try:
+        with os.scandir(directory) as entries:
+            return sorted(e.name for e in entries if e.is_dir() and not e.name.startswith("."))
+    except OSError:
+        return []
+
+
+def is_prisma_directory(directory: Path, fmt: str = AUTO) -> bool:
+    """Prisma Migrate's migrations directory: declared so, or holding its lock file or a <name>/migration.sql."""
+    if fmt == Format.PRISMA or (directory / PRISMA_LOCK).is_file():
+        return True
+    return any((directory / name / "migration.sql").is_file() for name in _subdirectories(directory))
+
+
+def prisma_problems(directory: Path) -> list[tuple[Path, int | None, str]]:
+    """What `prisma migrate deploy` itself refuses in its directory: a migration_lock.toml of another provider
+    (read as Prisma reads it: the first line starting with `provider`), and a migration directory without its
+    migration.sql (Prisma takes every directory for a migration, and fails reading its script)."""
+    problems: list[tuple[Path, int | None, str]] = []
+    lock = directory / PRISMA_LOCK
+    try:
+        text = lock.read_text(errors="replace")
+    except OSError:
+        text = None
+    if text is not None:
+        lines = text.splitlines()
+        at = next((i for i, line in enumerate(lines) if line.startswith("provider")), None)
+        provider = "" if at is None else lines[at].removeprefix("provider = ").strip().strip('"')
+        if provider != PRISMA_PROVIDER:
+            said = f"provider {provider!r}" if at is not None else "no provider"
+            problems.append(
+                (
+                    lock,
+                    None if at is None else at + 1,
+                    f"Prisma's lock file names {said}, not {PRISMA_PROVIDER!r}: these migrations were written for "
+                    f'another database, and prisma migrate deploy refuses them too (P3019); write provider = "'
+                    f"{PRISMA_PROVIDER}\" once the migrations are PostgreSQL's, or move them to a service of their own",
+                )
+            )
+    for name in _subdirectories(directory):
+        if not (directory / name / "migration.sql").is_file():
+            problems.append(
+                (
+                    directory / name,
+                    None,
+                    "a Prisma migration directory without migration.sql: prisma migrate deploy fails reading it, "
+                    "and migratekit refuses it; write its migration.sql, or remove the directory",
+                )
+            )
+    return problems
+
+
+def _prisma_migrations(directory: Path) -> dict[str, bytes]:
+    """Each Prisma migration's migration.sql by its directory's name (Prisma applies them in that name's order)."""
+    found: dict[str, bytes] = {}
+    for name in _subdirectories(directory):
+        script = directory / name / "migration.sql"
+        if script.is_file():
+            found[name] = _read(str(script))
     return found
 
 

@@ -88,6 +88,12 @@ def new_service(
         raise ConfigError(f"--port {port} is not a TCP port (1-65535)")
     if fmt not in FORMATS:
         raise ConfigError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    if fmt == Format.PRISMA:  # the template's runner reads migrations/*.sql; Prisma's own runner is its CLI
+        raise ConfigError(
+            "--format prisma: a Prisma service's migrations are written by prisma migrate dev from its "
+            "prisma/schema.prisma and applied by prisma migrate deploy; create it with npx prisma init, then "
+            "invoke init --update declares it (invoke new-migration writes its migrations)"
+        )
     tokens = {
         "name": name,
         "package": name.replace("-", "_"),
@@ -178,7 +184,7 @@ def new_migration(
         version = new_version(fmt, _next_number(migrations, fmt, today_time, strays), slug)
         body, rollback, down = starter_sql(description)
         down_file = [n for n in migration_files(fmt, version, "", "") if n != file_name(version, fmt)]
-        if fmt is not Format.SEED:  # the format's down part is the rollback: the header says where it is
+        if fmt not in (Format.SEED, Format.PRISMA):  # the format's down part is the rollback: the header says where
             rollback = f"its down part, in {down_file[0]}" if down_file else "its down part, below"
         header = (
             f"-- Migration: {version}\n-- Description: {description.strip()}\n"
@@ -233,7 +239,8 @@ def _next_number(
         return str(max((*majors, *strays), default=0) + 1)
     widths = [len(m.filename.split("_", 1)[0]) for m in migrations if m.number is not None]
     highest = max((*(m.number for m in migrations if m.number is not None), *strays), default=0)
-    uses_timestamps = highest >= TIMESTAMPS if widths else fmt in (Format.DBMATE, Format.GOOSE, Format.DIESEL)
+    stamped = (Format.DBMATE, Format.GOOSE, Format.DIESEL, Format.PRISMA)  # their tools' own names are timestamps
+    uses_timestamps = highest >= TIMESTAMPS if widths else fmt in stamped
     if uses_timestamps:
         stamp = int((now or datetime.datetime.now(datetime.UTC)).strftime("%Y%m%d%H%M%S"))
         return str(max(stamp, highest + 1))

@@ -23,7 +23,7 @@ rule = partial(declare_rule, scope=Scope.HISTORY)
 class Change:
     status: str  # git's name-status letter: A(dded), M(odified), D(eleted)
     path: str  # relative to the monorepo root
-    name: str  # the file name
+    name: str  # the file's name in its migrations directory (Diesel's and Prisma's with its directory's)
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,8 @@ def clash(h: ServiceHistory) -> Iterable[HistoryHit]:
     """
     for change in h.with_status("A"):
         number = Version.of_file(change.name).number
-        if number is not None and number <= h.highest and not change.name.endswith(".down.sql"):  # a pair: once
+        down = change.name.endswith((".down.sql", "/down.sql"))  # a pair is reported once, by its up part
+        if number is not None and number <= h.highest and not down:
             yield change.path, None, f"{change.name} is new, but {h.ref} already has migrations up to {h.highest:03d}"
 
 
@@ -86,13 +87,19 @@ def service_history(ws: Workspace, service: Service, ref: str) -> ServiceHistory
     top = verify_ref(ws.root, ref)
     directory = service.migrations_dir.resolve().relative_to(top).as_posix()
     on_ref = [p for p in git(ws.root, "ls-tree", "-r", "--name-only", ref, "--", directory) if p.endswith(".sql")]
-    numbers = [n for p in on_ref if (n := Version.of_file(p.rsplit("/", 1)[-1]).number) is not None]
+    numbers = [n for p in on_ref if (n := Version.of_file(_inside(p, directory)).number) is not None]
     changed = git(ws.root, "diff", "--name-status", "--no-renames", ref, "--", directory)
     untracked = git(ws.root, "ls-files", "--others", "--exclude-standard", "--", directory)
     statuses = [line.split("\t", 1) for line in changed] + [["A", path] for path in untracked]
     changes = tuple(
-        Change(status, relative(ws.root, top / path), path.rsplit("/", 1)[-1])
+        Change(status, relative(ws.root, top / path), _inside(path, directory))
         for status, path in statuses
         if path.endswith(".sql")
     )
     return ServiceHistory(service.name, ref, max(numbers, default=0), changes)
+
+
+def _inside(path: str, directory: str) -> str:
+    """A git path's name in the migrations directory: 002_x.sql, or a directory format's 20240101120000_x/migration.sql
+    (whose version is its directory's)."""
+    return path.removeprefix(directory.rstrip("/") + "/") if directory not in ("", ".") else path

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from migratekit.checks.rule import Scope, StaleIgnore
 from migratekit.checks.rule import rule as declare_rule
-from migratekit.model.formats import AUTO, SEED_NAME, TIMESTAMPS, Format, contradicts, format_groups
-from migratekit.model.migration import Migration, tracking_table_statement
+from migratekit.model.formats import AUTO, RUN_ONCE, SEED_NAME, TIMESTAMPS, Format, contradicts, format_groups
+from migratekit.model.migration import Migration, is_prisma_directory, prisma_problems, tracking_table_statement
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,12 @@ rule = partial(declare_rule, scope=Scope.FILES)
 
 # The rules bound to formats, and the formats each judges; every other rule judges every format's files alike.
 SEED_ONLY = (Format.SEED,)
-WITH_DOWN_PARTS = tuple(f for f in Format if f is not Format.SEED)
+WITH_DOWN_PARTS = tuple(f for f in Format if f not in (Format.SEED, Format.PRISMA))  # Prisma's only go forward
+# Idempotency (MK2xx) is held to every format whose files people write; Prisma's are generated from schema.prisma
+# (CREATE TABLE "User" …, never IF NOT EXISTS) and each runs once in one transaction with its tracking row, so a
+# rerun never meets half of one: the family does not judge them. Safety (MK3xx) judges every format.
+WRITTEN_BY_HAND = tuple(f for f in Format if f not in RUN_ONCE)
+FAMILY_FORMATS: dict[str, tuple[Format, ...]] = {"MK2": WRITTEN_BY_HAND}
 FORMAT_RULES: dict[str, tuple[Format, ...]] = {
     "MK101": tuple(Format),  # each by its own naming: NNN_snake_case.sql, <version>_<name>…, Flyway's V/U/R/B
     "MK104": SEED_ONLY,
@@ -43,7 +48,21 @@ FORMAT_RULES: dict[str, tuple[Format, ...]] = {
     "MK114": WITH_DOWN_PARTS,
     "MK115": (Format.UPDOWN, Format.SQLX),
     "MK116": (Format.DBMATE, Format.GOOSE, Format.NODE_PG_MIGRATE),
+    "MK119": (Format.PRISMA,),
 }
+
+
+SHAPES = {  # MK101: how a format's migration is named, where it is not <version>_<name>.sql
+    Format.UPDOWN: "<version>_<name>.up.sql",
+    Format.DIESEL: "<version>_<name>/up.sql",
+    Format.PRISMA: "<timestamp>_<name>/migration.sql",
+}
+
+
+def judges(code: str, fmt: Format) -> bool:
+    """Whether a rule judges a file of this format (FORMAT_RULES, else its family's FAMILY_FORMATS, else yes)."""
+    formats = FORMAT_RULES.get(code) or FAMILY_FORMATS.get(code[:3])
+    return formats is None or fmt in formats
 
 
 def seed_format(d: Directory) -> bool:
@@ -68,7 +87,7 @@ def file_name(d: Directory) -> Iterable[FileHit]:
         elif m.format is Format.FLYWAY:
             continue  # a file is Flyway's by its name (V1_1__x.sql, R__x.sql): every one read as Flyway's is valid
         elif m.format is not Format.SEED and m.number is None:
-            shape = "<version>_<name>.up.sql" if m.format is Format.UPDOWN else "<version>_<name>.sql"
+            shape = SHAPES.get(m.format, "<version>_<name>.sql")
             yield m.path, None, f"{m.filename} is not {shape}: {m.format} needs a numbered version"
 
 
@@ -348,3 +367,21 @@ def unused_inline_ignore(ignores: Iterable[StaleIgnore]) -> Iterable[tuple[str |
     for stale in ignores:
         if stale.inline:
             yield stale.service, stale.path, stale.line, f"ignore {stale.code} silences nothing here"
+
+
+@rule(
+    "MK119",
+    "error",
+    'write provider = "postgresql" in migration_lock.toml, and a migration.sql in each migration\'s directory '
+    "(or remove the directory)",
+)
+def prisma_directory(d: Directory) -> Iterable[FileHit]:
+    """A Prisma migrations directory that prisma migrate deploy refuses, and so does migratekit.
+
+    Prisma takes every directory in prisma/migrations for a migration and fails reading one without its
+    migration.sql; a migration_lock.toml naming another provider says the SQL was written for another database.
+    Bad: prisma/migrations/migration_lock.toml with provider = "mysql", or 20240101120000_init/ without migration.sql
+    Good: provider = "postgresql", and 20240101120000_init/migration.sql
+    """
+    if d.path.is_dir() and is_prisma_directory(d.path, d.declared):
+        yield from prisma_problems(d.path)

@@ -53,6 +53,10 @@ MIGRATION_CLIS: dict[str, tuple[str, ...]] = {
     "liquibase": ("update",),
     "sqitch": ("deploy",),
 }
+# Migration CLIs whose every other command is a build or development step, never the server: `prisma generate`
+# builds the client, `prisma migrate dev` (it may reset a drifted database) and `prisma db push` (it skips the
+# migrations) are development commands that apply no migration as `migrate deploy` does.
+TOOLS_ONLY = {"prisma"}
 SUBCOMMAND = re.compile(r"^-{0,2}(db:)?migrat(e|ions?)([:=_-]?(up|run|latest|deploy))?$", re.IGNORECASE)
 NOT_APPLYING = re.compile(r"create|generate|make|new|revert|down|rollback|status|undo|reset|drop|fresh", re.IGNORECASE)
 
@@ -164,7 +168,7 @@ def _steps(command: Command, tree: Tree, origin: Path | None, depth: int) -> lis
         return scripted or step("migrate" if migrating else "other")
     if is_migration_command(words):
         return step("migrate")
-    if name in NEUTRAL:
+    if name in NEUTRAL or name in TOOLS_ONLY:
         return step("other")
     if name in INTERPRETERS:
         return _interpreted(words, tree, command, origin)
