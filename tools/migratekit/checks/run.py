@@ -270,10 +270,13 @@ def lint_file(
     state = state if state is not None else FileState()
     findings = []
     by_kind = _by_kind()
+    idempotency = mk1_files.judges_idempotency(migration.format, state.one_transaction)
     for index, statement in enumerate(statements):
         ctx = Context(migration, statement, state, facts)
         silenced = ignores.get(index, {})
         for statement_rule in (*by_kind.get(statement.kind, ()), *by_kind.get("*", ())):
+            if not idempotency and statement_rule.code.startswith("MK2"):
+                continue
             for line, message in statement_rule.check(ctx, statement.node):
                 code = statement_rule.code
                 if code in silenced:

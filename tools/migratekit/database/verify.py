@@ -23,6 +23,7 @@ from migratekit.database.scratch import ScratchServer, docker_unavailable_reason
 from migratekit.errors import ConfigError
 from migratekit.model.dockerfile import analyse
 from migratekit.model.identity import shared_databases
+from migratekit.model.formats import Format
 from migratekit.model.migration import Migration
 from migratekit.model.secrets import redact
 from migratekit.model.workspace import Workspace
@@ -95,6 +96,8 @@ def _rollback_gap(directory: Path, migrations: tuple[Migration, ...]) -> str | N
         return None
     newest = versioned[-1]
     if newest.down_sql is not None and newest.down_sql.strip():
+        return None
+    if newest.format is Format.DRIZZLE:  # drizzle-kit writes no down part: drizzle's migrations roll forward
         return None
     readme = directory / "README.md"
     if readme.is_file() and newest.version in readme.read_text(errors="replace"):

@@ -17,6 +17,9 @@ flyway  V<version>__<description>.sql, versions dotted or underscored (1, 1.1, 2
         its description, and again whenever its checksum changes; B<version>__<description>.sql is a baseline
         migration, which Flyway runs only on an empty database instead of the versions up to it: migratekit applies
         the versions themselves, which the baseline promises are the same schema, and never runs it
+drizzle drizzle-kit's output: <tag>.sql files (0000_<words>.sql) applied in the order of meta/_journal.json's entries,
+        or, without a journal (drizzle-kit 1.0), a directory per migration, <YYYYMMDDHHMMSS>_<name>/migration.sql,
+        in the order of its name; `--> statement-breakpoint` is a comment to PostgreSQL; no down parts
 
 Only the up part is ever applied forward; the down part serves `invoke rollback`. A format declared in
 workspace.yaml that a file contradicts (a .down.sql, or another tool's markers, under `seed`) is an error
@@ -40,6 +43,7 @@ class Format(StrEnum):
     FLYWAY = "flyway"
     SQLX = "sqlx"
     DIESEL = "diesel"
+    DRIZZLE = "drizzle"
 
 
 FORMATS = tuple(f.value for f in Format)
@@ -94,7 +98,9 @@ EXAMPLES: dict[Format, tuple[str, str]] = {
     Format.FLYWAY: ("V1_1__init.sql", "U1_1__init.sql (R__ files are never undone)"),
     Format.SQLX: ("20240101120000_init.up.sql", "20240101120000_init.down.sql (a simple .sql has none)"),
     Format.DIESEL: ("2024-01-01-120000_init/up.sql", "2024-01-01-120000_init/down.sql"),
+    Format.DRIZZLE: ("0000_init.sql", "none: drizzle rolls forward (drizzle-kit generate)"),
 }
+DRIZZLE_FILE = "migration.sql"  # drizzle-kit 1.0's migration, in a directory of its own
 
 
 def format_of(name: str, text: str) -> Format:
@@ -105,6 +111,8 @@ def format_of(name: str, text: str) -> Format:
     """
     if name.endswith("/up.sql"):  # a Diesel migration's, named with its directory
         return Format.DIESEL
+    if name.endswith(f"/{DRIZZLE_FILE}"):  # drizzle-kit 1.0's, named with its directory
+        return Format.DRIZZLE
     if UPDOWN_NAME.match(name):
         return Format.UPDOWN
     if name[:1] in "VUBR" and (FLYWAY_NAME.match(name) or FLYWAY_REPEATABLE.match(name)):
@@ -154,6 +162,8 @@ def version_of(name: str, fmt: Format) -> str:
     """What the tracking row records: the file name less `.up.sql` (updown) or `.sql` (flyway: V1_1__init)."""
     if fmt is Format.DIESEL:
         return name.removesuffix("/up.sql")
+    if fmt is Format.DRIZZLE:  # the journal's tag, or drizzle-kit 1.0's directory
+        return name.removesuffix(f"/{DRIZZLE_FILE}").removesuffix(".sql")
     if fmt in (Format.UPDOWN, Format.SQLX):
         return name.removesuffix(".up.sql").removesuffix(".sql")
     return name.removesuffix(".sql")
@@ -197,7 +207,7 @@ class Version:
     @classmethod
     def of_file(cls, name: str) -> Version:
         """The version of a migration file of any format (`.up.sql`, `.down.sql` or `.sql` dropped)."""
-        for suffix in ("/up.sql", "/down.sql", ".up.sql", ".down.sql", ".sql"):
+        for suffix in ("/up.sql", "/down.sql", f"/{DRIZZLE_FILE}", ".up.sql", ".down.sql", ".sql"):
             if name.endswith(suffix):
                 return cls.parse(name.removesuffix(suffix))
         return cls.parse(name)
@@ -242,6 +252,8 @@ def file_name(version: str, fmt: Format) -> str:
     its directory's up.sql)."""
     if fmt is Format.DIESEL:
         return f"{version}/up.sql"
+    if fmt is Format.DRIZZLE:  # drizzle-kit 1.0's directory (the journal's <tag>.sql is told by its journal)
+        return f"{version}/{DRIZZLE_FILE}"
     return f"{version}.up.sql" if fmt in (Format.UPDOWN, Format.SQLX) else f"{version}.sql"
 
 
@@ -250,7 +262,7 @@ def sections(fmt: Format, text: str) -> Sections:
     if fmt is Format.SQLX:  # sqlx's own directive, on the file's first line
         first = text.removeprefix("\ufeff").lstrip().split("\n", 1)[0].strip()
         return Sections(text, 1, no_transaction="sqlx's '-- no-transaction'" if first == "-- no-transaction" else None)
-    if fmt in (Format.SEED, Format.UPDOWN, Format.FLYWAY, Format.DIESEL):
+    if fmt in (Format.SEED, Format.UPDOWN, Format.FLYWAY, Format.DIESEL, Format.DRIZZLE):
         return Sections(text, 1)
     for other, pattern in MARKED.items():
         found = pattern.search(text) if other is not fmt else None
@@ -295,6 +307,8 @@ def migration_files(fmt: Format, version: str, up: str, down: str) -> dict[str, 
         return {f"{version}.up.sql": up, f"{version}.down.sql": down}
     if fmt is Format.DIESEL:
         return {f"{version}/up.sql": up, f"{version}/down.sql": down}
+    if fmt is Format.DRIZZLE:  # no down part: drizzle rolls forward
+        return {f"{version}/{DRIZZLE_FILE}": up}
     if fmt is Format.FLYWAY:  # version is V<n>__<description>: its undo is U<n>__<description>
         return {f"{version}.sql": up, f"U{version.removeprefix('V')}.sql": down}
     if fmt is Format.DBMATE:

@@ -12,7 +12,13 @@ from pathlib import Path
 from migratekit.checks.rule import Scope, StaleIgnore
 from migratekit.checks.rule import rule as declare_rule
 from migratekit.model.formats import AUTO, SEED_NAME, TIMESTAMPS, Format, contradicts, format_groups
-from migratekit.model.migration import Migration, tracking_table_statement
+from migratekit.model.migration import (
+    DRIZZLE_JOURNAL,
+    Migration,
+    drizzle_layout,
+    read_files,
+    tracking_table_statement,
+)
 
 
 @dataclass(frozen=True)
@@ -43,7 +49,15 @@ FORMAT_RULES: dict[str, tuple[Format, ...]] = {
     "MK114": WITH_DOWN_PARTS,
     "MK115": (Format.UPDOWN, Format.SQLX),
     "MK116": (Format.DBMATE, Format.GOOSE, Format.NODE_PG_MIGRATE),
+    # the seed's idempotency (every statement safe to run twice); drizzle-kit writes plain CREATE TABLE, and a drizzle
+    # file that runs in one transaction is undone whole when it fails: held to it only when it cannot run in one
+    "MK2xx": tuple(f for f in Format if f is not Format.DRIZZLE),
 }
+
+
+def judges_idempotency(fmt: Format, one_transaction: bool) -> bool:
+    """Whether the MK2xx rules read a file of `fmt` (see FORMAT_RULES)."""
+    return fmt in FORMAT_RULES["MK2xx"] or not one_transaction
 
 
 def seed_format(d: Directory) -> bool:
@@ -250,6 +264,14 @@ def stray_file(d: Directory) -> Iterable[FileHit]:
     for path in sorted(others):
         if re.search(r"\.(sql|psql|pgsql)\b", path.name, re.IGNORECASE) and path.is_file():
             yield path, None, f"{path.name} looks like a migration but is never applied"
+    if d.declared in (AUTO, Format.DRIZZLE) and ((d.path / DRIZZLE_JOURNAL).is_file() or _drizzle(d)):
+        layout = drizzle_layout(d.path, read_files(d.path))  # what drizzle's migrator would skip or stop at
+        for path, message in layout.problems if layout is not None else ():
+            yield path, None, message
+
+
+def _drizzle(d: Directory) -> bool:
+    return any(m.format is Format.DRIZZLE for m in d.migrations)
 
 
 @rule("MK114", "warning", "add the missing .down.sql, or a note in migrations/README.md on how to undo it")
