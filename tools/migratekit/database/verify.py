@@ -22,8 +22,8 @@ from migratekit.database.schema import Difference, compare, snapshot
 from migratekit.database.scratch import ScratchServer, docker_unavailable_reason, scratch_database
 from migratekit.errors import ConfigError
 from migratekit.model.dockerfile import analyse
-from migratekit.model.identity import shared_databases
 from migratekit.model.formats import Format
+from migratekit.model.identity import shared_databases
 from migratekit.model.migration import Migration
 from migratekit.model.secrets import redact
 from migratekit.model.workspace import Workspace

@@ -407,12 +407,7 @@ def load_migrations(
         files[f"{name}/up.sql"], formats[f"{name}/up.sql"] = diesel[name][0], Format.DIESEL
     drizzle = drizzle_layout(directory, files) if fmt in (AUTO, Format.DRIZZLE) else None
     if drizzle is not None:
-        if drizzle.problems and not mixed:  # the audit reports them (MK113) and reads the listed files
-            raise ConfigError(f"{drizzle.problems[0][0]}: {drizzle.problems[0][1]}")
-        for name in drizzle.unlisted:
-            del files[name], formats[name]
-        for name, (data, _) in drizzle.files.items():
-            files[name], formats[name] = data, Format.DRIZZLE
+        _take_drizzle(drizzle, files, formats, mixed)
     if fmt != AUTO:
         declared = Format(fmt)
         against = sorted(name for name, found in formats.items() if contradicts(declared, found))
@@ -451,6 +446,17 @@ def load_migrations(
         journal_order = {name: i for i, name in enumerate(drizzle.files)}
         ordered.sort(key=lambda m: journal_order.get(m.filename, -1))
     return tuple(ordered)
+
+
+def _take_drizzle(drizzle: DrizzleLayout, files: dict[str, bytes], formats: dict[str, Format], mixed: bool) -> None:
+    """drizzle's migrations in place of the directory's files: what its journal lists, or 1.0's directories. What
+    drizzle's migrator would stop at or skip is bad input, unless `mixed` (the audit reports it as MK113)."""
+    if drizzle.problems and not mixed:
+        raise ConfigError(f"{drizzle.problems[0][0]}: {drizzle.problems[0][1]}")
+    for name in drizzle.unlisted:
+        del files[name], formats[name]
+    for name, (data, _) in drizzle.files.items():
+        files[name], formats[name] = data, Format.DRIZZLE
 
 
 def _flyway_undo(directory: Path, files: Mapping[str, bytes]) -> dict[str, tuple[str, bytes]]:
