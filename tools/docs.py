@@ -149,6 +149,8 @@ def adopt_tools() -> str:
 TOOL_CHECKSUMS = {  # the tool's own checksum, which adopt compares with the file
     "flyway": "CRC-32 of the file's lines: an `R__` row counts only while the file still has it",
     "sqlx": "SHA-384 of the text: a row whose file changed is refused, as sqlx refuses it",
+    "drizzle": "SHA-256 of the text (`hash`), with the journal's `when` (`created_at`): a row of a file's `when` with "
+    "another hash (edited after it ran) is refused",
 }
 
 
