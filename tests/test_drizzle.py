@@ -261,6 +261,9 @@ def test_migrate_stops_before_adopt_then_adopt_matches_drizzles_rows_by_hash_and
     assert recorded(repo) == TAGS[:2]
     assert applied(repo.invoke("migrate", "orders", "--json")) == TAGS[2:]
     assert repo.query("orders", "SELECT count(*) FROM drizzle.__drizzle_migrations") == [(2,)]  # never touched
+    drift = repo.invoke("drift", "--json", "--schema")
+    (service,) = json.loads(drift.stdout)["services"]
+    assert (drift.returncode, service["items"], service["schema"]) == (0, [], []), drift.stdout
 
 
 def test_adopt_takes_duplicate_and_reordered_rows_once_and_finds_drizzles_table_in_any_schema(repo: Monorepo) -> None:
@@ -342,9 +345,7 @@ def test_drizzle_kit_1_directories_apply_in_their_names_order_and_adopt_by_name(
 
 def test_a_start_path_that_only_pushes_the_schema_has_no_runner(tmp_path: Path) -> None:
     pushed = dict(FILES)
-    pushed[f"{SERVICE}/src/index.ts"] = INDEX_TS.replace(
-        '  await migrate(db, { migrationsFolder: "./drizzle" });\n', ""
-    ).replace('import { migrate } from "drizzle-orm/node-postgres/migrator";\n', "")
+    pushed[f"{SERVICE}/src/index.ts"] = NO_CALL
     scripts = {"build": "tsc", "start": "drizzle-kit push && node dist/index.js", "db:generate": "drizzle-kit generate"}
     pushed[f"{SERVICE}/package.json"] = json.dumps(PACKAGE | {"scripts": scripts}, indent=2)
     pushed[f"{SERVICE}/Dockerfile"] = DOCKERFILE.replace('CMD ["node", "dist/index.js"]', 'CMD ["npm", "start"]')
@@ -353,19 +354,53 @@ def test_a_start_path_that_only_pushes_the_schema_has_no_runner(tmp_path: Path) 
     assert codes == ["MK401"], repo.invoke("audit").stdout
 
 
-def test_drizzle_kit_migrate_in_the_images_command_is_the_runner(tmp_path: Path) -> None:
-    cli = dict(FILES)
-    cli[f"{SERVICE}/src/index.ts"] = INDEX_TS.replace(
-        '  await migrate(db, { migrationsFolder: "./drizzle" });\n', ""
-    ).replace('import { migrate } from "drizzle-orm/node-postgres/migrator";\n', "")
-    cli[f"{SERVICE}/Dockerfile"] = DOCKERFILE.replace(
-        'CMD ["node", "dist/index.js"]',
-        'COPY drizzle.config.ts ./\nCOPY entrypoint.sh ./\nCMD ["sh", "entrypoint.sh"]',
-    )
-    cli[f"{SERVICE}/entrypoint.sh"] = "#!/bin/sh\nset -e\nnpx drizzle-kit migrate\nexec node dist/index.js\n"
-    repo = Monorepo(write_tree(tmp_path / "repo", cli), {"ORDERS_DATABASE_URL": ""})
+NO_CALL = INDEX_TS.replace('  await migrate(db, { migrationsFolder: "./drizzle" });\n', "").replace(
+    'import { migrate } from "drizzle-orm/node-postgres/migrator";\n', ""
+)
+CLI_IMAGE = DOCKERFILE.replace('CMD ["node", "dist/index.js"]', "COPY drizzle.config.ts ./\n{cmd}")
+DEPLOYMENT = """apiVersion: apps/v1
+kind: Deployment
+metadata: {name: orders}
+spec:
+  template:
+    spec:
+      initContainers:
+        - {name: migrate, image: "acme/orders:v3", command: [npx, drizzle-kit, migrate]}
+      containers:
+        - {name: orders, image: "acme/orders:v3"}
+"""
+
+
+@pytest.mark.parametrize(
+    "wiring",
+    [
+        {  # package.json's start script, which the image runs
+            f"{SERVICE}/package.json": json.dumps(
+                PACKAGE | {"scripts": PACKAGE["scripts"] | {"start": "drizzle-kit migrate && node dist/index.js"}}
+            ),
+            f"{SERVICE}/Dockerfile": CLI_IMAGE.format(cmd='CMD ["npm", "start"]'),
+        },
+        {  # the image's command
+            f"{SERVICE}/Dockerfile": CLI_IMAGE.format(
+                cmd='CMD ["sh", "-c", "npx drizzle-kit migrate && node dist/index.js"]'
+            ),
+        },
+        {  # an entrypoint script
+            f"{SERVICE}/Dockerfile": CLI_IMAGE.format(cmd='COPY entrypoint.sh ./\nCMD ["sh", "entrypoint.sh"]'),
+            f"{SERVICE}/entrypoint.sh": "#!/bin/sh\nset -e\nnpx drizzle-kit migrate\nexec node dist/index.js\n",
+        },
+        {  # a Kubernetes init container of the same image
+            f"{SERVICE}/Dockerfile": CLI_IMAGE.format(cmd='CMD ["node", "dist/index.js"]'),
+            f"{SERVICE}/k8s/deployment.yaml": DEPLOYMENT,
+        },
+    ],
+    ids=["package-script", "image-command", "entrypoint", "init-container"],
+)
+def test_drizzle_kit_migrate_before_the_server_is_the_runner(tmp_path: Path, wiring: dict) -> None:
+    files = FILES | {f"{SERVICE}/src/index.ts": NO_CALL} | wiring
+    repo = Monorepo(write_tree(tmp_path / "repo", files), {"ORDERS_DATABASE_URL": ""})
     audit = repo.invoke("audit", "--format", "json")
-    assert json.loads(audit.stdout)["findings"] == [], audit.stdout
+    assert json.loads(audit.stdout)["findings"] == [], repo.invoke("audit").stdout
 
 
 def test_migrate_called_after_the_server_listens_is_mk406(tmp_path: Path) -> None:
