@@ -15,6 +15,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import yaml
 
 from conftest import Monorepo, plain, write_tree
 
@@ -163,6 +164,16 @@ def test_a_drizzle_service_audits_without_false_findings(tmp_path: Path) -> None
     assert text.returncode == 0 and "1 service(s) audited: 0 error(s), 0 warning(s)" in plain(text.stdout), text.stdout
 
 
+def test_init_declares_the_drizzle_service_with_its_directory_and_format(tmp_path: Path) -> None:
+    repo = Monorepo(write_tree(tmp_path / "repo", FILES), {"ORDERS_DATABASE_URL": ""})
+    made = repo.invoke("init")
+    assert made.returncode == 0, made.stdout + made.stderr
+    declared = yaml.safe_load((repo.root / "workspace.yaml").read_text())["services"]["orders"]
+    assert declared == {"language": "typescript", "migrations": "drizzle", "format": "drizzle"}, declared
+    audit = repo.invoke("audit", "--format", "json")
+    assert json.loads(audit.stdout)["findings"] == [], audit.stdout
+
+
 def test_drizzle_configs_out_directory_is_the_services_migrations(tmp_path: Path) -> None:
     moved = {k.replace(f"{OUT}/", f"{SERVICE}/db/pg-migrations/"): v for k, v in FILES.items()}
     moved[f"{SERVICE}/drizzle.config.ts"] = FILES[f"{SERVICE}/drizzle.config.ts"].replace(
@@ -247,17 +258,27 @@ def test_migrate_stops_before_adopt_then_adopt_matches_drizzles_rows_by_hash_and
     stopped = repo.invoke("migrate", "orders")
     assert stopped.returncode == 1
     said = " ".join(plain(stopped.stdout + stopped.stderr).split())
-    assert "drizzle's drizzle.__drizzle_migrations records 2 of these migrations" in said, said
+    assert (
+        "orders: public.schema_migrations does not exist yet, but drizzle's drizzle.__drizzle_migrations records 2 of "
+        f"these migrations ({TAGS[0]}, {TAGS[1]}); migrating now would run them again" in said
+    ), said
     assert "invoke adopt SERVICE --dry-run, then invoke adopt SERVICE" in said, said
     stopped_json = repo.invoke("migrate", "orders", "--json")
     (service,) = json.loads(stopped_json.stdout)["services"]
     assert service["outcome"] != "applied" and "drizzle.__drizzle_migrations" in stopped_json.stdout
     dry = repo.invoke("adopt", "orders", "--dry-run")
     assert dry.returncode == 0, dry.stdout + dry.stderr
-    assert TAGS[0] in dry.stdout and TAGS[1] in dry.stdout and TAGS[2] not in dry.stdout, dry.stdout
+    assert dry.stdout == (
+        "orders: would record 2 version(s) from drizzle's drizzle.__drizzle_migrations into schema_migrations "
+        f"({TAGS[0]}, {TAGS[1]}); 0 were already there\n"
+    ), dry.stdout
     assert repo.query("orders", "SELECT to_regclass('schema_migrations')") == [(None,)]
     adopted = repo.invoke("adopt", "orders")
     assert adopted.returncode == 0, adopted.stdout + adopted.stderr
+    assert adopted.stdout == (
+        "orders: recorded 2 version(s) from drizzle's drizzle.__drizzle_migrations into schema_migrations "
+        f"({TAGS[0]}, {TAGS[1]}); 0 were already there\n"
+    ), adopted.stdout
     assert recorded(repo) == TAGS[:2]
     assert applied(repo.invoke("migrate", "orders", "--json")) == TAGS[2:]
     assert repo.query("orders", "SELECT count(*) FROM drizzle.__drizzle_migrations") == [(2,)]  # never touched
