@@ -436,6 +436,16 @@ def test_migrate_called_after_the_server_listens_is_mk406(tmp_path: Path) -> Non
     assert codes == ["MK406"], repo.invoke("audit").stdout
 
 
+def test_a_migrations_folder_the_image_does_not_have_is_mk405(tmp_path: Path) -> None:
+    wrong = FILES | {f"{SERVICE}/src/index.ts": INDEX_TS.replace('"./drizzle"', '"./migrations"')}
+    repo = Monorepo(write_tree(tmp_path / "repo", wrong), {"ORDERS_DATABASE_URL": ""})
+    text = plain(repo.invoke("audit").stdout)
+    assert (
+        "MK405 error services/orders/src/index.ts:9: drizzle's migrator reads /app/migrations in the image; the "
+        "Dockerfile puts migrations at /app/drizzle"
+    ) in text, text
+
+
 def test_the_audit_finds_seeded_defects_in_drizzles_files(tmp_path: Path) -> None:
     seeded = dict(FILES)
     seeded[f"{OUT}/{TAGS[2]}.sql"] = (
