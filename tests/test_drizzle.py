@@ -251,6 +251,9 @@ def test_rollback_says_drizzle_has_no_down_parts_and_new_migration_leaves_drizzl
     new = repo.invoke("new-migration", "orders", "add tags")
     assert new.returncode == 2 and "drizzle-kit generate (--custom for hand-written SQL)" in new.stderr, new.stderr
     assert sorted(p.name for p in (repo.root / OUT).glob("*.sql")) == [f"{t}.sql" for t in TAGS]
+    service = repo.invoke("new-service", "billing", "--format", "drizzle")
+    assert service.returncode == 2 and "drizzle's migrations are drizzle-kit's to write" in service.stderr, service
+    assert not (repo.root / "services/billing").exists()
 
 
 def test_migrate_stops_before_adopt_then_adopt_matches_drizzles_rows_by_hash_and_when(repo: Monorepo) -> None:

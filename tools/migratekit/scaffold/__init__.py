@@ -88,6 +88,11 @@ def new_service(
         raise ConfigError(f"--port {port} is not a TCP port (1-65535)")
     if fmt not in FORMATS:
         raise ConfigError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    if fmt == Format.DRIZZLE:  # its journal and snapshots come from the service's schema, which drizzle-kit reads
+        raise ConfigError(
+            "--format drizzle: drizzle's migrations are drizzle-kit's to write, from the service's schema (drizzle-kit "
+            "generate); scaffold the service in another format, or add drizzle to it and generate them"
+        )
     tokens = {
         "name": name,
         "package": name.replace("-", "_"),
