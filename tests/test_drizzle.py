@@ -202,6 +202,21 @@ def test_migrate_applies_the_journals_entries_and_a_second_run_applies_nothing(r
     assert applied(repo.invoke("migrate", "orders", "--json")) == []
 
 
+def test_a_breakpoint_ends_a_statement_as_drizzles_migrator_splits_there(repo: Monorepo) -> None:
+    custom = "-- Custom SQL migration file, put your code below! --\nINSERT INTO customers (email) VALUES ('a@x')\n"
+    write_tree(
+        repo.root,
+        {
+            f"{OUT}/0003_custom.sql": custom + BREAK + "INSERT INTO customers (email) VALUES ('b@x')",
+            f"{OUT}/meta/_journal.json": journal([*TAGS, "0003_custom"], [*WHEN, 1720000000000]),
+        },
+    )
+    result = repo.invoke("migrate", "orders", "--json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert applied(result)[-1] == "0003_custom"
+    assert repo.query("orders", "SELECT email FROM customers ORDER BY id") == [("a@x",), ("b@x",)]
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [

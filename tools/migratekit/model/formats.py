@@ -19,7 +19,8 @@ flyway  V<version>__<description>.sql, versions dotted or underscored (1, 1.1, 2
         the versions themselves, which the baseline promises are the same schema, and never runs it
 drizzle drizzle-kit's output: <tag>.sql files (0000_<words>.sql) applied in the order of meta/_journal.json's entries,
         or, without a journal (drizzle-kit 1.0), a directory per migration, <YYYYMMDDHHMMSS>_<name>/migration.sql,
-        in the order of its name; `--> statement-breakpoint` is a comment to PostgreSQL; no down parts
+        in the order of its name; `--> statement-breakpoint` ends a statement, as drizzle splits a file there; no
+        down parts
 
 Only the up part is ever applied forward; the down part serves `invoke rollback`. A format declared in
 workspace.yaml that a file contradicts (a .down.sql, or another tool's markers, under `seed`) is an error
@@ -101,6 +102,8 @@ EXAMPLES: dict[Format, tuple[str, str]] = {
     Format.DRIZZLE: ("0000_init.sql", "none: drizzle rolls forward (drizzle-kit generate)"),
 }
 DRIZZLE_FILE = "migration.sql"  # drizzle-kit 1.0's migration, in a directory of its own
+# drizzle's migrator splits a file at this comment and sends each piece alone (a piece needs no closing `;`)
+DRIZZLE_BREAKPOINT = "--> statement-breakpoint"
 
 
 def format_of(name: str, text: str) -> Format:
@@ -262,6 +265,8 @@ def sections(fmt: Format, text: str) -> Sections:
     if fmt is Format.SQLX:  # sqlx's own directive, on the file's first line
         first = text.removeprefix("\ufeff").lstrip().split("\n", 1)[0].strip()
         return Sections(text, 1, no_transaction="sqlx's '-- no-transaction'" if first == "-- no-transaction" else None)
+    if fmt is Format.DRIZZLE and DRIZZLE_BREAKPOINT in text:  # drizzle sends each piece alone: each ends there
+        return Sections(text.replace(DRIZZLE_BREAKPOINT, f";{DRIZZLE_BREAKPOINT}"), 1)
     if fmt in (Format.SEED, Format.UPDOWN, Format.FLYWAY, Format.DIESEL, Format.DRIZZLE):
         return Sections(text, 1)
     for other, pattern in MARKED.items():
