@@ -174,6 +174,22 @@ def test_init_declares_the_drizzle_service_with_its_directory_and_format(tmp_pat
     assert json.loads(audit.stdout)["findings"] == [], audit.stdout
 
 
+def test_a_journal_or_a_migration_edited_in_place_is_audited_anew(tmp_path: Path) -> None:
+    repo = Monorepo(write_tree(tmp_path / "repo", FILES), {"ORDERS_DATABASE_URL": ""})
+    assert repo.invoke("audit").returncode == 0
+    with open(repo.root / OUT / "meta/_journal.json", "r+") as handle:  # as drizzle-kit rewrites it: in place
+        handle.write(journal(TAGS[:2], WHEN[:2]))
+        handle.truncate()
+    codes = [(f["code"], f["path"]) for f in json.loads(repo.invoke("audit", "--format", "json").stdout)["findings"]]
+    assert codes == [("MK113", f"{OUT}/{TAGS[2]}.sql")], codes
+    folders_repo(repo)
+    assert repo.invoke("audit").returncode == 0
+    with open(repo.root / OUT / "20240715093000_orders/migration.sql", "a") as handle:
+        handle.write('ALTER TABLE "customers" ALTER COLUMN "email" SET DATA TYPE varchar(100);\n')
+    codes = [f["code"] for f in json.loads(repo.invoke("audit", "--format", "json").stdout)["findings"]]
+    assert codes and all(code.startswith("MK3") for code in codes), codes
+
+
 def test_drizzle_configs_out_directory_is_the_services_migrations(tmp_path: Path) -> None:
     moved = {k.replace(f"{OUT}/", f"{SERVICE}/db/pg-migrations/"): v for k, v in FILES.items()}
     moved[f"{SERVICE}/drizzle.config.ts"] = FILES[f"{SERVICE}/drizzle.config.ts"].replace(
