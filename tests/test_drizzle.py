@@ -398,6 +398,20 @@ def test_drizzle_kit_1_directories_apply_in_their_names_order_and_adopt_by_name(
     assert recorded(repo) == ["20240601120000_init", "20240715093000_orders"]
 
 
+def test_a_journals_rows_are_adopted_after_drizzle_kit_up_moved_the_files_into_directories(repo: Monorepo) -> None:
+    """drizzle-kit up names each directory by its entry's `when` to the second: a row is matched by its hash."""
+    folders_repo(repo)
+    with psycopg.connect(repo.env["ORDERS_DATABASE_URL"], autocommit=True) as conn:
+        conn.execute(CUSTOMERS + DRIZZLE_DDL)
+        conn.execute(
+            'INSERT INTO "drizzle"."__drizzle_migrations" (hash, created_at) VALUES (%s, %s)',
+            (drizzle_hash(CUSTOMERS), 1717243200123),
+        )
+    adopted = repo.invoke("adopt", "orders")
+    assert adopted.returncode == 0, adopted.stdout + adopted.stderr
+    assert recorded(repo) == ["20240601120000_init"]
+
+
 def test_a_start_path_that_only_pushes_the_schema_has_no_runner(tmp_path: Path) -> None:
     pushed = dict(FILES)
     pushed[f"{SERVICE}/src/index.ts"] = NO_CALL
