@@ -330,6 +330,17 @@ def test_adopt_takes_duplicate_and_reordered_rows_once_and_finds_drizzles_table_
     assert recorded(repo) == TAGS[:2]
 
 
+def test_drizzles_table_under_another_name_is_found_by_its_columns(repo: Monorepo) -> None:
+    seed_drizzle_history(repo, [(drizzle_hash(SQL[TAGS[0]]), WHEN[0])])
+    with psycopg.connect(repo.env["ORDERS_DATABASE_URL"], autocommit=True) as conn:
+        conn.execute('ALTER TABLE "drizzle"."__drizzle_migrations" RENAME TO "orders_migrations"')  # migrationsTable
+    stopped = repo.invoke("migrate", "orders")
+    assert stopped.returncode == 1 and "drizzle's drizzle.orders_migrations records 1" in stopped.stdout
+    adopted = repo.invoke("adopt", "orders", "--from", "drizzle")
+    assert adopted.returncode == 0, adopted.stdout + adopted.stderr
+    assert recorded(repo) == TAGS[:1]
+
+
 @pytest.mark.parametrize(
     ("rows", "message"),
     [

@@ -439,7 +439,22 @@ def histories(conn: psycopg.Connection) -> tuple[list[Found], list[tuple[str, st
         found += [Found(n, f"{schema}.{name}") for n in fits]
         if not fits and len(tools) == 1:  # schema_migrations of another shape is most likely migratekit's own
             misshapen.append((tools[0], f"{schema}.{name}", have))
+    found += [Found("drizzle", f"{schema}.{name}") for schema, name in conn.execute(_DRIZZLE_RENAMED).fetchall()]
     return found, misshapen
+
+
+# drizzle's table under another name (migrate()'s migrationsTable, drizzle.config.ts's migrations.table): told by
+# its columns, exactly as drizzle creates them (before 1.0, and 1.0's)
+_DRIZZLE_RENAMED = (
+    "SELECT n.nspname::text, c.relname::text FROM pg_catalog.pg_class c "
+    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+    "JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
+    "WHERE c.relkind IN ('r', 'p') AND c.relname::text <> '__drizzle_migrations' "
+    "AND n.nspname::text NOT IN ('information_schema') AND n.nspname::text !~ '^pg_' AND c.oid IN "
+    "(SELECT attrelid FROM pg_catalog.pg_attribute WHERE attname = 'hash' AND attnum > 0 AND NOT attisdropped) "
+    "GROUP BY 1, 2 HAVING pg_catalog.array_agg(a.attname::text ORDER BY a.attname::text) IN "
+    "(ARRAY['created_at', 'hash', 'id'], ARRAY['applied_at', 'created_at', 'hash', 'id', 'name']) ORDER BY 1, 2"
+)
 
 
 def _fits(tool: Tool, columns: set[str]) -> bool:
