@@ -151,6 +151,8 @@ TOOL_CHECKSUMS = {  # the tool's own checksum, which adopt compares with the fil
     "sqlx": "SHA-384 of the text: a row whose file changed is refused, as sqlx refuses it",
     "prisma": "SHA-256 of migration.sql: a row whose file changed is adopted, as `prisma migrate deploy` takes it, "
     "and named in a warning",
+    "drizzle": "SHA-256 of the text (`hash`), with the journal's `when` (`created_at`): a row of a file's `when` with "
+    "another hash (edited after it ran) is refused",
 }
 
 

@@ -2,7 +2,7 @@
 
 Parsing SQL is most of an audit's time, and a second audit of unchanged files should not pay it
 again. The key covers everything the lint reads: every file's name and checksum, the other names
-in the migrations directory (README, strays), the service's settings, and the code of the lint
+in the migrations directory (README, strays), drizzle's journal, the service's settings, and the code of the lint
 itself (migratekit's and pglast's versions and the rule modules' source). A corrupt or foreign
 entry is ignored and rewritten; entries are written to a temporary file and renamed, so two
 audits at once never read half an entry.
@@ -18,10 +18,11 @@ import os
 import tempfile
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from migratekit.checks.rule import Finding, Severity
 from migratekit.checks.sql.context import ServiceObjects
-from migratekit.model.migration import Migration
+from migratekit.model.migration import DRIZZLE_JOURNAL, Migration
 from migratekit.model.workspace import Service, state_dir
 from migratekit.version import VERSION
 
@@ -65,6 +66,9 @@ def key(service: Service, migrations: tuple[Migration, ...], relative_dir: str) 
     # every name in the directory: a .down.sql without its .up.sql is no migration, yet MK115 names it
     names = sorted(p.name for p in directory.iterdir()) if directory.is_dir() else []
     digest.update("\0".join(names).encode())
+    journal = directory / DRIZZLE_JOURNAL  # drizzle's: what it lists and when (MK113 reads it)
+    if journal.is_file():
+        digest.update(hashlib.sha256(journal.read_bytes()).digest())
     return digest.hexdigest()
 
 
@@ -80,9 +84,24 @@ def stat_key(service: Service, relative_dir: str) -> str:
             for entry in sorted(entries, key=lambda e: e.name):
                 info = entry.stat(follow_symlinks=False)
                 digest.update(f"{entry.name}\0{info.st_size}\0{info.st_mtime_ns}\0".encode())
+                if entry.is_dir(follow_symlinks=False):  # a file edited in place leaves its directory's time
+                    _stat_inside(digest, entry.path)
     except OSError:
         pass  # no directory: the key still names the service's settings
     return digest.hexdigest()
+
+
+INSIDE = ("up.sql", "down.sql", "migration.sql", "_journal.json")  # Diesel's, drizzle-kit 1.0's, drizzle's journal
+
+
+def _stat_inside(digest: Any, directory: str) -> None:
+    """The files a migration directory (Diesel's, drizzle-kit 1.0's) or drizzle's meta/ holds, by size and time."""
+    for name in INSIDE:
+        try:
+            info = os.stat(os.path.join(directory, name))
+        except OSError:
+            continue
+        digest.update(f"{name}\0{info.st_size}\0{info.st_mtime_ns}\0".encode())
 
 
 def _path(root: Path, entry: str) -> Path:

@@ -262,9 +262,14 @@ def _by_kind() -> dict[str, tuple[Rule, ...]]:
 
 
 @functools.cache
-def _by_format(fmt: Format) -> dict[str, tuple[Rule, ...]]:
-    """The statement rules by node type that judge a file of this format (mk1_files.judges)."""
-    return {kind: tuple(r for r in rules if mk1_files.judges(r.code, fmt)) for kind, rules in _by_kind().items()}
+def _by_format(fmt: Format, idempotency: bool) -> dict[str, tuple[Rule, ...]]:
+    """The statement rules by node type that judge a file of this format (mk1_files.judges), the MK2xx family's
+    only when `idempotency` (mk1_files.judges_idempotency)."""
+
+    def judged(code: str) -> bool:
+        return idempotency if code.startswith("MK2") else mk1_files.judges(code, fmt)
+
+    return {kind: tuple(r for r in rules if judged(r.code)) for kind, rules in _by_kind().items()}
 
 
 def lint_file(
@@ -276,7 +281,7 @@ def lint_file(
     used: set[tuple[int, str]] = set()
     state = state if state is not None else FileState()
     findings = []
-    by_kind = _by_format(migration.format)
+    by_kind = _by_format(migration.format, mk1_files.judges_idempotency(migration.format, state.one_transaction))
     for index, statement in enumerate(statements):
         ctx = Context(migration, statement, state, facts)
         silenced = ignores.get(index, {})

@@ -232,7 +232,23 @@ def other_tools_objects(conn: psycopg.Connection) -> set[tuple[str, str]]:
         "AND a.attnum > 0) s WHERE s.seq IS NOT NULL",
         {"t": tables},
     ).fetchall()
-    return objects | {(kind, name) for kind, name in rows}
+    return objects | {(kind, name) for kind, name in rows} | _tools_own_schemas(conn, tables)
+
+
+def _tools_own_schemas(conn: psycopg.Connection, tables: list[str]) -> set[tuple[str, str]]:
+    """The schemas a tool made for its history alone (drizzle's "drizzle"): no relation in them but its tables (and
+    their sequences and indexes), no function and no type of their own."""
+    rows = conn.execute(
+        "SELECT n.nspname::text FROM pg_catalog.pg_namespace n "
+        "WHERE n.nspname = ANY(%(s)s) AND n.nspname <> 'public' AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c "
+        "WHERE c.relnamespace = n.oid AND c.relkind IN ('r', 'p', 'v', 'm', 'f') "
+        "AND n.nspname || '.' || c.relname <> ALL(%(t)s)) "
+        "AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_proc p WHERE p.pronamespace = n.oid) "
+        "AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_type t WHERE t.typnamespace = n.oid AND t.typrelid = 0 "
+        "AND t.typelem = 0)",
+        {"s": sorted({t.split(".")[0] for t in tables}), "t": tables},
+    ).fetchall()
+    return {("schema", schema) for (schema,) in rows}
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,7 @@ class Entry:
     repeatable: bool = False  # Flyway: an R__ file's latest successful run; it counts only for the same text
     digest: bytes | None = None  # sqlx: its SHA-384 of the up part's text, which must still be the file's
     sha256: str | None = None  # Prisma: its checksum, the SHA-256 of migration.sql as hex (compared, not required)
+    millis: int | None = None  # drizzle: its created_at, the journal's `when` of the migration it ran
 
 
 @dataclass(frozen=True)
@@ -235,6 +236,97 @@ def sqlx_checksum(data: bytes) -> bytes:
     return hashlib.sha384(data.decode("utf-8", errors="replace").encode("utf-8")).digest()
 
 
+def _drizzle(conn: psycopg.Connection, table: str) -> History:
+    """drizzle's rows in the order they were written (its SERIAL id): each the SHA-256 of a file's text (`hash`) and
+    that migration's `when` (`created_at`); drizzle-kit 1.0's rows also name the migration's directory."""
+    columns = conn.execute(
+        "SELECT pg_catalog.array_agg(attname::text) FROM pg_catalog.pg_attribute "
+        "WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped",
+        (sql.Identifier(*table.split(".")).as_string(conn),),
+    ).fetchone()
+    have = set(columns[0] if columns and columns[0] else ())
+    name_column = "name" if "name" in have else "NULL::text"
+    at_column = "applied_at::text" if "applied_at" in have else "NULL::text"
+    rows = _rows(conn, table, f"id, hash, created_at, {name_column}, {at_column}", " ORDER BY id")
+    entries = []
+    for row_id, digest, created_at, name, at in rows:
+        if digest is None or created_at is None:
+            raise MigratekitError(
+                f"drizzle's {table} holds a row (id {row_id}) with no {'hash' if digest is None else 'created_at'}, "
+                "which drizzle never writes: delete or correct that row, then adopt again"
+            )
+        version = name or f"id {row_id}"
+        entries.append(Entry(version, at, description=name or "", digest=str(digest).encode(), millis=created_at))
+    return History("drizzle", table, tuple(entries))
+
+
+def drizzle_hash(data: bytes) -> str:
+    """drizzle's hash of a migration: SHA-256 of the file's text as Node reads it (hex)."""
+    return hashlib.sha256(data.decode("utf-8", errors="replace").encode("utf-8")).hexdigest()
+
+
+def _drizzle_paired(
+    history: History, migrations: Sequence[Migration], strict: bool
+) -> tuple[list[tuple[Migration, str | None]], list[str]]:
+    """The files drizzle's rows vouch for, as drizzle's migrator reads them: a file counts as applied when a row holds
+    its hash and its `when` (drizzle-kit 1.0: its directory's name). What drizzle would do with what else is there
+    is said, and refused (unless `strict`: is this the service's history at all?): a row of a file's `when` with
+    another hash (the file was edited after it ran), a row newer than every file (drizzle would apply none of them)."""
+    by_hash: dict[str, Migration] = {}
+    by_millis: dict[int, Migration] = {}
+    by_name = {m.version: m for m in migrations}
+    for m in migrations:
+        by_hash.setdefault(drizzle_hash(m.data), m)
+        if m.millis is not None:
+            by_millis.setdefault(m.millis, m)
+    matched: dict[str, tuple[Migration, str | None]] = {}
+    missing: list[str] = []
+    for entry in history.entries:
+        digest = (entry.digest or b"").decode()
+        found = by_name.get(entry.description) if entry.description else by_millis.get(entry.millis or -1)
+        if found is not None and drizzle_hash(found.data) != digest and digest not in _drizzle_variants(found):
+            if strict:
+                continue
+            raise MigratekitError(
+                f"drizzle's {history.table} records {found.filename} (created_at {entry.millis}) with another hash "
+                "than the file has now: the file was edited after drizzle applied it (drizzle does not check, and "
+                "would never run the edit); restore the applied text, or put the change in a new migration, "
+                "then adopt"
+            )
+        found = found or by_hash.get(digest)
+        if found is None:
+            missing.append(entry.description or f"a migration of created_at {entry.millis} (hash {digest[:12]}…)")
+        else:
+            matched.setdefault(found.version, (found, None))
+    if not strict:
+        _drizzle_would(history, migrations, missing)
+    order = {m.version: i for i, m in enumerate(migrations)}
+    return sorted(matched.values(), key=lambda pair: order[pair[0].version]), missing
+
+
+def _drizzle_variants(migration: Migration) -> set[str]:
+    """drizzle's hash of the file as it is, and as another checkout may hold it (LF or CRLF line endings)."""
+    text = migration.data.decode("utf-8", errors="replace")
+    lf = text.replace("\r\n", "\n")
+    return {drizzle_hash(form.encode()) for form in (text, lf, lf.replace("\n", "\r\n"))}
+
+
+def _drizzle_would(history: History, migrations: Sequence[Migration], missing: list[str]) -> None:
+    """A journal's migrator applies only the files whose `when` is later than its newest row's created_at: a row
+    newer than every file means drizzle would apply none of them again, whatever they hold."""
+    if any(e.description for e in history.entries):
+        return  # drizzle-kit 1.0 compares names, not times
+    newest = max((e.millis for e in history.entries if e.millis is not None), default=None)
+    files = [m.millis for m in migrations if m.millis is not None]
+    if newest is not None and files and newest > max(files) and missing:
+        raise MigratekitError(
+            f"drizzle's {history.table} holds a row of created_at {newest}, newer than every file's when (the newest, "
+            f"{max(files)}, is {migrations[-1].filename}), and no file has its hash: drizzle would apply none of "
+            "these files, taking them all as applied; check that this is this service's history, or restore the "
+            "migration that row records (another branch's?), then adopt"
+        )
+
+
 def _named(tool: str, columns: str) -> Reader:
     """node-pg-migrate and Kysely: each row is a file's name, as the tool lists them; Diesel's is the version, its
     directory's name up to the first `_` less its dashes (20240101120000), matched to that directory's number."""
@@ -361,6 +453,13 @@ TOOLS: dict[str, Tool] = {
         frozenset({Format.PRISMA}),
         _prisma,
     ),
+    "drizzle": Tool(
+        "__drizzle_migrations",
+        frozenset({"id", "hash", "created_at"}),
+        False,
+        frozenset({Format.DRIZZLE}),
+        _drizzle,
+    ),
 }
 
 # Every table named as a tool's, in any schema but the system's, with its columns.
@@ -397,7 +496,22 @@ def histories(conn: psycopg.Connection) -> tuple[list[Found], list[tuple[str, st
         found += [Found(n, f"{schema}.{name}") for n in fits]
         if not fits and len(tools) == 1:  # schema_migrations of another shape is most likely migratekit's own
             misshapen.append((tools[0], f"{schema}.{name}", have))
+    found += [Found("drizzle", f"{schema}.{name}") for schema, name in conn.execute(_DRIZZLE_RENAMED).fetchall()]
     return found, misshapen
+
+
+# drizzle's table under another name (migrate()'s migrationsTable, drizzle.config.ts's migrations.table): told by
+# its columns, exactly as drizzle creates them (before 1.0, and 1.0's)
+_DRIZZLE_RENAMED = (
+    "SELECT n.nspname::text, c.relname::text FROM pg_catalog.pg_class c "
+    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+    "JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
+    "WHERE c.relkind IN ('r', 'p') AND c.relname::text <> '__drizzle_migrations' "
+    "AND n.nspname::text NOT IN ('information_schema') AND n.nspname::text !~ '^pg_' AND c.oid IN "
+    "(SELECT attrelid FROM pg_catalog.pg_attribute WHERE attname = 'hash' AND attnum > 0 AND NOT attisdropped) "
+    "GROUP BY 1, 2 HAVING pg_catalog.array_agg(a.attname::text ORDER BY a.attname::text) IN "
+    "(ARRAY['created_at', 'hash', 'id'], ARRAY['applied_at', 'created_at', 'hash', 'id', 'name']) ORDER BY 1, 2"
+)
 
 
 def _fits(tool: Tool, columns: set[str]) -> bool:
@@ -533,6 +647,8 @@ def paired(
     versions are numbers, the file of that number. `strict` (is this history the service's at all?) takes a
     Flyway number only with its description, and no baseline: neither names a file.
     """
+    if history.tool == "drizzle":
+        return _drizzle_paired(history, migrations, strict)
     by_name: dict[str, Migration] = {}
     by_number: dict[tuple[int, ...], list[Migration]] = {}
     for m in migrations:

@@ -56,6 +56,11 @@ def rollback_targets(
                     f"{migration.filename} has no down part: {whose} migrations only go forward; "
                     "write a new migration that reverses it (invoke new-migration)"
                 )
+            if migration.format is Format.DRIZZLE:
+                raise ConfigError(
+                    f"{migration.filename} has no down part: drizzle's migrations only go forward (drizzle-kit "
+                    "writes none); reverse it with a new migration (drizzle-kit generate)"
+                )
             raise ConfigError(f"{migration.filename} has no down part (MK114): write one, or roll forward instead")
         checksum = applied[version]
         if not allow_changed and checksum != migration.checksum and checksum not in migration.checksums:

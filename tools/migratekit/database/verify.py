@@ -22,7 +22,7 @@ from migratekit.database.schema import Difference, compare, snapshot
 from migratekit.database.scratch import ScratchServer, docker_unavailable_reason, scratch_database
 from migratekit.errors import ConfigError
 from migratekit.model.dockerfile import analyse
-from migratekit.model.formats import RUN_ONCE
+from migratekit.model.formats import RUN_ONCE, Format
 from migratekit.model.identity import shared_databases
 from migratekit.model.migration import Migration
 from migratekit.model.secrets import redact
@@ -106,6 +106,8 @@ def _rollback_gap(directory: Path, migrations: tuple[Migration, ...]) -> str | N
     if newest.format in RUN_ONCE:
         return None  # Prisma's migrations only go forward: a new migration reverses one
     if newest.down_sql is not None and newest.down_sql.strip():
+        return None
+    if newest.format is Format.DRIZZLE:  # drizzle-kit writes no down part: drizzle's migrations roll forward
         return None
     readme = directory / "README.md"
     if readme.is_file() and newest.version in readme.read_text(errors="replace"):

@@ -35,7 +35,18 @@ SPRING_RESOURCES = "src/main/resources"  # Maven's and Gradle's: the classpath's
 FLYWAY_LAYOUT = f"{SPRING_RESOURCES}/db/migration"  # Spring Boot's spring.flyway.locations default
 # the first found wins
 PRISMA_LAYOUT = "prisma/migrations"  # Prisma Migrate's, beside prisma/schema.prisma
-LAYOUTS = (MIGRATIONS, "db/migrations", "internal/db/migrations", "internal/migrations", FLYWAY_LAYOUT, PRISMA_LAYOUT)
+DRIZZLE_LAYOUT = "drizzle"  # drizzle-kit's default `out`
+LAYOUTS = (
+    MIGRATIONS,
+    "db/migrations",
+    "internal/db/migrations",
+    "internal/migrations",
+    FLYWAY_LAYOUT,
+    PRISMA_LAYOUT,
+    DRIZZLE_LAYOUT,
+)
+DRIZZLE_CONFIGS = ("drizzle.config.ts", "drizzle.config.mts", "drizzle.config.js", "drizzle.config.mjs")
+_DRIZZLE_OUT = re.compile(r"""\bout\s*:\s*(?P<quote>["'`])(?P<out>[^"'`$]+)(?P=quote)""")
 
 
 def discover(
@@ -79,6 +90,8 @@ def _layout(directory: Path, layouts: tuple[str, ...]) -> str | None:
         return None
     if "src" in names and layouts == LAYOUTS:
         layouts = (*spring_flyway_locations(directory), *layouts)
+    if layouts == LAYOUTS and names.intersection(DRIZZLE_CONFIGS):
+        layouts = (*layouts, *drizzle_out(directory))
     existing = [m for m in layouts if m.split("/", 1)[0] in names and (directory / m).is_dir()]
     first = layouts[0] if existing[:1] == [layouts[0]] else None  # the only one that may be empty
     if existing == [first]:
@@ -87,11 +100,29 @@ def _layout(directory: Path, layouts: tuple[str, ...]) -> str | None:
 
 
 def _holds_sql(directory: Path) -> bool:
-    """SQL files, or a directory per migration holding one (Prisma's <name>/migration.sql, or its lock file alone
-    before the first migration)."""
+    """SQL files, or a directory per migration holding one (Prisma's and drizzle-kit 1.0's <name>/migration.sql, or
+    Prisma's lock file alone before the first migration)."""
     if any(directory.glob("*.sql")):
         return True
     return (directory / "migration_lock.toml").is_file() or any(directory.glob("*/migration.sql"))
+
+
+def drizzle_out(service: Path) -> tuple[str, ...]:
+    """The `out` directory a service's drizzle.config.ts names (out: "./db/drizzle"), relative to the service, when
+    it is a plain string inside the service; () otherwise (read as text: a config computed at run time is not)."""
+    for name in DRIZZLE_CONFIGS:
+        try:
+            text = (service / name).read_text(errors="replace")
+        except OSError:
+            continue
+        found = _DRIZZLE_OUT.search(text)
+        if found is None:
+            return ()
+        out = Path(found["out"].strip())
+        if out.is_absolute() or ".." in out.parts or not out.parts:
+            return ()
+        return (out.as_posix().removeprefix("./").strip("/"),)
+    return ()
 
 
 SPRING_CONFIGS = ("application.yml", "application.yaml", "application.properties")

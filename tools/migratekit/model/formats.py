@@ -20,6 +20,10 @@ flyway  V<version>__<description>.sql, versions dotted or underscored (1, 1.1, 2
 prisma  Prisma Migrate's prisma/migrations: a directory per migration, <timestamp>_<name>/migration.sql (prisma migrate
         dev), applied in the order of the directories' names; no down part (Prisma's migrations only go forward), and
         migration_lock.toml's provider must be "postgresql"
+drizzle drizzle-kit's output: <tag>.sql files (0000_<words>.sql) applied in the order of meta/_journal.json's entries,
+        or, without a journal (drizzle-kit 1.0), a directory per migration, <YYYYMMDDHHMMSS>_<name>/migration.sql,
+        in the order of its name; `--> statement-breakpoint` ends a statement, as drizzle splits a file there; no
+        down parts
 
 Only the up part is ever applied forward; the down part serves `invoke rollback`. A format declared in
 workspace.yaml that a file contradicts (a .down.sql, or another tool's markers, under `seed`) is an error
@@ -44,6 +48,7 @@ class Format(StrEnum):
     SQLX = "sqlx"
     DIESEL = "diesel"
     PRISMA = "prisma"
+    DRIZZLE = "drizzle"
 
 
 FORMATS = tuple(f.value for f in Format)
@@ -99,11 +104,15 @@ EXAMPLES: dict[Format, tuple[str, str]] = {
     Format.SQLX: ("20240101120000_init.up.sql", "20240101120000_init.down.sql (a simple .sql has none)"),
     Format.DIESEL: ("2024-01-01-120000_init/up.sql", "2024-01-01-120000_init/down.sql"),
     Format.PRISMA: ("20240101120000_init/migration.sql", "none: Prisma's migrations only go forward"),
+    Format.DRIZZLE: ("0000_init.sql", "none: drizzle rolls forward (drizzle-kit generate)"),
 }
-# Formats whose tool generates each migration's SQL to run once, in one transaction with its history row (Prisma's
+# Formats whose tool generates each migration's SQL to run once, in one transaction (Prisma's and drizzle-kit's
 # `CREATE TABLE "User"`, never IF NOT EXISTS): not held to the seed's idempotency (MK2xx, verify's second run).
-RUN_ONCE = frozenset({Format.PRISMA})
+RUN_ONCE = frozenset({Format.PRISMA, Format.DRIZZLE})
 DIRECTORY_FORMATS = {Format.DIESEL: "up.sql", Format.PRISMA: "migration.sql"}  # a directory per migration: its file
+DRIZZLE_FILE = "migration.sql"  # drizzle-kit 1.0's migration, in a directory of its own
+# drizzle's migrator splits a file at this comment and sends each piece alone (a piece needs no closing `;`)
+DRIZZLE_BREAKPOINT = "--> statement-breakpoint"
 
 
 def format_of(name: str, text: str) -> Format:
@@ -165,6 +174,8 @@ def version_of(name: str, fmt: Format) -> str:
     """What the tracking row records: the file name less `.up.sql` (updown) or `.sql` (flyway: V1_1__init)."""
     if fmt in DIRECTORY_FORMATS:
         return name.removesuffix(f"/{DIRECTORY_FORMATS[fmt]}")
+    if fmt is Format.DRIZZLE:  # the journal's tag, or drizzle-kit 1.0's directory
+        return name.removesuffix(f"/{DRIZZLE_FILE}").removesuffix(".sql")
     if fmt in (Format.UPDOWN, Format.SQLX):
         return name.removesuffix(".up.sql").removesuffix(".sql")
     return name.removesuffix(".sql")
@@ -253,6 +264,8 @@ def file_name(version: str, fmt: Format) -> str:
     its directory's up.sql; Prisma's: its migration.sql)."""
     if fmt in DIRECTORY_FORMATS:
         return f"{version}/{DIRECTORY_FORMATS[fmt]}"
+    if fmt is Format.DRIZZLE:  # drizzle-kit 1.0's directory (the journal's <tag>.sql is told by its journal)
+        return f"{version}/{DRIZZLE_FILE}"
     return f"{version}.up.sql" if fmt in (Format.UPDOWN, Format.SQLX) else f"{version}.sql"
 
 
@@ -261,7 +274,9 @@ def sections(fmt: Format, text: str) -> Sections:
     if fmt is Format.SQLX:  # sqlx's own directive, on the file's first line
         first = text.removeprefix("\ufeff").lstrip().split("\n", 1)[0].strip()
         return Sections(text, 1, no_transaction="sqlx's '-- no-transaction'" if first == "-- no-transaction" else None)
-    if fmt in (Format.SEED, Format.UPDOWN, Format.FLYWAY, Format.DIESEL, Format.PRISMA):
+    if fmt is Format.DRIZZLE and DRIZZLE_BREAKPOINT in text:  # drizzle sends each piece alone: each ends there
+        return Sections(text.replace(DRIZZLE_BREAKPOINT, f";{DRIZZLE_BREAKPOINT}"), 1)
+    if fmt in (Format.SEED, Format.UPDOWN, Format.FLYWAY, Format.DIESEL, Format.PRISMA, Format.DRIZZLE):
         return Sections(text, 1)
     for other, pattern in MARKED.items():
         found = pattern.search(text) if other is not fmt else None
@@ -306,6 +321,8 @@ def migration_files(fmt: Format, version: str, up: str, down: str) -> dict[str, 
         return {f"{version}.up.sql": up, f"{version}.down.sql": down}
     if fmt is Format.DIESEL:
         return {f"{version}/up.sql": up, f"{version}/down.sql": down}
+    if fmt is Format.DRIZZLE:  # no down part: drizzle rolls forward
+        return {f"{version}/{DRIZZLE_FILE}": up}
     if fmt is Format.FLYWAY:  # version is V<n>__<description>: its undo is U<n>__<description>
         return {f"{version}.sql": up, f"U{version.removeprefix('V')}.sql": down}
     if fmt is Format.DBMATE:

@@ -8,6 +8,7 @@ U+FFFD, and so do we), and files are applied in the order of their version numbe
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 import os
@@ -25,6 +26,7 @@ from migratekit.model.contract import qualified
 from migratekit.model.formats import (
     AUTO,
     DIRECTORY_FORMATS,
+    DRIZZLE_FILE,
     FLYWAY_NAME,
     Format,
     SectionError,
@@ -110,16 +112,23 @@ class Migration:
     format: Format = Format.SEED
     down_data: bytes | None = field(default=None, repr=False)  # updown: the .down.sql file's bytes (flyway: U…)
     down_name: str | None = None  # the down part's own file, when it has one (2_b.down.sql, U2__b.sql)
+    millis: int | None = None  # drizzle: its journal entry's `when` (or 1.0's directory's time), in ms since 1970
+
+    @property
+    def _in_directory(self) -> bool:
+        """A migration that is a directory of its own (Diesel's, Prisma's, drizzle-kit 1.0's): named with its
+        directory."""
+        return self.format in DIRECTORY_FORMATS or (self.format is Format.DRIZZLE and self.path.name == DRIZZLE_FILE)
 
     @property
     def filename(self) -> str:
-        """The file's name in its migrations directory (Diesel's and Prisma's: its directory's too,
+        """The file's name in its migrations directory (Diesel's, Prisma's and drizzle-kit 1.0's: its directory's too,
         2024-01-01-000000_x/up.sql, 20240101000000_x/migration.sql)."""
-        return f"{self.path.parent.name}/{self.path.name}" if self.format in DIRECTORY_FORMATS else self.path.name
+        return f"{self.path.parent.name}/{self.path.name}" if self._in_directory else self.path.name
 
     @cached_property
     def version(self) -> str:
-        return self.path.parent.name if self.format in DIRECTORY_FORMATS else version_of(self.path.name, self.format)
+        return self.path.parent.name if self._in_directory else version_of(self.path.name, self.format)
 
     @cached_property
     def parsed_version(self) -> Version:
@@ -394,18 +403,17 @@ def load_migrations(
     A file linked to somewhere outside the directory, or too large to be a migration, or a
     directory that cannot be read, is bad input: a ConfigError naming it, before anything runs.
     """
-    files = _read_files(directory)
+    files = read_files(directory)
     formats = {name: format_of(name, data.decode("utf-8", "replace")) for name, data in files.items()}
     diesel = _diesel_directories(directory) if fmt in (AUTO, Format.DIESEL) else {}
     for name in diesel:
         files[f"{name}/up.sql"], formats[f"{name}/up.sql"] = diesel[name][0], Format.DIESEL
-    if fmt in (AUTO, Format.PRISMA) and is_prisma_directory(directory, fmt):
-        problems = prisma_problems(directory)
-        if problems and not mixed:  # the audit reports each (MK119)
-            path, _, message = problems[0]
-            raise ConfigError(f"{path}: {message}")
-        for name, data in _prisma_migrations(directory).items():
-            files[f"{name}/migration.sql"], formats[f"{name}/migration.sql"] = data, Format.PRISMA
+    prisma = fmt in (AUTO, Format.PRISMA) and is_prisma_directory(directory, fmt)
+    if prisma:
+        _take_prisma(directory, files, formats, mixed)
+    drizzle = drizzle_layout(directory, files) if fmt in (AUTO, Format.DRIZZLE) and not prisma else None
+    if drizzle is not None:
+        _take_drizzle(drizzle, files, formats, mixed)
     if fmt != AUTO:
         declared = Format(fmt)
         against = sorted(name for name, found in formats.items() if contradicts(declared, found))
@@ -435,9 +443,37 @@ def load_migrations(
             down_name: str | None = found[0] if found else None
             down: bytes | None = found[1] if found else None
             migrations.append(Migration(directory / name, data, Format.FLYWAY, down, down_name))
+        elif formats[name] is Format.DRIZZLE and drizzle is not None:
+            migrations.append(Migration(directory / name, data, Format.DRIZZLE, millis=drizzle.files[name][1]))
         else:
             migrations.append(Migration(directory / name, data, formats[name]))
-    return tuple(sorted(migrations, key=lambda m: (m.parsed_version.key, m.filename)))
+    ordered = sorted(migrations, key=lambda m: (m.parsed_version.key, m.filename))
+    if drizzle is not None and drizzle.journal:  # the journal's order; checked to be the versions' order too
+        journal_order = {name: i for i, name in enumerate(drizzle.files)}
+        ordered.sort(key=lambda m: journal_order.get(m.filename, -1))
+    return tuple(ordered)
+
+
+def _take_prisma(directory: Path, files: dict[str, bytes], formats: dict[str, Format], mixed: bool) -> None:
+    """Prisma's migrations, each directory's migration.sql; what `prisma migrate deploy` refuses is bad input, unless
+    `mixed` (the audit reports each as MK119)."""
+    problems = prisma_problems(directory)
+    if problems and not mixed:
+        path, _, message = problems[0]
+        raise ConfigError(f"{path}: {message}")
+    for name, data in _prisma_migrations(directory).items():
+        files[f"{name}/migration.sql"], formats[f"{name}/migration.sql"] = data, Format.PRISMA
+
+
+def _take_drizzle(drizzle: DrizzleLayout, files: dict[str, bytes], formats: dict[str, Format], mixed: bool) -> None:
+    """drizzle's migrations in place of the directory's files: what its journal lists, or 1.0's directories. What
+    drizzle's migrator would stop at or skip is bad input, unless `mixed` (the audit reports it as MK113)."""
+    if drizzle.problems and not mixed:
+        raise ConfigError(f"{drizzle.problems[0][0]}: {drizzle.problems[0][1]}")
+    for name in drizzle.unlisted:
+        del files[name], formats[name]
+    for name, (data, _) in drizzle.files.items():
+        files[name], formats[name] = data, Format.DRIZZLE
 
 
 def _flyway_undo(directory: Path, files: Mapping[str, bytes]) -> dict[str, tuple[str, bytes]]:
@@ -532,10 +568,15 @@ def _subdirectories(directory: Path) -> list[str]:
 
 
 def is_prisma_directory(directory: Path, fmt: str = AUTO) -> bool:
-    """Prisma Migrate's migrations directory: declared so, or holding its lock file or a <name>/migration.sql."""
+    """Prisma Migrate's migrations directory: declared so, or holding its lock file, or, undeclared, a
+    <name>/migration.sql. drizzle-kit 1.0 writes directories of the same shape: its snapshot.json beside each
+    migration.sql, or its meta/ journal directory, says they are drizzle's."""
     if fmt == Format.PRISMA or (directory / PRISMA_LOCK).is_file():
         return True
-    return any((directory / name / "migration.sql").is_file() for name in _subdirectories(directory))
+    if fmt != AUTO or (directory / "meta").is_dir():
+        return False
+    scripts = [name for name in _subdirectories(directory) if (directory / name / "migration.sql").is_file()]
+    return bool(scripts) and not any((directory / name / "snapshot.json").is_file() for name in scripts)
 
 
 def prisma_problems(directory: Path) -> list[tuple[Path, int | None, str]]:
@@ -586,7 +627,145 @@ def _prisma_migrations(directory: Path) -> dict[str, bytes]:
     return found
 
 
-def _read_files(directory: Path) -> dict[str, bytes]:
+DRIZZLE_JOURNAL = "meta/_journal.json"
+
+
+@dataclass(frozen=True)
+class DrizzleLayout:
+    """drizzle-kit's migrations as drizzle's migrator reads them, and what in them it would trip over.
+
+    With a journal (drizzle-kit before 1.0), the migrations are the journal's entries, in its order, each
+    `<tag>.sql` with the entry's `when`; drizzle's migrator stops at an entry without its file and never applies
+    a file the journal does not list. Without one (drizzle-kit 1.0), each directory holding a migration.sql is
+    one, in the order of its name, whose first 14 digits are its time (UTC).
+    """
+
+    journal: bool
+    files: dict[str, tuple[bytes, int]]  # file name (0000_x.sql, 20240101120000_x/migration.sql) -> bytes, millis
+    unlisted: tuple[str, ...] = ()  # .sql files beside a journal that does not list them
+    problems: tuple[tuple[Path, str], ...] = ()  # (file, what is wrong and what to do)
+
+
+def drizzle_layout(directory: Path, files: Mapping[str, bytes]) -> DrizzleLayout | None:
+    """drizzle-kit's layout in `directory` (its top-level .sql files already read), or None when it has none."""
+    journal = directory / DRIZZLE_JOURNAL
+    folders = _drizzle_directories(directory)
+    if not journal.is_file():
+        return _drizzle_folders(directory, folders) if folders else None
+    problems: list[tuple[Path, str]] = []
+    if folders:
+        problems.append(
+            (
+                journal,
+                "drizzle-kit's journal beside drizzle-kit 1.0's migration directories "
+                f"({', '.join(sorted(folders)[:3])}); drizzle 1.0 refuses the journal: run drizzle-kit up to move "
+                "the journal's migrations into directories, or remove the directories",
+            )
+        )
+    entries, error = _journal_entries(journal)
+    if error:
+        return DrizzleLayout(True, {}, tuple(files), ((journal, error),))
+    found: dict[str, tuple[bytes, int]] = {}
+    previous: tuple[str, int] | None = None
+    for tag, when in entries:
+        name = f"{tag}.sql"
+        if name in found:
+            problems.append((journal, f"lists {tag} twice; keep one entry per migration"))
+            continue
+        if name not in files:
+            problems.append(
+                (
+                    journal,
+                    f"lists {tag}, but {name} does not exist beside it (drizzle's migrator stops there "
+                    "too); restore the file, or remove its entry with drizzle-kit drop",
+                )
+            )
+            continue
+        if previous is not None and when <= previous[1]:
+            problems.append(
+                (
+                    journal,
+                    f"{tag}'s when ({when}) is not later than {previous[0]}'s ({previous[1]}): on a "
+                    f"database that has {previous[0]}, drizzle's migrator would never apply {tag}; regenerate it "
+                    "with drizzle-kit generate, or set its when after the one before",
+                )
+            )
+        elif previous is not None and Version.parse(tag).key < Version.parse(previous[0]).key:
+            problems.append(
+                (
+                    journal,
+                    f"lists {tag} after {previous[0]}, but migratekit orders versions by their numbers "
+                    "and names; use drizzle-kit's index, timestamp or unix prefix, so that name order is the "
+                    "journal's order",
+                )
+            )
+        found[name] = (files[name], when)
+        previous = (tag, when)
+    unlisted = tuple(name for name in files if name not in found)
+    for name in unlisted:
+        problems.append(
+            (
+                directory / name,
+                f"not in {DRIZZLE_JOURNAL}: drizzle's migrator never applies it; generate "
+                "migrations with drizzle-kit generate (--custom for hand-written SQL), or delete the file",
+            )
+        )
+    return DrizzleLayout(True, found, unlisted, tuple(problems))
+
+
+def _journal_entries(journal: Path) -> tuple[list[tuple[str, int]], str]:
+    """The journal's (tag, when) pairs in its order, or why it cannot be read as drizzle-kit writes it."""
+    try:
+        data = json.loads(journal.read_text(errors="replace"))
+    except (OSError, ValueError) as exc:
+        return [], f"not drizzle-kit's journal ({exc}); restore it from version control"
+    entries = data.get("entries") if isinstance(data, dict) else None
+    if not isinstance(entries, list):
+        return [], "no entries list, as drizzle-kit writes one; restore it from version control"
+    dialect = data.get("dialect")
+    if dialect not in (None, "postgresql", "postgres", "pg"):
+        return [], f"the journal of dialect {dialect!r}, not PostgreSQL's: this is no PostgreSQL service's"
+    pairs = []
+    for index, entry in enumerate(entries):
+        tag = entry.get("tag") if isinstance(entry, dict) else None
+        when = entry.get("when") if isinstance(entry, dict) else None
+        if not isinstance(tag, str) or not tag or "/" in tag or not isinstance(when, int) or isinstance(when, bool):
+            return [], f"entry {index} has no tag and when as drizzle-kit writes them; correct it"
+        pairs.append((tag, when))
+    return pairs, ""
+
+
+def _drizzle_directories(directory: Path) -> dict[str, Path]:
+    """drizzle-kit 1.0's migrations: each subdirectory holding a migration.sql (drizzle's migrator reads every one)."""
+    try:
+        with os.scandir(directory) as entries:
+            names = sorted(e.name for e in entries if e.is_dir())
+    except OSError:
+        return {}
+    return {name: directory / name / DRIZZLE_FILE for name in names if (directory / name / DRIZZLE_FILE).is_file()}
+
+
+def _drizzle_folders(directory: Path, folders: Mapping[str, Path]) -> DrizzleLayout:
+    """drizzle-kit 1.0's directories, in the order of their names, each at the UTC time its first 14 digits say."""
+    found: dict[str, tuple[bytes, int]] = {}
+    problems: list[tuple[Path, str]] = []
+    for name, path in folders.items():
+        try:
+            moment = datetime.datetime.strptime(name[:14], "%Y%m%d%H%M%S").replace(tzinfo=datetime.UTC)
+        except ValueError:
+            problems.append(
+                (
+                    path,
+                    "its directory's name does not start with drizzle-kit's YYYYMMDDHHMMSS; rename it as "
+                    "drizzle-kit generate names one (20240101120000_name)",
+                )
+            )
+            continue
+        found[f"{name}/{DRIZZLE_FILE}"] = (_read(str(path)), int(moment.timestamp()) * 1000)
+    return DrizzleLayout(False, found, (), tuple(problems))
+
+
+def read_files(directory: Path) -> dict[str, bytes]:
     """The bytes of every `*.sql` file of a directory by name (dotfiles skipped: editors' lock and scratch files)."""
     files: dict[str, bytes] = {}
     if not directory.is_dir():

@@ -94,6 +94,11 @@ def new_service(
             "prisma/schema.prisma and applied by prisma migrate deploy; create it with npx prisma init, then "
             "invoke init --update declares it (invoke new-migration writes its migrations)"
         )
+    if fmt == Format.DRIZZLE:  # its journal and snapshots come from the service's schema, which drizzle-kit reads
+        raise ConfigError(
+            "--format drizzle: drizzle's migrations are drizzle-kit's to write, from the service's schema (drizzle-kit "
+            "generate); scaffold the service in another format, or add drizzle to it and generate them"
+        )
     tokens = {
         "name": name,
         "package": name.replace("-", "_"),
@@ -178,6 +183,11 @@ def new_migration(
     with _lock(workspace.root):  # two calls at once must never take the same number
         migrations = service.load_migrations()
         fmt = Format(service.settings.format) if service.settings.format != AUTO else _format_of(migrations)
+        if fmt is Format.DRIZZLE:  # its journal and schema snapshots are drizzle-kit's to write
+            raise ConfigError(
+                f"{service_name}'s migrations are drizzle-kit's, with its journal and schema snapshots: write the "
+                "next one with drizzle-kit generate (--custom for hand-written SQL); nothing was written"
+            )
         strays = tuple(
             n for n in (Version.of_file(f).number for f in _sql_names(service.migrations_dir)) if n is not None
         )

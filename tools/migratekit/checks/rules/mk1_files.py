@@ -12,7 +12,15 @@ from pathlib import Path
 from migratekit.checks.rule import Scope, StaleIgnore
 from migratekit.checks.rule import rule as declare_rule
 from migratekit.model.formats import AUTO, RUN_ONCE, SEED_NAME, TIMESTAMPS, Format, contradicts, format_groups
-from migratekit.model.migration import Migration, is_prisma_directory, prisma_problems, tracking_table_statement
+from migratekit.model.migration import (
+    DRIZZLE_JOURNAL,
+    Migration,
+    drizzle_layout,
+    is_prisma_directory,
+    prisma_problems,
+    read_files,
+    tracking_table_statement,
+)
 
 
 @dataclass(frozen=True)
@@ -34,9 +42,10 @@ rule = partial(declare_rule, scope=Scope.FILES)
 # The rules bound to formats, and the formats each judges; every other rule judges every format's files alike.
 SEED_ONLY = (Format.SEED,)
 WITH_DOWN_PARTS = tuple(f for f in Format if f not in (Format.SEED, Format.PRISMA))  # Prisma's only go forward
-# Idempotency (MK2xx) is held to every format whose files people write; Prisma's are generated from schema.prisma
-# (CREATE TABLE "User" …, never IF NOT EXISTS) and each runs once in one transaction with its tracking row, so a
-# rerun never meets half of one: the family does not judge them. Safety (MK3xx) judges every format.
+# Idempotency (MK2xx) is held to every format whose files people write; Prisma's and drizzle's are generated from
+# the service's schema (CREATE TABLE "User" …, never IF NOT EXISTS) and each runs once in one transaction, so a
+# rerun never meets half of one: the family judges them only when one cannot run in a transaction
+# (judges_idempotency). Safety (MK3xx) judges every format.
 WRITTEN_BY_HAND = tuple(f for f in Format if f not in RUN_ONCE)
 FAMILY_FORMATS: dict[str, tuple[Format, ...]] = {"MK2": WRITTEN_BY_HAND}
 FORMAT_RULES: dict[str, tuple[Format, ...]] = {
@@ -63,6 +72,12 @@ def judges(code: str, fmt: Format) -> bool:
     """Whether a rule judges a file of this format (FORMAT_RULES, else its family's FAMILY_FORMATS, else yes)."""
     formats = FORMAT_RULES.get(code) or FAMILY_FORMATS.get(code[:3])
     return formats is None or fmt in formats
+
+
+def judges_idempotency(fmt: Format, one_transaction: bool) -> bool:
+    """Whether the MK2xx rules read a file of `fmt`: a generated one (RUN_ONCE) too when it cannot run in one
+    transaction (CREATE INDEX CONCURRENTLY), since a failure half-way then leaves half of it for the rerun."""
+    return judges("MK2", fmt) or not one_transaction
 
 
 def seed_format(d: Directory) -> bool:
@@ -269,6 +284,14 @@ def stray_file(d: Directory) -> Iterable[FileHit]:
     for path in sorted(others):
         if re.search(r"\.(sql|psql|pgsql)\b", path.name, re.IGNORECASE) and path.is_file():
             yield path, None, f"{path.name} looks like a migration but is never applied"
+    if d.declared in (AUTO, Format.DRIZZLE) and ((d.path / DRIZZLE_JOURNAL).is_file() or _drizzle(d)):
+        layout = drizzle_layout(d.path, read_files(d.path))  # what drizzle's migrator would skip or stop at
+        for path, message in layout.problems if layout is not None else ():
+            yield path, None, message
+
+
+def _drizzle(d: Directory) -> bool:
+    return any(m.format is Format.DRIZZLE for m in d.migrations)
 
 
 @rule("MK114", "warning", "add the missing .down.sql, or a note in migrations/README.md on how to undo it")

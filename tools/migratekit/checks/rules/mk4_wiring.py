@@ -26,8 +26,11 @@ from migratekit.model.secrets import redact
 SKIP_SWITCH = re.compile(  # an environment switch, off or on: SKIP_MIGRATIONS, MIGRATIONS_DISABLED, RUN_MIGRATIONS
     r"\b(?:SKIP|DISABLE|NO)_?MIGRAT\w*|\bMIGRATIONS?_(?:SKIP|DISABLED?)\b|\b(?:RUN|AUTO|APPLY|ENABLE)_MIGRAT\w*"
 )
+JS_SUFFIXES = (".ts", ".mts", ".cts", ".js", ".mjs", ".cjs")
 DIRNAME_PATH = re.compile(r"path\.(?:join|resolve)\(\s*__dirname\s*,\s*['\"]([^'\"]+)['\"]")
 ENV_PATH = re.compile(r"\b(MIGRATIONS?_(?:DIR|PATH|DIRECTORY))\b")
+# drizzle's migrator: migrate(db, { migrationsFolder: "./drizzle" }), a path from the process's working directory
+DRIZZLE_FOLDER = re.compile(r"\bmigrationsFolder\s*:\s*(['\"`])([^'\"`$]+)\1")
 
 
 WiringHit = tuple[str | None, int | None, str | None]  # (path, line, message)
@@ -131,6 +134,14 @@ def runtime_path(w: Wiring) -> Iterable[WiringHit]:
                     f"{', '.join(sorted(image.final.carriers))}",
                 )
                 return
+        folder = DRIZZLE_FOLDER.search(source.text) if source.path.suffix in JS_SUFFIXES else None
+        if folder is not None:
+            reads = posixpath.normpath(posixpath.join(image.final.workdir, folder[2]))
+            if reads not in image.final.carriers:
+                carriers = ", ".join(sorted(image.final.carriers))
+                message = f"drizzle's migrator reads {reads} in the image; the Dockerfile puts migrations at {carriers}"
+                yield w.rel(source.path), source.line_of(folder.start()), message
+            continue
         if source.path.suffix in (".ts", ".js") and OWN_RUNNER.search(source.text):
             found = DIRNAME_PATH.search(source.text)
             if found is None or not found[1].rstrip("/").endswith("migrations"):
