@@ -523,3 +523,25 @@ def test_the_audit_finds_seeded_defects_in_drizzles_files(tmp_path: Path) -> Non
     assert audit.returncode == 1
     text = plain(repo.invoke("audit").stdout)
     assert "MK113 warning services/orders/drizzle/0003_forgotten.sql: not in meta/_journal.json" in text, text
+
+
+def test_drizzle_1_0_directories_are_not_taken_for_prisma(tmp_path: Path) -> None:
+    """Both write <timestamp>_<name>/migration.sql: drizzle-kit 1.0's snapshot.json beside each says whose they are,
+    and Prisma's lock file says Prisma's."""
+    from migratekit.model.formats import Format
+    from migratekit.model.migration import load_migrations
+
+    drizzle_dir = write_tree(
+        tmp_path / "d",
+        {"20240601120000_init/migration.sql": "CREATE TABLE a (id int);\n", "20240601120000_init/snapshot.json": "{}"},
+    )
+    prisma_dir = write_tree(
+        tmp_path / "p",
+        {
+            "20240601120000_init/migration.sql": "CREATE TABLE a (id int);\n",
+            "migration_lock.toml": 'provider = "postgresql"\n',
+        },
+    )
+    assert [m.format for m in load_migrations(drizzle_dir)] == [Format.DRIZZLE]
+    assert [m.format for m in load_migrations(prisma_dir)] == [Format.PRISMA]
+    assert [m.version for m in load_migrations(drizzle_dir)] == ["20240601120000_init"]
