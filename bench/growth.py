@@ -1,4 +1,5 @@
-"""Benchmark: how each cost grows with the work, in one run: the cost per file and per service should stay flat.
+"""Benchmark: how each cost grows with the work, in one run: the cost per file and per service, and the memory,
+should stay flat.
 
     .venv/bin/pip install -e '.[bench]'
     .venv/bin/python bench/growth.py [--files 1000 10000 50000] [--services 10 40 300]
@@ -7,8 +8,10 @@ Audit: `invoke audit --json` cold (`--no-cache`) and warm on monorepos of 50 mig
 service, with squawk on the same files beside it. migrate-all: `invoke migrate-all --json` from
 empty and up to date on 10 / 40 / 300 services of 25 migrations; beside up to date, its floor: a
 process that imports Invoke and psycopg, then only connects to each database and reads its tracking
-rows, 4 at a time (bench/migrate.py's UP_TO_DATE_FLOOR). Each row
-gives the cost per file or per service, which should stay flat as the work grows. Uses
+rows, 4 at a time (bench/migrate.py's UP_TO_DATE_FLOOR). Each row gives the cost per file or per
+service, which should stay flat as the work grows, and the peak memory (RSS, from GNU time) of the
+invoke process itself in each measured run, the largest of its runs: the same from the smallest step
+to the largest when nothing is kept per file or per service longer than it is needed. Uses
 $MIGRATEKIT_SCRATCH_URL's server (default 127.0.0.1:5432) and drops every database it made.
 """
 
@@ -27,7 +30,7 @@ from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).parent))
-from migrate import BIN, UP_TO_DATE_FLOOR, median, timed  # noqa: E402
+from migrate import BIN, UP_TO_DATE_FLOOR, timed  # noqa: E402
 from synth import build  # noqa: E402
 
 from migratekit.database.embedded import create_database, drop_database  # noqa: E402
@@ -35,6 +38,13 @@ from migratekit.model.identity import with_database  # noqa: E402
 
 PER_SERVICE_AUDIT = 50
 PER_SERVICE_MIGRATE = 25
+RUNS = 3
+
+
+def measured(cmd: list[str], env: dict[str, str], cwd: Path, ok: tuple[int, ...] = (0,)) -> tuple[float, float]:
+    """The median seconds of RUNS runs, and the largest peak memory (MB) of any of them."""
+    runs = [timed(cmd, env, cwd, ok) for _ in range(RUNS)]
+    return sorted(seconds for seconds, _ in runs)[RUNS // 2], max(rss for _, rss in runs)
 
 
 def audit_rows(work: Path, sizes: list[int]) -> list[tuple[str, ...]]:
@@ -43,10 +53,10 @@ def audit_rows(work: Path, sizes: list[int]) -> list[tuple[str, ...]]:
         root = work / f"audit-{files}"
         build(root, files // PER_SERVICE_AUDIT, PER_SERVICE_AUDIT)
         audit = [str(BIN / "invoke"), "audit", "--json"]
-        cold, _ = median([*audit, "--no-cache"], {}, root, ok=(0, 1))
+        cold, cold_peak = measured([*audit, "--no-cache"], {}, root, ok=(0, 1))
         timed(audit, {}, root, ok=(0, 1))  # fills the cache
-        warm, _ = median(audit, {}, root, ok=(0, 1))
-        squawk, _ = median([str(BIN / "squawk"), "services/*/migrations/*.sql"], {}, root, ok=(0, 1))  # its own glob
+        warm, warm_peak = measured(audit, {}, root, ok=(0, 1))
+        squawk, _ = measured([str(BIN / "squawk"), "services/*/migrations/*.sql"], {}, root, ok=(0, 1))  # its own glob
         rows.append(
             (
                 f"{files:,} files",
@@ -56,6 +66,7 @@ def audit_rows(work: Path, sizes: list[int]) -> list[tuple[str, ...]]:
                 f"{warm / files * 1000:.3f}",
                 f"{squawk:.2f} s",
                 f"{cold / squawk:.2f} / {warm / squawk:.2f}",
+                f"{cold_peak:.0f} / {warm_peak:.0f} MB",
             )
         )
         shutil.rmtree(root)
@@ -76,9 +87,9 @@ def migrate_rows(work: Path, counts: list[int], admin: str) -> list[tuple[str, .
             with psycopg.connect(admin, autocommit=True) as conn:
                 conn.execute("CHECKPOINT")
             command = [str(BIN / "invoke"), "migrate-all", "--json"]
-            empty, peak = timed(command, env, root)
-            current, _ = median(command, env, root)
-            floor, _ = median([sys.executable, "-c", UP_TO_DATE_FLOOR, "4", *env.values()], {}, root)
+            empty, empty_peak = timed(command, env, root)
+            current, current_peak = measured(command, env, root)
+            floor, _ = measured([sys.executable, "-c", UP_TO_DATE_FLOOR, "4", *env.values()], {}, root)
             rows.append(
                 (
                     f"{count} services",
@@ -88,7 +99,7 @@ def migrate_rows(work: Path, counts: list[int], admin: str) -> list[tuple[str, .
                     f"{current / count * 1000:.1f}",
                     f"{floor:.2f} s",
                     f"{current / floor:.2f}",
-                    f"{peak:.0f} MB",
+                    f"{empty_peak:.0f} / {current_peak:.0f} MB",
                 )
             )
         finally:
@@ -107,13 +118,17 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="mk-bench-growth-"))
     console = Console(width=120)  # a file or a pipe is 80 wide: columns were cut
     try:
-        audit = Table(title=f"audit, {PER_SERVICE_AUDIT} migrations per service (median of 3)")
-        for column in ("files", "cold", "ms/file", "warm", "ms/file", "squawk", "cold / warm vs squawk"):
+        audit = Table(title=f"audit, {PER_SERVICE_AUDIT} migrations per service (median of {RUNS}; peak: largest)")
+        columns = ("files", "cold", "ms/file", "warm", "ms/file", "squawk", "cold / warm vs squawk", "peak cold / warm")
+        for column in columns:
             audit.add_column(column, justify="left" if column == "files" else "right")
         for row in audit_rows(work, args.files):
             audit.add_row(*row)
         console.print(audit)
-        migrate = Table(title=f"migrate-all, {PER_SERVICE_MIGRATE} migrations per service (up to date: median of 3)")
+        migrate = Table(
+            title=f"migrate-all, {PER_SERVICE_MIGRATE} migrations per service (up to date: median of {RUNS}; peak: "
+            "largest)"
+        )
         for column in (
             "services",
             "from empty",
@@ -122,7 +137,7 @@ def main() -> None:
             "ms/service",
             "floor",
             "up to date / floor",
-            "peak memory",
+            "peak empty / up to date",
         ):
             migrate.add_column(column, justify="left" if column == "services" else "right")
         for row in migrate_rows(work, args.services, admin):

@@ -96,6 +96,9 @@ def main() -> None:
     parser.add_argument("--migrations", type=int, default=25)
     parser.add_argument("--jobs", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3, help="from-empty rounds; the table shows medians")
+    parser.add_argument(
+        "--no-per-file", action="store_true", help="skip the last row (a psql per file: minutes on a busy machine)"
+    )
     args = parser.parse_args()
     admin = os.environ.get("MIGRATEKIT_SCRATCH_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
     work = Path(tempfile.mkdtemp(prefix="mk-bench-"))
@@ -206,8 +209,6 @@ def main() -> None:
                     float("nan"),
                 )
             )
-            psql_urls = {n: database("psql", n) for n in names}
-            settle()
 
             def per_file(name: str) -> tuple[float, float]:
                 return many(
@@ -215,7 +216,10 @@ def main() -> None:
                     [str(f) for f in files[name]],
                 )
 
-            rows.append(("psql -1 -f per file (no tracking), from empty", *many(per_file, names)))
+            if not args.no_per_file:
+                psql_urls = {n: database("psql", n) for n in names}
+                settle()
+                rows.append(("psql -1 -f per file (no tracking), from empty", *many(per_file, names)))
 
         table = Table(title=f"migrate: {args.services} services x {args.migrations} migrations, jobs={args.jobs}")
         for column in ("run", "seconds", "peak MB (one process)"):

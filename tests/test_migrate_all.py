@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 
 import psycopg
 import pytest
@@ -36,6 +38,48 @@ def test_migrate_all_applies_every_service_then_reports_up_to_date(monorepo) -> 
         "battles": ("up_to_date", 1),
         "search": ("up_to_date", 1),
     }
+
+
+# Runs Invoke's program in a process of its own and prints, at exit, every module that process imported.
+IMPORTED_AT_EXIT = """
+import atexit, sys
+atexit.register(lambda: print("imported:", *sorted(sys.modules), file=sys.stderr))
+from invoke.main import program
+program.run()
+"""
+# What an up-to-date run never uses: SQL parsing, the audit, scaffolding, sending migrations, the embedded
+# cluster, other tools' histories, and rich's live display (stderr is a pipe here); with --json, rich itself.
+NOT_UP_TO_DATE = (
+    "pglast",
+    "tree_sitter",
+    "ruamel.yaml",
+    "migratekit.checks",
+    "migratekit.scaffold",
+    "migratekit.database.execution",
+    "migratekit.database.embedded",
+    "migratekit.database.other_tools",
+    "rich.live",
+)
+
+
+@pytest.mark.parametrize("flags", [("--json",), ()], ids=["json", "text"])
+def test_an_up_to_date_run_imports_only_what_it_uses(monorepo, flags: tuple[str, ...]) -> None:
+    """An up-to-date run is mostly start-up: it loads no parser, audit or display it does not use."""
+    repo = three_services(monorepo)
+    assert repo.invoke("migrate-all").returncode == 0
+    run = subprocess.run(
+        [sys.executable, "-c", IMPORTED_AT_EXIT, "migrate-all", *flags],
+        cwd=repo.root,
+        env={**os.environ, **repo.env},
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "up to date" in run.stdout or "up_to_date" in run.stdout
+    imported = set(run.stderr.rpartition("imported:")[2].split())
+    assert "migratekit.database.apply" in imported  # the probe saw the run
+    unused = [*NOT_UP_TO_DATE, "rich"] if flags else NOT_UP_TO_DATE
+    assert sorted(m for m in imported if any(m == u or m.startswith(f"{u}.") for u in unused)) == []
 
 
 def test_a_failure_skips_dependents_and_independent_services_finish(monorepo) -> None:

@@ -13,7 +13,6 @@ from migratekit import interrupts
 from migratekit.cli import render
 from migratekit.cli.flags import MIGRATE_FLAGS, MIGRATE_HELP, ROOT_HELP, number, user_errors, with_flags, workspace_at
 from migratekit.errors import ConfigError
-from migratekit.model.inventory import inventory
 from migratekit.model.selection import select
 from migratekit.model.settings import RunOptions
 from migratekit.model.workspace import relative
@@ -23,6 +22,8 @@ from migratekit.model.workspace import relative
 @user_errors
 def services(c: Context, root: str | None = None, json: bool = False) -> None:
     """List services: language, dependencies, migrations, newest version, database source."""
+    from migratekit.model.inventory import inventory
+
     workspace = workspace_at(root)
     workspace.require_services()
     rows = inventory(workspace)

@@ -12,15 +12,17 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.live import Live
-from rich.table import Table
 from rich.text import Text
 
 from migratekit.cli.render import OUTCOME_LABEL, duration
 from migratekit.database.apply import Applying, Event, Finished, ProgressFn, Ran, Said, WaveStarted
 from migratekit.database.results import Outcome, Result
+
+if TYPE_CHECKING:  # the live table is drawn on a terminal only: a CI log's lines need no more of rich than Text
+    from rich.console import Console
+    from rich.table import Table
 
 
 def finished_text(result: Result) -> str:
@@ -69,6 +71,8 @@ class _Board:
                 self.done = (event.done, event.total)
 
     def render(self) -> Table:
+        from rich.table import Table
+
         done, total = self.done
         title = f"migrating: {done} of {total} done" if total else "migrating"  # short: the table is narrow
         table = Table(title=Text(title), show_edge=False)
@@ -92,6 +96,8 @@ def live_progress(console: Console) -> Iterator[ProgressFn]:
 
         yield log
         return
+    from rich.live import Live
+
     board = _Board()
     with Live(get_renderable=board.render, console=console, refresh_per_second=8, transient=True):
         yield board.update

@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from migratekit.checks.rule import Finding, Rule, Severity
 from migratekit.database.results import Outcome, Result
 from migratekit.version import VERSION
 
@@ -24,6 +23,7 @@ if TYPE_CHECKING:  # rich is imported where a table or a console is made: `--jso
     from rich.table import Table
     from rich.text import Text
 
+    from migratekit.checks.rule import Finding, Rule
     from migratekit.checks.run import AuditReport
     from migratekit.database.drift import Applying, Entry, EntryKind, Matrix, ServiceDrift, ServiceStatus
     from migratekit.database.embedded import EmbeddedServer
@@ -341,6 +341,8 @@ def rollback_text(result: Result, dry_run: bool) -> list[RenderableType]:
 
 def audit_text(report: AuditReport) -> list[Text]:
     """Findings grouped by service, each with its code, severity, place, sentence and fix."""
+    from migratekit.checks.rule import Severity  # the audit's: migrate's output never loads it
+
     lines: list[Text] = []
     current: object = object()
     for f in report.findings:

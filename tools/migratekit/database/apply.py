@@ -19,14 +19,15 @@ from pathlib import Path
 import psycopg
 
 from migratekit import interrupts
-from migratekit.database import execution, tracking
+from migratekit.database import tracking
 from migratekit.database.connection import MISSING, connect, create_missing, lost, refused
-from migratekit.database.other_tools import history_elsewhere, own_runner_elsewhere, own_runner_in_the_way
 from migratekit.database.plan import plan
 from migratekit.database.results import Applied, Failure, MigrationFailed, Outcome, Result, Stopped
 from migratekit.model.migration import Migration, SqlSyntaxError, load_migrations
-from migratekit.model.runner_table import own_history
 from migratekit.model.settings import RUN_DEFAULTS, SERVICE_DEFAULTS, RunOptions, ServiceSettings
+
+# `execution` (sending migrations) and `other_tools` (another runner's history) are imported where there is work
+# or no tracking table: an up-to-date run, mostly start-up, needs neither.
 
 __all__ = ["MigrationFailed", "ProgressFn", "Result", "apply_service", "run_again", "run_migrations"]
 
@@ -175,6 +176,8 @@ def _apply(
     settled = _without_lock(conn, migrations, job, done)
     if settled is not None:
         return settled
+    from migratekit.database import execution
+
     with tracking.locked(conn, table, run.lock_wait):  # the plan decided again, under the lock
         tracking.ensure_table(conn, table)
         the_plan = plan(migrations, tracking.applied_rows(conn, table), run.allow_changed, run.out_of_order)
@@ -238,18 +241,16 @@ def _without_lock(
     try:
         rows = tracking.first_look(conn, table)
     except Stopped:  # a table of another shape: the service's own runner's, said so, or as tracking says
+        from migratekit.database.other_tools import own_runner_in_the_way
+        from migratekit.model.runner_table import own_history
+
         clash = own_runner_in_the_way(conn, table, own_history(source) if source else None)
         if clash is not None:
             return done(Outcome.FAILED, failure=clash)
         raise
-    if rows is None and source is not None:  # a first run here, unless the service's own runner's history is there
-        elsewhere = own_runner_elsewhere(conn, table, migrations, own_history(source))
-        if elsewhere is not None:
-            return done(Outcome.FAILED, failure=elsewhere)
-    if rows is None and neighbours is not None:  # a first run here, unless the history is elsewhere
-        elsewhere = history_elsewhere(conn, table, migrations, neighbours)
-        if elsewhere is not None:
-            return done(Outcome.FAILED, failure=elsewhere)
+    elsewhere = _history_elsewhere(conn, table, migrations, neighbours, source) if rows is None else None
+    if elsewhere is not None:
+        return done(Outcome.FAILED, failure=elsewhere)
     first_look = plan(migrations, rows or {}, run.allow_changed, run.out_of_order)
     if run.dry_run:
         problem = first_look.problems[0] if first_look.problems else missing_extensions(conn, first_look.pending)
@@ -260,6 +261,24 @@ def _without_lock(
     if rows is not None and not (first_look.pending or first_look.problems or first_look.rechecksum):
         return done(Outcome.UP_TO_DATE, already_applied=first_look.already_applied)
     return None
+
+
+def _history_elsewhere(
+    conn: psycopg.Connection,
+    table: str,
+    migrations: Sequence[Migration],
+    neighbours: tuple[str, ...] | None,
+    source: Path | None,
+) -> Failure | None:
+    """A first run here (no tracking table), refused when this service's history is kept elsewhere: by its own
+    hand-written runner (in `source`), or in another table of the seed's shape that is not a neighbour's."""
+    from migratekit.database.other_tools import history_elsewhere, own_runner_elsewhere
+    from migratekit.model.runner_table import own_history
+
+    found = own_runner_elsewhere(conn, table, migrations, own_history(source)) if source is not None else None
+    if found is None and neighbours is not None:
+        found = history_elsewhere(conn, table, migrations, neighbours)
+    return found
 
 
 def missing_extensions(conn: psycopg.Connection, pending: Sequence[Migration]) -> Failure | None:
@@ -301,5 +320,7 @@ def run_again(
     conn: psycopg.Connection, migration: Migration, settings: ServiceSettings, run: RunOptions = RUN_DEFAULTS
 ) -> Failure | None:
     """Execute an applied migration's SQL once more, recording nothing: the idempotency proof."""
+    from migratekit.database import execution
+
     queue = execution.Queue(conn, (migration,), (settings.lock_timeout, settings.statement_timeout), None)
     return execution.send_next(queue, run.retries)[1]

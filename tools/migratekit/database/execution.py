@@ -104,6 +104,7 @@ class Queue:
         """`count` applied of the `sent` in a message that took `seconds`; the next message's size follows."""
         for index in range(self.done, self.done + count):
             self.composed.pop(index, None)
+            self.pending[index].forget_text()  # applied: its text is not needed again in this run
         self.done += count
         self.size = min(self.size * 2, BATCH) if seconds < QUICK * sent else 1
 
@@ -128,14 +129,15 @@ def send_next(
     attempt = 0
     while True:
         batch = queue.take()
+        changes_session = SESSION_CHANGE.search(batch[-1][0].sql) is not None  # such a file ends its message
         if starting is not None:
             starting(label(batch))
         started = time.monotonic()
         ran, stopped = _send(queue, batch)
-        queue.advance(len(ran), len(batch), time.monotonic() - started)
+        queue.advance(len(ran), len(batch), time.monotonic() - started)  # the applied files' text is forgotten
         applied.extend(ran)
         attempt = 0 if ran else attempt
-        if stopped is None and SESSION_CHANGE.search(batch[-1][0].sql):  # a session change ends its message
+        if stopped is None and changes_session:
             session_defaults(queue.conn, reset=True)
         if stopped is None or stopped.sqlstate not in RETRYABLE:
             return tuple(applied), stopped

@@ -100,9 +100,10 @@ def plan(
                     hint="write the migration, or delete the file",
                 )
             )
-    newest = newest_version(applied) or ""
+    # The newest row is found only when something is pending (every row's version parsed): up to date needs none.
+    newest = (newest_version(applied) or "") if pending and applied and not out_of_order else ""
     newest_key = version_key(newest)
-    for migration in pending if applied and not out_of_order else ():
+    for migration in pending if newest else ():
         if version_key(migration.version) < newest_key and not migration.repeatable:
             problems.append(
                 Failure(

@@ -6,7 +6,6 @@ import os
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
-from migratekit.database.embedded import Embedded
 from migratekit.errors import ConfigError
 from migratekit.model.identity import embedded_refusal, resolve
 from migratekit.model.workspace import Service, Workspace
@@ -39,6 +38,8 @@ def connection_urls(
     embedded_services = [s for s in sources if not s.url]
     if not embedded_services:
         return urls
+    from migratekit.database.embedded import Embedded  # a cluster to start: not for services that have URLs
+
     embedded = Embedded(root, environ=environ)
     was_running = embedded.running() is not None
     for source in embedded_services:

@@ -18,7 +18,7 @@ import yaml
 
 from migratekit.errors import ConfigError
 from migratekit.model.contract import qualified
-from migratekit.model.secrets import redact, url_problem
+from migratekit.model.secrets import redact, url_params, url_problem
 from migratekit.model.settings import EMBEDDED_ENV
 from migratekit.model.workspace import Service
 
@@ -114,9 +114,7 @@ def identity(service: Service, environ: Mapping[str, str] | None = None) -> Data
 @functools.lru_cache(maxsize=4096)
 def _server_database(url: str) -> str:
     """host:port/dbname of a URL; parsed once per run (a run asks it for every service, more than once)."""
-    from psycopg.conninfo import conninfo_to_dict
-
-    params = conninfo_to_dict(url)
+    params = url_params(url)
     host = str(params.get("host") or params.get("hostaddr") or "localhost")
     port = str(params.get("port") or "5432")
     return f"{host}:{port}/{params.get('dbname') or params.get('user') or ''}"

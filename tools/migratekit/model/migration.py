@@ -280,6 +280,18 @@ class Migration:
             return False
         return _MODE_WORDS.search(self.sql) is None
 
+    def forget_text(self) -> None:
+        """Drop what was read from the bytes (the text, its sections and header): asked again, they are read anew.
+
+        The runner calls it once a migration is applied, so that a run of thousands holds each file's text only
+        while it sends it (the text and header were most of what a from-empty run kept per file).
+        """
+        for name in _FROM_TEXT:
+            self.__dict__.pop(name, None)
+
+
+_FROM_TEXT = ("text", "_sections", "header", "runs_as_written", "checksums")  # the caches forget_text drops
+
 
 def tracking_table_statement(
     migrations: tuple[Migration, ...], tracking_table: str
