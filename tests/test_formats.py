@@ -324,6 +324,8 @@ def test_every_format_writes_reads_and_names_its_own_files(fmt: Format) -> None:
     assert forward in files
     if fmt is Format.SQLX:  # sqlx's names are golang-migrate's: its service's Cargo.toml tells it (not a contradiction)
         assert format_of(forward, files[forward]) is Format.UPDOWN and not contradicts(fmt, Format.UPDOWN)
+    elif fmt is Format.ATLAS:  # Atlas's names are the seed's: the atlas.sum beside them tells it
+        assert format_of(forward, files[forward]) is Format.SEED and not contradicts(fmt, Format.SEED)
     else:
         assert format_of(forward, files[forward]) is fmt
     assert version_of(forward, fmt) == version

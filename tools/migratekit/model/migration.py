@@ -21,6 +21,7 @@ from types import MappingProxyType
 from typing import Any
 
 from migratekit.errors import ConfigError
+from migratekit.model import atlas_sum
 from migratekit.model.contract import qualified
 from migratekit.model.formats import (
     AUTO,
@@ -393,6 +394,8 @@ def load_migrations(
     directory that cannot be read, is bad input: a ConfigError naming it, before anything runs.
     """
     files = _read_files(directory)
+    if fmt == AUTO and (directory / atlas_sum.SUM_FILE).is_file():  # Atlas's integrity file marks its directory
+        fmt, declared_by = Format.ATLAS, f"{directory.name}/{atlas_sum.SUM_FILE} is Atlas's (format: {{fmt}})"
     formats = {name: format_of(name, data.decode("utf-8", "replace")) for name, data in files.items()}
     diesel = _diesel_directories(directory) if fmt in (AUTO, Format.DIESEL) else {}
     for name in diesel:
@@ -428,7 +431,30 @@ def load_migrations(
             migrations.append(Migration(directory / name, data, Format.FLYWAY, down, down_name))
         else:
             migrations.append(Migration(directory / name, data, formats[name]))
-    return tuple(sorted(migrations, key=lambda m: (m.parsed_version.key, m.filename)))
+    ordered = tuple(sorted(migrations, key=lambda m: (m.parsed_version.key, m.filename)))
+    if fmt == Format.ATLAS and not mixed:  # the audit says MK104 and MK119
+        _atlas_checked(directory, ordered)
+    return ordered
+
+
+def _atlas_checked(directory: Path, migrations: tuple[Migration, ...]) -> None:
+    """An Atlas directory is applied only as Atlas would apply it: its files as atlas.sum records them (Atlas refuses
+    to run a directory that does not match), in the order of their names, which must be the order of their numbers
+    (Atlas compares versions as text: 10_b.sql before 9_a.sql)."""
+    mismatch = atlas_sum.check(directory)
+    if mismatch is not None:
+        raise ConfigError(
+            f"{directory / atlas_sum.SUM_FILE}: {mismatch.message}, and Atlas refuses such a directory "
+            f"too; {atlas_sum.FIX}"
+        )
+    by_name = sorted(migrations, key=lambda m: m.filename.encode("utf-8", "surrogateescape"))
+    for ours, theirs in zip(migrations, by_name, strict=True):
+        if ours is not theirs:
+            raise ConfigError(
+                f"{directory}: Atlas applies {theirs.filename} before {ours.filename} (it orders files by name), but "
+                "their numbers say the other way; give every version one width (Atlas's own are 14-digit "
+                "timestamps), then run `atlas migrate hash`"
+            )
 
 
 def _flyway_undo(directory: Path, files: Mapping[str, bytes]) -> dict[str, tuple[str, bytes]]:
