@@ -233,6 +233,44 @@ def sqlx_checksum(data: bytes) -> bytes:
     return hashlib.sha384(data.decode("utf-8", errors="replace").encode("utf-8")).digest()
 
 
+ATLAS_IDENTIFIER = ".atlas_cloud_identifier"  # the row Atlas keeps its revisions table's id in: no revision
+ATLAS_BASELINE, ATLAS_EXECUTE, ATLAS_RESOLVED = 1, 2, 4  # Atlas's RevisionType bits
+
+
+def _atlas(conn: psycopg.Connection, table: str) -> History:
+    """Atlas's revisions, in the order of their versions (compared as text, as Atlas compares them), its own
+    identifier row left out. A revision counts whatever its type says (applied, `atlas migrate set`'s resolved, or
+    both); a baseline (`--baseline`) also stands for every version before it, which Atlas never runs. A revision with
+    fewer statements applied than it has, or an error, is one Atlas stopped at and resumes at its next statement:
+    migratekit cannot resume a file part way, so it is refused, naming what to do."""
+    columns = "version, description, type, applied, total, executed_at::text, error, error_stmt"
+    entries, baseline = [], None
+    for version, description, kind, applied, total, at, error, statement in _rows(
+        conn, table, columns, ' ORDER BY version COLLATE "C"'
+    ):
+        if version is None:
+            raise _no_version("atlas", table)
+        if version == ATLAS_IDENTIFIER:
+            continue
+        if not kind or kind & ~(ATLAS_BASELINE | ATLAS_EXECUTE | ATLAS_RESOLVED):
+            raise MigratekitError(
+                f"atlas's {table} records version {version} with type {kind}, which Atlas never writes (1 baseline, "
+                "2 applied, 4 resolved, 6 both): correct that row with atlas migrate set, then adopt"
+            )
+        if error or applied != total:
+            failed = f", failing at {' '.join(statement.split())[:80]!r}" if statement else ""
+            said = f" ({' '.join(error.split())[:120]})" if error else ""
+            raise MigratekitError(
+                f"atlas's {table} records version {version} ({description}) as partially applied ({applied} of "
+                f"{total} statements{failed}){said}: Atlas stops there and resumes it; finish it with atlas migrate "
+                "apply, or undo its applied statements and mark it with atlas migrate set, then adopt"
+            )
+        if kind & ATLAS_BASELINE:
+            baseline = numeric(version) if version.isdigit() else baseline
+        entries.append(Entry(version, at, None, description=description or ""))
+    return History("atlas", table, tuple(entries), baseline=baseline)
+
+
 def _named(tool: str, columns: str) -> Reader:
     """node-pg-migrate and Kysely: each row is a file's name, as the tool lists them; Diesel's is the version, its
     directory's name up to the first `_` less its dashes (20240101120000), matched to that directory's number."""
@@ -303,6 +341,13 @@ TOOLS: dict[str, Tool] = {
         False,
         frozenset({Format.SEED}),
         _named("kysely", "name, timestamp"),
+    ),
+    "atlas": Tool(
+        "atlas_schema_revisions",
+        frozenset({"version", "description", "type", "applied", "total", "executed_at", "error", "error_stmt", "hash"}),
+        False,
+        frozenset({Format.ATLAS}),
+        _atlas,
     ),
 }
 
@@ -481,6 +526,8 @@ def paired(
     for m in migrations:
         for key in (m.version, m.filename, m.filename.split(".", 1)[0]):
             by_name.setdefault(key, m)
+        if m.format is Format.ATLAS:  # Atlas's version: the name up to its first `_`, matched as text
+            by_name.setdefault(m.filename.removesuffix(".sql").split("_", 1)[0], m)
         number = _number(m)
         if number is not None:
             by_number.setdefault(number, []).append(m)

@@ -440,13 +440,17 @@ def load_migrations(
 def _atlas_checked(directory: Path, migrations: tuple[Migration, ...]) -> None:
     """An Atlas directory is applied only as Atlas would apply it: its files as atlas.sum records them (Atlas refuses
     to run a directory that does not match), in the order of their names, which must be the order of their numbers
-    (Atlas compares versions as text: 10_b.sql before 9_a.sql)."""
+    (Atlas compares versions as text: 10_b.sql before 9_a.sql), and with the directives Atlas accepts."""
     mismatch = atlas_sum.check(directory)
     if mismatch is not None:
         raise ConfigError(
             f"{directory / atlas_sum.SUM_FILE}: {mismatch.message}, and Atlas refuses such a directory "
             f"too; {atlas_sum.FIX}"
         )
+    for migration in migrations:
+        broken = migration.section_error  # a directive Atlas refuses (two txmodes, txmode all, an empty delimiter)
+        if broken is not None:
+            raise ConfigError(f"{migration.path}:{broken.line}: {broken}")
     by_name = sorted(migrations, key=lambda m: m.filename.encode("utf-8", "surrogateescape"))
     for ours, theirs in zip(migrations, by_name, strict=True):
         if ours is not theirs:

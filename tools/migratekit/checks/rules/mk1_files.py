@@ -43,7 +43,7 @@ FORMAT_RULES: dict[str, tuple[Format, ...]] = {
     "MK111": SEED_ONLY,
     "MK114": WITH_DOWN_PARTS,
     "MK115": (Format.UPDOWN, Format.SQLX),
-    "MK116": (Format.DBMATE, Format.GOOSE, Format.NODE_PG_MIGRATE),
+    "MK116": (Format.DBMATE, Format.GOOSE, Format.NODE_PG_MIGRATE, Format.ATLAS),  # Atlas's: its directives
     "MK119": (Format.ATLAS,),
 }
 
