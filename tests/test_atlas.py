@@ -128,7 +128,8 @@ def sum_of(files: dict[str, str]) -> str:
 
 FILES = {
     "tasks.py": "from migratekit.tasks import ns\n\n__all__ = ['ns']\n",
-    "workspace.yaml": "version: 1\nservices:\n  accounts: {language: go}\n  ledger: {language: go, depends_on: [accounts]}\n",
+    "workspace.yaml": "version: 1\nservices:\n  accounts: {language: go}\n"
+    "  ledger: {language: go, depends_on: [accounts]}\n",
     "services/accounts/go.mod": GO_MOD.format(name="accounts"),
     "services/accounts/main.go": MAIN_GO,
     "services/accounts/atlas.hcl": ATLAS_HCL,
@@ -194,7 +195,8 @@ def test_a_directory_that_does_not_match_its_atlas_sum_is_refused_before_anythin
     audit = atlas.invoke("audit", "--format", "json")
     found = [(f["code"], f["path"], f["line"]) for f in json.loads(audit.stdout)["findings"]]
     assert found == [("MK119", f"{ACCOUNTS}/atlas.sum", 3)], found
-    write_tree(atlas.root, {f"{ACCOUNTS}/atlas.sum": sum_of({**ACCOUNT_FILES, "20240115093000_add_email.sql": EMAIL + "-- edited\n"})})
+    edited = {**ACCOUNT_FILES, "20240115093000_add_email.sql": EMAIL + "-- edited\n"}
+    write_tree(atlas.root, {f"{ACCOUNTS}/atlas.sum": sum_of(edited)})
     assert atlas.invoke("migrate", "accounts").returncode == 0  # atlas migrate hash, and it runs
 
 
@@ -224,7 +226,7 @@ IDENTIFIER = (
 
 def revision(version: str, description: str, kind: int = 2, applied: int = 1, total: int = 1, error: str = "") -> str:
     quoted_error = f"'{error}'" if error else "NULL"
-    statement = "'CREATE INDEX CONCURRENTLY \"users_email_idx\" ON \"users\" (\"email\")'" if error else "NULL"
+    statement = '\'CREATE INDEX CONCURRENTLY "users_email_idx" ON "users" ("email")\'' if error else "NULL"
     return (
         f"('{version}', '{description}', {kind}, {applied}, {total}, '2024-03-01 10:00:00+00', 12000000, "
         f"{quoted_error}, {statement}, 'h1:x', NULL, 'Atlas CLI v0.28.0')"
