@@ -187,8 +187,10 @@ def test_a_directory_that_does_not_match_its_atlas_sum_is_refused_before_anythin
     refused = atlas.invoke("migrate", "accounts")
     assert refused.returncode == 2, refused.stdout + refused.stderr
     message = " ".join(refused.stderr.split())
-    assert "atlas.sum line 3: 20240115093000_add_email.sql was edited since atlas.sum was written" in message
-    assert "Atlas refuses such a directory too; run `atlas migrate hash`" in message, message
+    assert (
+        f"{ACCOUNTS}/atlas.sum:3: 20240115093000_add_email.sql was edited since atlas.sum was written; Atlas refuses "
+        "such a directory too: run `atlas migrate hash` after checking the files" in message
+    ), message
     as_json = atlas.invoke("migrate", "accounts", "--json")
     assert as_json.returncode == 2 and "atlas migrate hash" in as_json.stdout + as_json.stderr
     assert atlas.query("accounts", "SELECT to_regclass('users'), to_regclass('schema_migrations')") == [(None, None)]
@@ -329,3 +331,99 @@ def test_bad_atlas_input_is_exit_2_naming_the_file(atlas: Monorepo) -> None:
     assert refused.returncode == 2, refused.stdout + refused.stderr
     assert "20240101120000_create_users.sql" in refused.stderr and "txmode 'all'" in refused.stderr, refused.stderr
     assert atlas.query("accounts", "SELECT to_regclass('users')") == [(None,)]
+
+
+SESSIONS = (
+    '-- Create "sessions" table\n'
+    'CREATE TABLE "sessions" ("id" bigint NOT NULL, "user_id" bigint NOT NULL, PRIMARY KEY ("id"), CONSTRAINT '
+    '"sessions_user_fk" FOREIGN KEY ("user_id") REFERENCES "users" ("id"));\n'
+)
+OPERATOR = """apiVersion: db.atlasgo.io/v1alpha1
+kind: AtlasMigration
+metadata:
+  name: billing
+spec:
+  urlFrom:
+    secretKeyRef: {name: billing-db, key: url}
+  dir:
+    configMapRef: {name: billing-migrations}
+"""
+ATLAS_IMAGE_INIT = """apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: payments
+spec:
+  template:
+    spec:
+      initContainers:
+      - name: atlas
+        image: arigaio/atlas:0.28.0
+        args: ["migrate", "apply", "--url", "$(DATABASE_URL)", "--dir", "file:///migrations"]
+        volumeMounts: [{name: migrations, mountPath: /migrations}]
+      containers:
+      - name: payments
+        image: ghcr.io/acme/payments:2.0.0
+"""
+
+
+def test_seeded_defects_are_found_and_only_they(tmp_path: Path) -> None:
+    """Atlas's generated SQL as it writes it (no IF NOT EXISTS), an edit without `atlas migrate hash`, `atlas schema
+    apply` in place of the versioned migrations, the operator's AtlasMigration that nothing orders before the server,
+    and Atlas's own image as an init container: each judged as what it is."""
+    defects = {
+        **FILES,
+        **atlas_dir(ACCOUNTS, {**ACCOUNT_FILES, "20240301000000_create_sessions.sql": SESSIONS}),
+        "services/ledger/k8s/deployment.yaml": DEPLOYMENT.replace(
+            '"migrate", "apply", "--url", "$(DATABASE_URL)", "--dir", "file:///app/migrations"',
+            '"schema", "apply", "--url", "$(DATABASE_URL)", "--to", "file://schema.hcl", "--auto-approve"',
+        ),
+        "services/billing/go.mod": GO_MOD.format(name="billing"),
+        "services/billing/main.go": MAIN_GO,
+        "services/billing/atlas.hcl": ATLAS_HCL.replace("file://migrations", "file://db/schema"),
+        "services/billing/k8s/atlas-migration.yaml": OPERATOR,
+        **atlas_dir("services/billing/db/schema", LEDGER_FILES),
+        "services/payments/go.mod": GO_MOD.format(name="payments"),
+        "services/payments/main.go": MAIN_GO,
+        "services/payments/k8s/deployment.yaml": ATLAS_IMAGE_INIT,
+        "services/payments/Dockerfile": LEDGER_DOCKERFILE.replace("ledger", "payments").replace(
+            "COPY migrations /app/migrations\n", ""
+        ),
+        "workspace.yaml": FILES["workspace.yaml"] + "  billing: {language: go}\n  payments: {language: go}\n",
+        **atlas_dir("services/payments/migrations", LEDGER_FILES),
+    }
+    repo = Monorepo(write_tree(tmp_path / "repo", defects), {})
+    write_tree(repo.root, {f"{LEDGER}/20240301000000_create_entries.sql": ENTRIES.replace("numeric", "bigint")})
+    audit = repo.invoke("audit", "--format", "json")
+    found = [
+        (f["code"], f["service"], f["path"], f["line"], f["message"]) for f in json.loads(audit.stdout)["findings"]
+    ]
+    sessions = f"{ACCOUNTS}/20240301000000_create_sessions.sql"
+    assert found == [
+        ("MK201", "accounts", sessions, 2, "CREATE TABLE sessions without IF NOT EXISTS"),
+        ("MK309", "accounts", sessions, 2, "foreign key on sessions(user_id) has no index"),
+        (
+            "MK411",
+            "billing",
+            "services/billing/k8s/atlas-migration.yaml",
+            None,
+            "Atlas operator's AtlasMigration billing applies the migrations, but nothing runs it before the server",
+        ),
+        (
+            "MK409",
+            "payments",
+            "services/payments/k8s/deployment.yaml",
+            None,
+            "init container image arigaio/atlas:0.28.0 is not the service's: ghcr.io/acme/payments:2.0.0",
+        ),
+        ("MK401", "ledger", "services/ledger", None, "ledger has migrations but nothing runs them"),
+        (
+            "MK119",
+            "ledger",
+            f"{LEDGER}/atlas.sum",
+            2,
+            "20240301000000_create_entries.sql was edited since atlas.sum was written; migrate refuses this directory",
+        ),
+    ], found
+    services = json.loads(repo.invoke("services", "--json").stdout)["services"]
+    billing = next(s for s in services if s["name"] == "billing")
+    assert billing["format"] == "atlas" and "db/schema" in json.dumps(billing), billing  # atlas.hcl's dir

@@ -34,13 +34,14 @@ class SumMismatch:
 
     line: int  # the sum file's line where the mismatch is (its first line is the directory's sum)
     file: str  # the migration file concerned
-    reason: str  # edited, added, removed; or "the sum file": its own first line does not match its lines
+    reason: str  # edited, added, removed; or "corrupt": the sum file cannot be read, and `file` says why
 
     @property
     def message(self) -> str:
+        """What is wrong, the sum file's line left to the location (Atlas: `L3: 2_b.sql was edited`)."""
         if self.reason == "corrupt":
-            return f"atlas.sum line {self.line}: {self.file}"
-        return f"atlas.sum line {self.line}: {self.file} was {self.reason} since atlas.sum was written"
+            return self.file
+        return f"{self.file} was {self.reason} since atlas.sum was written"
 
 
 def sql_files(directory: Path) -> dict[str, bytes]:

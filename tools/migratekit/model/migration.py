@@ -444,8 +444,8 @@ def _atlas_checked(directory: Path, migrations: tuple[Migration, ...]) -> None:
     mismatch = atlas_sum.check(directory)
     if mismatch is not None:
         raise ConfigError(
-            f"{directory / atlas_sum.SUM_FILE}: {mismatch.message}, and Atlas refuses such a directory "
-            f"too; {atlas_sum.FIX}"
+            f"{directory / atlas_sum.SUM_FILE}:{mismatch.line}: {mismatch.message}; Atlas refuses such a directory "
+            f"too: {atlas_sum.FIX}"
         )
     for migration in migrations:
         broken = migration.section_error  # a directive Atlas refuses (two txmodes, txmode all, an empty delimiter)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from migratekit.errors import ConfigError
+from migratekit.model import atlas_sum
 from migratekit.model.discovery import DEFAULT_DEPTH
 from migratekit.model.formats import (
     AUTO,
@@ -178,7 +179,9 @@ def new_migration(
         version = new_version(fmt, _next_number(migrations, fmt, today_time, strays), slug)
         body, rollback, down = starter_sql(description)
         down_file = [n for n in migration_files(fmt, version, "", "") if n != file_name(version, fmt)]
-        if fmt is not Format.SEED:  # the format's down part is the rollback: the header says where it is
+        if fmt is Format.ATLAS:  # no down parts: Atlas plans a rollback itself (atlas migrate down)
+            rollback = "none: Atlas's migrations only go forward; write a new migration that reverses it"
+        elif fmt is not Format.SEED:  # the format's down part is the rollback: the header says where it is
             rollback = f"its down part, in {down_file[0]}" if down_file else "its down part, below"
         header = (
             f"-- Migration: {version}\n-- Description: {description.strip()}\n"
@@ -186,6 +189,9 @@ def new_migration(
         )
         written = migration_files(fmt, version, header + body, down)
         _write_all(service.migrations_dir, written)
+        if fmt is Format.ATLAS:  # as `atlas migrate new` does: atlas.sum records the new file (it matched before)
+            sums = atlas_sum.render(atlas_sum.sql_files(service.migrations_dir))
+            (service.migrations_dir / atlas_sum.SUM_FILE).write_text(sums)
         path = service.migrations_dir / next(iter(written))
     return NewMigration(service_name, path)
 
