@@ -146,8 +146,9 @@ FILES = {
 
 @pytest.fixture
 def atlas(tmp_path: Path, new_db) -> Monorepo:
+    """The tests migrate accounts alone: one database (a database's DROP is most of a test's time)."""
     return Monorepo(
-        write_tree(tmp_path / "repo", FILES), {"ACCOUNTS_DATABASE_URL": new_db(), "LEDGER_DATABASE_URL": new_db()}
+        write_tree(tmp_path / "repo", FILES), {"ACCOUNTS_DATABASE_URL": new_db(), "LEDGER_DATABASE_URL": ""}
     )
 
 
@@ -251,23 +252,34 @@ def test_migrate_before_adopt_stops_and_adopt_takes_atlas_revisions_its_identifi
         conn.execute(USERS + EMAIL + history)
     stopped = atlas.invoke("migrate", "accounts")
     assert stopped.returncode == 1, stopped.stdout + stopped.stderr
-    text = " ".join(stopped.stdout.split())
-    assert "atlas's atlas_schema_revisions.atlas_schema_revisions records 2 of these migrations" in text, text
-    assert "invoke adopt SERVICE --dry-run, then invoke adopt SERVICE" in text
+    assert (
+        "accounts: public.schema_migrations does not exist yet, but atlas's atlas_schema_revisions."
+        "atlas_schema_revisions records 2 of these migrations (20240101120000_create_users, 20240115093000_add_email)"
+        "; migrating now would run them again; import that history first: invoke adopt SERVICE --dry-run, then "
+        "invoke adopt SERVICE\n"
+    ) in stopped.stdout, stopped.stdout
+    assert "migrated 1 service(s): 0 applied, 1 failed" in stopped.stdout
     as_json = json.loads(atlas.invoke("migrate", "accounts", "--json").stdout)["services"][0]
     assert "records 2 of these migrations" in json.dumps(as_json)
     dry = atlas.invoke("adopt", "accounts", "--dry-run")
     assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert dry.stdout == (
+        "accounts: would record 2 version(s) from atlas's atlas_schema_revisions.atlas_schema_revisions into "
+        "schema_migrations (20240101120000_create_users, 20240115093000_add_email); 0 were already there\n"
+    ), dry.stdout
     assert atlas.query("accounts", "SELECT to_regclass('schema_migrations')") == [(None,)]
     adopted = atlas.invoke("adopt", "accounts")
     assert adopted.returncode == 0, adopted.stdout + adopted.stderr
-    assert "atlas" in adopted.stdout and "20240115093000_add_email" in adopted.stdout, adopted.stdout
+    assert adopted.stdout == dry.stdout.replace("would record", "recorded"), adopted.stdout
     assert sorted(atlas.query("accounts", "SELECT version, applied_at::text FROM schema_migrations")) == [
         ("20240101120000_create_users", "2024-03-01 10:00:00+00"),
         ("20240115093000_add_email", "2024-03-01 10:00:00+00"),
     ]
     assert applied(atlas.invoke("migrate", "accounts", "--json")) == VERSIONS[2:]
     assert len(atlas.query("accounts", 'SELECT 1 FROM "atlas_schema_revisions"."atlas_schema_revisions"')) == 3
+    same = {"LEDGER_DATABASE_URL": atlas.env["ACCOUNTS_DATABASE_URL"]}  # drift wants every URL; ledger's is unused
+    drift = atlas.invoke("drift", "--service", "accounts", "--schema", "--json", env=same)  # Atlas's table, kept
+    assert drift.returncode == 0, drift.stdout + drift.stderr
 
 
 def test_a_baseline_revision_stands_for_every_version_up_to_it(atlas: Monorepo) -> None:
@@ -427,3 +439,70 @@ def test_seeded_defects_are_found_and_only_they(tmp_path: Path) -> None:
     services = json.loads(repo.invoke("services", "--json").stdout)["services"]
     billing = next(s for s in services if s["name"] == "billing")
     assert billing["format"] == "atlas" and "db/schema" in json.dumps(billing), billing  # atlas.hcl's dir
+
+
+def test_rollback_says_atlas_files_only_go_forward_and_changes_nothing(atlas: Monorepo) -> None:
+    assert atlas.invoke("migrate", "accounts").returncode == 0
+    for flags in ((), ("--json",)):
+        back = atlas.invoke("rollback", "accounts", "--steps", "1", *flags)
+        assert back.returncode == 2, back.stdout + back.stderr
+        assert (
+            "20240201000000_email_index.sql has no down part: Atlas's files only go forward (atlas migrate down "
+            "plans its own from a dev database); write a new migration that reverses it (invoke new-migration)"
+        ) in " ".join(back.stderr.split()), back.stderr
+    assert len(atlas.query("accounts", "SELECT version FROM schema_migrations")) == 3
+
+
+def test_new_migration_writes_an_atlas_file_and_rewrites_atlas_sum_as_atlas_migrate_new_does(tmp_path: Path) -> None:
+    repo = Monorepo(write_tree(tmp_path / "repo", FILES), {"ACCOUNTS_DATABASE_URL": "", "LEDGER_DATABASE_URL": ""})
+    made = repo.invoke("new-migration", "accounts", "add phone")
+    assert made.returncode == 0, made.stdout + made.stderr
+    (path,) = [p for p in (repo.root / ACCOUNTS).iterdir() if p.name.endswith("_add_phone.sql")]
+    assert path.name[:14].isdigit() and "-- Rollback: none: Atlas's migrations only go forward" in path.read_text()
+    written = {p.name: p.read_text() for p in (repo.root / ACCOUNTS).glob("*.sql")}
+    assert (repo.root / ACCOUNTS / "atlas.sum").read_text() == sum_of(written)
+    audit = repo.invoke("audit", "--format", "json")
+    assert json.loads(audit.stdout)["findings"] == [], audit.stdout
+
+
+FUNCTION = (
+    "-- atlas:delimiter -- end\n"
+    "CREATE OR REPLACE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$\n"
+    "BEGIN\n  NEW.name := lower(NEW.name); -- end of a line, not of the statement\n  RETURN NEW;\nEND\n$$\n"
+    "-- end\n"
+    "SELECT ';-- end' AS quoted, (1) AS one\n"
+    "-- end\n"
+)
+
+
+def test_a_delimiter_directive_ends_statements_where_atlas_ends_them(atlas: Monorepo) -> None:
+    from migratekit.model.formats import atlas_sections
+
+    up = atlas_sections(FUNCTION).up
+    assert up.count("\n") == FUNCTION.count("\n")  # lines stay where they are, for error locations
+    assert "lower(NEW.name); -- end of a line" in up and "SELECT ';-- end' AS quoted, (1) AS one\n;" in up
+    files = {**ACCOUNT_FILES, "20240301000000_touch.sql": FUNCTION}
+    write_tree(atlas.root, atlas_dir(ACCOUNTS, files))
+    result = atlas.invoke("migrate", "accounts", "--json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert applied(result)[-1] == "20240301000000_touch"
+    assert atlas.query("accounts", "SELECT proname FROM pg_proc WHERE proname = 'touch'") == [("touch",)]
+
+
+@pytest.mark.parametrize(
+    ("text", "directives"),
+    [
+        ("-- atlas:txmode none\n\nCREATE INDEX CONCURRENTLY i ON t (c);\n", ["none"]),
+        ("-- atlas:txmode none\nCREATE INDEX CONCURRENTLY i ON t (c);\n", []),  # no blank line: a statement's comment
+        ("-- atlas:txmode none\r\n\r\nSELECT 1;\r\n", []),  # CRLF: Atlas looks for "\n" after the comments
+        ("-- atlas:txmode none", []),  # a comment that ends the file without a newline
+        ("-- atlas:txmode none\n", ["none"]),
+        ("# atlas:txmode none\n-- atlas:nolint\n\nSELECT 1;\n", ["none"]),
+        ("\ufeff-- atlas:txmode none\n\nSELECT 1;\n", []),  # a byte-order mark comes first: no comment at the top
+    ],
+    ids=["blank-line", "no-blank-line", "crlf", "no-newline", "comments-only", "hash-and-nolint", "bom"],
+)
+def test_file_directives_are_read_as_atlas_reads_them(text: str, directives: list[str]) -> None:
+    from migratekit.model.formats import atlas_directives
+
+    assert atlas_directives(text, "txmode") == directives

@@ -233,6 +233,7 @@ def sqlx_checksum(data: bytes) -> bytes:
     return hashlib.sha384(data.decode("utf-8", errors="replace").encode("utf-8")).digest()
 
 
+ATLAS_SCHEMA = "atlas_schema_revisions"  # where Atlas keeps its table unless the URL names a schema
 ATLAS_IDENTIFIER = ".atlas_cloud_identifier"  # the row Atlas keeps its revisions table's id in: no revision
 ATLAS_BASELINE, ATLAS_EXECUTE, ATLAS_RESOLVED = 1, 2, 4  # Atlas's RevisionType bits
 
