@@ -506,3 +506,19 @@ def test_file_directives_are_read_as_atlas_reads_them(text: str, directives: lis
     from migratekit.model.formats import atlas_directives
 
     assert atlas_directives(text, "txmode") == directives
+
+
+CHECKPOINT = "-- atlas:checkpoint\n\n" + USERS + EMAIL.replace("-- Modify", "-- Add")
+
+
+def test_a_checkpoint_is_never_run_and_a_checkpoint_revision_stands_for_the_files_before_it(atlas: Monorepo) -> None:
+    files = {**ACCOUNT_FILES, "20240115100000_checkpoint.sql": CHECKPOINT}
+    write_tree(atlas.root, atlas_dir(ACCOUNTS, files))
+    audit = atlas.invoke("audit", "--format", "json")
+    assert json.loads(audit.stdout)["findings"] == [], audit.stdout
+    with psycopg.connect(atlas.env["ACCOUNTS_DATABASE_URL"], autocommit=True) as conn:
+        conn.execute(USERS + EMAIL + atlas_history(revision("20240115100000", "checkpoint", applied=2, total=2)))
+    adopted = atlas.invoke("adopt", "accounts")
+    assert adopted.returncode == 0, adopted.stdout + adopted.stderr
+    assert sorted(atlas.query("accounts", "SELECT version FROM schema_migrations")) == [(v,) for v in VERSIONS[:2]]
+    assert applied(atlas.invoke("migrate", "accounts", "--json")) == VERSIONS[2:]

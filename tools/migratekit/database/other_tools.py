@@ -31,7 +31,7 @@ from migratekit.database.results import Failure, Stopped
 from migratekit.errors import ConfigError, MigratekitError
 from migratekit.model.contract import SEED_COLUMNS, qualified
 from migratekit.model.formats import Format, numeric
-from migratekit.model.migration import Migration
+from migratekit.model.migration import Migration, atlas_checkpoints
 from migratekit.model.runner_table import RunnerTable
 
 
@@ -534,7 +534,12 @@ def paired(
             by_number.setdefault(number, []).append(m)
     matched: dict[str, tuple[Migration, str | None]] = {}
     missing: list[str] = []
+    bounds = [b for b in (history.through, None if strict else history.baseline) if b is not None]
+    checkpoints = _atlas_checkpoints(history, migrations)
     for entry in history.entries:
+        if entry.version in checkpoints:  # Atlas ran the checkpoint in place of every file up to it: a baseline
+            bounds.append(checkpoints[entry.version])
+            continue
         if entry.repeatable:  # an R__ file counts as applied only as the text Flyway ran; else it runs again
             done = by_name.get(entry.script)
             if done is not None and done.repeatable and flyway_checksum(done.data) == entry.checksum:
@@ -556,13 +561,19 @@ def paired(
             missing.append(entry.version)
         else:
             matched.setdefault(found.version, (found, entry.applied_at))
-    bounds = [b for b in (history.through, None if strict else history.baseline) if b is not None]
     for m in migrations if bounds else ():
         number = _number(m)
         if number is not None and number <= max(bounds):
             matched.setdefault(m.version, (m, None))
     order = {m.version: i for i, m in enumerate(migrations)}
     return sorted(matched.values(), key=lambda pair: order[pair[0].version]), missing
+
+
+def _atlas_checkpoints(history: History, migrations: Sequence[Migration]) -> dict[str, tuple[int, ...]]:
+    """Atlas's checkpoint versions in the service's directory (files migratekit never runs), as numbers."""
+    if history.tool != "atlas" or not migrations or migrations[0].format is not Format.ATLAS:
+        return {}
+    return {v: numeric(v) or (0,) for v in atlas_checkpoints(migrations[0].path.parent) if v.isdigit()}
 
 
 def _number(migration: Migration) -> tuple[int, ...] | None:

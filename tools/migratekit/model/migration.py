@@ -30,6 +30,7 @@ from migratekit.model.formats import (
     SectionError,
     Sections,
     Version,
+    atlas_directives,
     contradicts,
     format_groups,
     format_of,
@@ -429,12 +430,30 @@ def load_migrations(
             down_name: str | None = found[0] if found else None
             down: bytes | None = found[1] if found else None
             migrations.append(Migration(directory / name, data, Format.FLYWAY, down, down_name))
+        elif formats[name] is Format.ATLAS and is_atlas_checkpoint(data):
+            continue  # Atlas runs a checkpoint only on an empty database, in place of the files before it
         else:
             migrations.append(Migration(directory / name, data, formats[name]))
     ordered = tuple(sorted(migrations, key=lambda m: (m.parsed_version.key, m.filename)))
     if fmt == Format.ATLAS and not mixed:  # the audit says MK104 and MK119
         _atlas_checked(directory, ordered)
     return ordered
+
+
+def is_atlas_checkpoint(data: bytes) -> bool:
+    """An Atlas checkpoint file (`-- atlas:checkpoint` among its file directives): the whole schema up to its version,
+    which Atlas runs only on an empty database instead of the files before it. migratekit applies those files
+    themselves, which the checkpoint promises are the same schema, and never runs it (as Flyway's B files)."""
+    return b"atlas:checkpoint" in data and bool(atlas_directives(data.decode("utf-8", "replace"), "checkpoint"))
+
+
+def atlas_checkpoints(directory: Path) -> tuple[str, ...]:
+    """The Atlas versions of a directory's checkpoint files (20240301000000 of 20240301000000_checkpoint.sql)."""
+    return tuple(
+        name.removesuffix(".sql").split("_", 1)[0]
+        for name, data in atlas_sum.sql_files(directory).items()
+        if is_atlas_checkpoint(data)
+    )
 
 
 def _atlas_checked(directory: Path, migrations: tuple[Migration, ...]) -> None:
