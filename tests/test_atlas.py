@@ -333,9 +333,9 @@ def test_bad_atlas_input_is_exit_2_naming_the_file(atlas: Monorepo) -> None:
         refused.stderr.split()
     )
     audit = json.loads(atlas.invoke("audit", "--format", "json").stdout)["findings"]
-    assert [(f["code"], f["message"]) for f in audit if f["service"] == "accounts"] == [
-        ("MK104", "9_create_users.sql has 1 digits, the others 2")
-    ] or "MK104" in {f["code"] for f in audit}, audit
+    assert [(f["code"], f["path"], f["message"]) for f in audit] == [
+        ("MK104", f"{ACCOUNTS}/10_add_email.sql", "10_add_email.sql has 2 digits, the others 1")
+    ], audit
     write_tree(atlas.root, {f"{ACCOUNTS}/{n}": None for n in unpadded})
     directive = {"20240101120000_create_users.sql": "-- atlas:txmode all\n\n" + USERS}
     write_tree(atlas.root, atlas_dir(ACCOUNTS, directive))
@@ -522,3 +522,26 @@ def test_a_checkpoint_is_never_run_and_a_checkpoint_revision_stands_for_the_file
     assert adopted.returncode == 0, adopted.stdout + adopted.stderr
     assert sorted(atlas.query("accounts", "SELECT version FROM schema_migrations")) == [(v,) for v in VERSIONS[:2]]
     assert applied(atlas.invoke("migrate", "accounts", "--json")) == VERSIONS[2:]
+
+
+def test_migrate_stops_before_a_failed_atlas_revision_naming_it(atlas: Monorepo) -> None:
+    failed = revision("20240115093000", "add_email", applied=0, total=1, error="column exists")
+    with psycopg.connect(atlas.env["ACCOUNTS_DATABASE_URL"], autocommit=True) as conn:
+        conn.execute(USERS + atlas_history(revision("20240101120000", "create_users"), failed))
+    stopped = atlas.invoke("migrate", "accounts", "--json")
+    assert stopped.returncode == 1, stopped.stdout + stopped.stderr
+    said = json.dumps(json.loads(stopped.stdout))
+    assert "records version 20240115093000 (add_email) as partially applied (0 of 1 statements" in said, said
+    assert "then invoke adopt SERVICE" in said
+    assert atlas.query("accounts", "SELECT to_regclass('schema_migrations')") == [(None,)]
+
+
+def test_init_declares_atlas_services_in_atlas_format(tmp_path: Path) -> None:
+    files = {k: v for k, v in FILES.items() if k != "workspace.yaml"}
+    repo = Monorepo(write_tree(tmp_path / "repo", files), {})
+    init = repo.invoke("init")
+    assert init.returncode == 0, init.stdout + init.stderr
+    written = (repo.root / "workspace.yaml").read_text()
+    assert "  accounts: {language: go, format: atlas}\n  ledger: {language: go, format: atlas}\n" in written, written
+    audit = repo.invoke("audit", "--format", "json")
+    assert json.loads(audit.stdout)["findings"] == [], audit.stdout

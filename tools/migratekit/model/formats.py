@@ -147,7 +147,7 @@ def contradicts(declared: Format, found: Format) -> bool:
     if declared is Format.SQLX:  # sqlx's names are the seed's and golang-migrate's
         return found not in (Format.SEED, Format.UPDOWN)
     if declared is Format.ATLAS:  # Atlas's names are the seed's; another tool's markers would run a down part forward
-        return found is not Format.SEED
+        return found not in (Format.SEED, Format.ATLAS)
     return declared is not found and not (found is Format.SEED and declared in MARKED)
 
 
