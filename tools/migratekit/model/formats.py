@@ -145,7 +145,7 @@ def contradicts(declared: Format, found: Format) -> bool:
     `seed` would run a down part forward, and an updown name read as dbmate would hide the pair.
     """
     if declared is Format.SQLX:  # sqlx's names are the seed's and golang-migrate's
-        return found not in (Format.SEED, Format.UPDOWN)
+        return found not in (Format.SEED, Format.UPDOWN, Format.SQLX)  # SQLX: a file as a sqlx service's reads it
     if declared is Format.ATLAS:  # Atlas's names are the seed's; another tool's markers would run a down part forward
         return found not in (Format.SEED, Format.ATLAS)
     return declared is not found and not (found is Format.SEED and declared in MARKED)
