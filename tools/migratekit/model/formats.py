@@ -17,9 +17,9 @@ flyway  V<version>__<description>.sql, versions dotted or underscored (1, 1.1, 2
         its description, and again whenever its checksum changes; B<version>__<description>.sql is a baseline
         migration, which Flyway runs only on an empty database instead of the versions up to it: migratekit applies
         the versions themselves, which the baseline promises are the same schema, and never runs it
-atlas   Atlas's versioned directory: <version>_<description>.sql beside atlas.sum (which marks it, and which must
-        record every file: model.atlas_sum); the version is the name up to its first `_`, and Atlas applies the files
-        in the order of their names; no down parts. A file directive (a comment at the file's top, a blank line
+atlas   Atlas's versioned directory: <version>_<description>.sql beside atlas.sum (which marks it, and must record
+        every file as `atlas migrate hash` wrote it); the version is the name up to its first `_`, and Atlas applies
+        the files in the order of their names; no down parts. A file directive (a comment at the file's top, a blank line
         after it) `-- atlas:txmode none` keeps it out of a transaction; `-- atlas:delimiter X` on the first line
         makes X end each statement instead of `;` (outside quotes, parentheses and dollar quotes, as Atlas scans)
 
