@@ -301,7 +301,8 @@ def test_a_baseline_revision_stands_for_every_version_up_to_it(atlas: Monorepo) 
             ),
             "records version 20240201000000 (email_index) as partially applied (0 of 1 statements, failing at 'CREATE "
             'INDEX CONCURRENTLY "users_email_idx" ON "users" ("email")\') (relation users does not exist): Atlas '
-            "stops there and resumes it; finish it with atlas migrate apply",
+            "resumes it at its next statement, even once `atlas migrate set` has marked it; finish it with atlas "
+            "migrate apply (or, its changes undone, delete its row), then adopt",
         ),
         (
             (revision("20240101120000", "create_users", kind=0),),

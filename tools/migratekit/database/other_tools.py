@@ -242,8 +242,8 @@ def _atlas(conn: psycopg.Connection, table: str) -> History:
     """Atlas's revisions, in the order of their versions (compared as text, as Atlas compares them), its own
     identifier row left out. A revision counts whatever its type says (applied, `atlas migrate set`'s resolved, or
     both); a baseline (`--baseline`) also stands for every version before it, which Atlas never runs. A revision with
-    fewer statements applied than it has, or an error, is one Atlas stopped at and resumes at its next statement:
-    migratekit cannot resume a file part way, so it is refused, naming what to do."""
+    fewer statements applied than it has (a failed one: its error says why) is one Atlas resumes at its next statement,
+    whatever its type: migratekit cannot resume a file part way, so it is refused, naming what to do."""
     columns = "version, description, type, applied, total, executed_at::text, error, error_stmt"
     entries, baseline = [], None
     for version, description, kind, applied, total, at, error, statement in _rows(
@@ -258,13 +258,14 @@ def _atlas(conn: psycopg.Connection, table: str) -> History:
                 f"atlas's {table} records version {version} with type {kind}, which Atlas never writes (1 baseline, "
                 "2 applied, 4 resolved, 6 both): correct that row with atlas migrate set, then adopt"
             )
-        if error or applied != total:
+        if applied != total:  # Atlas's own test of a partial revision (an error with every statement applied is none)
             failed = f", failing at {' '.join(statement.split())[:80]!r}" if statement else ""
             said = f" ({' '.join(error.split())[:120]})" if error else ""
             raise MigratekitError(
                 f"atlas's {table} records version {version} ({description}) as partially applied ({applied} of "
-                f"{total} statements{failed}){said}: Atlas stops there and resumes it; finish it with atlas migrate "
-                "apply, or undo its applied statements and mark it with atlas migrate set, then adopt"
+                f"{total} statements{failed}){said}: Atlas resumes it at its next statement, even once `atlas migrate "
+                "set` has marked it; finish it with atlas migrate apply (or, its changes undone, delete its row), then "
+                "adopt"
             )
         if kind & ATLAS_BASELINE:
             baseline = numeric(version) if version.isdigit() else baseline

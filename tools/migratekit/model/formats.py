@@ -19,9 +19,10 @@ flyway  V<version>__<description>.sql, versions dotted or underscored (1, 1.1, 2
         the versions themselves, which the baseline promises are the same schema, and never runs it
 atlas   Atlas's versioned directory: <version>_<description>.sql beside atlas.sum (which marks it, and must record
         every file as `atlas migrate hash` wrote it); the version is the name up to its first `_`, and Atlas applies
-        the files in the order of their names; no down parts. A file directive (a comment at the file's top, a blank line
-        after it) `-- atlas:txmode none` keeps it out of a transaction; `-- atlas:delimiter X` on the first line
-        makes X end each statement instead of `;` (outside quotes, parentheses and dollar quotes, as Atlas scans)
+        the files in the order of their names; no down parts. A file directive (a comment at the file's top, a blank
+        line after it) `-- atlas:txmode none` keeps it out of a transaction; `-- atlas:delimiter X` on the first
+        line makes X end each statement instead of `;` (outside quotes, parentheses and dollar quotes, as Atlas
+        scans); a checkpoint file (`-- atlas:checkpoint`) is never run, as Flyway's B files are not
 
 Only the up part is ever applied forward; the down part serves `invoke rollback`. A format declared in
 workspace.yaml that a file contradicts (a .down.sql, or another tool's markers, under `seed`) is an error
