@@ -246,7 +246,7 @@ def test_migrate_before_adopt_stops_and_adopt_takes_atlas_revisions_its_identifi
     history = atlas_history(
         IDENTIFIER,
         revision("20240101120000", "create_users"),
-        revision("20240115093000", "add_email", kind=6),  # applied, then marked with atlas migrate set
+        revision("20240115093000", "add_email", kind=4, applied=0, total=0),  # resolved: `atlas migrate set`
     )
     with psycopg.connect(atlas.env["ACCOUNTS_DATABASE_URL"], autocommit=True) as conn:
         conn.execute(USERS + EMAIL + history)
