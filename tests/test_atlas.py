@@ -546,3 +546,13 @@ def test_init_declares_atlas_services_in_atlas_format(tmp_path: Path) -> None:
     assert "  accounts: {language: go, format: atlas}\n  ledger: {language: go, format: atlas}\n" in written, written
     audit = repo.invoke("audit", "--format", "json")
     assert json.loads(audit.stdout)["findings"] == [], audit.stdout
+
+
+def test_new_service_in_atlas_format_writes_its_atlas_sum(tmp_path: Path) -> None:
+    repo = Monorepo(write_tree(tmp_path / "repo", FILES), {})
+    made = repo.invoke("new-service", "billing", "--lang", "python", "--format", "atlas")
+    assert made.returncode == 0, made.stdout + made.stderr
+    directory = repo.root / "services/billing/migrations"
+    assert (directory / "atlas.sum").read_text() == sum_of({p.name: p.read_text() for p in directory.glob("*.sql")})
+    listed = json.loads(repo.invoke("services", "--json").stdout)["services"]
+    assert {s["name"]: s["format"] for s in listed}["billing"] == "atlas"

@@ -128,6 +128,10 @@ def _reshape_init(service: Path, fmt: Format) -> list[str]:
     for name, text in files.items():
         (service / MIGRATIONS / name).parent.mkdir(parents=True, exist_ok=True)  # Diesel's: a directory each
         (service / MIGRATIONS / name).write_text(text)
+    if fmt is Format.ATLAS:  # the directory is Atlas's by its atlas.sum, as `atlas migrate hash` writes it
+        sums = atlas_sum.render(atlas_sum.sql_files(service / MIGRATIONS))
+        (service / MIGRATIONS / atlas_sum.SUM_FILE).write_text(sums)
+        files = {**files, atlas_sum.SUM_FILE: sums}
     return [f"migrations/{name}" for name in files]
 
 
