@@ -243,7 +243,9 @@ def _atlas(conn: psycopg.Connection, table: str) -> History:
     identifier row left out. A revision counts whatever its type says (applied, `atlas migrate set`'s resolved, or
     both); a baseline (`--baseline`) also stands for every version before it, which Atlas never runs. A revision with
     fewer statements applied than it has (a failed one: its error says why) is one Atlas resumes at its next statement,
-    whatever its type: migratekit cannot resume a file part way, so it is refused, naming what to do."""
+    whatever its type: migratekit cannot resume a file part way, so it is refused, naming what to do. Such a row is
+    left by a file run outside a transaction (`-- atlas:txmode none`, `--tx-mode none`): a file that fails inside one
+    takes its revision with it when Atlas rolls back."""
     columns = "version, description, type, applied, total, executed_at::text, error, error_stmt"
     entries, baseline = [], None
     for version, description, kind, applied, total, at, error, statement in _rows(
