@@ -556,3 +556,13 @@ def test_new_service_in_atlas_format_writes_its_atlas_sum(tmp_path: Path) -> Non
     assert (directory / "atlas.sum").read_text() == sum_of({p.name: p.read_text() for p in directory.glob("*.sql")})
     listed = json.loads(repo.invoke("services", "--json").stdout)["services"]
     assert {s["name"]: s["format"] for s in listed}["billing"] == "atlas"
+
+
+def test_an_atlas_sum_beside_another_tools_files_leaves_them_that_tools(tmp_path: Path) -> None:
+    """Atlas reads golang-migrate's or goose's layout too (dir = "file://migrations?format=golang-migrate") and
+    writes its atlas.sum there: the files stay the other tool's, their down parts never run forward."""
+    pair = {"1_create_users.up.sql": USERS, "1_create_users.down.sql": 'DROP TABLE IF EXISTS "users";\n'}
+    files = {k: v for k, v in FILES.items() if not k.startswith(ACCOUNTS)}
+    repo = Monorepo(write_tree(tmp_path / "repo", {**files, **atlas_dir(ACCOUNTS, pair)}), {})
+    listed = json.loads(repo.invoke("services", "--json").stdout)["services"]
+    assert {s["name"]: s["format"] for s in listed}["accounts"] == "updown"

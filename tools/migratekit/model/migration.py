@@ -395,9 +395,11 @@ def load_migrations(
     directory that cannot be read, is bad input: a ConfigError naming it, before anything runs.
     """
     files = _read_files(directory)
-    if fmt == AUTO and (directory / atlas_sum.SUM_FILE).is_file():  # Atlas's integrity file marks its directory
-        fmt, declared_by = Format.ATLAS, f"{directory.name}/{atlas_sum.SUM_FILE} is Atlas's (format: {{fmt}})"
     formats = {name: format_of(name, data.decode("utf-8", "replace")) for name, data in files.items()}
+    if fmt == AUTO and (directory / atlas_sum.SUM_FILE).is_file() and set(formats.values()) <= {Format.SEED}:
+        # Atlas's integrity file marks its own layout; Atlas also hashes the golang-migrate, goose, dbmate or Flyway
+        # directories it is told to read (dir = "file://…?format=goose"), which stay those tools'
+        fmt, declared_by = Format.ATLAS, f"{directory.name}/{atlas_sum.SUM_FILE} is Atlas's (format: {{fmt}})"
     diesel = _diesel_directories(directory) if fmt in (AUTO, Format.DIESEL) else {}
     for name in diesel:
         files[f"{name}/up.sql"], formats[f"{name}/up.sql"] = diesel[name][0], Format.DIESEL
