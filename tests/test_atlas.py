@@ -197,7 +197,7 @@ def test_a_directory_that_does_not_match_its_atlas_sum_is_refused_before_anythin
     assert atlas.query("accounts", "SELECT to_regclass('users'), to_regclass('schema_migrations')") == [(None, None)]
     audit = atlas.invoke("audit", "--format", "json")
     found = [(f["code"], f["path"], f["line"]) for f in json.loads(audit.stdout)["findings"]]
-    assert found == [("MK119", f"{ACCOUNTS}/atlas.sum", 3)], found
+    assert found == [("MK130", f"{ACCOUNTS}/atlas.sum", 3)], found
     edited = {**ACCOUNT_FILES, "20240115093000_add_email.sql": EMAIL + "-- edited\n"}
     write_tree(atlas.root, {f"{ACCOUNTS}/atlas.sum": sum_of(edited)})
     assert atlas.invoke("migrate", "accounts").returncode == 0  # atlas migrate hash, and it runs
@@ -430,7 +430,7 @@ def test_seeded_defects_are_found_and_only_they(tmp_path: Path) -> None:
         ),
         ("MK401", "ledger", "services/ledger", None, "ledger has migrations but nothing runs them"),
         (
-            "MK119",
+            "MK130",
             "ledger",
             f"{LEDGER}/atlas.sum",
             2,

@@ -437,7 +437,7 @@ def load_migrations(
         else:
             migrations.append(Migration(directory / name, data, formats[name]))
     ordered = tuple(sorted(migrations, key=lambda m: (m.parsed_version.key, m.filename)))
-    if fmt == Format.ATLAS and not mixed:  # the audit says MK104 and MK119
+    if fmt == Format.ATLAS and not mixed:  # the audit says MK104 and MK130
         _atlas_checked(directory, ordered)
     return ordered
 

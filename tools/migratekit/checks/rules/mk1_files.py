@@ -44,7 +44,7 @@ FORMAT_RULES: dict[str, tuple[Format, ...]] = {
     "MK114": WITH_DOWN_PARTS,
     "MK115": (Format.UPDOWN, Format.SQLX),
     "MK116": (Format.DBMATE, Format.GOOSE, Format.NODE_PG_MIGRATE, Format.ATLAS),  # Atlas's: its directives
-    "MK119": (Format.ATLAS,),
+    "MK130": (Format.ATLAS,),
 }
 
 
@@ -360,7 +360,7 @@ def unused_inline_ignore(ignores: Iterable[StaleIgnore]) -> Iterable[tuple[str |
             yield stale.service, stale.path, stale.line, f"ignore {stale.code} silences nothing here"
 
 
-@rule("MK119", "error", "check the files, then run `atlas migrate hash` so that atlas.sum records them")
+@rule("MK130", "error", "check the files, then run `atlas migrate hash` so that atlas.sum records them")
 def atlas_sum_mismatch(d: Directory) -> Iterable[FileHit]:
     """An Atlas directory whose files are not those its atlas.sum records.
 
