@@ -326,6 +326,8 @@ def test_every_format_writes_reads_and_names_its_own_files(fmt: Format) -> None:
         assert format_of(forward, files[forward]) is Format.UPDOWN and not contradicts(fmt, Format.UPDOWN)
     elif fmt is Format.DRIZZLE:  # drizzle-kit 1.0's <version>/migration.sql is Prisma's shape: its directory tells
         assert format_of(forward, files[forward]) is Format.PRISMA  # (drizzle's snapshot.json, or Prisma's lock file)
+    elif fmt is Format.ATLAS:  # Atlas's names are the seed's: the atlas.sum beside them tells it
+        assert format_of(forward, files[forward]) is Format.SEED and not contradicts(fmt, Format.SEED)
     else:
         assert format_of(forward, files[forward]) is fmt
     assert version_of(forward, fmt) == version

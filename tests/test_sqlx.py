@@ -173,7 +173,7 @@ def test_init_declares_the_shared_database_and_a_tracking_table_of_its_own(files
     assert services[sharing[0]]["database"] == other
     assert services[sharing[0]]["tracking_table"] == f"{sharing[0]}.schema_migrations"
     audit = files.invoke("audit", "--format", "json")
-    assert "MK502" not in {f["code"] for f in json.loads(audit.stdout)["findings"]}
+    assert not {"MK502", "MK118"} & {f["code"] for f in json.loads(audit.stdout)["findings"]}  # format: sqlx fits
 
 
 def test_migrate_rollback_migrate_with_sqlx_reversible_migrations(rust: Monorepo) -> None:

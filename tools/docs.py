@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO / "tools"))
 from json_docs import json_markdown  # noqa: E402
 
 from migratekit.checks.rule import FAMILIES, all_rules, rule_modules  # noqa: E402
-from migratekit.checks.wiring.startup import MIGRATION_CLIS  # noqa: E402
+from migratekit.checks.wiring.startup import MIGRATION_CLIS, MIGRATION_GROUPS  # noqa: E402
 from migratekit.cli.tasks import ns  # noqa: E402
 from migratekit.database.other_tools import TOOLS  # noqa: E402
 from migratekit.model import formats  # noqa: E402
@@ -198,7 +198,8 @@ def migration_clis() -> str:
     """The migration CLIs the wiring audit takes for applying migrations, and the words that make them apply."""
     rows = ["| command | applies migrations when followed by |", "| --- | --- |"]
     for tool, words in sorted(MIGRATION_CLIS.items()):
-        rows.append(f"| `{tool}` | {', '.join(f'`{w}`' for w in words)} |")
+        group = f"`{MIGRATION_GROUPS[tool]}`, then " if tool in MIGRATION_GROUPS else ""
+        rows.append(f"| `{tool}` | {group}{', '.join(f'`{w}`' for w in words)} |")
     return "\n".join(rows)
 
 

@@ -18,7 +18,7 @@ from psycopg import sql
 
 from migratekit.database import other_tools, tracking
 from migratekit.database.apply import apply_service
-from migratekit.database.other_tools import histories
+from migratekit.database.other_tools import ATLAS_SCHEMA, histories
 from migratekit.database.plan import plan
 from migratekit.database.results import Stopped
 from migratekit.database.schema import Difference, compare, snapshot
@@ -213,10 +213,13 @@ def schema_drift(
 def other_tools_objects(conn: psycopg.Connection) -> set[tuple[str, str]]:
     """The live database's history tables of other tools (Flyway's, sqlx's, …: kept on purpose after adopt, and
     never made by the files) as snapshot names: each table, its columns, constraints, indexes and sequences."""
-    tables = [found.table for found in histories(conn)[0]]
+    found = histories(conn)[0]
+    tables = [f.table for f in found]
     if not tables:
         return set()
     objects = {("table", t) for t in tables}
+    # the schema Atlas creates for its table by default (atlas_schema_revisions.atlas_schema_revisions)
+    objects |= {("schema", f.schema) for f in found if f.tool == "atlas" and f.schema == ATLAS_SCHEMA}
     rows = conn.execute(
         "SELECT 'column', n.nspname || '.' || c.relname || '.' || a.attname FROM pg_catalog.pg_attribute a "
         "JOIN pg_catalog.pg_class c ON c.oid = a.attrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "

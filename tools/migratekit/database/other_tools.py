@@ -32,7 +32,7 @@ from migratekit.database.results import Failure, Stopped
 from migratekit.errors import ConfigError, MigratekitError
 from migratekit.model.contract import SEED_COLUMNS, qualified
 from migratekit.model.formats import Format, numeric
-from migratekit.model.migration import Migration
+from migratekit.model.migration import Migration, atlas_checkpoints
 from migratekit.model.runner_table import RunnerTable
 
 
@@ -327,6 +327,48 @@ def _drizzle_would(history: History, migrations: Sequence[Migration], missing: l
         )
 
 
+ATLAS_SCHEMA = "atlas_schema_revisions"  # where Atlas keeps its table unless the URL names a schema
+ATLAS_IDENTIFIER = ".atlas_cloud_identifier"  # the row Atlas keeps its revisions table's id in: no revision
+ATLAS_BASELINE, ATLAS_EXECUTE, ATLAS_RESOLVED = 1, 2, 4  # Atlas's RevisionType bits
+
+
+def _atlas(conn: psycopg.Connection, table: str) -> History:
+    """Atlas's revisions, in the order of their versions (compared as text, as Atlas compares them), its own
+    identifier row left out. A revision counts whatever its type says (applied, `atlas migrate set`'s resolved, or
+    both); a baseline (`--baseline`) also stands for every version before it, which Atlas never runs. A revision with
+    fewer statements applied than it has (a failed one: its error says why) is one Atlas resumes at its next statement,
+    whatever its type: migratekit cannot resume a file part way, so it is refused, naming what to do. Such a row is
+    left by a file run outside a transaction (`-- atlas:txmode none`, `--tx-mode none`): a file that fails inside one
+    takes its revision with it when Atlas rolls back."""
+    columns = "version, description, type, applied, total, executed_at::text, error, error_stmt"
+    entries, baseline = [], None
+    for version, description, kind, applied, total, at, error, statement in _rows(
+        conn, table, columns, ' ORDER BY version COLLATE "C"'
+    ):
+        if version is None:
+            raise _no_version("atlas", table)
+        if version == ATLAS_IDENTIFIER:
+            continue
+        if not kind or kind & ~(ATLAS_BASELINE | ATLAS_EXECUTE | ATLAS_RESOLVED):
+            raise MigratekitError(
+                f"atlas's {table} records version {version} with type {kind}, which Atlas never writes (1 baseline, "
+                "2 applied, 4 resolved, 6 both): correct that row with atlas migrate set, then adopt"
+            )
+        if applied != total:  # Atlas's own test of a partial revision (an error with every statement applied is none)
+            failed = f", failing at {' '.join(statement.split())[:80]!r}" if statement else ""
+            said = f" ({' '.join(error.split())[:120]})" if error else ""
+            raise MigratekitError(
+                f"atlas's {table} records version {version} ({description}) as partially applied ({applied} of "
+                f"{total} statements{failed}){said}: Atlas resumes it at its next statement, even once `atlas migrate "
+                "set` has marked it; finish it with atlas migrate apply (or, its changes undone, delete its row), then "
+                "adopt"
+            )
+        if kind & ATLAS_BASELINE:
+            baseline = numeric(version) if version.isdigit() else baseline
+        entries.append(Entry(version, at, None, description=description or ""))
+    return History("atlas", table, tuple(entries), baseline=baseline)
+
+
 def _named(tool: str, columns: str) -> Reader:
     """node-pg-migrate and Kysely: each row is a file's name, as the tool lists them; Diesel's is the version, its
     directory's name up to the first `_` less its dashes (20240101120000), matched to that directory's number."""
@@ -459,6 +501,13 @@ TOOLS: dict[str, Tool] = {
         False,
         frozenset({Format.DRIZZLE}),
         _drizzle,
+    ),
+    "atlas": Tool(
+        "atlas_schema_revisions",
+        frozenset({"version", "description", "type", "applied", "total", "executed_at", "error", "error_stmt", "hash"}),
+        False,
+        frozenset({Format.ATLAS}),
+        _atlas,
     ),
 }
 
@@ -649,17 +698,15 @@ def paired(
     """
     if history.tool == "drizzle":
         return _drizzle_paired(history, migrations, strict)
-    by_name: dict[str, Migration] = {}
-    by_number: dict[tuple[int, ...], list[Migration]] = {}
-    for m in migrations:
-        for key in (m.version, m.filename, m.filename.split(".", 1)[0]):
-            by_name.setdefault(key, m)
-        number = _number(m)
-        if number is not None:
-            by_number.setdefault(number, []).append(m)
+    by_name, by_number = _file_keys(migrations)
     matched: dict[str, tuple[Migration, str | None]] = {}
     missing: list[str] = []
+    bounds = [b for b in (history.through, None if strict else history.baseline) if b is not None]
+    checkpoints = _atlas_checkpoints(history, migrations)
     for entry in history.entries:
+        if entry.version in checkpoints:  # Atlas ran the checkpoint in place of every file up to it: a baseline
+            bounds.append(checkpoints[entry.version])
+            continue
         if entry.repeatable:  # an R__ file counts as applied only as the text Flyway ran; else it runs again
             done = by_name.get(entry.script)
             if done is not None and done.repeatable and flyway_checksum(done.data) == entry.checksum:
@@ -681,13 +728,36 @@ def paired(
             missing.append(entry.version)
         else:
             matched.setdefault(found.version, (found, entry.applied_at))
-    bounds = [b for b in (history.through, None if strict else history.baseline) if b is not None]
     for m in migrations if bounds else ():
         number = _number(m)
         if number is not None and number <= max(bounds):
             matched.setdefault(m.version, (m, None))
     order = {m.version: i for i, m in enumerate(migrations)}
     return sorted(matched.values(), key=lambda pair: order[pair[0].version]), missing
+
+
+def _file_keys(
+    migrations: Sequence[Migration],
+) -> tuple[dict[str, Migration], dict[tuple[int, ...], list[Migration]]]:
+    """The files by each name a tool's row may give them (version, file name, Atlas's digits), and by number."""
+    by_name: dict[str, Migration] = {}
+    by_number: dict[tuple[int, ...], list[Migration]] = {}
+    for m in migrations:
+        for key in (m.version, m.filename, m.filename.split(".", 1)[0]):
+            by_name.setdefault(key, m)
+        if m.format is Format.ATLAS:  # Atlas's version: the name up to its first `_`, matched as text
+            by_name.setdefault(m.filename.removesuffix(".sql").split("_", 1)[0], m)
+        number = _number(m)
+        if number is not None:
+            by_number.setdefault(number, []).append(m)
+    return by_name, by_number
+
+
+def _atlas_checkpoints(history: History, migrations: Sequence[Migration]) -> dict[str, tuple[int, ...]]:
+    """Atlas's checkpoint versions in the service's directory (files migratekit never runs), as numbers."""
+    if history.tool != "atlas" or not migrations or migrations[0].format is not Format.ATLAS:
+        return {}
+    return {v: numeric(v) or (0,) for v in atlas_checkpoints(migrations[0].path.parent) if v.isdigit()}
 
 
 def _number(migration: Migration) -> tuple[int, ...] | None:

@@ -61,6 +61,11 @@ def rollback_targets(
                     f"{migration.filename} has no down part: drizzle's migrations only go forward (drizzle-kit "
                     "writes none); reverse it with a new migration (drizzle-kit generate)"
                 )
+            if migration.format is Format.ATLAS:
+                raise ConfigError(
+                    f"{migration.filename} has no down part: Atlas's files only go forward (atlas migrate down plans "
+                    "its own from a dev database); write a new migration that reverses it (invoke new-migration)"
+                )
             raise ConfigError(f"{migration.filename} has no down part (MK114): write one, or roll forward instead")
         checksum = applied[version]
         if not allow_changed and checksum != migration.checksum and checksum not in migration.checksums:

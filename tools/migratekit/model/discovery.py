@@ -13,7 +13,8 @@ Go's `internal/` for code and SQL alike, and Spring Boot's Flyway default
 `services/auth/db/migrations` would be a service named `auth-db`, and
 `services/billing/internal/db/migrations` no service at all. A Spring Boot service whose
 application.yml/.properties sets `spring.flyway.locations` is read at its first location
-(`classpath:db/flyway` is src/main/resources/db/flyway, `filesystem:sql` is sql/).
+(`classpath:db/flyway` is src/main/resources/db/flyway, `filesystem:sql` is sql/). A service whose atlas.hcl
+migrates from `dir = "file://db/schema"` is read there.
 """
 
 from __future__ import annotations
@@ -90,7 +91,9 @@ def _layout(directory: Path, layouts: tuple[str, ...]) -> str | None:
         return None
     if "src" in names and layouts == LAYOUTS:
         layouts = (*spring_flyway_locations(directory), *layouts)
-    if layouts == LAYOUTS and names.intersection(DRIZZLE_CONFIGS):
+    if ATLAS_CONFIG in names and layouts[-len(LAYOUTS) :] == LAYOUTS:
+        layouts = (*atlas_migration_dirs(directory), *layouts)
+    if layouts[-len(LAYOUTS) :] == LAYOUTS and names.intersection(DRIZZLE_CONFIGS):
         layouts = (*layouts, *drizzle_out(directory))
     existing = [m for m in layouts if m.split("/", 1)[0] in names and (directory / m).is_dir()]
     first = layouts[0] if existing[:1] == [layouts[0]] else None  # the only one that may be empty
@@ -183,6 +186,27 @@ def spring_flyway_locations(service: Path) -> tuple[str, ...]:
                 found.append(path.strip("/"))
         elif location and "{" not in location and ":" not in location:
             found.append(f"{SPRING_RESOURCES}/{location.strip('/')}")  # Flyway's default prefix is classpath:
+    return tuple(found)
+
+
+ATLAS_CONFIG = "atlas.hcl"
+# an env's `migration { dir = "file://…" }` in atlas.hcl (comments dropped first): where Atlas reads the service's files
+_ATLAS_DIR = re.compile(r"\bmigration\s*\{[^{}]*?\bdir\s*=\s*\"file://(?P<dir>[^\"?]+)")
+_HCL_COMMENT = re.compile(r"(?m)(?:#|//)[^\n\"]*$|/\*.*?\*/", re.DOTALL)
+
+
+def atlas_migration_dirs(service: Path) -> tuple[str, ...]:
+    """The directories, relative to the service, that its atlas.hcl's envs migrate from (`dir = "file://…"`); ()
+    when it names none there (an absolute path or one leaving the service is not the service's layout)."""
+    try:
+        text = (service / ATLAS_CONFIG).read_text(errors="replace")
+    except OSError:
+        return ()
+    found = []
+    for match in _ATLAS_DIR.finditer(_HCL_COMMENT.sub("", text)):
+        path = match["dir"].strip().strip("/") if not match["dir"].startswith("/") else ""
+        if path and ".." not in Path(path).parts and path not in found:
+            found.append(path)
     return tuple(found)
 
 

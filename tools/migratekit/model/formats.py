@@ -24,6 +24,12 @@ drizzle drizzle-kit's output: <tag>.sql files (0000_<words>.sql) applied in the 
         or, without a journal (drizzle-kit 1.0), a directory per migration, <YYYYMMDDHHMMSS>_<name>/migration.sql,
         in the order of its name; `--> statement-breakpoint` ends a statement, as drizzle splits a file there; no
         down parts
+atlas   Atlas's versioned directory: <version>_<description>.sql beside atlas.sum (which marks it, and must record
+        every file as `atlas migrate hash` wrote it); the version is the name up to its first `_`, and Atlas applies
+        the files in the order of their names; no down parts. A file directive (a comment at the file's top, a blank
+        line after it) `-- atlas:txmode none` keeps it out of a transaction; `-- atlas:delimiter X` on the first
+        line makes X end each statement instead of `;` (outside quotes, parentheses and dollar quotes, as Atlas
+        scans); a checkpoint file (`-- atlas:checkpoint`) is never run, as Flyway's B files are not
 
 Only the up part is ever applied forward; the down part serves `invoke rollback`. A format declared in
 workspace.yaml that a file contradicts (a .down.sql, or another tool's markers, under `seed`) is an error
@@ -49,6 +55,7 @@ class Format(StrEnum):
     DIESEL = "diesel"
     PRISMA = "prisma"
     DRIZZLE = "drizzle"
+    ATLAS = "atlas"
 
 
 FORMATS = tuple(f.value for f in Format)
@@ -105,10 +112,12 @@ EXAMPLES: dict[Format, tuple[str, str]] = {
     Format.DIESEL: ("2024-01-01-120000_init/up.sql", "2024-01-01-120000_init/down.sql"),
     Format.PRISMA: ("20240101120000_init/migration.sql", "none: Prisma's migrations only go forward"),
     Format.DRIZZLE: ("0000_init.sql", "none: drizzle rolls forward (drizzle-kit generate)"),
+    Format.ATLAS: ("20240101120000_init.sql", "none: Atlas rolls forward (atlas migrate down plans its own)"),
 }
-# Formats whose tool generates each migration's SQL to run once, in one transaction (Prisma's and drizzle-kit's
-# `CREATE TABLE "User"`, never IF NOT EXISTS): not held to the seed's idempotency (MK2xx, verify's second run).
-RUN_ONCE = frozenset({Format.PRISMA, Format.DRIZZLE})
+# Formats whose tool generates each migration's SQL to run once, in one transaction (Prisma's, drizzle-kit's and
+# `atlas migrate diff`'s `CREATE TABLE "User"`, never IF NOT EXISTS): not held to the seed's idempotency (MK2xx
+# unless a file cannot run in one transaction; verify's second run).
+RUN_ONCE = frozenset({Format.PRISMA, Format.DRIZZLE, Format.ATLAS})
 DIRECTORY_FORMATS = {Format.DIESEL: "up.sql", Format.PRISMA: "migration.sql"}  # a directory per migration: its file
 DRIZZLE_FILE = "migration.sql"  # drizzle-kit 1.0's migration, in a directory of its own
 # drizzle's migrator splits a file at this comment and sends each piece alone (a piece needs no closing `;`)
@@ -158,7 +167,9 @@ def contradicts(declared: Format, found: Format) -> bool:
     `seed` would run a down part forward, and an updown name read as dbmate would hide the pair.
     """
     if declared is Format.SQLX:  # sqlx's names are the seed's and golang-migrate's
-        return found not in (Format.SEED, Format.UPDOWN)
+        return found not in (Format.SEED, Format.UPDOWN, Format.SQLX)  # SQLX: a file as a sqlx service's reads it
+    if declared is Format.ATLAS:  # Atlas's names are the seed's; another tool's markers would run a down part forward
+        return found not in (Format.SEED, Format.ATLAS)
     return declared is not found and not (found is Format.SEED and declared in MARKED)
 
 
@@ -278,6 +289,8 @@ def sections(fmt: Format, text: str) -> Sections:
         return Sections(text.replace(DRIZZLE_BREAKPOINT, f";{DRIZZLE_BREAKPOINT}"), 1)
     if fmt in (Format.SEED, Format.UPDOWN, Format.FLYWAY, Format.DIESEL, Format.PRISMA, Format.DRIZZLE):
         return Sections(text, 1)
+    if fmt is Format.ATLAS:
+        return atlas_sections(text)
     for other, pattern in MARKED.items():
         found = pattern.search(text) if other is not fmt else None
         if found is not None:  # which tool's up part is meant cannot be told: neither runs
@@ -335,3 +348,82 @@ def migration_files(fmt: Format, version: str, up: str, down: str) -> dict[str, 
     if fmt is Format.PRISMA:  # no down part: Prisma's migrations only go forward
         return {f"{version}/migration.sql": up}
     return {f"{version}.sql": up}
+
+
+_ATLAS_DIRECTIVE = re.compile(r"^([ -~]*)atlas:(\w+)(?: +(.+))*", re.ASCII)
+
+
+def atlas_directives(text: str, name: str) -> list[str]:
+    """The arguments of a file directive of Atlas's: the comment lines at the very top of the file (`--` or `#`),
+    counted only when a blank line (or the end of the file) follows them, as Atlas's LocalFile.Directive reads."""
+    comments, rest = [], text
+    while rest.startswith(("#", "--")):
+        end = rest.find("\n")
+        if end == -1:
+            return []  # a comment without a newline ends the file: Atlas takes no directives from it
+        comments.append(rest[:end].strip())
+        rest = rest[end + 1 :]
+    if rest and not rest.lstrip(" \t").startswith("\n"):
+        return []
+    found = []
+    for comment in comments:
+        match = _ATLAS_DIRECTIVE.match(comment)
+        if match and match[2] == name:
+            found.append(match[3] or "")
+    return found
+
+
+def atlas_sections(text: str) -> Sections:
+    """An Atlas file's up part: its text, its statements ended by `;` where `-- atlas:delimiter` sets another end;
+    `-- atlas:txmode none` keeps it out of a transaction ('file', Atlas's default, keeps it in one)."""
+    modes = atlas_directives(text, "txmode")
+    if len(modes) > 1:
+        raise SectionError(f"{len(modes)} atlas:txmode directives ({', '.join(modes)}); Atlas refuses more than one", 1)
+    if modes and modes[0] not in ("none", "file"):
+        raise SectionError(f"atlas:txmode {modes[0]!r}: a file's txmode is none or file, as Atlas allows", 1)
+    no_transaction = "Atlas's '-- atlas:txmode none' directive" if modes == ["none"] else None
+    first = _ATLAS_DIRECTIVE.match(text.split("\n", 1)[0])
+    if first is None or first[2] != "delimiter" or first[1] != "-- ":
+        return Sections(text, 1, no_transaction=no_transaction)
+    delimiter = (first[3] or "").replace("\\n", "\n").replace("\\r", "\r").replace("\\t", "\t")
+    if not delimiter or "\n" not in text:
+        raise SectionError("atlas:delimiter with no delimiter, or no statements after it", 1)
+    head, body = text.split("\n", 1)
+    return Sections(f"{head}\n{_delimited(body, delimiter)}", 1, no_transaction=no_transaction)
+
+
+def _delimited(text: str, delimiter: str) -> str:
+    """`text` with each statement-ending `delimiter` made `;` (its newlines kept, so lines stay where they are),
+    found as Atlas's scanner finds it: outside quotes and parentheses, before comments and dollar quotes."""
+    out, at, depth = [], 0, 0
+    while at < len(text):
+        char = text[at]
+        if char in "'\"`":
+            end = text.find(char, at + 1)
+            end = len(text) - 1 if end == -1 else end
+            out.append(text[at : end + 1])
+            at = end + 1
+            continue
+        if depth == 0 and text.startswith(delimiter, at):
+            out.append(";" + "\n" * delimiter.count("\n"))
+            at += len(delimiter)
+            continue
+        quote = re.match(r"\$([A-Za-z_][\w]*)?\$", text[at:]) if char == "$" else None
+        skip = None
+        if quote:
+            skip = text.find(quote[0], at + len(quote[0]))
+            skip = len(text) if skip == -1 else skip + len(quote[0])
+        elif text.startswith("--", at):
+            skip = text.find("\n", at)
+            skip = len(text) if skip == -1 else skip
+        elif text.startswith("/*", at):
+            skip = text.find("*/", at)
+            skip = len(text) if skip == -1 else skip + 2
+        if skip is not None:
+            out.append(text[at:skip])
+            at = skip
+            continue
+        depth += 1 if char == "(" else -1 if char == ")" and depth > 0 else 0
+        out.append(char)
+        at += 1
+    return "".join(out)

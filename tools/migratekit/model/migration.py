@@ -22,6 +22,7 @@ from types import MappingProxyType
 from typing import Any
 
 from migratekit.errors import ConfigError
+from migratekit.model import atlas_sum
 from migratekit.model.contract import qualified
 from migratekit.model.formats import (
     AUTO,
@@ -32,6 +33,7 @@ from migratekit.model.formats import (
     SectionError,
     Sections,
     Version,
+    atlas_directives,
     contradicts,
     format_groups,
     format_of,
@@ -417,6 +419,10 @@ def load_migrations(
     """
     files = read_files(directory)
     formats = {name: format_of(name, data.decode("utf-8", "replace")) for name, data in files.items()}
+    if fmt == AUTO and (directory / atlas_sum.SUM_FILE).is_file() and set(formats.values()) <= {Format.SEED}:
+        # Atlas's integrity file marks its own layout; Atlas also hashes the golang-migrate, goose, dbmate or Flyway
+        # directories it is told to read (dir = "file://…?format=goose"), which stay those tools'
+        fmt, declared_by = Format.ATLAS, f"{directory.name}/{atlas_sum.SUM_FILE} is Atlas's (format: {{fmt}})"
     diesel = _diesel_directories(directory) if fmt in (AUTO, Format.DIESEL) else {}
     for name in diesel:
         files[f"{name}/up.sql"], formats[f"{name}/up.sql"] = diesel[name][0], Format.DIESEL
@@ -426,17 +432,7 @@ def load_migrations(
     drizzle = drizzle_layout(directory, files) if fmt in (AUTO, Format.DRIZZLE) and not prisma else None
     if drizzle is not None:
         _take_drizzle(drizzle, files, formats, mixed)
-    if fmt != AUTO:
-        declared = Format(fmt)
-        against = sorted(name for name, found in formats.items() if contradicts(declared, found))
-        if against and not mixed:  # the audit reads each file as what it is, and says so (MK118)
-            raise ConfigError(declared_mismatch(directory, declared, {n: formats[n] for n in against}, declared_by))
-        formats = {name: found if name in against else declared for name, found in formats.items()}
-    if len(set(formats.values())) > 1 and not mixed:
-        raise ConfigError(
-            f"{directory} mixes migration formats ({format_groups(formats.items())}); keep one format per "
-            "service: move the other tool's files to a service of their own, or convert them"
-        )
+    formats = _one_format(directory, fmt, formats, mixed, declared_by)
     migrations = []
     undo = _flyway_undo(directory, {n: d for n, d in files.items() if formats[n] is Format.FLYWAY})
     for name, data in files.items():
@@ -457,10 +453,39 @@ def load_migrations(
             migrations.append(Migration(directory / name, data, Format.FLYWAY, down, down_name))
         elif formats[name] is Format.DRIZZLE and drizzle is not None:
             migrations.append(Migration(directory / name, data, Format.DRIZZLE, millis=drizzle.files[name][1]))
+        elif formats[name] is Format.ATLAS and is_atlas_checkpoint(data):
+            continue  # Atlas runs a checkpoint only on an empty database, in place of the files before it
         else:
             migrations.append(Migration(directory / name, data, formats[name]))
+    ordered = _ordered(migrations, drizzle)
+    if fmt == Format.ATLAS and not mixed:  # the audit says MK104 and MK130
+        _atlas_checked(directory, ordered)
+    return ordered
+
+
+def _one_format(
+    directory: Path, fmt: str, formats: dict[str, Format], mixed: bool, declared_by: str
+) -> dict[str, Format]:
+    """Each file's format as declared, where it does not contradict it; a ConfigError for a contradiction or a mix
+    of formats, unless `mixed` (the audit reads each file as what it is, and says so: MK117, MK118)."""
+    if fmt != AUTO:
+        declared = Format(fmt)
+        against = sorted(name for name, found in formats.items() if contradicts(declared, found))
+        if against and not mixed:
+            raise ConfigError(declared_mismatch(directory, declared, {n: formats[n] for n in against}, declared_by))
+        formats = {name: found if name in against else declared for name, found in formats.items()}
+    if len(set(formats.values())) > 1 and not mixed:
+        raise ConfigError(
+            f"{directory} mixes migration formats ({format_groups(formats.items())}); keep one format per "
+            "service: move the other tool's files to a service of their own, or convert them"
+        )
+    return formats
+
+
+def _ordered(migrations: list[Migration], drizzle: DrizzleLayout | None) -> tuple[Migration, ...]:
+    """In numeric order of version, then by name; a drizzle journal's in its order (checked to be the same)."""
     ordered = sorted(migrations, key=lambda m: (m.parsed_version.key, m.filename))
-    if drizzle is not None and drizzle.journal:  # the journal's order; checked to be the versions' order too
+    if drizzle is not None and drizzle.journal:
         journal_order = {name: i for i, name in enumerate(drizzle.files)}
         ordered.sort(key=lambda m: journal_order.get(m.filename, -1))
     return tuple(ordered)
@@ -486,6 +511,46 @@ def _take_drizzle(drizzle: DrizzleLayout, files: dict[str, bytes], formats: dict
         del files[name], formats[name]
     for name, (data, _) in drizzle.files.items():
         files[name], formats[name] = data, Format.DRIZZLE
+
+
+def is_atlas_checkpoint(data: bytes) -> bool:
+    """An Atlas checkpoint file (`-- atlas:checkpoint` among its file directives): the whole schema up to its version,
+    which Atlas runs only on an empty database instead of the files before it. migratekit applies those files
+    themselves, which the checkpoint promises are the same schema, and never runs it (as Flyway's B files)."""
+    return b"atlas:checkpoint" in data and bool(atlas_directives(data.decode("utf-8", "replace"), "checkpoint"))
+
+
+def atlas_checkpoints(directory: Path) -> tuple[str, ...]:
+    """The Atlas versions of a directory's checkpoint files (20240301000000 of 20240301000000_checkpoint.sql)."""
+    return tuple(
+        name.removesuffix(".sql").split("_", 1)[0]
+        for name, data in atlas_sum.sql_files(directory).items()
+        if is_atlas_checkpoint(data)
+    )
+
+
+def _atlas_checked(directory: Path, migrations: tuple[Migration, ...]) -> None:
+    """An Atlas directory is applied only as Atlas would apply it: its files as atlas.sum records them (Atlas refuses
+    to run a directory that does not match), in the order of their names, which must be the order of their numbers
+    (Atlas compares versions as text: 10_b.sql before 9_a.sql), and with the directives Atlas accepts."""
+    mismatch = atlas_sum.check(directory)
+    if mismatch is not None:
+        raise ConfigError(
+            f"{directory / atlas_sum.SUM_FILE}:{mismatch.line}: {mismatch.message}; Atlas refuses such a directory "
+            f"too: {atlas_sum.FIX}"
+        )
+    for migration in migrations:
+        broken = migration.section_error  # a directive Atlas refuses (two txmodes, txmode all, an empty delimiter)
+        if broken is not None:
+            raise ConfigError(f"{migration.path}:{broken.line}: {broken}")
+    by_name = sorted(migrations, key=lambda m: m.filename.encode("utf-8", "surrogateescape"))
+    for ours, theirs in zip(migrations, by_name, strict=True):
+        if ours is not theirs:
+            raise ConfigError(
+                f"{directory}: Atlas applies {theirs.filename} before {ours.filename} (it orders files by name), but "
+                "their numbers say the other way; give every version one width (Atlas's own are 14-digit "
+                "timestamps), then run `atlas migrate hash`"
+            )
 
 
 def _flyway_undo(directory: Path, files: Mapping[str, bytes]) -> dict[str, tuple[str, bytes]]:

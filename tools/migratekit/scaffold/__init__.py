@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from migratekit.errors import ConfigError
+from migratekit.model import atlas_sum
 from migratekit.model.discovery import DEFAULT_DEPTH
 from migratekit.model.formats import (
     AUTO,
@@ -138,6 +139,10 @@ def _reshape_init(service: Path, fmt: Format) -> list[str]:
     for name, text in files.items():
         (service / MIGRATIONS / name).parent.mkdir(parents=True, exist_ok=True)  # Diesel's: a directory each
         (service / MIGRATIONS / name).write_text(text)
+    if fmt is Format.ATLAS:  # the directory is Atlas's by its atlas.sum, as `atlas migrate hash` writes it
+        sums = atlas_sum.render(atlas_sum.sql_files(service / MIGRATIONS))
+        (service / MIGRATIONS / atlas_sum.SUM_FILE).write_text(sums)
+        files = {**files, atlas_sum.SUM_FILE: sums}
     return [f"migrations/{name}" for name in files]
 
 
@@ -194,7 +199,12 @@ def new_migration(
         version = new_version(fmt, _next_number(migrations, fmt, today_time, strays), slug)
         body, rollback, down = starter_sql(description)
         down_file = [n for n in migration_files(fmt, version, "", "") if n != file_name(version, fmt)]
-        if fmt not in (Format.SEED, Format.PRISMA):  # the format's down part is the rollback: the header says where
+        if fmt is Format.ATLAS:  # no down parts: Atlas plans a rollback itself (atlas migrate down)
+            rollback = "none: Atlas's migrations only go forward; write a new migration that reverses it"
+        elif fmt not in (
+            Format.SEED,
+            Format.PRISMA,
+        ):  # the format's down part is the rollback: the header says where it is
             rollback = f"its down part, in {down_file[0]}" if down_file else "its down part, below"
         header = (
             f"-- Migration: {version}\n-- Description: {description.strip()}\n"
@@ -202,6 +212,9 @@ def new_migration(
         )
         written = migration_files(fmt, version, header + body, down)
         _write_all(service.migrations_dir, written)
+        if fmt is Format.ATLAS:  # as `atlas migrate new` does: atlas.sum records the new file (it matched before)
+            sums = atlas_sum.render(atlas_sum.sql_files(service.migrations_dir))
+            (service.migrations_dir / atlas_sum.SUM_FILE).write_text(sums)
         path = service.migrations_dir / next(iter(written))
     return NewMigration(service_name, path)
 

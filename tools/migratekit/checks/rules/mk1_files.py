@@ -11,6 +11,7 @@ from pathlib import Path
 
 from migratekit.checks.rule import Scope, StaleIgnore
 from migratekit.checks.rule import rule as declare_rule
+from migratekit.model import atlas_sum
 from migratekit.model.formats import AUTO, RUN_ONCE, SEED_NAME, TIMESTAMPS, Format, contradicts, format_groups
 from migratekit.model.migration import (
     DRIZZLE_JOURNAL,
@@ -41,7 +42,8 @@ rule = partial(declare_rule, scope=Scope.FILES)
 
 # The rules bound to formats, and the formats each judges; every other rule judges every format's files alike.
 SEED_ONLY = (Format.SEED,)
-WITH_DOWN_PARTS = tuple(f for f in Format if f not in (Format.SEED, Format.PRISMA))  # Prisma's only go forward
+# Prisma's, drizzle's and Atlas's migrations only go forward
+WITH_DOWN_PARTS = tuple(f for f in Format if f not in (Format.SEED, Format.PRISMA, Format.DRIZZLE, Format.ATLAS))
 # Idempotency (MK2xx) is held to every format whose files people write; Prisma's and drizzle's are generated from
 # the service's schema (CREATE TABLE "User" …, never IF NOT EXISTS) and each runs once in one transaction, so a
 # rerun never meets half of one: the family judges them only when one cannot run in a transaction
@@ -50,14 +52,15 @@ WRITTEN_BY_HAND = tuple(f for f in Format if f not in RUN_ONCE)
 FAMILY_FORMATS: dict[str, tuple[Format, ...]] = {"MK2": WRITTEN_BY_HAND}
 FORMAT_RULES: dict[str, tuple[Format, ...]] = {
     "MK101": tuple(Format),  # each by its own naming: NNN_snake_case.sql, <version>_<name>…, Flyway's V/U/R/B
-    "MK104": SEED_ONLY,
+    "MK104": (Format.SEED, Format.ATLAS),  # Atlas orders its files by name too
     "MK105": SEED_ONLY,
     "MK106": SEED_ONLY,
     "MK111": SEED_ONLY,
     "MK114": WITH_DOWN_PARTS,
     "MK115": (Format.UPDOWN, Format.SQLX),
-    "MK116": (Format.DBMATE, Format.GOOSE, Format.NODE_PG_MIGRATE),
+    "MK116": (Format.DBMATE, Format.GOOSE, Format.NODE_PG_MIGRATE, Format.ATLAS),  # Atlas's: its directives
     "MK119": (Format.PRISMA,),
+    "MK130": (Format.ATLAS,),
 }
 
 
@@ -153,14 +156,22 @@ def unpadded(d: Directory) -> Iterable[FileHit]:
     Bad: 9_add_users.sql, 10_add_email.sql
     Good: 009_add_users.sql, 010_add_email.sql
     """
-    matches = [match for m in d.migrations if m.format is Format.SEED and (match := SEED_NAME.match(m.filename))]
-    widths = Counter(len(match["number"]) for match in matches)
+    numbers = {m: _leading_number(m) for m in d.migrations if m.format in (Format.SEED, Format.ATLAS)}
+    widths = Counter(len(number) for number in numbers.values() if number)
     if len(widths) > 1:
         usual = widths.most_common(1)[0][0]
-        for m in d.migrations:
-            match = SEED_NAME.match(m.filename)
-            if match and len(match["number"]) != usual:
-                yield m.path, None, f"{m.filename} has {len(match['number'])} digits, the others {usual}"
+        for m, number in numbers.items():
+            if number and len(number) != usual:
+                yield m.path, None, f"{m.filename} has {len(number)} digits, the others {usual}"
+
+
+def _leading_number(m: Migration) -> str | None:
+    """The digits a file's name starts with as its tool reads them: the seed's NNN_snake_case, Atlas's version."""
+    if m.format is Format.ATLAS:
+        version = m.filename.removesuffix(".sql").split("_", 1)[0]
+        return version if version.isdigit() else None
+    match = SEED_NAME.match(m.filename)
+    return match["number"] if match else None
 
 
 @rule("MK105", "warning", "add migrations/README.md: how to add a migration and how to roll one back")
@@ -408,3 +419,20 @@ def prisma_directory(d: Directory) -> Iterable[FileHit]:
     """
     if d.path.is_dir() and is_prisma_directory(d.path, d.declared):
         yield from prisma_problems(d.path)
+
+
+@rule("MK130", "error", "check the files, then run `atlas migrate hash` so that atlas.sum records them")
+def atlas_sum_mismatch(d: Directory) -> Iterable[FileHit]:
+    """An Atlas directory whose files are not those its atlas.sum records.
+
+    A file edited, added or removed without `atlas migrate hash` (or checked out with other line endings): Atlas
+    refuses to apply the directory, and so does migrate; the finding names the file and the sum file's line, as
+    Atlas's own message does (atlas.sum's hashes run on from file to file, so the first line that differs is it).
+    Bad: 20240102000000_add_email.sql edited after atlas.sum was written
+    Good: atlas.sum rewritten by `atlas migrate hash` with the change
+    """
+    if d.declared != Format.ATLAS and not (d.path / atlas_sum.SUM_FILE).is_file():
+        return
+    mismatch = atlas_sum.check(d.path)
+    if mismatch is not None:
+        yield d.path / atlas_sum.SUM_FILE, mismatch.line, f"{mismatch.message}; migrate refuses this directory"

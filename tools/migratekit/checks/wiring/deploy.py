@@ -38,6 +38,7 @@ TEMPLATED = "__helm__"  # what a `{{ }}` becomes: a value only a rendering would
 HELM_VALUE = re.compile(r"\{\{-?\s*\.Values\.([\w.]+)\s*(?:\|\s*quote\s*)?-?\}\}")
 INITDB = "/docker-entrypoint-initdb.d"
 INITDB_MOUNT = "docker-entrypoint-initdb.d mount"
+ATLAS_MIGRATION, ATLAS_OPERATOR = "AtlasMigration", "db.atlasgo.io/"  # the Atlas Kubernetes operator's resource
 PRE_HOOKS = re.compile(r"pre-install|pre-upgrade|PreSync")
 MAX_BYTES = 1_000_000
 
@@ -246,8 +247,16 @@ def _belongs(
     return bool(image) and names_service(str(image).rsplit("/", 1)[-1].split(":")[0], names, others)
 
 
+# Images whose entrypoint is a migration tool: a container of one given only `args` runs that tool with them
+IMAGE_ENTRYPOINTS = {"arigaio/atlas": "atlas"}
+
+
 def _command(spec: dict, command_key: str = "command", args_key: str = "args") -> str:
     parts = []
+    image = str(spec.get("image") or "").split("@", 1)[0].rsplit(":", 1)[0]
+    entrypoint = IMAGE_ENTRYPOINTS.get(image.removeprefix("docker.io/"))
+    if entrypoint and spec.get(command_key) is None and spec.get(args_key) is not None:
+        parts.append(entrypoint)  # arigaio/atlas with args [migrate, apply, ...]: atlas migrate apply ...
     for key in (command_key, args_key):
         value = spec.get(key)
         if isinstance(value, list):
@@ -363,13 +372,17 @@ def _pod(document: dict) -> dict:
 
 
 def _kubernetes(document: dict, path: Path, named: Named, own: bool, tree: Tree, where: Path | None) -> Iterator[Job]:
-    if document.get("kind") not in WORKLOADS:
-        return
     metadata: dict = document["metadata"] if isinstance(document.get("metadata"), dict) else {}
     name = str(metadata.get("name", ""))
+    names, others = named
+    if document.get("kind") == ATLAS_MIGRATION and str(document.get("apiVersion", "")).startswith(ATLAS_OPERATOR):
+        if _belongs(name, document, names, own, where, others):  # the operator applies it when it reconciles: unordered
+            yield Job(f"Atlas operator's {ATLAS_MIGRATION}", name, path, False)
+        return
+    if document.get("kind") not in WORKLOADS:
+        return
     pod = _pod(document)
     containers = [c for c in pod.get("containers") or [] if isinstance(c, dict)]
-    names, others = named
     mine = _belongs(name, document, names, own, where, others)
     if not (mine or any(_belongs("", c, names, False, others=others) for c in containers)):
         return

@@ -13,7 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from migratekit.checks.wiring.deploy import Job
+from migratekit.checks.wiring.deploy import TEMPLATED, Job
 from migratekit.checks.wiring.sources import Call, Program
 from migratekit.checks.wiring.startup import Step, Tree, applies, flow, listens, migrates_in
 from migratekit.model.discovery import SPRING_RESOURCES, spring_file_settings, spring_settings
@@ -163,7 +163,15 @@ def _switches(directory: Path, key: str) -> list[Switch]:
 
 
 def from_jobs(jobs: list[Job]) -> list[Route]:
-    return [Route(j.kind, j.path, j.line, j.ordered, None, j.kind == "init container", j.name) for j in jobs]
+    """A job's route; an init container runs from the service's image unless it names another image (Atlas's own,
+    arigaio/atlas, given the files by a volume: the service's image need not carry them, MK409 says the rest)."""
+    return [Route(j.kind, j.path, j.line, j.ordered, None, _same_image(j), j.name) for j in jobs]
+
+
+def _same_image(job: Job) -> bool:
+    if job.kind != "init container":
+        return False
+    return not job.image or job.image in job.server_images or TEMPLATED in f"{job.image}{job.server_images}"
 
 
 def at_build(runs: tuple[tuple[str, int], ...], tree: Tree) -> int | None:

@@ -57,6 +57,8 @@ MIGRATION_CLIS: dict[str, tuple[str, ...]] = {
 # builds the client, `prisma migrate dev` (it may reset a drifted database) and `prisma db push` (it skips the
 # migrations) are development commands that apply no migration as `migrate deploy` does.
 TOOLS_ONLY = {"prisma"}
+# tool: the command group that must come first (`atlas schema apply` applies a declared schema, not the migrations)
+MIGRATION_GROUPS = {"atlas": "migrate"}
 SUBCOMMAND = re.compile(r"^-{0,2}(db:)?migrat(e|ions?)([:=_-]?(up|run|latest|deploy))?$", re.IGNORECASE)
 NOT_APPLYING = re.compile(r"create|generate|make|new|revert|down|rollback|status|undo|reset|drop|fresh", re.IGNORECASE)
 
@@ -279,7 +281,14 @@ def listens(callee: str, tree: Tree) -> bool:
 
 
 def is_migration_command(words: tuple[str, ...] | list[str]) -> bool:
-    """golang-migrate's `migrate ... up`, `dbmate up`, `goose ... up`, `prisma migrate deploy`..."""
+    """golang-migrate's `migrate ... up`, `dbmate up`, `goose ... up`, `prisma migrate deploy`, `atlas migrate
+    apply`..."""
     name = posixpath.basename(words[0])
     wanted = MIGRATION_CLIS.get(name)
-    return wanted is not None and any(w in wanted for w in words[1:])
+    if wanted is None:
+        return False
+    group = MIGRATION_GROUPS.get(name)
+    rest = list(words[1:])
+    if group is not None:
+        rest = rest[rest.index(group) + 1 :] if group in rest else []
+    return any(w in wanted for w in rest)
