@@ -284,12 +284,13 @@ def lint_service(
 
 @functools.cache
 def _by_kind() -> dict[str, tuple[Rule, ...]]:
-    """Statement rules by the node types they read ("*": every statement)."""
+    """Statement rules by the node types they read, then the rules of every statement (under "*" alone)."""
     by_kind: dict[str, list[Rule]] = defaultdict(list)
     for statement_rule in rules_for(Scope.STATEMENT):
         for kind in statement_rule.kinds:
             by_kind[kind].append(statement_rule)
-    return {kind: tuple(rules) for kind, rules in by_kind.items()}
+    every = tuple(by_kind.pop("*", ()))
+    return {kind: (*rules, *every) for kind, rules in by_kind.items()} | {"*": every}
 
 
 def lint_file(
@@ -302,10 +303,11 @@ def lint_file(
     state = state if state is not None else FileState()
     findings = []
     by_kind = _by_kind()
+    every = by_kind["*"]
     for index, statement in enumerate(statements):
         ctx = Context(migration, statement, state, facts)
         silenced = ignores.get(index, {})
-        for statement_rule in (*by_kind.get(statement.kind, ()), *by_kind.get("*", ())):
+        for statement_rule in by_kind.get(statement.kind, every):
             for line, message in statement_rule.check(ctx, statement.node):
                 code = statement_rule.code
                 if code in silenced:
