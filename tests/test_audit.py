@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -361,9 +362,10 @@ def test_the_lint_cache_is_reused_checked_and_bypassed(example_repo: Monorepo) -
             data = json.loads(path.read_text())
             path.write_text(change(data))
 
-    forged = {"code": "MK999", "severity": "warning", "service": None, "path": None, "line": None}
-    rewrite(lambda d: json.dumps({**d, "findings": [{**forged, "message": "m", "hint": "h"}]}))
-    assert "MK999" in invoke(root, "audit", "--json").stdout  # a valid entry under its key is read back
+    rewrite(lambda d: json.dumps({**d, "findings": [["MK101", None, None, "a forged finding"]]}))
+    assert "a forged finding" in invoke(root, "audit", "--json").stdout  # a valid entry under its key is read back
+    rewrite(lambda d: json.dumps({**d, "findings": [["MK999", None, None, "no such rule"]]}))
+    assert invoke(root, "audit", "--json").stdout == first  # a finding of no rule: the entry is not trusted
     assert invoke(root, "audit", "--json", "--no-cache").stdout == first  # --no-cache parses again
     rewrite(lambda d: json.dumps({**d, "key": "someone else's"}))  # foreign entries: ignored, rewritten
     assert invoke(root, "audit", "--json").stdout == first
@@ -445,3 +447,37 @@ def test_the_audit_writes_any_of_its_formats_to_a_file(example_repo: Monorepo, s
 def test_two_output_choices_or_an_unknown_one_are_exit_2(example_repo: Monorepo, flags: list[str], says: str) -> None:
     result = example_repo.invoke("audit", *flags)
     assert result.returncode == 2 and says in result.stderr, result.stderr
+
+
+def test_workers_and_the_cache_give_the_findings_of_one_process(
+    example_repo: Monorepo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The audit parses services in worker processes above a size, and reads unchanged ones from the cache: the
+    findings, and their order, are those of one process parsing everything."""
+    from migratekit.checks import run
+
+    root = example_repo.root
+    for name in ("ledger", "mailer", "quotas"):
+        example_repo.write(
+            f"services/{name}/migrations/001_init.sql",
+            f"""
+            -- Migration: 001_init
+            CREATE TABLE {name}_items (id SERIAL PRIMARY KEY, owner uuid DEFAULT uuid_generate_v4());
+            CREATE INDEX idx_{name}_owner ON {name}_items (owner);
+            CREATE EXTENSION IF NOT EXISTS "uuid-ossp";
+            ALTER TABLE accounts ADD COLUMN {name}_note text;
+            """,
+        )
+
+    def findings(parallel_from: int, use_cache: bool) -> tuple[tuple[str, str | None, int | None, str], ...]:
+        monkeypatch.setattr(run, "PARALLEL_FROM", parallel_from)
+        report = audit(load_workspace(root), use_cache=use_cache)
+        return tuple((f.code, f.path, f.line, f.message) for f in report.findings)
+
+    one_process = findings(10**6, use_cache=False)
+    assert len({path for _, path, _, _ in one_process}) > 3  # findings in several services
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("one core: the audit never starts a worker")
+    assert findings(1, use_cache=False) == one_process
+    assert findings(1, use_cache=True) == one_process  # the cache filled by the workers
+    assert findings(1, use_cache=True) == one_process  # read back in the parent

@@ -153,6 +153,8 @@ nothing else there (progress and notices go to stderr). Its fields are listed be
 - **`schema_version`** is the first key of every object printed, now `{version}`. It is raised when a field is
   removed, renamed or changes its meaning; a new field keeps it. A consumer should refuse a version it does not
   know. (SARIF, `audit --format sarif`, is its own standard and carries its own `version`.)
+- **Layout**: each key of the object on its own line, and each item of a list (a finding, a service's result)
+  on its own line, whole: `grep` and `diff` see one finding per line, and a consumer parses it as any JSON.
 - **Values are identifiers**: outcomes, states and kinds are lower case with underscores (`up_to_date`,
   `rolled_back`, `out_of_order`), never words with spaces. The text output says them in words; both are listed
   under [Values](#values).

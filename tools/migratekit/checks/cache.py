@@ -3,9 +3,10 @@
 Parsing SQL is most of an audit's time, and a second audit of unchanged files should not pay it
 again. The key covers everything the lint reads: every file's name and checksum, the other names
 in the migrations directory (README, strays), drizzle's journal, the service's settings, and the code of the lint
-itself (migratekit's and pglast's versions and the rule modules' source). A corrupt or foreign
-entry is ignored and rewritten; entries are written to a temporary file and renamed, so two
-audits at once never read half an entry.
+itself (migratekit's and pglast's versions and the rule modules' source, this module's format).
+A corrupt or foreign entry is ignored and rewritten; entries are written to a temporary file and
+renamed, so two audits at once never read half an entry. A finding is stored as its code, path,
+line and message: its service is the entry's, its severity and hint its rule's.
 """
 
 from __future__ import annotations
@@ -20,13 +21,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from migratekit.checks.rule import Finding, Severity
+from migratekit.checks.rule import Finding, Rule, all_rules
 from migratekit.checks.sql.context import ServiceObjects
 from migratekit.model.migration import DRIZZLE_JOURNAL, Migration
 from migratekit.model.workspace import Service, state_dir
 from migratekit.version import VERSION
-
-FIELDS = ("code", "severity", "service", "path", "line", "message", "hint")
 
 
 @cache
@@ -36,7 +35,8 @@ def _code_version() -> str:
     package = Path(__file__).resolve().parents[1]
     digest = hashlib.sha256(VERSION.encode())
     checks, model = package / "checks", package / "model"
-    lint = [checks / "run.py", checks / "rule.py", *checks.glob("sql/*.py"), *checks.glob("rules/mk[123]*.py")]
+    lint = [checks / "run.py", checks / "rule.py", checks / "cache.py", *checks.glob("sql/*.py")]
+    lint += checks.glob("rules/mk[123]*.py")
     lint += [checks / "sql" / "builtins.json"]  # which references are PostgreSQL's, not another service's
     for source in sorted([*lint, model / "migration.py", model / "formats.py"]):
         digest.update(source.read_bytes())
@@ -81,11 +81,15 @@ def stat_key(service: Service, relative_dir: str) -> str:
     digest.update(_read_as(service, relative_dir))
     try:
         with os.scandir(service.migrations_dir) as entries:  # one call per directory, no path objects
-            for entry in sorted(entries, key=lambda e: e.name):
-                info = entry.stat(follow_symlinks=False)
-                digest.update(f"{entry.name}\0{info.st_size}\0{info.st_mtime_ns}\0".encode())
-                if entry.is_dir(follow_symlinks=False):  # a file edited in place leaves its directory's time
-                    _stat_inside(digest, entry.path)
+            stats = [
+                (e.name, e.stat(follow_symlinks=False), e.path if e.is_dir(follow_symlinks=False) else "")
+                for e in entries
+            ]
+        stats.sort(key=lambda stat: stat[0])
+        digest.update("".join([f"{name}\0{info.st_size}\0{info.st_mtime_ns}\0" for name, info, _ in stats]).encode())
+        for _, _, inside in stats:
+            if inside:  # a file edited in place leaves its directory's time
+                _stat_inside(digest, inside)
     except OSError:
         pass  # no directory: the key still names the service's settings
     return digest.hexdigest()
@@ -108,6 +112,11 @@ def _path(root: Path, entry: str) -> Path:
     return state_dir(root) / "cache" / "lint" / f"{entry}.json"
 
 
+@cache
+def _rules() -> dict[str, Rule]:
+    return {r.code: r for r in all_rules()}
+
+
 def load(root: Path, entry: str) -> tuple[list[Finding], ServiceObjects] | None:
     """The cached findings and what the migrations create and use, or None when there is no entry or it
     cannot be trusted."""
@@ -115,22 +124,25 @@ def load(root: Path, entry: str) -> tuple[list[Finding], ServiceObjects] | None:
         data = json.loads(_path(root, entry).read_text())
         if not isinstance(data, dict) or data.get("key") != entry or not isinstance(data.get("findings"), list):
             return None
-        findings = [
-            Finding(f["code"], Severity(f["severity"]), f["service"], f["path"], f["line"], f["message"], f["hint"])
-            for f in data["findings"]
-        ]
+        service, rules = data["service"], _rules()
+        findings = []
+        for code, path, line, message in data["findings"]:
+            declared = rules[code]
+            findings.append(Finding(code, declared.severity, service, path, line, message, declared.hint))
         return findings, ServiceObjects.from_json(data["objects"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
 def store(root: Path, entry: str, findings: list[Finding], objects: ServiceObjects) -> None:
+    """Write one service's lint (findings of that service alone, each as its rule declares it)."""
     with contextlib.suppress(OSError):  # a cache that cannot be written (a read-only checkout) is only slower
         path = _path(root, entry)
         path.parent.mkdir(parents=True, exist_ok=True)
         data = {
             "key": entry,
-            "findings": [{f: getattr(x, f) for f in FIELDS} for x in findings],
+            "service": findings[0].service if findings else None,
+            "findings": [[f.code, f.path, f.line, f.message] for f in findings],
             "objects": objects.as_json(),
         }
         handle, staging = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")

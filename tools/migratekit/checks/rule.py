@@ -194,8 +194,9 @@ def all_rules() -> tuple[Rule, ...]:
     return tuple(sorted(_REGISTRY.values(), key=lambda r: r.code))
 
 
+@cache
 def rules_for(scope: Scope) -> tuple[Rule, ...]:
-    """The rules of one scope, by code."""
+    """The rules of one scope, by code (asked once per service and scope: chosen once)."""
     return tuple(r for r in all_rules() if r.scope is scope)
 
 

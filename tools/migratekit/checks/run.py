@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import functools
 import gc
-import multiprocessing
 import os
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,7 +113,7 @@ def _silenced_by(workspace: Workspace, finding: Finding) -> str | None:
     service = workspace.services[finding.service]
     if finding.code in service.ignore:
         return finding.code
-    if finding.path is None:
+    if finding.path is None or not service.ignore_files:
         return None
     where = workspace.root / finding.path
     for each in service.ignore_files:
@@ -141,11 +139,15 @@ PARALLEL_FROM = 16  # services; below this, starting worker processes costs more
 
 
 def audit_service(
-    workspace: Workspace, name: str, use_cache: bool = True, repo: deploy.Repository | None = None
+    workspace: Workspace,
+    name: str,
+    use_cache: bool = True,
+    repo: deploy.Repository | None = None,
+    linted: tuple[list[Finding], ServiceObjects] | None = None,
 ) -> tuple[list[Finding], ServiceObjects]:
     """Lint and wiring findings of one service (independent of every other service), and what its migrations
-    create and use (which the workspace's rules compare across services)."""
-    findings, objects = lint_service_cached(workspace, name, use_cache)
+    create and use (which the workspace's rules compare across services); `linted`: its lint, already read."""
+    findings, objects = linted if linted is not None else lint_service_cached(workspace, name, use_cache)
     return findings + findings_of(
         Scope.WIRING, collect(workspace.services[name], workspace.root, repo), service=name
     ), objects
@@ -177,8 +179,20 @@ def lint_service_cached(
         for stored in (entry, quick):
             if stored:
                 cache.store(workspace.root, stored, *found)
+    return _own_table(service.path, found)
+
+
+def _unchanged(workspace: Workspace, name: str) -> tuple[list[Finding], ServiceObjects] | None:
+    """The lint of a service whose migrations directory is as the cache last saw it (names, sizes, mtimes),
+    without reading a file; None when it is not."""
+    service = workspace.services[name]
+    found = cache.load(workspace.root, cache.stat_key(service, relative(workspace.root, service.migrations_dir)))
+    return None if found is None else _own_table(service.path, found)
+
+
+def _own_table(service_path: Path, found: tuple[list[Finding], ServiceObjects]) -> tuple[list[Finding], ServiceObjects]:
     findings, objects = found
-    if own_history(service.path) is not None:  # its runner creates its own table (MK604 judges it), not 001_init
+    if own_history(service_path) is not None:  # its runner creates its own table (MK604 judges it), not 001_init
         findings = [f for f in findings if f.code != "MK111"]
     return findings, objects
 
@@ -186,14 +200,32 @@ def lint_service_cached(
 def _map_services(
     workspace: Workspace, names: list[str], use_cache: bool, repo: deploy.Repository
 ) -> list[tuple[list[Finding], ServiceObjects]]:
-    """Audit services on every core: parsing SQL is CPU-bound and services are independent."""
-    workers = min(os.cpu_count() or 1, len(names) // PARALLEL_FROM + 1)
-    if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
-        return [audit_service(workspace, name, use_cache, repo) for name in names]
-    chunk = max(1, len(names) // (workers * 4))
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-        arguments = [workspace] * len(names), names, [use_cache] * len(names), [repo] * len(names)
-        return list(pool.map(audit_service, *arguments, chunksize=chunk))
+    """Audit services on every core: parsing SQL is CPU-bound and services are independent. A service whose
+    files are unchanged is audited here, from the cache: a worker would cost more than reading it."""
+    done: dict[str, tuple[list[Finding], ServiceObjects]] = {}
+    if use_cache:
+        for name in names:
+            linted = _unchanged(workspace, name)
+            if linted is not None:
+                done[name] = audit_service(workspace, name, use_cache, repo, linted)
+    rest = [name for name in names if name not in done]
+    workers = min(os.cpu_count() or 1, len(rest) // PARALLEL_FROM + 1)
+    if workers >= 2:
+        import multiprocessing  # (with the pool below: a warm audit never starts one)
+
+        if "fork" in multiprocessing.get_all_start_methods():
+            from concurrent.futures import ProcessPoolExecutor
+
+            from pglast import parser  # noqa: F401 (loaded once, before the fork, rather than in each worker)
+
+            chunk = max(1, len(rest) // (workers * 4))
+            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+                arguments = [workspace] * len(rest), rest, [use_cache] * len(rest), [repo] * len(rest)
+                done |= dict(zip(rest, pool.map(audit_service, *arguments, chunksize=chunk), strict=True))
+    for name in rest:
+        if name not in done:
+            done[name] = audit_service(workspace, name, use_cache, repo)
+    return [done[name] for name in names]
 
 
 def findings_of(scope: Scope, *subject: Any, service: str | None = None, root: Path | None = None) -> list[Finding]:
@@ -253,12 +285,13 @@ def lint_service(
 
 @functools.cache
 def _by_kind() -> dict[str, tuple[Rule, ...]]:
-    """Statement rules by the node types they read ("*": every statement)."""
+    """Statement rules by the node types they read, then the rules of every statement (under "*" alone)."""
     by_kind: dict[str, list[Rule]] = defaultdict(list)
     for statement_rule in rules_for(Scope.STATEMENT):
         for kind in statement_rule.kinds:
             by_kind[kind].append(statement_rule)
-    return {kind: tuple(rules) for kind, rules in by_kind.items()}
+    every = tuple(by_kind.pop("*", ()))
+    return {kind: (*rules, *every) for kind, rules in by_kind.items()} | {"*": every}
 
 
 @functools.cache
@@ -282,10 +315,11 @@ def lint_file(
     state = state if state is not None else FileState()
     findings = []
     by_kind = _by_format(migration.format, mk1_files.judges_idempotency(migration.format, state.one_transaction))
+    every = by_kind["*"]
     for index, statement in enumerate(statements):
         ctx = Context(migration, statement, state, facts)
         silenced = ignores.get(index, {})
-        for statement_rule in (*by_kind.get(statement.kind, ()), *by_kind.get("*", ())):
+        for statement_rule in by_kind.get(statement.kind, every):
             for line, message in statement_rule.check(ctx, statement.node):
                 code = statement_rule.code
                 if code in silenced:

@@ -153,17 +153,21 @@ class ServiceFacts:
         """Which of `candidates` (or names starting with `prefix`) the service's migrations call anywhere.
 
         Walking every tree for calls is not free (the seed's template creates an extension in every file, so
-        MK311 asks in every service): only statements whose text holds one of the names are walked.
+        MK311 asks in every service): only statements whose text holds one of the names not found yet (or the
+        prefix) are walked, since a call's name is in its statement's text; a template calling the same
+        function in every file is walked once.
         """
         asked: dict[tuple[frozenset[str], str], frozenset[str]] = self.__dict__.setdefault("_calls", {})
         if (candidates, prefix) in asked:  # each CREATE EXTENSION asks again: one walk a service
             return asked[(candidates, prefix)]
-        words = tuple(candidates) + ((prefix,) if prefix else ())
+        words = tuple(candidates)
         found: set[str] = set()
         for migration in self.migrations:
             for statement in migration.statements:
                 text = statement.text.lower()
-                if "(" in text and any(word in text for word in words):
+                if "(" in text and (
+                    (prefix and prefix in text) or any(word in text for word in words if word not in found)
+                ):
                     called = called_names(statement.node)
                     found |= {f for f in called if f in candidates or (prefix and f.startswith(prefix))}
         asked[(candidates, prefix)] = frozenset(found)

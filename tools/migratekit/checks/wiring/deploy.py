@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import re
 import shlex
-import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -293,6 +292,8 @@ def jobs(service: str, tree: Tree, repo: Repository) -> list[Job]:
     found += _manual(service, tree, repo)
     fly = tree.directory / "fly.toml"
     if fly.is_file():
+        import tomllib  # only for a fly.toml: an audit of services without one never loads it
+
         try:
             release = str(tomllib.loads(fly.read_text(errors="replace")).get("deploy", {}).get("release_command", ""))
         except (tomllib.TOMLDecodeError, AttributeError):

@@ -429,6 +429,8 @@ def service_files(directory: Path) -> Iterator[Path]:
     a vendored or built directory: however many migrations a service has, none is stat-ed here)."""
     with os.scandir(directory) as entries:
         for entry in entries:
+            if entry.name.endswith(".sql"):  # the commonest name in a service, asked first
+                continue
             if entry.is_dir(follow_symlinks=False):
                 if entry.name not in SKIP_DIRS and not entry.name.startswith("."):
                     yield from service_files(Path(entry.path))
