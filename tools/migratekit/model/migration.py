@@ -691,7 +691,25 @@ def prisma_problems(directory: Path) -> list[tuple[Path, int | None, str]]:
                     "and migratekit refuses it; write its migration.sql, or remove the directory",
                 )
             )
-    return problems
+    return problems + _prisma_order(directory)
+
+
+def _prisma_order(directory: Path) -> list[tuple[Path, int | None, str]]:
+    """Prisma applies its directories in the order of their names; migratekit in the order of their versions'
+    numbers. Where the two differ (3_x beside 20240101120000_y), which runs first cannot be both: refused."""
+    names = [name for name in _subdirectories(directory) if (directory / name / "migration.sql").is_file()]
+    by_number = sorted(names, key=lambda name: (Version.parse(name).key, name))
+    for ours, theirs in zip(by_number, sorted(names, key=lambda name: name.encode()), strict=True):
+        if ours != theirs:
+            return [
+                (
+                    directory / theirs,
+                    None,
+                    f"Prisma applies {theirs} before {ours} (it orders its directories by name), but their numbers say "
+                    "the other way; give every migration's directory prisma migrate dev's 14-digit timestamp",
+                )
+            ]
+    return []
 
 
 def _prisma_migrations(directory: Path) -> dict[str, bytes]:
