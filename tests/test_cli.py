@@ -180,3 +180,18 @@ def test_every_flag_of_every_task_has_help_and_one_long_spelling() -> None:
         assert [p for p in params if p not in (each.help or {})] == [], name
         assert each.auto_shortflags is False, name
         assert {len(n) for argument in each.get_arguments() for n in argument.names if len(n) == 1} == set(), name
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["new-migration", "--help"], ["new-migration", "-h"], ["migrate", "--help"], ["migrate", "battles", "--help"]],
+)
+def test_a_task_followed_by_help_prints_that_tasks_help_and_runs_nothing(argv: list[str]) -> None:
+    """`invoke migrate --help` is how people ask: Invoke's parser took --help for SERVICE's value (migrate ran on a
+    service named --help) or first missed the positionals (new-migration's SERVICE DESCRIPTION, exit 2)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "invoke", *argv], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"Usage: inv[oke] [--core-opts] {argv[0]} [--options]"), result.stdout
+    assert "Docstring:" in result.stdout and result.stderr == ""

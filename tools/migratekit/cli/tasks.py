@@ -14,7 +14,7 @@ import functools
 from typing import Any
 
 from invoke import Collection, Exit, ParseError
-from invoke.parser import Parser
+from invoke.parser import Parser, ParseResult
 
 from migratekit.cli.adoption import adopt, baseline, forget, init, status
 from migratekit.cli.check import audit, drift, rules, verify
@@ -37,6 +37,11 @@ def _usage_errors_exit_2() -> None:
 
     @functools.wraps(original)
     def parse_argv(self: Parser, argv: list[str]) -> Any:
+        if argv and argv[0] in self.contexts and {"--help", "-h"} & set(argv[1:]) and self.initial is not None:
+            # `invoke migrate --help`: the task's help, as `invoke --help migrate` gives it (Invoke's parser would
+            # take --help for a positional's value, or first miss the positionals it was not given)
+            self.initial.flags["--help"].value = argv[0]
+            return ParseResult([self.initial])
         try:
             return original(self, argv)
         except ParseError as exc:
