@@ -91,7 +91,15 @@ def image_lacks_migrations(w: Wiring) -> Iterable[WiringHit]:
     Good: COPY --from=builder /app/migrations ./migrations
     """
     if w.image is not None and not w.image.final.carriers and not w.compiled_in() and not _elsewhere(w):
-        yield w.rel(w.image.dockerfile), w.image.final.line, "the final stage has no COPY of migrations/"
+        yield w.rel(w.image.dockerfile), w.image.final.line, f"the final stage has no COPY of {_migrations_dir(w)}/"
+
+
+def _migrations_dir(w: Wiring) -> str:
+    """The service's migrations directory as its Dockerfile would name it (prisma/migrations, db/migrations)."""
+    directory = w.service.migrations_dir
+    return (
+        directory.relative_to(w.service.path).as_posix() if directory.is_relative_to(w.service.path) else "migrations"
+    )
 
 
 @rule("MK404", "error", "remove the pattern from .dockerignore, or add !migrations after it")
