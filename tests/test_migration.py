@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from migratekit.errors import ConfigError
 from migratekit.model.migration import (
     Migration,
     SqlSyntaxError,
@@ -88,6 +89,49 @@ def test_a_pipe_or_a_directory_named_sql_is_skipped_and_a_link_within_is_read(tm
     (tmp_path / "004_link.sql").symlink_to(tmp_path / "001_a.sql")
     loaded = load_migrations(tmp_path)
     assert [(m.filename, m.sql) for m in loaded] == [("001_a.sql", "SELECT 1;\n"), ("004_link.sql", "SELECT 1;\n")]
+
+
+@pytest.mark.parametrize(
+    ("layout", "script", "fmt"),
+    [
+        ("diesel", "up.sql", "diesel"),
+        ("prisma", "migration.sql", "prisma"),
+        ("drizzle 1.0", "migration.sql", "drizzle"),
+    ],
+)
+@pytest.mark.parametrize("linked", ["directory", "file"])
+def test_a_migration_directory_or_script_linked_from_outside_is_refused_as_a_linked_file_is(
+    tmp_path: Path, layout: str, script: str, fmt: str, linked: str
+) -> None:
+    """Diesel's, Prisma's and drizzle-kit 1.0's migrations are directories: a link to one outside the migrations
+    directory would apply SQL the repository's review never saw there, as a linked plain file would."""
+    migrations, outside = tmp_path / "migrations", tmp_path / "elsewhere"
+    (migrations / "20240101120000_init").mkdir(parents=True)
+    (migrations / "20240101120000_init" / script).write_text("CREATE TABLE a (id bigint);\n")
+    if layout == "drizzle 1.0":
+        (migrations / "20240101120000_init" / "snapshot.json").write_text("{}")
+    outside.mkdir()
+    (outside / script).write_text("DROP TABLE a;\n")
+    if layout == "drizzle 1.0":
+        (outside / "snapshot.json").write_text("{}")
+    if linked == "directory":
+        (migrations / "20240201120000_more").symlink_to(outside, target_is_directory=True)
+    else:
+        (migrations / "20240201120000_more").mkdir()
+        (migrations / "20240201120000_more" / script).symlink_to(outside / script)
+        if layout == "drizzle 1.0":
+            (migrations / "20240201120000_more" / "snapshot.json").write_text("{}")
+    with pytest.raises(ConfigError, match=r"20240201120000_more.*symbolic link to .*elsewhere.*, outside .*migrations"):
+        load_migrations(migrations, fmt)
+
+
+def test_a_migration_directory_linked_within_the_migrations_directory_is_read(tmp_path: Path) -> None:
+    migrations = tmp_path / "migrations"
+    (migrations / ".kept").mkdir(parents=True)  # a dot-directory: Diesel skips it
+    (migrations / ".kept" / "up.sql").write_text("CREATE TABLE a (id bigint);\n")
+    (migrations / "2024-01-01-120000_init").symlink_to(migrations / ".kept", target_is_directory=True)
+    loaded = load_migrations(migrations, "diesel")
+    assert [(m.filename, m.sql) for m in loaded] == [("2024-01-01-120000_init/up.sql", "CREATE TABLE a (id bigint);\n")]
 
 
 def test_short_reads_and_a_file_grown_since_its_size_was_taken_are_read_whole(

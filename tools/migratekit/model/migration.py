@@ -616,6 +616,21 @@ def _read(path: str) -> bytes:
         os.close(descriptor)
 
 
+def _read_inside(directory: Path, path: Path) -> bytes:
+    """A migration inside a directory of migrations (Diesel's, Prisma's, drizzle-kit 1.0's): refused when it, or the
+    directory holding it, is a link to somewhere outside the migrations directory, as a linked plain file is."""
+    target = path.resolve()
+    if path.parent.is_symlink() or path.is_symlink():
+        root = directory.resolve()
+        if not target.is_relative_to(root):
+            linked = path.parent if path.parent.is_symlink() else path
+            raise ConfigError(
+                f"{linked}: a symbolic link to {linked.resolve()}, outside {directory}; "
+                "copy the migration into the directory instead"
+            )
+    return _read(str(path))
+
+
 def _diesel_directories(directory: Path) -> dict[str, tuple[bytes, bytes | None]]:
     """Diesel's migrations: each subdirectory holding an up.sql (dot-directories skipped, as Diesel skips them), by
     name, with its up.sql's and down.sql's bytes."""
@@ -628,7 +643,7 @@ def _diesel_directories(directory: Path) -> dict[str, tuple[bytes, bytes | None]
     for name in names:
         up, down = directory / name / "up.sql", directory / name / "down.sql"
         if up.is_file():
-            found[name] = (_read(str(up)), _read(str(down)) if down.is_file() else None)
+            found[name] = (_read_inside(directory, up), _read_inside(directory, down) if down.is_file() else None)
     return found
 
 
@@ -718,7 +733,7 @@ def _prisma_migrations(directory: Path) -> dict[str, bytes]:
     for name in _subdirectories(directory):
         script = directory / name / "migration.sql"
         if script.is_file():
-            found[name] = _read(str(script))
+            found[name] = _read_inside(directory, script)
     return found
 
 
@@ -856,7 +871,7 @@ def _drizzle_folders(directory: Path, folders: Mapping[str, Path]) -> DrizzleLay
                 )
             )
             continue
-        found[f"{name}/{DRIZZLE_FILE}"] = (_read(str(path)), int(moment.timestamp()) * 1000)
+        found[f"{name}/{DRIZZLE_FILE}"] = (_read_inside(directory, path), int(moment.timestamp()) * 1000)
     return DrizzleLayout(False, found, (), tuple(problems))
 
 
