@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import re
 import shutil
@@ -270,6 +271,14 @@ def new_db(database_pool: DatabasePool) -> Iterator[Callable[[], str]]:
     """A factory of fresh databases (empty, as made from template1), this test's alone; none outlives the session."""
     with contextlib.ExitStack() as stack:
         yield lambda: stack.enter_context(database_pool.database())
+
+
+def applied(result: subprocess.CompletedProcess[str]) -> list[str]:
+    """The versions one service's `migrate --json` applied, or its `rollback --json` undid."""
+    report = json.loads(result.stdout)
+    (service,) = report["services"] if "services" in report else [report]
+    done = service["applied"] if "applied" in service else service["rolled_back"]  # migrate's, or rollback's
+    return [a["version"] if isinstance(a, dict) else a for a in done]
 
 
 def write_tree(root: Path, files: Mapping[str, Any]) -> Path:

@@ -14,7 +14,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from conftest import Monorepo, write_tree
+from conftest import Monorepo, applied, write_tree
 from migratekit.model.atlas_sum import render
 
 ACCOUNTS = "services/accounts/migrations"
@@ -150,11 +150,6 @@ def atlas(tmp_path: Path, new_db) -> Monorepo:
     return Monorepo(
         write_tree(tmp_path / "repo", FILES), {"ACCOUNTS_DATABASE_URL": new_db(), "LEDGER_DATABASE_URL": ""}
     )
-
-
-def applied(result) -> list[str]:
-    (service,) = json.loads(result.stdout)["services"]
-    return [a["version"] if isinstance(a, dict) else a for a in service["applied"]]
 
 
 def test_an_atlas_monorepo_audits_without_false_findings(tmp_path: Path) -> None:
@@ -579,3 +574,43 @@ def test_generated_sql_is_held_to_idempotency_only_where_a_file_runs_outside_a_t
         repo = Monorepo(write_tree(tmp_path / str(len(expected)), files), {})
         found = json.loads(repo.invoke("audit", "--format", "json").stdout)["findings"]
         assert [f["code"] for f in found if f["code"].startswith("MK2")] == expected, found
+
+
+@pytest.mark.parametrize(
+    ("text", "dirs"),
+    [
+        (ATLAS_HCL, ("migrations",)),
+        ('env "local" {\n  migration {\n    dir = "file://db/migrations?format=atlas"\n  }\n}\n', ("db/migrations",)),
+        ('env {\n  name = atlas.env\n  migration { dir = "file://migrations" }\n}\n', ("migrations",)),
+        (  # two envs, one directory
+            'env "dev" {\n  migration { dir = "file://migrations" }\n}\n'
+            'env "prod" {\n  migration { dir = "file://migrations/" }\n}\n',
+            ("migrations",),
+        ),
+        ('# dir = "file://nope"\nenv "a" {\n  migration {\n    // dir = "file://commented"\n  }\n}\n', ()),
+        ('env "a" {\n  migration { dir = "file:///app/migrations" }\n}\n', ()),  # absolute: the image's, not ours
+        ('env "a" {\n  migration { dir = "file://../shared" }\n}\n', ()),  # leaves the service
+        ('variable "d" {\n  type = string\n}\nenv "a" {\n  migration { dir = "file://${var.d}" }\n}\n', ()),
+        ('env "a" {\n  src = "file://schema.hcl"\n}\n', ()),  # declarative only: no migration block
+    ],
+)
+def test_atlas_hcl_is_read_with_a_parser_for_its_envs_migration_dirs(
+    tmp_path: Path, text: str, dirs: tuple[str, ...]
+) -> None:
+    """Comments, labels, several envs and computed values are HCL's, not a regular expression's, to read."""
+    from migratekit.model.discovery import atlas_migration_dirs
+
+    (tmp_path / "atlas.hcl").write_text(text)
+    assert atlas_migration_dirs(tmp_path) == dirs
+
+
+def test_an_atlas_hcl_that_does_not_parse_is_bad_input_naming_it_and_changes_nothing(atlas: Monorepo) -> None:
+    write_tree(
+        atlas.root, {"services/accounts/atlas.hcl": 'env "prod" {\n  migration {\n    dir = "file://migrations"\n'}
+    )
+    repo = atlas
+    for task in (("services",), ("migrate", "accounts"), ("audit",)):
+        result = repo.invoke(*task)
+        assert result.returncode == 2, (task, result.stdout, result.stderr)
+        assert "services/accounts/atlas.hcl: not HCL" in result.stderr and "line" in result.stderr, result.stderr
+    assert repo.query("accounts", "SELECT to_regclass('atlas_schema_revisions') IS NULL") == [(True,)]

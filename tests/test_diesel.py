@@ -9,7 +9,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from conftest import Monorepo, write_tree
+from conftest import Monorepo, applied, write_tree
 
 MIGRATIONS = "services/posts/migrations"
 SETUP = (
@@ -54,12 +54,6 @@ VERSIONS = ["00000000000000_diesel_initial_setup", "2024-01-01-120000_create_pos
 @pytest.fixture
 def diesel(tmp_path: Path, new_db) -> Monorepo:
     return Monorepo(write_tree(tmp_path / "repo", FILES), {"POSTS_DATABASE_URL": new_db()})
-
-
-def applied(result) -> list[str]:
-    (service,) = json.loads(result.stdout)["services"]
-    done = service["applied"] if "applied" in service else service["rolled_back"]  # migrate's, or rollback's
-    return [a["version"] if isinstance(a, dict) else a for a in done]
 
 
 def test_a_diesel_service_audits_without_false_findings(tmp_path: Path) -> None:

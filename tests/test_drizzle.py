@@ -17,7 +17,7 @@ import psycopg
 import pytest
 import yaml
 
-from conftest import Monorepo, plain, write_tree
+from conftest import Monorepo, applied, plain, write_tree
 
 SERVICE = "services/orders"
 OUT = f"{SERVICE}/drizzle"
@@ -128,11 +128,6 @@ def drizzle_hash(text: str) -> str:
 @pytest.fixture
 def repo(tmp_path: Path, new_db) -> Monorepo:
     return Monorepo(write_tree(tmp_path / "repo", FILES), {"ORDERS_DATABASE_URL": new_db()})
-
-
-def applied(result) -> list[str]:
-    (service,) = json.loads(result.stdout)["services"]
-    return [a["version"] if isinstance(a, dict) else a for a in service["applied"]]
 
 
 def seed_drizzle_history(repo: Monorepo, rows: list[tuple[str, int]], schema: str = "drizzle") -> None:
@@ -545,3 +540,30 @@ def test_drizzle_1_0_directories_are_not_taken_for_prisma(tmp_path: Path) -> Non
     assert [m.format for m in load_migrations(drizzle_dir)] == [Format.DRIZZLE]
     assert [m.format for m in load_migrations(prisma_dir)] == [Format.PRISMA]
     assert [m.version for m in load_migrations(drizzle_dir)] == ["20240601120000_init"]
+
+
+@pytest.mark.parametrize(
+    ("config", "out"),
+    [
+        ('export default defineConfig({ dialect: "postgresql", out: "./db/drizzle" });\n', ("db/drizzle",)),
+        ("export default { out: 'migrations/', schema: './src/schema.ts' };\n", ("migrations",)),
+        ("export default defineConfig({ out: `./sql` });\n", ("sql",)),  # a template without substitutions
+        ('export default defineConfig({ "out": "./quoted" });\n', ("quoted",)),
+        (  # a commented-out out, then the real one
+            '// out: "./old",\nexport default defineConfig({\n  /* out: "./older" */\n  out: "./drizzle",\n});\n',
+            ("drizzle",),
+        ),
+        ("const dir = process.env.OUT;\nexport default defineConfig({ out: dir });\n", ()),  # computed at run time
+        ("export default defineConfig({ out: `${base}/drizzle` });\n", ()),  # a substitution
+        ('export default defineConfig({ out: "../shared/drizzle" });\n', ()),  # leaves the service
+        ('export default defineConfig({ out: "/abs/drizzle" });\n', ()),
+        ('export default defineConfig({ schema: "./src/schema.ts" });\n', ()),  # drizzle-kit's default
+    ],
+)
+def test_drizzle_configs_out_is_read_from_its_syntax_tree(tmp_path: Path, config: str, out: tuple[str, ...]) -> None:
+    """The `out` key of the config object as TypeScript writes it: comments, quotes and computed values are the
+    parser's to tell apart."""
+    from migratekit.model.discovery import drizzle_out
+
+    (tmp_path / "drizzle.config.ts").write_text(config)
+    assert drizzle_out(tmp_path) == out

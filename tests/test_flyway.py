@@ -15,7 +15,7 @@ import psycopg
 import pytest
 import yaml
 
-from conftest import Monorepo, write_tree
+from conftest import Monorepo, applied, write_tree
 
 POM = """<project>
   <modelVersion>4.0.0</modelVersion>
@@ -187,17 +187,6 @@ def test_flyway_turned_off_in_spring_boot_is_no_runner(files: Monorepo) -> None:
     audit = files.invoke("audit", "--format", "json")
     codes = {(f["code"], f["service"]) for f in json.loads(audit.stdout)["findings"]}
     assert ("MK401", "accounts") in codes and ("MK408", "accounts") in codes and ("MK401", "orders") not in codes
-
-
-def applied(result) -> list[str]:
-    """The versions a migrate or rollback --json applied (or undid)."""
-    (service,) = (
-        json.loads(result.stdout)["services"]
-        if "services" in json.loads(result.stdout)
-        else [json.loads(result.stdout)]
-    )
-    done = service["applied"] if "applied" in service else service["rolled_back"]  # migrate's, or rollback's
-    return [a["version"] if isinstance(a, dict) else a for a in done]
 
 
 def catalog(repo: Monorepo) -> dict:

@@ -27,9 +27,14 @@ FIXTURE = yaml.safe_load((Path(__file__).parent / "wiring" / "nest_hand_rolled.y
 INTERPOLATED = yaml.safe_load((Path(__file__).parent / "wiring" / "hand_rolled_interpolated.yml").read_text())
 
 
+def cross_service_findings(root: Path) -> list[list[object]]:
+    """What the drift rules report across the monorepo's services, as a person reads each finding."""
+    return [[f.code, f.service, f.path, f.line, f.message] for f in across_services(load_workspace(root))]
+
+
 def test_drift_rules_read_the_runners_own_table_and_know_a_copy_of_the_template(tmp_path: Path) -> None:
     build(tmp_path, FIXTURE)
-    found = [[f.code, f.service, f.path, f.line, f.message] for f in across_services(load_workspace(tmp_path))]
+    found = cross_service_findings(tmp_path)
     assert found == [
         [
             "MK601",
@@ -66,7 +71,7 @@ def test_a_runners_table_named_by_a_constant_and_other_names_than_schema_migrati
     """`${TABLE}` in a template literal and `{TABLE}` in an f-string are the literal const of the same file; a
     table that application code creates and fills (kv_cache) is no runner's history."""
     build(tmp_path, INTERPOLATED)
-    found = [[f.code, f.service, f.path, f.line, f.message] for f in across_services(load_workspace(tmp_path))]
+    found = cross_service_findings(tmp_path)
     assert found == [
         [
             "MK604",

@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from conftest import Monorepo, write_tree
+from conftest import Monorepo, applied, write_tree
 
 PRISMA = "services/web/prisma"
 MIGRATIONS = f"{PRISMA}/migrations"
@@ -126,11 +126,6 @@ def row(name: str, sql: str, state: str = "finished", at: str = "2024-03-01 10:0
 @pytest.fixture
 def web(tmp_path: Path, new_db) -> Monorepo:
     return Monorepo(write_tree(tmp_path / "repo", FILES), {"WEB_DATABASE_URL": new_db()})
-
-
-def applied(result) -> list[str]:
-    (service,) = json.loads(result.stdout)["services"]
-    return [a["version"] if isinstance(a, dict) else a for a in service["applied"]]
 
 
 def prisma_history(repo: Monorepo, *rows: str, schema: str = "") -> None:

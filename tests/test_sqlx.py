@@ -16,7 +16,7 @@ import psycopg
 import pytest
 import yaml
 
-from conftest import Monorepo, write_tree
+from conftest import Monorepo, applied, write_tree
 
 CARGO = """[package]
 name = "{name}"
@@ -122,12 +122,6 @@ def rust(tmp_path: Path, new_db) -> Monorepo:
 def files(tmp_path: Path) -> Monorepo:
     """The fixture without databases, for what reads only files (no URL set: none is looked at)."""
     return Monorepo(write_tree(tmp_path / "repo", FILES), {"USERS_DATABASE_URL": "", "BILLING_DATABASE_URL": ""})
-
-
-def applied(result) -> list[str]:
-    (service,) = json.loads(result.stdout)["services"]
-    done = service["applied"] if "applied" in service else service["rolled_back"]  # migrate's, or rollback's
-    return [a["version"] if isinstance(a, dict) else a for a in done]
 
 
 def test_sqlx_services_are_told_by_their_cargo_toml_and_audit_without_the_seeds_conventions(files: Monorepo) -> None:

@@ -24,11 +24,15 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
 from migratekit.errors import ConfigError
 from migratekit.model.settings import MIGRATIONS
+
+if TYPE_CHECKING:
+    from tree_sitter import Node
 
 SKIP = {"node_modules", "vendor", "dist", "build", ".git", "__pycache__", "target"}
 DEFAULT_DEPTH = 2
@@ -47,7 +51,6 @@ LAYOUTS = (
     DRIZZLE_LAYOUT,
 )
 DRIZZLE_CONFIGS = ("drizzle.config.ts", "drizzle.config.mts", "drizzle.config.js", "drizzle.config.mjs")
-_DRIZZLE_OUT = re.compile(r"""\bout\s*:\s*(?P<quote>["'`])(?P<out>[^"'`$]+)(?P=quote)""")
 
 
 def discover(
@@ -112,20 +115,30 @@ def _holds_sql(directory: Path) -> bool:
 
 def drizzle_out(service: Path) -> tuple[str, ...]:
     """The `out` directory a service's drizzle.config.ts names (out: "./db/drizzle"), relative to the service, when
-    it is a plain string inside the service; () otherwise (read as text: a config computed at run time is not)."""
+    its syntax tree gives it as a plain string inside the service; () otherwise (a config computed at run time)."""
+    from migratekit.model.syntax import GRAMMARS, nodes, string_value, tree
+
     for name in DRIZZLE_CONFIGS:
         try:
             text = (service / name).read_text(errors="replace")
         except OSError:
             continue
-        found = _DRIZZLE_OUT.search(text)
-        if found is None:
+        pairs = nodes(tree(GRAMMARS[Path(name).suffix], text), {"pair"})
+        values = [string_value(p.children[-1]) for p in pairs if p.children and _key(p.children[0]) == "out"]
+        if not values or values[0] is None:
             return ()
-        out = Path(found["out"].strip())
+        out = Path(values[0].strip())
         if out.is_absolute() or ".." in out.parts or not out.parts:
             return ()
         return (out.as_posix().removeprefix("./").strip("/"),)
     return ()
+
+
+def _key(node: Node) -> str | None:
+    """An object key as written: `out:` or `"out":`."""
+    from migratekit.model.syntax import string_value
+
+    return (node.text or b"").decode() if node.type == "property_identifier" else string_value(node)
 
 
 SPRING_CONFIGS = ("application.yml", "application.yaml", "application.properties")
@@ -190,24 +203,46 @@ def spring_flyway_locations(service: Path) -> tuple[str, ...]:
 
 
 ATLAS_CONFIG = "atlas.hcl"
-# an env's `migration { dir = "file://…" }` in atlas.hcl (comments dropped first): where Atlas reads the service's files
-_ATLAS_DIR = re.compile(r"\bmigration\s*\{[^{}]*?\bdir\s*=\s*\"file://(?P<dir>[^\"?]+)")
-_HCL_COMMENT = re.compile(r"(?m)(?:#|//)[^\n\"]*$|/\*.*?\*/", re.DOTALL)
 
 
 def atlas_migration_dirs(service: Path) -> tuple[str, ...]:
-    """The directories, relative to the service, that its atlas.hcl's envs migrate from (`dir = "file://…"`); ()
-    when it names none there (an absolute path or one leaving the service is not the service's layout)."""
+    """The directories, relative to the service, that its atlas.hcl's envs migrate from (`migration { dir =
+    "file://…" }`, read with an HCL parser); () when it names none there (an absolute path, one leaving the service,
+    or one built from a variable is not the service's layout). An atlas.hcl that does not parse is bad input."""
+    path = service / ATLAS_CONFIG
     try:
-        text = (service / ATLAS_CONFIG).read_text(errors="replace")
+        text = path.read_text(errors="replace")
     except OSError:
         return ()
-    found = []
-    for match in _ATLAS_DIR.finditer(_HCL_COMMENT.sub("", text)):
-        path = match["dir"].strip().strip("/") if not match["dir"].startswith("/") else ""
-        if path and ".." not in Path(path).parts and path not in found:
-            found.append(path)
+    import hcl2  # only for a service with an atlas.hcl: its grammar takes a tenth of a second to load
+
+    try:
+        document = hcl2.loads(text)
+    except Exception as exc:  # lark's errors, which name the line and column
+        said = " ".join(str(exc).split())[:200]
+        raise ConfigError(f"{path}: not HCL ({said}); atlas migrate refuses it too: correct it") from None
+    found: list[str] = []
+    for env in _blocks(document.get("env")):
+        for migration in _blocks(env.get("migration")):
+            value = str(migration.get("dir", "")).strip('"')
+            if not value.startswith("file://") or "${" in value:
+                continue
+            directory = value.removeprefix("file://").split("?", 1)[0]
+            relative = directory.strip().strip("/") if not directory.startswith("/") else ""
+            if relative and ".." not in Path(relative).parts and relative not in found:
+                found.append(relative)
     return tuple(found)
+
+
+def _blocks(value: object) -> list[dict]:
+    """python-hcl2's blocks of one type: a list of {label: body} (env "prod" {…}) or of bodies (migration {…})."""
+    bodies: list[dict] = []
+    for item in value if isinstance(value, list) else []:
+        if isinstance(item, dict) and item.get("__is_block__"):
+            bodies.append(item)
+        elif isinstance(item, dict):
+            bodies += [body for body in item.values() if isinstance(body, dict)]
+    return bodies
 
 
 def base_of(pattern: str) -> str:

@@ -34,11 +34,7 @@ TEXT_TYPES = {"text", "varchar", "bpchar", "citext", "name"}
 TIME_TYPES = {"timestamptz", "timestamp", "date"}
 # Of several text columns none of which is a key, the one whose name says it names the file (in this order).
 KEY_NAMES = ("filename", "file_name", "file", "name", "migration", "migration_name", "script", "script_name", "version")
-JS_CONSTANT = re.compile(
-    r"\b(?:const|let|var|readonly|static)\s+([A-Za-z_$][\w$]*)\s*(?::\s*string\s*)?=\s*(['\"`])([\w.]+)\2"
-)  # const TABLE = "migrations"; a class's `private readonly table = "migrations"`
 JS_PLACEHOLDER = re.compile(r"\$\{\s*(?:this\.)?([A-Za-z_$][\w$]*)\s*\}")  # ${TABLE}, ${this.table}
-GO_CONSTANT = re.compile(r"(?m)^\s*(?:const\s+)?([A-Za-z_]\w*)\s*(?:string\s*)?:?=\s*[\"`]([\w.]+)[\"`]")
 GO_SPRINTF = re.compile(r"fmt\.Sprintf\(\s*(\"(?:[^\"\\\n]|\\.)*\"|`[^`]*`)\s*((?:,\s*[A-Za-z_]\w*\s*)+)\)")
 JOINED = re.compile(r"([\"'])\s*\+\s*([A-Za-z_$][\w$]*)\s*\+\s*\1")  # " + TABLE + "
 UNRESOLVED = "\x00"  # an interpolation of something other than a literal constant: the SQL cannot be known
@@ -85,10 +81,8 @@ def declared_in(path: Path, text: str) -> RunnerTable | None:
     if not CREATES_A_TABLE.search(text):
         return None  # most sources: no parse of them at all
     pieces = python_strings(text) if path.suffix == ".py" else None
-    if pieces is None and path.suffix == ".go":
-        pieces = [(1, go_formatted(text, go_constants(text)))]
     if pieces is None:
-        pieces = [(1, with_constants(text, js_constants(text)))]
+        pieces = [(1, _with_constants(path, text))]
     everything = "\n".join(piece for _, piece in pieces).replace('"', "")
     runner_file = "migrat" in path.stem.lower()
     for first_line, piece in pieces:
@@ -112,12 +106,16 @@ def declared_in(path: Path, text: str) -> RunnerTable | None:
     return None
 
 
-def js_constants(text: str) -> dict[str, str]:
-    """`const TABLE = "schema_migrations"`: names bound once, in this file, to a literal identifier."""
-    found: dict[str, set[str]] = {}
-    for match in JS_CONSTANT.finditer(text):
-        found.setdefault(match[1], set()).add(match[3])
-    return {name: values.pop() for name, values in found.items() if len(values) == 1}
+def _with_constants(path: Path, text: str) -> str:
+    """The source with each interpolation of a literal constant in place (`${TABLE}`, Go's Sprintf of `table`),
+    the constants read from its syntax tree; a language without a grammar here keeps its text."""
+    from migratekit.model.syntax import GRAMMARS, constants, tree
+
+    language = GRAMMARS.get(path.suffix)
+    if language is None:
+        return with_constants(text, {})
+    bound = constants(tree(language, text))
+    return go_formatted(text, bound) if language == "go" else with_constants(text, bound)
 
 
 def with_constants(text: str, constants: dict[str, str]) -> str:
@@ -128,14 +126,6 @@ def with_constants(text: str, constants: dict[str, str]) -> str:
 def joined(text: str, constants: dict[str, str]) -> str:
     """`"CREATE TABLE IF NOT EXISTS " + TABLE + " (...)"` as one literal, when TABLE is a literal constant."""
     return JOINED.sub(lambda m: constants[m[2]] if m[2] in constants else m[0], text)
-
-
-def go_constants(text: str) -> dict[str, str]:
-    """`const table = "schema_migrations"` (or `table := ...`): names bound once, in this file, to a literal."""
-    found: dict[str, set[str]] = {}
-    for match in GO_CONSTANT.finditer(text):
-        found.setdefault(match[1], set()).add(match[2])
-    return {name: values.pop() for name, values in found.items() if len(values) == 1}
 
 
 def go_formatted(text: str, constants: dict[str, str]) -> str:

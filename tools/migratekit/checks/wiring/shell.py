@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from tree_sitter import Node
 
-from migratekit.checks.wiring.sources import parser_for, text_of
+from migratekit.checks.wiring.sources import text_of
+from migratekit.model.syntax import parser_for
 
 
 @dataclass(frozen=True)

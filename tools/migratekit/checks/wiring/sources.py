@@ -16,19 +16,13 @@ import re
 import tokenize
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 
-from tree_sitter import Language, Node, Parser
+from tree_sitter import Node
 
-from migratekit.model.runner_table import (
-    go_constants,
-    go_formatted,
-    js_constants,
-    python_constants,
-    python_string,
-    with_constants,
-)
+from migratekit.model.runner_table import go_formatted, python_constants, python_string, with_constants
+from migratekit.model.syntax import constants as literal_constants
+from migratekit.model.syntax import parser_for
 
 LANGUAGES = {".go": "go", ".tsx": "tsx", ".py": "python", ".sh": "shell", ".bash": "shell"}
 LANGUAGES |= {suffix: "typescript" for suffix in (".ts", ".mts", ".cts")}
@@ -105,25 +99,6 @@ class Program:
     embeds_migrations: bool  # the file compiles migrations into the binary (//go:embed *.sql, sqlx::migrate!)
 
 
-@cache
-def parser_for(language: str) -> Parser:
-    if language == "go":
-        import tree_sitter_go as grammar
-
-        return Parser(Language(grammar.language()))
-    if language in ("typescript", "tsx"):
-        import tree_sitter_typescript as ts
-
-        return Parser(Language(ts.language_tsx() if language == "tsx" else ts.language_typescript()))
-    if language == "javascript":
-        import tree_sitter_javascript as js
-
-        return Parser(Language(js.language()))
-    import tree_sitter_bash as bash
-
-    return Parser(Language(bash.language()))
-
-
 RUST_TEST_ATTRIBUTE = re.compile(r"#\[\s*(?:cfg\s*\(\s*test\s*\)|(?:\w+::)*test\b[^\]]*)\]")
 
 
@@ -165,8 +140,8 @@ def parse_program(path: Path, text: str) -> Program | None:
         return _python(path, text)
     root = parser_for(language).parse(text.encode()).root_node
     if language == "go":
-        return _go(path, root, go_constants(text))
-    constants = js_constants(text)  # INSERT INTO ${TABLE}: the history table a literal const names
+        return _go(path, root, literal_constants(root))
+    constants = literal_constants(root)  # INSERT INTO ${TABLE}: the history table a literal const names
     calls = tuple(_calls(root, _js_scope, _js_stops, lambda arguments: with_constants(arguments, constants)))
     defines = frozenset(_js_definitions(root))
     return Program(path, language, calls, defines, "", False)
