@@ -9,7 +9,7 @@ tree says it is one: a template with a substitution, an escape, or a name bound 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Collection, Iterable
 from functools import cache
 
 from tree_sitter import Language, Node, Parser
@@ -55,20 +55,28 @@ def string_value(node: Node) -> str | None:
     return (node.text or b"").decode(errors="replace")[1:-1]
 
 
-def nodes(root: Node, types: set[str]) -> Iterator[Node]:
-    stack = [root]
-    while stack:
-        node = stack.pop()
-        if node.type in types:
-            yield node
-        stack.extend(reversed(node.children))
+def nodes(root: Node, types: Collection[str]) -> list[Node]:
+    """Every node of `types` in the tree, in the order of the text (a node before those inside it). Walked with
+    a cursor: a walk through each node's `children` makes a list of objects at every node, and took most of the
+    wiring audit of a large source file."""
+    cursor, found = root.walk(), []
+    while True:
+        node = cursor.node
+        if node is not None and node.type in types:
+            found.append(node)
+        if cursor.goto_first_child():
+            continue
+        while not cursor.goto_next_sibling():
+            if not cursor.goto_parent():
+                return found
 
 
-def constants(root: Node) -> dict[str, str]:
+def constants(root: Node, found: Iterable[Node] | None = None) -> dict[str, str]:
     """Names bound exactly once in the file, to a literal identifier (`const TABLE = "schema_migrations"`, a
-    class's `private readonly table = "migrations"`, Go's `const table = "…"` or `table := "…"`)."""
+    class's `private readonly table = "migrations"`, Go's `const table = "…"` or `table := "…"`); `found`: the
+    tree's nodes of BINDINGS and others, when one walk of it gathered them for more than this."""
     bound: dict[str, list[str | None]] = {}
-    for node in nodes(root, BINDINGS):
+    for node in nodes(root, BINDINGS) if found is None else [n for n in found if n.type in BINDINGS]:
         for name, value in _bound(node):
             literal = string_value(value) if value is not None else None
             bound.setdefault(name, []).append(literal if literal and IDENTIFIER.fullmatch(literal) else None)

@@ -17,8 +17,7 @@ from migratekit.checks.wiring.sources import (
     SOURCE_SUFFIXES,
     Call,
     Program,
-    code_only,
-    parse_program,
+    read_source,
     service_files,
 )
 from migratekit.checks.wiring.startup import Tree, applies, follow, load_scripts
@@ -73,8 +72,9 @@ class Wiring:
 def collect(service: Service, root: Path, repo: deploy.Repository | None = None) -> Wiring:
     files = sorted(service_files(service.path))
     texts = {p: p.read_text(errors="replace") for p in files if p.suffix in SOURCE_SUFFIXES}
-    programs = [p for path, text in texts.items() if (p := parse_program(path, text)) is not None]
-    sources = [SourceFile(path, code_only(path, text)) for path, text in texts.items()]  # rules never read comments
+    read = {path: read_source(path, text) for path, text in texts.items()}
+    programs = [program for program, _ in read.values() if program is not None]
+    sources = [SourceFile(path, code) for path, (_, code) in read.items()]  # rules never read comments
     package = service.path / "package.json"
     scripts = load_scripts(package) if package.is_file() else {}
     tree = Tree(

@@ -21,8 +21,8 @@ from pathlib import Path
 from tree_sitter import Node
 
 from migratekit.model.runner_table import go_formatted, python_constants, python_string, with_constants
+from migratekit.model.syntax import BINDINGS, nodes, parser_for
 from migratekit.model.syntax import constants as literal_constants
-from migratekit.model.syntax import parser_for
 
 LANGUAGES = {".go": "go", ".tsx": "tsx", ".py": "python", ".sh": "shell", ".bash": "shell"}
 LANGUAGES |= {suffix: "typescript" for suffix in (".ts", ".mts", ".cts")}
@@ -127,8 +127,20 @@ def rust_running_code(text: str) -> str:
     return "".join(kept)
 
 
-def parse_program(path: Path, text: str) -> Program | None:
-    """The calls of one source file, or None for a file in a language that is not parsed (or a test)."""
+def read_source(path: Path, text: str) -> tuple[Program | None, str]:
+    """A source file's calls (None for a file whose calls are not read) and its text with its comments blanked,
+    from one parse and one walk of its syntax tree: a large file's walks were most of the wiring audit."""
+    language = LANGUAGES.get(path.suffix)
+    if language is None or language == "python":
+        return parse_program(path, text), code_only(path, text)
+    root = parser_for(language).parse(text.encode()).root_node
+    found = nodes(root, SOURCE_NODES)
+    return parse_program(path, text, root, found), _blanked(text, [n for n in found if n.type == "comment"])
+
+
+def parse_program(path: Path, text: str, root: Node | None = None, found: list[Node] | None = None) -> Program | None:
+    """The calls of one source file, or None for a file in a language that is not parsed (or a test); `root`
+    and `found`: its tree and its nodes of SOURCE_NODES, when read_source has them."""
     language = LANGUAGES.get(path.suffix)
     if TEST_FILE.search(path.name) or language in (None, "shell"):
         if path.suffix == ".rs":
@@ -138,12 +150,13 @@ def parse_program(path: Path, text: str) -> Program | None:
         return None
     if language == "python":
         return _python(path, text)
-    root = parser_for(language).parse(text.encode()).root_node
+    root = root if root is not None else parser_for(language).parse(text.encode()).root_node
+    found = found if found is not None else nodes(root, SOURCE_NODES)
     if language == "go":
-        return _go(path, root, literal_constants(root))
-    constants = literal_constants(root)  # INSERT INTO ${TABLE}: the history table a literal const names
-    calls = tuple(_calls(root, _js_scope, _js_stops, lambda arguments: with_constants(arguments, constants)))
-    defines = frozenset(_js_definitions(root))
+        return _go(path, root, found)
+    constants = literal_constants(root, found)  # INSERT INTO ${TABLE}: the history table a literal const names
+    calls = tuple(_calls(found, _js_scope, _js_stops, lambda arguments: with_constants(arguments, constants)))
+    defines = frozenset(_js_definitions(found))
     return Program(path, language, calls, defines, "", False)
 
 
@@ -151,21 +164,21 @@ def text_of(node: Node | None) -> str:
     return node.text.decode(errors="replace") if node is not None and node.text is not None else ""
 
 
-def _calls(root: Node, scope_of, stops_of, resolve=str) -> Iterator[Call]:  # type: ignore[no-untyped-def]
-    stack = [root]
-    while stack:
-        node = stack.pop()
-        if node.type == "call_expression":
-            callee = re.sub(r"\s+", "", text_of(node.child_by_field_name("function")))
-            records = bool(RECORDS_HISTORY.search(resolve(text_of(node.child_by_field_name("arguments")))))
-            yield Call(callee, node.start_point[0] + 1, scope_of(node), stops_of(node), records)
-        stack.extend(reversed(node.named_children))
+def _calls(found: list[Node], scope_of, stops_of, resolve=str) -> Iterator[Call]:  # type: ignore[no-untyped-def]
+    for node in found:
+        if node.type != "call_expression":
+            continue
+        callee = re.sub(r"\s+", "", text_of(node.child_by_field_name("function")))
+        records = bool(RECORDS_HISTORY.search(resolve(text_of(node.child_by_field_name("arguments")))))
+        yield Call(callee, node.start_point[0] + 1, scope_of(node), stops_of(node), records)
 
 
 # --- TypeScript / JavaScript ---------------------------------------------------------------
 
 FUNCTION_NODES = {"function_declaration", "method_definition", "generator_function_declaration"}
 ANONYMOUS_FUNCTIONS = {"arrow_function", "function_expression", "function"}
+# What reading a source file asks of its tree, in one walk (each grammar has those of its language)
+SOURCE_NODES = BINDINGS | FUNCTION_NODES | {"call_expression", "comment", "variable_declarator"}
 
 
 def _js_scope(node: Node) -> str:
@@ -181,17 +194,14 @@ def _js_scope(node: Node) -> str:
     return ""
 
 
-def _js_definitions(root: Node) -> Iterator[str]:
-    stack = [root]
-    while stack:
-        node = stack.pop()
+def _js_definitions(found: list[Node]) -> Iterator[str]:
+    for node in found:
         if node.type in FUNCTION_NODES:
             yield text_of(node.child_by_field_name("name"))
         elif node.type == "variable_declarator" and (node.child_by_field_name("value") or node).type in (
             ANONYMOUS_FUNCTIONS
         ):
             yield text_of(node.child_by_field_name("name"))
-        stack.extend(node.named_children)
 
 
 def _js_handler_stops(handler: Node | None) -> bool:
@@ -233,7 +243,7 @@ def _js_stops(call: Node) -> bool:
 GO_EMBED = re.compile(r"//go:embed\s+(.+)")
 
 
-def _go(path: Path, root: Node, constants: dict[str, str]) -> Program:
+def _go(path: Path, root: Node, walked: list[Node]) -> Program:
     package = next((c for c in root.named_children if c.type == "package_clause"), None)
     is_main = text_of(package).split()[-1:] == ["main"]
     defines = frozenset(
@@ -247,7 +257,8 @@ def _go(path: Path, root: Node, constants: dict[str, str]) -> Program:
         if c.type == "comment"
     )
     # fmt.Sprintf("INSERT INTO %s ...", table): the history table a literal const names
-    calls = tuple(_calls(root, _go_scope, _go_stops, lambda arguments: go_formatted(arguments, constants)))
+    constants = literal_constants(root, walked)
+    calls = tuple(_calls(walked, _go_scope, _go_stops, lambda arguments: go_formatted(arguments, constants)))
     return Program(path, "go", calls, defines, "main" if is_main and "main" in defines else None, embeds)
 
 
@@ -390,12 +401,16 @@ def code_only(path: Path, text: str) -> str:
         for (row, start), (_, end) in spans:
             out[row - 1] = out[row - 1][:start] + " " * (end - start) + out[row - 1][end:]
         return "".join(out)
-    stack = [parser_for(language).parse(bytes(data)).root_node]
-    while stack:
-        node = stack.pop()
-        if node.type == "comment":
-            data[node.start_byte : node.end_byte] = re.sub(rb"[^\n]", b" ", data[node.start_byte : node.end_byte])
-        stack.extend(node.children)
+    return _blanked(text, nodes(parser_for(language).parse(bytes(data)).root_node, ("comment",)))
+
+
+def _blanked(text: str, comments: list[Node]) -> str:
+    """The text with each of these comment nodes' bytes blanked, its newlines kept."""
+    if not comments:
+        return text
+    data = bytearray(text.encode())
+    for node in comments:
+        data[node.start_byte : node.end_byte] = re.sub(rb"[^\n]", b" ", data[node.start_byte : node.end_byte])
     return data.decode(errors="replace")
 
 
