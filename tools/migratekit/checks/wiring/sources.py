@@ -16,6 +16,7 @@ import re
 import tokenize
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from tree_sitter import Node
@@ -48,6 +49,7 @@ LISTEN_CALLS = {"uvicorn.run", "app.run", "e.Start", "r.Run", "router.Run", "eng
 # A statement that writes a row in a migration history: a hand-written runner's step (its loop applies a file,
 # then records it), whatever the call that sends it is named (client.query, pool.query, db.Exec, cur.execute).
 RECORDS_HISTORY = re.compile(r"INSERT\s+INTO\s+[\w.\"]*migration\w*[\"]?\s*\(", re.IGNORECASE)
+INSERT_INTO = re.compile(r"INSERT\s+INTO", re.IGNORECASE)  # asked first: most calls insert nothing to resolve
 EXIT_CALLS = re.compile(
     r"^(process\.exit|os\.Exit|sys\.exit|exit|os\._exit|panic|(\w+\.)*Fatal\w*|(\w+\.)*fatal|Deno\.exit)$"
 )
@@ -57,8 +59,10 @@ def _words(name: str) -> list[str]:
     return [w.lower() for w in re.findall(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+", name)]
 
 
+@lru_cache(maxsize=8192)
 def is_migration_call(callee: str) -> bool:
-    """A call that applies migrations: runMigrations, Migrate, migrate.New, goose.Up, knex.migrate.latest..."""
+    """A call that applies migrations: runMigrations, Migrate, migrate.New, goose.Up, knex.migrate.latest...
+    (kept per callee: a service's calls repeat the same few, and every route asks of each)"""
     receiver, _, last = callee.rpartition(".")
     words = _words(last)
     if "migrate" in words and "auto" not in words:
@@ -70,6 +74,7 @@ def is_migration_call(callee: str) -> bool:
     return last.lower() in UP_METHODS and bool(MIGRATE_RECEIVERS.search(receiver))
 
 
+@lru_cache(maxsize=8192)
 def is_listen_call(callee: str) -> bool:
     return callee.rpartition(".")[2].lower() in LISTEN_METHODS or callee in LISTEN_CALLS
 
@@ -168,8 +173,9 @@ def _calls(found: list[Node], scope_of, stops_of, resolve=str) -> Iterator[Call]
     for node in found:
         if node.type != "call_expression":
             continue
-        callee = re.sub(r"\s+", "", text_of(node.child_by_field_name("function")))
-        records = bool(RECORDS_HISTORY.search(resolve(text_of(node.child_by_field_name("arguments")))))
+        callee = "".join(text_of(node.child_by_field_name("function")).split())
+        arguments = text_of(node.child_by_field_name("arguments"))
+        records = INSERT_INTO.search(arguments) is not None and RECORDS_HISTORY.search(resolve(arguments)) is not None
         yield Call(callee, node.start_point[0] + 1, scope_of(node), stops_of(node), records)
 
 
