@@ -378,6 +378,36 @@ def test_the_lint_cache_is_reused_checked_and_bypassed(example_repo: Monorepo) -
     assert "MK201" in invoke(root, "audit", "--json").stdout  # a changed directory is linted again
 
 
+def test_what_the_wiring_read_in_each_source_is_reused_and_an_edited_file_is_read_again(
+    example_repo: Monorepo,
+) -> None:
+    """A source file's calls and comments are kept by its name and text: the next audit reads them from the cache,
+    an edit (or a cache entry that cannot be trusted) has the file parsed again, and --no-cache keeps nothing."""
+    root, index = example_repo.root, "services/authentication/src/index.ts"
+    sources = root / ".migratekit" / "cache" / "sources"
+    assert invoke(root, "audit", "--json", "--no-cache").returncode == 0
+    assert not sources.exists()  # --no-cache reads every file anew and keeps nothing
+    first = invoke(root, "audit", "--json").stdout
+    entries = sorted(sources.glob("*.json"))
+    assert len(entries) == 3  # one a service
+    assert invoke(root, "audit", "--json").stdout == first
+    original = (root / index).read_text()
+    example_repo.write(index, original.replace("    await runMigrations(db);\n", ""))  # the server no longer migrates
+    edited = json.loads(invoke(root, "audit", "--json").stdout)
+    assert {(f["code"], f["service"]) for f in edited["findings"]} == {("MK406", "authentication")}, edited
+    example_repo.write(index, original.replace("// Run migrations BEFORE", "// runMigrations(db) BEFORE"))
+    assert invoke(root, "audit", "--json").stdout == first  # a call in a comment is still no call
+    for entry in entries:
+        entry.write_text("{not json")  # corrupt: read anew, rewritten
+    assert invoke(root, "audit", "--json").stdout == first
+    assert all(json.loads(entry.read_text())["files"] for entry in entries)
+    forged = json.loads(entries[0].read_text())
+    for key in forged["files"]:
+        forged["files"][key] = [{"language": "typescript"}, []]  # not as this version writes it: read anew
+    entries[0].write_text(json.dumps(forged))
+    assert invoke(root, "audit", "--json").stdout == first
+
+
 @pytest.mark.parametrize(
     ("workspace", "new", "expected"),
     [

@@ -63,3 +63,21 @@ def test_the_audit_reads_each_wiring_style(tmp_path: Path, style: str, capsys: p
 
 def test_there_is_a_fixture_for_every_style_the_readme_lists() -> None:
     assert len(list(STYLES.glob("*.yml"))) >= 12
+
+
+def test_every_sources_reading_comes_back_whole_from_the_cache(tmp_path: Path) -> None:
+    """The wiring cache keeps what was read in each source file as JSON: every source file of every style, Go,
+    TypeScript, JavaScript and Python, reads back equal to its reading."""
+    from migratekit.checks.wiring.sources import SOURCE_SUFFIXES, Program, read_source
+
+    languages = set()
+    for style in sorted(STYLES.glob("*.yml")):
+        for name, text in yaml.safe_load(style.read_text())["files"].items():
+            path = tmp_path / name
+            if path.suffix not in SOURCE_SUFFIXES or not isinstance(text, str):
+                continue
+            program, _ = read_source(path, text)
+            if program is not None:
+                assert Program.from_json(path, json.loads(json.dumps(program.as_json()))) == program, name
+                languages.add(program.language)
+    assert {"go", "typescript", "javascript", "python"} <= languages, languages

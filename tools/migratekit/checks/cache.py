@@ -1,4 +1,5 @@
-"""A content-addressed cache of each service's lint findings, under `.migratekit/cache/lint/`.
+"""A content-addressed cache of each service's lint findings, under `.migratekit/cache/lint/`, and of what the
+wiring audit read in each source file, under `.migratekit/cache/sources/`.
 
 Parsing SQL is most of an audit's time, and a second audit of unchanged files should not pay it
 again. The key covers everything the lint reads: every file's name and checksum, the other names
@@ -7,6 +8,10 @@ itself (migratekit's and pglast's versions and the rule modules' source, this mo
 A corrupt or foreign entry is ignored and rewritten; entries are written to a temporary file and
 renamed, so two audits at once never read half an entry. A finding is stored as its code, path,
 line and message: its service is the entry's, its severity and hint its rule's.
+
+A source file's reading (its calls and where its comments are: tree-sitter's parse and a walk of its tree, or
+Python's) is kept by a digest of the file's path and text, under the version of the readers: the wiring rules
+themselves run on every audit, on what is read from the cache or parsed anew.
 """
 
 from __future__ import annotations
@@ -108,6 +113,68 @@ def _stat_inside(digest: Any, directory: str) -> None:
         digest.update(f"{name}\0{info.st_size}\0{info.st_mtime_ns}\0".encode())
 
 
+@cache
+def _reader_version() -> str:
+    """migratekit's version, the readers' source and the tree-sitter grammars as installed (found, not imported)."""
+    package = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256(VERSION.encode())
+    for source in ("checks/wiring/sources.py", "model/syntax.py", "model/runner_table.py"):
+        digest.update((package / source).read_bytes())
+    for name in (
+        "tree_sitter",
+        "tree_sitter_typescript",
+        "tree_sitter_javascript",
+        "tree_sitter_go",
+        "tree_sitter_bash",
+    ):
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.origin is not None:
+            for binary in sorted(Path(spec.origin).parent.glob("*.so")):
+                info = binary.stat()
+                digest.update(f"{name}\0{binary.name}\0{info.st_size}\0{info.st_mtime_ns}".encode())
+    return digest.hexdigest()[:16]
+
+
+def reading_key(path: Path, text: str) -> str:
+    """A source file's key: its reading depends on its name (a test file, a migrations directory) and its text."""
+    return hashlib.blake2b(f"{path}\0{text}".encode(errors="surrogatepass"), digest_size=16).hexdigest()
+
+
+def _readings_path(root: Path, service: Path) -> Path:
+    name = hashlib.blake2b(str(service).encode(), digest_size=16).hexdigest()
+    return state_dir(root) / "cache" / "sources" / f"{name}.json"
+
+
+def readings(root: Path, service: Path) -> dict[str, Any]:
+    """The readings kept for the source files of the service at `service`, by reading_key; {} when there are
+    none or they cannot be trusted."""
+    try:
+        data = json.loads(_readings_path(root, service).read_text())
+    except (OSError, ValueError):
+        return {}
+    if (
+        not isinstance(data, dict)
+        or data.get("version") != _reader_version()
+        or not isinstance(data.get("files"), dict)
+    ):
+        return {}
+    return data["files"]
+
+
+def store_readings(root: Path, service: Path, files: dict[str, Any]) -> None:
+    """Keep the readings of the service's source files as they are now (those of files since changed go)."""
+    with contextlib.suppress(OSError):  # a cache that cannot be written (a read-only checkout) is only slower
+        _write(_readings_path(root, service), {"version": _reader_version(), "files": files})
+
+
+def _write(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, staging = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
+    with os.fdopen(handle, "w") as out:
+        json.dump(data, out)
+    os.replace(staging, path)
+
+
 def _path(root: Path, entry: str) -> Path:
     return state_dir(root) / "cache" / "lint" / f"{entry}.json"
 
@@ -137,15 +204,10 @@ def load(root: Path, entry: str) -> tuple[list[Finding], ServiceObjects] | None:
 def store(root: Path, entry: str, findings: list[Finding], objects: ServiceObjects) -> None:
     """Write one service's lint (findings of that service alone, each as its rule declares it)."""
     with contextlib.suppress(OSError):  # a cache that cannot be written (a read-only checkout) is only slower
-        path = _path(root, entry)
-        path.parent.mkdir(parents=True, exist_ok=True)
         data = {
             "key": entry,
             "service": findings[0].service if findings else None,
             "findings": [[f.code, f.path, f.line, f.message] for f in findings],
             "objects": objects.as_json(),
         }
-        handle, staging = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
-        with os.fdopen(handle, "w") as out:
-            json.dump(data, out)
-        os.replace(staging, path)
+        _write(_path(root, entry), data)

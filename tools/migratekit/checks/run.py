@@ -149,7 +149,7 @@ def audit_service(
     create and use (which the workspace's rules compare across services); `linted`: its lint, already read."""
     findings, objects = linted if linted is not None else lint_service_cached(workspace, name, use_cache)
     return findings + findings_of(
-        Scope.WIRING, collect(workspace.services[name], workspace.root, repo), service=name
+        Scope.WIRING, collect(workspace.services[name], workspace.root, repo, use_cache), service=name
     ), objects
 
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from migratekit.checks import cache
 from migratekit.checks.wiring import deploy, routes
 from migratekit.checks.wiring.routes import Route, Switch
 from migratekit.checks.wiring.sources import (
@@ -17,6 +19,8 @@ from migratekit.checks.wiring.sources import (
     SOURCE_SUFFIXES,
     Call,
     Program,
+    Span,
+    blanked,
     read_source,
     service_files,
 )
@@ -69,12 +73,13 @@ class Wiring:
         return bool(self.routes) or self.calls_runner or self.own_runner() is not None
 
 
-def collect(service: Service, root: Path, repo: deploy.Repository | None = None) -> Wiring:
+def collect(service: Service, root: Path, repo: deploy.Repository | None = None, use_cache: bool = False) -> Wiring:
+    """`use_cache`: each source file's reading from .migratekit/cache when its name and text are as it was."""
     files = sorted(service_files(service.path))
     texts = {p: p.read_text(errors="replace") for p in files if p.suffix in SOURCE_SUFFIXES}
-    read = {path: read_source(path, text) for path, text in texts.items()}
+    read = _readings(service, root, texts) if use_cache else {p: read_source(p, text) for p, text in texts.items()}
     programs = [program for program, _ in read.values() if program is not None]
-    sources = [SourceFile(path, code) for path, (_, code) in read.items()]  # rules never read comments
+    sources = [SourceFile(path, blanked(texts[path], comments)) for path, (_, comments) in read.items()]  # no comments
     package = service.path / "package.json"
     scripts = load_scripts(package) if package.is_file() else {}
     tree = Tree(
@@ -105,6 +110,30 @@ def collect(service: Service, root: Path, repo: deploy.Repository | None = None)
     calls_runner = any(applies(c, tree) for p in programs for c in p.calls)
     built_in = routes.at_build(image.runs if image else (), tree)
     return Wiring(service, root, sources, image, programs, found, listen_first, jobs, calls_runner, built_in, switches)
+
+
+def _readings(
+    service: Service, root: Path, texts: dict[Path, str]
+) -> dict[Path, tuple[Program | None, tuple[Span, ...]]]:
+    """Each source's reading, from the cache where the file's name and text are the ones it was read from: the
+    parse and walk of a large TypeScript service's files were most of a warm audit."""
+    known = cache.readings(root, service.path)
+    kept: dict[str, Any] = {}
+    read: dict[Path, tuple[Program | None, tuple[Span, ...]]] = {}
+    for path, text in texts.items():
+        key = cache.reading_key(path, text)
+        hit = known.get(key)
+        try:
+            program = None if hit[0] is None else Program.from_json(path, hit[0])  # type: ignore[index]
+            read[path] = (program, tuple((int(start), int(end)) for start, end in hit[1]))  # type: ignore[index]
+        except (TypeError, KeyError, ValueError, IndexError):  # not there, or not as this version writes it
+            read[path] = read_source(path, text)
+            program, spans = read[path]
+            hit = [None if program is None else program.as_json(), spans]
+        kept[key] = hit
+    if kept.keys() != known.keys():
+        cache.store_readings(root, service.path, kept)
+    return read
 
 
 def _starts(image: Image | None, tree: Tree) -> list[tuple[str, Path, int | None]]:

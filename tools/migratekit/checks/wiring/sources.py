@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from tree_sitter import Node
 
@@ -103,6 +104,32 @@ class Program:
     entry: str | None  # the scope a run of this file starts in ("" top level, "main" for Go); None for a library
     embeds_migrations: bool  # the file compiles migrations into the binary (//go:embed *.sql, sqlx::migrate!)
 
+    def as_json(self) -> dict[str, Any]:
+        """As the wiring cache keeps it (its path is the file's: not stored)."""
+        calls = [[c.callee, c.line, c.scope, c.stops, c.records] for c in self.calls]
+        return {
+            "language": self.language,
+            "calls": calls,
+            "defines": sorted(self.defines),
+            "entry": self.entry,
+            "embeds": self.embeds_migrations,
+        }
+
+    @classmethod
+    def from_json(cls, path: Path, data: dict[str, Any]) -> Program:
+        calls = tuple(
+            Call(str(c), int(line), str(scope), stops, bool(records))
+            for c, line, scope, stops, records in data["calls"]
+        )
+        return cls(
+            path,
+            str(data["language"]),
+            calls,
+            frozenset(map(str, data["defines"])),
+            data["entry"],
+            bool(data["embeds"]),
+        )
+
 
 RUST_TEST_ATTRIBUTE = re.compile(r"#\[\s*(?:cfg\s*\(\s*test\s*\)|(?:\w+::)*test\b[^\]]*)\]")
 
@@ -132,15 +159,22 @@ def rust_running_code(text: str) -> str:
     return "".join(kept)
 
 
-def read_source(path: Path, text: str) -> tuple[Program | None, str]:
-    """A source file's calls (None for a file whose calls are not read) and its text with its comments blanked,
-    from one parse and one walk of its syntax tree: a large file's walks were most of the wiring audit."""
+Span = tuple[int, int]  # a comment's bytes in its file's UTF-8 text, from start to end
+
+
+def read_source(path: Path, text: str) -> tuple[Program | None, tuple[Span, ...]]:
+    """A source file's calls (None for a file whose calls are not read) and where its comments are (`blanked`
+    gives its code alone), from one parse and one walk of its syntax tree: a large file's walks were most of the
+    wiring audit."""
     language = LANGUAGES.get(path.suffix)
-    if language is None or language == "python":
-        return parse_program(path, text), code_only(path, text)
+    if language is None:
+        return parse_program(path, text), ()
+    if language == "python":
+        return parse_program(path, text), _python_comments(text)
     root = parser_for(language).parse(text.encode()).root_node
     found = nodes(root, SOURCE_NODES)
-    return parse_program(path, text, root, found), _blanked(text, [n for n in found if n.type == "comment"])
+    spans = tuple((n.start_byte, n.end_byte) for n in found if n.type == "comment")
+    return parse_program(path, text, root, found), spans
 
 
 def parse_program(path: Path, text: str, root: Node | None = None, found: list[Node] | None = None) -> Program | None:
@@ -389,35 +423,36 @@ def _py_handler_stops(handler: ast.ExceptHandler) -> bool:
 
 def code_only(path: Path, text: str) -> str:
     """The text with its comments blanked (lines kept), so that a word in a comment is never taken for code."""
-    language = LANGUAGES.get(path.suffix)
-    if language is None:
-        return text
-    data = bytearray(text.encode())
-    if language == "python":
-        try:
-            spans = [
-                (token.start, token.end)
-                for token in tokenize.generate_tokens(io.StringIO(text).readline)
-                if token.type == tokenize.COMMENT
-            ]
-        except (tokenize.TokenError, SyntaxError):
-            return text
-        lines = text.splitlines(keepends=True)
-        out = list(lines)
-        for (row, start), (_, end) in spans:
-            out[row - 1] = out[row - 1][:start] + " " * (end - start) + out[row - 1][end:]
-        return "".join(out)
-    return _blanked(text, nodes(parser_for(language).parse(bytes(data)).root_node, ("comment",)))
+    return blanked(text, read_source(path, text)[1])
 
 
-def _blanked(text: str, comments: list[Node]) -> str:
-    """The text with each of these comment nodes' bytes blanked, its newlines kept."""
+def blanked(text: str, comments: tuple[Span, ...]) -> str:
+    """The text with these comments' bytes blanked, its newlines kept."""
     if not comments:
         return text
     data = bytearray(text.encode())
-    for node in comments:
-        data[node.start_byte : node.end_byte] = re.sub(rb"[^\n]", b" ", data[node.start_byte : node.end_byte])
+    for start, end in comments:
+        data[start:end] = re.sub(rb"[^\n]", b" ", data[start:end])
     return data.decode(errors="replace")
+
+
+def _python_comments(text: str) -> tuple[Span, ...]:
+    """Python's comments as its tokenizer finds them (none when the file does not tokenize), in bytes."""
+    try:
+        tokens = [t for t in tokenize.generate_tokens(io.StringIO(text).readline) if t.type == tokenize.COMMENT]
+    except (tokenize.TokenError, SyntaxError):
+        return ()
+    if not tokens:
+        return ()
+    lines = text.splitlines(keepends=True)
+    starts = [0]
+    for line in lines:
+        starts.append(starts[-1] + len(line.encode()))
+
+    def at(row: int, column: int) -> int:
+        return starts[row - 1] + len(lines[row - 1][:column].encode())
+
+    return tuple((at(*token.start), at(*token.end)) for token in tokens)
 
 
 def service_files(directory: Path) -> Iterator[Path]:
