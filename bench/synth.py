@@ -108,14 +108,61 @@ def write_migrations(directory: Path, count: int, shape: str, service: str = "le
             (directory / f"{version}.sql").write_text(text)
 
 
+# A TypeScript service as the seed lays one out (the example's authentication service: its package.json,
+# Dockerfile, index.ts that migrates before it listens, and the seed's runner), with `sources` route modules.
+EXAMPLE_SERVICE = Path(__file__).resolve().parents[1] / "services" / "authentication"
+ROUTE = """
+export async function {name}(request: FastifyRequest<{{ Params: {{ id: string }} }}>, reply: FastifyReply) {{
+  const {{ id }} = request.params;
+  // one row of {table}, with its owner's score
+  const row = await db.selectFrom('{table}').where('id', '=', id).selectAll().executeTakeFirst();
+  if (!row) {{
+    return reply.code(404).send({{ error: `{table} ${{id}} not found` }});
+  }}
+  const score = row.items.reduce((total: number, item: {{ score: number }}) => total + item.score, 0);
+  logger.info({{ id, score }}, '{table} read');
+  return {{ ...row, score, fetchedAt: new Date().toISOString() }};
+}}
+"""
+ROUTES_HEAD = (
+    "import type { FastifyReply, FastifyRequest } from 'fastify';\n"
+    "import { db } from '../database/client';\nimport { logger } from '../lib/logger';\n"
+)
+
+
+def write_sources(service: Path, sources: int) -> None:
+    """The example's TypeScript service around `service`'s migrations, with `sources` route modules of 20
+    handlers (some 240 lines each)."""
+    for relative in (
+        "package.json",
+        "Dockerfile",
+        "tsconfig.json",
+        "src/index.ts",
+        "src/server.ts",
+        "src/database/client.ts",
+        "src/database/migrate.ts",
+        "src/lib/logger.ts",
+    ):
+        source = EXAMPLE_SERVICE / relative
+        if source.is_file():
+            (service / relative).parent.mkdir(parents=True, exist_ok=True)
+            (service / relative).write_text(source.read_text())
+    for n in range(sources):
+        handlers = "".join(ROUTE.format(name=f"read{n}_{h}", table=f"t{n:03d}_{h}") for h in range(20))
+        (service / "src" / "routes").mkdir(parents=True, exist_ok=True)
+        (service / "src" / "routes" / f"r{n:03d}.ts").write_text(ROUTES_HEAD + handlers)
+
+
 def build(
     root: Path,
     services: int,
     migrations: int,
     names: list[str] | None = None,
     chain: Callable[[int], bool] = lambda i: i % 4 != 0,
+    sources: int | None = None,
 ) -> list[str]:
-    """Write the monorepo; service i depends on service i-1 where `chain(i)` (default: chains of 4)."""
+    """Write the monorepo; service i depends on service i-1 where `chain(i)` (default: chains of 4). With
+    `sources`, each service is the example's TypeScript service with that many route modules."""
     names = names or [f"svc{i:03d}" for i in range(services)]
     declared = {}
     for i, name in enumerate(names):
@@ -125,7 +172,10 @@ def build(
         for n in range(2, migrations + 1):
             version = f"{n:03d}_add_t{n:03d}"
             (mdir / f"{version}.sql").write_text(TABLE.format(version=version, table=f"t{n:03d}", service=name))
-        declared[name] = {"language": "sql", "depends_on": [names[i - 1]] if i and chain(i) else []}
+        if sources is not None:
+            write_sources(mdir.parent, sources)
+        language = "sql" if sources is None else "typescript"
+        declared[name] = {"language": language, "depends_on": [names[i - 1]] if i and chain(i) else []}
     (root / "workspace.yaml").write_text(yaml.safe_dump({"version": 1, "services": declared}, sort_keys=False))
     (root / "tasks.py").write_text("from migratekit.tasks import ns\n")
     return names

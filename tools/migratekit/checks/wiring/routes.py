@@ -39,9 +39,15 @@ def name_sets(programs: list[Program], tree: Tree) -> Tree:
             if call.scope:
                 by_scope[call.scope].append(call)
     tree.scopes = dict(by_scope)
+    # What each function does itself, and the names it calls: a round then asks only which of those names are
+    # known to migrate or serve so far (applies() and listens() of every call, every round, were most of it).
+    migrates_itself = {s for s in defined if any(applies(c, tree, False) and c.scope != c.name for c in by_scope[s])}
+    serves_itself = {s for s in defined if any(listens(c.callee, tree, False) for c in by_scope[s])}
+    calls_to = {s: {c.name for c in by_scope[s] if c.scope != c.name} for s in defined}
+    listens_to = {s: {c.name for c in by_scope[s]} for s in defined}
     for _ in range(8):  # grows one call level a round; a start path deeper than 8 would be unusual
-        migrating = frozenset(s for s in defined if any(applies(c, tree) and c.scope != c.name for c in by_scope[s]))
-        listening = frozenset(s for s in defined if any(listens(c.callee, tree) for c in by_scope[s]))
+        migrating = frozenset(s for s in defined if s in migrates_itself or not calls_to[s].isdisjoint(tree.migrating))
+        listening = frozenset(s for s in defined if s in serves_itself or not listens_to[s].isdisjoint(tree.listening))
         if (migrating, listening) == (tree.migrating, tree.listening):
             break
         tree.migrating, tree.listening = migrating, listening

@@ -266,18 +266,18 @@ def _kinds(calls: list[Call], tree: Tree, seen: set[str]) -> list[str]:
     return kinds
 
 
-def applies(call: Call, tree: Tree) -> bool:
-    """This call applies migrations: a runner's call, one of the service's functions that migrates, or a
-    hand-written runner's own step (it records a file in its history table)."""
-    return call.records or migrates(call.callee, tree)
+def applies(call: Call, tree: Tree, through_functions: bool = True) -> bool:
+    """This call applies migrations: a runner's call, a hand-written runner's own step (it records a file in its
+    history table), or (`through_functions`) one of the service's functions that migrates."""
+    return call.records or migrates(call.callee, tree, through_functions)
 
 
-def migrates(callee: str, tree: Tree) -> bool:
-    return is_migration_call(callee) or callee.rpartition(".")[2] in tree.migrating
+def migrates(callee: str, tree: Tree, through_functions: bool = True) -> bool:
+    return is_migration_call(callee) or (through_functions and callee.rpartition(".")[2] in tree.migrating)
 
 
-def listens(callee: str, tree: Tree) -> bool:
-    return is_listen_call(callee) or callee.rpartition(".")[2] in tree.listening
+def listens(callee: str, tree: Tree, through_functions: bool = True) -> bool:
+    return is_listen_call(callee) or (through_functions and callee.rpartition(".")[2] in tree.listening)
 
 
 def is_migration_command(words: tuple[str, ...] | list[str]) -> bool:
