@@ -11,11 +11,9 @@ message) for the workspace's. Each hit becomes one Finding here, with the rule's
 from __future__ import annotations
 
 import functools
-import gc
 import os
 from collections import defaultdict
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +26,7 @@ from migratekit.checks.sql.context import Context, FileState, Schema, ServiceFac
 from migratekit.checks.sql.statements import advance, ignore_comments, service_facts
 from migratekit.checks.wiring import deploy
 from migratekit.checks.wiring.collect import collect
+from migratekit.collector import collector_paused
 from migratekit.model.formats import AUTO, Format
 from migratekit.model.migration import Migration
 from migratekit.model.runner_table import own_history
@@ -68,7 +67,7 @@ def audit(
     order = select(workspace, only, changed_since=changed_since)
     selected = set(order)
     repo = deploy.scan(workspace.root, {name: s.path for name, s in workspace.services.items()})
-    with _collector_paused():
+    with collector_paused():
         audited = dict(zip(order, _map_services(workspace, order, use_cache, repo), strict=True))
         found: list[Finding] = [f for findings, _ in audited.values() for f in findings]
         objects = {name: each for name, (_, each) in audited.items()}
@@ -120,19 +119,6 @@ def _silenced_by(workspace: Workspace, finding: Finding) -> str | None:
         if each.covers(service.path, where, finding.code):
             return f"{each.files}:{finding.code}"
     return None
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Parse trees are plain dicts and lists, never cycles, yet each full collection walked every tree built
-    so far, a large part of a cold audit of many files. Forked workers inherit the pause."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 PARALLEL_FROM = 16  # services; below this, starting worker processes costs more than it saves
@@ -245,7 +231,7 @@ def proposed_settings(workspace: Workspace, environ: Mapping[str, str] | None = 
     """What `invoke init` writes for each service from what its migrations use of the others' (MK504): the
     lint of each service, from the cache when it is there (the audit init runs next reads it again)."""
     env = os.environ if environ is None else environ
-    with _collector_paused():
+    with collector_paused():
         objects = {name: lint_service_cached(workspace, name)[1] for name in workspace.order()}
     return mk5_workspace.proposed_settings(workspace, objects, env)
 

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from migratekit.collector import collector_paused
 from migratekit.database.results import Outcome, Result
 from migratekit.version import VERSION
 
@@ -63,10 +64,11 @@ SCHEMA_VERSION = 1
 
 def as_json(value: Any) -> str:
     """A --json output: an object whose first key is its schema_version, then `value`'s fields."""
-    data = to_data(value)
-    if not isinstance(data, dict):
-        raise TypeError(f"a --json output is an object, not {type(data).__name__}")
-    return _lines({"schema_version": SCHEMA_VERSION, **data})
+    with collector_paused():  # a dict for each finding or result, none of them in a cycle
+        data = to_data(value)
+        if not isinstance(data, dict):
+            raise TypeError(f"a --json output is an object, not {type(data).__name__}")
+        return _lines({"schema_version": SCHEMA_VERSION, **data})
 
 
 def json_text(data: Any) -> str:
