@@ -295,14 +295,29 @@ def _by_kind() -> dict[str, tuple[Rule, ...]]:
 
 
 @functools.cache
-def _by_format(fmt: Format, idempotency: bool) -> dict[str, tuple[Rule, ...]]:
+def _by_format(fmt: Format, idempotency: bool, unhit: frozenset[str] = frozenset()) -> dict[str, tuple[Rule, ...]]:
     """The statement rules by node type that judge a file of this format (mk1_files.judges), the MK2xx family's
-    only when `idempotency` (mk1_files.judges_idempotency)."""
+    only when `idempotency` (mk1_files.judges_idempotency), none of `unhit` (the file's text says they find
+    nothing in it)."""
 
     def judged(code: str) -> bool:
+        if code in unhit:
+            return False
         return idempotency if code.startswith("MK2") else mk1_files.judges(code, fmt)
 
     return {kind: tuple(r for r in rules if judged(r.code)) for kind, rules in _by_kind().items()}
+
+
+@functools.cache
+def _text_tested() -> tuple[Rule, ...]:
+    """The statement rules with a test of a file's text (Rule.may_hit)."""
+    return tuple(r for r in rules_for(Scope.STATEMENT) if r.may_hit is not None)
+
+
+def _unhit(sql: str) -> frozenset[str]:
+    """The statement rules that can hit no statement of `sql`, by their own test of its text: each is asked once
+    a file rather than once a statement."""
+    return frozenset(r.code for r in _text_tested() if r.may_hit is not None and not r.may_hit(sql))
 
 
 def lint_file(
@@ -314,7 +329,8 @@ def lint_file(
     used: set[tuple[int, str]] = set()
     state = state if state is not None else FileState()
     findings = []
-    by_kind = _by_format(migration.format, mk1_files.judges_idempotency(migration.format, state.one_transaction))
+    idempotency = mk1_files.judges_idempotency(migration.format, state.one_transaction)
+    by_kind = _by_format(migration.format, idempotency, _unhit(migration.sql))
     every = by_kind["*"]
     for index, statement in enumerate(statements):
         ctx = Context(migration, statement, state, facts)

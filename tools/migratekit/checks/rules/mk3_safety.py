@@ -42,7 +42,19 @@ NOT_A_TEST = {"||", "+", "-", "*", "/", "%", "^"}  # operators that build a valu
 CONDITIONS = {"BoolExpr", "CaseExpr", "NullTest", "BooleanTest"}
 
 
-@rule("MK301", "error", "keep migrations the same everywhere; use feature flags or app config instead", kinds=("*",))
+def _names_environment(text: str) -> bool:
+    """Whether SQL text holds a word of an environment function: a cheap test before any tree is walked."""
+    low = text.lower()
+    return any(word in low for word in ENVIRONMENT_WORDS)
+
+
+@rule(
+    "MK301",
+    "error",
+    "keep migrations the same everywhere; use feature flags or app config instead",
+    kinds=("*",),
+    may_hit=_names_environment,
+)
 def environment_logic(ctx: Context, node: dict) -> Iterable[Hit]:
     """Environment-specific logic in a migration.
 
@@ -52,8 +64,7 @@ def environment_logic(ctx: Context, node: dict) -> Iterable[Hit]:
     Bad: DO $$ BEGIN IF current_database() = 'production' THEN … END IF; END $$;
     Good: DO $$ BEGIN EXECUTE format('GRANT CONNECT ON DATABASE %I TO app_reader', current_database()); END $$;
     """
-    text = ctx.statement.text.lower()
-    if not any(word in text for word in ENVIRONMENT_WORDS):
+    if not _names_environment(ctx.statement.text):
         return  # a cheap text test first: the tree walk below is for the few statements that might match
     if ctx.statement.kind == "DoStmt":
         body = " ".join(
@@ -285,11 +296,16 @@ def set_not_null(ctx: Context, node: dict) -> Iterable[Hit]:
             yield None, f"SET NOT NULL on existing column {cmd.get('name')}"
 
 
+def _names_references(text: str) -> bool:
+    return "references" in text.lower()
+
+
 @rule(
     "MK309",
     "warning",
     "CREATE INDEX IF NOT EXISTS idx_<table>_<column> ON <table>(<column>)",
     kinds=("CreateStmt", "AlterTableStmt"),
+    may_hit=_names_references,
 )
 def foreign_key_without_index(ctx: Context, node: dict) -> Iterable[Hit]:
     """Foreign key without an index on its column.
@@ -298,7 +314,7 @@ def foreign_key_without_index(ctx: Context, node: dict) -> Iterable[Hit]:
     Bad: CREATE TABLE IF NOT EXISTS characters (account_id UUID REFERENCES accounts(id));
     Good: … then CREATE INDEX IF NOT EXISTS idx_characters_account_id ON characters(account_id);
     """
-    if "references" not in ctx.statement.text.lower():
+    if not _names_references(ctx.statement.text):
         return
     table = bare(relname(node.get("relation")))
     for column, constraint in constraints(node):
@@ -886,7 +902,25 @@ def _twice(names: Iterable[tuple[str, str]]) -> Iterable[Hit]:
 IDENTIFIER_BYTES = 63  # NAMEDATALEN - 1: PostgreSQL truncates a longer identifier, with only a NOTICE
 
 
-@rule("MK328", "warning", "shorten the name to 63 bytes or fewer", kinds=("*",), squawk=("identifier-too-long",))
+def _has_long_word(text: str) -> bool:
+    """Whether the text holds a run longer than an identifier may be between spaces, or between two quotes
+    (any two in a row: true of a text when true of any part of it, so the audit asks it once of a file)."""
+    parts = text.split()
+    if '"' in text:
+        parts += text.split('"')[1:-1]  # a quoted identifier may hold spaces
+    if text.isascii():  # a character is a byte: lengths alone, at C speed
+        return max(map(len, parts), default=0) > IDENTIFIER_BYTES
+    return any(len(part.encode("utf-8")) > IDENTIFIER_BYTES for part in parts)
+
+
+@rule(
+    "MK328",
+    "warning",
+    "shorten the name to 63 bytes or fewer",
+    kinds=("*",),
+    squawk=("identifier-too-long",),
+    may_hit=_has_long_word,
+)
 def identifier_too_long(ctx: Context, node: dict) -> Iterable[Hit]:
     """An identifier longer than 63 bytes.
 
@@ -904,16 +938,6 @@ def identifier_too_long(ctx: Context, node: dict) -> Iterable[Hit]:
         if size > IDENTIFIER_BYTES:
             cut = name.encode("utf-8")[:IDENTIFIER_BYTES].decode("utf-8", "ignore")
             yield None, f'"{name}" is {size} bytes; PostgreSQL truncates it to "{cut}"'
-
-
-def _has_long_word(text: str) -> bool:
-    """Whether the text holds a run longer than an identifier may be between spaces, or between quotes."""
-    parts = text.split()
-    if '"' in text:
-        parts += text.split('"')[1::2]  # a quoted identifier may hold spaces
-    if text.isascii():  # a character is a byte: lengths alone, at C speed
-        return max(map(len, parts), default=0) > IDENTIFIER_BYTES
-    return any(len(part.encode("utf-8")) > IDENTIFIER_BYTES for part in parts)
 
 
 def _typed_columns(ctx: Context, node: dict) -> Iterable[tuple[str, str, bool, int]]:
