@@ -23,7 +23,7 @@ from typing import Any
 from migratekit.checks import baseline as baselines
 from migratekit.checks import cache
 from migratekit.checks.rule import Finding, Rule, Scope, Severity, StaleIgnore, rules_for
-from migratekit.checks.rules import mk1_files, mk5_workspace, mk12_history
+from migratekit.checks.rules import mk1_files, mk3_safety, mk5_workspace, mk12_history
 from migratekit.checks.sql.context import Context, FileState, Schema, ServiceFacts, ServiceObjects
 from migratekit.checks.sql.statements import advance, ignore_comments, service_facts
 from migratekit.checks.wiring import deploy
@@ -330,12 +330,14 @@ def lint_file(
     state = state if state is not None else FileState()
     findings = []
     idempotency = mk1_files.judges_idempotency(migration.format, state.one_transaction)
-    by_kind = _by_format(migration.format, idempotency, _unhit(migration.sql))
+    unhit = _unhit(migration.sql) if facts.type_advice else _unhit(migration.sql) | mk3_safety.TYPE_ADVICE
+    by_kind = _by_format(migration.format, idempotency, unhit)
     every = by_kind["*"]
     for index, statement in enumerate(statements):
-        ctx = Context(migration, statement, state, facts)
+        judged = by_kind.get(statement.kind, every)
+        ctx = Context(migration, statement, state, facts) if judged else None
         silenced = ignores.get(index, {})
-        for statement_rule in by_kind.get(statement.kind, every):
+        for statement_rule in judged:
             for line, message in statement_rule.check(ctx, statement.node):
                 code = statement_rule.code
                 if code in silenced:

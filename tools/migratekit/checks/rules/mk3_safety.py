@@ -948,6 +948,10 @@ def identifier_too_long(ctx: Context, node: dict) -> Iterable[Hit]:
             yield None, f'"{name}" is {size} bytes; PostgreSQL truncates it to "{cut}"'
 
 
+# The type advice: run only where workspace.yaml's type_advice is on (the audit leaves them out elsewhere).
+TYPE_ADVICE = frozenset({"MK329", "MK330", "MK331", "MK332"})
+
+
 def _typed_columns(ctx: Context, node: dict) -> Iterable[tuple[str, str, bool, int]]:
     """(column, type name, has a length, line) of each column a CREATE TABLE or an ALTER TABLE declares or
     retypes, when workspace.yaml's type_advice is on for the service."""
