@@ -104,9 +104,9 @@ class FileState:
     references: dict[Name, Reference] = field(default_factory=dict)  # `earlier`'s, then this file's first uses
 
     def __post_init__(self) -> None:
-        self.not_null_checks = dict(self.earlier.not_null_checks) | self.not_null_checks
-        self.objects = dict(self.earlier.objects) | self.objects
-        self.references = dict(self.earlier.references) | self.references
+        self.not_null_checks = {**dict(self.earlier.not_null_checks), **self.not_null_checks}
+        self.objects = {**self.earlier.objects, **self.objects}  # one copy each: a service's files make many
+        self.references = {**self.earlier.references, **self.references}
 
     def is_new(self, table: str) -> bool:
         """Whether `table` (qualified or not) was created by this file: empty, and unused by running code."""

@@ -23,10 +23,10 @@ IGNORE = re.compile(rf"--\s*migratekit:\s*ignore\s+({RULE_CODE_TEXT}(?:\s*,?\s*{
 def ignore_comments(text: str, statements: Iterable) -> dict[int, dict[str, int]]:
     """statement index -> {code: line of the ignore comment}; only real comments count, not text in a string
     or a function body that happens to read like one."""
-    ends = [s.line + s.text.count("\n") for s in statements]
     result: dict[int, dict[str, int]] = defaultdict(dict)
     if "migratekit" not in text:
         return result
+    ends = [s.line + s.text.count("\n") for s in statements]
     data = text.encode("utf-8")
     for offset, comment in comments(text):
         match = IGNORE.search(comment)
