@@ -349,16 +349,34 @@ def _insert_uses(node: Node, search_path: str) -> list[Name]:
         return _walked(node, set(), search_path, "InsertStmt")
     found = [_relation_name(node.get("relation", {}), search_path)]
     select = node.get("selectStmt", {}).get("SelectStmt", {})
-    if set(select) <= {"valuesLists", "limitOption", "op"}:  # VALUES (...), (...): read value by value
+    if select.keys() <= _VALUES_ONLY:  # VALUES (...), (...): read value by value
         for row in select.get("valuesLists", ()):
             for value in row.get("List", {}).get("items", ()):
-                found += _expression(value, search_path)
+                if "A_Const" not in value:
+                    found += _expression(value, search_path)
     elif select or "selectStmt" in node:
         found += _walked(node["selectStmt"], set(), search_path, "")
-    for key in ("onConflictClause", "returningList"):
-        if key in node:
-            found += _walked(node[key], set(), search_path, "")
+    if "onConflictClause" in node and not _names_nothing(node["onConflictClause"]):
+        found += _walked(node["onConflictClause"], set(), search_path, "")
+    if "returningList" in node:
+        found += _walked(node["returningList"], set(), search_path, "")
     return found
+
+
+_VALUES_ONLY = frozenset({"valuesLists", "limitOption", "op"})
+_CONFLICT_ON_COLUMNS = frozenset({"action", "infer", "location"})  # ON CONFLICT (a, b) DO NOTHING
+_COLUMN_ELEMENT = frozenset({"name", "ordering", "nulls_ordering"})
+
+
+def _names_nothing(conflict: Node) -> bool:
+    """Whether an ON CONFLICT clause names nothing a walk would find: DO NOTHING on plain columns, the commonest."""
+    infer = conflict.get("infer", {})
+    elements = infer.get("indexElems", ())
+    return (
+        conflict.keys() <= _CONFLICT_ON_COLUMNS
+        and infer.keys() <= {"indexElems", "location"}
+        and all(e.keys() == {"IndexElem"} and e["IndexElem"].keys() <= _COLUMN_ELEMENT for e in elements)
+    )
 
 
 _FUNCTION_PARTS = ("parameters", "sql_body")
