@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from migratekit.checks.rule import RuleDeclarationError, Scope, declaration, rule
+from migratekit.checks.rule import RuleDeclarationError, Scope, declaration, rule, rules_for
 from migratekit.checks.run import lint_service
-from migratekit.model.migration import load_migrations
+from migratekit.model.migration import load_migrations, parse_statements
 
 INIT = """-- Migration: 001_init
 CREATE TABLE IF NOT EXISTS schema_migrations (version TEXT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT NOW(),
@@ -94,3 +94,31 @@ def test_a_badly_declared_rule_is_refused(code, severity, scope, check, kinds, p
 def test_a_code_declared_twice_is_refused() -> None:
     with pytest.raises(RuleDeclarationError, match="MK201 is declared twice"):
         rule("MK201", "error", "a hint", scope=Scope.STATEMENT, kinds=("CreateStmt",))(documented)
+
+
+def test_a_text_test_is_for_statement_rules_only() -> None:
+    with pytest.raises(RuleDeclarationError, match="only a statement rule"):
+        declaration("MK699", "warning", "a hint", Scope.ACROSS, documented, may_hit=lambda text: True)
+
+
+# A file whose quotes pair up differently from its statements' (a '"' in a string first), an identifier of 80
+# bytes between quotes and spaces inside, an enum value added and used, the environment named.
+TESTED = (
+    "-- Migration: 003_x\nSELECT '\"';\n"
+    f'CREATE TABLE IF NOT EXISTS "{"long name " * 8}" (id bigint REFERENCES accounts (id));\n'
+    "BEGIN;\nALTER TYPE mood ADD VALUE IF NOT EXISTS 'calm';\nSELECT 'calm'::mood;\nCOMMIT;\n"
+    "DO $$ BEGIN IF current_database() = 'production' THEN RAISE NOTICE 'x'; END IF; END $$;\n"
+)
+
+
+def test_a_rules_text_test_of_a_file_holds_when_it_holds_of_any_of_its_statements(tmp_path: Path) -> None:
+    """The audit asks a rule's text test (Rule.may_hit) once a file, and runs the rule on none of the file's
+    statements when it is false: so it must be true of a file that holds a statement it is true of."""
+    tested = [r for r in rules_for(Scope.STATEMENT) if r.may_hit is not None]
+    assert {r.code for r in tested} >= {"MK301", "MK309", "MK325", "MK328"}
+    for statement in parse_statements(TESTED):
+        for declared in tested:
+            if declared.may_hit and declared.may_hit(statement.text):
+                assert declared.may_hit(TESTED), (declared.code, statement.text)
+    found = {f.code for f in lint(tmp_path, {**GOOD, "003_x.sql": TESTED})}
+    assert found >= {"MK301", "MK309", "MK325", "MK328"}

@@ -93,6 +93,8 @@ class Rule:
     check: Callable[..., Iterable[Any]] = field(repr=False, compare=False)
     kinds: frozenset[str] = field(default=frozenset(), repr=False)  # statement rules: the node types
     squawk: tuple[str, ...] = ()  # the squawk rules that cover the same hazard; empty: squawk has none
+    # statement rules: a cheap test of SQL text, False when no statement in it can be hit (see `rule`)
+    may_hit: Callable[[str], bool] | None = field(default=None, repr=False, compare=False)
 
     def finding(
         self, service: str | None, path: str | None, line: int | None = None, message: str | None = None
@@ -108,16 +110,28 @@ _REGISTRY: dict[str, Rule] = {}
 
 
 def rule(
-    code: str, severity: str, hint: str, *, scope: Scope, kinds: Iterable[str] = (), squawk: Iterable[str] = ()
+    code: str,
+    severity: str,
+    hint: str,
+    *,
+    scope: Scope,
+    kinds: Iterable[str] = (),
+    squawk: Iterable[str] = (),
+    may_hit: Callable[[str], bool] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """`@rule("MK201", "error", "fix hint", scope=Scope.STATEMENT, kinds=("CreateStmt",))` over a documented check.
 
     A module whose rules share one scope binds it once: `rule = partial(declare_rule, scope=Scope.FILES)`.
     `squawk` names the squawk rules (sbdchd/squawk) that cover the same hazard, for teams that know them.
+    `may_hit`, for a statement rule that looks for words in a statement's text before its tree: that test of
+    SQL text, False when no statement in the text can be hit. The audit asks it once of each file and runs the
+    rule on none of the file's statements when it is False (asking it of every statement of every file cost
+    more than most rules), so it must be False of a text only when it is False of every part of it: a test
+    for a word is, a test that a word is absent is not.
     """
 
     def register(check: Callable[..., Any]) -> Callable[..., Any]:
-        declared = declaration(code, severity, hint, scope, check, kinds, squawk)
+        declared = declaration(code, severity, hint, scope, check, kinds, squawk, may_hit)
         home = module_for(code)
         if check.__module__.startswith(RULE_PACKAGE) and check.__module__ != home:
             raise RuleDeclarationError(f"{code} ({check.__module__}): a rule with this code lives in {home}")
@@ -138,6 +152,7 @@ def declaration(
     check: Callable[..., Any],
     kinds: Iterable[str] = (),
     squawk: Iterable[str] = (),
+    may_hit: Callable[[str], bool] | None = None,
 ) -> Rule:
     """The Rule for one declaration, or RuleDeclarationError saying what is wrong with it."""
     where = f"{code} ({check.__module__}.{check.__qualname__})"
@@ -160,7 +175,9 @@ def declaration(
     names = tuple(squawk)
     if any(not SQUAWK_NAME.fullmatch(name) for name in names):
         raise RuleDeclarationError(f"{where}: squawk rules are named in kebab case, like prefer-robust-stmts")
-    return Rule(code, Severity(severity), summary, hint, text, scope, check, frozenset(kinds), names)
+    if may_hit is not None and scope is not Scope.STATEMENT:
+        raise RuleDeclarationError(f"{where}: only a statement rule tests a file's text (may_hit=...)")
+    return Rule(code, Severity(severity), summary, hint, text, scope, check, frozenset(kinds), names, may_hit)
 
 
 @cache

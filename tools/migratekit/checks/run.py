@@ -21,7 +21,7 @@ from typing import Any
 from migratekit.checks import baseline as baselines
 from migratekit.checks import cache
 from migratekit.checks.rule import Finding, Rule, Scope, Severity, StaleIgnore, rules_for
-from migratekit.checks.rules import mk1_files, mk5_workspace, mk12_history
+from migratekit.checks.rules import mk1_files, mk3_safety, mk5_workspace, mk12_history
 from migratekit.checks.sql.context import Context, FileState, Schema, ServiceFacts, ServiceObjects
 from migratekit.checks.sql.statements import advance, ignore_comments, service_facts
 from migratekit.checks.wiring import deploy
@@ -281,14 +281,29 @@ def _by_kind() -> dict[str, tuple[Rule, ...]]:
 
 
 @functools.cache
-def _by_format(fmt: Format, idempotency: bool) -> dict[str, tuple[Rule, ...]]:
+def _by_format(fmt: Format, idempotency: bool, unhit: frozenset[str] = frozenset()) -> dict[str, tuple[Rule, ...]]:
     """The statement rules by node type that judge a file of this format (mk1_files.judges), the MK2xx family's
-    only when `idempotency` (mk1_files.judges_idempotency)."""
+    only when `idempotency` (mk1_files.judges_idempotency), none of `unhit` (the file's text says they find
+    nothing in it)."""
 
     def judged(code: str) -> bool:
+        if code in unhit:
+            return False
         return idempotency if code.startswith("MK2") else mk1_files.judges(code, fmt)
 
     return {kind: tuple(r for r in rules if judged(r.code)) for kind, rules in _by_kind().items()}
+
+
+@functools.cache
+def _text_tested() -> tuple[Rule, ...]:
+    """The statement rules with a test of a file's text (Rule.may_hit)."""
+    return tuple(r for r in rules_for(Scope.STATEMENT) if r.may_hit is not None)
+
+
+def _unhit(sql: str) -> frozenset[str]:
+    """The statement rules that can hit no statement of `sql`, by their own test of its text: each is asked once
+    a file rather than once a statement."""
+    return frozenset(r.code for r in _text_tested() if r.may_hit is not None and not r.may_hit(sql))
 
 
 def lint_file(
@@ -300,12 +315,15 @@ def lint_file(
     used: set[tuple[int, str]] = set()
     state = state if state is not None else FileState()
     findings = []
-    by_kind = _by_format(migration.format, mk1_files.judges_idempotency(migration.format, state.one_transaction))
+    idempotency = mk1_files.judges_idempotency(migration.format, state.one_transaction)
+    unhit = _unhit(migration.sql) if facts.type_advice else _unhit(migration.sql) | mk3_safety.TYPE_ADVICE
+    by_kind = _by_format(migration.format, idempotency, unhit)
     every = by_kind["*"]
     for index, statement in enumerate(statements):
-        ctx = Context(migration, statement, state, facts)
+        judged = by_kind.get(statement.kind, every)
+        ctx = Context(migration, statement, state, facts) if judged else None
         silenced = ignores.get(index, {})
-        for statement_rule in by_kind.get(statement.kind, every):
+        for statement_rule in judged:
             for line, message in statement_rule.check(ctx, statement.node):
                 code = statement_rule.code
                 if code in silenced:

@@ -13,7 +13,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from operator import attrgetter
@@ -316,7 +316,7 @@ def tracking_table_statement(
 def parse_header(text: str) -> Mapping[str, str]:
     """Leading `-- Key: value` comment lines, keys lower-cased (`migration`, `description`, `created`, `migratekit`)."""
     header: dict[str, str] = {}
-    for line in text.removeprefix(BOM).splitlines():
+    for line in _leading_lines(text.removeprefix(BOM)):
         stripped = line.strip()
         if not stripped:
             continue
@@ -327,6 +327,18 @@ def parse_header(text: str) -> Mapping[str, str]:
             key = match["key"].strip().lower()
             header[key] = f"{header[key]} {match['value']}" if key in header else match["value"]
     return MappingProxyType(header)
+
+
+def _leading_lines(text: str, size: int = 512) -> Iterator[str]:
+    """The lines of `text` (as str.splitlines cuts them), split from its start as far as they are read: a header
+    is a few lines at the top of a file that may hold thousands."""
+    done = 0
+    while size < len(text):
+        lines = text[:size].splitlines()[:-1]  # the last may go on past `size`
+        yield from lines[done:]
+        done = len(lines)
+        size *= 4
+    yield from text.splitlines()[done:]
 
 
 def parse_statements(text: str, first_line: int = 1) -> tuple[Statement, ...]:
@@ -364,11 +376,16 @@ def transaction_mode(statements: tuple[Statement, ...], header: Mapping[str, str
     if control and not _self_wrapped(statements):
         return False, f"line {control[0].line}: the file manages its own transactions"
     for s in statements:
-        if s.kind in _NEVER_IN_TRANSACTION and (s.kind != "VacuumStmt" or s.node.get("is_vacuumcmd")):
-            return False, f"line {s.line}: {_NEVER_IN_TRANSACTION[s.kind]} cannot run in a transaction"
-        if s.node.get("concurrent") or _reindex_concurrently(s) or _detach_concurrently(s):
+        kind = s.kind
+        if kind in _NEVER_IN_TRANSACTION and (kind != "VacuumStmt" or s.node.get("is_vacuumcmd")):
+            return False, f"line {s.line}: {_NEVER_IN_TRANSACTION[kind]} cannot run in a transaction"
+        if (
+            s.node.get("concurrent")
+            or (kind == "ReindexStmt" and _reindex_concurrently(s))
+            or (kind == "AlterTableStmt" and _detach_concurrently(s))
+        ):
             return False, f"line {s.line}: CONCURRENTLY cannot run in a transaction"
-        if s.kind == "AlterEnumStmt" and s.node.get("newVal") and not s.node.get("oldVal") and len(statements) > 1:
+        if kind == "AlterEnumStmt" and s.node.get("newVal") and not s.node.get("oldVal") and len(statements) > 1:
             return False, f"line {s.line}: a value added by ALTER TYPE ... ADD VALUE is unusable until committed"
     return True, ""
 

@@ -156,11 +156,11 @@ def unpadded(d: Directory) -> Iterable[FileHit]:
     Bad: 9_add_users.sql, 10_add_email.sql
     Good: 009_add_users.sql, 010_add_email.sql
     """
-    numbers = {m: _leading_number(m) for m in d.migrations if m.format in (Format.SEED, Format.ATLAS)}
-    widths = Counter(len(number) for number in numbers.values() if number)
+    numbers = [(m, _leading_number(m)) for m in d.migrations if m.format in (Format.SEED, Format.ATLAS)]
+    widths = Counter(len(number) for _, number in numbers if number)
     if len(widths) > 1:
         usual = widths.most_common(1)[0][0]
-        for m, number in numbers.items():
+        for m, number in numbers:
             if number and len(number) != usual:
                 yield m.path, None, f"{m.filename} has {len(number)} digits, the others {usual}"
 

@@ -42,7 +42,19 @@ NOT_A_TEST = {"||", "+", "-", "*", "/", "%", "^"}  # operators that build a valu
 CONDITIONS = {"BoolExpr", "CaseExpr", "NullTest", "BooleanTest"}
 
 
-@rule("MK301", "error", "keep migrations the same everywhere; use feature flags or app config instead", kinds=("*",))
+def _names_environment(text: str) -> bool:
+    """Whether SQL text holds a word of an environment function: a cheap test before any tree is walked."""
+    low = text.lower()
+    return any(word in low for word in ENVIRONMENT_WORDS)
+
+
+@rule(
+    "MK301",
+    "error",
+    "keep migrations the same everywhere; use feature flags or app config instead",
+    kinds=("*",),
+    may_hit=_names_environment,
+)
 def environment_logic(ctx: Context, node: dict) -> Iterable[Hit]:
     """Environment-specific logic in a migration.
 
@@ -52,8 +64,7 @@ def environment_logic(ctx: Context, node: dict) -> Iterable[Hit]:
     Bad: DO $$ BEGIN IF current_database() = 'production' THEN … END IF; END $$;
     Good: DO $$ BEGIN EXECUTE format('GRANT CONNECT ON DATABASE %I TO app_reader', current_database()); END $$;
     """
-    text = ctx.statement.text.lower()
-    if not any(word in text for word in ENVIRONMENT_WORDS):
+    if not _names_environment(ctx.statement.text):
         return  # a cheap text test first: the tree walk below is for the few statements that might match
     if ctx.statement.kind == "DoStmt":
         body = " ".join(
@@ -159,12 +170,14 @@ def concurrently_in_transaction(ctx: Context, node: dict) -> Iterable[Hit]:
     Bad: BEGIN; CREATE INDEX CONCURRENTLY IF NOT EXISTS i ON t(a); COMMIT;
     Good: CREATE INDEX CONCURRENTLY IF NOT EXISTS i ON t(a);
     """
+    if not ctx.state.in_transaction:
+        return  # (asked first: most statements run outside a BEGIN of the file's own)
     concurrent = (
         node.get("concurrent")
         or any(p.get("DefElem", {}).get("defname") == "concurrently" for p in node.get("params", []))
         or any(c.get("def", {}).get("PartitionCmd", {}).get("concurrent") for c in alter_cmds(node))
     )
-    if concurrent and ctx.state.in_transaction:
+    if concurrent:
         yield None, None
 
 
@@ -285,11 +298,16 @@ def set_not_null(ctx: Context, node: dict) -> Iterable[Hit]:
             yield None, f"SET NOT NULL on existing column {cmd.get('name')}"
 
 
+def _names_references(text: str) -> bool:
+    return "references" in text.lower()
+
+
 @rule(
     "MK309",
     "warning",
     "CREATE INDEX IF NOT EXISTS idx_<table>_<column> ON <table>(<column>)",
     kinds=("CreateStmt", "AlterTableStmt"),
+    may_hit=_names_references,
 )
 def foreign_key_without_index(ctx: Context, node: dict) -> Iterable[Hit]:
     """Foreign key without an index on its column.
@@ -298,7 +316,7 @@ def foreign_key_without_index(ctx: Context, node: dict) -> Iterable[Hit]:
     Bad: CREATE TABLE IF NOT EXISTS characters (account_id UUID REFERENCES accounts(id));
     Good: … then CREATE INDEX IF NOT EXISTS idx_characters_account_id ON characters(account_id);
     """
-    if "references" not in ctx.statement.text.lower():
+    if not _names_references(ctx.statement.text):
         return
     table = bare(relname(node.get("relation")))
     for column, constraint in constraints(node):
@@ -788,11 +806,18 @@ def create_domain_with_constraint(ctx: Context, node: dict) -> Iterable[Hit]:
         yield None, f"domain {domain} carries a constraint: changing it later locks every table that uses it"
 
 
+def _adds_value(text: str) -> bool:
+    """Whether SQL text may hold an ALTER TYPE … ADD VALUE (the enum values MK325 follows are the file's own)."""
+    low = text.lower()
+    return "value" in low and "add" in low and "alter" in low and "type" in low
+
+
 @rule(
     "MK325",
     "error",
     "COMMIT after ALTER TYPE … ADD VALUE, and use the value in a later transaction (or a later migration)",
     kinds=("*",),
+    may_hit=_adds_value,
 )
 def new_enum_value_used_before_commit(ctx: Context, node: dict) -> Iterable[Hit]:
     """An enum value used in the transaction that added it.
@@ -860,24 +885,30 @@ def duplicate_column(ctx: Context, node: dict) -> Iterable[Hit]:
     """
     kind = ctx.statement.kind
     if kind == "CreateStmt":
-        names = [(e["ColumnDef"].get("colname", ""), "declared") for e in node.get("tableElts", []) if "ColumnDef" in e]
+        names = [e["ColumnDef"].get("colname", "") for e in node.get("tableElts", ()) if "ColumnDef" in e]
     elif kind == "ViewStmt":
-        names = [(name, "declared") for name in strings(node.get("aliases"))]
+        names = strings(node.get("aliases"))
     else:
-        lists = node.get("targetList", []), node.get("cols", []), node.get("onConflictClause", {}).get("targetList", [])
+        lists = node.get("targetList"), node.get("cols"), node.get("onConflictClause", {}).get("targetList")
         for targets in lists:
-            yield from _twice(
-                (t["ResTarget"].get("name", ""), "assigned")
-                for t in targets
-                if "ResTarget" in t and not t["ResTarget"].get("indirection")
-            )
+            if targets:
+                yield from _twice(
+                    [
+                        t["ResTarget"].get("name", "")
+                        for t in targets
+                        if "ResTarget" in t and not t["ResTarget"].get("indirection")
+                    ],
+                    "assigned",
+                )
         return
-    yield from _twice(names)
+    yield from _twice(names, "declared")
 
 
-def _twice(names: Iterable[tuple[str, str]]) -> Iterable[Hit]:
+def _twice(names: list[str], how: str) -> Iterable[Hit]:
+    if len(set(names)) == len(names):
+        return  # (each once: asked at C speed, as nearly every statement's names are)
     seen: set[str] = set()
-    for name, how in names:
+    for name in names:
         if name in seen:
             yield None, f"column {name} is {how} twice"
         seen.add(name)
@@ -886,7 +917,25 @@ def _twice(names: Iterable[tuple[str, str]]) -> Iterable[Hit]:
 IDENTIFIER_BYTES = 63  # NAMEDATALEN - 1: PostgreSQL truncates a longer identifier, with only a NOTICE
 
 
-@rule("MK328", "warning", "shorten the name to 63 bytes or fewer", kinds=("*",), squawk=("identifier-too-long",))
+def _has_long_word(text: str) -> bool:
+    """Whether the text holds a run longer than an identifier may be between spaces, or between two quotes
+    (any two in a row: true of a text when true of any part of it, so the audit asks it once of a file)."""
+    parts = text.split()
+    if '"' in text:
+        parts += text.split('"')[1:-1]  # a quoted identifier may hold spaces
+    if text.isascii():  # a character is a byte: lengths alone, at C speed
+        return max(map(len, parts), default=0) > IDENTIFIER_BYTES
+    return any(len(part.encode("utf-8")) > IDENTIFIER_BYTES for part in parts)
+
+
+@rule(
+    "MK328",
+    "warning",
+    "shorten the name to 63 bytes or fewer",
+    kinds=("*",),
+    squawk=("identifier-too-long",),
+    may_hit=_has_long_word,
+)
 def identifier_too_long(ctx: Context, node: dict) -> Iterable[Hit]:
     """An identifier longer than 63 bytes.
 
@@ -906,14 +955,8 @@ def identifier_too_long(ctx: Context, node: dict) -> Iterable[Hit]:
             yield None, f'"{name}" is {size} bytes; PostgreSQL truncates it to "{cut}"'
 
 
-def _has_long_word(text: str) -> bool:
-    """Whether the text holds a run longer than an identifier may be between spaces, or between quotes."""
-    parts = text.split()
-    if '"' in text:
-        parts += text.split('"')[1::2]  # a quoted identifier may hold spaces
-    if text.isascii():  # a character is a byte: lengths alone, at C speed
-        return max(map(len, parts), default=0) > IDENTIFIER_BYTES
-    return any(len(part.encode("utf-8")) > IDENTIFIER_BYTES for part in parts)
+# The type advice: run only where workspace.yaml's type_advice is on (the audit leaves them out elsewhere).
+TYPE_ADVICE = frozenset({"MK329", "MK330", "MK331", "MK332"})
 
 
 def _typed_columns(ctx: Context, node: dict) -> Iterable[tuple[str, str, bool, int]]:

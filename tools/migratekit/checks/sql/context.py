@@ -104,9 +104,9 @@ class FileState:
     references: dict[Name, Reference] = field(default_factory=dict)  # `earlier`'s, then this file's first uses
 
     def __post_init__(self) -> None:
-        self.not_null_checks = dict(self.earlier.not_null_checks) | self.not_null_checks
-        self.objects = dict(self.earlier.objects) | self.objects
-        self.references = dict(self.earlier.references) | self.references
+        self.not_null_checks = {**dict(self.earlier.not_null_checks), **self.not_null_checks}
+        self.objects = {**self.earlier.objects, **self.objects}  # one copy each: a service's files make many
+        self.references = {**self.earlier.references, **self.references}
 
     def is_new(self, table: str) -> bool:
         """Whether `table` (qualified or not) was created by this file: empty, and unused by running code."""
@@ -155,7 +155,8 @@ class ServiceFacts:
         Walking every tree for calls is not free (the seed's template creates an extension in every file, so
         MK311 asks in every service): only statements whose text holds one of the names not found yet (or the
         prefix) are walked, since a call's name is in its statement's text; a template calling the same
-        function in every file is walked once.
+        function in every file is walked once. A file whose text holds none of them is passed over whole,
+        with one look at its text rather than one at each statement's.
         """
         asked: dict[tuple[frozenset[str], str], frozenset[str]] = self.__dict__.setdefault("_calls", {})
         if (candidates, prefix) in asked:  # each CREATE EXTENSION asks again: one walk a service
@@ -163,6 +164,9 @@ class ServiceFacts:
         words = tuple(candidates)
         found: set[str] = set()
         for migration in self.migrations:
+            whole = migration.sql.lower()
+            if not (prefix and prefix in whole) and not any(word in whole for word in words if word not in found):
+                continue
             for statement in migration.statements:
                 text = statement.text.lower()
                 if "(" in text and (

@@ -17,7 +17,7 @@ migration runs, and a body built with EXECUTE is a string until then.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -133,10 +133,10 @@ def _schemas_of(creates: dict[Name, str]) -> Iterator[Name]:
             yield SCHEMA, schema
 
 
-# Nodes that never hold a relation, type, call or role below them: not entered (the walk is most of the cost).
+# The fields of a FuncCall, a Constraint and a ColumnDef that may name something: the walk enters only these.
 _CALL_PARTS = ("args", "agg_order", "agg_filter", "over")
 _CONSTRAINT_PARTS = ("raw_expr", "where_clause", "exclusions")
-_COLUMN_PARTS = ("raw_default", "cooked_default", "collClause", "identitySequence")
+_COLUMN_PARTS = ("constraints", "raw_default", "cooked_default", "collClause", "identitySequence")
 # Nodes that never hold a relation, type, call or role below them: not entered (the walk is most of the cost).
 _LEAVES = frozenset(
     {"A_Const", "String", "Integer", "Float", "Boolean", "BitString", "ColumnRef", "ParamRef", "A_Star"}
@@ -148,21 +148,23 @@ def _walked(node: Node, targets: set[int], search_path: str, kind: str) -> list[
     bare (a CreateStmt's `relation`, a ColumnDef's `typeName`), a list holds it wrapped ({"RangeVar": ...})."""
     reader = _Reader(targets, search_path, _index_target(kind, node))
     stack: list[Any] = [node]
-    pop, push = stack.pop, stack.append
+    pop, push, read = stack.pop, stack.append, reader.read
     while stack:
         current = pop()
         if type(current) is list:  # its items are wrapped nodes, {"Type": body}: the bodies are what is read
             for item in current:
-                for key, value in item.items() if type(item) is dict else ():
-                    if key not in _LEAVES:
-                        push(value)
+                if type(item) is dict:
+                    for key, value in item.items():
+                        if key not in _LEAVES:
+                            push(value)
         elif type(current) is dict:
-            reader.read(current, stack)
+            read(current, push)
     return reader.names()
 
 
 class _Reader:
-    """What one walk has found so far; `read` takes one node's body and pushes the parts worth entering."""
+    """What one walk has found so far; `read` takes one node's body and pushes the parts worth entering (plain
+    loops rather than generators: the walk is the audit's hottest code)."""
 
     __slots__ = ("ctes", "found", "relations", "search_path", "skip", "targets", "types", "functions")
 
@@ -173,7 +175,7 @@ class _Reader:
         self.ctes: set[str] = set()
         self.relations: list[Node] = []
 
-    def read(self, current: Node, stack: list[Any]) -> None:
+    def read(self, current: Node, push: Callable[[Any], None]) -> None:
         if "relname" in current:  # a RangeVar: nothing below it names anything (its alias)
             if id(current) not in self.targets and current is not self.skip:
                 self.relations.append(current)
@@ -185,22 +187,23 @@ class _Reader:
             names = current.get("funcname") or []
             if _not_built_in(names, self.functions):
                 self.found.append((FUNCTION, qualify(strings(names), self.search_path)))
-            stack.extend(current[k] for k in _CALL_PARTS if k in current)
+            _push_parts(current, _CALL_PARTS, push)
         elif "contype" in current:  # a Constraint: only its expressions and referenced table name anything
             if "pktable" in current:
                 self.relations.append(current["pktable"])
-            stack.extend(current[k] for k in _CONSTRAINT_PARTS if k in current)
+            _push_parts(current, _CONSTRAINT_PARTS, push)
         elif "colname" in current and "typeName" in current:  # a ColumnDef (the commonest node of a migration)
-            stack.append(current["typeName"])
-            stack.extend(c.get("Constraint", c) for c in current.get("constraints", ()))
-            stack.extend(current[k] for k in _COLUMN_PARTS if k in current)
+            push(current["typeName"])
+            _push_parts(current, _COLUMN_PARTS, push)
         elif "roletype" in current:  # a RoleSpec
             if current["roletype"] == "ROLESPEC_CSTRING":
                 self.found.append((ROLE, current.get("rolename", "")))
         else:
             if "ctename" in current:
                 self.ctes.add(current["ctename"])
-            stack.extend(v for k, v in current.items() if type(v) is list or (type(v) is dict and k not in _LEAVES))
+            for key, value in current.items():
+                if type(value) is list or (type(value) is dict and key not in _LEAVES):
+                    push(value)
 
     def names(self) -> list[Name]:
         for element in self.relations:
@@ -208,6 +211,12 @@ class _Reader:
             if schema or element.get("relname") not in self.ctes:  # WITH x AS (...) SELECT FROM x: no relation
                 self.found.append((RELATION, f"{schema or self.search_path}.{element.get('relname', '')}"))
         return self.found
+
+
+def _push_parts(node: Node, parts: tuple[str, ...], push: Callable[[Any], None]) -> None:
+    for key in parts:
+        if key in node:
+            push(node[key])
 
 
 # The commonest statements of a migration, read by their known shape rather than walked: a generic walk of
@@ -221,14 +230,28 @@ def _relation_name(range_var: Node, search_path: str) -> Name:
 
 
 def _expression(expr: Node | None, search_path: str) -> list[Name]:
-    """An expression's uses: nothing for a constant, a walk for anything else than a call without arguments."""
+    """An expression's uses: nothing for a constant, a walk for anything else than a call without arguments or
+    a cast of one of these (`'{}'::jsonb`, the commonest default after a constant and now())."""
     if not expr or "A_Const" in expr:
         return []
     call = expr.get("FuncCall")
     if call is not None and len(call) == 3:  # funcname, funcformat, location: a call such as now()
         names = call.get("funcname") or []
         return [(FUNCTION, qualify(strings(names), search_path))] if _not_built_in(names, _functions()) else []
+    cast = expr.get("TypeCast")
+    if cast is not None and len(cast) == 3 and "arg" in cast and "typemod" in cast.get("typeName", _NONE):
+        found = _expression(cast["arg"], search_path)  # arg, typeName, location: what the walk would read
+        found += _type_use(cast["typeName"], search_path)
+        return found
     return _walked(expr, set(), search_path, "")
+
+
+def _type_use(type_name: Node, search_path: str) -> list[Name]:
+    """A TypeName's use (as the walk reads one): none for PostgreSQL's own types or a `%TYPE`."""
+    names = type_name.get("names") or []
+    if not type_name.get("pct_type") and _not_built_in(names, _types()):
+        return [(TYPE, qualify(strings(names), search_path))]
+    return []
 
 
 def _column(column: Node, search_path: str, found: list[Name]) -> None:
@@ -326,19 +349,77 @@ def _insert_uses(node: Node, search_path: str) -> list[Name]:
         return _walked(node, set(), search_path, "InsertStmt")
     found = [_relation_name(node.get("relation", {}), search_path)]
     select = node.get("selectStmt", {}).get("SelectStmt", {})
-    if set(select) <= {"valuesLists", "limitOption", "op"}:  # VALUES (...), (...): read value by value
+    if select.keys() <= _VALUES_ONLY:  # VALUES (...), (...): read value by value
         for row in select.get("valuesLists", ()):
             for value in row.get("List", {}).get("items", ()):
-                found += _expression(value, search_path)
+                if "A_Const" not in value:
+                    found += _expression(value, search_path)
     elif select or "selectStmt" in node:
         found += _walked(node["selectStmt"], set(), search_path, "")
-    for key in ("onConflictClause", "returningList"):
-        if key in node:
-            found += _walked(node[key], set(), search_path, "")
+    if "onConflictClause" in node and not _names_nothing(node["onConflictClause"]):
+        found += _walked(node["onConflictClause"], set(), search_path, "")
+    if "returningList" in node:
+        found += _walked(node["returningList"], set(), search_path, "")
     return found
 
 
+_VALUES_ONLY = frozenset({"valuesLists", "limitOption", "op"})
+_CONFLICT_ON_COLUMNS = frozenset({"action", "infer", "location"})  # ON CONFLICT (a, b) DO NOTHING
+_COLUMN_ELEMENT = frozenset({"name", "ordering", "nulls_ordering"})
+
+
+def _names_nothing(conflict: Node) -> bool:
+    """Whether an ON CONFLICT clause names nothing a walk would find: DO NOTHING on plain columns, the commonest."""
+    infer = conflict.get("infer", {})
+    elements = infer.get("indexElems", ())
+    return (
+        conflict.keys() <= _CONFLICT_ON_COLUMNS
+        and infer.keys() <= {"indexElems", "location"}
+        and all(e.keys() == {"IndexElem"} and e["IndexElem"].keys() <= _COLUMN_ELEMENT for e in elements)
+    )
+
+
+_FUNCTION_PARTS = ("parameters", "sql_body")
+
+
+def _function_uses(node: Node, search_path: str) -> list[Name]:
+    """CREATE FUNCTION: its parameters and an SQL-standard body are walked, its return type read; of its options
+    only those that are more than constants (SET ...): the body as a string, LANGUAGE, volatility name nothing."""
+    walked: Node = {key: node[key] for key in _FUNCTION_PARTS if key in node}
+    options = [o for o in node.get("options", ()) if "DefElem" not in o or not _constant(o["DefElem"].get("arg"))]
+    if options:
+        walked["options"] = options
+    return_type = node.get("returnType")
+    if return_type is not None and "typemod" in return_type:
+        found = _type_use(return_type, search_path)
+    elif return_type is not None:
+        walked["returnType"] = return_type
+        found = []
+    else:
+        found = []
+    if walked:
+        found += _walked(walked, set(), search_path, "")
+    return found
+
+
+def _constant(arg: Node | None) -> bool:
+    """Whether an option's argument is constants alone (a string, a number, a list of strings): nothing to walk."""
+    if not arg:
+        return True
+    if len(arg) == 1 and next(iter(arg)) in _LEAVES:
+        return True
+    items = arg.get("List", {}).get("items") if len(arg) == 1 else None
+    return items is not None and all(len(item) == 1 and "String" in item for item in items)
+
+
+def _extension_uses(node: Node, search_path: str) -> list[Name]:
+    """CREATE EXTENSION's options (SCHEMA, VERSION, CASCADE) are constants: its one use, a schema, is _explicit's."""
+    return []
+
+
 _SHORTCUTS = {
+    "CreateExtensionStmt": _extension_uses,
+    "CreateFunctionStmt": _function_uses,
     "InsertStmt": _insert_uses,
     "CreateStmt": _create_table_uses,
     "AlterTableStmt": _alter_table_uses,

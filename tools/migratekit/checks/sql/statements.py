@@ -23,10 +23,10 @@ IGNORE = re.compile(rf"--\s*migratekit:\s*ignore\s+({RULE_CODE_TEXT}(?:\s*,?\s*{
 def ignore_comments(text: str, statements: Iterable) -> dict[int, dict[str, int]]:
     """statement index -> {code: line of the ignore comment}; only real comments count, not text in a string
     or a function body that happens to read like one."""
-    ends = [s.line + s.text.count("\n") for s in statements]
     result: dict[int, dict[str, int]] = defaultdict(dict)
     if "migratekit" not in text:
         return result
+    ends = [s.line + s.text.count("\n") for s in statements]
     data = text.encode("utf-8")
     for offset, comment in comments(text):
         match = IGNORE.search(comment)
@@ -169,6 +169,9 @@ def not_null_column(constraint: dict) -> str | None:
     return fields[-1] if test.get("nulltesttype") == "IS_NOT_NULL" and len(fields) == 1 else None
 
 
+_FACT_KINDS = frozenset({"CreateStmt", "IndexStmt", "AlterTableStmt"})  # the statements service_facts reads
+
+
 def service_facts(
     migrations: Sequence[Migration], type_advice: bool = False, tracking_table: str = SEED_TABLE
 ) -> ServiceFacts:
@@ -177,13 +180,16 @@ def service_facts(
     partitioned: set[str] = set()
     for migration in migrations:
         for statement in migration.statements:
+            kind = statement.kind
+            if kind not in _FACT_KINDS:
+                continue
             node = statement.node
             table = bare(relname(node.get("relation")))
-            if statement.kind == "CreateStmt" and node.get("partspec"):
-                partitioned.add(table)
-            if statement.kind == "IndexStmt":
+            if kind == "IndexStmt":
                 by_table[table].append(tuple(p["IndexElem"].get("name", "") for p in node.get("indexParams", [])))
-            elif statement.kind in ("CreateStmt", "AlterTableStmt"):
+            else:
+                if kind == "CreateStmt" and node.get("partspec"):
+                    partitioned.add(table)
                 for column, constraint in constraints(node):
                     if constraint.get("contype") in ("CONSTR_PRIMARY", "CONSTR_UNIQUE"):
                         keys = tuple(strings(constraint.get("keys"))) or ((column,) if column else ())

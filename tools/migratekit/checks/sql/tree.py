@@ -40,7 +40,7 @@ def strings(items: list[Node] | None) -> list[str]:
 
 def bare(name: str) -> str:
     """`public.t` -> `t`: objects are compared by their unqualified name."""
-    return name.rsplit(".", 1)[-1]
+    return name.rpartition(".")[2]
 
 
 def func_names(node: Any) -> set[str]:
