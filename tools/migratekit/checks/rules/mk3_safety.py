@@ -125,7 +125,8 @@ def _plpgsql_branches(tree: object, key: str = "") -> bool:
 def index_without_concurrently(ctx: Context, node: dict) -> Iterable[Hit]:
     """Index on an existing table built without CONCURRENTLY.
 
-    A plain CREATE INDEX blocks every write to the table until it finishes.
+    A plain CREATE INDEX blocks every write to the table until it finishes. A table or materialized
+    view this file created is used by nothing yet.
     Bad: CREATE INDEX IF NOT EXISTS idx_killmails_ship ON killmails(ship_type_id);
     Good: CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_killmails_ship ON killmails(ship_type_id);
     """
