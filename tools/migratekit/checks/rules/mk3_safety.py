@@ -183,8 +183,8 @@ def not_null_without_default(ctx: Context, node: dict) -> Iterable[Hit]:
     """NOT NULL column added to an existing table without a default.
 
     It fails on a table with rows, and the running version of the service does not write it. A
-    DEFAULT, an identity or a generated column fills the existing rows (MK315 and MK316 say what that
-    costs).
+    DEFAULT, an identity, a serial (its implicit DEFAULT nextval()) or a generated column fills the
+    existing rows (MK315 and MK316 say what that costs).
     Bad: ALTER TABLE accounts ADD COLUMN IF NOT EXISTS phone_number TEXT NOT NULL;
     Good: ALTER TABLE accounts ADD COLUMN IF NOT EXISTS phone_number TEXT;
     """
@@ -193,7 +193,9 @@ def not_null_without_default(ctx: Context, node: dict) -> Iterable[Hit]:
     for cmd in alter_cmds(node):
         column = cmd.get("def", {}).get("ColumnDef", {}) if cmd.get("subtype") == "AT_AddColumn" else {}
         types = {c.get("Constraint", {}).get("contype") for c in column.get("constraints", [])}
-        if "CONSTR_NOTNULL" in types and not types & FILLED:
+        type_name = strings(column.get("typeName", {}).get("names"))[-1:]
+        serial = bool(type_name) and type_name[0] in SERIAL  # smallserial … bigserial: DEFAULT nextval()
+        if "CONSTR_NOTNULL" in types and not types & FILLED and not serial:
             yield ctx.line_of(column.get("location")), f"NOT NULL column {column.get('colname')} without a DEFAULT"
 
 
