@@ -209,11 +209,14 @@ def not_null_without_default(ctx: Context, node: dict) -> Iterable[Hit]:
 def rename(ctx: Context, node: dict) -> Iterable[Hit]:
     """Renaming a table or column.
 
-    The running version of the service still uses the old name until it is replaced.
+    The running version of the service still uses the old name until it is replaced. A table this
+    file created (a copy built to be swapped in for the old one) is known to no running code.
     Bad: ALTER TABLE accounts RENAME COLUMN username TO display_name;
     Good: ALTER TABLE accounts ADD COLUMN IF NOT EXISTS display_name TEXT;
           UPDATE accounts SET display_name = username WHERE display_name IS NULL;
     """
+    if ctx.state.is_new(relname(node.get("relation"))):
+        return  # this file created it: no running code knows the old name (a copy swapped in for a table)
     if node.get("renameType") in ("OBJECT_TABLE", "OBJECT_COLUMN"):
         what = "column" if node["renameType"] == "OBJECT_COLUMN" else "table"
         old = node.get("subname") or relname(node.get("relation"))
