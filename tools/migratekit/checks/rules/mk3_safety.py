@@ -13,6 +13,7 @@ from functools import partial
 
 from migratekit.checks.rule import Scope
 from migratekit.checks.rule import rule as declare_rule
+from migratekit.checks.sql.columns import type_key
 from migratekit.checks.sql.context import Context, Hit
 from migratekit.checks.sql.tree import (
     alter_cmds,
@@ -254,15 +255,45 @@ def drop(ctx: Context, node: dict) -> Iterable[Hit]:
 def change_type(ctx: Context, node: dict) -> Iterable[Hit]:
     """Changing a column's type.
 
-    It rewrites the table under an exclusive lock and can break code that reads the old type.
+    It rewrites the table under an exclusive lock and can break code that reads the old type. Only
+    the catalogue changes, with no rewrite and nothing for readers to notice, when the column keeps
+    its type (a tool restating it), a varchar limit is raised or dropped (varchar to text and back),
+    or a numeric's precision is raised at the same scale, without a USING that computes new values.
     Bad: ALTER TABLE killmails ALTER COLUMN isk_value TYPE BIGINT;
     Good: ALTER TABLE killmails ADD COLUMN IF NOT EXISTS isk_value_big BIGINT;
     """
-    if ctx.state.is_new(relname(node.get("relation"))):
+    table = relname(node.get("relation"))
+    if ctx.state.is_new(table):
         return
     for cmd in alter_cmds(node):
-        if cmd.get("subtype") == "AT_AlterColumnType":
+        if cmd.get("subtype") == "AT_AlterColumnType" and not _catalogue_only(ctx, table, cmd):
             yield None, f"changes the type of column {cmd.get('name')}"
+
+
+def _catalogue_only(ctx: Context, table: str, cmd: dict) -> bool:
+    """Whether ALTER COLUMN … TYPE keeps every stored value as it is, so PostgreSQL skips the rewrite (its
+    binary-coercible casts, and the length and precision checks that only loosen): judged against the type
+    the service's migrations last gave the column; an unknown old type is a rewrite."""
+    column = cmd.get("def", {}).get("ColumnDef", {})
+    using = column.get("raw_default")
+    if using is not None and strings(using.get("ColumnRef", {}).get("fields")) != [cmd.get("name")]:
+        return False  # USING computes the values anew (USING the column itself does not)
+    old = ctx.service.column_types.before(ctx.migration, ctx.statement, table, cmd.get("name", ""))
+    if old is None or "typeName" not in column:
+        return False
+    (was, was_mods, was_array), (new, mods, array) = old, type_key(column["typeName"])
+    if was_array != array:
+        return False
+    if (was, was_mods) == (new, mods):
+        return True
+    if {was, new} <= {"varchar", "text"}:  # text is varchar without a limit; a limit may rise or go
+        return not mods or (was == "varchar" and bool(was_mods) and mods[0] >= was_mods[0])
+    if was == new == "numeric" and was_mods:  # numeric(p) is numeric(p, 0); unconstrained takes any value
+        if not mods:
+            return True
+        (precision, scale), (new_precision, new_scale) = (*was_mods, 0)[:2], (*mods, 0)[:2]
+        return new_scale == scale and new_precision >= precision
+    return False
 
 
 @rule(
