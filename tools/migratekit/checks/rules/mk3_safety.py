@@ -234,12 +234,17 @@ def rename(ctx: Context, node: dict) -> Iterable[Hit]:
 def drop(ctx: Context, node: dict) -> Iterable[Hit]:
     """Dropping a table or column.
 
-    Data is gone for good, and a running older version of the service may still read it.
+    Data is gone for good, and a running older version of the service may still read it. A table
+    this file created (a scratch or temporary table) held nothing before it and nothing reads it.
     Bad: ALTER TABLE accounts DROP COLUMN IF EXISTS username;  -- while v1 still reads username
     Good: -- migration 3 of a rename, after every deployed version uses display_name
     """
     if node.get("removeType") in ("OBJECT_TABLE", "OBJECT_MATVIEW"):
-        yield None, "drops a table"
+        names = [".".join(strings(obj.get("List", {}).get("items"))) for obj in node.get("objects", [])]
+        if not all(ctx.state.is_new(name) for name in names):
+            yield None, "drops a table"
+    if ctx.statement.kind == "AlterTableStmt" and ctx.state.is_new(relname(node.get("relation"))):
+        return
     for cmd in alter_cmds(node):
         if cmd.get("subtype") == "AT_DropColumn":
             yield None, f"drops column {cmd.get('name')}"
