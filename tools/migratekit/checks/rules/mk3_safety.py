@@ -1099,3 +1099,38 @@ def uncommitted_transaction(ctx: Context, node: dict) -> Iterable[Hit]:
     later = ctx.migration.statements[ctx.migration.statements.index(ctx.statement) + 1 :]
     if not any(s.kind == "TransactionStmt" and s.node.get("kind") in ENDS for s in later):
         yield None, "BEGIN without a COMMIT (or ROLLBACK) before the file ends"
+
+
+REWRITING_SETTINGS = {  # ALTER TABLE subcommands that copy the whole table into new files
+    "AT_SetLogged": "SET LOGGED",
+    "AT_SetUnLogged": "SET UNLOGGED",
+    "AT_SetTableSpace": "SET TABLESPACE",
+    "AT_SetAccessMethod": "SET ACCESS METHOD",
+}
+
+
+@rule(
+    "MK334",
+    "error",
+    "create the table as it should be (UNLOGGED, TABLESPACE …, USING …) and copy into it in batches, "
+    "or move it online with pg_repack, outside the migrations",
+    kinds=("AlterTableStmt",),
+)
+def rewrite_by_alter_table(ctx: Context, node: dict) -> Iterable[Hit]:
+    """ALTER TABLE … SET LOGGED, SET UNLOGGED, SET TABLESPACE or SET ACCESS METHOD on an existing table.
+
+    Each copies every row (SET TABLESPACE every index too) into new files while the ALTER holds
+    ACCESS EXCLUSIVE: no reads, no writes, for as long as the copy takes, and SET LOGGED writes the
+    whole table to the WAL as well. On a partitioned table SET TABLESPACE and SET ACCESS METHOD only
+    set what later partitions get, and a table this file created is empty.
+    Bad: ALTER TABLE worker_locks SET UNLOGGED;
+    Good: CREATE UNLOGGED TABLE IF NOT EXISTS worker_locks_new (…); -- copy in batches, then swap the names
+    """
+    table = relname(node.get("relation"))
+    if ctx.state.is_new(table) or bare(table) in ctx.service.partitioned | ctx.state.created_indexes:
+        return
+    what = {"OBJECT_INDEX": "index", "OBJECT_MATVIEW": "materialized view"}.get(node.get("objtype", ""), "table")
+    for cmd in alter_cmds(node):
+        setting = REWRITING_SETTINGS.get(cmd.get("subtype", ""))
+        if setting is not None:
+            yield None, f"{setting} rewrites existing {what} {table} under ACCESS EXCLUSIVE"
