@@ -110,6 +110,11 @@ def _dropped_before(ctx: Context) -> bool:
     return False
 
 
+def _recreated(ctx: Context, table: str) -> bool:
+    """Whether this file dropped `table` and created it again: nothing a first run added to it survives."""
+    return bare(table) in ctx.state.dropped_tables and ctx.state.is_new(table)
+
+
 @rule(
     "MK201",
     "error",
@@ -151,10 +156,11 @@ def create_index(ctx: Context, node: dict) -> Iterable[Hit]:
     """CREATE INDEX without IF NOT EXISTS.
 
     A second run fails with "relation already exists" (an unnamed index is created again, twice).
+    On a table the file drops and creates again, the DROP took the first run's index with it.
     Bad: CREATE INDEX idx_characters_corp_id ON characters(corp_id);
     Good: CREATE INDEX IF NOT EXISTS idx_characters_corp_id ON characters(corp_id);
     """
-    if not node.get("if_not_exists"):
+    if not node.get("if_not_exists") and not _recreated(ctx, relname(node.get("relation"))):
         yield None, f"CREATE INDEX {node.get('idxname', '(unnamed)')} without IF NOT EXISTS"
 
 
@@ -242,13 +248,14 @@ def create_view(ctx: Context, node: dict) -> Iterable[Hit]:
 def create_trigger(ctx: Context, node: dict) -> Iterable[Hit]:
     """CREATE TRIGGER without a DROP TRIGGER IF EXISTS before it.
 
-    Triggers have no IF NOT EXISTS: the seed drops and re-creates them.
+    Triggers have no IF NOT EXISTS: the seed drops and re-creates them. A table the file drops and
+    creates again has lost the first run's triggers.
     Bad: CREATE TRIGGER update_characters_updated_at BEFORE UPDATE ON characters …;
     Good: DROP TRIGGER IF EXISTS update_characters_updated_at ON characters;
           CREATE TRIGGER update_characters_updated_at BEFORE UPDATE ON characters …;
     """
     key = (bare(relname(node.get("relation"))), node.get("trigname", ""))
-    if not node.get("replace") and key not in ctx.state.dropped_triggers:
+    if not node.get("replace") and key not in ctx.state.dropped_triggers and not _recreated(ctx, key[0]):
         yield None, f"CREATE TRIGGER {key[1]} ON {key[0]} without DROP TRIGGER IF EXISTS before it"
 
 
@@ -261,11 +268,12 @@ def create_trigger(ctx: Context, node: dict) -> Iterable[Hit]:
 def insert(ctx: Context, node: dict) -> Iterable[Hit]:
     """INSERT without ON CONFLICT.
 
-    Seed rows inserted twice fail on a unique key, or worse, are duplicated.
+    Seed rows inserted twice fail on a unique key, or worse, are duplicated. A table the file drops
+    and creates again starts empty on every run.
     Bad: INSERT INTO roles (key, name) VALUES ('admin', 'Admin');
     Good: INSERT INTO roles (key, name) VALUES ('admin', 'Admin') ON CONFLICT (key) DO NOTHING;
     """
-    if node.get("onConflictClause"):
+    if node.get("onConflictClause") or _recreated(ctx, relname(node.get("relation"))):
         return
     where = node.get("selectStmt", {}).get("SelectStmt", {}).get("whereClause")
     guarded = any(t == "SubLink" and n.get("subLinkType") == "EXISTS_SUBLINK" for t, n in walk(where))
@@ -277,9 +285,13 @@ def insert(ctx: Context, node: dict) -> Iterable[Hit]:
 def add_column(ctx: Context, node: dict) -> Iterable[Hit]:
     """ADD COLUMN without IF NOT EXISTS.
 
+    A second run fails with "column already exists", unless the file dropped the table and created it
+    again before.
     Bad: ALTER TABLE accounts ADD COLUMN phone_number TEXT;
     Good: ALTER TABLE accounts ADD COLUMN IF NOT EXISTS phone_number TEXT;
     """
+    if _recreated(ctx, relname(node.get("relation"))):
+        return
     for cmd in alter_cmds(node):
         if cmd.get("subtype") == "AT_AddColumn" and not cmd.get("missing_ok"):
             column = cmd.get("def", {}).get("ColumnDef", {})
@@ -290,13 +302,16 @@ def add_column(ctx: Context, node: dict) -> Iterable[Hit]:
 def drop_without_if_exists(ctx: Context, node: dict) -> Iterable[Hit]:
     """DROP without IF EXISTS.
 
-    A second run fails because the object is already gone.
+    A second run fails because the object is already gone. A column or constraint of a table the
+    file drops and creates again is there again on every run.
     Bad: DROP TRIGGER update_accounts_updated_at ON accounts;
     Good: DROP TRIGGER IF EXISTS update_accounts_updated_at ON accounts;
     """
     if "removeType" in node and not node.get("missing_ok"):
         kind = node["removeType"].removeprefix("OBJECT_").replace("_", " ")
         yield None, f"DROP {kind} without IF EXISTS"
+    if _recreated(ctx, relname(node.get("relation"))):
+        return
     for cmd in alter_cmds(node):
         if cmd.get("subtype") in ("AT_DropColumn", "AT_DropConstraint") and not cmd.get("missing_ok"):
             what = "COLUMN" if cmd["subtype"] == "AT_DropColumn" else "CONSTRAINT"
@@ -340,7 +355,7 @@ def add_constraint(ctx: Context, node: dict) -> Iterable[Hit]:
           ALTER TABLE characters ADD CONSTRAINT characters_corp_positive CHECK (corp_id > 0);
     """
     table = bare(relname(node.get("relation")))
-    if table in ctx.state.dropped_tables and ctx.state.is_new(table):
+    if _recreated(ctx, table):
         return  # dropped and created again by this file: no constraint of a first run survives
     dropped = set(ctx.state.dropped_constraints)
     for cmd in alter_cmds(node):
@@ -371,7 +386,7 @@ def create_policy(ctx: Context, node: dict) -> Iterable[Hit]:
     """
     table = bare(relname(node.get("table")))
     name = node.get("policy_name", "")
-    if table in ctx.state.dropped_tables and ctx.state.is_new(table):
+    if _recreated(ctx, table):
         return  # dropped and created again by this file: no policy of a first run survives
     if (table, name) not in ctx.state.dropped_policies:
         yield None, f"CREATE POLICY {name} ON {table} without DROP POLICY IF EXISTS before it"
