@@ -89,21 +89,30 @@ def _same(made: Created, other: Created) -> bool:
     )
 
 
+RELATIONS = {"OBJECT_TABLE", "OBJECT_VIEW", "OBJECT_MATVIEW", "OBJECT_FOREIGN_TABLE"}
+
+
 def _dropped_before(ctx: Context) -> bool:
     """Whether this file drops what the statement creates before it creates it: a second run then drops what
     the first created and creates it again (MK211 asks the DROP for IF EXISTS). DROP SCHEMA … CASCADE drops
-    everything in the schema. One drop guards one create: a second create of the name fails on any run."""
+    everything in the schema, and DROP … CASCADE of a relation a view reads drops the view. One drop guards
+    one create: a second create of the name fails on any run."""
     made = _created(ctx.statement)
     if made is None:
         return False
+    query = ctx.statement.node.get("query") if made[0] in ("OBJECT_VIEW", "OBJECT_MATVIEW") else None
+    reads = {bare(relname(n)) for t, n in walk(query) if t == "RangeVar"} if query else set()
     here = ctx.migration.statements.index(ctx.statement)
     for earlier in reversed(ctx.migration.statements[:here]):
         if earlier.kind == "DropStmt":
             cascade = earlier.node.get("behavior") == "DROP_CASCADE"
             for dropped in _dropped(earlier.node):
+                kind, names, _ = dropped
                 if _same(made, dropped):
                     return True
-                if cascade and dropped[0] == "OBJECT_SCHEMA" and len(made[1]) > 1 and made[1][-2] == dropped[1][-1]:
+                if cascade and kind == "OBJECT_SCHEMA" and len(made[1]) > 1 and made[1][-2] == names[-1]:
+                    return True
+                if cascade and kind in RELATIONS and names[-1:] and names[-1] in reads:
                     return True
         elif earlier.kind == ctx.statement.kind and (other := _created(earlier)) is not None and _same(made, other):
             return False
@@ -231,7 +240,7 @@ def create_view(ctx: Context, node: dict) -> Iterable[Hit]:
 
     A second run fails with "relation already exists". A DROP VIEW earlier in the file guards it (a
     view losing or renaming columns needs one: OR REPLACE can only add columns at the end), as does
-    DROP SCHEMA … CASCADE of its schema.
+    DROP SCHEMA … CASCADE of its schema, or DROP … CASCADE of a table or view it reads.
     Bad: CREATE VIEW battle_value AS SELECT …;
     Good: CREATE OR REPLACE VIEW battle_value AS SELECT …;
     """
