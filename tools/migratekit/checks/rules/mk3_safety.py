@@ -8,8 +8,8 @@ the service never created, may hold rows and serve traffic.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from functools import partial
+from collections.abc import Callable, Iterable
+from functools import lru_cache, partial, wraps
 
 from migratekit.checks.rule import Scope
 from migratekit.checks.rule import rule as declare_rule
@@ -31,6 +31,51 @@ from migratekit.checks.sql.tree import (
 )
 
 rule = partial(declare_rule, scope=Scope.STATEMENT)
+Check = Callable[[Context, dict], Iterable[Hit]]
+
+
+@lru_cache(maxsize=512)
+def _block_statements(body: str) -> tuple[tuple[str, dict], ...]:
+    """(node type, tree) of each static SQL statement of a PL/pgSQL body, in no particular order; EXECUTE's text
+    is built at run time and not read. Cached: every rule that looks inside DO blocks asks for the same body."""
+    found = []
+    for node_type, element in walk(plpgsql(body) or []):
+        if node_type == "PLpgSQL_stmt_execsql":
+            parsed = statement_tree(element.get("sqlstmt", {}).get("PLpgSQL_expr", {}).get("query", ""))
+            found += [next(iter(s["stmt"].items())) for s in (parsed or {}).get("stmts", []) if s.get("stmt")]
+    return tuple(found)
+
+
+def inside_do_blocks(*kinds: str) -> Callable[[Check], Check]:
+    """The check also judges the statements of those node types inside a DO block's PL/pgSQL body.
+
+    A DO block is how the seed guards what has no IF NOT EXISTS (MK212, MK213): the guard makes the
+    statement safe to run twice, not safe to run against a table with rows, so the lock a statement takes
+    is the same inside. Its findings are on the DO statement's line (the body's own offsets are not the
+    file's), and a DO block in another language is not read.
+    """
+
+    def wrap(check: Check) -> Check:
+        @wraps(check)
+        def judged(ctx: Context, node: dict) -> Iterable[Hit]:
+            if ctx.statement.kind != "DoStmt":
+                yield from check(ctx, node)
+                return
+            options = {
+                o["DefElem"].get("defname"): o["DefElem"].get("arg", {}).get("String", {}).get("sval", "")
+                for o in node.get("args", [])
+                if "DefElem" in o
+            }
+            if options.get("language", "plpgsql").lower() != "plpgsql" or not options.get("as"):
+                return
+            for kind, inner in _block_statements(options["as"]):
+                if kind in kinds:
+                    yield from ((None, message) for _, message in check(ctx, inner))
+
+        return judged
+
+    return wrap
+
 
 ENVIRONMENT_FUNCTIONS = {"current_database", "inet_server_addr", "inet_server_port"}
 ENVIRONMENT_WORDS = ("current_database", "inet_server", "current_setting")
@@ -120,14 +165,16 @@ def _plpgsql_branches(tree: object, key: str = "") -> bool:
     "MK302",
     "error",
     "CREATE INDEX CONCURRENTLY IF NOT EXISTS …, in a file of its own (it runs outside a transaction)",
-    kinds=("IndexStmt",),
+    kinds=("IndexStmt", "DoStmt"),
     squawk=("require-concurrent-index-creation",),
 )
+@inside_do_blocks("IndexStmt")
 def index_without_concurrently(ctx: Context, node: dict) -> Iterable[Hit]:
     """Index on an existing table built without CONCURRENTLY.
 
-    A plain CREATE INDEX blocks every write to the table until it finishes. A table or materialized
-    view this file created is used by nothing yet.
+    A plain CREATE INDEX blocks every write to the table until it finishes, inside a DO block too
+    (where CONCURRENTLY cannot run). A table or materialized view this file created is used by
+    nothing yet.
     Bad: CREATE INDEX IF NOT EXISTS idx_killmails_ship ON killmails(ship_type_id);
     Good: CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_killmails_ship ON killmails(ship_type_id);
     """
@@ -444,9 +491,10 @@ SCANNED = {"CONSTR_FOREIGN": "FOREIGN KEY", "CONSTR_CHECK": "CHECK"}  # validate
     "MK312",
     "error",
     "ADD CONSTRAINT … NOT VALID now, ALTER TABLE … VALIDATE CONSTRAINT … in a later migration",
-    kinds=("AlterTableStmt",),
+    kinds=("AlterTableStmt", "DoStmt"),
     squawk=("adding-foreign-key-constraint", "constraint-missing-not-valid"),
 )
+@inside_do_blocks("AlterTableStmt")
 def validated_constraint(ctx: Context, node: dict) -> Iterable[Hit]:
     """A FOREIGN KEY or CHECK added to an existing table and validated at once.
 
@@ -454,7 +502,8 @@ def validated_constraint(ctx: Context, node: dict) -> Iterable[Hit]:
     no writes), SHARE ROW EXCLUSIVE on both tables for a FOREIGN KEY (no writes to either). NOT VALID
     adds it instantly and enforces it on new rows; VALIDATE CONSTRAINT later scans under SHARE UPDATE
     EXCLUSIVE, which lets reads and writes through. VALIDATE in the transaction that added it NOT
-    VALID gains nothing: the ADD's lock is held until the end. (Every supported PostgreSQL version.)
+    VALID gains nothing: the ADD's lock is held until the end, and a DO block that guards the ADD
+    (MK213) takes the same lock. (Every supported PostgreSQL version.)
     Bad: ALTER TABLE characters ADD CONSTRAINT characters_account_fk FOREIGN KEY (account_id) REFERENCES accounts (id);
     Good: ALTER TABLE characters ADD CONSTRAINT characters_account_fk FOREIGN KEY (account_id)
           REFERENCES accounts (id) NOT VALID;
@@ -498,15 +547,17 @@ INDEXED = {"CONSTR_PRIMARY": "PRIMARY KEY", "CONSTR_UNIQUE": "UNIQUE", "CONSTR_E
     "MK313",
     "error",
     "CREATE UNIQUE INDEX CONCURRENTLY in a file of its own, then ADD CONSTRAINT … UNIQUE (or PRIMARY KEY) USING INDEX",
-    kinds=("AlterTableStmt",),
+    kinds=("AlterTableStmt", "DoStmt"),
     squawk=("adding-serial-primary-key-field", "disallowed-unique-constraint"),
 )
+@inside_do_blocks("AlterTableStmt")
 def constraint_builds_index(ctx: Context, node: dict) -> Iterable[Hit]:
     """PRIMARY KEY or UNIQUE added to an existing table without USING INDEX.
 
     The constraint builds its index while the ALTER holds ACCESS EXCLUSIVE: no reads, no writes, for
     as long as the build takes (a PRIMARY KEY also scans for NULLs). An index built CONCURRENTLY first
-    turns the constraint into a catalogue change. An EXCLUDE constraint has no USING INDEX form.
+    turns the constraint into a catalogue change. An EXCLUDE constraint has no USING INDEX form. A DO
+    block that guards the ADD (MK213) builds the index all the same.
     Bad: ALTER TABLE accounts ADD CONSTRAINT accounts_email_key UNIQUE (email);
     Good: CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS accounts_email_idx ON accounts (email);
           -- a later migration:
