@@ -8,11 +8,12 @@ the service never created, may hold rows and serve traffic.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from functools import partial
+from collections.abc import Callable, Iterable
+from functools import lru_cache, partial, wraps
 
 from migratekit.checks.rule import Scope
 from migratekit.checks.rule import rule as declare_rule
+from migratekit.checks.sql.columns import type_key
 from migratekit.checks.sql.context import Context, Hit
 from migratekit.checks.sql.tree import (
     alter_cmds,
@@ -30,6 +31,51 @@ from migratekit.checks.sql.tree import (
 )
 
 rule = partial(declare_rule, scope=Scope.STATEMENT)
+Check = Callable[[Context, dict], Iterable[Hit]]
+
+
+@lru_cache(maxsize=512)
+def _block_statements(body: str) -> tuple[tuple[str, dict], ...]:
+    """(node type, tree) of each static SQL statement of a PL/pgSQL body, in no particular order; EXECUTE's text
+    is built at run time and not read. Cached: every rule that looks inside DO blocks asks for the same body."""
+    found = []
+    for node_type, element in walk(plpgsql(body) or []):
+        if node_type == "PLpgSQL_stmt_execsql":
+            parsed = statement_tree(element.get("sqlstmt", {}).get("PLpgSQL_expr", {}).get("query", ""))
+            found += [next(iter(s["stmt"].items())) for s in (parsed or {}).get("stmts", []) if s.get("stmt")]
+    return tuple(found)
+
+
+def inside_do_blocks(*kinds: str) -> Callable[[Check], Check]:
+    """The check also judges the statements of those node types inside a DO block's PL/pgSQL body.
+
+    A DO block is how the seed guards what has no IF NOT EXISTS (MK212, MK213): the guard makes the
+    statement safe to run twice, not safe to run against a table with rows, so the lock a statement takes
+    is the same inside. Its findings are on the DO statement's line (the body's own offsets are not the
+    file's), and a DO block in another language is not read.
+    """
+
+    def wrap(check: Check) -> Check:
+        @wraps(check)
+        def judged(ctx: Context, node: dict) -> Iterable[Hit]:
+            if ctx.statement.kind != "DoStmt":
+                yield from check(ctx, node)
+                return
+            options = {
+                o["DefElem"].get("defname"): o["DefElem"].get("arg", {}).get("String", {}).get("sval", "")
+                for o in node.get("args", [])
+                if "DefElem" in o
+            }
+            if options.get("language", "plpgsql").lower() != "plpgsql" or not options.get("as"):
+                return
+            for kind, inner in _block_statements(options["as"]):
+                if kind in kinds:
+                    yield from ((None, message) for _, message in check(ctx, inner))
+
+        return judged
+
+    return wrap
+
 
 ENVIRONMENT_FUNCTIONS = {"current_database", "inet_server_addr", "inet_server_port"}
 ENVIRONMENT_WORDS = ("current_database", "inet_server", "current_setting")
@@ -130,13 +176,16 @@ def _plpgsql_branches(tree: object, key: str = "") -> bool:
     "MK302",
     "error",
     "CREATE INDEX CONCURRENTLY IF NOT EXISTS …, in a file of its own (it runs outside a transaction)",
-    kinds=("IndexStmt",),
+    kinds=("IndexStmt", "DoStmt"),
     squawk=("require-concurrent-index-creation",),
 )
+@inside_do_blocks("IndexStmt")
 def index_without_concurrently(ctx: Context, node: dict) -> Iterable[Hit]:
     """Index on an existing table built without CONCURRENTLY.
 
-    A plain CREATE INDEX blocks every write to the table until it finishes.
+    A plain CREATE INDEX blocks every write to the table until it finishes, inside a DO block too
+    (where CONCURRENTLY cannot run). A table or materialized view this file created is used by
+    nothing yet.
     Bad: CREATE INDEX IF NOT EXISTS idx_killmails_ship ON killmails(ship_type_id);
     Good: CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_killmails_ship ON killmails(ship_type_id);
     """
@@ -195,8 +244,8 @@ def not_null_without_default(ctx: Context, node: dict) -> Iterable[Hit]:
     """NOT NULL column added to an existing table without a default.
 
     It fails on a table with rows, and the running version of the service does not write it. A
-    DEFAULT, an identity or a generated column fills the existing rows (MK315 and MK316 say what that
-    costs).
+    DEFAULT, an identity, a serial (its implicit DEFAULT nextval()) or a generated column fills the
+    existing rows (MK315 and MK316 say what that costs).
     Bad: ALTER TABLE accounts ADD COLUMN IF NOT EXISTS phone_number TEXT NOT NULL;
     Good: ALTER TABLE accounts ADD COLUMN IF NOT EXISTS phone_number TEXT;
     """
@@ -205,7 +254,9 @@ def not_null_without_default(ctx: Context, node: dict) -> Iterable[Hit]:
     for cmd in alter_cmds(node):
         column = cmd.get("def", {}).get("ColumnDef", {}) if cmd.get("subtype") == "AT_AddColumn" else {}
         types = {c.get("Constraint", {}).get("contype") for c in column.get("constraints", [])}
-        if "CONSTR_NOTNULL" in types and not types & FILLED:
+        type_name = strings(column.get("typeName", {}).get("names"))[-1:]
+        serial = bool(type_name) and type_name[0] in SERIAL  # smallserial … bigserial: DEFAULT nextval()
+        if "CONSTR_NOTNULL" in types and not types & FILLED and not serial:
             yield ctx.line_of(column.get("location")), f"NOT NULL column {column.get('colname')} without a DEFAULT"
 
 
@@ -219,11 +270,14 @@ def not_null_without_default(ctx: Context, node: dict) -> Iterable[Hit]:
 def rename(ctx: Context, node: dict) -> Iterable[Hit]:
     """Renaming a table or column.
 
-    The running version of the service still uses the old name until it is replaced.
+    The running version of the service still uses the old name until it is replaced. A table this
+    file created (a copy built to be swapped in for the old one) is known to no running code.
     Bad: ALTER TABLE accounts RENAME COLUMN username TO display_name;
     Good: ALTER TABLE accounts ADD COLUMN IF NOT EXISTS display_name TEXT;
           UPDATE accounts SET display_name = username WHERE display_name IS NULL;
     """
+    if ctx.state.is_new(relname(node.get("relation"))):
+        return  # this file created it: no running code knows the old name (a copy swapped in for a table)
     if node.get("renameType") in ("OBJECT_TABLE", "OBJECT_COLUMN"):
         what = "column" if node["renameType"] == "OBJECT_COLUMN" else "table"
         old = node.get("subname") or relname(node.get("relation"))
@@ -240,12 +294,17 @@ def rename(ctx: Context, node: dict) -> Iterable[Hit]:
 def drop(ctx: Context, node: dict) -> Iterable[Hit]:
     """Dropping a table or column.
 
-    Data is gone for good, and a running older version of the service may still read it.
+    Data is gone for good, and a running older version of the service may still read it. A table
+    this file created (a scratch or temporary table) held nothing before it and nothing reads it.
     Bad: ALTER TABLE accounts DROP COLUMN IF EXISTS username;  -- while v1 still reads username
     Good: -- migration 3 of a rename, after every deployed version uses display_name
     """
     if node.get("removeType") in ("OBJECT_TABLE", "OBJECT_MATVIEW"):
-        yield None, "drops a table"
+        names = [".".join(strings(obj.get("List", {}).get("items"))) for obj in node.get("objects", [])]
+        if not all(ctx.state.is_new(name) for name in names):
+            yield None, "drops a table"
+    if ctx.statement.kind == "AlterTableStmt" and ctx.state.is_new(relname(node.get("relation"))):
+        return
     for cmd in alter_cmds(node):
         if cmd.get("subtype") == "AT_DropColumn":
             yield None, f"drops column {cmd.get('name')}"
@@ -261,15 +320,45 @@ def drop(ctx: Context, node: dict) -> Iterable[Hit]:
 def change_type(ctx: Context, node: dict) -> Iterable[Hit]:
     """Changing a column's type.
 
-    It rewrites the table under an exclusive lock and can break code that reads the old type.
+    It rewrites the table under an exclusive lock and can break code that reads the old type. Only
+    the catalogue changes, with no rewrite and nothing for readers to notice, when the column keeps
+    its type (a tool restating it), a varchar limit is raised or dropped (varchar to text and back),
+    or a numeric's precision is raised at the same scale, without a USING that computes new values.
     Bad: ALTER TABLE killmails ALTER COLUMN isk_value TYPE BIGINT;
     Good: ALTER TABLE killmails ADD COLUMN IF NOT EXISTS isk_value_big BIGINT;
     """
-    if ctx.state.is_new(relname(node.get("relation"))):
+    table = relname(node.get("relation"))
+    if ctx.state.is_new(table):
         return
     for cmd in alter_cmds(node):
-        if cmd.get("subtype") == "AT_AlterColumnType":
+        if cmd.get("subtype") == "AT_AlterColumnType" and not _catalogue_only(ctx, table, cmd):
             yield None, f"changes the type of column {cmd.get('name')}"
+
+
+def _catalogue_only(ctx: Context, table: str, cmd: dict) -> bool:
+    """Whether ALTER COLUMN … TYPE keeps every stored value as it is, so PostgreSQL skips the rewrite (its
+    binary-coercible casts, and the length and precision checks that only loosen): judged against the type
+    the service's migrations last gave the column; an unknown old type is a rewrite."""
+    column = cmd.get("def", {}).get("ColumnDef", {})
+    using = column.get("raw_default")
+    if using is not None and strings(using.get("ColumnRef", {}).get("fields")) != [cmd.get("name")]:
+        return False  # USING computes the values anew (USING the column itself does not)
+    old = ctx.service.column_types.before(ctx.migration, ctx.statement, table, cmd.get("name", ""))
+    if old is None or "typeName" not in column:
+        return False
+    (was, was_mods, was_array), (new, mods, array) = old, type_key(column["typeName"])
+    if was_array != array:
+        return False
+    if (was, was_mods) == (new, mods):
+        return True
+    if {was, new} <= {"varchar", "text"}:  # text is varchar without a limit; a limit may rise or go
+        return not mods or (was == "varchar" and bool(was_mods) and mods[0] >= was_mods[0])
+    if was == new == "numeric" and was_mods:  # numeric(p) is numeric(p, 0); unconstrained takes any value
+        if not mods:
+            return True
+        (precision, scale), (new_precision, new_scale) = (*was_mods, 0)[:2], (*mods, 0)[:2]
+        return new_scale == scale and new_precision >= precision
+    return False
 
 
 @rule(
@@ -420,9 +509,10 @@ SCANNED = {"CONSTR_FOREIGN": "FOREIGN KEY", "CONSTR_CHECK": "CHECK"}  # validate
     "MK312",
     "error",
     "ADD CONSTRAINT … NOT VALID now, ALTER TABLE … VALIDATE CONSTRAINT … in a later migration",
-    kinds=("AlterTableStmt",),
+    kinds=("AlterTableStmt", "DoStmt"),
     squawk=("adding-foreign-key-constraint", "constraint-missing-not-valid"),
 )
+@inside_do_blocks("AlterTableStmt")
 def validated_constraint(ctx: Context, node: dict) -> Iterable[Hit]:
     """A FOREIGN KEY or CHECK added to an existing table and validated at once.
 
@@ -430,7 +520,8 @@ def validated_constraint(ctx: Context, node: dict) -> Iterable[Hit]:
     no writes), SHARE ROW EXCLUSIVE on both tables for a FOREIGN KEY (no writes to either). NOT VALID
     adds it instantly and enforces it on new rows; VALIDATE CONSTRAINT later scans under SHARE UPDATE
     EXCLUSIVE, which lets reads and writes through. VALIDATE in the transaction that added it NOT
-    VALID gains nothing: the ADD's lock is held until the end. (Every supported PostgreSQL version.)
+    VALID gains nothing: the ADD's lock is held until the end, and a DO block that guards the ADD
+    (MK213) takes the same lock. (Every supported PostgreSQL version.)
     Bad: ALTER TABLE characters ADD CONSTRAINT characters_account_fk FOREIGN KEY (account_id) REFERENCES accounts (id);
     Good: ALTER TABLE characters ADD CONSTRAINT characters_account_fk FOREIGN KEY (account_id)
           REFERENCES accounts (id) NOT VALID;
@@ -474,15 +565,17 @@ INDEXED = {"CONSTR_PRIMARY": "PRIMARY KEY", "CONSTR_UNIQUE": "UNIQUE", "CONSTR_E
     "MK313",
     "error",
     "CREATE UNIQUE INDEX CONCURRENTLY in a file of its own, then ADD CONSTRAINT … UNIQUE (or PRIMARY KEY) USING INDEX",
-    kinds=("AlterTableStmt",),
+    kinds=("AlterTableStmt", "DoStmt"),
     squawk=("adding-serial-primary-key-field", "disallowed-unique-constraint"),
 )
+@inside_do_blocks("AlterTableStmt")
 def constraint_builds_index(ctx: Context, node: dict) -> Iterable[Hit]:
     """PRIMARY KEY or UNIQUE added to an existing table without USING INDEX.
 
     The constraint builds its index while the ALTER holds ACCESS EXCLUSIVE: no reads, no writes, for
     as long as the build takes (a PRIMARY KEY also scans for NULLs). An index built CONCURRENTLY first
-    turns the constraint into a catalogue change. An EXCLUDE constraint has no USING INDEX form.
+    turns the constraint into a catalogue change. An EXCLUDE constraint has no USING INDEX form. A DO
+    block that guards the ADD (MK213) builds the index all the same.
     Bad: ALTER TABLE accounts ADD CONSTRAINT accounts_email_key UNIQUE (email);
     Good: CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS accounts_email_idx ON accounts (email);
           -- a later migration:
@@ -1100,3 +1193,38 @@ def uncommitted_transaction(ctx: Context, node: dict) -> Iterable[Hit]:
     later = ctx.migration.statements[ctx.migration.statements.index(ctx.statement) + 1 :]
     if not any(s.kind == "TransactionStmt" and s.node.get("kind") in ENDS for s in later):
         yield None, "BEGIN without a COMMIT (or ROLLBACK) before the file ends"
+
+
+REWRITING_SETTINGS = {  # ALTER TABLE subcommands that copy the whole table into new files
+    "AT_SetLogged": "SET LOGGED",
+    "AT_SetUnLogged": "SET UNLOGGED",
+    "AT_SetTableSpace": "SET TABLESPACE",
+    "AT_SetAccessMethod": "SET ACCESS METHOD",
+}
+
+
+@rule(
+    "MK334",
+    "error",
+    "create the table as it should be (UNLOGGED, TABLESPACE …, USING …) and copy into it in batches, "
+    "or move it online with pg_repack, outside the migrations",
+    kinds=("AlterTableStmt",),
+)
+def rewrite_by_alter_table(ctx: Context, node: dict) -> Iterable[Hit]:
+    """ALTER TABLE … SET LOGGED, SET UNLOGGED, SET TABLESPACE or SET ACCESS METHOD on an existing table.
+
+    Each copies every row (SET TABLESPACE every index too) into new files while the ALTER holds
+    ACCESS EXCLUSIVE: no reads, no writes, for as long as the copy takes, and SET LOGGED writes the
+    whole table to the WAL as well. On a partitioned table SET TABLESPACE and SET ACCESS METHOD only
+    set what later partitions get, and a table this file created is empty.
+    Bad: ALTER TABLE worker_locks SET UNLOGGED;
+    Good: CREATE UNLOGGED TABLE IF NOT EXISTS worker_locks_new (…); -- copy in batches, then swap the names
+    """
+    table = relname(node.get("relation"))
+    if ctx.state.is_new(table) or bare(table) in ctx.service.partitioned | ctx.state.created_indexes:
+        return
+    what = {"OBJECT_INDEX": "index", "OBJECT_MATVIEW": "materialized view"}.get(node.get("objtype", ""), "table")
+    for cmd in alter_cmds(node):
+        setting = REWRITING_SETTINGS.get(cmd.get("subtype", ""))
+        if setting is not None:
+            yield None, f"{setting} rewrites existing {what} {table} under ACCESS EXCLUSIVE"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from migratekit.checks.sql.columns import ColumnTypes, column_types
 from migratekit.checks.sql.names import Name, builtins, lookup, provided
 from migratekit.checks.sql.tree import bare, called_names, strings
 from migratekit.model.contract import SEED_TABLE
@@ -194,6 +195,11 @@ class ServiceFacts:
                 if volatility in ([], ["volatile"]):
                     found.add(strings(statement.node.get("funcname"))[-1])
         return frozenset(found)
+
+    @cached_property
+    def column_types(self) -> ColumnTypes:
+        """The type each column was last given, before any statement (MK307): built once, on first use."""
+        return column_types(self.migrations)
 
     def covers(self, table: str, columns: tuple[str, ...]) -> bool:
         return any(cols[: len(columns)] == columns for cols in self.by_table.get(table, []))

@@ -63,15 +63,15 @@ def _create_table(state: FileState, node: dict) -> None:
 
 
 def _create_table_as(state: FileState, node: dict) -> None:
-    if node.get("objtype") != "OBJECT_MATVIEW":
-        state.created(relname(node.get("into", {}).get("rel")), node.get("if_not_exists", False))
+    """CREATE TABLE … AS and CREATE MATERIALIZED VIEW: a relation that no running code reads or indexes yet."""
+    state.created(relname(node.get("into", {}).get("rel")), node.get("if_not_exists", False))
 
 
 def _drop(state: FileState, node: dict) -> None:
     kind = node.get("removeType")
     for obj in node.get("objects", []):
         names = strings(obj.get("List", {}).get("items"))
-        if kind == "OBJECT_TABLE":
+        if kind in ("OBJECT_TABLE", "OBJECT_MATVIEW"):
             state.dropped(".".join(names))
         elif kind == "OBJECT_TRIGGER" and node.get("missing_ok") and len(names) >= 2:
             state.dropped_triggers.add((names[-2], names[-1]))
