@@ -16,6 +16,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from migratekit.checks import baseline as baselines
@@ -306,6 +307,9 @@ def _unhit(sql: str) -> frozenset[str]:
     return frozenset(r.code for r in _text_tested() if r.may_hit is not None and not r.may_hit(sql))
 
 
+_NONE_SILENCED: Mapping[str, int] = MappingProxyType({})  # a statement without ignore comments
+
+
 def lint_file(
     service: str, path: str, migration: Migration, facts: ServiceFacts, state: FileState | None = None
 ) -> list[Finding]:
@@ -321,15 +325,16 @@ def lint_file(
     every = by_kind["*"]
     for index, statement in enumerate(statements):
         judged = by_kind.get(statement.kind, every)
-        ctx = Context(migration, statement, state, facts) if judged else None
-        silenced = ignores.get(index, {})
-        for statement_rule in judged:
-            for line, message in statement_rule.check(ctx, statement.node):
-                code = statement_rule.code
-                if code in silenced:
-                    used.add((silenced[code], code))
-                    continue
-                findings.append(statement_rule.finding(service, path, line or statement.line, message))
+        if judged:
+            ctx, node = Context(migration, statement, state, facts), statement.node
+            silenced = ignores.get(index, _NONE_SILENCED)
+            for statement_rule in judged:
+                for line, message in statement_rule.check(ctx, node):
+                    code = statement_rule.code
+                    if code in silenced:
+                        used.add((silenced[code], code))
+                        continue
+                    findings.append(statement_rule.finding(service, path, line or statement.line, message))
         advance(state, statement)
     stale = [
         StaleIgnore(True, service, path, line, code)

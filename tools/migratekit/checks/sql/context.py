@@ -162,11 +162,11 @@ class ServiceFacts:
         asked: dict[tuple[frozenset[str], str], frozenset[str]] = self.__dict__.setdefault("_calls", {})
         if (candidates, prefix) in asked:  # each CREATE EXTENSION asks again: one walk a service
             return asked[(candidates, prefix)]
-        words = tuple(candidates)
+        words = left = tuple(candidates)  # left: the words not found yet
         found: set[str] = set()
         for migration in self.migrations:
             whole = migration.sql.lower()
-            if not (prefix and prefix in whole) and not any(word in whole for word in words if word not in found):
+            if not (prefix and prefix in whole) and not any(map(whole.__contains__, left)):
                 continue
             for statement in migration.statements:
                 text = statement.text.lower()
@@ -175,6 +175,7 @@ class ServiceFacts:
                 ):
                     called = called_names(statement.node)
                     found |= {f for f in called if f in candidates or (prefix and f.startswith(prefix))}
+            left = tuple(word for word in words if word not in found)
         asked[(candidates, prefix)] = frozenset(found)
         return asked[(candidates, prefix)]
 

@@ -92,9 +92,10 @@ def constraints(node: Node) -> Iterator[tuple[str | None, Node]]:
     for element in elements:
         if "ColumnDef" in element:
             column = element["ColumnDef"]
-            for c in column.get("constraints", []):
+            name = column.get("colname")
+            for c in column.get("constraints", ()):
                 if "Constraint" in c:
-                    yield column.get("colname"), c["Constraint"]
+                    yield name, c["Constraint"]
         elif "Constraint" in element:
             yield None, element["Constraint"]
 
