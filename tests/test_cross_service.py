@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from conftest import Monorepo
 
 WITHOUT_DEPENDS_ON = ("    depends_on: [battles]\n", "")
@@ -74,3 +76,27 @@ def test_init_update_adds_the_depends_on_a_declared_service_lacks_and_keeps_the_
     assert "# enrichment keeps its own schema inside the battles database" in after
     assert "depends_on: [battles]" in after and "battles: {language: typescript, depends_on: [authentication]}" in after
     assert _audit(example_repo) == (0, [])
+
+
+@pytest.mark.parametrize(
+    ("sql", "sequences"),
+    [
+        ("DO $$ BEGIN CREATE TABLE IF NOT EXISTS t (id serial PRIMARY KEY); END $$;", {"public.t_id_seq"}),
+        (
+            "DO $$ BEGIN CREATE TABLE IF NOT EXISTS t (id bigint GENERATED ALWAYS AS IDENTITY); END $$;",
+            {"public.t_id_seq"},
+        ),
+        ("DO $$ BEGIN CREATE TABLE IF NOT EXISTS t (id bigint PRIMARY KEY); END $$;", set()),
+    ],
+)
+def test_a_table_created_inside_a_do_block_brings_the_sequences_of_its_serial_columns(
+    sql: str, sequences: set[str]
+) -> None:
+    """As at the top level: another service's `nextval('t_id_seq')` refers to what this block creates."""
+    from migratekit.checks.sql.names import RELATION, objects
+    from migratekit.model.migration import parse_statements
+
+    (statement,) = parse_statements(sql)
+    found = objects(statement.kind, statement.node, "public", statement.text)
+    made = {name for (space, name), what in found.creates.items() if space == RELATION and what == "sequence"}
+    assert ("public.t" in {name for _, name in found.creates}, made) == (True, sequences)

@@ -118,7 +118,7 @@ def _do_block(text: str, search_path: str) -> Objects:
                     continue  # an assignment, or SQL the block builds: not a statement of its own
                 for raw in statements:
                     ((kind, node),) = raw["stmt"].items()
-                    found = objects(kind, node, search_path)
+                    found = objects(kind, node, search_path, query)  # its serial columns: their sequences
                     creates.update(found.creates)
                     references += found.references
             stack.extend(v for v in current.values() if isinstance(v, dict | list))
