@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import io
 import json
 from collections import Counter
 from collections.abc import Sequence
@@ -64,11 +65,14 @@ SCHEMA_VERSION = 1
 
 def as_json(value: Any) -> str:
     """A --json output: an object whose first key is its schema_version, then `value`'s fields."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = {name: getattr(value, name) for name in _shown(type(value))}
+    elif isinstance(value, dict):
+        fields = {str(key): item for key, item in value.items()}
+    else:
+        raise TypeError(f"a --json output is an object, not {type(to_data(value)).__name__}")
     with collector_paused():  # a dict for each finding or result, none of them in a cycle
-        data = to_data(value)
-        if not isinstance(data, dict):
-            raise TypeError(f"a --json output is an object, not {type(data).__name__}")
-        return _lines({"schema_version": SCHEMA_VERSION, **data})
+        return _lines({"schema_version": SCHEMA_VERSION, **fields})
 
 
 def json_text(data: Any) -> str:
@@ -81,17 +85,26 @@ def json_text(data: Any) -> str:
 _ONE_LINE = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": ")).encode
 
 
-def _lines(plain: dict[str, Any]) -> str:
+def _lines(given: dict[str, Any]) -> str:
     """A --json object (docs/json.md, Layout): a key per line, and a list's items (a finding, a service's result)
-    one per line, each item on its own line whole."""
-    fields = []
-    for key, value in plain.items():
-        if isinstance(value, list) and value:
-            items = ",\n    ".join(map(_ONE_LINE, value))
-            fields.append(f"  {_ONE_LINE(key)}: [\n    {items}\n  ]")
+    one per line, each item on its own line whole. Each item is made plain data and written as it comes, into one
+    buffer: 10,000 findings as dicts, then as lines, then joined, were most of an audit's memory at its end."""
+    if not given:
+        return "{}"
+    out = io.StringIO()
+    out.write("{\n")
+    for number, (key, value) in enumerate(given.items()):
+        out.write(f",\n  {_ONE_LINE(key)}: " if number else f"  {_ONE_LINE(key)}: ")
+        if isinstance(value, list | tuple) and value:
+            out.write("[")
+            for index, item in enumerate(value):
+                out.write(",\n    " if index else "\n    ")
+                out.write(_ONE_LINE(to_data(item)))
+            out.write("\n  ]")
         else:
-            fields.append(f"  {_ONE_LINE(key)}: {_ONE_LINE(value)}")
-    return "{\n" + ",\n".join(fields) + "\n}" if fields else "{}"
+            out.write(_ONE_LINE(to_data(value)))
+    out.write("\n}")
+    return out.getvalue()
 
 
 def rollback_data(result: Result) -> dict[str, Any]:
