@@ -19,10 +19,12 @@ class Schema:
     """What a service's migrations have built once some of them have run, as far as the rules need it.
 
     The audit walks a service's migrations in order and carries this from one file to the next, read
-    from the parse trees it already has (no file is parsed twice).
+    from the parse trees it already has (no file is parsed twice). The next file's FileState takes over its
+    containers and the Schema it leaves holds them again: a schema is not read once the next file starts
+    (copied from file to file instead, a service of thousands of migrations cost the square of their number).
     """
 
-    tables: frozenset[str] = frozenset()  # created by the service and not dropped since (unqualified)
+    tables: set[str] = field(default_factory=set, compare=False)  # created by the service, not dropped since
     not_null_checks: tuple[tuple[tuple[str, str], tuple[str, bool]], ...] = ()  # CHECK (col IS NOT NULL)
     # every object the service has created, qualified (names.objects), and what it is: "table", "role", ...
     objects: dict[Name, str] = field(default_factory=dict, compare=False)
@@ -106,8 +108,10 @@ class FileState:
 
     def __post_init__(self) -> None:
         self.not_null_checks = {**dict(self.earlier.not_null_checks), **self.not_null_checks}
-        self.objects = {**self.earlier.objects, **self.objects}  # one copy each: a service's files make many
-        self.references = {**self.earlier.references, **self.references}
+        objects, references = self.earlier.objects, self.earlier.references  # taken over (see Schema)
+        objects.update(self.objects)
+        references.update(self.references)
+        self.objects, self.references = objects, references
 
     def is_new(self, table: str) -> bool:
         """Whether `table` (qualified or not) was created by this file: empty, and unused by running code."""
@@ -131,8 +135,11 @@ class FileState:
         return any(t == name and v == (column, True) for (t, _), v in self.not_null_checks.items())
 
     def after(self) -> Schema:
-        """The schema once this file has run: what the service's next migration finds."""
-        tables = frozenset((self.earlier.tables - self.dropped_tables) | self.created_tables)
+        """The schema once this file has run: what the service's next migration finds (this file's `earlier`,
+        whose containers it holds, is not to be read again)."""
+        tables = self.earlier.tables  # taken over (see Schema)
+        tables -= self.dropped_tables
+        tables |= self.created_tables
         return Schema(tables, tuple(sorted(self.not_null_checks.items())), self.objects, self.references)
 
 
