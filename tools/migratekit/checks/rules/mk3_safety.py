@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
+from copy import copy
 from functools import lru_cache, partial, wraps
 
 from migratekit.checks.rule import Scope
@@ -36,14 +37,17 @@ Check = Callable[[Context, dict], Iterable[Hit]]
 
 @lru_cache(maxsize=512)
 def _block_statements(body: str) -> tuple[tuple[str, dict], ...]:
-    """(node type, tree) of each static SQL statement of a PL/pgSQL body, in no particular order; EXECUTE's text
-    is built at run time and not read. Cached: every rule that looks inside DO blocks asks for the same body."""
-    found = []
+    """(node type, tree) of each static SQL statement of a PL/pgSQL body, in the body's order (by line);
+    EXECUTE's text is built at run time and not read. Cached: every rule that looks inside DO blocks asks
+    for the same body."""
+    found: list[tuple[int, str, dict]] = []
     for node_type, element in walk(plpgsql(body) or []):
         if node_type == "PLpgSQL_stmt_execsql":
             parsed = statement_tree(element.get("sqlstmt", {}).get("PLpgSQL_expr", {}).get("query", ""))
-            found += [next(iter(s["stmt"].items())) for s in (parsed or {}).get("stmts", []) if s.get("stmt")]
-    return tuple(found)
+            for statement in (parsed or {}).get("stmts", []):
+                for kind, tree in statement.get("stmt", {}).items():
+                    found.append((element.get("lineno", 0), kind, tree))
+    return tuple((kind, tree) for _, kind, tree in sorted(found, key=lambda item: item[0]))
 
 
 def inside_do_blocks(*kinds: str) -> Callable[[Check], Check]:
@@ -51,8 +55,9 @@ def inside_do_blocks(*kinds: str) -> Callable[[Check], Check]:
 
     A DO block is how the seed guards what has no IF NOT EXISTS (MK212, MK213): the guard makes the
     statement safe to run twice, not safe to run against a table with rows, so the lock a statement takes
-    is the same inside. Its findings are on the DO statement's line (the body's own offsets are not the
-    file's), and a DO block in another language is not read.
+    is the same inside. A table the block creates is new to the statements after it. Findings are on the
+    DO statement's line (the body's own offsets are not the file's); a DO block in another language is
+    not read.
     """
 
     def wrap(check: Check) -> Check:
@@ -68,9 +73,14 @@ def inside_do_blocks(*kinds: str) -> Callable[[Check], Check]:
             }
             if options.get("language", "plpgsql").lower() != "plpgsql" or not options.get("as"):
                 return
+            state = copy(ctx.state)  # the tables the block creates before a statement are new to it
+            state.created_tables = set(ctx.state.created_tables)
+            inside = Context(ctx.migration, ctx.statement, state, ctx.service)
             for kind, inner in _block_statements(options["as"]):
                 if kind in kinds:
-                    yield from ((None, message) for _, message in check(ctx, inner))
+                    yield from ((None, message) for _, message in check(inside, inner))
+                if kind == "CreateStmt":
+                    state.created(relname(inner.get("relation")), inner.get("if_not_exists", False))
 
         return judged
 
