@@ -6,7 +6,7 @@ must then succeed and change nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from functools import partial
 
 from migratekit.checks.rule import Scope
@@ -144,23 +144,39 @@ def _dropped_before(ctx: Context) -> bool:
 def _gone_by_the_end(ctx: Context) -> bool:
     """Whether the file drops what the statement creates, or renames it away, before it ends (a scratch table,
     a helper function, the copy renamed over what it replaces, an enum's replacement): a second run finds the
-    name free again. What the file creates or renames to that name afterwards takes it again."""
+    name free again. A rename counts only onto a name the file has freed before it (dropped, or renamed away):
+    on a second run the first run's object holds any other. What the file creates or renames to that name
+    afterwards takes it again."""
     made = _created(ctx.statement)
     if made is None:
         return False
+    statements = ctx.migration.statements
     there = True
-    for later in ctx.migration.statements[ctx.migration.statements.index(ctx.statement) + 1 :]:
+    for index in range(statements.index(ctx.statement) + 1, len(statements)):
+        later = statements[index]
         if later.kind == "DropStmt" and any(_same(made, dropped) for dropped in _dropped(later.node)):
             there = False
         elif (renamed := _renamed(later)) is not None:
             (kind, names, _), new_name = renamed
+            target: Created = (kind, [*names[:-1], new_name], None)
             if _same(made, (kind, names, None), renaming=True):
-                there = False
-            elif _same(made, (kind, [*names[:-1], new_name], None), renaming=True):
+                there = not _freed(statements[:index], target)
+            elif _same(made, target, renaming=True):
                 there = True
         elif later.kind == ctx.statement.kind and (other := _created(later)) is not None and _same(made, other):
             there = True
     return not there
+
+
+def _freed(statements: Sequence[Statement], name: Created) -> bool:
+    """Whether one of `statements` drops `name` or renames it away: the name a later rename may then take."""
+    for statement in statements:
+        if statement.kind == "DropStmt" and any(_same(name, dropped) for dropped in _dropped(statement.node)):
+            return True
+        renamed = _renamed(statement)
+        if renamed is not None and _same(name, renamed[0], renaming=True):
+            return True
+    return False
 
 
 def _rerun_safe(ctx: Context) -> bool:
