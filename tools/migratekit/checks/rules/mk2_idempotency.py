@@ -6,7 +6,7 @@ must then succeed and change nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from functools import partial
 
 from migratekit.checks.rule import Scope
@@ -19,6 +19,12 @@ rule = partial(declare_rule, scope=Scope.STATEMENT)
 
 Signature = tuple[tuple[str, int], ...]  # a function's argument types as DROP FUNCTION names them
 Created = tuple[str, list[str], Signature | None]  # DROP's removeType for it, its (qualified) name, arguments
+RELATIONS = {"OBJECT_TABLE", "OBJECT_VIEW", "OBJECT_MATVIEW", "OBJECT_FOREIGN_TABLE"}
+RENAMED = (
+    RELATIONS
+    | {"OBJECT_SEQUENCE", "OBJECT_TYPE", "OBJECT_DOMAIN", "OBJECT_FUNCTION", "OBJECT_PROCEDURE"}
+    | {"OBJECT_SCHEMA"}
+)
 ARGUMENT_MODES = {"FUNC_PARAM_IN", "FUNC_PARAM_DEFAULT", "FUNC_PARAM_INOUT", "FUNC_PARAM_VARIADIC"}  # not OUT
 
 
@@ -76,20 +82,36 @@ def _dropped(node: dict) -> Iterator[Created]:
             yield kind, strings(function.get("objname")), arguments
 
 
-def _same(made: Created, other: Created) -> bool:
-    """One object: the same kind (DROP ROUTINE names either), name and schema (when both say one), arguments."""
+def _renamed(statement: Statement) -> tuple[Created, str] | None:
+    """What an ALTER … RENAME TO renames (named as a DROP names it), and its new name; None for another
+    statement, or a column's, a constraint's or an index's rename."""
+    node = statement.node
+    kind = node.get("renameType", "")
+    if statement.kind != "RenameStmt" or kind not in RENAMED:
+        return None
+    if kind in RELATIONS or kind == "OBJECT_SEQUENCE":
+        names = _range_var(node.get("relation"))
+    elif kind == "OBJECT_SCHEMA":
+        names = [node.get("subname", "")]
+    else:
+        obj = node.get("object", {})
+        names = strings(obj.get("List", {}).get("items")) or strings(obj.get("ObjectWithArgs", {}).get("objname"))
+    return (kind, names, None), node.get("newname", "")
+
+
+def _same(made: Created, other: Created, renaming: bool = False) -> bool:
+    """One object: the same kind (DROP ROUTINE names either; ALTER TABLE renames any relation), name and schema
+    (when both say one), arguments."""
     (kind, names, arguments), (other_kind, other_names, other_arguments) = made, other
     routine = other_kind == "OBJECT_ROUTINE" and kind in ("OBJECT_FUNCTION", "OBJECT_PROCEDURE")
+    relation = renaming and {kind, other_kind} <= RELATIONS | {"OBJECT_SEQUENCE"}
     return (
-        (kind == other_kind or routine)
+        (kind == other_kind or routine or relation)
         and bool(names)
         and names[-1:] == other_names[-1:]
         and (len(names) < 2 or len(other_names) < 2 or names[-2] == other_names[-2])
         and (arguments is None or other_arguments is None or arguments == other_arguments)
     )
-
-
-RELATIONS = {"OBJECT_TABLE", "OBJECT_VIEW", "OBJECT_MATVIEW", "OBJECT_FOREIGN_TABLE"}
 
 
 def _dropped_before(ctx: Context) -> bool:
@@ -119,6 +141,49 @@ def _dropped_before(ctx: Context) -> bool:
     return False
 
 
+def _gone_by_the_end(ctx: Context) -> bool:
+    """Whether the file drops what the statement creates, or renames it away, before it ends (a scratch table,
+    a helper function, the copy renamed over what it replaces, an enum's replacement): a second run finds the
+    name free again. A rename counts only onto a name the file has freed before it (dropped, or renamed away):
+    on a second run the first run's object holds any other. What the file creates or renames to that name
+    afterwards takes it again."""
+    made = _created(ctx.statement)
+    if made is None:
+        return False
+    statements = ctx.migration.statements
+    there = True
+    for index in range(statements.index(ctx.statement) + 1, len(statements)):
+        later = statements[index]
+        if later.kind == "DropStmt" and any(_same(made, dropped) for dropped in _dropped(later.node)):
+            there = False
+        elif (renamed := _renamed(later)) is not None:
+            (kind, names, _), new_name = renamed
+            target: Created = (kind, [*names[:-1], new_name], None)
+            if _same(made, (kind, names, None), renaming=True):
+                there = not _freed(statements[:index], target)
+            elif _same(made, target, renaming=True):
+                there = True
+        elif later.kind == ctx.statement.kind and (other := _created(later)) is not None and _same(made, other):
+            there = True
+    return not there
+
+
+def _freed(statements: Sequence[Statement], name: Created) -> bool:
+    """Whether one of `statements` drops `name` or renames it away: the name a later rename may then take."""
+    for statement in statements:
+        if statement.kind == "DropStmt" and any(_same(name, dropped) for dropped in _dropped(statement.node)):
+            return True
+        renamed = _renamed(statement)
+        if renamed is not None and _same(name, renamed[0], renaming=True):
+            return True
+    return False
+
+
+def _rerun_safe(ctx: Context) -> bool:
+    """Whether a second run of the file finds the name free when the statement creates it again."""
+    return _dropped_before(ctx) or _gone_by_the_end(ctx)
+
+
 def _recreated(ctx: Context, table: str) -> bool:
     """Whether this file dropped `table` and created it again: nothing a first run added to it survives."""
     return bare(table) in ctx.state.dropped_tables and ctx.state.is_new(table)
@@ -137,15 +202,16 @@ def create_table(ctx: Context, node: dict) -> Iterable[Hit]:
     A second run fails with "relation already exists". A temporary table is no exception: it lasts
     as long as the session, and the runner applies every pending migration, and a retry, on one
     connection (an in-process runner keeps it in the application's pool); only ON COMMIT DROP ends
-    it with the migration's transaction. A DROP of it earlier in the file guards it: a second run
-    drops what the first created.
+    it with the migration's transaction. A DROP of it earlier in the file guards it (a second run
+    drops what the first created), and so does a DROP or a RENAME of it before the file ends (a
+    scratch table, or a copy renamed over the table it replaces): the name is free again.
     Bad: CREATE TABLE accounts (id uuid PRIMARY KEY);
     Good: CREATE TABLE IF NOT EXISTS accounts (id uuid PRIMARY KEY);
     """
     into = node.get("into", {})
     target = node.get("relation") or into.get("rel", {})
     on_commit = node.get("oncommit") or into.get("onCommit")
-    if node.get("if_not_exists") or on_commit == "ONCOMMIT_DROP" or _dropped_before(ctx):
+    if node.get("if_not_exists") or on_commit == "ONCOMMIT_DROP" or _rerun_safe(ctx):
         return
     what = "MATERIALIZED VIEW" if node.get("objtype") == "OBJECT_MATVIEW" else "TABLE"
     if target.get("relpersistence") == "t":
@@ -193,7 +259,7 @@ def create_schema(ctx: Context, node: dict) -> Iterable[Hit]:
     Bad: CREATE SCHEMA enrichment;
     Good: CREATE SCHEMA IF NOT EXISTS enrichment;
     """
-    if not node.get("if_not_exists") and not _dropped_before(ctx):
+    if not node.get("if_not_exists") and not _rerun_safe(ctx):
         yield None, f"CREATE SCHEMA {node.get('schemaname', '')} without IF NOT EXISTS"
 
 
@@ -205,7 +271,7 @@ def create_sequence(ctx: Context, node: dict) -> Iterable[Hit]:
     Bad: CREATE SEQUENCE invoice_numbers;
     Good: CREATE SEQUENCE IF NOT EXISTS invoice_numbers;
     """
-    if not node.get("if_not_exists") and not _dropped_before(ctx):
+    if not node.get("if_not_exists") and not _rerun_safe(ctx):
         yield None, f"CREATE SEQUENCE {relname(node.get('sequence'))} without IF NOT EXISTS"
 
 
@@ -221,11 +287,11 @@ def create_function(ctx: Context, node: dict) -> Iterable[Hit]:
 
     A second run fails with "function already exists with same argument types". A DROP FUNCTION of
     the same arguments earlier in the file guards it (a new return type needs one: OR REPLACE cannot
-    change it).
+    change it), and so does dropping it before the file ends (a helper for a backfill).
     Bad: CREATE FUNCTION update_updated_at_column() RETURNS trigger AS $$ … $$ LANGUAGE plpgsql;
     Good: CREATE OR REPLACE FUNCTION update_updated_at_column() RETURNS trigger AS $$ … $$ LANGUAGE plpgsql;
     """
-    if not node.get("replace") and not _dropped_before(ctx):
+    if not node.get("replace") and not _rerun_safe(ctx):
         yield None, f"CREATE FUNCTION {'.'.join(strings(node.get('funcname')))} without OR REPLACE"
 
 
@@ -244,7 +310,7 @@ def create_view(ctx: Context, node: dict) -> Iterable[Hit]:
     Bad: CREATE VIEW battle_value AS SELECT …;
     Good: CREATE OR REPLACE VIEW battle_value AS SELECT …;
     """
-    if not node.get("replace") and not _dropped_before(ctx):
+    if not node.get("replace") and not _rerun_safe(ctx):
         yield None, f"CREATE VIEW {relname(node.get('view'))} without OR REPLACE"
 
 
@@ -337,12 +403,13 @@ def create_type(ctx: Context, node: dict) -> Iterable[Hit]:
     """CREATE TYPE or DOMAIN without a guard.
 
     Types have no IF NOT EXISTS, so a second run fails with "type already exists", unless a DROP TYPE
-    (DROP DOMAIN) earlier in the file removes what the first run created.
+    (DROP DOMAIN) earlier in the file removes what the first run created, or the file drops it or
+    renames it away before it ends (an enum's replacement, renamed over the old one).
     Bad: CREATE TYPE battle_side AS ENUM ('attacker', 'defender');
     Good: DO $$ BEGIN CREATE TYPE battle_side AS ENUM ('attacker', 'defender');
           EXCEPTION WHEN duplicate_object THEN NULL; END $$;
     """
-    if not _dropped_before(ctx):
+    if not _rerun_safe(ctx):
         yield None, None
 
 

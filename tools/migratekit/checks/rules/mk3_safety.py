@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
+from copy import copy
 from functools import lru_cache, partial, wraps
 
 from migratekit.checks.rule import Scope
@@ -36,14 +37,17 @@ Check = Callable[[Context, dict], Iterable[Hit]]
 
 @lru_cache(maxsize=512)
 def _block_statements(body: str) -> tuple[tuple[str, dict], ...]:
-    """(node type, tree) of each static SQL statement of a PL/pgSQL body, in no particular order; EXECUTE's text
-    is built at run time and not read. Cached: every rule that looks inside DO blocks asks for the same body."""
-    found = []
+    """(node type, tree) of each static SQL statement of a PL/pgSQL body, in the body's order (by line);
+    EXECUTE's text is built at run time and not read. Cached: every rule that looks inside DO blocks asks
+    for the same body."""
+    found: list[tuple[int, str, dict]] = []
     for node_type, element in walk(plpgsql(body) or []):
         if node_type == "PLpgSQL_stmt_execsql":
             parsed = statement_tree(element.get("sqlstmt", {}).get("PLpgSQL_expr", {}).get("query", ""))
-            found += [next(iter(s["stmt"].items())) for s in (parsed or {}).get("stmts", []) if s.get("stmt")]
-    return tuple(found)
+            for statement in (parsed or {}).get("stmts", []):
+                for kind, tree in statement.get("stmt", {}).items():
+                    found.append((element.get("lineno", 0), kind, tree))
+    return tuple((kind, tree) for _, kind, tree in sorted(found, key=lambda item: item[0]))
 
 
 def inside_do_blocks(*kinds: str) -> Callable[[Check], Check]:
@@ -51,8 +55,9 @@ def inside_do_blocks(*kinds: str) -> Callable[[Check], Check]:
 
     A DO block is how the seed guards what has no IF NOT EXISTS (MK212, MK213): the guard makes the
     statement safe to run twice, not safe to run against a table with rows, so the lock a statement takes
-    is the same inside. Its findings are on the DO statement's line (the body's own offsets are not the
-    file's), and a DO block in another language is not read.
+    is the same inside. A table the block creates is new to the statements after it. Findings are on the
+    DO statement's line (the body's own offsets are not the file's); a DO block in another language is
+    not read.
     """
 
     def wrap(check: Check) -> Check:
@@ -68,9 +73,14 @@ def inside_do_blocks(*kinds: str) -> Callable[[Check], Check]:
             }
             if options.get("language", "plpgsql").lower() != "plpgsql" or not options.get("as"):
                 return
+            state = copy(ctx.state)  # the tables the block creates before a statement are new to it
+            state.created_tables = set(ctx.state.created_tables)
+            inside = Context(ctx.migration, ctx.statement, state, ctx.service)
             for kind, inner in _block_statements(options["as"]):
                 if kind in kinds:
-                    yield from ((None, message) for _, message in check(ctx, inner))
+                    yield from ((None, message) for _, message in check(inside, inner))
+                if kind == "CreateStmt":
+                    state.created(relname(inner.get("relation")), inner.get("if_not_exists", False))
 
         return judged
 
@@ -264,14 +274,16 @@ def not_null_without_default(ctx: Context, node: dict) -> Iterable[Hit]:
     "MK305",
     "error",
     "add the new name, copy, switch the code, then drop the old one (multi-step rename)",
-    kinds=("RenameStmt",),
+    kinds=("RenameStmt", "DoStmt"),
     squawk=("renaming-column", "renaming-table"),
 )
+@inside_do_blocks("RenameStmt")
 def rename(ctx: Context, node: dict) -> Iterable[Hit]:
     """Renaming a table or column.
 
     The running version of the service still uses the old name until it is replaced. A table this
-    file created (a copy built to be swapped in for the old one) is known to no running code.
+    file created (a copy built to be swapped in for the old one) is known to no running code. A DO
+    block that checks first renames it all the same.
     Bad: ALTER TABLE accounts RENAME COLUMN username TO display_name;
     Good: ALTER TABLE accounts ADD COLUMN IF NOT EXISTS display_name TEXT;
           UPDATE accounts SET display_name = username WHERE display_name IS NULL;
@@ -288,14 +300,16 @@ def rename(ctx: Context, node: dict) -> Iterable[Hit]:
     "MK306",
     "warning",
     "drop only after no deployed version reads it, in its own migration",
-    kinds=("DropStmt", "AlterTableStmt"),
+    kinds=("DropStmt", "AlterTableStmt", "DoStmt"),
     squawk=("ban-drop-column", "ban-drop-table"),
 )
+@inside_do_blocks("DropStmt", "AlterTableStmt")
 def drop(ctx: Context, node: dict) -> Iterable[Hit]:
     """Dropping a table or column.
 
     Data is gone for good, and a running older version of the service may still read it. A table
-    this file created (a scratch or temporary table) held nothing before it and nothing reads it.
+    this file created (a scratch or temporary table) held nothing before it and nothing reads it. A
+    DO block that checks first drops it all the same.
     Bad: ALTER TABLE accounts DROP COLUMN IF EXISTS username;  -- while v1 still reads username
     Good: -- migration 3 of a rename, after every deployed version uses display_name
     """
@@ -303,7 +317,7 @@ def drop(ctx: Context, node: dict) -> Iterable[Hit]:
         names = [".".join(strings(obj.get("List", {}).get("items"))) for obj in node.get("objects", [])]
         if not all(ctx.state.is_new(name) for name in names):
             yield None, "drops a table"
-    if ctx.statement.kind == "AlterTableStmt" and ctx.state.is_new(relname(node.get("relation"))):
+    if "relation" in node and ctx.state.is_new(relname(node.get("relation"))):  # ALTER TABLE of a new table
         return
     for cmd in alter_cmds(node):
         if cmd.get("subtype") == "AT_DropColumn":
@@ -314,9 +328,10 @@ def drop(ctx: Context, node: dict) -> Iterable[Hit]:
     "MK307",
     "error",
     "add a new column of the new type, backfill, switch the code, drop the old column",
-    kinds=("AlterTableStmt",),
+    kinds=("AlterTableStmt", "DoStmt"),
     squawk=("changing-column-type",),
 )
+@inside_do_blocks("AlterTableStmt")
 def change_type(ctx: Context, node: dict) -> Iterable[Hit]:
     """Changing a column's type.
 
@@ -324,6 +339,7 @@ def change_type(ctx: Context, node: dict) -> Iterable[Hit]:
     the catalogue changes, with no rewrite and nothing for readers to notice, when the column keeps
     its type (a tool restating it), a varchar limit is raised or dropped (varchar to text and back),
     or a numeric's precision is raised at the same scale, without a USING that computes new values.
+    A DO block that checks first rewrites the table all the same.
     Bad: ALTER TABLE killmails ALTER COLUMN isk_value TYPE BIGINT;
     Good: ALTER TABLE killmails ADD COLUMN IF NOT EXISTS isk_value_big BIGINT;
     """
@@ -365,15 +381,17 @@ def _catalogue_only(ctx: Context, table: str, cmd: dict) -> bool:
     "MK308",
     "warning",
     "add CHECK (col IS NOT NULL) NOT VALID, VALIDATE CONSTRAINT, then SET NOT NULL",
-    kinds=("AlterTableStmt",),
+    kinds=("AlterTableStmt", "DoStmt"),
     squawk=("adding-not-nullable-field",),
 )
+@inside_do_blocks("AlterTableStmt")
 def set_not_null(ctx: Context, node: dict) -> Iterable[Hit]:
     """SET NOT NULL on an existing column.
 
     It scans the whole table under an ACCESS EXCLUSIVE lock (no reads, no writes), and fails if any
     row is still NULL. Since PostgreSQL 12 a validated CHECK (col IS NOT NULL) lets it skip the scan:
     add the check NOT VALID, backfill, VALIDATE it (a lock that lets writes through), then SET NOT NULL.
+    A DO block that checks first scans all the same.
     Bad: ALTER TABLE accounts ALTER COLUMN phone_number SET NOT NULL;
     Good: ALTER TABLE accounts ADD CONSTRAINT phone_not_null CHECK (phone_number IS NOT NULL) NOT VALID;
           -- a later migration: ALTER TABLE accounts VALIDATE CONSTRAINT phone_not_null;
@@ -597,15 +615,17 @@ def constraint_builds_index(ctx: Context, node: dict) -> Iterable[Hit]:
     "MK314",
     "error",
     "DROP INDEX CONCURRENTLY IF EXISTS …, in a file of its own (it runs outside a transaction)",
-    kinds=("DropStmt",),
+    kinds=("DropStmt", "DoStmt"),
     squawk=("require-concurrent-index-deletion",),
 )
+@inside_do_blocks("DropStmt")
 def drop_index_without_concurrently(ctx: Context, node: dict) -> Iterable[Hit]:
     """DROP INDEX without CONCURRENTLY.
 
     A plain DROP INDEX takes ACCESS EXCLUSIVE on the index's table: it waits behind every running
     query on the table, and every query queues behind it. CONCURRENTLY waits for them instead
-    (one index per statement, no CASCADE). An index this file created is not in use yet.
+    (one index per statement, no CASCADE), which a DO block cannot run. An index this file created
+    is not in use yet.
     Bad: DROP INDEX IF EXISTS idx_killmails_ship;
     Good: DROP INDEX CONCURRENTLY IF EXISTS idx_killmails_ship;
     """
