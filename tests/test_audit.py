@@ -511,3 +511,46 @@ def test_workers_and_the_cache_give_the_findings_of_one_process(
     assert findings(1, use_cache=False) == one_process
     assert findings(1, use_cache=True) == one_process  # the cache filled by the workers
     assert findings(1, use_cache=True) == one_process  # read back in the parent
+
+
+# Facts of the whole service that rules read from other files: an index a later file creates (MK309), a
+# function called anywhere (MK311), a column's earlier type (MK307), a volatile function (its default), and
+# files that do not parse or hold nothing.
+WHOLE_SERVICE = {
+    "001_init.sql": 'CREATE EXTENSION IF NOT EXISTS "uuid-ossp";\n'
+    "CREATE TABLE IF NOT EXISTS accounts (id uuid PRIMARY KEY DEFAULT uuid_generate_v4(), name varchar(50));\n",
+    "002_orders.sql": "CREATE TABLE IF NOT EXISTS orders (id bigint PRIMARY KEY, account_id uuid REFERENCES accounts)"
+    ";\n",
+    "003_wider.sql": "ALTER TABLE accounts ALTER COLUMN name TYPE varchar(100);\n",
+    "004_narrower.sql": "ALTER TABLE accounts ALTER COLUMN name TYPE varchar(20);\n",
+    "005_broken.sql": "CREAT TABLE nope (id int);\n",
+    "006_nothing.sql": "-- to be written\n",
+    "007_index.sql": "CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_orders_account ON orders (account_id);\n",
+    "008_stamp.sql": "CREATE OR REPLACE FUNCTION stamp() RETURNS timestamptz LANGUAGE sql AS 'SELECT now()';\n"
+    "ALTER TABLE orders ADD COLUMN IF NOT EXISTS made timestamptz DEFAULT stamp();\n",
+    "009_more.sql": "CREATE TABLE IF NOT EXISTS notes (id uuid DEFAULT uuid_generate_v4(), body text);\n",
+}
+
+
+def test_a_service_of_many_migrations_is_linted_one_files_trees_at_a_time_with_the_same_findings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """From BOUNDED_FROM migrations in a service, each file's trees are dropped once it is read and read anew
+    where needed: the findings are those of the audit that holds them all, and none is held at the end."""
+    from migratekit.checks import run
+
+    write_tree(tmp_path, {f"services/svc/migrations/{name}": text for name, text in WHOLE_SERVICE.items()})
+
+    def lint(bounded_from: int) -> tuple[list[tuple[str, str | None, int | None, str]], list[bool]]:
+        monkeypatch.setattr(run, "BOUNDED_FROM", bounded_from)
+        service = load_workspace(tmp_path).services["svc"]
+        migrations = service.load_migrations(mixed=True)
+        found, _ = run.lint_service("svc", service.migrations_dir, migrations, tmp_path, "schema_migrations")
+        return [(f.code, f.path, f.line, f.message) for f in found], ["statements" in m.__dict__ for m in migrations]
+
+    held, kept = lint(10**9)
+    bounded, kept_bounded = lint(1)
+    assert bounded == held
+    assert (sum(kept), sum(kept_bounded)) == (len(WHOLE_SERVICE) - 1, 0)  # all but the broken one, or none
+    codes = {code for code, *_ in held}
+    assert {"MK110", "MK109", "MK307", "MK311"} <= codes, codes  # the cross-file facts were asked of

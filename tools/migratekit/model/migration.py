@@ -252,12 +252,25 @@ class Migration:
 
     @property
     def syntax_error(self) -> SqlSyntaxError | None:
-        """Why the file does not parse, or None."""
-        try:
-            self.statements  # noqa: B018 (parses once, cached)
-        except SqlSyntaxError as exc:
-            return exc
-        return None
+        """Why the file does not parse, or None (remembered with whether it holds a statement, so that neither
+        is asked of the parser again once its trees are forgotten)."""
+        if "_syntax_error" not in self.__dict__:
+            try:
+                empty, error = not self.statements, None
+            except SqlSyntaxError as exc:
+                empty, error = False, exc
+            self.__dict__["_syntax_error"], self.__dict__["_empty"] = error, empty
+        return self.__dict__["_syntax_error"]  # type: ignore[no-any-return]
+
+    @property
+    def empty(self) -> bool:
+        """The file parses and holds no statement (comments alone)."""
+        return self.syntax_error is None and bool(self.__dict__["_empty"])
+
+    def forget_trees(self) -> None:
+        """Drop the statements the audit kept (`parse` reads them anew): a service of thousands of migrations is
+        linted holding its files' trees one at a time, not all at once."""
+        self.__dict__.pop("statements", None)
 
     @property
     def format_no_transaction(self) -> str | None:

@@ -247,7 +247,7 @@ def empty(d: Directory) -> Iterable[FileHit]:
     Good: 004_add_email.sql with ALTER TABLE … ADD COLUMN IF NOT EXISTS …
     """
     for m in d.migrations:
-        if m.syntax_error is None and not m.statements:
+        if m.empty:
             yield m.path, None, "no SQL statement in the file"
 
 

@@ -65,7 +65,7 @@ def column_types(migrations: Sequence[Migration]) -> ColumnTypes:
     """Every column type the service's migrations declare or change, in the order they apply."""
     given: dict[tuple[str, str], list[tuple[Position, TypeKey | None]]] = defaultdict(list)
     for m, migration in enumerate(migrations):
-        for s, statement in enumerate(migration.statements):
+        for s, statement in enumerate(migration.parse()):  # kept trees, or read anew (lint_service: BOUNDED_FROM)
             node, here = statement.node, (m, s)
             table = bare(relname(node.get("relation")))
             if statement.kind == "CreateStmt":

@@ -175,7 +175,7 @@ class ServiceFacts:
             whole = migration.sql.lower()
             if not (prefix and prefix in whole) and not any(map(whole.__contains__, left)):
                 continue
-            for statement in migration.statements:
+            for statement in migration.parse():  # kept trees, or read anew (lint_service: BOUNDED_FROM)
                 text = statement.text.lower()
                 if "(" in text and (
                     (prefix and prefix in text) or any(word in text for word in words if word not in found)
@@ -191,7 +191,7 @@ class ServiceFacts:
         """Functions the service creates without IMMUTABLE or STABLE (PostgreSQL's default is VOLATILE)."""
         found: set[str] = set()
         for migration in self.migrations:
-            for statement in migration.statements:
+            for statement in migration.parse():  # kept trees, or read anew (lint_service: BOUNDED_FROM)
                 if statement.kind != "CreateFunctionStmt":
                     continue
                 options = statement.node.get("options", [])

@@ -173,12 +173,17 @@ _FACT_KINDS = frozenset({"CreateStmt", "IndexStmt", "AlterTableStmt"})  # the st
 
 
 def service_facts(
-    migrations: Sequence[Migration], type_advice: bool = False, tracking_table: str = SEED_TABLE
+    migrations: Sequence[Migration], type_advice: bool = False, tracking_table: str = SEED_TABLE, forget: bool = False
 ) -> ServiceFacts:
-    """Every index, primary key and unique constraint the service creates, and every function it calls."""
+    """Every index, primary key and unique constraint the service creates, and every function it calls, from
+    the migrations that parse (ServiceFacts.migrations); with `forget`, each file's trees are dropped once read."""
     by_table: dict[str, list[tuple[str, ...]]] = defaultdict(list)
     partitioned: set[str] = set()
+    parsed = []
     for migration in migrations:
+        if migration.syntax_error is not None:
+            continue
+        parsed.append(migration)
         for statement in migration.statements:
             kind = statement.kind
             if kind not in _FACT_KINDS:
@@ -195,4 +200,6 @@ def service_facts(
                         keys = tuple(strings(constraint.get("keys"))) or ((column,) if column else ())
                         if keys:
                             by_table[table].append(keys)
-    return ServiceFacts(dict(by_table), tuple(migrations), frozenset(partitioned), type_advice, tracking_table)
+        if forget:
+            migration.forget_trees()
+    return ServiceFacts(dict(by_table), tuple(parsed), frozenset(partitioned), type_advice, tracking_table)
