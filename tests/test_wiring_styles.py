@@ -81,3 +81,18 @@ def test_every_sources_reading_comes_back_whole_from_the_cache(tmp_path: Path) -
                 assert Program.from_json(path, json.loads(json.dumps(program.as_json()))) == program, name
                 languages.add(program.language)
     assert {"go", "typescript", "javascript", "python"} <= languages, languages
+
+
+@pytest.mark.parametrize("separator", ["\x0c", "\u2028", "\x85", "\x1c"])
+def test_a_python_comment_after_a_form_feed_or_a_unicode_line_separator_is_blanked_where_it_is(
+    separator: str,
+) -> None:
+    """Python's tokenizer ends lines at \\n alone; str.splitlines also at a form feed (an Emacs page break, common
+    in Python files), U+2028 and others: rows counted that way put every later comment's span on other bytes,
+    blanking code and leaving the comment (an INSERT INTO a history table in it was taken for a runner's)."""
+    from migratekit.checks.wiring.sources import code_only
+
+    comment, after = "# INSERT INTO schema_migrations (version) é", "# ü"
+    text = f'x = "{separator}é"\n{separator}\n{comment}\ny = "INSERT"  {after}\n'
+    blank, blank_after = " " * len(comment.encode()), " " * len(after.encode())  # a comment's bytes, blanked
+    assert code_only(Path("app.py"), text) == f'x = "{separator}é"\n{separator}\n{blank}\ny = "INSERT"  {blank_after}\n'

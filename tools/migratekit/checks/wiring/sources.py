@@ -444,7 +444,8 @@ def _python_comments(text: str) -> tuple[Span, ...]:
         return ()
     if not tokens:
         return ()
-    lines = text.splitlines(keepends=True)
+    lines = io.StringIO(text).readlines()  # as the tokenizer reads them: at \n alone (splitlines also ends a line
+    # at a form feed, U+2028 and others, and every later comment's row would name other bytes)
     starts = [0]
     for line in lines:
         starts.append(starts[-1] + len(line.encode()))
