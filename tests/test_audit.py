@@ -408,6 +408,21 @@ def test_what_the_wiring_read_in_each_source_is_reused_and_an_edited_file_is_rea
     assert invoke(root, "audit", "--json").stdout == first
 
 
+def test_a_cached_reading_that_cannot_be_trusted_is_rewritten_not_parsed_again_on_every_audit(
+    example_repo: Monorepo,
+) -> None:
+    """An entry whose readings are not as this version writes them (its keys still the files') is read anew
+    and rewritten: kept as it was, every later audit parsed those files again."""
+    root = example_repo.root
+    assert invoke(root, "audit", "--json").returncode == 0
+    entry = max((root / ".migratekit" / "cache" / "sources").glob("*.json"), key=lambda p: p.stat().st_size)
+    whole = json.loads(entry.read_text())
+    forged = {**whole, "files": {key: [{"language": "typescript"}, []] for key in whole["files"]}}
+    entry.write_text(json.dumps(forged))
+    assert invoke(root, "audit", "--json").returncode == 0
+    assert json.loads(entry.read_text()) == whole
+
+
 @pytest.mark.parametrize(
     ("workspace", "new", "expected"),
     [
