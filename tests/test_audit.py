@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -421,6 +422,23 @@ def test_a_cached_reading_that_cannot_be_trusted_is_rewritten_not_parsed_again_o
     entry.write_text(json.dumps(forged))
     assert invoke(root, "audit", "--json").returncode == 0
     assert json.loads(entry.read_text()) == whole
+
+
+@pytest.mark.parametrize("failure", [OSError(28, "No space left on device"), KeyboardInterrupt()])
+def test_a_cache_entry_that_fails_to_be_written_leaves_no_staging_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: BaseException
+) -> None:
+    """An entry is written to a temporary file, then renamed: a full disk or a Ctrl-C while it is written left the
+    temporary file in .migratekit/cache for good, one more at every such audit."""
+    from migratekit.checks import cache
+
+    def fails(*_: object, **__: object) -> None:
+        raise failure
+
+    monkeypatch.setattr(cache.json, "dump", fails)
+    with pytest.raises(KeyboardInterrupt) if isinstance(failure, KeyboardInterrupt) else contextlib.nullcontext():
+        cache.store_readings(tmp_path, tmp_path / "services" / "api", {"key": [None, []]})
+    assert [p.name for p in (tmp_path / ".migratekit" / "cache" / "sources").iterdir()] == []
 
 
 @pytest.mark.parametrize(

@@ -170,9 +170,14 @@ def store_readings(root: Path, service: Path, files: dict[str, Any]) -> None:
 def _write(path: Path, data: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, staging = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
-    with os.fdopen(handle, "w") as out:
-        json.dump(data, out)
-    os.replace(staging, path)
+    try:
+        with os.fdopen(handle, "w") as out:
+            json.dump(data, out)
+        os.replace(staging, path)
+    except BaseException:  # a full disk, a Ctrl-C: the staging file would stay in the cache for good
+        with contextlib.suppress(OSError):
+            os.unlink(staging)
+        raise
 
 
 def _path(root: Path, entry: str) -> Path:
