@@ -351,6 +351,24 @@ def test_rules_lists_every_code_and_documents_one(example_repo: Monorepo) -> Non
     assert invoke(root, "rules", "--code", "MK999").returncode == 2
 
 
+def test_a_migration_edited_in_place_to_the_same_size_and_time_is_linted_again(example_repo: Monorepo) -> None:
+    """The quick key reads each file's name, size and times, not its text: an edit that keeps the size, with its
+    modification time put back (`touch -r`, a tool that restores times, a checkout of the same second), returned
+    the findings of the text before. A file's change time cannot be set back: it is in the key too."""
+    root = example_repo.root
+    migration = root / "services/authentication/migrations/002_add_characters_table.sql"
+    first = invoke(root, "audit", "--json").stdout
+    before = migration.stat()
+    text = migration.read_text()
+    edited = text.replace("IF NOT EXISTS", " " * 13, 1)  # same size, not idempotent any more
+    assert edited != text and len(edited) == len(text)
+    migration.write_text(edited)
+    os.utime(migration, ns=(before.st_atime_ns, before.st_mtime_ns))
+    warm = invoke(root, "audit", "--json").stdout
+    assert warm == invoke(root, "audit", "--json", "--no-cache").stdout
+    assert warm != first
+
+
 def test_the_lint_cache_is_reused_checked_and_bypassed(example_repo: Monorepo) -> None:
     root = example_repo.root
     first = invoke(root, "audit", "--json").stdout

@@ -78,9 +78,10 @@ def key(service: Service, migrations: tuple[Migration, ...], relative_dir: str) 
 
 
 def stat_key(service: Service, relative_dir: str) -> str:
-    """A key from each file's name, size and modification time: unchanged files are not even read.
+    """A key from each file's name, size, modification and change times: unchanged files are not even read.
 
-    It stands for the content key of the same files; a file rewritten in place changes its mtime.
+    It stands for the content key of the same files. A file rewritten in place may keep its size and have its
+    mtime set back (`touch -r`, a tool that restores times); its change time cannot be set, and moves on.
     """
     digest = hashlib.sha256(f"stat\0{_code_version()}".encode())
     digest.update(_read_as(service, relative_dir))
@@ -91,7 +92,7 @@ def stat_key(service: Service, relative_dir: str) -> str:
                 for e in entries
             ]
         stats.sort(key=lambda stat: stat[0])
-        digest.update("".join([f"{name}\0{info.st_size}\0{info.st_mtime_ns}\0" for name, info, _ in stats]).encode())
+        digest.update("".join([f"{n}\0{i.st_size}\0{i.st_mtime_ns}\0{i.st_ctime_ns}\0" for n, i, _ in stats]).encode())
         for _, _, inside in stats:
             if inside:  # a file edited in place leaves its directory's time
                 _stat_inside(digest, inside)
@@ -104,13 +105,13 @@ INSIDE = ("up.sql", "down.sql", "migration.sql", "_journal.json")  # Diesel's, d
 
 
 def _stat_inside(digest: Any, directory: str) -> None:
-    """The files a migration directory (Diesel's, drizzle-kit 1.0's) or drizzle's meta/ holds, by size and time."""
+    """The files a migration directory (Diesel's, drizzle-kit 1.0's) or drizzle's meta/ holds, by size and times."""
     for name in INSIDE:
         try:
             info = os.stat(os.path.join(directory, name))
         except OSError:
             continue
-        digest.update(f"{name}\0{info.st_size}\0{info.st_mtime_ns}\0".encode())
+        digest.update(f"{name}\0{info.st_size}\0{info.st_mtime_ns}\0{info.st_ctime_ns}\0".encode())
 
 
 @cache
