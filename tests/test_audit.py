@@ -442,6 +442,41 @@ def test_a_cached_reading_that_cannot_be_trusted_is_rewritten_not_parsed_again_o
     assert json.loads(entry.read_text()) == whole
 
 
+def test_the_readings_of_a_service_no_longer_at_its_path_are_dropped(example_repo: Monorepo, tmp_path: Path) -> None:
+    """Readings are kept by the service's absolute path: a repository moved (a CI checkout per job), a service
+    renamed or removed left its entry behind for good, one more a service at every move."""
+    import shutil
+
+    moved = tmp_path / "moved"
+    assert invoke(example_repo.root, "audit", "--json").returncode == 0
+    shutil.copytree(example_repo.root, moved)  # its .migratekit too
+    sources = moved / ".migratekit" / "cache" / "sources"
+    before = {p.name for p in sources.glob("*.json")}
+    assert len(before) == 3
+    assert invoke(moved, "audit", "--json").returncode == 0
+    after = {p.name for p in sources.glob("*.json")}
+    assert len(after) == 3 and not after & before
+    assert (
+        invoke(moved, "audit", "--json", "--service", "enrichment").returncode == 0
+    )  # one service audited: the others stay
+    assert {p.name for p in sources.glob("*.json")} == after
+
+
+def test_a_checkout_where_the_cache_cannot_be_written_is_audited_as_without_it(
+    example_repo: Monorepo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read-only checkout (root ignores permissions: the file system says so) is only slower with the cache."""
+    from migratekit.checks import cache
+
+    expected = audit(load_workspace(example_repo.root), use_cache=False).findings
+
+    def read_only(root: Path) -> Path:
+        raise OSError(30, "Read-only file system", str(root / ".migratekit"))
+
+    monkeypatch.setattr(cache, "state_dir", read_only)
+    assert audit(load_workspace(example_repo.root)).findings == expected
+
+
 @pytest.mark.parametrize("failure", [OSError(28, "No space left on device"), KeyboardInterrupt()])
 def test_a_cache_entry_that_fails_to_be_written_leaves_no_staging_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: BaseException

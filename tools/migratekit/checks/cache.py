@@ -141,9 +141,12 @@ def reading_key(path: Path, text: str) -> str:
     return hashlib.blake2b(f"{path}\0{text}".encode(errors="surrogatepass"), digest_size=16).hexdigest()
 
 
+def _readings_name(service: Path) -> str:
+    return hashlib.blake2b(str(service).encode(), digest_size=16).hexdigest() + ".json"
+
+
 def _readings_path(root: Path, service: Path) -> Path:
-    name = hashlib.blake2b(str(service).encode(), digest_size=16).hexdigest()
-    return state_dir(root) / "cache" / "sources" / f"{name}.json"
+    return state_dir(root) / "cache" / "sources" / _readings_name(service)
 
 
 def readings(root: Path, service: Path) -> dict[str, Any]:
@@ -166,6 +169,17 @@ def store_readings(root: Path, service: Path, files: dict[str, Any]) -> None:
     """Keep the readings of the service's source files as they are now (those of files since changed go)."""
     with contextlib.suppress(OSError):  # a cache that cannot be written (a read-only checkout) is only slower
         _write(_readings_path(root, service), {"version": _reader_version(), "files": files})
+
+
+def keep_readings_of(root: Path, services: list[Path]) -> None:
+    """Drop the readings of every service not at one of these paths (the workspace's, all of them): an entry is
+    named by its service's absolute path, and a repository moved or a service renamed or removed would leave its
+    entry behind for good. Staging files are left: another audit may be writing one."""
+    wanted = {_readings_name(service) for service in services}
+    with contextlib.suppress(OSError):  # no cache to clean (a read-only checkout), or gone already (another audit)
+        for entry in (state_dir(root) / "cache" / "sources").glob("*.json"):
+            if entry.name not in wanted:
+                entry.unlink(missing_ok=True)
 
 
 def _write(path: Path, data: dict[str, Any]) -> None:
