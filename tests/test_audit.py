@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -350,6 +351,24 @@ def test_rules_lists_every_code_and_documents_one(example_repo: Monorepo) -> Non
     assert invoke(root, "rules", "--code", "MK999").returncode == 2
 
 
+def test_a_migration_edited_in_place_to_the_same_size_and_time_is_linted_again(example_repo: Monorepo) -> None:
+    """The quick key reads each file's name, size and times, not its text: an edit that keeps the size, with its
+    modification time put back (`touch -r`, a tool that restores times, a checkout of the same second), returned
+    the findings of the text before. A file's change time cannot be set back: it is in the key too."""
+    root = example_repo.root
+    migration = root / "services/authentication/migrations/002_add_characters_table.sql"
+    first = invoke(root, "audit", "--json").stdout
+    before = migration.stat()
+    text = migration.read_text()
+    edited = text.replace("IF NOT EXISTS", " " * 13, 1)  # same size, not idempotent any more
+    assert edited != text and len(edited) == len(text)
+    migration.write_text(edited)
+    os.utime(migration, ns=(before.st_atime_ns, before.st_mtime_ns))
+    warm = invoke(root, "audit", "--json").stdout
+    assert warm == invoke(root, "audit", "--json", "--no-cache").stdout
+    assert warm != first
+
+
 def test_the_lint_cache_is_reused_checked_and_bypassed(example_repo: Monorepo) -> None:
     root = example_repo.root
     first = invoke(root, "audit", "--json").stdout
@@ -406,6 +425,73 @@ def test_what_the_wiring_read_in_each_source_is_reused_and_an_edited_file_is_rea
         forged["files"][key] = [{"language": "typescript"}, []]  # not as this version writes it: read anew
     entries[0].write_text(json.dumps(forged))
     assert invoke(root, "audit", "--json").stdout == first
+
+
+def test_a_cached_reading_that_cannot_be_trusted_is_rewritten_not_parsed_again_on_every_audit(
+    example_repo: Monorepo,
+) -> None:
+    """An entry whose readings are not as this version writes them (its keys still the files') is read anew
+    and rewritten: kept as it was, every later audit parsed those files again."""
+    root = example_repo.root
+    assert invoke(root, "audit", "--json").returncode == 0
+    entry = max((root / ".migratekit" / "cache" / "sources").glob("*.json"), key=lambda p: p.stat().st_size)
+    whole = json.loads(entry.read_text())
+    forged = {**whole, "files": {key: [{"language": "typescript"}, []] for key in whole["files"]}}
+    entry.write_text(json.dumps(forged))
+    assert invoke(root, "audit", "--json").returncode == 0
+    assert json.loads(entry.read_text()) == whole
+
+
+def test_the_readings_of_a_service_no_longer_at_its_path_are_dropped(example_repo: Monorepo, tmp_path: Path) -> None:
+    """Readings are kept by the service's absolute path: a repository moved (a CI checkout per job), a service
+    renamed or removed left its entry behind for good, one more a service at every move."""
+    import shutil
+
+    moved = tmp_path / "moved"
+    assert invoke(example_repo.root, "audit", "--json").returncode == 0
+    shutil.copytree(example_repo.root, moved)  # its .migratekit too
+    sources = moved / ".migratekit" / "cache" / "sources"
+    before = {p.name for p in sources.glob("*.json")}
+    assert len(before) == 3
+    assert invoke(moved, "audit", "--json").returncode == 0
+    after = {p.name for p in sources.glob("*.json")}
+    assert len(after) == 3 and not after & before
+    assert (
+        invoke(moved, "audit", "--json", "--service", "enrichment").returncode == 0
+    )  # one service audited: the others stay
+    assert {p.name for p in sources.glob("*.json")} == after
+
+
+def test_a_checkout_where_the_cache_cannot_be_written_is_audited_as_without_it(
+    example_repo: Monorepo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read-only checkout (root ignores permissions: the file system says so) is only slower with the cache."""
+    from migratekit.checks import cache
+
+    expected = audit(load_workspace(example_repo.root), use_cache=False).findings
+
+    def read_only(root: Path) -> Path:
+        raise OSError(30, "Read-only file system", str(root / ".migratekit"))
+
+    monkeypatch.setattr(cache, "state_dir", read_only)
+    assert audit(load_workspace(example_repo.root)).findings == expected
+
+
+@pytest.mark.parametrize("failure", [OSError(28, "No space left on device"), KeyboardInterrupt()])
+def test_a_cache_entry_that_fails_to_be_written_leaves_no_staging_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: BaseException
+) -> None:
+    """An entry is written to a temporary file, then renamed: a full disk or a Ctrl-C while it is written left the
+    temporary file in .migratekit/cache for good, one more at every such audit."""
+    from migratekit.checks import cache
+
+    def fails(*_: object, **__: object) -> None:
+        raise failure
+
+    monkeypatch.setattr(cache.json, "dump", fails)
+    with pytest.raises(KeyboardInterrupt) if isinstance(failure, KeyboardInterrupt) else contextlib.nullcontext():
+        cache.store_readings(tmp_path, tmp_path / "services" / "api", {"key": [None, []]})
+    assert [p.name for p in (tmp_path / ".migratekit" / "cache" / "sources").iterdir()] == []
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ defect, and an empty `findings` says the audit now reads that style right.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -81,3 +82,50 @@ def test_every_sources_reading_comes_back_whole_from_the_cache(tmp_path: Path) -
                 assert Program.from_json(path, json.loads(json.dumps(program.as_json()))) == program, name
                 languages.add(program.language)
     assert {"go", "typescript", "javascript", "python"} <= languages, languages
+
+
+@pytest.mark.parametrize("separator", ["\x0c", "\u2028", "\x85", "\x1c"])
+def test_a_python_comment_after_a_form_feed_or_a_unicode_line_separator_is_blanked_where_it_is(
+    separator: str,
+) -> None:
+    """Python's tokenizer ends lines at \\n alone; str.splitlines also at a form feed (an Emacs page break, common
+    in Python files), U+2028 and others: rows counted that way put every later comment's span on other bytes,
+    blanking code and leaving the comment (an INSERT INTO a history table in it was taken for a runner's)."""
+    from migratekit.checks.wiring.sources import code_only
+
+    comment, after = "# INSERT INTO schema_migrations (version) é", "# ü"
+    text = f'x = "{separator}é"\n{separator}\n{comment}\ny = "INSERT"  {after}\n'
+    blank, blank_after = " " * len(comment.encode()), " " * len(after.encode())  # a comment's bytes, blanked
+    assert code_only(Path("app.py"), text) == f'x = "{separator}é"\n{separator}\n{blank}\ny = "INSERT"  {blank_after}\n'
+
+
+def test_a_go_embed_of_other_files_is_no_compiled_in_migrations_in_a_checkout_under_a_migrations_directory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`//go:embed templates/*` in a file inside migrations/ embeds them; elsewhere it embeds no SQL. Which
+    directory a file is in was read from every part of its absolute path, so a repository checked out under
+    ~/migrations/ (or in a service named migrations) took each such embed for compiled-in migrations: MK403 went."""
+    main = (
+        'package main\n\nimport "embed"\n\n//go:embed templates/*\nvar pages embed.FS\n\nfunc main() {\n'
+        '\tm, err := migrate.New("file:///app/migrations", os.Getenv("DATABASE_URL"))\n'
+        "\tif err != nil {\n\t\tlog.Fatal(err)\n\t}\n\tif err := m.Up(); err != nil {\n\t\tlog.Fatal(err)\n\t}\n"
+        '\tlog.Fatal(http.ListenAndServe(":8080", nil))\n}\n'
+    )
+    dockerfile = (
+        "FROM golang:1.23 AS build\nWORKDIR /src\nCOPY . .\nRUN go build -o /out/web .\n"
+        'FROM gcr.io/distroless/static\nCOPY --from=build /out/web /web\nENTRYPOINT ["/web"]\n'
+    )
+    files = {
+        "services/web/main.go": main,
+        "services/web/templates/a.html": "hi\n",
+        "services/web/Dockerfile": dockerfile,
+    }
+    found = {}
+    for where in ("plain/repo", "migrations/repo"):
+        root = tmp_path / where
+        build(root, {"services": {"web": "go"}, "files": files})
+        with contextlib.suppress(Exit):  # MK403 is an error
+            audit.body(Context(), root=str(root), json=True, no_cache=True)
+        found[where] = [(f["code"], f["line"]) for f in json.loads(capsys.readouterr().out)["findings"]]
+    assert found["plain/repo"] == [("MK403", 5)]
+    assert found["migrations/repo"] == found["plain/repo"]

@@ -78,9 +78,10 @@ def key(service: Service, migrations: tuple[Migration, ...], relative_dir: str) 
 
 
 def stat_key(service: Service, relative_dir: str) -> str:
-    """A key from each file's name, size and modification time: unchanged files are not even read.
+    """A key from each file's name, size, modification and change times: unchanged files are not even read.
 
-    It stands for the content key of the same files; a file rewritten in place changes its mtime.
+    It stands for the content key of the same files. A file rewritten in place may keep its size and have its
+    mtime set back (`touch -r`, a tool that restores times); its change time cannot be set, and moves on.
     """
     digest = hashlib.sha256(f"stat\0{_code_version()}".encode())
     digest.update(_read_as(service, relative_dir))
@@ -91,7 +92,7 @@ def stat_key(service: Service, relative_dir: str) -> str:
                 for e in entries
             ]
         stats.sort(key=lambda stat: stat[0])
-        digest.update("".join([f"{name}\0{info.st_size}\0{info.st_mtime_ns}\0" for name, info, _ in stats]).encode())
+        digest.update("".join([f"{n}\0{i.st_size}\0{i.st_mtime_ns}\0{i.st_ctime_ns}\0" for n, i, _ in stats]).encode())
         for _, _, inside in stats:
             if inside:  # a file edited in place leaves its directory's time
                 _stat_inside(digest, inside)
@@ -104,13 +105,13 @@ INSIDE = ("up.sql", "down.sql", "migration.sql", "_journal.json")  # Diesel's, d
 
 
 def _stat_inside(digest: Any, directory: str) -> None:
-    """The files a migration directory (Diesel's, drizzle-kit 1.0's) or drizzle's meta/ holds, by size and time."""
+    """The files a migration directory (Diesel's, drizzle-kit 1.0's) or drizzle's meta/ holds, by size and times."""
     for name in INSIDE:
         try:
             info = os.stat(os.path.join(directory, name))
         except OSError:
             continue
-        digest.update(f"{name}\0{info.st_size}\0{info.st_mtime_ns}\0".encode())
+        digest.update(f"{name}\0{info.st_size}\0{info.st_mtime_ns}\0{info.st_ctime_ns}\0".encode())
 
 
 @cache
@@ -140,9 +141,12 @@ def reading_key(path: Path, text: str) -> str:
     return hashlib.blake2b(f"{path}\0{text}".encode(errors="surrogatepass"), digest_size=16).hexdigest()
 
 
+def _readings_name(service: Path) -> str:
+    return hashlib.blake2b(str(service).encode(), digest_size=16).hexdigest() + ".json"
+
+
 def _readings_path(root: Path, service: Path) -> Path:
-    name = hashlib.blake2b(str(service).encode(), digest_size=16).hexdigest()
-    return state_dir(root) / "cache" / "sources" / f"{name}.json"
+    return state_dir(root) / "cache" / "sources" / _readings_name(service)
 
 
 def readings(root: Path, service: Path) -> dict[str, Any]:
@@ -167,12 +171,28 @@ def store_readings(root: Path, service: Path, files: dict[str, Any]) -> None:
         _write(_readings_path(root, service), {"version": _reader_version(), "files": files})
 
 
+def keep_readings_of(root: Path, services: list[Path]) -> None:
+    """Drop the readings of every service not at one of these paths (the workspace's, all of them): an entry is
+    named by its service's absolute path, and a repository moved or a service renamed or removed would leave its
+    entry behind for good. Staging files are left: another audit may be writing one."""
+    wanted = {_readings_name(service) for service in services}
+    with contextlib.suppress(OSError):  # no cache to clean (a read-only checkout), or gone already (another audit)
+        for entry in (state_dir(root) / "cache" / "sources").glob("*.json"):
+            if entry.name not in wanted:
+                entry.unlink(missing_ok=True)
+
+
 def _write(path: Path, data: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, staging = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
-    with os.fdopen(handle, "w") as out:
-        json.dump(data, out)
-    os.replace(staging, path)
+    try:
+        with os.fdopen(handle, "w") as out:
+            json.dump(data, out)
+        os.replace(staging, path)
+    except BaseException:  # a full disk, a Ctrl-C: the staging file would stay in the cache for good
+        with contextlib.suppress(OSError):
+            os.unlink(staging)
+        raise
 
 
 def _path(root: Path, entry: str) -> Path:

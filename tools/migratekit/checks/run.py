@@ -70,6 +70,8 @@ def audit(
     repo = deploy.scan(workspace.root, {name: s.path for name, s in workspace.services.items()})
     with collector_paused():
         audited = dict(zip(order, _map_services(workspace, order, use_cache, repo), strict=True))
+        if use_cache:
+            cache.keep_readings_of(workspace.root, [s.path for s in workspace.services.values()])
         found: list[Finding] = [f for findings, _ in audited.values() for f in findings]
         objects = {name: each for name, (_, each) in audited.items()}
         for name in workspace.order():  # what the others create: a reference to it is judged against it

@@ -121,6 +121,7 @@ def _readings(
     known = cache.readings(root, service.path)
     kept: dict[str, Any] = {}
     read: dict[Path, tuple[Program | None, tuple[Span, ...]]] = {}
+    untrusted = False  # an entry under a file's key that is not as this version writes it: rewritten
     for path, text in texts.items():
         key = cache.reading_key(path, text)
         hit = known.get(key)
@@ -128,11 +129,12 @@ def _readings(
             program = None if hit[0] is None else Program.from_json(path, hit[0])  # type: ignore[index]
             read[path] = (program, tuple((int(start), int(end)) for start, end in hit[1]))  # type: ignore[index]
         except (TypeError, KeyError, ValueError, IndexError):  # not there, or not as this version writes it
+            untrusted = untrusted or key in known
             read[path] = read_source(path, text)
             program, spans = read[path]
             hit = [None if program is None else program.as_json(), spans]
         kept[key] = hit
-    if kept.keys() != known.keys():
+    if untrusted or kept.keys() != known.keys():
         cache.store_readings(root, service.path, kept)
     return read
 

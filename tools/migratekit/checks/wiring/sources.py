@@ -303,7 +303,9 @@ def _go(path: Path, root: Node, walked: list[Node]) -> Program:
 
 
 def _embeds_sql(path: Path, patterns: str) -> bool:
-    return "migrations" in path.parts or any(".sql" in p or "migrations" in p for p in patterns.split())
+    """A //go:embed of SQL files, or of anything by a file in a migrations directory. The file's own directory
+    alone is asked: the directories above it are the checkout's too (~/migrations/repo/...)."""
+    return path.parent.name == "migrations" or any(".sql" in p or "migrations" in p for p in patterns.split())
 
 
 def _go_scope(node: Node) -> str:
@@ -444,7 +446,8 @@ def _python_comments(text: str) -> tuple[Span, ...]:
         return ()
     if not tokens:
         return ()
-    lines = text.splitlines(keepends=True)
+    lines = io.StringIO(text).readlines()  # as the tokenizer reads them: at \n alone (splitlines also ends a line
+    # at a form feed, U+2028 and others, and every later comment's row would name other bytes)
     starts = [0]
     for line in lines:
         starts.append(starts[-1] + len(line.encode()))
