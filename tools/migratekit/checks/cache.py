@@ -45,12 +45,17 @@ def _code_version() -> str:
     lint += [checks / "sql" / "builtins.json"]  # which references are PostgreSQL's, not another service's
     for source in sorted([*lint, model / "migration.py", model / "formats.py"]):
         digest.update(source.read_bytes())
-    spec = importlib.util.find_spec("pglast")
-    if spec is not None and spec.origin is not None:
-        for parser in sorted(Path(spec.origin).parent.glob("parser*")):
-            info = parser.stat()
-            digest.update(f"{parser.name}\0{info.st_size}\0{info.st_mtime_ns}".encode())
+    _installed(digest, "pglast", "parser*")
     return digest.hexdigest()[:16]
+
+
+def _installed(digest: Any, package: str, pattern: str) -> None:
+    """An installed package's files matching `pattern`, by name, size and time (found, not imported)."""
+    spec = importlib.util.find_spec(package)
+    if spec is not None and spec.origin is not None:
+        for binary in sorted(Path(spec.origin).parent.glob(pattern)):
+            info = binary.stat()
+            digest.update(f"{package}\0{binary.name}\0{info.st_size}\0{info.st_mtime_ns}".encode())
 
 
 def _read_as(service: Service, relative_dir: str) -> bytes:
@@ -128,11 +133,7 @@ def _reader_version() -> str:
         "tree_sitter_go",
         "tree_sitter_bash",
     ):
-        spec = importlib.util.find_spec(name)
-        if spec is not None and spec.origin is not None:
-            for binary in sorted(Path(spec.origin).parent.glob("*.so")):
-                info = binary.stat()
-                digest.update(f"{name}\0{binary.name}\0{info.st_size}\0{info.st_mtime_ns}".encode())
+        _installed(digest, name, "*.so")
     return digest.hexdigest()[:16]
 
 
