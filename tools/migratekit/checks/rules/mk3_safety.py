@@ -219,17 +219,20 @@ def index_without_concurrently(ctx: Context, node: dict) -> Iterable[Hit]:
     "MK303",
     "error",
     "remove the BEGIN/COMMIT around it: CONCURRENTLY must run outside a transaction",
-    kinds=("IndexStmt", "DropStmt", "ReindexStmt", "AlterTableStmt"),
+    kinds=("IndexStmt", "DropStmt", "ReindexStmt", "AlterTableStmt", "DoStmt"),
     squawk=("ban-concurrent-index-creation-in-transaction",),
 )
+@inside_do_blocks("IndexStmt", "DropStmt", "ReindexStmt", "AlterTableStmt")
 def concurrently_in_transaction(ctx: Context, node: dict) -> Iterable[Hit]:
     """CONCURRENTLY inside a transaction block.
 
-    PostgreSQL refuses it: "CREATE INDEX CONCURRENTLY cannot run inside a transaction block".
+    PostgreSQL refuses it: "CREATE INDEX CONCURRENTLY cannot run inside a transaction block". A DO
+    block's body runs in one too, whatever guards it.
     Bad: BEGIN; CREATE INDEX CONCURRENTLY IF NOT EXISTS i ON t(a); COMMIT;
     Good: CREATE INDEX CONCURRENTLY IF NOT EXISTS i ON t(a);
     """
-    if not ctx.state.in_transaction:
+    in_block = ctx.statement.kind == "DoStmt"
+    if not (ctx.state.in_transaction or in_block):
         return  # (asked first: most statements run outside a BEGIN of the file's own)
     concurrent = (
         node.get("concurrent")
@@ -237,7 +240,7 @@ def concurrently_in_transaction(ctx: Context, node: dict) -> Iterable[Hit]:
         or any(c.get("def", {}).get("PartitionCmd", {}).get("concurrent") for c in alter_cmds(node))
     )
     if concurrent:
-        yield None, None
+        yield None, "CONCURRENTLY inside a DO block, which runs as one transaction" if in_block else None
 
 
 FILLED = {"CONSTR_DEFAULT", "CONSTR_IDENTITY", "CONSTR_GENERATED"}  # a new column's existing rows get a value
