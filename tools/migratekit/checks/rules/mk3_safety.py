@@ -293,10 +293,23 @@ def rename(ctx: Context, node: dict) -> Iterable[Hit]:
     """
     if ctx.state.is_new(relname(node.get("relation"))):
         return  # this file created it: no running code knows the old name (a copy swapped in for a table)
+    if node.get("renameType") == "OBJECT_TABLE" and _name_given_back(ctx, relname(node.get("relation"))):
+        return
     if node.get("renameType") in ("OBJECT_TABLE", "OBJECT_COLUMN"):
         what = "column" if node["renameType"] == "OBJECT_COLUMN" else "table"
         old = node.get("subname") or relname(node.get("relation"))
         yield None, f"renames {what} {old} to {node.get('newname')}: running code still uses the old name"
+
+
+def _name_given_back(ctx: Context, table: str) -> bool:
+    """A table renamed away whose name a later statement of the same transaction creates again (the old table
+    kept aside, a new one in its place, the rows copied over): running code finds a table of that name
+    throughout. Not where the file's statements commit one by one, as between the two there is none."""
+    if not ctx.state.one_transaction or ctx.statement.kind == "DoStmt":
+        return False
+    name, statements = bare(table), ctx.migration.statements
+    later = statements[statements.index(ctx.statement) + 1 :]
+    return any(s.kind == "CreateStmt" and bare(relname(s.node.get("relation"))) == name for s in later)
 
 
 @rule(
