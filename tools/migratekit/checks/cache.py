@@ -21,6 +21,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import sys
 import tempfile
 from functools import cache
 from pathlib import Path
@@ -124,7 +125,14 @@ def _reader_version() -> str:
     """migratekit's version, the readers' source and the tree-sitter grammars as installed (found, not imported)."""
     package = Path(__file__).resolve().parents[1]
     digest = hashlib.sha256(VERSION.encode())
-    for source in ("checks/wiring/sources.py", "model/syntax.py", "model/runner_table.py"):
+    digest.update(sys.version.encode())  # Python's own ast and tokenize read its files
+    for source in (
+        "checks/wiring/sources.py",
+        "checks/wiring/collect.py",  # how an entry holds a reading
+        "checks/cache.py",
+        "model/syntax.py",
+        "model/runner_table.py",
+    ):
         digest.update((package / source).read_bytes())
     for name in (
         "tree_sitter",
