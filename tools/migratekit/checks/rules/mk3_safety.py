@@ -36,8 +36,8 @@ Check = Callable[[Context, dict], Iterable[Hit]]
 
 
 @lru_cache(maxsize=512)
-def _block_statements(body: str) -> tuple[tuple[str, dict], ...]:
-    """(node type, tree) of each static SQL statement of a PL/pgSQL body, in the body's order (by line);
+def _block_statements(body: str) -> tuple[tuple[int, str, dict], ...]:
+    """(line in the body, node type, tree) of each static SQL statement of a PL/pgSQL body, in the body's order;
     EXECUTE's text is built at run time and not read. Cached: every rule that looks inside DO blocks asks
     for the same body."""
     found: list[tuple[int, str, dict]] = []
@@ -47,7 +47,7 @@ def _block_statements(body: str) -> tuple[tuple[str, dict], ...]:
             for statement in (parsed or {}).get("stmts", []):
                 for kind, tree in statement.get("stmt", {}).items():
                     found.append((element.get("lineno", 0), kind, tree))
-    return tuple((kind, tree) for _, kind, tree in sorted(found, key=lambda item: item[0]))
+    return tuple(sorted(found, key=lambda item: item[0]))
 
 
 def inside_do_blocks(*kinds: str) -> Callable[[Check], Check]:
@@ -56,8 +56,9 @@ def inside_do_blocks(*kinds: str) -> Callable[[Check], Check]:
     A DO block is how the seed guards what has no IF NOT EXISTS (MK212, MK213): the guard makes the
     statement safe to run twice, not safe to run against a table with rows, so the lock a statement takes
     is the same inside. A table the block creates is new to the statements after it. Findings are on the
-    DO statement's line (the body's own offsets are not the file's); a DO block in another language is
-    not read.
+    line of the statement in the body (PL/pgSQL counts the body's lines from the one its opening quote is
+    on), or on the DO's where the body is not in the statement's text as written (a quoted string with
+    doubled quotes); a DO block in another language is not read.
     """
 
     def wrap(check: Check) -> Check:
@@ -76,9 +77,13 @@ def inside_do_blocks(*kinds: str) -> Callable[[Check], Check]:
             state = copy(ctx.state)  # the tables the block creates before a statement are new to it
             state.created_tables = set(ctx.state.created_tables)
             inside = Context(ctx.migration, ctx.statement, state, ctx.service)
-            for kind, inner in _block_statements(options["as"]):
+            body = options["as"]
+            at = ctx.statement.text.find(body)
+            opening = ctx.statement.line + ctx.statement.text.count("\n", 0, at)  # the body's first line
+            for number, kind, inner in _block_statements(body):
                 if kind in kinds:
-                    yield from ((None, message) for _, message in check(inside, inner))
+                    line = opening + max(number, 1) - 1 if at >= 0 else None
+                    yield from ((line, message) for _, message in check(inside, inner))
                 if kind == "CreateStmt":
                     state.created(relname(inner.get("relation")), inner.get("if_not_exists", False))
 
