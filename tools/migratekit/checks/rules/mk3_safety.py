@@ -16,6 +16,7 @@ from migratekit.checks.rule import Scope
 from migratekit.checks.rule import rule as declare_rule
 from migratekit.checks.sql.columns import type_key
 from migratekit.checks.sql.context import Context, Hit
+from migratekit.checks.sql.names import RELATION
 from migratekit.checks.sql.tree import (
     alter_cmds,
     bare,
@@ -306,6 +307,37 @@ def rename(ctx: Context, node: dict) -> Iterable[Hit]:
         yield None, f"renames {what} {old} to {node.get('newname')}: running code still uses the old name"
 
 
+def _cascaded(ctx: Context, node: dict) -> Iterable[Hit]:
+    """What DROP TYPE, DOMAIN or SCHEMA … CASCADE takes with it that the service's earlier migrations filled: the
+    columns of that type (their data with them), the schema's tables."""
+    kind, objects = node.get("removeType"), node.get("objects", [])
+    if kind in ("OBJECT_TYPE", "OBJECT_DOMAIN"):
+        dropped = {(strings(o.get("TypeName", {}).get("names")) or [""])[-1] for o in objects}
+        history = ctx.service.column_types
+        columns = sorted(
+            f"{table}.{column}"
+            for table, column in history.given
+            if not ctx.state.is_new(table)
+            and (before := history.before(ctx.migration, ctx.statement, table, column)) is not None
+            and before[0] in dropped
+        )
+        if columns:
+            what = "type" if kind == "OBJECT_TYPE" else "domain"
+            yield (
+                None,
+                f"drops {what} {', '.join(sorted(dropped))} with CASCADE, and column {', '.join(columns)} with it",
+            )
+    elif kind == "OBJECT_SCHEMA":
+        schemas = {o.get("String", {}).get("sval", "") for o in objects}
+        tables = sorted(
+            name
+            for (space, name), what in ctx.state.objects.items()
+            if space == RELATION and what == "table" and name.split(".", 1)[0] in schemas and not ctx.state.is_new(name)
+        )
+        if tables:
+            yield None, f"drops schema {', '.join(sorted(schemas))} with CASCADE, and table {', '.join(tables)} with it"
+
+
 def _name_given_back(ctx: Context, table: str) -> bool:
     """A table renamed away whose name a later statement of the same transaction creates again (the old table
     kept aside, a new one in its place, the rows copied over): running code finds a table of that name
@@ -330,7 +362,8 @@ def drop(ctx: Context, node: dict) -> Iterable[Hit]:
 
     Data is gone for good, and a running older version of the service may still read it. A table
     this file created (a scratch or temporary table) held nothing before it and nothing reads it. A
-    DO block that checks first drops it all the same.
+    DO block that checks first drops it all the same. DROP TYPE, DOMAIN or SCHEMA … CASCADE drops the
+    columns of that type, or the schema's tables, without naming them.
     Bad: ALTER TABLE accounts DROP COLUMN IF EXISTS username;  -- while v1 still reads username
     Good: -- migration 3 of a rename, after every deployed version uses display_name
     """
@@ -338,6 +371,8 @@ def drop(ctx: Context, node: dict) -> Iterable[Hit]:
         names = [".".join(strings(obj.get("List", {}).get("items"))) for obj in node.get("objects", [])]
         if not all(ctx.state.is_new(name) for name in names):
             yield None, "drops a table"
+    if node.get("behavior") == "DROP_CASCADE":
+        yield from _cascaded(ctx, node)
     if "relation" in node and ctx.state.is_new(relname(node.get("relation"))):  # ALTER TABLE of a new table
         return
     for cmd in alter_cmds(node):
