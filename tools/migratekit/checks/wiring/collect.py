@@ -125,18 +125,24 @@ def _readings(
     for path, text in texts.items():
         key = cache.reading_key(path, text)
         hit = known.get(key)
-        try:
-            program = None if hit[0] is None else Program.from_json(path, hit[0])  # type: ignore[index]
-            read[path] = (program, tuple((int(start), int(end)) for start, end in hit[1]))  # type: ignore[index]
-        except (TypeError, KeyError, ValueError, IndexError):  # not there, or not as this version writes it
-            untrusted = untrusted or key in known
-            read[path] = read_source(path, text)
-            program, spans = read[path]
-            hit = [None if program is None else program.as_json(), spans]
-        kept[key] = hit
+        reading = None if hit is None else _kept_reading(path, hit)
+        if reading is None:
+            untrusted = untrusted or key in known  # (an entry, even null, that cannot be read: rewritten)
+            reading = read_source(path, text)
+            hit = [None if reading[0] is None else reading[0].as_json(), reading[1]]
+        read[path], kept[key] = reading, hit
     if untrusted or kept.keys() != known.keys():
         cache.store_readings(root, service.path, kept)
     return read
+
+
+def _kept_reading(path: Path, hit: Any) -> tuple[Program | None, tuple[Span, ...]] | None:
+    """A cache entry's reading of the file at `path`, or None when it is not as this version writes it."""
+    try:
+        program = None if hit[0] is None else Program.from_json(path, hit[0])
+        return program, tuple((int(start), int(end)) for start, end in hit[1])
+    except (TypeError, KeyError, ValueError, IndexError):
+        return None
 
 
 def _starts(image: Image | None, tree: Tree) -> list[tuple[str, Path, int | None]]:
