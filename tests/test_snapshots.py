@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from conftest import Monorepo
+from conftest import Monorepo, plain
 from migratekit.model.secrets import redact
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
@@ -85,6 +85,9 @@ def test_audit_renderings_are_unchanged(example: Monorepo) -> None:
     text = example.invoke("audit")
     assert text.returncode == 1
     check("audit.txt", text.stdout)
+    on_a_terminal = example.invoke("audit", terminal=80)  # the same findings, in colour, wrapped at 80 columns
+    assert on_a_terminal.returncode == 1 and "\x1b[" in on_a_terminal.stdout
+    check("audit.80.txt", plain(on_a_terminal.stdout))
     check_json("audit_findings.json", example, "audit", code=1)
     sarif = json.loads(example.invoke("audit", "--sarif").stdout)
     sarif["runs"][0]["tool"]["driver"]["version"] = "<version>"
