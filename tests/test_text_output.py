@@ -210,7 +210,7 @@ def everything_rendered() -> dict[str, list[Any]]:
         "results_table": [render.results_table([Result(H, Outcome.FAILED, applied)], title=H)],
         "result_details": render.result_details([Result(H, Outcome.INTERRUPTED, applied, 0, (H,), 0, failure, (H,))]),
         "rollback_text": render.rollback_text(Result(H, Outcome.ROLLED_BACK, applied, failure=failure), False),
-        "audit_text": render.audit_text(AuditReport(Path("/r"), (H,), (finding,), changed_since=H)),
+        "audit_text": list(render.audit_text(AuditReport(Path("/r"), (H,), (finding,), changed_since=H))),
         "rules_table": [render.rules_table([rule])],
         "rule_text": [render.rule_text(rule)],
         "verify_text": render.verify_text(

@@ -224,7 +224,7 @@ def load(root: Path, entry: str) -> tuple[list[Finding], ServiceObjects] | None:
         findings = []
         for code, path, line, message in data["findings"]:
             declared = rules[code]
-            findings.append(Finding(code, declared.severity, service, path, line, message, declared.hint))
+            findings.append(Finding(code, declared.severity, service, path, line, sys.intern(message), declared.hint))
         return findings, ServiceObjects.from_json(data["objects"])
     except (OSError, ValueError, KeyError, TypeError):
         return None

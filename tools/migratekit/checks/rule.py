@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import re
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -65,7 +66,7 @@ SQUAWK_NAME = re.compile(r"^[a-z]+(?:-[a-z]+)*$")
 RULE_PACKAGE = "migratekit.checks.rules"  # its modules, mk<family>_<concern>.py, declare every rule
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: 10,000s of them in an audit; each is smaller and made faster
 class Finding:
     code: str  # the rule (MK302)
     severity: Severity  # error or warning
@@ -99,7 +100,8 @@ class Rule:
     def finding(
         self, service: str | None, path: str | None, line: int | None = None, message: str | None = None
     ) -> Finding:
-        return Finding(self.code, self.severity, service, path, line, message or self.summary, self.hint)
+        # One rule says the same sentence of many files: held once (an audit holds every finding to the end).
+        return Finding(self.code, self.severity, service, path, line, sys.intern(message or self.summary), self.hint)
 
 
 class RuleDeclarationError(ValueError):

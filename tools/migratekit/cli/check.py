@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import io
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 from invoke import Context, Exit, task
 
@@ -84,16 +83,15 @@ def audit(
         out = render.console()
         for text in render.audit_text(result):
             out.print(text)
+    elif output is None:
+        _audit_as(shape, result, sys.stdout)
     else:
-        rendered = _audit_as(shape, result)
-        if output is None:
-            print(rendered, end="")
-        else:
-            target = Path(output)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(rendered)
-            by = f"; {result.accepted} accepted by the baseline {result.baseline}" if result.baseline else ""
-            print(f"wrote {output}: {result.errors} error(s), {result.warnings} warning(s){by}", file=sys.stderr)
+        target = Path(output)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with target.open("w", encoding="utf-8") as written:
+            _audit_as(shape, result, written)
+        by = f"; {result.accepted} accepted by the baseline {result.baseline}" if result.baseline else ""
+        print(f"wrote {output}: {result.errors} error(s), {result.warnings} warning(s){by}", file=sys.stderr)
     if result.errors:
         raise Exit(code=1)
 
@@ -124,24 +122,26 @@ def _write_baseline(
         )
 
 
-def _audit_as(shape: str, result: AuditReport) -> str:
-    """The audit in one of its machine formats, or as plain text (for a file: no colours, whole lines)."""
+def _audit_as(shape: str, result: AuditReport, out: TextIO) -> None:
+    """The audit in one of its machine formats, or as plain text (for a file: no colours, whole lines), written
+    into `out` as it is made."""
     from migratekit.checks.rule import all_rules
 
     if shape == "json":
         fields = ("services", "errors", "warnings", "findings", "baseline", "accepted", "fixed")
-        return render.as_json({name: getattr(result, name) for name in fields}) + "\n"  # paths repository-relative
-    if shape == "sarif":
-        return render.json_text(render.sarif(result, all_rules())) + "\n"
-    if shape == "github":
-        return "".join(line + "\n" for line in render.github_annotations(result.findings))
-    from rich.console import Console
+        render.write_json({name: getattr(result, name) for name in fields}, out)  # paths repository-relative
+        out.write("\n")
+    elif shape == "sarif":
+        out.write(render.json_text(render.sarif(result, all_rules())) + "\n")
+    elif shape == "github":
+        for line in render.github_annotations(result.findings):
+            out.write(line + "\n")
+    else:
+        from rich.console import Console
 
-    buffer = io.StringIO()
-    plain = Console(file=buffer, width=render.OFF_TERMINAL_WIDTH, color_system=None, markup=False, highlight=False)
-    for text in render.audit_text(result):
-        plain.print(text)
-    return buffer.getvalue()
+        plain = Console(file=out, width=render.OFF_TERMINAL_WIDTH, color_system=None, markup=False, highlight=False)
+        for text in render.audit_text(result):
+            plain.print(text)
 
 
 @task(help={"code": "show one rule's documentation (why, a bad and a good example)", "json": "print JSON"})

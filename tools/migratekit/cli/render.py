@@ -12,9 +12,9 @@ import functools
 import io
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from migratekit.collector import collector_paused
 from migratekit.database.results import Outcome, Result
@@ -39,7 +39,8 @@ def to_data(value: Any) -> Any:
     if type(value) in _PLAIN or isinstance(value, str | int | float | None):  # most values: asked first
         return value
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {name: to_data(getattr(value, name)) for name in _shown(type(value))}
+        fields = ((name, getattr(value, name)) for name in _shown(type(value)))  # a finding's: plain, most of them
+        return {name: field if type(field) in _PLAIN else to_data(field) for name, field in fields}
     if isinstance(value, dict):
         return {str(k): to_data(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -65,6 +66,14 @@ SCHEMA_VERSION = 1
 
 def as_json(value: Any) -> str:
     """A --json output: an object whose first key is its schema_version, then `value`'s fields."""
+    out = io.StringIO()
+    write_json(value, out)
+    return out.getvalue()
+
+
+def write_json(value: Any, out: TextIO) -> None:
+    """as_json's text written into `out` as it is made: an audit's 50,000 findings are never held as text whole
+    (as one string, then the copy printed, it was most of such an audit's memory)."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         fields = {name: getattr(value, name) for name in _shown(type(value))}
     elif isinstance(value, dict):
@@ -72,7 +81,7 @@ def as_json(value: Any) -> str:
     else:
         raise TypeError(f"a --json output is an object, not {type(to_data(value)).__name__}")
     with collector_paused():  # a dict for each finding or result, none of them in a cycle
-        return _lines({"schema_version": SCHEMA_VERSION, **fields})
+        _lines({"schema_version": SCHEMA_VERSION, **fields}, out)
 
 
 def json_text(data: Any) -> str:
@@ -85,13 +94,13 @@ def json_text(data: Any) -> str:
 _ONE_LINE = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": ")).encode
 
 
-def _lines(given: dict[str, Any]) -> str:
+def _lines(given: dict[str, Any], out: TextIO) -> None:
     """A --json object (docs/json.md, Layout): a key per line, and a list's items (a finding, a service's result)
-    one per line, each item on its own line whole. Each item is made plain data and written as it comes, into one
-    buffer: 10,000 findings as dicts, then as lines, then joined, were most of an audit's memory at its end."""
+    one per line, each item on its own line whole. Each item is made plain data and written as it comes: 10,000
+    findings as dicts, then as lines, then joined, were most of an audit's memory at its end."""
     if not given:
-        return "{}"
-    out = io.StringIO()
+        out.write("{}")
+        return
     out.write("{\n")
     for number, (key, value) in enumerate(given.items()):
         out.write(f",\n  {_ONE_LINE(key)}: " if number else f"  {_ONE_LINE(key)}: ")
@@ -104,7 +113,6 @@ def _lines(given: dict[str, Any]) -> str:
         else:
             out.write(_ONE_LINE(to_data(value)))
     out.write("\n}")
-    return out.getvalue()
 
 
 def rollback_data(result: Result) -> dict[str, Any]:
@@ -370,29 +378,26 @@ def rollback_text(result: Result, dry_run: bool) -> list[RenderableType]:
     return lines
 
 
-def audit_text(report: AuditReport) -> list[Text]:
-    """Findings grouped by service, each with its code, severity, place, sentence and fix."""
+def audit_text(report: AuditReport) -> Iterator[Text]:
+    """Findings grouped by service, each with its code, severity, place, sentence and fix: line by line, as they
+    are printed (tens of thousands of findings are never all held as styled text)."""
     from migratekit.checks.rule import Severity  # the audit's: migrate's output never loads it
 
-    lines: list[Text] = []
     current: object = object()
     for f in report.findings:
         if f.service != current:
             current = f.service
-            lines.append(_text((f.service or "workspace", "bold")))
+            yield _text((f.service or "workspace", "bold"))
         colour = "red" if f.severity is Severity.ERROR else "yellow"
-        lines.append(_text("  ", (f"{f.code} {f.severity}", colour), f" {f.location}: {f.message}"))
-        lines.append(_text(f"      fix: {f.hint}"))
+        yield _text("  ", (f"{f.code} {f.severity}", colour), f" {f.location}: {f.message}")
+        yield _text(f"      fix: {f.hint}")
     scope = f", changed since {report.changed_since}" if report.changed_since else ""
-    lines.append(
-        _text(
-            f"{len(report.services)} service(s) audited{scope}: {report.errors} error(s), {report.warnings} warning(s)"
-        )
+    yield _text(
+        f"{len(report.services)} service(s) audited{scope}: {report.errors} error(s), {report.warnings} warning(s)"
     )
     if report.baseline is not None:
         fixed = f"; {report.fixed} accepted before are fixed: write it again to shrink it" if report.fixed else ""
-        lines.append(_text(f"{report.accepted} accepted finding(s) not listed (baseline {report.baseline}){fixed}"))
-    return lines
+        yield _text(f"{report.accepted} accepted finding(s) not listed (baseline {report.baseline}){fixed}")
 
 
 def sarif(report: AuditReport, rules: Sequence[Rule]) -> dict:
@@ -442,8 +447,8 @@ def sarif(report: AuditReport, rules: Sequence[Rule]) -> dict:
     }
 
 
-def github_annotations(findings: Sequence[Finding]) -> list[str]:
-    """GitHub Actions workflow commands: one annotation per finding, on the file and line."""
+def github_annotations(findings: Sequence[Finding]) -> Iterator[str]:
+    """GitHub Actions workflow commands: one annotation per finding, on the file and line, as they are written."""
 
     def escape(text: str) -> str:
         return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
@@ -451,14 +456,12 @@ def github_annotations(findings: Sequence[Finding]) -> list[str]:
     def escape_property(text: str) -> str:  # a property value also ends at "," or ":"
         return escape(text).replace(":", "%3A").replace(",", "%2C")
 
-    lines = []
     for f in findings:
         where = f"file={escape_property(f.path)}" if f.path else ""
         if f.path and f.line:
             where += f",line={f.line}"
         props = ",".join(p for p in (where, f"title={f.code}") if p)
-        lines.append(f"::{f.severity} {props}::{escape(f'{f.message}. Fix: {f.hint}')}")
-    return lines
+        yield f"::{f.severity} {props}::{escape(f'{f.message}. Fix: {f.hint}')}"
 
 
 def rules_table(rules: Sequence[Rule]) -> Table:

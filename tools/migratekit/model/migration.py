@@ -95,7 +95,7 @@ class SqlSyntaxError(ValueError):
         self.line = line
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Statement:
     """One top-level statement: its text, the line it starts on, and its parse-tree node type."""
 

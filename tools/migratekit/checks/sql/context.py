@@ -42,7 +42,7 @@ class Schema:
         return ServiceObjects(dict(self.objects), foreign)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Reference:
     """A name a service's migration uses: where (the statement's first line) and the statement's opening."""
 
@@ -213,7 +213,7 @@ class ServiceFacts:
         return any(cols[: len(columns)] == columns for cols in self.by_table.get(table, []))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Context:
     migration: Migration
     statement: Statement
