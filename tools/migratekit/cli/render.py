@@ -39,8 +39,11 @@ def to_data(value: Any) -> Any:
     if type(value) in _PLAIN or isinstance(value, str | int | float | None):  # most values: asked first
         return value
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        fields = ((name, getattr(value, name)) for name in _shown(type(value)))  # a finding's: plain, most of them
-        return {name: field if type(field) in _PLAIN else to_data(field) for name, field in fields}
+        data = {}
+        for name in _shown(type(value)):
+            field = getattr(value, name)
+            data[name] = field if type(field) in _PLAIN else to_data(field)  # a finding's: plain, most of them
+        return data
     if isinstance(value, dict):
         return {str(k): to_data(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -94,6 +97,9 @@ def json_text(data: Any) -> str:
 _ONE_LINE = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": ")).encode
 
 
+_BATCH = 500  # items written to the output at a time
+
+
 def _lines(given: dict[str, Any], out: TextIO) -> None:
     """A --json object (docs/json.md, Layout): a key per line, and a list's items (a finding, a service's result)
     one per line, each item on its own line whole. Each item is made plain data and written as it comes: 10,000
@@ -105,10 +111,10 @@ def _lines(given: dict[str, Any], out: TextIO) -> None:
     for number, (key, value) in enumerate(given.items()):
         out.write(f",\n  {_ONE_LINE(key)}: " if number else f"  {_ONE_LINE(key)}: ")
         if isinstance(value, list | tuple) and value:
-            out.write("[")
-            for index, item in enumerate(value):
-                out.write(",\n    " if index else "\n    ")
-                out.write(_ONE_LINE(to_data(item)))
+            out.write("[\n    ")
+            for start in range(0, len(value), _BATCH):  # a write each batch: one each item was slower than a copy
+                items = value[start : start + _BATCH]
+                out.write((",\n    " if start else "") + ",\n    ".join([_ONE_LINE(to_data(item)) for item in items]))
             out.write("\n  ]")
         else:
             out.write(_ONE_LINE(to_data(value)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
+from sys import intern
 
 from migratekit.checks.sql.columns import ColumnTypes, column_types
 from migratekit.checks.sql.names import Name, builtins, lookup, provided
@@ -69,9 +70,12 @@ class ServiceObjects:
 
     @classmethod
     def from_json(cls, data: dict[str, list[list[object]]]) -> ServiceObjects:
-        creates = {(str(n), str(name)): str(what) for n, name, what in data["creates"]}
+        # A namespace and what an object is are a handful of words, read once per object: each held once (a warm
+        # audit of 1,000 services holds every service's objects at once, until the workspace rules have run).
+        creates = {(intern(str(n)), str(name)): intern(str(what)) for n, name, what in data["creates"]}
         refs = tuple(
-            Reference(str(n), str(name), str(p), int(str(line)), str(t)) for n, name, p, line, t in data["references"]
+            Reference(intern(str(n)), str(name), str(p), int(str(line)), str(t))
+            for n, name, p, line, t in data["references"]
         )
         return cls(creates, refs)
 
