@@ -7,7 +7,9 @@ in the migrations directory (README, strays), drizzle's journal, the service's s
 itself (migratekit's and pglast's versions and the rule modules' source, this module's format).
 A corrupt or foreign entry is ignored and rewritten; entries are written to a temporary file and
 renamed, so two audits at once never read half an entry. A finding is stored as its code, path,
-line and message: its service is the entry's, its severity and hint its rule's.
+line and message: its service is the entry's, its severity and hint its rule's. A service's lint is written under
+both its keys at once, each entry naming the content key, so that an audit knows each service's two live entries
+without reading its files (the stat key's entry names the other), and removes the rest (keep_lint_of).
 
 A source file's reading (its calls and where its comments are: tree-sitter's parse and a walk of its tree, or
 Python's) is kept by a digest of the file's path and text, under the version of the readers: the wiring rules
@@ -21,11 +23,13 @@ import hashlib
 import importlib.util
 import json
 import os
+import re
 import sys
 import tempfile
+from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from migratekit.checks.rule import Finding, Rule, all_rules
 from migratekit.checks.sql.context import ServiceObjects
@@ -191,6 +195,28 @@ def keep_readings_of(root: Path, services: list[Path]) -> None:
                 entry.unlink(missing_ok=True)
 
 
+LINT_ENTRY = re.compile(r"[0-9a-f]{64}\.json")  # what key() and stat_key() name: a sha256 hex digest
+
+
+def keep_lint_of(root: Path, entries: Iterable[str]) -> None:
+    """Drop every lint entry but these (each service's stat and content keys as its files are now, all of the
+    workspace's): an edit of a service's migrations writes two new entries, and those of its files before would
+    stay for good, two more at every edit."""
+    _keep(root, "lint", {f"{entry}.json" for entry in entries}, LINT_ENTRY)
+
+
+def _keep(root: Path, kind: str, wanted: set[str], written: re.Pattern[str]) -> None:
+    """Remove the entries in cache/<kind> not `wanted`: only names this module writes there (`written`), never
+    another file, a directory, or a staging file (another audit may be writing one)."""
+    with contextlib.suppress(OSError):  # no cache to clean (a read-only checkout): the next audit is only slower
+        with os.scandir(state_dir(root) / "cache" / kind) as entries:
+            for entry in entries:
+                if entry.name in wanted or not written.fullmatch(entry.name) or entry.is_dir(follow_symlinks=False):
+                    continue
+                with contextlib.suppress(FileNotFoundError):  # gone already: another audit removed it
+                    os.unlink(entry.path)
+
+
 def _write(path: Path, data: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, staging = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
@@ -213,7 +239,16 @@ def _rules() -> dict[str, Rule]:
     return {r.code: r for r in all_rules()}
 
 
-def load(root: Path, entry: str) -> tuple[list[Finding], ServiceObjects] | None:
+class Lint(NamedTuple):
+    """A service's findings and what its migrations create and use, with the lint entries that hold them (its
+    stat key's and its content key's, none without the cache): what an audit keeps of cache/lint."""
+
+    findings: list[Finding]
+    objects: ServiceObjects
+    entries: tuple[str, ...] = ()
+
+
+def load(root: Path, entry: str) -> Lint | None:
     """The cached findings and what the migrations create and use, or None when there is no entry or it
     cannot be trusted."""
     try:
@@ -225,18 +260,22 @@ def load(root: Path, entry: str) -> tuple[list[Finding], ServiceObjects] | None:
         for code, path, line, message in data["findings"]:
             declared = rules[code]
             findings.append(Finding(code, declared.severity, service, path, line, message, declared.hint))
-        return findings, ServiceObjects.from_json(data["objects"])
+        content = data.get("content")  # the content key written with it (an entry of an older format names none)
+        entries = (entry, content) if isinstance(content, str) and content != entry else (entry,)
+        return Lint(findings, ServiceObjects.from_json(data["objects"]), entries)
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
-def store(root: Path, entry: str, findings: list[Finding], objects: ServiceObjects) -> None:
-    """Write one service's lint (findings of that service alone, each as its rule declares it)."""
+def store(root: Path, quick: str, content: str, findings: list[Finding], objects: ServiceObjects) -> None:
+    """Write one service's lint (findings of that service alone, each as its rule declares it) under its content
+    key and its stat key, each entry naming the content key."""
     with contextlib.suppress(OSError):  # a cache that cannot be written (a read-only checkout) is only slower
         data = {
-            "key": entry,
+            "content": content,
             "service": findings[0].service if findings else None,
             "findings": [[f.code, f.path, f.line, f.message] for f in findings],
             "objects": objects.as_json(),
         }
-        _write(_path(root, entry), data)
+        for entry in (content, quick):
+            _write(_path(root, entry), {"key": entry, **data})
