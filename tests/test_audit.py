@@ -554,6 +554,22 @@ def test_a_lint_cache_that_is_not_migratekits_alone_loses_only_migratekits_stale
     assert set(foreign) < after and len(after - set(foreign)) == 6 and len(after & first) == len(foreign) + 4
 
 
+def test_the_readings_cache_loses_only_migratekits_stale_entries(example_repo: Monorepo) -> None:
+    """Every *.json in .migratekit/cache/sources not a service's was removed, another tool's or a person's file
+    too, and a directory of that name stopped the removal of the rest."""
+    root = example_repo.root
+    sources = root / ".migratekit" / "cache" / "sources"
+    assert invoke(root, "audit", "--json").returncode == 0
+    live = {p.name for p in sources.iterdir()}
+    stale = f"{'f' * 32}.json"  # as a service at another path left it
+    foreign = ["notes.json", f"{'A' * 32}.json", f"{'0' * 64}.json"]
+    (sources / f"{'0' * 32}.json").mkdir()  # a directory under an entry's name: left, and the rest still go
+    for name in [*foreign, stale]:
+        (sources / name).write_text("{}")
+    assert invoke(root, "audit", "--json").returncode == 0
+    assert {p.name for p in sources.iterdir()} == live | {*foreign, f"{'0' * 32}.json"}
+
+
 def test_a_lint_cache_that_cannot_be_written_keeps_its_entries_and_the_audit_is_as_without_it(
     example_repo: Monorepo, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -154,6 +154,9 @@ def reading_key(path: Path, text: str) -> str:
     return hashlib.blake2b(f"{path}\0{text}".encode(errors="surrogatepass"), digest_size=16).hexdigest()
 
 
+READINGS_ENTRY = re.compile(r"[0-9a-f]{32}\.json")  # what _readings_name() names: a 16-byte blake2b hex digest
+
+
 def _readings_name(service: Path) -> str:
     return hashlib.blake2b(str(service).encode(), digest_size=16).hexdigest() + ".json"
 
@@ -187,12 +190,8 @@ def store_readings(root: Path, service: Path, files: dict[str, Any]) -> None:
 def keep_readings_of(root: Path, services: list[Path]) -> None:
     """Drop the readings of every service not at one of these paths (the workspace's, all of them): an entry is
     named by its service's absolute path, and a repository moved or a service renamed or removed would leave its
-    entry behind for good. Staging files are left: another audit may be writing one."""
-    wanted = {_readings_name(service) for service in services}
-    with contextlib.suppress(OSError):  # no cache to clean (a read-only checkout), or gone already (another audit)
-        for entry in (state_dir(root) / "cache" / "sources").glob("*.json"):
-            if entry.name not in wanted:
-                entry.unlink(missing_ok=True)
+    entry behind for good."""
+    _keep(root, "sources", {_readings_name(service) for service in services}, READINGS_ENTRY)
 
 
 LINT_ENTRY = re.compile(r"[0-9a-f]{64}\.json")  # what key() and stat_key() name: a sha256 hex digest
