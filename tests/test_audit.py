@@ -602,6 +602,29 @@ def test_a_lint_cache_that_cannot_be_written_keeps_its_entries_and_the_audit_is_
     assert lint_entries(root) == before
 
 
+@pytest.mark.parametrize("kind", ["lint", "sources"])
+@pytest.mark.parametrize("shape", ["fifo", "directory"])
+def test_a_fifo_or_a_directory_at_a_cache_entrys_path_is_a_miss_not_a_hung_audit(
+    example_repo: Monorepo, kind: str, shape: str
+) -> None:
+    """An entry was read with read_text, which waits for good on a FIFO with no writer: anything at an entry's path
+    that is not a regular file is now a miss. The entry as written next replaces a FIFO (a directory stays: the
+    audit is only slower)."""
+    root = example_repo.root
+    cold = invoke(root, "audit", "--json", "--no-cache").stdout
+    assert invoke(root, "audit", "--json").stdout == cold
+    entries = sorted((root / ".migratekit" / "cache" / kind).glob("*.json"))
+    for entry in entries:
+        entry.unlink()
+        if shape == "fifo":
+            os.mkfifo(entry)
+        else:
+            entry.mkdir()
+    assert invoke(root, "audit", "--json", timeout=30).stdout == cold
+    assert all(entry.is_file() if shape == "fifo" else entry.is_dir() for entry in entries)
+    assert invoke(root, "audit", "--json", timeout=30).stdout == cold
+
+
 def test_a_checkout_where_the_cache_cannot_be_written_is_audited_as_without_it(
     example_repo: Monorepo, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -1,15 +1,16 @@
 """A content-addressed cache of each service's lint findings, under `.migratekit/cache/lint/`, and of what the
 wiring audit read in each source file, under `.migratekit/cache/sources/`.
 
-Parsing SQL is most of an audit's time, and a second audit of unchanged files should not pay it
-again. The key covers everything the lint reads: every file's name and checksum, the other names
-in the migrations directory (README, strays), drizzle's journal, the service's settings, and the code of the lint
-itself (migratekit's and pglast's versions and the rule modules' source, this module's format).
-A corrupt or foreign entry is ignored and rewritten; entries are written to a temporary file and
-renamed, so two audits at once never read half an entry. A finding is stored as its code, path,
-line and message: its service is the entry's, its severity and hint its rule's. A service's lint is written under
-both its keys at once, each entry naming the content key, so that an audit knows each service's two live entries
-without reading its files (the stat key's entry names the other), and removes the rest (keep_lint_of).
+Parsing SQL is most of an audit's time, and a second audit of unchanged files should not pay it again. The key
+covers everything the lint reads: every file's name and checksum, the other names in the migrations directory
+(README, strays), drizzle's journal, the service's settings, and the code of the lint itself (migratekit's and
+pglast's versions and the rule modules' source, this module's format). A corrupt or foreign entry is ignored and
+rewritten; anything at an entry's path that is not a regular file (a FIFO, a directory) is a miss, never a wait,
+and a FIFO is replaced by the entry written next. Entries are written to a temporary file and renamed, so two
+audits at once never read half an entry. A finding is stored as its code, path, line and message: its service is
+the entry's, its severity and hint its rule's. A service's lint is written under both its keys at once, each entry
+naming the content key, so that an audit knows each service's two live entries without reading its files (the stat
+key's entry names the other), and removes the rest (keep_lint_of).
 
 A source file's reading (its calls and where its comments are: tree-sitter's parse and a walk of its tree, or
 Python's) is kept by a digest of the file's path and text, under the version of the readers: the wiring rules
@@ -24,6 +25,7 @@ import importlib.util
 import json
 import os
 import re
+import stat
 import sys
 import tempfile
 from collections.abc import Iterable
@@ -169,7 +171,7 @@ def readings(root: Path, service: Path) -> dict[str, Any]:
     """The readings kept for the source files of the service at `service`, by reading_key; {} when there are
     none or they cannot be trusted."""
     try:
-        data = json.loads(_readings_path(root, service).read_text())
+        data = _read(_readings_path(root, service))
     except (OSError, ValueError):
         return {}
     if (
@@ -216,6 +218,18 @@ def _keep(root: Path, kind: str, wanted: set[str], written: re.Pattern[str]) -> 
                     os.unlink(entry.path)
 
 
+def _read(path: Path) -> Any:
+    """An entry's JSON, from a regular file alone: a FIFO at its path would wait for a writer for good, a device
+    never end. It is opened without waiting and asked what it is through the same descriptor, so nothing can
+    take its place between the question and the read. OSError when it cannot be read or is no file, ValueError
+    when it is not JSON."""
+    nonblocking = getattr(os, "O_NONBLOCK", 0)  # POSIX's (where there is no FIFO to wait on, none)
+    with open(os.open(path, os.O_RDONLY | nonblocking), "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise OSError(f"not a regular file: {path}")
+        return json.loads(handle.read())
+
+
 def _write(path: Path, data: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, staging = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
@@ -251,7 +265,7 @@ def load(root: Path, entry: str) -> Lint | None:
     """The cached findings and what the migrations create and use, or None when there is no entry or it
     cannot be trusted."""
     try:
-        data = json.loads(_path(root, entry).read_text())
+        data = _read(_path(root, entry))
         if not isinstance(data, dict) or data.get("key") != entry or not isinstance(data.get("findings"), list):
             return None
         service, rules = data["service"], _rules()
