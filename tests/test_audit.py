@@ -17,14 +17,14 @@ from migratekit.checks.run import audit
 from migratekit.model.workspace_file import load_workspace
 
 
-def invoke(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def invoke(root: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "invoke", *args],
         cwd=root,
         capture_output=True,
         text=True,
         env={"PATH": "/usr/bin:/bin", "COLUMNS": "200"},
-        timeout=120,
+        timeout=timeout,
     )
 
 
@@ -462,6 +462,169 @@ def test_the_readings_of_a_service_no_longer_at_its_path_are_dropped(example_rep
     assert {p.name for p in sources.glob("*.json")} == after
 
 
+def lint_entries(root: Path) -> set[str]:
+    return {p.name for p in (root / ".migratekit" / "cache" / "lint").iterdir()}
+
+
+def new_migration(repo: Monorepo, service: str, number: int) -> None:
+    repo.write(
+        f"services/{service}/migrations/{number:03}_add_t{number}.sql",
+        f"-- Migration: {number:03}_add_t{number}\nCREATE TABLE IF NOT EXISTS t{number} (id int);\n",
+    )
+
+
+def test_a_service_edited_again_and_again_leaves_only_its_current_lint_entries(example_repo: Monorepo) -> None:
+    """Each edit of a service's migrations wrote two new lint entries (by content, and by names, sizes and times)
+    and the two before stayed for good: a busy monorepo's .migratekit/cache/lint grew without bound. An entry is
+    kept while it is a service's as its files are now; --no-cache keeps nothing and removes nothing."""
+    root = example_repo.root
+    assert invoke(root, "audit", "--json").returncode == 0
+    first = lint_entries(root)
+    assert len(first) == 6  # per service: by content, and by name, size and times
+    for number in (3, 4, 5):
+        new_migration(example_repo, "battles", number)
+        assert invoke(root, "audit", "--json").returncode == 0
+    edited = lint_entries(root)
+    assert len(edited) == 6 and len(edited & first) == 4  # authentication's and enrichment's, as they were
+    init = root / "services/authentication/migrations/001_init.sql"
+    os.utime(init, ns=(init.stat().st_atime_ns, init.stat().st_mtime_ns + 10**9))  # touched, not changed
+    new_migration(example_repo, "battles", 6)
+    assert invoke(root, "audit", "--json", "--no-cache").returncode in (0, 1)
+    assert lint_entries(root) == edited  # nothing written, nothing removed
+    cold = invoke(root, "audit", "--json", "--no-cache").stdout
+    assert invoke(root, "audit", "--json").stdout == cold
+    touched = lint_entries(root)
+    assert len(touched) == 6 and len(touched & first) == 3  # enrichment's two, authentication's by content
+    assert invoke(root, "audit", "--json").stdout == cold
+    assert lint_entries(root) == touched
+
+
+def test_a_service_removed_from_the_workspace_leaves_no_lint_entries(example_repo: Monorepo) -> None:
+    import shutil
+
+    root = example_repo.root
+    assert invoke(root, "audit", "--json").returncode == 0
+    before = lint_entries(root)
+    shutil.rmtree(root / "services" / "enrichment")
+    workspace = (root / "workspace.yaml").read_text()
+    (root / "workspace.yaml").write_text(workspace[: workspace.index("  # enrichment keeps")])
+    assert invoke(root, "audit", "--json").returncode == 0
+    after = lint_entries(root)
+    assert len(after) == 4 and after < before
+
+
+@pytest.mark.parametrize("narrowed", [["--service", "enrichment"], ["--changed-since", "HEAD"]])
+def test_an_audit_of_some_services_keeps_the_lint_entries_of_all_of_them_as_they_are(
+    example_repo: Monorepo, narrowed: list[str]
+) -> None:
+    """The services not audited are read all the same (what they create is what the audited ones are judged
+    against): their entries as their files are now stay, those of their files before go."""
+    root = example_repo.root
+    git = ["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "ref"], check=True)
+    assert invoke(root, "audit", "--json").returncode == 0
+    first = lint_entries(root)
+    new_migration(example_repo, "battles", 3)
+    assert invoke(root, "audit", "--json", *narrowed).returncode in (0, 1)
+    narrow = lint_entries(root)
+    assert len(narrow) == 6 and len(narrow & first) == 4
+    assert invoke(root, "audit", "--json").returncode in (0, 1)
+    assert lint_entries(root) == narrow  # the whole workspace's audit finds the same entries live
+
+
+def test_a_lint_cache_that_is_not_migratekits_alone_loses_only_migratekits_stale_entries(
+    example_repo: Monorepo,
+) -> None:
+    """Only the entries migratekit writes there (a digest's hex digits, .json) are removed: another file, another
+    audit's staging file, or a directory under an entry's name is left as it is, and does not stop the rest."""
+    root = example_repo.root
+    lint = root / ".migratekit" / "cache" / "lint"
+    assert invoke(root, "audit", "--json").returncode == 0
+    foreign = ["README", "notes.json", f".{'0' * 8}.tmp", f"{'A' * 64}.json", f"{'0' * 63}.json"]
+    for name in foreign:
+        (lint / name).write_text("{}")
+    (lint / f"{'0' * 64}.json").mkdir()
+    foreign.append(f"{'0' * 64}.json")
+    first = lint_entries(root)
+    new_migration(example_repo, "battles", 3)
+    assert invoke(root, "audit", "--json").returncode in (0, 1)
+    after = lint_entries(root)
+    assert set(foreign) < after and len(after - set(foreign)) == 6 and len(after & first) == len(foreign) + 4
+
+
+def test_the_readings_cache_loses_only_migratekits_stale_entries(example_repo: Monorepo) -> None:
+    """Every *.json in .migratekit/cache/sources not a service's was removed, another tool's or a person's file
+    too, and a directory of that name stopped the removal of the rest."""
+    root = example_repo.root
+    sources = root / ".migratekit" / "cache" / "sources"
+    assert invoke(root, "audit", "--json").returncode == 0
+    live = {p.name for p in sources.iterdir()}
+    stale = f"{'f' * 32}.json"  # as a service at another path left it
+    foreign = ["notes.json", f"{'A' * 32}.json", f"{'0' * 64}.json"]
+    (sources / f"{'0' * 32}.json").mkdir()  # a directory under an entry's name: left, and the rest still go
+    for name in [*foreign, stale]:
+        (sources / name).write_text("{}")
+    assert invoke(root, "audit", "--json").returncode == 0
+    assert {p.name for p in sources.iterdir()} == live | {*foreign, f"{'0' * 32}.json"}
+
+
+def test_a_lint_cache_that_cannot_be_written_keeps_its_entries_and_the_audit_is_as_without_it(
+    example_repo: Monorepo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cache directory that cannot be changed (a read-only file system: root ignores permissions) keeps what it
+    holds, stale entries too: the audit is only slower."""
+    import errno
+    import tempfile
+
+    root = example_repo.root
+    lint = root / ".migratekit" / "cache" / "lint"
+    assert invoke(root, "audit", "--json").returncode == 0
+    new_migration(example_repo, "battles", 3)
+    expected = audit(load_workspace(root), use_cache=False).findings
+    before = lint_entries(root)
+    real_unlink, real_mkstemp = os.unlink, tempfile.mkstemp
+
+    def unlink(path: str | Path, *args: object, **kwargs: object) -> None:
+        if Path(path).parent == lint:
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        real_unlink(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    def mkstemp(*args: object, dir: str | Path | None = None, **kwargs: object) -> tuple[int, str]:
+        if dir is not None and Path(dir) == lint:
+            raise OSError(errno.EROFS, "Read-only file system", str(dir))
+        return real_mkstemp(*args, dir=dir, **kwargs)  # type: ignore[call-overload,no-any-return]
+
+    monkeypatch.setattr(os, "unlink", unlink)
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+    assert audit(load_workspace(root)).findings == expected
+    assert lint_entries(root) == before
+
+
+@pytest.mark.parametrize("kind", ["lint", "sources"])
+@pytest.mark.parametrize("shape", ["fifo", "directory"])
+def test_a_fifo_or_a_directory_at_a_cache_entrys_path_is_a_miss_not_a_hung_audit(
+    example_repo: Monorepo, kind: str, shape: str
+) -> None:
+    """An entry was read with read_text, which waits for good on a FIFO with no writer: anything at an entry's path
+    that is not a regular file is now a miss. The entry as written next replaces a FIFO (a directory stays: the
+    audit is only slower)."""
+    root = example_repo.root
+    cold = invoke(root, "audit", "--json", "--no-cache").stdout
+    assert invoke(root, "audit", "--json").stdout == cold
+    entries = sorted((root / ".migratekit" / "cache" / kind).glob("*.json"))
+    for entry in entries:
+        entry.unlink()
+        if shape == "fifo":
+            os.mkfifo(entry)
+        else:
+            entry.mkdir()
+    assert invoke(root, "audit", "--json", timeout=30).stdout == cold
+    assert all(entry.is_file() if shape == "fifo" else entry.is_dir() for entry in entries)
+    assert invoke(root, "audit", "--json", timeout=30).stdout == cold
+
+
 def test_a_checkout_where_the_cache_cannot_be_written_is_audited_as_without_it(
     example_repo: Monorepo, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -596,7 +759,10 @@ def test_workers_and_the_cache_give_the_findings_of_one_process(
         pytest.skip("one core: the audit never starts a worker")
     assert findings(1, use_cache=False) == one_process
     assert findings(1, use_cache=True) == one_process  # the cache filled by the workers
+    kept = lint_entries(root)
+    assert len(kept) == 12  # the workers' entries, two a service, kept by the parent's audit
     assert findings(1, use_cache=True) == one_process  # read back in the parent
+    assert lint_entries(root) == kept
 
 
 # Facts of the whole service that rules read from other files: an index a later file creates (MK309), a

@@ -1,13 +1,16 @@
 """A content-addressed cache of each service's lint findings, under `.migratekit/cache/lint/`, and of what the
 wiring audit read in each source file, under `.migratekit/cache/sources/`.
 
-Parsing SQL is most of an audit's time, and a second audit of unchanged files should not pay it
-again. The key covers everything the lint reads: every file's name and checksum, the other names
-in the migrations directory (README, strays), drizzle's journal, the service's settings, and the code of the lint
-itself (migratekit's and pglast's versions and the rule modules' source, this module's format).
-A corrupt or foreign entry is ignored and rewritten; entries are written to a temporary file and
-renamed, so two audits at once never read half an entry. A finding is stored as its code, path,
-line and message: its service is the entry's, its severity and hint its rule's.
+Parsing SQL is most of an audit's time, and a second audit of unchanged files should not pay it again. The key
+covers everything the lint reads: every file's name and checksum, the other names in the migrations directory
+(README, strays), drizzle's journal, the service's settings, and the code of the lint itself (migratekit's and
+pglast's versions and the rule modules' source, this module's format). A corrupt or foreign entry is ignored and
+rewritten; anything at an entry's path that is not a regular file (a FIFO, a directory) is a miss, never a wait,
+and a FIFO is replaced by the entry written next. Entries are written to a temporary file and renamed, so two
+audits at once never read half an entry. A finding is stored as its code, path, line and message: its service is
+the entry's, its severity and hint its rule's. A service's lint is written under both its keys at once, each entry
+naming the content key, so that an audit knows each service's two live entries without reading its files (the stat
+key's entry names the other), and removes the rest (keep_lint_of).
 
 A source file's reading (its calls and where its comments are: tree-sitter's parse and a walk of its tree, or
 Python's) is kept by a digest of the file's path and text, under the version of the readers: the wiring rules
@@ -21,11 +24,14 @@ import hashlib
 import importlib.util
 import json
 import os
+import re
+import stat
 import sys
 import tempfile
+from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from migratekit.checks.rule import Finding, Rule, all_rules
 from migratekit.checks.sql.context import ServiceObjects
@@ -150,6 +156,9 @@ def reading_key(path: Path, text: str) -> str:
     return hashlib.blake2b(f"{path}\0{text}".encode(errors="surrogatepass"), digest_size=16).hexdigest()
 
 
+READINGS_ENTRY = re.compile(r"[0-9a-f]{32}\.json")  # what _readings_name() names: a 16-byte blake2b hex digest
+
+
 def _readings_name(service: Path) -> str:
     return hashlib.blake2b(str(service).encode(), digest_size=16).hexdigest() + ".json"
 
@@ -162,7 +171,7 @@ def readings(root: Path, service: Path) -> dict[str, Any]:
     """The readings kept for the source files of the service at `service`, by reading_key; {} when there are
     none or they cannot be trusted."""
     try:
-        data = json.loads(_readings_path(root, service).read_text())
+        data = _read(_readings_path(root, service))
     except (OSError, ValueError):
         return {}
     if (
@@ -183,12 +192,42 @@ def store_readings(root: Path, service: Path, files: dict[str, Any]) -> None:
 def keep_readings_of(root: Path, services: list[Path]) -> None:
     """Drop the readings of every service not at one of these paths (the workspace's, all of them): an entry is
     named by its service's absolute path, and a repository moved or a service renamed or removed would leave its
-    entry behind for good. Staging files are left: another audit may be writing one."""
-    wanted = {_readings_name(service) for service in services}
-    with contextlib.suppress(OSError):  # no cache to clean (a read-only checkout), or gone already (another audit)
-        for entry in (state_dir(root) / "cache" / "sources").glob("*.json"):
-            if entry.name not in wanted:
-                entry.unlink(missing_ok=True)
+    entry behind for good."""
+    _keep(root, "sources", {_readings_name(service) for service in services}, READINGS_ENTRY)
+
+
+LINT_ENTRY = re.compile(r"[0-9a-f]{64}\.json")  # what key() and stat_key() name: a sha256 hex digest
+
+
+def keep_lint_of(root: Path, entries: Iterable[str]) -> None:
+    """Drop every lint entry but these (each service's stat and content keys as its files are now, all of the
+    workspace's): an edit of a service's migrations writes two new entries, and those of its files before would
+    stay for good, two more at every edit."""
+    _keep(root, "lint", {f"{entry}.json" for entry in entries}, LINT_ENTRY)
+
+
+def _keep(root: Path, kind: str, wanted: set[str], written: re.Pattern[str]) -> None:
+    """Remove the entries in cache/<kind> not `wanted`: only names this module writes there (`written`), never
+    another file, a directory, or a staging file (another audit may be writing one)."""
+    with contextlib.suppress(OSError):  # no cache to clean (a read-only checkout): the next audit is only slower
+        with os.scandir(state_dir(root) / "cache" / kind) as entries:
+            for entry in entries:
+                if entry.name in wanted or not written.fullmatch(entry.name) or entry.is_dir(follow_symlinks=False):
+                    continue
+                with contextlib.suppress(FileNotFoundError):  # gone already: another audit removed it
+                    os.unlink(entry.path)
+
+
+def _read(path: Path) -> Any:
+    """An entry's JSON, from a regular file alone: a FIFO at its path would wait for a writer for good, a device
+    never end. It is opened without waiting and asked what it is through the same descriptor, so nothing can
+    take its place between the question and the read. OSError when it cannot be read or is no file, ValueError
+    when it is not JSON."""
+    nonblocking = getattr(os, "O_NONBLOCK", 0)  # POSIX's (where there is no FIFO to wait on, none)
+    with open(os.open(path, os.O_RDONLY | nonblocking), "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise OSError(f"not a regular file: {path}")
+        return json.loads(handle.read())
 
 
 def _write(path: Path, data: dict[str, Any]) -> None:
@@ -213,11 +252,20 @@ def _rules() -> dict[str, Rule]:
     return {r.code: r for r in all_rules()}
 
 
-def load(root: Path, entry: str) -> tuple[list[Finding], ServiceObjects] | None:
+class Lint(NamedTuple):
+    """A service's findings and what its migrations create and use, with the lint entries that hold them (its
+    stat key's and its content key's, none without the cache): what an audit keeps of cache/lint."""
+
+    findings: list[Finding]
+    objects: ServiceObjects
+    entries: tuple[str, ...] = ()
+
+
+def load(root: Path, entry: str) -> Lint | None:
     """The cached findings and what the migrations create and use, or None when there is no entry or it
     cannot be trusted."""
     try:
-        data = json.loads(_path(root, entry).read_text())
+        data = _read(_path(root, entry))
         if not isinstance(data, dict) or data.get("key") != entry or not isinstance(data.get("findings"), list):
             return None
         service, rules = data["service"], _rules()
@@ -225,18 +273,22 @@ def load(root: Path, entry: str) -> tuple[list[Finding], ServiceObjects] | None:
         for code, path, line, message in data["findings"]:
             declared = rules[code]
             findings.append(Finding(code, declared.severity, service, path, line, sys.intern(message), declared.hint))
-        return findings, ServiceObjects.from_json(data["objects"])
+        content = data.get("content")  # the content key written with it (an entry of an older format names none)
+        entries = (entry, content) if isinstance(content, str) and content != entry else (entry,)
+        return Lint(findings, ServiceObjects.from_json(data["objects"]), entries)
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
-def store(root: Path, entry: str, findings: list[Finding], objects: ServiceObjects) -> None:
-    """Write one service's lint (findings of that service alone, each as its rule declares it)."""
+def store(root: Path, quick: str, content: str, findings: list[Finding], objects: ServiceObjects) -> None:
+    """Write one service's lint (findings of that service alone, each as its rule declares it) under its content
+    key and its stat key, each entry naming the content key."""
     with contextlib.suppress(OSError):  # a cache that cannot be written (a read-only checkout) is only slower
         data = {
-            "key": entry,
+            "content": content,
             "service": findings[0].service if findings else None,
             "findings": [[f.code, f.path, f.line, f.message] for f in findings],
             "objects": objects.as_json(),
         }
-        _write(_path(root, entry), data)
+        for entry in (content, quick):
+            _write(_path(root, entry), {"key": entry, **data})

@@ -70,13 +70,14 @@ def audit(
     repo = deploy.scan(workspace.root, {name: s.path for name, s in workspace.services.items()})
     with collector_paused():
         audited = dict(zip(order, _map_services(workspace, order, use_cache, repo), strict=True))
-        if use_cache:
-            cache.keep_readings_of(workspace.root, [s.path for s in workspace.services.values()])
-        found: list[Finding] = [f for findings, _ in audited.values() for f in findings]
-        objects = {name: each for name, (_, each) in audited.items()}
         for name in workspace.order():  # what the others create: a reference to it is judged against it
-            if name not in objects:
-                objects[name] = lint_service_cached(workspace, name, use_cache)[1]
+            if name not in audited:
+                audited[name] = lint_service_cached(workspace, name, use_cache)
+        if use_cache:  # every service's lint is read: its entries as its files are now are the ones kept
+            cache.keep_readings_of(workspace.root, [s.path for s in workspace.services.values()])
+            cache.keep_lint_of(workspace.root, [entry for each in audited.values() for entry in each.entries])
+        found: list[Finding] = [f for name in order for f in audited[name].findings]
+        objects = {name: each.objects for name, each in audited.items()}
     if changed_since:
         for service in (workspace.services[n] for n in order):
             history = mk12_history.service_history(workspace, service, changed_since)
@@ -132,19 +133,16 @@ def audit_service(
     name: str,
     use_cache: bool = True,
     repo: deploy.Repository | None = None,
-    linted: tuple[list[Finding], ServiceObjects] | None = None,
-) -> tuple[list[Finding], ServiceObjects]:
+    linted: cache.Lint | None = None,
+) -> cache.Lint:
     """Lint and wiring findings of one service (independent of every other service), and what its migrations
     create and use (which the workspace's rules compare across services); `linted`: its lint, already read."""
-    findings, objects = linted if linted is not None else lint_service_cached(workspace, name, use_cache)
-    return findings + findings_of(
-        Scope.WIRING, collect(workspace.services[name], workspace.root, repo, use_cache), service=name
-    ), objects
+    lint = linted if linted is not None else lint_service_cached(workspace, name, use_cache)
+    wiring = collect(workspace.services[name], workspace.root, repo, use_cache)
+    return lint._replace(findings=lint.findings + findings_of(Scope.WIRING, wiring, service=name))
 
 
-def lint_service_cached(
-    workspace: Workspace, name: str, use_cache: bool = True
-) -> tuple[list[Finding], ServiceObjects]:
+def lint_service_cached(workspace: Workspace, name: str, use_cache: bool = True) -> cache.Lint:
     """The lint of one service's migrations, from the cache when its files have not changed."""
     service = workspace.services[name]
     where = relative(workspace.root, service.migrations_dir)
@@ -155,23 +153,25 @@ def lint_service_cached(
         entry = cache.key(service, migrations, where) if use_cache else None
         found = cache.load(workspace.root, entry) if entry else None
         if found is None:
-            found = lint_service(
-                name,
-                service.migrations_dir,
-                migrations,
-                workspace.root,
-                service.settings.tracking_table,
-                service.settings.gaps == "allow",
-                service.settings.format,
-                service.settings.type_advice,
+            found = cache.Lint(
+                *lint_service(
+                    name,
+                    service.migrations_dir,
+                    migrations,
+                    workspace.root,
+                    service.settings.tracking_table,
+                    service.settings.gaps == "allow",
+                    service.settings.format,
+                    service.settings.type_advice,
+                )
             )
-        for stored in (entry, quick):
-            if stored:
-                cache.store(workspace.root, stored, *found)
+        if quick and entry:
+            cache.store(workspace.root, quick, entry, found.findings, found.objects)
+            found = found._replace(entries=(quick, entry))
     return _own_table(service.path, found)
 
 
-def _unchanged(workspace: Workspace, name: str) -> tuple[list[Finding], ServiceObjects] | None:
+def _unchanged(workspace: Workspace, name: str) -> cache.Lint | None:
     """The lint of a service whose migrations directory is as the cache last saw it (names, sizes, mtimes),
     without reading a file; None when it is not."""
     service = workspace.services[name]
@@ -179,19 +179,16 @@ def _unchanged(workspace: Workspace, name: str) -> tuple[list[Finding], ServiceO
     return None if found is None else _own_table(service.path, found)
 
 
-def _own_table(service_path: Path, found: tuple[list[Finding], ServiceObjects]) -> tuple[list[Finding], ServiceObjects]:
-    findings, objects = found
+def _own_table(service_path: Path, found: cache.Lint) -> cache.Lint:
     if own_history(service_path) is not None:  # its runner creates its own table (MK604 judges it), not 001_init
-        findings = [f for f in findings if f.code != "MK111"]
-    return findings, objects
+        return found._replace(findings=[f for f in found.findings if f.code != "MK111"])
+    return found
 
 
-def _map_services(
-    workspace: Workspace, names: list[str], use_cache: bool, repo: deploy.Repository
-) -> list[tuple[list[Finding], ServiceObjects]]:
+def _map_services(workspace: Workspace, names: list[str], use_cache: bool, repo: deploy.Repository) -> list[cache.Lint]:
     """Audit services on every core: parsing SQL is CPU-bound and services are independent. A service whose
     files are unchanged is audited here, from the cache: a worker would cost more than reading it."""
-    done: dict[str, tuple[list[Finding], ServiceObjects]] = {}
+    done: dict[str, cache.Lint] = {}
     if use_cache:
         for name in names:
             linted = _unchanged(workspace, name)
