@@ -2,8 +2,9 @@
 
 Read from the parse trees the audit already has, in the order the service applies its migrations: CREATE
 TABLE and ADD COLUMN give a column its type, ALTER COLUMN … TYPE changes it, RENAME COLUMN moves it to the
-new name, DROP COLUMN forgets it. What is not followed (a renamed table, a column of another service's
-table) is unknown, and a rule treats an unknown old type as the worst case.
+new name, RENAME TO moves a table's columns to its new name, DROP COLUMN forgets it. What is not followed (a
+column of another service's table, a table moved to another schema) is unknown, and a rule treats an unknown
+old type as the worst case.
 """
 
 from __future__ import annotations
@@ -86,4 +87,9 @@ def column_types(migrations: Sequence[Migration]) -> ColumnTypes:
                 old = given.get((table, node.get("subname", "")))
                 given[(table, node.get("newname", ""))].append((here, old[-1][1] if old else None))
                 given[(table, node.get("subname", ""))].append((here, None))
+            elif statement.kind == "RenameStmt" and node.get("renameType") == "OBJECT_TABLE":
+                renamed = node.get("newname", "")  # its columns go with it; the old name holds none of them now
+                for (owner, column), history in [(key, h) for key, h in given.items() if key[0] == table]:
+                    given[(renamed, column)].append((here, history[-1][1]))
+                    given[(owner, column)].append((here, None))
     return ColumnTypes(dict(given), {migration.path: m for m, migration in enumerate(migrations)})
