@@ -19,7 +19,7 @@ from test_wiring_styles import build
 import migratekit
 from conftest import Monorepo, write_tree
 from migratekit.checks.run import across_services
-from migratekit.checks.wiring.deploy import names_service, service_names
+from migratekit.checks.wiring.deploy import Repository, names_service, service_names
 from migratekit.model.runner_table import runner_table
 from migratekit.model.workspace_file import load_workspace
 
@@ -389,8 +389,21 @@ def test_mk601_knows_a_copy_of_the_python_templates_runner(tmp_path: Path) -> No
 )
 def test_a_deploy_name_is_the_service_it_names_most_closely(written: str, billing: bool, billing_worker: bool) -> None:
     mine, worker = service_names("billing", Path("services/billing")), service_names("billing-worker", Path("bw"))
-    assert names_service(written.rsplit("/", 1)[-1].split(":")[0], mine, worker) is billing
-    assert names_service(written.rsplit("/", 1)[-1].split(":")[0], worker, mine) is billing_worker
+    name = written.rsplit("/", 1)[-1].split(":")[0]
+    assert names_service(name, mine, worker) is billing
+    assert names_service(name, worker, mine) is billing_worker
+    repo = Repository(Path("/r"), (), (), (), None, (("billing", mine), ("billing_worker", worker)))
+    assert names_service(name, mine, repo.others("billing")) is billing  # asked by name, as the audit asks
+    assert names_service(name, worker, repo.others("billing_worker")) is billing_worker
+
+
+def test_a_name_two_services_are_given_is_another_services_for_each() -> None:
+    """services/billing and a service billing declared in services/billing-service: both are called billing."""
+    one, two = service_names("billing", Path("services/billing")), service_names("billing", Path("billing-service"))
+    repo = Repository(Path("/r"), (), (), (), None, (("billing", one), ("payments", two)))
+    assert names_service("billing-migrate", one, two) is names_service("billing-migrate", one, repo.others("billing"))
+    assert not names_service("billing-service-migrate", one, repo.others("billing"))  # payments' longer name
+    assert names_service("billing-service-migrate", two, repo.others("payments"))
 
 
 HAND_WRITTEN_WITH_THE_TEMPLATES_NAMES = """\

@@ -15,8 +15,9 @@ import re
 import shlex
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
+from typing import TypeAlias
 
 import yaml
 
@@ -42,7 +43,8 @@ PRE_HOOKS = re.compile(r"pre-install|pre-upgrade|PreSync")
 MAX_BYTES = 1_000_000
 
 
-Named = tuple[tuple[str, ...], tuple[str, ...]]  # a service's names, and every other service's
+Others: TypeAlias = "OtherNames | tuple[str, ...]"  # every other service's names: asked by name, or listed
+Named = tuple[tuple[str, ...], Others]  # a service's names, and every other service's
 
 
 @dataclass(frozen=True)
@@ -157,9 +159,32 @@ class Repository:
     makefile: Path | None
     services: tuple[tuple[str, tuple[str, ...]], ...] = ()  # every service with the names deploy files give it
 
-    def others(self, service: str) -> tuple[str, ...]:
+    def others(self, service: str) -> OtherNames:
         """The names of every other service: billing-worker-migrate is billing-worker's, not billing's."""
-        return tuple(n for name, names in self.services if name != service for n in names)
+        return OtherNames(service, self._owners)
+
+    @cached_property
+    def _owners(self) -> dict[str, frozenset[str]]:
+        """Each name deploy files may give a service (its words joined by "-") -> the services it names: made
+        once, where every service's wiring once listed every other service's names (1,000 services: a million)."""
+        owners: dict[str, set[str]] = {}
+        for service, names in self.services:
+            for name in names:
+                if key := "-".join(_words(name)):
+                    owners.setdefault(key, set()).add(service)
+        return {key: frozenset(found) for key, found in owners.items()}
+
+
+@dataclass(frozen=True)
+class OtherNames:
+    """The names of every service but one, asked by name (its words joined by "-") rather than listed."""
+
+    service: str
+    owners: Mapping[str, frozenset[str]]
+
+    def __contains__(self, key: object) -> bool:
+        owners = self.owners.get(key, frozenset()) if isinstance(key, str) else frozenset()
+        return len(owners) > 1 or (bool(owners) and self.service not in owners)
 
 
 def scan(root: Path, services: Mapping[str, Path] | None = None) -> Repository:
@@ -211,14 +236,24 @@ def _words(text: str) -> list[str]:
     return [w for w in re.split(r"[^a-z0-9]+", text.lower()) if w]
 
 
-def names_service(written: str, names: tuple[str, ...], others: tuple[str, ...] = ()) -> bool:
+def names_service(written: str, names: tuple[str, ...], others: Others = ()) -> bool:
     """Does a name as written (catalog-service-migrate, ghcr.io/acme/catalog-service's catalog-service) hold one
     of the service's names, word for word in a row, and no longer name of another service? `catalog` is in
     catalog-service and catalog-service-migrate; `catalog-service` is not in catalog, nor `order` in orders; and
     billing-worker-migrate is the service billing-worker's, not billing's."""
     words = _words(written)
     mine = _longest(words, names)
-    return mine > 0 and _longest(words, others) <= mine
+    return mine > 0 and _longest_other(words, others) <= mine
+
+
+def _longest_other(words: list[str], others: Others) -> int:
+    """The most words in a row of `words` that are one of `others`' names: each run of them looked up, longest
+    first (a name holds a few words; a monorepo may have a thousand services)."""
+    known = others if isinstance(others, OtherNames) else {"-".join(_words(name)) for name in others}
+    for size in range(len(words), 0, -1):
+        if any("-".join(words[i : i + size]) in known for i in range(len(words) - size + 1)):
+            return size
+    return 0
 
 
 def _longest(words: list[str], names: tuple[str, ...]) -> int:
@@ -232,7 +267,7 @@ def _longest(words: list[str], names: tuple[str, ...]) -> int:
 
 
 def _belongs(
-    name: str, obj: object, names: tuple[str, ...], own: bool, path: Path | None = None, others: tuple[str, ...] = ()
+    name: str, obj: object, names: tuple[str, ...], own: bool, path: Path | None = None, others: Others = ()
 ) -> bool:
     """A repository-level object is this service's when it says so by name, image or path, or lives in a
     directory or file named after it (charts/<service>/templates/..., infrastructure/k8s/<service>.yaml),
