@@ -36,7 +36,7 @@ from typing import Any, NamedTuple
 from migratekit.checks.rule import Finding, Rule, all_rules
 from migratekit.checks.sql.context import ServiceObjects
 from migratekit.model.migration import DRIZZLE_JOURNAL, Migration
-from migratekit.model.workspace import Service, state_dir
+from migratekit.model.workspace import STATE_DIR, Service, state_dir
 from migratekit.version import VERSION
 
 
@@ -208,9 +208,15 @@ def keep_lint_of(root: Path, entries: Iterable[str]) -> None:
 
 def _keep(root: Path, kind: str, wanted: set[str], written: re.Pattern[str]) -> None:
     """Remove the entries in cache/<kind> not `wanted`: only names this module writes there (`written`), never
-    another file, a directory, or a staging file (another audit may be writing one)."""
+    another file, a directory, or a staging file (another audit may be writing one). A cache directory that is
+    not where it seems (a link on the way to it: .migratekit, its cache or cache/<kind> linked elsewhere) is
+    read and written but never pruned: what is there is not the checkout's, and files of that name outside it
+    were removed."""
     with contextlib.suppress(OSError):  # no cache to clean (a read-only checkout): the next audit is only slower
-        with os.scandir(state_dir(root) / "cache" / kind) as entries:
+        directory = state_dir(root) / "cache" / kind
+        if directory.resolve() != Path(root).resolve() / STATE_DIR / "cache" / kind:
+            return
+        with os.scandir(directory) as entries:
             for entry in entries:
                 if entry.name in wanted or not written.fullmatch(entry.name) or entry.is_dir(follow_symlinks=False):
                     continue

@@ -1,0 +1,32 @@
+"""Where `invoke audit` writes what it finds (--output, stdout in any locale) and the flags that cannot be met."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import Monorepo
+
+
+@pytest.mark.parametrize("linked", [".migratekit", ".migratekit/cache", ".migratekit/cache/lint"])
+def test_a_lint_cache_linked_out_of_the_checkout_loses_no_file_there(
+    example_repo: Monorepo, tmp_path: Path, linked: str
+) -> None:
+    """The audit pruned whatever its cache directory led to: files named like entries in a directory elsewhere
+    were removed. There the cache is read and written, never pruned; the findings are those without it."""
+    root = example_repo.root
+    elsewhere = tmp_path / "elsewhere"
+    theirs = elsewhere / "lint" if linked != ".migratekit/cache/lint" else elsewhere
+    if linked == ".migratekit":
+        theirs = elsewhere / "cache" / "lint"
+    theirs.mkdir(parents=True)
+    names = {f"{digit * 64}.json" for digit in "abc"}
+    for name in names:
+        (theirs / name).write_text("{}")
+    (root / linked).parent.mkdir(parents=True, exist_ok=True)
+    (root / linked).symlink_to(elsewhere)
+    cold = example_repo.invoke("audit", "--json", "--no-cache").stdout
+    assert example_repo.invoke("audit", "--json").stdout == cold
+    assert example_repo.invoke("audit", "--json").stdout == cold  # read back from there
+    assert names < {p.name for p in theirs.iterdir()}
