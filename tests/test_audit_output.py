@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -30,3 +31,19 @@ def test_a_lint_cache_linked_out_of_the_checkout_loses_no_file_there(
     assert example_repo.invoke("audit", "--json").stdout == cold
     assert example_repo.invoke("audit", "--json").stdout == cold  # read back from there
     assert names < {p.name for p in theirs.iterdir()}
+
+
+NOT_UTF8 = os.fsdecode(b"005_caf\xe9.sql")  # as Python holds a name with a byte that is not UTF-8
+
+
+def test_a_migration_whose_name_is_not_utf8_is_audited_from_the_cache_as_without_it(example_repo: Monorepo) -> None:
+    """The cache's keys encoded each file's name as UTF-8: a name with another byte stopped every cached audit with
+    a UnicodeEncodeError (--no-cache alone got through)."""
+    root = example_repo.root
+    migrations = root / "services" / "authentication" / "migrations"
+    (migrations / NOT_UTF8).write_text("-- Migration: 005_cafe\nSELECT 1;\n")
+    cold = example_repo.invoke("audit", "--json", "--no-cache")
+    assert cold.returncode == 1 and f"{NOT_UTF8} is not NNN_snake_case.sql" in cold.stdout
+    for _ in ("written", "read back"):
+        cached = example_repo.invoke("audit", "--json")
+        assert (cached.returncode, cached.stdout) == (1, cold.stdout), cached.stderr

@@ -72,17 +72,21 @@ def _read_as(service: Service, relative_dir: str) -> bytes:
     return json.dumps((*read_as, settings.type_advice)).encode()
 
 
+# A name from the disk is encoded back to its bytes: one that is not UTF-8 (held as surrogates) stopped the audit
+ON_DISK = "surrogateescape"
+
+
 def key(service: Service, migrations: tuple[Migration, ...], relative_dir: str) -> str:
     digest = hashlib.sha256(_code_version().encode())
     digest.update(_read_as(service, relative_dir))
     for migration in migrations:
-        digest.update(f"{migration.filename}\0{migration.checksum}\0".encode())
+        digest.update(f"{migration.filename}\0{migration.checksum}\0".encode(errors=ON_DISK))
         if migration.down_data is not None:
             digest.update(hashlib.sha256(migration.down_data).digest())
     directory = service.migrations_dir
     # every name in the directory: a .down.sql without its .up.sql is no migration, yet MK115 names it
     names = sorted(p.name for p in directory.iterdir()) if directory.is_dir() else []
-    digest.update("\0".join(names).encode())
+    digest.update("\0".join(names).encode(errors=ON_DISK))
     journal = directory / DRIZZLE_JOURNAL  # drizzle's: what it lists and when (MK113 reads it)
     if journal.is_file():
         digest.update(hashlib.sha256(journal.read_bytes()).digest())
@@ -104,7 +108,8 @@ def stat_key(service: Service, relative_dir: str) -> str:
                 for e in entries
             ]
         stats.sort(key=lambda stat: stat[0])
-        digest.update("".join([f"{n}\0{i.st_size}\0{i.st_mtime_ns}\0{i.st_ctime_ns}\0" for n, i, _ in stats]).encode())
+        listed = "".join([f"{n}\0{i.st_size}\0{i.st_mtime_ns}\0{i.st_ctime_ns}\0" for n, i, _ in stats])
+        digest.update(listed.encode(errors=ON_DISK))
         for _, _, inside in stats:
             if inside:  # a file edited in place leaves its directory's time
                 _stat_inside(digest, inside)
@@ -123,7 +128,7 @@ def _stat_inside(digest: Any, directory: str) -> None:
             info = os.stat(os.path.join(directory, name))
         except OSError:
             continue
-        digest.update(f"{name}\0{info.st_size}\0{info.st_mtime_ns}\0{info.st_ctime_ns}\0".encode())
+        digest.update(f"{name}\0{info.st_size}\0{info.st_mtime_ns}\0{info.st_ctime_ns}\0".encode(errors=ON_DISK))
 
 
 @cache
@@ -160,7 +165,7 @@ READINGS_ENTRY = re.compile(r"[0-9a-f]{32}\.json")  # what _readings_name() name
 
 
 def _readings_name(service: Path) -> str:
-    return hashlib.blake2b(str(service).encode(), digest_size=16).hexdigest() + ".json"
+    return hashlib.blake2b(str(service).encode(errors=ON_DISK), digest_size=16).hexdigest() + ".json"
 
 
 def _readings_path(root: Path, service: Path) -> Path:
