@@ -10,6 +10,18 @@ import pytest
 from conftest import Monorepo
 
 
+@pytest.mark.parametrize(
+    "flag", ["--service", "--changed-since", "--format", "--root", "--output", "--baseline", "--write-baseline"]
+)
+def test_an_empty_flag_value_is_exit_2_naming_the_flag_not_an_audit_of_everything(
+    example_repo: Monorepo, flag: str
+) -> None:
+    """`--service "$SERVICE"` with the variable unset audited every service, and `--format ''` printed text."""
+    result = example_repo.invoke("audit", flag, "")
+    assert result.returncode == 2 and f"{flag} '': " in result.stderr, result.stderr
+    assert result.stdout == ""
+
+
 @pytest.mark.parametrize("linked", [".migratekit", ".migratekit/cache", ".migratekit/cache/lint"])
 def test_a_lint_cache_linked_out_of_the_checkout_loses_no_file_there(
     example_repo: Monorepo, tmp_path: Path, linked: str

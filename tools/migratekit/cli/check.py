@@ -56,8 +56,19 @@ def audit(
     """Check every service against the pattern: files, idempotent and safe SQL, runner, image, startup."""
     from migratekit.checks.run import audit as run_audit
 
+    _no_empty_values(
+        {
+            "--root": root,
+            "--service": service,
+            "--changed-since": changed_since,
+            "--format": format,
+            "--output": output,
+            "--baseline": baseline,
+            "--write-baseline": write_baseline,
+        }
+    )
     chosen = {name for name, on in (("json", json), ("sarif", sarif), ("github", github)) if on} | (
-        {format} if format else set()
+        {format} if format is not None else set()
     )
     if len(chosen) > 1:
         shown = ", ".join(sorted(chosen))
@@ -97,6 +108,25 @@ def audit(
 
 
 AUDIT_FORMATS = ("text", "json", "sarif", "github")
+
+# What each of the audit's flags that take a value wants, said when it is given empty.
+_WANTED = {
+    "--root": "name the monorepo's root directory (or leave the flag out: it is found upwards from here)",
+    "--service": "name a service (or leave the flag out to audit every one)",
+    "--changed-since": "name a git ref: a branch, tag or commit",
+    "--format": f"one of {', '.join(AUDIT_FORMATS)}",
+    "--output": "name a file",
+    "--baseline": "name the baseline file",
+    "--write-baseline": "name a file",
+}
+
+
+def _no_empty_values(values: dict[str, str | None]) -> None:
+    """A flag given an empty value is exit 2, naming it: `--service "$SERVICE"` with the variable unset audited
+    every service, `--changed-since ''` the whole workspace, `--format ''` printed text, all without a word."""
+    for flag, value in values.items():
+        if value is not None and not value.strip():
+            raise ConfigError(f"{flag} {value!r}: {_WANTED[flag]}")
 
 
 def _write_baseline(
