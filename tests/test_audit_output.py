@@ -11,6 +11,20 @@ from conftest import Monorepo
 
 
 @pytest.mark.parametrize(
+    "other", [["--output", "out.json"], ["--json"], ["--baseline", "base.json"], ["--all-findings"]]
+)
+def test_write_baseline_with_a_flag_it_ignores_is_exit_2_and_writes_nothing(
+    example_repo: Monorepo, other: list[str]
+) -> None:
+    """--write-baseline writes the baseline alone: --output, a format or a baseline to read were silently dropped
+    (no report at --output for a CI step to upload)."""
+    root = example_repo.root
+    result = example_repo.invoke("audit", "--write-baseline", "new.json", *other)
+    assert result.returncode == 2 and f"--write-baseline and {other[0]}" in result.stderr, result.stderr
+    assert not (root / "new.json").exists() and not (root / "out.json").exists()
+
+
+@pytest.mark.parametrize(
     "flag", ["--service", "--changed-since", "--format", "--root", "--output", "--baseline", "--write-baseline"]
 )
 def test_an_empty_flag_value_is_exit_2_naming_the_flag_not_an_audit_of_everything(

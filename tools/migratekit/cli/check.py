@@ -78,6 +78,13 @@ def audit(
         raise ConfigError(f"--format {shape!r}: one of {', '.join(AUDIT_FORMATS)}")
     workspace = workspace_at(root)
     if write_baseline is not None:
+        given = {"--output": output is not None, "--baseline": baseline is not None, "--all-findings": all_findings}
+        given |= {"--json": json, "--sarif": sarif, "--github": github, "--format": format is not None}
+        for flag in (flag for flag, on in given.items() if on):
+            raise ConfigError(
+                f"--write-baseline and {flag}: --write-baseline writes the baseline and no report; drop {flag} "
+                "(and audit with it once the baseline is written)"
+            )
         _write_baseline(workspace, write_baseline, [service] if service else None, changed_since, not no_cache)
         return
     if baseline is not None and all_findings:
