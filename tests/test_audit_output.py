@@ -9,6 +9,57 @@ import pytest
 
 from conftest import Monorepo
 
+ACCOUNTS = """
+-- Migration: 004_add_email_index
+CREATE INDEX idx_accounts_email ON accounts (email);
+INSERT INTO accounts (email) VALUES ('admin@example.com');
+"""
+
+
+def with_findings(repo: Monorepo) -> Monorepo:
+    repo.write("services/authentication/migrations/004_add_email_index.sql", ACCOUNTS)
+    return repo
+
+
+@pytest.mark.parametrize(
+    ("given", "says"),
+    [
+        ("services", "--output services: a directory; name a file"),
+        ("tasks.py/audit.json", "--output tasks.py/audit.json: cannot be written: tasks.py is not a directory"),
+        ("", "--output '': name a file"),
+    ],
+)
+def test_an_output_that_cannot_be_a_file_is_exit_2_naming_it_not_a_traceback(
+    example_repo: Monorepo, given: str, says: str
+) -> None:
+    result = example_repo.invoke("audit", "--json", "--output", given)
+    assert result.returncode == 2 and says in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and result.stdout == ""
+
+
+@pytest.mark.parametrize("reads", ["baseline", "workspace.yaml"])
+def test_an_output_naming_a_file_the_audit_reads_is_exit_2_and_leaves_that_file_as_it_was(
+    example_repo: Monorepo, reads: str
+) -> None:
+    """`--baseline b.json --output b.json` wrote the report over the baseline: every later audit was exit 2."""
+    root = with_findings(example_repo).root
+    assert example_repo.invoke("audit", "--write-baseline", "base.json").returncode == 0
+    target = "base.json" if reads == "baseline" else "workspace.yaml"
+    before = (root / target).read_bytes()
+    result = example_repo.invoke("audit", "--baseline", "base.json", "--json", "--output", target)
+    assert result.returncode == 2, result.stderr
+    assert f"--output {target}: " in result.stderr and "name another file" in result.stderr
+    assert (root / target).read_bytes() == before
+    assert example_repo.invoke("audit", "--baseline", "base.json").returncode == 0
+
+
+def test_an_output_inside_migratekits_cache_is_exit_2(example_repo: Monorepo) -> None:
+    """The audit removes files from .migratekit/cache: a report written there could be the next audit's to lose."""
+    target = f".migratekit/cache/lint/{'e' * 64}.json"
+    result = example_repo.invoke("audit", "--json", "--output", target)
+    assert result.returncode == 2 and f"--output {target}: inside .migratekit/cache" in result.stderr, result.stderr
+    assert not (example_repo.root / target).exists()
+
 
 @pytest.mark.parametrize(
     "other", [["--output", "out.json"], ["--json"], ["--baseline", "base.json"], ["--all-findings"]]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -14,6 +15,7 @@ from migratekit.cli import render
 from migratekit.cli.flags import ROOT_HELP, user_errors, workspace_at
 from migratekit.errors import ConfigError
 from migratekit.model.selection import select
+from migratekit.model.workspace import STATE_DIR
 
 if TYPE_CHECKING:
     from migratekit.checks.run import AuditReport
@@ -94,6 +96,8 @@ def audit(
 
         inside(Path(baseline), workspace.root, "--baseline", baseline)
     accepted = None if all_findings else (Path(baseline) if baseline is not None else workspace.baseline)
+    reads = [workspace.config_path, workspace.baseline, Path(baseline) if baseline is not None else None]
+    target = None if output is None else _output_target(output, workspace.root, [p for p in reads if p])
     result = run_audit(
         workspace, [service] if service else None, changed_since, use_cache=not no_cache, baseline=accepted
     )
@@ -104,7 +108,7 @@ def audit(
     elif output is None:
         _audit_as(shape, result, sys.stdout)
     else:
-        target = Path(output)
+        assert target is not None
         target.parent.mkdir(parents=True, exist_ok=True)
         with target.open("w", encoding="utf-8") as written:
             _audit_as(shape, result, written)
@@ -157,6 +161,30 @@ def _write_baseline(
             f"  to use it in every audit (CI, pre-commit too): add `baseline: {target}` to workspace.yaml",
             file=sys.stderr,
         )
+
+
+def _output_target(given: str, root: Path, reads: list[Path]) -> Path:
+    """Where --output will write, checked before the audit runs, so that a mistake is exit 2 with nothing written:
+    a file (or a device, a FIFO) in a directory that is one or can be made; never a directory, a file this audit
+    reads (workspace.yaml, a baseline: the report was written over it, and every later audit was exit 2), nor a
+    place in .migratekit/cache, whose files audits remove."""
+    path = Path(given)
+    if path.is_dir():
+        raise ConfigError(f"--output {given}: a directory; name a file")
+    real = path.resolve()
+    for read in reads:
+        if real == read.resolve():
+            raise ConfigError(f"--output {given}: the audit reads this file ({read.name}); name another file")
+    if real.is_relative_to((root / STATE_DIR / "cache").resolve()):
+        raise ConfigError(
+            f"--output {given}: inside {STATE_DIR}/cache, whose files audits remove; name a file elsewhere"
+        )
+    ancestor = next((parent for parent in path.parents if parent.exists()), Path("."))
+    if not ancestor.is_dir():
+        raise ConfigError(f"--output {given}: cannot be written: {ancestor} is not a directory")
+    if not os.access(ancestor, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise ConfigError(f"--output {given}: cannot be written: {path if path.exists() else ancestor} is read-only")
+    return path
 
 
 def _audit_as(shape: str, result: AuditReport, out: TextIO) -> None:
