@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import errno
+import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from conftest import Monorepo
+from migratekit.cli import render
 
 ACCOUNTS = """
 -- Migration: 004_add_email_index
@@ -59,6 +63,63 @@ def test_an_output_inside_migratekits_cache_is_exit_2(example_repo: Monorepo) ->
     result = example_repo.invoke("audit", "--json", "--output", target)
     assert result.returncode == 2 and f"--output {target}: inside .migratekit/cache" in result.stderr, result.stderr
     assert not (example_repo.root / target).exists()
+
+
+def stops_after_one_line(failure: BaseException) -> object:
+    def lines(*_: object, **__: object) -> Iterator[str]:
+        yield "::error title=MK000::the first line"
+        raise failure
+
+    return lines
+
+
+@pytest.mark.parametrize(
+    ("failure", "code", "says"),
+    [
+        (KeyboardInterrupt(), 1, ""),
+        (OSError(errno.ENOSPC, "No space left on device"), 2, "cannot be written (No space left on device)"),
+    ],
+)
+def test_an_audit_stopped_while_writing_its_output_leaves_the_file_as_it_was(
+    example_repo: Monorepo, monkeypatch: pytest.MonkeyPatch, failure: BaseException, code: int, says: str
+) -> None:
+    """The output is written as it is made: a Ctrl-C or a full disk part-way left half a report at --output (a
+    SARIF file code scanning then refused), where the report before had been."""
+    root = with_findings(example_repo).root
+    target = root / "reports" / "audit.txt"
+    assert example_repo.invoke("audit", "--github", "--output", str(target)).returncode == 1
+    before = target.read_bytes()
+    monkeypatch.setattr(render, "github_annotations", stops_after_one_line(failure))
+    result = example_repo.invoke("audit", "--github", "--output", str(target))
+    assert result.returncode == code and says in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and "wrote" not in result.stderr
+    assert target.read_bytes() == before
+    assert [p.name for p in target.parent.iterdir()] == ["audit.txt"]  # no staging file left
+
+
+def test_an_output_written_again_keeps_the_files_mode_and_a_new_one_gets_the_umasks(example_repo: Monorepo) -> None:
+    root = example_repo.root
+    target = root / "audit.json"
+    assert example_repo.invoke("audit", "--json", "--output", str(target)).returncode == 0
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask
+    target.chmod(0o640)
+    assert example_repo.invoke("audit", "--json", "--output", str(target)).returncode == 0
+    assert target.stat().st_mode & 0o777 == 0o640
+
+
+def test_an_output_that_is_a_link_or_a_device_is_written_through(example_repo: Monorepo, tmp_path: Path) -> None:
+    """A link is written through (its file replaced, the link kept); a device or a FIFO (/dev/stdout) as is."""
+    root = example_repo.root
+    real = tmp_path / "reports" / "real.json"
+    real.parent.mkdir()
+    real.write_text("old")
+    (root / "link.json").symlink_to(real)
+    assert example_repo.invoke("audit", "--json", "--output", "link.json").returncode == 0
+    assert (root / "link.json").is_symlink() and json.loads(real.read_text())["errors"] == 0
+    assert example_repo.invoke("audit", "--json", "--output", os.devnull).returncode == 0
+    assert Path(os.devnull).is_char_device()
 
 
 @pytest.mark.parametrize(

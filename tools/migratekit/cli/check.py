@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
+import stat
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -109,9 +111,7 @@ def audit(
         _audit_as(shape, result, sys.stdout)
     else:
         assert target is not None
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with target.open("w", encoding="utf-8") as written:
-            _audit_as(shape, result, written)
+        _write_output(target, output, shape, result)
         by = f"; {result.accepted} accepted by the baseline {result.baseline}" if result.baseline else ""
         print(f"wrote {output}: {result.errors} error(s), {result.warnings} warning(s){by}", file=sys.stderr)
     if result.errors:
@@ -185,6 +185,35 @@ def _output_target(given: str, root: Path, reads: list[Path]) -> Path:
     if not os.access(ancestor, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise ConfigError(f"--output {given}: cannot be written: {path if path.exists() else ancestor} is read-only")
     return path
+
+
+def _write_output(target: Path, given: str, shape: str, result: AuditReport) -> None:
+    """The report written as it is made into a file beside the target, which then takes its place: an audit
+    stopped part-way (a Ctrl-C, a full disk) leaves the report before as it was, never half of one. A device or a
+    FIFO (/dev/stdout) is written as it is; a link, through; a file written again keeps its mode."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        real = target.resolve()
+        if real.exists() and not real.is_file():
+            with real.open("w", encoding="utf-8") as out:
+                _audit_as(shape, result, out)
+            return
+        mode = stat.S_IMODE(real.stat().st_mode) if real.exists() else None
+        staging = real.with_name(f".{real.name}.{secrets.token_hex(4)}.tmp")
+        handle = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # a new file: the umask's mode
+        try:
+            with open(handle, "w", encoding="utf-8") as out:
+                _audit_as(shape, result, out)
+            if mode is not None:
+                os.chmod(staging, mode)
+            os.replace(staging, real)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(staging)
+            raise
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise ConfigError(f"--output {given}: cannot be written ({reason}); the file there is as it was") from None
 
 
 def _audit_as(shape: str, result: AuditReport, out: TextIO) -> None:
