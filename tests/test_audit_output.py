@@ -5,6 +5,8 @@ from __future__ import annotations
 import errno
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -148,6 +150,41 @@ def test_an_empty_flag_value_is_exit_2_naming_the_flag_not_an_audit_of_everythin
     assert result.stdout == ""
 
 
+@pytest.mark.parametrize("shape", ["text", "json", "sarif", "github"])
+def test_a_stdout_that_is_ascii_alone_gets_non_ascii_names_without_a_traceback(
+    example_repo: Monorepo, shape: str
+) -> None:
+    """A C locale without Python's UTF-8 coercion (or a Latin-1 one and a name in Japanese): the output stopped
+    at the first such name with a UnicodeEncodeError. The machine formats are UTF-8 whatever the locale (JSON's
+    and SARIF's encoding, what a file holds); text escapes what the terminal cannot show."""
+    root = example_repo.root
+    example_repo.write(
+        "services/authentication/migrations/004_names.sql",
+        """
+        -- Migration: 004_names
+        CREATE TABLE café (id int);
+        CREATE INDEX "名前" ON accounts (email);
+        """,
+    )
+    environment = {"PATH": "/usr/bin:/bin", "LC_ALL": "C", "PYTHONCOERCECLOCALE": "0", "PYTHONUTF8": "0"}
+    done = subprocess.run(
+        [sys.executable, "-m", "invoke", "audit", "--format", shape],
+        cwd=root,
+        capture_output=True,
+        env=environment,
+        timeout=120,
+    )
+    assert done.returncode == 1 and b"Traceback" not in done.stderr, done.stderr.decode(errors="replace")
+    if shape == "text":
+        assert b"CREATE TABLE caf\\xe9 without IF NOT EXISTS" in done.stdout
+        assert b"\\u540d\\u524d" in done.stdout and b"3 service(s) audited: " in done.stdout.splitlines()[-1]
+    else:
+        text = done.stdout.decode("utf-8")
+        assert "CREATE TABLE café without IF NOT EXISTS" in text and "名前" in text
+        if shape != "github":
+            json.loads(text)
+
+
 @pytest.mark.parametrize("linked", [".migratekit", ".migratekit/cache", ".migratekit/cache/lint"])
 def test_a_lint_cache_linked_out_of_the_checkout_loses_no_file_there(
     example_repo: Monorepo, tmp_path: Path, linked: str
@@ -185,3 +222,27 @@ def test_a_migration_whose_name_is_not_utf8_is_audited_from_the_cache_as_without
     for _ in ("written", "read back"):
         cached = example_repo.invoke("audit", "--json")
         assert (cached.returncode, cached.stdout) == (1, cold.stdout), cached.stderr
+
+
+def test_a_migration_whose_name_is_not_utf8_is_named_in_every_format(example_repo: Monorepo) -> None:
+    """Every machine format stopped at such a name, in any locale, on stdout and in --output's file. Each is UTF-8
+    and names the file: JSON and SARIF with the escape that reads back as the name on disk."""
+    root = example_repo.root
+    (root / "services" / "authentication" / "migrations" / NOT_UTF8).write_text("-- Migration: 005_cafe\nSELECT 1;\n")
+    found = json.loads(example_repo.invoke("audit", "--json").stdout)["findings"]
+    path = next(f["path"] for f in found if f["code"] == "MK101")
+    assert (root / path).is_file() and path.endswith(NOT_UTF8)
+    environment = {"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8", "PYTHONUTF8": "0"}
+    for shape in ("json", "sarif", "github"):
+        printed = subprocess.run(
+            [sys.executable, "-m", "invoke", "audit", "--format", shape],
+            cwd=root,
+            capture_output=True,
+            env=environment,
+            timeout=120,
+        )
+        assert printed.returncode == 1 and b"Traceback" not in printed.stderr, printed.stderr.decode()
+        assert b"005_caf\\udce9.sql" in printed.stdout
+        written = root / f"audit.{shape}"
+        assert example_repo.invoke("audit", "--format", shape, "--output", str(written)).returncode == 1
+        assert written.read_bytes() == printed.stdout

@@ -103,6 +103,8 @@ def audit(
     result = run_audit(
         workspace, [service] if service else None, changed_since, use_cache=not no_cache, baseline=accepted
     )
+    if output is None:
+        render.fit_stdout(machine=shape != "text")
     if output is None and shape == "text":
         out = render.console()
         for text in render.audit_text(result):
@@ -195,14 +197,14 @@ def _write_output(target: Path, given: str, shape: str, result: AuditReport) -> 
         target.parent.mkdir(parents=True, exist_ok=True)
         real = target.resolve()
         if real.exists() and not real.is_file():
-            with real.open("w", encoding="utf-8") as out:
+            with real.open("w", encoding="utf-8", errors=render.UNENCODABLE) as out:
                 _audit_as(shape, result, out)
             return
         mode = stat.S_IMODE(real.stat().st_mode) if real.exists() else None
         staging = real.with_name(f".{real.name}.{secrets.token_hex(4)}.tmp")
         handle = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # a new file: the umask's mode
         try:
-            with open(handle, "w", encoding="utf-8") as out:
+            with open(handle, "w", encoding="utf-8", errors=render.UNENCODABLE) as out:
                 _audit_as(shape, result, out)
             if mode is not None:
                 os.chmod(staging, mode)
