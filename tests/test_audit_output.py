@@ -246,3 +246,21 @@ def test_a_migration_whose_name_is_not_utf8_is_named_in_every_format(example_rep
         written = root / f"audit.{shape}"
         assert example_repo.invoke("audit", "--format", shape, "--output", str(written)).returncode == 1
         assert written.read_bytes() == printed.stdout
+
+
+@pytest.mark.parametrize("shape", ["text", "json", "sarif", "github"])
+def test_an_audit_with_stdout_closed_exits_as_its_findings_say_not_with_a_traceback(
+    example_repo: Monorepo, shape: str
+) -> None:
+    """`invoke audit --json >&-` (a CI step that only wants the exit code): print() drops what it is given when
+    there is no stdout, and the output written as it is made stopped with an AttributeError instead."""
+    root = with_findings(example_repo).root
+    done = subprocess.run(
+        ["sh", "-c", 'exec "$@" >&-', "sh", sys.executable, "-m", "invoke", "audit", "--format", shape],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin"},
+        timeout=120,
+    )
+    assert (done.returncode, done.stderr) == (1, "")

@@ -110,7 +110,9 @@ def audit(
         for text in render.audit_text(result):
             out.print(text)
     elif output is None:
-        _audit_as(shape, result, sys.stdout)
+        # no stdout at all (`>&-`): what is written goes nowhere, as print() drops it, and the exit code still says
+        with open(os.devnull, "w") if sys.stdout is None else contextlib.nullcontext(sys.stdout) as printed:
+            _audit_as(shape, result, printed)
     else:
         assert target is not None
         _write_output(target, output, shape, result)
