@@ -264,3 +264,19 @@ def test_an_audit_with_stdout_closed_exits_as_its_findings_say_not_with_a_traceb
         timeout=120,
     )
     assert (done.returncode, done.stderr) == (1, "")
+
+
+def test_an_output_of_dev_stdout_into_a_pipe_is_the_report(example_repo: Monorepo) -> None:
+    """/dev/stdout is a link to a pipe whose name resolves to no file: the report went to a file beside that name,
+    which could not be made (exit 2), instead of into the pipe."""
+    root = with_findings(example_repo).root
+    done = subprocess.run(
+        [sys.executable, "-m", "invoke", "audit", "--github", "--output", "/dev/stdout"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin"},
+        timeout=120,
+    )
+    assert done.returncode == 1 and "wrote /dev/stdout: 3 error(s)" in done.stderr, done.stderr
+    assert done.stdout.startswith("::error file=services/authentication/migrations/004_add_email_index.sql,")

@@ -197,11 +197,11 @@ def _write_output(target: Path, given: str, shape: str, result: AuditReport) -> 
     FIFO (/dev/stdout) is written as it is; a link, through; a file written again keeps its mode."""
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        real = target.resolve()
-        if real.exists() and not real.is_file():
-            with real.open("w", encoding="utf-8", errors=render.UNENCODABLE) as out:
+        if target.exists() and not target.is_file():  # asked through its links: /dev/stdout is the pipe it leads to
+            with target.open("w", encoding="utf-8", errors=render.UNENCODABLE) as out:
                 _audit_as(shape, result, out)
             return
+        real = target.resolve()  # (a pipe's link resolves to no file)
         mode = stat.S_IMODE(real.stat().st_mode) if real.exists() else None
         staging = real.with_name(f".{real.name}.{secrets.token_hex(4)}.tmp")
         handle = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # a new file: the umask's mode
