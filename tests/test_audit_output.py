@@ -280,3 +280,25 @@ def test_an_output_of_dev_stdout_into_a_pipe_is_the_report(example_repo: Monorep
     )
     assert done.returncode == 1 and "wrote /dev/stdout: 3 error(s)" in done.stderr, done.stderr
     assert done.stdout.startswith("::error file=services/authentication/migrations/004_add_email_index.sql,")
+
+
+def test_the_pre_commit_hook_with_a_stdout_that_is_ascii_alone_gets_non_ascii_names_without_a_traceback(
+    example_repo: Monorepo,
+) -> None:
+    """`migratekit-hook audit` prints the audit's text as `invoke audit` does, and stopped at a name its locale
+    could not encode."""
+    root = example_repo.root
+    staged = example_repo.write(
+        "services/authentication/migrations/004_names.sql", "-- Migration: 004_names\nCREATE TABLE café (id int);\n"
+    )
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    environment = {"PATH": "/usr/bin:/bin", "LC_ALL": "C", "PYTHONCOERCECLOCALE": "0", "PYTHONUTF8": "0"}
+    done = subprocess.run(
+        [sys.executable, "-m", "migratekit.cli.hook", "audit", str(staged.relative_to(root))],
+        cwd=root,
+        capture_output=True,
+        env=environment,
+        timeout=120,
+    )
+    assert done.returncode == 1 and b"Traceback" not in done.stderr, done.stderr.decode(errors="replace")
+    assert b"CREATE TABLE caf\\xe9 without IF NOT EXISTS" in done.stdout
