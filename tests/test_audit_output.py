@@ -302,3 +302,31 @@ def test_the_pre_commit_hook_with_a_stdout_that_is_ascii_alone_gets_non_ascii_na
     )
     assert done.returncode == 1 and b"Traceback" not in done.stderr, done.stderr.decode(errors="replace")
     assert b"CREATE TABLE caf\\xe9 without IF NOT EXISTS" in done.stdout
+
+
+@pytest.mark.parametrize(
+    "corrupt",
+    [
+        {"service": 3},
+        {"service": "battles"},
+        {"findings": [["MK202", "services/x.sql", "7", "a message"]]},
+        {"findings": [["MK202", 5, 7, "a message"]]},
+        {"findings": [["MK202", "services/x.sql", 7, None]]},
+    ],
+    ids=["service-a-number", "service-another", "line-a-string", "path-a-number", "message-none"],
+)
+def test_a_lint_entry_that_names_another_service_or_holds_bad_findings_is_a_miss(
+    example_repo: Monorepo, corrupt: dict[str, object]
+) -> None:
+    """An entry under its right key whose findings were of another shape was trusted: a service that is not the
+    entry's was a KeyError traceback, and a line or a path of another type was reported as it was."""
+    root = with_findings(example_repo).root
+    cold = example_repo.invoke("audit", "--json", "--no-cache").stdout
+    assert example_repo.invoke("audit", "--json").stdout == cold
+    for entry in (root / ".migratekit" / "cache" / "lint").glob("*.json"):
+        data = json.loads(entry.read_text())
+        if data["service"] == "authentication":
+            entry.write_text(json.dumps({**data, **corrupt}))
+    again = example_repo.invoke("audit", "--json")
+    assert (again.returncode, again.stdout) == (1, cold), again.stderr
+    assert example_repo.invoke("audit", "--json").stdout == cold  # rewritten

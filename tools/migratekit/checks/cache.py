@@ -272,16 +272,21 @@ class Lint(NamedTuple):
     entries: tuple[str, ...] = ()
 
 
-def load(root: Path, entry: str) -> Lint | None:
-    """The cached findings and what the migrations create and use, or None when there is no entry or it
-    cannot be trusted."""
+def load(root: Path, entry: str, service: str) -> Lint | None:
+    """`service`'s cached findings and what its migrations create and use, or None when there is no entry or it
+    cannot be trusted: one that names another service (a KeyError traceback later, where the service was looked
+    up), or a finding whose path, line or message is not of its type, is a miss, and written again."""
     try:
         data = _read(_path(root, entry))
         if not isinstance(data, dict) or data.get("key") != entry or not isinstance(data.get("findings"), list):
             return None
-        service, rules = data["service"], _rules()
+        if data["service"] not in (None, service):
+            return None
+        rules = _rules()
         findings = []
         for code, path, line, message in data["findings"]:
+            if not (isinstance(path, str | None) and (line is None or type(line) is int) and type(message) is str):
+                return None
             declared = rules[code]
             findings.append(Finding(code, declared.severity, service, path, line, sys.intern(message), declared.hint))
         content = data.get("content")  # the content key written with it (an entry of an older format names none)
