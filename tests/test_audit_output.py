@@ -330,3 +330,20 @@ def test_a_lint_entry_that_names_another_service_or_holds_bad_findings_is_a_miss
     again = example_repo.invoke("audit", "--json")
     assert (again.returncode, again.stdout) == (1, cold), again.stderr
     assert example_repo.invoke("audit", "--json").stdout == cold  # rewritten
+
+
+def test_a_sarif_location_is_a_uri_that_leads_to_the_file_whatever_its_name(example_repo: Monorepo) -> None:
+    """SARIF's artifactLocation.uri is a URI reference: a path was written as it is, so a '#' began a fragment
+    (code scanning put the finding on `004 a`, no file) and a space or a '%' made it no URI at all."""
+    from urllib.parse import unquote, urljoin, urlsplit
+
+    root = example_repo.root
+    name = "004 a#b%c?d.sql"
+    example_repo.write(f"services/authentication/migrations/{name}", "-- Migration: 004_a\nSELECT 1;\n")
+    run = json.loads(example_repo.invoke("audit", "--sarif").stdout)["runs"][0]
+    base = run["originalUriBaseIds"]["%SRCROOT%"]["uri"]
+    uris = {r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in run["results"]}
+    (uri,) = [u for u in uris if "004" in u]
+    whole = urlsplit(urljoin(base, uri))
+    assert (whole.fragment, whole.query) == ("", "")
+    assert Path(unquote(whole.path)) == root / "services" / "authentication" / "migrations" / name

@@ -433,10 +433,14 @@ def audit_text(report: AuditReport) -> Iterator[Text]:
 
 def sarif(report: AuditReport, rules: Sequence[Rule]) -> dict:
     """SARIF 2.1.0, as GitHub code scanning and other viewers read it."""
+    from urllib.parse import quote
+
     index = {r.code: i for i, r in enumerate(rules)}
     results = []
     for f in report.findings:
-        location: dict = {"artifactLocation": {"uri": f.path or "workspace.yaml", "uriBaseId": "%SRCROOT%"}}
+        # a URI reference, as SARIF has it: a path as written put a finding in `004 a#b.sql` on `004 a`, no file
+        uri = quote(f.path.encode(errors="surrogateescape"), safe="/") if f.path else "workspace.yaml"
+        location: dict = {"artifactLocation": {"uri": uri, "uriBaseId": "%SRCROOT%"}}
         if f.line:
             location["region"] = {"startLine": f.line}
         results.append(
