@@ -347,3 +347,17 @@ def test_a_sarif_location_is_a_uri_that_leads_to_the_file_whatever_its_name(exam
     whole = urlsplit(urljoin(base, uri))
     assert (whole.fragment, whole.query) == ("", "")
     assert Path(unquote(whole.path)) == root / "services" / "authentication" / "migrations" / name
+
+
+@pytest.mark.parametrize("looped", [".migratekit/cache/lint", ".migratekit/cache"])
+def test_a_cache_directory_that_is_a_link_to_itself_is_audited_as_without_a_cache(
+    example_repo: Monorepo, looped: str
+) -> None:
+    """A link loop where the cache is: the check that the cache is the checkout's (resolve) raised RuntimeError,
+    a traceback after every finding had been made."""
+    root = example_repo.root
+    (root / looped).parent.mkdir(parents=True, exist_ok=True)
+    (root / looped).symlink_to(Path(looped).name)
+    cold = example_repo.invoke("audit", "--json", "--no-cache").stdout
+    done = example_repo.invoke("audit", "--json")
+    assert (done.returncode, done.stdout, done.stderr) == (0, cold, "")

@@ -219,7 +219,8 @@ def _keep(root: Path, kind: str, wanted: set[str], written: re.Pattern[str]) -> 
     were removed."""
     with contextlib.suppress(OSError):  # no cache to clean (a read-only checkout): the next audit is only slower
         directory = state_dir(root) / "cache" / kind
-        if directory.resolve() != Path(root).resolve() / STATE_DIR / "cache" / kind:
+        # realpath, not resolve: a link loop there is a cache that cannot be read, not a RuntimeError
+        if os.path.realpath(directory) != os.path.join(os.path.realpath(root), STATE_DIR, "cache", kind):
             return
         with os.scandir(directory) as entries:
             for entry in entries:
