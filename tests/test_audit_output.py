@@ -361,3 +361,10 @@ def test_a_cache_directory_that_is_a_link_to_itself_is_audited_as_without_a_cach
     cold = example_repo.invoke("audit", "--json", "--no-cache").stdout
     done = example_repo.invoke("audit", "--json")
     assert (done.returncode, done.stdout, done.stderr) == (0, cold, "")
+
+
+def test_an_output_that_is_a_link_to_itself_is_exit_2_naming_it(example_repo: Monorepo) -> None:
+    (example_repo.root / "loop.json").symlink_to("loop.json")
+    result = example_repo.invoke("audit", "--json", "--output", "loop.json")
+    assert result.returncode == 2 and "--output loop.json: a link that leads back to itself" in result.stderr
+    assert "Traceback" not in result.stderr and (example_repo.root / "loop.json").is_symlink()

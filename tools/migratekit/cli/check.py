@@ -175,7 +175,10 @@ def _output_target(given: str, root: Path, reads: list[Path]) -> Path:
     path = Path(given)
     if path.is_dir():
         raise ConfigError(f"--output {given}: a directory; name a file")
-    real = path.resolve()
+    try:
+        real = path.resolve()
+    except (RuntimeError, OSError):  # a link loop: RuntimeError before Python 3.13, OSError (ELOOP) since
+        raise ConfigError(f"--output {given}: a link that leads back to itself; name a file") from None
     for read in reads:
         if real == read.resolve():
             raise ConfigError(f"--output {given}: the audit reads this file ({read.name}); name another file")
