@@ -105,7 +105,11 @@ def _text_of(path: Path, shown: str) -> str:
 
 def inside(path: Path, root: Path, flag: str, given: str) -> None:
     """A baseline is the repository's (its paths are repository-relative, and it is committed with the code)."""
-    if not path.resolve().is_relative_to(root.resolve()):
+    try:
+        whole = path.resolve()
+    except (RuntimeError, OSError):  # a link loop: RuntimeError before Python 3.13, OSError (ELOOP) since
+        raise ConfigError(f"{flag} {given}: a link that leads back to itself; name the baseline file") from None
+    if not whole.is_relative_to(root.resolve()):
         raise ConfigError(f"{flag} {given}: outside the repository; keep the baseline in it")
 
 

@@ -290,7 +290,10 @@ def _baseline(check: Checker, root: Path, raw: Any) -> Path | None:
     if raw is None:
         return None
     given = check.string(raw, ("baseline",))
-    path = (root / given).resolve()
+    try:
+        path = (root / given).resolve()
+    except (RuntimeError, OSError):  # a link loop: RuntimeError before Python 3.13, OSError (ELOOP) since
+        raise check.fail(("baseline",), f"{given!r} is a link that leads back to itself; name the file") from None
     if Path(given).is_absolute() or not path.is_relative_to(root):
         raise check.fail(("baseline",), f"{given!r} points outside the repository; keep the baseline in it")
     return path
