@@ -8,6 +8,7 @@ names the file and line at fault.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -333,6 +334,14 @@ def _service(
     if "migrations" in entry:
         layout = _migrations_setting(check, key, entry["migrations"])
     migrations = layout or defaults.get("migrations", MIGRATIONS)
+    for candidate in (path, path / migrations):
+        try:
+            candidate.resolve()
+        except (RuntimeError, OSError):  # a link loop: RuntimeError before Python 3.13, OSError (ELOOP) since
+            shown = os.path.relpath(candidate, root)
+            raise check.fail(
+                where, f"{shown} is a symbolic link that leads back to itself; point it at a directory"
+            ) from None
     if migrations != MIGRATIONS and not (path / migrations).resolve().is_relative_to(root):  # `..`, a linked db/
         raise check.fail(key, f"{migrations!r} points outside the repository")
     for candidate in (path, path / migrations):
