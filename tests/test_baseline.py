@@ -306,3 +306,44 @@ def test_a_renamed_file_brings_its_findings_back_as_new(adopted: Monorepo) -> No
         "7 accepted finding(s) not listed (baseline base.json); 2 accepted before are fixed: write it again to "
         "shrink it"
     )
+
+
+@pytest.mark.parametrize("flag", ["--baseline", "--write-baseline"])
+def test_a_baseline_path_holding_a_fifo_is_exit_2_not_an_audit_that_waits_for_good(
+    adopted: Monorepo, flag: str
+) -> None:
+    """The baseline was read with read_text, which waits for a writer for good on a FIFO at its path."""
+    import os
+    import subprocess
+    import sys
+
+    os.mkfifo(adopted.root / "base.json")
+    done = subprocess.run(
+        [sys.executable, "-m", "invoke", "audit", flag, "base.json"],
+        cwd=adopted.root,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin"},
+        timeout=30,
+    )
+    says = "base.json: not a regular file" if flag == "--baseline" else "base.json exists and is not a migratekit"
+    assert done.returncode == 2 and says in done.stderr, done.stderr
+    assert (adopted.root / "base.json").is_fifo()
+
+
+@pytest.mark.parametrize("flag", ["--baseline", "--write-baseline"])
+def test_a_baseline_path_that_is_a_link_to_itself_is_exit_2_naming_it(adopted: Monorepo, flag: str) -> None:
+    """Path.resolve raises RuntimeError on a link loop: a traceback before anything was audited."""
+    (adopted.root / "loop.json").symlink_to("loop.json")
+    done = adopted.invoke("audit", flag, "loop.json")
+    assert done.returncode == 2 and f"{flag} loop.json: a link that leads back to itself" in done.stderr, done.stderr
+    assert (adopted.root / "loop.json").is_symlink()
+
+
+def test_a_workspace_baseline_that_is_a_link_to_itself_is_exit_2_naming_the_line(adopted: Monorepo) -> None:
+    (adopted.root / "loop.json").symlink_to("loop.json")
+    (adopted.root / "workspace.yaml").write_text("version: 1\nbaseline: loop.json\nservices:\n  a: {}\n  b: {}\n")
+    done = adopted.invoke("audit")
+    assert done.returncode == 2 and "workspace.yaml:2" in done.stderr and "leads back to itself" in done.stderr, (
+        done.stderr
+    )

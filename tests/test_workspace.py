@@ -312,3 +312,13 @@ def test_a_key_overriding_a_merged_one_is_no_duplicate(tmp_path: Path, text: str
     ws = load_workspace(tmp_path)
     assert ws.services["b"].settings.tracking_table == "b.schema_migrations"
     assert ws.services["b"].language == "sql"
+
+
+def test_a_migrations_directory_that_is_a_link_to_itself_is_refused_naming_it(tmp_path: Path) -> None:
+    """Path.resolve raises RuntimeError on a link loop: `invoke audit` and every task was a traceback."""
+    write_tree(tmp_path, {"workspace.yaml": "version: 1\nservices:\n  auth: {}\n", "services/auth/": None})
+    (tmp_path / "services" / "auth" / "migrations").symlink_to("migrations")
+    with pytest.raises(ConfigError) as caught:
+        load_workspace(tmp_path)
+    assert caught.value.exit_code == 2
+    assert "services/auth/migrations is a symbolic link that leads back to itself" in str(caught.value)

@@ -13,8 +13,10 @@ or another tool's file is refused (exit 2) before anything is written.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import stat
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -56,7 +58,7 @@ def read(path: Path, shown: str | None = None, named_by: str | None = None) -> B
     an unreadable or malformed one is the user's to fix, never ignored."""
     shown = shown or str(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(_text_of(path, shown))
     except FileNotFoundError:
         if named_by is not None:
             raise ConfigError(
@@ -89,9 +91,25 @@ def read(path: Path, shown: str | None = None, named_by: str | None = None) -> B
     return Baseline(path, accepted)
 
 
+def _text_of(path: Path, shown: str) -> str:
+    """A baseline's text, from a regular file alone: read_text waited for good on a FIFO at its path (a device
+    would never end). It is opened without waiting and asked what it is through the same descriptor."""
+    with open(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as handle:
+        mode = os.fstat(handle.fileno()).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, "Is a directory", str(path))
+        if not stat.S_ISREG(mode):
+            raise ConfigError(f"{shown}: not a regular file (a FIFO or a device); name the baseline file")
+        return handle.read().decode("utf-8")
+
+
 def inside(path: Path, root: Path, flag: str, given: str) -> None:
     """A baseline is the repository's (its paths are repository-relative, and it is committed with the code)."""
-    if not path.resolve().is_relative_to(root.resolve()):
+    try:
+        whole = path.resolve()
+    except (RuntimeError, OSError):  # a link loop: RuntimeError before Python 3.13, OSError (ELOOP) since
+        raise ConfigError(f"{flag} {given}: a link that leads back to itself; name the baseline file") from None
+    if not whole.is_relative_to(root.resolve()):
         raise ConfigError(f"{flag} {given}: outside the repository; keep the baseline in it")
 
 

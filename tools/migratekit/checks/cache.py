@@ -36,7 +36,7 @@ from typing import Any, NamedTuple
 from migratekit.checks.rule import Finding, Rule, all_rules
 from migratekit.checks.sql.context import ServiceObjects
 from migratekit.model.migration import DRIZZLE_JOURNAL, Migration
-from migratekit.model.workspace import Service, state_dir
+from migratekit.model.workspace import STATE_DIR, Service, state_dir
 from migratekit.version import VERSION
 
 
@@ -72,17 +72,21 @@ def _read_as(service: Service, relative_dir: str) -> bytes:
     return json.dumps((*read_as, settings.type_advice)).encode()
 
 
+# A name from the disk is encoded back to its bytes: one that is not UTF-8 (held as surrogates) stopped the audit
+ON_DISK = "surrogateescape"
+
+
 def key(service: Service, migrations: tuple[Migration, ...], relative_dir: str) -> str:
     digest = hashlib.sha256(_code_version().encode())
     digest.update(_read_as(service, relative_dir))
     for migration in migrations:
-        digest.update(f"{migration.filename}\0{migration.checksum}\0".encode())
+        digest.update(f"{migration.filename}\0{migration.checksum}\0".encode(errors=ON_DISK))
         if migration.down_data is not None:
             digest.update(hashlib.sha256(migration.down_data).digest())
     directory = service.migrations_dir
     # every name in the directory: a .down.sql without its .up.sql is no migration, yet MK115 names it
     names = sorted(p.name for p in directory.iterdir()) if directory.is_dir() else []
-    digest.update("\0".join(names).encode())
+    digest.update("\0".join(names).encode(errors=ON_DISK))
     journal = directory / DRIZZLE_JOURNAL  # drizzle's: what it lists and when (MK113 reads it)
     if journal.is_file():
         digest.update(hashlib.sha256(journal.read_bytes()).digest())
@@ -104,7 +108,8 @@ def stat_key(service: Service, relative_dir: str) -> str:
                 for e in entries
             ]
         stats.sort(key=lambda stat: stat[0])
-        digest.update("".join([f"{n}\0{i.st_size}\0{i.st_mtime_ns}\0{i.st_ctime_ns}\0" for n, i, _ in stats]).encode())
+        listed = "".join([f"{n}\0{i.st_size}\0{i.st_mtime_ns}\0{i.st_ctime_ns}\0" for n, i, _ in stats])
+        digest.update(listed.encode(errors=ON_DISK))
         for _, _, inside in stats:
             if inside:  # a file edited in place leaves its directory's time
                 _stat_inside(digest, inside)
@@ -123,7 +128,7 @@ def _stat_inside(digest: Any, directory: str) -> None:
             info = os.stat(os.path.join(directory, name))
         except OSError:
             continue
-        digest.update(f"{name}\0{info.st_size}\0{info.st_mtime_ns}\0{info.st_ctime_ns}\0".encode())
+        digest.update(f"{name}\0{info.st_size}\0{info.st_mtime_ns}\0{info.st_ctime_ns}\0".encode(errors=ON_DISK))
 
 
 @cache
@@ -160,7 +165,7 @@ READINGS_ENTRY = re.compile(r"[0-9a-f]{32}\.json")  # what _readings_name() name
 
 
 def _readings_name(service: Path) -> str:
-    return hashlib.blake2b(str(service).encode(), digest_size=16).hexdigest() + ".json"
+    return hashlib.blake2b(str(service).encode(errors=ON_DISK), digest_size=16).hexdigest() + ".json"
 
 
 def _readings_path(root: Path, service: Path) -> Path:
@@ -208,9 +213,16 @@ def keep_lint_of(root: Path, entries: Iterable[str]) -> None:
 
 def _keep(root: Path, kind: str, wanted: set[str], written: re.Pattern[str]) -> None:
     """Remove the entries in cache/<kind> not `wanted`: only names this module writes there (`written`), never
-    another file, a directory, or a staging file (another audit may be writing one)."""
+    another file, a directory, or a staging file (another audit may be writing one). A cache directory that is
+    not where it seems (a link on the way to it: .migratekit, its cache or cache/<kind> linked elsewhere) is
+    read and written but never pruned: what is there is not the checkout's, and files of that name outside it
+    were removed."""
     with contextlib.suppress(OSError):  # no cache to clean (a read-only checkout): the next audit is only slower
-        with os.scandir(state_dir(root) / "cache" / kind) as entries:
+        directory = state_dir(root) / "cache" / kind
+        # realpath, not resolve: a link loop there is a cache that cannot be read, not a RuntimeError
+        if os.path.realpath(directory) != os.path.join(os.path.realpath(root), STATE_DIR, "cache", kind):
+            return
+        with os.scandir(directory) as entries:
             for entry in entries:
                 if entry.name in wanted or not written.fullmatch(entry.name) or entry.is_dir(follow_symlinks=False):
                     continue
@@ -261,16 +273,21 @@ class Lint(NamedTuple):
     entries: tuple[str, ...] = ()
 
 
-def load(root: Path, entry: str) -> Lint | None:
-    """The cached findings and what the migrations create and use, or None when there is no entry or it
-    cannot be trusted."""
+def load(root: Path, entry: str, service: str) -> Lint | None:
+    """`service`'s cached findings and what its migrations create and use, or None when there is no entry or it
+    cannot be trusted: one that names another service (a KeyError traceback later, where the service was looked
+    up), or a finding whose path, line or message is not of its type, is a miss, and written again."""
     try:
         data = _read(_path(root, entry))
         if not isinstance(data, dict) or data.get("key") != entry or not isinstance(data.get("findings"), list):
             return None
-        service, rules = data["service"], _rules()
+        if data["service"] not in (None, service):
+            return None
+        rules = _rules()
         findings = []
         for code, path, line, message in data["findings"]:
+            if not (isinstance(path, str | None) and (line is None or type(line) is int) and type(message) is str):
+                return None
             declared = rules[code]
             findings.append(Finding(code, declared.severity, service, path, line, sys.intern(message), declared.hint))
         content = data.get("content")  # the content key written with it (an entry of an older format names none)

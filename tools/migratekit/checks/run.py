@@ -147,11 +147,11 @@ def lint_service_cached(workspace: Workspace, name: str, use_cache: bool = True)
     service = workspace.services[name]
     where = relative(workspace.root, service.migrations_dir)
     quick = cache.stat_key(service, where) if use_cache else None
-    found = cache.load(workspace.root, quick) if quick else None
+    found = cache.load(workspace.root, quick, name) if quick else None
     if found is None:
         migrations = service.load_migrations(mixed=True)  # MK117 names a mix
         entry = cache.key(service, migrations, where) if use_cache else None
-        found = cache.load(workspace.root, entry) if entry else None
+        found = cache.load(workspace.root, entry, name) if entry else None
         if found is None:
             found = cache.Lint(
                 *lint_service(
@@ -175,7 +175,7 @@ def _unchanged(workspace: Workspace, name: str) -> cache.Lint | None:
     """The lint of a service whose migrations directory is as the cache last saw it (names, sizes, mtimes),
     without reading a file; None when it is not."""
     service = workspace.services[name]
-    found = cache.load(workspace.root, cache.stat_key(service, relative(workspace.root, service.migrations_dir)))
+    found = cache.load(workspace.root, cache.stat_key(service, relative(workspace.root, service.migrations_dir)), name)
     return None if found is None else _own_table(service.path, found)
 
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import secrets
+import stat
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -14,6 +17,7 @@ from migratekit.cli import render
 from migratekit.cli.flags import ROOT_HELP, user_errors, workspace_at
 from migratekit.errors import ConfigError
 from migratekit.model.selection import select
+from migratekit.model.workspace import STATE_DIR
 
 if TYPE_CHECKING:
     from migratekit.checks.run import AuditReport
@@ -56,8 +60,19 @@ def audit(
     """Check every service against the pattern: files, idempotent and safe SQL, runner, image, startup."""
     from migratekit.checks.run import audit as run_audit
 
+    _no_empty_values(
+        {
+            "--root": root,
+            "--service": service,
+            "--changed-since": changed_since,
+            "--format": format,
+            "--output": output,
+            "--baseline": baseline,
+            "--write-baseline": write_baseline,
+        }
+    )
     chosen = {name for name, on in (("json", json), ("sarif", sarif), ("github", github)) if on} | (
-        {format} if format else set()
+        {format} if format is not None else set()
     )
     if len(chosen) > 1:
         shown = ", ".join(sorted(chosen))
@@ -67,6 +82,13 @@ def audit(
         raise ConfigError(f"--format {shape!r}: one of {', '.join(AUDIT_FORMATS)}")
     workspace = workspace_at(root)
     if write_baseline is not None:
+        given = {"--output": output is not None, "--baseline": baseline is not None, "--all-findings": all_findings}
+        given |= {"--json": json, "--sarif": sarif, "--github": github, "--format": format is not None}
+        for flag in (flag for flag, on in given.items() if on):
+            raise ConfigError(
+                f"--write-baseline and {flag}: --write-baseline writes the baseline and no report; drop {flag} "
+                "(and audit with it once the baseline is written)"
+            )
         _write_baseline(workspace, write_baseline, [service] if service else None, changed_since, not no_cache)
         return
     if baseline is not None and all_findings:
@@ -76,20 +98,24 @@ def audit(
 
         inside(Path(baseline), workspace.root, "--baseline", baseline)
     accepted = None if all_findings else (Path(baseline) if baseline is not None else workspace.baseline)
+    reads = [workspace.config_path, workspace.baseline, Path(baseline) if baseline is not None else None]
+    target = None if output is None else _output_target(output, workspace.root, [p for p in reads if p])
     result = run_audit(
         workspace, [service] if service else None, changed_since, use_cache=not no_cache, baseline=accepted
     )
+    if output is None:
+        render.fit_stdout(machine=shape != "text")
     if output is None and shape == "text":
         out = render.console()
         for text in render.audit_text(result):
             out.print(text)
     elif output is None:
-        _audit_as(shape, result, sys.stdout)
+        # no stdout at all (`>&-`): what is written goes nowhere, as print() drops it, and the exit code still says
+        with open(os.devnull, "w") if sys.stdout is None else contextlib.nullcontext(sys.stdout) as printed:
+            _audit_as(shape, result, printed)
     else:
-        target = Path(output)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with target.open("w", encoding="utf-8") as written:
-            _audit_as(shape, result, written)
+        assert target is not None
+        _write_output(target, output, shape, result)
         by = f"; {result.accepted} accepted by the baseline {result.baseline}" if result.baseline else ""
         print(f"wrote {output}: {result.errors} error(s), {result.warnings} warning(s){by}", file=sys.stderr)
     if result.errors:
@@ -97,6 +123,25 @@ def audit(
 
 
 AUDIT_FORMATS = ("text", "json", "sarif", "github")
+
+# What each of the audit's flags that take a value wants, said when it is given empty.
+_WANTED = {
+    "--root": "name the monorepo's root directory (or leave the flag out: it is found upwards from here)",
+    "--service": "name a service (or leave the flag out to audit every one)",
+    "--changed-since": "name a git ref: a branch, tag or commit",
+    "--format": f"one of {', '.join(AUDIT_FORMATS)}",
+    "--output": "name a file",
+    "--baseline": "name the baseline file",
+    "--write-baseline": "name a file",
+}
+
+
+def _no_empty_values(values: dict[str, str | None]) -> None:
+    """A flag given an empty value is exit 2, naming it: `--service "$SERVICE"` with the variable unset audited
+    every service, `--changed-since ''` the whole workspace, `--format ''` printed text, all without a word."""
+    for flag, value in values.items():
+        if value is not None and not value.strip():
+            raise ConfigError(f"{flag} {value!r}: {_WANTED[flag]}")
 
 
 def _write_baseline(
@@ -120,6 +165,62 @@ def _write_baseline(
             f"  to use it in every audit (CI, pre-commit too): add `baseline: {target}` to workspace.yaml",
             file=sys.stderr,
         )
+
+
+def _output_target(given: str, root: Path, reads: list[Path]) -> Path:
+    """Where --output will write, checked before the audit runs, so that a mistake is exit 2 with nothing written:
+    a file (or a device, a FIFO) in a directory that is one or can be made; never a directory, a file this audit
+    reads (workspace.yaml, a baseline: the report was written over it, and every later audit was exit 2), nor a
+    place in .migratekit/cache, whose files audits remove."""
+    path = Path(given)
+    if path.is_dir():
+        raise ConfigError(f"--output {given}: a directory; name a file")
+    try:
+        real = path.resolve()
+    except (RuntimeError, OSError):  # a link loop: RuntimeError before Python 3.13, OSError (ELOOP) since
+        raise ConfigError(f"--output {given}: a link that leads back to itself; name a file") from None
+    for read in reads:
+        if real == read.resolve():
+            raise ConfigError(f"--output {given}: the audit reads this file ({read.name}); name another file")
+    if real.is_relative_to((root / STATE_DIR / "cache").resolve()):
+        raise ConfigError(
+            f"--output {given}: inside {STATE_DIR}/cache, whose files audits remove; name a file elsewhere"
+        )
+    ancestor = next((parent for parent in path.parents if parent.exists()), Path("."))
+    if not ancestor.is_dir():
+        raise ConfigError(f"--output {given}: cannot be written: {ancestor} is not a directory")
+    if not os.access(ancestor, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise ConfigError(f"--output {given}: cannot be written: {path if path.exists() else ancestor} is read-only")
+    return path
+
+
+def _write_output(target: Path, given: str, shape: str, result: AuditReport) -> None:
+    """The report written as it is made into a file beside the target, which then takes its place: an audit
+    stopped part-way (a Ctrl-C, a full disk) leaves the report before as it was, never half of one. A device or a
+    FIFO (/dev/stdout) is written as it is; a link, through; a file written again keeps its mode."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists() and not target.is_file():  # asked through its links: /dev/stdout is the pipe it leads to
+            with target.open("w", encoding="utf-8", errors=render.UNENCODABLE) as out:
+                _audit_as(shape, result, out)
+            return
+        real = target.resolve()  # (a pipe's link resolves to no file)
+        mode = stat.S_IMODE(real.stat().st_mode) if real.exists() else None
+        staging = real.with_name(f".{real.name}.{secrets.token_hex(4)}.tmp")
+        handle = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # a new file: the umask's mode
+        try:
+            with open(handle, "w", encoding="utf-8", errors=render.UNENCODABLE) as out:
+                _audit_as(shape, result, out)
+            if mode is not None:
+                os.chmod(staging, mode)
+            os.replace(staging, real)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(staging)
+            raise
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise ConfigError(f"--output {given}: cannot be written ({reason}); the file there is as it was") from None
 
 
 def _audit_as(shape: str, result: AuditReport, out: TextIO) -> None:

@@ -35,6 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     if not result.services:
         return 0
+    render.fit_stdout(machine=False)  # a name its locale cannot encode is escaped, not a traceback
     out = render.console()
     for line in render.audit_text(result):
         out.print(line)

@@ -7,10 +7,13 @@ around it, never read as markup: a table named `t[/]x` or `[bold]` is printed as
 
 from __future__ import annotations
 
+import codecs
+import contextlib
 import dataclasses
 import functools
 import io
 import json
+import sys
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -275,6 +278,28 @@ def console(stderr: bool = False) -> Console:
     return terminal if terminal.is_terminal else make(width=OFF_TERMINAL_WIDTH)
 
 
+def fit_stdout(machine: bool) -> None:
+    """Make stdout able to take any name a report holds, whatever the locale: a C locale without Python's UTF-8
+    coercion (or a Latin-1 one and a name in Japanese) stopped an audit's output at the first such name with a
+    UnicodeEncodeError, and so did a file name that is not UTF-8 (held as surrogates) in any locale. A machine
+    format is written as UTF-8 (JSON's and SARIF's encoding, and what --output writes), such a name's bytes as
+    JSON's escapes of them (`\\udce9`); text for a person keeps the terminal's encoding, what it cannot show
+    escaped (`caf\\xe9`)."""
+    stream = sys.stdout
+    if not isinstance(stream, io.TextIOWrapper):  # a stream put in its place (a test's, a tool's) takes str as it is
+        return
+    with contextlib.suppress(ValueError, OSError):  # closed, or not one Python can reconfigure: left as it is
+        if machine:
+            stream.reconfigure(encoding="utf-8", errors=UNENCODABLE)
+        elif stream.errors == "strict" or codecs.lookup(stream.encoding).name != "utf-8":  # (a raw byte: kept)
+            stream.reconfigure(errors=UNENCODABLE)
+
+
+# How a report writes what its encoding cannot: a lone surrogate (a file name's undecodable byte) as `\\udce9`,
+# which inside a JSON string is the escape that reads back as the same name.
+UNENCODABLE = "backslashreplace"
+
+
 # How each outcome looks, for every Outcome (tests/test_text_output.py fails for one added without a style).
 OUTCOME_STYLE: dict[Outcome, str] = {
     Outcome.APPLIED: "green",
@@ -408,10 +433,14 @@ def audit_text(report: AuditReport) -> Iterator[Text]:
 
 def sarif(report: AuditReport, rules: Sequence[Rule]) -> dict:
     """SARIF 2.1.0, as GitHub code scanning and other viewers read it."""
+    from urllib.parse import quote
+
     index = {r.code: i for i, r in enumerate(rules)}
     results = []
     for f in report.findings:
-        location: dict = {"artifactLocation": {"uri": f.path or "workspace.yaml", "uriBaseId": "%SRCROOT%"}}
+        # a URI reference, as SARIF has it: a path as written put a finding in `004 a#b.sql` on `004 a`, no file
+        uri = quote(f.path.encode(errors="surrogateescape"), safe="/") if f.path else "workspace.yaml"
+        location: dict = {"artifactLocation": {"uri": uri, "uriBaseId": "%SRCROOT%"}}
         if f.line:
             location["region"] = {"startLine": f.line}
         results.append(

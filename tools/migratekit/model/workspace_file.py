@@ -8,6 +8,7 @@ names the file and line at fault.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -290,7 +291,10 @@ def _baseline(check: Checker, root: Path, raw: Any) -> Path | None:
     if raw is None:
         return None
     given = check.string(raw, ("baseline",))
-    path = (root / given).resolve()
+    try:
+        path = (root / given).resolve()
+    except (RuntimeError, OSError):  # a link loop: RuntimeError before Python 3.13, OSError (ELOOP) since
+        raise check.fail(("baseline",), f"{given!r} is a link that leads back to itself; name the file") from None
     if Path(given).is_absolute() or not path.is_relative_to(root):
         raise check.fail(("baseline",), f"{given!r} points outside the repository; keep the baseline in it")
     return path
@@ -330,6 +334,14 @@ def _service(
     if "migrations" in entry:
         layout = _migrations_setting(check, key, entry["migrations"])
     migrations = layout or defaults.get("migrations", MIGRATIONS)
+    for candidate in (path, path / migrations):
+        try:
+            candidate.resolve()
+        except (RuntimeError, OSError):  # a link loop: RuntimeError before Python 3.13, OSError (ELOOP) since
+            shown = os.path.relpath(candidate, root)
+            raise check.fail(
+                where, f"{shown} is a symbolic link that leads back to itself; point it at a directory"
+            ) from None
     if migrations != MIGRATIONS and not (path / migrations).resolve().is_relative_to(root):  # `..`, a linked db/
         raise check.fail(key, f"{migrations!r} points outside the repository")
     for candidate in (path, path / migrations):
