@@ -194,3 +194,58 @@ def test_ctrl_c_while_a_rollback_waits_for_the_lock_says_nothing_was_rolled_back
     assert "interrupted by SIGINT while waiting for the migration lock" in stdout + stderr
     assert "None" not in stdout + stderr and "nothing was rolled back" in stdout + stderr
     assert repo.query("g", "SELECT version FROM migratekit.schema_migrations") == [("000001_one",)]
+
+
+def _workers(pid: int) -> list[int]:
+    """The processes `pid` has started (the audit's pool), as the kernel lists them."""
+    try:
+        return [
+            int(c)
+            for t in os.listdir(f"/proc/{pid}/task")
+            for c in open(f"/proc/{pid}/task/{t}/children").read().split()
+        ]
+    except OSError:
+        return []
+
+
+@pytest.mark.skipif(
+    not os.path.isdir("/proc/self/task") or (os.cpu_count() or 1) < 2,
+    reason="needs Linux's /proc and two cores: the pool",
+)
+@pytest.mark.parametrize(
+    ("sig", "group", "code"), [(signal.SIGINT, True, 130), (signal.SIGTERM, False, 143)], ids=["ctrl-c", "sigterm"]
+)
+def test_an_audit_interrupted_while_its_workers_parse_stops_at_once_and_says_so(
+    tmp_path, sig: signal.Signals, group: bool, code: int
+) -> None:
+    """Ctrl-C reaches the whole process group (the workers too), a SIGTERM the audit alone (a container's stop):
+    either way the audit exits 128 + the signal, saying it was interrupted, and leaves no worker behind."""
+    table = "CREATE TABLE IF NOT EXISTS t{n} (id bigint PRIMARY KEY, name text NOT NULL, at timestamptz);\n"
+    services = {f"s{i:02d}": {} for i in range(32)}  # above PARALLEL_FROM: parsed by a pool of workers
+    for name in services:
+        directory = tmp_path / "services" / name / "migrations"
+        directory.mkdir(parents=True)
+        for version in ("001_init", "002_more"):
+            sql = "".join(table.format(n=n) for n in range(300))
+            (directory / f"{version}.sql").write_text(f"-- Migration: {version}\n{sql}")
+    (tmp_path / "workspace.yaml").write_text(json.dumps({"version": 1, "services": services}))
+    (tmp_path / "tasks.py").write_text("from migratekit.tasks import ns\n\n__all__ = ['ns']\n")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "invoke", "audit", "--json", "--no-cache"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a shell gives a command it runs
+    )
+    deadline = time.monotonic() + 60
+    while not _workers(proc.pid):
+        assert proc.poll() is None and time.monotonic() < deadline, "the audit started no worker"
+        time.sleep(0.005)
+    (os.killpg if group else os.kill)(proc.pid, sig)
+    stdout, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == code, stderr
+    assert f"migratekit: interrupted by {sig.name}" in stderr and "Traceback" not in stderr, stderr
+    assert stdout == ""  # no report of part of the services
+    left = subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True, text=True).stdout.split()
+    assert left == [], f"workers left running: {left}"

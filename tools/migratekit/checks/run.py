@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import os
+import signal
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from migratekit import interrupts
 from migratekit.checks import baseline as baselines
 from migratekit.checks import cache
 from migratekit.checks.rule import Finding, Rule, Scope, Severity, StaleIgnore, rules_for
@@ -205,13 +207,37 @@ def _map_services(workspace: Workspace, names: list[str], use_cache: bool, repo:
             from pglast import parser  # noqa: F401 (loaded once, before the fork, rather than in each worker)
 
             chunk = max(1, len(rest) // (workers * 4))
-            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            context = multiprocessing.get_context("fork")
+            with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_signals) as pool:
                 arguments = [workspace] * len(rest), rest, [use_cache] * len(rest), [repo] * len(rest)
-                done |= dict(zip(rest, pool.map(audit_service, *arguments, chunksize=chunk), strict=True))
+                try:
+                    held = signal.pthread_sigmask(signal.SIG_BLOCK, interrupts.SIGNALS)  # workers fork with them held
+                    try:
+                        results = pool.map(audit_service, *arguments, chunksize=chunk)  # (every worker forked)
+                    finally:
+                        signal.pthread_sigmask(signal.SIG_SETMASK, held)  # one that came meanwhile is raised here
+                    for name, linted in zip(rest, results, strict=True):
+                        done[name] = linted
+                        if interrupts.requested():  # asked while its exception could not be raised: now
+                            raise interrupts.Interrupted(interrupts.signal_number() or signal.SIGINT)
+                except BaseException:  # a Ctrl-C, a SIGTERM: stop now, not after the services each worker holds
+                    for worker in multiprocessing.active_children():  # the pool's alone: the audit starts no other
+                        worker.kill()
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    raise
     for name in rest:
         if name not in done:
             done[name] = audit_service(workspace, name, use_cache, repo)
     return [done[name] for name in names]
+
+
+def _worker_signals() -> None:
+    """A Ctrl-C reaches every process of the group: a worker leaves it, and a SIGTERM, to the audit, which stops
+    the workers itself (an interrupt raised in a worker came back through the pool, or not at all, as a
+    traceback). A signal that came while it was forked, held until now, is dropped with them."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, interrupts.SIGNALS)
 
 
 def findings_of(scope: Scope, *subject: Any, service: str | None = None, root: Path | None = None) -> list[Finding]:

@@ -89,7 +89,8 @@ def audit(
                 f"--write-baseline and {flag}: --write-baseline writes the baseline and no report; drop {flag} "
                 "(and audit with it once the baseline is written)"
             )
-        _write_baseline(workspace, write_baseline, [service] if service else None, changed_since, not no_cache)
+        with interrupts.handling(raise_now=True):
+            _write_baseline(workspace, write_baseline, [service] if service else None, changed_since, not no_cache)
         return
     if baseline is not None and all_findings:
         raise ConfigError("--baseline and --all-findings contradict each other: give one")
@@ -100,29 +101,31 @@ def audit(
     accepted = None if all_findings else (Path(baseline) if baseline is not None else workspace.baseline)
     reads = [workspace.config_path, workspace.baseline, Path(baseline) if baseline is not None else None]
     target = None if output is None else _output_target(output, workspace.root, [p for p in reads if p])
-    result = run_audit(
-        workspace, [service] if service else None, changed_since, use_cache=not no_cache, baseline=accepted
-    )
-    if output is None:
-        render.fit_stdout(machine=shape != "text")
-    if output is None and shape == "text":
-        out = render.console()
-        for text in render.audit_text(result):
-            out.print(text)
-    elif output is None:
-        # no stdout at all (`>&-`): what is written goes nowhere, as print() drops it, and the exit code still says
-        with open(os.devnull, "w") if sys.stdout is None else contextlib.nullcontext(sys.stdout) as printed:
-            _audit_as(shape, result, printed)
-    else:
-        assert target is not None
-        _write_output(target, output, shape, result)
-        by = f"; {result.accepted} accepted by the baseline {result.baseline}" if result.baseline else ""
-        print(f"wrote {output}: {result.errors} error(s), {result.warnings} warning(s){by}", file=sys.stderr)
+    with interrupts.handling(raise_now=True):  # Ctrl-C, SIGTERM: exit 130 or 143, saying so
+        result = run_audit(
+            workspace, [service] if service else None, changed_since, use_cache=not no_cache, baseline=accepted
+        )
+        if output is None:
+            render.fit_stdout(machine=shape != "text")
+        if output is None and shape == "text":
+            out = render.console()
+            for text in render.audit_text(result):
+                out.print(text)
+        elif output is None:
+            # no stdout at all (`>&-`): what is written goes nowhere, as print() drops it, and the exit code still says
+            with open(os.devnull, "w") if sys.stdout is None else contextlib.nullcontext(sys.stdout) as printed:
+                _audit_as(shape, result, printed)
+        else:
+            assert target is not None
+            _write_output(target, output, shape, result)
+            by = f"; {result.accepted} accepted by the baseline {result.baseline}" if result.baseline else ""
+            print(f"wrote {output}: {result.errors} error(s), {result.warnings} warning(s){by}", file=sys.stderr)
     if result.errors:
         raise Exit(code=1)
 
 
 AUDIT_FORMATS = ("text", "json", "sarif", "github")
+
 
 # What each of the audit's flags that take a value wants, said when it is given empty.
 _WANTED = {
