@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import time
 import subprocess
 import sys
 import textwrap
@@ -552,6 +553,21 @@ def test_a_lint_cache_that_is_not_migratekits_alone_loses_only_migratekits_stale
     assert invoke(root, "audit", "--json").returncode in (0, 1)
     after = lint_entries(root)
     assert set(foreign) < after and len(after - set(foreign)) == 6 and len(after & first) == len(foreign) + 4
+
+
+def test_a_staging_file_a_stopped_audit_left_is_removed_once_it_is_an_hour_old(example_repo: Monorepo) -> None:
+    """An audit's worker stopped by a Ctrl-C may leave the file it was writing an entry into: one an hour old is
+    no write in progress, and goes; a newer one may be another audit's, and stays."""
+    root = example_repo.root
+    assert invoke(root, "audit", "--json").returncode == 0
+    for kind in ("lint", "sources"):
+        directory = root / ".migratekit" / "cache" / kind
+        old, new = directory / ".k3j_x9a2.tmp", directory / ".p0q_ab12.tmp"
+        old.write_text('{"key": "')
+        new.write_text('{"key": "')
+        os.utime(old, (time.time() - 3700, time.time() - 3700))
+        assert invoke(root, "audit", "--json").returncode == 0
+        assert not old.exists() and new.exists(), kind
 
 
 def test_the_readings_cache_loses_only_migratekits_stale_entries(example_repo: Monorepo) -> None:

@@ -28,6 +28,7 @@ import re
 import stat
 import sys
 import tempfile
+import time
 from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
@@ -201,6 +202,8 @@ def keep_readings_of(root: Path, services: list[Path]) -> None:
     _keep(root, "sources", {_readings_name(service) for service in services}, READINGS_ENTRY)
 
 
+STAGING = re.compile(r"\.[a-z0-9_]+\.tmp")  # what _write stages an entry in (tempfile.mkstemp's names)
+STAGING_KEPT = 3600.0  # seconds: no audit takes as long to write one entry
 LINT_ENTRY = re.compile(r"[0-9a-f]{64}\.json")  # what key() and stat_key() name: a sha256 hex digest
 
 
@@ -213,7 +216,8 @@ def keep_lint_of(root: Path, entries: Iterable[str]) -> None:
 
 def _keep(root: Path, kind: str, wanted: set[str], written: re.Pattern[str]) -> None:
     """Remove the entries in cache/<kind> not `wanted`: only names this module writes there (`written`), never
-    another file, a directory, or a staging file (another audit may be writing one). A cache directory that is
+    another file, a directory, or a staging file under an hour old (another audit may be writing it; an older one
+    was left by a worker stopped as it wrote, at a Ctrl-C). A cache directory that is
     not where it seems (a link on the way to it: .migratekit, its cache or cache/<kind> linked elsewhere) is
     read and written but never pruned: what is there is not the checkout's, and files of that name outside it
     were removed."""
@@ -224,7 +228,10 @@ def _keep(root: Path, kind: str, wanted: set[str], written: re.Pattern[str]) -> 
             return
         with os.scandir(directory) as entries:
             for entry in entries:
-                if entry.name in wanted or not written.fullmatch(entry.name) or entry.is_dir(follow_symlinks=False):
+                if STAGING.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
+                    if time.time() - entry.stat(follow_symlinks=False).st_mtime < STAGING_KEPT:
+                        continue  # perhaps being written by another audit
+                elif entry.name in wanted or not written.fullmatch(entry.name) or entry.is_dir(follow_symlinks=False):
                     continue
                 with contextlib.suppress(FileNotFoundError):  # gone already: another audit removed it
                     os.unlink(entry.path)
