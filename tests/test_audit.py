@@ -5,10 +5,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import time
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
