@@ -14,7 +14,13 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "tools" / "migratekit"
-BASE = {"migratekit.collector", "migratekit.errors", "migratekit.interrupts", "migratekit.version"}  # from every layer
+BASE = {
+    "migratekit.collector",
+    "migratekit.errors",
+    "migratekit.files",
+    "migratekit.interrupts",
+    "migratekit.version",
+}  # from every layer
 PUBLIC = {"migratekit", "migratekit.__main__", "migratekit.tasks"}  # the package's face and its entry points
 MAY_IMPORT = {
     "model": {"model"},

@@ -13,10 +13,8 @@ or another tool's file is refused (exit 2) before anything is written.
 
 from __future__ import annotations
 
-import errno
 import json
 import os
-import stat
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -24,6 +22,7 @@ from pathlib import Path
 
 from migratekit.checks.rule import Finding
 from migratekit.errors import ConfigError
+from migratekit.files import NotAFile, read_regular, resolved
 
 BASELINE_VERSION = 1
 
@@ -92,23 +91,18 @@ def read(path: Path, shown: str | None = None, named_by: str | None = None) -> B
 
 
 def _text_of(path: Path, shown: str) -> str:
-    """A baseline's text, from a regular file alone: read_text waited for good on a FIFO at its path (a device
-    would never end). It is opened without waiting and asked what it is through the same descriptor."""
-    with open(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as handle:
-        mode = os.fstat(handle.fileno()).st_mode
-        if stat.S_ISDIR(mode):
-            raise IsADirectoryError(errno.EISDIR, "Is a directory", str(path))
-        if not stat.S_ISREG(mode):
-            raise ConfigError(f"{shown}: not a regular file (a FIFO or a device); name the baseline file")
-        return handle.read().decode("utf-8")
+    """A baseline's text, from a regular file alone: read_text waited for good on a FIFO at its path."""
+    try:
+        return read_regular(path).decode("utf-8")
+    except NotAFile:
+        raise ConfigError(f"{shown}: not a regular file (a FIFO or a device); name the baseline file") from None
 
 
 def inside(path: Path, root: Path, flag: str, given: str) -> None:
     """A baseline is the repository's (its paths are repository-relative, and it is committed with the code)."""
-    try:
-        whole = path.resolve()
-    except (RuntimeError, OSError):  # a link loop: RuntimeError before Python 3.13, OSError (ELOOP) since
-        raise ConfigError(f"{flag} {given}: a link that leads back to itself; name the baseline file") from None
+    whole = resolved(path)
+    if whole is None:
+        raise ConfigError(f"{flag} {given}: a link that leads back to itself; name the baseline file")
     if not whole.is_relative_to(root.resolve()):
         raise ConfigError(f"{flag} {given}: outside the repository; keep the baseline in it")
 

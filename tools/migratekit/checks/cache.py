@@ -25,7 +25,6 @@ import importlib.util
 import json
 import os
 import re
-import stat
 import sys
 import tempfile
 import time
@@ -36,6 +35,7 @@ from typing import Any, NamedTuple
 
 from migratekit.checks.rule import Finding, Rule, all_rules
 from migratekit.checks.sql.context import ServiceObjects
+from migratekit.files import read_regular
 from migratekit.model.migration import DRIZZLE_JOURNAL, Migration
 from migratekit.model.workspace import STATE_DIR, Service, state_dir
 from migratekit.version import VERSION
@@ -238,15 +238,9 @@ def _keep(root: Path, kind: str, wanted: set[str], written: re.Pattern[str]) -> 
 
 
 def _read(path: Path) -> Any:
-    """An entry's JSON, from a regular file alone: a FIFO at its path would wait for a writer for good, a device
-    never end. It is opened without waiting and asked what it is through the same descriptor, so nothing can
-    take its place between the question and the read. OSError when it cannot be read or is no file, ValueError
-    when it is not JSON."""
-    nonblocking = getattr(os, "O_NONBLOCK", 0)  # POSIX's (where there is no FIFO to wait on, none)
-    with open(os.open(path, os.O_RDONLY | nonblocking), "rb") as handle:
-        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-            raise OSError(f"not a regular file: {path}")
-        return json.loads(handle.read())
+    """An entry's JSON, from a regular file alone (a FIFO at its path would wait for a writer for good): OSError
+    when it cannot be read or is no file, ValueError when it is not JSON."""
+    return json.loads(read_regular(path))
 
 
 def _write(path: Path, data: dict[str, Any]) -> None:

@@ -16,6 +16,7 @@ from migratekit import interrupts
 from migratekit.cli import render
 from migratekit.cli.flags import ROOT_HELP, user_errors, workspace_at
 from migratekit.errors import ConfigError
+from migratekit.files import resolved
 from migratekit.model.selection import select
 from migratekit.model.workspace import STATE_DIR
 
@@ -178,10 +179,9 @@ def _output_target(given: str, root: Path, reads: list[Path]) -> Path:
     path = Path(given)
     if path.is_dir():
         raise ConfigError(f"--output {given}: a directory; name a file")
-    try:
-        real = path.resolve()
-    except (RuntimeError, OSError):  # a link loop: RuntimeError before Python 3.13, OSError (ELOOP) since
-        raise ConfigError(f"--output {given}: a link that leads back to itself; name a file") from None
+    real = resolved(path)
+    if real is None:
+        raise ConfigError(f"--output {given}: a link that leads back to itself; name a file")
     for read in reads:
         if real == read.resolve():
             raise ConfigError(f"--output {given}: the audit reads this file ({read.name}); name another file")

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from migratekit.errors import ConfigError
+from migratekit.files import resolved
 from migratekit.model.contract import MAX_TRACKING_NAME
 from migratekit.model.discovery import LAYOUTS, base_of, discover, guess_language
 from migratekit.model.formats import FORMATS
@@ -291,10 +292,9 @@ def _baseline(check: Checker, root: Path, raw: Any) -> Path | None:
     if raw is None:
         return None
     given = check.string(raw, ("baseline",))
-    try:
-        path = (root / given).resolve()
-    except (RuntimeError, OSError):  # a link loop: RuntimeError before Python 3.13, OSError (ELOOP) since
-        raise check.fail(("baseline",), f"{given!r} is a link that leads back to itself; name the file") from None
+    path = resolved(root / given)
+    if path is None:
+        raise check.fail(("baseline",), f"{given!r} is a link that leads back to itself; name the file")
     if Path(given).is_absolute() or not path.is_relative_to(root):
         raise check.fail(("baseline",), f"{given!r} points outside the repository; keep the baseline in it")
     return path
@@ -335,13 +335,9 @@ def _service(
         layout = _migrations_setting(check, key, entry["migrations"])
     migrations = layout or defaults.get("migrations", MIGRATIONS)
     for candidate in (path, path / migrations):
-        try:
-            candidate.resolve()
-        except (RuntimeError, OSError):  # a link loop: RuntimeError before Python 3.13, OSError (ELOOP) since
+        if resolved(candidate) is None:
             shown = os.path.relpath(candidate, root)
-            raise check.fail(
-                where, f"{shown} is a symbolic link that leads back to itself; point it at a directory"
-            ) from None
+            raise check.fail(where, f"{shown} is a symbolic link that leads back to itself; point it at a directory")
     if migrations != MIGRATIONS and not (path / migrations).resolve().is_relative_to(root):  # `..`, a linked db/
         raise check.fail(key, f"{migrations!r} points outside the repository")
     for candidate in (path, path / migrations):
