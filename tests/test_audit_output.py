@@ -27,6 +27,18 @@ def with_findings(repo: Monorepo) -> Monorepo:
     return repo
 
 
+def audit_process(root: Path, shape: str, environment: dict[str, str]) -> subprocess.CompletedProcess[bytes]:
+    """`invoke audit --format SHAPE` in a process of its own with exactly this environment (its locale), output as
+    bytes: what the process wrote, not what Python made of it."""
+    return subprocess.run(
+        [sys.executable, "-m", "invoke", "audit", "--format", shape],
+        cwd=root,
+        capture_output=True,
+        env=environment,
+        timeout=120,
+    )
+
+
 @pytest.mark.parametrize(
     ("given", "says"),
     [
@@ -167,13 +179,7 @@ def test_a_stdout_that_is_ascii_alone_gets_non_ascii_names_without_a_traceback(
         """,
     )
     environment = {"PATH": "/usr/bin:/bin", "LC_ALL": "C", "PYTHONCOERCECLOCALE": "0", "PYTHONUTF8": "0"}
-    done = subprocess.run(
-        [sys.executable, "-m", "invoke", "audit", "--format", shape],
-        cwd=root,
-        capture_output=True,
-        env=environment,
-        timeout=120,
-    )
+    done = audit_process(root, shape, environment)
     assert done.returncode == 1 and b"Traceback" not in done.stderr, done.stderr.decode(errors="replace")
     if shape == "text":
         assert b"CREATE TABLE caf\\xe9 without IF NOT EXISTS" in done.stdout
@@ -234,13 +240,7 @@ def test_a_migration_whose_name_is_not_utf8_is_named_in_every_format(example_rep
     assert (root / path).is_file() and path.endswith(NOT_UTF8)
     environment = {"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8", "PYTHONUTF8": "0"}
     for shape in ("json", "sarif", "github"):
-        printed = subprocess.run(
-            [sys.executable, "-m", "invoke", "audit", "--format", shape],
-            cwd=root,
-            capture_output=True,
-            env=environment,
-            timeout=120,
-        )
+        printed = audit_process(root, shape, environment)
         assert printed.returncode == 1 and b"Traceback" not in printed.stderr, printed.stderr.decode()
         assert b"005_caf\\udce9.sql" in printed.stdout
         written = root / f"audit.{shape}"
