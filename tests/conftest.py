@@ -306,6 +306,37 @@ def write_tree(root: Path, files: Mapping[str, Any]) -> Path:
     return root
 
 
+@pytest.fixture
+def full_disk() -> Iterator[Callable[[Path], Path]]:
+    """`full_disk(directory)`: a file system of its own at `directory` (a small tmpfs), filled to its last byte,
+    so that the next write there fails with ENOSPC as on a full disk. Skips where mounting is not permitted
+    (not root, or a container without the capability): a real full disk, not a patched write."""
+    mounted: list[Path] = []
+
+    def fill(directory: Path) -> Path:
+        directory.mkdir(parents=True, exist_ok=True)
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(directory)], capture_output=True, text=True
+        )
+        if done.returncode != 0:
+            pytest.skip(f"a full disk needs a tmpfs mounted, not permitted here: {done.stderr.strip()}")
+        mounted.append(directory)
+        return directory
+
+    yield fill
+    for directory in mounted:
+        subprocess.run(["umount", str(directory)], check=True)
+
+
+def filled(directory: Path) -> None:
+    """Fill the file system at `directory` (a `full_disk`) to its last byte."""
+    with contextlib.suppress(OSError), (directory / "filler").open("wb", buffering=0) as filler:
+        free = os.statvfs(directory)
+        filler.write(b"x" * (free.f_bavail * free.f_frsize))
+        while True:  # the bytes the count left
+            filler.write(b"x" * 512)
+
+
 def with_secret(url: str, made_up: str = "hunter2-Zq9") -> tuple[str, str]:
     """`url` with a password the server accepts, and that password, for the tests that check it is never shown.
 

@@ -592,7 +592,6 @@ def test_a_lint_cache_that_cannot_be_written_keeps_its_entries_and_the_audit_is_
     """A cache directory that cannot be changed (a read-only file system: root ignores permissions) keeps what it
     holds, stale entries too: the audit is only slower."""
     import errno
-    import tempfile
 
     root = example_repo.root
     lint = root / ".migratekit" / "cache" / "lint"
@@ -600,20 +599,20 @@ def test_a_lint_cache_that_cannot_be_written_keeps_its_entries_and_the_audit_is_
     new_migration(example_repo, "battles", 3)
     expected = audit(load_workspace(root), use_cache=False).findings
     before = lint_entries(root)
-    real_unlink, real_mkstemp = os.unlink, tempfile.mkstemp
+    real_unlink, real_open = os.unlink, os.open
 
     def unlink(path: str | Path, *args: object, **kwargs: object) -> None:
         if Path(path).parent == lint:
             raise OSError(errno.EROFS, "Read-only file system", str(path))
         real_unlink(path, *args, **kwargs)  # type: ignore[arg-type]
 
-    def mkstemp(*args: object, dir: str | Path | None = None, **kwargs: object) -> tuple[int, str]:
-        if dir is not None and Path(dir) == lint:
-            raise OSError(errno.EROFS, "Read-only file system", str(dir))
-        return real_mkstemp(*args, dir=dir, **kwargs)  # type: ignore[call-overload,no-any-return]
+    def open_(path: str | Path, flags: int, *args: object, **kwargs: object) -> int:
+        if Path(path).parent == lint and flags & os.O_CREAT:
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        return real_open(path, flags, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(os, "unlink", unlink)
-    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+    monkeypatch.setattr(os, "open", open_)
     assert audit(load_workspace(root)).findings == expected
     assert lint_entries(root) == before
 

@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from conftest import Monorepo, write_tree
+from conftest import Monorepo, filled, write_tree
 
 INIT = """\
 -- Migration: 001_init
@@ -16,6 +17,7 @@ CREATE TABLE IF NOT EXISTS schema_migrations (version text PRIMARY KEY, applied_
 CREATE TABLE accounts (id bigint);
 CREATE INDEX accounts_id ON accounts (id);
 """
+MORE = "-- Migration: 00{n}_more\nCREATE TABLE more_{n} (id bigint);\nCREATE INDEX more_{n}_id ON more_{n} (id);\n"
 OTHER = "-- Migration: 001_init\nCREATE TABLE IF NOT EXISTS t (id bigint);\n"
 
 
@@ -347,3 +349,27 @@ def test_a_workspace_baseline_that_is_a_link_to_itself_is_exit_2_naming_the_line
     assert done.returncode == 2 and "workspace.yaml:2" in done.stderr and "leads back to itself" in done.stderr, (
         done.stderr
     )
+
+
+def test_a_baseline_written_again_on_a_full_disk_is_exit_2_and_the_old_one_is_as_it_was(
+    adopted: Monorepo, full_disk: Callable[[Path], Path]
+) -> None:
+    """The baseline was written in place: a disk that filled part-way left it truncated, and every later audit
+    exit 2 on a baseline that is not JSON. It is written beside and renamed: the old one stays whole."""
+    kept = full_disk(adopted.root / "ci")
+    assert adopted.invoke("audit", "--write-baseline", "ci/base.json").returncode == 0
+    before = (kept / "base.json").read_bytes()
+    write_tree(adopted.root, {f"services/a/migrations/00{n}_more.sql": MORE.format(n=n) for n in range(2, 9)})
+    filled(kept)
+    done = adopted.invoke("audit", "--write-baseline", "ci/base.json")
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr == (
+        "migratekit: --write-baseline ci/base.json: cannot be written (No space left on device); the file there is "
+        "as it was\n"
+    )
+    assert (kept / "base.json").read_bytes() == before
+    assert sorted(p.name for p in kept.iterdir()) == ["base.json", "filler"]  # no staging file left
+    (kept / "filler").unlink()
+    assert adopted.invoke("audit", "--write-baseline", "ci/base.json").returncode == 0
+    assert len((kept / "base.json").read_bytes()) > len(before)
+    assert adopted.invoke("audit", "--baseline", "ci/base.json").returncode == 0

@@ -1,16 +1,28 @@
-"""Reading a file the user named or the cache holds, where a FIFO or a link loop may stand in its place.
+"""Reading and writing a file the user named or the cache holds, where a FIFO or a link loop may stand in its
+place, and where a write may stop part-way.
 
 `read_text` on a FIFO waits for a writer for good, and `Path.resolve` on a link that leads back to itself raises
 RuntimeError (before Python 3.13; OSError since): each was a hung or a traceback-ending audit. Here both are
-answers the caller can turn into its own miss or its own message.
+answers the caller can turn into its own miss or its own message. A file written in place and stopped part-way
+(a Ctrl-C, a full disk, a killed worker) is half a report, half a baseline, half a cache entry: `staged` writes
+beside it and renames.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
+import re
+import secrets
 import stat
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TextIO
+
+# What `staged` names the file it writes before the rename: .<name>.<8 hex digits>.tmp (and what tempfile.mkstemp
+# named the cache's before: .<8 of [a-z0-9_]>.tmp). A janitor removes only these, and only old ones.
+STAGING = re.compile(r"\.(?:.+\.)?[a-z0-9_]{8}\.tmp")
 
 
 class NotAFile(OSError):
@@ -36,3 +48,33 @@ def resolved(path: Path) -> Path | None:
         return path.resolve()
     except (RuntimeError, OSError):  # a link loop: RuntimeError before Python 3.13, OSError (ELOOP) since
         return None
+
+
+@contextlib.contextmanager
+def staged(path: Path, new_mode: int = 0o666, errors: str = "strict") -> Iterator[TextIO]:
+    """A text file opened beside `path` that takes its place when the block ends, and is removed when it raises:
+    whoever reads `path` sees the file before or the file after, never part of one.
+
+    Whatever is at `path` is replaced, a link too (resolve it first to write through one). A regular file there
+    keeps its mode; a new one gets `new_mode` less the umask. The staging file is created anew (O_EXCL, never
+    through a link planted at its name) in the same directory, so the rename never crosses file systems.
+    OSError from any step; the caller names the file to the user.
+    """
+    kept = None
+    with contextlib.suppress(FileNotFoundError):
+        before = os.lstat(path)
+        if stat.S_ISREG(before.st_mode):
+            kept = stat.S_IMODE(before.st_mode)
+    staging = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    handle = os.open(staging, flags, new_mode)
+    try:
+        with open(handle, "w", encoding="utf-8", errors=errors) as out:
+            yield out
+        if kept is not None:
+            os.chmod(staging, kept)
+        os.replace(staging, path)
+    except BaseException:  # a full disk, a Ctrl-C: the staging file would stay beside the file for good
+        with contextlib.suppress(OSError):
+            os.unlink(staging)
+        raise

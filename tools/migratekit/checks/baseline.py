@@ -22,7 +22,7 @@ from pathlib import Path
 
 from migratekit.checks.rule import Finding
 from migratekit.errors import ConfigError
-from migratekit.files import NotAFile, read_regular, resolved
+from migratekit.files import NotAFile, read_regular, resolved, staged
 
 BASELINE_VERSION = 1
 
@@ -138,12 +138,18 @@ def writable(path: Path, root: Path, given: str) -> Baseline | None:
 
 
 def write(path: Path, text: str, given: str) -> None:
-    """Write a baseline that `writable` accepted (an error the checks could not foresee still names the file)."""
+    """Write a baseline that `writable` accepted (an error the checks could not foresee still names the file),
+    whole or not at all: a full disk or a Ctrl-C part-way leaves the baseline before as it was, never a truncated
+    one that the next audit refuses. Written through a link, as the user's editor would."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        with staged(resolved(path) or path) as out:
+            out.write(text)
     except OSError as error:
-        raise ConfigError(f"--write-baseline {given}: cannot be written ({error.strerror})") from None
+        reason = error.strerror or str(error)
+        raise ConfigError(
+            f"--write-baseline {given}: cannot be written ({reason}); the file there is as it was"
+        ) from None
 
 
 def _entry_ok(entry: object) -> bool:

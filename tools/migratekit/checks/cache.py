@@ -26,7 +26,6 @@ import json
 import os
 import re
 import sys
-import tempfile
 import time
 from collections.abc import Iterable
 from functools import cache
@@ -35,7 +34,7 @@ from typing import Any, NamedTuple
 
 from migratekit.checks.rule import Finding, Rule, all_rules
 from migratekit.checks.sql.context import ServiceObjects
-from migratekit.files import read_regular
+from migratekit.files import STAGING, read_regular, staged
 from migratekit.model.migration import DRIZZLE_JOURNAL, Migration
 from migratekit.model.workspace import STATE_DIR, Service, state_dir
 from migratekit.version import VERSION
@@ -202,7 +201,6 @@ def keep_readings_of(root: Path, services: list[Path]) -> None:
     _keep(root, "sources", {_readings_name(service) for service in services}, READINGS_ENTRY)
 
 
-STAGING = re.compile(r"\.[a-z0-9_]+\.tmp")  # what _write stages an entry in (tempfile.mkstemp's names)
 STAGING_KEPT = 3600.0  # seconds: no audit takes as long to write one entry
 LINT_ENTRY = re.compile(r"[0-9a-f]{64}\.json")  # what key() and stat_key() name: a sha256 hex digest
 
@@ -245,15 +243,8 @@ def _read(path: Path) -> Any:
 
 def _write(path: Path, data: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, staging = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w") as out:
-            json.dump(data, out)
-        os.replace(staging, path)
-    except BaseException:  # a full disk, a Ctrl-C: the staging file would stay in the cache for good
-        with contextlib.suppress(OSError):
-            os.unlink(staging)
-        raise
+    with staged(path) as out:  # another audit reading it meanwhile sees no half entry
+        json.dump(data, out)
 
 
 def _path(root: Path, entry: str) -> Path:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
-import stat
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -16,7 +14,7 @@ from migratekit import interrupts
 from migratekit.cli import render
 from migratekit.cli.flags import ROOT_HELP, user_errors, workspace_at
 from migratekit.errors import ConfigError
-from migratekit.files import resolved
+from migratekit.files import resolved, staged
 from migratekit.model.selection import select
 from migratekit.model.workspace import STATE_DIR
 
@@ -207,20 +205,8 @@ def _write_output(target: Path, given: str, shape: str, result: AuditReport) -> 
             with target.open("w", encoding="utf-8", errors=render.UNENCODABLE) as out:
                 _audit_as(shape, result, out)
             return
-        real = target.resolve()  # (a pipe's link resolves to no file)
-        mode = stat.S_IMODE(real.stat().st_mode) if real.exists() else None
-        staging = real.with_name(f".{real.name}.{secrets.token_hex(4)}.tmp")
-        handle = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # a new file: the umask's mode
-        try:
-            with open(handle, "w", encoding="utf-8", errors=render.UNENCODABLE) as out:
-                _audit_as(shape, result, out)
-            if mode is not None:
-                os.chmod(staging, mode)
-            os.replace(staging, real)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(staging)
-            raise
+        with staged(target.resolve(), errors=render.UNENCODABLE) as out:  # (a pipe's link resolves to no file)
+            _audit_as(shape, result, out)
     except OSError as error:
         reason = error.strerror or str(error)
         raise ConfigError(f"--output {given}: cannot be written ({reason}); the file there is as it was") from None

@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from migratekit.files import staged
+
 MARKER = "migratekit-checkout"  # beside the data directory: the checkout's path
 # migratekit-<hash of the checkout's path>-<random> (tempfile.mkdtemp's); without the random part: older clusters
 TEMP_CLUSTER = re.compile(r"^migratekit-[0-9a-f]{12}(-[a-z0-9_]{8})?$")
@@ -30,17 +32,8 @@ def mark(datadir: Path, checkout: Path) -> None:
     As root the directory belongs to the server's user: the marker is written to a new file (never through a
     link or a hard link left there) and renamed into place.
     """
-    marker = datadir.parent / MARKER
-    staging = marker.with_name(f".{MARKER}.{os.getpid()}")
-    with contextlib.suppress(OSError):
-        fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-        try:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(str(checkout.resolve()) + "\n")
-            os.replace(staging, marker)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(staging)
+    with contextlib.suppress(OSError), staged(datadir.parent / MARKER, new_mode=0o644) as handle:
+        handle.write(str(checkout.resolve()) + "\n")
 
 
 @dataclass(frozen=True)
