@@ -307,23 +307,24 @@ def write_tree(root: Path, files: Mapping[str, Any]) -> Path:
 
 
 @pytest.fixture
-def full_disk() -> Iterator[Callable[[Path], Path]]:
-    """`full_disk(directory)`: a file system of its own at `directory` (a small tmpfs), filled to its last byte,
-    so that the next write there fails with ENOSPC as on a full disk. Skips where mounting is not permitted
-    (not root, or a container without the capability): a real full disk, not a patched write."""
+def full_disk() -> Iterator[Callable[..., Path]]:
+    """`full_disk(directory, size="64k")`: a file system of its own at `directory` (a small tmpfs), which
+    `filled` fills to its last byte, so that the next write there fails with ENOSPC as on a full disk. Skips
+    where mounting is not permitted (not root, or a container without the capability): a real full disk, not a
+    patched write."""
     mounted: list[Path] = []
 
-    def fill(directory: Path) -> Path:
+    def mount(directory: Path, size: str = "64k") -> Path:
         directory.mkdir(parents=True, exist_ok=True)
         done = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(directory)], capture_output=True, text=True
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(directory)], capture_output=True, text=True
         )
         if done.returncode != 0:
             pytest.skip(f"a full disk needs a tmpfs mounted, not permitted here: {done.stderr.strip()}")
         mounted.append(directory)
         return directory
 
-    yield fill
+    yield mount
     for directory in mounted:
         subprocess.run(["umount", str(directory)], check=True)
 

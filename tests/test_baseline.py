@@ -352,7 +352,7 @@ def test_a_workspace_baseline_that_is_a_link_to_itself_is_exit_2_naming_the_line
 
 
 def test_a_baseline_written_again_on_a_full_disk_is_exit_2_and_the_old_one_is_as_it_was(
-    adopted: Monorepo, full_disk: Callable[[Path], Path]
+    adopted: Monorepo, full_disk: Callable[..., Path]
 ) -> None:
     """The baseline was written in place: a disk that filled part-way left it truncated, and every later audit
     exit 2 on a baseline that is not JSON. It is written beside and renamed: the old one stays whole."""

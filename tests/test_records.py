@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
+from pathlib import Path
 
 import psycopg
 from psycopg.conninfo import make_conninfo
 
-from conftest import Monorepo, write_tree
+from conftest import Monorepo, filled, write_tree
 from migratekit.database.embedded import drop_database
 
 
@@ -237,3 +239,27 @@ def test_adopt_baseline_and_forget_on_a_read_only_database_say_so(monorepo) -> N
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
     assert result.stderr.startswith("migratekit: the runner's bookkeeping failed: cannot execute DELETE")
     assert repo.query("auth", "SELECT version FROM migratekit.schema_migrations") == [("001_init",)]
+
+
+def test_init_update_on_a_full_disk_is_exit_2_and_leaves_workspace_yaml_as_it_was(
+    tmp_path: Path, full_disk: Callable[..., Path]
+) -> None:
+    """workspace.yaml was rewritten in place: a disk that filled part-way left half of it, and every task after
+    refused the monorepo. It is written beside and renamed."""
+    root = write_tree(
+        full_disk(tmp_path / "repo", "1m"),
+        {"tasks.py": "from migratekit.tasks import ns\n", "services/auth/migrations/001_init.sql": "SELECT 1;\n"},
+    )
+    repo = Monorepo(root, {})
+    assert repo.invoke("init").returncode == 0
+    before = (root / "workspace.yaml").read_bytes()
+    write_tree(root, {f"services/svc{n:02d}/migrations/001_init.sql": "SELECT 1;\n" for n in range(40)})
+    filled(root)
+    done = repo.invoke("init", "--update")
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert "workspace.yaml" in done.stderr and "No space left on device" in done.stderr, done.stderr
+    assert (root / "workspace.yaml").read_bytes() == before
+    assert not [p.name for p in root.iterdir() if p.name.endswith(".tmp")]
+    (root / "filler").unlink()
+    assert repo.invoke("init", "--update").returncode == 0
+    assert "svc39" in (root / "workspace.yaml").read_text()

@@ -32,6 +32,7 @@ from psycopg import pq, sql
 
 from migratekit.database.servers import mark, postmaster_of, stop_postmaster
 from migratekit.errors import ConfigError, MigratekitError
+from migratekit.files import staged
 from migratekit.model.workspace import STATE_DIR, state_dir
 
 SUPERUSER = "postgres"
@@ -218,7 +219,8 @@ class Embedded:
                 port = _free_port()
             # recorded before initdb: a data directory made under /tmp is found again even if this start fails
             state = {"datadir": str(datadir), "bindir": str(binaries.bindir), "source": binaries.source, "port": port}
-            self.state_file.write_text(json.dumps(state, indent=2) + "\n")
+            with staged(self.state_file) as recorded:  # never half a record: the cluster would be lost to it
+                recorded.write(json.dumps(state, indent=2) + "\n")
             if not (datadir / "PG_VERSION").exists():
                 self._initdb(binaries, datadir)
             log = datadir.parent / "server.log"

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from migratekit.errors import ConfigError
+from migratekit.files import staged
 from migratekit.model import atlas_sum
 from migratekit.model.discovery import DEFAULT_DEPTH
 from migratekit.model.formats import (
@@ -214,7 +215,8 @@ def new_migration(
         _write_all(service.migrations_dir, written)
         if fmt is Format.ATLAS:  # as `atlas migrate new` does: atlas.sum records the new file (it matched before)
             sums = atlas_sum.render(atlas_sum.sql_files(service.migrations_dir))
-            (service.migrations_dir / atlas_sum.SUM_FILE).write_text(sums)
+            with staged(service.migrations_dir / atlas_sum.SUM_FILE) as out:  # atlas refuses half a sum file
+                out.write(sums)
         path = service.migrations_dir / next(iter(written))
     return NewMigration(service_name, path)
 

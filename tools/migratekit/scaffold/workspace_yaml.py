@@ -21,6 +21,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from migratekit.errors import ConfigError
+from migratekit.files import resolved, staged
 from migratekit.model.contract import SEED_TABLE, qualified
 from migratekit.model.discovery import Layout, infer_layout, migration_dirs
 from migratekit.model.formats import Format
@@ -116,8 +117,7 @@ def declare(
             added.append(name)
     for name, proposal in (proposed or {}).items():
         _add_depends_on(data["services"], name, proposal.get("depends_on", ()))
-    with open(path, "w") as handle:
-        yaml.dump(data, handle)
+    _write(path, yaml, data)
     return added
 
 
@@ -200,6 +200,16 @@ def _detected(
     return entry(service.language, depends_on, **settings)
 
 
+def _write(path: Path, yaml: YAML, data: object) -> None:
+    """workspace.yaml whole or not at all: a full disk part-way left half of it, which every task then refused."""
+    try:
+        with staged(resolved(path) or path) as handle:
+            yaml.dump(data, handle)
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise ConfigError(f"{path.name}: cannot be written ({reason}); the file there is as it was") from None
+
+
 def name_baseline(workspace: Workspace, baseline: str) -> None:
     """Set `baseline:` in workspace.yaml (after `version`), so every audit (CI, pre-commit) reads it."""
     path = workspace.root / WORKSPACE_FILE
@@ -211,5 +221,4 @@ def name_baseline(workspace: Workspace, baseline: str) -> None:
         data["baseline"] = baseline
     else:
         data.insert(1 if "version" in data else 0, "baseline", baseline)
-    with open(path, "w") as handle:
-        yaml.dump(data, handle)
+    _write(path, yaml, data)
