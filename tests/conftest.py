@@ -329,13 +329,17 @@ def full_disk() -> Iterator[Callable[..., Path]]:
         subprocess.run(["umount", str(directory)], check=True)
 
 
-def filled(directory: Path) -> None:
-    """Fill the file system at `directory` (a `full_disk`) to its last byte."""
-    with contextlib.suppress(OSError), (directory / "filler").open("wb", buffering=0) as filler:
+def filled(directory: Path, keep: int = 0) -> None:
+    """Fill the file system at `directory` (a `full_disk`) to its last byte, then give back `keep` bytes (a tmpfs
+    gives them in pages: 4096 lets one small file be written, and nothing after it)."""
+    filler = directory / "filler"
+    with contextlib.suppress(OSError), filler.open("wb", buffering=0) as out:
         free = os.statvfs(directory)
-        filler.write(b"x" * (free.f_bavail * free.f_frsize))
+        out.write(b"x" * (free.f_bavail * free.f_frsize))
         while True:  # the bytes the count left
-            filler.write(b"x" * 512)
+            out.write(b"x" * 512)
+    if keep:
+        os.truncate(filler, filler.stat().st_size - keep)
 
 
 def with_secret(url: str, made_up: str = "hunter2-Zq9") -> tuple[str, str]:

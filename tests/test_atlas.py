@@ -9,12 +9,13 @@ init container of its Kubernetes Deployment, an image of Atlas's own (`arigaio/a
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from conftest import Monorepo, applied, write_tree
+from conftest import Monorepo, applied, filled, write_tree
 from migratekit.model.atlas_sum import render
 
 ACCOUNTS = "services/accounts/migrations"
@@ -614,3 +615,18 @@ def test_an_atlas_hcl_that_does_not_parse_is_bad_input_naming_it_and_changes_not
         assert result.returncode == 2, (task, result.stdout, result.stderr)
         assert "services/accounts/atlas.hcl: not HCL" in result.stderr and "line" in result.stderr, result.stderr
     assert repo.query("accounts", "SELECT to_regclass('atlas_schema_revisions') IS NULL") == [(True,)]
+
+
+def test_new_migration_whose_atlas_sum_cannot_be_written_leaves_no_file_atlas_sum_does_not_list(
+    tmp_path: Path, full_disk: Callable[..., Path]
+) -> None:
+    """A new file beside an atlas.sum that does not list it stops every later run (the directory no longer
+    matches its sum): where atlas.sum cannot be rewritten (a full disk), the new file goes too."""
+    root = write_tree(full_disk(tmp_path / "repo", "1m"), FILES)
+    repo = Monorepo(root, {"ACCOUNTS_DATABASE_URL": "", "LEDGER_DATABASE_URL": ""})
+    before = {p.name: p.read_bytes() for p in (root / ACCOUNTS).iterdir()}
+    filled(root, keep=8192)  # a page for the state directory, one for the new file: none for atlas.sum
+    made = repo.invoke("new-migration", "accounts", "add phone")
+    assert made.returncode == 2 and "Traceback" not in made.stderr, made.stdout + made.stderr
+    assert "atlas.sum: cannot be written (No space left on device); nothing was written" in made.stderr
+    assert {p.name: p.read_bytes() for p in (root / ACCOUNTS).iterdir()} == before

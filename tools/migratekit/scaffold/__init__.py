@@ -215,8 +215,16 @@ def new_migration(
         _write_all(service.migrations_dir, written)
         if fmt is Format.ATLAS:  # as `atlas migrate new` does: atlas.sum records the new file (it matched before)
             sums = atlas_sum.render(atlas_sum.sql_files(service.migrations_dir))
-            with staged(service.migrations_dir / atlas_sum.SUM_FILE) as out:  # atlas refuses half a sum file
-                out.write(sums)
+            try:
+                with staged(service.migrations_dir / atlas_sum.SUM_FILE) as out:  # atlas refuses half a sum file
+                    out.write(sums)
+            except OSError as exc:  # a file atlas.sum does not list would stop every run: none is left
+                for name in written:
+                    (service.migrations_dir / name).unlink(missing_ok=True)
+                reason = exc.strerror or exc
+                raise ConfigError(
+                    f"{service.migrations_dir / atlas_sum.SUM_FILE}: cannot be written ({reason}); nothing was written"
+                ) from None
         path = service.migrations_dir / next(iter(written))
     return NewMigration(service_name, path)
 
