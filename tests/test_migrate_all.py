@@ -6,11 +6,13 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
+from pathlib import Path
 
 import psycopg
 import pytest
 
-from conftest import Monorepo
+from conftest import Monorepo, write_tree
 
 OK = "CREATE TABLE IF NOT EXISTS {0} (id int);"
 
@@ -277,3 +279,27 @@ def test_run_flags_take_fractions_and_bad_values_are_exit_2_before_anything_runs
         assert (result.returncode, result.stderr.strip()) == (2, f"migratekit: {message}")
     (repo.root / "invoke.yaml").write_text("migratekit: {jobs: 0}\n")  # the defaults come from Invoke's config
     assert "--jobs 0: must be at least 1" in repo.invoke("migrate-all").stderr
+
+
+def test_services_in_directories_named_as_java_and_dotnet_monorepos_name_them_are_adopted_and_migrated(
+    tmp_path: Path, new_db: Callable[[], str]
+) -> None:
+    """`services/Ordering.API` and `services/Identity` were refused (even by init); each is a service named from
+    its directory, reading the variable of that name, declared by init, audited and migrated."""
+    root = write_tree(
+        tmp_path / "repo",
+        {
+            "tasks.py": "from migratekit.tasks import ns\n",
+            "services/Identity/migrations/001_init.sql": OK.format("users"),
+            "services/Ordering.API/migrations/001_init.sql": OK.format("orders"),
+        },
+    )
+    repo = Monorepo(root, {"IDENTITY_DATABASE_URL": new_db(), "ORDERING_API_DATABASE_URL": new_db()})
+    made = repo.invoke("init")
+    assert made.returncode == 0 and "declared identity, ordering-api" in made.stdout, made.stdout + made.stderr
+    assert repo.invoke("audit", "--json").returncode in (0, 1)
+    done = json.loads(repo.invoke("migrate-all", "--json").stdout)
+    assert {s["service"]: s["outcome"] for s in done["services"]} == {"identity": "applied", "ordering-api": "applied"}
+    assert repo.query("ordering_api", "SELECT version FROM schema_migrations") == [("001_init",)]
+    assert repo.invoke("new-migration", "ordering-api", "add status").returncode == 0
+    assert (root / "services/Ordering.API/migrations/002_add_status.sql").is_file()

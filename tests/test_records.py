@@ -164,15 +164,16 @@ def test_init_writes_nothing_when_the_inferred_services_would_not_load(tmp_path)
         tmp_path / "repo",
         {
             "tasks.py": "from migratekit.tasks import ns\n",
-            "apps/Billing/db/migrations/001_init.sql": "SELECT 1;\n",
+            "apps/2fa/db/migrations/001_init.sql": "SELECT 1;\n",
             "apps/Users/db/migrations/001_init.sql": "SELECT 1;\n",
         },
     )
     made = Monorepo(root, {}).invoke("init")
     assert made.returncode == 2
     assert made.stderr.startswith(
-        "migratekit: the migrations are in apps/*/db/migrations, but services.Billing: a service name is lower-case"
-    )
+        "migratekit: the migrations are in apps/*/db/migrations, but apps/2fa: no service name comes of this "
+        "directory's name"
+    ), made.stderr
     assert "nothing was written" in made.stderr and not (root / "workspace.yaml").exists()
 
 

@@ -215,6 +215,70 @@ def test_two_directories_with_one_service_name_are_refused(tmp_path: Path) -> No
         load_workspace(tmp_path)
 
 
+@pytest.mark.parametrize(
+    ("directory", "name", "variable"),
+    [
+        ("services/OrderService", "orderservice", "ORDERSERVICE_DATABASE_URL"),  # a Java monorepo's
+        ("services/Ordering.API", "ordering-api", "ORDERING_API_DATABASE_URL"),  # a .NET one's
+        ("services/café", "cafe", "CAFE_DATABASE_URL"),
+        ("services/payments/API_v2", "payments-api_v2", "PAYMENTS_API_V2_DATABASE_URL"),
+        ("services/web  app", "web-app", "WEB_APP_DATABASE_URL"),
+        ("services/auth", "auth", "AUTH_DATABASE_URL"),
+    ],
+)
+def test_a_directory_named_with_capitals_dots_or_accents_is_a_service_of_a_name_made_from_it(
+    tmp_path: Path, directory: str, name: str, variable: str
+) -> None:
+    """`services/Billing` was refused, as a workspace.yaml that did not exist, and even init could not adopt the
+    monorepo: its name is the directory's, lower-cased, with any other character a `-`."""
+    write_tree(tmp_path, {f"{directory}/migrations/001_init.sql": "SELECT 1;\n"})
+    ws = load_workspace(tmp_path)
+    assert list(ws.services) == [name]
+    service = ws.services[name]
+    assert service.path == tmp_path / directory and service.settings.database_url_env == variable
+
+
+def test_a_declared_service_of_a_made_name_is_the_directory_its_name_comes_of(tmp_path: Path) -> None:
+    write_tree(
+        tmp_path,
+        {
+            "services/Ordering.API/migrations/001_init.sql": "SELECT 1;\n",
+            "services/Identity/migrations/001_init.sql": "SELECT 1;\n",
+            "workspace.yaml": "version: 1\nservices:\n  identity: {}\n  ordering-api: {depends_on: [identity]}\n",
+        },
+    )
+    ws = load_workspace(tmp_path)
+    assert ws.order() == ["identity", "ordering-api"]
+    assert ws.services["ordering-api"].migrations_dir == tmp_path / "services/Ordering.API/migrations"
+
+
+@pytest.mark.parametrize(
+    ("directories", "says"),
+    [
+        (["services/Billing", "services/billing"], "services/Billing and services/billing are both named service"),
+        (["services/2fa"], "services/2fa: no service name comes of this directory's name"),
+        (["services/---"], "services/---: no service name comes of this directory's name"),
+        ([f"services/{'a' * 64}"], f"services/{'a' * 64}: no service name comes of this directory's name"),
+    ],
+)
+def test_directories_no_name_or_one_name_comes_of_are_refused_naming_them(
+    tmp_path: Path, directories: list[str], says: str
+) -> None:
+    write_tree(tmp_path, {f"{d}/migrations/001_init.sql": "SELECT 1;\n" for d in directories})
+    with pytest.raises(ConfigError) as refused:
+        load_workspace(tmp_path)
+    assert says in str(refused.value) and "workspace.yaml" not in str(refused.value).split(";")[0]
+
+
+def test_a_declared_name_that_is_no_service_name_names_its_line(tmp_path: Path) -> None:
+    write_tree(
+        tmp_path,
+        {"services/billing/migrations/": None, "workspace.yaml": "version: 1\nservices:\n  Billing: {}\n"},
+    )
+    with pytest.raises(ConfigError, match=r"workspace.yaml:3: services.Billing: a service name is lower-case"):
+        load_workspace(tmp_path)
+
+
 def test_other_tools_layouts_are_found_and_named_by_the_service(tmp_path: Path) -> None:
     write_tree(
         tmp_path,

@@ -4,7 +4,7 @@ By default, up to two levels below `services/` (`services/auth`, `services/payme
 glob patterns of `services_dir` in workspace.yaml. Never inside node_modules, vendor, dist, build,
 .git or a dot-directory, and never a directory inside another service. A nested service is named
 by its path below its base with `-` for `/` (`services/payments/api` is `payments-api`, reading
-`PAYMENTS_API_DATABASE_URL`).
+`PAYMENTS_API_DATABASE_URL`), lower-cased (`services/Ordering.API` is `ordering-api`: see `name_of`).
 
 The layouts are the tools' own: the seed's `migrations/`, dbmate's default `db/migrations/`,
 Go's `internal/` for code and SQL alike, and Spring Boot's Flyway default
@@ -22,6 +22,7 @@ from __future__ import annotations
 import glob as globbing
 import os
 import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING
 import yaml
 
 from migratekit.errors import ConfigError
-from migratekit.model.settings import MIGRATIONS
+from migratekit.model.settings import MIGRATIONS, SERVICE_NAME
 
 if TYPE_CHECKING:
     from tree_sitter import Node
@@ -75,7 +76,7 @@ def discover(
     for service_base, directory in services:
         if any(parent in outer for parent in directory.parents):
             continue  # inside another service: its migrations are that service's business
-        name = "-".join(directory.relative_to(service_base).parts)
+        name = name_of(directory.relative_to(service_base).parts)
         if name in names and names[name][0] != directory:
             raise ConfigError(
                 f"{names[name][0].relative_to(root)} and {directory.relative_to(root)} are both named service "
@@ -83,6 +84,18 @@ def discover(
             )
         names[name] = (directory, str(layout_of[directory]))
     return names
+
+
+def name_of(parts: tuple[str, ...]) -> str:
+    """A service's name from its path below its base: the parts joined by `-`, lower-cased, accents dropped, and
+    any other run of characters a name cannot hold as one `-` (`services/OrderService` is `orderservice`,
+    `services/Ordering.API` is `ordering-api`): a directory named as Java's or .NET's monorepos name them is still
+    a service, reading `ORDERING_API_DATABASE_URL`. What no name can come of (`services/2fa`) is returned as it is,
+    and refused where the service is read, naming the directory."""
+    joined = "-".join(parts)
+    ascii_only = unicodedata.normalize("NFKD", joined).encode("ascii", "ignore").decode().lower()
+    name = re.sub(r"[^a-z0-9_-]+", "-", ascii_only).strip("-")
+    return name if SERVICE_NAME.fullmatch(name) else joined
 
 
 def _layout(directory: Path, layouts: tuple[str, ...]) -> str | None:

@@ -15,6 +15,7 @@ from migratekit.model.formats import AUTO
 
 WORKSPACE_FILE = "workspace.yaml"
 SERVICES_DIR = "services"  # discovery looks for <services_dir>/*/migrations
+SERVICE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")  # a name that is an env variable's part and a Kubernetes one's
 MIGRATIONS = "migrations"  # the seed's layout: a service's migrations directory, relative to the service
 POSTGRES_IMAGE = "postgres:16"  # CI's service container and the throwaway databases' container: one server
 POSTGRES_IMAGE_ENV = "MIGRATEKIT_POSTGRES_IMAGE"  # the throwaway databases' container image, where postgres:16 is not

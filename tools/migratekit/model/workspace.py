@@ -27,7 +27,6 @@ from migratekit.model.settings import (
 )
 
 STATE_DIR = ".migratekit"  # the embedded cluster, locks: local state, never committed
-SERVICE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 QUALIFIED_TABLE = re.compile(r"^(?:[a-z_][a-z0-9_]{0,62}\.)?[a-z_][a-z0-9_]{0,62}$")
 LANGUAGES = ("typescript", "javascript", "python", "go", "java", "rust", "sql", "unknown")
 

@@ -25,6 +25,7 @@ from migratekit.model.settings import (
     MIGRATIONS,
     RULE_CODE,
     SERVICE_DEFAULTS,
+    SERVICE_NAME,
     SERVICE_SETTINGS,
     SERVICES_DIR,
     WORKSPACE_FILE,
@@ -33,7 +34,6 @@ from migratekit.model.settings import (
 from migratekit.model.workspace import (
     LANGUAGES,
     QUALIFIED_TABLE,
-    SERVICE_NAME,
     FileIgnore,
     Service,
     Workspace,
@@ -235,8 +235,8 @@ def build_workspace(
         on_disk = discover(
             root, services_dir, patterns, (defaults["migrations"],) if "migrations" in defaults else LAYOUTS
         )
-    except ConfigError as exc:
-        raise check.fail(("services_dir",), str(exc)) from None
+    except ConfigError as exc:  # a line of workspace.yaml to name only where it sets services_dir
+        raise (check.fail(("services_dir",), str(exc)) if "services_dir" in top else exc) from None
 
     services = {
         name: _service(check, root, on_disk.get(name, (services_dir / name, None)), name, declared, defaults, advice)
@@ -327,7 +327,13 @@ def _service(
     """One service from its entry (if declared), the defaults and its layout on disk; bad values name their line."""
     where = ("services", name)
     if not SERVICE_NAME.fullmatch(name):
-        raise check.fail(where, "a service name is lower-case letters, digits, '-' and '_', starting with a letter")
+        rule = "a service name is lower-case letters, digits, '-' and '_', starting with a letter, at most 63"
+        if name in declared:
+            raise check.fail(where, rule)
+        raise ConfigError(  # found on disk: no line of workspace.yaml to name
+            f"{relative(root, found[0])}: no service name comes of this directory's name ({rule}); rename the "
+            "directory, or narrow services_dir in workspace.yaml to leave it out"
+        )
     entry = check.mapping(declared.get(name), where, SERVICE_KEYS)
     path, layout = found
     key = (*where, "migrations")

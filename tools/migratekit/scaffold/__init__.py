@@ -34,8 +34,8 @@ from migratekit.model.formats import (
     new_version,
 )
 from migratekit.model.migration import Migration
-from migratekit.model.settings import MIGRATIONS
-from migratekit.model.workspace import SERVICE_NAME, Workspace, env_name, state_dir
+from migratekit.model.settings import MIGRATIONS, SERVICE_NAME
+from migratekit.model.workspace import Workspace, env_name, state_dir
 from migratekit.scaffold.workspace_yaml import declare, entry
 
 TEMPLATES = Path(__file__).parent / "templates"
