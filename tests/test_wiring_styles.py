@@ -30,17 +30,19 @@ FIRST_MIGRATION = (
 
 
 def build(root: Path, fixture: dict[str, Any]) -> None:
-    """`workspace` (optional) adds top-level keys to workspace.yaml: another services_dir, a migrations default."""
+    """`workspace` (optional) adds top-level keys to workspace.yaml: another services_dir, a migrations default;
+    `directories` (optional) names a service's directory where it is not `<services_dir>/<name>`."""
     services, extra = fixture["services"], fixture.get("workspace", {})
     lines = ["version: 1", *([yaml.safe_dump(extra).strip()] if extra else []), "services:"]
     lines += [f"  {name}: {{language: {lang}}}" for name, lang in services.items()]
     tree: dict[str, Any] = {"workspace.yaml": "\n".join(lines) + "\n"}
     base, layout = extra.get("services_dir", "services"), extra.get("defaults", {}).get("migrations", "migrations")
     for name in services:  # the fixture's own migrations directory (db/migrations…), or the layout's with one file
+        directory = fixture.get("directories", {}).get(name, f"{base}/{name}")
         written = [
-            k.rsplit("/", 1)[0] for k in fixture["files"] if k.startswith(f"{base}/{name}/") and k.endswith(".sql")
+            k.rsplit("/", 1)[0] for k in fixture["files"] if k.startswith(f"{directory}/") and k.endswith(".sql")
         ]
-        migrations = min(written, default=f"{base}/{name}/{layout}")
+        migrations = min(written, default=f"{directory}/{layout}")
         if not written:
             tree[f"{migrations}/001_init.sql"] = FIRST_MIGRATION
         tree[f"{migrations}/README.md"] = "How to add a migration; how to roll one back.\n"

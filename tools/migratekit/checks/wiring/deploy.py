@@ -362,12 +362,15 @@ def _manual(service: str, tree: Tree, repo: Repository) -> list[Job]:
             continue
         own = makefile.parent == tree.directory
         for target, lines in recipes(makefile).items():
-            hit = next((n for n, c in lines if (own or _names(c, service)) and _migrates(target, c, tree)), None)
+            hit = next(
+                (n for n, c in lines if (own or _names(c, service, tree.directory)) and _migrates(target, c, tree)),
+                None,
+            )
             if hit is not None:
                 found.append(Job("Makefile target", target, makefile, False, line=hit))
                 break
     for script, text in repo.scripts:
-        if _names(text, service):
+        if _names(text, service, tree.directory):
             found.append(Job("script", script.relative_to(repo.root).as_posix(), script, False))
     return found
 
@@ -380,10 +383,11 @@ def _migrating_scripts(root: Path) -> Iterator[tuple[Path, str]]:
             yield script, text
 
 
-def _names(text: str, service: str) -> bool:
-    """Does this command or script apply to the service: by its path, or by a path over services that
-    either lists the service by name (`for s in auth users`) or walks them all (`services/*`, `ls services`)?"""
-    if f"services/{service}/" in text + "/":
+def _names(text: str, service: str, directory: Path) -> bool:
+    """Does this command or script apply to the service: by its path (its directory's name as written, which its
+    name may not be: services/Ordering.API is ordering-api), or by a path over services that either lists the
+    service by name (`for s in auth users`) or walks them all (`services/*`, `ls services`)?"""
+    if any(f"services/{name}/" in text + "/" for name in dict.fromkeys((service, directory.name))):
         return True
     if not re.search(r"services/\$\{?\w+\}?", text) and "services/*" not in text:
         return False
