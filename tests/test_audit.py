@@ -337,6 +337,22 @@ def test_changed_since_checks_history(tmp_path: Path) -> None:
     ]
 
 
+def test_changed_since_sees_files_whose_names_are_not_ascii(tmp_path: Path) -> None:
+    """git quotes every path that is not ASCII ("services/svc/migrations/002_a\\303\\261adir.sql"): a changed
+    002_añadir.sql was no file of any service, so --changed-since audited nothing and MK120 never fired."""
+    root = service(tmp_path, **{"main.py": PY_MAIN, "Dockerfile": PY_DOCKERFILE})
+    service(root, "other", **{"main.py": PY_MAIN, "Dockerfile": PY_DOCKERFILE})
+    write_tree(root, {"services/svc/migrations/002_añadir.sql": "-- Migration: 002_añadir\nSELECT 1;\n"})
+    git = ["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "main"], check=True)
+    write_tree(root, {"services/svc/migrations/002_añadir.sql": "-- Migration: 002_añadir\nSELECT 2;\n"})
+    report = audit(load_workspace(root), changed_since="HEAD")
+    assert report.services == ("svc",)
+    assert ("MK120", "services/svc/migrations/002_añadir.sql") in [(f.code, f.path) for f in report.findings]
+
+
 def test_rules_lists_every_code_and_documents_one(example_repo: Monorepo) -> None:
     root = example_repo.root
     listed = json.loads(invoke(root, "rules", "--json").stdout)["rules"]

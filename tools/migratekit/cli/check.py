@@ -112,7 +112,8 @@ def audit(
                 out.print(text)
         elif output is None:
             # no stdout at all (`>&-`): what is written goes nowhere, as print() drops it, and the exit code still says
-            with open(os.devnull, "w") if sys.stdout is None else contextlib.nullcontext(sys.stdout) as printed:
+            nowhere = sys.stdout is None
+            with open(os.devnull, "w", encoding="utf-8") if nowhere else contextlib.nullcontext(sys.stdout) as printed:
                 _audit_as(shape, result, printed)
         else:
             assert target is not None

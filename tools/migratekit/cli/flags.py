@@ -54,12 +54,30 @@ DECIMAL = re.compile(
 UNWRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)  # a read-only checkout: the user's, not a bug
 
 
+def typed(value: str) -> str:
+    """Words the user typed, as typed: under a locale that is ASCII alone Python holds each byte of a UTF-8
+    argument it cannot decode as a surrogate (`add stra\\udcc3\\udc9fe`), which no UTF-8 file can hold; those bytes
+    are the terminal's UTF-8. An argument any other locale decoded is left as it is."""
+    if not any("\udc80" <= character <= "\udcff" for character in value):
+        return value
+    return os.fsencode(value).decode("utf-8", errors="replace")
+
+
+# --format values a program reads (its encoding is UTF-8 whatever the locale), not a person
+MACHINE_FORMATS = frozenset({"json", "sarif", "github", "mermaid", "dot"})
+
+
 def user_errors(func: F) -> F:
     """A Reported failure (bad input, an interrupt, the server unreachable, the lock held) becomes a message
-    and its exit code, never a traceback."""
+    and its exit code, never a traceback. Before the task runs, stdout is made able to take any name or message
+    it prints, whatever the locale (render.fit_stdout): an ASCII-only locale stopped `rules --json` at its first
+    ellipsis and a failed migration's report at an error message in another language."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from migratekit.cli import render
+
+        render.fit_stdout(machine=bool(kwargs.get("json")) or kwargs.get("format") in MACHINE_FORMATS)
         try:
             return func(*args, **kwargs)
         except Reported as exc:

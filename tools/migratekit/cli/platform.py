@@ -130,7 +130,7 @@ def ci_workflow(
     workflow = github_workflow(workspace, step, postgres_image.strip())
     path = workspace.root / output  # an absolute --output stays as it is
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(dump(workflow))
+    path.write_text(dump(workflow), encoding="utf-8")
     shown = relative(workspace.root, path.resolve())  # -o may point anywhere: shown whole when outside
     shared = [d for d in ci_databases(workspace) if len(d.services) > 1]
     print(f"wrote {shown}: one job, audit then migrate-all on {postgres_image.strip()}")

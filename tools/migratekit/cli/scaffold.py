@@ -5,7 +5,7 @@ from __future__ import annotations
 from invoke import Context, task
 
 from migratekit.cli import render
-from migratekit.cli.flags import ROOT_HELP, number, user_errors, workspace_at
+from migratekit.cli.flags import ROOT_HELP, number, typed, user_errors, workspace_at
 
 
 @task(
@@ -55,5 +55,5 @@ def new_migration(c: Context, service: str, description: str, root: str | None =
     from migratekit.scaffold import new_migration as scaffold
 
     workspace = workspace_at(root)
-    created = scaffold(workspace, service, description)
+    created = scaffold(workspace, service, typed(description))
     print(created.path.relative_to(workspace.root))

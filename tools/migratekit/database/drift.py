@@ -139,7 +139,10 @@ def _items(root: Path, migrations: tuple[Migration, ...], rows: Mapping[str, str
 
 def _last_commit(root: Path, path: Path) -> str:
     result = subprocess.run(
-        ["git", "-C", str(root), "log", "-1", "--format=%h %s", "--", str(path)], capture_output=True, text=True
+        ["git", "-C", str(root), "log", "-1", "--format=%h %s", "--", str(path)],
+        capture_output=True,
+        encoding="utf-8",  # a commit subject in any language, whatever the locale
+        errors="replace",
     )
     return f"; last commit {result.stdout.strip()}" if result.returncode == 0 and result.stdout.strip() else ""
 

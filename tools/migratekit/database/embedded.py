@@ -102,7 +102,8 @@ def _major_of_path(path: Path) -> int:
 
 
 def _run(cmd: list[str], **kwargs: object) -> str:
-    return subprocess.run(cmd, check=True, capture_output=True, text=True, **kwargs).stdout  # type: ignore[call-overload, no-any-return]
+    done = subprocess.run(cmd, check=True, capture_output=True, encoding="utf-8", errors="replace", **kwargs)  # type: ignore[call-overload]
+    return done.stdout  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)
@@ -132,7 +133,7 @@ class Embedded:
 
     def _state(self) -> dict[str, object]:
         try:
-            return dict(json.loads(self.state_file.read_text()))
+            return dict(json.loads(self.state_file.read_text(encoding="utf-8")))
         except (OSError, ValueError):
             return {}
 
@@ -142,7 +143,7 @@ class Embedded:
         try:
             state_dir(self.checkout)
             self.home.mkdir(parents=True, exist_ok=True)
-            handle = open(self.home / "lock", "a")
+            handle = open(self.home / "lock", "a", encoding="utf-8")
         except OSError as exc:
             raise ConfigError(
                 f"cannot write {exc.filename or self.home} ({exc.strerror}): the embedded PostgreSQL keeps its "
@@ -239,11 +240,12 @@ class Embedded:
                     f"-p {port}",
                 ],
                 capture_output=True,
-                text=True,
+                encoding="utf-8",
+                errors="replace",
                 **_as_owner(),
             )
             if result.returncode != 0:
-                tail = log.read_text(errors="replace")[-2000:] if log.exists() else result.stderr
+                tail = log.read_text(encoding="utf-8", errors="replace")[-2000:] if log.exists() else result.stderr
                 raise MigratekitError(f"the embedded PostgreSQL in {datadir} did not start:\n{tail.strip()}")
             mark(datadir, self.checkout)
             return EmbeddedServer(datadir, port, binaries)
@@ -332,14 +334,15 @@ class Embedded:
                 "--no-instructions",
             ],
             capture_output=True,
-            text=True,
+            encoding="utf-8",
+            errors="replace",
             **_as_owner(),
         )
         if result.returncode != 0:
             raise MigratekitError(f"initdb failed for the embedded database in {datadir}:\n{result.stderr.strip()}")
         # written as root into the server's user's directory: never through a link
         conf_fd = os.open(datadir / "postgresql.conf", os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW)
-        with os.fdopen(conf_fd, "a") as conf:
+        with os.fdopen(conf_fd, "a", encoding="utf-8") as conf:
             conf.write(
                 "\n# migratekit embedded development cluster\n"
                 "listen_addresses = '127.0.0.1'\n"

@@ -50,7 +50,7 @@ class RunningServer:
 def checkout_of(datadir: Path) -> Path | None:
     marker = datadir.parent / MARKER
     with contextlib.suppress(OSError):
-        return Path(marker.read_text().strip())
+        return Path(marker.read_text(encoding="utf-8").strip())
     parts = datadir.parts
     return Path(*parts[: parts.index(".migratekit")]) if ".migratekit" in parts else None
 
@@ -94,7 +94,7 @@ def postmaster_of(datadir: Path) -> int | None:
     very directory. Without /proc (not Linux), a live PID is all there is to go on.
     """
     try:
-        pid = int((datadir / "postmaster.pid").read_text().split("\n", 1)[0])
+        pid = int((datadir / "postmaster.pid").read_text(encoding="utf-8").split("\n", 1)[0])
     except (OSError, ValueError):
         return None
     if pid <= 0 or not _alive(pid):
@@ -111,7 +111,7 @@ def postmaster_of(datadir: Path) -> int | None:
 def _alive(pid: int) -> bool:
     """Whether process `pid` exists and has not exited (a zombie has, whatever /proc still shows)."""
     try:
-        stat = (PROC / str(pid) / "stat").read_text()
+        stat = (PROC / str(pid) / "stat").read_text(encoding="utf-8")
     except FileNotFoundError:
         return False
     except OSError:  # no /proc: ask the kernel

@@ -110,7 +110,7 @@ def _rollback_gap(directory: Path, migrations: tuple[Migration, ...]) -> str | N
     if newest.format is Format.DRIZZLE:  # drizzle-kit writes no down part: drizzle's migrations roll forward
         return None
     readme = directory / "README.md"
-    if readme.is_file() and newest.version in readme.read_text(errors="replace"):
+    if readme.is_file() and newest.version in readme.read_text(encoding="utf-8", errors="replace"):
         return None
     if ROLLBACK_COMMENT.search(newest.text):
         return None

@@ -102,7 +102,8 @@ def _git_origin(directory: Path) -> tuple[str | None, str | None]:
 
     def git(*args: str) -> str | None:
         try:
-            done = subprocess.run(["git", "-C", str(directory), *args], capture_output=True, text=True, timeout=10)
+            command = ["git", "-C", str(directory), *args]
+            done = subprocess.run(command, capture_output=True, encoding="utf-8", errors="replace", timeout=10)
         except (OSError, subprocess.TimeoutExpired):
             return None
         return done.stdout.strip() or None if done.returncode == 0 else None

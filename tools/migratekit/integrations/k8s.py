@@ -463,14 +463,14 @@ def write(rendered: list[Rendered], directory: Path) -> tuple[list[Path], list[P
     written = []
     for one in rendered:
         path = directory / f"migrate-{one.service}.yaml"
-        path.write_text(dump(one.manifest))
+        path.write_text(dump(one.manifest), encoding="utf-8")
         written.append(path)
     removed = []
     for path in sorted(directory.glob("*.yaml")):
         if path in written:
             continue
         try:
-            document = yaml.safe_load(path.read_text())
+            document = yaml.safe_load(path.read_text(encoding="utf-8"))
         except (yaml.YAMLError, OSError, UnicodeError):
             continue
         labels = document.get("metadata", {}).get("labels", {}) if isinstance(document, dict) else {}

@@ -133,7 +133,7 @@ def drizzle_out(service: Path) -> tuple[str, ...]:
 
     for name in DRIZZLE_CONFIGS:
         try:
-            text = (service / name).read_text(errors="replace")
+            text = (service / name).read_text(encoding="utf-8", errors="replace")
         except OSError:
             continue
         pairs = nodes(tree(GRAMMARS[Path(name).suffix], text), {"pair"})
@@ -171,7 +171,7 @@ def spring_file_settings(path: Path) -> dict[str, str]:
     """One Spring Boot configuration file's settings, flattened; {} when it is absent or does not read."""
     settings: dict[str, str] = {}
     try:
-        text = path.read_text(errors="replace")
+        text = path.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return settings
     if path.suffix == ".properties":
@@ -224,7 +224,7 @@ def atlas_migration_dirs(service: Path) -> tuple[str, ...]:
     or one built from a variable is not the service's layout). An atlas.hcl that does not parse is bad input."""
     path = service / ATLAS_CONFIG
     try:
-        text = path.read_text(errors="replace")
+        text = path.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return ()
     import hcl2  # only for a service with an atlas.hcl: its grammar takes a tenth of a second to load
@@ -289,7 +289,7 @@ CARGO_TOOLS = (("sqlx", re.compile(r"(?m)^\s*(?:sqlx\s*=|\[(?:[\w.-]+\.)?depende
 def build_format(service: Path) -> str | None:
     """The format a service's build says its migrations are in (a Cargo.toml depending on sqlx: sqlx), or None."""
     try:
-        cargo = (service / "Cargo.toml").read_text(errors="replace")
+        cargo = (service / "Cargo.toml").read_text(encoding="utf-8", errors="replace")
     except OSError:
         return None
     return next((tool for tool, pattern in CARGO_TOOLS if pattern.search(cargo)), None)

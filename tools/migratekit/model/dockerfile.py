@@ -231,7 +231,7 @@ def dockerignore_drops(context: Path, relative: str) -> tuple[Path, int, str] | 
     verdict: tuple[Path, int, str] | None = None
     parts = relative.split("/")
     candidates = ["/".join(parts[: i + 1]) for i in range(len(parts))]
-    for number, raw in enumerate(ignore.read_text(errors="replace").splitlines(), start=1):
+    for number, raw in enumerate(ignore.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
         pattern = raw.strip()
         if not pattern or pattern.startswith("#"):
             continue

@@ -181,7 +181,7 @@ def configured_databases(root: Path, services: Iterable[Service]) -> dict[str, C
     composes = [p for d in (root, *(s.path for s in wanted)) if d.is_dir() for p in sorted(d.iterdir())]
     for path in (p for p in composes if COMPOSE_FILE.match(p.name) and p.is_file()):
         try:
-            document = yaml.safe_load(path.read_text(errors="replace"))
+            document = yaml.safe_load(path.read_text(encoding="utf-8", errors="replace"))
         except (yaml.YAMLError, OSError):
             continue
         entries = document.get("services") if isinstance(document, dict) else None
@@ -213,7 +213,7 @@ def _environment(raw: object) -> dict[str, str]:
 
 def _dotenv(path: Path) -> dict[str, str]:
     try:
-        lines = path.read_text(errors="replace").splitlines()
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError:
         return {}
     pairs = (line.removeprefix("export ").partition("=") for line in lines if not line.lstrip().startswith("#"))

@@ -708,7 +708,7 @@ def prisma_problems(directory: Path) -> list[tuple[Path, int | None, str]]:
     problems: list[tuple[Path, int | None, str]] = []
     lock = directory / PRISMA_LOCK
     try:
-        text = lock.read_text(errors="replace")
+        text = lock.read_text(encoding="utf-8", errors="replace")
     except OSError:
         text = None
     if text is not None:
@@ -856,7 +856,7 @@ def drizzle_layout(directory: Path, files: Mapping[str, bytes]) -> DrizzleLayout
 def _journal_entries(journal: Path) -> tuple[list[tuple[str, int]], str]:
     """The journal's (tag, when) pairs in its order, or why it cannot be read as drizzle-kit writes it."""
     try:
-        data = json.loads(journal.read_text(errors="replace"))
+        data = json.loads(journal.read_text(encoding="utf-8", errors="replace"))
     except (OSError, ValueError) as exc:
         return [], f"not drizzle-kit's journal ({exc}); restore it from version control"
     entries = data.get("entries") if isinstance(data, dict) else None

@@ -57,7 +57,7 @@ def runner_table(service: Path) -> RunnerTable | None:
     """The first runner history table the service's sources declare (files in name order), or None."""
     for path in sorted(_sources(service)):
         try:
-            text = path.read_text(errors="replace")
+            text = path.read_text(encoding="utf-8", errors="replace")
         except OSError:
             continue
         found = declared_in(path, text)

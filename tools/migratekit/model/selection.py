@@ -13,8 +13,15 @@ from migratekit.model.workspace import Workspace
 
 
 def git(root: Path, *args: str) -> list[str]:
-    """Output lines of a git command in `root`; a failure is a ConfigError (a bad ref is bad input)."""
-    result = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True)
+    """Output lines of a git command in `root`; a failure is a ConfigError (a bad ref is bad input). Paths come
+    as the file system names them, never quoted (git's default quotes every name that is not ASCII: a changed
+    `002_añadir.sql` was no file of any service), and read whatever the locale."""
+    result = subprocess.run(
+        ["git", "-c", "core.quotePath=false", "-C", str(root), *args],
+        capture_output=True,
+        encoding="utf-8",
+        errors="surrogateescape",  # a name that is not UTF-8: the str os.listdir gives for it
+    )
     if result.returncode != 0:
         raise ConfigError(
             f"git {' '.join(args)} failed in {root}: {result.stderr.strip()}; "

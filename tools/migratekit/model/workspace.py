@@ -172,5 +172,5 @@ def state_dir(root: Path) -> Path:
     home.mkdir(parents=True, exist_ok=True)
     ignore = home / ".gitignore"
     if not ignore.exists():
-        ignore.write_text("*\n")
+        ignore.write_text("*\n", encoding="utf-8")
     return home

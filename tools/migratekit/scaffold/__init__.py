@@ -133,16 +133,16 @@ def new_service(
 def _reshape_init(service: Path, fmt: Format) -> list[str]:
     """001_init.sql in another tool's format, with a down part that undoes it (the tracking table stays)."""
     init = service / MIGRATIONS / "001_init.sql"
-    up = init.read_text()
+    up = init.read_text(encoding="utf-8")
     init.unlink()
     down = "DROP FUNCTION IF EXISTS update_updated_at_column();\n"
     files = migration_files(fmt, "001_init", up, down)
     for name, text in files.items():
         (service / MIGRATIONS / name).parent.mkdir(parents=True, exist_ok=True)  # Diesel's: a directory each
-        (service / MIGRATIONS / name).write_text(text)
+        (service / MIGRATIONS / name).write_text(text, encoding="utf-8")
     if fmt is Format.ATLAS:  # the directory is Atlas's by its atlas.sum, as `atlas migrate hash` writes it
         sums = atlas_sum.render(atlas_sum.sql_files(service / MIGRATIONS))
-        (service / MIGRATIONS / atlas_sum.SUM_FILE).write_text(sums)
+        (service / MIGRATIONS / atlas_sum.SUM_FILE).write_text(sums, encoding="utf-8")
         files = {**files, atlas_sum.SUM_FILE: sums}
     return [f"migrations/{name}" for name in files]
 
@@ -153,7 +153,7 @@ def _render(source: Path, destination: Path, tokens: dict[str, str]) -> list[str
         relative = _fill(template.relative_to(source).as_posix(), tokens).removesuffix(".tmpl")
         out = destination / relative
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(_fill(template.read_text(), tokens))
+        out.write_text(_fill(template.read_text(encoding="utf-8"), tokens), encoding="utf-8")
         written.append(relative)
     return written
 
@@ -245,7 +245,7 @@ def _write_all(directory: Path, files: dict[str, str]) -> None:
     try:
         for name, text in files.items():
             (directory / name).parent.mkdir(exist_ok=True)  # Diesel's migration is a directory of its own
-            with open(directory / name, "x") as handle:
+            with open(directory / name, "x", encoding="utf-8") as handle:
                 done.append(directory / name)
                 handle.write(text)
     except OSError as exc:
@@ -333,6 +333,6 @@ def starter_sql(description: str) -> tuple[str, str, str]:
 
 @contextlib.contextmanager
 def _lock(root: Path) -> Iterator[None]:
-    with open(state_dir(root) / "scaffold.lock", "w") as handle:
+    with open(state_dir(root) / "scaffold.lock", "w", encoding="utf-8") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         yield

@@ -98,7 +98,7 @@ def declare(
     yaml = YAML()  # round-trip mode: comments survive
     yaml.preserve_quotes = True
     yaml.width = 4096  # one line per service entry, however long
-    data = yaml.load(path.read_text()) if path.is_file() else None
+    data = yaml.load(path.read_text(encoding="utf-8")) if path.is_file() else None
     if data is None:
         data = CommentedMap([("version", 1), *(top or {}).items()])
         data.yaml_set_start_comment(HEADER)
@@ -216,7 +216,7 @@ def name_baseline(workspace: Workspace, baseline: str) -> None:
     yaml = YAML()
     yaml.preserve_quotes = True
     yaml.width = 4096
-    data = yaml.load(path.read_text())
+    data = yaml.load(path.read_text(encoding="utf-8"))
     if "baseline" in data:
         data["baseline"] = baseline
     else:

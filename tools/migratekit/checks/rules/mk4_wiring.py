@@ -230,7 +230,7 @@ def skip_switch(w: Wiring) -> Iterable[WiringHit]:
     for job in w.jobs:
         match = SKIP_SWITCH.search(job.command)
         if match:
-            text = job.path.read_text(errors="replace")
+            text = job.path.read_text(encoding="utf-8", errors="replace")
             line = text.count("\n", 0, text.find(match[0])) + 1 if match[0] in text else None
             yield w.rel(job.path), line, f"{match[0]} can skip the migrations ({job.kind} {job.name})"
 

@@ -75,10 +75,10 @@ def runner_diverged(ws: Workspace) -> Iterable[AcrossHit]:
     for runner in TEMPLATE_RUNNERS:
         if not runner.path.is_file():
             continue
-        template = runner.path.read_text()
+        template = runner.path.read_text(encoding="utf-8")
         for name, service in ws.services.items():
             for path in runner.sources(service.path):
-                text = path.read_text(errors="replace")
+                text = path.read_text(encoding="utf-8", errors="replace")
                 lines = filled_in(template.splitlines(), text.splitlines())
                 if lines == template.splitlines() or not copied_from(template, text, runner.definitions, lines):
                     continue

@@ -703,7 +703,7 @@ class BuiltIns:
 
 @cache
 def builtins() -> BuiltIns:
-    data = json.loads((Path(__file__).with_name("builtins.json")).read_text())
+    data = json.loads((Path(__file__).with_name("builtins.json")).read_text(encoding="utf-8"))
     kinds = {"function": FUNCTION, "type": TYPE, "table": RELATION}
     return BuiltIns(
         data["postgresql"],

@@ -76,7 +76,7 @@ class Wiring:
 def collect(service: Service, root: Path, repo: deploy.Repository | None = None, use_cache: bool = False) -> Wiring:
     """`use_cache`: each source file's reading from .migratekit/cache when its name and text are as it was."""
     files = sorted(service_files(service.path))
-    texts = {p: p.read_text(errors="replace") for p in files if p.suffix in SOURCE_SUFFIXES}
+    texts = {p: p.read_text(encoding="utf-8", errors="replace") for p in files if p.suffix in SOURCE_SUFFIXES}
     cached = use_cache and bool(texts)  # a service of SQL alone has nothing to keep
     read = _readings(service, root, texts) if cached else {p: read_source(p, text) for p, text in texts.items()}
     programs = [program for program, _ in read.values() if program is not None]

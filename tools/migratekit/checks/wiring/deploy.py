@@ -91,7 +91,7 @@ def _parsed(path: Path, size: int, mtime_ns: int, values: Path | None, values_mt
     try:
         if size > MAX_BYTES:
             return ()
-        text = path.read_text(errors="replace")
+        text = path.read_text(encoding="utf-8", errors="replace")
         if "{{" in text:  # a Helm template: drop directive-only lines, blank the inline ones
             defaults = _values(values) if values is not None else {}
             text = "\n".join(
@@ -108,7 +108,7 @@ def _values(path: Path) -> dict:
     try:
         if path.stat().st_size > MAX_BYTES:
             return {}
-        loaded = yaml.safe_load(path.read_text(errors="replace"))
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8", errors="replace"))
     except (yaml.YAMLError, OSError, UnicodeError):
         return {}
     return loaded if isinstance(loaded, dict) else {}
@@ -330,7 +330,8 @@ def jobs(service: str, tree: Tree, repo: Repository) -> list[Job]:
         import tomllib  # only for a fly.toml: an audit of services without one never loads it
 
         try:
-            release = str(tomllib.loads(fly.read_text(errors="replace")).get("deploy", {}).get("release_command", ""))
+            fly_settings = tomllib.loads(fly.read_text(encoding="utf-8", errors="replace"))
+            release = str(fly_settings.get("deploy", {}).get("release_command", ""))
         except (tomllib.TOMLDecodeError, AttributeError):
             release = ""
         if release and _migrates("release_command", release, tree):
@@ -347,7 +348,7 @@ def procfile(directory: Path) -> list[tuple[Path, int, str, str]]:
     if not path.is_file():
         return []
     found = []
-    for number, line in enumerate(path.read_text(errors="replace").splitlines(), start=1):
+    for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
         kind, _, command = line.partition(":")
         if command.strip():
             found.append((path, number, kind.strip(), command.strip()))
@@ -378,7 +379,7 @@ def _manual(service: str, tree: Tree, repo: Repository) -> list[Job]:
 def _migrating_scripts(root: Path) -> Iterator[tuple[Path, str]]:
     """Whether a script migrates is the same for every service it names: followed once per audit, not per service."""
     for script in repository_scripts(root):
-        text = script.read_text(errors="replace")
+        text = script.read_text(encoding="utf-8", errors="replace")
         if _migrates(script.name, text, Tree(root)):
             yield script, text
 

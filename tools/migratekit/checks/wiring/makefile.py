@@ -28,7 +28,7 @@ def recipes(path: Path) -> dict[str, list[tuple[int, str]]]:
     variables: dict[str, str] = {}
     targets: dict[str, list[tuple[int, str]]] = {}
     current: list[tuple[int, str]] | None = None
-    lines = path.read_text(errors="replace").splitlines()
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
     for number, line in enumerate(lines, start=1):
         if line.startswith("\t"):
             if current is not None:

@@ -134,7 +134,7 @@ def spring_boot(directory: Path) -> tuple[list[Route], list[Switch]]:
     build = next((directory / n for n in BUILD_FILES if (directory / n).is_file()), None)
     if build is None:
         return [], []
-    text = build.read_text(errors="replace")
+    text = build.read_text(encoding="utf-8", errors="replace")
     if not SPRING_BOOT.search(text):
         return [], []
     routes: list[Route] = []
@@ -161,7 +161,7 @@ def _switches(directory: Path, key: str) -> list[Switch]:
         value = spring_file_settings(path).get(key)
         if value is None or (value.strip().lower() != "false" and "${" not in value):
             continue
-        lines = path.read_text(errors="replace").splitlines()
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
         after = next((i for i, line in enumerate(lines) if parent.rsplit(".", 1)[-1] in line), 0)
         line = next((i + 1 for i in range(after, len(lines)) if leaf in lines[i]), None)
         found.append(Switch(path, line, f"{key}={value}"))

@@ -119,7 +119,7 @@ def _compiled_sources(tail: str) -> list[str]:
 
 def load_scripts(package_json: Path) -> dict[str, str]:
     try:
-        scripts = json.loads(package_json.read_text(errors="replace")).get("scripts") or {}
+        scripts = json.loads(package_json.read_text(encoding="utf-8", errors="replace")).get("scripts") or {}
     except (ValueError, AttributeError):
         return {}
     return {str(k): str(v) for k, v in scripts.items()} if isinstance(scripts, Mapping) else {}
@@ -200,7 +200,7 @@ def _script(written: str, tree: Tree, depth: int) -> list[Step]:
     if path is None or not path.is_file():
         kind = "migrate" if "migrat" in posixpath.basename(written).lower() else "other"
         return [Step(kind, None, None, None, written)]
-    return follow(path.read_text(errors="replace"), tree, path, 1, depth + 1)
+    return follow(path.read_text(encoding="utf-8", errors="replace"), tree, path, 1, depth + 1)
 
 
 def _package_script(words: tuple[str, ...], tree: Tree, depth: int) -> list[Step]:
