@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import inspect
@@ -52,6 +53,13 @@ DECIMAL = re.compile(
     r"[+-]?(?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|nan|inf)", re.IGNORECASE
 )  # nan, inf: refused below
 UNWRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)  # a read-only checkout: the user's, not a bug
+OUTPUT_LOST = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO)  # `> report.txt` on a full disk, a quota
+
+
+def _stdout_to_nowhere() -> None:
+    """Python flushes stdout once more at exit: what is left there would be a second error, after the message."""
+    with contextlib.suppress(OSError, AttributeError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def typed(value: str) -> str:
@@ -79,14 +87,25 @@ def user_errors(func: F) -> F:
 
         render.fit_stdout(machine=bool(kwargs.get("json")) or kwargs.get("format") in MACHINE_FORMATS)
         try:
-            return func(*args, **kwargs)
+            try:
+                return func(*args, **kwargs)
+            finally:  # what is still buffered is written here, where a full disk under it can be said
+                if sys.stdout is not None:
+                    sys.stdout.flush()
         except Reported as exc:
             message, code = reported(exc)
             raise Exit(message, code=code) from None
         except BrokenPipeError:  # `invoke services | head`: the reader has what it wanted; no traceback
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python flushes stdout again at exit
+            _stdout_to_nowhere()
             raise Exit(code=1) from None
         except OSError as exc:
+            if exc.errno in OUTPUT_LOST and exc.filename is None:  # stdout's file: the task itself is done
+                _stdout_to_nowhere()
+                raise Exit(
+                    f"migratekit: stdout could not be written ({exc.strerror}); the command ran to its end and its "
+                    "report is lost: free space where the output goes, or send it elsewhere",
+                    code=1,
+                ) from None
             if exc.errno not in UNWRITABLE:
                 raise
             where = exc.filename or "the checkout"
