@@ -104,3 +104,24 @@ def test_new_migration_and_init_write_utf_8_whatever_the_locale(shop: tuple[Path
     done = task(root, url, "init")
     assert done.returncode == 0 and b"Traceback" not in done.stderr, done.stderr.decode(errors="replace")
     assert "shop:" in (root / "workspace.yaml").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("json_report", [True, False], ids=["json", "text"])
+def test_the_images_runner_reports_a_message_in_any_language_whatever_the_locale(
+    shop: tuple[Path, str], json_report: bool
+) -> None:
+    """`python -m migratekit migrate` in an image whose locale is ASCII alone: the failed migration's report."""
+    root, url = shop
+    done = subprocess.run(
+        [sys.executable, "-m", "migratekit", "migrate", "--dir", "services/shop/migrations", "--url", url]
+        + (["--json"] if json_report else []),
+        cwd=root,
+        capture_output=True,
+        env=ASCII_ONLY,
+        timeout=120,
+    )
+    assert done.returncode == 1 and b"Traceback" not in done.stderr, done.stderr.decode(errors="replace")
+    if json_report:
+        assert "größe" in json.loads(done.stdout.decode("utf-8"))["failure"]["message"]
+    else:
+        assert b"applied 001_init" in done.stdout and b"gr\\xf6\\xdfe" in done.stderr, done.stderr

@@ -80,6 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format=args.format,
     )
     run = RunOptions(connect_wait=args.wait, lock_wait=args.lock_wait)
+    render.fit_stdout(machine=args.json)  # a server's message in any language, whatever the image's locale
     try:
         migrations = load_migrations(
             args.dir, args.format, declared_by="--format {fmt} was given"
