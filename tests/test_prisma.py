@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import psycopg
@@ -325,3 +327,62 @@ def test_verify_applies_prismas_migrations_from_empty_and_says_it_does_not_run_t
     ]
     (result,) = json.loads(web.invoke("verify", "--service", "web", "--json").stdout)["services"]
     assert (result["first_run"], result["second_run"], result["run_again"], result["rollback"]) == (None, [], 0, None)
+
+
+def as_url(conninfo: str) -> str:
+    """A test database's conninfo as the URL a deployment's environment holds (Prisma's URLs are URLs)."""
+    from urllib.parse import quote
+
+    given = psycopg.conninfo.conninfo_to_dict(conninfo)
+    secret = f":{quote(str(given['password']), safe='')}" if given.get("password") else ""
+    return f"postgresql://{given['user']}{secret}@{given['host']}:{given.get('port', 5432)}/{given['dbname']}"
+
+
+def test_prismas_own_url_with_its_schema_migrates_into_that_schema(web: Monorepo) -> None:
+    """The URL a Prisma service's deployment has (`?schema=app&connection_limit=5`, which libpq refuses) was exit 2:
+    its schema is the session's search_path, where Prisma made the tables and keeps _prisma_migrations."""
+    plain = as_url(web.env["WEB_DATABASE_URL"])
+    with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA app; SET search_path TO app")
+        conn.execute(INIT + PRISMA_DDL + row(VERSIONS[0], INIT))
+    web.env["WEB_DATABASE_URL"] = f"{plain}?schema=app&connection_limit=5&pool_timeout=10"
+    adopted = web.invoke("adopt", "web", "--from", "prisma")
+    assert adopted.returncode == 0 and "from prisma's app._prisma_migrations" in adopted.stdout, adopted.stderr
+    done = web.invoke("migrate-all", "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert applied(done) == VERSIONS[1:]
+    with psycopg.connect(plain) as conn:
+        where = "table_name IN ('Post', 'User')"
+        tables = conn.execute(f"SELECT table_schema, table_name FROM information_schema.tables WHERE {where}")
+        assert sorted(tables.fetchall()) == [("app", "Post"), ("app", "User")]
+    assert json.loads(web.invoke("drift", "--json").stdout)["services"][0]["state"] == "up_to_date"
+    image = subprocess.run(  # the image's runner, given the same URL as its deployment gives the app
+        [sys.executable, "-m", "migratekit", "migrate", "--dir", str(web.root / MIGRATIONS), "--url"]
+        + [web.env["WEB_DATABASE_URL"], "--tracking-table", "schema_migrations"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert image.returncode == 0 and "up to date: 0 applied, 3 already applied" in image.stdout, image.stderr
+
+
+@pytest.mark.parametrize(
+    ("argument", "says"),
+    [
+        ("pgbouncer=true", "the URL's pgbouncer=true: it goes through PgBouncer's transaction pooling"),
+        ("sslpassword=hunter2-Zq9&sslidentity=/id.p12", "the URL's sslidentity: libpq reads no PKCS#12 identity"),
+        ("schema=a%3Bb", "the URL's schema='a;b' is not a plain schema name"),
+    ],
+)
+def test_a_prisma_argument_whose_meaning_cannot_be_kept_is_exit_2_naming_the_variable(
+    web: Monorepo, argument: str, says: str
+) -> None:
+    plain = as_url(web.env["WEB_DATABASE_URL"])
+    web.env["WEB_DATABASE_URL"] = f"{plain}?{argument}"
+    for command in (["migrate-all"], ["status"], ["drift"]):
+        done = web.invoke(*command)
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stdout + done.stderr
+        assert f"$WEB_DATABASE_URL (service web): {says}" in done.stderr, done.stderr
+        assert "hunter2" not in done.stdout + done.stderr
+    with psycopg.connect(plain) as conn:
+        assert conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").fetchone() == (0,)

@@ -109,3 +109,28 @@ def test_no_task_ever_prints_a_password(repo: tuple[Path, dict[str, str]]) -> No
             timeout=60,
         ).stdout
     )
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"host=127.0.0.1 port=5432?sslpassword={SECRET} dbname=x",  # a query put after a keyword string's port
+        f"postgresql://db.internal/app?sslpassword={SECRET}&sslidentity=/id.p12",  # Prisma's PKCS#12 identity
+    ],
+)
+def test_a_url_refused_for_its_port_or_an_argument_names_no_password(tmp_path: Path, url: str) -> None:
+    """libpq's reading of a bad port quoted everything after it, a password given as an argument there too."""
+    root = write_tree(
+        tmp_path / "repo",
+        {"tasks.py": "from migratekit.tasks import ns\n", "services/auth/migrations/001_init.sql": "SELECT 1;\n"},
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "invoke", "migrate-all"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "AUTH_DATABASE_URL": url},
+        timeout=60,
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert SECRET not in done.stdout + done.stderr, done.stderr

@@ -16,8 +16,9 @@ from pathlib import Path
 from migratekit import interrupts
 from migratekit.cli import render
 from migratekit.database.apply import apply_service
-from migratekit.errors import Reported, reported
+from migratekit.errors import ConfigError, Reported, reported
 from migratekit.model.formats import AUTO, FORMATS
+from migratekit.model.identity import as_libpq
 from migratekit.model.migration import load_migrations
 from migratekit.model.secrets import redact, url_problem
 from migratekit.model.settings import (
@@ -63,6 +64,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if not args.url:
         parser.error("no database URL: pass --url or set DATABASE_URL")
+    try:
+        args.url = as_libpq(args.url, "--url")  # a Prisma service's image has its Prisma URL (?schema=public)
+    except ConfigError as exc:
+        parser.error(str(exc))
     problem = url_problem(args.url)
     if problem:
         parser.error(f"--url {redact(args.url)} is not a PostgreSQL URL: {problem}")

@@ -26,7 +26,7 @@ from migratekit.database.scratch import ScratchServer, scratch_database
 from migratekit.errors import ConfigError, MigratekitError
 from migratekit.model.contract import qualified
 from migratekit.model.formats import newest, version_key
-from migratekit.model.identity import shared_databases
+from migratekit.model.identity import as_libpq, shared_databases
 from migratekit.model.migration import Migration
 from migratekit.model.secrets import redact
 from migratekit.model.settings import RunOptions
@@ -280,7 +280,7 @@ def environment_matrix(workspace: Workspace, environments: list[str], environ: M
             if not url:
                 cells.append(f"${variable} unset")
                 continue
-            state, _ = database_drift(workspace, name, url)
+            state, _ = database_drift(workspace, name, as_libpq(url, f"${variable} (service {name}, {env})"))
             said = state.state.replace("_", " ")  # a cell is text a person reads: not_created -> not created
             cell = state.newest_applied or said
             pending = sum(i.kind is ItemKind.PENDING for i in state.items)

@@ -43,6 +43,7 @@ def resolve(service: Service, environ: Mapping[str, str] | None = None) -> Datab
     """The source of one service's database; pure, starts nothing."""
     url = (os.environ if environ is None else environ).get(service.settings.database_url_env, "").strip()
     if url:
+        url = as_libpq(url, f"${service.settings.database_url_env} (service {service.name})")
         _validate(url, service)
         return DatabaseSource(service.name, "url", service.settings.database_url_env, service.database, url)
     return DatabaseSource(service.name, "embedded", service.settings.database_url_env, service.database)
@@ -243,6 +244,54 @@ def configured_sharing(
             key = (configured[service.name].database, qualified(service.settings.tracking_table))
             groups.setdefault(key, []).append(configured[service.name])
     return [(database, table, found) for (database, table), found in groups.items() if len(found) > 1]
+
+
+# Prisma's own arguments of a PostgreSQL URL (prisma.io/docs, "Arguments"), which libpq refuses as unknown: a
+# service's Prisma URL (`?schema=public`, the example of Prisma's docs) is the URL its deployment already has.
+PRISMA_POOL = ("connection_limit", "pool_timeout", "socket_timeout", "statement_cache_size", "sslaccept")
+PRISMA_REFUSED = {
+    "pgbouncer": "it goes through PgBouncer's transaction pooling, where the migration lock (a session's advisory "
+    "lock) and the timeouts set for each file do not hold; give the direct URL (Prisma's directUrl)",
+    "sslidentity": "libpq reads no PKCS#12 identity; give the client certificate and key as sslcert and sslkey "
+    "(sslpassword: the key's password)",
+}
+SIMPLE_SCHEMA = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
+
+
+def as_libpq(url: str, where: str) -> str:
+    """`url` as libpq reads it: a Prisma URL's `schema` becomes the session's search_path (where Prisma creates and
+    looks for the service's tables), its pool arguments are dropped (one connection here). A URL libpq reads is
+    returned as it is. ConfigError, naming `where`, for an argument whose meaning cannot be kept."""
+    from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+
+    if "://" not in url or "?" not in url:
+        return url
+    parts = urlsplit(url)
+    arguments = parse_qsl(parts.query, keep_blank_values=True)
+    names = {name for name, _ in arguments}
+    if not names & {"schema", *PRISMA_POOL, *PRISMA_REFUSED}:
+        return url
+    for name, value in arguments:
+        if name in PRISMA_REFUSED and (name != "pgbouncer" or value.lower() in ("true", "1")):
+            shown = f"{name}={value}" if name == "pgbouncer" else name
+            raise ConfigError(f"{where}: the URL's {shown}: {PRISMA_REFUSED[name]}")
+    kept: list[tuple[str, str]] = []
+    search_path = None
+    for name, value in arguments:
+        if name == "schema":
+            if not SIMPLE_SCHEMA.fullmatch(value):
+                raise ConfigError(
+                    f"{where}: the URL's schema={value!r} is not a plain schema name; set the search_path "
+                    "with options=-c search_path=... instead"
+                )
+            search_path = value if value == value.lower() else f'"{value}"'  # Prisma's schema is as written
+        elif name not in PRISMA_POOL and name != "pgbouncer":
+            kept.append((name, value))
+    if search_path is not None:
+        options = next((v for n, v in kept if n == "options"), "")
+        kept = [(n, v) for n, v in kept if n != "options"]
+        kept.append(("options", f"{options} -c search_path={search_path}".strip()))
+    return urlunsplit(parts._replace(query=urlencode(kept, quote_via=quote)))
 
 
 def _validate(url: str, service: Service) -> None:

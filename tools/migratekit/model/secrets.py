@@ -32,7 +32,7 @@ def url_problem(url: str) -> str | None:
         return redact(reason)
     for port in str(params.get("port") or "5432").split(","):
         if not port.isdigit() or not 0 < int(port) < 65536:
-            return f"port {port!r} is not a number from 1 to 65535"
+            return redact(f"port {port!r} is not a number from 1 to 65535")  # (what follows a bad port may be)
     return None
 
 
