@@ -386,3 +386,27 @@ def test_a_migrations_directory_that_is_a_link_to_itself_is_refused_naming_it(tm
         load_workspace(tmp_path)
     assert caught.value.exit_code == 2
     assert "services/auth/migrations is a symbolic link that leads back to itself" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("template", "says"),
+    [
+        ("NOPE", "environments.prod: cart and shop would both read $NOPE in prod; put {SERVICE} in the variable"),
+        ("PROD_URL_{SERVICE}_X", None),
+        ("{SERVICE}_PROD_DATABASE_URL", None),
+    ],
+)
+def test_an_environment_that_gives_two_services_one_variable_is_refused_by_its_line(
+    tmp_path: Path, template: str, says: str | None
+) -> None:
+    """`drift --envs prod` read one database for every service: each one's history judged against another's."""
+    workspace = f"version: 1\nenvironments:\n  prod: '{template}'\n"
+    if says is None:
+        assert load_workspace(repo(tmp_path, ["cart", "shop"], workspace)).environments == {"prod": template}
+    else:
+        assert f"workspace.yaml:3: {says}" in error(tmp_path, ["cart", "shop"], workspace)
+
+
+def test_an_environment_without_service_in_it_is_fine_for_a_single_service(tmp_path: Path) -> None:
+    ws = load_workspace(repo(tmp_path, ["shop"], "version: 1\nenvironments:\n  prod: PROD_DATABASE_URL\n"))
+    assert ws.environment_variable("prod", "shop") == "PROD_DATABASE_URL"

@@ -272,6 +272,7 @@ def build_workspace(
         top.get("environments"), ("environments",), set(top.get("environments") or ())
     ).items():
         environments[env] = _setting(check, ("environments", env), "database_url_env", template)
+        _one_reader_each(check, env, environments[env], services)
     workspace = Workspace(
         root=root,
         config_path=config_path,
@@ -285,6 +286,21 @@ def build_workspace(
     )
     workspace.groups()  # raises on a cycle, naming it
     return workspace
+
+
+def _one_reader_each(check: Checker, env: str, template: str, services: dict[str, Service]) -> None:
+    """An environment's variable is each service's own: one for two (a template without {SERVICE}) and drift
+    --envs read one database for both, each service's history judged against the other's."""
+    readers: dict[str, str] = {}
+    for name in services:
+        variable = template.replace("{SERVICE}", env_name(name))
+        other = readers.setdefault(variable, name)
+        if other != name:
+            raise check.fail(
+                ("environments", env),
+                f"{other} and {name} would both read ${variable} in {env}; put {{SERVICE}} in the variable's "
+                f'name ("{{SERVICE}}_{env_name(env)}_DATABASE_URL")',
+            )
 
 
 def _baseline(check: Checker, root: Path, raw: Any) -> Path | None:
