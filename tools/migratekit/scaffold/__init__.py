@@ -78,7 +78,7 @@ def new_service(
             f"{target.parent.relative_to(workspace.root)} is the service {group.name}: a service inside another is "
             "never discovered; choose a group directory that is not a service"
         )
-    if target.exists() or name in workspace.services:
+    if target.exists() or target.is_symlink() or name in workspace.services:  # a dangling link: the rename fails
         raise ConfigError(f"{target.relative_to(workspace.root)} already exists; choose another name")
     unknown = [d for d in depends_on if d not in workspace.services]
     if unknown:
@@ -109,25 +109,42 @@ def new_service(
         "created": (today or datetime.date.today()).isoformat(),
         "services_dir": workspace.services_dir.relative_to(workspace.root).as_posix(),
     }
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
+    made = [d for d in (target.parent, *target.parent.parents) if not d.exists()][::-1]  # a group's, services/
+    staging = None
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
         written = sorted(
             set(_render(TEMPLATES / "common", staging, tokens) + _render(TEMPLATES / language, staging, tokens))
         )
         if fmt != Format.SEED:
             written = sorted(set(written) - {"migrations/001_init.sql"} | set(_reshape_init(staging, Format(fmt))))
         os.rename(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    except BaseException as exc:  # a full disk, a read-only checkout, a Ctrl-C: no half a service, no directory
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+        _remove_made(made)
+        if not isinstance(exc, OSError):
+            raise
+        raise ConfigError(
+            f"{target.relative_to(workspace.root)} cannot be written ({exc.strerror or exc}); free space or "
+            "make it writable, then run new-service again: nothing was written"
+        ) from None
     try:
         seed_layout = {"migrations": MIGRATIONS} if workspace.migrations != MIGRATIONS else {}  # not the default's
         declare(workspace, {name: entry(language, depends_on, **seed_layout)})
-    except BaseException:
+    except BaseException:  # workspace.yaml is as it was (written whole or not at all): so is the tree
         shutil.rmtree(target, ignore_errors=True)
+        _remove_made(made)
         raise
     return NewService(name, target, tuple(written))
+
+
+def _remove_made(directories: list[Path]) -> None:
+    """Remove the directories made for a new service (a group's), deepest first, each only if empty."""
+    for directory in reversed(directories):
+        with contextlib.suppress(OSError):
+            directory.rmdir()
 
 
 def _reshape_init(service: Path, fmt: Format) -> list[str]:
