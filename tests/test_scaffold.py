@@ -279,3 +279,59 @@ def test_new_service_where_something_else_stands_is_exit_2(tmp_path: Path, what:
     assert "services/billing" in result.stderr, result.stderr
     assert snapshot_tree(root) == before and not staging_left(root)
     assert (root / "services" / "billing").is_symlink() or (root / "services" / "billing").is_file()
+
+
+def every_path(root: Path) -> dict[str, bytes | None]:
+    """Each file's bytes and each directory (None), so that a directory left behind shows."""
+    return {p.relative_to(root).as_posix(): p.read_bytes() if p.is_file() else None for p in sorted(root.rglob("*"))}
+
+
+FORMATS = ["seed", "updown", "dbmate", "goose", "flyway", "sqlx", "prisma", "diesel"]
+
+
+@pytest.mark.parametrize("how", ["a full disk", "read-only"])
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_new_migration_that_cannot_be_written_is_exit_2_and_leaves_the_directory_as_it_was(
+    tmp_path: Path, full_disk: Callable, fmt: str, how: str
+) -> None:
+    """Prisma's and Diesel's migration is a directory of its own: the one made for it stayed, empty, when its
+    file could not be written."""
+    root = write_tree(
+        tmp_path / "repo",
+        {
+            "tasks.py": "from migratekit.tasks import ns\n",
+            "workspace.yaml": f"version: 1\nservices:\n  auth: {{language: typescript, format: {fmt}}}\n",
+            ".migratekit/.gitignore": "*\n",
+        },
+    )
+    migrations = full_disk(root / "services" / "auth" / "migrations", "1m")
+    repo = Monorepo(root, {})
+    before = every_path(root)
+    filled(migrations) if how == "a full disk" else read_only(migrations)
+    result = repo.invoke("new-migration", "auth", "add users")
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "services/auth/migrations/" in result.stderr and "nothing was written" in result.stderr, result.stderr
+    if how == "a full disk":
+        (migrations / "filler").unlink()
+    else:
+        read_only(migrations, writable=True)
+    assert every_path(root) == {**before, ".migratekit/scaffold.lock": b""}
+    made = repo.invoke("new-migration", "auth", "add users")
+    assert made.returncode == 0, made.stderr
+    assert (root / made.stdout.strip()).is_file()
+
+
+def test_new_migration_on_a_full_disk_before_the_state_directory_exists(tmp_path: Path, full_disk: Callable) -> None:
+    """.migratekit/.gitignore was written in place: on a full disk, a traceback, and an empty .gitignore that was
+    never written again (the state directory was in git's sight for good)."""
+    root = write_tree(full_disk(tmp_path / "repo", "1m"), SMALL)
+    repo = Monorepo(root, {})
+    before = every_path(root)
+    filled(root)
+    result = repo.invoke("new-migration", "auth", "add users")
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert ".migratekit" in result.stderr and "nothing was written" in result.stderr, result.stderr
+    (root / "filler").unlink()
+    assert every_path(root) == before
+    assert repo.invoke("new-migration", "auth", "add users").returncode == 0
+    assert (root / ".migratekit" / ".gitignore").read_text() == "*\n"

@@ -35,7 +35,7 @@ from migratekit.model.formats import (
 )
 from migratekit.model.migration import Migration
 from migratekit.model.settings import MIGRATIONS
-from migratekit.model.workspace import SERVICE_NAME, Workspace, env_name, state_dir
+from migratekit.model.workspace import SERVICE_NAME, STATE_DIR, Workspace, env_name, state_dir
 from migratekit.scaffold.workspace_yaml import declare, entry
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -259,17 +259,27 @@ def _write_all(directory: Path, files: dict[str, str]) -> None:
             "migration?); rename or delete it, then run new-migration again: nothing was written"
         )
     done: list[Path] = []
+    made: list[Path] = []
+    path = directory
     try:
         for name, text in files.items():
-            (directory / name).parent.mkdir(exist_ok=True)  # Diesel's migration is a directory of its own
-            with open(directory / name, "x") as handle:
-                done.append(directory / name)
+            path = directory / name
+            if path.parent != directory and not path.parent.is_dir():  # Diesel's and Prisma's: a directory each
+                path.parent.mkdir()
+                made.append(path.parent)
+            with open(path, "x") as handle:
+                done.append(path)
                 handle.write(text)
     except OSError as exc:
-        for path in done:
-            path.unlink(missing_ok=True)
-        reason = exc.strerror or exc
-        raise ConfigError(f"{directory}: cannot write the new migration ({reason}); nothing was written") from None
+        for written in done:
+            written.unlink(missing_ok=True)
+        for empty in made:  # an empty migration directory stays a migration without its file
+            with contextlib.suppress(OSError):
+                empty.rmdir()
+        raise ConfigError(
+            f"{path}: cannot be written ({exc.strerror or exc}); free space or make it writable, then run "
+            "new-migration again: nothing was written"
+        ) from None
 
 
 def _format_of(migrations: tuple[Migration, ...]) -> Format:
@@ -350,6 +360,14 @@ def starter_sql(description: str) -> tuple[str, str, str]:
 
 @contextlib.contextmanager
 def _lock(root: Path) -> Iterator[None]:
-    with open(state_dir(root) / "scaffold.lock", "w") as handle:
+    try:
+        handle = open(state_dir(root) / "scaffold.lock", "a")
+    except OSError as exc:
+        raise ConfigError(
+            f"{exc.filename or Path(root) / STATE_DIR}: cannot be written ({exc.strerror or exc}); new-migration takes "
+            f"its lock in the checkout's {STATE_DIR}/: free space or make it writable, then run it again: nothing "
+            "was written"
+        ) from None
+    with handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         yield
