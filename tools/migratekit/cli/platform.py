@@ -179,7 +179,7 @@ def k8s_render(
     workspace = workspace_at(root)
     workspace.require_services()
     rendered = k8s.render(workspace, options)
-    written, removed = k8s.write(rendered, workspace.root / output)
+    written, removed = k8s.write(rendered, workspace.root / output, workspace.root)
     for line in _rendered_text(rendered, written, removed, options, output):
         print(line)
 
