@@ -232,6 +232,34 @@ def test_init_with_a_baseline_outside_the_repository_changes_nothing(adopted: Mo
     assert not (adopted.root / "workspace.yaml").exists()
 
 
+@pytest.mark.parametrize("update", [False, True], ids=["init", "init --update"])
+def test_init_whose_baseline_cannot_be_written_leaves_workspace_yaml_as_it_was(
+    adopted: Monorepo, full_disk: Callable[..., Path], update: bool
+) -> None:
+    """workspace.yaml was written, and "declared a, b" said, before the baseline was: a baseline that could not be
+    written (a full disk) was exit 2 with workspace.yaml changed all the same, and `init --write-baseline` again
+    then refused, workspace.yaml being there."""
+    if update:
+        adopted.write("workspace.yaml", "version: 1\nservices:\n  a: {}\n")
+    before = (adopted.root / "workspace.yaml").read_bytes() if update else None
+    kept = full_disk(adopted.root / "ci")
+    filled(kept)
+    done = adopted.invoke("init", *(["--update"] if update else []), "--write-baseline", "ci/base.json")
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert "--write-baseline ci/base.json: cannot be written (No space left on device)" in done.stderr, done.stderr
+    assert "workspace.yaml is as it was" in done.stderr and "declared" not in done.stdout, done.stdout
+    if update:
+        assert (adopted.root / "workspace.yaml").read_bytes() == before
+    else:
+        assert not (adopted.root / "workspace.yaml").exists()
+    assert not [p.name for p in adopted.root.iterdir() if p.name.endswith(".tmp")]
+    assert sorted(p.name for p in kept.iterdir()) == ["filler"]
+    (kept / "filler").unlink()
+    again = adopted.invoke("init", *(["--update"] if update else []), "--write-baseline", "ci/base.json")
+    assert again.returncode == 0, again.stderr
+    assert "baseline: ci/base.json" in (adopted.root / "workspace.yaml").read_text()
+
+
 def test_init_on_a_new_monorepo_offers_nothing(tmp_path: Path) -> None:
     root = write_tree(
         tmp_path / "new", {"tasks.py": "from migratekit.tasks import ns\n", "services/a/migrations/.keep": ""}
