@@ -232,6 +232,20 @@ def test_init_with_a_baseline_outside_the_repository_changes_nothing(adopted: Mo
     assert not (adopted.root / "workspace.yaml").exists()
 
 
+def test_a_baseline_on_a_full_disk_leaves_no_directory_made_for_it(
+    adopted: Monorepo, full_disk: Callable[..., Path]
+) -> None:
+    """The directories --write-baseline names were made first, and stayed when the baseline could not be written."""
+    kept = full_disk(adopted.root / "ci")
+    filled(kept)
+    done = adopted.invoke("audit", "--write-baseline", "ci/deep/base.json")
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert "--write-baseline ci/deep/base.json: cannot be written (No space left on device)" in done.stderr
+    assert sorted(p.name for p in kept.iterdir()) == ["filler"]
+    (kept / "filler").unlink()
+    assert adopted.invoke("audit", "--write-baseline", "ci/deep/base.json").returncode == 0
+
+
 @pytest.mark.parametrize("update", [False, True], ids=["init", "init --update"])
 def test_init_whose_baseline_cannot_be_written_leaves_workspace_yaml_as_it_was(
     adopted: Monorepo, full_disk: Callable[..., Path], update: bool
