@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from migratekit.errors import ConfigError
-from migratekit.files import staged
+from migratekit.files import made, staged
 from migratekit.model import atlas_sum
 from migratekit.model.discovery import DEFAULT_DEPTH
 from migratekit.model.formats import (
@@ -109,42 +109,38 @@ def new_service(
         "created": (today or datetime.date.today()).isoformat(),
         "services_dir": workspace.services_dir.relative_to(workspace.root).as_posix(),
     }
-    made = [d for d in (target.parent, *target.parent.parents) if not d.exists()][::-1]  # a group's, services/
-    staging = None
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
-        written = sorted(
-            set(_render(TEMPLATES / "common", staging, tokens) + _render(TEMPLATES / language, staging, tokens))
-        )
-        if fmt != Format.SEED:
-            written = sorted(set(written) - {"migrations/001_init.sql"} | set(_reshape_init(staging, Format(fmt))))
-        os.rename(staging, target)
-    except BaseException as exc:  # a full disk, a read-only checkout, a Ctrl-C: no half a service, no directory
-        if staging is not None:
-            shutil.rmtree(staging, ignore_errors=True)
-        _remove_made(made)
-        if not isinstance(exc, OSError):
-            raise
+        with made(target.parent):  # a group's directory made for it goes again with it
+            written = _rendered(target, name, language, tokens, Format(fmt))
+            try:
+                seed_layout = {"migrations": MIGRATIONS} if workspace.migrations != MIGRATIONS else {}  # not default
+                declare(workspace, {name: entry(language, depends_on, **seed_layout)})
+            except BaseException:  # workspace.yaml is as it was (written whole or not at all): so is the tree
+                shutil.rmtree(target, ignore_errors=True)
+                raise
+    except OSError as exc:  # a full disk, a read-only checkout: no half a service, no directory made for it
         raise ConfigError(
-            f"{target.relative_to(workspace.root)} cannot be written ({exc.strerror or exc}); free space or "
-            "make it writable, then run new-service again: nothing was written"
+            f"{target.relative_to(workspace.root)} cannot be written ({exc.strerror or exc}); free space or make it "
+            "writable, then run new-service again: nothing was written"
         ) from None
-    try:
-        seed_layout = {"migrations": MIGRATIONS} if workspace.migrations != MIGRATIONS else {}  # not the default's
-        declare(workspace, {name: entry(language, depends_on, **seed_layout)})
-    except BaseException:  # workspace.yaml is as it was (written whole or not at all): so is the tree
-        shutil.rmtree(target, ignore_errors=True)
-        _remove_made(made)
-        raise
     return NewService(name, target, tuple(written))
 
 
-def _remove_made(directories: list[Path]) -> None:
-    """Remove the directories made for a new service (a group's), deepest first, each only if empty."""
-    for directory in reversed(directories):
-        with contextlib.suppress(OSError):
-            directory.rmdir()
+def _rendered(target: Path, name: str, language: str, tokens: dict[str, str], fmt: Format) -> list[str]:
+    """The service's files written beside `target` and renamed into place in one go (none there when it raises):
+    their paths, relative to it."""
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
+    try:
+        written = sorted(
+            set(_render(TEMPLATES / "common", staging, tokens) + _render(TEMPLATES / language, staging, tokens))
+        )
+        if fmt is not Format.SEED:
+            written = sorted(set(written) - {"migrations/001_init.sql"} | set(_reshape_init(staging, fmt)))
+        os.rename(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return written
 
 
 def _reshape_init(service: Path, fmt: Format) -> list[str]:
