@@ -642,3 +642,21 @@ def test_jobs_that_cannot_be_written_into_a_new_directory_leave_none(
     result = example_repo.invoke("k8s-render", "--output", "k8s/deploy/jobs")
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert sorted(p.name for p in k8s_dir.iterdir()) == ["filler"]
+
+
+def test_a_fifo_among_the_jobs_is_left_alone_not_waited_on_for_good(example_repo: Monorepo) -> None:
+    """The Jobs of services gone were found by reading every *.yaml there with read_text: a FIFO among them kept
+    k8s-render waiting for a writer for good."""
+    directory = example_repo.root / "k8s" / "migratekit"
+    directory.mkdir(parents=True)
+    os.mkfifo(directory / "notes.yaml")
+    done = subprocess.run(
+        [sys.executable, "-m", "invoke", "k8s-render"],
+        cwd=example_repo.root,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin"},
+        timeout=30,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (directory / "notes.yaml").is_fifo() and len(list(directory.glob("migrate-*.yaml"))) == 3

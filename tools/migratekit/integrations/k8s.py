@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from migratekit.errors import ConfigError
-from migratekit.files import made, resolved, staged
+from migratekit.files import made, read_regular, resolved, staged
 from migratekit.model.contract import SEED_TABLE
 from migratekit.model.dockerfile import Image, Stage, analyse
 from migratekit.model.formats import AUTO, Format
@@ -487,7 +487,7 @@ def write(rendered: list[Rendered], directory: Path, root: Path) -> tuple[list[P
         if path in written:
             continue
         try:
-            document = yaml.safe_load(path.read_text())
+            document = yaml.safe_load(read_regular(path))  # a FIFO there is no Job: never waited on
         except (yaml.YAMLError, OSError, UnicodeError):
             continue
         labels = document.get("metadata", {}).get("labels", {}) if isinstance(document, dict) else {}
