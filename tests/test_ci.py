@@ -442,3 +442,18 @@ def test_actionlint_accepts_the_workflow(tmp_path: Path) -> None:
         timeout=60,
     )
     assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
+def test_an_output_of_dev_stdout_prints_the_workflow(tmp_path: Path) -> None:
+    """A device or a FIFO at --output is written as it is (a file beside /dev/stdout cannot take its place)."""
+    root = write_tree(tmp_path / "repo", SMALL)
+    done = subprocess.run(
+        [sys.executable, "-m", "invoke", "ci-workflow", "--install", INSTALL, "--output", "/dev/stdout"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin"},
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert yaml.safe_load(done.stdout.split("wrote ")[0])["jobs"]

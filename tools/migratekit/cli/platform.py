@@ -130,9 +130,13 @@ def ci_workflow(
         raise ConfigError("--install is empty: give the command that installs migratekit on the runner")
     workflow = github_workflow(workspace, step, postgres_image.strip())
     path = workspace.root / output  # an absolute --output stays as it is
-    try:  # whole or not at all, through a link as workspace.yaml is: a workflow cut off is one CI cannot read
-        with made(path.parent), staged(resolved(path) or path) as out:
-            out.write(dump(workflow))
+    try:
+        if path.exists() and not path.is_file():  # a device or a FIFO (/dev/stdout): written as it is
+            with path.open("w", encoding="utf-8") as out:
+                out.write(dump(workflow))
+        else:  # whole or not at all, through a link as workspace.yaml is: a workflow cut off is one CI cannot read
+            with made(path.parent), staged(resolved(path) or path) as out:
+                out.write(dump(workflow))
     except OSError as exc:
         raise ConfigError(
             f"{relative(workspace.root, path)}: cannot be written ({exc.strerror or exc}); free space or make it "
