@@ -660,3 +660,17 @@ def test_a_fifo_among_the_jobs_is_left_alone_not_waited_on_for_good(example_repo
     )
     assert done.returncode == 0, done.stderr
     assert (directory / "notes.yaml").is_fifo() and len(list(directory.glob("migrate-*.yaml"))) == 3
+
+
+@pytest.mark.parametrize("what", ["a file", "a dangling link"])
+def test_an_output_that_is_no_directory_is_exit_2_saying_so(example_repo: Monorepo, tmp_path: Path, what: str) -> None:
+    """It said "cannot be written (File exists)" and the Jobs "in tasks.py" were as they were."""
+    output = example_repo.root / "jobs"
+    if what == "a file":
+        output.write_text("notes\n")
+    else:
+        output.symlink_to(tmp_path / "nowhere")
+    result = example_repo.invoke("k8s-render", "--output", "jobs")
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "jobs: not a directory" in result.stderr and "nothing was written" in result.stderr, result.stderr
+    assert output.is_symlink() or output.read_text() == "notes\n"

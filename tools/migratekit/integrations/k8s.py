@@ -23,6 +23,7 @@ import hashlib
 import itertools
 import json
 import math
+import os
 import posixpath
 import re
 import shlex
@@ -461,6 +462,11 @@ def write(rendered: list[Rendered], directory: Path, root: Path) -> tuple[list[P
     """
     import yaml
 
+    if os.path.lexists(directory) and not directory.is_dir():  # a file, or a link that leads to no directory
+        raise ConfigError(
+            f"{relative(root, directory)}: not a directory, where one Job per service goes; name a directory "
+            "(--output): nothing was written"
+        )
     written = [directory / f"migrate-{one.service}.yaml" for one in rendered]
     in_the_way = [p for p in written if (resolved(p) or p).is_dir()]  # the one rename that fails once all are whole
     if in_the_way:
