@@ -457,3 +457,13 @@ def test_an_output_of_dev_stdout_prints_the_workflow(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert yaml.safe_load(done.stdout.split("wrote ")[0])["jobs"]
+
+
+def test_an_output_that_is_a_link_to_itself_is_exit_2_naming_it(tmp_path: Path) -> None:
+    """As audit --output: it was a traceback (ELOOP) before the workflow was staged, then the link replaced."""
+    root = write_tree(tmp_path / "repo", SMALL)
+    (root / "loop.yml").symlink_to("loop.yml")
+    result = Monorepo(root, {}).invoke("ci-workflow", "--install", INSTALL, "--output", "loop.yml")
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "--output loop.yml: a link that leads back to itself" in result.stderr, result.stderr
+    assert (root / "loop.yml").is_symlink()

@@ -130,6 +130,8 @@ def ci_workflow(
         raise ConfigError("--install is empty: give the command that installs migratekit on the runner")
     workflow = github_workflow(workspace, step, postgres_image.strip())
     path = workspace.root / output  # an absolute --output stays as it is
+    if resolved(path) is None:
+        raise ConfigError(f"--output {output}: a link that leads back to itself; name a file")
     try:
         if path.exists() and not path.is_file():  # a device or a FIFO (/dev/stdout): written as it is
             with path.open("w", encoding="utf-8") as out:
