@@ -274,6 +274,25 @@ def test_init_whose_baseline_cannot_be_written_leaves_workspace_yaml_as_it_was(
     assert "baseline: ci/base.json" in (adopted.root / "workspace.yaml").read_text()
 
 
+def test_init_whose_baseline_cannot_be_named_in_workspace_yaml_removes_the_baseline_and_workspace_yaml(
+    adopted: Monorepo, full_disk: Callable[..., Path]
+) -> None:
+    """workspace.yaml (a link into a disk with one page free) is written once, and cannot be written again to
+    name the baseline: the baseline written meanwhile went on being there, and workspace.yaml without its name."""
+    conf = full_disk(adopted.root / "conf")
+    (adopted.root / "workspace.yaml").symlink_to("conf/workspace.yaml")
+    filled(conf, keep=4096)
+    done = adopted.invoke("init", "--write-baseline", "base.json")
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert "workspace.yaml: cannot be written (No space left on device)" in done.stderr, done.stderr
+    assert "declared" not in done.stdout and not (adopted.root / "base.json").exists()
+    assert sorted(p.name for p in conf.iterdir()) == ["filler"]
+    assert (adopted.root / "workspace.yaml").is_symlink()
+    (conf / "filler").unlink()
+    assert adopted.invoke("init", "--write-baseline", "base.json").returncode == 0
+    assert "baseline: base.json" in (conf / "workspace.yaml").read_text()
+
+
 def test_init_on_a_new_monorepo_offers_nothing(tmp_path: Path) -> None:
     root = write_tree(
         tmp_path / "new", {"tasks.py": "from migratekit.tasks import ns\n", "services/a/migrations/.keep": ""}
