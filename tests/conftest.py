@@ -325,8 +325,15 @@ def full_disk() -> Iterator[Callable[..., Path]]:
         return directory
 
     yield mount
-    for directory in mounted:
+    for directory in reversed(mounted):  # one mounted inside another is unmounted first
         subprocess.run(["umount", str(directory)], check=True)
+
+
+def read_only(directory: Path, writable: bool = False) -> None:
+    """Make the file system at `directory` (a `full_disk`) read-only, as root's permissions never are (EROFS for
+    every write); `writable=True` gives it back."""
+    option = "remount,rw" if writable else "remount,ro"
+    subprocess.run(["mount", "-o", option, str(directory)], check=True, capture_output=True)
 
 
 def filled(directory: Path, keep: int = 0) -> None:

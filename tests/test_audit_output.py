@@ -7,12 +7,12 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from conftest import Monorepo
+from conftest import Monorepo, filled
 from migratekit.cli import render
 
 ACCOUNTS = """
@@ -368,3 +368,17 @@ def test_an_output_that_is_a_link_to_itself_is_exit_2_naming_it(example_repo: Mo
     result = example_repo.invoke("audit", "--json", "--output", "loop.json")
     assert result.returncode == 2 and "--output loop.json: a link that leads back to itself" in result.stderr
     assert "Traceback" not in result.stderr and (example_repo.root / "loop.json").is_symlink()
+
+
+def test_an_output_on_a_full_disk_leaves_no_directory_made_for_it(
+    example_repo: Monorepo, full_disk: Callable[..., Path]
+) -> None:
+    """The directories --output names were made before the report was written, and stayed when it could not be."""
+    reports = full_disk(example_repo.root / "reports")
+    filled(reports)
+    result = example_repo.invoke("audit", "--json", "--output", "reports/ci/today/audit.json")
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "--output reports/ci/today/audit.json: cannot be written (No space left on device)" in result.stderr
+    assert sorted(p.name for p in reports.iterdir()) == ["filler"]
+    (reports / "filler").unlink()
+    assert example_repo.invoke("audit", "--json", "--output", "reports/ci/today/audit.json").returncode == 0

@@ -232,6 +232,67 @@ def test_init_with_a_baseline_outside_the_repository_changes_nothing(adopted: Mo
     assert not (adopted.root / "workspace.yaml").exists()
 
 
+def test_a_baseline_on_a_full_disk_leaves_no_directory_made_for_it(
+    adopted: Monorepo, full_disk: Callable[..., Path]
+) -> None:
+    """The directories --write-baseline names were made first, and stayed when the baseline could not be written."""
+    kept = full_disk(adopted.root / "ci")
+    filled(kept)
+    done = adopted.invoke("audit", "--write-baseline", "ci/deep/base.json")
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert "--write-baseline ci/deep/base.json: cannot be written (No space left on device)" in done.stderr
+    assert sorted(p.name for p in kept.iterdir()) == ["filler"]
+    (kept / "filler").unlink()
+    assert adopted.invoke("audit", "--write-baseline", "ci/deep/base.json").returncode == 0
+
+
+@pytest.mark.parametrize("update", [False, True], ids=["init", "init --update"])
+def test_init_whose_baseline_cannot_be_written_leaves_workspace_yaml_as_it_was(
+    adopted: Monorepo, full_disk: Callable[..., Path], update: bool
+) -> None:
+    """workspace.yaml was written, and "declared a, b" said, before the baseline was: a baseline that could not be
+    written (a full disk) was exit 2 with workspace.yaml changed all the same, and `init --write-baseline` again
+    then refused, workspace.yaml being there."""
+    if update:
+        adopted.write("workspace.yaml", "version: 1\nservices:\n  a: {}\n")
+    before = (adopted.root / "workspace.yaml").read_bytes() if update else None
+    kept = full_disk(adopted.root / "ci")
+    filled(kept)
+    done = adopted.invoke("init", *(["--update"] if update else []), "--write-baseline", "ci/base.json")
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert "--write-baseline ci/base.json: cannot be written (No space left on device)" in done.stderr, done.stderr
+    assert "workspace.yaml is as it was" in done.stderr and "declared" not in done.stdout, done.stdout
+    if update:
+        assert (adopted.root / "workspace.yaml").read_bytes() == before
+    else:
+        assert not (adopted.root / "workspace.yaml").exists()
+    assert not [p.name for p in adopted.root.iterdir() if p.name.endswith(".tmp")]
+    assert sorted(p.name for p in kept.iterdir()) == ["filler"]
+    (kept / "filler").unlink()
+    again = adopted.invoke("init", *(["--update"] if update else []), "--write-baseline", "ci/base.json")
+    assert again.returncode == 0, again.stderr
+    assert "baseline: ci/base.json" in (adopted.root / "workspace.yaml").read_text()
+
+
+def test_init_whose_baseline_cannot_be_named_in_workspace_yaml_removes_the_baseline_and_workspace_yaml(
+    adopted: Monorepo, full_disk: Callable[..., Path]
+) -> None:
+    """workspace.yaml (a link into a disk with one page free) is written once, and cannot be written again to
+    name the baseline: the baseline written meanwhile went on being there, and workspace.yaml without its name."""
+    conf = full_disk(adopted.root / "conf")
+    (adopted.root / "workspace.yaml").symlink_to("conf/workspace.yaml")
+    filled(conf, keep=4096)
+    done = adopted.invoke("init", "--write-baseline", "base.json")
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert "workspace.yaml: cannot be written (No space left on device)" in done.stderr, done.stderr
+    assert "declared" not in done.stdout and not (adopted.root / "base.json").exists()
+    assert sorted(p.name for p in conf.iterdir()) == ["filler"]
+    assert (adopted.root / "workspace.yaml").is_symlink()
+    (conf / "filler").unlink()
+    assert adopted.invoke("init", "--write-baseline", "base.json").returncode == 0
+    assert "baseline: base.json" in (conf / "workspace.yaml").read_text()
+
+
 def test_init_on_a_new_monorepo_offers_nothing(tmp_path: Path) -> None:
     root = write_tree(
         tmp_path / "new", {"tasks.py": "from migratekit.tasks import ns\n", "services/a/migrations/.keep": ""}

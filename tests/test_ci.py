@@ -13,13 +13,14 @@ import shutil
 import subprocess
 import sys
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
 import pytest
 import yaml
 
-from conftest import Monorepo, write_tree
+from conftest import Monorepo, filled, read_only, write_tree
 from migratekit.database.embedded import drop_database
 from migratekit.database.scratch import ScratchServer
 from migratekit.errors import ConfigError
@@ -155,6 +156,74 @@ def test_the_workflow_may_be_written_anywhere_and_says_where(tmp_path: Path, whe
     shown = "ci/wf.yml" if where == "inside" else str(target)
     assert result.stdout.startswith(f"wrote {shown}: one job, audit then migrate-all on postgres:16\n")
     assert yaml.safe_load(target.read_text())["jobs"]
+
+
+# --- a workflow that cannot be written: exit 2 naming it, and the file there as it was ---------------------------
+
+SMALL = {
+    "tasks.py": "from migratekit.tasks import ns\n",
+    "workspace.yaml": "version: 1\nservices:\n  auth: {}\n",
+    "services/auth/migrations/001_init.sql": "SELECT 1;\n",
+}
+WORKFLOW = ".github/workflows/migratekit.yml"
+LONG_INSTALL = INSTALL + " " + " ".join(f"./vendor/wheel{i:03d}.whl" for i in range(300))  # a page longer
+
+
+def test_a_new_workflow_on_a_full_disk_is_exit_2_and_leaves_no_directory(
+    tmp_path: Path, full_disk: Callable[..., Path]
+) -> None:
+    """The workflow was written in place: a full disk was a traceback, with .github/workflows/ made for it left."""
+    root = write_tree(full_disk(tmp_path / "repo", "1m"), SMALL)
+    repo = Monorepo(root, {})
+    filled(root)
+    result = repo.invoke("ci-workflow", "--install", INSTALL)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert f"{WORKFLOW}: cannot be written (No space left on device)" in result.stderr, result.stderr
+    assert "nothing was written" in result.stderr and not result.stdout
+    assert not (root / ".github").exists()
+    (root / "filler").unlink()
+    assert written(repo)[1]["jobs"]
+
+
+@pytest.mark.parametrize("how", ["a full disk", "read-only"])
+def test_rewriting_the_workflow_that_cannot_be_written_leaves_it_as_it_was(
+    tmp_path: Path, full_disk: Callable[..., Path], how: str
+) -> None:
+    """Rewritten in place, a workflow a page longer was cut off where the disk filled: half a workflow."""
+    root = write_tree(tmp_path / "repo", SMALL)
+    workflows = full_disk(root / ".github" / "workflows", "1m")
+    repo = Monorepo(root, {})
+    path, _ = written(repo)
+    before = path.read_bytes()
+    filled(workflows) if how == "a full disk" else read_only(workflows)
+    result = repo.invoke("ci-workflow", "--install", LONG_INSTALL)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert f"{WORKFLOW}: cannot be written" in result.stderr and "as it was" in result.stderr, result.stderr
+    if how == "a full disk":
+        (workflows / "filler").unlink()
+    else:
+        read_only(workflows, writable=True)
+    assert path.read_bytes() == before and [p.name for p in workflows.iterdir()] == ["migratekit.yml"]
+    assert repo.invoke("ci-workflow", "--install", LONG_INSTALL).returncode == 0
+    assert LONG_INSTALL in "\n".join(step.get("run", "") for step in steps(yaml.safe_load(path.read_text())))
+
+
+def test_a_directory_at_the_output_is_exit_2_naming_it(tmp_path: Path) -> None:
+    root = write_tree(tmp_path / "repo", SMALL)
+    (root / WORKFLOW).mkdir(parents=True)
+    result = Monorepo(root, {}).invoke("ci-workflow", "--install", INSTALL)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert f"{WORKFLOW}: cannot be written (Is a directory)" in result.stderr, result.stderr
+    assert (root / WORKFLOW).is_dir() and not any((root / WORKFLOW).iterdir())
+
+
+def test_a_link_at_the_output_is_written_through(tmp_path: Path) -> None:
+    """As workspace.yaml and the baseline are: the file the link names takes the workflow, the link stays."""
+    root = write_tree(tmp_path / "repo", {**SMALL, "ci/shared.yml": "old: true\n"})
+    (root / ".github" / "workflows").mkdir(parents=True)
+    (root / WORKFLOW).symlink_to("../../ci/shared.yml")
+    written(Monorepo(root, {}))
+    assert (root / WORKFLOW).is_symlink() and yaml.safe_load((root / "ci/shared.yml").read_text())["jobs"]
 
 
 # --- the install step: derived from pip's record of how this migratekit was installed (PEP 610) ---------------
@@ -373,3 +442,28 @@ def test_actionlint_accepts_the_workflow(tmp_path: Path) -> None:
         timeout=60,
     )
     assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
+def test_an_output_of_dev_stdout_prints_the_workflow(tmp_path: Path) -> None:
+    """A device or a FIFO at --output is written as it is (a file beside /dev/stdout cannot take its place)."""
+    root = write_tree(tmp_path / "repo", SMALL)
+    done = subprocess.run(
+        [sys.executable, "-m", "invoke", "ci-workflow", "--install", INSTALL, "--output", "/dev/stdout"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin"},
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert yaml.safe_load(done.stdout.split("wrote ")[0])["jobs"]
+
+
+def test_an_output_that_is_a_link_to_itself_is_exit_2_naming_it(tmp_path: Path) -> None:
+    """As audit --output: it was a traceback (ELOOP) before the workflow was staged, then the link replaced."""
+    root = write_tree(tmp_path / "repo", SMALL)
+    (root / "loop.yml").symlink_to("loop.yml")
+    result = Monorepo(root, {}).invoke("ci-workflow", "--install", INSTALL, "--output", "loop.yml")
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "--output loop.yml: a link that leads back to itself" in result.stderr, result.stderr
+    assert (root / "loop.yml").is_symlink()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from migratekit.files import STAGING, staged
+from migratekit.files import STAGING, made, staged
 
 
 def umask() -> int:
@@ -91,3 +91,18 @@ def test_what_it_stages_in_is_what_the_cache_janitor_knows_as_staging(tmp_path: 
     assert len(seen) == 1 and STAGING.fullmatch(seen[0]), seen
     assert STAGING.fullmatch(".k3j_x9a2.tmp")
     assert not STAGING.fullmatch(f"{'a' * 64}.json") and not STAGING.fullmatch("notes.tmp")
+
+
+def test_made_removes_on_a_failure_only_the_directories_it_made_and_only_empty_ones(tmp_path: Path) -> None:
+    (tmp_path / "kept").mkdir()
+    with pytest.raises(OSError), made(tmp_path / "kept" / "a" / "b") as directory:
+        assert directory.is_dir()
+        raise OSError("a full disk")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept"] and not any((tmp_path / "kept").iterdir())
+    with pytest.raises(KeyboardInterrupt), made(tmp_path / "kept" / "a" / "b") as directory:
+        (tmp_path / "kept" / "a" / "someone's.txt").write_text("x")  # written meanwhile: its directory stays
+        raise KeyboardInterrupt
+    assert sorted(p.name for p in (tmp_path / "kept" / "a").iterdir()) == ["someone's.txt"]
+    with made(tmp_path / "kept" / "c") as directory:
+        pass
+    assert directory.is_dir()  # kept when the block ends well

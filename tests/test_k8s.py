@@ -14,7 +14,7 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ import psycopg
 import pytest
 import yaml
 
-from conftest import Monorepo, write_tree
+from conftest import Monorepo, filled, read_only, write_tree
 from migratekit.integrations import k8s
 from migratekit.model.workspace_file import load_workspace
 
@@ -576,3 +576,101 @@ def test_migratekits_runner_runs_in_the_services_image_only_where_its_final_stag
     assert (chosen.image is None) == installed
     assert chosen.migrations == "/srv/migrations"
     assert chosen.command[chosen.command.index("--dir") + 1] == ("/srv/migrations" if installed else k8s.COPY_DIR)
+
+
+# --- manifests that cannot be written: exit 2 naming the file, and the Jobs there as they were -------------------
+
+
+def jobs_on_a_disk_of_their_own(repo: Monorepo, full_disk: Callable[..., Path]) -> tuple[Path, dict[str, bytes]]:
+    directory = full_disk(repo.root / "k8s" / "migratekit", "1m")
+    assert len(rendered(repo)) == 3
+    return directory, {p.name: p.read_bytes() for p in sorted(directory.iterdir())}
+
+
+@pytest.mark.parametrize("keep", [0, 4096], ids=["nothing free", "room for one Job"])
+def test_re_rendering_on_a_full_disk_is_exit_2_and_leaves_every_job_as_it_was(
+    example_repo: Monorepo, full_disk: Callable[..., Path], keep: int
+) -> None:
+    """Each manifest was rewritten in place: a full disk left the first ones truncated (or new beside old ones of
+    another revision) and a traceback. They are written beside, and renamed only once every one is whole."""
+    directory, before = jobs_on_a_disk_of_their_own(example_repo, full_disk)
+    filled(directory, keep)
+    result = example_repo.invoke("k8s-render", "--image-template", LONG_IMAGE)  # each Job a page longer
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "No space left on device" in result.stderr and "as they were" in result.stderr, result.stderr
+    assert "k8s/migratekit/migrate-" in result.stderr and "wrote" not in result.stdout, result.stderr
+    (directory / "filler").unlink()
+    assert {p.name: p.read_bytes() for p in sorted(directory.iterdir())} == before  # no .*.tmp either
+    again = example_repo.invoke("k8s-render", "--image-template", LONG_IMAGE)
+    assert (
+        again.returncode == 0
+        and LONG_IMAGE.format(service="battles") in (directory / "migrate-battles.yaml").read_text()
+    )
+
+
+# an image whose name makes each Job more than a page (4096 bytes) longer than with the default template
+LONG_IMAGE = "registry.example.com/" + "/".join(f"team{i:03d}" for i in range(300)) + "/{service}:v4"
+
+
+def test_rendering_into_a_read_only_directory_is_exit_2_and_changes_nothing(
+    example_repo: Monorepo, full_disk: Callable[..., Path]
+) -> None:
+    directory, before = jobs_on_a_disk_of_their_own(example_repo, full_disk)
+    read_only(directory)
+    result = example_repo.invoke("k8s-render", "--image-template", "registry.example.com/{service}:v4")
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "k8s/migratekit/migrate-" in result.stderr and "as they were" in result.stderr, result.stderr
+    assert {p.name: p.read_bytes() for p in sorted(directory.iterdir())} == before
+
+
+def test_a_directory_where_a_job_goes_is_exit_2_naming_it(example_repo: Monorepo) -> None:
+    """It was IsADirectoryError, a traceback, with the Jobs before it rewritten."""
+    directory = example_repo.root / "k8s" / "migratekit"
+    (directory / "migrate-battles.yaml").mkdir(parents=True)
+    result = example_repo.invoke("k8s-render")
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "k8s/migratekit/migrate-battles.yaml" in result.stderr and "as they were" in result.stderr
+    assert [p.name for p in directory.iterdir()] == ["migrate-battles.yaml"]
+
+
+def test_jobs_that_cannot_be_written_into_a_new_directory_leave_none(
+    example_repo: Monorepo, full_disk: Callable[..., Path]
+) -> None:
+    """--output's directories made for the Jobs go again when they cannot be written."""
+    k8s_dir = full_disk(example_repo.root / "k8s", "1m")
+    filled(k8s_dir)
+    result = example_repo.invoke("k8s-render", "--output", "k8s/deploy/jobs")
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert sorted(p.name for p in k8s_dir.iterdir()) == ["filler"]
+
+
+def test_a_fifo_among_the_jobs_is_left_alone_not_waited_on_for_good(example_repo: Monorepo) -> None:
+    """The Jobs of services gone were found by reading every *.yaml there with read_text: a FIFO among them kept
+    k8s-render waiting for a writer for good."""
+    directory = example_repo.root / "k8s" / "migratekit"
+    directory.mkdir(parents=True)
+    os.mkfifo(directory / "notes.yaml")
+    done = subprocess.run(
+        [sys.executable, "-m", "invoke", "k8s-render"],
+        cwd=example_repo.root,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin"},
+        timeout=30,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (directory / "notes.yaml").is_fifo() and len(list(directory.glob("migrate-*.yaml"))) == 3
+
+
+@pytest.mark.parametrize("what", ["a file", "a dangling link"])
+def test_an_output_that_is_no_directory_is_exit_2_saying_so(example_repo: Monorepo, tmp_path: Path, what: str) -> None:
+    """It said "cannot be written (File exists)" and the Jobs "in tasks.py" were as they were."""
+    output = example_repo.root / "jobs"
+    if what == "a file":
+        output.write_text("notes\n")
+    else:
+        output.symlink_to(tmp_path / "nowhere")
+    result = example_repo.invoke("k8s-render", "--output", "jobs")
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "jobs: not a directory" in result.stderr and "nothing was written" in result.stderr, result.stderr
+    assert output.is_symlink() or output.read_text() == "notes\n"

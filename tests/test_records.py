@@ -8,9 +8,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
+import pytest
 from psycopg.conninfo import make_conninfo
 
-from conftest import Monorepo, filled, write_tree
+from conftest import Monorepo, filled, read_only, write_tree
 from migratekit.database.embedded import drop_database
 
 
@@ -264,3 +265,26 @@ def test_init_update_on_a_full_disk_is_exit_2_and_leaves_workspace_yaml_as_it_wa
     (root / "filler").unlink()
     assert repo.invoke("init", "--update").returncode == 0
     assert "svc39" in (root / "workspace.yaml").read_text()
+
+
+@pytest.mark.parametrize("how", ["a full disk", "read-only"])
+def test_a_fresh_init_that_cannot_write_workspace_yaml_says_nothing_was_written(
+    tmp_path: Path, full_disk: Callable[..., Path], how: str
+) -> None:
+    """There was no file to be 'as it was': the message said so all the same."""
+    root = write_tree(
+        full_disk(tmp_path / "repo", "1m"),
+        {"tasks.py": "from migratekit.tasks import ns\n", "services/auth/migrations/001_init.sql": "SELECT 1;\n"},
+    )
+    repo = Monorepo(root, {})
+    filled(root) if how == "a full disk" else read_only(root)
+    done = repo.invoke("init")
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert "workspace.yaml: cannot be written (" in done.stderr and "nothing was written" in done.stderr, done.stderr
+    assert "declared" not in done.stdout
+    if how == "a full disk":
+        (root / "filler").unlink()
+    else:
+        read_only(root, writable=True)
+    assert sorted(p.name for p in root.iterdir()) == ["services", "tasks.py"]
+    assert repo.invoke("init").returncode == 0

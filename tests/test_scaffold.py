@@ -7,12 +7,13 @@ import os
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from conftest import Monorepo, write_tree
+from conftest import Monorepo, filled, read_only, write_tree
 from migratekit.database.apply import apply_service
 from migratekit.database.scratch import docker_unavailable_reason
 from migratekit.errors import ConfigError
@@ -209,3 +210,128 @@ def test_the_python_scaffold_carries_its_own_runner_and_builds_from_its_director
     assert failed.returncode == 1 and "002_broken.sql: division by zero" in failed.stderr
     with psycopg.connect(url) as conn:
         assert conn.execute("SELECT to_regclass('b')").fetchone() == (None,)
+
+
+# --- a write that fails: exit 2 naming the file, and the monorepo as it was ----------------------------------------
+
+SMALL = {
+    "tasks.py": "from migratekit.tasks import ns\n",
+    "workspace.yaml": "version: 1\nservices:\n  auth: {language: typescript}\n",
+    "services/auth/migrations/001_init.sql": "SELECT 1;\n",
+}
+
+
+def staging_left(root: Path) -> list[str]:
+    return [p.relative_to(root).as_posix() for p in root.rglob(".*") if p.name.endswith(".tmp") or "-" in p.name]
+
+
+def test_new_service_on_a_full_disk_is_exit_2_and_writes_nothing(tmp_path: Path, full_disk: Callable) -> None:
+    """A template that could not be written was a traceback (exit 1); the half-rendered service was removed, but
+    the group directory made for it stayed."""
+    root = write_tree(full_disk(tmp_path / "repo", "1m"), SMALL)
+    repo = Monorepo(root, {})
+    before = snapshot_tree(root)
+    filled(root)
+    result = repo.invoke("new-service", "billing/refunds")
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "No space left on device" in result.stderr and "nothing was written" in result.stderr, result.stderr
+    assert "services/billing/refunds" in result.stderr, result.stderr
+    (root / "filler").unlink()
+    assert snapshot_tree(root) == before and not (root / "services" / "billing").exists()
+    assert not staging_left(root)
+    assert repo.invoke("new-service", "billing/refunds").returncode == 0
+    assert "billing-refunds" in (root / "workspace.yaml").read_text()
+
+
+def test_new_service_whose_workspace_yaml_cannot_be_written_leaves_no_service(
+    tmp_path: Path, full_disk: Callable
+) -> None:
+    """The service is rendered (services/ writable), workspace.yaml cannot be rewritten (a read-only root): the
+    service goes again, its group directory too, and workspace.yaml is as it was."""
+    root = write_tree(full_disk(tmp_path / "repo", "1m"), SMALL)
+    full_disk(root / "services", "1m")
+    write_tree(root, {"services/auth/migrations/001_init.sql": "SELECT 1;\n"})
+    repo = Monorepo(root, {})
+    before = snapshot_tree(root)
+    read_only(root)
+    result = repo.invoke("new-service", "billing/refunds")
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "workspace.yaml" in result.stderr and "as it was" in result.stderr, result.stderr
+    assert snapshot_tree(root) == before and not (root / "services" / "billing").exists()
+    assert not staging_left(root)
+    read_only(root, writable=True)
+    assert repo.invoke("new-service", "billing/refunds").returncode == 0
+
+
+@pytest.mark.parametrize("what", ["a dangling link", "a file"])
+def test_new_service_where_something_else_stands_is_exit_2(tmp_path: Path, what: str) -> None:
+    """A dangling link at services/<name> was not 'already there' (exists() follows it): the rename onto it was a
+    traceback."""
+    root = write_tree(tmp_path / "repo", SMALL)
+    if what == "a file":
+        (root / "services" / "billing").write_text("notes\n")
+    else:
+        (root / "services" / "billing").symlink_to(tmp_path / "nowhere")
+    repo = Monorepo(root, {})
+    before = snapshot_tree(root)
+    result = repo.invoke("new-service", "billing")
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "services/billing" in result.stderr, result.stderr
+    assert snapshot_tree(root) == before and not staging_left(root)
+    assert (root / "services" / "billing").is_symlink() or (root / "services" / "billing").is_file()
+
+
+def every_path(root: Path) -> dict[str, bytes | None]:
+    """Each file's bytes and each directory (None), so that a directory left behind shows."""
+    return {p.relative_to(root).as_posix(): p.read_bytes() if p.is_file() else None for p in sorted(root.rglob("*"))}
+
+
+FORMATS = ["seed", "updown", "dbmate", "goose", "flyway", "sqlx", "prisma", "diesel"]
+
+
+@pytest.mark.parametrize("how", ["a full disk", "read-only"])
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_new_migration_that_cannot_be_written_is_exit_2_and_leaves_the_directory_as_it_was(
+    tmp_path: Path, full_disk: Callable, fmt: str, how: str
+) -> None:
+    """Prisma's and Diesel's migration is a directory of its own: the one made for it stayed, empty, when its
+    file could not be written."""
+    root = write_tree(
+        tmp_path / "repo",
+        {
+            "tasks.py": "from migratekit.tasks import ns\n",
+            "workspace.yaml": f"version: 1\nservices:\n  auth: {{language: typescript, format: {fmt}}}\n",
+            ".migratekit/.gitignore": "*\n",
+        },
+    )
+    migrations = full_disk(root / "services" / "auth" / "migrations", "1m")
+    repo = Monorepo(root, {})
+    before = every_path(root)
+    filled(migrations) if how == "a full disk" else read_only(migrations)
+    result = repo.invoke("new-migration", "auth", "add users")
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "services/auth/migrations/" in result.stderr and "nothing was written" in result.stderr, result.stderr
+    if how == "a full disk":
+        (migrations / "filler").unlink()
+    else:
+        read_only(migrations, writable=True)
+    assert every_path(root) == {**before, ".migratekit/scaffold.lock": b""}
+    made = repo.invoke("new-migration", "auth", "add users")
+    assert made.returncode == 0, made.stderr
+    assert (root / made.stdout.strip()).is_file()
+
+
+def test_new_migration_on_a_full_disk_before_the_state_directory_exists(tmp_path: Path, full_disk: Callable) -> None:
+    """.migratekit/.gitignore was written in place: on a full disk, a traceback, and an empty .gitignore that was
+    never written again (the state directory was in git's sight for good)."""
+    root = write_tree(full_disk(tmp_path / "repo", "1m"), SMALL)
+    repo = Monorepo(root, {})
+    before = every_path(root)
+    filled(root)
+    result = repo.invoke("new-migration", "auth", "add users")
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert ".migratekit" in result.stderr and "nothing was written" in result.stderr, result.stderr
+    (root / "filler").unlink()
+    assert every_path(root) == before
+    assert repo.invoke("new-migration", "auth", "add users").returncode == 0
+    assert (root / ".migratekit" / ".gitignore").read_text() == "*\n"

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
-from conftest import Monorepo, write_tree
+from conftest import Monorepo, filled, write_tree
 from migratekit.database.embedded import Embedded
 from migratekit.database.servers import running_servers
 
@@ -74,3 +75,22 @@ def test_db_down_orphans_removes_the_data_of_stopped_clusters_whose_checkout_is_
     (temp / "migratekit-notours").mkdir()  # another name: never touched
     assert remove_stopped_orphans(temp) == [gone]
     assert not gone.exists() and kept.is_dir() and (temp / "migratekit-notours").is_dir()
+
+
+def test_db_up_on_a_full_disk_is_exit_2_naming_the_record_it_cannot_write(
+    tmp_path: Path, full_disk: Callable[..., Path]
+) -> None:
+    """The embedded cluster's record is written before initdb: on a full disk, a traceback (exit 1)."""
+    root = write_tree(
+        full_disk(tmp_path / "repo", "1m"),
+        {
+            "services/a/migrations/001_init.sql": "SELECT 1;\n",
+            "tasks.py": "from migratekit.tasks import ns\n",
+            ".migratekit/.gitignore": "*\n",
+        },
+    )
+    filled(root)
+    up = Monorepo(root, {}).invoke("db-up", env={"MIGRATEKIT_SCRATCH_URL": "", "A_DATABASE_URL": ""})
+    assert up.returncode == 2 and "Traceback" not in up.stderr, up.stderr
+    assert "embedded.json: cannot be written (No space left on device)" in up.stderr, up.stderr
+    assert not [p for p in root.rglob("*.tmp")] and servers_of(root) == []

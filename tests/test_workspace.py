@@ -10,7 +10,7 @@ from conftest import write_tree
 from migratekit.errors import ConfigError
 from migratekit.model.discovery import Layout, infer_layout
 from migratekit.model.graph import critical_paths
-from migratekit.model.workspace import parallel_groups
+from migratekit.model.workspace import parallel_groups, state_dir
 from migratekit.model.workspace_file import find_root, load_workspace
 
 
@@ -410,3 +410,15 @@ def test_an_environment_that_gives_two_services_one_variable_is_refused_by_its_l
 def test_an_environment_without_service_in_it_is_fine_for_a_single_service(tmp_path: Path) -> None:
     ws = load_workspace(repo(tmp_path, ["shop"], "version: 1\nenvironments:\n  prod: PROD_DATABASE_URL\n"))
     assert ws.environment_variable("prod", "shop") == "PROD_DATABASE_URL"
+
+
+def test_the_state_directory_keeps_itself_out_of_git_and_an_empty_gitignore_left_by_a_full_disk_is_written_again(
+    tmp_path: Path,
+) -> None:
+    """.gitignore was written in place and only when missing: a full disk left it empty, and so it stayed."""
+    assert (state_dir(tmp_path) / ".gitignore").read_text() == "*\n"
+    (tmp_path / ".migratekit" / ".gitignore").write_text("")
+    assert (state_dir(tmp_path) / ".gitignore").read_text() == "*\n"
+    (tmp_path / ".migratekit" / ".gitignore").write_text("cache/\n")  # the user's own: kept
+    assert (state_dir(tmp_path) / ".gitignore").read_text() == "cache/\n"
+    assert sorted(p.name for p in (tmp_path / ".migratekit").iterdir()) == [".gitignore"]

@@ -78,3 +78,18 @@ def staged(path: Path, new_mode: int = 0o666, errors: str = "strict") -> Iterato
         with contextlib.suppress(OSError):
             os.unlink(staging)
         raise
+
+
+@contextlib.contextmanager
+def made(directory: Path) -> Iterator[Path]:
+    """`directory`, made with its missing parents for the block; those it made are removed again (each only if
+    empty, deepest first) when the block raises, so a write that failed leaves no directory made for it."""
+    missing = [d for d in (directory, *directory.parents) if not os.path.lexists(d)]
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        yield directory
+    except BaseException:
+        for each in missing:
+            with contextlib.suppress(OSError):
+                os.rmdir(each)
+        raise

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from migratekit.checks.rule import Finding
 from migratekit.errors import ConfigError
-from migratekit.files import NotAFile, read_regular, resolved, staged
+from migratekit.files import NotAFile, made, read_regular, resolved, staged
 
 BASELINE_VERSION = 1
 
@@ -142,8 +142,7 @@ def write(path: Path, text: str, given: str) -> None:
     whole or not at all: a full disk or a Ctrl-C part-way leaves the baseline before as it was, never a truncated
     one that the next audit refuses. Written through a link, as the user's editor would."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with staged(resolved(path) or path) as out:
+        with made(path.parent), staged(resolved(path) or path) as out:  # no directory made for it stays
             out.write(text)
     except OSError as error:
         reason = error.strerror or str(error)

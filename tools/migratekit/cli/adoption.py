@@ -12,7 +12,7 @@ from migratekit import interrupts
 from migratekit.cli import render
 from migratekit.cli.flags import ROOT_HELP, user_errors, workspace_at
 from migratekit.model.selection import select
-from migratekit.model.settings import RunOptions
+from migratekit.model.settings import WORKSPACE_FILE, RunOptions
 
 if TYPE_CHECKING:
     from migratekit.model.workspace import Workspace
@@ -178,6 +178,7 @@ def init(c: Context, update: bool = False, root: str | None = None, write_baseli
     """Write workspace.yaml declaring every service found, with what can be detected (format, depends_on from
     what the migrations use of the others')."""
     from migratekit.checks.run import proposed_settings
+    from migratekit.errors import ConfigError
     from migratekit.scaffold.workspace_yaml import init_workspace
 
     workspace = workspace_at(root)
@@ -185,7 +186,19 @@ def init(c: Context, update: bool = False, root: str | None = None, write_baseli
         from migratekit.checks.baseline import writable
 
         writable(workspace.root / write_baseline, workspace.root, write_baseline)
+    kept = [_as_it_is(workspace.root / write_baseline)] if write_baseline is not None else []
+    kept.append(_as_it_is(workspace.root / WORKSPACE_FILE))
     done = init_workspace(workspace, update, proposed_settings)
+    try:
+        offered = _offer_baseline(workspace_at(root), write_baseline)
+    except ConfigError as exc:  # a baseline, or its name, that could not be written: nothing init wrote stays
+        failed = [str(path) for path, ok in ((k[0], _put_back(*k)) for k in kept) if not ok]
+        after = (
+            f"; {WORKSPACE_FILE} is as it was"
+            if not failed
+            else f"; and {', '.join(failed)} could not be put back as it was: look at it before running init again"
+        )
+        raise ConfigError(f"{exc}{after}") from None
     if done.layout is not None:
         found = f"services_dir: {done.layout.services_dir}, migrations: {done.layout.migrations}"
         others = f"; not declared, another shape: {', '.join(done.layout.others)}" if done.layout.others else ""
@@ -200,27 +213,55 @@ def init(c: Context, update: bool = False, root: str | None = None, write_baseli
         f"{done.path.name}: declared {', '.join(done.added) or 'nothing new'}; check each depends_on (a service "
         "that needs another only at run time, through its API, needs one too)"
     )
-    _offer_baseline(workspace_at(root), write_baseline)
+    if offered:
+        print(offered)
 
 
-def _offer_baseline(workspace: Workspace, target: str | None) -> None:
+def _as_it_is(path: Path) -> tuple[Path, bytes | None]:
+    """The file at `path` (through a link) and its bytes now, None where there is none: what `_put_back` writes."""
+    from migratekit.files import resolved
+
+    path = resolved(path) or path
+    try:
+        return path, path.read_bytes() if path.is_file() else None
+    except OSError:
+        return path, None
+
+
+def _put_back(path: Path, before: bytes | None) -> bool:
+    """The file at `path` as it was (removed where there was none); False where that could not be written."""
+    from migratekit.files import staged
+
+    try:
+        if before is None:
+            path.unlink(missing_ok=True)
+        elif not path.is_file() or path.read_bytes() != before:
+            with staged(path, errors="surrogateescape") as out:
+                out.write(before.decode("utf-8", "surrogateescape"))
+    except OSError:
+        return False
+    return True
+
+
+def _offer_baseline(workspace: Workspace, target: str | None) -> str | None:
     """A monorepo with history has findings in files already applied, which cannot be edited (their checksums
-    are recorded): offer to accept them, so that the audit fails only on what is new."""
+    are recorded): offer to accept them, so that the audit fails only on what is new. What to say, after the rest
+    of init's lines; ConfigError where the baseline or its name in workspace.yaml cannot be written."""
     from migratekit.checks import baseline as baselines
     from migratekit.checks.run import audit
     from migratekit.scaffold.workspace_yaml import name_baseline
 
     if not any(s.migrations_dir.is_dir() and any(s.migrations_dir.iterdir()) for s in workspace.services.values()):
-        return
+        return None
     report = audit(workspace)
     if target is None:
         if report.findings:
-            print(
+            return (
                 f"the audit finds {report.errors} error(s) and {report.warnings} warning(s) in the files already here; "
                 "to accept them (files already applied cannot be edited) and fail only on new ones: "
                 "invoke init --update --write-baseline migratekit-baseline.json"
             )
-        return
+        return None
     baselines.write(workspace.root / target, baselines.document(report.findings), target)
     name_baseline(workspace, Path(target).as_posix())
-    print(f"{target}: accepted {len(report.findings)} finding(s); workspace.yaml names it as the audit's baseline")
+    return f"{target}: accepted {len(report.findings)} finding(s); workspace.yaml names it as the audit's baseline"

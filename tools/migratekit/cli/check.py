@@ -14,7 +14,7 @@ from migratekit import interrupts
 from migratekit.cli import render
 from migratekit.cli.flags import ROOT_HELP, user_errors, workspace_at
 from migratekit.errors import ConfigError
-from migratekit.files import resolved, staged
+from migratekit.files import made, resolved, staged
 from migratekit.model.selection import select
 from migratekit.model.workspace import STATE_DIR
 
@@ -201,12 +201,12 @@ def _write_output(target: Path, given: str, shape: str, result: AuditReport) -> 
     stopped part-way (a Ctrl-C, a full disk) leaves the report before as it was, never half of one. A device or a
     FIFO (/dev/stdout) is written as it is; a link, through; a file written again keeps its mode."""
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
         if target.exists() and not target.is_file():  # asked through its links: /dev/stdout is the pipe it leads to
             with target.open("w", encoding="utf-8", errors=render.UNENCODABLE) as out:
                 _audit_as(shape, result, out)
             return
-        with staged(target.resolve(), errors=render.UNENCODABLE) as out:  # (a pipe's link resolves to no file)
+        # a pipe's link resolves to no file; a directory made for the report goes again when it cannot be written
+        with made(target.parent), staged(target.resolve(), errors=render.UNENCODABLE) as out:
             _audit_as(shape, result, out)
     except OSError as error:
         reason = error.strerror or str(error)

@@ -114,6 +114,7 @@ def ci_workflow(
 ) -> None:
     """Write a CI workflow: audit what changed (SARIF to code scanning), migrate-all once, a job summary."""
     from migratekit.errors import ConfigError
+    from migratekit.files import made, resolved, staged
     from migratekit.integrations import install as installs
     from migratekit.integrations.ci import ci_databases, github_workflow
     from migratekit.integrations.k8s import dump
@@ -129,8 +130,21 @@ def ci_workflow(
         raise ConfigError("--install is empty: give the command that installs migratekit on the runner")
     workflow = github_workflow(workspace, step, postgres_image.strip())
     path = workspace.root / output  # an absolute --output stays as it is
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(dump(workflow), encoding="utf-8")
+    if resolved(path) is None:
+        raise ConfigError(f"--output {output}: a link that leads back to itself; name a file")
+    try:
+        if path.exists() and not path.is_file():  # a device or a FIFO (/dev/stdout): written as it is
+            with path.open("w", encoding="utf-8") as out:
+                out.write(dump(workflow))
+        else:  # whole or not at all, through a link as workspace.yaml is: a workflow cut off is one CI cannot read
+            with made(path.parent), staged(resolved(path) or path) as out:
+                out.write(dump(workflow))
+    except OSError as exc:
+        raise ConfigError(
+            f"{relative(workspace.root, path)}: cannot be written ({exc.strerror or exc}); free space or make it "
+            "writable (or give --output another file), then run ci-workflow again: nothing was written, the file "
+            "there is as it was"
+        ) from None
     shown = relative(workspace.root, path.resolve())  # -o may point anywhere: shown whole when outside
     shared = [d for d in ci_databases(workspace) if len(d.services) > 1]
     print(f"wrote {shown}: one job, audit then migrate-all on {postgres_image.strip()}")
@@ -179,7 +193,7 @@ def k8s_render(
     workspace = workspace_at(root)
     workspace.require_services()
     rendered = k8s.render(workspace, options)
-    written, removed = k8s.write(rendered, workspace.root / output)
+    written, removed = k8s.write(rendered, workspace.root / output, workspace.root)
     for line in _rendered_text(rendered, written, removed, options, output):
         print(line)
 

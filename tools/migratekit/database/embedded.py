@@ -33,7 +33,7 @@ from psycopg import pq, sql
 from migratekit.database.servers import mark, postmaster_of, stop_postmaster
 from migratekit.errors import ConfigError, MigratekitError
 from migratekit.files import staged
-from migratekit.model.workspace import STATE_DIR, state_dir
+from migratekit.model.workspace import STATE_DIR, relative, state_dir
 
 SUPERUSER = "postgres"
 _TOOLS = ("initdb", "pg_ctl", "postgres")
@@ -220,8 +220,15 @@ class Embedded:
                 port = _free_port()
             # recorded before initdb: a data directory made under /tmp is found again even if this start fails
             state = {"datadir": str(datadir), "bindir": str(binaries.bindir), "source": binaries.source, "port": port}
-            with staged(self.state_file) as recorded:  # never half a record: the cluster would be lost to it
-                recorded.write(json.dumps(state, indent=2) + "\n")
+            try:
+                with staged(self.state_file) as recorded:  # never half a record: the cluster would be lost to it
+                    recorded.write(json.dumps(state, indent=2) + "\n")
+            except OSError as exc:  # a full disk: said before initdb fills what is left
+                raise ConfigError(
+                    f"{relative(self.checkout, self.state_file)}: cannot be written ({exc.strerror or exc}); the "
+                    f"embedded PostgreSQL keeps its state in the checkout's {STATE_DIR}/: free space, or set the "
+                    "services' database URL variables; nothing was started, the file there is as it was"
+                ) from None
             if not (datadir / "PG_VERSION").exists():
                 self._initdb(binaries, datadir)
             log = datadir.parent / "server.log"

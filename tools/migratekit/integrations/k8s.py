@@ -17,11 +17,13 @@ template and of the migrations' checksums: a Job's template cannot change, so a 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import itertools
 import json
 import math
+import os
 import posixpath
 import re
 import shlex
@@ -30,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from migratekit.errors import ConfigError
+from migratekit.files import made, read_regular, resolved, staged
 from migratekit.model.contract import SEED_TABLE
 from migratekit.model.dockerfile import Image, Stage, analyse
 from migratekit.model.formats import AUTO, Format
@@ -452,25 +455,45 @@ def dump(manifest: dict[str, Any]) -> str:
     return yaml.dump(manifest, Dumper=Dumper, sort_keys=False, width=120)
 
 
-def write(rendered: list[Rendered], directory: Path) -> tuple[list[Path], list[Path]]:
+def write(rendered: list[Rendered], directory: Path, root: Path) -> tuple[list[Path], list[Path]]:
     """Write `migrate-<service>.yaml` per Job; remove the Jobs an earlier render wrote there for services gone.
 
     Returns (written, removed).
     """
     import yaml
 
-    directory.mkdir(parents=True, exist_ok=True)
-    written = []
-    for one in rendered:
-        path = directory / f"migrate-{one.service}.yaml"
-        path.write_text(dump(one.manifest), encoding="utf-8")
-        written.append(path)
+    if os.path.lexists(directory) and not directory.is_dir():  # a file, or a link that leads to no directory
+        raise ConfigError(
+            f"{relative(root, directory)}: not a directory, where one Job per service goes; name a directory "
+            "(--output): nothing was written"
+        )
+    written = [directory / f"migrate-{one.service}.yaml" for one in rendered]
+    in_the_way = [p for p in written if (resolved(p) or p).is_dir()]  # the one rename that fails once all are whole
+    if in_the_way:
+        raise ConfigError(
+            f"{', '.join(relative(root, p) for p in in_the_way)}: a directory where a Job goes; move it away, then run "
+            f"k8s-render again: the Jobs in {relative(root, directory)} are as they were"
+        )
+    where = directory
+    try:  # every Job whole, beside its file, before any takes its place: never one revision's Jobs beside another's
+        with made(directory), contextlib.ExitStack() as stack:
+            for path, one in zip(written, rendered, strict=True):
+                where = path
+                out = stack.enter_context(staged(resolved(path) or path))
+                out.write(dump(one.manifest))
+                out.flush()  # a full disk says so here, while every Job there is still as it was
+    except OSError as exc:
+        raise ConfigError(
+            f"{relative(root, where)}: cannot be written ({exc.strerror or exc}); the Jobs in "
+            f"{relative(root, directory)} are as they were: free space or make it writable, then run k8s-render "
+            "again"
+        ) from None
     removed = []
     for path in sorted(directory.glob("*.yaml")):
         if path in written:
             continue
         try:
-            document = yaml.safe_load(path.read_text(encoding="utf-8"))
+            document = yaml.safe_load(read_regular(path))  # a FIFO there is no Job: never waited on
         except (yaml.YAMLError, OSError, UnicodeError):
             continue
         labels = document.get("metadata", {}).get("labels", {}) if isinstance(document, dict) else {}

@@ -6,6 +6,7 @@ plain data and the questions every command asks of it (order, waves, dependencie
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import graphlib
 import os
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from migratekit.errors import ConfigError
+from migratekit.files import staged
 from migratekit.model.discovery import LAYOUTS, build_format, migration_dirs
 from migratekit.model.formats import AUTO
 from migratekit.model.graph import closure, dependency_sorter, parallel_groups
@@ -169,8 +171,18 @@ def env_name(service: str) -> str:
 def state_dir(root: Path) -> Path:
     """`<root>/.migratekit/`, created on first use and kept out of git even where .gitignore lacks it."""
     home = Path(root) / STATE_DIR
+    made = not home.is_dir()
     home.mkdir(parents=True, exist_ok=True)
     ignore = home / ".gitignore"
-    if not ignore.exists():
-        ignore.write_text("*\n", encoding="utf-8")
+    # written whole or not at all (an empty one, as a full disk left it before, is written again): an empty
+    # .gitignore puts the cluster and the cache in git's sight for good
+    if not ignore.exists() or (ignore.is_file() and not ignore.is_symlink() and ignore.stat().st_size == 0):
+        try:
+            with staged(ignore) as out:
+                out.write("*\n")
+        except OSError:
+            if made:  # the directory made for it goes too: nothing was written
+                with contextlib.suppress(OSError):
+                    home.rmdir()
+            raise
     return home

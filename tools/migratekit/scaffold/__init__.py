@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from migratekit.errors import ConfigError
-from migratekit.files import staged
+from migratekit.files import made, staged
 from migratekit.model import atlas_sum
 from migratekit.model.discovery import DEFAULT_DEPTH
 from migratekit.model.formats import (
@@ -35,7 +35,7 @@ from migratekit.model.formats import (
 )
 from migratekit.model.migration import Migration
 from migratekit.model.settings import MIGRATIONS, SERVICE_NAME
-from migratekit.model.workspace import Workspace, env_name, state_dir
+from migratekit.model.workspace import STATE_DIR, Workspace, env_name, state_dir
 from migratekit.scaffold.workspace_yaml import declare, entry
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -78,7 +78,7 @@ def new_service(
             f"{target.parent.relative_to(workspace.root)} is the service {group.name}: a service inside another is "
             "never discovered; choose a group directory that is not a service"
         )
-    if target.exists() or name in workspace.services:
+    if target.exists() or target.is_symlink() or name in workspace.services:  # a dangling link: the rename fails
         raise ConfigError(f"{target.relative_to(workspace.root)} already exists; choose another name")
     unknown = [d for d in depends_on if d not in workspace.services]
     if unknown:
@@ -109,25 +109,38 @@ def new_service(
         "created": (today or datetime.date.today()).isoformat(),
         "services_dir": workspace.services_dir.relative_to(workspace.root).as_posix(),
     }
-    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with made(target.parent):  # a group's directory made for it goes again with it
+            written = _rendered(target, name, language, tokens, Format(fmt))
+            try:
+                seed_layout = {"migrations": MIGRATIONS} if workspace.migrations != MIGRATIONS else {}  # not default
+                declare(workspace, {name: entry(language, depends_on, **seed_layout)})
+            except BaseException:  # workspace.yaml is as it was (written whole or not at all): so is the tree
+                shutil.rmtree(target, ignore_errors=True)
+                raise
+    except OSError as exc:  # a full disk, a read-only checkout: no half a service, no directory made for it
+        raise ConfigError(
+            f"{target.relative_to(workspace.root)} cannot be written ({exc.strerror or exc}); free space or make it "
+            "writable, then run new-service again: nothing was written"
+        ) from None
+    return NewService(name, target, tuple(written))
+
+
+def _rendered(target: Path, name: str, language: str, tokens: dict[str, str], fmt: Format) -> list[str]:
+    """The service's files written beside `target` and renamed into place in one go (none there when it raises):
+    their paths, relative to it."""
     staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
     try:
         written = sorted(
             set(_render(TEMPLATES / "common", staging, tokens) + _render(TEMPLATES / language, staging, tokens))
         )
-        if fmt != Format.SEED:
-            written = sorted(set(written) - {"migrations/001_init.sql"} | set(_reshape_init(staging, Format(fmt))))
+        if fmt is not Format.SEED:
+            written = sorted(set(written) - {"migrations/001_init.sql"} | set(_reshape_init(staging, fmt)))
         os.rename(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    try:
-        seed_layout = {"migrations": MIGRATIONS} if workspace.migrations != MIGRATIONS else {}  # not the default's
-        declare(workspace, {name: entry(language, depends_on, **seed_layout)})
-    except BaseException:
-        shutil.rmtree(target, ignore_errors=True)
-        raise
-    return NewService(name, target, tuple(written))
+    return written
 
 
 def _reshape_init(service: Path, fmt: Format) -> list[str]:
@@ -242,17 +255,27 @@ def _write_all(directory: Path, files: dict[str, str]) -> None:
             "migration?); rename or delete it, then run new-migration again: nothing was written"
         )
     done: list[Path] = []
+    made: list[Path] = []
+    path = directory
     try:
         for name, text in files.items():
-            (directory / name).parent.mkdir(exist_ok=True)  # Diesel's migration is a directory of its own
-            with open(directory / name, "x", encoding="utf-8") as handle:
-                done.append(directory / name)
+            path = directory / name
+            if path.parent != directory and not path.parent.is_dir():  # Diesel's and Prisma's: a directory each
+                path.parent.mkdir()
+                made.append(path.parent)
+            with open(path, "x", encoding="utf-8") as handle:
+                done.append(path)
                 handle.write(text)
     except OSError as exc:
-        for path in done:
-            path.unlink(missing_ok=True)
-        reason = exc.strerror or exc
-        raise ConfigError(f"{directory}: cannot write the new migration ({reason}); nothing was written") from None
+        for written in done:
+            written.unlink(missing_ok=True)
+        for empty in made:  # an empty migration directory stays a migration without its file
+            with contextlib.suppress(OSError):
+                empty.rmdir()
+        raise ConfigError(
+            f"{path}: cannot be written ({exc.strerror or exc}); free space or make it writable, then run "
+            "new-migration again: nothing was written"
+        ) from None
 
 
 def _format_of(migrations: tuple[Migration, ...]) -> Format:
@@ -333,6 +356,14 @@ def starter_sql(description: str) -> tuple[str, str, str]:
 
 @contextlib.contextmanager
 def _lock(root: Path) -> Iterator[None]:
-    with open(state_dir(root) / "scaffold.lock", "w", encoding="utf-8") as handle:
+    try:
+        handle = open(state_dir(root) / "scaffold.lock", "a", encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(
+            f"{exc.filename or Path(root) / STATE_DIR}: cannot be written ({exc.strerror or exc}); new-migration takes "
+            f"its lock in the checkout's {STATE_DIR}/: free space or make it writable, then run it again: nothing "
+            "was written"
+        ) from None
+    with handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         yield

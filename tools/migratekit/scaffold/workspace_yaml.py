@@ -11,6 +11,7 @@ migrations directories share and writes that down first.
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -202,12 +203,14 @@ def _detected(
 
 def _write(path: Path, yaml: YAML, data: object) -> None:
     """workspace.yaml whole or not at all: a full disk part-way left half of it, which every task then refused."""
+    there = os.path.lexists(path)
     try:
         with staged(resolved(path) or path) as handle:
             yaml.dump(data, handle)
     except OSError as error:
         reason = error.strerror or str(error)
-        raise ConfigError(f"{path.name}: cannot be written ({reason}); the file there is as it was") from None
+        kept = "the file there is as it was" if there else "nothing was written"
+        raise ConfigError(f"{path.name}: cannot be written ({reason}); {kept}") from None
 
 
 def name_baseline(workspace: Workspace, baseline: str) -> None:
