@@ -106,3 +106,27 @@ def test_made_removes_on_a_failure_only_the_directories_it_made_and_only_empty_o
     with made(tmp_path / "kept" / "c") as directory:
         pass
     assert directory.is_dir()  # kept when the block ends well
+
+
+def test_files_staged_together_take_their_places_together_or_not_at_all(tmp_path: Path) -> None:
+    from migratekit.files import staged_together
+
+    old = {name: f"old {name}" for name in ("a.yaml", "b.yaml")}
+    for name, text in old.items():
+        (tmp_path / name).write_text(text)
+    (tmp_path / "a.yaml").chmod(0o640)
+    with pytest.raises(OSError), staged_together() as write:
+        write(tmp_path / "a.yaml", "new a")
+        write(tmp_path / "b.yaml", "new b")
+        raise OSError(28, "No space left on device")  # as the third Job's write would
+    assert {p.name: p.read_text() for p in tmp_path.iterdir()} == old  # and no staging file
+    with staged_together() as write:
+        write(tmp_path / "a.yaml", "new a")
+        write(tmp_path / "c.yaml", "new c")
+        assert (tmp_path / "a.yaml").read_text() == "old a.yaml"
+    assert {p.name: p.read_text() for p in tmp_path.iterdir()} == {
+        "a.yaml": "new a",
+        "b.yaml": "old b.yaml",
+        "c.yaml": "new c",
+    }
+    assert (tmp_path / "a.yaml").stat().st_mode & 0o777 == 0o640

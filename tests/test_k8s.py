@@ -674,3 +674,30 @@ def test_an_output_that_is_no_directory_is_exit_2_saying_so(example_repo: Monore
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert "jobs: not a directory" in result.stderr and "nothing was written" in result.stderr, result.stderr
     assert output.is_symlink() or output.read_text() == "notes\n"
+
+
+def test_the_jobs_of_more_services_than_files_a_process_may_open_are_rendered(tmp_path: Path) -> None:
+    """Every Job was held open until all were whole: a monorepo with more services than the open-file limit (1024
+    by default; 64 here) was exit 2, 'Too many open files'. Each is written and closed, then all take their place."""
+    import resource
+
+    names = [f"s{i:03d}" for i in range(80)]
+    dockerfile = "FROM python:3.12-slim\nRUN pip install 'migratekit[kubernetes]'\nCOPY migrations /srv\n"
+    files = {f"services/{n}/migrations/001_init.sql": "SELECT 1;\n" for n in names}
+    files |= {f"services/{n}/Dockerfile": dockerfile for n in names}
+    root = write_tree(tmp_path / "repo", {**files, "tasks.py": "from migratekit.tasks import ns\n"})
+
+    def few_files() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+
+    done = subprocess.run(
+        [sys.executable, "-m", "invoke", "k8s-render", "--image-template", "registry.example.com/{service}:v3"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        preexec_fn=few_files,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert len(list((root / "k8s" / "migratekit").glob("migrate-*.yaml"))) == len(names)
+    assert not list((root / "k8s" / "migratekit").glob(".*.tmp"))

@@ -16,7 +16,7 @@ import os
 import re
 import secrets
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TextIO
 
@@ -60,24 +60,64 @@ def staged(path: Path, new_mode: int = 0o666, errors: str = "strict") -> Iterato
     through a link planted at its name) in the same directory, so the rename never crosses file systems.
     OSError from any step; the caller names the file to the user.
     """
-    kept = None
-    with contextlib.suppress(FileNotFoundError):
-        before = os.lstat(path)
-        if stat.S_ISREG(before.st_mode):
-            kept = stat.S_IMODE(before.st_mode)
-    staging = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-    handle = os.open(staging, flags, new_mode)
+    kept = _mode_kept(path)
+    staging, handle = _staging(path, new_mode)
     try:
         with open(handle, "w", encoding="utf-8", errors=errors) as out:
             yield out
-        if kept is not None:
-            os.chmod(staging, kept)
-        os.replace(staging, path)
+        _into_place(staging, path, kept)
     except BaseException:  # a full disk, a Ctrl-C: the staging file would stay beside the file for good
         with contextlib.suppress(OSError):
             os.unlink(staging)
         raise
+
+
+@contextlib.contextmanager
+def staged_together() -> Iterator[Callable[[Path, str], None]]:
+    """`write(path, text)` for several files that take their places together when the block ends, and none when
+    it raises (each as `staged` writes one): one revision's files never stand beside another's. Each is written
+    whole and closed at once, so a thousand services' Jobs are not a thousand open files."""
+    pending: list[tuple[Path, Path, int | None]] = []
+
+    def write(path: Path, text: str) -> None:
+        kept = _mode_kept(path)
+        staging, handle = _staging(path, 0o666)
+        pending.append((staging, path, kept))
+        with open(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+
+    try:
+        yield write
+        while pending:
+            staging, path, kept = pending[0]
+            _into_place(staging, path, kept)
+            pending.pop(0)
+    except BaseException:
+        for staging, _, _ in pending:
+            with contextlib.suppress(OSError):
+                os.unlink(staging)
+        raise
+
+
+def _mode_kept(path: Path) -> int | None:
+    """The mode of the regular file at `path`, which the file written in its place keeps."""
+    with contextlib.suppress(FileNotFoundError):
+        before = os.lstat(path)
+        if stat.S_ISREG(before.st_mode):
+            return stat.S_IMODE(before.st_mode)
+    return None
+
+
+def _staging(path: Path, new_mode: int) -> tuple[Path, int]:
+    staging = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    return staging, os.open(staging, flags, new_mode)
+
+
+def _into_place(staging: Path, path: Path, kept: int | None) -> None:
+    if kept is not None:
+        os.chmod(staging, kept)
+    os.replace(staging, path)
 
 
 @contextlib.contextmanager

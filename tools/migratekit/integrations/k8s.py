@@ -17,7 +17,6 @@ template and of the migrations' checksums: a Job's template cannot change, so a 
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import hashlib
 import itertools
@@ -32,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from migratekit.errors import ConfigError
-from migratekit.files import made, read_regular, resolved, staged
+from migratekit.files import made, read_regular, resolved, staged_together
 from migratekit.model.contract import SEED_TABLE
 from migratekit.model.dockerfile import Image, Stage, analyse
 from migratekit.model.formats import AUTO, Format
@@ -476,12 +475,10 @@ def write(rendered: list[Rendered], directory: Path, root: Path) -> tuple[list[P
         )
     where = directory
     try:  # every Job whole, beside its file, before any takes its place: never one revision's Jobs beside another's
-        with made(directory), contextlib.ExitStack() as stack:
+        with made(directory), staged_together() as write:
             for path, one in zip(written, rendered, strict=True):
                 where = path
-                out = stack.enter_context(staged(resolved(path) or path))
-                out.write(dump(one.manifest))
-                out.flush()  # a full disk says so here, while every Job there is still as it was
+                write(resolved(path) or path, dump(one.manifest))  # a full disk says so while every Job is as it was
     except OSError as exc:
         raise ConfigError(
             f"{relative(root, where)}: cannot be written ({exc.strerror or exc}); the Jobs in "
