@@ -9,11 +9,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import psycopg
 import pytest
 
 from conftest import Monorepo, plain
+from migratekit import interrupts
 
 SLOW = "-- Migration: {v}\nCREATE TABLE IF NOT EXISTS t{n} (id int);\nSELECT pg_sleep({s});\n"
 
@@ -249,3 +251,61 @@ def test_an_audit_interrupted_while_its_workers_parse_stops_at_once_and_says_so(
     assert stdout == ""  # no report of part of the services
     left = subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True, text=True).stdout.split()
     assert left == [], f"workers left running: {left}"
+
+
+def heavy_monorepo(root: Path, services: int = 24) -> None:
+    """Services whose lint takes a while (300 tables a file), without workspace.yaml: what init reads."""
+    table = "CREATE TABLE IF NOT EXISTS t{n} (id bigint PRIMARY KEY, name text NOT NULL, at timestamptz);\n"
+    for i in range(services):
+        directory = root / "services" / f"s{i:02d}" / "migrations"
+        directory.mkdir(parents=True)
+        for version in ("001_init", "002_more"):
+            sql = "".join(table.format(n=n) for n in range(300))
+            (directory / f"{version}.sql").write_text(f"-- Migration: {version}\n{sql}")
+    (root / "tasks.py").write_text("from migratekit.tasks import ns\n\n__all__ = ['ns']\n")
+
+
+def test_ctrl_c_while_init_reads_the_services_is_130_saying_so_and_writes_nothing(tmp_path: Path) -> None:
+    """init had no handler of its own: Invoke made a Ctrl-C exit 1 without a word."""
+    heavy_monorepo(tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "invoke", "init"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    lint = tmp_path / ".migratekit" / "cache" / "lint"
+    deadline = time.monotonic() + 60
+    while not (lint.is_dir() and any(lint.glob("*.json"))):  # the first service read: init is under way
+        assert proc.poll() is None and time.monotonic() < deadline, "init read no service"
+        time.sleep(0.005)
+    os.killpg(proc.pid, signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 130, stdout + stderr
+    assert stderr == "migratekit: interrupted by SIGINT\n", stderr
+    assert not (tmp_path / "workspace.yaml").exists() and "declared" not in stdout
+
+
+def test_ctrl_c_during_inits_audit_puts_workspace_yaml_and_the_baseline_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`init --write-baseline` writes workspace.yaml, then audits for the baseline: a Ctrl-C there left
+    workspace.yaml written and the next `init --write-baseline` refused (it exists)."""
+    from migratekit.checks import run
+
+    heavy_monorepo(tmp_path, services=2)
+    repo = Monorepo(tmp_path, {})
+
+    def interrupted(*_: object, **__: object) -> None:
+        assert (tmp_path / "workspace.yaml").is_file()  # written by now
+        raise interrupts.Interrupted(signal.SIGINT)
+
+    monkeypatch.setattr(run, "audit", interrupted)
+    done = repo.invoke("init", "--write-baseline", "base.json")
+    assert done.returncode == 130, done.stdout + done.stderr
+    assert done.stderr == "migratekit: interrupted by SIGINT; workspace.yaml is as it was\n", done.stderr
+    assert not (tmp_path / "workspace.yaml").exists() and not (tmp_path / "base.json").exists()
+    monkeypatch.undo()
+    assert repo.invoke("init", "--write-baseline", "base.json").returncode == 0

@@ -191,13 +191,17 @@ def init(c: Context, update: bool = False, root: str | None = None, write_baseli
     done = init_workspace(workspace, update, proposed_settings)
     try:
         offered = _offer_baseline(workspace_at(root), write_baseline)
-    except ConfigError as exc:  # a baseline, or its name, that could not be written: nothing init wrote stays
+    except (ConfigError, interrupts.Interrupted) as exc:  # a baseline that could not be written, a Ctrl-C during
+        # the audit: nothing init wrote stays
         failed = [str(path) for path, ok in ((k[0], _put_back(*k)) for k in kept) if not ok]
         after = (
             f"; {WORKSPACE_FILE} is as it was"
             if not failed
             else f"; and {', '.join(failed)} could not be put back as it was: look at it before running init again"
         )
+        if isinstance(exc, interrupts.Interrupted):
+            exc.args = (f"{exc}{after}",)
+            raise
         raise ConfigError(f"{exc}{after}") from None
     if done.layout is not None:
         found = f"services_dir: {done.layout.services_dir}, migrations: {done.layout.migrations}"

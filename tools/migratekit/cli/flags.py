@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from invoke import Exit
 
+from migratekit import interrupts
 from migratekit.errors import ConfigError, Reported, reported
 from migratekit.model.settings import RUN_DEFAULTS
 from migratekit.model.workspace import Workspace
@@ -77,9 +78,11 @@ MACHINE_FORMATS = frozenset({"json", "sarif", "github", "mermaid", "dot"})
 
 def user_errors(func: F) -> F:
     """A Reported failure (bad input, an interrupt, the server unreachable, the lock held) becomes a message
-    and its exit code, never a traceback. Before the task runs, stdout is made able to take any name or message
-    it prints, whatever the locale (render.fit_stdout): an ASCII-only locale stopped `rules --json` at its first
-    ellipsis and a failed migration's report at an error message in another language."""
+    and its exit code, never a traceback: a Ctrl-C or a SIGTERM is exit 130 or 143 saying so, in every task
+    (Invoke made a Ctrl-C exit 1 without a word where a task had no handler of its own). Before the task runs,
+    stdout is made able to take any name or message it prints, whatever the locale (render.fit_stdout): an
+    ASCII-only locale stopped `rules --json` at its first ellipsis and a failed migration's report at an error
+    message in another language."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -88,7 +91,8 @@ def user_errors(func: F) -> F:
         render.fit_stdout(machine=bool(kwargs.get("json")) or kwargs.get("format") in MACHINE_FORMATS)
         try:
             try:
-                return func(*args, **kwargs)
+                with interrupts.handling(raise_now=True):  # a run of migrations holds its own (it stops between)
+                    return func(*args, **kwargs)
             finally:  # what is still buffered is written here, where a full disk under it can be said
                 if sys.stdout is not None:
                     sys.stdout.flush()
