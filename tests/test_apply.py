@@ -697,6 +697,28 @@ def test_a_stub_without_a_statement_is_never_applied_or_recorded(scratch_db: str
     assert [m.version for m in apply(scratch_db, mdir).applied] == ["001_init", "002_backfill_totals"]
 
 
+@pytest.mark.parametrize(
+    ("encoded", "line", "byte"),
+    [
+        ("-- Migration: 002\nCREATE TABLE IF NOT EXISTS b (name text DEFAULT 'café');\n".encode("latin-1"), 2, 0xE9),
+        ("-- Migration: 002\n\n-- résumé\nCREATE TABLE IF NOT EXISTS b (id int);\n".encode("cp1252"), 3, 0xE9),
+        (b"\xff\xfeC\x00R\x00", 1, 0xFF),  # UTF-16, as a Windows editor saves it
+    ],
+)
+def test_a_file_that_is_not_utf_8_is_never_applied(
+    scratch_db: str, tmp_path: Path, encoded: bytes, line: int, byte: int
+) -> None:
+    """A Latin-1 'café' was applied as 'caf\ufffd' (the file decoded with its bad bytes replaced), the audit's
+    MK107 notwithstanding: the database got other text than the file's."""
+    mdir = files(tmp_path / "svc" / "migrations", **{"001_init": "CREATE TABLE IF NOT EXISTS a (id int);"})
+    (mdir / "002_names.sql").write_bytes(encoded)
+    result = apply(scratch_db, mdir)
+    assert result.outcome == "failed" and result.applied == (), result
+    assert (result.failure.file, result.failure.line) == ("002_names.sql", line)
+    assert f"byte 0x{byte:02x} is not UTF-8" in result.failure.message and "iconv" in (result.failure.hint or "")
+    assert not exists(scratch_db, "a") and not exists(scratch_db, "b")
+
+
 @pytest.mark.parametrize(("held", "applied"), [("public.schema_migrations", "schema_migrations"), ("a.t", "a.t")])
 def test_one_tracking_table_spelt_two_ways_takes_one_migration_lock(
     scratch_db: str, tmp_path: Path, held: str, applied: str

@@ -82,7 +82,18 @@ def plan(
     pending = tuple(m for m in migrations if m.version not in applied or _rerun(m, applied[m.version]))
     for migration in pending:
         broken = migration.section_error
-        if broken is not None:  # its up part cannot be told: nothing of it may run (MK116 says the same)
+        encoding = migration.not_utf8
+        if encoding is not None:  # applied, its text would change on the way (MK107 says the same)
+            line, byte = encoding
+            problems.append(
+                Failure(
+                    f"byte 0x{byte:02x} is not UTF-8: the database would get U+FFFD in its place, not the text",
+                    file=migration.filename,
+                    line=line,
+                    hint="save the file as UTF-8 (iconv -f latin1 -t utf-8 for a Latin-1 file), then run again",
+                )
+            )
+        elif broken is not None:  # its up part cannot be told: nothing of it may run (MK116 says the same)
             problems.append(
                 Failure(
                     f"its sections cannot be read: {broken}",

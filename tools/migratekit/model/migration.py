@@ -153,6 +153,16 @@ class Migration:
     def text(self) -> str:
         return self.data.decode("utf-8", errors="replace")
 
+    @property
+    def not_utf8(self) -> tuple[int, int] | None:
+        """(line, byte) of the file's first byte that is not UTF-8, None for a UTF-8 file: decoded, it reaches the
+        database as U+FFFD (a Latin-1 'café' applied as 'caf\ufffd')."""
+        try:
+            self.data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return self.data[: exc.start].count(b"\n") + 1, self.data[exc.start]
+        return None
+
     @cached_property
     def _sections(self) -> Sections | SectionError:
         try:

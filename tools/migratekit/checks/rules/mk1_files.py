@@ -217,10 +217,9 @@ def not_utf8(d: Directory) -> Iterable[FileHit]:
     Good: the same text saved as UTF-8
     """
     for m in d.migrations:
-        try:
-            m.data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            yield m.path, m.data[: exc.start].count(b"\n") + 1, f"byte 0x{m.data[exc.start]:02x} is not UTF-8"
+        found = m.not_utf8
+        if found is not None:
+            yield m.path, found[0], f"byte 0x{found[1]:02x} is not UTF-8"
 
 
 @rule("MK108", "warning", "save with LF line endings and no byte-order mark (.gitattributes: *.sql text eol=lf)")
