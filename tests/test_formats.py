@@ -442,3 +442,23 @@ def test_every_marker_node_pg_migrate_reads_is_a_marker_here(monorepo, text: str
     else:
         assert result.returncode == 0, result.stdout + result.stderr
         assert repo.query("np", "SELECT to_regclass('a') IS NOT NULL") == [(True,)]
+
+
+@pytest.mark.parametrize("fmt", ["updown", "dbmate"])
+def test_a_down_part_that_is_not_utf_8_is_never_run_and_an_up_part_that_is_goes_forward(monorepo, fmt: str) -> None:
+    """Only the part that runs must be UTF-8: a Latin-1 comment in a dbmate file's down section does not stop it
+    going forward, but its rollback, which would send that text, is refused naming the file and the line."""
+    repo = monorepo({"svc": {}})
+    service(repo, "svc", fmt, STEPS)
+    directory = repo.root / "services/svc/migrations"
+    down = directory / ("003_create_c.down.sql" if fmt == "updown" else "003_create_c.sql")
+    text = down.read_text()
+    marker = "DROP TABLE IF EXISTS c;"
+    assert marker in text
+    down.write_bytes(text.replace(marker, f"-- caf\xe9\n{marker}").encode("latin-1"))
+    assert run(repo, "migrate-all")[0] == 0  # the up part is UTF-8: it runs
+    refused = repo.invoke("rollback", "svc")
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stdout + refused.stderr
+    assert "down part" in refused.stderr and "byte 0xe9 is not UTF-8" in refused.stderr, refused.stderr
+    assert repo.query("svc", "SELECT to_regclass('c') IS NOT NULL") == [(True,)]
+    assert len(repo.query("svc", "SELECT version FROM schema_migrations")) == 3

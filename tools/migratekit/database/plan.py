@@ -82,7 +82,7 @@ def plan(
     pending = tuple(m for m in migrations if m.version not in applied or _rerun(m, applied[m.version]))
     for migration in pending:
         broken = migration.section_error
-        encoding = migration.not_utf8
+        encoding = migration.up_not_utf8
         if encoding is not None:  # applied, its text would change on the way (MK107 says the same)
             line, byte = encoding
             problems.append(

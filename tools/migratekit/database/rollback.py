@@ -67,6 +67,13 @@ def rollback_targets(
                     "its own from a dev database); write a new migration that reverses it (invoke new-migration)"
                 )
             raise ConfigError(f"{migration.filename} has no down part (MK114): write one, or roll forward instead")
+        encoding = migration.down_not_utf8
+        if encoding is not None:
+            raise ConfigError(
+                f"{migration.filename}'s down part ({migration.down_name or 'its file'}, line {encoding[0]}): byte "
+                f"0x{encoding[1]:02x} is not UTF-8: the database would get U+FFFD in its place; save the file as "
+                "UTF-8 (iconv -f latin1 -t utf-8), then roll back: nothing was rolled back"
+            )
         checksum = applied[version]
         if not allow_changed and checksum != migration.checksum and checksum not in migration.checksums:
             raise ConfigError(

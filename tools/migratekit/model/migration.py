@@ -67,6 +67,15 @@ _MODE_WORDS = re.compile(
 )
 
 
+def first_not_utf8(data: bytes) -> tuple[int, int] | None:
+    """(line, byte) of the first byte of `data` that is not UTF-8, or None."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return data[: exc.start].count(b"\n") + 1, data[exc.start]
+    return None
+
+
 def seed_checksum(data: bytes) -> str:
     """The seed runner's checksum of a file's bytes."""
     text = data.decode("utf-8", errors="replace")
@@ -157,11 +166,19 @@ class Migration:
     def not_utf8(self) -> tuple[int, int] | None:
         """(line, byte) of the file's first byte that is not UTF-8, None for a UTF-8 file: decoded, it reaches the
         database as U+FFFD (a Latin-1 'café' applied as 'caf\ufffd')."""
-        try:
-            self.data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            return self.data[: exc.start].count(b"\n") + 1, self.data[exc.start]
-        return None
+        return first_not_utf8(self.data)
+
+    @property
+    def up_not_utf8(self) -> tuple[int, int] | None:
+        """The same where the up part (what is applied) holds such a byte: a down section's Latin-1 comment does not
+        stop the file going forward, nor an up part's its rollback (`down_not_utf8`)."""
+        return self.not_utf8 if "\ufffd" in self.sql else None
+
+    @property
+    def down_not_utf8(self) -> tuple[int, int] | None:
+        if self.down_data is not None:
+            return first_not_utf8(self.down_data)
+        return self.not_utf8 if "\ufffd" in (self.down_sql or "") else None
 
     @cached_property
     def _sections(self) -> Sections | SectionError:
