@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -77,6 +79,11 @@ def test_db_down_orphans_removes_the_data_of_stopped_clusters_whose_checkout_is_
     assert not gone.exists() and kept.is_dir() and (temp / "migratekit-notours").is_dir()
 
 
+def tag_of(root: Path) -> str:
+    """The part of its temporary data directory's name (`migratekit-<tag>-<random>`) that names the checkout."""
+    return hashlib.sha256(str((root / ".migratekit").resolve()).encode()).hexdigest()[:12]
+
+
 def test_db_up_on_a_full_disk_is_exit_2_naming_the_record_it_cannot_write(
     tmp_path: Path, full_disk: Callable[..., Path]
 ) -> None:
@@ -94,3 +101,4 @@ def test_db_up_on_a_full_disk_is_exit_2_naming_the_record_it_cannot_write(
     assert up.returncode == 2 and "Traceback" not in up.stderr, up.stderr
     assert "embedded.json: cannot be written (No space left on device)" in up.stderr, up.stderr
     assert not [p for p in root.rglob("*.tmp")] and servers_of(root) == []
+    assert not list(Path(tempfile.gettempdir()).glob(f"migratekit-{tag_of(root)}-*"))  # no data directory made for it

@@ -213,6 +213,7 @@ class Embedded:
                 if "bindir" in state and Path(str(state["bindir"]), "pg_ctl").exists()
                 else self.binaries or find_binaries(self.environ)
             )
+            recorded_before = state.get("datadir")
             datadir = self._data_directory(state)
             _forget_stale_pid_file(datadir)
             port = int(str(state.get("port", 0)))
@@ -224,6 +225,10 @@ class Embedded:
                 with staged(self.state_file) as recorded:  # never half a record: the cluster would be lost to it
                     recorded.write(json.dumps(state, indent=2) + "\n")
             except OSError as exc:  # a full disk: said before initdb fills what is left
+                if str(datadir) != recorded_before:  # made for this start, and known to nothing: it goes
+                    for made in (datadir, datadir.parent):
+                        with contextlib.suppress(OSError):
+                            os.rmdir(made)  # (only while empty)
                 raise ConfigError(
                     f"{relative(self.checkout, self.state_file)}: cannot be written ({exc.strerror or exc}); the "
                     f"embedded PostgreSQL keeps its state in the checkout's {STATE_DIR}/: free space, or set the "
