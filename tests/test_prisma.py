@@ -386,3 +386,39 @@ def test_a_prisma_argument_whose_meaning_cannot_be_kept_is_exit_2_naming_the_var
         assert "hunter2" not in done.stdout + done.stderr
     with psycopg.connect(plain) as conn:
         assert conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").fetchone() == (0,)
+
+
+@pytest.mark.parametrize(
+    "rest",
+    [
+        "password=a+b",  # libpq reads a + as itself: it was a space (parse_qsl's form decoding)
+        "sslrootcert=/etc/ssl/a+b.crt",
+        "options=-c%20statement_timeout%3D5",
+        "host=/var/run/postgresql",
+    ],
+)
+def test_a_prisma_url_keeps_every_other_argument_as_libpq_reads_it(rest: str) -> None:
+    from migratekit.model.identity import as_libpq
+
+    plain = f"postgresql://u:p%2Bw@db.example:5432/shop?{rest}"
+    wanted = dict(psycopg.conninfo.conninfo_to_dict(plain))
+    wanted["options"] = f"{wanted.get('options', '')} -c search_path=app".strip()
+    got = psycopg.conninfo.conninfo_to_dict(as_libpq(f"{plain}&schema=app&connection_limit=5", "X"))
+    assert got == wanted
+
+
+def test_a_prisma_urls_fragment_is_not_part_of_its_schema() -> None:
+    """Prisma reads no fragment; translated, `#x` became part of the search_path (`-c search_path=app#x`)."""
+    from migratekit.model.identity import as_libpq
+
+    got = psycopg.conninfo.conninfo_to_dict(as_libpq("postgresql://u@h/db?schema=app#x", "X"))
+    assert got["options"] == "-c search_path=app"
+
+
+def test_a_prisma_urls_other_arguments_are_kept_as_written() -> None:
+    """A byte that is not UTF-8 (%E9) became %EF%BF%BD, U+FFFD, decoded and encoded again."""
+    from migratekit.model.identity import as_libpq
+
+    assert as_libpq("postgresql://u@h/db?application_name=caf%E9&schema=app", "X") == (
+        "postgresql://u@h/db?application_name=caf%E9&options=-c%20search_path%3Dapp"
+    )

@@ -262,36 +262,45 @@ def as_libpq(url: str, where: str) -> str:
     """`url` as libpq reads it: a Prisma URL's `schema` becomes the session's search_path (where Prisma creates and
     looks for the service's tables), its pool arguments are dropped (one connection here). A URL libpq reads is
     returned as it is. ConfigError, naming `where`, for an argument whose meaning cannot be kept."""
-    from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+    from urllib.parse import quote, unquote, unquote_to_bytes, urlsplit, urlunsplit
 
     if "://" not in url or "?" not in url:
         return url
     parts = urlsplit(url)
-    arguments = parse_qsl(parts.query, keep_blank_values=True)
+    # Each argument as written, its name and value decoded as libpq decodes them (%XX only: a + is a +); the ones
+    # kept go back as written, never decoded and encoded again.
+    arguments = [(unquote(piece.partition("=")[0]), piece) for piece in parts.query.split("&")]
     names = {name for name, _ in arguments}
     if not names & {"schema", *PRISMA_POOL, *PRISMA_REFUSED}:
         return url
-    for name, value in arguments:
-        if name in PRISMA_REFUSED and (name != "pgbouncer" or value.lower() in ("true", "1")):
-            shown = f"{name}={value}" if name == "pgbouncer" else name
+
+    def value(piece: str) -> str:
+        return unquote(piece.partition("=")[2])
+
+    for name, piece in arguments:
+        if name in PRISMA_REFUSED and (name != "pgbouncer" or value(piece).lower() in ("true", "1")):
+            shown = f"{name}={value(piece)}" if name == "pgbouncer" else name
             raise ConfigError(f"{where}: the URL's {shown}: {PRISMA_REFUSED[name]}")
     kept: list[tuple[str, str]] = []
     search_path = None
-    for name, value in arguments:
+    for name, piece in arguments:
         if name == "schema":
-            if not SIMPLE_SCHEMA.fullmatch(value):
+            schema = value(piece)
+            if not SIMPLE_SCHEMA.fullmatch(schema):
                 raise ConfigError(
-                    f"{where}: the URL's schema={value!r} is not a plain schema name; set the search_path "
+                    f"{where}: the URL's schema={schema!r} is not a plain schema name; set the search_path "
                     "with options=-c search_path=... instead"
                 )
-            search_path = value if value == value.lower() else f'"{value}"'  # Prisma's schema is as written
+            search_path = schema if schema == schema.lower() else f'"{schema}"'  # Prisma's schema is as written
         elif name not in PRISMA_POOL and name != "pgbouncer":
-            kept.append((name, value))
+            kept.append((name, piece))
     if search_path is not None:
-        options = next((v for n, v in kept if n == "options"), "")
-        kept = [(n, v) for n, v in kept if n != "options"]
-        kept.append(("options", f"{options} -c search_path={search_path}".strip()))
-    return urlunsplit(parts._replace(query=urlencode(kept, quote_via=quote)))
+        options = next((unquote_to_bytes(p.partition("=")[2]) for n, p in kept if n == "options"), b"")
+        added = (options + f" -c search_path={search_path}".encode()).strip()
+        kept = [(n, p) for n, p in kept if n != "options"]
+        kept.append(("options", f"options={quote(added, safe='')}"))
+    # Prisma reads no fragment; libpq would read it as part of the last argument (the search_path)
+    return urlunsplit(parts._replace(query="&".join(p for _, p in kept), fragment=""))
 
 
 def _validate(url: str, service: Service) -> None:
