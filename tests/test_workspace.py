@@ -252,6 +252,15 @@ def test_a_declared_service_of_a_made_name_is_the_directory_its_name_comes_of(tm
     assert ws.services["ordering-api"].migrations_dir == tmp_path / "services/Ordering.API/migrations"
 
 
+@pytest.mark.parametrize("typed", ["Ordering.API", "services/Ordering.API", "services/Ordering.API/"])
+def test_a_service_asked_for_by_its_directorys_name_is_refused_naming_the_service(tmp_path: Path, typed: str) -> None:
+    """`--service Ordering.API` (the directory, as the user sees it) said only "unknown service"."""
+    write_tree(tmp_path, {"services/Ordering.API/migrations/001_init.sql": "SELECT 1;\n"})
+    with pytest.raises(ConfigError) as raised:
+        load_workspace(tmp_path).get(typed)
+    assert "services/Ordering.API is the service ordering-api" in str(raised.value)
+
+
 @pytest.mark.parametrize(
     ("directories", "says"),
     [

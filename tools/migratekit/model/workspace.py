@@ -148,6 +148,14 @@ class Workspace:
             return self.services[name]
         except KeyError:
             known = ", ".join(self.services) or "none"
+            typed = name.strip().rstrip("/")
+            for service in self.services.values():  # the directory, as the user sees it (services/Ordering.API)
+                where = relative(self.root, service.path)
+                if typed and typed in (where, service.path.name, relative(self.services_dir, service.path)):
+                    raise ConfigError(
+                        f"unknown service {name!r}: {where} is the service {service.name} (a service's name is made "
+                        f"from its directory's); give {service.name}"
+                    ) from None
             raise ConfigError(f"unknown service {name!r}; the services are: {known}") from None
 
 
