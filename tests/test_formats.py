@@ -4,6 +4,7 @@ again to the same schema; down parts never run forward; versions in numeric orde
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from conftest import Monorepo, write_tree
 from migratekit.database.schema import snapshot
 from migratekit.model.formats import Format
+from migratekit.model.migration import load_migrations
 
 STEPS = [
     ("001_create_a", "CREATE TABLE IF NOT EXISTS a (id int PRIMARY KEY);", "DROP TABLE IF EXISTS a;"),
@@ -462,3 +464,29 @@ def test_a_down_part_that_is_not_utf_8_is_never_run_and_an_up_part_that_is_goes_
     assert "down part" in refused.stderr and "byte 0xe9 is not UTF-8" in refused.stderr, refused.stderr
     assert repo.query("svc", "SELECT to_regclass('c') IS NOT NULL") == [(True,)]
     assert len(repo.query("svc", "SELECT version FROM schema_migrations")) == 3
+
+
+@pytest.mark.parametrize(
+    ("fmt", "name", "text", "up", "down"),
+    [
+        # the down part named the up part's line: the file's first bad byte, whichever part it is in
+        (
+            "dbmate",
+            "20240101000000_a.sql",
+            "-- migrate:up\n-- caf\xe9\nSELECT 1;\n-- migrate:down\n-- caf\xe9\nSELECT 2;\n",
+            2,
+            5,
+        ),
+        ("goose", "00001_a.sql", "-- +goose Up\n-- caf\xe9\nSELECT 1;\n-- +goose Down\n-- caf\xe9\nSELECT 2;\n", 2, 5),
+        # an up part holding U+FFFD as UTF-8 was refused for the down part's Latin-1 byte
+        ("dbmate", "20240101000000_a.sql", "-- migrate:up\nSELECT '\ufffd';\n-- migrate:down\n-- caf\xe9\n", None, 4),
+        ("goose", "00001_a.sql", "-- +goose Up\nSELECT '\ufffd';\n-- +goose Down\n-- caf\xe9\nSELECT 2;\n", None, 4),
+    ],
+)
+def test_the_byte_that_is_not_utf_8_is_found_in_the_part_that_would_run(
+    tmp_path: Path, fmt: str, name: str, text: str, up: int | None, down: int | None
+) -> None:
+    (tmp_path / name).write_bytes(text.encode("utf-8").replace("caf\xe9".encode(), b"caf\xe9"))
+    (migration,) = load_migrations(tmp_path, fmt)
+    assert migration.up_not_utf8 == (None if up is None else (up, 0xE9))
+    assert migration.down_not_utf8 == (None if down is None else (down, 0xE9))

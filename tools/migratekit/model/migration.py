@@ -172,13 +172,25 @@ class Migration:
     def up_not_utf8(self) -> tuple[int, int] | None:
         """The same where the up part (what is applied) holds such a byte: a down section's Latin-1 comment does not
         stop the file going forward, nor an up part's its rollback (`down_not_utf8`)."""
-        return self.not_utf8 if "\ufffd" in self.sql else None
+        return self._part_not_utf8(self.sql, self.sql_line)
 
     @property
     def down_not_utf8(self) -> tuple[int, int] | None:
         if self.down_data is not None:
             return first_not_utf8(self.down_data)
-        return self.not_utf8 if "\ufffd" in (self.down_sql or "") else None
+        return self._part_not_utf8(self.down_sql or "", self.down_line)
+
+    def _part_not_utf8(self, text: str, start: int) -> tuple[int, int] | None:
+        """The first byte that is not UTF-8 on the lines of one part (from `start`, as many as `text` has): not
+        the file's first, which may be the other part's, and not a U+FFFD the file holds as UTF-8 (as is)."""
+        if "\ufffd" not in text or self.not_utf8 is None:
+            return None
+        lines = self.data.split(b"\n")
+        for number in range(max(start, 1), min(start + text.count("\n"), len(lines)) + 1):
+            found = first_not_utf8(lines[number - 1])
+            if found is not None:
+                return number, found[1]
+        return None
 
     @cached_property
     def _sections(self) -> Sections | SectionError:
