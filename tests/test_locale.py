@@ -125,3 +125,25 @@ def test_the_images_runner_reports_a_message_in_any_language_whatever_the_locale
         assert "größe" in json.loads(done.stdout.decode("utf-8"))["failure"]["message"]
     else:
         assert b"applied 001_init" in done.stdout and b"gr\\xf6\\xdfe" in done.stderr, done.stderr
+
+
+def test_a_service_directory_named_with_accents_is_the_same_service_whatever_the_locale(
+    tmp_path: Path, new_db: Callable[[], str]
+) -> None:
+    """`services/Café.API` was `cafe-api` under a UTF-8 locale but `caf-api` under an ASCII one (its name read as
+    undecodable bytes, dropped): another service, reading $CAF_API_DATABASE_URL, so migrate-all, its
+    $CAFE_API_DATABASE_URL unread, migrated the embedded PostgreSQL instead."""
+    root = write_tree(
+        tmp_path / "repo",
+        {"tasks.py": "from migratekit.tasks import ns\n", "services/Café.API/migrations/001_init.sql": INIT},
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "invoke", "services", "--json"],
+        cwd=root,
+        capture_output=True,
+        env={**ASCII_ONLY, "CAFE_API_DATABASE_URL": new_db()},
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    (service,) = json.loads(done.stdout.decode("utf-8"))["services"]
+    assert service["name"] == "cafe-api", service

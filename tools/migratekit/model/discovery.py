@@ -93,7 +93,10 @@ def name_of(parts: tuple[str, ...]) -> str:
     a service, reading `ORDERING_API_DATABASE_URL`. What no name can come of (`services/2fa`) is returned as it is,
     and refused where the service is read, naming the directory."""
     joined = "-".join(parts)
-    ascii_only = unicodedata.normalize("NFKD", joined).encode("ascii", "ignore").decode().lower()
+    # the directory's name as its bytes say (UTF-8), not as the locale decodes them: under an ASCII one `café` is
+    # `caf` and two undecodable bytes, and the service would be another, of another variable, there alone
+    spelled = joined.encode("utf-8", "surrogateescape").decode("utf-8", errors="replace")
+    ascii_only = unicodedata.normalize("NFKD", spelled).encode("ascii", "ignore").decode().lower()
     name = re.sub(r"[^a-z0-9_-]+", "-", ascii_only).strip("-")
     return name if SERVICE_NAME.fullmatch(name) else joined
 
