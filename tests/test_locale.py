@@ -147,3 +147,28 @@ def test_a_service_directory_named_with_accents_is_the_same_service_whatever_the
     assert done.returncode == 0, done.stderr.decode(errors="replace")
     (service,) = json.loads(done.stdout.decode("utf-8"))["services"]
     assert service["name"] == "cafe-api", service
+
+
+@pytest.mark.parametrize("services_dir", ["[services/Café.API]", "[services/Café.*]"])
+def test_a_services_dir_naming_accents_is_read_whatever_the_locale(
+    tmp_path: Path, new_db: Callable[[], str], services_dir: str
+) -> None:
+    """`services_dir: services/Café.API` in workspace.yaml was a traceback under an ASCII locale (the path's é
+    cannot be encoded there): it names the directory whose bytes are its UTF-8."""
+    root = write_tree(
+        tmp_path / "repo",
+        {
+            "tasks.py": "from migratekit.tasks import ns\n",
+            "workspace.yaml": f"version: 1  # café\nservices_dir: {services_dir}\n",
+            "services/Café.API/migrations/001_init.sql": INIT,
+        },
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "invoke", "services", "--json"],
+        cwd=root,
+        capture_output=True,
+        env={**ASCII_ONLY, "CAFE_API_DATABASE_URL": new_db()},
+        timeout=120,
+    )
+    assert done.returncode == 0 and b"Traceback" not in done.stderr, done.stderr.decode(errors="replace")
+    assert [s["name"] for s in json.loads(done.stdout.decode("utf-8"))["services"]] == ["cafe-api"]

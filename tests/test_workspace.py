@@ -252,6 +252,22 @@ def test_a_declared_service_of_a_made_name_is_the_directory_its_name_comes_of(tm
     assert ws.services["ordering-api"].migrations_dir == tmp_path / "services/Ordering.API/migrations"
 
 
+def test_a_services_dir_listing_service_directories_names_each_by_its_own(tmp_path: Path) -> None:
+    """`services_dir: [services/auth, services/Ordering.API]` (no wildcard) was "services/auth: no service name
+    comes of this directory's name": each was named from its path below itself, which is nothing."""
+    write_tree(
+        tmp_path,
+        {
+            "services/auth/migrations/001_init.sql": "SELECT 1;\n",
+            "services/Ordering.API/migrations/001_init.sql": "SELECT 1;\n",
+            "workspace.yaml": "version: 1\nservices_dir: [services/auth, services/Ordering.API]\n",
+        },
+    )
+    ws = load_workspace(tmp_path)
+    assert sorted(ws.services) == ["auth", "ordering-api"]
+    assert ws.services["ordering-api"].path == tmp_path / "services/Ordering.API"
+
+
 @pytest.mark.parametrize("typed", ["Ordering.API", "services/Ordering.API", "services/Ordering.API/"])
 def test_a_service_asked_for_by_its_directorys_name_is_refused_naming_the_service(tmp_path: Path, typed: str) -> None:
     """`--service Ordering.API` (the directory, as the user sees it) said only "unknown service"."""

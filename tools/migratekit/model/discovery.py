@@ -272,6 +272,8 @@ def _base_of(pattern: str) -> str:
         if globbing.has_magic(part):
             break
         parts.append(part)
+    else:  # no wildcard (services_dir: [services/auth]): the directory is the service, named as its last part
+        parts = parts[:-1]
     return "/".join(parts)
 
 

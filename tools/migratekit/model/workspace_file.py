@@ -316,12 +316,19 @@ def _baseline(check: Checker, root: Path, raw: Any) -> Path | None:
     return path
 
 
+def on_disk(path: str) -> str:
+    """A path written in workspace.yaml (UTF-8) as this process names files: under an ASCII locale `Café` is the
+    directory whose bytes are its UTF-8, which Python spells with escapes (it could not encode the é: a traceback)."""
+    return os.fsdecode(path.encode("utf-8", "surrogateescape"))
+
+
 def _services_dir(check: Checker, root: Path, raw: Any) -> tuple[Path, list[str] | None]:
     """`services_dir`: one directory (the default layout below it) or a list of glob patterns."""
     patterns = raw if isinstance(raw, list) else None
     if patterns is not None and not all(isinstance(p, str) and p for p in patterns):
         raise check.fail(("services_dir",), "must be a directory or a list of glob patterns such as ['services/*']")
-    name = base_of(patterns[0]) if patterns else check.string(raw, ("services_dir",))
+    patterns = None if patterns is None else [on_disk(p) for p in patterns]
+    name = base_of(patterns[0]) if patterns else on_disk(check.string(raw, ("services_dir",)))
     for given in patterns or [name]:
         if ".." in Path(given).parts or Path(given).is_absolute():
             raise check.fail(("services_dir",), f"{given!r} points outside the repository")
