@@ -121,6 +121,21 @@ def test_ctrl_c_while_waiting_for_another_runners_lock(slow_repo: Monorepo) -> N
     assert slow_repo.query("slow", "SELECT to_regclass('public.t1')") == [(None,)]  # nothing ran
 
 
+def test_a_signal_while_waiting_for_the_server_says_so_not_that_it_retried_for_the_whole_wait(
+    slow_repo: Monorepo,
+) -> None:
+    """migrate-all --wait 60 stopped by SIGTERM after a second or two said "cannot connect … (retried for 60s)",
+    as if the server had been given the whole minute, and nothing of the interrupt."""
+    slow_repo.env["SLOW_DATABASE_URL"] = "postgresql://postgres@127.0.0.1:1/slow"  # nothing listens there
+    proc = start(slow_repo, "migrate-all", "--wait", "60")
+    time.sleep(2)
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 143, stdout + stderr
+    assert "interrupted by SIGTERM while waiting for postgresql://postgres@127.0.0.1:1/slow" in stdout, stdout
+    assert "retried for 60s" not in stdout + stderr and "Traceback" not in stderr
+
+
 def test_ctrl_c_to_the_python_runner_prints_no_traceback(slow_repo: Monorepo) -> None:
     url = slow_repo.env["SLOW_DATABASE_URL"]
     proc = subprocess.Popen(

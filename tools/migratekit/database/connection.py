@@ -55,7 +55,15 @@ def connect(conninfo: str, wait: float) -> psycopg.Connection:
             state = _ping(conninfo)
             transient = state in (pq.Ping.REJECT, pq.Ping.NO_RESPONSE) and not _unresolved(conninfo)
             remaining = deadline - time.monotonic()
-            if transient and remaining > 0 and not interrupts.requested():
+            if transient and remaining > 0 and interrupts.requested():  # not the whole wait: say what stopped it
+                raise Stopped(
+                    Failure(
+                        f"{interrupts.describe()} while waiting for {redact(conninfo)} to accept connections "
+                        f"(after {wait - remaining:.1f}s of --wait {wait:g}): {message}",
+                        hint="nothing was applied",
+                    )
+                ) from None
+            if transient and remaining > 0:
                 time.sleep(min(delay, remaining))
                 delay = min(delay * 2, 2.0)
                 continue
