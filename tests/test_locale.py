@@ -23,13 +23,14 @@ INIT = (
 FAILS = '-- Migration: 002_doppelt\nCREATE TABLE "größe" (id bigint);\nCREATE TABLE "größe" (id bigint);\n'
 
 
-def task(root: Path, url: str, *args: str) -> subprocess.CompletedProcess[bytes]:
-    """`invoke ARGS` in a process of its own under the ASCII-only locale, its output as the bytes it wrote."""
+def task(root: Path, url: str, *args: str, variable: str = "SHOP_DATABASE_URL") -> subprocess.CompletedProcess[bytes]:
+    """`invoke ARGS` in a process of its own under the ASCII-only locale, `url` in `variable`, its output as the
+    bytes it wrote."""
     return subprocess.run(
         [sys.executable, "-m", "invoke", *args],
         cwd=root,
         capture_output=True,
-        env={**ASCII_ONLY, "SHOP_DATABASE_URL": url},
+        env={**ASCII_ONLY, variable: url},
         timeout=120,
     )
 
@@ -137,13 +138,7 @@ def test_a_service_directory_named_with_accents_is_the_same_service_whatever_the
         tmp_path / "repo",
         {"tasks.py": "from migratekit.tasks import ns\n", "services/Café.API/migrations/001_init.sql": INIT},
     )
-    done = subprocess.run(
-        [sys.executable, "-m", "invoke", "services", "--json"],
-        cwd=root,
-        capture_output=True,
-        env={**ASCII_ONLY, "CAFE_API_DATABASE_URL": new_db()},
-        timeout=120,
-    )
+    done = task(root, new_db(), "services", "--json", variable="CAFE_API_DATABASE_URL")
     assert done.returncode == 0, done.stderr.decode(errors="replace")
     (service,) = json.loads(done.stdout.decode("utf-8"))["services"]
     assert service["name"] == "cafe-api", service
@@ -163,12 +158,6 @@ def test_a_services_dir_naming_accents_is_read_whatever_the_locale(
             "services/Café.API/migrations/001_init.sql": INIT,
         },
     )
-    done = subprocess.run(
-        [sys.executable, "-m", "invoke", "services", "--json"],
-        cwd=root,
-        capture_output=True,
-        env={**ASCII_ONLY, "CAFE_API_DATABASE_URL": new_db()},
-        timeout=120,
-    )
+    done = task(root, new_db(), "services", "--json", variable="CAFE_API_DATABASE_URL")
     assert done.returncode == 0 and b"Traceback" not in done.stderr, done.stderr.decode(errors="replace")
     assert [s["name"] for s in json.loads(done.stdout.decode("utf-8"))["services"]] == ["cafe-api"]

@@ -25,8 +25,8 @@ _signal: list[int] = []
 class Interrupted(Reported):
     """Raised by the commands that stop by exception (verify, drift --schema) once their cleanup has run."""
 
-    def __init__(self, signum: int):
-        super().__init__(f"interrupted by {signal.Signals(signum).name}")
+    def __init__(self, signum: int, then: str = ""):
+        super().__init__(f"interrupted by {signal.Signals(signum).name}{then}")  # then: what was left as it was
         self.signum = signum
         self.exit_code = 128 + signum  # 130 for SIGINT, 143 for SIGTERM
 

@@ -159,7 +159,7 @@ def baseline(c: Context, service: str, to: str, check: bool = False, root: str |
 
     workspace = workspace_at(root)
     url = existing_url(workspace, service, "there is nothing to baseline")
-    with interrupts.handling(raise_now=True), scratch_session(workspace.root) if check else nullcontext() as server:
+    with scratch_session(workspace.root) if check else nullcontext() as server:  # a Ctrl-C drops it (flags)
         done = record(workspace, service, url, to, server)
     proof = " (its schema matches a replay)" if done.checked else ""
     print(f"{service}: recorded {', '.join(done.recorded) or 'nothing new'} as applied{proof}")
@@ -200,8 +200,7 @@ def init(c: Context, update: bool = False, root: str | None = None, write_baseli
             else f"; and {', '.join(failed)} could not be put back as it was: look at it before running init again"
         )
         if isinstance(exc, interrupts.Interrupted):
-            exc.args = (f"{exc}{after}",)
-            raise
+            raise interrupts.Interrupted(exc.signum, after) from None
         raise ConfigError(f"{exc}{after}") from None
     if done.layout is not None:
         found = f"services_dir: {done.layout.services_dir}, migrations: {done.layout.migrations}"

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, TextIO
 
 from invoke import Context, Exit, task
 
-from migratekit import interrupts
 from migratekit.cli import render
 from migratekit.cli.flags import ROOT_HELP, user_errors, workspace_at
 from migratekit.errors import ConfigError
@@ -88,8 +87,7 @@ def audit(
                 f"--write-baseline and {flag}: --write-baseline writes the baseline and no report; drop {flag} "
                 "(and audit with it once the baseline is written)"
             )
-        with interrupts.handling(raise_now=True):
-            _write_baseline(workspace, write_baseline, [service] if service else None, changed_since, not no_cache)
+        _write_baseline(workspace, write_baseline, [service] if service else None, changed_since, not no_cache)
         return
     if baseline is not None and all_findings:
         raise ConfigError("--baseline and --all-findings contradict each other: give one")
@@ -100,26 +98,23 @@ def audit(
     accepted = None if all_findings else (Path(baseline) if baseline is not None else workspace.baseline)
     reads = [workspace.config_path, workspace.baseline, Path(baseline) if baseline is not None else None]
     target = None if output is None else _output_target(output, workspace.root, [p for p in reads if p])
-    with interrupts.handling(raise_now=True):  # Ctrl-C, SIGTERM: exit 130 or 143, saying so
-        result = run_audit(
-            workspace, [service] if service else None, changed_since, use_cache=not no_cache, baseline=accepted
-        )
-        if output is None:
-            render.fit_stdout(machine=shape != "text")
-        if output is None and shape == "text":
-            out = render.console()
-            for text in render.audit_text(result):
-                out.print(text)
-        elif output is None:
-            # no stdout at all (`>&-`): what is written goes nowhere, as print() drops it, and the exit code still says
-            nowhere = sys.stdout is None
-            with open(os.devnull, "w", encoding="utf-8") if nowhere else contextlib.nullcontext(sys.stdout) as printed:
-                _audit_as(shape, result, printed)
-        else:
-            assert target is not None
-            _write_output(target, output, shape, result)
-            by = f"; {result.accepted} accepted by the baseline {result.baseline}" if result.baseline else ""
-            print(f"wrote {output}: {result.errors} error(s), {result.warnings} warning(s){by}", file=sys.stderr)
+    result = run_audit(
+        workspace, [service] if service else None, changed_since, use_cache=not no_cache, baseline=accepted
+    )
+    if output is None and shape == "text":
+        out = render.console()
+        for text in render.audit_text(result):
+            out.print(text)
+    elif output is None:
+        # no stdout at all (`>&-`): what is written goes nowhere, as print() drops it, and the exit code still says
+        nowhere = sys.stdout is None
+        with open(os.devnull, "w", encoding="utf-8") if nowhere else contextlib.nullcontext(sys.stdout) as printed:
+            _audit_as(shape, result, printed)
+    else:
+        assert target is not None
+        _write_output(target, output, shape, result)
+        by = f"; {result.accepted} accepted by the baseline {result.baseline}" if result.baseline else ""
+        print(f"wrote {output}: {result.errors} error(s), {result.warnings} warning(s){by}", file=sys.stderr)
     if result.errors:
         raise Exit(code=1)
 
@@ -270,7 +265,7 @@ def verify(
 
     workspace = workspace_at(root)
     names = select(workspace, [service] if service else None)
-    with interrupts.handling(raise_now=True), scratch_session(workspace.root) as server:
+    with scratch_session(workspace.root) as server:  # a Ctrl-C drops it: every task stops by exception (flags)
         results = [verify_service(workspace, name, server) for name in names]
     images = [verify_image(workspace, name) for name in names] if image else []
     if json:
@@ -322,10 +317,7 @@ def drift(
     notify = render.console(stderr=True).print
     services = workspace.services.values()
     urls = workspace_urls(workspace, services, create=False, notify=notify)
-    with (
-        interrupts.handling(raise_now=True),
-        scratch_session(workspace.root) if schema else contextlib.nullcontext() as server,
-    ):
+    with scratch_session(workspace.root) if schema else contextlib.nullcontext() as server:
         results = database_drift(workspace, only, urls, server)
     across = [f for f in across_services(workspace) if not only or f.service in only]
     if json:

@@ -88,7 +88,10 @@ def user_errors(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from migratekit.cli import render
 
-        render.fit_stdout(machine=bool(kwargs.get("json")) or kwargs.get("format") in MACHINE_FORMATS)
+        machine = (
+            any(kwargs.get(flag) for flag in ("json", "sarif", "github")) or kwargs.get("format") in MACHINE_FORMATS
+        )
+        render.fit_stdout(machine=machine)
         try:
             try:
                 with interrupts.handling(raise_now=True):  # a run of migrations holds its own (it stops between)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from migratekit.database.results import Failure
 from migratekit.model.formats import Format, file_name, version_key
 from migratekit.model.formats import newest as newest_version
-from migratekit.model.migration import Migration
+from migratekit.model.migration import NOT_UTF8, TO_UTF8, Migration
 
 # Line comments, block comments, whitespace and empty statements from the start of a file. Exact without
 # block comments; those nest in PostgreSQL (/* a /* b */ c */), which only its lexer follows.
@@ -87,10 +87,7 @@ def plan(
             line, byte = encoding
             problems.append(
                 Failure(
-                    f"byte 0x{byte:02x} is not UTF-8: the database would get U+FFFD in its place, not the text",
-                    file=migration.filename,
-                    line=line,
-                    hint="save the file as UTF-8 (iconv -f latin1 -t utf-8 for a Latin-1 file), then run again",
+                    NOT_UTF8.format(byte=byte), file=migration.filename, line=line, hint=f"{TO_UTF8}, then run again"
                 )
             )
         elif broken is not None:  # its up part cannot be told: nothing of it may run (MK116 says the same)

@@ -22,7 +22,7 @@ from migratekit.database.message import STATEMENTS_BEFORE, Script, failure, tran
 from migratekit.database.results import Applied, Failure, Outcome, Result, Stopped
 from migratekit.errors import ConfigError
 from migratekit.model.formats import Format, Version, version_key
-from migratekit.model.migration import Migration
+from migratekit.model.migration import NOT_UTF8, TO_UTF8, Migration
 from migratekit.model.settings import RUN_DEFAULTS, SERVICE_DEFAULTS, RunOptions, ServiceSettings
 
 
@@ -70,9 +70,8 @@ def rollback_targets(
         encoding = migration.down_not_utf8
         if encoding is not None:
             raise ConfigError(
-                f"{migration.filename}'s down part ({migration.down_name or 'its file'}, line {encoding[0]}): byte "
-                f"0x{encoding[1]:02x} is not UTF-8: the database would get U+FFFD in its place; save the file as "
-                "UTF-8 (iconv -f latin1 -t utf-8), then roll back: nothing was rolled back"
+                f"{migration.filename}'s down part ({migration.down_name or 'its file'}, line {encoding[0]}): "
+                f"{NOT_UTF8.format(byte=encoding[1])}; {TO_UTF8}, then roll back: nothing was rolled back"
             )
         checksum = applied[version]
         if not allow_changed and checksum != migration.checksum and checksum not in migration.checksums:

@@ -67,6 +67,11 @@ _MODE_WORDS = re.compile(
 )
 
 
+# What a run and a rollback say of a part that is not UTF-8 (the audit's MK107 names the same byte)
+NOT_UTF8 = "byte 0x{byte:02x} is not UTF-8: the database would get U+FFFD in its place, not the text"
+TO_UTF8 = "save the file as UTF-8 (iconv -f latin1 -t utf-8 for a Latin-1 file)"
+
+
 def first_not_utf8(data: bytes) -> tuple[int, int] | None:
     """(line, byte) of the first byte of `data` that is not UTF-8, or None."""
     try:
