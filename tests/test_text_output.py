@@ -91,6 +91,32 @@ def test_a_failed_rollback_names_the_file_and_line(updown: Monorepo) -> None:
     assert len(updown.query("g", "SELECT version FROM schema_migrations")) == 3
 
 
+@pytest.mark.parametrize("terminal", [80, None], ids=["terminal", "piped"])
+def test_a_file_that_is_not_utf_8_is_said_with_its_line_and_the_way_out(updown: Monorepo, terminal: int | None) -> None:
+    """A run refuses it before anything of it runs, a rollback before its down part does: each as a person reads it."""
+    directory = updown.root / "services/g/migrations"
+    latin1 = "-- four\nCREATE TABLE t4 (name text DEFAULT 'café');\n".encode("latin-1")
+    (directory / "004_four.up.sql").write_bytes(latin1)
+    (directory / "004_four.down.sql").write_text("DROP TABLE IF EXISTS t4;\n")
+    run = updown.invoke("migrate-all", terminal=terminal)
+    assert run.returncode == 1, run.stdout + run.stderr
+    said = seen(run.stdout + run.stderr)
+    assert (
+        "g: services/g/migrations/004_four.up.sql:2: byte 0xe9 is not UTF-8: the database would get U+FFFD in its "
+        "place, not the text; save the file as UTF-8 (iconv -f latin1 -t utf-8 for a Latin-1 file), then run again"
+    ) in said, said
+    (directory / "004_four.up.sql").unlink()
+    (directory / "004_four.down.sql").unlink()
+    (directory / "003_three.down.sql").write_bytes("-- trois: supprimée\nDROP TABLE IF EXISTS t3;\n".encode("latin-1"))
+    back = updown.invoke("rollback", "g", terminal=terminal)
+    assert back.returncode == 2, back.stdout + back.stderr
+    assert (
+        "003_three.up.sql's down part (003_three.down.sql, line 1): byte 0xe9 is not UTF-8" in seen(back.stderr)
+        and "nothing was rolled back" in back.stderr
+    ), back.stderr
+    assert len(updown.query("g", "SELECT version FROM schema_migrations")) == 3
+
+
 def test_the_audit_shows_names_and_messages_as_written(monorepo: Callable[..., Monorepo]) -> None:
     repo = monorepo({"a": {}})
     repo.migration(
